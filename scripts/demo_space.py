@@ -1,0 +1,186 @@
+"""A local demo Space shaped like the Qwen2-72B-Instruct Hugging Face Space.
+
+It is a REAL Gradio app (``gr.Blocks``) whose first event listener is
+``textbox.submit(model_chat, inputs=[textbox, chatbot, system_input],
+outputs=[textbox, chatbot, system_input], api_name="model_chat")`` — so it is
+``fn_index`` 0, exactly as the Space the gpt4free ``Qwen_Qwen_2_72B`` client talks to
+(``trigger_id`` is the textbox's component id).  ``model_chat`` streams a deterministic
+answer (see :func:`answer_chunks`) through Gradio's queue protocol (PROTOCOLS.md §4).
+
+Runs offline: analytics/version check off, no share link, no SSR (node) server.
+Works with Gradio 6.x (content-parts messages), 5.x (``type="messages"``) and
+4.44 (``type="tuples"``, like the real Space).
+
+Usage: ``python scripts/demo_space.py --host 127.0.0.1 --port 7860``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+from collections.abc import Callable, Iterator
+from typing import Any
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+import gradio as gr  # noqa: E402
+
+GRADIO_MAJOR = int(gr.__version__.split(".", 1)[0])
+"""Major version of the installed Gradio (4, 5 or 6)."""
+
+DEFAULT_SYSTEM = "You are a helpful assistant."
+
+History = list[Any]
+"""Chatbot value: list of message dicts (Gradio >= 5) or ``[user, bot]`` pairs (4.x)."""
+
+
+def answer_chunks(query: str, system: str) -> list[str]:
+    """Return the deterministic answer to ``query`` as the streamed chunks.
+
+    The text mentions the query and the system prompt (so tests see that both arrived),
+    has repeated words ("la la la"), a blank line, ``"\\n"``/``"\\n\\n"`` chunks,
+    non-ASCII, emoji and one empty-string chunk.
+    """
+    return [
+        "You",
+        " said",
+        ": ",
+        query,
+        "\n",
+        "System",
+        ": ",
+        system,
+        "\n\n",
+        "la",
+        " la",
+        " la",
+        "",
+        "\n",
+        "Ура",
+        " ура",
+        " 🚀",
+        "🚀",
+        "\n",
+        "done",
+        ".",
+    ]
+
+
+def answer_text(query: str, system: str) -> str:
+    """Return the full answer: ``"".join(answer_chunks(query, system))``."""
+    return "".join(answer_chunks(query, system))
+
+
+def _with_turn(history: History | None, query: str, reply: str) -> History:
+    """Append one user/assistant turn in the format the installed Gradio wants."""
+    base = list(history or [])
+    if GRADIO_MAJOR < 5:
+        return [*base, [query, reply]]
+    return [
+        *base,
+        {"role": "user", "content": query},
+        {"role": "assistant", "content": reply},
+    ]
+
+
+def model_chat(
+    query: str, history: History | None, system: str
+) -> Iterator[tuple[str, History, str]]:
+    """Stream the answer: yield ``("", history + [user, assistant so far], system)``.
+
+    One yield per chunk of :func:`answer_chunks` (so one ``process_generating``
+    message each), mirroring the real Space's ``model_chat``.
+    """
+    text = ""
+    for chunk in answer_chunks(query or "", system or ""):
+        text += chunk
+        yield "", _with_turn(history, query or "", text), system
+
+
+def clear_session() -> tuple[str, History]:
+    """Reset the textbox and the chat history (the Space's "Clear History" button)."""
+    return "", []
+
+
+def modify_system_session(system: str) -> tuple[str, str, History]:
+    """Set a new system prompt and clear the history (the Space's "Setting" button)."""
+    system = system or DEFAULT_SYSTEM
+    return system, system, []
+
+
+def build_demo() -> gr.Blocks:
+    """Build the Blocks app; ``model_chat`` is registered first, so it is fn_index 0."""
+    chatbot_kwargs: dict[str, Any] = {"label": "Qwen2-72B-Instruct"}
+    if GRADIO_MAJOR < 5:
+        chatbot_kwargs["type"] = "tuples"
+    elif GRADIO_MAJOR == 5:
+        chatbot_kwargs["type"] = "messages"
+    with gr.Blocks(analytics_enabled=False, title="Qwen2-72B-Instruct (local demo)") as demo:
+        with gr.Row():
+            system_input = gr.Textbox(value=DEFAULT_SYSTEM, lines=1, label="System")
+            modify_system = gr.Button("🛠️ Set system prompt and clear history")
+        system_state = gr.Textbox(value=DEFAULT_SYSTEM, visible=False)
+        chatbot = gr.Chatbot(**chatbot_kwargs)
+        textbox = gr.Textbox(lines=1, label="Input")
+        with gr.Row():
+            clear_history = gr.Button("🧹 Clear History")
+            submit = gr.Button("🚀 Send")
+
+        io = [textbox, chatbot, system_input]
+        textbox.submit(model_chat, inputs=io, outputs=io, api_name="model_chat")
+        submit.click(model_chat, inputs=io, outputs=io, concurrency_limit=40)
+        clear_history.click(fn=clear_session, inputs=[], outputs=[textbox, chatbot])
+        modify_system.click(
+            fn=modify_system_session,
+            inputs=[system_input],
+            outputs=[system_state, system_input, chatbot],
+        )
+    return demo
+
+
+def _free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def _launch_kwargs(host: str, port: int) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"server_name": host, "server_port": port, "share": False}
+    if GRADIO_MAJOR >= 5:
+        kwargs["ssr_mode"] = False
+    return kwargs
+
+
+def launch_in_thread(port: int | None = None) -> tuple[str, Callable[[], None]]:
+    """Launch the demo in Gradio's own server thread; return ``(base_url, close)``.
+
+    ``base_url`` is ``http://127.0.0.1:PORT`` (no trailing slash); ``close()`` stops
+    the server.  ``port=None`` picks a free port.
+    """
+    demo = build_demo()
+    demo.queue(default_concurrency_limit=40)
+    demo.launch(
+        prevent_thread_lock=True,
+        quiet=True,
+        **_launch_kwargs("127.0.0.1", port if port is not None else _free_port()),
+    )
+    base_url = f"http://127.0.0.1:{demo.server_port}"
+    return base_url, demo.close
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse ``--host``/``--port`` and serve the demo until interrupted."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=7860)
+    args = parser.parse_args(argv)
+    demo = build_demo()
+    demo.queue(default_concurrency_limit=40)
+    demo.launch(**_launch_kwargs(args.host, args.port))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,283 @@
+"""Typed messages, requests and the event stream.
+
+A chat stream is an async iterator of ``Event`` values:
+
+* ``str`` — a text delta: the next piece of the answer, exactly as generated
+  (never trimmed; a whitespace-only or repeated delta is real text);
+* ``ProviderInfo`` — always first: which provider and model answer;
+* ``Reasoning`` — a piece of the model's visible reasoning, when a provider exposes it;
+* ``Usage`` — token counts, when the provider reports them;
+* ``ConversationState`` — provider-side state to carry to the next turn;
+* ``ImageResult`` — a generated image;
+* ``FinishReason`` — exactly one per stream, always the last event.
+
+All event classes are frozen, slotted dataclasses: cheap to create on the token path,
+hashable and safe to share between threads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal, TypeAlias
+
+__all__ = [
+    "ChatRequest",
+    "ConversationState",
+    "Event",
+    "FinishReason",
+    "ImageRequest",
+    "ImageResult",
+    "Message",
+    "MessagesInput",
+    "ProviderInfo",
+    "Reasoning",
+    "Role",
+    "Usage",
+    "event_to_dict",
+    "normalize_messages",
+]
+
+Role: TypeAlias = Literal["system", "user", "assistant"]
+_ROLES: frozenset[str] = frozenset({"system", "user", "assistant"})
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One chat message, in the OpenAI chat-completions shape.
+
+    Attributes:
+        role: ``"system"``, ``"user"`` or ``"assistant"``.
+        content: the message text.
+
+    Raises:
+        ValueError: on an unknown role or a non-string content.
+    """
+
+    role: Role
+    content: str
+
+    def __post_init__(self) -> None:
+        if self.role not in _ROLES:
+            raise ValueError(
+                f"message role must be one of system, user, assistant; got {self.role!r}"
+            )
+        if not isinstance(self.content, str):
+            raise ValueError(f"message content must be a string; got {type(self.content).__name__}")
+
+
+MessagesInput: TypeAlias = (
+    "str | Message | Mapping[str, Any] | Iterable[Message | Mapping[str, Any]]"
+)
+"""What the clients accept as ``messages``: a prompt string (one user message), one
+``Message``, one ``{"role", "content"}`` mapping, or an iterable of those."""
+
+
+def normalize_messages(messages: Any) -> tuple[Message, ...]:
+    """Turn any accepted ``messages`` input into a tuple of ``Message``.
+
+    Args:
+        messages: a prompt string, a ``Message``, a ``{"role", "content"}`` mapping or an
+            iterable of messages/mappings (OpenAI chat-completions shape).
+
+    Returns:
+        A non-empty tuple of ``Message``.
+
+    Raises:
+        ValueError: if the input is empty or an item is not a valid message; the error
+            names the item's index and what is wrong.
+    """
+    if isinstance(messages, str):
+        return (Message("user", messages),)
+    if isinstance(messages, (Message, Mapping)):
+        messages = [messages]
+    out: list[Message] = []
+    for index, item in enumerate(messages):
+        if isinstance(item, Message):
+            out.append(item)
+            continue
+        if not isinstance(item, Mapping):
+            raise ValueError(
+                f"messages[{index}] must be a Message or a mapping with 'role' and "
+                f"'content'; got {type(item).__name__}"
+            )
+        missing = [key for key in ("role", "content") if key not in item]
+        if missing:
+            raise ValueError(f"messages[{index}] lacks {', '.join(map(repr, missing))}")
+        try:
+            out.append(Message(item["role"], item["content"]))
+        except ValueError as exc:
+            raise ValueError(f"messages[{index}]: {exc}") from None
+    if not out:
+        raise ValueError("messages must contain at least one message")
+    return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    """What a provider receives: messages plus generation parameters.
+
+    Attributes:
+        messages: the conversation, oldest first (system messages included).
+        model: the provider's own model id (aliases already resolved).
+        temperature: sampling temperature (provider range, usually 0..2), or ``None``.
+        max_tokens: upper bound on generated tokens, or ``None``.
+        top_p: nucleus-sampling mass in (0, 1], or ``None``.
+        stop: stop sequences.
+        state: provider state from a previous turn (see ``ConversationState``), or ``None``.
+        extra: provider-specific pass-through options.
+    """
+
+    messages: tuple[Message, ...]
+    model: str
+    temperature: float | None = None
+    max_tokens: int | None = None
+    top_p: float | None = None
+    stop: tuple[str, ...] = ()
+    state: Mapping[str, Any] | None = None
+    extra: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRequest:
+    """An image-generation request.
+
+    Attributes:
+        prompt: the text prompt.
+        model: the provider's own model id.
+        width: width in pixels, or ``None`` for the model default.
+        height: height in pixels, or ``None``.
+        aspect_ratio: ``"1:1"``, ``"16:9"`` or ``"9:16"``, or ``None``.
+        seed: random seed, or ``None``.
+        extra: provider-specific pass-through options.
+    """
+
+    prompt: str
+    model: str
+    width: int | None = None
+    height: int | None = None
+    aspect_ratio: str | None = None
+    seed: int | None = None
+    extra: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderInfo:
+    """First event of every stream: who answers.
+
+    Attributes:
+        provider: registry name, e.g. ``"hf_spaces"``.
+        model: the provider's own model id, e.g. ``"qwen-qwen2-72b-instruct"``.
+        label: human-readable provider label.
+    """
+
+    provider: str
+    model: str
+    label: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Reasoning:
+    """A delta of visible model reasoning (not part of the answer text)."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class FinishReason:
+    """Why generation ended; exactly one per stream, always last.
+
+    Attributes:
+        reason: an OpenAI ``finish_reason`` value: ``"stop"`` (natural end or stop
+            sequence), ``"length"`` (token limit), ``"content_filter"``.
+    """
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token counts reported by the provider (``None`` where unknown)."""
+
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    total_tokens: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationState:
+    """Provider-side state to send back on the next turn (JSON-serialisable ``data``).
+
+    Attributes:
+        provider: registry name of the provider the state belongs to.
+        data: JSON-serialisable mapping, opaque to callers.
+    """
+
+    provider: str
+    data: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ImageResult:
+    """A generated image; saving it is the caller's choice.
+
+    Attributes:
+        data: the encoded image bytes.
+        mime_type: e.g. ``"image/png"``.
+        seed: the seed used, when known.
+    """
+
+    data: bytes = field(repr=False)
+    mime_type: str
+    seed: int | None = None
+
+
+Event: TypeAlias = (
+    str | ProviderInfo | Reasoning | FinishReason | Usage | ConversationState | ImageResult
+)
+
+
+def event_to_dict(event: Event) -> dict[str, Any]:
+    """Render an event as a JSON-ready dict with a ``type`` field.
+
+    Shapes: ``{"type": "text", "text"}``, ``{"type": "provider", "provider", "model",
+    "label"}``, ``{"type": "reasoning", "text"}``, ``{"type": "finish", "reason"}``,
+    ``{"type": "usage", "prompt_tokens", "completion_tokens", "total_tokens"}``,
+    ``{"type": "state", "provider", "data"}``, ``{"type": "image", "mime_type", "bytes",
+    "seed"}`` (``bytes`` is the image size; the data itself is not included).
+
+    Raises:
+        TypeError: if ``event`` is not an event.
+    """
+    if isinstance(event, str):
+        return {"type": "text", "text": event}
+    if isinstance(event, ProviderInfo):
+        return {
+            "type": "provider",
+            "provider": event.provider,
+            "model": event.model,
+            "label": event.label,
+        }
+    if isinstance(event, Reasoning):
+        return {"type": "reasoning", "text": event.text}
+    if isinstance(event, FinishReason):
+        return {"type": "finish", "reason": event.reason}
+    if isinstance(event, Usage):
+        return {
+            "type": "usage",
+            "prompt_tokens": event.prompt_tokens,
+            "completion_tokens": event.completion_tokens,
+            "total_tokens": event.total_tokens,
+        }
+    if isinstance(event, ConversationState):
+        return {"type": "state", "provider": event.provider, "data": dict(event.data)}
+    if isinstance(event, ImageResult):
+        return {
+            "type": "image",
+            "mime_type": event.mime_type,
+            "bytes": len(event.data),
+            "seed": event.seed,
+        }
+    raise TypeError(f"not an llmrelay event: {type(event).__name__}")
