@@ -9,14 +9,15 @@ Quick start::
             if isinstance(event, str):
                 print(event, end="", flush=True)
 
-Providers are imported lazily, on first use; ``import llmrelay`` loads only the core.
+``import llmrelay`` loads only types and errors; the clients (and httpx) load on first
+use of ``AsyncClient`` or ``Client``, and each provider when it is first used.
 """
 
 from __future__ import annotations
 
-from ._client import AsyncClient, Completion, ProviderDescription
-from ._http import Timeouts
-from ._sync import Client
+from typing import TYPE_CHECKING, Any
+
+from ._settings import Timeouts
 from ._version import __version__
 from .errors import (
     AllProvidersFailed,
@@ -38,17 +39,23 @@ from .errors import (
 )
 from .types import (
     ChatRequest,
+    Completion,
     ConversationState,
     Event,
     FinishReason,
     ImageRequest,
     ImageResult,
     Message,
+    ProviderDescription,
     ProviderInfo,
     Reasoning,
     Usage,
     event_to_dict,
 )
+
+if TYPE_CHECKING:
+    from ._client import AsyncClient
+    from ._sync import Client
 
 __all__ = [
     "AllProvidersFailed",
@@ -85,3 +92,20 @@ __all__ = [
     "__version__",
     "event_to_dict",
 ]
+
+_LAZY = {"AsyncClient": "._client", "Client": "._sync"}
+
+
+def __getattr__(name: str) -> Any:
+    """Load the clients on first use (keeps ``import llmrelay`` light)."""
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'llmrelay' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

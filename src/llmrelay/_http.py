@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -24,10 +23,10 @@ import httpx
 from httpx_sse import EventSource, ServerSentEvent, SSEError
 
 from . import errors
+from ._settings import Timeouts
 from ._version import __version__
 
 __all__ = [
-    "Timeouts",
     "aiter_ndjson",
     "aiter_sse",
     "error_for_status",
@@ -37,28 +36,6 @@ __all__ = [
 ]
 
 USER_AGENT = f"llmrelay/{__version__}"
-
-
-@dataclass(frozen=True, slots=True)
-class Timeouts:
-    """Timeouts in seconds.
-
-    Attributes:
-        connect: to establish a connection.
-        read: the longest silence allowed between two chunks of a response (an idle
-            timeout: a long generation that keeps streaming is never cut).
-        total: an upper bound on a whole stream, or ``None`` for no bound.
-    """
-
-    connect: float = 10.0
-    read: float = 120.0
-    total: float | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("connect", "read", "total"):
-            value = getattr(self, name)
-            if value is not None and not value > 0:
-                raise ValueError(f"timeout {name} must be a positive number of seconds")
 
 
 def make_http_client(timeouts: Timeouts, proxy: str | None = None) -> httpx.AsyncClient:

@@ -37,9 +37,30 @@ from pathlib import Path
 from typing import Any
 
 from . import errors
-from ._http import Timeouts
 
-__all__ = ["Settings", "default_config_path"]
+__all__ = ["Settings", "Timeouts", "default_config_path"]
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Timeouts in seconds.
+
+    Attributes:
+        connect: to establish a connection.
+        read: the longest silence allowed between two chunks of a response (an idle
+            timeout: a long generation that keeps streaming is never cut).
+        total: an upper bound on a whole stream, or ``None`` for no bound.
+    """
+
+    connect: float = 10.0
+    read: float = 120.0
+    total: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("connect", "read", "total"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"timeout {name} must be a positive number of seconds")
 
 
 def default_config_path() -> Path:

@@ -21,9 +21,9 @@ from concurrent.futures import Future
 from types import TracebackType
 from typing import Any, TypeVar
 
-from ._client import AsyncClient, Completion, ProviderDescription
-from ._http import Timeouts
-from .types import Event, MessagesInput
+from ._client import AsyncClient
+from ._settings import Timeouts
+from .types import Completion, Event, MessagesInput, ProviderDescription
 
 __all__ = ["Client"]
 

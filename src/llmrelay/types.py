@@ -24,6 +24,7 @@ from typing import Any, Literal, TypeAlias
 
 __all__ = [
     "ChatRequest",
+    "Completion",
     "ConversationState",
     "Event",
     "FinishReason",
@@ -31,6 +32,7 @@ __all__ = [
     "ImageResult",
     "Message",
     "MessagesInput",
+    "ProviderDescription",
     "ProviderInfo",
     "Reasoning",
     "Role",
@@ -232,6 +234,64 @@ class ImageResult:
     data: bytes = field(repr=False)
     mime_type: str
     seed: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """The collected result of one chat turn.
+
+    Attributes:
+        text: the whole answer text.
+        finish_reason: the stream's ``FinishReason.reason``.
+        provider: registry name of the provider that answered.
+        model: that provider's model id.
+        usage: token counts, when reported.
+        reasoning: concatenated ``Reasoning`` text (``""`` when none).
+        state: provider state for the next turn, when the provider keeps any.
+        images: generated images, if any.
+    """
+
+    text: str
+    finish_reason: str
+    provider: str
+    model: str
+    usage: Usage | None = None
+    reasoning: str = ""
+    state: ConversationState | None = None
+    images: tuple[ImageResult, ...] = field(default=(), repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderDescription:
+    """What a provider is and whether it is ready to use (no secrets).
+
+    Attributes:
+        name: registry name.
+        label: human-readable name.
+        docs_url: documentation of the service.
+        base_url: the URL this client will use (override or default).
+        auth: ``"none"``, ``"optional"`` or ``"required"``.
+        env_var: the environment variable its key is read from, if any.
+        key_set: whether this client has a key for it.
+        capabilities: sorted capability names (``chat``, ``stream``, ``images``, ...).
+        default_model: model used when none is named.
+        models: the provider's model ids.
+        aliases: alias -> model id.
+        open_catalogue: whether any model id is accepted.
+    """
+
+    name: str
+    label: str
+    docs_url: str
+    base_url: str
+    auth: str
+    env_var: str | None
+    key_set: bool
+    capabilities: tuple[str, ...]
+    default_model: str
+    models: tuple[str, ...]
+    aliases: Mapping[str, str]
+    open_catalogue: bool
 
 
 Event: TypeAlias = (

@@ -1,0 +1,39 @@
+"""Test-wide isolation: a temporary user directory and no provider environment."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+_CLEARED_PREFIXES = ("LLMRELAY_",)
+_CLEARED = {
+    "HF_TOKEN",
+    "REPLICATE_API_TOKEN",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+}
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point the user config dir at a temp dir and clear provider variables."""
+    for name in list(os.environ):
+        if name in _CLEARED or name.startswith(_CLEARED_PREFIXES):
+            monkeypatch.delenv(name, raising=False)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    monkeypatch.setenv("HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """Async tests run on asyncio (the backend llmrelay's sync client uses)."""
+    return "asyncio"

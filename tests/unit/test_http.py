@@ -1,0 +1,226 @@
+"""The HTTP layer against a real loopback server sending scripted bytes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+from tests.fakes._server import serve
+from tests.fakes.raw import RawServer
+
+from llmrelay import errors
+from llmrelay._http import (
+    Timeouts,
+    aiter_ndjson,
+    aiter_sse,
+    make_http_client,
+    raise_for_status,
+    translate_errors,
+)
+
+pytestmark = pytest.mark.anyio
+SSE = {"content-type": "text/event-stream; charset=utf-8"}
+
+
+@pytest.fixture(scope="module")
+def raw() -> Iterator[tuple[RawServer, str]]:
+    server = RawServer()
+    with serve(server) as url:
+        yield server, url
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    client = make_http_client(Timeouts(connect=2, read=2))
+    yield client
+    await client.aclose()
+
+
+async def _sse(http: httpx.AsyncClient, url: str) -> list[tuple[str, str, str]]:
+    async with http.stream("GET", url) as response:
+        return [(e.event, e.data, e.id) async for e in aiter_sse(response, provider="p", model="m")]
+
+
+async def test_sse_follows_the_spec(raw: tuple[RawServer, str], http: httpx.AsyncClient) -> None:
+    server, url = raw
+    body = (
+        b": hi\n\n"
+        b"event: output\nid: 1:0\ndata: a\ndata: b\n\n"
+        b"data:no-space\n\n"
+        b"data: eyes\ndata: \n\n"
+        b"data: \n\n"
+        b"retry: 100\r\ndata: crlf\r\n\r\n"
+        b"event: done\nid: 1:1\ndata: {}\n\n"
+    )
+    # one byte per write: fields and values split across reads
+    server.route("/sse", headers=SSE, chunks=[body[i : i + 1] for i in range(len(body))])
+    events = await _sse(http, f"{url}/sse")
+    assert events[0] == ("output", "a\nb", "1:0")
+    assert [data for _, data, _ in events[1:5]] == ["no-space", "eyes\n", "", "crlf"]
+    assert events[-1] == ("done", "{}", "1:1")
+
+
+async def test_sse_rejects_other_content_types(
+    raw: tuple[RawServer, str], http: httpx.AsyncClient
+) -> None:
+    server, url = raw
+    server.route("/html", headers={"content-type": "text/html"}, chunks=[b"<html>"])
+    with pytest.raises(errors.ProtocolError, match="text/event-stream"):
+        await _sse(http, f"{url}/html")
+
+
+async def test_ndjson_lines_blank_lines_and_a_bad_line(
+    raw: tuple[RawServer, str], http: httpx.AsyncClient
+) -> None:
+    server, url = raw
+    server.route("/nd", chunks=[b'{"a": 1}\n\n{"b"', b": 2}\n", b"not json\n"])
+    seen = []
+    with pytest.raises(errors.ProtocolError) as info:
+        async with http.stream("GET", f"{url}/nd") as response:
+            async for item in aiter_ndjson(response, provider="p", model="m"):
+                seen.append(item)
+    assert seen == [{"a": 1}, {"b": 2}]
+    assert "'not json'" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "cls", "retryable", "message"),
+    [
+        (
+            400,
+            b'{"error": ["Error in `inputs`: field required"]}',
+            errors.InvalidRequestError,
+            False,
+            "field required",
+        ),
+        (
+            401,
+            b'{"title":"Unauthenticated","detail":"You did not pass a valid authentication token","status":401}',
+            errors.AuthenticationError,
+            False,
+            "valid authentication token",
+        ),
+        (
+            403,
+            b'{"error": {"code": 403, "message": "Forbidden"}}',
+            errors.AuthenticationError,
+            False,
+            "Forbidden",
+        ),
+        (
+            404,
+            b'{"error":"Model x does not exist"}',
+            errors.ModelNotFoundError,
+            False,
+            "does not exist",
+        ),
+        (
+            422,
+            b"Failed to deserialize the JSON body",
+            errors.InvalidRequestError,
+            False,
+            "deserialize",
+        ),
+        (429, b'{"error":"Rate limit reached"}', errors.RateLimitError, True, "Rate limit"),
+        (500, b'{"error":"unknown error"}', errors.ProviderUnavailable, True, "unknown error"),
+        (
+            503,
+            b'{"error":"Model X is currently loading","estimated_time": 20.0}',
+            errors.ProviderUnavailable,
+            True,
+            "loading",
+        ),
+    ],
+)
+async def test_status_mapping(
+    raw: tuple[RawServer, str],
+    http: httpx.AsyncClient,
+    status: int,
+    body: bytes,
+    cls: type[errors.ProviderError],
+    retryable: bool,
+    message: str,
+) -> None:
+    server, url = raw
+    server.route(f"/s{status}", status=status, headers={"retry-after": "7"}, chunks=[body])
+    async with http.stream("GET", f"{url}/s{status}") as response:
+        with pytest.raises(cls) as info:
+            await raise_for_status(response, provider="prov", model="mod")
+    error = info.value
+    assert type(error) is cls
+    assert error.status_code == status
+    assert error.retryable is retryable
+    assert error.body == body.decode()
+    assert message in str(error)
+    assert str(error).startswith("prov (mod): ")
+    if cls is errors.RateLimitError:
+        assert error.retry_after == 7.0  # type: ignore[attr-defined]
+
+
+async def test_connection_refused_is_a_transport_error(http: httpx.AsyncClient) -> None:
+    with pytest.raises(errors.TransportError) as info, translate_errors("p", "m"):
+        await http.get("http://127.0.0.1:9/")
+    assert info.value.retryable
+    assert isinstance(info.value.__cause__, httpx.ConnectError)
+
+
+async def test_read_timeout_is_a_provider_timeout(raw: tuple[RawServer, str]) -> None:
+    server, url = raw
+    server.route("/slow", headers=SSE, chunks=[b"data: 1\n\n", b"data: 2\n\n"], delay=0.5)
+    client = make_http_client(Timeouts(connect=2, read=0.2))
+    try:
+        with (
+            pytest.raises(errors.ProviderTimeout, match="read timeout"),
+            translate_errors("p", "m"),
+        ):
+            await _sse(client, f"{url}/slow")
+    finally:
+        await client.aclose()
+
+
+async def test_drop_mid_body_is_a_transport_error(
+    raw: tuple[RawServer, str], http: httpx.AsyncClient
+) -> None:
+    server, url = raw
+    server.route("/drop", headers=SSE, chunks=[b"data: 1\n\n", b"data: 2\n\n"], abort_after=1)
+    received: list[str] = []
+    with pytest.raises(errors.TransportError), translate_errors("p", "m"):
+        async with http.stream("GET", f"{url}/drop") as response:
+            async for event in aiter_sse(response, provider="p", model="m"):
+                received.append(event.data)
+    assert received == ["1"]
+
+
+async def test_secrets_in_headers_never_reach_errors(
+    raw: tuple[RawServer, str], http: httpx.AsyncClient
+) -> None:
+    server, url = raw
+    server.route("/auth", status=401, chunks=[b'{"detail": "bad token"}'])
+    async with http.stream(
+        "GET", f"{url}/auth", headers={"authorization": "Bearer hf_SECRET123"}
+    ) as response:
+        with pytest.raises(errors.AuthenticationError) as info:
+            await raise_for_status(response, provider="p", model="m")
+    assert server.seen_headers["/auth"]["authorization"] == "Bearer hf_SECRET123"
+    assert "SECRET" not in str(info.value)
+    assert "SECRET" not in repr(info.value)
+
+
+async def test_requests_go_through_the_configured_proxy(raw: tuple[RawServer, str]) -> None:
+    server, url = raw
+    # a proxy receives the absolute URL as the request target
+    server.route("http://provider.invalid/via-proxy", chunks=[b"proxied"])
+    client = make_http_client(Timeouts(connect=2, read=2), proxy=url)
+    try:
+        # the host does not exist: only the proxy (our loopback server) can answer
+        response = await client.get("http://provider.invalid/via-proxy")
+    finally:
+        await client.aclose()
+    assert response.text == "proxied"
+    assert server.seen_headers["http://provider.invalid/via-proxy"]["host"] == "provider.invalid"
+
+
+def test_bad_proxy_is_a_config_error() -> None:
+    with pytest.raises(errors.ConfigError, match="proxy"):
+        make_http_client(Timeouts(), proxy="ftp://127.0.0.1:1")
