@@ -26,7 +26,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
-import gradio as gr  # noqa: E402
+import gradio as gr
 
 GRADIO_MAJOR = int(gr.__version__.split(".", 1)[0])
 """Major version of the installed Gradio (4, 5 or 6)."""
@@ -118,7 +118,8 @@ def build_demo() -> gr.Blocks:
         chatbot_kwargs["type"] = "tuples"
     elif GRADIO_MAJOR == 5:
         chatbot_kwargs["type"] = "messages"
-    with gr.Blocks(analytics_enabled=False, title="Qwen2-72B-Instruct (local demo)") as demo:
+    demo = gr.Blocks(analytics_enabled=False, title="Qwen2-72B-Instruct (local demo)")
+    with demo:
         with gr.Row():
             system_input = gr.Textbox(value=DEFAULT_SYSTEM, lines=1, label="System")
             modify_system = gr.Button("🛠️ Set system prompt and clear history")

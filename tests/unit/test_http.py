@@ -6,8 +6,6 @@ from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
-from tests.fakes._server import serve
-from tests.fakes.raw import RawServer
 
 from llmrelay import errors
 from llmrelay._http import (
@@ -18,6 +16,8 @@ from llmrelay._http import (
     raise_for_status,
     translate_errors,
 )
+from tests.fakes._server import serve
+from tests.fakes.raw import RawServer
 
 pytestmark = pytest.mark.anyio
 SSE = {"content-type": "text/event-stream; charset=utf-8"}

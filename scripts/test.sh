@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Set up a fresh machine and run every check: ruff, mypy, the import contract, the tests.
+# Usage: bash scripts/test.sh [extra pytest arguments]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON="${PYTHON:-python3}"
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e '.[dev]'
+
+# Gradio 4 (tuple chatbot, no /gradio_api prefix) runs in its own environment, when it
+# installs; the tests marked gradio4 use it through LLMRELAY_GRADIO4_PYTHON.
+if [ "${LLMRELAY_SKIP_GRADIO4:-0}" != "1" ]; then
+  if [ -x .venv-gradio4/bin/python ] || { "$PYTHON" -m venv .venv-gradio4 \
+      && .venv-gradio4/bin/python -m pip install --quiet 'gradio==4.44.1'; }; then
+    export LLMRELAY_GRADIO4_PYTHON="$PWD/.venv-gradio4/bin/python"
+  else
+    echo "note: gradio 4.44.1 did not install; the gradio4 tests will be skipped" >&2
+  fi
+fi
+
+echo "== ruff"
+.venv/bin/ruff check src tests scripts benchmarks
+.venv/bin/ruff format --check src tests scripts benchmarks
+echo "== mypy (strict, src/)"
+.venv/bin/mypy
+echo "== import contracts"
+.venv/bin/lint-imports
+echo "== pytest"
+.venv/bin/python -m pytest "$@"

@@ -1,0 +1,1 @@
+"""Fake servers for the test-suite (see gradio_space.py, _server.py)."""

@@ -1,0 +1,730 @@
+"""Wire-level fake of the Qwen2-72B-Instruct Hugging Face Space (Gradio queue protocol).
+
+Ground truth: ``/work/shared/PROTOCOLS.md`` §4 (Gradio ``sse_v3``), completed where it is
+silent by captures of real Gradio 4.44.1 / 5.50.0 / 6.31.0 servers running
+``scripts/demo_space.py`` (see ``test_fake_fidelity.py``).
+
+Routes (``P`` = ``""`` for version "4", ``"/gradio_api"`` for "5" and "6"):
+
+* ``GET /config`` -> the app config; ``model_chat`` is dependency ``id`` 0 (= fn_index),
+  targets ``[[11, "submit"], [12, "click"]]``, inputs/outputs ``[11, 10, 3]``
+  (textbox, chatbot, system).
+* ``POST P/queue/join[?]`` -> ``{"event_id": "<32 hex>"}`` or Gradio/FastAPI errors.
+* ``GET P/queue/data?session_hash=...`` -> ``text/event-stream``; one
+  ``data: <compact JSON>\\n\\n`` per message, ending with ``close_stream``.
+* anything else -> 404 ``{"detail":"Not Found"}`` (405 for a known path, wrong method).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+__all__ = [
+    "DEFAULT_CHUNKS",
+    "GRADIO_VERSIONS",
+    "JOIN_ERROR_BODIES",
+    "FakeSpace",
+    "Mode",
+    "RecordedRequest",
+    "SpaceScript",
+    "Version",
+    "api_prefix",
+    "chatbot_value",
+    "diff",
+]
+
+Version = Literal["4", "5", "6"]
+Mode = Literal[
+    "ok",
+    "malformed",
+    "disconnect",
+    "fail",
+    "fail_hidden",
+    "close_early",
+    "unexpected_error",
+    "queue_full_msg",
+]
+
+GRADIO_VERSIONS: dict[str, str] = {"4": "4.44.1", "5": "5.50.0", "6": "6.31.0"}
+"""``config.version`` reported for each fake version."""
+
+DEFAULT_CHUNKS: tuple[str, ...] = (
+    "Hello",
+    ",",
+    " world",
+    " world",
+    "!\n",
+    "\n",
+    "Ура",
+    " ура",
+    " 🚀",
+    "🚀",
+    "",
+    " done",
+    ".",
+)
+"""Default answer chunks: repeated words, ``\\n``/blank line, non-ASCII, emoji, one ``""``."""
+
+JOIN_ERROR_BODIES: dict[int, Any] = {
+    400: {"detail": "No function index provided."},
+    404: {"detail": "Not Found"},
+    422: {
+        "detail": [
+            {
+                "__type__": "validate",
+                "is_valid": False,
+                "message": "Query must not be empty",
+                "parameter_name": "query",
+            },
+            {"is_valid": True, "message": ""},
+            {"is_valid": True, "message": ""},
+        ]
+    },
+    500: "Internal Server Error",
+    503: {"detail": "Queue is full. Max size is 1 and size is 1."},
+}
+"""Default join error bodies (gradio ``routes.py`` ``queue_join_helper`` ``error_map``,
+``queueing.py`` ``push``/``process_validation_response``); a ``str`` is sent as text/plain."""
+
+TEXTBOX, CHATBOT, SYSTEM, SYSTEM_STATE, SUBMIT, CLEAR, MODIFY = 11, 10, 3, 6, 12, 13, 5
+_SESSION_NOT_FOUND = {"4": "404: Session not found.", "5": "404: Not Found", "6": "404: Not Found"}
+
+
+@dataclass
+class RecordedRequest:
+    """One request the fake received: ``json`` is the parsed body or None."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    json: Any
+    headers: dict[str, str]
+
+
+@dataclass
+class SpaceScript:
+    """What the fake Space does; the defaults give a normal successful run (Gradio 5).
+
+    ``fail_after`` = number of ``process_generating`` messages sent before the fault of a
+    non-"ok" mode (None = ``len(chunks) // 2``; ``0`` with "unexpected_error" = the bare
+    unknown-session reply).  ``first_event_delay`` is slept before the first message of a
+    stream, ``chunk_delay`` before each ``process_generating``.  ``join_body=None`` uses
+    :data:`JOIN_ERROR_BODIES` for ``join_status``.
+    """
+
+    version: Version = "5"
+    chunks: list[str] = field(default_factory=lambda: list(DEFAULT_CHUNKS))
+    config_status: int = 200
+    join_status: int = 200
+    join_body: Any = None
+    mode: Mode = "ok"
+    fail_after: int | None = None
+    error_message: str = "This Space is overloaded 🙁"
+    first_event_delay: float = 0.0
+    chunk_delay: float = 0.0
+    hold_open: bool = False
+    heartbeat_before_first: bool = True
+    other_session_events: bool = False
+
+
+def api_prefix(version: str) -> str:
+    """Route prefix: ``""`` for Gradio 4, ``"/gradio_api"`` from Gradio 5 (PROTOCOLS §4)."""
+    return "" if version == "4" else "/gradio_api"
+
+
+def chatbot_value(version: str, history: list[Any], prompt: str, reply: str) -> list[Any]:
+    """Chatbot value after one turn: 4 = ``[[user, bot]]`` pairs, 5 = message dicts with
+    string content, 6 = message dicts with ``[{"text", "type": "text"}]`` content parts.
+
+    Like the real Chatbot's postprocess (4.44, 5.x and 6.x alike), every string message goes
+    through ``inspect.cleandoc``: leading/trailing blank lines and common indentation are
+    removed, so a trailing ``"\n"`` is only sent with the next chunk (captured)."""
+    if version == "4":
+        return [*history, [_clean(prompt), _clean(reply)]]
+    return [*history, _message(version, "user", prompt), _message(version, "assistant", reply)]
+
+
+def _clean(text: Any) -> Any:
+    return inspect.cleandoc(text) if isinstance(text, str) else text
+
+
+def _message(version: str, role: str, content: Any) -> dict[str, Any]:
+    content = _clean(content)
+    if version == "6" and isinstance(content, str):
+        content = [{"text": content, "type": "text"}]
+    return {"role": role, "metadata": None, "content": content, "options": None}
+
+
+def _normalize_history(version: str, history: Any) -> list[Any]:
+    """History as the server postprocesses it (non-conforming items are dropped)."""
+    if not isinstance(history, list):
+        return []
+    if version == "4":
+        return [
+            [_clean(x) for x in pair]
+            for pair in history
+            if isinstance(pair, list) and len(pair) == 2
+        ]
+    return [
+        _message(version, str(item["role"]), item["content"])
+        for item in history
+        if isinstance(item, dict) and "role" in item and "content" in item
+    ]
+
+
+def diff(old: Any, new: Any) -> list[list[Any]]:
+    """Edits turning ``old`` into ``new``: ``[action, path, value]`` with actions
+    ``append`` (string suffix), ``replace``, ``add``, ``delete`` (PROTOCOLS §4).  ``[]`` when
+    equal.  Surplus list items are deleted one by one at the first surplus index."""
+    edits: list[list[Any]] = []
+    _diff_into(old, new, [], edits)
+    return edits
+
+
+def _diff_into(old: Any, new: Any, path: list[Any], edits: list[list[Any]]) -> None:
+    if old == new:
+        return
+    if type(old) is not type(new):
+        edits.append(["replace", path, new])
+    elif isinstance(old, str) and new.startswith(old):
+        edits.append(["append", path, new[len(old) :]])
+    elif isinstance(old, list):
+        common = min(len(old), len(new))
+        for i in range(common):
+            _diff_into(old[i], new[i], [*path, i], edits)
+        edits.extend(["delete", [*path, common], None] for _ in range(len(old) - common))
+        edits.extend(["add", [*path, i], new[i]] for i in range(common, len(new)))
+    elif isinstance(old, dict):
+        for key in old:
+            if key in new:
+                _diff_into(old[key], new[key], [*path, key], edits)
+            else:
+                edits.append(["delete", [*path, key], None])
+        edits.extend(["add", [*path, key], value] for key, value in new.items() if key not in old)
+    else:
+        edits.append(["replace", path, new])
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
+def _sse(obj: Any) -> str:
+    return f"data: {_dumps(obj)}\n\n"
+
+
+_MALFORMED = 'data: {"msg":"process_generating","event_id":\n\n'
+"""The one non-JSON ``data:`` line of mode "malformed"."""
+
+
+class _AbruptClose(Exception):
+    """Raised inside the stream so uvicorn drops the connection mid-body."""
+
+
+@dataclass
+class _Event:
+    event_id: str
+    fn_index: int
+    data: list[Any]
+
+
+class _Timer:
+    """Gradio-like ``duration`` / ``average_duration`` values."""
+
+    def __init__(self) -> None:
+        self.last = time.monotonic()
+        self.total = 0.0
+        self.count = 0
+
+    def tick(self) -> tuple[float, float]:
+        now = time.monotonic()
+        duration, self.last = now - self.last, now
+        self.total += duration
+        self.count += 1
+        return duration, self.total / self.count
+
+
+class _Messages:
+    """Builds the version-specific message dicts (shapes captured from real servers)."""
+
+    def __init__(self, version: str) -> None:
+        self.v = version
+
+    def simple(self, msg: str, event_id: str | None, **extra: Any) -> dict[str, Any]:
+        return {"msg": msg, "event_id": event_id, **extra}
+
+    def estimation(self, event_id: str) -> dict[str, Any]:
+        return self.simple("estimation", event_id, rank=0, queue_size=1, rank_eta=None)
+
+    def output(self, data: list[Any], generating: bool, timer: _Timer) -> dict[str, Any]:
+        duration, average = timer.tick()
+        out: dict[str, Any] = {
+            "data": data,
+            "is_generating": generating,
+            "duration": duration,
+            "average_duration": average,
+            "render_config": None,
+            "changed_state_ids": [],
+        }
+        if self.v == "6":
+            out["used_cache"] = None
+        return out
+
+    def generating(self, event_id: str, data: list[Any], timer: _Timer) -> dict[str, Any]:
+        message = self.simple(
+            "process_generating", event_id, output=self.output(data, True, timer), success=True
+        )
+        if self.v != "4":
+            message["time_limit"] = None
+        return message
+
+    def completed(
+        self, event_id: str, output: dict[str, Any], success: bool, title: str | None = None
+    ) -> dict[str, Any]:
+        message = self.simple("process_completed", event_id, output=output, success=success)
+        if self.v != "4":
+            message["title"] = title
+        if self.v == "6":
+            message["used_cache"] = None
+            message["cache_duration"] = output.get("duration")
+            message["avg_time"] = output.get("average_duration")
+        return message
+
+    def failed(self, event_id: str, error: str | None, title: str | None = None) -> dict[str, Any]:
+        output: dict[str, Any] = {"error": error}
+        if error is not None:  # a gr.Error: 4.x repr()-quotes it, 5+/6 add a title
+            output = {"error": f"'{error}'" if self.v == "4" else error}
+            output |= {"duration": 10, "visible": True}
+            if self.v != "4":
+                output["title"] = "Error"
+        message = self.completed(event_id, output, False, title)
+        if self.v == "6":
+            message["cache_duration"] = None if error is None else 10.0
+            message["avg_time"] = None
+        return message
+
+    def unexpected_error(self) -> dict[str, Any]:
+        message = self.simple("unexpected_error", None, message=_SESSION_NOT_FOUND[self.v])
+        if self.v != "4":
+            message["session_not_found"] = True
+        message["success"] = False
+        return message
+
+
+class _EventStream(StreamingResponse):
+    """A StreamingResponse that always closes its generator, so its ``finally`` runs even
+    when the client disconnected while the generator was suspended at a ``yield``."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            aclose = getattr(self.body_iterator, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+
+class FakeSpace:
+    """The fake Space.  ``app`` is the ASGI app; mutate ``script`` between requests.
+
+    ``requests`` records every request; ``open_streams`` counts ``queue/data`` responses
+    currently streaming and ``streams_opened`` all that were started.
+    """
+
+    def __init__(self, script: SpaceScript | None = None) -> None:
+        self.script = script if script is not None else SpaceScript()
+        self.requests: list[RecordedRequest] = []
+        self.streams_opened = 0
+        self._open_streams = 0
+        self._lock = threading.Lock()
+        self._idle = threading.Event()
+        self._idle.set()
+        self._sessions: dict[str, list[_Event]] = {}
+        methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+        self.app = Starlette(routes=[Route("/{path:path}", self._dispatch, methods=methods)])
+
+    # -- observation ---------------------------------------------------------------------
+
+    @property
+    def open_streams(self) -> int:
+        """Number of ``queue/data`` streams currently open."""
+        with self._lock:
+            return self._open_streams
+
+    def wait_streams_closed(self, timeout: float) -> bool:
+        """Wait until no ``queue/data`` stream is open; False on timeout."""
+        return self._idle.wait(timeout)
+
+    @property
+    def joins(self) -> list[RecordedRequest]:
+        """The recorded ``queue/join`` requests."""
+        return [r for r in self.requests if r.path.endswith("/queue/join")]
+
+    def _stream_opened(self) -> None:
+        with self._lock:
+            self._open_streams += 1
+            self.streams_opened += 1
+            self._idle.clear()
+
+    def _stream_closed(self) -> None:
+        with self._lock:
+            self._open_streams -= 1
+            if self._open_streams == 0:
+                self._idle.set()
+
+    # -- routing -------------------------------------------------------------------------
+
+    async def _dispatch(self, request: Request) -> Response:
+        body = await request.body()
+        try:
+            parsed: Any = json.loads(body) if body else None
+        except ValueError:
+            parsed = None
+        path = request.url.path
+        self.requests.append(
+            RecordedRequest(
+                request.method, path, dict(request.query_params), parsed, dict(request.headers)
+            )
+        )
+        prefix = api_prefix(self.script.version)
+        routes = {"/config": "GET", f"{prefix}/queue/join": "POST", f"{prefix}/queue/data": "GET"}
+        if path not in routes:
+            return JSONResponse({"detail": "Not Found"}, 404)
+        if request.method != routes[path]:
+            return JSONResponse({"detail": "Method Not Allowed"}, 405)
+        if path == "/config":
+            return self._config()
+        if path.endswith("/join"):
+            return self._join(body, parsed)
+        session_hash = request.query_params.get("session_hash")
+        if session_hash is None:
+            loc = ["query", "session_hash"]
+            return _validation_error({"type": "missing", "loc": loc, "msg": "Field required"})
+        return _EventStream(
+            self._stream(session_hash), media_type="text/event-stream; charset=utf-8"
+        )
+
+    def _config(self) -> Response:
+        if self.script.config_status != 200:
+            status = self.script.config_status
+            detail = "Not Found" if status == 404 else "Internal Server Error"
+            return JSONResponse({"detail": detail}, status)
+        return JSONResponse(build_config(self.script.version))
+
+    def _join(self, raw: bytes, body: Any) -> Response:
+        if body is None:
+            try:
+                json.loads(raw)
+            except ValueError as exc:
+                error = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+                return _validation_error(
+                    {
+                        "type": "json_invalid",
+                        "loc": ["body", 0],
+                        "msg": "JSON decode error",
+                        "input": {},
+                        "ctx": {"error": error},
+                    }
+                )
+        if not isinstance(body, dict):
+            return _validation_error(
+                {
+                    "type": "model_attributes_type",
+                    "loc": ["body"],
+                    "input": body,
+                    "msg": "Input should be a valid dictionary or object to extract fields from",
+                }
+            )
+        if "data" not in body:
+            return _validation_error(
+                {"type": "missing", "loc": ["body", "data"], "msg": "Field required", "input": body}
+            )
+        if not isinstance(body["data"], list):
+            return _validation_error(
+                {
+                    "type": "list_type",
+                    "loc": ["body", "data"],
+                    "input": body["data"],
+                    "msg": "Input should be a valid list",
+                }
+            )
+        if body.get("session_hash") is None:
+            return JSONResponse({"detail": "Session hash not found."}, 400)
+        script = self.script
+        if script.join_status != 200:
+            payload = script.join_body
+            if payload is None:
+                payload = JOIN_ERROR_BODIES.get(script.join_status, {"detail": "Error"})
+            if isinstance(payload, str):
+                return PlainTextResponse(payload, script.join_status)
+            return JSONResponse(payload, script.join_status)
+        fn_index = body.get("fn_index")
+        if fn_index is None:
+            return JSONResponse({"detail": "No function index provided."}, 400)
+        if fn_index not in (0, 1, 2):
+            return PlainTextResponse("Internal Server Error", 500)  # KeyError in get_fn
+        event = _Event(uuid.uuid4().hex, int(fn_index), list(body["data"]))
+        self._sessions.setdefault(str(body["session_hash"]), []).append(event)
+        return JSONResponse({"event_id": event.event_id})
+
+    # -- the event stream ----------------------------------------------------------------
+
+    async def _stream(self, session_hash: str) -> AsyncIterator[str]:
+        self._stream_opened()
+        try:
+            script = self.script
+            m = _Messages(script.version)
+            if script.first_event_delay:
+                await asyncio.sleep(script.first_event_delay)
+            events = self._sessions.pop(session_hash, [])
+            if not events:  # gradio: HTTPException(404) inside the stream
+                yield _sse(m.unexpected_error())
+                raise _AbruptClose("session not found")
+            if script.heartbeat_before_first:
+                yield _sse(m.simple("heartbeat", None))
+            for index, event in enumerate(events):
+                if event.fn_index == 0:
+                    ghost = script.other_session_events and index == 0
+                    for line in self._chat_lines(event, m, ghost):
+                        if isinstance(line, float):
+                            await asyncio.sleep(line)
+                        elif line is None:
+                            await asyncio.Event().wait()  # hold open until cancelled
+                        else:
+                            yield line
+                else:
+                    yield _sse(m.estimation(event.event_id))
+                    yield _sse(m.simple("process_starts", event.event_id, eta=None))
+                    output = m.output(_other_fn_output(event), False, _Timer())
+                    yield _sse(m.completed(event.event_id, output, True))
+            if script.mode != "queue_full_msg":  # legacy message: the server just hangs up
+                yield _sse(m.simple("close_stream", None))
+        finally:
+            self._stream_closed()
+
+    def _chat_lines(self, event: _Event, m: _Messages, ghost: bool) -> Iterator[str | float | None]:
+        """Lines of one ``model_chat`` event; a float = sleep, None = hold open forever."""
+        script, eid = self.script, event.event_id
+        fail_at = len(script.chunks) // 2 if script.fail_after is None else script.fail_after
+        if script.mode == "unexpected_error" and fail_at == 0:
+            yield _sse(m.unexpected_error())
+            raise _AbruptClose("unexpected_error")
+        if script.mode == "queue_full_msg":
+            yield _sse(m.simple("queue_full", eid))
+            return
+        ghost_id = uuid.uuid4().hex
+        yield _sse(m.estimation(eid))
+        yield _sse(m.simple("process_starts", eid, eta=None))
+        if ghost:
+            yield _sse(m.simple("process_starts", ghost_id, eta=None))
+        if len(event.data) < 3:  # gradio: "didn't receive enough input values"
+            yield _sse(m.failed(eid, None, title=None if m.v == "4" else "Error"))
+            return
+        prompt, system = str(event.data[0]), str(event.data[2])
+        history = _normalize_history(m.v, event.data[1])
+        timer, ghost_timer = _Timer(), _Timer()
+        previous: list[Any] | None = None
+        ghost_previous: list[Any] | None = None
+        reply = ""
+        for sent, chunk in enumerate(script.chunks):
+            if sent == fail_at and script.mode == "malformed":
+                yield _MALFORMED
+            elif sent == fail_at and script.mode != "ok":
+                yield from self._fault(m, eid)
+                return
+            if script.chunk_delay:
+                yield script.chunk_delay
+            reply += chunk
+            values = ["", chatbot_value(m.v, history, prompt, reply), system]
+            data = (
+                values
+                if previous is None
+                else [diff(a, b) for a, b in zip(previous, values, strict=True)]
+            )
+            previous = values
+            yield _sse(m.generating(eid, data, timer))
+            if ghost:
+                ghost_values = ["", chatbot_value(m.v, [], "other", "✗" * (sent + 1)), "other"]
+                ghost_data = ghost_values
+                if ghost_previous is not None:
+                    ghost_data = [
+                        diff(a, b) for a, b in zip(ghost_previous, ghost_values, strict=True)
+                    ]
+                ghost_previous = ghost_values
+                yield _sse(m.generating(ghost_id, ghost_data, ghost_timer))
+        if fail_at >= len(script.chunks) and script.mode == "malformed":
+            yield _MALFORMED
+        elif fail_at >= len(script.chunks) and script.mode != "ok":
+            yield from self._fault(m, eid)
+            return
+        if script.hold_open:
+            yield None
+        if ghost and ghost_previous is not None:
+            yield _sse(m.completed(ghost_id, m.output(ghost_previous, False, ghost_timer), True))
+        final = previous or ["", chatbot_value(m.v, history, prompt, ""), system]
+        yield _sse(m.completed(eid, m.output(final, False, timer), True))
+
+    def _fault(self, m: _Messages, eid: str) -> Iterator[str]:
+        """The failure of a non-"ok" mode ("close_early" sends nothing: close_stream follows)."""
+        mode = self.script.mode
+        if mode == "disconnect":
+            raise _AbruptClose("dropped mid-stream")
+        if mode == "fail":
+            yield _sse(m.failed(eid, self.script.error_message))
+        elif mode == "fail_hidden":
+            yield _sse(m.failed(eid, None))
+        elif mode == "unexpected_error":
+            yield _sse(m.unexpected_error())
+            raise _AbruptClose("unexpected_error")
+
+
+def _other_fn_output(event: _Event) -> list[Any]:
+    if event.fn_index == 1:  # clear_session
+        return ["", []]
+    system = str(event.data[0]) if event.data else ""
+    return [system, system, []]  # modify_system_session
+
+
+def _validation_error(error: dict[str, Any]) -> Response:
+    """FastAPI's 422 body for a request-validation error."""
+    error.setdefault("input", None)
+    ordered = {k: error[k] for k in ("type", "loc", "msg", "input", "ctx") if k in error}
+    return JSONResponse({"detail": [ordered]}, 422)
+
+
+def _textbox(cid: int, label: str, value: str | None, visible: bool = True) -> dict[str, Any]:
+    props: dict[str, Any] = {
+        "type": "text",
+        "lines": 1,
+        "label": label,
+        "show_label": True,
+        "visible": visible,
+        "name": "textbox",
+    }
+    if value is not None:
+        props["value"] = value
+    return {
+        "id": cid,
+        "type": "textbox",
+        "props": props,
+        "skip_api": False,
+        "api_info": {"type": "string"},
+        "example_inputs": "Hello!!",
+    }
+
+
+def _button(cid: int, value: str) -> dict[str, Any]:
+    props = {"value": value, "variant": "secondary", "visible": True, "name": "button"}
+    return {"id": cid, "type": "button", "props": props, "skip_api": True}
+
+
+def _dependency(
+    fid: int,
+    name: str,
+    targets: list[list[Any]],
+    inputs: list[int],
+    outputs: list[int],
+    generator: bool,
+) -> dict[str, Any]:
+    return {
+        "id": fid,
+        "targets": targets,
+        "inputs": inputs,
+        "outputs": outputs,
+        "backend_fn": True,
+        "js": None,
+        "queue": True,
+        "api_name": name,
+        "scroll_to_output": False,
+        "show_progress": "full",
+        "batch": False,
+        "max_batch_size": 4,
+        "cancels": [],
+        "types": {"generator": generator, "cancel": False},
+        "collects_event_data": False,
+        "trigger_after": None,
+        "trigger_only_on_success": False,
+        "trigger_mode": "once",
+        "rendered_in": None,
+    }
+
+
+def build_config(version: str) -> dict[str, Any]:
+    """``GET /config`` body for ``version`` (key set trimmed from real 4.44/5.50/6.31)."""
+    chatbot_props: dict[str, Any] = {"value": [], "label": "Qwen2-72B-Instruct", "name": "chatbot"}
+    if version in ("4", "5"):  # 6.x has no ``type`` prop: messages only
+        chatbot_props["type"] = "tuples" if version == "4" else "messages"
+    system = "You are a helpful assistant."
+    components = [
+        {
+            "id": 1,
+            "type": "markdown",
+            "props": {"value": "<center>Qwen2-72B-Instruct</center>"},
+            "skip_api": True,
+        },
+        {"id": 2, "type": "row", "props": {"variant": "default"}, "skip_api": True},
+        _textbox(SYSTEM, "System", system),
+        _button(MODIFY, "🛠️ Set system prompt and clear history"),
+        _textbox(SYSTEM_STATE, "", system, visible=False),
+        {"id": CHATBOT, "type": "chatbot", "props": chatbot_props, "skip_api": False},
+        _textbox(TEXTBOX, "Input", None),
+        _button(SUBMIT, "🚀 Send"),
+        _button(CLEAR, "🧹 Clear History"),
+    ]
+    io = [TEXTBOX, CHATBOT, SYSTEM]
+    dependencies = [
+        _dependency(0, "model_chat", [[TEXTBOX, "submit"], [SUBMIT, "click"]], io, io, True),
+        _dependency(1, "clear_session", [[CLEAR, "click"]], [], [TEXTBOX, CHATBOT], False),
+        _dependency(
+            2,
+            "modify_system_session",
+            [[MODIFY, "click"]],
+            [SYSTEM],
+            [SYSTEM_STATE, SYSTEM, CHATBOT],
+            False,
+        ),
+    ]
+    layout = {
+        "id": 0,
+        "children": [
+            {"id": 1},
+            {"id": 2, "children": [{"id": SYSTEM}, {"id": MODIFY}]},
+            {"id": SYSTEM_STATE},
+            {"id": CHATBOT},
+            {"id": TEXTBOX},
+            {"id": SUBMIT},
+            {"id": CLEAR},
+        ],
+    }
+    config: dict[str, Any] = {
+        "version": GRADIO_VERSIONS[version],
+        "mode": "blocks",
+        "dev_mode": False,
+        "analytics_enabled": True,
+        "enable_queue": True,
+        "show_error": False,
+        "title": "Gradio",
+        "space_id": "Qwen/Qwen2-72B-Instruct",
+        "protocol": "sse_v3",
+        "components": components,
+        "layout": layout,
+        "dependencies": dependencies,
+        "connect_heartbeat": False,
+    }
+    if version != "4":
+        config["api_prefix"] = "/gradio_api"
+    return config

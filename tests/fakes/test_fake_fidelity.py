@@ -1,0 +1,192 @@
+"""Is the fake Space faithful?  The real Gradio server (scripts/demo_space.py) vs FakeSpace.
+
+Only plain httpx and gradio_client's own ``apply_diff`` are used (no llmrelay code).  The real
+server is whatever Gradio is installed (6.x here), compared with the fake in that version.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import httpx
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests.fakes._server import serve
+from tests.fakes.gradio_space import FakeSpace, SpaceScript, Version, api_prefix, diff
+
+pytestmark = pytest.mark.gradio
+gradio = pytest.importorskip("gradio")
+apply_diff: Callable[[Any, Any], Any] = pytest.importorskip("gradio_client.utils").apply_diff
+
+DEMO = Path(__file__).resolve().parents[2] / "scripts" / "demo_space.py"
+PROMPT, SYSTEM = "Привет 👋 la la", "Be brief.\nReally."
+VERSION: Version = gradio.__version__.split(".", 1)[0]
+IO_KEYS = ("id", "api_name", "targets", "inputs", "outputs")
+
+
+def _load_demo() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("demo_space", DEMO)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("demo_space", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def demo() -> ModuleType:
+    return _load_demo()
+
+
+@pytest.fixture(scope="module")
+def real_url(demo: ModuleType) -> Iterator[str]:
+    url, close = demo.launch_in_thread()
+    try:
+        yield url
+    finally:
+        close()
+
+
+@pytest.fixture(scope="module")
+def fake_url(demo: ModuleType) -> Iterator[str]:
+    if VERSION not in ("4", "5", "6"):
+        pytest.skip(f"no fake for Gradio {gradio.__version__}")
+    fake = FakeSpace(SpaceScript(version=VERSION, chunks=demo.answer_chunks(PROMPT, SYSTEM)))
+    with serve(fake.app) as url:
+        yield url
+
+
+def _model_chat(config: dict[str, Any]) -> dict[str, Any]:
+    deps: list[dict[str, Any]] = config["dependencies"]
+    (dep,) = [d for d in deps if d.get("api_name") == "model_chat"]
+    return dep
+
+
+def _conversation(url: str, session: str, data: list[Any] | None = None) -> list[dict[str, Any]]:
+    """config -> join -> data; every message except heartbeats."""
+    with httpx.Client(base_url=url, timeout=30) as client:
+        config = client.get("/config").json()
+        prefix = config.get("api_prefix", "")
+        dep = _model_chat(config)
+        body = {"data": data if data is not None else [PROMPT, [], SYSTEM],
+                "event_data": None, "fn_index": dep["id"], "trigger_id": dep["targets"][0][0],
+                "session_hash": session}  # fmt: skip
+        join = client.post(f"{prefix}/queue/join?", json=body)
+        assert join.status_code == 200, join.text
+        with client.stream("GET", f"{prefix}/queue/data", params={"session_hash": session}) as r:
+            assert r.headers["content-type"] == "text/event-stream; charset=utf-8"
+            lines = [line for line in r.iter_lines() if line]
+    assert all(line.startswith("data: ") for line in lines)
+    messages = [json.loads(line[6:]) for line in lines]
+    return [m for m in messages if m["msg"] != "heartbeat"]
+
+
+def _reconstruct(messages: list[dict[str, Any]]) -> list[Any]:
+    generating = [m["output"]["data"] for m in messages if m["msg"] == "process_generating"]
+    values: list[Any] = generating[0]
+    for diffs in generating[1:]:
+        values = [apply_diff(value, d) for value, d in zip(values, diffs, strict=True)]
+    return values
+
+
+def test_config_matches(real_url: str, fake_url: str) -> None:
+    real = httpx.get(f"{real_url}/config").json()
+    fake = httpx.get(f"{fake_url}/config").json()
+    for key in ("version", "protocol"):
+        assert key in real
+        assert key in fake
+    assert real["protocol"] == fake["protocol"] == "sse_v3"
+    assert real.get("api_prefix") == fake.get("api_prefix") == (api_prefix(VERSION) or None)
+    real_dep, fake_dep = _model_chat(real), _model_chat(fake)
+    assert set(IO_KEYS) <= set(real_dep)
+    assert set(IO_KEYS) <= set(fake_dep)
+    assert set(fake_dep) <= set(real_dep), set(fake_dep) - set(real_dep)
+    assert real_dep["id"] == fake_dep["id"] == 0
+    assert len(real_dep["inputs"]) == len(fake_dep["inputs"]) == 3
+    real_types = {c["id"]: c["type"] for c in real["components"]}
+    fake_types = {c["id"]: c["type"] for c in fake["components"]}
+    assert [real_types[i] for i in real_dep["inputs"]] == [
+        fake_types[i] for i in fake_dep["inputs"]
+    ]
+
+
+def test_stream_matches(real_url: str, fake_url: str) -> None:
+    real = _conversation(real_url, "realsession1")
+    fake = _conversation(fake_url, "fakesession1")
+    assert [m["msg"] for m in real] == [m["msg"] for m in fake]
+    for r, f in zip(real, fake, strict=True):
+        assert list(r) == list(f), r["msg"]  # same top-level keys, same order
+        if "output" in r:
+            assert list(r["output"]) == list(f["output"]), r["msg"]
+            # the same chunks give the same values and the same diffs (paths, actions, text)
+            assert r["output"]["data"] == f["output"]["data"], r["msg"]
+            assert r["output"]["is_generating"] == f["output"]["is_generating"]
+        for key in ("rank", "queue_size", "rank_eta", "eta", "success", "title", "time_limit"):
+            assert r.get(key) == f.get(key), (r["msg"], key)
+    assert _reconstruct(fake) == fake[-2]["output"]["data"]
+    assert _reconstruct(real) == real[-2]["output"]["data"]
+
+
+def test_missing_inputs_match(real_url: str, fake_url: str) -> None:
+    real = _conversation(real_url, "realsession2", data=[PROMPT])
+    fake = _conversation(fake_url, "fakesession2", data=[PROMPT])
+    assert [(m["msg"], m.get("success")) for m in real] == [
+        (m["msg"], m.get("success")) for m in fake
+    ]
+    assert real[-2]["output"] == fake[-2]["output"] == {"error": None}
+    assert real[-2].get("title") == fake[-2].get("title")
+
+
+@pytest.mark.parametrize("case", ["unknown_session", "other_prefix", "no_hash", "bad_fn"])
+def test_errors_match(real_url: str, fake_url: str, case: str) -> None:
+    def outcome(url: str) -> tuple[Any, ...]:
+        prefix = httpx.get(f"{url}/config").json().get("api_prefix", "")
+        other = "/gradio_api" if not prefix else ""
+        body = {"data": [PROMPT, [], SYSTEM], "fn_index": 0, "session_hash": "s"}
+        if case == "unknown_session":
+            seen: list[bytes] = []
+            with pytest.raises(httpx.RemoteProtocolError):
+                with httpx.stream("GET", f"{url}{prefix}/queue/data",
+                                  params={"session_hash": "never-joined"}) as response:  # fmt: skip
+                    seen.extend(response.iter_raw())
+            return response.status_code, b"".join(seen).decode()
+        if case == "other_prefix":
+            response = httpx.post(f"{url}{other}/queue/join", json=body)
+        elif case == "no_hash":
+            response = httpx.post(f"{url}{prefix}/queue/join", json={"data": [], "fn_index": 0})
+        else:
+            response = httpx.post(f"{url}{prefix}/queue/join", json={**body, "fn_index": 99})
+        return response.status_code, response.headers["content-type"], response.text
+
+    assert outcome(real_url) == outcome(fake_url)
+
+
+@pytest.mark.parametrize("version", ["4", "5", "6"])
+def test_fake_diffs_reconstruct_completed(version: str) -> None:
+    fake = FakeSpace(SpaceScript(version=version))  # type: ignore[arg-type]
+    with serve(fake.app) as url:
+        messages = _conversation(url, "recon", data=[PROMPT, [], SYSTEM])
+    assert _reconstruct(messages) == messages[-2]["output"]["data"]
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=3), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@given(old=_json, new=_json)
+def test_diff_applies_with_gradio_client(old: Any, new: Any) -> None:
+    assert apply_diff(old, diff(old, new)) == new

@@ -1,0 +1,308 @@
+"""hf_spaces against the wire-level fake Space, for each Gradio version's message forms."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from typing import Any
+
+import pytest
+
+from llmrelay import (
+    AsyncClient,
+    Client,
+    FinishReason,
+    InvalidRequestError,
+    Message,
+    ModelNotFoundError,
+    ProtocolError,
+    ProviderError,
+    ProviderInfo,
+    ProviderTimeout,
+    ProviderUnavailable,
+    StreamInterrupted,
+    Timeouts,
+    TransportError,
+)
+from tests.fakes.gradio_space import DEFAULT_CHUNKS, FakeSpace, SpaceScript, api_prefix
+
+pytestmark = pytest.mark.anyio
+Space = tuple[FakeSpace, str]
+VERSIONS = ["4", "5", "6"]
+
+
+def shown(chunks: Any) -> str:
+    """The reply as the Space shows it after these chunks: Gradio's Chatbot runs each
+    message through ``inspect.cleandoc`` (trailing newlines wait for the next chunk)."""
+    return inspect.cleandoc("".join(chunks))
+
+
+def expected_deltas(chunks: Any) -> list[str]:
+    """What a true-delta stream yields: the growth of the shown reply at each step."""
+    out, sent = [], ""
+    for i in range(1, len(chunks) + 1):
+        now = shown(chunks[:i])
+        if len(now) > len(sent):
+            assert now.startswith(sent)
+            out.append(now[len(sent) :])
+            sent = now
+    return out
+
+
+FULL = shown(DEFAULT_CHUNKS)
+
+
+def client_for(url: str, **kwargs: Any) -> AsyncClient:
+    return AsyncClient(base_urls={"hf_spaces": url}, **kwargs)
+
+
+async def collect(url: str, messages: Any = "Hi", **kwargs: Any) -> list[Any]:
+    client_kwargs = {k: kwargs.pop(k) for k in ("timeouts", "api_keys") if k in kwargs}
+    async with client_for(url, **client_kwargs) as client:
+        return [e async for e in client.stream(messages, model="hf_spaces:qwen-2-72b", **kwargs)]
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_streams_true_deltas(space: Space, version: str) -> None:
+    fake, url = space
+    fake.script = SpaceScript(version=version)  # type: ignore[arg-type]
+    events = await collect(url, "Hello there")
+    assert events[0] == ProviderInfo("hf_spaces", "qwen-qwen2-72b-instruct", events[0].label)
+    assert events[-1] == FinishReason("stop")
+    assert sum(isinstance(e, FinishReason) for e in events) == 1
+    texts = [e for e in events if isinstance(e, str)]
+    # one delta per visible change: repeated " world" kept, the empty chunk sends nothing
+    assert texts == expected_deltas(DEFAULT_CHUNKS)
+    assert texts.count(" world") == 2
+    assert "".join(texts) == FULL
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_join_request_matches_the_space(space: Space, version: str) -> None:
+    fake, url = space
+    fake.script = SpaceScript(version=version)  # type: ignore[arg-type]
+    await collect(url, "What is 2+2?", system="Be terse.")
+    (join,) = fake.joins
+    assert join.path == f"{api_prefix(version)}/queue/join"
+    assert join.json["data"] == ["What is 2+2?", [], "Be terse."]
+    assert join.json["fn_index"] == 0
+    assert join.json["trigger_id"] == 11
+    assert join.json["event_data"] is None
+    data_request = next(r for r in fake.requests if r.path.endswith("/queue/data"))
+    assert data_request.query["session_hash"] == join.json["session_hash"]
+    assert "authorization" not in join.headers
+
+
+async def test_history_is_flattened_and_system_extracted(space: Space) -> None:
+    fake, url = space
+    messages = [
+        Message("system", "You are kind."),
+        Message("user", "Hi"),
+        Message("assistant", "Hello!"),
+        Message("user", "And now?"),
+    ]
+    await collect(url, messages)
+    assert fake.joins[0].json["data"] == [
+        "User: Hi\nAssistant: Hello!\nUser: And now?\nAssistant:",
+        [],
+        "You are kind.",
+    ]
+
+
+async def test_config_is_discovered_once_per_client(space: Space) -> None:
+    fake, url = space
+    async with client_for(url) as client:
+        for _ in range(2):
+            await client.complete("x", model="hf_spaces")
+    assert [r.path for r in fake.requests].count("/config") == 1
+
+
+async def test_without_config_falls_back_to_the_space_defaults(space: Space) -> None:
+    fake, url = space
+    fake.script = SpaceScript(version="4", config_status=404)
+    events = await collect(url)
+    assert "".join(e for e in events if isinstance(e, str)) == FULL
+    assert fake.joins[0].path == "/queue/join"
+    assert (fake.joins[0].json["fn_index"], fake.joins[0].json["trigger_id"]) == (0, 11)
+
+
+async def test_token_is_sent_as_bearer_when_set(space: Space) -> None:
+    fake, url = space
+    await collect(url, api_keys={"hf_spaces": "hf_test_token"})
+    assert all(r.headers.get("authorization") == "Bearer hf_test_token" for r in fake.requests)
+
+
+async def test_other_sessions_events_are_ignored(space: Space) -> None:
+    fake, url = space
+    fake.script = SpaceScript(other_session_events=True)
+    events = await collect(url)
+    assert "".join(e for e in events if isinstance(e, str)) == FULL
+
+
+@pytest.mark.parametrize(
+    ("status", "cls"),
+    [(404, ModelNotFoundError), (422, InvalidRequestError), (503, ProviderUnavailable)],
+)
+async def test_join_errors(space: Space, status: int, cls: type[ProviderError]) -> None:
+    fake, url = space
+    fake.script = SpaceScript(join_status=status)
+    with pytest.raises(cls) as info:
+        await collect(url)
+    assert info.value.status_code == status
+    assert info.value.provider == "hf_spaces"
+    assert info.value.body
+    assert "queue/join" in str(info.value)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_space_error_carries_the_spaces_message(space: Space, version: str) -> None:
+    fake, url = space
+    fake.script = SpaceScript(version=version, mode="fail", fail_after=0)  # type: ignore[arg-type]
+    with pytest.raises(ProviderError) as info:
+        await collect(url)
+    assert "the Space reported an error: This Space is overloaded 🙁" in str(info.value)
+    assert "'This Space" not in str(info.value)  # Gradio 4's quotes are removed
+    assert info.value.retryable is False
+
+
+async def test_space_error_after_text_is_a_stream_interruption(space: Space) -> None:
+    fake, url = space
+    fake.script = SpaceScript(mode="fail", fail_after=3)
+    with pytest.raises(StreamInterrupted) as info:
+        await collect(url)
+    assert info.value.text == shown(DEFAULT_CHUNKS[:3])
+    assert "overloaded" in str(info.value.cause)
+
+
+async def test_hidden_space_error(space: Space) -> None:
+    fake, url = space
+    fake.script = SpaceScript(mode="fail_hidden", fail_after=0)
+    with pytest.raises(ProviderError, match="without an error message"):
+        await collect(url)
+
+
+async def test_malformed_message_is_a_protocol_error(space: Space) -> None:
+    fake, url = space
+    fake.script = SpaceScript(mode="malformed", fail_after=2)
+    with pytest.raises(StreamInterrupted) as info:
+        await collect(url)
+    assert isinstance(info.value.cause, ProtocolError)
+    assert "malformed queue message" in str(info.value.cause)
+    assert info.value.text == shown(DEFAULT_CHUNKS[:2])
+
+
+async def test_malformed_message_before_text_is_a_protocol_error(space: Space) -> None:
+    fake, url = space
+    fake.script = SpaceScript(mode="malformed", fail_after=0)
+    with pytest.raises(ProtocolError, match="malformed queue message"):
+        await collect(url)
+
+
+async def test_disconnect_mid_stream_is_never_silent(space: Space) -> None:
+    fake, url = space
+    fake.script = SpaceScript(mode="disconnect", fail_after=4)
+    with pytest.raises(StreamInterrupted) as info:
+        await collect(url)
+    assert isinstance(info.value.cause, TransportError)
+    assert info.value.text == shown(DEFAULT_CHUNKS[:4])
+
+
+async def test_close_stream_before_completion(space: Space) -> None:
+    fake, url = space
+    fake.script = SpaceScript(mode="close_early", fail_after=0)
+    with pytest.raises(ProtocolError, match="closed before process_completed"):
+        await collect(url)
+
+
+@pytest.mark.parametrize(("version", "cls"), [("4", ProviderError), ("6", ProviderUnavailable)])
+async def test_unexpected_error(space: Space, version: str, cls: type[ProviderError]) -> None:
+    fake, url = space
+    fake.script = SpaceScript(version=version, mode="unexpected_error", fail_after=0)  # type: ignore[arg-type]
+    with pytest.raises(cls, match="404") as info:
+        await collect(url)
+    assert type(info.value) is cls
+
+
+async def test_queue_full_message(space: Space) -> None:
+    fake, url = space
+    fake.script = SpaceScript(mode="queue_full_msg", fail_after=0)
+    with pytest.raises(ProviderUnavailable, match="queue is full") as info:
+        await collect(url)
+    assert info.value.retryable
+
+
+async def test_read_timeout(space: Space) -> None:
+    fake, url = space
+    fake.script = SpaceScript(first_event_delay=1.0)
+    with pytest.raises(ProviderTimeout, match="read timeout"):
+        await collect(url, timeouts=Timeouts(read=0.3))
+
+
+async def test_total_timeout_cuts_a_long_stream(space: Space) -> None:
+    fake, url = space
+    fake.script = SpaceScript(chunk_delay=0.1)
+    with pytest.raises(StreamInterrupted) as info:
+        await collect(url, timeouts=Timeouts(read=5, total=0.45))
+    assert isinstance(info.value.cause, ProviderTimeout)
+    assert "total timeout" in str(info.value.cause)
+
+
+async def test_early_break_closes_the_connection(space: Space) -> None:
+    fake, url = space
+    fake.script = SpaceScript(hold_open=True)
+    async with client_for(url) as client:
+        stream = client.stream("Hi", model="hf_spaces")
+        async for event in stream:
+            if isinstance(event, str):
+                break
+        await stream.aclose()
+        assert fake.wait_streams_closed(5)
+
+
+async def test_cancellation_closes_the_connection(space: Space) -> None:
+    fake, url = space
+    fake.script = SpaceScript(hold_open=True)
+    got_text = asyncio.Event()
+
+    async def consume(client: AsyncClient) -> None:
+        async for event in client.stream("Hi", model="hf_spaces"):
+            if isinstance(event, str):
+                got_text.set()
+
+    async with client_for(url) as client:
+        task = asyncio.create_task(consume(client))
+        await asyncio.wait_for(got_text.wait(), 5)
+        assert fake.open_streams == 1
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert fake.wait_streams_closed(5)
+
+
+def test_sync_client_gives_the_same_events(space: Space) -> None:
+    _fake, url = space
+    with Client(base_urls={"hf_spaces": url}) as client:
+        events = list(client.stream("Hello", model="hf_spaces:qwen-2-72b", system="s"))
+        completion = client.complete("Hello", model="qwen-2-72b")
+    assert events[0].provider == "hf_spaces"  # type: ignore[union-attr]
+    assert [e for e in events if isinstance(e, str)] == expected_deltas(DEFAULT_CHUNKS)
+    assert events[-1] == FinishReason("stop")
+    assert completion.text == FULL
+    assert (completion.provider, completion.model, completion.finish_reason) == (
+        "hf_spaces",
+        "qwen-qwen2-72b-instruct",
+        "stop",
+    )
+
+
+def test_sync_stream_closed_early_closes_the_connection(space: Space) -> None:
+    fake, url = space
+    fake.script = SpaceScript(hold_open=True)
+    with Client(base_urls={"hf_spaces": url}) as client:
+        stream = client.stream("Hi", model="hf_spaces")
+        for event in stream:
+            if isinstance(event, str):
+                break
+        assert fake.open_streams == 1
+        stream.close()  # type: ignore[attr-defined]
+        assert fake.wait_streams_closed(5)
