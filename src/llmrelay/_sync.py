@@ -178,6 +178,7 @@ class Client:
         self._async: AsyncClient | None = None
         self._lock = threading.Lock()
         self._pid = os.getpid()
+        self._closed = False
         self._start()
         _live_clients.add(self)
 
@@ -196,6 +197,8 @@ class Client:
 
     def _ensure(self) -> tuple[_LoopThread, AsyncClient]:
         with self._lock:
+            if self._closed:
+                raise RuntimeError("this llmrelay.Client is closed")
             if self._pid != os.getpid() or self._runner is None or self._async is None:
                 self._start()
             assert self._runner is not None
@@ -223,7 +226,8 @@ class Client:
         self.close()
 
     def close(self) -> None:
-        """Close connections and stop the loop thread."""
+        """Close connections and stop the loop thread; the client cannot be used after."""
+        self._closed = True
         runner, client = self._runner, self._async
         self._runner = self._async = None
         if runner is not None and client is not None:
