@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -24,7 +23,7 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-def two_providers(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, list[Any]]]:
+def two_providers(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
     monkeypatch.setattr(
         registry,
         "BUILTIN",
@@ -38,7 +37,7 @@ def two_providers(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, list[An
     monkeypatch.setattr(routing, "BUILTIN", registry.BUILTIN)
     scripted.SCRIPTS.clear()
     scripted.CLOSED.clear()
-    yield scripted.SCRIPTS
+    return scripted.SCRIPTS
 
 
 def unavailable(name: str) -> ProviderUnavailable:
