@@ -10,10 +10,12 @@ PYTHON="${PYTHON:-python3}"
 .venv/bin/python -m pip install --quiet -e '.[dev]'
 
 # Gradio 4 (tuple chatbot, no /gradio_api prefix) runs in its own environment, when it
-# installs; the tests marked gradio4 use it through LLMRELAY_GRADIO4_PYTHON.
+# installs; tests/providers/test_real_gradio.py uses it through LLMRELAY_GRADIO4_PYTHON.
 if [ "${LLMRELAY_SKIP_GRADIO4:-0}" != "1" ]; then
-  if [ -x .venv-gradio4/bin/python ] || { "$PYTHON" -m venv .venv-gradio4 \
-      && .venv-gradio4/bin/python -m pip install --quiet 'gradio==4.44.1'; }; then
+  if { [ -x .venv-gradio4/bin/python ] || "$PYTHON" -m venv .venv-gradio4; } \
+      && .venv-gradio4/bin/python -m pip install --quiet 'gradio==4.44.1' \
+           -c scripts/gradio4-constraints.txt \
+      && .venv-gradio4/bin/python -c 'import gradio' 2>/dev/null; then
     export LLMRELAY_GRADIO4_PYTHON="$PWD/.venv-gradio4/bin/python"
   else
     echo "note: gradio 4.44.1 did not install; the gradio4 tests will be skipped" >&2

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import inspect
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from types import ModuleType
 
@@ -90,3 +92,31 @@ async def test_history_reaches_the_space_flattened(current_space: tuple[str, Mod
 async def test_gradio4_streams_the_answer(gradio4_space: str) -> None:
     # Gradio 4: no /gradio_api prefix, tuple chatbot, gr.Error text quoted
     check_stream(await stream_from(gradio4_space), shown_answer(load_demo()))
+
+
+def test_main_job_cli_subprocess_against_newest_gradio(
+    current_space: tuple[str, ModuleType],
+) -> None:
+    """The README's main job: `llmrelay chat` streaming from a real Gradio server."""
+    url, demo = current_space
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "llmrelay.cli",
+            "chat",
+            "-m",
+            "hf_spaces:qwen-2-72b",
+            "-s",
+            SYSTEM,
+            QUERY,
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "LLMRELAY_HF_SPACES_BASE_URL": url},
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == shown_answer(demo) + "\n"
+    assert result.stderr == ""
