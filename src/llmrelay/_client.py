@@ -223,24 +223,21 @@ class AsyncClient:
             yield ProviderInfo(target.provider, target.model, provider.label)
             finish: FinishReason | None = None
             pieces: list[str] = []
+            event = first
             try:
                 with translate_errors(target.provider, target.model):
-                    if first is not None:
-                        if type(first) is str:
-                            pieces.append(first)
-                            yield first
-                        elif isinstance(first, FinishReason):
-                            finish = first
+                    while event is not None:
+                        if type(event) is str:
+                            pieces.append(event)
+                            yield event
+                        elif isinstance(event, FinishReason):
+                            finish = finish or event
                         else:
-                            yield first
-                        async for event in events:
-                            if type(event) is str:
-                                pieces.append(event)
-                                yield event
-                            elif isinstance(event, FinishReason):
-                                finish = finish or event
-                            else:
-                                yield event
+                            yield event
+                        try:
+                            event = await events.__anext__()
+                        except StopAsyncIteration:
+                            event = None
             except errors.ProviderError as exc:
                 text = "".join(pieces)
                 if text:

@@ -132,7 +132,8 @@ class HFSpaces(Provider):
         with translate_errors(self.name, model):
             endpoint = await self._endpoint(space, url)
             session_hash = secrets.token_hex(6)
-            event_id = await self._join(space, url, endpoint, session_hash, request, system)
+            data = space.build_data(format_plain(conversation), system)
+            event_id = await self._join(url, endpoint, session_hash, data, model)
             async with self._http.stream(
                 "GET",
                 f"{url}{endpoint.prefix}/queue/data",
@@ -144,17 +145,11 @@ class HFSpaces(Provider):
                     yield event
 
     async def _join(
-        self,
-        space: GradioChatSpace,
-        url: str,
-        endpoint: SpaceEndpoint,
-        session_hash: str,
-        request: ChatRequest,
-        system: str,
+        self, url: str, endpoint: SpaceEndpoint, session_hash: str, data: list[Any], model: str
     ) -> str:
-        _, conversation = split_system(request.messages)
+        """``POST queue/join``; returns the ``event_id``."""
         payload = {
-            "data": space.build_data(format_plain(conversation), system),
+            "data": data,
             "event_data": None,
             "fn_index": endpoint.fn_index,
             "trigger_id": endpoint.trigger_id,
@@ -170,20 +165,18 @@ class HFSpaces(Provider):
                 raise errors.ProviderUnavailable(
                     f"queue/join failed: the Space's queue is full or stopped: {response.text}",
                     provider=self.name,
-                    model=request.model,
+                    model=model,
                     status_code=503,
                     body=response.text,
                 )
-            await raise_for_status(
-                response, provider=self.name, model=request.model, what="queue/join"
-            )
+            await raise_for_status(response, provider=self.name, model=model, what="queue/join")
         try:
             event_id = response.json()["event_id"]
         except (ValueError, KeyError, TypeError):
             raise errors.ProtocolError(
                 f"queue/join answer has no event_id: {response.text[:200]!r}",
                 provider=self.name,
-                model=request.model,
+                model=model,
                 status_code=response.status_code,
                 body=response.text,
             ) from None
@@ -191,7 +184,7 @@ class HFSpaces(Provider):
             raise errors.ProtocolError(
                 f"queue/join gave an invalid event_id {event_id!r}",
                 provider=self.name,
-                model=request.model,
+                model=model,
             )
         return event_id
 
