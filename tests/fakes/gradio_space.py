@@ -106,13 +106,15 @@ _SESSION_NOT_FOUND = {"4": "404: Session not found.", "5": "404: Not Found", "6"
 
 @dataclass
 class RecordedRequest:
-    """One request the fake received: ``json`` is the parsed body or None."""
+    """One request the fake received: ``json`` is the parsed body or None;
+    ``client_port`` identifies the TCP connection it came on."""
 
     method: str
     path: str
     query: dict[str, str]
     json: Any
     headers: dict[str, str]
+    client_port: int | None = None
 
 
 @dataclass
@@ -397,7 +399,12 @@ class FakeSpace:
         path = request.url.path
         self.requests.append(
             RecordedRequest(
-                request.method, path, dict(request.query_params), parsed, dict(request.headers)
+                request.method,
+                path,
+                dict(request.query_params),
+                parsed,
+                dict(request.headers),
+                request.client.port if request.client else None,
             )
         )
         prefix = api_prefix(self.script.version)

@@ -306,3 +306,14 @@ def test_sync_stream_closed_early_closes_the_connection(space: Space) -> None:
         assert fake.open_streams == 1
         stream.close()  # type: ignore[attr-defined]
         assert fake.wait_streams_closed(5)
+
+
+async def test_connection_is_reused_after_a_completed_stream(space: Space) -> None:
+    fake, url = space
+    async with client_for(url) as client:
+        for _ in range(3):
+            assert (await client.complete("Hi", model="hf_spaces")).text == FULL
+    ports = {r.client_port for r in fake.requests}
+    # /config, then three joins and three data streams, all on one pooled connection
+    assert len(fake.requests) == 7
+    assert len(ports) == 1

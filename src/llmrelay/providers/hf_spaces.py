@@ -34,6 +34,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from types import MappingProxyType
 from typing import Any, ClassVar
 
+import anyio
 import httpx
 
 from .. import errors
@@ -46,6 +47,7 @@ from ._gradio import GradioChatSpace, SpaceEndpoint, apply_diff, endpoint_from_c
 __all__ = ["SPACES", "HFSpaces"]
 
 log = logging.getLogger(__name__)
+_CLOSE_WAIT = 0.5
 
 SPACES: Mapping[str, GradioChatSpace] = MappingProxyType(
     {
@@ -196,7 +198,8 @@ class HFSpaces(Provider):
         sent = ""
         out = space.reply_output
         kind = space.reply_kind
-        async for sse in aiter_sse(response, provider=self.name, model=model):
+        messages = aiter_sse(response, provider=self.name, model=model)
+        async for sse in messages:
             if not sse.data:
                 continue
             try:
@@ -238,6 +241,7 @@ class HFSpaces(Provider):
                     if delta:
                         yield delta
                 yield FinishReason("stop")
+                await _finish_body(messages)
                 return
             elif msg == "unexpected_error":
                 raise self._unexpected_error(message, model)
@@ -277,6 +281,19 @@ class HFSpaces(Provider):
         return errors.ProviderError(
             f"the Space reported an unexpected error: {detail}", provider=self.name, model=model
         )
+
+
+async def _finish_body(messages: AsyncIterator[Any]) -> None:
+    """Read the response to its end (briefly) so the connection can return to the pool.
+
+    Gradio sends ``close_stream`` and ends the response right after the session's last
+    ``process_completed``; reading that far lets httpx reuse the connection (a TLS
+    handshake saved per request on a real Space). A Space that does not end the
+    response within ``_CLOSE_WAIT`` seconds is left, and its connection closed instead.
+    """
+    with anyio.move_on_after(_CLOSE_WAIT):
+        async for _ in messages:
+            pass
 
 
 def _delta(sent: str, text: str) -> tuple[str, str]:
