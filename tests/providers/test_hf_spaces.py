@@ -154,6 +154,14 @@ async def test_join_errors(space: Space, status: int, cls: type[ProviderError]) 
     assert "queue/join" in str(info.value)
 
 
+async def test_queue_full_at_join_names_the_cause(space: Space) -> None:
+    fake, url = space
+    fake.script = SpaceScript(join_status=503)
+    with pytest.raises(ProviderUnavailable, match="Queue is full") as info:
+        await collect(url)
+    assert info.value.retryable
+
+
 @pytest.mark.parametrize("version", VERSIONS)
 async def test_space_error_carries_the_spaces_message(space: Space, version: str) -> None:
     fake, url = space

@@ -162,15 +162,8 @@ class HFSpaces(Provider):
         )
         if response.status_code >= 400:
             # The Space may have changed (e.g. upgraded Gradio): discover again next time.
+            # 503 = queue full or stopped -> ProviderUnavailable (retryable).
             self._endpoints.pop(url, None)
-            if response.status_code == 503:
-                raise errors.ProviderUnavailable(
-                    f"queue/join failed: the Space's queue is full or stopped: {response.text}",
-                    provider=self.name,
-                    model=model,
-                    status_code=503,
-                    body=response.text,
-                )
             await raise_for_status(response, provider=self.name, model=model, what="queue/join")
         try:
             event_id = response.json()["event_id"]
