@@ -224,3 +224,13 @@ async def test_requests_go_through_the_configured_proxy(raw: tuple[RawServer, st
 def test_bad_proxy_is_a_config_error() -> None:
     with pytest.raises(errors.ConfigError, match="proxy"):
         make_http_client(Timeouts(), proxy="ftp://127.0.0.1:1")
+
+
+async def test_socks_proxy_is_supported() -> None:
+    client = make_http_client(Timeouts(), proxy="socks5://127.0.0.1:1080")
+    try:
+        # httpx mounts the proxy transport for every URL
+        pools = [type(t._pool).__name__ for t in client._mounts.values()]  # type: ignore[union-attr]
+        assert pools == ["AsyncSOCKSProxy"]
+    finally:
+        await client.aclose()

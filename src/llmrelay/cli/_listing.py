@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from typing import Any
 
 import click
 
@@ -20,6 +21,16 @@ def _descriptions() -> list[llmrelay.ProviderDescription]:
         fail(str(exc), code=2)
 
 
+def _table(*columns: str) -> Any:
+    """A rich table whose cells wrap instead of being cut with an ellipsis."""
+    from rich.table import Table
+
+    table = Table()
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    return table
+
+
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def providers(as_json: bool) -> None:
@@ -29,9 +40,8 @@ def providers(as_json: bool) -> None:
         click.echo(json.dumps([asdict(d) for d in descriptions], indent=2))
         return
     from rich.console import Console
-    from rich.table import Table
 
-    table = Table("name", "label", "auth", "key set", "capabilities", "default model")
+    table = _table("name", "label", "auth", "key set", "capabilities", "default model")
     for d in descriptions:
         auth = d.auth if not d.env_var else f"{d.auth} ({d.env_var})"
         key = "yes" if d.key_set else ("no" if d.auth != "none" else "-")
@@ -67,9 +77,8 @@ def models(provider: str | None, as_json: bool) -> None:
         click.echo(json.dumps(rows, indent=2))
         return
     from rich.console import Console
-    from rich.table import Table
 
-    table = Table("provider", "model", "aliases", "default")
+    table = _table("provider", "model", "aliases", "default")
     for row in rows:
         table.add_row(
             str(row["provider"]),
