@@ -6,10 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PYTHON="${PYTHON:-python3}"
-[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-.venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e '.[demo]'
+source scripts/_venv.sh demo
 
 PORT="${LLMRELAY_DEMO_PORT:-7860}"
 .venv/bin/python scripts/demo_space.py --port "$PORT" >/tmp/llmrelay-demo-space.log 2>&1 &

@@ -4,10 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PYTHON="${PYTHON:-python3}"
-[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-.venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e '.[dev]'
+source scripts/_venv.sh dev
 
 # Gradio 4 (tuple chatbot, no /gradio_api prefix) runs in its own environment, when it
 # installs; tests/providers/test_real_gradio.py uses it through LLMRELAY_GRADIO4_PYTHON.

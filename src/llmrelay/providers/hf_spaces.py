@@ -211,28 +211,28 @@ class HFSpaces(Provider):
                     else:
                         for index, edits in enumerate(data):
                             values[index] = apply_diff(values[index], edits)
-                    text = reply_text(values[out], kind)
+                    text = reply_text(values[out], kind) or ""
                 except (KeyError, IndexError, TypeError, ValueError) as exc:
                     raise self._protocol_error(
                         f"bad process_generating output: {exc}", model
                     ) from exc
-                if text is not None and len(text) > len(sent):
-                    delta, sent = _delta(sent, text)
-                    if delta:
-                        yield delta
+                delta = _delta(sent, text)
+                if delta:
+                    sent = text
+                    yield delta
             elif msg == "process_completed" and own:
                 if not message.get("success", False):
                     raise self._space_error(message.get("output"), model)
                 try:
-                    text = reply_text(message["output"]["data"][out], kind)
+                    text = reply_text(message["output"]["data"][out], kind) or ""
                 except (KeyError, IndexError, TypeError, ValueError) as exc:
                     raise self._protocol_error(
                         f"bad process_completed output: {exc}", model
                     ) from exc
-                if text is not None and len(text) > len(sent):
-                    delta, sent = _delta(sent, text)
-                    if delta:
-                        yield delta
+                delta = _delta(sent, text)
+                if delta:
+                    sent = text
+                    yield delta
                 yield FinishReason("stop")
                 await _finish_body(messages)
                 return
@@ -289,12 +289,14 @@ async def _finish_body(messages: AsyncIterator[Any]) -> None:
             pass
 
 
-def _delta(sent: str, text: str) -> tuple[str, str]:
-    """The new part of ``text`` after what was already ``sent``, and the new ``sent``.
+def _delta(sent: str, text: str) -> str:
+    """The part of the reply ``text`` beyond what was already ``sent`` (``""`` if none).
 
     If the Space rewrote text that was already streamed (not an extension), nothing of
     the rewritten part is sent again: only characters beyond the streamed length follow.
     """
+    if len(text) <= len(sent):
+        return ""
     if not text.startswith(sent):
         log.warning("the Space rewrote already streamed text; continuing after it")
-    return text[len(sent) :], text
+    return text[len(sent) :]
