@@ -102,7 +102,7 @@ class AsyncClient:
                     name=name,
                     label=cls.label,
                     docs_url=cls.docs_url,
-                    base_url=self._settings.base_url_for(name) or cls.default_base_url,
+                    base_url=self._settings.base_url_for(name) or cls.endpoints["base_url"],
                     auth=cls.auth.mode.value,
                     env_var=cls.auth.env_var,
                     key_set=self._settings.api_key_for(name, cls.auth.env_var) is not None,
@@ -119,9 +119,10 @@ class AsyncClient:
         provider = self._providers.get(name)
         if provider is None:
             cls = provider_class(name)
+            base = self._settings.base_url_for(name)
             provider = cls(
                 self._http,
-                base_url=self._settings.base_url_for(name),
+                endpoints={"base_url": base} if base else None,
                 api_key=self._settings.api_key_for(name, cls.auth.env_var),
             )
             self._providers[name] = provider
@@ -181,8 +182,8 @@ class AsyncClient:
                 max_tokens=max_tokens,
                 top_p=top_p,
                 stop=tuple(stop or ()),
-                state=state,
-                extra=dict(extra or {}),
+                state=ConversationState(target.provider, state) if state is not None else None,
+                options=dict(extra or {}),
             )
             attempt = self._attempt(target, request)
             try:

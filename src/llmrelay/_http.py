@@ -1,10 +1,13 @@
-r"""The one HTTP layer: httpx client factory, SSE / NDJSON decoding, error mapping.
+r"""The one HTTP layer: httpx client factory, bounded reading, SSE / NDJSON, error mapping.
 
 * ``make_http_client`` builds the pooled ``httpx.AsyncClient`` every provider of a client
-  shares (connect/read/write/pool timeouts, an http, https or socks proxy).
-* ``aiter_sse`` decodes Server-Sent Events with httpx-sse (WHATWG spec: multi-line
-  ``data`` joined with ``\\n``, ``data:`` with or without a space, comments, ``id:`` and
-  ``retry:`` fields) and ``aiter_ndjson`` decodes newline-delimited JSON.
+  shares: connect/read(idle) timeouts, an http, https or socks proxy, a CA bundle, no
+  cookie jar (a provider that needs a cookie session keeps it in its conversation
+  state) and no connection limit (the 101st concurrent stream never waits for a slot).
+* ``aiter_sse`` decodes Server-Sent Events and ``aiter_ndjson`` JSON lines with the
+  bounded decoders of ``llmrelay._sse``; ``read_bounded`` / ``read_json`` read a whole
+  body with a size bound. Sizes count decoded bytes, so a compressed body is bounded
+  too (transiently, one network chunk's expansion).
 * ``raise_for_status`` maps an HTTP status and the error payload's explicit fields to the
   error tree of ``llmrelay.errors``; ``translate_errors`` maps httpx transport failures.
 
@@ -13,55 +16,91 @@ Request headers (and so API keys) never reach an error message.
 
 from __future__ import annotations
 
+import http.cookiejar
 import json
+import ssl
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
-from httpx_sse import EventSource, ServerSentEvent, SSEError
 
 from . import errors
 from ._settings import Timeouts
+from ._sse import DEFAULT_MAX_LINE, LineTooLong, NDJSONLineDecoder, SSEDecoder, SSEvent
 from ._version import __version__
 
 __all__ = [
+    "MAX_BODY",
+    "SSEvent",
     "aiter_ndjson",
     "aiter_sse",
     "error_for_status",
+    "loads",
     "make_http_client",
     "raise_for_status",
+    "read_bounded",
+    "read_json",
     "translate_errors",
 ]
 
 USER_AGENT = f"llmrelay/{__version__}"
+MAX_BODY = 4 * 1024 * 1024
+"""Default bound of a whole JSON or error body, in decoded bytes."""
 
 
-def make_http_client(timeouts: Timeouts, proxy: str | None = None) -> httpx.AsyncClient:
+def _no_cookies() -> http.cookiejar.CookieJar:
+    """A cookie jar that never stores a cookie (no domain is allowed)."""
+    return http.cookiejar.CookieJar(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+
+
+def make_http_client(
+    timeouts: Timeouts, proxy: str | None = None, verify: bool | str = True
+) -> httpx.AsyncClient:
     """Build the shared, pooled ``httpx.AsyncClient``.
 
     Args:
-        timeouts: connect and read timeouts (``total`` is enforced by the engine).
+        timeouts: connect and read (idle) timeouts; first-token and total deadlines are
+            the engine's.
         proxy: ``http://``, ``https://``, ``socks5://`` or ``socks5h://`` URL, or ``None``.
+        verify: ``True`` (the system's default CAs), ``False`` (no TLS verification) or
+            the path of a CA bundle (PEM file or directory).
 
     Raises:
-        llmrelay.errors.ConfigError: on an unsupported proxy URL.
+        llmrelay.errors.ConfigError: on an unsupported proxy URL or unreadable CA bundle.
     """
     timeout = httpx.Timeout(
-        connect=timeouts.connect, read=timeouts.read, write=timeouts.read, pool=timeouts.connect
+        connect=timeouts.connect, read=timeouts.read, write=timeouts.read, pool=None
     )
+    tls: ssl.SSLContext | bool = verify if isinstance(verify, bool) else True
+    if isinstance(verify, str):
+        try:
+            tls = ssl.create_default_context(
+                cafile=verify if not _is_dir(verify) else None,
+                capath=verify if _is_dir(verify) else None,
+            )
+        except (OSError, ssl.SSLError) as exc:
+            raise errors.ConfigError(f"cannot use CA bundle {verify!r}: {exc}") from exc
     try:
         return httpx.AsyncClient(
             timeout=timeout,
             proxy=proxy,
+            verify=tls,
             # Proxies and keys come from llmrelay's settings only, never implicitly.
             trust_env=False,
+            cookies=_no_cookies(),
             headers={"user-agent": USER_AGENT},
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=100),
         )
     except (ValueError, ImportError) as exc:
         raise errors.ConfigError(f"unusable proxy setting: {exc}") from exc
+
+
+def _is_dir(path: str) -> bool:
+    import os
+
+    return os.path.isdir(path)
 
 
 @contextmanager
@@ -127,7 +166,7 @@ def _message_from_body(text: str) -> str | None:
     """
     try:
         payload = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         stripped = text.strip()
         return stripped[:300] or None
     if not isinstance(payload, dict):
@@ -179,19 +218,101 @@ def error_for_status(
     return errors.InvalidRequestError(message, **common)
 
 
+async def read_bounded(
+    response: httpx.Response,
+    *,
+    provider: str,
+    model: str | None,
+    limit: int = MAX_BODY,
+    what: str = "response body",
+) -> bytes:
+    """Read ``response``'s (decoded) body, refusing more than ``limit`` bytes.
+
+    Raises:
+        llmrelay.errors.ProtocolError: the body is larger than ``limit``.
+    """
+    length = response.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        await response.aclose()
+        raise errors.ProtocolError(
+            f"{what} too large ({int(length)} bytes; the limit is {limit})",
+            provider=provider,
+            model=model,
+            status_code=response.status_code,
+        )
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            await response.aclose()
+            raise errors.ProtocolError(
+                f"{what} larger than {limit} bytes",
+                provider=provider,
+                model=model,
+                status_code=response.status_code,
+            )
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def loads(data: str | bytes, *, provider: str, model: str | None, what: str = "payload") -> Any:
+    """``json.loads`` whose every failure is a ``ProtocolError`` quoting the input.
+
+    Covers malformed JSON, invalid UTF-8 and nesting too deep for the parser.
+    """
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        text = data[:200] if isinstance(data, str) else data[:200].decode("utf-8", "replace")
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else "not valid JSON"
+        raise errors.ProtocolError(
+            f"malformed {what} ({reason}): {text!r}", provider=provider, model=model
+        ) from None
+
+
+async def read_json(
+    response: httpx.Response,
+    *,
+    provider: str,
+    model: str | None,
+    limit: int = MAX_BODY,
+    what: str = "response",
+) -> Any:
+    """Read and parse a JSON body with ``read_bounded`` and ``loads``.
+
+    Raises:
+        llmrelay.errors.ProtocolError: too large, not JSON or nested too deeply.
+    """
+    body = await read_bounded(response, provider=provider, model=model, limit=limit, what=what)
+    return loads(body, provider=provider, model=model, what=what)
+
+
 async def raise_for_status(
-    response: httpx.Response, *, provider: str, model: str | None, what: str = "request"
+    response: httpx.Response,
+    *,
+    provider: str,
+    model: str | None,
+    what: str = "request",
+    limit: int = MAX_BODY,
 ) -> None:
     """Raise the mapped ``ProviderError`` when ``response`` is not a 2xx/3xx success.
 
-    Reads the (possibly streamed) body first so the error carries it.
+    Reads the (possibly streamed) body first, bounded by ``limit``, so the error
+    carries it.
+
+    Raises:
+        llmrelay.errors.ProviderError: the mapped subclass (see ``error_for_status``);
+            ``ProtocolError`` when the error body is larger than ``limit``.
     """
     if response.status_code < 400:
         return
-    await response.aread()
+    body = await read_bounded(
+        response, provider=provider, model=model, limit=limit, what=f"{what} error body"
+    )
     raise error_for_status(
         response.status_code,
-        response.text,
+        body.decode(response.encoding or "utf-8", "replace"),
         provider=provider,
         model=model,
         what=what,
@@ -199,43 +320,77 @@ async def raise_for_status(
     )
 
 
+def _check_content_type(
+    response: httpx.Response, expected: tuple[str, ...], provider: str, model: str | None
+) -> None:
+    content_type = response.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if expected and content_type not in expected:
+        raise errors.ProtocolError(
+            f"expected {' or '.join(expected)}, got {content_type or 'no content-type'!r}",
+            provider=provider,
+            model=model,
+            status_code=response.status_code,
+        )
+
+
 async def aiter_sse(
-    response: httpx.Response, *, provider: str, model: str | None
-) -> AsyncIterator[ServerSentEvent]:
-    r"""Decode ``response`` as Server-Sent Events (httpx-sse, WHATWG semantics).
+    response: httpx.Response,
+    *,
+    provider: str,
+    model: str | None,
+    max_line: int = DEFAULT_MAX_LINE,
+    content_types: tuple[str, ...] = ("text/event-stream",),
+) -> AsyncIterator[SSEvent]:
+    r"""Decode ``response`` as Server-Sent Events (``llmrelay._sse.SSEDecoder``).
+
+    Args:
+        response: a streamed response.
+        provider: registry name, for errors.
+        model: model id, for errors.
+        max_line: bound of one line in bytes.
+        content_types: accepted content types (``()`` accepts any).
 
     Yields:
-        ``httpx_sse.ServerSentEvent`` with ``event``, ``data`` (lines joined with ``\\n``),
-        ``id`` and ``retry``.
+        ``SSEvent`` with ``event``, ``data`` (lines joined with ``\n``), ``id``, ``retry``.
 
     Raises:
-        llmrelay.errors.ProtocolError: if the response is not ``text/event-stream``.
+        llmrelay.errors.ProtocolError: wrong content type, or a line over ``max_line``.
     """
-    source = EventSource(response)
+    _check_content_type(response, content_types, provider, model)
+    decoder = SSEDecoder(max_line)
+    feed = decoder.feed
     try:
-        events = source.aiter_sse()
-        async for event in events:
-            yield event
-    except SSEError as exc:
-        raise errors.ProtocolError(str(exc), provider=provider, model=model) from exc
+        async for chunk in response.aiter_bytes():
+            for event in feed(chunk):
+                yield event
+    except LineTooLong as exc:
+        raise errors.ProtocolError(f"event stream: {exc}", provider=provider, model=model) from None
 
 
 async def aiter_ndjson(
-    response: httpx.Response, *, provider: str, model: str | None
+    response: httpx.Response,
+    *,
+    provider: str,
+    model: str | None,
+    max_line: int = DEFAULT_MAX_LINE,
 ) -> AsyncIterator[Any]:
     """Decode ``response`` as newline-delimited JSON, one document per line.
 
-    Blank lines are skipped.
+    Blank lines are skipped; a last line without its newline is parsed too.
 
     Raises:
-        llmrelay.errors.ProtocolError: on a line that is not JSON (the error quotes it).
+        llmrelay.errors.ProtocolError: on a line that is not JSON (the error quotes it)
+            or longer than ``max_line`` bytes.
     """
-    async for line in response.aiter_lines():
-        if not line.strip():
-            continue
-        try:
-            yield json.loads(line)
-        except ValueError as exc:
-            raise errors.ProtocolError(
-                f"malformed JSON line in stream: {line[:200]!r}", provider=provider, model=model
-            ) from exc
+    decoder = NDJSONLineDecoder(max_line)
+    try:
+        async for chunk in response.aiter_bytes():
+            for line in decoder.feed(chunk):
+                yield loads(line, provider=provider, model=model, what="JSON line in stream")
+    except LineTooLong as exc:
+        raise errors.ProtocolError(
+            f"JSON lines stream: {exc}", provider=provider, model=model
+        ) from None
+    last = decoder.flush()
+    if last is not None:
+        yield loads(last, provider=provider, model=model, what="JSON line in stream")

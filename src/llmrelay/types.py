@@ -43,6 +43,7 @@ __all__ = [
 
 Role: TypeAlias = Literal["system", "user", "assistant"]
 _ROLES: frozenset[str] = frozenset({"system", "user", "assistant"})
+_INPUT_ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
@@ -51,8 +52,11 @@ class Message:
     """One chat message, in the OpenAI chat-completions shape.
 
     Attributes:
-        role: ``"system"``, ``"user"`` or ``"assistant"``.
-        content: the message text.
+        role: ``"system"``, ``"user"`` or ``"assistant"`` (OpenAI's ``"developer"`` is
+            accepted on input and stored as ``"system"``).
+        content: the message text (text parts of a list-of-parts content, joined).
+        images: the URLs (``https://`` or ``data:``) of the message's ``image_url``
+            parts, in order; a provider without ``Capability.VISION`` refuses them.
 
     Raises:
         ValueError: on an unknown role or a non-string content.
@@ -60,11 +64,12 @@ class Message:
 
     role: Role
     content: str
+    images: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.role not in _ROLES:
             raise ValueError(
-                f"message role must be one of system, user, assistant; got {self.role!r}"
+                f"message role must be one of system, developer, user, assistant; got {self.role!r}"
             )
         if not isinstance(self.content, str):
             raise ValueError(f"message content must be a string; got {type(self.content).__name__}")
@@ -77,12 +82,49 @@ MessagesInput: TypeAlias = (
 ``Message``, one ``{"role", "content"}`` mapping, or an iterable of those."""
 
 
+def _content_of(index: int, content: Any) -> tuple[str, tuple[str, ...]]:
+    """Text and image URLs of an OpenAI ``content``: a string or a list of parts."""
+    if isinstance(content, str):
+        return content, ()
+    if content is None:
+        return "", ()
+    if not isinstance(content, (list, tuple)):
+        raise ValueError(
+            f"messages[{index}].content must be a string or a list of parts; "
+            f"got {type(content).__name__}"
+        )
+    texts: list[str] = []
+    images: list[str] = []
+    for j, part in enumerate(content):
+        where = f"messages[{index}].content[{j}]"
+        if isinstance(part, str):
+            texts.append(part)
+            continue
+        if not isinstance(part, Mapping):
+            raise ValueError(f"{where} must be a content part object")
+        kind = part.get("type")
+        if kind == "text" and isinstance(part.get("text"), str):
+            texts.append(part["text"])
+        elif kind == "image_url":
+            image = part.get("image_url")
+            url = image.get("url") if isinstance(image, Mapping) else image
+            if not isinstance(url, str) or not url:
+                raise ValueError(f"{where} (image_url) has no url")
+            images.append(url)
+        else:
+            raise ValueError(f"{where} has an unsupported type {kind!r} (text or image_url)")
+    return "".join(texts), tuple(images)
+
+
 def normalize_messages(messages: Any) -> tuple[Message, ...]:
     """Turn any accepted ``messages`` input into a tuple of ``Message``.
 
     Args:
         messages: a prompt string, a ``Message``, a ``{"role", "content"}`` mapping or an
-            iterable of messages/mappings (OpenAI chat-completions shape).
+            iterable of messages/mappings (OpenAI chat-completions shape: roles
+            ``system``, ``developer`` (stored as system), ``user``, ``assistant``;
+            ``content`` a string or a list of ``text`` / ``image_url`` parts, text
+            parts joined; other keys such as ``name`` are ignored).
 
     Returns:
         A non-empty tuple of ``Message``.
@@ -108,10 +150,14 @@ def normalize_messages(messages: Any) -> tuple[Message, ...]:
         missing = [key for key in ("role", "content") if key not in item]
         if missing:
             raise ValueError(f"messages[{index}] lacks {', '.join(map(repr, missing))}")
-        try:
-            out.append(Message(item["role"], item["content"]))
-        except ValueError as exc:
-            raise ValueError(f"messages[{index}]: {exc}") from None
+        role = item["role"]
+        if not isinstance(role, str) or role not in _INPUT_ROLES:
+            raise ValueError(
+                f"messages[{index}].role must be one of system, developer, user, assistant; "
+                f"got {role!r:.40}"
+            )
+        text, images = _content_of(index, item["content"])
+        out.append(Message(_INPUT_ROLES[role], text, images))  # type: ignore[arg-type]
     if not out:
         raise ValueError("messages must contain at least one message")
     return tuple(out)
@@ -121,15 +167,24 @@ def normalize_messages(messages: Any) -> tuple[Message, ...]:
 class ChatRequest:
     """What a provider receives: messages plus generation parameters.
 
+    Parameters the provider does not declare (``Provider.parameters``) have already
+    been dropped by the engine (``None`` / ``()``).
+
     Attributes:
-        messages: the conversation, oldest first (system messages included).
+        messages: the whole conversation, oldest first (system messages included).
         model: the provider's own model id (aliases already resolved).
         temperature: sampling temperature (provider range, usually 0..2), or ``None``.
         max_tokens: upper bound on generated tokens, or ``None``.
         top_p: nucleus-sampling mass in (0, 1], or ``None``.
         stop: stop sequences.
-        state: provider state from a previous turn (see ``ConversationState``), or ``None``.
-        extra: provider-specific pass-through options.
+        seed: random seed, or ``None``.
+        state: this provider's own state from the previous turn, only while it is
+            current (the last answer came from this provider), else ``None``; with it,
+            a provider that keeps server-side state sends only the new turn.
+        options: provider-specific options, only the names the provider declares.
+        deadline: ``time.monotonic()`` value by which the first content (or the whole
+            answer, whichever is sooner) is due, or ``None``: a provider that waits
+            (a model loading, a Space waking) waits no longer than this.
     """
 
     messages: tuple[Message, ...]
@@ -138,8 +193,10 @@ class ChatRequest:
     max_tokens: int | None = None
     top_p: float | None = None
     stop: tuple[str, ...] = ()
-    state: Mapping[str, Any] | None = None
-    extra: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+    seed: int | None = None
+    state: ConversationState | None = None
+    options: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+    deadline: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +210,9 @@ class ImageRequest:
         height: height in pixels, or ``None``.
         aspect_ratio: ``"1:1"``, ``"16:9"`` or ``"9:16"``, or ``None``.
         seed: random seed, or ``None``.
-        extra: provider-specific pass-through options.
+        negative_prompt: what the image should not show, or ``None``.
+        options: provider-specific options, only the names the provider declares.
+        deadline: ``time.monotonic()`` value by which the image is due, or ``None``.
     """
 
     prompt: str
@@ -162,7 +221,9 @@ class ImageRequest:
     height: int | None = None
     aspect_ratio: str | None = None
     seed: int | None = None
-    extra: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+    negative_prompt: str | None = None
+    options: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+    deadline: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,11 +290,15 @@ class ImageResult:
         data: the encoded image bytes.
         mime_type: e.g. ``"image/png"``.
         seed: the seed used, when known.
+        width: width in pixels, when known.
+        height: height in pixels, when known.
     """
 
     data: bytes = field(repr=False)
     mime_type: str
     seed: int | None = None
+    width: int | None = None
+    height: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,7 +49,7 @@ def test_declared_attributes(name: str) -> None:
     assert cls.name == name == cls.__module__.rsplit(".", 1)[-1]
     assert cls.label
     assert cls.docs_url.startswith("https://")
-    assert cls.default_base_url.startswith("https://")
+    assert cls.endpoints["base_url"].startswith("https://")
     assert Capability.CHAT in cls.capabilities
     assert cls.default_model in cls.models or cls.open_catalogue
     assert set(cls.aliases.values()) <= set(cls.models)

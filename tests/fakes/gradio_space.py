@@ -1,6 +1,6 @@
 """Wire-level fake of the Qwen2-72B-Instruct Hugging Face Space (Gradio queue protocol).
 
-Ground truth: ``/work/shared/PROTOCOLS.md`` §4 (Gradio ``sse_v3``), completed where it is
+Ground truth: the Gradio queue protocol (``sse_v3``) as the ``gradio`` wheels implement it, completed where it is
 silent by captures of real Gradio 4.44.1 / 5.50.0 / 6.31.0 servers running
 ``scripts/demo_space.py`` (see ``test_fake_fidelity.py``).
 

@@ -18,7 +18,7 @@ CLOSED: list[str] = []
 
 
 class _Scripted(Provider):
-    default_base_url: ClassVar[str] = "https://scripted.invalid"
+    endpoints: ClassVar[Any] = MappingProxyType({"base_url": "https://scripted.invalid"})
     default_model: ClassVar[str] = "shared-model"
     models: ClassVar[tuple[str, ...]] = ("shared-model",)
     aliases: ClassVar[Any] = MappingProxyType({"shared": "shared-model"})

@@ -1,27 +1,45 @@
 """The provider interface every backend implements.
 
-A provider is a class with declared, immutable class attributes (name, label, base URL,
-auth, capabilities, models, aliases) and an ``async def stream(request)`` generator. It
-is instantiated per client with the client's shared ``httpx.AsyncClient``, its resolved
-base URL and key. It never builds its own HTTP session, reads the environment or files,
-prints, or keeps state on the class.
+A provider is a class with declared, immutable class attributes (name, label, named
+endpoints, auth, capabilities, the request parameters and options it takes, models,
+aliases) and an ``async def stream(request)`` generator. It is instantiated per client
+with the client's shared ``httpx.AsyncClient`` (no cookie jar: a provider that needs a
+cookie session keeps it in its ``ConversationState``), its resolved endpoints and key.
+It never builds its own HTTP session, reads the environment or files, prints, sleeps
+with ``time.sleep``, or keeps conversation state on the instance or the class.
+
+Rules of ``stream`` (checked by the contract tests in ``tests/contract``):
+
+* yield ``str`` text deltas exactly as generated, typed events otherwise, and exactly
+  one ``FinishReason`` after the last content; a stream that ends without one is a
+  ``ProtocolError`` raised by the engine;
+* raise only ``llmrelay.errors`` types (httpx errors are mapped by the engine too), the
+  original exception as ``__cause__``; turn any malformed payload into ``ProtocolError``;
+* open connections with ``async with`` so that closing the generator closes them, and
+  hold no cancel scope (``anyio.fail_after`` …) across a ``yield``: the engine may step
+  the generator from different tasks (a server opens a stream in one task and sends it
+  from another);
+* bound everything read (``llmrelay._http`` helpers do).
 """
 
 from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import httpx
 
 from .. import errors
-from ..types import ChatRequest, Event, ImageRequest
+from ..types import ChatRequest, Event, ImageRequest, ImageResult
 
-__all__ = ["Auth", "AuthMode", "Capability", "Provider"]
+__all__ = ["PARAMETERS", "Auth", "AuthMode", "Capability", "Option", "Provider"]
+
+PARAMETERS: frozenset[str] = frozenset({"temperature", "max_tokens", "top_p", "stop", "seed"})
+"""The generation parameters of ``ChatRequest`` a provider may declare it takes."""
 
 
 class AuthMode(enum.StrEnum):
@@ -34,7 +52,13 @@ class AuthMode(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Auth:
-    """A provider's authentication: the mode and the environment variable of its key."""
+    """A provider's authentication: the mode and the vendor's environment variable.
+
+    Attributes:
+        mode: ``AuthMode``.
+        env_var: the vendor's key variable (``HF_TOKEN``), read by the settings layer
+            after ``LLMRELAY_<NAME>_API_KEY``; ``None`` when there is none.
+    """
 
     mode: AuthMode = AuthMode.NONE
     env_var: str | None = None
@@ -46,51 +70,94 @@ class Capability(enum.StrEnum):
     CHAT = "chat"
     STREAM = "stream"
     IMAGES = "images"
+    VISION = "vision"
     SYSTEM_PROMPT = "system_prompt"
     HISTORY = "history"
     SERVER_STATE = "server_state"
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """A provider-specific request option (``ChatRequest.options`` key).
+
+    Attributes:
+        type: the Python type of the value (``str``, ``int``, ``float``, ``bool``,
+            ``dict``, ``list``); the CLI converts ``-o NAME VALUE`` text to it.
+        help: one line for ``llmrelay providers`` and ``--help``.
+    """
+
+    type: type
+    help: str = ""
 
 
 class Provider(ABC):
     """Base class of every provider.
 
     Class attributes (declared by each subclass, never mutated):
-        name: registry name, equal to the module name.
+        name: registry name, equal to the module name for built-ins.
         label: human-readable name.
         docs_url: where the service or its protocol is documented.
-        default_base_url: the service's URL; overridden by ``base_url=``.
-        auth: ``Auth`` (mode and key environment variable).
+        endpoints: endpoint name -> default URL; ``"base_url"`` is required, others
+            (``"hub_url"``, …) are the provider's own. Each is overridable by argument,
+            ``LLMRELAY_<NAME>_<ENDPOINT>`` (e.g. ``LLMRELAY_HUGGINGFACE_HUB_URL``) and the
+            config file (``[providers.<name>] <endpoint> = "..."``).
+        auth: ``Auth`` (mode and the vendor's key variable).
         capabilities: frozenset of ``Capability``.
+        parameters: which of ``PARAMETERS`` the provider honours; the engine drops the
+            others with a warning naming them (an ``InvalidRequestError`` when strict).
+        options: provider-specific ``ChatRequest.options`` it accepts, name -> ``Option``.
         default_model: model id used when none is given.
-        models: the provider's own model ids.
-        aliases: alias -> model id.
+        models: the provider's own model ids (built-in list).
+        aliases: short name -> model id, within this provider.
         open_catalogue: ``True`` when any model id is accepted.
 
     Args:
-        http: the client's shared ``httpx.AsyncClient``.
-        base_url: the service URL (defaults to ``default_base_url``).
+        http: the client's shared ``httpx.AsyncClient`` (never closed by the provider).
+        endpoints: resolved endpoint URLs (missing names take the defaults).
         api_key: the resolved key, or ``None``.
+
+    Raises:
+        llmrelay.errors.MissingCredentialsError: ``auth.mode`` is ``REQUIRED`` and no key
+            was given.
     """
 
     name: ClassVar[str]
     label: ClassVar[str]
     docs_url: ClassVar[str] = ""
-    default_base_url: ClassVar[str]
+    endpoints: ClassVar[Mapping[str, str]]
     auth: ClassVar[Auth] = Auth()
     capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.CHAT, Capability.STREAM})
+    parameters: ClassVar[frozenset[str]] = frozenset()
+    options: ClassVar[Mapping[str, Option]] = MappingProxyType({})
     default_model: ClassVar[str]
     models: ClassVar[tuple[str, ...]] = ()
     aliases: ClassVar[Mapping[str, str]] = MappingProxyType({})
     open_catalogue: ClassVar[bool] = False
 
     def __init__(
-        self, http: httpx.AsyncClient, *, base_url: str | None = None, api_key: str | None = None
+        self,
+        http: httpx.AsyncClient,
+        *,
+        endpoints: Mapping[str, str] | None = None,
+        api_key: str | None = None,
     ) -> None:
         if self.auth.mode is AuthMode.REQUIRED and not api_key:
             raise errors.MissingCredentialsError(self.name, self.auth.env_var)
         self._http = http
-        self.base_url = (base_url or self.default_base_url).rstrip("/")
+        urls = dict(type(self).endpoints)
+        given = {key: value for key, value in (endpoints or {}).items() if value}
+        urls.update(given)
+        self.overridden: frozenset[str] = frozenset(given)
+        """Names of the endpoints set by the user (not defaults)."""
+        self.urls: Mapping[str, str] = MappingProxyType(
+            {key: value.rstrip("/") for key, value in urls.items()}
+        )
         self._api_key = api_key
+
+    @property
+    def base_url(self) -> str:
+        """The resolved ``base_url`` endpoint (no trailing slash)."""
+        return self.urls["base_url"]
 
     def __repr__(self) -> str:
         key = "set" if self._api_key else "none"
@@ -121,27 +188,45 @@ class Provider(ABC):
         """Every accepted name: model ids then aliases, without duplicates."""
         return list(dict.fromkeys([*cls.models, *cls.aliases]))
 
+    @classmethod
+    def offers(cls, model: str) -> bool:
+        """Whether ``model`` is one of this provider's listed model ids or aliases."""
+        return model in cls.models or model in cls.aliases
+
+    async def list_models(self) -> Sequence[str]:
+        """The provider's model ids, possibly fetched from the service (default: ``models``).
+
+        Providers with a live catalogue override this (with a timeout and a cache);
+        it is never called at import or on the token path.
+        """
+        return self.models
+
     @abstractmethod
     def stream(self, request: ChatRequest) -> AsyncGenerator[Event, None]:
-        """Stream the answer to ``request``.
+        """Stream the answer to ``request`` (see the module docstring for the rules).
 
-        Yields ``str`` text deltas and typed events, at most one ``FinishReason`` and
-        nothing content-like after it. Multi-step protocols stay inside the generator;
-        connections are opened with ``async with`` so an early stop closes them.
+        ``request.state`` is this provider's own ``ConversationState`` from the turn
+        before, or ``None`` (then ``request.messages`` is the whole history to send).
 
         Raises:
             llmrelay.errors.ProviderError: any failure, mapped to the error tree.
         """
 
-    async def generate_image(self, request: ImageRequest) -> AsyncGenerator[Event, None]:
-        """Generate an image (providers with ``Capability.IMAGES`` override this).
+    async def generate_image(self, request: ImageRequest) -> ImageResult:
+        """Generate one image (providers with ``Capability.IMAGES`` override this).
 
         Raises:
-            llmrelay.errors.ConfigError: this provider cannot generate images.
+            llmrelay.errors.InvalidRequestError: this provider cannot generate images.
         """
-        raise errors.ConfigError(f"{self.name} cannot generate images")
-        yield  # pragma: no cover - makes this an async generator
+        raise errors.InvalidRequestError(
+            f"{self.name} cannot generate images", provider=self.name, model=request.model
+        )
 
     def _auth_headers(self) -> dict[str, str]:
         """``Authorization: Bearer`` when a key is set; nothing otherwise."""
         return {"authorization": f"Bearer {self._api_key}"} if self._api_key else {}
+
+    @classmethod
+    def describe_options(cls) -> dict[str, Any]:
+        """``{name: {"type": type name, "help": text}}`` of ``options`` (for listings)."""
+        return {k: {"type": v.type.__name__, "help": v.help} for k, v in cls.options.items()}

@@ -78,7 +78,9 @@ class HFSpaces(Provider):
     name: ClassVar[str] = "hf_spaces"
     label: ClassVar[str] = "Hugging Face Spaces (Gradio)"
     docs_url: ClassVar[str] = "https://huggingface.co/spaces/Qwen/Qwen2-72B-Instruct"
-    default_base_url: ClassVar[str] = SPACES["qwen-qwen2-72b-instruct"].base_url
+    endpoints: ClassVar[Mapping[str, str]] = MappingProxyType(
+        {"base_url": SPACES["qwen-qwen2-72b-instruct"].base_url}
+    )
     auth: ClassVar[Auth] = Auth(AuthMode.OPTIONAL, "HF_TOKEN")
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
         {Capability.CHAT, Capability.STREAM, Capability.SYSTEM_PROMPT}
@@ -90,10 +92,14 @@ class HFSpaces(Provider):
     )
 
     def __init__(
-        self, http: httpx.AsyncClient, *, base_url: str | None = None, api_key: str | None = None
+        self,
+        http: httpx.AsyncClient,
+        *,
+        endpoints: Mapping[str, str] | None = None,
+        api_key: str | None = None,
     ) -> None:
-        super().__init__(http, base_url=base_url, api_key=api_key)
-        self._base_override = base_url.rstrip("/") if base_url else None
+        super().__init__(http, endpoints=endpoints, api_key=api_key)
+        self._base_override = self.base_url if "base_url" in self.overridden else None
         self._endpoints: dict[str, SpaceEndpoint] = {}
 
     def _space_url(self, space: GradioChatSpace) -> str:
