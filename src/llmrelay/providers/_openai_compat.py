@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import AsyncGenerator, Mapping, Sequence
+from contextlib import aclosing
 from types import MappingProxyType
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
@@ -142,16 +143,18 @@ class OpenAICompatible(Provider):
         extra = request.options.get("extra_body")
         if isinstance(extra, Mapping):
             payload.update(extra)
+        source = stream_chat(
+            self._http,
+            f"{self.base_url}/chat/completions",
+            payload,
+            headers=self._auth_headers(),
+            provider=self.name,
+            model=model,
+        )
         with translate_errors(self.name, model):
-            async for event in stream_chat(
-                self._http,
-                f"{self.base_url}/chat/completions",
-                payload,
-                headers=self._auth_headers(),
-                provider=self.name,
-                model=model,
-            ):
-                yield event
+            async with aclosing(source):
+                async for event in source:
+                    yield event
 
     @classmethod
     def from_config(cls, name: str, table: Mapping[str, Any]) -> type[Provider]:

@@ -26,7 +26,7 @@ matching ``llmrelay.errors`` type; a stream that ends with neither ``[DONE]`` no
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any
 
 import anyio
@@ -262,7 +262,7 @@ async def stream_chat(
     headers: Mapping[str, str],
     provider: str,
     model: str | None,
-) -> AsyncIterator[Event]:
+) -> AsyncGenerator[Event, None]:
     """POST ``payload`` to a ``/chat/completions`` URL and yield the answer's events.
 
     Yields text, ``Reasoning`` and ``Usage`` events and exactly one ``FinishReason``

@@ -33,6 +33,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncGenerator, Mapping, Sequence
+from contextlib import aclosing
 from types import MappingProxyType
 from typing import Any, ClassVar
 from urllib.parse import quote
@@ -176,8 +177,9 @@ class HuggingFace(Provider):
                     provider=self.name,
                     model=model,
                 )
-                async for event in source:
-                    yield event
+                async with aclosing(source):
+                    async for event in source:
+                        yield event
                 return
             info = await self._hub.model_info(model)
             if info.pipeline_tag == "text-to-image":
@@ -188,8 +190,10 @@ class HuggingFace(Provider):
                 )
                 yield FinishReason("stop")
                 return
-            async for event in self._generate(request, info):
-                yield event
+            generated = self._generate(request, info)
+            async with aclosing(generated):
+                async for event in generated:
+                    yield event
 
     def _prompt(self, request: ChatRequest, info: ModelInfo) -> str:
         template, end = choose_template(info.model_type, info.eos_token, info.author)
