@@ -34,7 +34,9 @@ __all__ = [
     "hold",
 ]
 
-Mode = Literal["ok", "http_error", "malformed", "disconnect", "hold_open", "inband_error"]
+Mode = Literal[
+    "ok", "http_error", "malformed", "disconnect", "hold_open", "inband_error", "truncate"
+]
 
 
 def dumps(obj: Any) -> str:
@@ -52,7 +54,8 @@ class Fault:
 
     Attributes:
         mode: see the module docstring; ``inband_error`` sends an error event inside a
-            200 stream after ``after`` events.
+            200 stream after ``after`` events; ``truncate`` ends the response cleanly
+            after ``after`` events (no final event, no ``[DONE]``).
         status: HTTP status of ``http_error``.
         body: the error body (``dict``/``list`` -> JSON, ``str`` -> text/plain); ``None``
             lets the fake choose its service's usual body for ``status``.

@@ -254,6 +254,8 @@ class FakeOpenAI:
         if fault.mode == "hold_open":
             await hold()
             return
+        if fault.mode == "truncate":
+            return
         if fault.mode == "inband_error":
             body = fault.body if fault.body is not None else self.error_body(fault.status)
             yield self._frame(body)

@@ -305,6 +305,7 @@ class FakeTGI:
             raise AbruptClose("dropped mid-stream")
         elif fault.mode == "hold_open":
             await hold()
+        # "truncate": the response just ends
         elif fault.mode == "inband_error":
             body = fault.body or {
                 "error": "Request failed during generation: overloaded",

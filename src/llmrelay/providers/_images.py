@@ -23,7 +23,9 @@ ASPECT_RATIOS: dict[str, tuple[int, int]] = {
     "16:9": (1344, 768),
     "9:16": (768, 1344),
 }
-"""Supported aspect ratios -> default (width, height) in pixels (multiples of 64)."""
+"""Supported aspect ratios -> default (width, height) in pixels (multiples of 64, the
+sizes SDXL-class models are trained at; 1344x768 is the closest to 16:9). With one side
+given, the other follows the exact ratio, rounded to a multiple of 8."""
 
 
 def _round8(value: float) -> int:
@@ -50,12 +52,13 @@ def image_parameters(request: ImageRequest) -> tuple[dict[str, Any], tuple[int |
                 f"aspect_ratio must be one of {', '.join(ASPECT_RATIOS)}, "
                 f"got {request.aspect_ratio!r}"
             ) from None
+        across, down = (int(n) for n in request.aspect_ratio.split(":"))
         if width is None and height is None:
             width, height = ratio_w, ratio_h
         elif height is None and width is not None:
-            height = _round8(width * ratio_h / ratio_w)
+            height = _round8(width * down / across)
         elif width is None and height is not None:
-            width = _round8(height * ratio_w / ratio_h)
+            width = _round8(height * across / down)
     params: dict[str, Any] = {}
     if width is not None:
         params["width"] = width
