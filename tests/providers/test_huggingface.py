@@ -282,6 +282,8 @@ async def test_stream_variants(fakes: Fakes, provider: HuggingFace, script: TGIS
         (TGIScript(end="length"), (), None, "length"),
         (TGIScript(end="length", details=False), (), None, "length"),
         (TGIScript(end="stop_sequence"), ("END",), None, "stop"),
+        # a stop sequence the client did not send (server-side): only details can tell
+        (TGIScript(end="stop_sequence"), (), None, "stop"),
         (TGIScript(end="stop_sequence", details=False), ("END",), None, "stop"),
         (TGIScript(), (), 3, "length"),
         (TGIScript(details=False), (), 3, "length"),
