@@ -32,8 +32,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncGenerator, Mapping, Sequence
-from contextlib import aclosing
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from contextlib import aclosing, asynccontextmanager
 from types import MappingProxyType
 from typing import Any, ClassVar
 from urllib.parse import quote
@@ -211,42 +211,55 @@ class HuggingFace(Provider):
             "parameters": generation_parameters(request),
             "stream": streaming,
         }
-        url = f"{self.base_url}/models/{quote(model, safe='/')}"
-        attempt = 0
-        wait_header: dict[str, str] = {}
-        while True:
-            async with self._http.stream(
-                "POST", url, json=body, headers={**self._auth_headers(), **wait_header}
-            ) as response:
-                if response.status_code >= 400:
-                    raw = await _error_body(response, self.name, model)
-                    estimate = loading_estimate(response.status_code, raw)
-                    if estimate is None:
-                        raise self._http_error(response, raw, model, "text generation")
-                    if not await wait_for_model(estimate, request.deadline, attempt):
-                        raise loading_error(estimate, provider=self.name, model=model, body=raw)
-                    attempt += 1
-                    wait_header = {"x-wait-for-model": "1"}
-                    continue
-                content_type = response.headers.get("content-type", "")
-                if content_type.startswith("text/event-stream"):
-                    parser = TokenStream(self.name, model, request.stop)
-                    async for sse in aiter_sse(response, provider=self.name, model=model):
-                        for event in parser.feed(sse.data):
-                            yield event
-                    yield parser.end()
-                    return
-                payload = loads(
-                    await read_bounded(response, provider=self.name, model=model),
-                    provider=self.name,
-                    model=model,
-                    what="answer",
-                )
-                text, reason = parse_generated(payload, provider=self.name, model=model)
-                if text:
-                    yield text
-                yield FinishReason(reason)
+        headers = {"accept": "text/event-stream, application/json"}
+        async with self._answer(
+            model, body, headers, request.deadline, "text generation"
+        ) as response:
+            content_type = response.headers.get("content-type", "")
+            if content_type.startswith("text/event-stream"):
+                parser = TokenStream(self.name, model, request.stop)
+                async for sse in aiter_sse(response, provider=self.name, model=model):
+                    for event in parser.feed(sse.data):
+                        yield event
+                yield parser.end()
                 return
+            raw = await read_bounded(response, provider=self.name, model=model)
+        payload = loads(raw, provider=self.name, model=model, what="answer")
+        text, reason = parse_generated(payload, provider=self.name, model=model)
+        if text:
+            yield text
+        yield FinishReason(reason)
+
+    @asynccontextmanager
+    async def _answer(
+        self,
+        model: str,
+        body: Mapping[str, Any],
+        headers: Mapping[str, str],
+        deadline: float | None,
+        what: str,
+    ) -> AsyncIterator[httpx.Response]:
+        """``POST {base}/models/{model}``; the successful (streamed) response.
+
+        A 503 "currently loading" is asked again (with ``x-wait-for-model``) while the
+        estimate fits ``deadline``; other HTTP errors are raised, typed.
+        """
+        url = f"{self.base_url}/models/{quote(model, safe='/')}"
+        sent = {**headers, **self._auth_headers()}
+        attempt = 0
+        while True:
+            async with self._http.stream("POST", url, json=dict(body), headers=sent) as response:
+                if response.status_code < 400:
+                    yield response
+                    return
+                raw = await _error_body(response, self.name, model)
+                estimate = loading_estimate(response.status_code, raw)
+                if estimate is None:
+                    raise self._http_error(response, raw, model, what)
+            if not await wait_for_model(estimate, deadline, attempt):
+                raise loading_error(estimate, provider=self.name, model=model, body=raw)
+            attempt += 1
+            sent["x-wait-for-model"] = "1"
 
     def _http_error(
         self, response: httpx.Response, raw: bytes, model: str, what: str
@@ -287,28 +300,17 @@ class HuggingFace(Provider):
         body: dict[str, Any] = {"inputs": request.prompt}
         if parameters:
             body["parameters"] = parameters
-        url = f"{self.base_url}/models/{quote(model, safe='/')}"
-        attempt = 0
-        headers = {"accept": "image/png, image/jpeg, image/webp, image/*", **self._auth_headers()}
-        while True:
-            async with self._http.stream("POST", url, json=body, headers=headers) as response:
-                if response.status_code >= 400:
-                    raw = await _error_body(response, self.name, model)
-                    estimate = loading_estimate(response.status_code, raw)
-                    if estimate is None:
-                        raise self._http_error(response, raw, model, "image generation")
-                    if not await wait_for_model(estimate, request.deadline, attempt):
-                        raise loading_error(estimate, provider=self.name, model=model, body=raw)
-                    attempt += 1
-                    headers["x-wait-for-model"] = "1"
-                    continue
-                data = await read_bounded(
-                    response, provider=self.name, model=model, limit=_MAX_IMAGE, what="image"
-                )
-                declared = response.headers.get("content-type", "")
-            mime, size = sniff_image(data, declared, provider=self.name, model=model)
-            real_width, real_height = size or (width, height)
-            return ImageResult(data, mime, request.seed, real_width, real_height)
+        headers = {"accept": "image/png, image/jpeg, image/webp, image/*"}
+        async with self._answer(
+            model, body, headers, request.deadline, "image generation"
+        ) as response:
+            data = await read_bounded(
+                response, provider=self.name, model=model, limit=_MAX_IMAGE, what="image"
+            )
+            declared = response.headers.get("content-type", "")
+        mime, size = sniff_image(data, declared, provider=self.name, model=model)
+        real_width, real_height = size or (width, height)
+        return ImageResult(data, mime, request.seed, real_width, real_height)
 
     # -- models ----------------------------------------------------------------------
 
