@@ -541,6 +541,12 @@ async def test_router_per_call(fakes: Fakes, provider: HuggingFace) -> None:
     assert fakes.tgi.requests == []
 
 
+async def test_router_gets_the_token(fakes: Fakes, http: httpx.AsyncClient) -> None:
+    provider = HuggingFace(http, endpoints=fakes.endpoints, api_key="hf_secret")
+    await collect(provider, chat(options={"api": "router"}))
+    assert fakes.router.requests[0].headers["authorization"] == "Bearer hf_secret"
+
+
 async def test_router_per_model(fakes: Fakes, provider: HuggingFace) -> None:
     fakes.router.script = OpenAIScript(reasoning=["hmm"])
     events = await collect(provider, chat("deepseek-ai/DeepSeek-R1"))
@@ -751,3 +757,40 @@ def test_any_tokens_under_any_chunking_come_out_exactly(
             out += parser.feed(sse.data)
     assert "".join(e for e in out if isinstance(e, str)) == "".join(tokens)
     assert parser.end() == FinishReason("stop")
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "token",
+                    "text",
+                    "special",
+                    "error",
+                    "error_type",
+                    "details",
+                    "generated_text",
+                    "finish_reason",
+                ]
+            ),
+            inner,
+            max_size=4,
+        )
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=json_values)
+def test_any_json_event_gives_events_or_a_typed_error(value: Any) -> None:
+    parser = TokenStream("huggingface", "m", ("x",))
+    try:
+        out = parser.feed(json.dumps(value))
+        assert all(isinstance(e, str) for e in out)
+        parser.end()
+    except errors.ProviderError:
+        pass

@@ -422,3 +422,44 @@ def test_any_tokens_under_any_chunking_come_out_exactly(
     assert "".join(e for e in out if isinstance(e, str)) == "".join(pieces)
     assert out[-1] == FinishReason("stop")
     assert parser.done
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "choices",
+                    "delta",
+                    "content",
+                    "reasoning_content",
+                    "finish_reason",
+                    "usage",
+                    "error",
+                    "message",
+                    "type",
+                    "code",
+                    "prompt_tokens",
+                ]
+            ),
+            inner,
+            max_size=4,
+        )
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=json_values)
+def test_any_json_chunk_gives_events_or_a_typed_error(value: Any) -> None:
+    import json
+
+    parser = ChunkParser("local", "m")
+    try:
+        parser.feed(json.dumps(value))
+        parser.end()
+    except errors.ProviderError:
+        pass

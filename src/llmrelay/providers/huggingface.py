@@ -341,7 +341,7 @@ class HuggingFace(Provider):
                 ]
             )
         )
-        if found:
+        if len(found) == 2:  # a partial or failed listing is asked again next time
             self._listed = (now, listed)
         return listed
 
