@@ -314,8 +314,16 @@ async def test_client_key_wins_over_the_configured_one(
 async def test_extra_body_option_is_merged(
     fake: FakeOpenAI, http: httpx.AsyncClient, base_url: str
 ) -> None:
-    await collect(local(http, base_url), request(options={"extra_body": {"top_k": 5}}))
-    assert fake.requests[0].json["top_k"] == 5
+    extra = {"top_k": 5, "stream_options": None, "stream": False, "model": "other"}
+    events = await collect(local(http, base_url), request(options={"extra_body": extra}))
+    sent = fake.requests[0].json
+    assert (sent["top_k"], sent["stream_options"], sent["stream"], sent["model"]) == (
+        5,
+        None,
+        True,
+        "fake-model",
+    )
+    assert events[-1] == FinishReason("stop")
 
 
 # -- from_config --------------------------------------------------------------------------

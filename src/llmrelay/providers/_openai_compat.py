@@ -141,8 +141,9 @@ class OpenAICompatible(Provider):
         model = await self._model_for(request)
         payload = chat_payload(request, model)
         extra = request.options.get("extra_body")
-        if isinstance(extra, Mapping):
+        if isinstance(extra, Mapping):  # may replace stream_options, never the streaming
             payload.update(extra)
+            payload.update(stream=True, model=model)
         source = stream_chat(
             self._http,
             f"{self.base_url}/chat/completions",

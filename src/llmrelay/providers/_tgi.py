@@ -99,7 +99,7 @@ def loading_estimate(status: int, body: bytes) -> float | None:
 def error_from_response(
     status: int, body: bytes, *, provider: str, model: str | None, what: str, retry_after: Any
 ) -> errors.ProviderError:
-    """The typed error of an HTTP error answer (PROTOCOLS §2.3 shapes).
+    """The typed error of an HTTP error answer (the shapes in the module docstring).
 
     A JSON body with a TGI ``error_type`` is typed by it (keeping the status); other
     bodies (``{"error": str | list}``, text/plain) go by the status.

@@ -1,6 +1,6 @@
 """Hugging Face Inference API (text generation and text-to-image) and its OpenAI router.
 
-Protocols (PROTOCOLS.md §2; public sources below):
+Protocols and their public sources:
 
 * **Model metadata** ``GET {hub_url}/api/models/{id}`` (``_hf_hub``): ``pipeline_tag``,
   ``config.model_type`` and ``config.tokenizer_config.eos_token`` choose the chat
