@@ -42,6 +42,7 @@ __all__ = [
     "raise_for_status",
     "read_bounded",
     "read_json",
+    "retry_after_seconds",
     "translate_errors",
 ]
 
@@ -141,7 +142,8 @@ def _where(exc: httpx.RequestError) -> str:
     return str(url.copy_with(query=None))
 
 
-def _retry_after(value: str | None) -> float | None:
+def retry_after_seconds(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (seconds or an HTTP date), or ``None``."""
     if not value:
         return None
     try:
@@ -316,7 +318,7 @@ async def raise_for_status(
         provider=provider,
         model=model,
         what=what,
-        retry_after=_retry_after(response.headers.get("retry-after")),
+        retry_after=retry_after_seconds(response.headers.get("retry-after")),
     )
 
 

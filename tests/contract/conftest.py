@@ -13,6 +13,7 @@ from typing import Any, Protocol
 import pytest
 
 from tests.contract.fake_hf_spaces import SpaceContractFake
+from tests.contract.fake_huggingface import HuggingFaceContractFake
 from tests.fakes._server import serve
 
 
@@ -33,6 +34,7 @@ class ContractFake(Protocol):
 
 FAKES: dict[str, Callable[[], ContractFake]] = {
     "hf_spaces": SpaceContractFake,
+    "huggingface": HuggingFaceContractFake,
 }
 
 

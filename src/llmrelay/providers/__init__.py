@@ -29,10 +29,11 @@ __all__ = [
 
 BUILTIN: dict[str, str] = {
     "hf_spaces": "llmrelay.providers.hf_spaces:HFSpaces",
+    "huggingface": "llmrelay.providers.huggingface:HuggingFace",
 }
 """Registry name -> ``"module:Class"``, in display order."""
 
-KINDS: dict[str, str] = {}
+KINDS: dict[str, str] = {"openai": "llmrelay.providers._openai_compat:OpenAICompatible"}
 """Config ``kind`` -> ``"module:Class"`` whose ``from_config(name, table)`` classmethod
 returns a configured ``Provider`` subclass."""
 
