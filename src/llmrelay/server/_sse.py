@@ -29,7 +29,10 @@ class EventStreamResponse(Response):
     media_type = "text/event-stream"
 
     def __init__(self, frames: AsyncGenerator[bytes, None], headers: dict[str, str]) -> None:
-        super().__init__(status_code=200, headers=headers, media_type=self.media_type)
+        # Like StreamingResponse: no ``body``, so no Content-Length header.
+        self.status_code = 200
+        self.background = None
+        self.init_headers(headers)
         self._frames = frames
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
