@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
     "ChatCompletionRequest",
@@ -39,6 +39,14 @@ class ContentPart(_Lenient):
     type: Literal["text", "image_url"]
     text: Annotated[str, Field(max_length=_MAX_TEXT)] | None = None
     image_url: ImageURL | None = None
+
+    @model_validator(mode="after")
+    def _has_its_value(self) -> ContentPart:
+        if self.type == "text" and self.text is None:
+            raise ValueError("a text part needs 'text'")
+        if self.type == "image_url" and self.image_url is None:
+            raise ValueError("an image_url part needs 'image_url'")
+        return self
 
 
 class ChatMessage(_Lenient):
