@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 import uvicorn
-
-from llmrelay.server import ServerConfig, create_app
 from tests.fakes._server import TestServer, serve
 from tests.fakes.gradio_space import FakeSpace, SpaceScript
 from tests.server import scripted
+
+from llmrelay.server import ServerConfig, create_app
 
 CONFIG_TOML = """
 [aliases]

@@ -6,10 +6,10 @@ import base64
 
 import openai
 import pytest
-
-import llmrelay
 from tests.server import scripted
 from tests.server.scripted import HOLD, PNG
+
+import llmrelay
 
 
 @pytest.fixture
@@ -64,7 +64,8 @@ def test_sync_streaming_with_usage(sdk: openai.OpenAI) -> None:
             finish = choice.finish_reason or finish
     assert pieces == ["Hello", ", world", "!"]
     assert finish == "stop"
-    assert usage is not None and usage.total_tokens == 8
+    assert usage is not None
+    assert usage.total_tokens == 8
     request = scripted.LOG["alpha"].requests[-1]
     assert (request.temperature, request.max_tokens) == (0.5, 20)
 
@@ -163,9 +164,11 @@ def test_invalid_request_is_400(sdk: openai.OpenAI) -> None:
 
 
 def test_failure_after_text_is_one_error_frame(sdk: openai.OpenAI) -> None:
-    scripted.SCRIPTS["alpha"] = ["partial ", "answer", llmrelay.ProviderUnavailable(
-        "went away", provider="alpha", model="m"
-    )]
+    scripted.SCRIPTS["alpha"] = [
+        "partial ",
+        "answer",
+        llmrelay.ProviderUnavailable("went away", provider="alpha", model="m"),
+    ]
     stream = sdk.chat.completions.create(
         model="alpha:m", messages=[{"role": "user", "content": "hi"}], stream=True
     )

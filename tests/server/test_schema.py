@@ -43,7 +43,9 @@ def test_no_500_and_errors_in_openai_shape(
     statuses: list[int] = []
 
     @given(case=operation.as_strategy())
-    @settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @settings(
+        max_examples=20, deadline=None, suppress_health_check=list(HealthCheck), database=None
+    )
     def check(case: Any) -> None:
         response = case.call(base_url=server_url, timeout=20)
         statuses.append(response.status_code)
@@ -51,7 +53,8 @@ def test_no_500_and_errors_in_openai_shape(
         if response.status_code >= 400:
             error = response.json()["error"]
             assert set(error) >= {"message", "type", "param", "code"}
-            assert isinstance(error["message"], str) and error["message"]
+            assert isinstance(error["message"], str)
+            assert error["message"]
 
     check()
     assert statuses

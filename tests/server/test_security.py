@@ -9,12 +9,12 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from tests.fakes._server import serve
+from tests.server import scripted
 
 import llmrelay
 from llmrelay.server import ServerConfig
 from llmrelay.server._guard import Guard
-from tests.fakes._server import serve
-from tests.server import scripted
 
 KEY = "srv-key-3f9a1c"
 CHAT = {"model": "alpha:m", "messages": [{"role": "user", "content": "hi"}]}
@@ -35,7 +35,9 @@ def test_key_required_on_the_api_but_not_on_the_page(make_server: Any) -> None:
         assert http.get("/health").status_code == 200
         assert http.get("/").status_code == 200
         assert http.get("/static/app.js").status_code == 200
-        good = http.post("/v1/chat/completions", json=CHAT, headers={"Authorization": f"Bearer {KEY}"})
+        good = http.post(
+            "/v1/chat/completions", json=CHAT, headers={"Authorization": f"Bearer {KEY}"}
+        )
         assert good.status_code == 200
     sdk = openai.OpenAI(base_url=url + "/v1", api_key="nope", max_retries=0)
     with pytest.raises(openai.AuthenticationError):
@@ -101,7 +103,9 @@ def test_cors_is_off_unless_configured(make_server: Any, server_url: str) -> Non
     on = httpx.options(url + "/v1/chat/completions", headers=preflight)
     assert on.status_code == 200
     assert on.headers["access-control-allow-origin"] == "http://app.test"
-    other = httpx.options(url + "/v1/chat/completions", headers={**preflight, "Origin": "http://evil.test"})
+    other = httpx.options(
+        url + "/v1/chat/completions", headers={**preflight, "Origin": "http://evil.test"}
+    )
     assert other.headers.get("access-control-allow-origin") != "http://evil.test"
 
 
@@ -176,15 +180,27 @@ def test_no_secret_in_any_response_or_log_line(
 
         record(http.post("/v1/chat/completions", json=body, headers=auth))
         record(http.post("/v1/chat/completions", json={**body, "stream": True}, headers=auth))
-        record(http.post("/v1/chat/completions", json=body, headers={"Authorization": "Bearer " + provider_key}))
+        record(
+            http.post(
+                "/v1/chat/completions",
+                json=body,
+                headers={"Authorization": "Bearer " + provider_key},
+            )
+        )
         scripted.SCRIPTS["alpha"] = [
             llmrelay.ProviderUnavailable(
-                f"connect to {upstream} failed", provider="alpha", model="m", status_code=503,
+                f"connect to {upstream} failed",
+                provider="alpha",
+                model="m",
+                status_code=503,
                 body=f"key={provider_key}",
             )
         ]
         record(http.post("/v1/chat/completions", json=body, headers=auth))
-        scripted.SCRIPTS["alpha"] = ["x", llmrelay.TransportError(f"reset by {upstream}", provider="alpha")]
+        scripted.SCRIPTS["alpha"] = [
+            "x",
+            llmrelay.TransportError(f"reset by {upstream}", provider="alpha"),
+        ]
         record(http.post("/v1/chat/completions", json={**body, "stream": True}, headers=auth))
         record(http.get("/v1/models", headers=auth))
         record(http.get("/metrics", headers=auth))
@@ -199,5 +215,8 @@ def test_no_secret_in_any_response_or_log_line(
 def test_prompts_logged_only_when_asked(make_server: Any, caplog: pytest.LogCaptureFixture) -> None:
     url = make_server(log_prompts=True)
     caplog.set_level(logging.INFO)
-    httpx.post(url + "/v1/chat/completions", json={**CHAT, "messages": [{"role": "user", "content": "SENTINEL-9"}]})
+    httpx.post(
+        url + "/v1/chat/completions",
+        json={**CHAT, "messages": [{"role": "user", "content": "SENTINEL-9"}]},
+    )
     assert "SENTINEL-9" in caplog.text

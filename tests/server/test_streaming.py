@@ -11,10 +11,10 @@ from typing import Any
 import httpx
 import openai
 import pytest
-
-import llmrelay
 from tests.server import scripted
 from tests.server.scripted import HOLD, Pause
+
+import llmrelay
 
 HI = [{"role": "user", "content": "hi"}]
 
@@ -38,7 +38,8 @@ def test_fallback_first_503_second_answers(base_url: str) -> None:
     scripted.SCRIPTS["alpha"] = [_unavailable("alpha")]
     stream = sdk.chat.completions.create(model="chain", messages=HI, stream=True)
     assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == "Hello, world!"
-    assert scripted.LOG["alpha"].opened == 2 and scripted.LOG["beta"].opened == 2
+    assert scripted.LOG["alpha"].opened == 2
+    assert scripted.LOG["beta"].opened == 2
 
 
 def test_fallback_failure_after_text_is_an_in_band_error(server_url: str) -> None:
@@ -52,9 +53,14 @@ def test_fallback_failure_after_text_is_an_in_band_error(server_url: str) -> Non
     frames = _frames(response.text)
     assert "[DONE]" not in frames
     *chunks, last = frames
-    assert "".join(
-        c["choices"][0]["delta"].get("content") or "" for c in map(json.loads, chunks) if c["choices"]
-    ) == "Partial"
+    assert (
+        "".join(
+            c["choices"][0]["delta"].get("content") or ""
+            for c in map(json.loads, chunks)
+            if c["choices"]
+        )
+        == "Partial"
+    )
     error = json.loads(last)["error"]
     assert set(error) >= {"message", "type", "param", "code"}
     assert "alpha is down" in error["message"]
@@ -70,11 +76,13 @@ def test_all_fail_is_502_listing_each_attempt(base_url: str) -> None:
             sdk.chat.completions.create(model="chain", messages=HI, stream=stream)
         assert info.value.status_code == 502
         body = info.value.body
-        assert isinstance(body, dict) and body["code"] == "all_providers_failed"
+        assert isinstance(body, dict)
+        assert body["code"] == "all_providers_failed"
         attempts = body["attempts"]
         assert [a["provider"] for a in attempts] == ["alpha", "beta"]
         assert all(a["error_type"] == "ProviderUnavailable" for a in attempts)
-        assert "alpha is down" in body["message"] and "beta is down" in body["message"]
+        assert "alpha is down" in body["message"]
+        assert "beta is down" in body["message"]
 
 
 def test_client_disconnect_closes_the_upstream_stream(server_url: str) -> None:
@@ -108,7 +116,10 @@ def test_metrics_count_requests_errors_and_streams(server_url: str) -> None:
         return 0.0
 
     before = scrape()
-    httpx.post(server_url + "/v1/chat/completions", json={"model": "alpha:m", "messages": HI, "stream": True})
+    httpx.post(
+        server_url + "/v1/chat/completions",
+        json={"model": "alpha:m", "messages": HI, "stream": True},
+    )
     scripted.SCRIPTS["alpha"] = [llmrelay.RateLimitError("slow", provider="alpha", model="m")]
     httpx.post(server_url + "/v1/chat/completions", json={"model": "alpha:m", "messages": HI})
     after = scrape()
@@ -128,9 +139,14 @@ def test_metrics_count_requests_errors_and_streams(server_url: str) -> None:
 
 def test_streams_in_flight_gauge(server_url: str) -> None:
     scripted.SCRIPTS["alpha"] = ["x", HOLD]
-    with httpx.Client(timeout=10) as http, http.stream(
-        "POST", server_url + "/v1/chat/completions", json={"model": "alpha:m", "messages": HI, "stream": True}
-    ) as response:
+    with (
+        httpx.Client(timeout=10) as http,
+        http.stream(
+            "POST",
+            server_url + "/v1/chat/completions",
+            json={"model": "alpha:m", "messages": HI, "stream": True},
+        ) as response,
+    ):
         chunks = response.iter_bytes()  # kept: a dropped iterator closes the connection
         next(chunks)
         assert "llmrelay_server_streams_in_flight 1.0" in http.get(server_url + "/metrics").text
@@ -142,23 +158,44 @@ def test_curl(server_url: str) -> None:
     scripted.SCRIPTS["alpha"] = ["Hi", Pause(0.01), " there", llmrelay.FinishReason("stop")]
     out = subprocess.run(
         [
-            "curl", "-sN", "--fail-with-body", server_url + "/v1/chat/completions",
-            "-H", "Content-Type: application/json",
-            "-d", json.dumps({"model": "alpha:m", "messages": HI, "stream": True}),
+            "curl",
+            "-sN",
+            "--fail-with-body",
+            server_url + "/v1/chat/completions",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            json.dumps({"model": "alpha:m", "messages": HI, "stream": True}),
         ],
-        capture_output=True, text=True, timeout=30, check=True,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
     ).stdout
     frames = _frames(out)
     assert frames[-1] == "[DONE]"
     text = "".join(
         c["choices"][0]["delta"].get("content") or ""
-        for c in map(json.loads, frames[:-1]) if c["choices"]
+        for c in map(json.loads, frames[:-1])
+        if c["choices"]
     )
     assert text == "Hi there"
     plain = subprocess.run(
-        ["curl", "-s", "-w", "\n%{http_code}", server_url + "/v1/chat/completions",
-         "-H", "Content-Type: application/json", "-d", json.dumps({"model": "zz:zz", "messages": HI})],
-        capture_output=True, text=True, timeout=30, check=True,
+        [
+            "curl",
+            "-s",
+            "-w",
+            "\n%{http_code}",
+            server_url + "/v1/chat/completions",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            json.dumps({"model": "zz:zz", "messages": HI}),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
     ).stdout
     body, status = plain.rsplit("\n", 1)
     assert status == "404"
@@ -187,19 +224,32 @@ def test_conversation_state_comes_back_for_stateless_clients(base_url: str) -> N
         if stream:
             text = "".join(
                 c.choices[0].delta.content or ""
-                for c in sdk.chat.completions.create(model="stateful:m", messages=history, stream=True)
+                for c in sdk.chat.completions.create(
+                    model="stateful:m", messages=history, stream=True
+                )
                 if c.choices
             )
         else:
-            text = sdk.chat.completions.create(model="stateful:m", messages=history).choices[0].message.content
+            text = (
+                sdk.chat.completions.create(model="stateful:m", messages=history)
+                .choices[0]
+                .message.content
+            )
         received = log.requests[-1].state
         if turn == 1:
             assert received is None
         else:
-            assert received is not None and received.data["turn"] == turn - 1
-        history += [{"role": "assistant", "content": text}, {"role": "user", "content": f"turn {turn + 1}"}]
+            assert received is not None
+            assert received.data["turn"] == turn - 1
+        history += [
+            {"role": "assistant", "content": text},
+            {"role": "user", "content": f"turn {turn + 1}"},
+        ]
     # an edited history (another answer than the one given) does not match: no state
-    edited = [{"role": "user", "content": "first"}, {"role": "assistant", "content": "forged"},
-              {"role": "user", "content": "next"}]
+    edited = [
+        {"role": "user", "content": "first"},
+        {"role": "assistant", "content": "forged"},
+        {"role": "user", "content": "next"},
+    ]
     sdk.chat.completions.create(model="stateful:m", messages=edited)
     assert log.requests[-1].state is None

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-import llmrelay
 from tests.server import scripted
 from tests.server.scripted import HOLD, Pause
+
+import llmrelay
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = [
@@ -85,8 +85,14 @@ def test_chat_stop_and_error(page: Any, server_url: str, tmp_path: Path) -> None
     expect(page.locator("#error")).to_be_hidden()
 
     # 1. a streamed answer
-    scripted.SCRIPTS["alpha"] = ["Hello", Pause(0.05), ", world", Pause(0.05), "!",
-                                 llmrelay.FinishReason("stop")]
+    scripted.SCRIPTS["alpha"] = [
+        "Hello",
+        Pause(0.05),
+        ", world",
+        Pause(0.05),
+        "!",
+        llmrelay.FinishReason("stop"),
+    ]
     _send(page, "Say hello")
     answer = page.locator(".msg.assistant").nth(0)
     expect(answer.locator(".text")).to_have_text("Hello, world!")
@@ -99,7 +105,9 @@ def test_chat_stop_and_error(page: Any, server_url: str, tmp_path: Path) -> None
     expect(page.locator(".msg.assistant").nth(1).locator(".text")).to_have_text("Second answer.")
     sent = scripted.LOG["alpha"].requests[-1].messages
     assert [(m.role, m.content) for m in sent] == [
-        ("user", "Say hello"), ("assistant", "Hello, world!"), ("user", "And again")
+        ("user", "Say hello"),
+        ("assistant", "Hello, world!"),
+        ("user", "And again"),
     ]
 
     # 3. stop a long answer: the provider's stream is closed
