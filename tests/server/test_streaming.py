@@ -110,10 +110,11 @@ def test_metrics_count_requests_errors_and_streams(server_url: str) -> None:
         return httpx.get(server_url + "/metrics", timeout=10).text
 
     def value(text: str, name: str, **labels: str) -> float:
-        for line in text.splitlines():
-            if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
-                return float(line.rsplit(" ", 1)[1])
-        return 0.0
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items())
+        )
 
     before = scrape()
     httpx.post(
@@ -123,11 +124,14 @@ def test_metrics_count_requests_errors_and_streams(server_url: str) -> None:
     scripted.SCRIPTS["alpha"] = [llmrelay.RateLimitError("slow", provider="alpha", model="m")]
     httpx.post(server_url + "/v1/chat/completions", json={"model": "alpha:m", "messages": HI})
     after = scrape()
-    assert value(after, "llmrelay_server_requests_total", endpoint="chat", status="200") == (
-        value(before, "llmrelay_server_requests_total", endpoint="chat", status="200") + 1
+    assert value(after, "llmrelay_server_requests_total", provider="alpha", status="200") == (
+        value(before, "llmrelay_server_requests_total", provider="alpha", status="200") + 1
     )
-    assert value(after, "llmrelay_server_errors_total", error_type="RateLimitError") == (
-        value(before, "llmrelay_server_errors_total", error_type="RateLimitError") + 1
+    assert value(
+        after, "llmrelay_server_errors_total", provider="alpha", error_type="RateLimitError"
+    ) == (
+        value(before, "llmrelay_server_errors_total", provider="alpha", error_type="RateLimitError")
+        + 1
     )
     assert value(after, "llmrelay_server_streamed_deltas_total", provider="alpha") >= (
         value(before, "llmrelay_server_streamed_deltas_total", provider="alpha") + 3

@@ -42,8 +42,9 @@ class _Turn:
         self.started = time.monotonic()
         self.pairs = [(m.role, m.text()) for m in body.messages]
         self.conversation: Any = None
+        # Labels come from what answered or failed, never from the request's model text.
         self.provider: str | None = None
-        self.model: str | None = body.model
+        self.model: str | None = None
 
     async def restore(self) -> list[dict[str, Any]]:
         """Messages to send; sets ``conversation`` (rebuilt with remembered states)."""
@@ -78,13 +79,13 @@ class _Turn:
     def labels(self) -> tuple[str, str]:
         return self.ctx.metrics.labels(self.provider, self.model)
 
-    def finish(self, status: int, error: BaseException | None = None) -> None:
+    def finish(self, status: int, error_type: str | None = None) -> None:
         m = self.ctx.metrics
         provider, model = self.labels()
         m.requests.labels(self.endpoint, provider, model, str(status)).inc()
         m.duration.labels(self.endpoint, provider, model).observe(time.monotonic() - self.started)
-        if error is not None:
-            m.errors.labels(provider, model, error_reply(error).error_type).inc()
+        if error_type is not None:
+            m.errors.labels(provider, model, error_type).inc()
 
 
 def _create_kwargs(body: ChatCompletionRequest, messages: list[dict[str, Any]]) -> dict[str, Any]:
@@ -101,11 +102,6 @@ def _create_kwargs(body: ChatCompletionRequest, messages: list[dict[str, Any]]) 
     if body.options:
         kwargs["options"] = body.options
     return kwargs
-
-
-def _error_response(exc: BaseException) -> JSONResponse:
-    reply = error_reply(exc)
-    return JSONResponse(reply.body, status_code=reply.status, headers=reply.headers)
 
 
 @router.post("/v1/chat/completions", response_model=None)
@@ -142,9 +138,12 @@ async def chat_completions(request: Request, body: ChatCompletionRequest) -> Res
                 **kwargs, conversation=turn.conversation
             )
     except Exception as exc:
-        turn.finish(error_reply(exc).status, exc)
-        note(request, turn.provider, turn.model)
-        return _error_response(exc)
+        reply = error_reply(exc)
+        if isinstance(exc, llmrelay.ProviderError):
+            turn.provider, turn.model = exc.provider, exc.model
+        turn.finish(reply.status, reply.error_type)
+        note(request, turn.provider, turn.model or body.model)
+        return JSONResponse(reply.body, status_code=reply.status, headers=reply.headers)
     if not body.stream:
         turn.target(completion)
         note(request, turn.provider, turn.model)
@@ -158,7 +157,9 @@ async def chat_completions(request: Request, body: ChatCompletionRequest) -> Res
     turn.target(stream)
     note(request, turn.provider, turn.model)
     ctx.metrics.first_token.labels(*turn.labels()).observe(time.monotonic() - turn.started)
-    return EventStreamResponse(_frames(turn, stream), headers=_SSE_HEADERS)
+    return EventStreamResponse(
+        _frames(turn, stream), headers=_SSE_HEADERS, on_close=lambda: _close(stream)
+    )
 
 
 async def _frames(turn: _Turn, stream: Any) -> AsyncGenerator[bytes, None]:
@@ -167,7 +168,8 @@ async def _frames(turn: _Turn, stream: Any) -> AsyncGenerator[bytes, None]:
     metrics.in_flight.inc()
     provider, model = turn.labels()
     pieces: list[str] = []
-    status_error: BaseException | None = None
+    error_type: str | None = None
+    cancelled = False
     try:
         async for chunk in stream:
             for choice in chunk.choices:
@@ -180,21 +182,17 @@ async def _frames(turn: _Turn, stream: Any) -> AsyncGenerator[bytes, None]:
         await turn.remember("".join(pieces))
         yield sse_data("[DONE]")
     except Exception as exc:
-        status_error = exc
-        yield sse_data(json.dumps(error_reply(exc).body))
-    except BaseException as exc:  # cancelled: the client went away
-        status_error = exc
+        reply = error_reply(exc)
+        error_type = reply.error_type
+        yield sse_data(json.dumps(reply.body))
+    except BaseException:  # cancelled or closed: the client went away
+        cancelled = True
         raise
     finally:
         with anyio.CancelScope(shield=True):
             await _close(stream)
         metrics.in_flight.dec()
-        if status_error is None:
-            turn.finish(200)
-        elif isinstance(status_error, Exception):
-            turn.finish(200, status_error)
-        else:
-            turn.finish(499)
+        turn.finish(499 if cancelled else 200, error_type)
 
 
 async def _close(stream: Any) -> None:

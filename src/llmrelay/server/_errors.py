@@ -10,6 +10,7 @@ leaves the server, and no response body from upstream is passed on.
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ import llmrelay
 
 __all__ = ["ErrorReply", "error_body", "error_reply", "scrub"]
 
+_LOG = logging.getLogger("llmrelay.server")
 _URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
 _MAX_MESSAGE = 2000
 
@@ -148,4 +150,5 @@ def error_reply(exc: BaseException) -> ErrorReply:
         )
     if isinstance(exc, llmrelay.LLMRelayError):
         return ErrorReply(502, error_body(scrub(str(exc)), "api_error", _snake(name)), {}, name)
+    _LOG.error("unexpected %s while serving a request: %s", name, scrub(str(exc)))
     return ErrorReply(500, error_body("internal server error", "server_error"), {}, name)

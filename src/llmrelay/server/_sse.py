@@ -9,7 +9,7 @@ llmrelay stream, and with it the upstream connection) under a shielded scope.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 
 import anyio
 from starlette.responses import Response
@@ -28,12 +28,18 @@ class EventStreamResponse(Response):
 
     media_type = "text/event-stream"
 
-    def __init__(self, frames: AsyncGenerator[bytes, None], headers: dict[str, str]) -> None:
+    def __init__(
+        self,
+        frames: AsyncGenerator[bytes, None],
+        headers: dict[str, str],
+        on_close: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         # Like StreamingResponse: no ``body``, so no Content-Length header.
         self.status_code = 200
         self.background = None
         self.init_headers(headers)
         self._frames = frames
+        self._on_close = on_close  # runs last, even if the frames never started
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Send the frames until they end or the client disconnects."""
@@ -61,4 +67,8 @@ class EventStreamResponse(Response):
                     group.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
-                await self._frames.aclose()
+                try:
+                    await self._frames.aclose()
+                finally:
+                    if self._on_close is not None:
+                        await self._on_close()
