@@ -50,7 +50,7 @@ from .types import (
 )
 
 if TYPE_CHECKING:
-    from ._openai import ChatCompletion, ChatCompletionChunk, ImagesResponse, Model, ModelList
+    from ._openai import ChatCompletion, ImagesResponse, Model, ModelList
 
 __all__ = ["ChatCompletionStream", "ChatStream", "Client"]
 

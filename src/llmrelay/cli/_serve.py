@@ -86,7 +86,12 @@ def serve(
     try:
         import uvicorn
 
-        from llmrelay.server import ServerConfig, configure_access_log, create_app
+        from llmrelay.server import (
+            ServerConfig,
+            configure_access_log,
+            create_app,
+            redact_root_handlers,
+        )
     except ImportError as exc:
         fail(
             f"llmrelay serve needs the server extra ({exc.name} is missing): "
@@ -107,6 +112,7 @@ def serve(
         client_kwargs=client_kwargs,
     )
     configure_access_log()
+    redact_root_handlers()
     where = f"[{host}]" if ":" in host else host
     click.echo(
         f"llmrelay: serving on http://{where}:{port}/ "

@@ -16,6 +16,7 @@ from __future__ import annotations
 from ._app import app_from_env, create_app
 from ._config import API_KEY_ENV, ServerConfig
 from ._context import configure_access_log
+from ._logs import redact_root_handlers
 from ._memory import MemoryStateStore, StateStore
 
 __all__ = [
@@ -26,4 +27,5 @@ __all__ = [
     "app_from_env",
     "configure_access_log",
     "create_app",
+    "redact_root_handlers",
 ]

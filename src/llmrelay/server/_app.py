@@ -19,6 +19,7 @@ from ._config import ServerConfig
 from ._context import Context, configure_access_log
 from ._errors import error_body, scrub
 from ._guard import Guard
+from ._logs import install_redaction, redact_root_handlers
 from ._memory import MemoryStateStore, StateStore
 from ._metrics import Metrics
 
@@ -70,6 +71,7 @@ def create_app(
         ``/v1/images/generations``, ``/health``, ``/metrics`` and the page at ``/``.
     """
     config = config or ServerConfig()
+    install_redaction()
     ctx = Context(
         config=config,
         metrics=Metrics(),
@@ -83,6 +85,7 @@ def create_app(
             yield
             return
         ctx.client = llmrelay.AsyncClient(**dict(config.client_kwargs))
+        install_redaction()  # provider loggers created by now
         try:
             yield
         finally:
@@ -119,4 +122,5 @@ def create_app(
 def app_from_env() -> FastAPI:
     """App factory for ``--workers N``: the config ``ServerConfig.to_env`` left."""
     configure_access_log()
+    redact_root_handlers()
     return create_app(config=ServerConfig.from_env())

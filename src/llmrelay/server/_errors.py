@@ -18,16 +18,17 @@ from typing import Any
 
 import llmrelay
 
-__all__ = ["ErrorReply", "error_body", "error_reply", "scrub"]
+__all__ = ["URL_PATTERN", "ErrorReply", "error_body", "error_reply", "scrub"]
 
 _LOG = logging.getLogger("llmrelay.server")
-_URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
+URL_PATTERN = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
+"""What ``scrub`` replaces: any ``scheme://...`` up to whitespace or a quote."""
 _MAX_MESSAGE = 2000
 
 
 def scrub(text: str) -> str:
     """``text`` with every URL replaced by ``<url>`` and cut to 2000 characters."""
-    return _URL.sub("<url>", text)[:_MAX_MESSAGE]
+    return URL_PATTERN.sub("<url>", text)[:_MAX_MESSAGE]
 
 
 def error_body(
