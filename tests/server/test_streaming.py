@@ -257,3 +257,62 @@ def test_conversation_state_comes_back_for_stateless_clients(base_url: str) -> N
     ]
     sdk.chat.completions.create(model="stateful:m", messages=edited)
     assert log.requests[-1].state is None
+
+
+@pytest.mark.anyio
+async def test_stream_closed_when_the_client_goes_while_a_frame_is_written(
+    base_config: Any,
+) -> None:
+    """The write fails (client gone) while the frame generator sits at ``yield``: no
+    cancellation reaches the provider, so the server must close the stream itself."""
+    import anyio
+
+    from llmrelay.server import create_app
+
+    scripted.SCRIPTS["alpha"] = ["one", "two", HOLD]
+    async with llmrelay.AsyncClient(**base_config.client_kwargs) as client:
+        app = create_app(client)
+        body = json.dumps({"model": "alpha:m", "messages": HI, "stream": True}).encode()
+        sent: list[dict[str, Any]] = []
+        request_done = False
+
+        async def receive() -> dict[str, Any]:
+            nonlocal request_done
+            if not request_done:
+                request_done = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            await anyio.sleep_forever()
+            raise AssertionError("unreachable")
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+            if message["type"] == "http.response.body" and message.get("body"):
+                raise OSError("client went away")
+
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0", "spec_version": "2.4"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": "/v1/chat/completions",
+            "raw_path": b"/v1/chat/completions",
+            "query_string": b"",
+            "root_path": "",
+            "server": ("127.0.0.1", 1),
+            "client": ("127.0.0.1", 2),
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+            "app": app,
+        }
+        with anyio.fail_after(10):
+            await app(scope, receive, send)
+        assert sent[0]["status"] == 200
+        assert scripted.LOG["alpha"].closed == scripted.LOG["alpha"].opened == 1
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
