@@ -117,6 +117,7 @@ def test_metrics_count_requests_errors_and_streams(server_url: str) -> None:
         )
 
     before = scrape()
+    httpx.post(server_url + "/v1/chat/completions", json={"model": "alpha:m", "messages": HI})
     httpx.post(
         server_url + "/v1/chat/completions",
         json={"model": "alpha:m", "messages": HI, "stream": True},
@@ -125,7 +126,7 @@ def test_metrics_count_requests_errors_and_streams(server_url: str) -> None:
     httpx.post(server_url + "/v1/chat/completions", json={"model": "alpha:m", "messages": HI})
     after = scrape()
     assert value(after, "llmrelay_server_requests_total", provider="alpha", status="200") == (
-        value(before, "llmrelay_server_requests_total", provider="alpha", status="200") + 1
+        value(before, "llmrelay_server_requests_total", provider="alpha", status="200") + 2
     )
     assert value(
         after, "llmrelay_server_errors_total", provider="alpha", error_type="RateLimitError"

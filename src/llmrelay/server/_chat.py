@@ -73,8 +73,12 @@ class _Turn:
 
     def target(self, obj: Any) -> None:
         """Take the answering provider and model from a completion or stream."""
-        self.provider = getattr(obj, "provider", None) or self.provider
-        self.model = getattr(obj, "model", None) or self.model
+        provider = getattr(obj, "provider", None)
+        model = getattr(obj, "model", None)
+        if provider is None and isinstance(model, str) and ":" in model:
+            provider, _, model = model.partition(":")  # a ChatCompletion's "provider:model"
+        self.provider = provider or self.provider
+        self.model = model or self.model
 
     def labels(self) -> tuple[str, str]:
         return self.ctx.metrics.labels(self.provider, self.model)
