@@ -125,6 +125,9 @@ def serve(
         "log_level": "warning",
         "access_log": False,
         "server_header": False,
+        # uvloop and httptools when installed, else asyncio and h11
+        "loop": "auto",
+        "http": "auto",
     }
     if workers == 1:
         uvicorn.run(create_app(config=config), **common)
