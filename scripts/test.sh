@@ -26,5 +26,6 @@ echo "== mypy (strict, src/)"
 .venv/bin/mypy
 echo "== import contracts"
 .venv/bin/lint-imports
+bash scripts/setup_system.sh
 echo "== pytest"
 .venv/bin/python -m pytest "$@"

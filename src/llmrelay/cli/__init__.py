@@ -13,6 +13,7 @@ import click
 
 from ._chat import chat
 from ._listing import models, providers
+from ._serve import serve
 
 __all__ = ["cli", "main"]
 
@@ -32,6 +33,7 @@ def cli(verbose: bool) -> None:
 cli.add_command(chat)
 cli.add_command(providers)
 cli.add_command(models)
+cli.add_command(serve)
 
 
 def main() -> None:
