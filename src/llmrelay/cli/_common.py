@@ -1,19 +1,116 @@
-"""Helpers shared by the CLI commands."""
+"""Helpers shared by the CLI commands: failing cleanly, verbosity, client options."""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
+import os
 import sys
-from typing import Any, NoReturn
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
 
 import click
 
 import llmrelay
 
+from ._text import clean_error_text
+
+__all__ = [
+    "check_environment",
+    "describe_error",
+    "fail",
+    "make_client_kwargs",
+    "prepare_streams",
+    "verbose_option",
+    "warn",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+_VERBOSE_KEY = "llmrelay.verbose"
+
+
+def warn(message: str) -> None:
+    """Print ``llmrelay: warning: <message>`` on one stderr line."""
+    click.echo(f"llmrelay: warning: {clean_error_text(message)}", err=True)
+
 
 def fail(message: str, *, code: int) -> NoReturn:
     """Print ``llmrelay: error: <message>`` on one stderr line and exit with ``code``."""
-    click.echo(f"llmrelay: error: {' '.join(message.split())}", err=True)
+    click.echo(f"llmrelay: error: {clean_error_text(message)}", err=True)
     sys.exit(code)
+
+
+def describe_error(exc: BaseException) -> str:
+    """The error's message; a failure of the proxy says so (not the service's fault)."""
+    message = str(exc) or type(exc).__name__
+    cause: BaseException | None = exc
+    seen = 0
+    while cause is not None and seen < 10:
+        if type(cause).__name__ in ("ProxyError", "ProxyConnectionError", "ProxyTimeoutError"):
+            reason = clean_error_text(str(cause) or type(cause).__name__)
+            return f"the proxy failed ({reason}); check --proxy / LLMRELAY_PROXY: {message}"
+        cause = cause.__cause__ or cause.__context__
+        seen += 1
+    return message
+
+
+def prepare_streams() -> None:
+    """Never crash on text the terminal cannot encode (a lone surrogate from a server)."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            with contextlib.suppress(ValueError, io.UnsupportedOperation):
+                stream.reconfigure(errors="replace")
+
+
+def _configure_logging(level: int) -> None:
+    root = logging.getLogger()
+    if not any(getattr(h, "_llmrelay", False) for h in root.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("llmrelay: %(levelname)s: %(name)s: %(message)s"))
+        handler._llmrelay = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+    root.setLevel(logging.DEBUG if level >= 2 else logging.WARNING)
+    logging.getLogger("llmrelay").setLevel(
+        logging.DEBUG if level >= 2 else logging.INFO if level == 1 else logging.WARNING
+    )
+    for name in ("httpx", "httpcore", "hpack"):
+        logging.getLogger(name).setLevel(logging.DEBUG if level >= 2 else logging.WARNING)
+
+
+def _verbosity(ctx: click.Context, _param: click.Parameter, value: int) -> None:
+    root = ctx.find_root()
+    total = int(root.meta.get(_VERBOSE_KEY, 0)) + (value or 0)
+    root.meta[_VERBOSE_KEY] = total
+    _configure_logging(total)
+
+
+def verbose_option(function: F) -> F:
+    """``-v`` (llmrelay's decisions at INFO) / ``-vv`` (+ HTTP wire detail), on any command."""
+    return click.option(
+        "-v",
+        "--verbose",
+        count=True,
+        expose_value=False,
+        is_eager=True,
+        callback=_verbosity,
+        help="Log llmrelay's decisions to stderr; -vv adds HTTP wire detail.",
+    )(function)
+
+
+def check_environment(environ: dict[str, str] | None = None) -> None:
+    """Exit 2 on an ``LLMRELAY_*_URL`` variable that is not an http(s) URL, naming it."""
+    env = os.environ if environ is None else environ
+    for name, value in sorted(env.items()):
+        if name.startswith("LLMRELAY_") and name.endswith("_URL") and value:
+            if name == "LLMRELAY_DATABASE_URL":
+                continue
+            if not value.lower().startswith(("http://", "https://")):
+                fail(
+                    f"{name}={value!r} is not a URL: it must start with http:// or https:// "
+                    f"(e.g. http://{value.split('://')[-1]})",
+                    code=2,
+                )
 
 
 def make_client_kwargs(*, proxy: str | None = None, timeout: float | None = None) -> dict[str, Any]:
