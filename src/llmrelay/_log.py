@@ -119,7 +119,8 @@ class ExchangeLog:
         """The SQLite file, or ``None`` for another database."""
         prefix = "sqlite:///"
         if self.url.startswith(prefix) and self.url != prefix + ":memory:":
-            return Path(self.url[len(prefix) :].split("?", 1)[0])
+            name = self.url[len(prefix) :].split("?", 1)[0]
+            return Path(name.removeprefix("file:"))
         return None
 
     def __repr__(self) -> str:

@@ -133,7 +133,9 @@ def chat(
     )
     log = TurnLog(write=not no_log and logging_enabled())
     try:
-        session = _session(log, continue_=continue_, cid=cid)
+        session, last_system = _session(log, continue_=continue_, cid=cid)
+        if options.system is None:  # a continued conversation keeps its system prompt
+            options.system = last_system
         client_kwargs = make_client_kwargs(proxy=proxy, timeout=timeout)
         if strict and hasattr(llmrelay, "Conversation"):  # core v2 takes strict=
             client_kwargs["strict"] = True
@@ -146,9 +148,9 @@ def chat(
         log.close()
 
 
-def _session(log: TurnLog, *, continue_: bool, cid: str | None) -> ChatSession:
+def _session(log: TurnLog, *, continue_: bool, cid: str | None) -> tuple[ChatSession, str | None]:
     if not (continue_ or cid):
-        return ChatSession()
+        return ChatSession(), None
     try:
         loaded = log.load(cid)
     except LogError as exc:
@@ -156,9 +158,9 @@ def _session(log: TurnLog, *, continue_: bool, cid: str | None) -> ChatSession:
     if loaded is None:
         if cid:
             fail(f"no conversation {cid!r} in the log (see `llmrelay logs`)", code=2)
-        return ChatSession()
+        return ChatSession(), None
     logger.info("continuing conversation %s", loaded[0])
-    return ChatSession(loaded[1], conversation_id=loaded[0])
+    return ChatSession(loaded[1], conversation_id=loaded[0]), loaded[2]
 
 
 def _run(

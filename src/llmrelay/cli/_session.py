@@ -41,8 +41,8 @@ class TurnLog:
             self._log = ExchangeLog()
         return self._log
 
-    def load(self, conversation_id: str | None) -> tuple[str, dict[str, Any]] | None:
-        """``(id, stored data)`` of ``conversation_id`` or of the latest one (``None``).
+    def load(self, conversation_id: str | None) -> tuple[str, dict[str, Any], str | None] | None:
+        """``(id, stored data, last system prompt)`` of ``conversation_id`` or of the latest.
 
         Raises:
             LogError: the log cannot be read.
@@ -52,7 +52,10 @@ class TurnLog:
         if cid is None:
             return None
         data = log.conversation(cid)
-        return (cid, data) if data is not None else None
+        if data is None:
+            return None
+        last = log.entries(limit=1, conversation_id=cid)
+        return cid, data, last[0].system if last else None
 
     def record(self, entry: LogEntry, conversation: dict[str, Any], name: str) -> None:
         """Log ``entry``; on a database failure warn once on stderr and stop logging."""
