@@ -59,7 +59,7 @@ def test_turns_multi_line_and_exit_each_logged(space: Space, home: Path) -> None
     child.close()
     assert child.exitstatus == 0
 
-    assert [j.json["data"][0] for j in fake.joins][0] == "first turn"
+    assert fake.joins[0].json["data"][0] == "first turn"
     second = fake.joins[1].json["data"][0]
     assert "first turn" in second
     assert second.index("line one\nline two") > second.index("first turn")

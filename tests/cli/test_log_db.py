@@ -78,7 +78,7 @@ def test_database_url_selects_another_database(
         log.add(LogEntry(prompt="p", answer="a"))
     assert other.is_file()
     assert not (home / "logs.db").exists()
-    code, out, _ = run("logs", "path")
+    _, out, _ = run("logs", "path")
     assert out.strip() == str(other)
 
 
@@ -113,7 +113,7 @@ def test_concurrent_writer_processes_lose_no_row(space: Space, home: Path) -> No
     for process in writers:
         assert process.wait(timeout=60) == 0
     for process in chats:
-        out, err = process.communicate(timeout=60)
+        _, err = process.communicate(timeout=60)
         assert process.returncode == 0, err
         assert err == b""
     with ExchangeLog() as log:
