@@ -26,6 +26,7 @@ logger = logging.getLogger("llmrelay.cli")
 def _read_stdin(encoding: str | None) -> str:
     stream = sys.stdin
     buffer = getattr(stream, "buffer", None)
+    logger.info("reading standard input")
     try:
         data = buffer.read() if buffer is not None else stream.read().encode()
     except KeyboardInterrupt:
@@ -182,10 +183,12 @@ def _run(
         aliases: dict[str, list[str]] = dict(aliases_of()) if aliases_of else {}
         if options.model in aliases:
             logger.info("%s resolves to %s", options.model, " -> ".join(aliases[options.model]))
+        options.descriptions = client.providers()
+        options.proxy = client_kwargs.get("proxy")
         options.options = resolve_options(
             option_pairs,
             model=options.model,
-            descriptions=client.providers(),
+            descriptions=options.descriptions,
             aliases=aliases,
             strict=strict,
         )
@@ -199,6 +202,6 @@ def _run(
         except llmrelay.ConfigError as exc:
             fail(describe_error(exc), code=2)
         except llmrelay.LLMRelayError as exc:
-            fail(describe_error(exc), code=1)
+            fail(options.explain(exc), code=1)
     finally:
         runner.run(client.aclose())

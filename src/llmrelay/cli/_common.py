@@ -7,7 +7,7 @@ import io
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, TypeVar
 
 import click
@@ -41,17 +41,57 @@ def fail(message: str, *, code: int) -> NoReturn:
     sys.exit(code)
 
 
-def describe_error(exc: BaseException) -> str:
-    """The error's message; a failure of the proxy says so (not the service's fault)."""
+def _connection_failed(exc: BaseException) -> bool:
+    if isinstance(exc, llmrelay.AllProvidersFailed):
+        return False
+    if isinstance(exc, llmrelay.TransportError):
+        return True
+    return isinstance(exc, llmrelay.ProviderTimeout) and "connect" in str(exc).lower()
+
+
+def _url_source(name: str, base_url: str) -> str:
+    variable = f"LLMRELAY_{name.upper()}_BASE_URL"
+    if os.environ.get(variable):
+        return f"{base_url} (from {variable})"
+    config = os.environ.get("LLMRELAY_CONFIG")
+    return f"{base_url} (from the config file {config or 'or the default'})"
+
+
+def describe_error(
+    exc: BaseException,
+    *,
+    proxy: str | None = None,
+    descriptions: Sequence[llmrelay.ProviderDescription] = (),
+) -> str:
+    """The error's message, plus what to check when a connection failed.
+
+    A connection failure through a proxy blames the proxy (every connection goes through
+    it); otherwise it names the base URL tried and where that URL came from.
+    """
     message = str(exc) or type(exc).__name__
+    proxy = proxy or os.environ.get("LLMRELAY_PROXY")
     cause: BaseException | None = exc
-    seen = 0
-    while cause is not None and seen < 10:
-        if type(cause).__name__ in ("ProxyError", "ProxyConnectionError", "ProxyTimeoutError"):
-            reason = clean_error_text(str(cause) or type(cause).__name__)
-            return f"the proxy failed ({reason}); check --proxy / LLMRELAY_PROXY: {message}"
+    for _ in range(10):
+        if cause is None:
+            break
+        if "Proxy" in type(cause).__name__:
+            proxy = proxy or "the proxy"
+            return f"the proxy {proxy} failed; check --proxy / LLMRELAY_PROXY ({message})"
         cause = cause.__cause__ or cause.__context__
-        seen += 1
+    if not _connection_failed(exc):
+        return message
+    if proxy:
+        return (
+            f"could not get through the proxy {proxy}; is it running and reachable? "
+            f"(check --proxy / LLMRELAY_PROXY) ({message})"
+        )
+    provider = getattr(exc, "provider", None)
+    for description in descriptions:
+        variable = f"LLMRELAY_{description.name.upper()}_BASE_URL"
+        named = variable in message or "config file" in message or "default" in message
+        if description.name == provider and not named:
+            where = _url_source(description.name, description.base_url)
+            return f"{message}; is the service running at {where}?"
     return message
 
 

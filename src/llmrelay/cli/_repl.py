@@ -16,7 +16,6 @@ import click
 
 import llmrelay
 
-from ._common import describe_error
 from ._session import ChatSession, Output, TurnLog, TurnOptions, run_turn
 from ._text import clean_error_text
 
@@ -87,4 +86,4 @@ def repl(
             click.echo("llmrelay: answer cancelled", err=True)
         except llmrelay.LLMRelayError as exc:
             out.end_line()
-            click.echo(f"llmrelay: error: {clean_error_text(describe_error(exc))}", err=True)
+            click.echo(f"llmrelay: error: {clean_error_text(options.explain(exc))}", err=True)

@@ -128,6 +128,12 @@ class TurnOptions:
     events: bool = False
     stream: bool = True
     usage: bool = False
+    proxy: str | None = None
+    descriptions: list[llmrelay.ProviderDescription] = field(default_factory=list)
+
+    def explain(self, exc: BaseException) -> str:
+        """The error's message with what to check (see ``describe_error``)."""
+        return describe_error(exc, proxy=self.proxy, descriptions=self.descriptions)
 
     def call_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of ``client.stream``."""
@@ -176,13 +182,13 @@ def _attempts(stream: Any) -> list[dict[str, Any]]:
     return result
 
 
-def _error_object(exc: BaseException) -> dict[str, Any]:
+def _error_object(exc: BaseException, message: str) -> dict[str, Any]:
     return {
         "type": "error",
         "error": type(exc).__name__,
         "provider": getattr(exc, "provider", None),
         "model": getattr(exc, "model", None),
-        "message": describe_error(exc),
+        "message": message,
     }
 
 
@@ -230,11 +236,11 @@ async def run_turn(
         session.finished(prompt, "".join(parts))
     except (llmrelay.LLMRelayError, asyncio.CancelledError, KeyboardInterrupt) as exc:
         entry.error_type = type(exc).__name__
-        entry.error = describe_error(exc) if isinstance(exc, llmrelay.LLMRelayError) else None
+        entry.error = options.explain(exc) if isinstance(exc, llmrelay.LLMRelayError) else None
         entry.provider = getattr(exc, "provider", None) or entry.provider
         entry.model = getattr(exc, "model", None) or entry.model
         if options.events and isinstance(exc, llmrelay.LLMRelayError):
-            out.json(_error_object(exc))
+            out.json(_error_object(exc, entry.error or ""))
         raise
     finally:
         await stream.aclose()

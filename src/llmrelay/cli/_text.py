@@ -13,7 +13,7 @@ ERROR_TEXT_LIMIT = 300
 # CSI (ESC [ ... final), OSC (ESC ] ... BEL or ST), and two-character escapes.
 _ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]?")
 _HTML = re.compile(r"<(?:!doctype\s+html|html|head|body)\b", re.IGNORECASE)
-_TITLE = re.compile(r"<title[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
+_TITLE = re.compile(r"<title[^>]*>([^<]*)", re.IGNORECASE)
 _STATUS = re.compile(r"\b[1-5]\d\d\b")
 
 
