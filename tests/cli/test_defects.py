@@ -195,7 +195,8 @@ def test_bad_config_value_names_the_file_and_key(
     code, _, err = run("chat", "hi")
     assert code == 2
     assert str(config) in err
-    assert "read" in err and "timeouts" in err
+    assert "read" in err
+    assert "timeouts" in err
 
 
 # -- interruptions and partial answers ---------------------------------------------------

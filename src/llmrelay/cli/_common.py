@@ -105,11 +105,12 @@ def prepare_streams() -> None:
 
 def _configure_logging(level: int) -> None:
     root = logging.getLogger()
-    if not any(getattr(h, "_llmrelay", False) for h in root.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("llmrelay: %(levelname)s: %(name)s: %(message)s"))
-        handler._llmrelay = True  # type: ignore[attr-defined]
-        root.addHandler(handler)
+    for old in [h for h in root.handlers if getattr(h, "_llmrelay", False)]:
+        root.removeHandler(old)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("llmrelay: %(levelname)s: %(name)s: %(message)s"))
+    handler._llmrelay = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
     root.setLevel(logging.DEBUG if level >= 2 else logging.WARNING)
     logging.getLogger("llmrelay").setLevel(
         logging.DEBUG if level >= 2 else logging.INFO if level == 1 else logging.WARNING
