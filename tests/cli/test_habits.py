@@ -201,7 +201,7 @@ def test_python_dash_m_llmrelay(space: Space) -> None:
 
 def test_logs_json_carries_every_field(space: Space) -> None:
     run("chat", "-s", "sys", "-m", "qwen-2-72b", "hi")
-    code, out, _ = run("logs", "--json")
+    _, out, _ = run("logs", "--json")
     (entry,) = json.loads(out)
     assert entry["model_requested"] == "qwen-2-72b"
     assert entry["system"] == "sys"
