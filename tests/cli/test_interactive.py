@@ -148,3 +148,23 @@ def test_ctrl_c_while_waiting_for_the_answer_exits_130(space: Space) -> None:
     assert child.exitstatus == 130
     assert "Traceback" not in child.before
     assert "interrupted" in child.before
+
+
+def test_a_damaged_log_warns_once_per_session(space: Space, home: Path) -> None:
+    _, url = space
+    home.mkdir()
+    (home / "logs.db").write_bytes(b"not a database at all" * 64)
+    child = _spawn(url)
+    seen = ""
+    for prompt in ("one", "two"):
+        child.sendline(prompt)
+        child.expect_exact(END)
+        seen += child.before
+        child.expect_exact("> ")
+        seen += child.before
+    child.sendline("exit")
+    child.expect(pexpect.EOF)
+    seen += child.before
+    child.close()
+    assert child.exitstatus == 0
+    assert seen.count("this exchange was not logged") == 1

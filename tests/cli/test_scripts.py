@@ -60,7 +60,7 @@ def test_first_run_says_what_it_does_and_later_runs_install_nothing(project: Pat
     assert first.returncode == 0, first.stderr
     assert "creating .venv" in first.stderr
     assert "installing llmrelay[dev]" in first.stderr
-    assert _pip_calls(project)[-1] == '-m pip install --quiet -e .[dev]'
+    assert _pip_calls(project)[-1] == "-m pip install --quiet -e .[dev]"
     calls = len(_pip_calls(project))
 
     again = _setup(project)
