@@ -222,3 +222,36 @@ def test_logs_json_carries_every_field(space: Space) -> None:
         "error_type",
         "error",
     }
+
+
+def test_attempts_are_logged_without_the_error_object() -> None:
+    from dataclasses import dataclass
+
+    from llmrelay.cli._session import _attempts
+
+    @dataclass
+    class Attempt:
+        provider: str
+        model: str
+        outcome: str
+        error_type: str | None
+        message: str | None
+        error: BaseException | None
+
+    stream = SimpleNamespace(
+        attempts=[
+            Attempt("a", "m1", "failed", "ProviderUnavailable", "HTTP 503", RuntimeError("x")),
+            Attempt("b", "m2", "ok", None, None, None),
+        ]
+    )
+    logged = _attempts(stream)
+    assert json.loads(json.dumps(logged)) == [
+        {
+            "provider": "a",
+            "model": "m1",
+            "outcome": "failed",
+            "error_type": "ProviderUnavailable",
+            "message": "HTTP 503",
+        },
+        {"provider": "b", "model": "m2", "outcome": "ok", "error_type": None, "message": None},
+    ]

@@ -161,7 +161,10 @@ def _session(log: TurnLog, *, continue_: bool, cid: str | None) -> tuple[ChatSes
             fail(f"no conversation {cid!r} in the log (see `llmrelay logs`)", code=2)
         return ChatSession(), None
     logger.info("continuing conversation %s", loaded[0])
-    return ChatSession(loaded[1], conversation_id=loaded[0]), loaded[2]
+    try:
+        return ChatSession(loaded[1], conversation_id=loaded[0]), loaded[2]
+    except (ValueError, TypeError) as exc:
+        fail(f"conversation {loaded[0]} is stored damaged: {exc}", code=1)
 
 
 def _run(

@@ -172,13 +172,15 @@ class Output:
         self.write(json.dumps(obj, ensure_ascii=False) + "\n")
 
 
+_ATTEMPT_FIELDS = ("provider", "model", "outcome", "error_type", "message")
+
+
 def _attempts(stream: Any) -> list[dict[str, Any]]:
+    """``stream.attempts`` (``llmrelay.Attempt``) as JSON-ready dicts, without the error."""
     result = []
     for attempt in getattr(stream, "attempts", None) or ():
-        if dataclasses.is_dataclass(attempt) and not isinstance(attempt, type):
-            result.append(dataclasses.asdict(attempt))
-        elif isinstance(attempt, dict):
-            result.append(dict(attempt))
+        fields = {name: getattr(attempt, name, None) for name in _ATTEMPT_FIELDS}
+        result.append({k: v if v is None else str(v) for k, v in fields.items()})
     return result
 
 
