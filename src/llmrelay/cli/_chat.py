@@ -134,9 +134,10 @@ def chat(
     )
     log = TurnLog(write=not no_log and logging_enabled())
     try:
-        session, last_system = _session(log, continue_=continue_, cid=cid)
-        if options.system is None:  # a continued conversation keeps its system prompt
-            options.system = last_system
+        session, last = _session(log, continue_=continue_, cid=cid)
+        if last is not None:  # a continued conversation keeps its model and system prompt
+            options.model = options.model or last.model_requested
+            options.system = options.system if options.system is not None else last.system
         client_kwargs = make_client_kwargs(proxy=proxy, timeout=timeout)
         if strict and hasattr(llmrelay, "Conversation"):  # core v2 takes strict=
             client_kwargs["strict"] = True

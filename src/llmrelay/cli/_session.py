@@ -41,8 +41,10 @@ class TurnLog:
             self._log = ExchangeLog()
         return self._log
 
-    def load(self, conversation_id: str | None) -> tuple[str, dict[str, Any], str | None] | None:
-        """``(id, stored data, last system prompt)`` of ``conversation_id`` or of the latest.
+    def load(
+        self, conversation_id: str | None
+    ) -> tuple[str, dict[str, Any], LogEntry | None] | None:
+        """``(id, stored data, last exchange)`` of ``conversation_id`` or of the latest one.
 
         Raises:
             LogError: the log cannot be read.
@@ -55,7 +57,7 @@ class TurnLog:
         if data is None:
             return None
         last = log.entries(limit=1, conversation_id=cid)
-        return cid, data, last[0].system if last else None
+        return cid, data, last[0] if last else None
 
     def record(self, entry: LogEntry, conversation: dict[str, Any], name: str) -> None:
         """Log ``entry``; on a database failure warn once on stderr and stop logging."""
