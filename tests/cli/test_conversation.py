@@ -29,7 +29,7 @@ def test_three_turns_with_continue_send_the_history_and_log_each_turn(
     space: Space, home: Path
 ) -> None:
     fake, _ = space
-    assert run("chat", "-s", "Be brief.", "first question")[0] == 0
+    assert run("chat", "-m", "qwen-2-72b", "-s", "Be brief.", "first question")[0] == 0
     assert run("chat", "-c", "second question")[0] == 0
     code, out, err = run("chat", "-c", "third question")
     assert code == 0, err
@@ -49,7 +49,9 @@ def test_three_turns_with_continue_send_the_history_and_log_each_turn(
     rows = _rows(home)
     assert [r["prompt"] for r in rows] == ["first question", "second question", "third question"]
     assert len({r["conversation_id"] for r in rows}) == 1
-    assert rows[0]["system"] == "Be brief."
+    # the continued turns keep the conversation's model and system prompt
+    assert [r["system"] for r in rows] == ["Be brief."] * 3
+    assert [r["model_requested"] for r in rows] == ["qwen-2-72b"] * 3
     for row in rows:
         assert row["answer"] == ANSWER
         assert (row["provider"], row["model"]) == ("hf_spaces", "qwen-qwen2-72b-instruct")

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 import llmrelay
-from llmrelay.log import LogError
+from llmrelay.log import LogEntry, LogError
 
 from ._common import check_environment, describe_error, fail, make_client_kwargs, verbose_option
 from ._logs import logging_enabled
@@ -150,7 +150,9 @@ def chat(
         log.close()
 
 
-def _session(log: TurnLog, *, continue_: bool, cid: str | None) -> tuple[ChatSession, str | None]:
+def _session(
+    log: TurnLog, *, continue_: bool, cid: str | None
+) -> tuple[ChatSession, LogEntry | None]:
     if not (continue_ or cid):
         return ChatSession(), None
     try:
