@@ -184,6 +184,7 @@ class ExchangeLog:
                 cursor = dbapi_conn.cursor()
                 cursor.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
                 cursor.execute("PRAGMA journal_mode = WAL")
+                cursor.execute("PRAGMA synchronous = NORMAL")  # durable enough with WAL
                 cursor.close()
 
             @event.listens_for(engine, "begin")

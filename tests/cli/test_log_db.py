@@ -95,11 +95,11 @@ def test_concurrent_writer_processes_lose_no_row(space: Space, home: Path) -> No
         "import sys\nfrom llmrelay.log import ExchangeLog, LogEntry\n"
         "n = sys.argv[1]\n"
         "with ExchangeLog() as log:\n"
-        "    for i in range(25):\n"
+        "    for i in range(15):\n"
         "        log.add(LogEntry(prompt=f'{n}-{i}', answer='a', conversation_id=n),"
         " conversation={'n': i})\n"
     )
-    writers = [subprocess.Popen([sys.executable, "-c", code, str(n)], env=env) for n in range(4)]
+    writers = [subprocess.Popen([sys.executable, "-c", code, str(n)], env=env) for n in range(3)]
     chats = [
         subprocess.Popen(
             [sys.executable, "-m", "llmrelay", "chat", f"chat {n}"],
@@ -108,7 +108,7 @@ def test_concurrent_writer_processes_lose_no_row(space: Space, home: Path) -> No
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
-        for n in range(3)
+        for n in range(2)
     ]
     for process in writers:
         assert process.wait(timeout=60) == 0
@@ -118,8 +118,8 @@ def test_concurrent_writer_processes_lose_no_row(space: Space, home: Path) -> No
         assert err == b""
     with ExchangeLog() as log:
         prompts = {e.prompt for e in log.entries(limit=None)}
-    assert prompts == {f"{n}-{i}" for n in range(4) for i in range(25)} | {
-        f"chat {n}" for n in range(3)
+    assert prompts == {f"{n}-{i}" for n in range(3) for i in range(15)} | {
+        f"chat {n}" for n in range(2)
     }
 
 
