@@ -183,9 +183,6 @@ def test_bad_environment_value_names_the_variable(
     assert "LLMRELAY_READ_TIMEOUT" in err
 
 
-@pytest.mark.xfail(
-    reason="needs the core settings layer to name file and key (reported)", strict=False
-)
 def test_bad_config_value_names_the_file_and_key(
     space: Space, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

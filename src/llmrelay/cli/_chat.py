@@ -139,7 +139,7 @@ def chat(
             options.model = options.model or last.model_requested
             options.system = options.system if options.system is not None else last.system
         client_kwargs = make_client_kwargs(proxy=proxy, timeout=timeout)
-        if strict and hasattr(llmrelay, "Conversation"):  # core v2 takes strict=
+        if strict:
             client_kwargs["strict"] = True
         with asyncio.Runner() as runner:
             _run(runner, client_kwargs, session, text, options, option_pairs, strict, log)
@@ -185,8 +185,7 @@ def _run(
     except llmrelay.ConfigError as exc:
         fail(describe_error(exc), code=2)
     try:
-        aliases_of = getattr(client, "aliases", None)
-        aliases: dict[str, list[str]] = dict(aliases_of()) if aliases_of else {}
+        aliases = client.aliases()
         if options.model in aliases:
             logger.info("%s resolves to %s", options.model, " -> ".join(aliases[options.model]))
         options.descriptions = client.providers()

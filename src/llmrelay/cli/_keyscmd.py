@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import re
 import sys
 
 import click
@@ -79,19 +79,10 @@ def remove(provider: str) -> None:
         fail(f"no key stored for {provider!r} in {keys_path()}", code=1)
 
 
-def _source(description: llmrelay.ProviderDescription, stored: dict[str, str]) -> str:
-    declared = getattr(description, "key_source", None)
-    if declared:
-        return str(declared)
-    own = f"LLMRELAY_{description.name.upper()}_API_KEY"
-    for var in (own, description.env_var):
-        if var and os.environ.get(var):
-            return f"environment ({var})"
-    if description.name in stored:
-        return f"keys file ({keys_path()})"
-    if description.key_set:
-        return "config file"
-    return ""
+def _source(description: llmrelay.ProviderDescription) -> str:
+    """Where the client found the provider's key (an environment variable says so)."""
+    source = description.key_source or ""
+    return f"environment ({source})" if re.fullmatch(r"[A-Z][A-Z0-9_]*", source) else source
 
 
 @keys.command(name="list")
@@ -105,7 +96,7 @@ def list_() -> None:
     names = set()
     for description in _known_providers():
         names.add(description.name)
-        source = _source(description, stored)
+        source = _source(description)
         if source:
             rows.append([description.name, source])
         elif description.auth != "none":

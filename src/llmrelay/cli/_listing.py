@@ -46,9 +46,7 @@ def print_rows(
 def _client_info() -> tuple[list[llmrelay.ProviderDescription], dict[str, list[str]]]:
     try:
         with llmrelay.Client() as client:
-            aliases_of = getattr(client, "aliases", None)
-            aliases = dict(aliases_of()) if aliases_of else {}
-            return client.providers(), aliases
+            return client.providers(), client.aliases()
     except llmrelay.ConfigError as exc:
         fail(str(exc), code=2)
 
@@ -74,18 +72,6 @@ def providers(as_json: bool) -> None:
     )
 
 
-def _alias_chains(
-    descriptions: Sequence[llmrelay.ProviderDescription], aliases: dict[str, list[str]]
-) -> dict[str, list[str]]:
-    if aliases:
-        return aliases
-    chains: dict[str, list[str]] = {}
-    for d in descriptions:
-        for alias, target in d.aliases.items():
-            chains.setdefault(alias, []).append(f"{d.name}:{target}")
-    return chains
-
-
 @click.command()
 @click.argument("provider", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
@@ -100,7 +86,7 @@ def models(provider: str | None, as_json: bool, show_aliases: bool) -> None:
         if not descriptions:
             raise click.BadParameter(f"unknown provider {provider!r}; valid: {known}")
     if show_aliases:
-        chains = _alias_chains(descriptions, aliases)
+        chains = aliases
         if provider is not None:
             chains = {
                 a: c for a, c in chains.items() if any(r.startswith(f"{provider}:") for r in c)

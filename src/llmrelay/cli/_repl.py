@@ -65,7 +65,7 @@ def repl(
     click.echo(f"Chatting with {options.model or 'the default model'}", err=True)
     click.echo("Type 'exit' or 'quit' to exit", err=True)
     click.echo("Type '!multi' to enter multiple lines, then '!end' to finish", err=True)
-    if session.turns or session.to_dict().get("messages"):
+    if session.conversation.messages:
         click.echo(f"Continuing conversation {session.id}", err=True)
     out = Output()
     while True:

@@ -8,7 +8,6 @@ import json
 import logging
 import sys
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,46 +75,33 @@ class TurnLog:
             self._log.close()
 
 
-_V2 = hasattr(llmrelay, "Conversation")
-
-
 class ChatSession:
-    """A conversation carried across turns (``llmrelay.Conversation`` when the core has it)."""
+    """The conversation carried across turns, stored in the log as its ``to_dict()``.
+
+    An ``llmrelay.Conversation``: the messages and each provider's own state.
+    """
 
     def __init__(self, data: dict[str, Any] | None = None, conversation_id: str | None = None):
-        self._v2: Any = None
-        if _V2:
-            cls: Any = llmrelay.Conversation
-            self._v2 = cls.from_dict(data) if data else cls(id=conversation_id)
-            self.id: str = str(self._v2.id)
-            self._data: dict[str, Any] = {}
+        if data:
+            self.conversation = llmrelay.Conversation.from_dict(
+                {**data, "id": data.get("id") or conversation_id}
+            )
         else:
-            self._data = dict(data or {})
-            self._data.setdefault("messages", [])
-            self.id = conversation_id or str(self._data.get("id") or uuid.uuid4().hex)
-            self._data["id"] = self.id
+            self.conversation = llmrelay.Conversation(id=conversation_id)
+        self.id: str = self.conversation.id
         self.turns = 0
 
     def call(self, prompt: str) -> tuple[Any, dict[str, Any]]:
         """``(messages, keyword arguments)`` for ``client.stream`` for this turn."""
-        if self._v2 is not None:
-            return prompt, {"conversation": self._v2}
-        return [*self._data["messages"], {"role": "user", "content": prompt}], {}
+        return prompt, {"conversation": self.conversation}
 
-    def finished(self, prompt: str, answer: str) -> None:
-        """Record a completed turn (the core's Conversation does it itself)."""
+    def finished(self) -> None:
+        """Count a completed turn (the core appended it to the conversation)."""
         self.turns += 1
-        if self._v2 is None:
-            self._data["messages"] += [
-                {"role": "user", "content": prompt},
-                {"role": "assistant", "content": answer},
-            ]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form stored in the log."""
-        if self._v2 is not None:
-            return dict(self._v2.to_dict())
-        return json.loads(json.dumps(self._data))  # type: ignore[no-any-return]
+        return self.conversation.to_dict()
 
 
 @dataclass
@@ -145,7 +131,7 @@ class TurnOptions:
         if self.max_tokens is not None:
             kwargs["max_tokens"] = self.max_tokens
         if self.options:
-            kwargs["options" if _V2 else "extra"] = self.options
+            kwargs["options"] = self.options
         return kwargs
 
 
@@ -237,7 +223,7 @@ async def run_turn(
                 parts.append(event)
                 if options.stream:
                     out.write(event)
-        session.finished(prompt, "".join(parts))
+        session.finished()
     except (llmrelay.LLMRelayError, asyncio.CancelledError, KeyboardInterrupt) as exc:
         entry.error_type = type(exc).__name__
         entry.error = options.explain(exc) if isinstance(exc, llmrelay.LLMRelayError) else None
