@@ -255,3 +255,16 @@ def test_attempts_are_logged_without_the_error_object() -> None:
         },
         {"provider": "b", "model": "m2", "outcome": "ok", "error_type": None, "message": None},
     ]
+
+
+def test_a_parameter_the_provider_cannot_take_warns_or_fails_with_strict(space: Space) -> None:
+    fake, _ = space
+    code, out, err = run("chat", "--temperature", "0.5", "hi")
+    assert code == 0
+    assert out == ANSWER + "\n"
+    assert err == "llmrelay: warning: hf_spaces does not take temperature; ignored\n"
+    code, out, err = run("chat", "--strict", "--temperature", "0.5", "hi")
+    assert code != 0
+    assert out == ""
+    assert "temperature" in err
+    assert len(fake.joins) == 1

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from llmrelay.log import ExchangeLog, LogEntry, LogError, default_log_path
-from tests.cli.conftest import Space, run, run_process
+from tests.cli.conftest import Space, run
 from tests.fakes.gradio_space import DEFAULT_CHUNKS
 
 ANSWER = inspect.cleandoc("".join(DEFAULT_CHUNKS))
@@ -219,11 +219,3 @@ def test_a_writer_thread_and_a_reader_share_the_database(home: Path) -> None:
     assert errors == []
     with ExchangeLog() as log:
         assert len(log.entries(limit=None)) == 30
-
-
-def test_subprocess_chat_logs_too(space: Space, home: Path) -> None:
-    _, url = space
-    result = run_process("chat", "from a process", env={"LLMRELAY_HF_SPACES_BASE_URL": url})
-    assert result.returncode == 0, result.stderr
-    with ExchangeLog() as log:
-        assert [e.prompt for e in log.entries()] == ["from a process"]

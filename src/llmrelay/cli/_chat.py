@@ -186,8 +186,6 @@ def _run(
         fail(describe_error(exc), code=2)
     try:
         aliases = client.aliases()
-        if options.model in aliases:
-            logger.info("%s resolves to %s", options.model, " -> ".join(aliases[options.model]))
         options.descriptions = client.providers()
         options.proxy = client_kwargs.get("proxy")
         options.options = resolve_options(

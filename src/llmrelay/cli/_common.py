@@ -103,12 +103,26 @@ def prepare_streams() -> None:
                 stream.reconfigure(errors="replace")
 
 
+class _Formatter(logging.Formatter):
+    """``llmrelay: warning: text`` like the CLI's own lines; with -v also level and logger."""
+
+    def __init__(self, *, verbose: bool) -> None:
+        super().__init__()
+        self.verbose = verbose
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        if self.verbose:
+            return f"llmrelay: {record.levelname}: {record.name}: {text}"
+        return f"llmrelay: {record.levelname.lower()}: {text}"
+
+
 def _configure_logging(level: int) -> None:
     root = logging.getLogger()
     for old in [h for h in root.handlers if getattr(h, "_llmrelay", False)]:
         root.removeHandler(old)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("llmrelay: %(levelname)s: %(name)s: %(message)s"))
+    handler.setFormatter(_Formatter(verbose=level > 0))
     handler._llmrelay = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if level >= 2 else logging.WARNING)
