@@ -307,3 +307,18 @@ def test_models_aliases_shows_the_resolved_chains() -> None:
     assert "qwen-2-72b\thf_spaces:qwen-qwen2-72b-instruct\n" in out
     code, out, _ = run("models", "--aliases", "--json")
     assert json.loads(out)["qwen-2-72b"][0] == "hf_spaces:qwen-qwen2-72b-instruct"
+
+
+def test_base_url_without_scheme_in_the_config_file_names_file_and_key(
+    space: Space, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake, _ = space
+    monkeypatch.delenv("LLMRELAY_HF_SPACES_BASE_URL")
+    config = tmp_path / "config.toml"
+    config.write_text('[providers.hf_spaces]\nbase_url = "127.0.0.1:7860"\n')
+    monkeypatch.setenv("LLMRELAY_CONFIG", str(config))
+    code, out, err = run("chat", "hi")
+    assert code == 2
+    assert out == ""
+    assert f"{config} [providers.hf_spaces] base_url" in err
+    assert fake.joins == []
