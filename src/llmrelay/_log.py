@@ -203,6 +203,15 @@ class ExchangeLog:
         self._engine = engine
         return engine
 
+    @staticmethod
+    def preload() -> None:
+        """Import the database layer (SQLAlchemy, ~0.1-0.2 s) now.
+
+        Call it in a thread while a request is in flight, so that logging afterwards adds
+        little to a command's time.
+        """
+        from . import _log_schema  # noqa: F401  (imports sqlalchemy)
+
     def migrate(self) -> None:
         """Create or upgrade the schema now (otherwise done on first use)."""
         with self._begin():

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +26,11 @@ logger = logging.getLogger("llmrelay.cli")
 _CONTENT = (str, llmrelay.Reasoning, llmrelay.ImageResult)
 
 
+def _preload() -> None:
+    with contextlib.suppress(Exception):
+        ExchangeLog.preload()
+
+
 class TurnLog:
     """The exchange log as the CLI uses it: the first failure warns once, then logging stops.
 
@@ -34,6 +41,8 @@ class TurnLog:
     def __init__(self, *, write: bool) -> None:
         self.write = write
         self._log: ExchangeLog | None = None
+        if write:  # load SQLAlchemy while the request is in flight
+            threading.Thread(target=_preload, name="llmrelay-log-preload", daemon=True).start()
 
     def _open(self) -> ExchangeLog:
         if self._log is None:
