@@ -295,10 +295,13 @@ def test_events_failure_ends_with_one_error_object(space: Space) -> None:
 def test_tables_are_tab_separated_rows_when_not_a_terminal() -> None:
     code, out, _ = run("models")
     assert code == 0
-    assert out == "hf_spaces:qwen-qwen2-72b-instruct\tqwen-2-72b\t*\n"
+    assert "hf_spaces:qwen-qwen2-72b-instruct\tqwen-2-72b\t*\n" in out
+    assert all(line.count("\t") == 2 for line in out.splitlines())
     code, out, _ = run("providers")
-    assert out.split("\t")[0] == "hf_spaces"
-    assert out.count("\n") == 1
+    rows = [line.split("\t") for line in out.splitlines()]
+    assert ["hf_spaces", "Hugging Face Spaces (Gradio)"] in [row[:2] for row in rows]
+    assert {len(row) for row in rows} == {6}
+    assert "━" not in out
 
 
 def test_models_aliases_shows_the_resolved_chains() -> None:
