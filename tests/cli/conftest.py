@@ -40,6 +40,7 @@ def space(_server: Space, monkeypatch: pytest.MonkeyPatch) -> Space:
     fake.script = SpaceScript()
     fake.requests.clear()
     monkeypatch.setenv("LLMRELAY_HF_SPACES_BASE_URL", url)
+    monkeypatch.setenv("LLMRELAY_MODEL", "hf_spaces")  # whatever other providers exist
     return fake, url
 
 

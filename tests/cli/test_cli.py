@@ -145,7 +145,7 @@ def test_real_subprocess_streams_and_exits_0(space: Space) -> None:
 def test_real_subprocess_reports_a_refused_connection() -> None:
     env = {**os.environ, "LLMRELAY_HF_SPACES_BASE_URL": "http://127.0.0.1:9"}
     result = subprocess.run(
-        [sys.executable, "-m", "llmrelay.cli", "chat", "Hello"],
+        [sys.executable, "-m", "llmrelay.cli", "chat", "-m", "hf_spaces", "Hello"],
         capture_output=True,
         text=True,
         env=env,

@@ -96,7 +96,9 @@ def test_a_lone_surrogate_in_the_answer_never_crashes_the_output(space: Space) -
 
 
 def test_refused_connection_names_the_base_url_and_its_setting() -> None:
-    result = run_process("chat", "hi", env={"LLMRELAY_HF_SPACES_BASE_URL": "http://127.0.0.1:9"})
+    result = run_process(
+        "chat", "-m", "hf_spaces", "hi", env={"LLMRELAY_HF_SPACES_BASE_URL": "http://127.0.0.1:9"}
+    )
     assert result.returncode == 1
     err = result.stderr.decode()
     assert err.count("\n") == 1
