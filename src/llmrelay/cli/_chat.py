@@ -185,8 +185,11 @@ def _run(
     except llmrelay.ConfigError as exc:
         fail(describe_error(exc), code=2)
     try:
-        aliases = client.aliases()
-        options.descriptions = client.providers()
+        try:
+            aliases = client.aliases()
+            options.descriptions = client.providers()
+        except llmrelay.ConfigError as exc:
+            fail(describe_error(exc), code=2)
         options.proxy = client_kwargs.get("proxy")
         options.options = resolve_options(
             option_pairs,
