@@ -119,7 +119,7 @@ def on() -> None:
 
 @logs.command()
 def off() -> None:
-    """Stop logging exchanges (``--no-log`` does it for one command)."""
+    """Stop logging exchanges (--no-log does it for one command)."""
     marker = _off_marker()
     os.makedirs(os.path.dirname(marker), mode=0o700, exist_ok=True)
     with open(marker, "w", encoding="utf-8"):
