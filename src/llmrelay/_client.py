@@ -16,7 +16,7 @@ from ._engine import Engine, Turn, map_exception
 from ._http import make_http_client
 from ._registry import Registry
 from ._resources import AsyncChat, AsyncImages, AsyncModels
-from ._router import Target
+from ._router import HealthStore, Target
 from ._settings import Settings, Timeouts, load_config
 from ._stream import AsyncChatStream
 from .providers import Provider
@@ -56,6 +56,9 @@ class AsyncClient:
             closed by ``aclose``; ``proxy``, ``verify`` and connect/read timeouts are then
             the caller's).
         config_path: TOML config file to read instead of the default one.
+        health: where candidate cool-downs are kept (a ``HealthStore``; not closed by
+            ``aclose``). Default: shared through Redis when ``LLMRELAY_REDIS_URL`` is set
+            (``pip install 'llmrelay[scale]'``; closed by ``aclose``), else in this client.
 
     Raises:
         llmrelay.errors.ConfigError: invalid settings or config file.
@@ -78,6 +81,7 @@ class AsyncClient:
         providers: Iterable[type[Provider]] | Mapping[str, type[Provider]] | None = None,
         http_client: httpx.AsyncClient | None = None,
         config_path: str | None = None,
+        health: HealthStore | None = None,
     ) -> None:
         path, config = load_config(config_path)
         registry = Registry(providers, Settings.configured_providers(config, path))
@@ -97,7 +101,12 @@ class AsyncClient:
         )
         self._owns_http = http_client is None
         http = http_client or make_http_client(settings.timeouts, settings.proxy, settings.verify)
-        self._engine = Engine(settings, registry, http)
+        self._owned_health: Any = None
+        if health is None:
+            from ._redis import health_from_env
+
+            health = self._owned_health = health_from_env()
+        self._engine = Engine(settings, registry, http, health)
         self._closed = False
         self.chat = AsyncChat(self)
         self.images = AsyncImages(self)
@@ -122,6 +131,9 @@ class AsyncClient:
         self._closed = True
         if self._owns_http:
             await self._engine.http.aclose()
+        owned, self._owned_health = self._owned_health, None
+        if owned is not None:
+            await owned.aclose()
 
     def _check_open(self) -> None:
         if self._closed:

@@ -26,7 +26,7 @@ import httpx
 from . import errors
 from ._conversation import Conversation
 from ._registry import Registry
-from ._router import Router, Target
+from ._router import HealthStore, Router, Target
 from ._settings import Settings
 from .providers import AuthMode, Capability, Provider
 from .types import ChatRequest, ConversationState, ImageRequest, Message
@@ -69,9 +69,16 @@ class Engine:
         settings: resolved settings.
         registry: the client's providers.
         http: the shared ``httpx.AsyncClient``.
+        health: where candidate cool-downs are kept (default: in this client's memory).
     """
 
-    def __init__(self, settings: Settings, registry: Registry, http: httpx.AsyncClient) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        registry: Registry,
+        http: httpx.AsyncClient,
+        health: HealthStore | None = None,
+    ) -> None:
         self.settings = settings
         self.registry = registry
         self.http = http
@@ -80,6 +87,7 @@ class Engine:
             aliases=settings.aliases,
             default=settings.model,
             cooldown=settings.cooldown,
+            health=health,
         )
         self._providers: dict[str, Provider] = {}
 
@@ -222,6 +230,7 @@ class Engine:
                 non-retryable error of the first candidate tried.
             llmrelay.errors.AllProvidersFailed: several candidates, none answered.
         """
+        await self.router.refresh()
         targets = self.router.resolve(ref)
         log.info("candidates for %s: %s", ref or "the default model", ", ".join(map(str, targets)))
         last: errors.LLMRelayError | None = None

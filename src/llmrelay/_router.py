@@ -15,7 +15,8 @@ Only a registered provider name counts as a prefix, so model ids that contain a 
 
 Health is per client: a candidate that failed with a retryable error moves to the back of
 every chain for ``cooldown`` seconds (it is still tried, last). ``HealthStore`` is the
-seam for a shared store (several server workers).
+seam for a shared store (several server workers); a store that also has
+``async refresh()`` (``llmrelay._redis.RedisHealth``) is refreshed before each resolve.
 """
 
 from __future__ import annotations
@@ -135,6 +136,17 @@ class Router:
         if not cooling:
             return targets
         return [t for t in targets if t not in cooling] + cooling
+
+    @property
+    def health(self) -> HealthStore:
+        """The health store in use."""
+        return self._health
+
+    async def refresh(self) -> None:
+        """Let a shared store read what other workers recorded (its own async refresh)."""
+        refresh = getattr(self._health, "refresh", None)
+        if refresh is not None and self._cooldown:
+            await refresh()
 
     def failed(self, target: Target) -> None:
         """Record a retryable failure of ``target`` (starts its cool-down)."""

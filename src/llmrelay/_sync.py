@@ -37,6 +37,7 @@ from . import errors
 from ._client import AsyncClient
 from ._conversation import Conversation
 from ._resources import AsyncChatCompletionStream
+from ._router import HealthStore
 from ._settings import Timeouts
 from ._stream import AsyncChatStream
 from .providers import Provider
@@ -469,6 +470,7 @@ class Client:
         providers: Iterable[type[Provider]] | Mapping[str, type[Provider]] | None = None,
         http_client: httpx.AsyncClient | None = None,
         config_path: str | None = None,
+        health: HealthStore | None = None,
     ) -> None:
         self._kwargs: dict[str, Any] = {
             "model": model,
@@ -483,6 +485,7 @@ class Client:
             "providers": providers,
             "http_client": http_client,
             "config_path": config_path,
+            "health": health,
         }
         self._lock = threading.Lock()
         self._closed = False

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 import llmrelay
+from llmrelay.scale import RedisStateStore, redis_url
 
 from . import _chat, _routes
 from ._config import ServerConfig
@@ -22,6 +23,7 @@ from ._guard import Guard
 from ._logs import install_redaction, redact_root_handlers
 from ._memory import MemoryStateStore, StateStore
 from ._metrics import Metrics
+from ._shared import ExchangeWriter, RateLimit, database_url_from_env
 
 __all__ = ["app_from_env", "create_app"]
 
@@ -63,8 +65,9 @@ def create_app(
         client: an ``llmrelay.AsyncClient`` to serve (the caller closes it); ``None``
             makes one from ``config.client_kwargs`` at startup and closes it at shutdown.
         config: ``ServerConfig`` (key, CORS, limits, logging); default: no key, no CORS.
-        store: where provider conversation states are remembered (default: in memory,
-            ``config.conversation_entries`` entries for ``config.conversation_ttl`` s).
+        store: where provider conversation states are remembered (default: in Redis when
+            ``LLMRELAY_REDIS_URL`` is set, else in memory, ``config.conversation_entries``
+            entries; both for ``config.conversation_ttl`` s).
 
     Returns:
         A FastAPI (ASGI) app with ``/v1/chat/completions``, ``/v1/models``,
@@ -72,24 +75,36 @@ def create_app(
     """
     config = config or ServerConfig()
     install_redaction()
+    redis = redis_url()
+    owned_store: Any = None
+    if store is None and redis:
+        store = owned_store = RedisStateStore(redis, ttl=config.conversation_ttl)
     ctx = Context(
         config=config,
         metrics=Metrics(),
         store=store or MemoryStateStore(config.conversation_entries, config.conversation_ttl),
         client=client,
     )
+    database = database_url_from_env()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if ctx.client is not None:
+        async with AsyncExitStack() as stack:
+            if owned_store is not None:
+                stack.push_async_callback(owned_store.aclose)
+            if config.rate_limit > 0:
+                ctx.rate = RateLimit(config.rate_limit, config.rate_window, redis)
+                stack.push_async_callback(ctx.rate.aclose)
+            if database:
+                writer = ExchangeWriter(database)
+                stack.push_async_callback(writer.aclose)
+                await writer.open()
+                ctx.exchanges = writer
+            if ctx.client is None:
+                ctx.client = llmrelay.AsyncClient(**dict(config.client_kwargs))
+                stack.push_async_callback(ctx.client.aclose)
+                install_redaction()  # provider loggers created by now
             yield
-            return
-        ctx.client = llmrelay.AsyncClient(**dict(config.client_kwargs))
-        install_redaction()  # provider loggers created by now
-        try:
-            yield
-        finally:
-            await ctx.client.aclose()
 
     app = FastAPI(
         title="llmrelay",

@@ -8,7 +8,9 @@ stream ends without ``[DONE]``.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import time
 from collections.abc import AsyncGenerator
 from typing import Any
@@ -20,7 +22,7 @@ from fastapi.responses import JSONResponse, Response
 import llmrelay
 
 from ._context import ACCESS_LOG, Context, context, note
-from ._errors import error_body, error_reply
+from ._errors import error_body, error_reply, scrub
 from ._memory import history_keys
 from ._schemas import ChatCompletionRequest
 from ._sse import EventStreamResponse, sse_data
@@ -45,6 +47,7 @@ class _Turn:
         # Labels come from what answered or failed, never from the request's model text.
         self.provider: str | None = None
         self.model: str | None = None
+        self.first_token: float | None = None
 
     async def restore(self) -> list[dict[str, Any]]:
         """Messages to send; sets ``conversation`` (rebuilt with remembered states)."""
@@ -80,6 +83,45 @@ class _Turn:
         self.provider = provider or self.provider
         self.model = model or self.model
 
+    async def record(
+        self,
+        answer: str,
+        *,
+        attempts: Any = (),
+        usage: Any = None,
+        finish_reason: str | None = None,
+        error: BaseException | None = None,
+        first_token: float | None = None,
+    ) -> None:
+        """Write this exchange to the exchange log (when the server has one)."""
+        writer = self.ctx.exchanges
+        if writer is None:
+            return
+        from llmrelay.log import LogEntry
+
+        now = time.monotonic()
+        system = "\n".join(t for r, t in self.pairs if r in ("system", "developer")) or None
+        prompt = next((t for r, t in reversed(self.pairs) if r == "user"), "")
+        entry = LogEntry(
+            prompt=prompt,
+            answer=answer,
+            conversation_id=history_keys(self.pairs[:1])[0][:32] if self.pairs else None,
+            system=system,
+            model_requested=self.body.model,
+            provider=self.provider,
+            model=self.model,
+            attempts=[_attempt_dict(a) for a in attempts],
+            first_token_ms=None
+            if first_token is None
+            else int((first_token - self.started) * 1000),
+            duration_ms=int((now - self.started) * 1000),
+            usage=_usage_dict(usage),
+            finish_reason=finish_reason,
+            error_type=type(error).__name__ if error is not None else None,
+            error=scrub(str(error))[:2000] if error is not None else None,
+        )
+        await writer.write(entry)
+
     def labels(self) -> tuple[str, str]:
         return self.ctx.metrics.labels(self.provider, self.model)
 
@@ -90,6 +132,30 @@ class _Turn:
         m.duration.labels(self.endpoint, provider, model).observe(time.monotonic() - self.started)
         if error_type is not None:
             m.errors.labels(provider, model, error_type).inc()
+
+
+def _attempt_dict(attempt: Any) -> dict[str, Any]:
+    return {
+        name: getattr(attempt, name, None)
+        for name in ("provider", "model", "outcome", "error_type", "message")
+    }
+
+
+def _usage_dict(usage: Any) -> dict[str, int | None] | None:
+    if usage is None:
+        return None
+    return {
+        name: getattr(usage, name, None)
+        for name in ("prompt_tokens", "completion_tokens", "total_tokens")
+    }
+
+
+def _caller(request: Request) -> str:
+    """Who a rate limit counts: a digest of the bearer token, else the client address."""
+    auth = request.headers.get("authorization", "")
+    if auth:
+        return "key:" + hashlib.sha256(auth.encode()).hexdigest()[:32]
+    return "addr:" + (request.client.host if request.client else "unknown")
 
 
 def _create_kwargs(body: ChatCompletionRequest, messages: list[dict[str, Any]]) -> dict[str, Any]:
@@ -113,6 +179,19 @@ async def chat_completions(request: Request, body: ChatCompletionRequest) -> Res
     """Chat completion, as JSON or as an SSE stream of chunks (OpenAI's API)."""
     ctx = context(request)
     turn = _Turn(ctx, body, "chat")
+    if ctx.rate is not None:
+        wait = await ctx.rate.hit(_caller(request))
+        if wait is not None:
+            turn.finish(429)
+            return JSONResponse(
+                error_body(
+                    f"rate limit: at most {ctx.rate.limit} requests per {ctx.rate.window:g} s",
+                    "rate_limit_error",
+                    "rate_limit_exceeded",
+                ),
+                status_code=429,
+                headers={"Retry-After": str(max(1, math.ceil(wait)))},
+            )
     if len(body.messages) > ctx.config.max_messages:
         turn.finish(400)
         return JSONResponse(
@@ -146,6 +225,7 @@ async def chat_completions(request: Request, body: ChatCompletionRequest) -> Res
         if isinstance(exc, llmrelay.ProviderError):
             turn.provider, turn.model = exc.provider, exc.model
         turn.finish(reply.status, reply.error_type)
+        await turn.record("", attempts=getattr(exc, "attempts", ()), error=exc)
         note(request, turn.provider, turn.model or body.model)
         return JSONResponse(reply.body, status_code=reply.status, headers=reply.headers)
     if not body.stream:
@@ -157,10 +237,18 @@ async def chat_completions(request: Request, body: ChatCompletionRequest) -> Res
         if completion.usage is not None and completion.usage.completion_tokens:
             ctx.metrics.tokens.labels(provider, model).inc(completion.usage.completion_tokens)
         turn.finish(200)
+        provider_name, _, model_name = completion.model.partition(":")
+        turn.provider, turn.model = provider_name or None, model_name or None
+        await turn.record(
+            answer or "",
+            usage=completion.usage,
+            finish_reason=completion.choices[0].finish_reason if completion.choices else None,
+        )
         return Response(completion.model_dump_json(), media_type="application/json")
     turn.target(stream)
     note(request, turn.provider, turn.model)
-    ctx.metrics.first_token.labels(*turn.labels()).observe(time.monotonic() - turn.started)
+    turn.first_token = time.monotonic()
+    ctx.metrics.first_token.labels(*turn.labels()).observe(turn.first_token - turn.started)
     return EventStreamResponse(
         _frames(turn, stream), headers=_SSE_HEADERS, on_close=lambda: _close(stream)
     )
@@ -173,6 +261,9 @@ async def _frames(turn: _Turn, stream: Any) -> AsyncGenerator[bytes, None]:
     provider, model = turn.labels()
     pieces: list[str] = []
     error_type: str | None = None
+    error: BaseException | None = None
+    finish_reason: str | None = None
+    usage: Any = None
     cancelled = False
     try:
         async for chunk in stream:
@@ -180,23 +271,37 @@ async def _frames(turn: _Turn, stream: Any) -> AsyncGenerator[bytes, None]:
                 if choice.delta.content:
                     pieces.append(choice.delta.content)
                     metrics.deltas.labels(provider, model).inc()
-            if chunk.usage is not None and chunk.usage.completion_tokens:
-                metrics.tokens.labels(provider, model).inc(chunk.usage.completion_tokens)
+                finish_reason = choice.finish_reason or finish_reason
+            if chunk.usage is not None:
+                usage = chunk.usage
+                if chunk.usage.completion_tokens:
+                    metrics.tokens.labels(provider, model).inc(chunk.usage.completion_tokens)
             yield sse_data(chunk.model_dump_json())
         await turn.remember("".join(pieces))
         yield sse_data("[DONE]")
     except Exception as exc:
         reply = error_reply(exc)
         error_type = reply.error_type
+        error = exc
         yield sse_data(json.dumps(reply.body))
-    except BaseException:  # cancelled or closed: the client went away
+    except BaseException as exc:  # cancelled or closed: the client went away
         cancelled = True
+        error = exc
         raise
     finally:
         with anyio.CancelScope(shield=True):
             await _close(stream)
-        metrics.in_flight.dec()
-        turn.finish(499 if cancelled else 200, error_type)
+            metrics.in_flight.dec()
+            turn.finish(499 if cancelled else 200, error_type)
+            events = getattr(stream, "events", None)
+            await turn.record(
+                "".join(pieces),
+                attempts=getattr(events, "attempts", None) or (),
+                usage=usage,
+                finish_reason=finish_reason,
+                error=error,
+                first_token=turn.first_token,
+            )
 
 
 async def _close(stream: Any) -> None:

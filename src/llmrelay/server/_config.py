@@ -30,6 +30,10 @@ class ServerConfig:
         log_prompts: put the request messages into the access log (off by default).
         conversation_entries: how many answered turns' provider states are remembered.
         conversation_ttl: seconds a remembered state stays valid.
+        rate_limit: chat requests allowed per caller (server key, else client address)
+            and ``rate_window`` seconds; 0 = no limit. Shared through Redis when
+            ``LLMRELAY_REDIS_URL`` is set, else counted per process.
+        rate_window: the rate limit's window in seconds.
         client_kwargs: keyword arguments for the ``llmrelay.AsyncClient`` the app creates
             (``config_path``, ``model``, ...; never taken from a request).
     """
@@ -41,6 +45,8 @@ class ServerConfig:
     log_prompts: bool = False
     conversation_entries: int = 4096
     conversation_ttl: float = 3600.0
+    rate_limit: int = 0
+    rate_window: float = 60.0
     client_kwargs: Mapping[str, Any] = field(default_factory=dict)
 
     def to_env(self) -> dict[str, str]:

@@ -27,6 +27,8 @@ class Context:
     metrics: Metrics
     store: StateStore
     client: Any = None
+    exchanges: Any = None  # an ExchangeWriter when LLMRELAY_DATABASE_URL is set
+    rate: Any = None  # a RateLimit when ServerConfig.rate_limit is set
 
 
 def context(request: Request) -> Context:
