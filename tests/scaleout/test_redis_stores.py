@@ -7,12 +7,12 @@ import time
 
 import pytest
 import redis.asyncio as aioredis
-from tests.unit.scripted_provider import scripted
 
 import llmrelay
 from llmrelay import errors
 from llmrelay._router import Target
 from llmrelay.scale import RateLimiter, RedisHealth, RedisStateStore
+from tests.unit.scripted_provider import scripted
 
 pytestmark = pytest.mark.anyio
 
@@ -39,7 +39,8 @@ async def test_cooldown_written_by_one_health_is_seen_by_another(redis_url: str)
         # wall-clock expiry: the sorted set holds the end as epoch milliseconds and expires
         raw = aioredis.Redis.from_url(redis_url)
         score = await raw.zscore("llmrelay:health", "flaky:m:with:colons")
-        assert score is not None and abs(score / 1000 - (time.time() + 30)) < 2
+        assert score is not None
+        assert abs(score / 1000 - (time.time() + 30)) < 2
         ttl = await raw.pttl("llmrelay:health")
         assert 25_000 < ttl <= 30_000
         await raw.aclose()
@@ -69,7 +70,7 @@ async def test_two_clients_share_a_cooldown_through_redis(tmp_path, redis_url: s
     flaky, flaky_script = scripted(
         "flaky", [errors.ProviderUnavailable("down", provider="flaky", model="shared-model")]
     )
-    steady, steady_script = scripted("steady", ["hello", llmrelay.types.FinishReason("stop")])
+    steady, _ = scripted("steady", ["hello", llmrelay.types.FinishReason("stop")])
     h1, h2 = RedisHealth(redis_url), RedisHealth(redis_url)
     a = _client(tmp_path, h1, providers=[flaky, steady])
     b = _client(tmp_path, h2, providers=[flaky, steady])
@@ -165,7 +166,8 @@ async def test_rate_limiter_is_shared(redis_url: str) -> None:
     try:
         assert [await one.hit("a"), await two.hit("a"), await one.hit("a")] == [None] * 3
         wait = await two.hit("a")
-        assert wait is not None and 0 < wait <= 60
+        assert wait is not None
+        assert 0 < wait <= 60
         assert await one.hit("b") is None  # per caller
     finally:
         await one.aclose()
