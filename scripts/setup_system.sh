@@ -1,15 +1,31 @@
 #!/usr/bin/env bash
-# System packages the tests need: Debian's chromium (the web page's browser tests drive it
-# with Playwright; Playwright's own browser download is not used). Idempotent: installs
-# only what is missing; skips with a message when apt-get is not available or not root.
+# System packages the tests need, from Debian's packages:
+#   chromium      the web page's browser tests drive it with Playwright (Playwright's own
+#                 browser download is not used);
+#   redis-server  and postgresql: the scale-out tests start their own servers from these
+#                 binaries on loopback, in temporary directories (no system service is used).
+# Idempotent: installs only what is missing; skips with a message when apt-get is not
+# available or we are neither root nor allowed sudo (the tests needing it are then skipped).
 set -euo pipefail
 
-if [ -x /usr/bin/chromium ]; then
-  echo "setup_system: chromium already installed ($(/usr/bin/chromium --version 2>/dev/null || echo '?'))"
+have_chromium() { [ -x /usr/bin/chromium ]; }
+have_redis() { command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ]; }
+have_postgresql() {
+  { command -v initdb >/dev/null 2>&1 && command -v postgres >/dev/null 2>&1; } \
+    || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null
+}
+
+missing=()
+have_chromium || missing+=(chromium)
+have_redis || missing+=(redis-server)
+have_postgresql || missing+=(postgresql)
+
+if [ "${#missing[@]}" -eq 0 ]; then
+  echo "setup_system: chromium, redis-server and postgresql already installed"
   exit 0
 fi
 if ! command -v apt-get >/dev/null 2>&1; then
-  echo "setup_system: apt-get not available; skipping chromium (the browser tests will be skipped)" >&2
+  echo "setup_system: apt-get not available; not installing ${missing[*]} (the tests needing them will be skipped)" >&2
   exit 0
 fi
 SUDO=""
@@ -17,14 +33,20 @@ if [ "$(id -u)" != "0" ]; then
   if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
     SUDO="sudo -n"
   else
-    echo "setup_system: not root and no sudo; skipping chromium (the browser tests will be skipped)" >&2
+    echo "setup_system: not root and no sudo; not installing ${missing[*]} (the tests needing them will be skipped)" >&2
     exit 0
   fi
 fi
-echo "setup_system: installing chromium with apt-get"
+echo "setup_system: installing ${missing[*]} with apt-get"
 export DEBIAN_FRONTEND=noninteractive
-if ! { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq chromium >/dev/null; }; then
-  echo "setup_system: apt-get could not install chromium; the browser tests will be skipped" >&2
-  exit 0
-fi
-echo "setup_system: $(/usr/bin/chromium --version 2>/dev/null || echo 'chromium installed')"
+$SUDO apt-get update -qq || echo "setup_system: apt-get update failed; trying the install anyway" >&2
+for package in "${missing[@]}"; do
+  # one at a time, so a package that cannot be had does not cost the others
+  if ! $SUDO apt-get install -y -qq "$package" >/dev/null; then
+    echo "setup_system: apt-get could not install $package; the tests needing it will be skipped" >&2
+  fi
+done
+have_chromium && echo "setup_system: $(/usr/bin/chromium --version 2>/dev/null || echo 'chromium installed')"
+have_redis && echo "setup_system: $(redis-server --version 2>/dev/null | head -c 60 || echo 'redis-server installed')"
+have_postgresql && echo "setup_system: postgresql installed ($(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | head -1))"
+exit 0
