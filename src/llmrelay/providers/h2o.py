@@ -1,0 +1,482 @@
+r"""h2oGPT chat (``h2o``): a HuggingFace chat-ui deployment in front of text-generation-inference.
+
+Wire protocol (gpt-gm.h2o.ai, 2023; chat-ui's session flow)::
+
+    GET  {base}/                            -> 200, Set-Cookie: <session cookie>
+    POST {base}/settings                    form: ethicsModalAccepted=true,
+         shareConversationsWithModelAuthors=true, ethicsModalAcceptedAt=,
+         activeModel=<full model id>, searchEnabled=true   -> 303 (not followed)
+    POST {base}/conversation                {"model": "<full model id>"}
+                                            -> {"conversationId": "<24 hex>"}
+    POST {base}/conversation/{id}           {"inputs", "parameters": {temperature, truncate,
+         max_new_tokens, do_sample, repetition_penalty, return_full_text, [top_p], [stop]},
+         "stream": true, "options": {"id", "response_id", "is_retry", "use_cache",
+         "web_search_id"}}
+    DELETE {base}/conversation/{id}         -> 200
+
+Every request after ``GET /`` carries the session cookie as an explicit ``cookie`` header
+(the shared HTTP client keeps no cookie jar). The answer comes in one of two formats,
+told apart by the content type and the first bytes:
+
+* until 2023-09 chat-ui relayed text-generation-inference's SSE stream verbatim:
+  ``data:{"token": {"id", "text", "logprob", "special"}, "generated_text": null, ...}``;
+  a special token (or ``<|endoftext|>``) ends the text, the last event carries
+  ``generated_text`` (and ``details.finish_reason`` when asked for), errors arrive as
+  ``data:{"error": "...", "error_type": "..."}``;
+* later chat-ui sends its own JSON lines: ``{"type": "status", "status": ...}``,
+  ``{"type": "stream", "token": "..."}``, ``{"type": "finalAnswer", "text": "..."}``.
+
+chat-ui's own errors: 405 "You need to accept the welcome modal first" (no session
+accepted), 404 "Conversation not found", 410 "Model not available anymore".
+
+Conversation state ``{"cookie", "conversation_id", "model"}``: when the caller continues
+the conversation, the next turn posts only the new user message to the same conversation
+(the service keeps the history). A conversation is deleted afterwards (best effort)
+unless it was handed out as state; option ``keep_conversation=False`` always deletes it.
+
+Public sources: huggingface/chat-ui ``src/hooks.server.ts``,
+``src/routes/settings/+page.server.ts``, ``src/routes/conversation/+server.ts``,
+``src/routes/conversation/[id]/+server.ts`` (mid-2023) and ``src/lib/types/MessageUpdate.ts``
+(from commit e943a055, 2023-09-20), https://github.com/huggingface/chat-ui;
+huggingface/text-generation-inference ``router/src/lib.rs`` (``StreamResponse``) and
+``router/src/server.rs``, https://github.com/huggingface/text-generation-inference;
+the model ids and the prompt preamble from xtekky/gpt4free ``g4f/Provider/H2o.py``
+(https://github.com/xtekky/gpt4free).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from types import MappingProxyType
+from typing import Any, ClassVar
+
+import anyio
+import httpx
+
+from .. import errors
+from .._http import error_for_status, loads, read_bounded, translate_errors
+from .._prompts import last_user_message
+from .._sse import DEFAULT_MAX_LINE, LineTooLong, NDJSONLineDecoder, SSEDecoder
+from ..types import ChatRequest, ConversationState, Event, FinishReason, Message
+from ._base import Capability, Option, Provider
+
+__all__ = ["MODELS", "PREAMBLE", "H2o", "h2o_prompt"]
+
+log = logging.getLogger(__name__)
+
+MODELS: Mapping[str, str] = MappingProxyType(
+    {
+        "falcon-40b": "h2oai/h2ogpt-gm-oasst1-en-2048-falcon-40b-v1",
+        "falcon-7b": "h2oai/h2ogpt-gm-oasst1-en-2048-falcon-7b-v3",
+        "llama-13b": "h2oai/h2ogpt-gm-oasst1-en-2048-open-llama-13b",
+    }
+)
+"""Model name -> the service's full model id."""
+
+PREAMBLE = (
+    "instruction: this is a conversation between a user and an AI assistant, respond to "
+    "the latest message, referring to the conversation if needed\n"
+)
+"""First line of the prompt of a new conversation."""
+
+DEFAULTS: Mapping[str, Any] = MappingProxyType(
+    {
+        "temperature": 0.4,
+        "truncate": 2048,
+        "max_new_tokens": 1024,
+        "do_sample": True,
+        "repetition_penalty": 1.2,
+        "return_full_text": False,
+    }
+)
+"""Generation parameters sent unless the request overrides them."""
+
+END_OF_TEXT = "<|endoftext|>"
+_SMALL_BODY = 1024 * 1024
+_MAX_COOKIE = 4096
+_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_DELETE_TIMEOUT = 2.0
+_FINISH = {"length": "length", "eos_token": "stop", "stop_sequence": "stop"}
+
+
+def h2o_prompt(messages: Sequence[Message]) -> str:
+    r"""The prompt of a new conversation: ``PREAMBLE``, ``role: content`` lines, ``assistant:``.
+
+    Example: ``[user "Hi"]`` -> ``PREAMBLE + "user: Hi\nassistant:"``.
+    """
+    return PREAMBLE + "".join(f"{m.role}: {m.content}\n" for m in messages) + "assistant:"
+
+
+class H2o(Provider):
+    """Chat with h2oGPT (h2oai's OpenAssistant-tuned Falcon and OpenLLaMA), anonymously.
+
+    ``temperature``, ``top_p``, ``max_tokens`` (``max_new_tokens``) and ``stop`` override
+    the service defaults (``DEFAULTS``). Each new conversation opens its own cookie
+    session, so concurrent chats never share one.
+    """
+
+    name: ClassVar[str] = "h2o"
+    label: ClassVar[str] = "h2oGPT (chat-ui)"
+    docs_url: ClassVar[str] = "https://gpt-gm.h2o.ai"
+    endpoints: ClassVar[Mapping[str, str]] = MappingProxyType({"base_url": "https://gpt-gm.h2o.ai"})
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {Capability.CHAT, Capability.STREAM, Capability.HISTORY, Capability.SERVER_STATE}
+    )
+    parameters: ClassVar[frozenset[str]] = frozenset({"temperature", "top_p", "max_tokens", "stop"})
+    options: ClassVar[Mapping[str, Option]] = MappingProxyType(
+        {
+            "keep_conversation": Option(
+                bool, "keep the conversation on the service for the next turn (default true)"
+            )
+        }
+    )
+    default_model: ClassVar[str] = "falcon-40b"
+    models: ClassVar[tuple[str, ...]] = tuple(MODELS)
+    aliases: ClassVar[Mapping[str, str]] = MappingProxyType(
+        {full: short for short, full in MODELS.items()}
+    )
+
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[Event, None]:
+        """Stream the reply (see the module docstring); the state comes before the finish."""
+        model = request.model
+        if model not in MODELS:  # resolve_model guards this; a direct caller may not
+            raise errors.UnknownModelError(model, list(MODELS), provider=self.name)
+        keep = bool(request.options.get("keep_conversation", True))
+        session = _session(request.state, model)
+        opened: tuple[str, str] | None = None  # (cookie, conversation id) we may delete
+        kept = False
+        try:
+            with translate_errors(self.name, model):
+                for _ in range(2):
+                    if session is None:
+                        cookie = await self._open_session(model)
+                        opened = cookie, await self._new_conversation(cookie, model)
+                        cookie, cid = opened
+                        inputs = h2o_prompt(request.messages)
+                    else:
+                        cookie, cid = session
+                        inputs = _last_user(request, self.name)
+                    async with self._http.stream(
+                        "POST",
+                        f"{self.base_url}/conversation/{cid}",
+                        json=_body(request, inputs),
+                        headers={"cookie": cookie, "accept": "*/*"},
+                    ) as response:
+                        if session is not None and response.status_code in (404, 405):
+                            log.info("h2o: the kept conversation is gone; starting a new one")
+                            session = None
+                            continue
+                        await self._check(response, model, "message")
+                        async for event in self._read(response, model, request.stop):
+                            if isinstance(event, FinishReason) and keep:
+                                kept = True
+                                yield ConversationState(
+                                    self.name,
+                                    {"cookie": cookie, "conversation_id": cid, "model": model},
+                                )
+                            yield event
+                        return
+        finally:
+            if opened is not None and not kept:
+                await self._delete(*opened)
+
+    # -- the session flow ----------------------------------------------------------------
+
+    async def _open_session(self, model: str) -> str:
+        """``GET /`` then ``POST /settings`` with the model; returns the cookie header."""
+        async with self._http.stream("GET", f"{self.base_url}/") as response:
+            await self._check(response, model, "GET /")
+            cookie = _merge_cookies("", response, self.name, model)
+        if not cookie:
+            raise errors.ProtocolError(
+                "the service set no session cookie", provider=self.name, model=model
+            )
+        form = {
+            "ethicsModalAccepted": "true",
+            "shareConversationsWithModelAuthors": "true",
+            "ethicsModalAcceptedAt": "",
+            "activeModel": MODELS[model],
+            "searchEnabled": "true",
+        }
+        async with self._http.stream(
+            "POST", f"{self.base_url}/settings", data=form, headers={"cookie": cookie}
+        ) as response:
+            await self._check(response, model, "settings")  # 303 is success; not followed
+            await read_bounded(response, provider=self.name, model=model, limit=_SMALL_BODY)
+            return _merge_cookies(cookie, response, self.name, model)
+
+    async def _new_conversation(self, cookie: str, model: str) -> str:
+        """``POST /conversation``; returns the ``conversationId``."""
+        async with self._http.stream(
+            "POST",
+            f"{self.base_url}/conversation",
+            json={"model": MODELS[model]},
+            headers={"cookie": cookie, "accept": "application/json"},
+        ) as response:
+            await self._check(response, model, "conversation")
+            body = await read_bounded(response, provider=self.name, model=model, limit=_SMALL_BODY)
+        payload = loads(body, provider=self.name, model=model, what="conversation answer")
+        cid = payload.get("conversationId") if isinstance(payload, dict) else None
+        if not isinstance(cid, str) or not _ID.fullmatch(cid):
+            raise errors.ProtocolError(
+                f"no usable conversationId in {body[:200]!r}", provider=self.name, model=model
+            )
+        return cid
+
+    async def _delete(self, cookie: str, cid: str) -> None:
+        """``DELETE /conversation/{id}``: best effort, shielded, within a short timeout."""
+        with anyio.move_on_after(_DELETE_TIMEOUT, shield=True):
+            try:
+                async with self._http.stream(
+                    "DELETE", f"{self.base_url}/conversation/{cid}", headers={"cookie": cookie}
+                ) as response:
+                    if response.status_code >= 400:
+                        log.info("h2o: DELETE conversation answered %s", response.status_code)
+            except httpx.HTTPError as exc:
+                log.info("h2o: could not delete conversation %s: %s", cid, exc)
+
+    async def _check(self, response: httpx.Response, model: str, what: str) -> None:
+        """Raise the typed error of an HTTP error answer (chat-ui's own codes first)."""
+        status = response.status_code
+        if status < 400:
+            return
+        raw = await read_bounded(response, provider=self.name, model=model, limit=_SMALL_BODY)
+        body = raw.decode("utf-8", "replace")
+        common: dict[str, Any] = {
+            "provider": self.name,
+            "model": model,
+            "status_code": status,
+            "body": body,
+        }
+        detail = body.strip()[:300]
+        if status == 405:
+            raise errors.ProviderError(
+                f"{what}: the service refused the session: {detail}", **common
+            )
+        if status == 404 and what == "message":
+            raise errors.ProviderError(
+                f"{what}: the conversation was not found: {detail}", **common
+            )
+        if status == 410:
+            raise errors.ModelNotFoundError(
+                f"{what}: the model is not available anymore: {detail}", **common
+            )
+        raise error_for_status(status, body, provider=self.name, model=model, what=what)
+
+    # -- the answer stream ---------------------------------------------------------------
+
+    async def _read(
+        self, response: httpx.Response, model: str, stops: Sequence[str]
+    ) -> AsyncIterator[str | FinishReason]:
+        """Detect the stream format and turn it into text deltas and one finish."""
+        chunks = response.aiter_bytes()
+        head = b""
+        async for chunk in chunks:
+            head += chunk
+            if head.strip() or len(head) > DEFAULT_MAX_LINE:
+                break
+        start = head.lstrip()[:1]
+        content_type = response.headers.get("content-type", "").partition(";")[0].strip().lower()
+        try:
+            if content_type == "text/event-stream" or start in (b"d", b":"):
+                payloads = _sse_payloads(head, chunks)
+                async for event in self._tgi(payloads, model, stops):
+                    yield event
+                return
+            if start in (b"{", b""):
+                async for event in self._updates(_ndjson_payloads(head, chunks), model):
+                    yield event
+                return
+        except LineTooLong as exc:
+            raise self._protocol(f"stream: {exc}", model) from None
+        raise self._protocol(f"unrecognised answer stream {head[:100]!r}", model)
+
+    async def _tgi(
+        self, payloads: AsyncIterator[bytes], model: str, stops: Sequence[str]
+    ) -> AsyncIterator[str | FinishReason]:
+        """text-generation-inference SSE events (the 2023 passthrough)."""
+        ended = False
+        async for data in payloads:
+            event = self._object(data, model)
+            if "error" in event:
+                raise self._tgi_error(event, model)
+            token = event.get("token")
+            if not isinstance(token, dict) or not isinstance(token.get("text"), str):
+                raise self._protocol(f"malformed token event {data[:200]!r}", model)
+            if not ended:
+                text: str = token["text"]
+                if token.get("special") is True:
+                    ended, text = True, ""
+                elif END_OF_TEXT in text:
+                    ended, text = True, text.partition(END_OF_TEXT)[0]
+                if text:
+                    yield text
+            generated = event.get("generated_text")
+            if generated is not None:
+                if not isinstance(generated, str):
+                    raise self._protocol(f"malformed generated_text {data[:200]!r}", model)
+                yield FinishReason(_tgi_finish(event.get("details"), ended, generated, stops))
+                return
+        raise self._protocol("the stream ended before the last event (generated_text)", model)
+
+    async def _updates(
+        self, payloads: AsyncIterator[bytes], model: str
+    ) -> AsyncIterator[str | FinishReason]:
+        """chat-ui's JSON-lines message updates (from 2023-09)."""
+        async for data in payloads:
+            update = self._object(data, model)
+            kind = update.get("type")
+            if kind == "stream":
+                token = update.get("token")
+                if not isinstance(token, str):
+                    raise self._protocol(f"malformed stream update {data[:200]!r}", model)
+                token = token.replace("\0", "")  # NUL padding is not text
+                if token:
+                    yield token
+            elif kind == "finalAnswer":
+                yield FinishReason("stop")
+                return
+            elif kind == "status" and update.get("status") == "error":
+                message = update.get("message")
+                raise errors.ProviderError(
+                    f"the service reported an error: {message or 'no message'}",
+                    provider=self.name,
+                    model=model,
+                    body=data[:2000].decode("utf-8", "replace"),
+                )
+            elif not isinstance(kind, str):
+                raise self._protocol(f"malformed update {data[:200]!r}", model)
+            # status started/pending/finished/title, webSearch, agent: nothing to yield
+        raise self._protocol("the stream ended without a finalAnswer", model)
+
+    def _object(self, data: bytes, model: str) -> dict[str, Any]:
+        value = loads(data, provider=self.name, model=model, what="stream event")
+        if not isinstance(value, dict):
+            raise self._protocol(f"unexpected stream event {data[:200]!r}", model)
+        return value
+
+    def _tgi_error(self, event: Mapping[str, Any], model: str) -> errors.ProviderError:
+        message, kind = event.get("error"), event.get("error_type")
+        text = f"the model server reported an error ({kind}): {message}"
+        common: dict[str, Any] = {"provider": self.name, "model": model, "body": str(event)[:2000]}
+        if kind == "overloaded":
+            return errors.ProviderUnavailable(text, **common)
+        if kind == "validation":
+            return errors.InvalidRequestError(text, **common)
+        return errors.ProviderError(text, **common)
+
+    def _protocol(self, message: str, model: str) -> errors.ProtocolError:
+        return errors.ProtocolError(message, provider=self.name, model=model)
+
+
+def _session(state: ConversationState | None, model: str) -> tuple[str, str] | None:
+    """``(cookie, conversation id)`` from a usable state for ``model``, else ``None``."""
+    if state is None:
+        return None
+    cookie, cid = state.data.get("cookie"), state.data.get("conversation_id")
+    if (
+        state.data.get("model") == model
+        and isinstance(cookie, str)
+        and 0 < len(cookie) <= _MAX_COOKIE
+        and "\n" not in cookie
+        and "\r" not in cookie
+        and isinstance(cid, str)
+        and _ID.fullmatch(cid)
+    ):
+        return cookie, cid
+    log.info("h2o: the state is for another model or unusable; starting a new conversation")
+    return None
+
+
+def _last_user(request: ChatRequest, provider: str) -> str:
+    try:
+        return last_user_message(request.messages)
+    except ValueError:
+        raise errors.InvalidRequestError(
+            "the conversation has no user message", provider=provider, model=request.model
+        ) from None
+
+
+def _body(request: ChatRequest, inputs: str) -> dict[str, Any]:
+    """The TGI-style request body; request parameters override ``DEFAULTS``."""
+    parameters = dict(DEFAULTS)
+    if request.temperature is not None:
+        if request.temperature > 0:
+            parameters["temperature"] = request.temperature
+        else:  # TGI refuses temperature 0: greedy decoding instead
+            del parameters["temperature"]
+            parameters["do_sample"] = False
+    if request.max_tokens is not None:
+        parameters["max_new_tokens"] = request.max_tokens
+    if request.top_p is not None:
+        parameters["top_p"] = request.top_p
+    if request.stop:
+        parameters["stop"] = list(request.stop)
+    return {
+        "inputs": inputs,
+        "parameters": parameters,
+        "stream": True,
+        "options": {
+            "id": str(uuid.uuid4()),
+            "response_id": str(uuid.uuid4()),
+            "is_retry": False,
+            "use_cache": False,
+            "web_search_id": "",
+        },
+    }
+
+
+def _merge_cookies(cookie: str, response: httpx.Response, provider: str, model: str) -> str:
+    """``cookie`` (a ``cookie`` header value) updated with ``response``'s Set-Cookie pairs."""
+    jar: dict[str, str] = {}
+    for pair in cookie.split(";"):
+        name, _, value = pair.strip().partition("=")
+        if name:
+            jar[name] = value
+    for header in response.headers.get_list("set-cookie"):
+        name, _, value = header.partition(";")[0].strip().partition("=")
+        if name and not any(c in name + value for c in "\r\n"):
+            jar[name] = value
+    merged = "; ".join(f"{name}={value}" for name, value in jar.items())
+    if len(merged) > _MAX_COOKIE:
+        raise errors.ProtocolError(
+            f"session cookies too large ({len(merged)} characters)", provider=provider, model=model
+        )
+    return merged
+
+
+def _tgi_finish(details: Any, ended: bool, generated: str, stops: Sequence[str]) -> str:
+    """The finish reason: ``details.finish_reason`` when given, else inferred."""
+    if isinstance(details, dict) and isinstance(details.get("finish_reason"), str):
+        return _FINISH.get(details["finish_reason"], "stop")
+    if ended or any(generated.endswith(stop) for stop in stops if stop):
+        return "stop"
+    return "length"  # no end token and no stop sequence: the token limit was reached
+
+
+async def _sse_payloads(head: bytes, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """The ``data`` of each SSE event (``data:`` with or without a space), bounded."""
+    decoder = SSEDecoder(DEFAULT_MAX_LINE)
+    for event in decoder.feed(head):
+        if event.data:
+            yield event.data.encode()
+    async for chunk in chunks:
+        for event in decoder.feed(chunk):
+            if event.data:
+                yield event.data.encode()
+
+
+async def _ndjson_payloads(head: bytes, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """Each non-blank JSON line, bounded."""
+    decoder = NDJSONLineDecoder(DEFAULT_MAX_LINE)
+    for line in decoder.feed(head):
+        yield line
+    async for chunk in chunks:
+        for line in decoder.feed(chunk):
+            yield line
+    last = decoder.flush()
+    if last is not None:
+        yield last
