@@ -80,6 +80,7 @@ class Ai2Script:
     chunks: list[str] = field(default_factory=lambda: list(DEFAULT_CHUNKS))
     status: int = 500
     error_message: str = "internal server error"
+    retry_after: float | None = None
     reason: str = "model overloaded"
     fault_after: int = 3
     first_byte_delay: float = 0.0
@@ -170,7 +171,10 @@ class FakeAi2:
         self.received.append(record)
         script = self.script
         if script.mode == "http_error":
-            return _error(script.status, script.error_message)
+            response = _error(script.status, script.error_message)
+            if script.retry_after is not None:
+                response.headers["retry-after"] = f"{script.retry_after:g}"
+            return response
         problems = [
             {"loc": [name], "msg": "Field required", "type": "missing"}
             for name in ("content", "model", "host")

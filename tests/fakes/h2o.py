@@ -64,6 +64,7 @@ class H2oScript:
     step: Step = "message"
     status: int = 500
     error_body: Any = None
+    retry_after: float | None = None
     tokens: list[str] = field(default_factory=lambda: list(DEFAULT_TOKENS))
     fault_after: int = 3
     first_byte_delay: float = 0.0
@@ -87,6 +88,8 @@ class Received:
     form: dict[str, str] | None = None
     json: Any = None
     status: int | None = None
+    continued: bool = False
+    """A message POST to a conversation that already had messages."""
 
 
 @dataclass
@@ -182,9 +185,12 @@ class FakeH2o:
             return JSONResponse({"message": "Not found"}, 404)
         if script.mode == "http_error" and script.step == step:
             body = script.error_body if script.error_body is not None else {"message": "Error"}
+            headers = (
+                {} if script.retry_after is None else {"retry-after": f"{script.retry_after:g}"}
+            )
             if isinstance(body, str):
-                return PlainTextResponse(body, script.status)
-            return JSONResponse(body, script.status)
+                return PlainTextResponse(body, script.status, headers=headers)
+            return JSONResponse(body, script.status, headers=headers)
         if method == "POST" and step != "settings" and not self._accepted(session):
             wants_json = "application/json" in request.headers.get(
                 "accept", ""
@@ -219,6 +225,7 @@ class FakeH2o:
             or not body["inputs"].strip()
         ):
             return JSONResponse({"message": "Invalid request"}, 400)
+        record.continued = bool(conversation.messages)
         conversation.messages.append({"from": "user", "content": body["inputs"]})
         return self._answer(conversation)
 

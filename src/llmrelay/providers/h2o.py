@@ -57,7 +57,7 @@ import anyio
 import httpx
 
 from .. import errors
-from .._http import error_for_status, loads, read_bounded, translate_errors
+from .._http import loads, raise_for_status, read_bounded, translate_errors
 from .._prompts import last_user_message
 from .._sse import DEFAULT_MAX_LINE, LineTooLong, NDJSONLineDecoder, SSEDecoder
 from ..types import ChatRequest, ConversationState, Event, FinishReason, Message
@@ -243,6 +243,8 @@ class H2o(Provider):
         status = response.status_code
         if status < 400:
             return
+        if status not in (404, 405, 410) or (status == 404 and what != "message"):
+            await raise_for_status(response, provider=self.name, model=model, what=what)
         raw = await read_bounded(response, provider=self.name, model=model, limit=_SMALL_BODY)
         body = raw.decode("utf-8", "replace")
         common: dict[str, Any] = {
@@ -252,19 +254,15 @@ class H2o(Provider):
             "body": body,
         }
         detail = body.strip()[:300]
-        if status == 405:
-            raise errors.ProviderError(
-                f"{what}: the service refused the session: {detail}", **common
-            )
-        if status == 404 and what == "message":
-            raise errors.ProviderError(
-                f"{what}: the conversation was not found: {detail}", **common
-            )
         if status == 410:
             raise errors.ModelNotFoundError(
                 f"{what}: the model is not available anymore: {detail}", **common
             )
-        raise error_for_status(status, body, provider=self.name, model=model, what=what)
+        if status == 404:
+            raise errors.ProviderError(
+                f"{what}: the conversation was not found: {detail}", **common
+            )
+        raise errors.ProviderError(f"{what}: the service refused the session: {detail}", **common)
 
     # -- the answer stream ---------------------------------------------------------------
 
