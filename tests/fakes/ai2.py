@@ -88,6 +88,7 @@ class Ai2Script:
     system_root: bool = False
     finish_reason: str = "stop"
     final_content: str | None = None
+    trailing: bytes = b""
 
 
 @dataclass
@@ -307,6 +308,8 @@ class FakeAi2:
         reply["snippet"] = reply["content"][:80]
         root["final"] = True
         yield self._dumps(root)
+        if script.trailing:
+            yield script.trailing
 
     async def _fault(self, reply: dict[str, Any]) -> AsyncIterator[bytes]:
         mode = self.script.mode

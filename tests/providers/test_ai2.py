@@ -345,3 +345,13 @@ async def test_read_timeout_on_a_slow_first_byte(ai2: tuple[FakeAi2, str]) -> No
     async with httpx.AsyncClient(timeout=httpx.Timeout(5, read=0.2)) as slow:
         with pytest.raises(errors.ProviderTimeout):
             await run(url, slow, request())
+
+
+async def test_garbage_after_the_final_tree_is_ignored(
+    ai2: tuple[FakeAi2, str], http: httpx.AsyncClient
+) -> None:
+    fake, url = ai2
+    fake.script = Ai2Script(trailing=b"not json\n")
+    events = await run(url, http, request())
+    assert events[-1] == FinishReason("stop")
+    assert "".join(texts(events)) == "".join(DEFAULT_CHUNKS)

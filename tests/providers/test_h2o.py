@@ -456,3 +456,21 @@ async def test_read_timeout_on_a_slow_first_byte(h2o: tuple[FakeH2o, str]) -> No
     async with httpx.AsyncClient(timeout=httpx.Timeout(5, read=0.2)) as slow:
         with pytest.raises(errors.ProviderTimeout):
             await run(url, slow, request())
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"cookie": "hf-chat=ü", "conversation_id": "a" * 24, "model": "falcon-40b"},
+        {"cookie": "hf-chat=x\r\nx-evil: 1", "conversation_id": "a" * 24, "model": "falcon-40b"},
+        {"cookie": "hf-chat=x", "conversation_id": "../settings", "model": "falcon-40b"},
+        {"cookie": 5, "conversation_id": "a" * 24, "model": "falcon-40b"},
+    ],
+)
+async def test_unusable_state_opens_a_new_session(
+    h2o: tuple[FakeH2o, str], http: httpx.AsyncClient, data: dict[str, Any]
+) -> None:
+    fake, url = h2o
+    events = await run(url, http, request("hi", state=ConversationState("h2o", data)))
+    assert events[-1] == FinishReason("stop")
+    assert fake.received[0].method == "GET"

@@ -37,6 +37,7 @@ from types import MappingProxyType
 from typing import Any, ClassVar
 
 import anyio
+import httpx
 
 from .. import errors
 from .._http import aiter_ndjson, raise_for_status, translate_errors
@@ -275,7 +276,13 @@ def _text(value: Any, what: str, model: str, provider: str, limit: int | None = 
 
 
 async def _drain(lines: AsyncIterator[Any]) -> None:
-    """Read the body to its end (briefly) so the connection can be reused."""
+    """Read the body to its end (briefly) so the connection can be reused.
+
+    Whatever follows the final tree is ignored: the answer is complete.
+    """
     with anyio.move_on_after(_DRAIN_WAIT):
-        async for _ in lines:
-            pass
+        try:
+            async for _ in lines:
+                pass
+        except (errors.ProviderError, httpx.HTTPError) as exc:
+            log.debug("ai2: after the final message: %s", exc)

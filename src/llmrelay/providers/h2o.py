@@ -379,8 +379,8 @@ def _session(state: ConversationState | None, model: str) -> tuple[str, str] | N
         state.data.get("model") == model
         and isinstance(cookie, str)
         and 0 < len(cookie) <= _MAX_COOKIE
-        and "\n" not in cookie
-        and "\r" not in cookie
+        and cookie.isascii()
+        and cookie.isprintable()
         and isinstance(cid, str)
         and _ID.fullmatch(cid)
     ):
