@@ -16,7 +16,7 @@ Wire protocol (gpt-gm.h2o.ai, 2023; chat-ui's session flow)::
 
 Every request after ``GET /`` carries the session cookie as an explicit ``cookie`` header
 (the shared HTTP client keeps no cookie jar). The answer comes in one of two formats,
-told apart by the content type and the first bytes:
+told apart by the content type and the first bytes (parsed by ``._chatui``):
 
 * until 2023-09 chat-ui relayed text-generation-inference's SSE stream verbatim:
   ``data:{"token": {"id", "text", "logprob", "special"}, "generated_text": null, ...}``;
@@ -40,8 +40,8 @@ Public sources: huggingface/chat-ui ``src/hooks.server.ts``,
 (from commit e943a055, 2023-09-20), https://github.com/huggingface/chat-ui;
 huggingface/text-generation-inference ``router/src/lib.rs`` (``StreamResponse``) and
 ``router/src/server.rs``, https://github.com/huggingface/text-generation-inference;
-the model ids and the prompt preamble from xtekky/gpt4free ``g4f/Provider/H2o.py``
-(https://github.com/xtekky/gpt4free).
+the model ids and the prompt preamble from xtekky/gpt4free ``g4f/Provider/H2o.py`` (later
+``g4f/Provider/deprecated/H2o.py``, https://github.com/xtekky/gpt4free).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, ClassVar
 
@@ -59,9 +59,9 @@ import httpx
 from .. import errors
 from .._http import loads, raise_for_status, read_bounded, translate_errors
 from .._prompts import last_user_message
-from .._sse import DEFAULT_MAX_LINE, LineTooLong, NDJSONLineDecoder, SSEDecoder
 from ..types import ChatRequest, ConversationState, Event, FinishReason, Message
 from ._base import Capability, Option, Provider
+from ._chatui import read_answer
 
 __all__ = ["MODELS", "PREAMBLE", "H2o", "h2o_prompt"]
 
@@ -94,12 +94,10 @@ DEFAULTS: Mapping[str, Any] = MappingProxyType(
 )
 """Generation parameters sent unless the request overrides them."""
 
-END_OF_TEXT = "<|endoftext|>"
 _SMALL_BODY = 1024 * 1024
 _MAX_COOKIE = 4096
 _ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _DELETE_TIMEOUT = 2.0
-_FINISH = {"length": "length", "eos_token": "stop", "stop_sequence": "stop"}
 
 
 def h2o_prompt(messages: Sequence[Message]) -> str:
@@ -170,7 +168,10 @@ class H2o(Provider):
                             session = None
                             continue
                         await self._check(response, model, "message")
-                        async for event in self._read(response, model, request.stop):
+                        answer = read_answer(
+                            response, provider=self.name, model=model, stops=request.stop
+                        )
+                        async for event in answer:
                             if isinstance(event, FinishReason) and keep:
                                 kept = True
                                 yield ConversationState(
@@ -264,111 +265,6 @@ class H2o(Provider):
             )
         raise errors.ProviderError(f"{what}: the service refused the session: {detail}", **common)
 
-    # -- the answer stream ---------------------------------------------------------------
-
-    async def _read(
-        self, response: httpx.Response, model: str, stops: Sequence[str]
-    ) -> AsyncIterator[str | FinishReason]:
-        """Detect the stream format and turn it into text deltas and one finish."""
-        chunks = response.aiter_bytes()
-        head = b""
-        async for chunk in chunks:
-            head += chunk
-            if head.strip() or len(head) > DEFAULT_MAX_LINE:
-                break
-        start = head.lstrip()[:1]
-        content_type = response.headers.get("content-type", "").partition(";")[0].strip().lower()
-        try:
-            if content_type == "text/event-stream" or start in (b"d", b":"):
-                payloads = _sse_payloads(head, chunks)
-                async for event in self._tgi(payloads, model, stops):
-                    yield event
-                return
-            if start in (b"{", b""):
-                async for event in self._updates(_ndjson_payloads(head, chunks), model):
-                    yield event
-                return
-        except LineTooLong as exc:
-            raise self._protocol(f"stream: {exc}", model) from None
-        raise self._protocol(f"unrecognised answer stream {head[:100]!r}", model)
-
-    async def _tgi(
-        self, payloads: AsyncIterator[bytes], model: str, stops: Sequence[str]
-    ) -> AsyncIterator[str | FinishReason]:
-        """text-generation-inference SSE events (the 2023 passthrough)."""
-        ended = False
-        async for data in payloads:
-            event = self._object(data, model)
-            if "error" in event:
-                raise self._tgi_error(event, model)
-            token = event.get("token")
-            if not isinstance(token, dict) or not isinstance(token.get("text"), str):
-                raise self._protocol(f"malformed token event {data[:200]!r}", model)
-            if not ended:
-                text: str = token["text"]
-                if token.get("special") is True:
-                    ended, text = True, ""
-                elif END_OF_TEXT in text:
-                    ended, text = True, text.partition(END_OF_TEXT)[0]
-                if text:
-                    yield text
-            generated = event.get("generated_text")
-            if generated is not None:
-                if not isinstance(generated, str):
-                    raise self._protocol(f"malformed generated_text {data[:200]!r}", model)
-                yield FinishReason(_tgi_finish(event.get("details"), ended, generated, stops))
-                return
-        raise self._protocol("the stream ended before the last event (generated_text)", model)
-
-    async def _updates(
-        self, payloads: AsyncIterator[bytes], model: str
-    ) -> AsyncIterator[str | FinishReason]:
-        """chat-ui's JSON-lines message updates (from 2023-09)."""
-        async for data in payloads:
-            update = self._object(data, model)
-            kind = update.get("type")
-            if kind == "stream":
-                token = update.get("token")
-                if not isinstance(token, str):
-                    raise self._protocol(f"malformed stream update {data[:200]!r}", model)
-                token = token.replace("\0", "")  # NUL padding is not text
-                if token:
-                    yield token
-            elif kind == "finalAnswer":
-                yield FinishReason("stop")
-                return
-            elif kind == "status" and update.get("status") == "error":
-                message = update.get("message")
-                raise errors.ProviderError(
-                    f"the service reported an error: {message or 'no message'}",
-                    provider=self.name,
-                    model=model,
-                    body=data[:2000].decode("utf-8", "replace"),
-                )
-            elif not isinstance(kind, str):
-                raise self._protocol(f"malformed update {data[:200]!r}", model)
-            # status started/pending/finished/title, webSearch, agent: nothing to yield
-        raise self._protocol("the stream ended without a finalAnswer", model)
-
-    def _object(self, data: bytes, model: str) -> dict[str, Any]:
-        value = loads(data, provider=self.name, model=model, what="stream event")
-        if not isinstance(value, dict):
-            raise self._protocol(f"unexpected stream event {data[:200]!r}", model)
-        return value
-
-    def _tgi_error(self, event: Mapping[str, Any], model: str) -> errors.ProviderError:
-        message, kind = event.get("error"), event.get("error_type")
-        text = f"the model server reported an error ({kind}): {message}"
-        common: dict[str, Any] = {"provider": self.name, "model": model, "body": str(event)[:2000]}
-        if kind == "overloaded":
-            return errors.ProviderUnavailable(text, **common)
-        if kind == "validation":
-            return errors.InvalidRequestError(text, **common)
-        return errors.ProviderError(text, **common)
-
-    def _protocol(self, message: str, model: str) -> errors.ProtocolError:
-        return errors.ProtocolError(message, provider=self.name, model=model)
-
 
 def _session(state: ConversationState | None, model: str) -> tuple[str, str] | None:
     """``(cookie, conversation id)`` from a usable state for ``model``, else ``None``."""
@@ -444,37 +340,3 @@ def _merge_cookies(cookie: str, response: httpx.Response, provider: str, model: 
             f"session cookies too large ({len(merged)} characters)", provider=provider, model=model
         )
     return merged
-
-
-def _tgi_finish(details: Any, ended: bool, generated: str, stops: Sequence[str]) -> str:
-    """The finish reason: ``details.finish_reason`` when given, else inferred."""
-    if isinstance(details, dict) and isinstance(details.get("finish_reason"), str):
-        return _FINISH.get(details["finish_reason"], "stop")
-    if ended or any(generated.endswith(stop) for stop in stops if stop):
-        return "stop"
-    return "length"  # no end token and no stop sequence: the token limit was reached
-
-
-async def _sse_payloads(head: bytes, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    """The ``data`` of each SSE event (``data:`` with or without a space), bounded."""
-    decoder = SSEDecoder(DEFAULT_MAX_LINE)
-    for event in decoder.feed(head):
-        if event.data:
-            yield event.data.encode()
-    async for chunk in chunks:
-        for event in decoder.feed(chunk):
-            if event.data:
-                yield event.data.encode()
-
-
-async def _ndjson_payloads(head: bytes, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    """Each non-blank JSON line, bounded."""
-    decoder = NDJSONLineDecoder(DEFAULT_MAX_LINE)
-    for line in decoder.feed(head):
-        yield line
-    async for chunk in chunks:
-        for line in decoder.feed(chunk):
-            yield line
-    last = decoder.flush()
-    if last is not None:
-        yield last
