@@ -474,3 +474,20 @@ async def test_unusable_state_opens_a_new_session(
     events = await run(url, http, request("hi", state=ConversationState("h2o", data)))
     assert events[-1] == FinishReason("stop")
     assert fake.received[0].method == "GET"
+
+
+async def test_an_expired_session_gets_405_and_starts_over(
+    h2o: tuple[FakeH2o, str], http: httpx.AsyncClient
+) -> None:
+    fake, url = h2o
+    events = await run(url, http, request("first"))
+    state = next(e for e in events if isinstance(e, ConversationState))
+    fake.settings.clear()  # the service forgot the session: its POSTs are refused with 405
+    fake.reset()
+    history = [Message("user", "first"), Message("assistant", REPLY), Message("user", "second")]
+    events = await run(url, http, request(*history, state=state))
+    assert fake.received[0].status == 405
+    assert fake.received[0].session == str(state.data["cookie"]).partition("=")[2]
+    assert [r.method for r in fake.received[1:3]] == ["GET", "POST"]
+    assert fake.of("POST", "/conversation/")[-1].json["inputs"] == h2o_prompt(history)
+    assert events[-1] == FinishReason("stop")

@@ -118,7 +118,7 @@ class H2o(Provider):
 
     name: ClassVar[str] = "h2o"
     label: ClassVar[str] = "h2oGPT (chat-ui)"
-    docs_url: ClassVar[str] = "https://gpt-gm.h2o.ai"
+    docs_url: ClassVar[str] = "https://github.com/huggingface/chat-ui"
     endpoints: ClassVar[Mapping[str, str]] = MappingProxyType({"base_url": "https://gpt-gm.h2o.ai"})
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
         {Capability.CHAT, Capability.STREAM, Capability.HISTORY, Capability.SERVER_STATE}
