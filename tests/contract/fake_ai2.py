@@ -52,14 +52,8 @@ class Ai2ContractFake:
         return self.fake.wait_closed(timeout)
 
     def state_seen(self) -> Any:
-        """``{"anonymous_user_id", "parent"}`` the last request carried; ``None`` without
-        a ``parent`` (a new thread)."""
-        if not self.fake.received:
-            return None
-        last = self.fake.received[-1]
-        if last.parent is None:
-            return None
-        return {"anonymous_user_id": last.anonymous_user_id, "parent": last.parent}
+        """The ``parent`` message id the last request carried (``None``: a new thread)."""
+        return self.fake.received[-1].parent if self.fake.received else None
 
     def prepare_client_kwargs(self, url: str) -> dict[str, Any]:
         return {"base_urls": {"ai2": url}}

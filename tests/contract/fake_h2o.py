@@ -4,15 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.fakes.h2o import COOKIE_NAME, DEFAULT_TOKENS, MODELS, FakeH2o, H2oScript
+from tests.fakes.h2o import DEFAULT_TOKENS, FakeH2o, H2oScript
 
 __all__ = ["H2oContractFake"]
-
-_SHORT = {
-    MODELS[0]: "falcon-40b",
-    MODELS[1]: "falcon-7b",
-    MODELS[2]: "llama-13b",
-}
 
 
 class H2oContractFake:
@@ -62,19 +56,11 @@ class H2oContractFake:
         return self.fake.wait_closed(timeout)
 
     def state_seen(self) -> Any:
-        """``{"cookie", "conversation_id", "model"}`` of the last message POST when it
-        continued a conversation; ``None`` for a new one."""
+        """The conversation id the last message POST continued (``None``: a new one)."""
         posts = self.fake.of("POST", "/conversation/")
         if not posts or not posts[-1].continued:
             return None
-        last = posts[-1]
-        cid = last.path.removeprefix("/conversation/")
-        conversation = self.fake.conversations.get(cid)
-        return {
-            "cookie": f"{COOKIE_NAME}={last.session}",
-            "conversation_id": cid,
-            "model": _SHORT.get(conversation.model) if conversation else None,
-        }
+        return posts[-1].path.removeprefix("/conversation/")
 
     def prepare_client_kwargs(self, url: str) -> dict[str, Any]:
         return {"base_urls": {"h2o": url}}
