@@ -18,7 +18,7 @@ https://github.com/huggingface/chat-ui, https://github.com/huggingface/text-gene
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -38,7 +38,7 @@ _FINISH = {"length": "length", "eos_token": "stop", "stop_sequence": "stop"}
 
 async def read_answer(
     response: httpx.Response, *, provider: str, model: str, stops: Sequence[str] = ()
-) -> AsyncIterator[str | FinishReason]:
+) -> AsyncGenerator[str | FinishReason, None]:
     """Text deltas of the answer, then exactly one ``FinishReason``.
 
     Args:

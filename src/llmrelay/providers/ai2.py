@@ -33,6 +33,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from contextlib import aclosing
 from types import MappingProxyType
 from typing import Any, ClassVar
 
@@ -122,8 +123,10 @@ class Ai2(Provider):
             ) as response:
                 await raise_for_status(response, provider=self.name, model=model, what="message")
                 lines = aiter_ndjson(response, provider=self.name, model=model)
-                async for event in self._read(lines, model, anonymous_id):
-                    yield event
+                events = self._read(lines, model, anonymous_id)
+                async with aclosing(events):
+                    async for event in events:
+                        yield event
 
     def _fields(
         self, request: ChatRequest, host: str, content: str, parent: str | None
@@ -149,7 +152,7 @@ class Ai2(Provider):
 
     async def _read(
         self, lines: AsyncIterator[Any], model: str, anonymous_id: str
-    ) -> AsyncIterator[Event]:
+    ) -> AsyncGenerator[Event, None]:
         """Turn the JSON lines into text deltas, then the state and one finish."""
         reply_id: str | None = None
         sent = ""

@@ -50,6 +50,7 @@ import logging
 import re
 import uuid
 from collections.abc import AsyncGenerator, Mapping, Sequence
+from contextlib import aclosing
 from types import MappingProxyType
 from typing import Any, ClassVar
 
@@ -171,14 +172,13 @@ class H2o(Provider):
                         answer = read_answer(
                             response, provider=self.name, model=model, stops=request.stop
                         )
-                        async for event in answer:
-                            if isinstance(event, FinishReason) and keep:
-                                kept = True
-                                yield ConversationState(
-                                    self.name,
-                                    {"cookie": cookie, "conversation_id": cid, "model": model},
-                                )
-                            yield event
+                        async with aclosing(answer):
+                            async for event in answer:
+                                if isinstance(event, FinishReason) and keep:
+                                    kept = True
+                                    state = {"cookie": cookie, "conversation_id": cid}
+                                    yield ConversationState(self.name, {**state, "model": model})
+                                yield event
                         return
         finally:
             if opened is not None and not kept:
