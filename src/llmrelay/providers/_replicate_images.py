@@ -85,12 +85,10 @@ async def generate(session: Session, base_url: str, request: ImageRequest) -> Im
     if deadline is None:
         deadline = time.monotonic() + NO_DEADLINE_LIMIT
     wait = max(1, min(MAX_WAIT, math.floor(deadline - time.monotonic())))
-    read = session.http.timeout.read
-    timeout = (
-        session.http.timeout
-        if read is None
-        else httpx.Timeout(session.http.timeout, read=max(read, wait + 10.0))
-    )
+    base = session.http.timeout
+    # the server holds the answer up to `wait` seconds: the idle timeout must outlast it
+    read = None if base.read is None else max(base.read, wait + 10.0)
+    timeout = httpx.Timeout(connect=base.connect, read=read, write=base.write, pool=base.pool)
     _, payload = await session.post_json(
         url,
         body,
