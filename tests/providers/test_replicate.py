@@ -12,8 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import llmrelay
 from llmrelay import errors
-from llmrelay.providers import _replicate_images
+from llmrelay.providers import BUILTIN, _replicate_images
 from llmrelay.providers.replicate import Replicate
 from llmrelay.types import ChatRequest, FinishReason, ImageRequest, Message
 from tests.fakes._server import serve
@@ -753,3 +754,77 @@ async def test_image_http_errors_are_typed(fake: Fake) -> None:
 )
 def test_sniffing(data: bytes, expected: tuple[Any, Any, Any]) -> None:
     assert (_replicate_images.sniff_mime(data), *_replicate_images.image_info(data)) == expected
+
+
+# -- through the public client (once "replicate" is registered in the BUILTIN registry) ------
+
+needs_registry = pytest.mark.skipif(
+    "replicate" not in BUILTIN, reason="the lead registers replicate in providers.BUILTIN"
+)
+
+
+def client_for(url: str, **kwargs: Any) -> Any:
+    return llmrelay.AsyncClient(
+        base_urls={"replicate": f"{url}/v1"}, api_keys={"replicate": KEY}, **kwargs
+    )
+
+
+@needs_registry
+async def test_client_stream(fake: Fake) -> None:
+    _, url = fake
+    async with client_for(url) as client:
+        events = [e async for e in client.stream("Hi", model=f"replicate:{MODEL}")]
+    assert isinstance(events[0], llmrelay.ProviderInfo)
+    assert (events[0].provider, events[0].model) == ("replicate", MODEL)
+    assert "".join(e for e in events if isinstance(e, str)) == FULL
+    assert events[-1] == FinishReason("stop")
+
+
+@needs_registry
+async def test_client_alias_and_system(fake: Fake) -> None:
+    server, url = fake
+    async with client_for(url) as client:
+        events = [
+            e async for e in client.stream("Hi", model="replicate:llama-3-70b", system="Be brief.")
+        ]
+    assert events[-1] == FinishReason("stop")
+    (create,) = server.creations()
+    assert create.path == "/v1/models/meta/meta-llama-3-70b-instruct/predictions"
+    assert create.json["input"]["system_prompt"] == "Be brief."
+    assert create.json["input"]["prompt"] == "Hi"
+
+
+@needs_registry
+async def test_client_interruption_after_text(fake: Fake) -> None:
+    server, url = fake
+    server.script = ReplicateScript(mode="end_without_done")
+    seen: list[Any] = []
+    async with client_for(url) as client:
+        with pytest.raises(llmrelay.StreamInterrupted) as info:
+            async for event in client.stream("Hi", model=f"replicate:{MODEL}"):
+                seen.append(event)
+    assert isinstance(info.value.cause, errors.ProtocolError)
+    assert info.value.text == FULL
+
+
+@needs_registry
+async def test_client_error_before_content(fake: Fake) -> None:
+    server, url = fake
+    server.script = ReplicateScript(mode="http_error", error_status=401)
+    async with client_for(url) as client:
+        with pytest.raises(llmrelay.LLMRelayError) as info:
+            async for _ in client.stream("Hi", model=f"replicate:{MODEL}"):
+                pass
+    error = info.value
+    causes = [error, *getattr(error, "errors", []), *[a for a in getattr(error, "attempts", [])]]
+    assert any("authentication token" in str(c) for c in causes)
+
+
+@needs_registry
+async def test_client_missing_key(fake: Fake) -> None:
+    server, url = fake
+    async with llmrelay.AsyncClient(base_urls={"replicate": f"{url}/v1"}) as client:
+        with pytest.raises(llmrelay.LLMRelayError, match="REPLICATE_API_TOKEN"):
+            async for _ in client.stream("Hi", model=f"replicate:{MODEL}"):
+                pass
+    assert server.requests == []
