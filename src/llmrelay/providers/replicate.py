@@ -44,14 +44,15 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
+from contextlib import aclosing
 from types import MappingProxyType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import httpx
 
 from .. import errors
-from .._http import aiter_sse, translate_errors
+from .._http import SSEvent, aiter_sse, translate_errors
 from .._prompts import format_plain, split_system
 from ..types import ChatRequest, Event, FinishReason, ImageRequest, ImageResult, Message
 from ._base import Auth, AuthMode, Capability, Option, Provider
@@ -223,14 +224,17 @@ class Replicate(Provider):
                         provider=self.name,
                         model=model,
                     )
-                async with self._session.get(
-                    prediction.stream,
-                    model=model,
-                    what="prediction stream",
-                    headers={"accept": "text/event-stream", "cache-control": "no-store"},
-                    allowed=self._session.stream_origins(prediction.stream),
-                ) as response:
-                    async for event in self._events(response, model, ended):
+                async with (
+                    self._session.get(
+                        prediction.stream,
+                        model=model,
+                        what="prediction stream",
+                        headers={"accept": "text/event-stream", "cache-control": "no-store"},
+                        allowed=self._session.stream_origins(prediction.stream),
+                    ) as response,
+                    aclosing(self._events(response, model, ended)) as events,
+                ):
+                    async for event in events:
                         yield event
         finally:
             if prediction is not None and not ended.flag:
@@ -250,31 +254,35 @@ class Replicate(Provider):
 
     async def _events(
         self, response: httpx.Response, model: str, ended: _Ended
-    ) -> AsyncIterator[Event]:
+    ) -> AsyncGenerator[Event, None]:
         """Text of ``output`` events, then the ``FinishReason`` of ``done``.
 
         ``ended.flag`` is set when a ``done`` or ``error`` event arrived.
         """
-        async for sse in aiter_sse(
-            response, provider=self.name, model=model, max_line=_MAX_EVENT_LINE
-        ):
-            if sse.event == "output":
-                if sse.data:
-                    yield sse.data
-            elif sse.event == "done":
-                ended.flag = True
-                yield self._finish(sse.data, model)
-                return
-            elif sse.event == "error":
-                ended.flag = True
-                detail = _error_detail(sse.data)
-                raise errors.ProviderError(
-                    f"the prediction failed: {detail}",
-                    provider=self.name,
-                    model=model,
-                    body=sse.data,
-                )
-            # "logs" and unknown events carry no answer text
+        # aiter_sse is an async generator function (annotated as returning an iterator)
+        messages = cast(
+            AsyncGenerator[SSEvent, None],
+            aiter_sse(response, provider=self.name, model=model, max_line=_MAX_EVENT_LINE),
+        )
+        async with aclosing(messages):
+            async for sse in messages:
+                if sse.event == "output":
+                    if sse.data:
+                        yield sse.data
+                elif sse.event == "done":
+                    ended.flag = True
+                    yield self._finish(sse.data, model)
+                    return
+                elif sse.event == "error":
+                    ended.flag = True
+                    detail = _error_detail(sse.data)
+                    raise errors.ProviderError(
+                        f"the prediction failed: {detail}",
+                        provider=self.name,
+                        model=model,
+                        body=sse.data,
+                    )
+                # "logs" and unknown events carry no answer text
         raise errors.ProtocolError(
             "the prediction stream ended without a done event", provider=self.name, model=model
         )
