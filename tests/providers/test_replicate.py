@@ -145,6 +145,19 @@ async def test_stream_is_read_from_the_other_host_with_sse_headers(fake: Fake) -
     assert stream.headers["authorization"] == f"Bearer {KEY}"
 
 
+async def test_each_instance_sends_its_own_key(fake: Fake) -> None:
+    """No shared mutable defaults: one caller's key never reaches another's request."""
+    server, url = fake
+    async with httpx.AsyncClient() as http:
+        first = Replicate(http, endpoints={"base_url": f"{url}/v1"}, api_key="r8_first")
+        second = Replicate(http, endpoints={"base_url": f"{url}/v1"}, api_key="r8_second")
+        for provider in (first, second, first):
+            assert [e async for e in provider.stream(request())][-1] == FinishReason("stop")
+    keys = [r.headers["authorization"] for r in server.creations()]
+    assert keys == ["Bearer r8_first", "Bearer r8_second", "Bearer r8_first"]
+    assert "authorization" not in http.headers
+
+
 # -- the request ----------------------------------------------------------------------------
 
 
@@ -565,7 +578,7 @@ async def test_go_vector_done_without_data_and_no_ids() -> None:
 
 
 async def test_docs_vector_data_without_space_and_crlf() -> None:
-    body = b"event: output\r\nid: 1690212292:0\r\ndata:Once upon a time...\r\n\r\nevent: done\r\nid: 1690212292:1\r\ndata: {}\r\n\r\n"
+    body = b"retry: 3000\r\n\r\nevent: output\r\nid: 1690212292:0\r\ndata:Once upon a time...\r\n\r\nevent: done\r\nid: 1690212292:1\r\ndata: {}\r\n\r\n"
     seen, exc = await run_mock(body)
     assert exc is None
     assert seen == ["Once upon a time...", FinishReason("stop")]

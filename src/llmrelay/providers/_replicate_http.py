@@ -29,9 +29,11 @@ __all__ = [
     "CANCEL_TIMEOUT",
     "MAX_REDIRECTS",
     "Prediction",
+    "Session",
     "api_error",
     "origin",
     "parse_prediction",
+    "retry_after_seconds",
 ]
 
 log = logging.getLogger("llmrelay.providers.replicate")
