@@ -39,7 +39,8 @@ def fake(
 
 def test_writes_the_image(fake: tuple[FakeReplicate, str], tmp_path: Path) -> None:
     server, _ = fake
-    out = tmp_path / "llama.png"
+    (tmp_path / "out").mkdir()
+    out = tmp_path / "out" / "llama.png"
     result = CliRunner().invoke(
         cli, ["image", "a llama", "-m", MODEL, "-o", str(out), "--size", "64x32", "--seed", "5"]
     )
@@ -51,7 +52,7 @@ def test_writes_the_image(fake: tuple[FakeReplicate, str], tmp_path: Path) -> No
     assert sent["prompt"] == "a llama"
     assert sent["seed"] == 5
     assert (sent.get("width"), sent.get("height")) == (64, 32)
-    assert list(tmp_path.iterdir()) == [out]  # no temporary file left behind
+    assert list(out.parent.iterdir()) == [out]  # no temporary file left behind
 
 
 def test_polled_image_to_stdout(fake: tuple[FakeReplicate, str]) -> None:
@@ -76,13 +77,13 @@ def test_provider_error_exits_1_and_writes_nothing(
 ) -> None:
     server, _ = fake
     server.script = ReplicateScript(mode="http_error", error_status=422)
-    out = tmp_path / "x.png"
+    (tmp_path / "out").mkdir()
+    out = tmp_path / "out" / "x.png"
     result = CliRunner().invoke(cli, ["image", "a llama", "-m", MODEL, "-o", str(out)])
     assert result.exit_code == 1
     assert "prompt is required" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
-    assert not out.exists()
-    assert list(tmp_path.iterdir()) == []
+    assert list(out.parent.iterdir()) == []
 
 
 def test_missing_key_exits_2(
