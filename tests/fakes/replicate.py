@@ -306,7 +306,9 @@ class FakeReplicate:
         return problem(404, {"detail": "Not found", "status": 404})
 
     def _authorized(self, request: Request) -> bool:
-        return request.headers.get("authorization", "").startswith("Bearer r8_")
+        """Any non-empty bearer token is accepted (401 otherwise, as recorded)."""
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        return scheme == "Bearer" and bool(token.strip())
 
     def _api_url(self, request: Request) -> str:
         return f"{request.url.scheme}://{request.headers.get('host', '')}"
@@ -514,3 +516,22 @@ class FakeReplicate:
                 self._open -= 1
                 if self._open == 0:
                     self._idle.set()
+
+
+def main() -> None:  # pragma: no cover - a manual tool
+    """Serve the fake by hand: ``python -m tests.fakes.replicate [PORT]``."""
+    import sys
+
+    import uvicorn
+
+    port = int(sys.argv[1]) if len(sys.argv) > 1 else 8765
+    print(
+        f"export LLMRELAY_REPLICATE_BASE_URL=http://127.0.0.1:{port}/v1 "
+        "REPLICATE_API_TOKEN=r8_demo",
+        flush=True,
+    )
+    uvicorn.run(FakeReplicate().app, host="127.0.0.1", port=port, log_level="warning")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
