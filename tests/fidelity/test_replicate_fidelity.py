@@ -180,3 +180,14 @@ def test_stream_content_type_is_what_the_official_client_requires(
         body = response.read()
     assert body.startswith(b": hi\n\n")
     assert b"event: done\n" in body
+
+
+def test_no_token_is_the_recorded_401(fake: tuple[FakeReplicate, str]) -> None:
+    _, url = fake
+    with pytest.raises(ReplicateError) as theirs:
+        replicate.Client(api_token=None, base_url=url).models.predictions.create(
+            model=MODEL, input={"prompt": "Hi"}
+        )
+    assert theirs.value.status == 401
+    assert theirs.value.title == "Unauthenticated"
+    assert theirs.value.detail == "You did not pass a valid authentication token"
