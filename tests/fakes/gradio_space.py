@@ -133,6 +133,7 @@ class SpaceScript:
     config_status: int = 200
     join_status: int = 200
     join_body: Any = None
+    join_headers: dict[str, str] = field(default_factory=dict)
     mode: Mode = "ok"
     fail_after: int | None = None
     error_message: str = "This Space is overloaded 🙁"
@@ -477,8 +478,8 @@ class FakeSpace:
             if payload is None:
                 payload = JOIN_ERROR_BODIES.get(script.join_status, {"detail": "Error"})
             if isinstance(payload, str):
-                return PlainTextResponse(payload, script.join_status)
-            return JSONResponse(payload, script.join_status)
+                return PlainTextResponse(payload, script.join_status, script.join_headers)
+            return JSONResponse(payload, script.join_status, script.join_headers)
         fn_index = body.get("fn_index")
         if fn_index is None:
             return JSONResponse({"detail": "No function index provided."}, 400)
