@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import llmrelay
 from llmrelay.cli import cli
+from llmrelay.providers import BUILTIN
 from tests.fakes._server import serve
 from tests.fakes.replicate import PNG_1X1, FakeReplicate, ReplicateScript
 
-if not hasattr(llmrelay.AsyncClient, "images"):  # core v2's images API not merged yet
-    pytest.skip("AsyncClient.images is not available yet", allow_module_level=True)
-
+pytestmark = pytest.mark.skipif(
+    "replicate" not in BUILTIN, reason="the lead registers replicate in providers.BUILTIN"
+)
 MODEL = "replicate:black-forest-labs/flux-schnell"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -841,3 +842,26 @@ async def test_client_missing_key(fake: Fake) -> None:
             async for _ in client.stream("Hi", model=f"replicate:{MODEL}"):
                 pass
     assert server.requests == []
+
+
+@needs_registry
+async def test_client_images_generate(fake: Fake) -> None:
+    server, url = fake
+    async with client_for(url) as client:
+        response = await client.images.generate(
+            model="replicate:flux-schnell", prompt="a llama", size="64x32", seed=3
+        )
+    assert [base64.b64decode(image.b64_json) for image in response.data] == [PNG_1X1]
+    sent = server.creations()[0]
+    assert sent.path == "/v1/models/black-forest-labs/flux-schnell/predictions"
+    assert sent.json["input"] == {"prompt": "a llama", "width": 64, "height": 32, "seed": 3}
+
+
+@needs_registry
+def test_sync_client_images_generate(fake: Fake) -> None:
+    _, url = fake
+    with llmrelay.Client(
+        base_urls={"replicate": f"{url}/v1"}, api_keys={"replicate": KEY}
+    ) as client:
+        response = client.images.generate(model="replicate:flux-schnell", prompt="a llama")
+    assert base64.b64decode(response.data[0].b64_json) == PNG_1X1
