@@ -77,9 +77,7 @@ def direct(served: Served, http: httpx.AsyncClient) -> Provider:
     return provider_class(served.name)(http, endpoints=endpoints, api_key=key)
 
 
-def request(
-    served: Served, *messages: Message, state: ConversationState | None = None
-) -> ChatRequest:
+def request(served: Served, *messages: Message, state: ConversationState | None = None) -> ChatRequest:
     cls = provider_class(served.name)
     return ChatRequest(
         messages=messages or (Message("user", "Hello"),),
@@ -88,9 +86,7 @@ def request(
     )
 
 
-async def provider_events(
-    served: Served, req: ChatRequest | None = None, **http: Any
-) -> list[Event]:
+async def provider_events(served: Served, req: ChatRequest | None = None, **http: Any) -> list[Event]:
     async with httpx.AsyncClient(**http) as client:
         provider = direct(served, client)
         return [e async for e in provider.stream(req or request(served))]
@@ -223,9 +219,7 @@ async def test_open_phase_reports_the_provider_before_iteration(served: Served) 
     ("status", "cls"),
     [(401, AuthenticationError), (429, RateLimitError), (503, ProviderUnavailable)],
 )
-async def test_http_errors_are_mapped(
-    served: Served, status: int, cls: type[ProviderError]
-) -> None:
+async def test_http_errors_are_mapped(served: Served, status: int, cls: type[ProviderError]) -> None:
     served.fake.http_error(status)
     async with client_for(served) as client:
         stream = client.stream("Hello", model=served.name)
