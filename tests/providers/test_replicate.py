@@ -495,6 +495,7 @@ async def test_idle_timeout_between_events(fake: Fake) -> None:
     server.script = ReplicateScript(first_byte_delay=1.0)
     _, exc = await run_until_error(url, timeout=httpx.Timeout(5.0, read=0.2))
     assert isinstance(exc, errors.ProviderTimeout)
+    assert "read timeout" in str(exc)
 
 
 async def test_long_generation_is_not_cut(fake: Fake) -> None:
@@ -708,8 +709,9 @@ async def test_image_deadline_bounds_polling_and_cancels(fake: Fake) -> None:
     server.script = ReplicateScript(image_mode="never")
     started = time.monotonic()
     req = ImageRequest("a llama", IMAGE_MODEL, deadline=time.monotonic() + 1.2)
-    with pytest.raises(errors.ProviderTimeout, match="not ready"):
+    with pytest.raises(errors.ProviderTimeout, match="not ready") as info:
         await image(url, req)
+    assert info.value.kind == "total"
     assert time.monotonic() - started < 3
     assert server.wait_cancelled(5)
     create = server.creations()[0]

@@ -137,6 +137,7 @@ async def _poll(
                 f"the image was not ready in time (status {prediction.status or 'unknown'!r})",
                 provider=session.provider,
                 model=model,
+                kind="total",
             )
         await anyio.sleep(min(delay, remaining))
         delay = min(delay * 1.5, 5.0)
