@@ -867,3 +867,32 @@ def test_sync_client_images_generate(fake: Fake) -> None:
     ) as client:
         response = client.images.generate(model="replicate:flux-schnell", prompt="a llama")
     assert base64.b64decode(response.data[0].b64_json) == PNG_1X1
+
+
+@needs_registry
+async def test_client_early_break_cancels_the_prediction(fake: Fake) -> None:
+    server, url = fake
+    server.script = ReplicateScript(mode="hold_open", fail_after=3)
+    async with client_for(url) as client:
+        stream = client.stream("Hi", model=f"replicate:{MODEL}")
+        async for event in stream:
+            if isinstance(event, str):
+                break
+        await stream.aclose()
+    assert server.wait_cancelled(5)
+    assert server.wait_streams_closed(5)
+
+
+@needs_registry
+def test_sync_client_early_break_cancels_the_prediction(fake: Fake) -> None:
+    server, url = fake
+    server.script = ReplicateScript(mode="hold_open", fail_after=3)
+    with llmrelay.Client(
+        base_urls={"replicate": f"{url}/v1"}, api_keys={"replicate": KEY}
+    ) as client:
+        with client.stream("Hi", model=f"replicate:{MODEL}") as stream:
+            for event in stream:
+                if isinstance(event, str):
+                    break
+    assert server.wait_cancelled(5)
+    assert server.wait_streams_closed(5)
