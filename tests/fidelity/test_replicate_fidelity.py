@@ -14,15 +14,18 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from llmrelay import errors
 from llmrelay.providers.replicate import Replicate
 from llmrelay.types import ChatRequest, FinishReason, ImageRequest, Message
 from tests.fakes._server import serve
-from tests.fakes.replicate import DEFAULT_TOKENS, FakeReplicate, ReplicateScript
+from tests.fakes.replicate import DEFAULT_TOKENS, FakeReplicate, ReplicateScript, nchan_message
 
 replicate = pytest.importorskip("replicate")
 ReplicateError = pytest.importorskip("replicate.exceptions").ReplicateError
+EventSource = pytest.importorskip("replicate.stream").EventSource
 
 MODEL = "meta/meta-llama-3-8b-instruct"
 TOKEN = "r8_fidelity"
@@ -191,3 +194,31 @@ def test_no_token_is_the_recorded_401(fake: tuple[FakeReplicate, str]) -> None:
     assert theirs.value.status == 401
     assert theirs.value.title == "Unauthenticated"
     assert theirs.value.detail == "You did not pass a valid authentication token"
+
+
+# replicate-python reads lines with httpx's iter_lines, which also splits on the other
+# str.splitlines() boundaries; tokens holding those cannot round-trip through it.
+_LINE_BREAKS = "\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.text(st.characters(blacklist_categories=["Cs"], blacklist_characters=_LINE_BREAKS)),
+        max_size=10,
+    )
+)
+def test_official_decoder_reads_the_fakes_nchan_framing_back(tokens: list[str]) -> None:
+    """The fake's framing of any tokens decodes to exactly those tokens with
+    replicate-python's own SSE decoder (fed through httpx's line splitting)."""
+    body = b": hi\n\n" + b"".join(
+        nchan_message("output", f"1690212292:{i}", t) for i, t in enumerate(tokens)
+    )
+    body += nchan_message("done", "1690212292:x", "{}")
+    decoder = EventSource.Decoder()
+    seen = []
+    for line in httpx.Response(200, content=body).iter_lines():
+        event = decoder.decode(line.rstrip("\n"))
+        if event is not None:
+            seen.append((event.event.value, event.data))
+    assert seen == [*(("output", t) for t in tokens), ("done", "{}")]
