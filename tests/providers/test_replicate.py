@@ -236,7 +236,9 @@ async def test_versioned_model_uses_the_predictions_route(fake: Fake) -> None:
     assert create.json["stream"] is True
 
 
-@pytest.mark.parametrize("model", ["noslash", "a/b/c", "../x/y", "own er/name", "a/b:", "/b"])
+@pytest.mark.parametrize(
+    "model", ["noslash", "a/b/c", "../x/y", "own er/name", "a/b:", "/b", "a/b\n", "ü/b", "a/b?x=1"]
+)
 async def test_bad_model_id_is_refused_before_sending(fake: Fake, model: str) -> None:
     server, url = fake
     with pytest.raises(errors.ConfigError, match="owner/name"):

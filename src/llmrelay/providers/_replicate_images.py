@@ -4,8 +4,9 @@ Protocol (https://replicate.com/docs/topics/predictions/create-a-prediction, rep
 ``replicate/run.py`` and ``replicate/prediction.py``):
 
 * ``POST .../predictions`` with ``Prefer: wait`` (or ``wait=N``, N <= 60 seconds) blocks
-  until the prediction has output or the wait ends: **201** with ``output`` filled (the
-  status may still read ``processing``) or **202** with ``status: "starting"``;
+  until the prediction has output or the wait ends: **201** with ``output`` filled (for
+  file outputs the status may still read ``processing``: the files are all there) or
+  **202** with ``status: "starting"`` (or ``processing`` without output);
 * otherwise ``GET urls.get`` is polled (0.5 s, growing by half each time up to 5 s)
   until ``succeeded``, ``failed`` or ``canceled`` — never past ``request.deadline``
   (then the prediction is cancelled and ``ProviderTimeout`` raised);

@@ -1,7 +1,8 @@
 r"""Replicate predictions API with streaming (``replicate``), text and images.
 
 Wire protocol (public sources: https://replicate.com/docs/topics/predictions/streaming,
-https://replicate.com/docs/reference/http, replicate-python ``replicate/stream.py``,
+https://replicate.com/docs/topics/predictions/create-a-prediction, replicate-python
+``replicate/stream.py``,
 ``replicate/prediction.py``, ``replicate/exceptions.py``; the stream is served by nchan,
 slact/nchan ``src/subscribers/eventsource.c``)::
 
@@ -62,7 +63,9 @@ __all__ = ["Replicate"]
 
 log = logging.getLogger(__name__)
 
-_MODEL = re.compile(r"^([A-Za-z0-9][\w.-]*)/([A-Za-z0-9][\w.-]*)(?::([A-Za-z0-9][\w.-]*))?$")
+_MODEL = re.compile(
+    r"([A-Za-z0-9][\w.-]*)/([A-Za-z0-9][\w.-]*)(?::([A-Za-z0-9][\w.-]*))?", re.ASCII
+)
 _MAX_EVENT_LINE = 1024 * 1024
 
 
@@ -76,7 +79,7 @@ def prediction_route(base_url: str, model: str) -> tuple[str, dict[str, Any]]:
         llmrelay.errors.ConfigError: ``model`` is not ``owner/name[:version]`` (letters,
             digits, ``_``, ``.``, ``-``), so nothing can escape the URL path.
     """
-    match = _MODEL.match(model)
+    match = _MODEL.fullmatch(model)
     if match is None:
         raise errors.ConfigError(
             f"replicate: model ids are 'owner/name' or 'owner/name:version'; got {model!r}"
