@@ -732,7 +732,7 @@ async def test_image_that_is_not_an_image(fake: Fake) -> None:
     server.script = ReplicateScript(
         image_bytes=b"<html>oops</html>", image_content_type="text/html"
     )
-    with pytest.raises(errors.ProtocolError, match="not an image"):
+    with pytest.raises(errors.ProtocolError, match="expected image bytes"):
         await image(url)
 
 
@@ -754,24 +754,35 @@ async def test_image_http_errors_are_typed(fake: Fake) -> None:
 @pytest.mark.parametrize(
     ("data", "expected"),
     [
-        (PNG_1X1, ("image/png", 1, 1)),
-        (b"GIF89a\x02\x00\x03\x00" + b"\0" * 10, ("image/gif", 2, 3)),
         (
             b"RIFF\0\0\0\0WEBPVP8X"
             + b"\0" * 8
             + (99).to_bytes(3, "little")
             + (49).to_bytes(3, "little"),
-            ("image/webp", 100, 50),
+            (100, 50),
         ),
+        (b"RIFF\0\0\0\0WEBPVP8L\0\0\0\0\x2f" + ((9) | (19 << 14)).to_bytes(4, "little"), (10, 20)),
         (
-            b"\xff\xd8\xff\xe0\x00\x04\0\0\xff\xc0\x00\x11\x08\x00\x20\x00\x40" + b"\0" * 8,
-            ("image/jpeg", 64, 32),
+            b"RIFF\0\0\0\0WEBPVP8 "
+            + b"\0" * 7
+            + b"\x9d\x01\x2a"
+            + (640).to_bytes(2, "little")
+            + (480).to_bytes(2, "little"),
+            (640, 480),
         ),
-        (b"not an image", (None, None, None)),
+        (b"RIFF\0\0\0\0WEBPVP8X", None),
     ],
 )
-def test_sniffing(data: bytes, expected: tuple[Any, Any, Any]) -> None:
-    assert (_replicate_images.sniff_mime(data), *_replicate_images.image_info(data)) == expected
+def test_webp_size(data: bytes, expected: Any) -> None:
+    assert _replicate_images.webp_size(data) == expected
+
+
+async def test_webp_image_gets_its_size(fake: Fake) -> None:
+    server, url = fake
+    webp = b"RIFF\0\0\0\0WEBPVP8X" + b"\0" * 8 + (1023).to_bytes(3, "little") * 2
+    server.script = ReplicateScript(image_bytes=webp, image_content_type="image/webp")
+    result = await image(url)
+    assert (result.mime_type, result.width, result.height) == ("image/webp", 1024, 1024)
 
 
 # -- through the public client (once "replicate" is registered in the BUILTIN registry) ------

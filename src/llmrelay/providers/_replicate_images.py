@@ -13,7 +13,8 @@ Protocol (https://replicate.com/docs/topics/predictions/create-a-prediction, rep
 * ``output`` is a URL, a ``data:`` URI, or a list of them (the first is used); the file
   is downloaded without the API token (unless it is on the API's own origin), at most
   ``MAX_IMAGE_BYTES``; its MIME type is the one its bytes' magic number shows (PNG,
-  JPEG, GIF, WebP), and a ``Content-Type`` that disagrees is logged and overruled.
+  JPEG, GIF, WebP; ``_images.sniff_image``), a ``Content-Type`` that disagrees is
+  overruled, and bytes that are no such image are a ``ProtocolError``.
 
 Input mapping: ``prompt``, ``aspect_ratio``, ``width``, ``height``, ``seed``,
 ``negative_prompt`` (each only when given), then ``extra_input``.
@@ -23,7 +24,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import logging
 import math
 import struct
 import time
@@ -37,11 +37,11 @@ import httpx
 from .. import errors
 from .._http import read_bounded
 from ..types import ImageRequest, ImageResult
+from ._images import sniff_image
 from ._replicate_http import Prediction, Session, parse_prediction
 
-__all__ = ["MAX_IMAGE_BYTES", "generate", "image_info", "sniff_mime"]
+__all__ = ["MAX_IMAGE_BYTES", "generate", "image_input", "webp_size"]
 
-log = logging.getLogger("llmrelay.providers.replicate")
 
 MAX_IMAGE_BYTES = 32 * 1024 * 1024
 """Largest image accepted, in bytes."""
@@ -109,8 +109,10 @@ async def generate(session: Session, base_url: str, request: ImageRequest) -> Im
     _check_outcome(prediction, session.provider, model)
     source = _first_output(prediction.output, session.provider, model)
     data, declared = await _download(session, source, model)
-    mime = _mime(data, declared, session.provider, model)
-    width, height = image_info(data)
+    mime, size = sniff_image(data, declared or "", provider=session.provider, model=model)
+    if size is None and mime == "image/webp":
+        size = webp_size(data)
+    width, height = size if size is not None else (None, None)
     return ImageResult(data=data, mime_type=mime, seed=request.seed, width=width, height=height)
 
 
@@ -204,81 +206,20 @@ def _data_uri(uri: str, provider: str, model: str) -> tuple[bytes, str | None]:
     return data, mime or None
 
 
-def sniff_mime(data: bytes) -> str | None:
-    """The image MIME type shown by ``data``'s magic number (PNG/JPEG/GIF/WebP), or None."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data.startswith((b"GIF87a", b"GIF89a")):
-        return "image/gif"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    return None
+def webp_size(data: bytes) -> tuple[int, int] | None:
+    """``(width, height)`` from a WebP header (``VP8X``, ``VP8 `` or ``VP8L``), else None.
 
-
-def _mime(data: bytes, declared: str | None, provider: str, model: str) -> str:
-    sniffed = sniff_mime(data)
-    stated = (declared or "").partition(";")[0].strip().lower()
-    if sniffed is not None:
-        if stated.startswith("image/") and stated != sniffed:
-            log.warning("%s: the image says %s but its bytes are %s", model, stated, sniffed)
-        return sniffed
-    if stated.startswith("image/") and data:
-        return stated  # a format we do not sniff (AVIF, SVG ...): trust the header
-    raise errors.ProtocolError(
-        f"the output is not an image (content-type {stated or 'none'!r}, first bytes {data[:8]!r})",
-        provider=provider,
-        model=model,
-    )
-
-
-def image_info(data: bytes) -> tuple[int | None, int | None]:
-    """``(width, height)`` in pixels read from a PNG, GIF, WebP or JPEG header, else Nones."""
-    try:
-        if data.startswith(b"\x89PNG\r\n\x1a\n") and data[12:16] == b"IHDR":
-            w, h = struct.unpack(">II", data[16:24])
-            return int(w), int(h)
-        if data.startswith((b"GIF87a", b"GIF89a")):
-            w, h = struct.unpack("<HH", data[6:10])
-            return int(w), int(h)
-        if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-            return _webp_size(data)
-        if data.startswith(b"\xff\xd8"):
-            return _jpeg_size(data)
-    except struct.error:
-        pass
-    return None, None
-
-
-def _webp_size(data: bytes) -> tuple[int | None, int | None]:
+    Flux models answer WebP by default; ``_images.image_size`` reads PNG, GIF and JPEG.
+    """
     chunk = data[12:16]
-    if chunk == b"VP8X":
-        w = int.from_bytes(data[24:27], "little") + 1
-        h = int.from_bytes(data[27:30], "little") + 1
-        return w, h
-    if chunk == b"VP8 " and data[23:26] == b"\x9d\x01\x2a":
-        w, h = struct.unpack("<HH", data[26:30])
-        return int(w) & 0x3FFF, int(h) & 0x3FFF
-    if chunk == b"VP8L" and data[20:21] == b"\x2f":
+    if chunk == b"VP8X" and len(data) >= 30:
+        width = int.from_bytes(data[24:27], "little") + 1
+        height = int.from_bytes(data[27:30], "little") + 1
+        return width, height
+    if chunk == b"VP8 " and len(data) >= 30 and data[23:26] == b"\x9d\x01\x2a":
+        width, height = struct.unpack("<HH", data[26:30])
+        return int(width) & 0x3FFF, int(height) & 0x3FFF
+    if chunk == b"VP8L" and len(data) >= 25 and data[20:21] == b"\x2f":
         bits = int.from_bytes(data[21:25], "little")
         return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
-    return None, None
-
-
-def _jpeg_size(data: bytes) -> tuple[int | None, int | None]:
-    index = 2
-    limit = min(len(data), 1024 * 1024)
-    while index + 9 <= limit:
-        if data[index] != 0xFF:
-            return None, None
-        marker = data[index + 1]
-        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
-            index += 2
-            continue
-        (length,) = struct.unpack(">H", data[index + 2 : index + 4])
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            h, w = struct.unpack(">HH", data[index + 5 : index + 9])
-            return int(w), int(h)
-        index += 2 + length
-    return None, None
+    return None
