@@ -19,7 +19,7 @@ from __future__ import annotations
 import http.cookiejar
 import json
 import ssl
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from contextlib import contextmanager
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -361,7 +361,7 @@ async def aiter_sse(
     model: str | None,
     max_line: int = DEFAULT_MAX_LINE,
     content_types: tuple[str, ...] = ("text/event-stream",),
-) -> AsyncIterator[SSEvent]:
+) -> AsyncGenerator[SSEvent, None]:
     r"""Decode ``response`` as Server-Sent Events (``llmrelay._sse.SSEDecoder``).
 
     Args:
@@ -394,7 +394,7 @@ async def aiter_ndjson(
     provider: str,
     model: str | None,
     max_line: int = DEFAULT_MAX_LINE,
-) -> AsyncIterator[Any]:
+) -> AsyncGenerator[Any, None]:
     """Decode ``response`` as newline-delimited JSON, one document per line.
 
     Blank lines are skipped; a last line without its newline is parsed too.

@@ -16,6 +16,7 @@ from tests.contract.fake_ai2 import Ai2ContractFake
 from tests.contract.fake_h2o import H2oContractFake
 from tests.contract.fake_hf_spaces import SpaceContractFake
 from tests.contract.fake_huggingface import HuggingFaceContractFake
+from tests.contract.fake_replicate import ReplicateContractFake
 from tests.fakes._server import serve
 
 
@@ -39,6 +40,7 @@ FAKES: dict[str, Callable[[], ContractFake]] = {
     "huggingface": HuggingFaceContractFake,
     "ai2": Ai2ContractFake,
     "h2o": H2oContractFake,
+    "replicate": ReplicateContractFake,
 }
 
 

@@ -29,6 +29,7 @@ __all__ = [
 
 BUILTIN: dict[str, str] = {
     "hf_spaces": "llmrelay.providers.hf_spaces:HFSpaces",
+    "replicate": "llmrelay.providers.replicate:Replicate",
     "huggingface": "llmrelay.providers.huggingface:HuggingFace",
     "ai2": "llmrelay.providers.ai2:Ai2",
     "h2o": "llmrelay.providers.h2o:H2o",

@@ -48,12 +48,12 @@ import re
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 from types import MappingProxyType
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar
 
 import httpx
 
 from .. import errors
-from .._http import SSEvent, aiter_sse, translate_errors
+from .._http import aiter_sse, translate_errors
 from .._prompts import format_plain, split_system
 from ..types import ChatRequest, Event, FinishReason, ImageRequest, ImageResult, Message
 from ._base import Auth, AuthMode, Capability, Option, Provider
@@ -262,11 +262,7 @@ class Replicate(Provider):
 
         ``ended.flag`` is set when a ``done`` or ``error`` event arrived.
         """
-        # aiter_sse is an async generator function (annotated as returning an iterator)
-        messages = cast(
-            AsyncGenerator[SSEvent, None],
-            aiter_sse(response, provider=self.name, model=model, max_line=_MAX_EVENT_LINE),
-        )
+        messages = aiter_sse(response, provider=self.name, model=model, max_line=_MAX_EVENT_LINE)
         async with aclosing(messages):
             async for sse in messages:
                 if sse.event == "output":
