@@ -107,8 +107,7 @@ def test_reply_text_rejects_other_shapes() -> None:
 
 
 SPACE = GradioChatSpace(
-    space_id="s",
-    base_url="http://s.invalid",
+    space_id="o/s",
     api_name="model_chat",
     fn_index=0,
     trigger_id=11,
@@ -118,7 +117,8 @@ SPACE = GradioChatSpace(
 
 
 def test_build_data_follows_the_template() -> None:
-    assert SPACE.build_data("p", "sys") == ["p", [], "sys", 0.7]
+    assert SPACE.endpoint().build_data("p", "sys") == ["p", [], "sys", 0.7]
+    assert SPACE.endpoint().build_data("p", None) == ["p", [], "", 0.7]
 
 
 def test_endpoint_found_by_api_name_with_prefix() -> None:
@@ -149,10 +149,12 @@ def test_endpoint_falls_back_to_fn_index_and_no_prefix() -> None:
     ("config", "fragment"),
     [
         ({"protocol": "ws", "dependencies": [{}]}, "unsupported Gradio protocol"),
-        ({"protocol": "sse_v3", "dependencies": []}, "no dependencies"),
+        ({"protocol": "sse_v3", "dependencies": []}, "no dependenc"),
+        ({"protocol": "sse_v3"}, "no dependencies"),
+        ([], "not an object"),
         ({"protocol": "sse_v3", "dependencies": [{"id": 3, "api_name": "x"}]}, "no dependency"),
     ],
 )
-def test_unusable_configs(config: dict[str, Any], fragment: str) -> None:
+def test_unusable_configs(config: Any, fragment: str) -> None:
     with pytest.raises(ValueError, match=fragment):
         endpoint_from_config(config, SPACE)
