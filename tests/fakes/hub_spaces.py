@@ -66,9 +66,13 @@ class FakeHub:
         self.requests.append((request.url.path, authorization))
         space_id = f"{request.path_params['owner']}/{request.path_params['name']}"
         space = self.spaces.get(space_id)
-        if authorization is not None and space is not None and space.token is not None:
-            if authorization != f"Bearer {space.token}":
-                return JSONResponse({"error": "Invalid credentials in Authorization header"}, 401)
+        if (
+            authorization is not None
+            and space is not None
+            and space.token is not None
+            and authorization != f"Bearer {space.token}"
+        ):
+            return JSONResponse({"error": "Invalid credentials in Authorization header"}, 401)
         if space is None or (space.private and authorization != f"Bearer {space.token}"):
             return JSONResponse({"error": "Repository not found"}, 404)
         owner, _, name = space_id.partition("/")

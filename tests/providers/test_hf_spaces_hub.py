@@ -101,6 +101,7 @@ async def test_building_space_is_waited_for(hub: tuple[FakeHub, str], space: Spa
     fake_hub.spaces[SPACE_ID] = HubSpace(host=url, stages=["BUILDING", "BUILDING", "RUNNING"])
     assert text(await run(hub_url)).startswith("Hello")
     assert fake_hub.spaces[SPACE_ID].lookups == 3
+    assert len(fake.joins) == 1
 
 
 async def test_waiting_ends_at_the_deadline_retryable(
