@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import inspect
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from types import ModuleType
 
@@ -110,3 +112,19 @@ async def test_chatinterface_gradio4(chatinterface4: str) -> None:
 
 async def test_blocks_gradio4(blocks4: str) -> None:
     await check_blocks(blocks4)
+
+
+def test_cli_chat_with_a_chatinterface_no_row_describes(
+    chatinterface6: tuple[str, ModuleType],
+) -> None:
+    """``llmrelay chat -m hf_spaces:OWNER/SPACE`` against a local ChatInterface app."""
+    url, _ = chatinterface6
+    result = subprocess.run(
+        [sys.executable, "-m", "llmrelay.cli", "chat", "-m", f"hf_spaces:{UNKNOWN_CHAT}",
+         "-s", SYSTEM, MESSAGE],
+        capture_output=True, text=True, timeout=60, check=False,
+        env={**os.environ, "LLMRELAY_HF_SPACES_BASE_URL": url},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == chatinterface_answer(SYSTEM) + "\n"
+    assert result.stderr == ""

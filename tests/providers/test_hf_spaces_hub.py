@@ -89,7 +89,7 @@ async def test_sleeping_space_is_woken_then_used(hub: tuple[FakeHub, str], space
     fake_hub.spaces[SPACE_ID] = HubSpace(
         host=url, stages=["SLEEPING"], woken=lambda: len(fake.requests) > 0
     )
-    assert text(await run(hub_url)).startswith("Hello")
+    assert text(await run(hub_url, deadline=time.monotonic() + 5)).startswith("Hello")
     assert fake_hub.spaces[SPACE_ID].lookups >= 2
     assert fake.requests[0].path == "/config"  # the wake-up request came first
     assert len(fake.joins) == 1
@@ -99,7 +99,7 @@ async def test_building_space_is_waited_for(hub: tuple[FakeHub, str], space: Spa
     fake_hub, hub_url = hub
     fake, url = space
     fake_hub.spaces[SPACE_ID] = HubSpace(host=url, stages=["BUILDING", "BUILDING", "RUNNING"])
-    assert text(await run(hub_url)).startswith("Hello")
+    assert text(await run(hub_url, deadline=time.monotonic() + 5)).startswith("Hello")
     assert fake_hub.spaces[SPACE_ID].lookups == 3
     assert len(fake.joins) == 1
 
