@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ from hypothesis import strategies as st
 
 from tests.fakes._server import serve
 from tests.fakes.gradio_space import FakeSpace, SpaceScript, Version, api_prefix, diff
+from tests.gradio_servers import CHATINTERFACE, launch_subprocess
 
 pytestmark = pytest.mark.gradio
 gradio = pytest.importorskip("gradio")
@@ -274,26 +276,22 @@ def test_chatinterface_config_matches(ci_real_url: str, ci_fake_url: str) -> Non
     assert [d["id"] for d in public] == [real_dep["id"]]
 
 
-def test_chatinterface_stream_matches(
-    ci_demo: ModuleType, ci_real_url: str, ci_fake_url: str
-) -> None:
-    def run(url: str, session: str) -> list[dict[str, Any]]:
-        config = httpx.get(f"{url}/config").json()
-        dep = _api_dependency(config)
-        data = [CI_MESSAGE, [], ci_demo.DEFAULT_SYSTEM, ci_demo.DEFAULT_TEMPERATURE]
-        prefix = config.get("api_prefix", "")
-        body = {"data": data, "event_data": None, "fn_index": dep["id"],
-                "trigger_id": dep["targets"][0][0], "session_hash": session}  # fmt: skip
-        with httpx.Client(base_url=url, timeout=30) as client:
-            assert client.post(f"{prefix}/queue/join?", json=body).status_code == 200
-            with client.stream(
-                "GET", f"{prefix}/queue/data", params={"session_hash": session}
-            ) as r:
-                lines = [line for line in r.iter_lines() if line]
-        messages = [json.loads(line[6:]) for line in lines]
-        return [m for m in messages if m["msg"] != "heartbeat"]
+def _ci_conversation(url: str, session: str, demo: ModuleType) -> list[dict[str, Any]]:
+    config = httpx.get(f"{url}/config").json()
+    dep = _api_dependency(config)
+    data = [CI_MESSAGE, [], demo.DEFAULT_SYSTEM, demo.DEFAULT_TEMPERATURE]
+    prefix = config.get("api_prefix", "")
+    body = {"data": data, "event_data": None, "fn_index": dep["id"],
+            "trigger_id": dep["targets"][0][0], "session_hash": session}  # fmt: skip
+    with httpx.Client(base_url=url, timeout=30) as client:
+        assert client.post(f"{prefix}/queue/join?", json=body).status_code == 200
+        with client.stream("GET", f"{prefix}/queue/data", params={"session_hash": session}) as r:
+            lines = [line for line in r.iter_lines() if line]
+    messages = [json.loads(line[6:]) for line in lines]
+    return [m for m in messages if m["msg"] != "heartbeat"]
 
-    real, fake = run(ci_real_url, "cireal"), run(ci_fake_url, "cifake")
+
+def _same_conversation(real: list[dict[str, Any]], fake: list[dict[str, Any]]) -> None:
     assert [m["msg"] for m in real] == [m["msg"] for m in fake]
     for r, f in zip(real, fake, strict=True):
         assert list(r) == list(f), r["msg"]
@@ -301,3 +299,38 @@ def test_chatinterface_stream_matches(
             assert list(r["output"]) == list(f["output"]), r["msg"]
             assert r["output"]["data"] == f["output"]["data"], r["msg"]
     assert _reconstruct(fake) == fake[-2]["output"]["data"]
+
+
+def test_chatinterface_stream_matches(
+    ci_demo: ModuleType, ci_real_url: str, ci_fake_url: str
+) -> None:
+    _same_conversation(
+        _ci_conversation(ci_real_url, "cireal", ci_demo),
+        _ci_conversation(ci_fake_url, "cifake", ci_demo),
+    )
+
+
+@pytest.fixture(scope="module")
+def gradio4_python() -> str:
+    # read before the per-test isolation clears LLMRELAY_* variables
+    python = os.environ.get("LLMRELAY_GRADIO4_PYTHON")
+    if not python:
+        pytest.skip("set LLMRELAY_GRADIO4_PYTHON to a Python with gradio 4.44 (scripts/test.sh)")
+    return python
+
+
+def test_chatinterface_gradio4_matches(ci_demo: ModuleType, gradio4_python: str) -> None:
+    """The fake's Gradio 4 ChatInterface against a real Gradio 4.44 server."""
+    python = gradio4_python
+    chunks = ci_demo.answer_chunks(CI_MESSAGE, ci_demo.DEFAULT_SYSTEM, ci_demo.DEFAULT_TEMPERATURE)
+    fake = FakeSpace(SpaceScript(version="4", app="chatinterface", chunks=chunks))
+    with launch_subprocess(python, script=CHATINTERFACE) as real_url, serve(fake.app) as fake_url:
+        real_config = httpx.get(f"{real_url}/config").json()
+        fake_config = httpx.get(f"{fake_url}/config").json()
+        assert _described(real_config, _api_dependency(real_config)) == _described(
+            fake_config, _api_dependency(fake_config)
+        )
+        _same_conversation(
+            _ci_conversation(real_url, "ci4real", ci_demo),
+            _ci_conversation(fake_url, "ci4fake", ci_demo),
+        )
