@@ -81,11 +81,14 @@ async def test_row_stands_in_when_the_layout_is_unreadable(space: Space) -> None
     for component in config["components"]:
         component["type"] = "html"  # nothing discovery recognises
     fake.script = SpaceScript(config_body=config)
-    assert (await complete(url, "qwen-2-72b", system="S")).startswith("Hello")
-    assert fake.joins[0].json["data"] == ["hi", [], "S"]
-    fake.requests.clear()
-    with pytest.raises(ProtocolError, match="not a Gradio chat Space"):
-        await complete(url, "someone/unknown-layout")
+    async with AsyncClient(base_urls={"hf_spaces": url}) as client:  # one provider instance
+        text = (await client.complete("hi", model="hf_spaces:qwen-2-72b", system="S")).text
+        assert text.startswith("Hello")
+        assert fake.joins[0].json["data"] == ["hi", [], "S"]
+        fake.requests.clear()
+        # the row's layout is not used for another Space on the same host
+        with pytest.raises(ProtocolError, match="not a Gradio chat Space"):
+            await client.complete("hi", model="hf_spaces:someone/unknown-layout")
     assert fake.joins == []
 
 

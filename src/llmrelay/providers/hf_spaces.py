@@ -146,12 +146,13 @@ class HFSpaces(Provider):
         return space
 
     async def _endpoint(self, url: str, space: GradioChatSpace | None, model: str) -> ChatEndpoint:
-        """Discover the chat dependency via ``GET /config``, cached per Space URL.
+        """Discover the chat dependency via ``GET /config``, cached per Space URL and row.
 
         A known Space falls back to its row when ``/config`` answers with an HTTP error
         or its layout cannot be read; a malformed document is always a ProtocolError.
         """
-        cached = self._endpoints.get(url)
+        key = f"{url} {space.space_id if space is not None else ''}"
+        cached = self._endpoints.get(key)
         if cached is not None:
             return cached
         async with self._http.stream(
@@ -164,10 +165,14 @@ class HFSpaces(Provider):
                 await raise_for_status(response, provider=self.name, model=model, what="/config")
                 config = await read_json(response, provider=self.name, model=model, what="/config")
                 endpoint = self._discover(config, space, model)
-        self._endpoints[url] = endpoint
+        self._endpoints[key] = endpoint
         while len(self._endpoints) > _ENDPOINT_CACHE:
             self._endpoints.popitem(last=False)
         return endpoint
+
+    def _forget_endpoints(self, url: str) -> None:
+        for key in [k for k in self._endpoints if k.startswith(f"{url} ")]:
+            del self._endpoints[key]
 
     def _discover(self, config: Any, space: GradioChatSpace | None, model: str) -> ChatEndpoint:
         try:
@@ -234,7 +239,7 @@ class HFSpaces(Provider):
             if response.status_code >= 400:
                 # The Space may have changed (e.g. upgraded Gradio): discover again next time.
                 # 503 = queue full or stopped -> ProviderUnavailable (retryable).
-                self._endpoints.pop(url, None)
+                self._forget_endpoints(url)
                 await raise_for_status(response, provider=self.name, model=model, what="queue/join")
             answer = await read_json(response, provider=self.name, model=model, what="queue/join")
         event_id = answer.get("event_id") if isinstance(answer, dict) else None
