@@ -15,9 +15,12 @@ import sys
 from collections.abc import Iterator
 from types import ModuleType
 
+import httpx
 import pytest
 
-from llmrelay import AsyncClient, FinishReason, ProviderInfo
+from llmrelay import AsyncClient, FinishReason, Message, ProviderInfo
+from llmrelay.providers.hf_spaces import HFSpaces
+from llmrelay.types import ChatRequest
 from tests.gradio_servers import CHATINTERFACE, DEMO, launch_current, launch_subprocess, load_demo
 
 pytestmark = [pytest.mark.gradio, pytest.mark.anyio]
@@ -128,3 +131,19 @@ def test_cli_chat_with_a_chatinterface_no_row_describes(
     assert result.returncode == 0, result.stderr
     assert result.stdout == chatinterface_answer(SYSTEM) + "\n"
     assert result.stderr == ""
+
+
+async def test_inputs_option_sets_the_slider(chatinterface6: tuple[str, ModuleType]) -> None:
+    url, demo = chatinterface6
+    async with httpx.AsyncClient(timeout=30) as http:
+        provider = HFSpaces(http, endpoints={"base_url": url})
+        request = ChatRequest(
+            (Message("user", MESSAGE),),
+            model=UNKNOWN_CHAT,
+            options={"inputs": {"Temperature": 1.3}},
+        )
+        events = [event async for event in provider.stream(request)]
+    assert events[-1] == FinishReason("stop")
+    assert "".join(e for e in events if isinstance(e, str)) == demo.answer_text(
+        MESSAGE, demo.DEFAULT_SYSTEM, 1.3
+    )

@@ -7,7 +7,14 @@ from typing import Any
 import httpx
 import pytest
 
-from llmrelay import AsyncClient, FinishReason, Message, ProtocolError, UnknownModelError
+from llmrelay import (
+    AsyncClient,
+    FinishReason,
+    InvalidRequestError,
+    Message,
+    ProtocolError,
+    UnknownModelError,
+)
 from llmrelay.providers.hf_spaces import HFSpaces
 from llmrelay.types import ChatRequest
 from tests.fakes.gradio_space import (
@@ -137,3 +144,28 @@ async def test_one_finish_from_the_provider_itself(space: Space) -> None:
     assert events[-1] == FinishReason("stop")
     assert [e for e in events if isinstance(e, FinishReason)] == [FinishReason("stop")]
     assert "".join(e for e in events if isinstance(e, str)) == "".join(CHUNKS)
+
+
+async def stream_direct(url: str, model: str, options: dict[str, Any]) -> list[Any]:
+    async with httpx.AsyncClient() as http:
+        provider = HFSpaces(http, endpoints={"base_url": url})
+        request = ChatRequest((Message("user", "hi"),), model=model, options=options)
+        return [event async for event in provider.stream(request)]
+
+
+@pytest.mark.parametrize("label", ["Temperature", "temperature"])
+async def test_inputs_option_sets_other_inputs_by_label(space: Space, label: str) -> None:
+    fake, url = space
+    fake.script = SpaceScript(version="6", app="chatinterface", chunks=CHUNKS)
+    events = await stream_direct(url, "someone/any-chat", {"inputs": {label: 0.2}})
+    assert events[-1] == FinishReason("stop")
+    assert fake.joins[0].json["data"] == ["hi", [], CI_SYSTEM_DEFAULT, 0.2]
+
+
+@pytest.mark.parametrize("inputs", [{"Top-k": 3}, ["Temperature"], {1: 2}])
+async def test_inputs_option_rejects_unknown_labels(space: Space, inputs: Any) -> None:
+    fake, url = space
+    fake.script = SpaceScript(version="6", app="chatinterface", chunks=CHUNKS)
+    with pytest.raises(InvalidRequestError, match=r"Temperature|labels"):
+        await stream_direct(url, "someone/any-chat", {"inputs": inputs})
+    assert fake.joins == []

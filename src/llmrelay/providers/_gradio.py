@@ -58,9 +58,13 @@ class UnknownLayout(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Const:
-    """A fixed input value sent as is (e.g. a slider's default)."""
+    """An input sent at a fixed value (its ``/config`` default, e.g. a slider's).
+
+    ``label`` is the component's label, by which a request may set another value.
+    """
 
     value: Any
+    label: str | None = None
 
 
 InputSlot: TypeAlias = Literal["prompt", "system", "history"] | Const
@@ -93,18 +97,47 @@ class ChatEndpoint:
     system_default: str = ""
     version: str | None = None
 
-    def build_data(self, prompt: str, system: str | None) -> list[Any]:
-        """The join ``data`` list; ``system=None`` keeps the Space's default."""
+    @property
+    def labels(self) -> list[str]:
+        """Labels of the other inputs (those a request may set by label)."""
+        return [s.label for s in self.inputs if isinstance(s, Const) and s.label]
+
+    def build_data(
+        self, prompt: str, system: str | None, inputs: Mapping[str, Any] | None = None
+    ) -> list[Any]:
+        """The join ``data`` list.
+
+        Args:
+            prompt: the flattened conversation.
+            system: the system prompt; ``None`` keeps the Space's own default.
+            inputs: values for other inputs by label (exact, else case-insensitive).
+
+        Raises:
+            KeyError: a label in ``inputs`` that no other input has.
+        """
+        wanted = dict(inputs or {})
+        folded = {label.casefold(): label for label in wanted}
         values: list[Any] = []
         for slot in self.inputs:
             if isinstance(slot, Const):
-                values.append(slot.value)
+                key = (
+                    slot.label
+                    if slot.label in wanted
+                    else folded.get((slot.label or "").casefold())
+                )
+                if slot.label and key is not None:
+                    values.append(wanted.pop(key))
+                    folded.pop(key.casefold(), None)
+                else:
+                    values.append(slot.value)
             elif slot == "prompt":
                 values.append(prompt)
             elif slot == "system":
                 values.append(self.system_default if system is None else system)
             else:
                 values.append([])
+        if wanted:
+            raise KeyError(", ".join(sorted(wanted)))
         return values
 
 
@@ -254,7 +287,7 @@ def _layout(dep: Mapping[str, Any], components: Mapping[int, tuple[str, Any]]) -
             slots.append("history")
             has_history = True
         else:
-            slots.append(Const(value))
+            slots.append(Const(value, label if isinstance(label, str) and label else None))
     if not has_prompt:
         raise UnknownLayout("no message textbox among the inputs")
     kinds = [components.get(cid, ("", {}))[0] for cid in outputs]

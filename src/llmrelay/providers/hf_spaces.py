@@ -52,7 +52,7 @@ from .. import errors
 from .._http import aiter_sse, loads, raise_for_status, read_json, translate_errors
 from .._prompts import format_plain, split_system
 from ..types import ChatRequest, Event, FinishReason
-from ._base import Auth, AuthMode, Capability, Provider
+from ._base import Auth, AuthMode, Capability, Option, Provider
 from ._gradio import (
     ChatEndpoint,
     GradioChatSpace,
@@ -114,6 +114,15 @@ class HFSpaces(Provider):
         {Capability.CHAT, Capability.STREAM, Capability.SYSTEM_PROMPT}
     )
     parameters: ClassVar[frozenset[str]] = frozenset()
+    options: ClassVar[Mapping[str, Option]] = MappingProxyType(
+        {
+            "inputs": Option(
+                dict,
+                "values of the Space's other inputs by label, e.g. "
+                '{"Temperature": 0.2, "Max new tokens": 256} (default: the Space\'s own)',
+            )
+        }
+    )
     default_model: ClassVar[str] = "Qwen/Qwen2-72B-Instruct"
     models: ClassVar[tuple[str, ...]] = tuple(SPACES)
     aliases: ClassVar[Mapping[str, str]] = MappingProxyType(
@@ -201,9 +210,7 @@ class HFSpaces(Provider):
             try:
                 endpoint = await self._endpoint(url, space, model)
                 session_hash = secrets.token_hex(6)
-                data = endpoint.build_data(
-                    format_plain(conversation), system if has_system else None
-                )
+                data = self._data(endpoint, request, system if has_system else None)
                 event_id = await self._join(url, endpoint, session_hash, data, model)
             except errors.ProviderError as exc:
                 if exc.retryable or isinstance(exc, errors.ModelNotFoundError):
@@ -218,6 +225,32 @@ class HFSpaces(Provider):
                 await raise_for_status(response, provider=self.name, model=model, what="queue/data")
                 async for event in self._read_stream(response, endpoint, event_id, model):
                     yield event
+
+    def _data(self, endpoint: ChatEndpoint, request: ChatRequest, system: str | None) -> list[Any]:
+        """The join ``data`` of ``request``.
+
+        The flattened conversation, the system prompt (``None``: the Space's default),
+        the ``inputs`` option's values by label and the defaults of the other inputs.
+        """
+        _, conversation = split_system(request.messages)
+        inputs = request.options.get("inputs")
+        if inputs is not None and not (
+            isinstance(inputs, Mapping) and all(isinstance(k, str) for k in inputs)
+        ):
+            raise errors.InvalidRequestError(
+                "option 'inputs' must map input labels to values",
+                provider=self.name,
+                model=request.model,
+            )
+        try:
+            return endpoint.build_data(format_plain(conversation), system, inputs)
+        except KeyError as exc:
+            known = ", ".join(repr(label) for label in endpoint.labels) or "none"
+            raise errors.InvalidRequestError(
+                f"the Space has no input labelled {exc.args[0]} (its other inputs: {known})",
+                provider=self.name,
+                model=request.model,
+            ) from None
 
     async def _join(
         self, url: str, endpoint: ChatEndpoint, session_hash: str, data: list[Any], model: str
