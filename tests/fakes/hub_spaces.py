@@ -13,6 +13,7 @@ A ``HubSpace`` scripts one Space: its ``host`` (the fake Gradio app's URL), whet
 ``private`` (then only ``token`` sees it), and its ``stages``: each lookup takes the next
 one, the last repeating. ``"SLEEPING"``/``"STOPPED"`` stay until ``woken()`` says a request
 reached the Space, then ``after_wake`` follows (the Hub reports the Space starting).
+``raw_body`` (hostile-Hub tests) is sent instead of the answer, as ``application/json``.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class HubSpace:
     woken: Callable[[], bool] | None = None
     after_wake: str = "RUNNING"
     lookups: int = 0
+    raw_body: bytes | None = None
 
 
 class FakeHub:
@@ -75,6 +77,8 @@ class FakeHub:
             return JSONResponse({"error": "Invalid credentials in Authorization header"}, 401)
         if space is None or (space.private and authorization != f"Bearer {space.token}"):
             return JSONResponse({"error": "Repository not found"}, 404)
+        if space.raw_body is not None:
+            return Response(space.raw_body, 200, media_type="application/json")
         owner, _, name = space_id.partition("/")
         subdomain = space.subdomain or f"{owner}-{name}".lower().replace("_", "-")
         body: dict[str, Any] = {

@@ -209,3 +209,23 @@ def test_parse_space_info(payload: dict[str, Any], host: str) -> None:
 def test_parse_space_info_rejects(payload: Any) -> None:
     with pytest.raises(ValueError, match="Hub"):
         parse_space_info(payload)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"host": "' + b"x" * (2 * 1024 * 1024) + b'"}',
+        b"{",
+        b"[]",
+    ],
+)
+async def test_hostile_hub_answers_are_protocol_errors(
+    hub: tuple[FakeHub, str], space: Space, body: bytes
+) -> None:
+    fake_hub, hub_url = hub
+    fake, _ = space
+    fake_hub.spaces[SPACE_ID] = HubSpace(host=None, raw_body=body)
+    with pytest.raises(ProtocolError, match="Hub lookup"):
+        await run(hub_url)
+    assert fake.requests == []

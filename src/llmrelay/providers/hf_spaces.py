@@ -97,7 +97,8 @@ class HFSpaces(Provider):
     for a self-hosted Gradio app or tests. History is flattened into the prompt (the
     Space keeps no state). No generation parameter is an input of a chat Space in
     general, so ``parameters`` is empty and the engine warns when one is given; a
-    Space's other inputs (sliders, ...) keep their ``/config`` defaults. An ``HF_TOKEN``
+    Space's other inputs (sliders, ...) keep their ``/config`` defaults unless the
+    ``inputs`` option sets them by label (``{"Temperature": 0.2}``). An ``HF_TOKEN``
     (optional, for private Spaces) is sent as a bearer token to the Hub and the Space.
     """
 
