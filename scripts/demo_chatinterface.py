@@ -53,17 +53,22 @@ def answer_text(message: str, system: str, temperature: float) -> str:
     return "".join(answer_chunks(message, system, temperature))
 
 
-def respond(message: str, history: Any, system: str, temperature: float) -> Iterator[str]:
-    """Stream the answer as the growing reply string (ChatInterface's generator form)."""
+def respond(message: Any, history: Any, system: str, temperature: float) -> Iterator[str]:
+    """Stream the answer as the growing reply string (ChatInterface's generator form).
+
+    ``message`` is a string, or ``{"text", "files"}`` for a multimodal ChatInterface.
+    """
+    if isinstance(message, dict):
+        message = message.get("text", "")
     text = ""
     for chunk in answer_chunks(message, system, temperature):
         text += chunk
         yield text
 
 
-def build_demo() -> gr.ChatInterface:
+def build_demo(multimodal: bool = False) -> gr.ChatInterface:
     """The ChatInterface with a system textbox and a temperature slider."""
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = {"multimodal": multimodal}
     if GRADIO_MAJOR == 5:
         kwargs["type"] = "messages"
     return gr.ChatInterface(
@@ -91,9 +96,11 @@ def _launch_kwargs(host: str, port: int) -> dict[str, Any]:
     return kwargs
 
 
-def launch_in_thread(port: int | None = None) -> tuple[str, Callable[[], None]]:
+def launch_in_thread(
+    port: int | None = None, multimodal: bool = False
+) -> tuple[str, Callable[[], None]]:
     """Launch in Gradio's own server thread; return ``(base_url, close)``."""
-    demo = build_demo()
+    demo = build_demo(multimodal)
     demo.queue(default_concurrency_limit=40)
     demo.launch(
         prevent_thread_lock=True,
@@ -108,8 +115,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=7861)
+    parser.add_argument("--multimodal", action="store_true", help="a multimodal textbox")
     args = parser.parse_args(argv)
-    demo = build_demo()
+    demo = build_demo(args.multimodal)
     demo.queue(default_concurrency_limit=40)
     demo.launch(**_launch_kwargs(args.host, args.port))
 

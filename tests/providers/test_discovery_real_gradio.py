@@ -147,3 +147,14 @@ async def test_inputs_option_sets_the_slider(chatinterface6: tuple[str, ModuleTy
     assert "".join(e for e in events if isinstance(e, str)) == demo.answer_text(
         MESSAGE, demo.DEFAULT_SYSTEM, 1.3
     )
+
+
+async def test_multimodal_chatinterface_newest_gradio() -> None:
+    """``gr.ChatInterface(multimodal=True)``: the message is ``{"text", "files"}``."""
+    demo = load_demo(CHATINTERFACE)
+    url, close = demo.launch_in_thread(multimodal=True)
+    try:
+        events = await chat(url, UNKNOWN_CHAT, SYSTEM)
+    finally:
+        close()
+    assert text_of(events) == chatinterface_answer(SYSTEM)

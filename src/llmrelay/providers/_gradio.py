@@ -11,8 +11,9 @@ Protocol (Gradio 4.x – 6.x, ``sse_v2``/``sse_v3``; sources: the gradio wheels'
     GET  {space}{prefix}/queue/data?session_hash -> text/event-stream of {"msg": ...}
 
 Discovery (``endpoint_from_config``) finds the chat dependency and maps its inputs and
-outputs by component type: the message textbox, the history (a chatbot or a state, sent
-as ``[]``: history is flattened into the prompt), an optional system textbox (a textbox
+outputs by component type: the message textbox (or multimodal textbox), the history
+(a chatbot or a state, sent as ``[]``: history is flattened into the prompt), an
+optional system textbox (a textbox
 labelled "system…", which keeps its own default value when no system prompt is given),
 and any other input at its ``/config`` default value. The reply is read from the first
 chatbot output (``gr.Blocks`` apps), or from the first output of ``gr.ChatInterface``'s
@@ -67,9 +68,10 @@ class Const:
     label: str | None = None
 
 
-InputSlot: TypeAlias = Literal["prompt", "system", "history"] | Const
-"""One element of the join ``data`` template: the flattened prompt, the system prompt,
-the chat history (always ``[]``) or a constant."""
+InputSlot: TypeAlias = Literal["prompt", "multimodal", "system", "history"] | Const
+"""One element of the join ``data`` template: the flattened prompt (as a string, or as
+a multimodal textbox's ``{"text", "files": []}``), the system prompt, the chat history
+(always ``[]``) or a constant."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +134,8 @@ class ChatEndpoint:
                     values.append(slot.value)
             elif slot == "prompt":
                 values.append(prompt)
+            elif slot == "multimodal":
+                values.append({"text": prompt, "files": []})
             elif slot == "system":
                 values.append(self.system_default if system is None else system)
             else:
@@ -280,8 +284,8 @@ def _layout(dep: Mapping[str, Any], components: Mapping[int, tuple[str, Any]]) -
         if kind == "textbox" and is_system and system_default is None:
             slots.append("system")
             system_default = value if isinstance(value, str) else ""
-        elif kind == "textbox" and not has_prompt:
-            slots.append("prompt")
+        elif kind in ("textbox", "multimodaltextbox") and not has_prompt:
+            slots.append("prompt" if kind == "textbox" else "multimodal")
             has_prompt = True
         elif kind in ("chatbot", "state") and not has_history:
             slots.append("history")
