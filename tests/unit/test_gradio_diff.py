@@ -12,9 +12,11 @@ from hypothesis import strategies as st
 from llmrelay.providers._gradio import (
     Const,
     GradioChatSpace,
+    MalformedConfig,
     apply_diff,
     endpoint_from_config,
     reply_text,
+    validate_prefix,
 )
 
 gradio_utils = pytest.importorskip("gradio.utils")
@@ -95,6 +97,11 @@ def test_bad_edits_are_value_errors(edits: Any) -> None:
         ),
         ([], "chatbot", None),
         ("plain", "text", "plain"),
+        ("reply", "json", "reply"),
+        ({"role": "assistant", "content": "y"}, "json", "y"),
+        ({"role": "assistant", "content": [{"type": "text", "text": "z"}]}, "json", "z"),
+        ([{"role": "user", "content": "q"}, {"role": "assistant", "content": "w"}], "json", "w"),
+        (None, "json", None),
     ],
 )
 def test_reply_text_per_chatbot_format(value: Any, kind: str, expected: str | None) -> None:
@@ -158,3 +165,18 @@ def test_endpoint_falls_back_to_fn_index_and_no_prefix() -> None:
 def test_unusable_configs(config: Any, fragment: str) -> None:
     with pytest.raises(ValueError, match=fragment):
         endpoint_from_config(config, SPACE)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(None, ""), ("", ""), ("/gradio_api", "/gradio_api"), ("/gradio_api/", "/gradio_api"),
+     ("/a/b_c-d.e~f", "/a/b_c-d.e~f")],
+)  # fmt: skip
+def test_safe_prefixes(value: Any, expected: str) -> None:
+    assert validate_prefix(value) == expected
+
+
+@pytest.mark.parametrize("value", ["/", "//x", "/a//b", "/.", "/a/.hidden", 3, ["/x"], "/x:y"])
+def test_unsafe_prefixes(value: Any) -> None:
+    with pytest.raises(MalformedConfig, match="api_prefix"):
+        validate_prefix(value)
