@@ -144,6 +144,20 @@ def raw_reply(chatbot: list[Any]) -> str:
     return ""
 
 
+async def raw_lines(response: httpx.Response) -> AsyncIterator[bytes]:
+    """The minimal correct line splitter: bytes split on ``\n`` only.
+
+    ``aiter_lines()`` is not a correct baseline: it splits on U+2028, U+2029 and U+0085
+    too (``str.splitlines``), which Gradio leaves unescaped inside JSON strings.
+    """
+    buffer = b""
+    async for chunk in response.aiter_bytes():
+        buffer += chunk
+        *lines, buffer = buffer.split(b"\n")
+        for line in lines:
+            yield line.rstrip(b"\r")
+
+
 async def raw_deltas(client: httpx.AsyncClient, url: str) -> AsyncIterator[str]:
     """Join, read the session's SSE and yield the text deltas: the hand-written baseline."""
     session_hash = secrets.token_hex(6)
@@ -154,8 +168,8 @@ async def raw_deltas(client: httpx.AsyncClient, url: str) -> AsyncIterator[str]:
     async with client.stream(
         "GET", f"{url}{PREFIX}/queue/data", params={"session_hash": session_hash}
     ) as response:
-        async for line in response.aiter_lines():
-            if not line.startswith("data: "):
+        async for line in raw_lines(response):
+            if not line.startswith(b"data: "):
                 continue
             message = json.loads(line[6:])
             if message.get("event_id") != event_id:

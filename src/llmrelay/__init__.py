@@ -17,11 +17,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._conversation import Conversation
 from ._settings import Timeouts
 from ._version import __version__
 from .errors import (
     AllProvidersFailed,
+    Attempt,
     AuthenticationError,
+    ClientClosed,
     ConfigError,
     InvalidRequestError,
     LLMRelayError,
@@ -55,25 +58,46 @@ from .types import (
 
 if TYPE_CHECKING:
     from ._client import AsyncClient
-    from ._sync import Client
+    from ._openai import (
+        ChatCompletion,
+        ChatCompletionChunk,
+        ImagesResponse,
+        Model,
+        ModelList,
+    )
+    from ._resources import AsyncChatCompletionStream
+    from ._stream import AsyncChatStream
+    from ._sync import ChatCompletionStream, ChatStream, Client
 
 __all__ = [
     "AllProvidersFailed",
+    "AsyncChatCompletionStream",
+    "AsyncChatStream",
     "AsyncClient",
+    "Attempt",
     "AuthenticationError",
+    "ChatCompletion",
+    "ChatCompletionChunk",
+    "ChatCompletionStream",
     "ChatRequest",
+    "ChatStream",
     "Client",
+    "ClientClosed",
     "Completion",
     "ConfigError",
+    "Conversation",
     "ConversationState",
     "Event",
     "FinishReason",
     "ImageRequest",
     "ImageResult",
+    "ImagesResponse",
     "InvalidRequestError",
     "LLMRelayError",
     "Message",
     "MissingCredentialsError",
+    "Model",
+    "ModelList",
     "ModelNotFoundError",
     "ProtocolError",
     "ProviderDescription",
@@ -93,7 +117,19 @@ __all__ = [
     "event_to_dict",
 ]
 
-_LAZY = {"AsyncClient": "._client", "Client": "._sync"}
+_LAZY = {
+    "AsyncClient": "._client",
+    "Client": "._sync",
+    "ChatStream": "._sync",
+    "ChatCompletionStream": "._sync",
+    "AsyncChatStream": "._stream",
+    "AsyncChatCompletionStream": "._resources",
+    "ChatCompletion": "._openai",
+    "ChatCompletionChunk": "._openai",
+    "ImagesResponse": "._openai",
+    "Model": "._openai",
+    "ModelList": "._openai",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -1,33 +1,32 @@
-"""``AsyncClient``: the one engine (resolve -> candidates -> fallback -> provider stream)."""
+"""``AsyncClient``: settings + HTTP + registry + router, with streams and resources on top."""
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import AsyncGenerator, Iterable, Mapping
-from contextlib import aclosing
+from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any
 
-import anyio
+import httpx
 
 from . import errors
-from ._http import make_http_client, translate_errors
-from ._routing import Target, resolve
-from ._settings import Settings, Timeouts
-from .providers import BUILTIN, Provider, provider_class
+from ._conversation import Conversation
+from ._engine import Engine, Turn, map_exception
+from ._http import make_http_client
+from ._registry import Registry
+from ._resources import AsyncChat, AsyncImages, AsyncModels
+from ._router import Target
+from ._settings import Settings, Timeouts, load_config
+from ._stream import AsyncChatStream
+from .providers import Provider
 from .types import (
-    ChatRequest,
     Completion,
     ConversationState,
-    Event,
-    FinishReason,
     ImageResult,
     Message,
     MessagesInput,
     ProviderDescription,
-    ProviderInfo,
-    Reasoning,
-    Usage,
     normalize_messages,
 )
 
@@ -38,13 +37,24 @@ class AsyncClient:
     """Async client for every provider: the engine the sync ``Client`` also runs.
 
     Args:
-        model: default model reference (``"provider:model"``, a provider name, a bare
-            model or alias); falls back to ``LLMRELAY_MODEL``, the config file, then the
+        model: default model reference (``"provider:model"``, a provider name, an alias
+            or a bare model); falls back to ``LLMRELAY_MODEL``, the config file, then the
             first provider's default model.
         base_urls: provider name -> base URL (beats ``LLMRELAY_<NAME>_BASE_URL``).
+        endpoints: provider name -> endpoint name -> URL, for providers with several
+            endpoints (``{"huggingface": {"hub_url": ...}}``).
         api_keys: provider name -> API key (beats the environment and config file).
         proxy: ``http://``, ``https://`` or ``socks5://`` proxy URL for every request.
-        timeouts: ``Timeouts(connect, read, total)`` in seconds.
+        timeouts: ``Timeouts(connect, read, first_token, total)`` in seconds.
+        verify: ``True`` (default CAs), ``False``, or a CA bundle path (default: from
+            ``LLMRELAY_CA_BUNDLE``, ``SSL_CERT_FILE``, the config file).
+        strict: refuse request parameters a provider cannot honour instead of dropping
+            them with a warning.
+        cooldown: seconds a candidate that failed retryably is tried last (default 30).
+        providers: extra provider classes (or name -> class) for this client only.
+        http_client: an ``httpx.AsyncClient`` to use instead of building one (it is not
+            closed by ``aclose``; ``proxy``, ``verify`` and connect/read timeouts are then
+            the caller's).
         config_path: TOML config file to read instead of the default one.
 
     Raises:
@@ -58,24 +68,43 @@ class AsyncClient:
         model: str | None = None,
         *,
         base_urls: Mapping[str, str] | None = None,
+        endpoints: Mapping[str, Mapping[str, str]] | None = None,
         api_keys: Mapping[str, str] | None = None,
         proxy: str | None = None,
         timeouts: Timeouts | None = None,
+        verify: bool | str | None = None,
+        strict: bool | None = None,
+        cooldown: float | None = None,
+        providers: Iterable[type[Provider]] | Mapping[str, type[Provider]] | None = None,
+        http_client: httpx.AsyncClient | None = None,
         config_path: str | None = None,
     ) -> None:
-        self._settings = Settings.load(
+        path, config = load_config(config_path)
+        registry = Registry(providers, Settings.configured_providers(config, path))
+        settings = Settings.load(
+            providers=registry.settings_specs(),
+            config=config,
+            config_path=path,
             base_urls=base_urls,
+            endpoints=endpoints,
             api_keys=api_keys,
             proxy=proxy,
             timeouts=timeouts,
+            verify=verify,
             model=model,
-            config_path=config_path,
+            strict=strict,
+            cooldown=cooldown,
         )
-        self._http = make_http_client(self._settings.timeouts, self._settings.proxy)
-        self._providers: dict[str, Provider] = {}
+        self._owns_http = http_client is None
+        http = http_client or make_http_client(settings.timeouts, settings.proxy, settings.verify)
+        self._engine = Engine(settings, registry, http)
+        self._closed = False
+        self.chat = AsyncChat(self)
+        self.images = AsyncImages(self)
+        self.models = AsyncModels(self)
 
     def __repr__(self) -> str:
-        return f"<AsyncClient model={self._settings.model!r} providers={sorted(self._providers)}>"
+        return f"<AsyncClient model={self._engine.settings.model!r}>"
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -89,46 +118,53 @@ class AsyncClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close every pooled connection. The client cannot be used afterwards."""
-        await self._http.aclose()
+        """Close every pooled connection (idempotent). The client cannot be used after."""
+        self._closed = True
+        if self._owns_http:
+            await self._engine.http.aclose()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise errors.ClientClosed("this llmrelay client is closed")
 
     def providers(self) -> list[ProviderDescription]:
         """Describe every registered provider, in registry order (no I/O, no secrets)."""
+        engine = self._engine
         out = []
-        for name in BUILTIN:
-            cls = provider_class(name)
+        for name in engine.registry.names():
+            cls = engine.registry.get(name)
+            urls = {**cls.endpoints, **engine.settings.endpoints_for(name)}
             out.append(
                 ProviderDescription(
                     name=name,
                     label=cls.label,
                     docs_url=cls.docs_url,
-                    base_url=self._settings.base_url_for(name) or cls.endpoints["base_url"],
+                    base_url=urls.get("base_url", ""),
                     auth=cls.auth.mode.value,
                     env_var=cls.auth.env_var,
-                    key_set=self._settings.api_key_for(name, cls.auth.env_var) is not None,
+                    key_set=engine.settings.api_key_for(name) is not None,
                     capabilities=tuple(sorted(c.value for c in cls.capabilities)),
                     default_model=cls.default_model,
                     models=tuple(cls.models),
                     aliases=dict(cls.aliases),
                     open_catalogue=cls.open_catalogue,
+                    key_source=engine.settings.key_sources.get(name),
+                    endpoints=urls,
+                    parameters=tuple(sorted(cls.parameters)),
+                    options=cls.describe_options(),
                 )
             )
         return out
 
-    def _provider(self, name: str) -> Provider:
-        provider = self._providers.get(name)
-        if provider is None:
-            cls = provider_class(name)
-            base = self._settings.base_url_for(name)
-            provider = cls(
-                self._http,
-                endpoints={"base_url": base} if base else None,
-                api_key=self._settings.api_key_for(name, cls.auth.env_var),
-            )
-            self._providers[name] = provider
-        return provider
+    def aliases(self) -> dict[str, list[str]]:
+        """Every alias and its resolved chain of ``"provider:model"`` references.
 
-    async def stream(
+        Raises:
+            llmrelay.errors.ConfigError: a configured alias that does not resolve.
+        """
+        return self._engine.router.aliases()
+
+    def stream(
         self,
         messages: MessagesInput,
         *,
@@ -138,113 +174,87 @@ class AsyncClient:
         max_tokens: int | None = None,
         top_p: float | None = None,
         stop: Iterable[str] | None = None,
-        state: Mapping[str, Any] | None = None,
-        extra: Mapping[str, Any] | None = None,
-    ) -> AsyncGenerator[Event, None]:
-        """Stream one chat turn as events.
+        seed: int | None = None,
+        options: Mapping[str, Any] | None = None,
+        conversation: Conversation | None = None,
+        state: ConversationState | None = None,
+    ) -> AsyncChatStream:
+        """Prepare one chat turn as an ``AsyncChatStream`` (nothing is sent yet).
 
         Args:
             messages: a prompt string, a ``Message``, a ``{"role", "content"}`` mapping,
-                or an iterable of those (OpenAI chat-completions shape).
+                or an iterable of those (OpenAI chat-completions shape). With
+                ``conversation``, only the new messages of this turn.
             model: model reference; default: the client's.
-            system: a system prompt, placed before ``messages``.
-            temperature: sampling temperature, passed to providers that take one.
+            system: a system prompt, placed before ``messages`` (with a conversation:
+                replaces its system prompt).
+            temperature: sampling temperature.
             max_tokens: maximum tokens to generate.
             top_p: nucleus sampling mass.
             stop: stop sequences.
-            state: provider state from a previous turn's ``ConversationState.data``.
-            extra: provider-specific options.
+            seed: random seed.
+            options: provider-specific options (names the provider declares).
+            conversation: a ``Conversation`` to continue; the turn is appended to it when
+                the stream finishes.
+            state: a provider's ``ConversationState`` from a previous turn (without a
+                conversation); only that provider receives it.
 
-        Yields:
-            ``ProviderInfo`` first, then ``str`` text deltas and other events, and exactly
-            one ``FinishReason`` last. Stopping early (``break``, ``aclose()``,
-            cancellation) closes the provider's connection.
+        Returns:
+            ``AsyncChatStream``: ``await stream.start()`` to open it, iterate it for
+            events (``ProviderInfo`` first, exactly one ``FinishReason`` last),
+            ``collect()`` for a ``Completion``.
 
         Raises:
-            llmrelay.errors.ConfigError: unknown model/provider, missing key, bad messages.
-            llmrelay.errors.ProviderError: the (last) provider failed before any text.
-            llmrelay.errors.AllProvidersFailed: several candidates all failed.
-            llmrelay.errors.StreamInterrupted: a failure after text was yielded.
+            llmrelay.errors.ConfigError: invalid messages (the rest is raised when the
+                stream opens: see ``AsyncChatStream.start``).
+            llmrelay.errors.ClientClosed: the client is closed.
         """
+        self._check_open()
         try:
-            conversation = normalize_messages(messages)
-            if system:
-                conversation = (Message("system", system), *conversation)
+            new = normalize_messages(messages)
         except ValueError as exc:
             raise errors.ConfigError(f"invalid messages: {exc}") from None
-        targets = resolve(model, self._settings.model)
-        failures: list[tuple[str, errors.LLMRelayError]] = []
-        for index, target in enumerate(targets):
-            request = ChatRequest(
-                messages=conversation,
-                model=target.model,
-                temperature=temperature,
-                max_tokens=max_tokens,
-                top_p=top_p,
-                stop=tuple(stop or ()),
-                state=ConversationState(target.provider, state) if state is not None else None,
-                options=dict(extra or {}),
+        if conversation is not None:
+            if system:
+                conversation.with_system(system)
+            full = (*conversation.messages, *new)
+        else:
+            full = (Message("system", system), *new) if system else new
+        parameters = {
+            name: value
+            for name, value in (
+                ("temperature", temperature),
+                ("max_tokens", max_tokens),
+                ("top_p", top_p),
+                ("stop", tuple(stop) if stop is not None else None),
+                ("seed", seed),
             )
-            attempt = self._attempt(target, request)
-            try:
-                first = await attempt.__anext__()
-            except StopAsyncIteration:  # pragma: no cover - _attempt always yields
-                return
-            except errors.ProviderError as exc:
-                await attempt.aclose()
-                failures.append((target.provider, exc))
-                if exc.retryable and index + 1 < len(targets):
-                    continue
-                if len(failures) > 1:
-                    raise errors.AllProvidersFailed(failures) from exc
-                raise
-            async with aclosing(attempt):
-                yield first
-                async for event in attempt:
-                    yield event
-            return
+            if value is not None and value != ()
+        }
+        if state is not None and not isinstance(state, ConversationState):
+            raise errors.ConfigError("state must be a ConversationState (from a previous turn)")
+        turn = Turn(
+            messages=full,
+            new=new,
+            model=model,
+            parameters=parameters,
+            options=dict(options or {}),
+            conversation=conversation,
+            state=state,
+        )
+        return AsyncChatStream(self._engine, turn)
 
-    async def _attempt(self, target: Target, request: ChatRequest) -> AsyncGenerator[Event, None]:
-        """Run one provider: ProviderInfo first, one FinishReason last, errors mapped.
+    async def open(self, messages: MessagesInput, **kwargs: Any) -> AsyncChatStream:
+        """``stream(...)`` and ``await start()``: returns once the first content arrived.
 
-        Errors before the first provider event propagate as they are (so the caller can
-        fall back); errors after text was yielded become ``StreamInterrupted``.
+        Takes the arguments of ``stream``; raises what ``AsyncChatStream.start`` raises.
         """
-        provider = self._provider(target.provider)
-        source = provider.stream(request)
-        total = self._settings.timeouts.total
-        if total is not None:
-            source = _with_deadline(source, total, target)
-        async with aclosing(source) as events:
-            with translate_errors(target.provider, target.model):
-                try:
-                    first = await events.__anext__()
-                except StopAsyncIteration:
-                    first = None
-            yield ProviderInfo(target.provider, target.model, provider.label)
-            finish: FinishReason | None = None
-            pieces: list[str] = []
-            event = first
-            try:
-                with translate_errors(target.provider, target.model):
-                    while event is not None:
-                        if type(event) is str:
-                            pieces.append(event)
-                            yield event
-                        elif isinstance(event, FinishReason):
-                            finish = finish or event
-                        else:
-                            yield event
-                        try:
-                            event = await events.__anext__()
-                        except StopAsyncIteration:
-                            event = None
-            except errors.ProviderError as exc:
-                text = "".join(pieces)
-                if text:
-                    raise errors.StreamInterrupted(exc, text) from exc
-                raise
-            yield finish or FinishReason("stop")
+        stream = self.stream(messages, **kwargs)
+        try:
+            return await stream.start()
+        except BaseException:
+            await stream.aclose()
+            raise
 
     async def complete(
         self,
@@ -256,22 +266,18 @@ class AsyncClient:
         max_tokens: int | None = None,
         top_p: float | None = None,
         stop: Iterable[str] | None = None,
-        state: Mapping[str, Any] | None = None,
-        extra: Mapping[str, Any] | None = None,
+        seed: int | None = None,
+        options: Mapping[str, Any] | None = None,
+        conversation: Conversation | None = None,
+        state: ConversationState | None = None,
     ) -> Completion:
         """Run one chat turn and collect it; same arguments and errors as ``stream``.
 
         Returns:
-            ``Completion`` with the text, finish reason, provider, model, usage and state.
+            ``Completion`` with the text, finish reason, provider, model, usage, state
+            and the attempts.
         """
-        text: list[str] = []
-        reasoning: list[str] = []
-        info = ProviderInfo("", "")
-        finish = "stop"
-        usage: Usage | None = None
-        conv_state: ConversationState | None = None
-        images: list[ImageResult] = []
-        async for event in self.stream(
+        stream = self.stream(
             messages,
             model=model,
             system=system,
@@ -279,52 +285,68 @@ class AsyncClient:
             max_tokens=max_tokens,
             top_p=top_p,
             stop=stop,
+            seed=seed,
+            options=options,
+            conversation=conversation,
             state=state,
-            extra=extra,
-        ):
-            if isinstance(event, str):
-                text.append(event)
-            elif isinstance(event, ProviderInfo):
-                info = event
-            elif isinstance(event, FinishReason):
-                finish = event.reason
-            elif isinstance(event, Reasoning):
-                reasoning.append(event.text)
-            elif isinstance(event, Usage):
-                usage = event
-            elif isinstance(event, ConversationState):
-                conv_state = event
-            elif isinstance(event, ImageResult):
-                images.append(event)
-        return Completion(
-            text="".join(text),
-            finish_reason=finish,
-            provider=info.provider,
-            model=info.model,
-            usage=usage,
-            reasoning="".join(reasoning),
-            state=conv_state,
-            images=tuple(images),
         )
+        async with stream:
+            return await stream.collect()
 
+    async def generate_image(
+        self,
+        prompt: str,
+        *,
+        model: str | None = None,
+        n: int = 1,
+        width: int | None = None,
+        height: int | None = None,
+        aspect_ratio: str | None = None,
+        seed: int | None = None,
+        negative_prompt: str | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> list[ImageResult]:
+        """Generate ``n`` images (providers with the images capability), with fallback.
 
-async def _with_deadline(
-    source: AsyncGenerator[Event, None], total: float, target: Target
-) -> AsyncGenerator[Event, None]:
-    """Bound a whole stream by ``total`` seconds (each step waits at most what is left)."""
-    deadline = time.monotonic() + total
-    async with aclosing(source) as events:
-        while True:
-            remaining = deadline - time.monotonic()
+        Returns:
+            ``ImageResult`` objects (bytes and MIME type; saving them is the caller's).
+
+        Raises:
+            llmrelay.errors.ConfigError: an empty prompt, ``n`` out of 1..10, an unknown
+                model; ``InvalidRequestError`` from a provider without images;
+                ``ProviderError`` / ``AllProvidersFailed`` as for chat.
+        """
+        self._check_open()
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise errors.ConfigError("the image prompt is empty")
+        if not 1 <= n <= 10:
+            raise errors.ConfigError(f"n must be between 1 and 10; got {n}")
+        engine = self._engine
+        fields = {
+            "width": width,
+            "height": height,
+            "aspect_ratio": aspect_ratio,
+            "seed": seed,
+            "negative_prompt": negative_prompt,
+            "options": options,
+        }
+        total = engine.settings.timeouts.total
+        deadline = time.monotonic() + total if total is not None else None
+
+        async def attempt(target: Target, provider: Provider) -> list[ImageResult]:
+            request = engine.image_request(target, prompt, fields, deadline)
             try:
-                with anyio.fail_after(max(remaining, 0.0)):
-                    event = await events.__anext__()
-            except StopAsyncIteration:
-                return
-            except TimeoutError:
-                raise errors.ProviderTimeout(
-                    f"total timeout of {total:g}s exceeded",
-                    provider=target.provider,
-                    model=target.model,
-                ) from None
-            yield event
+                if n == 1:
+                    return [await provider.generate_image(request)]
+                jobs = (provider.generate_image(request) for _ in range(n))
+                return list(await asyncio.gather(*jobs))
+            except Exception as exc:
+                mapped = map_exception(exc, target.provider, target.model)
+                if mapped is None:
+                    raise
+                raise mapped from exc
+
+        attempts: list[errors.Attempt] = []
+        ref = model or engine.settings.model
+        _, images = await engine.run_candidates(ref, attempt, attempts)
+        return images

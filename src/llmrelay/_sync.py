@@ -1,42 +1,73 @@
-"""``Client``: the ``AsyncClient`` methods, run on one long-lived event-loop thread.
+"""``Client``: the ``AsyncClient`` API, run on one private event-loop thread.
 
-One engine: every call is submitted to a private event loop in a daemon thread, so the
-sync client works the same from plain scripts, worker threads, Jupyter and a running
-loop's thread pool, without ``nest_asyncio``. A stream is drained by a single consumer
-task into a thread-safe queue (an async generator must be stepped by one task: context
-variables and cancel scopes break otherwise); closing the iterator early cancels that
-task, which closes the connection. After ``fork`` the child starts a fresh loop.
+One engine: every call is a task on the client's own event loop in a daemon thread (the
+portal), so the sync client works the same from scripts, worker threads, Jupyter and a
+running loop's thread pool, without ``nest_asyncio``, and keeps one connection pool.
+
+* A call waits for its task in the caller's thread; a ``BaseException`` there (Ctrl-C)
+  cancels the task — which closes its connection — before it propagates.
+* ``close()`` cancels every call and stream in flight (each then raises
+  ``ClientClosed`` promptly in its thread), closes the connections, stops the loop.
+* Context variables of the calling thread are copied into the task.
+* A stream is drained by one task into a queue; ``close()``, leaving a ``with`` block, a
+  ``break`` that drops the stream, or Ctrl-C while iterating cancels that task, which
+  closes the provider's connection.
+* A ``Client`` that is garbage-collected unclosed is closed by a finalizer (no thread or
+  socket is left). After ``fork``, a child starts a fresh loop on first use
+  (``os.register_at_fork``: the one fork-safety mechanism).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import logging
 import os
 import queue
 import threading
 import weakref
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator, Mapping
-from concurrent.futures import Future
+from collections.abc import Coroutine, Iterable, Iterator, Mapping
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
+import httpx
+
+from . import errors
 from ._client import AsyncClient
+from ._conversation import Conversation
+from ._resources import AsyncChatCompletionStream
 from ._settings import Timeouts
-from .types import Completion, Event, MessagesInput, ProviderDescription
+from ._stream import AsyncChatStream
+from .providers import Provider
+from .types import (
+    Completion,
+    ConversationState,
+    Event,
+    ImageResult,
+    MessagesInput,
+    ProviderDescription,
+)
 
-__all__ = ["Client"]
+if TYPE_CHECKING:
+    from ._openai import ChatCompletion, ChatCompletionChunk, ImagesResponse, Model, ModelList
+
+__all__ = ["ChatCompletionStream", "ChatStream", "Client"]
 
 T = TypeVar("T")
+log = logging.getLogger("llmrelay")
 _DONE = object()
+_CLOSE_WAIT = 10.0
 _live_clients: weakref.WeakSet[Client] = weakref.WeakSet()
 
 
-class _LoopThread:
-    """An event loop running forever in a daemon thread."""
+class _Portal:
+    """An event loop running in a daemon thread, with the tasks it runs for callers."""
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
+        self.closing = False
+        self._tasks: set[asyncio.Task[Any]] = set()
         self.thread = threading.Thread(target=self._run, name="llmrelay-loop", daemon=True)
         self.thread.start()
 
@@ -44,99 +75,152 @@ class _LoopThread:
         asyncio.set_event_loop(self.loop)
         self.loop.run_forever()
 
-    def submit(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+    def submit(self, coro: Coroutine[Any, Any, T]) -> _Job[T]:
+        """Run ``coro`` as a task in a copy of the caller's context."""
+        job: _Job[T] = _Job(self.loop)
+        context = contextvars.copy_context()
 
-    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        def spawn() -> None:
+            if self.closing or job.cancel_requested:
+                coro.close()
+                job.finish(cancelled=True)
+                return
+            task = self.loop.create_task(coro, context=context)
+            job.task = task
+            self._tasks.add(task)
+            task.add_done_callback(self._settle)
+            task.add_done_callback(job.settle)
+
+        try:
+            self.loop.call_soon_threadsafe(spawn)
+        except RuntimeError:  # the loop is closed
+            coro.close()
+            raise errors.ClientClosed("this llmrelay client is closed") from None
+        return job
+
+    def _settle(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+
+    def call(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` on the loop and wait; Ctrl-C in the caller cancels it."""
         if threading.current_thread() is self.thread:
             coro.close()
             raise RuntimeError("a sync llmrelay.Client cannot be called from its own loop")
-        return self.submit(coro).result()
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=5)
-        if not self.thread.is_alive():
-            self.loop.close()
-
-
-class _SyncStream(Iterator[Event]):
-    """Iterator over a stream drained on the loop thread; ``close()`` stops it early.
-
-    The queue is unbounded: the loop thread never blocks on a slow consumer (a chat
-    answer is small); ``close()`` cancels the drain task and waits until the provider's
-    generator, and so its connection, is closed.
-    """
-
-    def __init__(
-        self, runner: _LoopThread, agen_factory: Callable[[], AsyncIterator[Event]]
-    ) -> None:
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._runner = runner
-        self._closed = False
-        self._finished = threading.Event()
-        self._task: asyncio.Task[None] | None = None
-        runner.loop.call_soon_threadsafe(self._spawn, agen_factory)
-
-    def _spawn(self, agen_factory: Callable[[], AsyncIterator[Event]]) -> None:
-        self._task = asyncio.ensure_future(self._drain(agen_factory))
-        self._task.add_done_callback(lambda _task: self._finished.set())
-
-    def _cancel(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-
-    async def _drain(self, agen_factory: Callable[[], AsyncIterator[Event]]) -> None:
-        put = self._queue.put
+        job = self.submit(coro)
         try:
-            async for event in agen_factory():
-                put(event)
-        except asyncio.CancelledError:
-            put(_DONE)
+            return job.result()
+        except BaseException:
+            if not job.done.is_set():  # interrupted in this thread: cancel, let it close
+                job.cancel()
+                job.done.wait(_CLOSE_WAIT)
             raise
-        except BaseException as exc:  # delivered to the consumer thread
-            put(_Raised(exc))
-        else:
-            put(_DONE)
 
-    def __iter__(self) -> _SyncStream:
-        return self
-
-    def __next__(self) -> Event:
-        if self._closed:
-            raise StopIteration
-        item = self._queue.get()
-        if item is _DONE:
-            self._closed = True
-            raise StopIteration
-        if isinstance(item, _Raised):
-            self._closed = True
-            raise item.exc
-        event: Event = item
-        return event
-
-    def close(self) -> None:
-        """Stop the stream: cancel the drain task and wait until its connection closed."""
-        if self._finished.is_set():
-            self._closed = True
+    def close(self, final: Coroutine[Any, Any, Any] | None = None) -> None:
+        """Cancel every task, run ``final`` (closing connections), stop the loop."""
+        if self.closing:
+            if final is not None:
+                final.close()
             return
-        self._closed = True
+        self.closing = True
+
+        async def shutdown() -> None:
+            tasks = [t for t in self._tasks if not t.done()]
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                await asyncio.wait(tasks, timeout=_CLOSE_WAIT)
+            if final is not None:
+                await final
+
+        if threading.current_thread() is self.thread:  # from a finalizer on our own loop
+            self.loop.create_task(shutdown()).add_done_callback(lambda _: self.loop.stop())
+            return
         try:
-            self._runner.loop.call_soon_threadsafe(self._cancel)
+            done = asyncio.run_coroutine_threadsafe(shutdown(), self.loop)
         except RuntimeError:  # the loop is already closed
             return
-        self._finished.wait(timeout=10)
+        try:
+            done.result(timeout=_CLOSE_WAIT + 5)
+        except Exception as exc:
+            log.debug("error while closing the client's connections: %r", exc)
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(timeout=5)
+            if not self.thread.is_alive():
+                self.loop.close()
 
-    def __enter__(self) -> _SyncStream:
-        return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+class _Job(Generic[T]):
+    """A task on the portal, seen from other threads: ``result()``, ``cancel()``, ``done``."""
 
-    def __del__(self) -> None:
-        if not self._finished.is_set():
-            with contextlib.suppress(RuntimeError):
-                self._runner.loop.call_soon_threadsafe(self._cancel)
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self.task: asyncio.Task[T] | None = None
+        self.done = threading.Event()
+        # A plain lock, held until the task ends: waiting on it is interruptible by
+        # Ctrl-C and, unlike Event.wait(), an interrupt cannot corrupt it.
+        self._running = threading.Lock()
+        self._running.acquire()
+        self.cancel_requested = False
+        self._cancelled = False
+        self._value: Any = None
+        self._error: BaseException | None = None
+
+    def finish(self, *, cancelled: bool = False) -> None:
+        self._cancelled = cancelled
+        self.done.set()
+        self._running.release()
+
+    def settle(self, task: asyncio.Task[T]) -> None:
+        if task.cancelled():
+            self._cancelled = True
+        elif task.exception() is not None:
+            self._error = task.exception()
+        else:
+            self._value = task.result()
+        self.done.set()
+        self._running.release()
+
+    def cancel(self) -> None:
+        """Ask the task to stop (it closes what it holds); does not wait."""
+        self.cancel_requested = True
+        task = self.task
+        if task is not None and not self.done.is_set():
+            with contextlib.suppress(RuntimeError):  # the loop is closed
+                self._loop.call_soon_threadsafe(task.cancel)
+
+    def result(self) -> T:
+        """Wait (interruptibly) for the task; its result or exception.
+
+        Raises:
+            llmrelay.errors.ClientClosed: the task was cancelled by ``Client.close()``.
+        """
+        _acquire(self._running)
+        self._running.release()
+        if self._cancelled:
+            raise errors.ClientClosed("the llmrelay client was closed during the call")
+        if self._error is not None:
+            raise self._error
+        value: T = self._value
+        return value
+
+
+_POLL = 0.1
+"""Seconds between checks for a pending Ctrl-C while a caller waits: a SIGINT that the
+kernel delivered to another thread sets Python's flag but wakes no blocked wait."""
+
+
+def _acquire(lock: threading.Lock) -> None:
+    while not lock.acquire(timeout=_POLL):
+        pass
+
+
+def _get(source: queue.SimpleQueue[Any]) -> Any:
+    while True:
+        try:
+            return source.get(timeout=_POLL)
+        except queue.Empty:
+            continue
 
 
 class _Raised:
@@ -146,8 +230,217 @@ class _Raised:
         self.exc = exc
 
 
+class _SyncStream(Generic[T]):
+    """Iterate an async stream on the portal: one drain task feeds a queue."""
+
+    def __init__(self, portal: _Portal, source: Any) -> None:
+        self._portal = portal
+        self._source = source
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._drain: _Job[None] | None = None
+        self._closed = False
+
+    def __iter__(self) -> Iterator[T]:
+        return self
+
+    def __next__(self) -> T:
+        if self._closed:
+            raise StopIteration
+        if self._drain is None:
+            # the task must not refer to this object, so dropping it runs __del__
+            self._drain = self._portal.submit(_drain(self._portal, self._source, self._queue))
+        try:
+            item = _get(self._queue)
+        except BaseException:  # Ctrl-C while waiting: stop the stream, then propagate
+            self.close()
+            raise
+        if item is _DONE:
+            self._closed = True
+            raise StopIteration
+        if isinstance(item, _Raised):
+            self._closed = True
+            raise item.exc
+        value: T = item
+        return value
+
+    def close(self) -> None:
+        """Stop the stream: cancel its task and wait until its connection is closed."""
+        if self._closed and (self._drain is None or self._drain.done.is_set()):
+            return
+        self._closed = True
+        drain = self._drain
+        if drain is None:
+            if not self._portal.closing:
+                with contextlib.suppress(errors.ClientClosed):
+                    self._portal.call(self._source.aclose())
+            return
+        drain.cancel()
+        drain.done.wait(_CLOSE_WAIT)
+
+    def __enter__(self) -> _SyncStream[T]:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        drain = self._drain
+        if drain is not None and not drain.done.is_set():
+            drain.cancel()
+
+
+async def _drain(portal: _Portal, source: Any, out: queue.SimpleQueue[Any]) -> None:
+    """Feed ``source``'s items into ``out`` (then ``_DONE`` or the error raised)."""
+    put = out.put
+    try:
+        async for item in source:
+            put(item)
+    except asyncio.CancelledError:
+        if portal.closing:
+            put(_Raised(errors.ClientClosed("the llmrelay client was closed mid-stream")))
+        else:
+            put(_DONE)
+        raise
+    except BaseException as exc:  # delivered to the consumer thread
+        put(_Raised(exc))
+    else:
+        put(_DONE)
+    finally:
+        await source.aclose()
+
+
+class ChatStream(_SyncStream[Event]):
+    """A chat turn's events for sync code (``Client.stream``).
+
+    Iterate it; ``close()`` or ``with`` to stop early (or ``break`` and drop it): the
+    provider's connection is closed. ``start()`` runs the open phase.
+
+    Attributes:
+        provider: registry name of the provider answering (``None`` before opening).
+        model: that provider's model id.
+        attempts: each candidate tried so far.
+    """
+
+    _source: AsyncChatStream
+
+    def __init__(self, portal: _Portal, source: AsyncChatStream) -> None:
+        super().__init__(portal, source)
+
+    @property
+    def provider(self) -> str | None:
+        """Registry name of the provider answering."""
+        return self._source.provider
+
+    @property
+    def model(self) -> str | None:
+        """That provider's model id."""
+        return self._source.model
+
+    @property
+    def attempts(self) -> list[errors.Attempt]:
+        """Each candidate tried so far."""
+        return self._source.attempts
+
+    def start(self) -> ChatStream:
+        """Open the stream (see ``AsyncChatStream.start``); returns this stream."""
+        try:
+            self._portal.call(self._source.start())
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def collect(self) -> Completion:
+        """Read the rest and return the whole turn (see ``AsyncChatStream.collect``)."""
+        for _ in self:
+            pass
+        return self._source._acc.completion(self._source.attempts)
+
+    def __enter__(self) -> ChatStream:
+        return self
+
+
+class ChatCompletionStream(_SyncStream["ChatCompletionChunk"]):
+    """``ChatCompletionChunk`` objects for sync code (``create(stream=True)``)."""
+
+    _source: AsyncChatCompletionStream
+
+    @property
+    def provider(self) -> str | None:
+        """Registry name of the provider answering."""
+        return self._source.provider
+
+    @property
+    def model(self) -> str | None:
+        """That provider's model id."""
+        return self._source.model
+
+    def __enter__(self) -> ChatCompletionStream:
+        return self
+
+
+class _Completions:
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    @overload
+    def create(
+        self, *, messages: Any, stream: Literal[True], **kwargs: Any
+    ) -> ChatCompletionStream: ...
+
+    @overload
+    def create(
+        self, *, messages: Any, stream: Literal[False] = ..., **kwargs: Any
+    ) -> ChatCompletion: ...
+
+    def create(
+        self, *, messages: Any, stream: bool = False, **kwargs: Any
+    ) -> ChatCompletion | ChatCompletionStream:
+        """``AsyncClient.chat.completions.create`` for sync code (same arguments)."""
+        portal, aclient = self._client._ensure()
+        if stream:
+            chunks = portal.call(
+                aclient.chat.completions.create(messages=messages, stream=True, **kwargs)
+            )
+            return ChatCompletionStream(portal, chunks)
+        result: ChatCompletion = portal.call(
+            aclient.chat.completions.create(messages=messages, **kwargs)
+        )
+        return result
+
+
+class _Chat:
+    def __init__(self, client: Client) -> None:
+        self.completions = _Completions(client)
+
+
+class _Images:
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def generate(self, **kwargs: Any) -> ImagesResponse:
+        """``AsyncClient.images.generate`` for sync code (same arguments)."""
+        portal, aclient = self._client._ensure()
+        return portal.call(aclient.images.generate(**kwargs))
+
+
+class _Models:
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def list(self) -> ModelList:
+        """``AsyncClient.models.list`` for sync code."""
+        portal, aclient = self._client._ensure()
+        return portal.call(aclient.models.list())
+
+    def retrieve(self, model: str) -> Model:
+        """``AsyncClient.models.retrieve`` for sync code."""
+        portal, aclient = self._client._ensure()
+        return portal.call(aclient.models.retrieve(model))
+
+
 class Client:
-    """Synchronous client: the same methods as ``AsyncClient``, same engine.
+    """Synchronous client: the same methods as ``AsyncClient``, on the same engine.
 
     Args: as ``AsyncClient``.
 
@@ -160,54 +453,70 @@ class Client:
         model: str | None = None,
         *,
         base_urls: Mapping[str, str] | None = None,
+        endpoints: Mapping[str, Mapping[str, str]] | None = None,
         api_keys: Mapping[str, str] | None = None,
         proxy: str | None = None,
         timeouts: Timeouts | None = None,
+        verify: bool | str | None = None,
+        strict: bool | None = None,
+        cooldown: float | None = None,
+        providers: Iterable[type[Provider]] | Mapping[str, type[Provider]] | None = None,
+        http_client: httpx.AsyncClient | None = None,
         config_path: str | None = None,
     ) -> None:
         self._kwargs: dict[str, Any] = {
             "model": model,
             "base_urls": base_urls,
+            "endpoints": endpoints,
             "api_keys": api_keys,
             "proxy": proxy,
             "timeouts": timeouts,
+            "verify": verify,
+            "strict": strict,
+            "cooldown": cooldown,
+            "providers": providers,
+            "http_client": http_client,
             "config_path": config_path,
         }
-        # Validate settings now, in the caller's thread, so errors surface here.
-        self._runner: _LoopThread | None = None
-        self._async: AsyncClient | None = None
         self._lock = threading.Lock()
-        self._pid = os.getpid()
         self._closed = False
-        self._start()
+        self._portal: _Portal | None = None
+        self._async: AsyncClient | None = None
+        self._finalizer: weakref.finalize[Any, Any] | None = None
+        self._start()  # settings are validated now, in the caller's thread
+        self.chat = _Chat(self)
+        self.images = _Images(self)
+        self.models = _Models(self)
         _live_clients.add(self)
 
     def _start(self) -> None:
-        runner = _LoopThread()
+        portal = _Portal()
         try:
-            self._async = runner.run(self._make_async())
+            aclient = portal.call(self._make_async())
         except BaseException:
-            runner.stop()
+            portal.close()
             raise
-        self._runner = runner
-        self._pid = os.getpid()
+        self._portal, self._async = portal, aclient
+        self._finalizer = weakref.finalize(self, _finalize, portal, aclient)
 
     async def _make_async(self) -> AsyncClient:
         return AsyncClient(**self._kwargs)
 
-    def _ensure(self) -> tuple[_LoopThread, AsyncClient]:
+    def _ensure(self) -> tuple[_Portal, AsyncClient]:
         with self._lock:
             if self._closed:
-                raise RuntimeError("this llmrelay.Client is closed")
-            if self._pid != os.getpid() or self._runner is None or self._async is None:
+                raise errors.ClientClosed("this llmrelay.Client is closed")
+            if self._portal is None or self._async is None:  # a forked child
                 self._start()
-            assert self._runner is not None
+            assert self._portal is not None
             assert self._async is not None
-            return self._runner, self._async
+            return self._portal, self._async
 
     def _after_fork(self) -> None:
         # The parent's loop thread does not exist in the child: start afresh on next use.
-        self._runner = None
+        if self._finalizer is not None:
+            self._finalizer.detach()
+        self._portal = None
         self._async = None
         self._lock = threading.Lock()
 
@@ -226,19 +535,23 @@ class Client:
         self.close()
 
     def close(self) -> None:
-        """Close connections and stop the loop thread; the client cannot be used after."""
-        self._closed = True
-        runner, client = self._runner, self._async
-        self._runner = self._async = None
-        if runner is not None and client is not None:
-            try:
-                runner.run(client.aclose())
-            finally:
-                runner.stop()
+        """Close the client (idempotent); it cannot be used after.
+
+        Calls and streams in flight are cancelled and raise ``ClientClosed``; the
+        connections are closed and the loop thread stopped.
+        """
+        with self._lock:
+            self._closed = True
+        if self._finalizer is not None:
+            self._finalizer()
 
     def providers(self) -> list[ProviderDescription]:
         """Describe every registered provider (see ``AsyncClient.providers``)."""
         return self._ensure()[1].providers()
+
+    def aliases(self) -> dict[str, list[str]]:
+        """Every alias and its resolved chain (see ``AsyncClient.aliases``)."""
+        return self._ensure()[1].aliases()
 
     def stream(
         self,
@@ -250,31 +563,31 @@ class Client:
         max_tokens: int | None = None,
         top_p: float | None = None,
         stop: Iterable[str] | None = None,
-        state: Mapping[str, Any] | None = None,
-        extra: Mapping[str, Any] | None = None,
-    ) -> Iterator[Event]:
-        """Stream one chat turn; see ``AsyncClient.stream`` for arguments and errors.
-
-        Returns:
-            An iterator of events; ``close()`` it (or leave a ``with`` block / ``break``
-            and drop it) to stop early and close the connection.
-        """
-        runner, client = self._ensure()
-        stop_list = tuple(stop) if stop is not None else None
-        return _SyncStream(
-            runner,
-            lambda: client.stream(
-                messages,
-                model=model,
-                system=system,
-                temperature=temperature,
-                max_tokens=max_tokens,
-                top_p=top_p,
-                stop=stop_list,
-                state=state,
-                extra=extra,
-            ),
+        seed: int | None = None,
+        options: Mapping[str, Any] | None = None,
+        conversation: Conversation | None = None,
+        state: ConversationState | None = None,
+    ) -> ChatStream:
+        """Prepare one chat turn as a ``ChatStream`` (see ``AsyncClient.stream``)."""
+        portal, aclient = self._ensure()
+        source = aclient.stream(
+            messages,
+            model=model,
+            system=system,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            top_p=top_p,
+            stop=tuple(stop) if stop is not None else None,
+            seed=seed,
+            options=options,
+            conversation=conversation,
+            state=state,
         )
+        return ChatStream(portal, source)
+
+    def open(self, messages: MessagesInput, **kwargs: Any) -> ChatStream:
+        """``stream(...)`` then ``start()``; see ``AsyncClient.open``."""
+        return self.stream(messages, **kwargs).start()
 
     def complete(
         self,
@@ -286,13 +599,15 @@ class Client:
         max_tokens: int | None = None,
         top_p: float | None = None,
         stop: Iterable[str] | None = None,
-        state: Mapping[str, Any] | None = None,
-        extra: Mapping[str, Any] | None = None,
+        seed: int | None = None,
+        options: Mapping[str, Any] | None = None,
+        conversation: Conversation | None = None,
+        state: ConversationState | None = None,
     ) -> Completion:
         """Run one chat turn and collect it; see ``AsyncClient.complete``."""
-        runner, client = self._ensure()
-        return runner.run(
-            client.complete(
+        portal, aclient = self._ensure()
+        return portal.call(
+            aclient.complete(
                 messages,
                 model=model,
                 system=system,
@@ -300,10 +615,46 @@ class Client:
                 max_tokens=max_tokens,
                 top_p=top_p,
                 stop=tuple(stop) if stop is not None else None,
+                seed=seed,
+                options=options,
+                conversation=conversation,
                 state=state,
-                extra=extra,
             )
         )
+
+    def generate_image(
+        self,
+        prompt: str,
+        *,
+        model: str | None = None,
+        n: int = 1,
+        width: int | None = None,
+        height: int | None = None,
+        aspect_ratio: str | None = None,
+        seed: int | None = None,
+        negative_prompt: str | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> list[ImageResult]:
+        """Generate images; see ``AsyncClient.generate_image``."""
+        portal, aclient = self._ensure()
+        return portal.call(
+            aclient.generate_image(
+                prompt,
+                model=model,
+                n=n,
+                width=width,
+                height=height,
+                aspect_ratio=aspect_ratio,
+                seed=seed,
+                negative_prompt=negative_prompt,
+                options=options,
+            )
+        )
+
+
+def _finalize(portal: _Portal, aclient: AsyncClient) -> None:
+    """Close an unclosed client's loop and connections (``close()`` or garbage collection)."""
+    portal.close(aclient.aclose())
 
 
 def _reset_after_fork() -> None:

@@ -13,11 +13,12 @@
     │   ├── ModelNotFoundError         HTTP 404
     │   ├── InvalidRequestError        HTTP 400/422
     │   ├── ProviderUnavailable        HTTP 5xx, queue full, Space asleep
-    │   ├── ProviderTimeout            connect/read/total timeout
+    │   ├── ProviderTimeout(kind)      connect / first_token / read (idle) / total
     │   ├── TransportError             connection refused, reset, dropped
-    │   └── ProtocolError              malformed payload or stream
-    ├── StreamInterrupted(cause, text)  failed after text was yielded: no fallback
-    └── AllProvidersFailed(errors=[(provider, error), ...])
+    │   └── ProtocolError              malformed payload or stream, missing finish
+    ├── StreamInterrupted(cause, text)  failed after content was yielded: no fallback
+    ├── AllProvidersFailed(attempts)    every candidate failed or was skipped
+    └── ClientClosed                    the client was closed (also a RuntimeError)
 
 Every ``ProviderError`` names the provider and model, carries the HTTP status and the
 (truncated) response body when there was one, and says whether retrying — or falling
@@ -29,10 +30,14 @@ request headers into errors.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
 
 __all__ = [
     "AllProvidersFailed",
+    "Attempt",
     "AuthenticationError",
+    "ClientClosed",
     "ConfigError",
     "InvalidRequestError",
     "LLMRelayError",
@@ -186,9 +191,19 @@ class ProviderUnavailable(ProviderError):
 
 
 class ProviderTimeout(ProviderError):
-    """A connect, read (idle) or total timeout expired."""
+    """A timeout expired.
+
+    Attributes:
+        kind: ``"connect"``, ``"first_token"`` (no content within the first-token
+            timeout), ``"read"`` (idle: no bytes for that long), ``"write"``, ``"total"``
+            (the whole stream's deadline), or ``""`` when the provider did not say.
+    """
 
     default_retryable = True
+
+    def __init__(self, message: str, *, kind: str = "", **kwargs: object) -> None:
+        self.kind = kind
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
 
 
 class TransportError(ProviderError):
@@ -225,14 +240,73 @@ class StreamInterrupted(LLMRelayError):
         return self.cause.model
 
 
-class AllProvidersFailed(LLMRelayError):
-    """Every candidate of a fallback chain failed.
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One candidate of a model reference, and what became of it.
 
     Attributes:
-        errors: ``(provider, error)`` pairs, in the order they were tried.
+        provider: registry name.
+        model: the provider's model id.
+        outcome: ``"ok"`` (it answered), ``"failed"`` or ``"skipped"`` (not tried:
+            missing key, or cooling down after a recent failure and tried last).
+        error_type: the error's class name (``"ProviderUnavailable"``), or ``None``.
+        message: the error text or the reason for the skip, or ``None``.
+        error: the error itself, when there was one (not part of equality).
     """
 
-    def __init__(self, errors: Sequence[tuple[str, LLMRelayError]]) -> None:
-        self.errors = list(errors)
-        lines = "; ".join(f"{name}: {error}" for name, error in self.errors)
-        super().__init__(f"all {len(self.errors)} providers failed: {lines}")
+    provider: str
+    model: str
+    outcome: Literal["ok", "failed", "skipped"]
+    error_type: str | None = None
+    message: str | None = None
+    error: LLMRelayError | None = None
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Attempt):
+            return NotImplemented
+        return (self.provider, self.model, self.outcome, self.error_type, self.message) == (
+            other.provider,
+            other.model,
+            other.outcome,
+            other.error_type,
+            other.message,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.provider, self.model, self.outcome, self.error_type, self.message))
+
+    def to_dict(self) -> dict[str, str | None]:
+        """``{"provider", "model", "outcome", "error_type", "message"}`` (JSON-ready)."""
+        return {
+            "provider": self.provider,
+            "model": self.model,
+            "outcome": self.outcome,
+            "error_type": self.error_type,
+            "message": self.message,
+        }
+
+
+class AllProvidersFailed(LLMRelayError):
+    """Every candidate of a model reference failed or was skipped.
+
+    Attributes:
+        attempts: each candidate in the order tried: provider, model, outcome,
+            error type and message (``Attempt``).
+        errors: ``(provider, error)`` of the candidates that raised, in order.
+    """
+
+    def __init__(self, attempts: Sequence[Attempt]) -> None:
+        self.attempts = list(attempts)
+        self.errors: list[tuple[str, LLMRelayError]] = [
+            (a.provider, a.error) for a in self.attempts if a.error is not None
+        ]
+        lines = "; ".join(
+            f"{a.provider}:{a.model} {a.outcome}"
+            + (f" ({a.error_type}: {a.message})" if a.error_type else f" ({a.message})")
+            for a in self.attempts
+        )
+        super().__init__(f"all {len(self.attempts)} candidates failed: {lines}")
+
+
+class ClientClosed(LLMRelayError, RuntimeError):
+    """The client was closed before or during the call."""

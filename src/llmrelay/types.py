@@ -20,7 +20,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+
+if TYPE_CHECKING:
+    from .errors import Attempt
 
 __all__ = [
     "ChatRequest",
@@ -314,6 +317,7 @@ class Completion:
         reasoning: concatenated ``Reasoning`` text (``""`` when none).
         state: provider state for the next turn, when the provider keeps any.
         images: generated images, if any.
+        attempts: each candidate tried (``llmrelay.Attempt``), the last one ``"ok"``.
     """
 
     text: str
@@ -324,6 +328,7 @@ class Completion:
     reasoning: str = ""
     state: ConversationState | None = None
     images: tuple[ImageResult, ...] = field(default=(), repr=False)
+    attempts: tuple[Attempt, ...] = field(default=(), repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -343,6 +348,11 @@ class ProviderDescription:
         models: the provider's model ids.
         aliases: alias -> model id.
         open_catalogue: whether any model id is accepted.
+        key_source: where the key came from (``"HF_TOKEN"``, ``"argument api_keys"``,
+            the config or keys file), never the key; ``None`` when there is none.
+        endpoints: endpoint name -> the URL this client will use.
+        parameters: the generation parameters the provider honours.
+        options: provider-specific options, ``{name: {"type", "help"}}``.
     """
 
     name: str
@@ -357,6 +367,10 @@ class ProviderDescription:
     models: tuple[str, ...]
     aliases: Mapping[str, str]
     open_catalogue: bool
+    key_source: str | None = None
+    endpoints: Mapping[str, str] = field(default_factory=dict)
+    parameters: tuple[str, ...] = ()
+    options: Mapping[str, Any] = field(default_factory=dict)
 
 
 Event: TypeAlias = (

@@ -1,8 +1,7 @@
 """Each registered provider paired with its wire-level fake, behind one scripting seam.
 
-A ``ContractFake`` scripts the fake in the terms the contract needs (``ok``,
-``http_error``, ``malformed``, ``disconnect``, ``hold_open``); adding a provider means
-adding its entry to ``FAKES``.
+A ``ContractFake`` (one per provider, in ``fake_<name>.py``) scripts its fake in the terms
+the contract needs; adding a provider means adding its entry to ``FAKES``.
 """
 
 from __future__ import annotations
@@ -13,61 +12,27 @@ from typing import Any, Protocol
 
 import pytest
 
+from tests.contract.fake_hf_spaces import SpaceContractFake
 from tests.fakes._server import serve
-from tests.fakes.gradio_space import FakeSpace, SpaceScript
 
 
 class ContractFake(Protocol):
     app: Any
     expected_text: str
 
+    def prepare_client_kwargs(self, url: str) -> dict[str, Any]: ...
     def ok(self) -> None: ...
-    def http_error(self, status: int) -> None: ...
+    def http_error(self, status: int, retry_after: float | None = None) -> None: ...
     def malformed(self) -> None: ...
     def disconnect(self) -> None: ...
     def hold_open(self) -> None: ...
+    def slow_first_byte(self, seconds: float) -> None: ...
     def wait_closed(self, timeout: float) -> bool: ...
-
-
-@dataclass
-class SpaceContractFake:
-    """``hf_spaces`` over the fake Gradio Space."""
-
-    fake: FakeSpace
-
-    @property
-    def app(self) -> Any:
-        return self.fake.app
-
-    @property
-    def expected_text(self) -> str:
-        import inspect
-
-        return inspect.cleandoc("".join(SpaceScript().chunks))
-
-    def ok(self) -> None:
-        self.fake.script = SpaceScript()
-
-    def http_error(self, status: int) -> None:
-        self.fake.script = SpaceScript(
-            join_status=status, join_body={"detail": f"scripted {status}"}
-        )
-
-    def malformed(self) -> None:
-        self.fake.script = SpaceScript(mode="malformed", fail_after=0)
-
-    def disconnect(self) -> None:
-        self.fake.script = SpaceScript(mode="disconnect", fail_after=3)
-
-    def hold_open(self) -> None:
-        self.fake.script = SpaceScript(hold_open=True)
-
-    def wait_closed(self, timeout: float) -> bool:
-        return self.fake.wait_streams_closed(timeout)
+    def state_seen(self) -> Any: ...
 
 
 FAKES: dict[str, Callable[[], ContractFake]] = {
-    "hf_spaces": lambda: SpaceContractFake(FakeSpace()),
+    "hf_spaces": SpaceContractFake,
 }
 
 
@@ -76,6 +41,9 @@ class Served:
     name: str
     fake: ContractFake
     url: str
+
+    def client_kwargs(self, **extra: Any) -> dict[str, Any]:
+        return {**self.fake.prepare_client_kwargs(self.url), **extra}
 
 
 @pytest.fixture(scope="module", params=sorted(FAKES))

@@ -1,28 +1,19 @@
-"""``hf_spaces``'s ContractFake: the fake Gradio Space scripted in the contract's terms.
-
-Moved here from ``tests/contract/conftest.py`` (``SpaceContractFake``) and completed with
-``http_error(status, retry_after)``, ``slow_first_byte``, ``state_seen`` and
-``prepare_client_kwargs``. The Space is stateless (history is flattened into the prompt),
-so ``state_seen()`` is always ``None``.
-"""
+"""The contract's view of ``hf_spaces`` over the fake Gradio Space."""
 
 from __future__ import annotations
 
 import inspect
+from dataclasses import dataclass, field
 from typing import Any
 
 from tests.fakes.gradio_space import FakeSpace, SpaceScript
 
-__all__ = ["SpaceContractFake"]
 
-
+@dataclass
 class SpaceContractFake:
-    """``hf_spaces`` over the fake Gradio Space (a Gradio 5 Qwen-shaped Blocks app)."""
+    """``hf_spaces`` over the fake Space (stateless: it keeps no conversation)."""
 
-    provider = "hf_spaces"
-
-    def __init__(self, fake: FakeSpace | None = None) -> None:
-        self.fake = fake if fake is not None else FakeSpace()
+    fake: FakeSpace = field(default_factory=FakeSpace)
 
     @property
     def app(self) -> Any:
@@ -30,17 +21,19 @@ class SpaceContractFake:
 
     @property
     def expected_text(self) -> str:
-        # Gradio's Chatbot passes each message through inspect.cleandoc
         return inspect.cleandoc("".join(SpaceScript().chunks))
+
+    def prepare_client_kwargs(self, url: str) -> dict[str, Any]:
+        return {"base_urls": {"hf_spaces": url}, "api_keys": {"hf_spaces": "test-key"}}
 
     def ok(self) -> None:
         self.fake.script = SpaceScript()
 
     def http_error(self, status: int, retry_after: float | None = None) -> None:
+        headers = {"retry-after": f"{retry_after:g}"} if retry_after is not None else {}
         self.fake.script = SpaceScript(
-            join_status=status, join_body={"detail": f"scripted {status}"},
-            join_retry_after=retry_after,
-        )  # fmt: skip
+            join_status=status, join_body={"detail": f"scripted {status}"}, join_headers=headers
+        )
 
     def malformed(self) -> None:
         self.fake.script = SpaceScript(mode="malformed", fail_after=0)
@@ -62,7 +55,4 @@ class SpaceContractFake:
         return self.fake.wait_streams_closed(timeout)
 
     def state_seen(self) -> Any:
-        return None
-
-    def prepare_client_kwargs(self, url: str) -> dict[str, Any]:
-        return {"base_urls": {"hf_spaces": url}}
+        return None  # a Space keeps no conversation state

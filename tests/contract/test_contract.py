@@ -1,13 +1,20 @@
-"""The provider contract, for every registered provider against its fake."""
+"""The provider contract, for every registered provider against its fake — run twice:
+
+* provider-direct: a provider instance on a plain ``httpx.AsyncClient``: what the
+  provider itself yields and raises (exactly one finish, nothing after it, typed errors,
+  the state the fake received on the next turn, ``retry_after``, timeouts);
+* through the client: what users see (``ProviderInfo`` first, the open phase, errors,
+  early stop closing the connection, no environment reads, the sync client).
+"""
 
 from __future__ import annotations
 
 import importlib
 import json
 import os
-from collections.abc import Mapping
 from typing import Any
 
+import httpx
 import pytest
 
 from llmrelay import (
@@ -16,27 +23,23 @@ from llmrelay import (
     Client,
     ConversationState,
     FinishReason,
+    Message,
     ProtocolError,
     ProviderError,
     ProviderInfo,
+    ProviderTimeout,
     ProviderUnavailable,
     RateLimitError,
     StreamInterrupted,
     TransportError,
 )
-from llmrelay.providers import BUILTIN, Capability, provider_class
+from llmrelay.providers import BUILTIN, Capability, Provider, provider_class
+from llmrelay.types import ChatRequest, Event
 from tests.contract.conftest import FAKES, Served
 
 pytestmark = pytest.mark.anyio
 
-
-def client_for(served: Served) -> AsyncClient:
-    return AsyncClient(base_urls={served.name: served.url}, api_keys={served.name: "test-key"})
-
-
-async def events_of(served: Served) -> list[Any]:
-    async with client_for(served) as client:
-        return [e async for e in client.stream("Hello", model=served.name)]
+SECRET = "test-key"
 
 
 def test_every_provider_has_a_fake() -> None:
@@ -50,23 +53,54 @@ def test_declared_attributes(name: str) -> None:
     assert cls.label
     assert cls.docs_url.startswith("https://")
     assert cls.endpoints["base_url"].startswith("https://")
+    assert all(url.startswith("https://") for url in cls.endpoints.values())
     assert Capability.CHAT in cls.capabilities
     assert cls.default_model in cls.models or cls.open_catalogue
-    assert set(cls.aliases.values()) <= set(cls.models)
+    assert set(cls.aliases.values()) <= set(cls.models) or cls.open_catalogue
     assert cls.auth.mode.value in {"none", "optional", "required"}
+    assert cls.parameters <= {"temperature", "max_tokens", "top_p", "stop", "seed"}
     assert cls.__doc__
     # the module docstring describes the wire protocol and links its public source
     module_doc = importlib.import_module(cls.__module__).__doc__ or ""
     assert "https://" in module_doc
 
 
-async def test_text_then_exactly_one_finish(served: Served) -> None:
-    events = await events_of(served)
-    assert isinstance(events[0], ProviderInfo)
-    assert events[0].provider == served.name
-    assert isinstance(events[-1], FinishReason)
-    assert sum(isinstance(e, FinishReason) for e in events) == 1
+# -- provider-direct ----------------------------------------------------------------------
+
+
+def direct(served: Served, http: httpx.AsyncClient) -> Provider:
+    kwargs = served.client_kwargs()
+    endpoints = dict(kwargs.get("endpoints", {}).get(served.name, {}))
+    if served.name in kwargs.get("base_urls", {}):
+        endpoints["base_url"] = kwargs["base_urls"][served.name]
+    key = kwargs.get("api_keys", {}).get(served.name)
+    return provider_class(served.name)(http, endpoints=endpoints, api_key=key)
+
+
+def request(served: Served, *messages: Message, state: ConversationState | None = None) -> ChatRequest:
+    cls = provider_class(served.name)
+    return ChatRequest(
+        messages=messages or (Message("user", "Hello"),),
+        model=cls.default_model,
+        state=state,
+    )
+
+
+async def provider_events(served: Served, req: ChatRequest | None = None, **http: Any) -> list[Event]:
+    async with httpx.AsyncClient(**http) as client:
+        provider = direct(served, client)
+        return [e async for e in provider.stream(req or request(served))]
+
+
+async def test_provider_yields_text_then_exactly_one_finish_and_nothing_after(
+    served: Served,
+) -> None:
+    events = await provider_events(served)
+    finishes = [i for i, e in enumerate(events) if isinstance(e, FinishReason)]
+    assert len(finishes) == 1
+    assert finishes[0] == len(events) - 1, "nothing may follow the provider's finish"
     assert "".join(e for e in events if isinstance(e, str)) == served.fake.expected_text
+    assert not any(isinstance(e, ProviderInfo) for e in events)  # that is the engine's
 
 
 @pytest.mark.parametrize(
@@ -78,30 +112,136 @@ async def test_text_then_exactly_one_finish(served: Served) -> None:
         (503, ProviderUnavailable, True),
     ],
 )
-async def test_http_errors_are_mapped(
+async def test_provider_maps_http_errors(
     served: Served, status: int, cls: type[ProviderError], retryable: bool
 ) -> None:
-    served.fake.http_error(status)
+    served.fake.http_error(status, retry_after=7 if status == 429 else None)
     with pytest.raises(cls) as info:
-        await events_of(served)
+        await provider_events(served)
     assert info.value.status_code == status
     assert info.value.retryable is retryable
     assert info.value.provider == served.name
-    assert "test-key" not in str(info.value)
-    assert "test-key" not in repr(info.value)
+    if status == 429:
+        assert info.value.retry_after == 7  # type: ignore[attr-defined]
+    assert SECRET not in str(info.value)
+    assert SECRET not in repr(info.value)
+
+
+async def test_provider_turns_a_malformed_frame_into_a_protocol_error(served: Served) -> None:
+    served.fake.malformed()
+    with pytest.raises(ProtocolError):
+        await provider_events(served)
+
+
+async def test_provider_raises_on_a_disconnect_never_finishes_silently(served: Served) -> None:
+    served.fake.disconnect()
+    events: list[Event] = []
+    with pytest.raises(ProviderError):
+        async with httpx.AsyncClient() as client:
+            async for event in direct(served, client).stream(request(served)):
+                events.append(event)
+    assert not any(isinstance(e, FinishReason) for e in events)
+
+
+async def test_provider_slow_first_byte_is_a_timeout(served: Served) -> None:
+    served.fake.slow_first_byte(3.0)
+    with pytest.raises(ProviderTimeout):
+        await provider_events(served, timeout=httpx.Timeout(5.0, read=0.3))
+
+
+async def test_provider_closes_its_connection_when_closed_early(served: Served) -> None:
+    served.fake.hold_open()
+    async with httpx.AsyncClient() as client:
+        stream = direct(served, client).stream(request(served))
+        async for event in stream:
+            if isinstance(event, str) and event:
+                break
+        await stream.aclose()
+        assert served.fake.wait_closed(5)
+
+
+async def test_provider_receives_its_state_on_the_next_turn(served: Served) -> None:
+    first = await provider_events(served)
+    states = [e for e in first if isinstance(e, ConversationState)]
+    if Capability.SERVER_STATE not in provider_class(served.name).capabilities:
+        assert states == []
+        assert served.fake.state_seen() is None
+        return
+    (state,) = states
+    assert state.provider == served.name
+    data = json.loads(json.dumps(dict(state.data)))  # JSON round trip
+    reply = "".join(e for e in first if isinstance(e, str))
+    follow_up = request(
+        served,
+        Message("user", "Hello"),
+        Message("assistant", reply),
+        Message("user", "More"),
+        state=ConversationState(served.name, data),
+    )
+    events = await provider_events(served, follow_up)
+    assert isinstance(events[-1], FinishReason)
+    seen = served.fake.state_seen()
+    assert seen is not None
+    assert str(seen) in json.dumps(data)
+
+
+# -- through the client -------------------------------------------------------------------
+
+
+def client_for(served: Served, **extra: Any) -> AsyncClient:
+    return AsyncClient(**served.client_kwargs(**extra))
+
+
+async def events_of(served: Served) -> list[Any]:
+    async with client_for(served) as client:
+        return [e async for e in client.stream("Hello", model=served.name)]
+
+
+async def test_text_then_exactly_one_finish(served: Served) -> None:
+    events = await events_of(served)
+    assert isinstance(events[0], ProviderInfo)
+    assert events[0].provider == served.name
+    assert isinstance(events[-1], FinishReason)
+    assert sum(isinstance(e, FinishReason) for e in events) == 1
+    assert "".join(e for e in events if isinstance(e, str)) == served.fake.expected_text
+
+
+async def test_open_phase_reports_the_provider_before_iteration(served: Served) -> None:
+    async with client_for(served) as client:
+        stream = await client.open("Hello", model=served.name)
+        assert stream.provider == served.name
+        completion = await stream.collect()
+    assert completion.text == served.fake.expected_text
+    assert [a.outcome for a in completion.attempts] == ["ok"]
+
+
+@pytest.mark.parametrize(
+    ("status", "cls"),
+    [(401, AuthenticationError), (429, RateLimitError), (503, ProviderUnavailable)],
+)
+async def test_http_errors_are_mapped(served: Served, status: int, cls: type[ProviderError]) -> None:
+    served.fake.http_error(status)
+    async with client_for(served) as client:
+        stream = client.stream("Hello", model=served.name)
+        with pytest.raises(cls) as info:
+            await stream.start()
+    assert info.value.status_code == status
+    assert SECRET not in str(info.value)
 
 
 async def test_malformed_frame_is_a_protocol_error(served: Served) -> None:
     served.fake.malformed()
-    with pytest.raises(ProtocolError):
+    with pytest.raises((ProtocolError, StreamInterrupted)) as info:
         await events_of(served)
+    if isinstance(info.value, StreamInterrupted):
+        assert isinstance(info.value.cause, ProtocolError)
 
 
 async def test_disconnect_is_an_error_never_a_silent_truncation(served: Served) -> None:
     served.fake.disconnect()
     with pytest.raises(StreamInterrupted) as info:
         await events_of(served)
-    assert isinstance(info.value.cause, TransportError)
+    assert isinstance(info.value.cause, TransportError | ProtocolError)
     assert info.value.text
     assert served.fake.expected_text.startswith(info.value.text)
 
@@ -148,22 +288,8 @@ async def test_provider_reads_no_environment(
     assert recorder.reads == []
 
 
-async def test_conversation_state_round_trips(served: Served) -> None:
-    events = await events_of(served)
-    states = [e for e in events if isinstance(e, ConversationState)]
-    cls = provider_class(served.name)
-    if Capability.SERVER_STATE not in cls.capabilities:
-        assert states == []
-        return
-    (state,) = states
-    data: Mapping[str, Any] = json.loads(json.dumps(dict(state.data)))
-    async with client_for(served) as client:
-        follow_up = [e async for e in client.stream("More", model=served.name, state=data)]
-    assert isinstance(follow_up[-1], FinishReason)
-
-
 def test_sync_client_gives_the_same_events(served: Served) -> None:
-    with Client(base_urls={served.name: served.url}, api_keys={served.name: "k"}) as client:
+    with Client(**served.client_kwargs()) as client:
         sync_events = list(client.stream("Hello", model=served.name))
     import anyio
 

@@ -40,8 +40,17 @@ class TestServer(uvicorn.Server):
 @contextlib.contextmanager
 def serve(app: Any, *, startup_timeout: float = 10.0) -> Iterator[str]:
     """Serve ``app`` on ``127.0.0.1:0``; yield ``"http://127.0.0.1:PORT"``; stop on exit."""
+    # h11 and the asyncio loop always, whatever extras are installed (httptools would
+    # normalise a proxy's absolute-form request target), so fakes behave the same.
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=0, log_level="warning", lifespan="off", access_log=False
+        app,
+        host="127.0.0.1",
+        port=0,
+        log_level="warning",
+        lifespan="off",
+        access_log=False,
+        http="h11",
+        loop="asyncio",
     )
     server = TestServer(config)
     thread = threading.Thread(target=server.run, name="fake-server", daemon=True)

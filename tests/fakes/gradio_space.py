@@ -128,8 +128,7 @@ class SpaceScript:
     non-"ok" mode (None = ``len(chunks) // 2``; ``0`` with "unexpected_error" = the bare
     unknown-session reply).  ``first_event_delay`` is slept before the first message of a
     stream, ``chunk_delay`` before each ``process_generating``.  ``join_body=None`` uses
-    :data:`JOIN_ERROR_BODIES` for ``join_status`` (with a ``Retry-After`` header when
-    ``join_retry_after`` is set).
+    :data:`JOIN_ERROR_BODIES` for ``join_status``, sent with ``join_headers``.
 
     Hostile-server knobs: ``config_body`` is served as ``/config`` instead of the real
     layout (an object is JSON-encoded, ``str``/``bytes`` are sent as they are, as
@@ -147,7 +146,7 @@ class SpaceScript:
     config_status: int = 200
     join_status: int = 200
     join_body: Any = None
-    join_retry_after: float | None = None
+    join_headers: dict[str, str] = field(default_factory=dict)
     mode: Mode = "ok"
     fail_after: int | None = None
     error_message: str = "This Space is overloaded 🙁"
@@ -511,12 +510,9 @@ class FakeSpace:
             payload = script.join_body
             if payload is None:
                 payload = JOIN_ERROR_BODIES.get(script.join_status, {"detail": "Error"})
-            headers = {}
-            if script.join_retry_after is not None:
-                headers["retry-after"] = f"{script.join_retry_after:g}"
             if isinstance(payload, str):
-                return PlainTextResponse(payload, script.join_status, headers=headers)
-            return JSONResponse(payload, script.join_status, headers=headers)
+                return PlainTextResponse(payload, script.join_status, script.join_headers)
+            return JSONResponse(payload, script.join_status, script.join_headers)
         fn_index = body.get("fn_index")
         if fn_index is None:
             return JSONResponse({"detail": "No function index provided."}, 400)

@@ -59,4 +59,4 @@ def test_slow_first_byte(served: tuple[SpaceContractFake, str]) -> None:
         next(r.iter_lines())
     assert time.monotonic() - start >= 0.3
     assert fake.state_seen() is None
-    assert fake.prepare_client_kwargs(url) == {"base_urls": {"hf_spaces": url}}
+    assert fake.prepare_client_kwargs(url)["base_urls"] == {"hf_spaces": url}

@@ -305,7 +305,7 @@ def test_sync_stream_closed_early_closes_the_connection(space: Space) -> None:
             if isinstance(event, str):
                 break
         assert fake.open_streams == 1
-        stream.close()  # type: ignore[attr-defined]
+        stream.close()
         assert fake.wait_streams_closed(5)
 
 

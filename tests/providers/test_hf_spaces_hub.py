@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from llmrelay import (
+    AsyncClient,
     FinishReason,
     Message,
     ModelNotFoundError,
@@ -229,3 +230,27 @@ async def test_hostile_hub_answers_are_protocol_errors(
     with pytest.raises(ProtocolError, match="Hub lookup"):
         await run(hub_url)
     assert fake.requests == []
+
+
+async def test_hub_url_through_the_client(hub: tuple[FakeHub, str], space: Space) -> None:
+    fake_hub, hub_url = hub
+    _, url = space
+    fake_hub.spaces[SPACE_ID] = HubSpace(host=url)
+    async with AsyncClient(endpoints={"hf_spaces": {"hub_url": hub_url}}) as client:
+        completion = await client.complete("Hi", model=f"hf_spaces:{SPACE_ID}")
+    assert completion.text.startswith("Hello, world world!")
+    assert (completion.provider, completion.model) == ("hf_spaces", SPACE_ID)
+    assert fake_hub.requests == [(f"/api/spaces/{SPACE_ID}", None)]
+
+
+async def test_hub_url_from_the_environment(
+    hub: tuple[FakeHub, str], space: Space, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_hub, hub_url = hub
+    _, url = space
+    fake_hub.spaces[SPACE_ID] = HubSpace(host=url, stages=["PAUSED"])
+    monkeypatch.setenv("LLMRELAY_HF_SPACES_HUB_URL", hub_url)
+    async with AsyncClient() as client:
+        with pytest.raises(ProviderUnavailable, match="paused"):
+            await client.complete("Hi", model=f"hf_spaces:{SPACE_ID}")
+    assert len(fake_hub.requests) == 1

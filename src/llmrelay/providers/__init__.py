@@ -1,30 +1,57 @@
-"""Registry of the built-in providers; each module is imported only when first used."""
+"""The built-in providers and provider kinds; each module is imported only when used.
+
+``BUILTIN`` names the shipped providers (registry name -> ``"module:Class"``, in display
+order); ``KINDS`` the provider kinds a config file can instantiate under a name of the
+user's (``[providers.local] kind = "openai"``). The registry that a client owns
+(``llmrelay._registry.Registry``) adds third-party providers from the
+``llmrelay.providers`` entry-point group and providers passed to the client.
+"""
 
 from __future__ import annotations
 
 import importlib
 
 from .. import errors
-from ._base import Auth, AuthMode, Capability, Provider
+from ._base import PARAMETERS, Auth, AuthMode, Capability, Option, Provider
 
-__all__ = ["BUILTIN", "Auth", "AuthMode", "Capability", "Provider", "provider_class"]
+__all__ = [
+    "BUILTIN",
+    "KINDS",
+    "PARAMETERS",
+    "Auth",
+    "AuthMode",
+    "Capability",
+    "Option",
+    "Provider",
+    "load_class",
+    "provider_class",
+]
 
 BUILTIN: dict[str, str] = {
     "hf_spaces": "llmrelay.providers.hf_spaces:HFSpaces",
 }
 """Registry name -> ``"module:Class"``, in display order."""
 
+KINDS: dict[str, str] = {}
+"""Config ``kind`` -> ``"module:Class"`` whose ``from_config(name, table)`` classmethod
+returns a configured ``Provider`` subclass."""
+
+
+def load_class(target: str) -> type[Provider]:
+    """Import ``"module:Class"`` and return the class."""
+    module_name, _, attr = target.partition(":")
+    cls: type[Provider] = getattr(importlib.import_module(module_name), attr)
+    return cls
+
 
 def provider_class(name: str) -> type[Provider]:
-    """Import and return the provider class registered as ``name``.
+    """Import and return the built-in provider class registered as ``name``.
 
     Raises:
-        llmrelay.errors.UnknownProviderError: listing the registered names.
+        llmrelay.errors.UnknownProviderError: listing the built-in names.
     """
     try:
         target = BUILTIN[name]
     except KeyError:
         raise errors.UnknownProviderError(name, list(BUILTIN)) from None
-    module_name, _, attr = target.partition(":")
-    cls: type[Provider] = getattr(importlib.import_module(module_name), attr)
-    return cls
+    return load_class(target)

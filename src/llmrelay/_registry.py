@@ -1,0 +1,128 @@
+"""The provider registry a client owns: built-ins, entry points, injected and configured.
+
+Order (and precedence when two share a name, later wins): the built-in providers, the
+``llmrelay.providers`` entry-point group (third-party packages: ``name =
+"package.module:Class"``), providers configured in the config file with a ``kind``, and
+the providers passed to the client (``AsyncClient(providers=[...])``, how tests and
+applications register their own). Classes are imported on first use, so listing names
+costs no import.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from . import errors
+from ._settings import ProviderSettingsSpec
+from .providers import BUILTIN, KINDS, Provider, load_class
+
+__all__ = ["ENTRY_POINT_GROUP", "Registry"]
+
+ENTRY_POINT_GROUP = "llmrelay.providers"
+log = logging.getLogger("llmrelay")
+
+
+class Registry:
+    """Name -> provider class, owned by one client (never global, never mutated after).
+
+    Args:
+        injected: provider classes (their ``name`` is the key) or a mapping name -> class.
+        configured: config tables of ``[providers.NAME]`` with a ``kind``.
+        entry_points: whether to read the ``llmrelay.providers`` entry-point group.
+
+    Raises:
+        llmrelay.errors.ConfigError: an unknown ``kind``, a bad configured table, or an
+            injected object that is not a ``Provider`` subclass.
+    """
+
+    def __init__(
+        self,
+        injected: Iterable[type[Provider]] | Mapping[str, type[Provider]] | None = None,
+        configured: Mapping[str, Mapping[str, Any]] | None = None,
+        *,
+        entry_points: bool = True,
+    ) -> None:
+        self._targets: dict[str, str | type[Provider]] = dict(BUILTIN)
+        if entry_points:
+            self._targets.update(_entry_points())
+        for name, table in (configured or {}).items():
+            kind = table.get("kind")
+            if kind not in KINDS:
+                raise errors.ConfigError(
+                    f"[providers.{name}] kind {kind!r} is unknown; valid kinds: "
+                    + (", ".join(KINDS) or "none")
+                )
+            base = load_class(KINDS[str(kind)])
+            from_config = getattr(base, "from_config", None)
+            if from_config is None:  # pragma: no cover - every kind defines it
+                raise errors.ConfigError(f"provider kind {kind!r} cannot be configured")
+            self._targets[name] = from_config(name, table)
+        items: Iterable[tuple[str, Any]]
+        if isinstance(injected, Mapping):
+            items = injected.items()
+        else:
+            items = ((str(getattr(cls, "name", "")), cls) for cls in injected or ())
+        for name, cls in items:
+            if not (isinstance(cls, type) and issubclass(cls, Provider)) or not name:
+                raise errors.ConfigError(f"not a provider class: {cls!r}")
+            self._targets[str(name)] = cls
+        self._classes: dict[str, type[Provider]] = {}
+
+    def names(self) -> list[str]:
+        """Registered names, in display order."""
+        return list(self._targets)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._targets
+
+    def get(self, name: str) -> type[Provider]:
+        """The class registered as ``name`` (imported on first use).
+
+        Raises:
+            llmrelay.errors.UnknownProviderError: listing the registered names.
+            llmrelay.errors.ConfigError: an entry point that cannot be imported.
+        """
+        cls = self._classes.get(name)
+        if cls is not None:
+            return cls
+        target = self._targets.get(name)
+        if target is None:
+            raise errors.UnknownProviderError(name, self.names())
+        if isinstance(target, str):
+            try:
+                cls = load_class(target)
+            except (ImportError, AttributeError) as exc:
+                raise errors.ConfigError(
+                    f"provider {name!r} ({target}) cannot be loaded: {exc}"
+                ) from exc
+        else:
+            cls = target
+        self._classes[name] = cls
+        return cls
+
+    def settings_specs(self) -> dict[str, ProviderSettingsSpec]:
+        """What the settings layer needs of each provider (imports every class)."""
+        specs: dict[str, ProviderSettingsSpec] = {}
+        for name in self._targets:
+            try:
+                cls = self.get(name)
+            except errors.ConfigError as exc:
+                log.warning("%s", exc)
+                continue
+            specs[name] = ProviderSettingsSpec(
+                endpoints=tuple(cls.endpoints),
+                env_var=cls.auth.env_var,
+                config_keys=frozenset(getattr(cls, "config_keys", ())),
+            )
+        return specs
+
+
+def _entry_points() -> dict[str, str]:
+    from importlib.metadata import entry_points
+
+    found: dict[str, str] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        found[ep.name] = ep.value
+    return found

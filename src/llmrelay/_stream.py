@@ -1,0 +1,385 @@
+"""``AsyncChatStream``: one chat turn as a closeable, collectable stream with an open phase.
+
+Open phase (``await stream.start()``, or implicitly on first iteration): resolve the model,
+try the candidates, and return once the first *content* event (text, reasoning or an
+image) has arrived — or raise. That first content event is the commit point: before it,
+a retryable failure (or a missing key) falls back to the next candidate, even if the
+provider already sent ``ConversationState`` or ``Usage``; after it, any failure is a
+``StreamInterrupted`` carrying the text so far. A server uses ``start()`` to choose its
+HTTP status before it sends ``200 text/event-stream``.
+
+Iteration yields ``ProviderInfo`` first, then the events buffered during the open phase,
+then the provider's events as they arrive, and exactly one ``FinishReason`` last. A
+provider stream that ends without a ``FinishReason`` is a ``ProtocolError`` (a
+``StreamInterrupted`` after content); content after the finish is dropped and logged; a
+failure after the finish (a cut connection) does not undo a complete answer.
+
+Timeouts: the first-token timeout bounds each candidate's open phase; the total timeout
+bounds the whole stream; the read (idle) timeout is the HTTP layer's.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncGenerator
+from types import TracebackType
+from typing import Any
+
+import anyio
+
+from . import errors
+from ._engine import Engine, Turn, map_exception
+from ._router import Target
+from .providers import Provider
+from .types import (
+    Completion,
+    ConversationState,
+    Event,
+    FinishReason,
+    ImageResult,
+    ProviderInfo,
+    Reasoning,
+    Usage,
+)
+
+__all__ = ["Accumulator", "AsyncChatStream"]
+
+log = logging.getLogger("llmrelay")
+
+
+class Accumulator:
+    """Collects a turn's events into a ``Completion`` (the only such collector)."""
+
+    __slots__ = ("finish", "images", "info", "reasoning", "state", "text", "usage")
+
+    def __init__(self) -> None:
+        self.text: list[str] = []
+        self.reasoning: list[str] = []
+        self.images: list[ImageResult] = []
+        self.info: ProviderInfo | None = None
+        self.usage: Usage | None = None
+        self.state: ConversationState | None = None
+        self.finish: FinishReason | None = None
+
+    def add(self, event: Event) -> None:
+        """Record one event (text deltas are appended by the stream directly)."""
+        if isinstance(event, str):
+            self.text.append(event)
+        elif isinstance(event, Reasoning):
+            self.reasoning.append(event.text)
+        elif isinstance(event, Usage):
+            self.usage = event
+        elif isinstance(event, ConversationState):
+            self.state = event
+        elif isinstance(event, ImageResult):
+            self.images.append(event)
+        elif isinstance(event, ProviderInfo):
+            self.info = event
+        elif isinstance(event, FinishReason):
+            self.finish = event
+
+    def completion(self, attempts: list[errors.Attempt]) -> Completion:
+        """The collected ``Completion``."""
+        info = self.info or ProviderInfo("", "")
+        return Completion(
+            text="".join(self.text),
+            finish_reason=self.finish.reason if self.finish else "stop",
+            provider=info.provider,
+            model=info.model,
+            usage=self.usage,
+            reasoning="".join(self.reasoning),
+            state=self.state,
+            images=tuple(self.images),
+            attempts=tuple(attempts),
+        )
+
+
+def _is_content(event: Event) -> bool:
+    if type(event) is str:
+        return bool(event)
+    if isinstance(event, Reasoning):
+        return bool(event.text)
+    return isinstance(event, ImageResult)
+
+
+class AsyncChatStream:
+    """One chat turn: an async iterable of events with an explicit open phase.
+
+    Made by ``AsyncClient.stream()``; nothing is sent until ``start()`` or the first
+    iteration. Use ``async with`` or call ``aclose()`` when stopping early: it closes the
+    provider's connection (also on cancellation).
+
+    Attributes:
+        provider: registry name of the provider answering (``None`` before the open
+            phase succeeded).
+        model: that provider's model id (``None`` before).
+        attempts: each candidate tried so far (``llmrelay.Attempt``).
+    """
+
+    def __init__(self, engine: Engine, turn: Turn) -> None:
+        self._engine = engine
+        self._turn = turn
+        self.provider: str | None = None
+        self.model: str | None = None
+        self.attempts: list[errors.Attempt] = []
+        self._acc = Accumulator()
+        self._text = self._acc.text
+        self._pending: deque[Event] = deque()
+        self._agen: AsyncGenerator[Event, None] | None = None
+        self._target: Target | None = None
+        self._opened = False
+        self._done = False
+        self._error: BaseException | None = None
+        self._total: float | None = None
+        self._deadline: float | None = None
+
+    def __repr__(self) -> str:
+        who = f"{self.provider}:{self.model}" if self.provider else "not started"
+        return f"<AsyncChatStream {who}{' done' if self._done else ''}>"
+
+    # -- open phase ---------------------------------------------------------------------
+
+    async def start(self) -> AsyncChatStream:
+        """Open the stream: return once the first content event arrived (idempotent).
+
+        Returns:
+            This stream, with ``provider``, ``model`` and ``attempts`` set.
+
+        Raises:
+            llmrelay.errors.ConfigError: unknown model or provider, missing key (single
+                candidate), invalid messages.
+            llmrelay.errors.ProviderError: the (single) candidate failed before content.
+            llmrelay.errors.AllProvidersFailed: several candidates, none answered.
+        """
+        if self._error is not None:
+            raise self._error
+        if self._opened:
+            return self
+        self._opened = True
+        total = self._engine.settings.timeouts.total
+        self._total = total
+        now = time.monotonic()
+        self._deadline = now + total if total is not None else None
+        try:
+            target, (agen, buffered) = await self._engine.run_candidates(
+                self._turn.model, self._open_one, self.attempts
+            )
+        except BaseException as exc:
+            self._done = True
+            self._error = exc
+            raise
+        self._agen = agen
+        self._target = target
+        self.provider, self.model = target.provider, target.model
+        label = self._engine.registry.get(target.provider).label
+        info = ProviderInfo(target.provider, target.model, label)
+        self._acc.info = info
+        self._pending.append(info)
+        for event in buffered:
+            self._accept(event)
+        return self
+
+    async def _open_one(
+        self, target: Target, provider: Provider
+    ) -> tuple[AsyncGenerator[Event, None], list[Event]]:
+        """Run one candidate up to its first content event (or its finish)."""
+        deadline = self._engine.deadline(time.monotonic(), self._deadline)
+        request = self._engine.chat_request(target, self._turn, deadline)
+        agen = provider.stream(request)
+        buffered: list[Event] = []
+        try:
+            with anyio.move_on_after(
+                deadline - time.monotonic() if deadline is not None else None
+            ) as scope:
+                while True:
+                    event = await agen.__anext__()
+                    buffered.append(event)
+                    if _is_content(event) or isinstance(event, FinishReason):
+                        return agen, buffered
+            assert scope.cancelled_caught
+            kind = "total" if deadline == self._deadline else "first_token"
+            limit = self._total if kind == "total" else self._engine.settings.timeouts.first_token
+            raise errors.ProviderTimeout(
+                f"no answer within the {kind.replace('_', '-')} timeout of {limit:g}s",
+                kind=kind,
+                provider=target.provider,
+                model=target.model,
+            )
+        except StopAsyncIteration:
+            await _close(agen)
+            raise errors.ProtocolError(
+                "the stream ended before any answer and without a finish",
+                provider=target.provider,
+                model=target.model,
+            ) from None
+        except BaseException as exc:
+            await _close(agen)
+            mapped = map_exception(exc, target.provider, target.model)
+            if mapped is not None:
+                raise mapped from exc
+            raise
+
+    # -- iteration ----------------------------------------------------------------------
+
+    def __aiter__(self) -> AsyncChatStream:
+        return self
+
+    async def __anext__(self) -> Event:
+        pending = self._pending
+        if pending:
+            return pending.popleft()
+        if not self._opened:
+            await self.start()
+            return pending.popleft()
+        agen = self._agen
+        if self._done or agen is None:
+            if self._error is not None:
+                raise self._error
+            raise StopAsyncIteration
+        text = self._text
+        while True:
+            try:
+                if self._deadline is None:
+                    event = await agen.__anext__()
+                else:
+                    event = await self._next_before_deadline(agen)
+            except StopAsyncIteration:
+                return self._end()
+            except BaseException as exc:
+                return await self._fail(exc)
+            if type(event) is str:
+                if self._acc.finish is None:
+                    text.append(event)
+                    return event
+                log.warning("%s sent text after its finish; dropped", self.provider)
+                continue
+            if self._accept(event):
+                return pending.popleft()
+
+    async def _next_before_deadline(self, agen: AsyncGenerator[Event, None]) -> Event:
+        assert self._deadline is not None
+        with anyio.move_on_after(self._deadline - time.monotonic()) as scope:
+            return await agen.__anext__()
+        assert scope.cancelled_caught
+        raise errors.ProviderTimeout(
+            f"total timeout of {self._total:g}s exceeded",
+            kind="total",
+            provider=self.provider or "",
+            model=self.model,
+        )
+
+    def _accept(self, event: Event) -> bool:
+        """File an event; queue it unless it is a finish (held) or late content.
+
+        Returns whether something was queued for the caller.
+        """
+        acc = self._acc
+        if isinstance(event, FinishReason):
+            if acc.finish is None:
+                acc.finish = event
+            return False
+        if acc.finish is not None and (_is_content(event) or type(event) is str):
+            log.warning("%s sent content after its finish; dropped", self.provider)
+            return False
+        acc.add(event)
+        self._pending.append(event)
+        return True
+
+    def _end(self) -> Event:
+        """The provider's stream ended: emit the finish, or fail without one."""
+        self._agen = None
+        finish = self._acc.finish
+        if finish is None:
+            exc = errors.ProtocolError(
+                "the stream ended without a finish (the answer may be cut short)",
+                provider=self.provider or "",
+                model=self.model,
+            )
+            self._done = True
+            raise self._interrupted(exc)
+        self._done = True
+        self._record()
+        return finish
+
+    async def _fail(self, exc: BaseException) -> Event:
+        """The provider raised: close it, then finish or fail.
+
+        Returns the held finish when the answer was complete; otherwise raises the
+        mapped error (``StreamInterrupted``).
+        """
+        agen, self._agen = self._agen, None
+        self._done = True
+        if agen is not None:
+            await _close(agen)
+        mapped = map_exception(exc, self.provider or "", self.model or "")
+        cause = mapped if mapped is not None else exc
+        if not isinstance(cause, errors.ProviderError):
+            raise exc
+        finish = self._acc.finish
+        if finish is not None:
+            # a complete answer: a cut after the finish does not undo it
+            log.warning(
+                "%s failed after its finish (%s); the answer is complete", self.provider, cause
+            )
+            self._record()
+            return finish
+        raise self._interrupted(cause) from exc
+
+    def _interrupted(self, cause: errors.ProviderError) -> errors.StreamInterrupted:
+        interrupted = errors.StreamInterrupted(cause, "".join(self._text))
+        interrupted.__cause__ = cause
+        return interrupted
+
+    def _record(self) -> None:
+        conversation = self._turn.conversation
+        if conversation is not None:
+            state = self._acc.state
+            if state is not None and state.provider != self.provider:
+                state = None
+            conversation.record(self._turn.new, "".join(self._text), state)
+
+    # -- closing and collecting ---------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Stop: close the provider's stream and its connection (idempotent)."""
+        self._done = True
+        self._pending.clear()
+        agen, self._agen = self._agen, None
+        if agen is not None:
+            await _close(agen)
+
+    async def __aenter__(self) -> AsyncChatStream:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def collect(self) -> Completion:
+        """Read the rest of the stream and return the whole turn as a ``Completion``.
+
+        Events already iterated count too. Raises what iteration raises.
+        """
+        async for _ in self:
+            pass
+        return self._acc.completion(self.attempts)
+
+    @property
+    def text(self) -> str:
+        """The answer text received so far."""
+        return "".join(self._text)
+
+
+async def _close(agen: AsyncGenerator[Any, None]) -> None:
+    """Close a provider generator even while being cancelled (so its connection closes)."""
+    with anyio.CancelScope(shield=True):
+        try:
+            await agen.aclose()
+        except Exception as exc:  # closing must not mask what happened
+            log.debug("error while closing a provider stream: %r", exc)
