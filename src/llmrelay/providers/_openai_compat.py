@@ -1,0 +1,246 @@
+"""Any OpenAI-compatible chat-completions server, as a provider or as configuration.
+
+Wire protocol: ``POST {base}/chat/completions`` streamed as SSE chunks ending with
+``data: [DONE]`` (see ``llmrelay.providers._openai_stream`` for the accepted variants),
+and ``GET {base}/models`` -> ``{"object": "list", "data": [{"id", ...}]}`` to list
+models. Public sources: https://platform.openai.com/docs/api-reference/chat/create,
+https://platform.openai.com/docs/api-reference/models/list, and the servers' docs:
+https://docs.vllm.ai/en/latest/serving/openai_compatible_server.html,
+https://github.com/ggml-org/llama.cpp/blob/master/tools/server/README.md,
+https://github.com/ollama/ollama/blob/main/docs/openai.md,
+https://huggingface.co/docs/inference-providers/index (the Hugging Face router).
+
+A local vLLM, llama.cpp server, Ollama or LM Studio is a row of configuration::
+
+    [providers.local]
+    kind = "openai"
+    base_url = "http://127.0.0.1:11434/v1"
+    models = ["llama3.2"]          # optional: GET /models is asked when absent
+
+``OpenAICompatible.from_config(name, table)`` turns such a table into a provider class.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from contextlib import aclosing
+from types import MappingProxyType
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+import httpx
+
+from .. import errors
+from .._http import raise_for_status, read_json, translate_errors
+from ..types import ChatRequest, Event
+from ._base import PARAMETERS, Auth, AuthMode, Capability, Option, Provider
+from ._openai_stream import chat_payload, stream_chat
+
+__all__ = ["CONFIG_KEYS", "OpenAICompatible", "list_openai_models"]
+
+CONFIG_KEYS: frozenset[str] = frozenset(
+    {"kind", "base_url", "api_key", "models", "default_model", "label", "aliases", "docs_url"}
+)
+"""The keys a ``kind = "openai"`` configuration table may hold."""
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_MODELS_TTL = 300.0
+_MAX_MODELS = 10_000
+
+
+async def list_openai_models(
+    http: httpx.AsyncClient, url: str, headers: Mapping[str, str], *, provider: str
+) -> list[str]:
+    """``GET {url}`` (an OpenAI ``/models`` route) -> the model ids, in the server's order.
+
+    Raises:
+        llmrelay.errors.ProviderError: HTTP errors, mapped.
+        llmrelay.errors.ProtocolError: a body without a ``data`` list of ``{"id"}``.
+    """
+    name = provider
+    with translate_errors(name, None):
+        async with http.stream("GET", url, headers=dict(headers)) as response:
+            await raise_for_status(response, provider=name, model=None, what="model list")
+            body = await read_json(response, provider=name, model=None, what="model list")
+    data = body.get("data") if isinstance(body, Mapping) else None
+    if not isinstance(data, list):
+        raise errors.ProtocolError(
+            f"model list has no 'data' list: {str(body)[:200]!r}", provider=name
+        )
+    ids = [
+        item["id"] for item in data if isinstance(item, Mapping) and isinstance(item.get("id"), str)
+    ]
+    return list(dict.fromkeys(ids))[:_MAX_MODELS]
+
+
+class OpenAICompatible(Provider):
+    """A server that speaks OpenAI's chat-completions API (vLLM, llama.cpp, Ollama, …).
+
+    Use it through configuration (``kind = "openai"``; see ``from_config``) or subclass it
+    with ``name``, ``label`` and ``endpoints``. With no ``models`` declared, the catalogue
+    is open and ``list_models()`` asks ``GET {base}/models`` (cached for five minutes);
+    with no ``default_model``, the first listed model is used.
+    """
+
+    name: ClassVar[str] = "openai"
+    label: ClassVar[str] = "OpenAI-compatible server"
+    docs_url: ClassVar[str] = "https://platform.openai.com/docs/api-reference/chat"
+    endpoints: ClassVar[Mapping[str, str]] = MappingProxyType(
+        {"base_url": "http://127.0.0.1:8000/v1"}
+    )
+    auth: ClassVar[Auth] = Auth(AuthMode.OPTIONAL, None)
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {Capability.CHAT, Capability.STREAM, Capability.SYSTEM_PROMPT, Capability.HISTORY}
+    )
+    parameters: ClassVar[frozenset[str]] = PARAMETERS
+    options: ClassVar[Mapping[str, Option]] = MappingProxyType(
+        {"extra_body": Option(dict, "extra JSON fields merged into the request body")}
+    )
+    default_model: ClassVar[str] = ""
+    open_catalogue: ClassVar[bool] = True
+    config_api_key: ClassVar[str | None] = None
+    """A key given in the configuration table (used when the client passes none)."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        endpoints: Mapping[str, str] | None = None,
+        api_key: str | None = None,
+    ) -> None:
+        super().__init__(http, endpoints=endpoints, api_key=api_key or self.config_api_key)
+        self._listed: tuple[float, list[str]] | None = None
+
+    async def list_models(self) -> Sequence[str]:
+        """The declared ``models``, else ``GET {base}/models`` (cached for five minutes)."""
+        if self.models:
+            return self.models
+        now = time.monotonic()
+        if self._listed is not None and now - self._listed[0] < _MODELS_TTL:
+            return self._listed[1]
+        ids = await list_openai_models(
+            self._http, f"{self.base_url}/models", self._auth_headers(), provider=self.name
+        )
+        self._listed = (now, ids)
+        return ids
+
+    async def _model_for(self, request: ChatRequest) -> str:
+        if request.model:
+            return request.model
+        if self.default_model:
+            return self.default_model
+        listed = await self.list_models()
+        if not listed:
+            raise errors.ConfigError(f"{self.name}: no model given and the server lists none")
+        return listed[0]
+
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[Event, None]:
+        """Stream the chat completion of ``request`` (see ``_openai_stream``)."""
+        model = await self._model_for(request)
+        payload = chat_payload(request, model)
+        extra = request.options.get("extra_body")
+        if isinstance(extra, Mapping):  # may replace stream_options, never the streaming
+            payload.update(extra)
+            payload.update(stream=True, model=model)
+        source = stream_chat(
+            self._http,
+            f"{self.base_url}/chat/completions",
+            payload,
+            headers=self._auth_headers(),
+            provider=self.name,
+            model=model,
+        )
+        with translate_errors(self.name, model):
+            async with aclosing(source):
+                async for event in source:
+                    yield event
+
+    @classmethod
+    def from_config(cls, name: str, table: Mapping[str, Any]) -> type[Provider]:
+        """Build a provider class from a ``kind = "openai"`` configuration table.
+
+        Args:
+            name: the provider's registry name (``[providers.NAME]``): lower-case letters,
+                digits, ``_`` and ``-``.
+            table: ``{"kind": "openai", "base_url": "http(s)://…", "api_key"?: str,
+                "models"?: [str, ...], "default_model"?: str, "label"?: str,
+                "aliases"?: {alias: model}, "docs_url"?: str}``.
+
+        Returns:
+            A subclass of ``OpenAICompatible`` with those attributes.
+
+        Raises:
+            llmrelay.errors.ConfigError: an unknown key (named), a missing or non-http(s)
+                ``base_url``, or a value of the wrong type.
+        """
+        where = f"[providers.{name}]"
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise errors.ConfigError(
+                f"{where}: a provider name is lower-case letters, digits, '_' and '-'"
+            )
+        unknown = sorted(set(table) - CONFIG_KEYS)
+        if unknown:
+            raise errors.ConfigError(
+                f"{where}: unknown key {unknown[0]!r} (allowed: {', '.join(sorted(CONFIG_KEYS))})"
+            )
+        if table.get("kind", "openai") != "openai":
+            raise errors.ConfigError(f"{where}: kind must be 'openai', got {table['kind']!r}")
+        base_url = _http_url(table.get("base_url"), where)
+        models = _strings(table.get("models", []), f"{where} models")
+        default_model = _string(
+            table.get("default_model", models[0] if models else ""), f"{where} default_model"
+        )
+        aliases_value = table.get("aliases", {})
+        if not isinstance(aliases_value, Mapping):
+            raise errors.ConfigError(f"{where} aliases: expected a table of alias = model")
+        aliases = {
+            _string(k, f"{where} aliases"): _string(v, f"{where} aliases.{k}")
+            for k, v in aliases_value.items()
+        }
+        if models:
+            missing = [alias for alias, target in aliases.items() if target not in models]
+            if missing:
+                raise errors.ConfigError(
+                    f"{where} aliases: {missing[0]!r} names a model not in 'models'"
+                )
+        api_key = table.get("api_key")
+        if api_key is not None:
+            api_key = _string(api_key, f"{where} api_key")
+        attributes: dict[str, Any] = {
+            "name": name,
+            "label": _string(table.get("label", f"{name} (OpenAI-compatible)"), f"{where} label"),
+            "docs_url": _string(table.get("docs_url", base_url), f"{where} docs_url"),
+            "endpoints": MappingProxyType({"base_url": base_url}),
+            "models": tuple(models),
+            "default_model": default_model,
+            "aliases": MappingProxyType(aliases),
+            "open_catalogue": not models,
+            "config_api_key": api_key or None,
+            "__module__": cls.__module__,
+            "__doc__": f"OpenAI-compatible provider {name!r} at {base_url} (from configuration).",
+        }
+        class_name = "OpenAICompatible_" + re.sub(r"\W", "_", name)
+        return type(class_name, (cls,), attributes)
+
+
+def _http_url(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise errors.ConfigError(f"{where}: base_url is required (an http:// or https:// URL)")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise errors.ConfigError(f"{where}: base_url must be an http(s) URL, got {value!r}")
+    return value.rstrip("/")
+
+
+def _string(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise errors.ConfigError(f"{where}: expected a string, got {type(value).__name__}")
+    return value
+
+
+def _strings(value: Any, where: str) -> list[str]:
+    if not isinstance(value, (list, tuple)):
+        raise errors.ConfigError(f"{where}: expected a list of model ids")
+    return [_string(item, where) for item in value]

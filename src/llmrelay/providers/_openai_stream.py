@@ -1,0 +1,296 @@
+"""OpenAI chat-completions streaming, reusable by any provider that speaks it.
+
+Wire protocol (https://platform.openai.com/docs/api-reference/chat/streaming; Hugging
+Face TGI's ``router/src/server.rs`` ``chat_completions`` and vLLM's OpenAI server speak
+the same)::
+
+    POST {base}/chat/completions
+         {"model", "messages", "stream": true, "stream_options": {"include_usage": true},
+          "temperature"?, "max_tokens"?, "top_p"?, "stop"?, "seed"?}
+    200 text/event-stream
+         data: {"object": "chat.completion.chunk", "choices": [{"index": 0,
+                "delta": {"role"?, "content"?, "reasoning_content"? | "reasoning"?},
+                "finish_reason": null | "stop" | "length" | ...}], "usage"?: {...}}
+         ...
+         data: {"choices": [], "usage": {"prompt_tokens", "completion_tokens", "total_tokens"}}
+         data: [DONE]
+
+Variants accepted: ``data:`` with or without the space; TGI 2024-03 chunks with
+``object: "text_completion"``, a 1-based choice ``index``, ``finish_reason: "eos_token"``
+whose delta is the end token's text (not shown) and no ``[DONE]``; ``usage: null`` on
+every chunk; comment lines. An error inside a 200 stream (``{"error": {"message",
+"type", "param", "code"}}`` or TGI's ``{"error": str, "error_type": str}``) raises the
+matching ``llmrelay.errors`` type; a stream that ends with neither ``[DONE]`` nor a
+``finish_reason`` is a ``ProtocolError``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from typing import Any
+
+import anyio
+import httpx
+
+from .. import errors
+from .._http import aiter_sse, loads, raise_for_status
+from ..types import ChatRequest, Event, FinishReason, Reasoning, Usage
+
+__all__ = ["ChunkParser", "chat_payload", "error_from_payload", "stream_chat"]
+
+_FINISH = {
+    "stop": "stop",
+    "eos_token": "stop",
+    "stop_sequence": "stop",
+    "end_turn": "stop",
+    "length": "length",
+    "max_tokens": "length",
+    "content_filter": "content_filter",
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",
+}
+_END_TOKENS = frozenset({"</s>", "<|endoftext|>", "<|im_end|>", "<|eot_id|>", "<eos>"})
+
+# OpenAI error ``type``/``code`` and TGI ``error_type`` -> error class.
+_ERROR_TYPES: Mapping[str, type[errors.ProviderError]] = {
+    "invalid_request_error": errors.InvalidRequestError,
+    "validation": errors.InvalidRequestError,
+    "template_error": errors.InvalidRequestError,
+    "missing_template_variable": errors.InvalidRequestError,
+    "tool_error": errors.InvalidRequestError,
+    "context_length_exceeded": errors.InvalidRequestError,
+    "BadRequestError": errors.InvalidRequestError,
+    "authentication_error": errors.AuthenticationError,
+    "invalid_api_key": errors.AuthenticationError,
+    "permission_error": errors.AuthenticationError,
+    "rate_limit_exceeded": errors.RateLimitError,
+    "rate_limit_error": errors.RateLimitError,
+    "insufficient_quota": errors.RateLimitError,
+    "model_not_found": errors.ModelNotFoundError,
+    "not_found_error": errors.ModelNotFoundError,
+    "NotFoundError": errors.ModelNotFoundError,
+    "overloaded": errors.ProviderUnavailable,
+    "overloaded_error": errors.ProviderUnavailable,
+    "server_error": errors.ProviderUnavailable,
+    "incomplete_generation": errors.ProviderUnavailable,
+    "incomplete_generation_stream": errors.ProviderUnavailable,
+    "stream_serialization_error": errors.ProtocolError,
+    "generation": errors.ProviderError,
+}
+
+
+def _class_for_code(code: int) -> type[errors.ProviderError]:
+    if code in (401, 403):
+        return errors.AuthenticationError
+    if code == 404:
+        return errors.ModelNotFoundError
+    if code == 429:
+        return errors.RateLimitError
+    if code >= 500:
+        return errors.ProviderUnavailable
+    if 400 <= code < 500:
+        return errors.InvalidRequestError
+    return errors.ProviderError
+
+
+def error_from_payload(
+    payload: Mapping[str, Any], *, provider: str, model: str | None, status_code: int | None = None
+) -> errors.ProviderError:
+    """The typed error for an in-band error object.
+
+    Shapes: OpenAI ``{"error": {"message", "type", "param", "code"}}``, TGI
+    ``{"error": str, "error_type": str}``, and ``{"error": str | [str, ...]}``.
+    """
+    error = payload.get("error")
+    kinds: list[Any] = [payload.get("error_type")]
+    if isinstance(error, Mapping):
+        message = error.get("message")
+        kinds += [error.get("code"), error.get("type")]
+        if isinstance(error.get("param"), str) and error["param"]:
+            message = f"{message} (param: {error['param']})"
+    elif isinstance(error, list):
+        message = "; ".join(str(item) for item in error)
+    else:
+        message = error
+    cls: type[errors.ProviderError] = errors.ProviderError
+    for kind in kinds:
+        if isinstance(kind, str) and kind in _ERROR_TYPES:
+            cls = _ERROR_TYPES[kind]
+            break
+        if isinstance(kind, int) and not isinstance(kind, bool):
+            cls = _class_for_code(kind)
+            break
+    kind_text = next((k for k in kinds if isinstance(k, str) and k), None)
+    text = f"{message or 'error'}" + (f" [{kind_text}]" if kind_text else "")
+    return cls(
+        f"the stream reported an error: {text}",
+        provider=provider,
+        model=model,
+        status_code=status_code,
+        body=str(dict(payload))[:2000],
+    )
+
+
+def chat_payload(request: ChatRequest, model: str) -> dict[str, Any]:
+    """The ``/chat/completions`` request body for ``request`` (streaming, with usage)."""
+    messages: list[dict[str, Any]] = []
+    for message in request.messages:
+        content: Any = message.content
+        if message.images:
+            content = [{"type": "text", "text": message.content}] + [
+                {"type": "image_url", "image_url": {"url": url}} for url in message.images
+            ]
+        messages.append({"role": message.role, "content": content})
+    body: dict[str, Any] = {
+        "model": model,
+        "messages": messages,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    optional = {
+        "temperature": request.temperature,
+        "max_tokens": request.max_tokens,
+        "top_p": request.top_p,
+        "stop": list(request.stop) or None,
+        "seed": request.seed,
+    }
+    body.update({key: value for key, value in optional.items() if value is not None})
+    return body
+
+
+def _usage(value: Any) -> Usage | None:
+    if not isinstance(value, Mapping):
+        return None
+
+    def count(key: str) -> int | None:
+        item = value.get(key)
+        return item if isinstance(item, int) and not isinstance(item, bool) else None
+
+    return Usage(count("prompt_tokens"), count("completion_tokens"), count("total_tokens"))
+
+
+class ChunkParser:
+    """Turns the ``data`` of each SSE event into events; holds the finish until the end.
+
+    ``feed(data)`` returns the events of one chunk (text, ``Reasoning``, ``Usage``);
+    ``end()`` returns the closing events (``FinishReason``) or raises ``ProtocolError``
+    when the stream ended with neither ``[DONE]`` nor a ``finish_reason``.
+    """
+
+    def __init__(self, provider: str, model: str | None) -> None:
+        self.provider = provider
+        self.model = model
+        self.done = False
+        self.finish: str | None = None
+
+    def feed(self, data: str) -> list[Event]:
+        """Events of one SSE ``data`` value.
+
+        Raises:
+            llmrelay.errors.ProviderError: an in-band error (typed by its ``type``/``code``).
+            llmrelay.errors.ProtocolError: a malformed chunk.
+        """
+        if self.done or not data.strip():
+            return []
+        if data.strip() == "[DONE]":
+            self.done = True
+            return []
+        chunk = loads(data, provider=self.provider, model=self.model, what="stream chunk")
+        if not isinstance(chunk, Mapping):
+            raise self._protocol(f"stream chunk is not an object: {data[:200]!r}")
+        if "error" in chunk and chunk["error"] is not None:
+            raise error_from_payload(chunk, provider=self.provider, model=self.model)
+        out: list[Event] = []
+        choices = chunk.get("choices")
+        if choices is not None and not isinstance(choices, list):
+            raise self._protocol(f"'choices' is not a list: {data[:200]!r}")
+        if choices:
+            choice = choices[0]
+            if not isinstance(choice, Mapping):
+                raise self._protocol(f"a choice is not an object: {data[:200]!r}")
+            out += self._choice(choice)
+        usage = _usage(chunk.get("usage"))
+        if usage is not None:
+            out.append(usage)
+        return out
+
+    def _choice(self, choice: Mapping[str, Any]) -> list[Event]:
+        delta = choice.get("delta")
+        if delta is None:
+            delta = {}
+        if not isinstance(delta, Mapping):
+            raise self._protocol(f"'delta' is not an object: {str(delta)[:200]!r}")
+        out: list[Event] = []
+        reason = choice.get("finish_reason")
+        for key in ("reasoning_content", "reasoning"):
+            thought = delta.get(key)
+            if isinstance(thought, str) and thought:
+                out.append(Reasoning(thought))
+                break
+        content = delta.get("content")
+        if content is not None and not isinstance(content, str):
+            raise self._protocol(f"'content' is not a string: {str(content)[:200]!r}")
+        if content and not (reason == "eos_token" and content in _END_TOKENS):
+            out.append(content)
+        if reason is not None:
+            if not isinstance(reason, str):
+                raise self._protocol(f"bad finish_reason {reason!r:.100}")
+            self.finish = _FINISH.get(reason, reason)
+        return out
+
+    def end(self) -> list[Event]:
+        """The closing events once the stream is over.
+
+        Raises:
+            llmrelay.errors.ProtocolError: no ``[DONE]`` and no ``finish_reason`` came.
+        """
+        if self.finish is not None:
+            return [FinishReason(self.finish)]
+        if self.done:
+            return [FinishReason("stop")]
+        raise self._protocol("the stream ended without [DONE] or a finish_reason")
+
+    def _protocol(self, message: str) -> errors.ProtocolError:
+        return errors.ProtocolError(message, provider=self.provider, model=self.model)
+
+
+async def stream_chat(
+    http: httpx.AsyncClient,
+    url: str,
+    payload: Mapping[str, Any],
+    *,
+    headers: Mapping[str, str],
+    provider: str,
+    model: str | None,
+) -> AsyncGenerator[Event, None]:
+    """POST ``payload`` to a ``/chat/completions`` URL and yield the answer's events.
+
+    Yields text, ``Reasoning`` and ``Usage`` events and exactly one ``FinishReason``
+    last. HTTP errors are mapped by ``llmrelay._http.raise_for_status`` (the OpenAI error
+    JSON's ``message`` is quoted); transport errors are left to the caller's
+    ``translate_errors``.
+    """
+    parser = ChunkParser(provider, model)
+    async with http.stream(
+        "POST",
+        url,
+        json=dict(payload),
+        headers={"accept": "text/event-stream", **headers},
+    ) as response:
+        await raise_for_status(response, provider=provider, model=model, what="chat completion")
+        messages = aiter_sse(response, provider=provider, model=model)
+        async for sse in messages:
+            for event in parser.feed(sse.data):
+                yield event
+            if parser.done:
+                await _drain(messages)
+                break
+    for event in parser.end():
+        yield event
+
+
+async def _drain(messages: AsyncIterator[Any], wait: float = 0.5) -> None:
+    """Read what follows ``[DONE]`` so the connection can be reused (``wait`` seconds at most)."""
+    with anyio.move_on_after(wait):
+        async for _ in messages:
+            pass

@@ -1,0 +1,359 @@
+"""Hugging Face Inference API (text generation and text-to-image) and its OpenAI router.
+
+Protocols and their public sources:
+
+* **Model metadata** ``GET {hub_url}/api/models/{id}`` (``_hf_hub``): ``pipeline_tag``,
+  ``config.model_type`` and ``config.tokenizer_config.eos_token`` choose the chat
+  template (``llmrelay._templates``); cached per provider, bounded, with expiry; 404 ->
+  ``ModelNotFoundError``; a 307 for a renamed repository is followed on the same host.
+  Source: huggingface_hub ``src/huggingface_hub/hf_api.py`` (``model_info``).
+* **Text generation** ``POST {base_url}/models/{model}`` with ``{"inputs", "parameters",
+  "stream": true}`` answered by TGI Server-Sent Events (``_tgi``), or a JSON
+  ``[{"generated_text"}]`` when ``stream`` is off (option ``stream=False``) or the model
+  does not stream. Sources: text-generation-inference ``router/src/lib.rs`` and
+  ``router/src/server.rs`` (https://github.com/huggingface/text-generation-inference),
+  huggingface_hub ``src/huggingface_hub/inference/_client.py`` (``text_generation``) and
+  ``src/huggingface_hub/inference/_common.py``,
+  https://huggingface.co/docs/api-inference/tasks/text-generation.
+* **Loading models**: 503 ``{"error": "... is currently loading", "estimated_time"}`` is
+  waited for (asking again with ``x-wait-for-model: 1``) while the estimate fits the
+  request's deadline; then ``ProviderUnavailable`` quoting the estimate.
+* **Text-to-image**: the same route answers raw image bytes (``content-type:
+  image/jpeg`` or ``image/png``); https://huggingface.co/docs/api-inference/tasks/text-to-image.
+* **Router** (``api="router"`` per call, or the models in ``ROUTER_MODELS``):
+  ``POST {router_url}/chat/completions``, OpenAI chat-completions streaming
+  (``_openai_stream``), https://huggingface.co/docs/inference-providers/index.
+* **Model list**: the built-in models plus trending ones from ``GET {hub_url}/api/models``
+  (``trendingScore`` >= 10 for text, >= 20 for images), fetched concurrently with a
+  timeout and cached; never at import.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from contextlib import aclosing, asynccontextmanager
+from types import MappingProxyType
+from typing import Any, ClassVar
+from urllib.parse import quote
+
+import anyio
+import httpx
+
+from .. import errors
+from .._http import _retry_after, aiter_sse, loads, read_bounded, translate_errors
+from .._prompts import last_user_message
+from .._templates import choose_template, fit, render
+from ..types import ChatRequest, Event, FinishReason, ImageRequest, ImageResult
+from ._base import PARAMETERS, Auth, AuthMode, Capability, Option, Provider
+from ._hf_hub import Hub, ModelInfo
+from ._images import image_parameters, sniff_image
+from ._openai_stream import chat_payload, stream_chat
+from ._tgi import (
+    TokenStream,
+    error_from_response,
+    generation_parameters,
+    loading_error,
+    loading_estimate,
+    parse_generated,
+    wait_for_model,
+)
+
+__all__ = ["ROUTER_MODELS", "HuggingFace"]
+
+log = logging.getLogger(__name__)
+
+TEXT_MODELS: tuple[str, ...] = (
+    "Qwen/Qwen2-72B-Instruct",
+    "Qwen/Qwen2.5-72B-Instruct",
+    "mistralai/Mistral-7B-Instruct-v0.3",
+    "mistralai/Mixtral-8x7B-Instruct-v0.1",
+    "meta-llama/Meta-Llama-3-8B-Instruct",
+    "meta-llama/Llama-3.3-70B-Instruct",
+    "HuggingFaceH4/zephyr-7b-beta",
+    "deepseek-ai/DeepSeek-R1-Distill-Qwen-32B",
+    "deepseek-ai/DeepSeek-R1",
+)
+IMAGE_MODELS: tuple[str, ...] = (
+    "black-forest-labs/FLUX.1-schnell",
+    "stabilityai/stable-diffusion-xl-base-1.0",
+)
+ROUTER_MODELS: frozenset[str] = frozenset({"deepseek-ai/DeepSeek-R1"})
+"""Models sent to the OpenAI-compatible router unless a call says ``api="inference"``."""
+
+_LIST_TIMEOUT = 10.0
+_LIST_TTL = 600.0
+_MAX_PROMPT_CHARS = 24_000
+_MAX_IMAGE = 32 * 1024 * 1024
+
+
+class HuggingFace(Provider):
+    """Chat and images through the Hugging Face Inference API (any hub model id).
+
+    The token (``HF_TOKEN``) is optional: anonymous calls are rate-limited. Options:
+    ``top_k``, ``repetition_penalty``, ``api`` (``"inference"`` or ``"router"``),
+    ``stream`` (``False`` asks for one JSON answer), ``max_prompt_chars`` (older turns
+    are dropped beyond it), ``guidance_scale`` and ``num_inference_steps`` (images).
+    """
+
+    name: ClassVar[str] = "huggingface"
+    label: ClassVar[str] = "Hugging Face Inference API"
+    docs_url: ClassVar[str] = "https://huggingface.co/docs/api-inference/index"
+    endpoints: ClassVar[Mapping[str, str]] = MappingProxyType(
+        {
+            "base_url": "https://api-inference.huggingface.co",
+            "hub_url": "https://huggingface.co",
+            "router_url": "https://router.huggingface.co/v1",
+        }
+    )
+    auth: ClassVar[Auth] = Auth(AuthMode.OPTIONAL, "HF_TOKEN")
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {
+            Capability.CHAT,
+            Capability.STREAM,
+            Capability.SYSTEM_PROMPT,
+            Capability.HISTORY,
+            Capability.IMAGES,
+        }
+    )
+    parameters: ClassVar[frozenset[str]] = PARAMETERS
+    options: ClassVar[Mapping[str, Option]] = MappingProxyType(
+        {
+            "top_k": Option(int, "sample from the k most likely tokens"),
+            "repetition_penalty": Option(float, "penalty for repeated tokens (1.0 = none)"),
+            "api": Option(str, "'inference' (text generation) or 'router' (OpenAI-compatible)"),
+            "stream": Option(bool, "False: ask for the whole answer at once"),
+            "max_prompt_chars": Option(int, "drop the oldest turns beyond this prompt size"),
+            "guidance_scale": Option(float, "images: how closely to follow the prompt"),
+            "num_inference_steps": Option(int, "images: denoising steps"),
+        }
+    )
+    default_model: ClassVar[str] = "Qwen/Qwen2-72B-Instruct"
+    models: ClassVar[tuple[str, ...]] = TEXT_MODELS + IMAGE_MODELS
+    aliases: ClassVar[Mapping[str, str]] = MappingProxyType(
+        {
+            "qwen-2-72b": "Qwen/Qwen2-72B-Instruct",
+            "qwen-2.5-72b": "Qwen/Qwen2.5-72B-Instruct",
+            "mistral-7b": "mistralai/Mistral-7B-Instruct-v0.3",
+            "mixtral-8x7b": "mistralai/Mixtral-8x7B-Instruct-v0.1",
+            "llama-3-8b": "meta-llama/Meta-Llama-3-8B-Instruct",
+            "llama-3.3-70b": "meta-llama/Llama-3.3-70B-Instruct",
+            "zephyr-7b": "HuggingFaceH4/zephyr-7b-beta",
+            "deepseek-r1-qwen-32b": "deepseek-ai/DeepSeek-R1-Distill-Qwen-32B",
+            "deepseek-r1": "deepseek-ai/DeepSeek-R1",
+            "flux-schnell": "black-forest-labs/FLUX.1-schnell",
+            "sdxl": "stabilityai/stable-diffusion-xl-base-1.0",
+        }
+    )
+    open_catalogue: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        endpoints: Mapping[str, str] | None = None,
+        api_key: str | None = None,
+    ) -> None:
+        super().__init__(http, endpoints=endpoints, api_key=api_key)
+        self._hub = Hub(http, self.urls["hub_url"], self._auth_headers(), self.name)
+        self._listed: tuple[float, tuple[str, ...]] | None = None
+
+    # -- chat ------------------------------------------------------------------------
+
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[Event, None]:
+        """Stream the answer to ``request`` (see the module docstring)."""
+        model = request.model or self.default_model
+        api = request.options.get("api") or ("router" if model in ROUTER_MODELS else "inference")
+        if api not in ("inference", "router"):
+            raise errors.ConfigError(f"{self.name}: option api must be 'inference' or 'router'")
+        with translate_errors(self.name, model):
+            if api == "router":
+                source = stream_chat(
+                    self._http,
+                    f"{self.urls['router_url']}/chat/completions",
+                    chat_payload(request, model),
+                    headers=self._auth_headers(),
+                    provider=self.name,
+                    model=model,
+                )
+                async with aclosing(source):
+                    async for event in source:
+                        yield event
+                return
+            info = await self._hub.model_info(model)
+            if info.pipeline_tag == "text-to-image":
+                prompt = _prompt_text(request)
+                yield await self._image(
+                    ImageRequest(prompt, model, seed=request.seed, deadline=request.deadline),
+                    info.id,
+                )
+                yield FinishReason("stop")
+                return
+            generated = self._generate(request, info)
+            async with aclosing(generated):
+                async for event in generated:
+                    yield event
+
+    def _prompt(self, request: ChatRequest, info: ModelInfo) -> str:
+        template, end = choose_template(info.model_type, info.eos_token, info.author)
+        limit = request.options.get("max_prompt_chars") or _MAX_PROMPT_CHARS
+        try:
+            return fit(request.messages, lambda ms: render(template, ms, end), int(limit))
+        except ValueError as exc:
+            raise errors.ConfigError(f"{self.name}: {exc}") from None
+
+    async def _generate(self, request: ChatRequest, info: ModelInfo) -> AsyncGenerator[Event, None]:
+        model = info.id
+        streaming = request.options.get("stream", True) is not False
+        body = {
+            "inputs": self._prompt(request, info),
+            "parameters": generation_parameters(request),
+            "stream": streaming,
+        }
+        headers = {"accept": "text/event-stream, application/json"}
+        async with self._answer(
+            model, body, headers, request.deadline, "text generation"
+        ) as response:
+            content_type = response.headers.get("content-type", "")
+            if content_type.startswith("text/event-stream"):
+                parser = TokenStream(self.name, model, request.stop)
+                async for sse in aiter_sse(response, provider=self.name, model=model):
+                    for event in parser.feed(sse.data):
+                        yield event
+                yield parser.end()
+                return
+            raw = await read_bounded(response, provider=self.name, model=model)
+        payload = loads(raw, provider=self.name, model=model, what="answer")
+        text, reason = parse_generated(payload, provider=self.name, model=model)
+        if text:
+            yield text
+        yield FinishReason(reason)
+
+    @asynccontextmanager
+    async def _answer(
+        self,
+        model: str,
+        body: Mapping[str, Any],
+        headers: Mapping[str, str],
+        deadline: float | None,
+        what: str,
+    ) -> AsyncIterator[httpx.Response]:
+        """``POST {base}/models/{model}``; the successful (streamed) response.
+
+        A 503 "currently loading" is asked again (with ``x-wait-for-model``) while the
+        estimate fits ``deadline``; other HTTP errors are raised, typed.
+        """
+        url = f"{self.base_url}/models/{quote(model, safe='/')}"
+        sent = {**headers, **self._auth_headers()}
+        attempt = 0
+        while True:
+            async with self._http.stream("POST", url, json=dict(body), headers=sent) as response:
+                if response.status_code < 400:
+                    yield response
+                    return
+                raw = await _error_body(response, self.name, model)
+                estimate = loading_estimate(response.status_code, raw)
+                if estimate is None:
+                    raise self._http_error(response, raw, model, what)
+            if not await wait_for_model(estimate, deadline, attempt):
+                raise loading_error(estimate, provider=self.name, model=model, body=raw)
+            attempt += 1
+            sent["x-wait-for-model"] = "1"
+
+    def _http_error(
+        self, response: httpx.Response, raw: bytes, model: str, what: str
+    ) -> errors.ProviderError:
+        return error_from_response(
+            response.status_code,
+            raw,
+            provider=self.name,
+            model=model,
+            what=what,
+            retry_after=_retry_after(response.headers.get("retry-after")),
+        )
+
+    # -- images ----------------------------------------------------------------------
+
+    async def generate_image(self, request: ImageRequest) -> ImageResult:
+        """Generate one image with a text-to-image model (raw bytes -> ``ImageResult``).
+
+        Raises:
+            llmrelay.errors.InvalidRequestError: the model is not a text-to-image model.
+            llmrelay.errors.ProviderError: HTTP errors, mapped; a loading model that
+                does not fit the deadline -> ``ProviderUnavailable``.
+            llmrelay.errors.ProtocolError: the answer is not an image.
+        """
+        model = request.model or IMAGE_MODELS[0]
+        with translate_errors(self.name, model):
+            info = await self._hub.model_info(model)
+            if info.pipeline_tag not in (None, "text-to-image"):
+                raise errors.InvalidRequestError(
+                    f"{model} is a {info.pipeline_tag} model, not text-to-image",
+                    provider=self.name,
+                    model=model,
+                )
+            return await self._image(request, info.id)
+
+    async def _image(self, request: ImageRequest, model: str) -> ImageResult:
+        parameters, (width, height) = image_parameters(request)
+        body: dict[str, Any] = {"inputs": request.prompt}
+        if parameters:
+            body["parameters"] = parameters
+        headers = {"accept": "image/png, image/jpeg, image/webp, image/*"}
+        async with self._answer(
+            model, body, headers, request.deadline, "image generation"
+        ) as response:
+            data = await read_bounded(
+                response, provider=self.name, model=model, limit=_MAX_IMAGE, what="image"
+            )
+            declared = response.headers.get("content-type", "")
+        mime, size = sniff_image(data, declared, provider=self.name, model=model)
+        real_width, real_height = size or (width, height)
+        return ImageResult(data, mime, request.seed, real_width, real_height)
+
+    # -- models ----------------------------------------------------------------------
+
+    async def list_models(self) -> Sequence[str]:
+        """Built-in models plus the hub's trending ones (cached; built-ins on failure)."""
+        now = time.monotonic()
+        if self._listed is not None and now - self._listed[0] < _LIST_TTL:
+            return self._listed[1]
+        found: dict[str, list[str]] = {}
+
+        async def fetch(tag: str, score: float) -> None:
+            try:
+                found[tag] = await self._hub.trending(tag, score)
+            except errors.ProviderError as exc:
+                log.warning("%s: trending %s models unavailable: %s", self.name, tag, exc)
+
+        with anyio.move_on_after(_LIST_TIMEOUT):
+            async with anyio.create_task_group() as group:
+                group.start_soon(fetch, "text-generation", 10)
+                group.start_soon(fetch, "text-to-image", 20)
+        listed = tuple(
+            dict.fromkeys(
+                [
+                    *TEXT_MODELS,
+                    *found.get("text-generation", []),
+                    *IMAGE_MODELS,
+                    *found.get("text-to-image", []),
+                ]
+            )
+        )
+        if len(found) == 2:  # a partial or failed listing is asked again next time
+            self._listed = (now, listed)
+        return listed
+
+
+def _prompt_text(request: ChatRequest) -> str:
+    try:
+        return last_user_message(request.messages)
+    except ValueError:
+        raise errors.ConfigError("huggingface: the conversation has no user message") from None
+
+
+async def _error_body(response: httpx.Response, provider: str, model: str) -> bytes:
+    return await read_bounded(
+        response, provider=provider, model=model, limit=256 * 1024, what="error body"
+    )
