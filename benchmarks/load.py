@@ -75,6 +75,7 @@ class Round:
     errors: int = 0
     mixed: int = 0
     lost: int = 0
+    tokens: int = 0
     disconnected: int = 0
     in_flight: int = 0
     peak_in_flight: int = 0
@@ -179,6 +180,7 @@ async def one_client(
                         elif number != str(seen):
                             stats.lost += 1
                         seen += 1
+                        stats.tokens += 1
                 if disconnect and seen >= DISCONNECT_AFTER:
                     stats.disconnected += 1
                     return  # hang up: the server must cancel the upstream stream
@@ -281,6 +283,8 @@ class Report:
             "peak concurrent streams:  "
             f"client side {max(r.peak_in_flight for r in self.rounds)}, "
             f"server side {max(r.peak_server_open for r in self.rounds)}",
+            "  per round (client/server): "
+            + ", ".join(f"{r.peak_in_flight}/{r.peak_server_open}" for r in self.rounds),
             f"completed streams:        {sum(r.ok for r in self.rounds)}",
             f"errors:                   {sum(r.errors for r in self.rounds)}",
             f"mixed tokens:             {sum(r.mixed for r in self.rounds)}",
@@ -288,6 +292,9 @@ class Report:
             f"hang-ups / cancellations: {sum(r.disconnected for r in self.rounds)} "
             "(each seen by the fake as a cancelled upstream stream)",
             f"round seconds:            {', '.join(f'{r.seconds:.1f}' for r in self.rounds)}",
+            f"tokens delivered:         {sum(r.tokens for r in self.rounds)} "
+            f"({sum(r.tokens for r in self.rounds) / sum(r.seconds for r in self.rounds):.0f}"
+            " per second over all streams)",
             f"server RSS baseline:      {self.baseline_kib / 1024:.1f} MiB",
             f"memory per stream:        {per_stream:.1f} KiB "
             f"(round-1 peak {first.peak_rss_kib / 1024:.1f} MiB)",

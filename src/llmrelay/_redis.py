@@ -51,6 +51,9 @@ DEFAULT_PREFIX = "llmrelay:"
 _TIMEOUT_S = 2.0
 """Socket connect/read timeout: a stalled Redis costs a request at most this much."""
 
+RETRY_S = 1.0
+"""After a failed health read, seconds before the next read is tried."""
+
 log = logging.getLogger("llmrelay.redis")
 
 
@@ -145,6 +148,7 @@ class RedisHealth:
         self._until: dict[Target, float] = {}
         self._pending: set[asyncio.Task[None]] = set()
         self._refreshing: asyncio.Task[None] | None = None
+        self._retry_at = 0.0  # after a failed read, the next one waits until then
         self._warn = _Warner("provider health")
 
     def __repr__(self) -> str:
@@ -192,7 +196,13 @@ class RedisHealth:
             self._warn.ok()
 
     async def refresh(self) -> None:
-        """Merge the cool-downs recorded in Redis (concurrent callers share one read)."""
+        """Merge the cool-downs recorded in Redis (concurrent callers share one read).
+
+        After a failed read, reads pause for ``RETRY_S`` seconds (requests then go by what
+        this process knows), so a stalled Redis does not cost every request a timeout.
+        """
+        if time.monotonic() < self._retry_at:
+            return
         task = self._refreshing
         if task is None or task.done():
             task = self._refreshing = asyncio.get_running_loop().create_task(self._read())
@@ -206,6 +216,7 @@ class RedisHealth:
             )
         except _errors() as exc:
             self._warn.failed(exc)
+            self._retry_at = time.monotonic() + RETRY_S
             return
         self._warn.ok()
         mono = time.monotonic()

@@ -19,6 +19,8 @@ from llmrelay.log import ExchangeLog
 from tests.scaleout.workers import Worker, serve_worker
 
 CONFIG = '[aliases]\npair = ["flaky:m", "steady:m"]\n'
+# 7 chat requests per caller, counted across both workers (one window for the whole test)
+RATE = ("--rate-limit", "7", "--rate-window", "1000000000")
 
 
 def _chat(
@@ -65,8 +67,8 @@ def test_two_workers_share_conversations_health_and_the_log(
     env = {"LLMRELAY_REDIS_URL": redis_url, "LLMRELAY_DATABASE_URL": pg_url}
     shared = redis.Redis.from_url(redis_url)
     with (
-        serve_worker(tmp_path / "a", "a", config=CONFIG, env=env) as a,
-        serve_worker(tmp_path / "b", "b", config=CONFIG, env=env) as b,
+        serve_worker(tmp_path / "a", "a", config=CONFIG, env=env, args=RATE) as a,
+        serve_worker(tmp_path / "b", "b", config=CONFIG, env=env, args=RATE) as b,
         shared,
     ):
         # one conversation, turn 1 on worker A, turn 2 on worker B, turn 3 on A again
@@ -92,6 +94,15 @@ def test_two_workers_share_conversations_health_and_the_log(
             "steady answer"
         )
 
+        # the rate limit is shared: 5 requests so far, 2 more are allowed on either worker
+        with httpx.Client(timeout=30) as http:
+            body = {"model": "steady", "messages": [{"role": "user", "content": "z"}]}
+            statuses = [
+                http.post(w.url + "/v1/chat/completions", json=body).status_code for w in (a, b, a)
+            ]
+            print(f"rate limit 7 across both workers: requests 6-8 -> {statuses}")
+            assert statuses == [200, 200, 429]
+
     with ExchangeLog(pg_url) as log:
         rows = log.entries(limit=None)
     print("postgresql exchanges:")
@@ -105,6 +116,8 @@ def test_two_workers_share_conversations_health_and_the_log(
         ("more", "turn 3", "remembering"),
         ("x", "steady answer", "steady"),
         ("y", "steady answer", "steady"),
+        ("z", "steady answer", "steady"),
+        ("z", "steady answer", "steady"),
     ]
     # the turns of one conversation share a conversation id (a digest of its first message)
     assert len({r.conversation_id for r in rows[:3]}) == 1

@@ -55,6 +55,21 @@ def _read_key(api_key: str | None, api_key_file: Path | None) -> str | None:
     "--max-body-bytes", default=2 * 1024 * 1024, show_default=True, type=click.IntRange(1024)
 )
 @click.option("--max-messages", default=256, show_default=True, type=click.IntRange(1))
+@click.option(
+    "--rate-limit",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Chat requests allowed per caller and --rate-window (0: no limit); shared by "
+    "every worker when LLMRELAY_REDIS_URL is set.",
+)
+@click.option(
+    "--rate-window",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(0.001),
+    help="Seconds of the rate limit's window.",
+)
 @click.option("--log-prompts", is_flag=True, help="Also log request messages (off by default).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Config file.")
 @click.option("-m", "--model", help="Default model when a request names none.")
@@ -68,6 +83,8 @@ def serve(
     cors_origins: tuple[str, ...],
     max_body_bytes: int,
     max_messages: int,
+    rate_limit: int,
+    rate_window: float,
     log_prompts: bool,
     config_path: str | None,
     model: str | None,
@@ -108,6 +125,8 @@ def serve(
         cors_origins=cors_origins,
         max_body_bytes=max_body_bytes,
         max_messages=max_messages,
+        rate_limit=rate_limit,
+        rate_window=rate_window,
         log_prompts=log_prompts,
         client_kwargs=client_kwargs,
     )
