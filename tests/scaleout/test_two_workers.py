@@ -19,8 +19,8 @@ from llmrelay.log import ExchangeLog
 from tests.scaleout.workers import Worker, serve_worker
 
 CONFIG = '[aliases]\npair = ["flaky:m", "steady:m"]\n'
-# 7 chat requests per caller, counted across both workers (one window for the whole test)
-RATE = ("--rate-limit", "7", "--rate-window", "1000000000")
+# 8 chat requests per caller, counted across both workers (one window for the whole test)
+RATE = ("--rate-limit", "8", "--rate-window", "1000000000")
 
 
 def _chat(
@@ -94,13 +94,18 @@ def test_two_workers_share_conversations_health_and_the_log(
             "steady answer"
         )
 
-        # the rate limit is shared: 5 requests so far, 2 more are allowed on either worker
         with httpx.Client(timeout=30) as http:
+            # a failed exchange is logged too
+            body = {"model": "flaky", "messages": [{"role": "user", "content": "boom"}]}
+            failed = http.post(b.url + "/v1/chat/completions", json=body)
+            print(f"<-- worker B: {failed.status_code} {failed.json()['error']['message']!r}")
+            assert failed.status_code == 503
+            # the rate limit is shared: 6 requests so far, 2 more are allowed on either worker
             body = {"model": "steady", "messages": [{"role": "user", "content": "z"}]}
             statuses = [
                 http.post(w.url + "/v1/chat/completions", json=body).status_code for w in (a, b, a)
             ]
-            print(f"rate limit 7 across both workers: requests 6-8 -> {statuses}")
+            print(f"rate limit 8 across both workers: requests 7-9 -> {statuses}")
             assert statuses == [200, 200, 429]
 
     with ExchangeLog(pg_url) as log:
@@ -116,6 +121,7 @@ def test_two_workers_share_conversations_health_and_the_log(
         ("more", "turn 3", "remembering"),
         ("x", "steady answer", "steady"),
         ("y", "steady answer", "steady"),
+        ("boom", "", "flaky"),
         ("z", "steady answer", "steady"),
         ("z", "steady answer", "steady"),
     ]
@@ -126,4 +132,8 @@ def test_two_workers_share_conversations_health_and_the_log(
         ("steady", "ok"),
     ]
     assert [(x["provider"], x["outcome"]) for x in rows[4].attempts] == [("steady", "ok")]
-    assert all(r.error is None for r in rows)
+    assert (rows[5].error_type, rows[5].error) == (
+        "ProviderUnavailable",
+        "flaky (m): flaky is down",
+    )
+    assert all(r.error is None for r in rows[:5] + rows[6:])
