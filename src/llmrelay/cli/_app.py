@@ -6,6 +6,7 @@ import click
 
 from ._chat import chat
 from ._common import prepare_streams, verbose_option
+from ._image import image
 from ._keyscmd import keys
 from ._listing import models, providers
 from ._logs import logs
@@ -29,3 +30,4 @@ cli.add_command(logs)
 cli.add_command(keys)
 cli.add_command(providers)
 cli.add_command(models)
+cli.add_command(image)
