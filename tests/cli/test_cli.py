@@ -75,7 +75,7 @@ def test_interrupted_stream_keeps_the_text_and_exits_1(space: Space) -> None:
         (["chat", "-m", "nosuch:model", "hi"], "unknown provider 'nosuch'"),
         (
             ["chat", "-m", "hf_spaces:gpt-9", "hi"],
-            "valid models: Qwen/Qwen2-72B-Instruct, qwen-2-72b",
+            "valid models: Qwen/Qwen2-72B-Instruct, qwen-2-72b, qwen-qwen2-72b-instruct",
         ),
         (["chat", "--temperature", "-1", "hi"], "--temperature"),
         (["chat", "  "], "the prompt is empty"),
@@ -111,10 +111,15 @@ def test_providers_lists_auth_and_key_status(monkeypatch: pytest.MonkeyPatch) ->
 def test_models_lists_aliases() -> None:
     code, out, _ = run("models", "hf_spaces", "--json")
     assert code == 0
-    (row,) = [r for r in json.loads(out) if r["default"]]
-    assert row["provider"] == "hf_spaces"
-    assert row["reference"] == f"hf_spaces:{row['model']}"
-    assert "qwen-2-72b" in row["aliases"]
+    assert json.loads(out) == [
+        {
+            "provider": "hf_spaces",
+            "model": "Qwen/Qwen2-72B-Instruct",
+            "aliases": ["qwen-2-72b", "qwen-qwen2-72b-instruct"],
+            "default": True,
+            "reference": "hf_spaces:Qwen/Qwen2-72B-Instruct",
+        }
+    ]
     code, _, err = run("models", "nosuch")
     assert code == 2
     assert "unknown provider 'nosuch'" in err
