@@ -330,3 +330,12 @@ def test_base_url_without_scheme_in_the_config_file_names_file_and_key(
     assert out == ""
     assert f"{config} [providers.hf_spaces] base_url" in err
     assert fake.joins == []
+
+
+def test_a_decoding_error_is_one_line(space: Space) -> None:
+    code, _, err = run("chat", stdin=b"\xff")
+    assert code == 2
+    assert err == (
+        "llmrelay: error: standard input is not valid utf-8: byte 0xff at offset 0; "
+        "give its encoding with --encoding (e.g. --encoding latin-1)\n"
+    )
