@@ -54,7 +54,7 @@ def test_three_turns_with_continue_send_the_history_and_log_each_turn(
     assert [r["model_requested"] for r in rows] == ["qwen-2-72b"] * 3
     for row in rows:
         assert row["answer"] == ANSWER
-        assert (row["provider"], row["model"]) == ("hf_spaces", "qwen-qwen2-72b-instruct")
+        assert (row["provider"], row["model"]) == ("hf_spaces", "Qwen/Qwen2-72B-Instruct")
         assert row["finish_reason"] == "stop"
         assert row["error"] is None
         assert isinstance(row["first_token_ms"], int)
@@ -137,6 +137,6 @@ def test_logs_lists_searches_and_filters(space: Space, home: Path) -> None:
     assert [e["prompt"] for e in json.loads(out)] == ["tell me about walruses", "and their tusks?"]
     code, out, _ = run("logs", "-n", "1")
     assert "## Prompt\n\nand their tusks?" in out
-    assert "hf_spaces:qwen-qwen2-72b-instruct" in out
+    assert "hf_spaces:Qwen/Qwen2-72B-Instruct" in out
     code, out, _ = run("logs", "path")
     assert out.strip() == str(home / "logs.db")

@@ -287,7 +287,7 @@ def test_events_failure_ends_with_one_error_object(space: Space) -> None:
     (event,) = [json.loads(line) for line in out.splitlines()]
     assert event["type"] == "error"
     assert event["error"] == "ProviderUnavailable"
-    assert (event["provider"], event["model"]) == ("hf_spaces", "qwen-qwen2-72b-instruct")
+    assert (event["provider"], event["model"]) == ("hf_spaces", "Qwen/Qwen2-72B-Instruct")
     assert "503" in event["message"]
 
 
@@ -297,7 +297,10 @@ def test_events_failure_ends_with_one_error_object(space: Space) -> None:
 def test_tables_are_tab_separated_rows_when_not_a_terminal() -> None:
     code, out, _ = run("models")
     assert code == 0
-    assert "hf_spaces:qwen-qwen2-72b-instruct\tqwen-2-72b\t*\n" in out
+    assert any(
+        line.startswith("hf_spaces:Qwen/Qwen2-72B-Instruct\t") and "qwen-2-72b" in line
+        for line in out.splitlines()
+    )
     assert all(line.count("\t") == 2 for line in out.splitlines())
     code, out, _ = run("providers")
     rows = [line.split("\t") for line in out.splitlines()]
@@ -309,9 +312,9 @@ def test_tables_are_tab_separated_rows_when_not_a_terminal() -> None:
 def test_models_aliases_shows_the_resolved_chains() -> None:
     code, out, _ = run("models", "--aliases")
     assert code == 0
-    assert "qwen-2-72b\thf_spaces:qwen-qwen2-72b-instruct\n" in out
+    assert "qwen-2-72b\thf_spaces:Qwen/Qwen2-72B-Instruct -> " in out  # the whole chain
     code, out, _ = run("models", "--aliases", "--json")
-    assert json.loads(out)["qwen-2-72b"][0] == "hf_spaces:qwen-qwen2-72b-instruct"
+    assert json.loads(out)["qwen-2-72b"][0] == "hf_spaces:Qwen/Qwen2-72B-Instruct"
 
 
 def test_base_url_without_scheme_in_the_config_file_names_file_and_key(
@@ -327,3 +330,12 @@ def test_base_url_without_scheme_in_the_config_file_names_file_and_key(
     assert out == ""
     assert f"{config} [providers.hf_spaces] base_url" in err
     assert fake.joins == []
+
+
+def test_a_decoding_error_is_one_line(space: Space) -> None:
+    code, _, err = run("chat", stdin=b"\xff")
+    assert code == 2
+    assert err == (
+        "llmrelay: error: standard input is not valid utf-8: byte 0xff at offset 0; "
+        "give its encoding with --encoding (e.g. --encoding latin-1)\n"
+    )

@@ -177,7 +177,7 @@ def test_verbose_before_or_after_the_command(space: Space, args: tuple[str, ...]
     code, out, err = run(*args)
     assert code == 0
     assert out == ANSWER + "\n"
-    assert "INFO: llmrelay.cli: answered by hf_spaces:qwen-qwen2-72b-instruct" in err
+    assert "INFO: llmrelay.cli: answered by hf_spaces:Qwen/Qwen2-72B-Instruct" in err
     assert "first token" in err
     assert "httpx" not in err
 

@@ -118,7 +118,11 @@ def test_continue_in_interactive_mode(space: Space, home: Path) -> None:
 
 @pytest.mark.parametrize("columns", [30, 200])
 def test_tables_on_a_terminal_never_cut_a_model_id(columns: int) -> None:
-    env = {**os.environ, "PYTHONPATH": SRC, "TERM": "dumb"}
+    import re
+
+    import llmrelay
+
+    env = {**os.environ, "PYTHONPATH": SRC, "TERM": "xterm-256color"}
     child = pexpect.spawn(
         sys.executable,
         ["-m", "llmrelay", "models"],
@@ -128,9 +132,17 @@ def test_tables_on_a_terminal_never_cut_a_model_id(columns: int) -> None:
         dimensions=(24, columns),
     )
     child.expect(pexpect.EOF)
-    output = child.before.replace("\r\n", "\n")
-    assert "hf_spaces:qwen-qwen2-72b-instruct" in output
-    assert "━" in output or "─" in output  # a table, not the plain rows
+    output = re.sub(r"\x1b\[[0-9;]*m", "", child.before.replace("\r\n", "\n"))
+    assert "━" in output  # a table, not the plain rows
+    assert "default" in output
+    with llmrelay.Client() as client:
+        descriptions = client.providers()
+    for d in descriptions:
+        for model in d.models:
+            assert f" {d.name}:{model} " in output  # whole, on one line
+        for alias in d.aliases:
+            assert f" {alias} " in output
+    assert output.count("*") == len(descriptions)  # one default per provider, shown
 
 
 def test_ctrl_c_while_waiting_for_the_answer_exits_130(space: Space) -> None:

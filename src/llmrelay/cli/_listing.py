@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -20,27 +21,35 @@ __all__ = ["models", "print_rows", "providers"]
 def print_rows(
     header: Sequence[str], rows: Sequence[Sequence[str]], *, keep_whole: Sequence[int] = (0,)
 ) -> None:
-    """A table on a terminal, else plain tab-separated rows without a header.
+    """A table on a terminal, else (or on a dumb one) tab-separated rows without a header.
 
-    Columns in ``keep_whole`` (ids) are never wrapped nor cut.
+    Columns in ``keep_whole`` (ids) are never wrapped nor cut; a cell of several ids gives
+    one per line (``, ``-separated in the plain rows).
     """
-    if not sys.stdout.isatty():
+    if not sys.stdout.isatty() or os.environ.get("TERM") in ("dumb", "unknown"):
         for row in rows:
-            click.echo("\t".join(" ".join(str(cell).split()) for cell in row))
+            click.echo("\t".join(" ".join(str(c).replace("\n", ", ").split()) for c in row))
         return
     from rich.console import Console
+    from rich.measure import Measurement
     from rich.table import Table
 
     table = Table()
     for index, name in enumerate(header):
+        cells = [str(row[index]) for row in rows]
         if index in keep_whole:
-            width = max([len(name), *(len(str(row[index])) for row in rows)])
-            table.add_column(name, no_wrap=True, min_width=width)
-        else:
-            table.add_column(name, overflow="fold")
+            longest = max([len(name), *(len(line) for c in cells for line in c.splitlines())])
+            table.add_column(name, no_wrap=True, min_width=longest)
+        else:  # wrapped at spaces; no word shorter than 25 characters is broken
+            words = [len(word) for cell in cells for word in cell.split()]
+            table.add_column(name, overflow="fold", min_width=min(max([len(name), *words]), 24))
     for row in rows:
         table.add_row(*(str(cell) for cell in row))
-    Console().print(table, crop=False)
+    console = Console()
+    needed = Measurement.get(console, console.options.update_width(10_000), table).minimum
+    if needed > console.width:  # wider than the terminal: let it wrap lines, never cut ids
+        console = Console(width=needed)
+    console.print(table, crop=False)
 
 
 def _client_info() -> tuple[list[llmrelay.ProviderDescription], dict[str, list[str]]]:
@@ -113,5 +122,6 @@ def models(provider: str | None, as_json: bool, show_aliases: bool) -> None:
         return
     print_rows(
         ["model", "aliases", "default"],
-        [[r["reference"], ", ".join(r["aliases"]), "*" if r["default"] else ""] for r in rows],
+        [[r["reference"], "\n".join(r["aliases"]), "*" if r["default"] else ""] for r in rows],
+        keep_whole=(0, 1),
     )

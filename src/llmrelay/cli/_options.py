@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -46,6 +47,7 @@ def _candidate_providers(
     model: str | None, descriptions: Sequence[Any], aliases: dict[str, list[str]]
 ) -> list[Any]:
     names = {d.name for d in descriptions}
+    model = model or os.environ.get("LLMRELAY_MODEL")  # the config file's default is not seen
     wanted: set[str] = set()
     if model and ":" in model and model.split(":", 1)[0] in names:
         wanted = {model.split(":", 1)[0]}

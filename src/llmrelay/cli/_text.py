@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import click
 
@@ -17,8 +18,14 @@ _TITLE = re.compile(r"<title[^>]*>([^<]*)", re.IGNORECASE)
 _STATUS = re.compile(r"\b[1-5]\d\d\b")
 
 
-class InputDecodeError(click.UsageError):
-    """Input bytes that are not text in the chosen encoding (exit status 2)."""
+class InputDecodeError(click.ClickException):
+    """Input bytes that are not text in the chosen encoding (exit status 2, one line)."""
+
+    exit_code = 2
+
+    def show(self, file: Any = None) -> None:
+        """``llmrelay: error: <message>`` on stderr."""
+        click.echo(f"llmrelay: error: {self.format_message()}", err=True, file=file)
 
 
 def _describe(what: str, encoding: str, data: bytes, start: int) -> str:
