@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,3 +39,15 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def anyio_backend() -> str:
     """Async tests run on asyncio (the backend llmrelay's sync client uses)."""
     return "asyncio"
+
+
+_LOGGERS = ("", "llmrelay", "httpx", "httpcore", "hpack")
+
+
+@pytest.fixture(autouse=True)
+def restored_log_levels() -> Iterator[None]:
+    """Undo logger levels set by in-process CLI runs (``-v`` configures logging)."""
+    levels = {name: logging.getLogger(name).level for name in _LOGGERS}
+    yield
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)

@@ -131,7 +131,10 @@ def postgres_server() -> Iterator[Postgres]:
     assert bindir is not None
     as_root = os.geteuid() == 0
     prefix: list[str] = ["runuser", "-u", "postgres", "--"] if as_root else []
-    tmp = tempfile.mkdtemp(prefix="llmrelay-pg-")
+    parent = tempfile.gettempdir()
+    if as_root and not os.stat(parent).st_mode & 0o001:
+        parent = "/tmp"  # the postgres user must be able to reach its directory
+    tmp = tempfile.mkdtemp(prefix="llmrelay-pg-", dir=parent)
     data = Path(tmp) / "data"
     if as_root:
         user = pwd.getpwnam("postgres")
@@ -140,6 +143,7 @@ def postgres_server() -> Iterator[Postgres]:
     port = free_port()
     env = {**os.environ, "LC_ALL": "C", "LANG": "C"}
     proc: subprocess.Popen[bytes] | None = None
+    pg_log = open(Path(tmp) / "postgres.log", "wb")  # noqa: SIM115 (closed below)
     try:
         subprocess.run(
             [
@@ -182,7 +186,7 @@ def postgres_server() -> Iterator[Postgres]:
                 "max_connections=200",
             ],
             stdout=subprocess.DEVNULL,
-            stderr=open(Path(tmp) / "postgres.log", "wb"),  # noqa: SIM115 (closed with proc)
+            stderr=pg_log,
             env=env,
         )
         wait_port(port, proc, "postgres")
@@ -205,4 +209,5 @@ def postgres_server() -> Iterator[Postgres]:
     finally:
         if proc is not None:
             _stop(proc)
+        pg_log.close()
         shutil.rmtree(tmp, ignore_errors=True)
