@@ -172,3 +172,19 @@ async def test_rate_limiter_is_shared(redis_url: str) -> None:
     finally:
         await one.aclose()
         await two.aclose()
+
+
+async def test_unreachable_redis_loses_states_and_limits_but_fails_nothing(caplog) -> None:  # type: ignore[no-untyped-def]
+    from tests.scaleout.servers import free_port
+
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    store, limiter = RedisStateStore(url), RateLimiter(url, 1, 60)
+    try:
+        await store.put("k", {"a": 1})
+        assert await store.get("k") is None
+        assert [await limiter.hit("a") for _ in range(3)] == [None] * 3  # fails open
+    finally:
+        await store.aclose()
+        await limiter.aclose()
+    assert "redis unavailable for conversation states" in caplog.text
+    assert "redis unavailable for the rate limit" in caplog.text
