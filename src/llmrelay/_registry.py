@@ -47,6 +47,7 @@ class Registry:
         self._targets: dict[str, str | type[Provider]] = dict(BUILTIN)
         if entry_points:
             self._targets.update(_entry_points())
+        self._configured_keys: dict[str, frozenset[str]] = {}
         for name, table in (configured or {}).items():
             kind = table.get("kind")
             if kind not in KINDS:
@@ -59,6 +60,8 @@ class Registry:
             if from_config is None:  # pragma: no cover - every kind defines it
                 raise errors.ConfigError(f"provider kind {kind!r} cannot be configured")
             self._targets[name] = from_config(name, table)
+            # from_config validated the table: every key it holds is allowed
+            self._configured_keys[name] = frozenset(table)
         items: Iterable[tuple[str, Any]]
         if isinstance(injected, Mapping):
             items = injected.items()
@@ -114,7 +117,8 @@ class Registry:
             specs[name] = ProviderSettingsSpec(
                 endpoints=tuple(cls.endpoints),
                 env_var=cls.auth.env_var,
-                config_keys=frozenset(getattr(cls, "config_keys", ())),
+                config_keys=frozenset(getattr(cls, "config_keys", ()))
+                | self._configured_keys.get(name, frozenset()),
             )
         return specs
 

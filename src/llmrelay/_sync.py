@@ -50,7 +50,13 @@ from .types import (
 )
 
 if TYPE_CHECKING:
-    from ._openai import ChatCompletion, ImagesResponse, Model, ModelList
+    from ._openai import (
+        ChatCompletion,
+        ChatCompletionChunk,  # noqa: F401 (named in a string below)
+        ImagesResponse,
+        Model,
+        ModelList,
+    )
 
 __all__ = ["ChatCompletionStream", "ChatStream", "Client"]
 

@@ -67,7 +67,7 @@ async def test_streams_true_deltas(space: Space, version: str) -> None:
     fake, url = space
     fake.script = SpaceScript(version=version)  # type: ignore[arg-type]
     events = await collect(url, "Hello there")
-    assert events[0] == ProviderInfo("hf_spaces", "qwen-qwen2-72b-instruct", events[0].label)
+    assert events[0] == ProviderInfo("hf_spaces", "Qwen/Qwen2-72B-Instruct", events[0].label)
     assert events[-1] == FinishReason("stop")
     assert sum(isinstance(e, FinishReason) for e in events) == 1
     texts = [e for e in events if isinstance(e, str)]
@@ -291,7 +291,7 @@ def test_sync_client_gives_the_same_events(space: Space) -> None:
     assert completion.text == FULL
     assert (completion.provider, completion.model, completion.finish_reason) == (
         "hf_spaces",
-        "qwen-qwen2-72b-instruct",
+        "Qwen/Qwen2-72B-Instruct",
         "stop",
     )
 

@@ -42,7 +42,7 @@ import anyio
 import httpx
 
 from .. import errors
-from .._http import _retry_after, aiter_sse, loads, read_bounded, translate_errors
+from .._http import aiter_sse, loads, read_bounded, retry_after_seconds, translate_errors
 from .._prompts import last_user_message
 from .._templates import choose_template, fit, render
 from ..types import ChatRequest, Event, FinishReason, ImageRequest, ImageResult
@@ -270,7 +270,7 @@ class HuggingFace(Provider):
             provider=self.name,
             model=model,
             what=what,
-            retry_after=_retry_after(response.headers.get("retry-after")),
+            retry_after=retry_after_seconds(response.headers.get("retry-after")),
         )
 
     # -- images ----------------------------------------------------------------------
