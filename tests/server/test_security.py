@@ -162,6 +162,13 @@ def test_no_upstream_url_proxy_or_key_taken_from_a_body(
     assert app.hits == []
 
 
+def _capture_llmrelay_logs(caplog: pytest.LogCaptureFixture, level: int) -> None:
+    """Capture llmrelay's logs whatever an earlier test (the CLI's) set its level to."""
+    caplog.set_level(level)
+    caplog.set_level(level, logger="llmrelay")
+    caplog.set_level(level, logger="llmrelay.server.access")
+
+
 def test_no_secret_in_any_response_or_log_line(
     make_server: Any, base_config: ServerConfig, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -169,7 +176,7 @@ def test_no_secret_in_any_response_or_log_line(
     upstream = "https://upstream.internal.test:8443/v1/secret-path"
     kwargs = {**base_config.client_kwargs, "api_keys": {"alpha": provider_key}}
     url = make_server(api_key=KEY, client_kwargs=kwargs)
-    caplog.set_level(logging.DEBUG)
+    _capture_llmrelay_logs(caplog, logging.DEBUG)
     prompt = "PROMPT-SENTINEL-123"
     auth = {"Authorization": f"Bearer {KEY}"}
     body = {"model": "alpha:m", "messages": [{"role": "user", "content": prompt}]}
@@ -216,7 +223,7 @@ def test_no_secret_in_any_response_or_log_line(
 
 def test_prompts_logged_only_when_asked(make_server: Any, caplog: pytest.LogCaptureFixture) -> None:
     url = make_server(log_prompts=True)
-    caplog.set_level(logging.INFO)
+    _capture_llmrelay_logs(caplog, logging.INFO)
     httpx.post(
         url + "/v1/chat/completions",
         json={**CHAT, "messages": [{"role": "user", "content": "SENTINEL-9"}]},

@@ -27,9 +27,9 @@ def cli() -> None:
 
 
 cli.add_command(chat)
-cli.add_command(image)
 cli.add_command(logs)
 cli.add_command(keys)
 cli.add_command(providers)
 cli.add_command(models)
+cli.add_command(image)
 cli.add_command(serve)

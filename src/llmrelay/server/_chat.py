@@ -68,11 +68,15 @@ class _Turn:
 
     async def remember(self, answer: str) -> None:
         """Store the conversation's provider states under the history + this answer."""
-        conversation = self.conversation
-        states = conversation.to_dict().get("states") if conversation is not None else None
-        if states:
-            key = history_keys([*self.pairs, ("assistant", answer)])[-1]
-            await self.ctx.store.put(key, states)
+        if self.conversation is None or not self.conversation.states:
+            return
+        # the {"data", "index"} form Conversation.from_dict takes back (no messages copied)
+        states = {
+            name: {"data": dict(state.data), "index": state.index}
+            for name, state in self.conversation.states.items()
+        }
+        key = history_keys([*self.pairs, ("assistant", answer)])[-1]
+        await self.ctx.store.put(key, states)
 
     def target(self, obj: Any) -> None:
         """Take the answering provider and model from a completion or stream."""
