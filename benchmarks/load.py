@@ -357,6 +357,10 @@ def main() -> int:
     parser.add_argument("--pace", type=float, default=0.02)
     parser.add_argument("--disconnect-every", type=int, default=10)
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per round")
+    parser.add_argument("--redis-url", help="LLMRELAY_REDIS_URL for the server (shared state)")
+    parser.add_argument(
+        "--database-url", help="LLMRELAY_DATABASE_URL for the server (exchanges are counted)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="llmrelay-load-") as tmp:
         counters = Path(tmp) / "counters.json"
@@ -365,6 +369,10 @@ def main() -> int:
             "LLMRELAY_TEST_TOKENS": str(args.tokens),
             "LLMRELAY_TEST_PACE": str(args.pace),
         }
+        if args.redis_url:
+            env["LLMRELAY_REDIS_URL"] = args.redis_url
+        if args.database_url:
+            env["LLMRELAY_DATABASE_URL"] = args.database_url
         with serve_worker(Path(tmp), "load", env=env) as worker:
             print(
                 f"server pid {worker.pid} at {worker.url}; {args.clients} clients x "
@@ -385,7 +393,16 @@ def main() -> int:
                 )
             )
     print("\n".join(report.lines()))
-    return 1 if report.failed else 0
+    failed = report.failed
+    if args.database_url:
+        from llmrelay.log import ExchangeLog
+
+        with ExchangeLog(args.database_url) as log:
+            rows = log.entries(limit=None)
+        streams = 1 + args.clients * args.rounds  # with the warm-up
+        print(f"exchanges logged:         {len(rows)} of {streams} streams")
+        failed = failed or len(rows) != streams
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
