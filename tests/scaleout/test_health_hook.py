@@ -93,3 +93,39 @@ def test_compose_file_wires_redis_postgres_and_the_balancer() -> None:
     nginx = (REPO / "deploy" / "nginx.conf").read_text()
     assert "proxy_buffering off;" in nginx
     assert "server worker:8000;" in nginx
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        (
+            "LLMRELAY_DATABASE_URL",
+            "postgresql+psycopg://u:s3cret-pw@127.0.0.1:{port}/x",
+            "the log database postgresql+psycopg://u:***@127.0.0.1:",
+        ),
+        ("LLMRELAY_REDIS_URL", "http://not-redis", "LLMRELAY_REDIS_URL is not a valid Redis URL"),
+    ],
+)
+def test_serve_refuses_unusable_shared_config_in_one_line(
+    tmp_path: Path, name: str, value: str, message: str
+) -> None:
+    import subprocess
+    import sys
+
+    from tests.scaleout.servers import free_port
+    from tests.scaleout.workers import worker_env
+
+    env = worker_env(tmp_path, {name: value.format(port=free_port())})
+    done = subprocess.run(
+        [sys.executable, "-m", "llmrelay", "serve", "--port", str(free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("llmrelay: error: " + message)
+    assert "s3cret-pw" not in done.stderr

@@ -21,6 +21,9 @@ def test_migrations_run_once_even_from_concurrent_first_users(
     pg_url: str, postgres: Postgres
 ) -> None:
     failures: list[BaseException] = []
+    # SQLAlchemy imported from several threads at once can fail with a partially
+    # initialised module (ImportError): import it here first, as the server does at startup
+    ExchangeLog.preload()
 
     def first_use() -> None:
         try:

@@ -9,6 +9,8 @@ from typing import Any
 
 import click
 
+import llmrelay
+
 from ._common import fail
 
 _KEY_ENV = "LLMRELAY_SERVER_API_KEY"
@@ -105,6 +107,7 @@ def serve(
 
         from llmrelay.server import (
             ServerConfig,
+            check_shared_config,
             configure_access_log,
             create_app,
             redact_root_handlers,
@@ -130,6 +133,10 @@ def serve(
         log_prompts=log_prompts,
         client_kwargs=client_kwargs,
     )
+    try:
+        check_shared_config()  # LLMRELAY_REDIS_URL / LLMRELAY_DATABASE_URL, before binding
+    except llmrelay.LLMRelayError as exc:
+        fail(str(exc), code=2)
     configure_access_log()
     redact_root_handlers()
     where = f"[{host}]" if ":" in host else host

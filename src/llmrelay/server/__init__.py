@@ -18,6 +18,7 @@ from ._config import API_KEY_ENV, ServerConfig
 from ._context import configure_access_log
 from ._logs import redact_root_handlers
 from ._memory import MemoryStateStore, StateStore
+from ._shared import check_shared_config
 
 __all__ = [
     "API_KEY_ENV",
@@ -25,6 +26,7 @@ __all__ = [
     "ServerConfig",
     "StateStore",
     "app_from_env",
+    "check_shared_config",
     "configure_access_log",
     "create_app",
     "redact_root_handlers",

@@ -23,7 +23,13 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-__all__ = ["MAX_PENDING", "ExchangeWriter", "RateLimit", "database_url_from_env"]
+__all__ = [
+    "MAX_PENDING",
+    "ExchangeWriter",
+    "RateLimit",
+    "check_shared_config",
+    "database_url_from_env",
+]
 
 DATABASE_URL_ENV = "LLMRELAY_DATABASE_URL"
 MAX_PENDING = 1000
@@ -35,6 +41,31 @@ def database_url_from_env(env: Mapping[str, str] | None = None) -> str | None:
     """``$LLMRELAY_DATABASE_URL`` or ``None``."""
     environ = os.environ if env is None else env
     return environ.get(DATABASE_URL_ENV) or None
+
+
+def check_shared_config() -> None:
+    """Check ``LLMRELAY_REDIS_URL`` and ``LLMRELAY_DATABASE_URL`` before serving.
+
+    The Redis URL is parsed (and the ``redis`` package imported); the database is connected
+    to and migrated. Redis itself is not contacted: workers run without it.
+
+    Raises:
+        llmrelay.errors.ConfigError: a missing package or an invalid Redis URL.
+        llmrelay.log.LogError: the log database is not usable.
+    """
+    from llmrelay.scale import redis_url
+
+    url = redis_url()
+    if url:
+        from llmrelay.scale import RedisStateStore
+
+        RedisStateStore(url)  # parses the URL; connects on first use only
+    database = database_url_from_env()
+    if database:
+        from llmrelay.log import ExchangeLog
+
+        with ExchangeLog(database) as log:
+            log.migrate()
 
 
 class ExchangeWriter:
