@@ -116,13 +116,14 @@ class _Warner:
             log.warning("redis available again for %s", self.what)
 
 
-_REDIS_ERRORS: tuple[type[BaseException], ...] = (OSError, asyncio.TimeoutError)
-
-
 def _errors() -> tuple[type[BaseException], ...]:
-    from redis.exceptions import RedisError
+    """What a Redis call may raise that must not fail a request.
 
-    return (RedisError, *_REDIS_ERRORS)
+    Everything but cancellation: besides ``RedisError`` and ``OSError``, a client used
+    from another event loop raises ``RuntimeError``; shared state is advisory, so any of
+    them means "go on without Redis" (logged once).
+    """
+    return (Exception,)
 
 
 class RedisHealth:
