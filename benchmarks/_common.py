@@ -209,6 +209,45 @@ def _scale_openai(fake: Any, n: int) -> None:
     fake.fake.script = OpenAIScript(chunks=make_chunks(n))
 
 
+def _scale_replicate(fake: Any, n: int) -> None:
+    from tests.fakes.replicate import ReplicateScript
+
+    fake.fake.reset(ReplicateScript(tokens=make_chunks(n)))
+
+
+def _scale_ai2(fake: Any, n: int) -> None:
+    from tests.fakes.ai2 import Ai2Script
+
+    fake.fake.script = Ai2Script(chunks=make_chunks(n))
+
+
+def _scale_h2o(fake: Any, n: int) -> None:
+    from tests.fakes.h2o import H2oScript
+
+    fake.fake.script = H2oScript(tokens=make_chunks(n))
+
+
+LIVE_ONLY: dict[str, Callable[[Any, int], None]] = {
+    "replicate": _scale_replicate,
+    "ai2": _scale_ai2,
+    "h2o": _scale_h2o,
+}
+"""Providers whose protocol carries per-request state (a prediction URL, a session
+cookie, a conversation id): measured against the live fake in a child process, without
+a raw baseline yet."""
+
+
+def live_scenarios() -> list[Scenario]:
+    """The ``LIVE_ONLY`` providers that have a contract fake on this branch."""
+    from tests.contract.conftest import FAKES
+
+    return [
+        Scenario(name, FAKES[name], scale, Extractor)
+        for name, scale in LIVE_ONLY.items()
+        if name in FAKES
+    ]
+
+
 def scenarios() -> list[Scenario]:
     """Every provider on main that has a contract fake (plus the ``kind = "openai"`` one)."""
     from tests.contract.conftest import FAKES
@@ -222,7 +261,7 @@ def scenarios() -> list[Scenario]:
         Scenario(name, factory, *known[name]) for name, factory in FAKES.items() if name in known
     ]
     out.append(Scenario(NAME, OpenAICompatContractFake, _scale_openai, OpenAIExtractor))
-    missing = sorted(set(FAKES) - set(known))
+    missing = sorted(set(FAKES) - set(known) - set(LIVE_ONLY))
     if missing:
         print(f"note: no benchmark scenario yet for {', '.join(missing)}", file=sys.stderr)
     return out
@@ -439,6 +478,50 @@ def raw_deltas_sync(http: httpx.Client, url: str, rec: Recording) -> Iterator[st
                         return
 
 
+class LiveFakeServer:
+    """A provider's contract fake, scaled to ``tokens``, served from a child process."""
+
+    def __init__(self, scenario: Scenario, tokens: int) -> None:
+        self.scenario = scenario
+        args = [sys.executable, __file__, "--serve-fake", scenario.name, str(tokens)]
+        self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line.startswith("URL "):
+            self.close()
+            raise RuntimeError(f"the {scenario.name} fake did not start")
+        self.url = line.split()[1]
+        self.client_kwargs = scenario.make_fake().prepare_client_kwargs
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def __enter__(self) -> LiveFakeServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _serve_fake(name: str, tokens: int) -> None:
+    """Child process of ``LiveFakeServer``: serve until stdin closes."""
+    from tests.contract.conftest import FAKES
+    from tests.fakes._server import serve
+
+    fake = FAKES[name]()
+    fake.ok()
+    LIVE_ONLY[name](fake, tokens)
+    with serve(fake.app) as url:
+        print(f"URL {url}", flush=True)
+        sys.stdin.read()
+
+
 def rss_kib() -> int:
     """Current resident set size of this process, KiB (Linux ``/proc``)."""
     with open("/proc/self/statm") as f:
@@ -448,3 +531,7 @@ def rss_kib() -> int:
 
 def verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["--serve-fake"]:
+    _serve_fake(sys.argv[2], int(sys.argv[3]))

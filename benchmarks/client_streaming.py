@@ -148,12 +148,26 @@ VARIANTS = (
 )
 
 
-def measure(rec: c.Recording, url: str, runs: int) -> dict[str, list[Sample]]:
-    """Warm each variant once, then ``runs`` interleaved rounds."""
-    model = rec.scenario.model_name
-    kwargs = rec.client_kwargs(url)
+def measure(
+    rec: c.Recording | None,
+    url: str,
+    runs: int,
+    live: tuple[c.Scenario, dict[str, Any]] | None = None,
+) -> dict[str, list[Sample]]:
+    """Warm each variant once, then ``runs`` interleaved rounds.
+
+    With ``live`` (scenario, client kwargs) instead of a recording, only the llmrelay
+    variants run (no raw baseline).
+    """
+    if rec is not None:
+        scenario, kwargs = rec.scenario, rec.client_kwargs(url)
+    else:
+        assert live is not None
+        scenario, kwargs = live
+    model = scenario.model_name
+    names = [name for name, _ in VARIANTS if rec is not None or not name.startswith("raw")]
     timeouts = llmrelay.Timeouts(total=TOTAL)
-    samples: dict[str, list[Sample]] = {name: [] for name, _ in VARIANTS}
+    samples: dict[str, list[Sample]] = {name: [] for name in names}
     runner = asyncio.Runner()
     loop_clients: dict[str, Any] = {}
 
@@ -183,10 +197,10 @@ def measure(rec: c.Recording, url: str, runs: int) -> dict[str, list[Sample]]:
         ),
     }
     try:
-        for name, _ in VARIANTS:
+        for name in names:
             actions[name]()
         for _ in range(runs):
-            for name, _ in VARIANTS:
+            for name in names:
                 samples[name].append(actions[name]())
     finally:
         sync_plain.close()
@@ -201,13 +215,15 @@ def measure(rec: c.Recording, url: str, runs: int) -> dict[str, list[Sample]]:
         runner.close()
     texts = {s.text for runs_ in samples.values() for s in runs_}
     if len(texts) != 1:
-        raise AssertionError(f"{rec.scenario.name}: the variants saw different texts")
+        raise AssertionError(f"{scenario.name}: the variants saw different texts")
     return samples
 
 
 def summarize(samples: dict[str, list[Sample]]) -> list[Row]:
     med: dict[str, Row] = {}
     for name, baseline in VARIANTS:
+        if name not in samples:
+            continue
         runs = samples[name]
         tokens = runs[0].tokens
         med[name] = Row(
@@ -219,6 +235,9 @@ def summarize(samples: dict[str, list[Sample]]) -> list[Row]:
         )
         assert tokens > 0
     for row in med.values():
+        if row.baseline not in med:  # live fake: no raw baseline
+            row.cpu_ratio = row.ttft_diff_ms = float("nan")
+            continue
         base = med[row.baseline]
         row.cpu_ratio = row.cpu_us_per_token / base.cpu_us_per_token
         row.ttft_diff_ms = row.ttft_ms - base.ttft_ms
@@ -312,6 +331,22 @@ def run(args: argparse.Namespace) -> list[Check]:
             )
             checks += checks_for(scenario.name, mode, rows, cpu=cpu, ttft=ttft)
             figures[f"{scenario.name} / {mode}"] = [asdict(r) for r in rows]
+    for scenario in c.live_scenarios():
+        if chosen is not None and scenario.name not in chosen:
+            continue
+        for mode, tokens, runs in (("no delay", args.tokens, args.runs), ("first token", 3, 3)):
+            if runs < 1:
+                continue
+            with c.LiveFakeServer(scenario, tokens) as server:
+                live = (scenario, server.client_kwargs(server.url))
+                rows = summarize(measure(None, server.url, runs, live))
+            print_rows(
+                f"{scenario.name}, {mode}, live fake in a child process (no raw baseline "
+                f"yet): {tokens} tokens x {runs} rounds (median)",
+                rows,
+                per_token=mode == "no delay",
+            )
+            figures[f"{scenario.name} / live {mode}"] = [asdict(r) for r in rows]
     if args.json:
         print(json.dumps(figures, indent=2))
     return checks
