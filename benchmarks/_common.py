@@ -25,9 +25,13 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-for entry in (str(ROOT), str(ROOT / "src")):
-    if entry not in sys.path:
-        sys.path.insert(0, entry)
+SRC = Path(os.environ.get("LLMRELAY_BENCH_SRC") or ROOT / "src")
+"""The llmrelay sources measured (``LLMRELAY_BENCH_SRC`` = another checkout's ``src``,
+e.g. an older commit's for before/after figures)."""
+for entry in (str(ROOT), str(SRC)):
+    if entry in sys.path:
+        sys.path.remove(entry)
+    sys.path.insert(0, entry)
 
 import httpx  # noqa: E402
 

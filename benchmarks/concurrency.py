@@ -51,7 +51,9 @@ class Result:
     ttft_p50_ms: float
 
 
-async def _child(spec: dict[str, Any], url: str, client: str, streams: int) -> dict[str, Any]:
+async def _child(
+    spec: dict[str, Any], url: str, client: str, streams: int, keepalive: str = "default"
+) -> dict[str, Any]:
     rec = c.Recording(
         c.Scenario("local", lambda: None, lambda f, n: None, c.OpenAIExtractor),
         spec["tokens"],
@@ -63,6 +65,12 @@ async def _child(spec: dict[str, Any], url: str, client: str, streams: int) -> d
         lambda u: {},
     )
     kwargs = _local_kwargs(url)
+    if keepalive != "default":  # llmrelay over a pool without httpcore's keep-alive bound
+        kwargs["http_client"] = httpx.AsyncClient(
+            trust_env=False,
+            timeout=httpx.Timeout(120, connect=10),
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=None),
+        )
     first_tokens = 0
     all_open = asyncio.Event()
     ttfts: list[float] = []
@@ -133,8 +141,11 @@ def _local_kwargs(url: str) -> dict[str, Any]:
     return OpenAICompatContractFake().prepare_client_kwargs(url)
 
 
-def run_child(rec_path: Path, url: str, client: str, streams: int) -> Result:
+def run_child(
+    rec_path: Path, url: str, client: str, streams: int, keepalive: str = "default"
+) -> Result:
     args = [sys.executable, __file__, "--child", str(rec_path), url, client, str(streams)]
+    args.append(keepalive)
     out = subprocess.run(args, capture_output=True, text=True, timeout=300, check=False)
     if out.returncode != 0:
         raise RuntimeError(f"child {client} x{streams} failed:\n{out.stderr[-2000:]}")
@@ -147,7 +158,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--pace", type=float, default=0.02, help="seconds per frame")
     parser.add_argument("--streams", default="100,1000", help="concurrency levels")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target fails")
-    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--unbounded-keepalive",
+        action="store_true",
+        help="also run llmrelay over an httpx pool without a keep-alive bound (http_client=)",
+    )
+    parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -180,10 +196,12 @@ def run(args: argparse.Namespace) -> list[Any]:
     try:
         with c.ReplayServer(rec.routes, args.pace) as server:
             for streams in levels:
-                for client in ("raw httpx", "llmrelay"):
-                    name = "raw" if client == "raw httpx" else "llmrelay"
-                    r = run_child(spec_file, server.url, name, streams)
-                    r.client = client
+                clients = [("raw httpx", "raw", "default"), ("llmrelay", "llmrelay", "default")]
+                if args.unbounded_keepalive:
+                    clients.append(("llmrelay*", "llmrelay", "none"))
+                for label, name, keepalive in clients:
+                    r = run_child(spec_file, server.url, name, streams, keepalive)
+                    r.client = label
                     results.append(r)
     finally:
         spec_file.unlink(missing_ok=True)
@@ -196,6 +214,8 @@ def run(args: argparse.Namespace) -> list[Any]:
         f"  {'client':10} {'streams':>7} {'wall s':>7} {'x single':>8} {'tokens/s':>9} "
         f"{'errors':>6} {'TTFT p50 ms':>11} {'KiB/stream':>10} {'peak RSS MiB':>12}"
     )
+    if args.unbounded_keepalive:
+        print("  (llmrelay* = llmrelay with http_client= an httpx pool without keep-alive bound)")
     for r in results:
         print(
             f"  {r.client:10} {r.streams:7d} {r.wall_s:7.3f} {r.wall_s / single[r.client]:8.2f} "
@@ -235,14 +255,9 @@ def run(args: argparse.Namespace) -> list[Any]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.child:
-        rec_path, url, client, streams = args.child
-        print(
-            json.dumps(
-                asyncio.run(
-                    _child(json.loads(Path(rec_path).read_text()), url, client, int(streams))
-                )
-            )
-        )
+        rec_path, url, client, streams, keepalive = args.child
+        spec = json.loads(Path(rec_path).read_text())
+        print(json.dumps(asyncio.run(_child(spec, url, client, int(streams), keepalive))))
         return 0
     from client_streaming import print_checks
 

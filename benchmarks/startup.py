@@ -90,9 +90,7 @@ def _first_byte(args: list[str], env: dict[str, str]) -> tuple[float, bytes]:
 def _env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # an installed package has its .pyc files
-    env["PYTHONPATH"] = os.pathsep.join(
-        [str(c.ROOT / "src"), *filter(None, [env.get("PYTHONPATH")])]
-    )
+    env["PYTHONPATH"] = os.pathsep.join([str(c.SRC), *filter(None, [env.get("PYTHONPATH")])])
     env.update(extra)
     return env
 
@@ -109,7 +107,7 @@ def run(args: argparse.Namespace) -> list[Check]:
     python = sys.executable
     # byte-compile llmrelay first, as installing the wheel does: with
     # PYTHONDONTWRITEBYTECODE set, every fresh interpreter would compile it from source
-    subprocess.run([python, "-m", "compileall", "-q", str(c.ROOT / "src" / "llmrelay")], check=True)
+    subprocess.run([python, "-m", "compileall", "-q", str(c.SRC / "llmrelay")], check=True)
     imports: dict[str, list[float]] = {"import llmrelay": [], "import httpx": []}
     walls: dict[str, list[float]] = {"python -c pass": [], "llmrelay --help": []}
     for _ in range(runs):
