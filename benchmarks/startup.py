@@ -77,7 +77,9 @@ def _wall(args: list[str], env: dict[str, str] | None = None) -> float:
 
 def _first_byte(args: list[str], env: dict[str, str]) -> tuple[float, bytes]:
     t0 = time.perf_counter()
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, bufsize=0
+    )
     assert proc.stdout is not None
     first = proc.stdout.read(1)
     t1 = time.perf_counter()
