@@ -438,8 +438,9 @@ class _Watchdog:
     """One loop timer for a stream's total deadline (asyncio).
 
     ``task`` is set only while the stream waits for its provider; the timer cancels it
-    then (``fired``), and otherwise only marks the deadline ``expired`` so the next wait
-    fails at once. Holds no reference to the stream.
+    then (``fired``), and otherwise only marks the deadline ``expired``: later waits then
+    run under an already expired cancel scope, exactly as before (an event the provider
+    yields without waiting is still delivered). Holds no reference to the stream.
     """
 
     __slots__ = ("expired", "fired", "handle", "task")
