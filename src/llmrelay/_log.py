@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -28,6 +29,19 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
 
 __all__ = ["ExchangeLog", "LogEntry", "LogError", "database_url", "default_log_path"]
+
+_IMPORT_LOCK = threading.Lock()
+
+
+def _import_schema() -> None:
+    """Import the database layer once, under a lock.
+
+    Threads that log for the first time at once would otherwise see a partially
+    initialised SQLAlchemy.
+    """
+    with _IMPORT_LOCK:
+        from . import _log_schema  # noqa: F401  (imports sqlalchemy)
+
 
 BUSY_TIMEOUT_S = 10.0
 
@@ -168,6 +182,7 @@ class ExchangeLog:
     def _open(self) -> Engine:
         if self._engine is not None:
             return self._engine
+        _import_schema()
         from sqlalchemy import create_engine, event
 
         from . import _log_schema
@@ -210,7 +225,7 @@ class ExchangeLog:
         Call it in a thread while a request is in flight, so that logging afterwards adds
         little to a command's time.
         """
-        from . import _log_schema  # noqa: F401  (imports sqlalchemy)
+        _import_schema()
 
     def migrate(self) -> None:
         """Create or upgrade the schema now (otherwise done on first use)."""
@@ -228,6 +243,7 @@ class ExchangeLog:
 
         Returns the new row id; sets ``entry.id`` and ``entry.datetime_utc``.
         """
+        _import_schema()
         from sqlalchemy import insert, update
 
         from ._log_schema import current_tables
@@ -264,6 +280,7 @@ class ExchangeLog:
 
     def conversation(self, conversation_id: str) -> dict[str, Any] | None:
         """The stored ``Conversation.to_dict()`` of ``conversation_id``, or ``None``."""
+        _import_schema()
         from sqlalchemy import select
 
         from ._log_schema import current_tables
@@ -285,6 +302,7 @@ class ExchangeLog:
 
     def latest_conversation_id(self) -> str | None:
         """The conversation of the most recently logged exchange, or ``None``."""
+        _import_schema()
         from sqlalchemy import select
 
         from ._log_schema import current_tables
@@ -314,6 +332,7 @@ class ExchangeLog:
             query: full-text search of prompt, system and answer (SQLite FTS5, every word
                 must occur; LIKE on the whole text where FTS5 is missing).
         """
+        _import_schema()
         from sqlalchemy import Integer, column, or_, select, text
 
         from ._log_schema import current_tables
