@@ -258,13 +258,11 @@ class FaultProxy:
         self._opened()
         try:
             await self._serve_one(reader, writer)
-        except (ConnectionError, asyncio.IncompleteReadError, OSError):
-            pass
+        except (ConnectionError, asyncio.IncompleteReadError, OSError, asyncio.CancelledError):
+            pass  # the client went, or the proxy is stopping
         finally:
             if not writer.is_closing():
                 writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
             self._closed()
 
     async def _serve_one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -39,7 +39,10 @@ SECRET = "sk-faults-3f9a1c5e7b2d4f6a8c0e"
 PROMPT = "Say something"
 TIMEOUTS = {"connect": 2.0, "read": 1.0, "first_token": 2.0, "total": 8.0}
 HANG_BOUND = 20.0  # total timeout + a generous margin for a loaded 2-CPU machine
-MEMORY_BOUND = 160 * 1024 * 1024
+# httpx inflates each network chunk (64 KiB) whole: ~66 MiB of zeros per chunk at gzip's
+# ~1030:1, plus the decoder's copy; the bound says "one chunk's expansion", never the GiBs
+MEMORY_BOUND = 200 * 1024 * 1024
+HEAVY_READ = 10.0  # inflating 64 MiB (traced) blocks the loop long enough to trip 1-2 s timeouts
 MATRIX = Path(__file__).with_name("FAULT_MATRIX.md")
 
 PROVIDERS: dict[str, Callable[[], Any]] = dict(FAKES)
@@ -225,12 +228,12 @@ def _error_outcome(exc: LLMRelayError, elapsed: float) -> Outcome:
     )
 
 
-def run_async(kwargs: dict[str, Any], model: str) -> Outcome:
+def run_async(kwargs: dict[str, Any], model: str, timeouts: Timeouts) -> Outcome:
     async def main() -> Outcome:
         started = time.monotonic()
         try:
             with anyio.fail_after(HANG_BOUND):
-                async with AsyncClient(**kwargs, timeouts=Timeouts(**TIMEOUTS)) as client:
+                async with AsyncClient(**kwargs, timeouts=timeouts) as client:
                     completion = await client.stream(PROMPT, model=model).collect()
         except LLMRelayError as exc:
             return _error_outcome(exc, time.monotonic() - started)
@@ -239,10 +242,10 @@ def run_async(kwargs: dict[str, Any], model: str) -> Outcome:
     return anyio.run(main)
 
 
-def run_sync(kwargs: dict[str, Any], model: str) -> Outcome:
+def run_sync(kwargs: dict[str, Any], model: str, timeouts: Timeouts) -> Outcome:
     started = time.monotonic()
     try:
-        with Client(**kwargs, timeouts=Timeouts(**TIMEOUTS)) as client:
+        with Client(**kwargs, timeouts=timeouts) as client:
             text = "".join(e for e in client.stream(PROMPT, model=model) if isinstance(e, str))
     except LLMRelayError as exc:
         return _error_outcome(exc, time.monotonic() - started)
@@ -262,14 +265,14 @@ class CliOutcome:
         return f"exit {self.code}, {len(errors)} error line(s), {out}"
 
 
-def cli_env(kwargs: dict[str, Any], tmp: Path) -> dict[str, str]:
+def cli_env(kwargs: dict[str, Any], tmp: Path, timeouts: Timeouts) -> dict[str, str]:
     """The environment (and config file) giving the CLI what ``kwargs`` gives a client."""
     env = {
         "LLMRELAY_HOME": str(tmp),
-        "LLMRELAY_CONNECT_TIMEOUT": str(TIMEOUTS["connect"]),
-        "LLMRELAY_READ_TIMEOUT": str(TIMEOUTS["read"]),
-        "LLMRELAY_FIRST_TOKEN_TIMEOUT": str(TIMEOUTS["first_token"]),
-        "LLMRELAY_TOTAL_TIMEOUT": str(TIMEOUTS["total"]),
+        "LLMRELAY_CONNECT_TIMEOUT": str(timeouts.connect),
+        "LLMRELAY_READ_TIMEOUT": str(timeouts.read),
+        "LLMRELAY_FIRST_TOKEN_TIMEOUT": str(timeouts.first_token),
+        "LLMRELAY_TOTAL_TIMEOUT": str(timeouts.total),
     }
     for name, url in kwargs.get("base_urls", {}).items():
         env[f"LLMRELAY_{name.upper()}_BASE_URL"] = url
@@ -292,9 +295,10 @@ def cli_env(kwargs: dict[str, Any], tmp: Path) -> dict[str, str]:
     return env
 
 
-def run_cli(kwargs: dict[str, Any], model: str, tmp: Path) -> CliOutcome:
+def run_cli(kwargs: dict[str, Any], model: str, tmp: Path, timeouts: Timeouts) -> CliOutcome:
     started = time.monotonic()
-    result = CliRunner().invoke(cli, ["-v", "chat", "-m", model, PROMPT], env=cli_env(kwargs, tmp))
+    env = cli_env(kwargs, tmp, timeouts)
+    result = CliRunner().invoke(cli, ["-v", "chat", "-m", model, PROMPT], env=env)
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception  # an untyped exception escaped the CLI
     return CliOutcome(result.exit_code, result.stdout, result.stderr, time.monotonic() - started)
@@ -334,15 +338,19 @@ def test_fault(rig: Rig, fault: str, surface: str, tmp_path: Path) -> None:
     kwargs = scripted(rig, fault)
     expected = rig.fake.expected_text
     measure = fault in HEAVY and surface == "async"
+    if fault in HEAVY:
+        timeouts = Timeouts(**{**TIMEOUTS, "read": HEAVY_READ, "first_token": HEAVY_READ})
+    else:
+        timeouts = Timeouts(**TIMEOUTS)
     if measure:
         tracemalloc.start()
     try:
         if surface == "cli":
-            outcome: Any = run_cli(kwargs, rig.name, tmp_path)
+            outcome: Any = run_cli(kwargs, rig.name, tmp_path, timeouts)
         elif surface == "sync":
-            outcome = run_sync(kwargs, rig.name)
+            outcome = run_sync(kwargs, rig.name, timeouts)
         else:
-            outcome = run_async(kwargs, rig.name)
+            outcome = run_async(kwargs, rig.name, timeouts)
     finally:
         if measure:
             _, peak = tracemalloc.get_traced_memory()
