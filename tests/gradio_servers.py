@@ -1,8 +1,12 @@
-"""Real Gradio servers running the demo Space (``scripts/demo_space.py``) for the tests.
+"""Real Gradio servers running the demo Spaces for the tests.
 
-* ``launch_current()`` runs it in-process under the installed (newest) Gradio;
-* ``launch_subprocess(python)`` runs it under another interpreter, e.g. a Gradio 4
-  environment named by ``LLMRELAY_GRADIO4_PYTHON``.
+Demos: ``scripts/demo_space.py`` (the Qwen-shaped ``gr.Blocks`` app, ``DEMO``) and
+``scripts/demo_chatinterface.py`` (a ``gr.ChatInterface`` no row describes,
+``CHATINTERFACE``).
+
+* ``launch_current(script)`` runs one in-process under the installed (newest) Gradio;
+* ``launch_subprocess(python, script=...)`` runs one under another interpreter, e.g. a
+  Gradio 4 environment named by ``LLMRELAY_GRADIO4_PYTHON``.
 """
 
 from __future__ import annotations
@@ -19,11 +23,12 @@ from types import ModuleType
 import httpx
 
 DEMO = Path(__file__).resolve().parent.parent / "scripts" / "demo_space.py"
+CHATINTERFACE = DEMO.with_name("demo_chatinterface.py")
 
 
-def load_demo() -> ModuleType:
-    """Import ``scripts/demo_space.py`` as a module (it imports gradio)."""
-    spec = importlib.util.spec_from_file_location("llmrelay_demo_space", DEMO)
+def load_demo(script: Path = DEMO) -> ModuleType:
+    """Import a demo script as a module (it imports gradio)."""
+    spec = importlib.util.spec_from_file_location(f"llmrelay_{script.stem}", script)
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -32,9 +37,9 @@ def load_demo() -> ModuleType:
 
 
 @contextmanager
-def launch_current() -> Iterator[tuple[str, ModuleType]]:
-    """Serve the demo under the installed Gradio; yield ``(base_url, demo_module)``."""
-    demo = load_demo()
+def launch_current(script: Path = DEMO) -> Iterator[tuple[str, ModuleType]]:
+    """Serve a demo under the installed Gradio; yield ``(base_url, demo_module)``."""
+    demo = load_demo(script)
     url, close = demo.launch_in_thread()
     try:
         yield url, demo
@@ -49,11 +54,11 @@ def _free_port() -> int:
 
 
 @contextmanager
-def launch_subprocess(python: str, *, timeout: float = 90.0) -> Iterator[str]:
-    """Serve the demo with another interpreter; yield its base URL."""
+def launch_subprocess(python: str, *, script: Path = DEMO, timeout: float = 90.0) -> Iterator[str]:
+    """Serve a demo with another interpreter; yield its base URL."""
     port = _free_port()
     process = subprocess.Popen(
-        [python, str(DEMO), "--port", str(port)],
+        [python, str(script), "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )

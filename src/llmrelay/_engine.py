@@ -25,6 +25,7 @@ import httpx
 
 from . import errors
 from ._conversation import Conversation
+from ._http import map_httpx_error
 from ._registry import Registry
 from ._router import Router, Target
 from ._settings import Settings
@@ -287,40 +288,18 @@ def _attempt(target: Target, outcome: Any, exc: errors.LLMRelayError) -> errors.
 def map_exception(exc: BaseException, provider: str, model: str) -> errors.LLMRelayError | None:
     """An llmrelay error for an exception a provider let escape (``None``: re-raise as is).
 
-    httpx timeouts -> ``ProviderTimeout``, other httpx transport failures ->
-    ``TransportError``, any other non-llmrelay ``Exception`` (a provider bug, a shape it
-    did not expect) -> ``ProtocolError`` naming it; cancellation and llmrelay errors are
-    left alone.
+    httpx failures are mapped by ``llmrelay._http.map_httpx_error``; any other
+    non-llmrelay ``Exception`` (a provider bug, a shape it did not expect) becomes a
+    ``ProtocolError`` naming it; cancellation and llmrelay errors are left alone.
     """
     if isinstance(exc, errors.LLMRelayError) or not isinstance(exc, Exception):
         return None
-    if isinstance(exc, httpx.TimeoutException):
-        kind = {
-            httpx.ConnectTimeout: "connect",
-            httpx.ReadTimeout: "read",
-            httpx.WriteTimeout: "write",
-            httpx.PoolTimeout: "pool",
-        }.get(type(exc), "")
-        return errors.ProviderTimeout(
-            f"{kind} timeout talking to {_where(exc)}".lstrip(),
-            kind=kind,
-            provider=provider,
-            model=model,
-        )
-    if isinstance(exc, httpx.TransportError):
-        return errors.TransportError(
-            f"{type(exc).__name__} talking to {_where(exc)}: {exc}", provider=provider, model=model
-        )
+    mapped = map_httpx_error(exc, provider, model)
+    if mapped is not None:
+        return mapped
     log.debug("provider %s raised an unexpected exception", provider, exc_info=exc)
     return errors.ProtocolError(
         f"unexpected {type(exc).__name__} while reading the answer: {str(exc)[:200]}",
         provider=provider,
         model=model,
     )
-
-
-def _where(exc: httpx.RequestError) -> str:
-    try:
-        return str(exc.request.url.copy_with(query=None))
-    except RuntimeError:
-        return "the provider"

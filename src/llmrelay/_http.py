@@ -19,7 +19,7 @@ from __future__ import annotations
 import http.cookiejar
 import json
 import ssl
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from contextlib import contextmanager
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -39,6 +39,7 @@ __all__ = [
     "error_for_status",
     "loads",
     "make_http_client",
+    "map_httpx_error",
     "raise_for_status",
     "read_bounded",
     "read_json",
@@ -104,34 +105,52 @@ def _is_dir(path: str) -> bool:
     return os.path.isdir(path)
 
 
+_TIMEOUT_KINDS: dict[type[Exception], str] = {
+    httpx.ConnectTimeout: "connect",
+    httpx.ReadTimeout: "read",
+    httpx.WriteTimeout: "write",
+    httpx.PoolTimeout: "pool",
+}
+
+
+def map_httpx_error(
+    exc: BaseException, provider: str, model: str | None
+) -> errors.LLMRelayError | None:
+    """The llmrelay error for an httpx exception, or ``None`` when it is not one.
+
+    ``httpx.TimeoutException`` -> ``ProviderTimeout`` (``kind`` connect/read/write/pool);
+    any other ``httpx.TransportError`` (refused, reset, peer closed mid-body) ->
+    ``TransportError``; an invalid URL -> ``ConfigError``.
+    """
+    if isinstance(exc, httpx.TimeoutException):
+        kind = _TIMEOUT_KINDS.get(type(exc), "")
+        return errors.ProviderTimeout(
+            f"{kind} timeout talking to {_where(exc)}".lstrip(),
+            kind=kind,
+            provider=provider,
+            model=model,
+        )
+    if isinstance(exc, httpx.TransportError):
+        return errors.TransportError(
+            f"{type(exc).__name__} talking to {_where(exc)}: {exc}", provider=provider, model=model
+        )
+    if isinstance(exc, httpx.InvalidURL):
+        return errors.ConfigError(f"{provider}: invalid URL: {exc}")
+    return None
+
+
 @contextmanager
 def translate_errors(provider: str, model: str | None) -> Iterator[None]:
-    """Map httpx transport failures raised inside the block to llmrelay errors.
+    """Map httpx failures raised inside the block with ``map_httpx_error``.
 
-    ``httpx.TimeoutException`` -> ``ProviderTimeout``; any other ``httpx.TransportError``
-    (connection refused, reset, peer closed mid-body) -> ``TransportError``; a bad URL ->
-    ``ConfigError``. llmrelay errors pass through unchanged.
+    llmrelay errors pass through unchanged.
     """
     try:
         yield
-    except httpx.TimeoutException as exc:
-        kind = {
-            httpx.ConnectTimeout: "connect",
-            httpx.ReadTimeout: "read",
-            httpx.WriteTimeout: "write",
-            httpx.PoolTimeout: "pool",
-        }.get(type(exc), "")
-        raise errors.ProviderTimeout(
-            f"{kind} timeout talking to {_where(exc)}".lstrip(), provider=provider, model=model
-        ) from exc
-    except httpx.TransportError as exc:
-        raise errors.TransportError(
-            f"{type(exc).__name__} talking to {_where(exc)}: {exc}",
-            provider=provider,
-            model=model,
-        ) from exc
-    except httpx.InvalidURL as exc:
-        raise errors.ConfigError(f"{provider}: invalid URL: {exc}") from exc
+    except (httpx.TransportError, httpx.InvalidURL) as exc:
+        mapped = map_httpx_error(exc, provider, model)
+        assert mapped is not None
+        raise mapped from exc
 
 
 def _where(exc: httpx.RequestError) -> str:
@@ -342,7 +361,7 @@ async def aiter_sse(
     model: str | None,
     max_line: int = DEFAULT_MAX_LINE,
     content_types: tuple[str, ...] = ("text/event-stream",),
-) -> AsyncIterator[SSEvent]:
+) -> AsyncGenerator[SSEvent, None]:
     r"""Decode ``response`` as Server-Sent Events (``llmrelay._sse.SSEDecoder``).
 
     Args:
@@ -375,7 +394,7 @@ async def aiter_ndjson(
     provider: str,
     model: str | None,
     max_line: int = DEFAULT_MAX_LINE,
-) -> AsyncIterator[Any]:
+) -> AsyncGenerator[Any, None]:
     """Decode ``response`` as newline-delimited JSON, one document per line.
 
     Blank lines are skipped; a last line without its newline is parsed too.

@@ -31,7 +31,7 @@ from ._registry import Registry
 __all__ = ["ALIASES", "HealthStore", "MemoryHealth", "Router", "Target"]
 
 ALIASES: Mapping[str, tuple[str, ...]] = {
-    "qwen-2-72b": ("hf_spaces:qwen-2-72b", "huggingface:Qwen/Qwen2-72B-Instruct"),
+    "qwen-2-72b": ("hf_spaces:Qwen/Qwen2-72B-Instruct", "huggingface:Qwen/Qwen2-72B-Instruct"),
 }
 """Built-in aliases: name -> ordered references. Entries whose provider is not
 registered are left out of the chain."""

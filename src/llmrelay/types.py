@@ -235,7 +235,7 @@ class ProviderInfo:
 
     Attributes:
         provider: registry name, e.g. ``"hf_spaces"``.
-        model: the provider's own model id, e.g. ``"qwen-qwen2-72b-instruct"``.
+        model: the provider's own model id, e.g. ``"Qwen/Qwen2-72B-Instruct"``.
         label: human-readable provider label.
     """
 

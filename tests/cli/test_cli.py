@@ -65,7 +65,7 @@ def test_events_are_json_lines_with_a_type(space: Space) -> None:
     assert events[0] == {
         "type": "provider",
         "provider": "hf_spaces",
-        "model": "qwen-qwen2-72b-instruct",
+        "model": "Qwen/Qwen2-72B-Instruct",
         "label": events[0]["label"],
     }
     assert events[-1] == {"type": "finish", "reason": "stop"}
@@ -81,7 +81,7 @@ def test_provider_error_is_one_line_and_exit_1(space: Space) -> None:
     assert out == ""
     lines = err.strip().splitlines()
     assert len(lines) == 1
-    assert lines[0].startswith("llmrelay: error: hf_spaces (qwen-qwen2-72b-instruct): ")
+    assert lines[0].startswith("llmrelay: error: hf_spaces (Qwen/Qwen2-72B-Instruct): ")
     assert "503" in lines[0]
 
 
@@ -100,7 +100,7 @@ def test_interrupted_stream_keeps_the_text_and_exits_1(space: Space) -> None:
         (["chat", "-m", "nosuch:model", "hi"], "unknown provider 'nosuch'"),
         (
             ["chat", "-m", "hf_spaces:gpt-9", "hi"],
-            "valid models: qwen-qwen2-72b-instruct, qwen-2-72b",
+            "valid models: Qwen/Qwen2-72B-Instruct, qwen-2-72b, qwen-qwen2-72b-instruct",
         ),
         (["chat", "--temperature", "-1", "hi"], "--temperature"),
         (["chat", "  "], "the prompt is empty"),
@@ -139,10 +139,10 @@ def test_models_lists_aliases() -> None:
     assert json.loads(out) == [
         {
             "provider": "hf_spaces",
-            "model": "qwen-qwen2-72b-instruct",
-            "aliases": ["qwen-2-72b"],
+            "model": "Qwen/Qwen2-72B-Instruct",
+            "aliases": ["qwen-2-72b", "qwen-qwen2-72b-instruct"],
             "default": True,
-            "reference": "hf_spaces:qwen-qwen2-72b-instruct",
+            "reference": "hf_spaces:Qwen/Qwen2-72B-Instruct",
         }
     ]
     code, _, err = run("models", "nosuch")
@@ -178,4 +178,4 @@ def test_real_subprocess_reports_a_refused_connection() -> None:
     )
     assert result.returncode == 1
     assert result.stdout == ""
-    assert "hf_spaces (qwen-qwen2-72b-instruct): ConnectError" in result.stderr
+    assert "hf_spaces (Qwen/Qwen2-72B-Instruct): ConnectError" in result.stderr

@@ -12,8 +12,11 @@ from typing import Any, Protocol
 
 import pytest
 
+from tests.contract.fake_ai2 import Ai2ContractFake
+from tests.contract.fake_h2o import H2oContractFake
 from tests.contract.fake_hf_spaces import SpaceContractFake
 from tests.contract.fake_huggingface import HuggingFaceContractFake
+from tests.contract.fake_replicate import ReplicateContractFake
 from tests.fakes._server import serve
 
 
@@ -35,6 +38,9 @@ class ContractFake(Protocol):
 FAKES: dict[str, Callable[[], ContractFake]] = {
     "hf_spaces": SpaceContractFake,
     "huggingface": HuggingFaceContractFake,
+    "ai2": Ai2ContractFake,
+    "h2o": H2oContractFake,
+    "replicate": ReplicateContractFake,
 }
 
 

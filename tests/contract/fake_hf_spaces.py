@@ -44,6 +44,10 @@ class SpaceContractFake:
     def hold_open(self) -> None:
         self.fake.script = SpaceScript(hold_open=True)
 
+    def heartbeats_only(self, interval: float = 0.05) -> None:
+        """A stuck queue: the join succeeds, then only heartbeats (first-token timeout)."""
+        self.fake.script = SpaceScript(mode="heartbeats_only", heartbeat_interval=interval)
+
     def slow_first_byte(self, seconds: float) -> None:
         self.fake.script = SpaceScript(first_event_delay=seconds)
 

@@ -18,6 +18,7 @@ Routes (``P`` = ``""`` for version "4", ``"/gradio_api"`` for "5" and "6"):
 from __future__ import annotations
 
 import asyncio
+import gzip
 import inspect
 import json
 import threading
@@ -48,6 +49,7 @@ __all__ = [
 ]
 
 Version = Literal["4", "5", "6"]
+AppShape = Literal["blocks", "chatinterface"]
 Mode = Literal[
     "ok",
     "malformed",
@@ -57,6 +59,7 @@ Mode = Literal[
     "close_early",
     "unexpected_error",
     "queue_full_msg",
+    "heartbeats_only",
 ]
 
 GRADIO_VERSIONS: dict[str, str] = {"4": "4.44.1", "5": "5.50.0", "6": "6.31.0"}
@@ -125,7 +128,17 @@ class SpaceScript:
     non-"ok" mode (None = ``len(chunks) // 2``; ``0`` with "unexpected_error" = the bare
     unknown-session reply).  ``first_event_delay`` is slept before the first message of a
     stream, ``chunk_delay`` before each ``process_generating``.  ``join_body=None`` uses
-    :data:`JOIN_ERROR_BODIES` for ``join_status``.
+    :data:`JOIN_ERROR_BODIES` for ``join_status``, sent with ``join_headers``.
+
+    Hostile-server knobs: ``config_body`` is served as ``/config`` instead of the real
+    layout (an object is JSON-encoded, ``str``/``bytes`` are sent as they are, as
+    ``application/json``), gzip-encoded when ``config_gzip``; ``raw_messages`` replaces the
+    chat event's messages by these JSON texts (``EVENT_ID`` in them becomes the event id),
+    each sent as one ``data:`` line; ``cut_after_completed`` drops the connection right after
+    ``process_completed`` (no ``close_stream``, no terminating chunk).  Mode
+    ``"heartbeats_only"`` answers the join, then sends only ``heartbeat`` messages every
+    ``heartbeat_interval`` seconds until the client goes (a stuck queue).  ``app`` picks the
+    Space's shape: the Qwen ``gr.Blocks`` app or a ``gr.ChatInterface`` (versions 4 and 6).
     """
 
     version: Version = "5"
@@ -142,6 +155,12 @@ class SpaceScript:
     hold_open: bool = False
     heartbeat_before_first: bool = True
     other_session_events: bool = False
+    heartbeat_interval: float = 0.05
+    config_body: Any = None
+    config_gzip: bool = False
+    raw_messages: list[str] | None = None
+    cut_after_completed: bool = False
+    app: AppShape = "blocks"
 
 
 def api_prefix(version: str) -> str:
@@ -427,11 +446,25 @@ class FakeSpace:
         )
 
     def _config(self) -> Response:
-        if self.script.config_status != 200:
-            status = self.script.config_status
+        script = self.script
+        if script.config_status != 200:
+            status = script.config_status
             detail = "Not Found" if status == 404 else "Internal Server Error"
             return JSONResponse({"detail": detail}, status)
-        return JSONResponse(build_config(self.script.version))
+        body: Any = script.config_body
+        if body is None:
+            if script.app == "chatinterface":
+                body = build_chatinterface_config(script.version)
+            else:
+                body = build_config(script.version)
+        raw = body if isinstance(body, bytes) else body.encode() if isinstance(body, str) else None
+        if raw is None:
+            raw = _dumps(body).encode()
+        headers = {}
+        if script.config_gzip:
+            raw = gzip.compress(raw)
+            headers["content-encoding"] = "gzip"
+        return Response(raw, 200, headers=headers, media_type="application/json")
 
     def _join(self, raw: bytes, body: Any) -> Response:
         if body is None:
@@ -483,7 +516,8 @@ class FakeSpace:
         fn_index = body.get("fn_index")
         if fn_index is None:
             return JSONResponse({"detail": "No function index provided."}, 400)
-        if fn_index not in (0, 1, 2):
+        known = range(CI_DEPS[script.version]) if script.app == "chatinterface" else (0, 1, 2)
+        if fn_index not in known:
             return PlainTextResponse("Internal Server Error", 500)  # KeyError in get_fn
         event = _Event(uuid.uuid4().hex, int(fn_index), list(body["data"]))
         self._sessions.setdefault(str(body["session_hash"]), []).append(event)
@@ -504,8 +538,12 @@ class FakeSpace:
                 raise _AbruptClose("session not found")
             if script.heartbeat_before_first:
                 yield _sse(m.simple("heartbeat", None))
+            if script.mode == "heartbeats_only":
+                while True:  # a stuck queue: the client has to give up
+                    await asyncio.sleep(script.heartbeat_interval)
+                    yield _sse(m.simple("heartbeat", None))
             for index, event in enumerate(events):
-                if event.fn_index == 0:
+                if event.fn_index == self._chat_fn_index():
                     ghost = script.other_session_events and index == 0
                     for line in self._chat_lines(event, m, ghost):
                         if isinstance(line, float):
@@ -539,8 +577,16 @@ class FakeSpace:
         yield _sse(m.simple("process_starts", eid, eta=None))
         if ghost:
             yield _sse(m.simple("process_starts", ghost_id, eta=None))
-        if len(event.data) < 3:  # gradio: "didn't receive enough input values"
+        if script.raw_messages is not None:
+            for text in script.raw_messages:
+                yield f"data: {text.replace('EVENT_ID', eid)}\n\n"
+            return
+        needed = 4 if script.app == "chatinterface" else 3
+        if len(event.data) < needed:  # gradio: "didn't receive enough input values"
             yield _sse(m.failed(eid, None, title=None if m.v == "4" else "Error"))
+            return
+        if script.app == "chatinterface":
+            yield from self._chatinterface_lines(event, m)
             return
         prompt, system = str(event.data[0]), str(event.data[2])
         history = _normalize_history(m.v, event.data[1])
@@ -585,6 +631,33 @@ class FakeSpace:
             yield _sse(m.completed(ghost_id, m.output(ghost_previous, False, ghost_timer), True))
         final = previous or ["", chatbot_value(m.v, history, prompt, ""), system]
         yield _sse(m.completed(eid, m.output(final, False, timer), True))
+        if script.cut_after_completed:
+            raise _AbruptClose("dropped after process_completed")
+
+    def _chat_fn_index(self) -> int:
+        return CI_API_FN[self.script.version] if self.script.app == "chatinterface" else 0
+
+    def _chatinterface_lines(self, event: _Event, m: _Messages) -> Iterator[str | float | None]:
+        """ChatInterface's API dependency: outputs ``[reply (json/textbox), state]``; the
+        reply is the growing string (appended to), the state ``null`` then unchanged."""
+        script, eid = self.script, event.event_id
+        timer = _Timer()
+        reply = ""
+        previous: list[Any] | None = None
+        for chunk in script.chunks:
+            if script.chunk_delay:
+                yield script.chunk_delay
+            reply += chunk
+            values: list[Any] = [reply, None]
+            data = values if previous is None else [diff(previous[0], reply), []]
+            previous = values
+            yield _sse(m.generating(eid, data, timer))
+        if script.hold_open:
+            yield None
+        final = previous or ["", None]
+        yield _sse(m.completed(eid, m.output(final, False, timer), True))
+        if script.cut_after_completed:
+            raise _AbruptClose("dropped after process_completed")
 
     def _fault(self, m: _Messages, eid: str) -> Iterator[str]:
         """The failure of a non-"ok" mode ("close_early" sends nothing: close_stream follows)."""
@@ -732,6 +805,65 @@ def build_config(version: str) -> dict[str, Any]:
         "layout": layout,
         "dependencies": dependencies,
         "connect_heartbeat": False,
+    }
+    if version != "4":
+        config["api_prefix"] = "/gradio_api"
+    return config
+
+
+CI_API_FN: dict[str, int] = {"4": 18, "6": 6}
+"""``fn_index`` of ``gr.ChatInterface``'s API dependency (captured: 4.44.1, 6.31.0)."""
+CI_DEPS: dict[str, int] = {"4": 19, "6": 31}
+"""Number of dependencies of the captured ChatInterface (only a few are described)."""
+CI_SYSTEM_DEFAULT = "You are a friendly chatbot."
+
+
+def _component(cid: int, kind: str, props: dict[str, Any], skip_api: bool) -> dict[str, Any]:
+    return {"id": cid, "type": kind, "props": {**props, "name": kind}, "skip_api": skip_api}
+
+
+def build_chatinterface_config(version: str) -> dict[str, Any]:
+    """``GET /config`` of ``gr.ChatInterface(fn, additional_inputs=[Textbox("System
+    message"), Slider("Temperature")])`` (``scripts/demo_chatinterface.py``), trimmed from
+    captures of real 4.44.1 and 6.31.0 servers: the API dependency bound to the hidden
+    "Fake API" button, the chatbot, and one internal dependency that also reads a textbox
+    and writes the chatbot (undocumented / ``show_api: false``), which discovery must skip."""
+    if version not in CI_API_FN:
+        raise ValueError(f"no ChatInterface capture for Gradio {version}")
+    system = {"value": CI_SYSTEM_DEFAULT, "label": "System message", "visible": True}
+    slider = {"minimum": 0.1, "maximum": 2.0, "value": 0.7, "step": 0.1, "label": "Temperature"}
+    if version == "4":
+        message, history, chatbot, reply, button = 11, 20, 4, 15, 14
+        reply_type, state_props, message_label = "textbox", {"value": []}, "Message"
+    else:
+        message, history, chatbot, reply, button = 12, 16, 9, 15, 14
+        reply_type, state_props, message_label = "json", {}, ""
+    components = [
+        _component(0, "textbox", system, False),
+        _component(1, "slider", {**slider, "visible": True}, False),
+        _component(chatbot, "chatbot", {"value": [], "label": "Chatbot"}, False),
+        _component(message, "textbox", {"label": message_label, "visible": True}, False),
+        _component(button, "button", {"value": "Fake API", "visible": False}, True),
+        _component(reply, reply_type, {"label": "Response", "visible": False}, False),
+        _component(history, "state", state_props, True),
+    ]
+    internal = _dependency(2, "_stream_fn" if version == "4" else "_submit_fn", [[None, "then"]],
+                           [history, chatbot, 0, 1], [chatbot], True)  # fmt: skip
+    api = _dependency(CI_API_FN[version], "chat" if version == "4" else "respond",
+                      [[button, "click"]], [message, history, 0, 1], [reply, history], True)  # fmt: skip
+    if version == "4":
+        internal["show_api"], api["show_api"] = False, True
+    else:
+        internal["api_visibility"], api["api_visibility"] = "undocumented", "public"
+    config: dict[str, Any] = {
+        "version": GRADIO_VERSIONS[version],
+        "mode": "chat_interface",
+        "title": "Local ChatInterface demo",
+        "protocol": "sse_v3",
+        "components": components,
+        "layout": {"id": 0, "children": [{"id": c["id"]} for c in components]},
+        "dependencies": [internal, api],
+        "enable_queue": True,
     }
     if version != "4":
         config["api_prefix"] = "/gradio_api"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ from hypothesis import strategies as st
 
 from tests.fakes._server import serve
 from tests.fakes.gradio_space import FakeSpace, SpaceScript, Version, api_prefix, diff
+from tests.gradio_servers import CHATINTERFACE, launch_subprocess
 
 pytestmark = pytest.mark.gradio
 gradio = pytest.importorskip("gradio")
@@ -190,3 +192,145 @@ _json = st.recursive(
 @given(old=_json, new=_json)
 def test_diff_applies_with_gradio_client(old: Any, new: Any) -> None:
     assert apply_diff(old, diff(old, new)) == new
+
+
+# -- the gr.ChatInterface shape (scripts/demo_chatinterface.py) ------------------------
+
+CI_DEMO = DEMO.with_name("demo_chatinterface.py")
+CI_MESSAGE = "Привет 👋 la"
+
+
+def _load_ci_demo() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("demo_chatinterface", CI_DEMO)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def ci_demo() -> ModuleType:
+    return _load_ci_demo()
+
+
+@pytest.fixture(scope="module")
+def ci_real_url(ci_demo: ModuleType) -> Iterator[str]:
+    url, close = ci_demo.launch_in_thread()
+    try:
+        yield url
+    finally:
+        close()
+
+
+@pytest.fixture(scope="module")
+def ci_fake_url(ci_demo: ModuleType) -> Iterator[str]:
+    if VERSION not in ("4", "6"):
+        pytest.skip(f"no ChatInterface capture for Gradio {gradio.__version__}")
+    chunks = ci_demo.answer_chunks(CI_MESSAGE, ci_demo.DEFAULT_SYSTEM, ci_demo.DEFAULT_TEMPERATURE)
+    fake = FakeSpace(SpaceScript(version=VERSION, app="chatinterface", chunks=chunks))
+    with serve(fake.app) as url:
+        yield url
+
+
+def _api_dependency(config: dict[str, Any]) -> dict[str, Any]:
+    """ChatInterface's API dependency: the one bound to the hidden "Fake API" button."""
+    components = {c["id"]: c for c in config["components"]}
+    (dep,) = [
+        d
+        for d in config["dependencies"]
+        if d["targets"]
+        and components.get(d["targets"][0][0], {}).get("props", {}).get("value") == "Fake API"
+    ]
+    return dep
+
+
+def _described(config: dict[str, Any], dep: dict[str, Any]) -> dict[str, Any]:
+    components = {c["id"]: c for c in config["components"]}
+
+    def component(cid: int) -> tuple[Any, ...]:
+        props = components[cid]["props"]
+        return components[cid]["type"], props.get("label"), props.get("value")
+
+    return {
+        "id": dep["id"],
+        "api_name": dep["api_name"],
+        "visibility": (dep.get("api_visibility"), dep.get("show_api")),
+        "inputs": [component(i) for i in dep["inputs"]],
+        "outputs": [components[i]["type"] for i in dep["outputs"]],
+        "generator": dep["types"]["generator"],
+        "api_prefix": config.get("api_prefix"),
+        "mode": config.get("mode"),
+    }
+
+
+def test_chatinterface_config_matches(ci_real_url: str, ci_fake_url: str) -> None:
+    real = httpx.get(f"{ci_real_url}/config").json()
+    fake = httpx.get(f"{ci_fake_url}/config").json()
+    real_dep, fake_dep = _api_dependency(real), _api_dependency(fake)
+    assert _described(real, real_dep) == _described(fake, fake_dep)
+    assert set(fake_dep) <= set(real_dep)
+    # the fake's other public dependencies are none, as in the real app
+    public = [d for d in real["dependencies"] if d.get("api_visibility", "public") == "public"
+              and d.get("show_api", True) is not False]  # fmt: skip
+    assert [d["id"] for d in public] == [real_dep["id"]]
+
+
+def _ci_conversation(url: str, session: str, demo: ModuleType) -> list[dict[str, Any]]:
+    config = httpx.get(f"{url}/config").json()
+    dep = _api_dependency(config)
+    data = [CI_MESSAGE, [], demo.DEFAULT_SYSTEM, demo.DEFAULT_TEMPERATURE]
+    prefix = config.get("api_prefix", "")
+    body = {"data": data, "event_data": None, "fn_index": dep["id"],
+            "trigger_id": dep["targets"][0][0], "session_hash": session}  # fmt: skip
+    with httpx.Client(base_url=url, timeout=30) as client:
+        assert client.post(f"{prefix}/queue/join?", json=body).status_code == 200
+        with client.stream("GET", f"{prefix}/queue/data", params={"session_hash": session}) as r:
+            lines = [line for line in r.iter_lines() if line]
+    messages = [json.loads(line[6:]) for line in lines]
+    return [m for m in messages if m["msg"] != "heartbeat"]
+
+
+def _same_conversation(real: list[dict[str, Any]], fake: list[dict[str, Any]]) -> None:
+    assert [m["msg"] for m in real] == [m["msg"] for m in fake]
+    for r, f in zip(real, fake, strict=True):
+        assert list(r) == list(f), r["msg"]
+        if "output" in r:
+            assert list(r["output"]) == list(f["output"]), r["msg"]
+            assert r["output"]["data"] == f["output"]["data"], r["msg"]
+    assert _reconstruct(fake) == fake[-2]["output"]["data"]
+
+
+def test_chatinterface_stream_matches(
+    ci_demo: ModuleType, ci_real_url: str, ci_fake_url: str
+) -> None:
+    _same_conversation(
+        _ci_conversation(ci_real_url, "cireal", ci_demo),
+        _ci_conversation(ci_fake_url, "cifake", ci_demo),
+    )
+
+
+@pytest.fixture(scope="module")
+def gradio4_python() -> str:
+    # read before the per-test isolation clears LLMRELAY_* variables
+    python = os.environ.get("LLMRELAY_GRADIO4_PYTHON")
+    if not python:
+        pytest.skip("set LLMRELAY_GRADIO4_PYTHON to a Python with gradio 4.44 (scripts/test.sh)")
+    return python
+
+
+def test_chatinterface_gradio4_matches(ci_demo: ModuleType, gradio4_python: str) -> None:
+    """The fake's Gradio 4 ChatInterface against a real Gradio 4.44 server."""
+    python = gradio4_python
+    chunks = ci_demo.answer_chunks(CI_MESSAGE, ci_demo.DEFAULT_SYSTEM, ci_demo.DEFAULT_TEMPERATURE)
+    fake = FakeSpace(SpaceScript(version="4", app="chatinterface", chunks=chunks))
+    with launch_subprocess(python, script=CHATINTERFACE) as real_url, serve(fake.app) as fake_url:
+        real_config = httpx.get(f"{real_url}/config").json()
+        fake_config = httpx.get(f"{fake_url}/config").json()
+        assert _described(real_config, _api_dependency(real_config)) == _described(
+            fake_config, _api_dependency(fake_config)
+        )
+        _same_conversation(
+            _ci_conversation(real_url, "ci4real", ci_demo),
+            _ci_conversation(fake_url, "ci4fake", ci_demo),
+        )

@@ -67,7 +67,7 @@ async def test_streams_true_deltas(space: Space, version: str) -> None:
     fake, url = space
     fake.script = SpaceScript(version=version)  # type: ignore[arg-type]
     events = await collect(url, "Hello there")
-    assert events[0] == ProviderInfo("hf_spaces", "qwen-qwen2-72b-instruct", events[0].label)
+    assert events[0] == ProviderInfo("hf_spaces", "Qwen/Qwen2-72B-Instruct", events[0].label)
     assert events[-1] == FinishReason("stop")
     assert sum(isinstance(e, FinishReason) for e in events) == 1
     texts = [e for e in events if isinstance(e, str)]
@@ -291,7 +291,7 @@ def test_sync_client_gives_the_same_events(space: Space) -> None:
     assert completion.text == FULL
     assert (completion.provider, completion.model, completion.finish_reason) == (
         "hf_spaces",
-        "qwen-qwen2-72b-instruct",
+        "Qwen/Qwen2-72B-Instruct",
         "stop",
     )
 
@@ -318,3 +318,18 @@ async def test_connection_is_reused_after_a_completed_stream(space: Space) -> No
     # /config, then three joins and three data streams, all on one pooled connection
     assert len(fake.requests) == 7
     assert len(ports) == 1
+
+
+async def test_a_queue_sending_only_heartbeats_ends_at_the_first_token_timeout(
+    space: Space,
+) -> None:
+    # the heartbeats keep the idle (read) timeout from firing; the first-token one ends it
+    fake, url = space
+    fake.script = SpaceScript(mode="heartbeats_only", heartbeat_interval=0.05)
+    timeouts = Timeouts(read=5, first_token=0.5)
+    async with client_for(url, timeouts=timeouts) as client:
+        stream = client.stream("Hi", model="hf_spaces")
+        with pytest.raises(ProviderTimeout) as info:
+            await stream.start()
+    assert info.value.kind == "first_token"
+    assert fake.wait_streams_closed(5)

@@ -12,9 +12,11 @@ from hypothesis import strategies as st
 from llmrelay.providers._gradio import (
     Const,
     GradioChatSpace,
+    MalformedConfig,
     apply_diff,
     endpoint_from_config,
     reply_text,
+    validate_prefix,
 )
 
 gradio_utils = pytest.importorskip("gradio.utils")
@@ -95,6 +97,11 @@ def test_bad_edits_are_value_errors(edits: Any) -> None:
         ),
         ([], "chatbot", None),
         ("plain", "text", "plain"),
+        ("reply", "json", "reply"),
+        ({"role": "assistant", "content": "y"}, "json", "y"),
+        ({"role": "assistant", "content": [{"type": "text", "text": "z"}]}, "json", "z"),
+        ([{"role": "user", "content": "q"}, {"role": "assistant", "content": "w"}], "json", "w"),
+        (None, "json", None),
     ],
 )
 def test_reply_text_per_chatbot_format(value: Any, kind: str, expected: str | None) -> None:
@@ -107,8 +114,7 @@ def test_reply_text_rejects_other_shapes() -> None:
 
 
 SPACE = GradioChatSpace(
-    space_id="s",
-    base_url="http://s.invalid",
+    space_id="o/s",
     api_name="model_chat",
     fn_index=0,
     trigger_id=11,
@@ -118,7 +124,8 @@ SPACE = GradioChatSpace(
 
 
 def test_build_data_follows_the_template() -> None:
-    assert SPACE.build_data("p", "sys") == ["p", [], "sys", 0.7]
+    assert SPACE.endpoint().build_data("p", "sys") == ["p", [], "sys", 0.7]
+    assert SPACE.endpoint().build_data("p", None) == ["p", [], "", 0.7]
 
 
 def test_endpoint_found_by_api_name_with_prefix() -> None:
@@ -149,10 +156,27 @@ def test_endpoint_falls_back_to_fn_index_and_no_prefix() -> None:
     ("config", "fragment"),
     [
         ({"protocol": "ws", "dependencies": [{}]}, "unsupported Gradio protocol"),
-        ({"protocol": "sse_v3", "dependencies": []}, "no dependencies"),
+        ({"protocol": "sse_v3", "dependencies": []}, "no dependenc"),
+        ({"protocol": "sse_v3"}, "no dependencies"),
+        ([], "not an object"),
         ({"protocol": "sse_v3", "dependencies": [{"id": 3, "api_name": "x"}]}, "no dependency"),
     ],
 )
-def test_unusable_configs(config: dict[str, Any], fragment: str) -> None:
+def test_unusable_configs(config: Any, fragment: str) -> None:
     with pytest.raises(ValueError, match=fragment):
         endpoint_from_config(config, SPACE)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(None, ""), ("", ""), ("/gradio_api", "/gradio_api"), ("/gradio_api/", "/gradio_api"),
+     ("/a/b_c-d.e~f", "/a/b_c-d.e~f")],
+)  # fmt: skip
+def test_safe_prefixes(value: Any, expected: str) -> None:
+    assert validate_prefix(value) == expected
+
+
+@pytest.mark.parametrize("value", ["/", "//x", "/a//b", "/.", "/a/.hidden", 3, ["/x"], "/x:y"])
+def test_unsafe_prefixes(value: Any) -> None:
+    with pytest.raises(MalformedConfig, match="api_prefix"):
+        validate_prefix(value)

@@ -61,7 +61,7 @@ def test_a_user_alias_overrides_a_built_in_one() -> None:
 def test_a_built_in_alias_skips_providers_not_installed() -> None:
     # qwen-2-72b -> hf_spaces, then huggingface (left out while it is not registered)
     targets = router().resolve("qwen-2-72b")
-    assert targets[0] == Target("hf_spaces", "qwen-qwen2-72b-instruct")
+    assert targets[0] == Target("hf_spaces", "Qwen/Qwen2-72B-Instruct")
     assert all(t.provider in ("hf_spaces", "huggingface") for t in targets)
 
 

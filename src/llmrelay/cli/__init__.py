@@ -12,6 +12,7 @@ import sys
 import click
 
 from ._chat import chat
+from ._image import image
 from ._listing import models, providers
 
 __all__ = ["cli", "main"]
@@ -32,6 +33,7 @@ def cli(verbose: bool) -> None:
 cli.add_command(chat)
 cli.add_command(providers)
 cli.add_command(models)
+cli.add_command(image)
 
 
 def main() -> None:

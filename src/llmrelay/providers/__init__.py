@@ -29,7 +29,10 @@ __all__ = [
 
 BUILTIN: dict[str, str] = {
     "hf_spaces": "llmrelay.providers.hf_spaces:HFSpaces",
+    "replicate": "llmrelay.providers.replicate:Replicate",
     "huggingface": "llmrelay.providers.huggingface:HuggingFace",
+    "ai2": "llmrelay.providers.ai2:Ai2",
+    "h2o": "llmrelay.providers.h2o:H2o",
 }
 """Registry name -> ``"module:Class"``, in display order."""
 

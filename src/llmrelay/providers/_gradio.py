@@ -1,248 +1,379 @@
-"""Gradio queue protocol pieces: Space rows, ``/config`` discovery and streaming diffs.
+"""Gradio chat Spaces as data: known rows, ``/config`` discovery, the join ``data``.
 
 Protocol (Gradio 4.x – 6.x, ``sse_v2``/``sse_v3``; sources: the gradio wheels'
-``gradio/routes.py`` ``queue_join``/``queue_data``, ``gradio/server_messages.py``,
-``gradio/utils.py`` ``diff`` and ``gradio_client/utils.py`` ``apply_diff``)::
+``gradio/routes.py`` ``queue_join``/``queue_data``, ``gradio/blocks.py`` ``get_config``,
+``gradio/chat_interface.py`` and ``gradio_client/client.py``)::
 
-    GET  {space}/config                          -> version, protocol, api_prefix, dependencies
+    GET  {space}/config                          -> version, protocol, api_prefix,
+                                                    components, dependencies
     POST {space}{prefix}/queue/join?             {"data", "event_data", "fn_index",
                                                   "trigger_id", "session_hash"} -> {"event_id"}
     GET  {space}{prefix}/queue/data?session_hash -> text/event-stream of {"msg": ...}
 
-``prefix`` is ``""`` in Gradio 4 and ``"/gradio_api"`` from Gradio 5 on. The first
-``process_generating`` of an event carries the full output values; the following ones
-carry one diff list per output, each edit ``[action, path, value]``.
+Discovery (``endpoint_from_config``) finds the chat dependency and maps its inputs and
+outputs by component type: the message textbox (or multimodal textbox), the history
+(a chatbot or a state, sent as ``[]``: history is flattened into the prompt), an
+optional system textbox (a textbox
+labelled "system…", which keeps its own default value when no system prompt is given),
+and any other input at its ``/config`` default value. The reply is read from the first
+chatbot output (``gr.Blocks`` apps), or from the first output of ``gr.ChatInterface``'s
+API dependency (outputs ``[json | textbox, state]``, bound to its hidden "Fake API"
+button). ``/config`` is untrusted: ``api_prefix`` must be a plain path, ids plain ints.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
+from ._gradio_diff import ReplyKind, apply_diff, reply_text
+
 __all__ = [
+    "ChatEndpoint",
     "Const",
     "GradioChatSpace",
     "InputSlot",
-    "SpaceEndpoint",
+    "MalformedConfig",
+    "UnknownLayout",
     "apply_diff",
     "endpoint_from_config",
     "reply_text",
+    "validate_prefix",
 ]
+
+_MAX_ID = 2**31
+_PREFIX = re.compile(r"(?:/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)*")
+"""A route prefix: ``/segment/...`` of unreserved characters; no segment starts with a
+dot (so no ``.``/``..``), no empty segment (``//host``), no ``@``, ``:``, ``?``, ``#``, ``%``."""
+
+
+class MalformedConfig(ValueError):
+    """``/config`` is not a usable document (wrong types, a hostile ``api_prefix``)."""
+
+
+class UnknownLayout(ValueError):
+    """``/config`` is well formed but no chat dependency could be recognised in it."""
 
 
 @dataclass(frozen=True, slots=True)
 class Const:
-    """A fixed input value sent as is (e.g. a slider's default)."""
+    """An input sent at a fixed value (its ``/config`` default, e.g. a slider's).
 
-    value: Any
-
-
-InputSlot: TypeAlias = Literal["prompt", "system", "history"] | Const
-"""One element of a Space's ``data`` template: the flattened prompt, the system prompt,
-the chat history (always ``[]``: history is flattened into the prompt) or a constant."""
-
-
-@dataclass(frozen=True, slots=True)
-class GradioChatSpace:
-    """A Gradio chat Space, as data: adding a Space is a new row, not a new parser.
-
-    Attributes:
-        space_id: the model id users name (``"qwen-qwen2-72b-instruct"``).
-        base_url: the Space's own host (``https://<space-id>.hf.space``).
-        api_name: the chat dependency's ``api_name`` looked up in ``/config``.
-        fn_index: fallback ``fn_index`` when ``/config`` is unavailable.
-        trigger_id: fallback ``trigger_id`` (component id of the submit trigger).
-        inputs: the ``data`` template, one slot per input component.
-        reply_output: index of the output component that holds the reply.
-        reply_kind: ``"chatbot"`` (tuples or messages) or ``"text"`` (a textbox).
+    ``label`` is the component's label, by which a request may set another value.
     """
 
-    space_id: str
-    base_url: str
-    api_name: str
-    fn_index: int
-    trigger_id: int | None
-    inputs: tuple[InputSlot, ...]
-    reply_output: int
-    reply_kind: Literal["chatbot", "text"] = "chatbot"
+    value: Any
+    label: str | None = None
 
-    def build_data(self, prompt: str, system: str) -> list[Any]:
-        """The join ``data`` list: one value per input component."""
-        values: list[Any] = []
-        for slot in self.inputs:
-            if isinstance(slot, Const):
-                values.append(slot.value)
-            elif slot == "prompt":
-                values.append(prompt)
-            elif slot == "system":
-                values.append(system)
-            else:
-                values.append([])
-        return values
+
+InputSlot: TypeAlias = Literal["prompt", "multimodal", "system", "history"] | Const
+"""One element of the join ``data`` template: the flattened prompt (as a string, or as
+a multimodal textbox's ``{"text", "files": []}``), the system prompt, the chat history
+(always ``[]``) or a constant."""
 
 
 @dataclass(frozen=True, slots=True)
-class SpaceEndpoint:
-    """Where and how to call a Space's chat function, as discovered (or defaulted).
+class ChatEndpoint:
+    """How to call a Space's chat function, as discovered from ``/config`` (or a row).
 
     Attributes:
-        prefix: route prefix (``""`` or ``"/gradio_api"``).
-        fn_index: the dependency index.
+        prefix: route prefix (``""`` or ``"/gradio_api"``), validated.
+        fn_index: the dependency's id.
         trigger_id: the trigger component id, or ``None``.
+        inputs: the ``data`` template, one slot per input component.
+        reply_output: index of the output that holds the reply.
+        reply_kind: how to read the reply (``_gradio_diff.reply_text``).
+        system_default: the system textbox's own default value (sent when the request
+            has no system prompt).
         version: the Space's Gradio version, when known.
     """
 
     prefix: str
     fn_index: int
     trigger_id: int | None
+    inputs: tuple[InputSlot, ...]
+    reply_output: int
+    reply_kind: ReplyKind = "chatbot"
+    system_default: str = ""
     version: str | None = None
 
+    @property
+    def labels(self) -> list[str]:
+        """Labels of the other inputs (those a request may set by label)."""
+        return [s.label for s in self.inputs if isinstance(s, Const) and s.label]
 
-def endpoint_from_config(config: Mapping[str, Any], space: GradioChatSpace) -> SpaceEndpoint:
-    """Find the chat dependency in a ``GET /config`` document.
+    def build_data(
+        self, prompt: str, system: str | None, inputs: Mapping[str, Any] | None = None
+    ) -> list[Any]:
+        """The join ``data`` list.
 
-    The dependency is chosen by ``api_name``; failing that, the Space's default
-    ``fn_index`` if it exists. ``trigger_id`` is the dependency's first target.
+        Args:
+            prompt: the flattened conversation.
+            system: the system prompt; ``None`` keeps the Space's own default.
+            inputs: values for other inputs by label (exact, else case-insensitive).
+
+        Raises:
+            KeyError: a label in ``inputs`` that no other input has.
+        """
+        wanted = dict(inputs or {})
+        folded = {label.casefold(): label for label in wanted}
+        values: list[Any] = []
+        for slot in self.inputs:
+            if isinstance(slot, Const):
+                key = (
+                    slot.label
+                    if slot.label in wanted
+                    else folded.get((slot.label or "").casefold())
+                )
+                if slot.label and key is not None:
+                    values.append(wanted.pop(key))
+                    folded.pop(key.casefold(), None)
+                else:
+                    values.append(slot.value)
+            elif slot == "prompt":
+                values.append(prompt)
+            elif slot == "multimodal":
+                values.append({"text": prompt, "files": []})
+            elif slot == "system":
+                values.append(self.system_default if system is None else system)
+            else:
+                values.append([])
+        if wanted:
+            raise KeyError(", ".join(sorted(wanted)))
+        return values
+
+
+@dataclass(frozen=True, slots=True)
+class GradioChatSpace:
+    """A known Space whose layout is given, for when discovery cannot read it.
+
+    Attributes:
+        space_id: the Space's Hub id (``"Qwen/Qwen2-72B-Instruct"``).
+        api_name: the chat dependency's ``api_name`` looked up in ``/config``.
+        fn_index: ``fn_index`` when ``/config`` is unavailable or names no such API.
+        trigger_id: the trigger component id in that case.
+        inputs: the ``data`` template when the inputs cannot be classified.
+        reply_output: index of the output holding the reply, in that case.
+        reply_kind: how to read that output.
+    """
+
+    space_id: str
+    api_name: str
+    fn_index: int
+    trigger_id: int | None
+    inputs: tuple[InputSlot, ...]
+    reply_output: int
+    reply_kind: ReplyKind = "chatbot"
+
+    def endpoint(self, prefix: str = "", version: str | None = None) -> ChatEndpoint:
+        """The endpoint this row describes (no ``/config``: Gradio 4 paths)."""
+        return ChatEndpoint(
+            prefix,
+            self.fn_index,
+            self.trigger_id,
+            self.inputs,
+            self.reply_output,
+            self.reply_kind,
+            version=version,
+        )
+
+
+def validate_prefix(value: Any) -> str:
+    """``api_prefix`` as a safe path (``""`` when absent).
 
     Raises:
-        ValueError: when the document has no usable dependency or an unsupported
-            protocol (the WebSocket protocol of Gradio 3).
+        MalformedConfig: anything but ``/segment/...`` of unreserved characters — a
+            prefix such as ``@evil.example``, ``//evil``, ``http://x`` or ``/..`` would
+            send the request (and the token) elsewhere.
     """
-    protocol = config.get("protocol")
-    if isinstance(protocol, str) and not protocol.startswith("sse"):
-        raise ValueError(f"unsupported Gradio protocol {protocol!r} (need sse_v2 or later)")
-    deps = config.get("dependencies")
-    if not isinstance(deps, list) or not deps:
-        raise ValueError("config has no dependencies")
-    wanted = space.api_name.lstrip("/")
-    chosen: tuple[int, Mapping[str, Any]] | None = None
-    for index, dep in enumerate(deps):
-        if isinstance(dep, Mapping) and str(dep.get("api_name") or "").lstrip("/") == wanted:
-            chosen = (int(dep.get("id", index)), dep)
-            break
-    if chosen is None:
-        for index, dep in enumerate(deps):
-            if isinstance(dep, Mapping) and int(dep.get("id", index)) == space.fn_index:
-                chosen = (space.fn_index, dep)
-                break
-    if chosen is None:
-        raise ValueError(f"no dependency named {wanted!r} or with fn_index {space.fn_index}")
-    fn_index, dep = chosen
-    trigger_id: int | None = None
-    targets = dep.get("targets")
-    if isinstance(targets, list) and targets:
-        first = targets[0]
-        trigger_id = int(first[0]) if isinstance(first, list) else int(first)
-    prefix = config.get("api_prefix") or ""
-    if not isinstance(prefix, str):
-        raise ValueError(f"api_prefix must be a string; got {prefix!r}")
-    version = config.get("version")
-    return SpaceEndpoint(
-        prefix=prefix.rstrip("/"),
-        fn_index=fn_index,
-        trigger_id=trigger_id,
-        version=str(version) if version is not None else None,
-    )
+    if value is None or value == "":
+        return ""
+    if not isinstance(value, str) or len(value) > 200:
+        raise MalformedConfig(f"unusable api_prefix {value!r:.80}")
+    prefix = value[:-1] if value.endswith("/") and len(value) > 1 else value
+    if not _PREFIX.fullmatch(prefix):
+        raise MalformedConfig(f"unsafe api_prefix {value!r:.80} (must be a plain path)")
+    return prefix
 
 
-def apply_diff(value: Any, edits: Sequence[Any]) -> Any:
-    """Apply one output's streaming diff to its current value (in place where possible).
-
-    Each edit is ``[action, path, value]``: ``replace`` sets, ``append`` concatenates
-    (string suffix or list extension), ``add`` inserts into a list at the index or sets a
-    mapping key, ``delete`` removes a list index or mapping key. An empty ``path``
-    addresses the value itself.
-
-    Returns:
-        The new value (a new object when the root itself was replaced or appended to).
-
-    Raises:
-        ValueError: a malformed edit, an unknown action or a path that does not exist.
-    """
-    for edit in edits:
-        if not isinstance(edit, (list, tuple)) or len(edit) != 3:
-            raise ValueError(f"malformed diff edit {edit!r}")
-        action, path, new = edit
-        if not isinstance(path, list):
-            raise ValueError(f"malformed diff path {path!r}")
-        try:
-            value = _apply_edit(value, action, path, new)
-        except (KeyError, IndexError, TypeError) as exc:
-            raise ValueError(f"cannot apply {action!r} at {path!r}: {exc}") from None
+def _plain_id(value: Any, what: str) -> int:
+    if type(value) is not int or not 0 <= value < _MAX_ID:
+        raise MalformedConfig(f"{what} is not a component/dependency id: {value!r:.40}")
     return value
 
 
-def _apply_edit(root: Any, action: Any, path: list[Any], new: Any) -> Any:
-    if not path:
-        if action == "replace":
-            return new
-        if action == "append":
-            return root + new
-        raise ValueError(f"diff action {action!r} needs a path")
-    parent = root
-    for key in path[:-1]:
-        parent = parent[key]
-    key = path[-1]
-    if action == "replace":
-        parent[key] = new
-    elif action == "append":
-        parent[key] = parent[key] + new
-    elif action == "add":
-        if isinstance(parent, list):
-            parent.insert(int(key), new)
+def _trigger(dep: Mapping[str, Any]) -> int | None:
+    """The first target's component id (``[[id, "event"], ...]``, or ``[id, ...]``)."""
+    targets = dep.get("targets")
+    if targets is None or targets == []:
+        return None
+    if not isinstance(targets, list):
+        raise MalformedConfig(f"dependency targets {targets!r:.80}")
+    first = targets[0]
+    if isinstance(first, list):
+        if not first:
+            raise MalformedConfig("empty dependency target")
+        first = first[0]
+    return None if first is None else _plain_id(first, "trigger")
+
+
+def _components(value: Any) -> dict[int, tuple[str, Mapping[str, Any]]]:
+    """``components`` as ``{id: (type, props)}``; malformed entries are skipped."""
+    if value is None:
+        return {}
+    if not isinstance(value, list):
+        raise MalformedConfig("components is not a list")
+    found: dict[int, tuple[str, Mapping[str, Any]]] = {}
+    for item in value:
+        if not isinstance(item, dict) or type(item.get("id")) is not int:
+            continue
+        kind, props = item.get("type"), item.get("props")
+        found[item["id"]] = (
+            kind if isinstance(kind, str) else "",
+            props if isinstance(props, dict) else {},
+        )
+    return found
+
+
+def _ids(dep: Mapping[str, Any], key: str) -> list[int]:
+    value = dep.get(key)
+    if not isinstance(value, list):
+        raise MalformedConfig(f"dependency {key} is not a list")
+    return [_plain_id(item, key) for item in value]
+
+
+def _is_public(dep: Mapping[str, Any]) -> bool:
+    """Whether ``dep`` is part of the Space's API.
+
+    ``api_visibility: "public"`` (Gradio 6) or ``show_api`` not false (Gradio 4/5),
+    a backend function, an API name that is not ``false``.
+    """
+    if dep.get("backend_fn") is False or dep.get("api_name") is False:
+        return False
+    if "api_visibility" in dep:
+        return bool(dep["api_visibility"] == "public")
+    return dep.get("show_api", True) is not False
+
+
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    inputs: tuple[InputSlot, ...]
+    reply_output: int
+    reply_kind: ReplyKind
+    system_default: str
+
+
+def _layout(dep: Mapping[str, Any], components: Mapping[int, tuple[str, Any]]) -> _Layout:
+    """Classify a dependency's inputs and outputs by component type.
+
+    Raises:
+        MalformedConfig: inputs/outputs are not lists of ids.
+        UnknownLayout: no message textbox, or no chatbot / ChatInterface reply output.
+    """
+    inputs, outputs = _ids(dep, "inputs"), _ids(dep, "outputs")
+    slots: list[InputSlot] = []
+    system_default: str | None = None
+    has_prompt = has_history = False
+    for cid in inputs:
+        kind, props = components.get(cid, ("", {}))
+        label = props.get("label")
+        value = props.get("value")
+        is_system = isinstance(label, str) and "system" in label.lower()
+        if kind == "textbox" and is_system and system_default is None:
+            slots.append("system")
+            system_default = value if isinstance(value, str) else ""
+        elif kind in ("textbox", "multimodaltextbox") and not has_prompt:
+            slots.append("prompt" if kind == "textbox" else "multimodal")
+            has_prompt = True
+        elif kind in ("chatbot", "state") and not has_history:
+            slots.append("history")
+            has_history = True
         else:
-            parent[key] = new
-    elif action == "delete":
-        del parent[int(key) if isinstance(parent, list) else key]
+            slots.append(Const(value, label if isinstance(label, str) and label else None))
+    if not has_prompt:
+        raise UnknownLayout("no message textbox among the inputs")
+    kinds = [components.get(cid, ("", {}))[0] for cid in outputs]
+    reply_kind: ReplyKind
+    if "chatbot" in kinds:
+        reply_output, reply_kind = kinds.index("chatbot"), "chatbot"
+    elif has_history and len(kinds) == 2 and kinds[1] == "state" and kinds[0] == "json":
+        reply_output, reply_kind = 0, "json"  # ChatInterface, Gradio 5/6
+    elif has_history and len(kinds) == 2 and kinds[1] == "state" and kinds[0] == "textbox":
+        reply_output, reply_kind = 0, "text"  # ChatInterface, Gradio 4
     else:
-        raise ValueError(f"unknown diff action {action!r}")
-    return root
+        raise UnknownLayout("no chatbot or ChatInterface reply among the outputs")
+    return _Layout(tuple(slots), reply_output, reply_kind, system_default or "")
 
 
-def _content_text(content: Any) -> str | None:
-    """Text of a chatbot message's ``content``: a string, or Gradio 6 content parts."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        texts = [
-            part.get("text", "")
-            for part in content
-            if isinstance(part, Mapping) and part.get("type", "text") == "text"
-        ]
-        return "".join(t for t in texts if isinstance(t, str))
-    if isinstance(content, Mapping) and isinstance(content.get("text"), str):
-        return str(content["text"])
+def _find_named(deps: list[Any], api_name: str) -> tuple[int, Mapping[str, Any]] | None:
+    wanted = api_name.lstrip("/")
+    for index, dep in enumerate(deps):
+        if isinstance(dep, dict):
+            name = dep.get("api_name")
+            if isinstance(name, str) and name.lstrip("/") == wanted:
+                return _fn_index(dep, index), dep
     return None
 
 
-def reply_text(value: Any, kind: str) -> str | None:
-    """The assistant's reply inside an output value, or ``None`` when there is none yet.
+def _fn_index(dep: Mapping[str, Any], index: int) -> int:
+    return _plain_id(dep.get("id", index), "dependency id")
 
-    ``kind="text"``: the value itself. ``kind="chatbot"``: the last pair's bot side for
-    tuple chatbots (Gradio 4: ``[[user, bot], ...]``), or the last message for messages
-    chatbots (Gradio 5: ``{"role", "content": str}``; Gradio 6: ``content`` as a list of
-    ``{"type": "text", "text"}`` parts) when it is an assistant message.
+
+def endpoint_from_config(config: Any, row: GradioChatSpace | None = None) -> ChatEndpoint:
+    """Find the chat dependency in a ``GET /config`` document.
+
+    With a known ``row``: the dependency named ``row.api_name`` (else the row's
+    ``fn_index``), its layout discovered, or the row's when discovery cannot classify
+    it. Without: the first public dependency whose inputs hold a message textbox and
+    whose outputs hold a chatbot, or ``gr.ChatInterface``'s API dependency.
 
     Raises:
-        ValueError: a value of neither shape.
+        MalformedConfig: not a ``/config`` document, an unsafe ``api_prefix``, a
+            non-SSE protocol (Gradio 3's WebSocket) or malformed ids.
+        UnknownLayout: no chat dependency found (a row may then stand in).
     """
-    if kind == "text":
-        if value is None or isinstance(value, str):
-            return value
-        raise ValueError(f"expected a text output, got {type(value).__name__}")
-    if value is None:
-        return None
-    if not isinstance(value, list):
-        raise ValueError(f"expected a chatbot list, got {type(value).__name__}")
-    if not value:
-        return None
-    last = value[-1]
-    if isinstance(last, list) and len(last) == 2:
-        bot = last[1]
-        return None if bot is None else _content_text(bot)
-    if isinstance(last, Mapping):
-        if last.get("role") != "assistant":
-            return None
-        return _content_text(last.get("content"))
-    raise ValueError(f"unrecognised chatbot message {last!r:.100}")
+    if not isinstance(config, dict):
+        raise MalformedConfig(f"/config is a JSON {type(config).__name__}, not an object")
+    protocol = config.get("protocol")
+    if protocol is not None and (not isinstance(protocol, str) or not protocol.startswith("sse")):
+        raise MalformedConfig(f"unsupported Gradio protocol {protocol!r:.40} (need sse_v2+)")
+    prefix = validate_prefix(config.get("api_prefix"))
+    version = config.get("version")
+    version = version if isinstance(version, str) else None
+    deps = config.get("dependencies")
+    if not isinstance(deps, list):
+        raise MalformedConfig("/config has no dependencies list")
+    components = _components(config.get("components"))
+    if row is not None:
+        found = _find_named(deps, row.api_name)
+        if found is None:
+            for index, dep in enumerate(deps):
+                if isinstance(dep, dict) and _fn_index(dep, index) == row.fn_index:
+                    found = (row.fn_index, dep)
+                    break
+        if found is None:
+            raise UnknownLayout(f"no dependency {row.api_name!r} or fn_index {row.fn_index}")
+        fn_index, dep = found
+        trigger = _trigger(dep)
+        try:
+            layout = _layout(dep, components)
+        except ValueError:  # the row knows this dependency's layout
+            layout = _Layout(row.inputs, row.reply_output, row.reply_kind, "")
+        return ChatEndpoint(prefix, fn_index, trigger, layout.inputs, layout.reply_output,
+                            layout.reply_kind, layout.system_default, version)  # fmt: skip
+    for index, dep in enumerate(deps):
+        if not isinstance(dep, dict) or not _is_public(dep):
+            continue
+        try:
+            layout = _layout(dep, components)
+        except UnknownLayout:
+            continue
+        return ChatEndpoint(prefix, _fn_index(dep, index), _trigger(dep), layout.inputs,
+                            layout.reply_output, layout.reply_kind, layout.system_default,
+                            version)  # fmt: skip
+    raise UnknownLayout(
+        "no public dependency takes a message textbox and answers in a chatbot "
+        "(gr.Blocks) or as gr.ChatInterface's API"
+    )

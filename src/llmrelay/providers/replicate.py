@@ -1,0 +1,358 @@
+r"""Replicate predictions API with streaming (``replicate``), text and images.
+
+Wire protocol (public sources: https://replicate.com/docs/topics/predictions/streaming,
+https://replicate.com/docs/topics/predictions/create-a-prediction, replicate-python
+``replicate/stream.py``,
+``replicate/prediction.py``, ``replicate/exceptions.py``; the stream is served by nchan,
+slact/nchan ``src/subscribers/eventsource.c``)::
+
+    POST {base}/models/{owner}/{name}/predictions        (owner/name)
+    POST {base}/predictions  {"version": "<id>", ...}     (owner/name:version)
+         Authorization: Bearer <token>
+         {"input": {...}, "stream": true}
+      -> 201 (or 202) {"id", "status": "starting", "urls": {"get", "cancel", "stream"}, ...}
+    GET  urls.stream      (absolute, usually another host)
+         Accept: text/event-stream, Cache-Control: no-store
+      -> : hi
+         event: output / id: 1690212292:0 / data: <token>     (one per token)
+         event: logs ... (ignored)
+         event: error / data: {"detail": ...} or plain text
+         event: done / data: {} | no data | {"reason": "canceled" | "error"}
+
+nchan splits each payload at every ``\n`` into its own ``data:`` line, so a token is
+recovered exactly by joining the data lines with ``\n`` (``"eyes\n"`` arrives as
+``data: eyes`` + ``data: ``); empty tokens occur and carry no text. Errors are
+``application/problem+json`` (``title``, ``detail``, ``invalid_fields``).
+
+Input mapping (Replicate's language models, e.g.
+https://replicate.com/meta/meta-llama-3.1-405b-instruct): ``prompt`` (the conversation,
+flattened to ``User:/Assistant:`` lines when it has more than one message),
+``system_prompt`` (the system messages, sent once: there and nowhere else, unless the
+``system_in_prompt`` option puts them into the prompt instead), ``max_new_tokens``,
+``temperature``, ``top_p``, ``top_k``, ``stop_sequences`` (comma-separated), ``seed``;
+``extra_input`` is merged last. A prediction that reports no token counts gets no
+``Usage`` event (the stream carries none).
+
+When the consumer stops early (or the stream fails), the prediction is cancelled with a
+best-effort, shielded ``POST urls.cancel`` so it stops costing money.
+
+Images: ``generate_image`` (see ``_replicate_images``) creates a prediction with
+``Prefer: wait``, polls ``urls.get`` when it is not finished, and downloads the output.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import AsyncGenerator, Mapping
+from contextlib import aclosing
+from types import MappingProxyType
+from typing import Any, ClassVar
+
+import httpx
+
+from .. import errors
+from .._http import aiter_sse, translate_errors
+from .._prompts import format_plain, split_system
+from ..types import ChatRequest, Event, FinishReason, ImageRequest, ImageResult, Message
+from ._base import Auth, AuthMode, Capability, Option, Provider
+from ._replicate_http import Prediction, Session, parse_prediction
+
+__all__ = ["Replicate"]
+
+log = logging.getLogger(__name__)
+
+_MODEL = re.compile(
+    r"([A-Za-z0-9][\w.-]*)/([A-Za-z0-9][\w.-]*)(?::([A-Za-z0-9][\w.-]*))?", re.ASCII
+)
+_MAX_EVENT_LINE = 1024 * 1024
+
+
+def prediction_route(base_url: str, model: str) -> tuple[str, dict[str, Any]]:
+    """The creation URL and the body fields that select ``model``.
+
+    ``owner/name`` -> ``({base}/models/owner/name/predictions, {})``;
+    ``owner/name:version`` -> ``({base}/predictions, {"version": version})``.
+
+    Raises:
+        llmrelay.errors.ConfigError: ``model`` is not ``owner/name[:version]`` (letters,
+            digits, ``_``, ``.``, ``-``), so nothing can escape the URL path.
+    """
+    match = _MODEL.fullmatch(model)
+    if match is None:
+        raise errors.ConfigError(
+            f"replicate: model ids are 'owner/name' or 'owner/name:version'; got {model!r}"
+        )
+    owner, name, version = match.groups()
+    if version:
+        return f"{base_url}/predictions", {"version": version}
+    return f"{base_url}/models/{owner}/{name}/predictions", {}
+
+
+class Replicate(Provider):
+    """Replicate's hosted models: streamed text and generated images.
+
+    Any ``owner/name`` (or ``owner/name:version``) is accepted. Needs an API token
+    (``REPLICATE_API_TOKEN``). ``ChatRequest.options``: ``top_k`` (int),
+    ``extra_input`` (dict merged into the prediction's ``input``), ``system_in_prompt``
+    (bool: put the system text into ``prompt`` instead of ``system_prompt``).
+
+    Raises (from ``stream``): ``AuthenticationError`` (401), ``ModelNotFoundError``
+    (404), ``InvalidRequestError`` (422, listing the invalid fields), ``RateLimitError``
+    (429, ``retry_after``), ``ProviderUnavailable`` (5xx), ``ProviderError`` (an ``error``
+    event, or ``done`` with reason ``error``/``canceled``), ``ProtocolError`` (a creation
+    body without ``id``/``urls.stream``, a stream that ends without ``done``).
+    """
+
+    name: ClassVar[str] = "replicate"
+    label: ClassVar[str] = "Replicate"
+    docs_url: ClassVar[str] = "https://replicate.com/docs/topics/predictions/streaming"
+    endpoints: ClassVar[Mapping[str, str]] = MappingProxyType(
+        {"base_url": "https://api.replicate.com/v1"}
+    )
+    auth: ClassVar[Auth] = Auth(AuthMode.REQUIRED, "REPLICATE_API_TOKEN")
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {Capability.CHAT, Capability.STREAM, Capability.SYSTEM_PROMPT, Capability.IMAGES}
+    )
+    parameters: ClassVar[frozenset[str]] = frozenset(
+        {"temperature", "max_tokens", "top_p", "stop", "seed"}
+    )
+    options: ClassVar[Mapping[str, Option]] = MappingProxyType(
+        {
+            "top_k": Option(int, "top-k sampling: consider only the k most likely tokens"),
+            "extra_input": Option(dict, "extra model inputs, merged into the prediction input"),
+            "system_in_prompt": Option(
+                bool, "send the system text inside the prompt, not as system_prompt"
+            ),
+        }
+    )
+    default_model: ClassVar[str] = "meta/meta-llama-3-70b-instruct"
+    models: ClassVar[tuple[str, ...]] = (
+        "meta/meta-llama-3-70b-instruct",
+        "meta/meta-llama-3-8b-instruct",
+        "meta/meta-llama-3.1-405b-instruct",
+        "black-forest-labs/flux-schnell",
+        "black-forest-labs/flux-dev",
+    )
+    aliases: ClassVar[Mapping[str, str]] = MappingProxyType(
+        {
+            "llama-3-70b": "meta/meta-llama-3-70b-instruct",
+            "llama-3-8b": "meta/meta-llama-3-8b-instruct",
+            "llama-3.1-405b": "meta/meta-llama-3.1-405b-instruct",
+            "flux-schnell": "black-forest-labs/flux-schnell",
+            "flux-dev": "black-forest-labs/flux-dev",
+        }
+    )
+    open_catalogue: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        endpoints: Mapping[str, str] | None = None,
+        api_key: str | None = None,
+    ) -> None:
+        super().__init__(http, endpoints=endpoints, api_key=api_key)
+        self._session = Session(http, api_key, self.base_url, self.name)
+
+    def build_input(self, request: ChatRequest) -> dict[str, Any]:
+        """The prediction ``input`` for ``request`` (see the module docstring).
+
+        Raises:
+            llmrelay.errors.ConfigError: no user or assistant message.
+            llmrelay.errors.InvalidRequestError: a stop sequence containing a comma, or
+                an ``extra_input`` / ``top_k`` of the wrong type.
+        """
+        system, conversation = split_system(request.messages)
+        if not conversation:
+            raise errors.ConfigError(f"{self.name}: the conversation has no user message")
+        options = request.options
+        data: dict[str, Any] = {}
+        if system and options.get("system_in_prompt"):
+            data["prompt"] = format_plain([Message("system", system), *conversation])
+        else:
+            data["prompt"] = format_plain(conversation)
+            if system:
+                data["system_prompt"] = system
+        if request.max_tokens is not None:
+            data["max_new_tokens"] = request.max_tokens
+        for key in ("temperature", "top_p", "seed"):
+            value = getattr(request, key)
+            if value is not None:
+                data[key] = value
+        if request.stop:
+            if any("," in stop for stop in request.stop):
+                raise self._invalid(
+                    "stop sequences containing ',' cannot be sent: Replicate's "
+                    "stop_sequences is a comma-separated string",
+                    request.model,
+                )
+            data["stop_sequences"] = ",".join(request.stop)
+        top_k = options.get("top_k")
+        if top_k is not None:
+            if isinstance(top_k, bool) or not isinstance(top_k, int):
+                raise self._invalid("option top_k must be an integer", request.model)
+            data["top_k"] = top_k
+        data.update(self._extra_input(options, request.model))
+        return data
+
+    def _extra_input(self, options: Mapping[str, Any], model: str) -> dict[str, Any]:
+        extra = options.get("extra_input")
+        if extra is None:
+            return {}
+        if not isinstance(extra, Mapping) or not all(isinstance(k, str) for k in extra):
+            raise self._invalid("option extra_input must be a mapping with string keys", model)
+        return dict(extra)
+
+    def _invalid(self, message: str, model: str) -> errors.InvalidRequestError:
+        return errors.InvalidRequestError(message, provider=self.name, model=model)
+
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[Event, None]:
+        """Create a streaming prediction and yield its text, then one ``FinishReason``.
+
+        See the class docstring for the errors raised.
+        """
+        model = request.model
+        url, body = prediction_route(self.base_url, model)
+        body.update(input=self.build_input(request), stream=True)
+        prediction: Prediction | None = None
+        ended = _Ended()  # set once the service says how the prediction ended
+        try:
+            with translate_errors(self.name, model):
+                prediction = await self._create(url, body, model)
+                if prediction.stream is None:
+                    raise errors.ProtocolError(
+                        "the prediction has no urls.stream (does this model stream text?)",
+                        provider=self.name,
+                        model=model,
+                    )
+                async with (
+                    self._session.get(
+                        prediction.stream,
+                        model=model,
+                        what="prediction stream",
+                        headers={"accept": "text/event-stream", "cache-control": "no-store"},
+                        allowed=self._session.stream_origins(prediction.stream),
+                    ) as response,
+                    aclosing(self._events(response, model, ended)) as events,
+                ):
+                    async for event in events:
+                        yield event
+        finally:
+            if prediction is not None and not ended.flag:
+                await self._session.cancel(prediction.cancel, model)
+
+    async def _create(self, url: str, body: Mapping[str, Any], model: str) -> Prediction:
+        """``POST`` the prediction; 201 and 202 (and 200) are accepted."""
+        _, payload = await self._session.post_json(url, body, model=model, what="create prediction")
+        prediction = parse_prediction(payload, provider=self.name, model=model)
+        if prediction.status == "failed":
+            raise errors.ProviderError(
+                f"the prediction failed: {_text(prediction.error) or 'no error message'}",
+                provider=self.name,
+                model=model,
+            )
+        return prediction
+
+    async def _events(
+        self, response: httpx.Response, model: str, ended: _Ended
+    ) -> AsyncGenerator[Event, None]:
+        """Text of ``output`` events, then the ``FinishReason`` of ``done``.
+
+        ``ended.flag`` is set when a ``done`` or ``error`` event arrived.
+        """
+        messages = aiter_sse(response, provider=self.name, model=model, max_line=_MAX_EVENT_LINE)
+        async with aclosing(messages):
+            async for sse in messages:
+                if sse.event == "output":
+                    if sse.data:
+                        yield sse.data
+                elif sse.event == "done":
+                    ended.flag = True
+                    yield self._finish(sse.data, model)
+                    return
+                elif sse.event == "error":
+                    ended.flag = True
+                    detail = _error_detail(sse.data)
+                    raise errors.ProviderError(
+                        f"the prediction failed: {detail}",
+                        provider=self.name,
+                        model=model,
+                        body=sse.data,
+                    )
+                # "logs" and unknown events carry no answer text
+        raise errors.ProtocolError(
+            "the prediction stream ended without a done event", provider=self.name, model=model
+        )
+
+    def _finish(self, data: str, model: str) -> FinishReason:
+        """``done``: ``{}`` or no data -> stop; ``reason`` canceled/error -> raise."""
+        if not data.strip():
+            return FinishReason("stop")
+        try:
+            payload = json.loads(data)
+        except (ValueError, RecursionError):
+            payload = None
+        if not isinstance(payload, Mapping):
+            raise errors.ProtocolError(
+                f"malformed done event: {data[:200]!r}", provider=self.name, model=model
+            )
+        reason = payload.get("reason")
+        if reason in (None, ""):
+            return FinishReason("stop")
+        if reason == "canceled":
+            raise errors.ProviderError(
+                "the prediction was canceled", provider=self.name, model=model
+            )
+        if reason == "error":
+            detail = _text(payload.get("error")) or _text(payload.get("detail"))
+            raise errors.ProviderError(
+                f"the prediction failed: {detail or 'no error message'}",
+                provider=self.name,
+                model=model,
+                body=data,
+            )
+        log.warning("replicate: done with an unknown reason %r; treated as stop", reason)
+        return FinishReason("stop")
+
+    async def generate_image(self, request: ImageRequest) -> ImageResult:
+        """Generate one image (see ``_replicate_images.generate``).
+
+        Raises:
+            llmrelay.errors.ProviderError: mapped HTTP errors, a failed or canceled
+                prediction, ``ProviderTimeout`` past ``request.deadline``,
+                ``ProtocolError`` for an output that is not an image.
+        """
+        from ._replicate_images import generate
+
+        with translate_errors(self.name, request.model):
+            return await generate(self._session, self.base_url, request)
+
+
+class _Ended:
+    """Whether the service reported the prediction's end (nothing left to cancel)."""
+
+    __slots__ = ("flag",)
+
+    def __init__(self) -> None:
+        self.flag = False
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value[:1000]
+    if isinstance(value, Mapping):
+        for key in ("detail", "message", "error"):
+            if isinstance(value.get(key), str):
+                return str(value[key])[:1000]
+    return ""
+
+
+def _error_detail(data: str) -> str:
+    """The message of an ``error`` event: JSON ``{"detail"}`` or plain text."""
+    try:
+        payload = json.loads(data)
+    except (ValueError, RecursionError):
+        return data.strip()[:1000] or "no error message"
+    return _text(payload) or data.strip()[:1000] or "no error message"
