@@ -17,7 +17,8 @@ an inference call) reaches its stream intact and only the stream breaks:
 ``stall_mid``          forward through the frame holding ``marker`` (some text), then hold
 ``cut_mid``            forward through the ``marker`` frame, then close (no terminator)
 ``cut_after_end``      forward the whole body, then close without the chunked terminator
-``malformed``          a non-JSON frame first, then the rest
+``malformed``          a non-JSON frame first (``malformed_frame`` when the protocol
+                       ignores unknown frames), then the rest
 ``malformed_mid``      the ``marker`` frame, then a non-JSON frame, then the rest
 ``frame_50mib``        the headers, then one 50 MiB line (``data: xxx...``) without a newline
 ``gzip_bomb``          ``content-encoding: gzip`` body inflating to ``BOMB_GIB`` GiB of zeros
@@ -208,6 +209,7 @@ class FaultProxy:
     upstream: str
     fault: str = "pass"
     marker: bytes = b"Hello"
+    malformed_frame: bytes | None = None
     drip_interval: float = 0.1
     requests: list[ProxiedRequest] = field(default_factory=list)
     other: OtherHost = field(default_factory=OtherHost)
@@ -216,6 +218,7 @@ class FaultProxy:
     _open: int = 0
     _loop: asyncio.AbstractEventLoop | None = None
     _server: asyncio.Server | None = None
+    _server6: asyncio.Server | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _idle: threading.Event = field(default_factory=threading.Event)
 
@@ -241,6 +244,8 @@ class FaultProxy:
         self._idle.set()
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
         self.port = self._server.sockets[0].getsockname()[1]
+        with contextlib.suppress(OSError):  # "localhost" may resolve to ::1 first
+            self._server6 = await asyncio.start_server(self._handle, "::1", self.port)
         await self.other.start()
 
     def _opened(self) -> None:
@@ -290,8 +295,9 @@ class FaultProxy:
         up_host, _, up_port = host.partition(":")
         up_reader, up_writer = await asyncio.open_connection(up_host, int(up_port))
         try:
-            out_headers = {k: v for k, v in headers.items() if k not in ("connection", "host")}
-            out_headers["host"] = host
+            # the Host header is kept: a fake that names URLs after it (Replicate's
+            # stream host) then sends the client back through the proxy
+            out_headers = {k: v for k, v in headers.items() if k != "connection"}
             out_headers["connection"] = "close"
             out_headers.pop("transfer-encoding", None)
             out_headers["content-length"] = str(len(body))
@@ -384,7 +390,7 @@ class FaultProxy:
         ctype: str,
     ) -> None:
         sse = ctype == "text/event-stream"
-        bad = b'data: {"malformed\n\n' if sse else b'{"malformed\n'
+        bad = self.malformed_frame or (b'data: {"malformed\n\n' if sse else b'{"malformed\n')
         if fault == "reset":
             self._reset(writer)
             return
@@ -469,7 +475,7 @@ def fault_proxy(upstream: str) -> Iterator[FaultProxy]:
     finally:
 
         async def stop() -> None:
-            for server in (proxy._server, proxy.other.server):
+            for server in (proxy._server, proxy._server6, proxy.other.server):
                 if server is not None:
                     server.close()
             tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
