@@ -24,6 +24,8 @@ an inference call) reaches its stream intact and only the stream breaks:
 ``gzip_bomb``          ``content-encoding: gzip`` body inflating to ``BOMB_GIB`` GiB of zeros
 ``drip``               the body one byte per ``drip_interval`` (100 ms)
 ``redirect``           every request: ``307`` to the same path on ``other`` (127.0.0.2)
+``replace``            the upstream's status and headers, then ``body`` (one write per
+                       item) instead of its body: for fuzzing a provider's stream parser
 =====================  =====================================================================
 
 ``refused_url()`` is a loopback URL nothing listens on. ``OtherHost`` (the redirect
@@ -70,6 +72,7 @@ FaultName = Literal[
     "gzip_bomb",
     "drip",
     "redirect",
+    "replace",
 ]
 FAULTS: tuple[str, ...] = FaultName.__args__  # type: ignore[attr-defined]
 
@@ -210,6 +213,7 @@ class FaultProxy:
     fault: str = "pass"
     marker: bytes = b"Hello"
     malformed_frame: bytes | None = None
+    body: list[bytes] = field(default_factory=list)
     drip_interval: float = 0.1
     requests: list[ProxiedRequest] = field(default_factory=list)
     other: OtherHost = field(default_factory=OtherHost)
@@ -316,9 +320,7 @@ class FaultProxy:
             self.faulted += 1
             await self._faulty(fault, writer, reader, status_line, resp_headers, up_reader, ctype)
         finally:
-            up_writer.close()
-            with contextlib.suppress(Exception):
-                await up_writer.wait_closed()
+            up_writer.close()  # no await here: a task closed at shutdown must not wait
 
     @staticmethod
     def _head(status_line: str, headers: dict[str, str], **extra: str) -> bytes:
@@ -340,11 +342,11 @@ class FaultProxy:
         headers: dict[str, str],
         up_reader: asyncio.StreamReader,
     ) -> None:
-        writer.write(self._head(status_line, headers))
+        self._write(writer, self._head(status_line, headers))
         async for data in _read_body(up_reader, headers):
-            writer.write(_chunk(data))
+            self._write(writer, _chunk(data))
             await writer.drain()
-        writer.write(b"0\r\n\r\n")
+        self._write(writer, b"0\r\n\r\n")
         await writer.drain()
 
     async def _frames(self, headers: dict[str, str], up_reader: asyncio.StreamReader, sse: bool):  # type: ignore[no-untyped-def]
@@ -373,6 +375,13 @@ class FaultProxy:
                     pass
 
     @staticmethod
+    def _write(writer: asyncio.StreamWriter, data: bytes) -> None:
+        """Write, or raise ``ConnectionResetError`` once the client is gone (no log spam)."""
+        if writer.transport.is_closing():
+            raise ConnectionResetError("the client went away")
+        writer.write(data)
+
+    @staticmethod
     def _reset(writer: asyncio.StreamWriter) -> None:
         sock = writer.get_extra_info("socket")
         if sock is not None:
@@ -398,45 +407,52 @@ class FaultProxy:
             await self._hold(reader)
             return
         if fault == "gzip_bomb":
-            writer.write(self._head(status_line, headers, **{"content-encoding": "gzip"}))
+            self._write(writer, self._head(status_line, headers, **{"content-encoding": "gzip"}))
             bomb = gzip_bomb()
             for start in range(0, len(bomb), 65536):
-                writer.write(_chunk(bomb[start : start + 65536]))
+                self._write(writer, _chunk(bomb[start : start + 65536]))
                 await writer.drain()
-            writer.write(b"0\r\n\r\n")
+            self._write(writer, b"0\r\n\r\n")
             await writer.drain()
             return
-        writer.write(self._head(status_line, headers))
+        self._write(writer, self._head(status_line, headers))
         if fault == "heartbeats":
             beat = b": keep-alive\n\n" if sse else b"\n"
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(_HOLD):
                     while True:
-                        writer.write(_chunk(beat))
+                        self._write(writer, _chunk(beat))
                         await writer.drain()
                         await asyncio.sleep(0.05)
             return
         if fault == "frame_50mib":
-            writer.write(_chunk(b"data: " if sse else b'{"x": "'))
+            self._write(writer, _chunk(b"data: " if sse else b'{"x": "'))
             piece = b"x" * (1024 * 1024)
             for _ in range(FRAME_BYTES // len(piece)):
-                writer.write(_chunk(piece))
+                self._write(writer, _chunk(piece))
                 await writer.drain()
             return
+        if fault == "replace":
+            for data in self.body:
+                self._write(writer, _chunk(data))
+                await writer.drain()
+            self._write(writer, b"0\r\n\r\n")
+            await writer.drain()
+            return
         if fault == "malformed":
-            writer.write(_chunk(bad))
+            self._write(writer, _chunk(bad))
         if fault == "drip":
             async for data in _read_body(up_reader, headers):
                 for index in range(len(data)):
-                    writer.write(_chunk(data[index : index + 1]))
+                    self._write(writer, _chunk(data[index : index + 1]))
                     await writer.drain()
                     await asyncio.sleep(self.drip_interval)
-            writer.write(b"0\r\n\r\n")
+            self._write(writer, b"0\r\n\r\n")
             await writer.drain()
             return
         after_marker = fault in ("stall_mid", "cut_mid", "malformed_mid")
         async for frame in self._frames(headers, up_reader, sse):
-            writer.write(_chunk(frame))
+            self._write(writer, _chunk(frame))
             await writer.drain()
             if after_marker and self.marker in frame:
                 if fault == "stall_mid":
@@ -444,11 +460,11 @@ class FaultProxy:
                     return
                 if fault == "cut_mid":
                     return  # closed without the chunked terminator
-                writer.write(_chunk(bad))
+                self._write(writer, _chunk(bad))
                 after_marker = False
         if fault == "cut_after_end":
             return
-        writer.write(b"0\r\n\r\n")
+        self._write(writer, b"0\r\n\r\n")
         await writer.drain()
 
 
