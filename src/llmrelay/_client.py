@@ -164,6 +164,17 @@ class AsyncClient:
         """
         return self._engine.router.aliases()
 
+    def candidates(self, model: str | None = None) -> list[str]:
+        """The ``"provider:model"`` candidates of ``model``, in the order tried now.
+
+        ``None`` means the client's default model. No I/O.
+
+        Raises:
+            llmrelay.errors.UnknownModelError / UnknownProviderError / ConfigError: it
+                does not resolve.
+        """
+        return [str(target) for target in self._engine.router.resolve(model)]
+
     def stream(
         self,
         messages: MessagesInput,

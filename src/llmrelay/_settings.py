@@ -59,7 +59,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from . import errors
+from . import _keys, errors
 
 __all__ = [
     "UNSET",
@@ -67,7 +67,6 @@ __all__ = [
     "Settings",
     "Timeouts",
     "default_config_path",
-    "home_dir",
     "keys_path",
     "load_config",
 ]
@@ -193,36 +192,15 @@ def default_config_path() -> Path:
     return Path(platformdirs.user_config_dir("llmrelay")) / "config.toml"
 
 
-def home_dir(env: Mapping[str, str] | None = None) -> Path:
-    """``LLMRELAY_HOME``, else the platformdirs user data dir of ``llmrelay``."""
+def keys_path(env: Mapping[str, str] | None = None) -> Path:
+    """The keys file written by ``llmrelay keys set`` (see ``llmrelay._keys``).
+
+    ``<LLMRELAY_HOME>/keys.json`` when ``env`` sets it, else the default location.
+    """
     environ = os.environ if env is None else env
     if environ.get("LLMRELAY_HOME"):
-        return Path(environ["LLMRELAY_HOME"])
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("llmrelay"))
-
-
-def keys_path(env: Mapping[str, str] | None = None) -> Path:
-    """The keys file written by ``llmrelay keys set``: ``<home>/keys.json``."""
-    return home_dir(env) / "keys.json"
-
-
-def _load_keys_file(path: Path) -> dict[str, str]:
-    """Read ``keys.json`` (``{provider: key}``); a missing or unreadable file is empty."""
-    import json
-
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError) as exc:
-        log.warning("ignoring unreadable keys file %s: %s", path, exc)
-        return {}
-    if not isinstance(data, dict):
-        log.warning("ignoring keys file %s: not a JSON object", path)
-        return {}
-    return {str(k): v for k, v in data.items() if isinstance(v, str) and v}
+        return Path(environ["LLMRELAY_HOME"]).expanduser() / "keys.json"
+    return _keys.keys_path()
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> tuple[Path, dict[str, Any]]:
@@ -242,13 +220,16 @@ def load_config(path: str | os.PathLike[str] | None = None) -> tuple[Path, dict[
     resolved = Path(explicit) if explicit else default_config_path()
     try:
         with resolved.open("rb") as handle:
-            return resolved, tomllib.load(handle)
+            document = tomllib.load(handle)
     except FileNotFoundError:
         if explicit:
             raise errors.ConfigError(f"config file not found: {resolved}") from None
+        log.info("no config file at %s", resolved)
         return resolved, {}
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise errors.ConfigError(f"cannot read config file {resolved}: {exc}") from exc
+    log.info("config file: %s", resolved)
+    return resolved, document
 
 
 _TOP_KEYS = frozenset(
@@ -455,7 +436,7 @@ class Settings:
                 set_url(name, endpoint, url, "argument endpoints")
 
         # keys: argument > LLMRELAY_<NAME>_API_KEY > vendor variable > config > keys file
-        file_keys = _load_keys_file(keys_path(environ))
+        file_keys = _keys.load_keys(keys_path(environ))
         for name, spec in providers.items():
             candidates = [
                 ((api_keys or {}).get(name), "argument api_keys"),

@@ -559,6 +559,10 @@ class Client:
         """Every alias and its resolved chain (see ``AsyncClient.aliases``)."""
         return self._ensure()[1].aliases()
 
+    def candidates(self, model: str | None = None) -> list[str]:
+        """The candidates ``model`` resolves to (see ``AsyncClient.candidates``)."""
+        return self._ensure()[1].candidates(model)
+
     def stream(
         self,
         messages: MessagesInput,

@@ -7,38 +7,13 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import pytest
-from click.testing import CliRunner
 
-from llmrelay.cli import cli
-from tests.fakes._server import serve
-from tests.fakes.gradio_space import DEFAULT_CHUNKS, FakeSpace, SpaceScript
+from tests.cli.conftest import Space, run
+from tests.fakes.gradio_space import DEFAULT_CHUNKS, SpaceScript
 
 ANSWER = inspect.cleandoc("".join(DEFAULT_CHUNKS))
-Space = tuple[FakeSpace, str]
-
-
-@pytest.fixture(scope="module")
-def _server() -> Iterator[Space]:
-    fake = FakeSpace()
-    with serve(fake.app) as url:
-        yield fake, url
-
-
-@pytest.fixture
-def space(_server: Space, monkeypatch: pytest.MonkeyPatch) -> Space:
-    fake, url = _server
-    fake.script = SpaceScript()
-    fake.requests.clear()
-    monkeypatch.setenv("LLMRELAY_HF_SPACES_BASE_URL", url)
-    return fake, url
-
-
-def run(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, list(args), input=stdin)
-    return result.exit_code, result.stdout, result.stderr
 
 
 def test_chat_streams_only_the_answer_to_stdout(space: Space) -> None:
@@ -169,7 +144,7 @@ def test_real_subprocess_streams_and_exits_0(space: Space) -> None:
 def test_real_subprocess_reports_a_refused_connection() -> None:
     env = {**os.environ, "LLMRELAY_HF_SPACES_BASE_URL": "http://127.0.0.1:9"}
     result = subprocess.run(
-        [sys.executable, "-m", "llmrelay.cli", "chat", "Hello"],
+        [sys.executable, "-m", "llmrelay.cli", "chat", "-m", "hf_spaces", "Hello"],
         capture_output=True,
         text=True,
         env=env,

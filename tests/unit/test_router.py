@@ -107,3 +107,16 @@ def test_third_party_providers_come_from_the_entry_point_group(
     assert registry.get("ext").default_model == "ext-model"
     assert Router(registry).resolve("ext") == [Target("ext", "ext-model")]
     sys.modules.pop("llmrelay_ext_demo", None)
+
+
+def test_candidates_are_public_on_both_clients(tmp_path: Path) -> None:
+    from llmrelay import Client
+
+    path = tmp_path / "config.toml"
+    path.write_text('model = "fast"\n[aliases]\nfast = ["second:m2", "first:one"]\n')
+    assert AsyncClient(providers=[FIRST, SECOND], config_path=str(path)).candidates() == [
+        "second:m2",
+        "first:m1",
+    ]
+    with Client(providers=[FIRST, SECOND]) as client:
+        assert client.candidates("first:one") == ["first:m1"]

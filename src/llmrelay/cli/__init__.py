@@ -1,41 +1,49 @@
 """The ``llmrelay`` command line (click + rich); it uses only the public ``llmrelay`` API.
 
 Exit status: 0 success, 1 provider error (one line on stderr naming provider, model and
-cause), 2 bad usage or configuration, 130 interrupted.
+cause), 2 bad usage or configuration, 130 interrupted. This module stays light: the
+commands load inside ``main()``, so Ctrl-C while they load ends quietly with status 130.
 """
 
 from __future__ import annotations
 
-import logging
 import sys
-
-import click
-
-from ._chat import chat
-from ._image import image
-from ._listing import models, providers
+from typing import Any
 
 __all__ = ["cli", "main"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="llmrelay")
-@click.option("-v", "--verbose", is_flag=True, help="Log diagnostics to stderr.")
-def cli(verbose: bool) -> None:
-    """Talk to many hosted LLM services through one interface."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.WARNING,
-        stream=sys.stderr,
-        format="llmrelay: %(levelname)s: %(name)s: %(message)s",
-    )
+def _interrupted() -> None:
+    try:
+        sys.stderr.write("\nllmrelay: interrupted\n")
+        sys.stderr.flush()
+    finally:
+        sys.exit(130)
 
 
-cli.add_command(chat)
-cli.add_command(providers)
-cli.add_command(models)
-cli.add_command(image)
+def main(args: list[str] | None = None) -> None:
+    """Console-script entry point (``llmrelay``, ``python -m llmrelay``)."""
+    try:
+        import click
+
+        from ._app import cli as group
+
+        try:
+            code = group.main(args=args, prog_name="llmrelay", standalone_mode=False)
+        except click.exceptions.Abort:
+            _interrupted()
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        sys.exit(code if isinstance(code, int) else 0)
+    except KeyboardInterrupt:
+        _interrupted()
 
 
-def main() -> None:
-    """Console-script entry point."""
-    cli(prog_name="llmrelay")
+def __getattr__(name: str) -> Any:
+    """``llmrelay.cli.cli``: the click group (loaded on first use)."""
+    if name == "cli":
+        from ._app import cli
+
+        return cli
+    raise AttributeError(f"module 'llmrelay.cli' has no attribute {name!r}")

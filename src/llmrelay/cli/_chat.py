@@ -1,101 +1,213 @@
-"""``llmrelay chat``: stream one answer to stdout (or every event as JSON lines)."""
+"""``llmrelay chat``: one answer streamed to stdout, a continued conversation, or a chat session."""
 
 from __future__ import annotations
 
 import asyncio
-import json
+import logging
 import sys
 from typing import Any
 
 import click
 
 import llmrelay
+from llmrelay.log import LogEntry, LogError
 
-from ._common import fail, make_client_kwargs
+from ._common import check_environment, describe_error, fail, make_client_kwargs, verbose_option
+from ._logs import logging_enabled
+from ._options import resolve_options
+from ._session import ChatSession, Output, TurnLog, TurnOptions, run_turn
+from ._text import decode_argument, decode_bytes
+
+__all__ = ["chat"]
+
+logger = logging.getLogger("llmrelay.cli")
+
+
+def _read_stdin(encoding: str | None) -> str:
+    stream = sys.stdin
+    buffer = getattr(stream, "buffer", None)
+    logger.info("reading standard input")
+    try:
+        data = buffer.read() if buffer is not None else stream.read().encode()
+    except KeyboardInterrupt:
+        click.echo("\nllmrelay: interrupted", err=True)
+        sys.exit(130)
+    return decode_bytes(data, encoding, "standard input")
+
+
+def _stdin_is_terminal() -> bool:
+    return sys.stdin is None or sys.stdin.isatty()
+
+
+def _assemble_prompt(prompt: str | None, encoding: str | None) -> str | None:
+    """The prompt text: piped stdin first, then the argument; ``None`` for a chat session."""
+    if prompt == "-":
+        return _read_stdin(encoding)
+    if prompt is None:
+        return None if _stdin_is_terminal() else _read_stdin(encoding)
+    text = decode_argument(prompt, encoding, "the prompt argument")
+    if not _stdin_is_terminal():
+        piped = _read_stdin(encoding)
+        if piped.strip():
+            text = f"{piped.rstrip(chr(10))}\n\n{text}"
+    return text
+
+
+async def _open_client(kwargs: dict[str, Any]) -> Any:
+    client = llmrelay.AsyncClient(**kwargs)
+    await client.__aenter__()
+    return client
 
 
 @click.command()
 @click.argument("prompt", required=False)
-@click.option("-m", "--model", help="Model reference: provider:model, a provider, or a model.")
+@click.option("-m", "--model", help="Model reference: provider:model, a provider, or an alias.")
 @click.option("-s", "--system", help="System prompt.")
+@click.option(
+    "-c", "--continue", "continue_", is_flag=True, help="Continue the most recent conversation."
+)
+@click.option("--cid", "--conversation", "cid", help="Continue the conversation with this id.")
+@click.option(
+    "-o",
+    "--option",
+    "option_pairs",
+    type=(str, str),
+    multiple=True,
+    metavar="NAME VALUE",
+    help="Provider option (see `llmrelay providers --json`), converted to its declared type.",
+)
+@click.option("--strict", is_flag=True, help="An option a provider cannot honour is an error.")
 @click.option("--temperature", type=click.FloatRange(min=0.0), help="Sampling temperature.")
 @click.option("--max-tokens", type=click.IntRange(min=1), help="Maximum tokens to generate.")
+@click.option("--no-stream", is_flag=True, help="Print the answer when it is complete.")
+@click.option("-u", "--usage", is_flag=True, help="Print token usage to stderr.")
 @click.option(
     "--events", is_flag=True, help="Print every event as one JSON object per line (type field)."
 )
+@click.option("--no-log", is_flag=True, help="Do not log this exchange.")
+@click.option(
+    "--encoding", help="Encoding of piped input and arguments (default UTF-8), e.g. latin-1."
+)
 @click.option("--proxy", help="http://, https:// or socks5:// proxy URL.")
 @click.option("--timeout", type=click.FloatRange(min=0.001), help="Read (idle) timeout, seconds.")
+@verbose_option
 def chat(
     prompt: str | None,
     model: str | None,
     system: str | None,
+    continue_: bool,
+    cid: str | None,
+    option_pairs: tuple[tuple[str, str], ...],
+    strict: bool,
     temperature: float | None,
     max_tokens: int | None,
+    no_stream: bool,
+    usage: bool,
     events: bool,
+    no_log: bool,
+    encoding: str | None,
     proxy: str | None,
     timeout: float | None,
 ) -> None:
-    """Send PROMPT (or standard input when PROMPT is - or absent) and stream the answer.
+    """Send PROMPT and stream the answer; with no PROMPT on a terminal, chat turn by turn.
 
-    Only the answer text goes to stdout (followed by a newline when it lacks one);
-    diagnostics go to stderr.
+    Piped standard input comes first, then PROMPT (`cat app.py | llmrelay chat 'explain
+    this'`); PROMPT `-` reads only standard input. Only the answer text goes to stdout;
+    diagnostics go to stderr. Every exchange is logged (see `llmrelay logs`).
     """
-    if prompt is None or prompt == "-":
-        if sys.stdin is None or sys.stdin.isatty():
-            raise click.UsageError("give a PROMPT, or pipe it on standard input")
-        prompt = sys.stdin.read()
-    if not prompt.strip():
+    check_environment()
+    text = _assemble_prompt(prompt, encoding)
+    if text is not None and not text.strip():
         raise click.UsageError("the prompt is empty")
-    kwargs = make_client_kwargs(proxy=proxy, timeout=timeout)
+    if text is None and events:
+        raise click.UsageError("--events needs a PROMPT (or piped input)")
+    if system is not None:
+        system = decode_argument(system, encoding, "the --system argument")
+    options = TurnOptions(
+        model=model,
+        system=system,
+        temperature=temperature,
+        max_tokens=max_tokens,
+        events=events,
+        stream=not no_stream,
+        usage=usage,
+    )
+    log = TurnLog(write=not no_log and logging_enabled())
     try:
-        asyncio.run(
-            _run(
-                prompt,
-                kwargs,
-                model=model,
-                system=system,
-                temperature=temperature,
-                max_tokens=max_tokens,
-                events=events,
-            )
-        )
+        session, last = _session(log, continue_=continue_, cid=cid)
+        if last is not None:  # a continued conversation keeps its model and system prompt
+            options.model = options.model or last.model_requested
+            options.system = options.system if options.system is not None else last.system
+        client_kwargs = make_client_kwargs(proxy=proxy, timeout=timeout)
+        if strict:
+            client_kwargs["strict"] = True
+        with asyncio.Runner() as runner:
+            _run(runner, client_kwargs, session, text, options, option_pairs, strict, log)
     except KeyboardInterrupt:
         click.echo("\nllmrelay: interrupted", err=True)
         sys.exit(130)
-    except llmrelay.ConfigError as exc:
-        fail(str(exc), code=2)
-    except llmrelay.LLMRelayError as exc:
-        fail(str(exc), code=1)
+    finally:
+        log.close()
 
 
-async def _run(
-    prompt: str,
+def _session(
+    log: TurnLog, *, continue_: bool, cid: str | None
+) -> tuple[ChatSession, LogEntry | None]:
+    if not (continue_ or cid):
+        return ChatSession(), None
+    try:
+        loaded = log.load(cid)
+    except LogError as exc:
+        fail(f"cannot continue the conversation: {exc}", code=1)
+    if loaded is None:
+        if cid:
+            fail(f"no conversation {cid!r} in the log (see `llmrelay logs`)", code=2)
+        return ChatSession(), None
+    logger.info("continuing conversation %s", loaded[0])
+    try:
+        return ChatSession(loaded[1], conversation_id=loaded[0]), loaded[2]
+    except (ValueError, TypeError) as exc:
+        fail(f"conversation {loaded[0]} is stored damaged: {exc}", code=1)
+
+
+def _run(
+    runner: asyncio.Runner,
     client_kwargs: dict[str, Any],
-    *,
-    model: str | None,
-    system: str | None,
-    temperature: float | None,
-    max_tokens: int | None,
-    events: bool,
+    session: ChatSession,
+    text: str | None,
+    options: TurnOptions,
+    option_pairs: tuple[tuple[str, str], ...],
+    strict: bool,
+    log: TurnLog,
 ) -> None:
-    out = sys.stdout
-    last = ""
-    async with llmrelay.AsyncClient(**client_kwargs) as client:
-        stream = client.stream(
-            prompt, model=model, system=system, temperature=temperature, max_tokens=max_tokens
-        )
+    try:
+        client = runner.run(_open_client(client_kwargs))
+    except llmrelay.ConfigError as exc:
+        fail(describe_error(exc), code=2)
+    try:
         try:
-            async for event in stream:
-                if events:
-                    out.write(json.dumps(llmrelay.event_to_dict(event), ensure_ascii=False))
-                    out.write("\n")
-                    out.flush()
-                elif isinstance(event, str) and event:
-                    out.write(event)
-                    out.flush()
-                    last = event
-        finally:
-            await stream.aclose()
-    if not events and last and not last.endswith("\n"):
-        out.write("\n")
-        out.flush()
+            aliases = client.aliases()
+            options.descriptions = client.providers()
+        except llmrelay.ConfigError as exc:
+            fail(describe_error(exc), code=2)
+        options.proxy = client_kwargs.get("proxy")
+        options.options = resolve_options(
+            option_pairs,
+            model=options.model,
+            descriptions=options.descriptions,
+            aliases=aliases,
+            strict=strict,
+        )
+        if text is None:
+            from ._repl import repl
+
+            repl(runner, client, session, options, log)
+            return
+        try:
+            runner.run(run_turn(client, session, text, options, log, Output()))
+        except llmrelay.ConfigError as exc:
+            fail(describe_error(exc), code=2)
+        except llmrelay.LLMRelayError as exc:
+            fail(options.explain(exc), code=1)
+    finally:
+        runner.run(client.aclose())

@@ -1,8 +1,11 @@
-"""``llmrelay providers`` and ``llmrelay models``: what is available, as tables or JSON."""
+"""``llmrelay providers`` and ``llmrelay models``: tables, tab-separated rows or JSON."""
 
 from __future__ import annotations
 
 import json
+import os
+import sys
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -10,65 +13,106 @@ import click
 
 import llmrelay
 
-from ._common import fail
+from ._common import fail, verbose_option
+
+__all__ = ["models", "print_rows", "providers"]
 
 
-def _descriptions() -> list[llmrelay.ProviderDescription]:
+def print_rows(
+    header: Sequence[str], rows: Sequence[Sequence[str]], *, keep_whole: Sequence[int] = (0,)
+) -> None:
+    """A table on a terminal, else (or on a dumb one) tab-separated rows without a header.
+
+    Columns in ``keep_whole`` (ids) are never wrapped nor cut; a cell of several ids gives
+    one per line (``, ``-separated in the plain rows).
+    """
+    if not sys.stdout.isatty() or os.environ.get("TERM") in ("dumb", "unknown"):
+        for row in rows:
+            click.echo("\t".join(" ".join(str(c).replace("\n", ", ").split()) for c in row))
+        return
+    from rich.console import Console
+    from rich.measure import Measurement
+    from rich.table import Table
+
+    table = Table()
+    for index, name in enumerate(header):
+        cells = [str(row[index]) for row in rows]
+        if index in keep_whole:
+            longest = max([len(name), *(len(line) for c in cells for line in c.splitlines())])
+            table.add_column(name, no_wrap=True, min_width=longest)
+        else:  # wrapped at spaces; no word shorter than 25 characters is broken
+            words = [len(word) for cell in cells for word in cell.split()]
+            table.add_column(name, overflow="fold", min_width=min(max([len(name), *words]), 24))
+    for row in rows:
+        table.add_row(*(str(cell) for cell in row))
+    console = Console()
+    needed = Measurement.get(console, console.options.update_width(10_000), table).minimum
+    if needed > console.width:  # wider than the terminal: let it wrap lines, never cut ids
+        console = Console(width=needed)
+    console.print(table, crop=False)
+
+
+def _client_info() -> tuple[list[llmrelay.ProviderDescription], dict[str, list[str]]]:
     try:
         with llmrelay.Client() as client:
-            return client.providers()
+            return client.providers(), client.aliases()
     except llmrelay.ConfigError as exc:
         fail(str(exc), code=2)
 
 
-def _table(*columns: str) -> Any:
-    """A rich table whose cells wrap instead of being cut with an ellipsis."""
-    from rich.table import Table
-
-    table = Table()
-    for column in columns:
-        table.add_column(column, overflow="fold")
-    return table
-
-
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@verbose_option
 def providers(as_json: bool) -> None:
     """List providers: name, label, auth needed and whether a key is set, capabilities."""
-    descriptions = _descriptions()
+    descriptions, _ = _client_info()
     if as_json:
-        click.echo(json.dumps([asdict(d) for d in descriptions], indent=2))
+        click.echo(json.dumps([asdict(d) for d in descriptions], indent=2, default=str))
         return
-    from rich.console import Console
-
-    table = _table("name", "label", "auth", "key set", "capabilities", "default model")
+    rows = []
     for d in descriptions:
         auth = d.auth if not d.env_var else f"{d.auth} ({d.env_var})"
         key = "yes" if d.key_set else ("no" if d.auth != "none" else "-")
-        table.add_row(d.name, d.label, auth, key, ", ".join(d.capabilities), d.default_model)
-    Console().print(table)
+        rows.append([d.name, d.label, auth, key, ", ".join(d.capabilities), d.default_model])
+    print_rows(
+        ["name", "label", "auth", "key set", "capabilities", "default model"],
+        rows,
+        keep_whole=(0, 5),
+    )
 
 
 @click.command()
 @click.argument("provider", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def models(provider: str | None, as_json: bool) -> None:
+@click.option("--aliases", "show_aliases", is_flag=True, help="Show each alias's resolved chain.")
+@verbose_option
+def models(provider: str | None, as_json: bool, show_aliases: bool) -> None:
     """List models per provider, with their aliases (PROVIDER limits the list)."""
-    descriptions = _descriptions()
+    descriptions, aliases = _client_info()
     if provider is not None:
+        known = ", ".join(d.name for d in descriptions)
         descriptions = [d for d in descriptions if d.name == provider]
         if not descriptions:
-            names = ", ".join(d.name for d in _descriptions())
-            raise click.BadParameter(f"unknown provider {provider!r}; valid: {names}")
-    rows = []
+            raise click.BadParameter(f"unknown provider {provider!r}; valid: {known}")
+    if show_aliases:
+        chains = aliases
+        if provider is not None:
+            chains = {
+                a: c for a, c in chains.items() if any(r.startswith(f"{provider}:") for r in c)
+            }
+        if as_json:
+            click.echo(json.dumps(chains, indent=2))
+        else:
+            print_rows(["alias", "candidates"], [[a, " -> ".join(c)] for a, c in chains.items()])
+        return
+    rows: list[dict[str, Any]] = []
     for d in descriptions:
         for model in d.models:
-            aliases = sorted(alias for alias, target in d.aliases.items() if target == model)
             rows.append(
                 {
                     "provider": d.name,
                     "model": model,
-                    "aliases": aliases,
+                    "aliases": sorted(a for a, target in d.aliases.items() if target == model),
                     "default": model == d.default_model,
                     "reference": f"{d.name}:{model}",
                 }
@@ -76,14 +120,8 @@ def models(provider: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    from rich.console import Console
-
-    table = _table("provider", "model", "aliases", "default")
-    for row in rows:
-        table.add_row(
-            str(row["provider"]),
-            str(row["model"]),
-            ", ".join(row["aliases"]),  # type: ignore[arg-type]
-            "*" if row["default"] else "",
-        )
-    Console().print(table)
+    print_rows(
+        ["model", "aliases", "default"],
+        [[r["reference"], "\n".join(r["aliases"]), "*" if r["default"] else ""] for r in rows],
+        keep_whole=(0, 1),
+    )

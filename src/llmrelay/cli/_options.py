@@ -1,0 +1,97 @@
+"""``-o NAME VALUE``: provider options checked against what the providers declare."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import click
+
+from ._common import warn
+
+__all__ = ["resolve_options"]
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _type_name(declared: Any) -> str:
+    if isinstance(declared, type):
+        return declared.__name__
+    return str(declared or "str").lower()
+
+
+def _convert(name: str, value: str, declared: Any) -> Any:
+    kind = _type_name(declared)
+    try:
+        if kind in ("int", "integer"):
+            return int(value)
+        if kind in ("float", "number"):
+            return float(value)
+        if kind in ("bool", "boolean"):
+            if value.lower() in _TRUE | _FALSE:
+                return value.lower() in _TRUE
+            raise ValueError(value)
+        if kind in ("json", "dict", "list", "object", "array"):
+            return json.loads(value)
+    except (ValueError, RecursionError):
+        raise click.BadParameter(
+            f"option {name} expects {kind}; got {value!r}", param_hint="-o"
+        ) from None
+    return value
+
+
+def _candidate_providers(
+    model: str | None, descriptions: Sequence[Any], aliases: dict[str, list[str]]
+) -> list[Any]:
+    names = {d.name for d in descriptions}
+    model = model or os.environ.get("LLMRELAY_MODEL")  # the config file's default is not seen
+    wanted: set[str] = set()
+    if model and ":" in model and model.split(":", 1)[0] in names:
+        wanted = {model.split(":", 1)[0]}
+    elif model in names:
+        wanted = {str(model)}
+    elif model and model in aliases:
+        wanted = {ref.split(":", 1)[0] for ref in aliases[model]}
+    elif model:
+        wanted = {d.name for d in descriptions if model in d.models or model in d.aliases}
+    return [d for d in descriptions if d.name in wanted] or list(descriptions)
+
+
+def resolve_options(
+    pairs: Iterable[tuple[str, str]],
+    *,
+    model: str | None,
+    descriptions: Sequence[Any],
+    aliases: dict[str, list[str]],
+    strict: bool,
+) -> dict[str, Any]:
+    """Typed options for the providers ``model`` may use; unknown names warn (or fail).
+
+    Raises:
+        click.BadParameter: a value of the wrong type, or an undeclared name with ``strict``.
+    """
+    pairs = list(pairs)
+    if not pairs:
+        return {}
+    candidates = _candidate_providers(model, descriptions, aliases)
+    declared: dict[str, Any] = {}
+    for description in candidates:
+        for name, spec in (getattr(description, "options", None) or {}).items():
+            declared.setdefault(name, spec)
+    result: dict[str, Any] = {}
+    where = ", ".join(d.name for d in candidates)
+    valid = ", ".join(sorted(declared)) or "none"
+    for name, value in pairs:
+        if name not in declared:
+            message = f"{where} declares no option {name!r} (valid: {valid})"
+            if strict:
+                raise click.BadParameter(message, param_hint="-o")
+            warn(f"{message}; ignored (--strict makes this an error)")
+            continue
+        spec = declared[name]
+        kind = spec.get("type") if isinstance(spec, dict) else getattr(spec, "type", None)
+        result[name] = _convert(name, value, kind)
+    return result

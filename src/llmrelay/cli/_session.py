@@ -1,0 +1,280 @@
+"""One chat turn for the CLI: stream it out, time it, keep the conversation, log it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import logging
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import click
+
+import llmrelay
+from llmrelay.log import ExchangeLog, LogEntry, LogError
+
+from ._common import describe_error, warn
+
+__all__ = ["ChatSession", "Output", "TurnLog", "TurnOptions", "run_turn"]
+
+logger = logging.getLogger("llmrelay.cli")
+_CONTENT = (str, llmrelay.Reasoning, llmrelay.ImageResult)
+
+
+def _preload() -> None:
+    with contextlib.suppress(Exception):
+        ExchangeLog.preload()
+
+
+class TurnLog:
+    """The exchange log as the CLI uses it: the first failure warns once, then logging stops.
+
+    Args:
+        write: whether turns are logged (``--no-log`` and ``llmrelay logs off`` turn it off).
+    """
+
+    def __init__(self, *, write: bool) -> None:
+        self.write = write
+        self._log: ExchangeLog | None = None
+        if write:  # load SQLAlchemy while the request is in flight
+            threading.Thread(target=_preload, name="llmrelay-log-preload", daemon=True).start()
+
+    def _open(self) -> ExchangeLog:
+        if self._log is None:
+            self._log = ExchangeLog()
+        return self._log
+
+    def load(
+        self, conversation_id: str | None
+    ) -> tuple[str, dict[str, Any], LogEntry | None] | None:
+        """``(id, stored data, last exchange)`` of ``conversation_id`` or of the latest one.
+
+        Raises:
+            LogError: the log cannot be read.
+        """
+        log = self._open()
+        cid = conversation_id or log.latest_conversation_id()
+        if cid is None:
+            return None
+        data = log.conversation(cid)
+        if data is None:
+            return None
+        last = log.entries(limit=1, conversation_id=cid)
+        return cid, data, last[0] if last else None
+
+    def record(self, entry: LogEntry, conversation: dict[str, Any], name: str) -> None:
+        """Log ``entry``; on a database failure warn once on stderr and stop logging."""
+        if not self.write:
+            return
+        try:
+            self._open().add(entry, conversation=conversation, conversation_name=name)
+            logger.info("logged exchange %s to %s", entry.id, self._open().display_url)
+        except LogError as exc:
+            self.write = False
+            warn(f"this exchange was not logged: {exc}")
+
+    def close(self) -> None:
+        """Release the database."""
+        if self._log is not None:
+            self._log.close()
+
+
+class ChatSession:
+    """The conversation carried across turns, stored in the log as its ``to_dict()``.
+
+    An ``llmrelay.Conversation``: the messages and each provider's own state.
+    """
+
+    def __init__(self, data: dict[str, Any] | None = None, conversation_id: str | None = None):
+        if data:
+            self.conversation = llmrelay.Conversation.from_dict(
+                {**data, "id": data.get("id") or conversation_id}
+            )
+        else:
+            self.conversation = llmrelay.Conversation(id=conversation_id)
+        self.id: str = self.conversation.id
+        self.turns = 0
+
+    def call(self, prompt: str) -> tuple[Any, dict[str, Any]]:
+        """``(messages, keyword arguments)`` for ``client.stream`` for this turn."""
+        return prompt, {"conversation": self.conversation}
+
+    def finished(self) -> None:
+        """Count a completed turn (the core appended it to the conversation)."""
+        self.turns += 1
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form stored in the log."""
+        return self.conversation.to_dict()
+
+
+@dataclass
+class TurnOptions:
+    """What the user asked for, the same for every turn."""
+
+    model: str | None = None
+    system: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    events: bool = False
+    stream: bool = True
+    usage: bool = False
+    proxy: str | None = None
+    descriptions: list[llmrelay.ProviderDescription] = field(default_factory=list)
+
+    def explain(self, exc: BaseException) -> str:
+        """The error's message with what to check (see ``describe_error``)."""
+        return describe_error(exc, proxy=self.proxy, descriptions=self.descriptions)
+
+    def call_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of ``client.stream``."""
+        kwargs: dict[str, Any] = {"model": self.model, "system": self.system}
+        if self.temperature is not None:
+            kwargs["temperature"] = self.temperature
+        if self.max_tokens is not None:
+            kwargs["max_tokens"] = self.max_tokens
+        if self.options:
+            kwargs["options"] = self.options
+        return kwargs
+
+
+class Output:
+    """stdout as the answer's channel; knows whether the current line is unfinished."""
+
+    def __init__(self) -> None:
+        self.open_line = False
+
+    def write(self, text: str) -> None:
+        """Write and flush ``text``."""
+        if not text:
+            return
+        out = sys.stdout
+        out.write(text)
+        out.flush()
+        self.open_line = not text.endswith("\n")
+
+    def end_line(self) -> None:
+        """End an unfinished line (before an error or the next prompt)."""
+        if self.open_line:
+            self.write("\n")
+
+    def json(self, obj: dict[str, Any]) -> None:
+        """One JSON object on its own line."""
+        self.write(json.dumps(obj, ensure_ascii=False) + "\n")
+
+
+_ATTEMPT_FIELDS = ("provider", "model", "outcome", "error_type", "message")
+
+
+def _attempts(stream: Any) -> list[dict[str, Any]]:
+    """``stream.attempts`` (``llmrelay.Attempt``) as JSON-ready dicts, without the error."""
+    result = []
+    for attempt in getattr(stream, "attempts", None) or ():
+        fields = {name: getattr(attempt, name, None) for name in _ATTEMPT_FIELDS}
+        result.append({k: v if v is None else str(v) for k, v in fields.items()})
+    return result
+
+
+def _error_object(exc: BaseException, message: str) -> dict[str, Any]:
+    return {
+        "type": "error",
+        "error": type(exc).__name__,
+        "provider": getattr(exc, "provider", None),
+        "model": getattr(exc, "model", None),
+        "message": message,
+    }
+
+
+async def run_turn(
+    client: Any,
+    session: ChatSession,
+    prompt: str,
+    options: TurnOptions,
+    log: TurnLog,
+    out: Output,
+) -> LogEntry:
+    """Stream one turn to ``out``, then log it (also when it fails or is interrupted).
+
+    Raises:
+        llmrelay.LLMRelayError: the turn failed (already reported on stdout with --events).
+        asyncio.CancelledError / KeyboardInterrupt: interrupted (the partial answer is logged).
+    """
+    messages, kwargs = session.call(prompt)
+    entry = LogEntry(
+        prompt=prompt,
+        answer="",
+        conversation_id=session.id,
+        system=options.system,
+        model_requested=options.model,
+    )
+    parts: list[str] = []
+    started = time.monotonic()
+    stream = client.stream(messages, **kwargs, **options.call_kwargs())
+    try:
+        async for event in stream:
+            if entry.first_token_ms is None and isinstance(event, _CONTENT) and event:
+                entry.first_token_ms = round((time.monotonic() - started) * 1000)
+            if isinstance(event, llmrelay.ProviderInfo):
+                entry.provider, entry.model = event.provider, event.model
+            elif isinstance(event, llmrelay.FinishReason):
+                entry.finish_reason = event.reason
+            elif isinstance(event, llmrelay.Usage):
+                entry.usage = dataclasses.asdict(event)
+            if options.events:
+                out.json(llmrelay.event_to_dict(event))
+            elif isinstance(event, str):
+                parts.append(event)
+                if options.stream:
+                    out.write(event)
+        session.finished()
+    except (llmrelay.LLMRelayError, asyncio.CancelledError, KeyboardInterrupt) as exc:
+        entry.error_type = type(exc).__name__
+        entry.error = options.explain(exc) if isinstance(exc, llmrelay.LLMRelayError) else None
+        entry.provider = getattr(exc, "provider", None) or entry.provider
+        entry.model = getattr(exc, "model", None) or entry.model
+        if options.events and isinstance(exc, llmrelay.LLMRelayError):
+            out.json(_error_object(exc, entry.error or ""))
+        raise
+    finally:
+        await stream.aclose()
+        entry.answer = "".join(parts)
+        entry.duration_ms = round((time.monotonic() - started) * 1000)
+        entry.attempts = _attempts(stream) or (
+            [{"provider": entry.provider, "model": entry.model, "outcome": "ok"}]
+            if entry.provider and entry.error is None
+            else []
+        )
+        if not options.stream and not options.events:
+            out.write(entry.answer)
+        if not options.events:
+            out.end_line()
+        log.record(entry, session.to_dict(), name=prompt[:80])
+        _report(entry, options)
+    return entry
+
+
+def _report(entry: LogEntry, options: TurnOptions) -> None:
+    logger.info(
+        "answered by %s:%s (requested %s), first token %s ms, total %s ms, finish %s",
+        entry.provider,
+        entry.model,
+        entry.model_requested or "the default model",
+        entry.first_token_ms,
+        entry.duration_ms,
+        entry.finish_reason,
+    )
+    for attempt in entry.attempts:
+        logger.info("attempt: %s", attempt)
+    if options.usage and entry.error_type is None:
+        usage = entry.usage or {}
+        if any(v is not None for v in usage.values()):
+            parts = [f"{usage.get(k)} {k.split('_')[0]}" for k in usage if usage.get(k) is not None]
+            click.echo(f"Token usage: {', '.join(parts)}", err=True)
+        else:
+            click.echo(f"Token usage: not reported by {entry.provider}", err=True)

@@ -1,0 +1,91 @@
+"""Text at the edges of the CLI: decoding what the user gives, cleaning what errors say."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import click
+
+__all__ = ["InputDecodeError", "clean_error_text", "decode_argument", "decode_bytes"]
+
+ERROR_TEXT_LIMIT = 300
+
+# CSI (ESC [ ... final), OSC (ESC ] ... BEL or ST), and two-character escapes.
+_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]?")
+_HTML = re.compile(r"<(?:!doctype\s+html|html|head|body)\b", re.IGNORECASE)
+_TITLE = re.compile(r"<title[^>]*>([^<]*)", re.IGNORECASE)
+_STATUS = re.compile(r"\b[1-5]\d\d\b")
+
+
+class InputDecodeError(click.ClickException):
+    """Input bytes that are not text in the chosen encoding (exit status 2, one line)."""
+
+    exit_code = 2
+
+    def show(self, file: Any = None) -> None:
+        """``llmrelay: error: <message>`` on stderr."""
+        click.echo(f"llmrelay: error: {self.format_message()}", err=True, file=file)
+
+
+def _describe(what: str, encoding: str, data: bytes, start: int) -> str:
+    return (
+        f"{what} is not valid {encoding}: byte 0x{data[start]:02x} at offset {start}; "
+        "give its encoding with --encoding (e.g. --encoding latin-1)"
+    )
+
+
+def decode_bytes(data: bytes, encoding: str | None, what: str) -> str:
+    """Decode ``data`` (default UTF-8, a leading BOM dropped) or raise ``InputDecodeError``."""
+    name = encoding or "utf-8"
+    if encoding is None and data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        return data.decode(name)
+    except UnicodeDecodeError as exc:
+        raise InputDecodeError(_describe(what, name, data, exc.start)) from None
+    except LookupError:
+        raise InputDecodeError(f"unknown encoding {name!r} (--encoding)") from None
+
+
+def decode_argument(value: str, encoding: str | None, what: str) -> str:
+    """Undo the OS's undecodable-byte escapes in an argument, or explain them.
+
+    Python gives bytes of ``argv`` that are not valid in the locale's encoding as lone
+    surrogates (PEP 383). With ``encoding`` they are decoded as that encoding.
+    """
+    if encoding is None and not any("\udc80" <= ch <= "\udcff" for ch in value):
+        return value
+    try:
+        data = value.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # other lone surrogates: not from the OS, keep as they are
+        return value
+    return decode_bytes(data, encoding, what)
+
+
+def _summarise_html(text: str) -> str:
+    found = _HTML.search(text)
+    if found is None:
+        return text
+    before = text[: found.start()].rstrip(" :")
+    title_match = _TITLE.search(text, found.start())
+    title = " ".join(title_match.group(1).split()) if title_match else ""
+    for status in set(_STATUS.findall(before)):  # the status once
+        title = re.sub(rf"\b{status}\b", "", title).strip(" -:")
+    page = f"an HTML error page titled {title!r}" if title else "an HTML error page"
+    return f"{before}: {page}" if before else page
+
+
+def clean_error_text(text: str, limit: int = ERROR_TEXT_LIMIT) -> str:
+    """One line of at most ``limit`` characters for a terminal.
+
+    HTML pages are summarised (status once, the page title), terminal escapes and control
+    characters removed, whitespace collapsed.
+    """
+    text = _summarise_html(text)
+    text = _ESCAPES.sub("", text)
+    text = "".join(ch if ch.isprintable() else " " for ch in text)
+    text = " ".join(text.split())
+    if len(text) > limit:
+        text = text[: limit - 1].rstrip() + "…"
+    return text
