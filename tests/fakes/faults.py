@@ -24,6 +24,9 @@ an inference call) reaches its stream intact and only the stream breaks:
 ``gzip_bomb``          ``content-encoding: gzip`` body inflating to ``BOMB_GIB`` GiB of zeros
 ``drip``               the body one byte per ``drip_interval`` (100 ms)
 ``redirect``           every request: ``307`` to the same path on ``other`` (127.0.0.2)
+``echo``               the first request carrying ``secret`` in a header is answered
+                       ``echo_status`` with a JSON error body quoting every request header
+                       (an upstream echoing the key back); the others are forwarded
 ``replace``            the upstream's status and headers, then ``body`` (one write per
                        item) instead of its body: for fuzzing a provider's stream parser
 =====================  =====================================================================
@@ -37,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import re
 import socket
 import struct
@@ -73,6 +77,7 @@ FaultName = Literal[
     "drip",
     "redirect",
     "replace",
+    "echo",
 ]
 FAULTS: tuple[str, ...] = FaultName.__args__  # type: ignore[attr-defined]
 
@@ -214,6 +219,8 @@ class FaultProxy:
     marker: bytes = b"Hello"
     malformed_frame: bytes | None = None
     body: list[bytes] = field(default_factory=list)
+    secret: str = ""
+    echo_status: int = 401
     drip_interval: float = 0.1
     requests: list[ProxiedRequest] = field(default_factory=list)
     other: OtherHost = field(default_factory=OtherHost)
@@ -292,6 +299,24 @@ class FaultProxy:
             writer.write(
                 f"HTTP/1.1 307 Temporary Redirect\r\nlocation: {self.other.url}{path}\r\n"
                 "content-length: 0\r\nconnection: close\r\n\r\n".encode()
+            )
+            await writer.drain()
+            return
+        keyed = bool(self.secret) and any(self.secret in v for v in headers.values())
+        if fault == "echo" and keyed and not self.faulted:
+            self.faulted += 1
+            quoted = "; ".join(f"{k}: {v}" for k, v in headers.items())
+            payload = json.dumps(
+                {
+                    "detail": f"invalid credentials ({quoted})",
+                    "error": {"message": f"invalid credentials ({quoted})"},
+                    "message": f"invalid credentials ({quoted})",
+                }
+            ).encode()
+            writer.write(
+                f"HTTP/1.1 {self.echo_status} Error\r\ncontent-type: application/json\r\n"
+                f"content-length: {len(payload)}\r\nconnection: close\r\n\r\n".encode()
+                + payload
             )
             await writer.drain()
             return
