@@ -54,8 +54,6 @@ __all__ = [
     "TransportError",
     "UnknownModelError",
     "UnknownProviderError",
-    "redact",
-    "register_secret",
 ]
 
 _BODY_LIMIT = 2000
