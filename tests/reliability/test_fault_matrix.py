@@ -14,7 +14,9 @@ The run writes ``FAULT_MATRIX.md`` next to this file when every case ran.
 
 from __future__ import annotations
 
+import importlib.util
 import re
+import threading
 import time
 import tracemalloc
 from collections.abc import Callable, Iterator
@@ -24,6 +26,7 @@ from typing import Any
 
 import anyio
 import pytest
+import uvicorn
 from click.testing import CliRunner
 
 import llmrelay
@@ -32,7 +35,7 @@ from llmrelay.cli import cli
 from tests.contract.conftest import FAKES
 from tests.contract.fake_openai_compat import NAME as OPENAI_NAME
 from tests.contract.fake_openai_compat import OpenAICompatContractFake
-from tests.fakes._server import serve
+from tests.fakes._server import TestServer, serve
 from tests.fakes._streaming import Fault
 from tests.fakes.faults import FaultProxy, fault_proxy, refused_url
 
@@ -143,7 +146,8 @@ FAULTS: dict[str, tuple[str, frozenset[str]]] = {
     **{f"http_{s}": ("before", frozenset({HTTP_TYPES[s]})) for s in HTTP_STATUSES},
 }
 HEAVY = {"frame_50mib", "gzip_bomb"}
-SURFACES = ("async", "sync", "cli")
+HAS_SERVER = importlib.util.find_spec("llmrelay.server") is not None
+SURFACES = ("async", "sync", "cli", "server") if HAS_SERVER else ("async", "sync", "cli")
 
 RESULTS: dict[tuple[str, str, str], str] = {}
 CASES = [(f, p, s) for f in FAULTS for p in sorted(PROVIDERS) for s in SURFACES]
@@ -200,7 +204,9 @@ def write_matrix() -> None:
         + ", ".join(f"{k} {v:g}s" for k, v in TIMEOUTS.items())
         + ". Library: `collect()` of a stream (`ok` = the complete answer; "
         "`Interrupted(cause, n chars)` = `StreamInterrupted` with the partial text). "
-        "CLI: exit status, stderr error lines, stdout.",
+        "CLI: exit status, stderr error lines, stdout. Server: what the `openai` SDK saw "
+        "streaming from `llmrelay serve`'s app (an HTTP error status before the first "
+        "token, an in-band error frame after it).",
         "",
     ]
     for surface in SURFACES:
@@ -332,6 +338,92 @@ def run_cli(kwargs: dict[str, Any], model: str, tmp: Path, timeouts: Timeouts) -
     return CliOutcome(result.exit_code, result.stdout, result.stderr, time.monotonic() - started)
 
 
+@dataclass
+class ServerOutcome:
+    """What the ``openai`` SDK saw from ``llmrelay serve``'s app."""
+
+    phase: str  # ok | before (an HTTP error status) | after (an in-band error frame)
+    status: int | None
+    text: str
+    message: str
+    elapsed: float
+
+    def describe(self) -> str:
+        if self.phase == "ok":
+            return "ok"
+        if self.phase == "before":
+            return f"HTTP {self.status}"
+        return f"in-band error after {len(self.text)} chars"
+
+
+def run_server(kwargs: dict[str, Any], model: str, timeouts: Timeouts) -> ServerOutcome:
+    import openai
+    from llmrelay.server import ServerConfig, create_app
+
+    config = ServerConfig(client_kwargs={**kwargs, "timeouts": timeouts})
+    server = TestServer(
+        uvicorn.Config(
+            create_app(config=config),
+            host="127.0.0.1",
+            port=0,
+            log_level="warning",
+            lifespan="on",
+            access_log=False,
+        )
+    )
+    thread = threading.Thread(target=server.run, name="llmrelay-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert thread.is_alive(), "the server did not start"
+        assert time.monotonic() < deadline, "the server did not start in time"
+        time.sleep(0.01)
+    sdk = openai.OpenAI(
+        base_url=f"http://127.0.0.1:{server.port}/v1",
+        api_key="unused",
+        max_retries=0,
+        timeout=HANG_BOUND,
+    )
+    started = time.monotonic()
+    text = ""
+    try:
+        stream = sdk.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": PROMPT}], stream=True
+        )
+        for chunk in stream:
+            if chunk.choices:
+                text += chunk.choices[0].delta.content or ""
+        outcome = ServerOutcome("ok", None, text, "", time.monotonic() - started)
+    except openai.APIStatusError as exc:
+        message = f"{exc} {exc.body}"
+        outcome = ServerOutcome(
+            "before", exc.status_code, text, message, time.monotonic() - started
+        )
+    except openai.APIError as exc:  # an error frame inside the 200 stream
+        message = f"{exc} {exc.body}"
+        outcome = ServerOutcome("after", None, text, message, time.monotonic() - started)
+    finally:
+        sdk.close()
+        server.should_exit = True
+        thread.join(10)
+    return outcome
+
+
+def check_server(outcome: ServerOutcome, phase: str, expected: str, fault: str) -> None:
+    assert SECRET not in outcome.message
+    assert outcome.phase == phase, f"{fault}: {outcome}"
+    if phase == "ok":
+        assert outcome.text == expected
+    elif phase == "before":
+        assert outcome.status is not None
+        assert outcome.status >= 400
+        assert outcome.text == ""
+    else:
+        assert outcome.text, "the partial answer was not streamed before the error frame"
+        assert expected.startswith(outcome.text)
+        assert outcome.text != expected
+
+
 def scripted(rig: Rig, fault: str) -> dict[str, Any]:
     """Script the fake and the proxy for ``fault``; the client kwargs to use."""
     if fault == "refused":
@@ -393,8 +485,10 @@ def test_fault(rig: Rig, fault: str, surface: str, tmp_path: Path) -> None:
     if measure:
         tracemalloc.start()
     try:
-        if surface == "cli":
-            outcome: Any = run_cli(kwargs, rig.name, tmp_path, timeouts)
+        if surface == "server":
+            outcome: Any = run_server(kwargs, rig.name, timeouts)
+        elif surface == "cli":
+            outcome = run_cli(kwargs, rig.name, tmp_path, timeouts)
         elif surface == "sync":
             outcome = run_sync(kwargs, rig.name, timeouts)
         else:
@@ -416,7 +510,9 @@ def test_fault(rig: Rig, fault: str, surface: str, tmp_path: Path) -> None:
         assert rig.proxy.faulted >= 1
     elif fault in PROXY_FAULTS and fault != "pass":
         assert rig.proxy.faulted >= 1, f"{fault} never reached a streaming response"
-    if surface == "cli":
+    if surface == "server":
+        check_server(outcome, phase, expected, fault)
+    elif surface == "cli":
         check_cli(outcome, phase, expected)
     else:
         check_library(outcome, phase, allowed, expected, fault)
