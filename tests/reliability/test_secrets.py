@@ -259,3 +259,130 @@ def test_an_in_band_error_echoing_the_key_is_redacted(rig: Rig) -> None:
     assert isinstance(error, ProviderError), error
     assert "[REDACTED]" in str(error)
     assert SECRET not in produced
+
+
+# -- the server (llmrelay serve's app, through the openai SDK) ------------------------------
+
+SERVER_KEY = "srv-key-5c0a1e9d7b3f"
+
+
+@pytest.fixture
+def server_for(rig: Rig) -> Iterator[Any]:
+    pytest.importorskip("llmrelay.server")
+    import threading
+    import time
+
+    import uvicorn
+    from llmrelay.server import ServerConfig, create_app
+
+    from tests.fakes._server import TestServer
+
+    servers: list[tuple[Any, threading.Thread]] = []
+
+    def start(**client_kwargs: Any) -> str:
+        config = ServerConfig(
+            api_key=SERVER_KEY, client_kwargs={**client_kwargs, "timeouts": TIMEOUTS}
+        )
+        server = TestServer(
+            uvicorn.Config(
+                create_app(config=config),
+                host="127.0.0.1",
+                port=0,
+                log_level="debug",
+                lifespan="on",
+            )
+        )
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 10
+        while not server.started:
+            assert thread.is_alive()
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        servers.append((server, thread))
+        return f"http://127.0.0.1:{server.port}"
+
+    yield start
+    for server, thread in servers:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.mark.parametrize("scenario", ["ok", "echo_401", "cut_mid", "http_500"])
+def test_server_never_shows_the_key(
+    rig: Rig, server_for: Any, scenario: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    import httpx
+    import openai
+
+    if not rig.keyed():
+        pytest.skip(f"{rig.name} sends no API key")
+    caplog.set_level("DEBUG")
+    rig.script(scenario)
+    url = server_for(**rig.kwargs())
+    produced: list[str] = []
+    sdk = openai.OpenAI(base_url=f"{url}/v1", api_key=SERVER_KEY, max_retries=0, timeout=30)
+    try:
+        text = ""
+        for chunk in sdk.chat.completions.create(
+            model=rig.name, messages=[{"role": "user", "content": "Say something"}], stream=True
+        ):
+            text += (chunk.choices[0].delta.content or "") if chunk.choices else ""
+            produced.append(chunk.model_dump_json())
+        failure: openai.APIError | None = None
+    except openai.APIError as exc:
+        failure = exc
+        produced += [str(exc), repr(exc), str(exc.body), "".join(traceback.format_exception(exc))]
+    finally:
+        sdk.close()
+    assert (failure is None) == (scenario == "ok"), failure
+    with httpx.Client(headers={"authorization": f"Bearer {SERVER_KEY}"}) as http:
+        for path in ("/v1/models", "/metrics", "/health", f"/v1/models/{rig.name}"):
+            response = http.get(url + path)
+            produced.append(f"{path} {response.status_code} {response.headers} {response.text}")
+        bad = http.get(url + "/v1/models", headers={"authorization": "Bearer wrong"})
+        assert bad.status_code == 401
+        produced.append(bad.text)
+    everything = "\n".join(produced) + caplog.text
+    assert SECRET not in everything
+    assert SERVER_KEY not in "\n".join(produced[-6:])  # no endpoint shows the server's key
+    assert any(SECRET in str(r.headers) for r in rig.proxy.requests)
+
+
+def test_server_takes_no_upstream_url_proxy_or_key_from_a_request(
+    rig: Rig, server_for: Any
+) -> None:
+    import openai
+
+    if not rig.keyed():
+        pytest.skip(f"{rig.name} sends no API key")
+    rig.script("ok")
+    url = server_for(**rig.kwargs())
+    other = rig.proxy.other.url
+    sdk = openai.OpenAI(base_url=f"{url}/v1", api_key=SERVER_KEY, max_retries=0, timeout=30)
+    hostile = {
+        "base_url": other,
+        "base_urls": {rig.name: other},
+        "endpoints": {rig.name: {"base_url": other}},
+        "api_key": OTHER_SECRET,
+        "api_keys": {rig.name: OTHER_SECRET},
+        "proxy": other,
+        "options": {"base_url": other, "api_key": OTHER_SECRET},
+    }
+    try:
+        text = ""
+        for chunk in sdk.chat.completions.create(
+            model=rig.name,
+            messages=[{"role": "user", "content": "Say something"}],
+            stream=True,
+            extra_body=hostile,
+        ):
+            text += (chunk.choices[0].delta.content or "") if chunk.choices else ""
+        status = 200
+    except openai.APIStatusError as exc:
+        status = exc.status_code
+    finally:
+        sdk.close()
+    assert status == 200 or 400 <= status < 500  # refusing the fields is fine too
+    assert rig.proxy.other.requests == [], "the server fetched a URL from the request"
+    assert all(OTHER_SECRET not in str(r.headers) for r in rig.proxy.requests)
