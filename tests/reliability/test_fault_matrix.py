@@ -553,3 +553,50 @@ def check_cli(outcome: CliOutcome, phase: str, expected: str) -> None:
 def test_llmrelay_exports_the_matrix_error_types() -> None:
     names = {n for _, allowed in FAULTS.values() for n in allowed}
     assert all(issubclass(getattr(llmrelay, n), llmrelay.ProviderError) for n in names)
+
+
+# -- fallback before the first token ---------------------------------------------------------
+
+FALLBACK_FAULTS = ("refused", "reset", "http_503", "http_429", "malformed", "http_401")
+
+
+@pytest.mark.parametrize("fault", FALLBACK_FAULTS)
+def test_a_fault_before_the_first_token_falls_back_or_is_typed(
+    rig: Rig, fault: str, tmp_path: Path
+) -> None:
+    """A retryable fault moves on to the next candidate (nothing of the first leaks
+    into the answer); a non-retryable one ends the chain with its typed error."""
+    from llmrelay import FinishReason
+    from tests.unit.scripted_provider import scripted as scripted_provider
+
+    backup, script = scripted_provider("backup", ["from the backup", FinishReason("stop")])
+    kwargs = scripted(rig, fault)
+    kwargs["providers"] = [*kwargs.get("providers", []), backup]
+    config = tmp_path / "config.toml"
+    model = rig.fake.prepare_client_kwargs("http://x").get("providers", [None])[0]
+    first = f"{rig.name}:{model.default_model}" if model else rig.name
+    config.write_text(f'[aliases]\nchain = ["{first}", "backup:shared-model"]\n')
+
+    async def main() -> Any:
+        async with AsyncClient(
+            **kwargs, config_path=str(config), timeouts=Timeouts(**TIMEOUTS), cooldown=0
+        ) as client:
+            try:
+                return await client.stream(PROMPT, model="chain").collect()
+            except LLMRelayError as exc:
+                return exc
+
+    result = anyio.run(main)
+    expected_type = FAULTS[fault][1]
+    if isinstance(result, llmrelay.Completion):
+        assert result.text == "from the backup"
+        assert result.provider == "backup"
+        assert [a.outcome for a in result.attempts] == ["failed", "ok"]
+        assert result.attempts[0].error_type in expected_type
+        assert isinstance(result.attempts[0].error, llmrelay.ProviderError)
+        assert result.attempts[0].error.retryable
+    else:
+        assert type(result).__name__ in expected_type, repr(result)
+        assert isinstance(result, llmrelay.ProviderError)
+        assert not result.retryable
+        assert script.started == 0, "a non-retryable error must end the chain"
