@@ -122,6 +122,10 @@ def test_library_never_shows_the_key(
     if scenario.startswith("echo_"):
         assert rig.proxy.faulted == 1, "no request carried the key: nothing was echoed"
         assert isinstance(error, ProviderError)
+        if scenario == "echo_401":
+            # a rejected key is an AuthenticationError wherever it happens (hf_spaces
+            # used to fall back from a 401 /config and report the join's 404)
+            assert error.status_code == 401, repr(error)
         if error.status_code == int(scenario[-3:]):  # the echo itself (not a later step)
             assert "[REDACTED]" in f"{error} {error.body}"
     assert SECRET not in produced
