@@ -23,6 +23,7 @@ an inference call) reaches its stream intact and only the stream breaks:
 ``frame_50mib``        the headers, then one 50 MiB line (``data: xxx...``) without a newline
 ``gzip_bomb``          ``content-encoding: gzip`` body inflating to ``BOMB_GIB`` GiB of zeros
 ``drip``               the body one byte per ``drip_interval`` (100 ms)
+``drip_mid``           the ``marker`` frame at once, then the rest one byte per interval
 ``redirect``           every request: ``307`` to the same path on ``other`` (127.0.0.2)
 ``echo``               the first request carrying ``secret`` in a header is answered
                        ``echo_status`` with a JSON error body quoting every request header
@@ -75,6 +76,7 @@ FaultName = Literal[
     "frame_50mib",
     "gzip_bomb",
     "drip",
+    "drip_mid",
     "redirect",
     "replace",
     "echo",
@@ -475,11 +477,21 @@ class FaultProxy:
             self._write(writer, b"0\r\n\r\n")
             await writer.drain()
             return
-        after_marker = fault in ("stall_mid", "cut_mid", "malformed_mid")
+        after_marker = fault in ("stall_mid", "cut_mid", "malformed_mid", "drip_mid")
+        dripping = False
         async for frame in self._frames(headers, up_reader, sse):
+            if dripping:
+                for index in range(len(frame)):
+                    self._write(writer, _chunk(frame[index : index + 1]))
+                    await writer.drain()
+                    await asyncio.sleep(self.drip_interval)
+                continue
             self._write(writer, _chunk(frame))
             await writer.drain()
             if after_marker and self.marker in frame:
+                if fault == "drip_mid":
+                    dripping = True
+                    continue
                 if fault == "stall_mid":
                     await self._hold(reader)
                     return

@@ -121,6 +121,7 @@ PROXY_FAULTS: dict[str, tuple[str, frozenset[str]]] = {
     "frame_50mib": ("before", frozenset({"ProtocolError"})),
     "gzip_bomb": ("before", frozenset({"ProtocolError", "TransportError"})),
     "drip": ("before", frozenset({"ProviderTimeout"})),
+    "drip_mid": ("after", frozenset({"ProviderTimeout"})),
     "redirect": (
         "before",
         frozenset(
@@ -440,7 +441,8 @@ def scripted(rig: Rig, fault: str) -> dict[str, Any]:
 # -- the matrix -----------------------------------------------------------------------------
 
 
-TIMED = {"stall", "heartbeats", "stall_mid", "drip"}
+TIMED = {"stall", "heartbeats", "stall_mid", "drip", "drip_mid"}
+DRIP_MID_TOTAL = 2.5  # the total timeout is what ends a stream that keeps dripping
 SURFACE_HTTP = {"http_401", "http_429", "http_503"}
 """The sync client and the CLI share the async engine: through them, the faults that
 cost seconds (timeouts, heavy) run for ``SURFACE_PROVIDER`` only and the HTTP errors for
@@ -480,6 +482,8 @@ def test_fault(rig: Rig, fault: str, surface: str, tmp_path: Path) -> None:
     measure = fault in HEAVY and surface == "async"
     if fault in HEAVY:
         timeouts = Timeouts(**{**TIMEOUTS, "read": HEAVY_READ, "first_token": HEAVY_READ})
+    elif fault == "drip_mid":
+        timeouts = Timeouts(**{**TIMEOUTS, "total": DRIP_MID_TOTAL})
     else:
         timeouts = Timeouts(**TIMEOUTS)
     if measure:
@@ -501,6 +505,8 @@ def test_fault(rig: Rig, fault: str, surface: str, tmp_path: Path) -> None:
         f" (peak {peak / 2**20:.0f} MiB)" if measure else ""
     )
     assert outcome.elapsed < HANG_BOUND, f"{fault} took {outcome.elapsed:.1f}s"
+    if fault == "drip_mid" and surface in ("async", "sync"):
+        assert outcome.kind == "total", outcome
     if measure:
         assert peak < MEMORY_BOUND, f"{fault}: peak traced memory {peak / 2**20:.0f} MiB"
     # a credential never reaches the redirect's other host
