@@ -41,7 +41,7 @@ from tests.fakes.faults import FaultProxy, fault_proxy, refused_url
 
 SECRET = "sk-faults-3f9a1c5e7b2d4f6a8c0e"
 PROMPT = "Say something"
-TIMEOUTS = {"connect": 2.0, "read": 1.0, "first_token": 2.0, "total": 8.0}
+TIMEOUTS = {"connect": 2.0, "read": 0.75, "first_token": 1.5, "total": 8.0}
 HANG_BOUND = 20.0  # total timeout + a generous margin for a loaded 2-CPU machine
 # httpx inflates each network chunk (64 KiB) whole: ~66 MiB of zeros per chunk at gzip's
 # ~1030:1, plus the decoder's copy; the bound says "one chunk's expansion", never the GiBs
@@ -176,7 +176,10 @@ def _rig(request: pytest.FixtureRequest) -> Iterator[Rig]:
         # the mid-stream faults strike after the frame carrying the answer's first word
         proxy.marker = re.findall(r"[A-Za-z]{3,}", fake.expected_text)[0].encode()
         proxy.malformed_frame = MALFORMED_FRAMES.get(request.param)
-        yield Rig(request.param, fake, proxy)
+        try:
+            yield Rig(request.param, fake, proxy)
+        finally:
+            stop_servers()
 
 
 @pytest.fixture
@@ -357,30 +360,49 @@ class ServerOutcome:
         return f"in-band error after {len(self.text)} chars"
 
 
-def run_server(kwargs: dict[str, Any], model: str, timeouts: Timeouts) -> ServerOutcome:
-    import openai
+SERVERS: dict[str, tuple[TestServer, threading.Thread]] = {}
+"""Running servers by their client settings: a case reuses the server of its settings."""
+
+
+def server_url(kwargs: dict[str, Any], timeouts: Timeouts) -> str:
     from llmrelay.server import ServerConfig, create_app
 
-    config = ServerConfig(client_kwargs={**kwargs, "timeouts": timeouts})
-    server = TestServer(
-        uvicorn.Config(
-            create_app(config=config),
-            host="127.0.0.1",
-            port=0,
-            log_level="warning",
-            lifespan="on",
-            access_log=False,
+    key = f"{kwargs!r} {timeouts!r}"
+    if key not in SERVERS:
+        config = ServerConfig(client_kwargs={**kwargs, "timeouts": timeouts})
+        server = TestServer(
+            uvicorn.Config(
+                create_app(config=config),
+                host="127.0.0.1",
+                port=0,
+                log_level="warning",
+                lifespan="on",
+                access_log=False,
+            )
         )
-    )
-    thread = threading.Thread(target=server.run, name="llmrelay-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive(), "the server did not start"
-        assert time.monotonic() < deadline, "the server did not start in time"
-        time.sleep(0.01)
+        thread = threading.Thread(target=server.run, name="llmrelay-server", daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 10
+        while not server.started:
+            assert thread.is_alive(), "the server did not start"
+            assert time.monotonic() < deadline, "the server did not start in time"
+            time.sleep(0.01)
+        SERVERS[key] = (server, thread)
+    return f"http://127.0.0.1:{SERVERS[key][0].port}"
+
+
+def stop_servers() -> None:
+    for server, thread in SERVERS.values():
+        server.should_exit = True
+        thread.join(10)
+    SERVERS.clear()
+
+
+def run_server(kwargs: dict[str, Any], model: str, timeouts: Timeouts) -> ServerOutcome:
+    import openai
+
     sdk = openai.OpenAI(
-        base_url=f"http://127.0.0.1:{server.port}/v1",
+        base_url=f"{server_url(kwargs, timeouts)}/v1",
         api_key="unused",
         max_retries=0,
         timeout=HANG_BOUND,
@@ -405,8 +427,6 @@ def run_server(kwargs: dict[str, Any], model: str, timeouts: Timeouts) -> Server
         outcome = ServerOutcome("after", None, text, message, time.monotonic() - started)
     finally:
         sdk.close()
-        server.should_exit = True
-        thread.join(10)
     return outcome
 
 
@@ -442,7 +462,7 @@ def scripted(rig: Rig, fault: str) -> dict[str, Any]:
 
 
 TIMED = {"stall", "heartbeats", "stall_mid", "drip", "drip_mid"}
-DRIP_MID_TOTAL = 2.5  # the total timeout is what ends a stream that keeps dripping
+DRIP_MID_TOTAL = 2.0  # the total timeout is what ends a stream that keeps dripping
 SURFACE_HTTP = {"http_401", "http_429", "http_503"}
 """The sync client and the CLI share the async engine: through them, the faults that
 cost seconds (timeouts, heavy) run for ``SURFACE_PROVIDER`` only and the HTTP errors for
