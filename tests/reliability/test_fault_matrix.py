@@ -367,7 +367,9 @@ SERVERS: dict[str, tuple[TestServer, threading.Thread]] = {}
 def server_url(kwargs: dict[str, Any], timeouts: Timeouts) -> str:
     from llmrelay.server import ServerConfig, create_app
 
-    key = f"{kwargs!r} {timeouts!r}"
+    # a configured class carries its URL in its endpoints, not in its repr
+    urls = [dict(cls.endpoints) for cls in kwargs.get("providers", [])]
+    key = f"{kwargs!r} {urls!r} {timeouts!r}"
     if key not in SERVERS:
         config = ServerConfig(client_kwargs={**kwargs, "timeouts": timeouts})
         server = TestServer(
