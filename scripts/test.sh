@@ -30,6 +30,6 @@ echo "== mypy (strict, src/)"
 .venv/bin/mypy
 echo "== import contracts"
 .venv/bin/lint-imports
-# (system set-up needed by the server tests goes here)
+bash scripts/setup_system.sh
 echo "== pytest"
 .venv/bin/python -m pytest "$@"

@@ -10,6 +10,7 @@ from ._image import image
 from ._keyscmd import keys
 from ._listing import models, providers
 from ._logs import logs
+from ._serve import serve
 
 __all__ = ["cli"]
 
@@ -31,3 +32,4 @@ cli.add_command(keys)
 cli.add_command(providers)
 cli.add_command(models)
 cli.add_command(image)
+cli.add_command(serve)

@@ -1,0 +1,136 @@
+"""``llmrelay serve``: the OpenAI-compatible server (needs ``pip install 'llmrelay[server]'``)."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ._common import fail
+
+_KEY_ENV = "LLMRELAY_SERVER_API_KEY"
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _read_key(api_key: str | None, api_key_file: Path | None) -> str | None:
+    if api_key:
+        return api_key
+    if api_key_file is not None:
+        try:
+            key = api_key_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise click.BadParameter(
+                f"cannot read it: {exc.strerror}", param_hint="--api-key-file"
+            ) from None
+        if not key:
+            raise click.BadParameter("the file is empty", param_hint="--api-key-file")
+        return key
+    return os.environ.get(_KEY_ENV) or None
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--api-key", help=f"Key clients must send as a bearer token (or {_KEY_ENV}).")
+@click.option(
+    "--api-key-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Read the server key from this file (keeps it off the command line).",
+)
+@click.option("--no-auth", is_flag=True, help="Allow serving beyond loopback without a key.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
+@click.option("--cors-origin", "cors_origins", multiple=True, help="Allow this CORS origin.")
+@click.option(
+    "--max-body-bytes", default=2 * 1024 * 1024, show_default=True, type=click.IntRange(1024)
+)
+@click.option("--max-messages", default=256, show_default=True, type=click.IntRange(1))
+@click.option("--log-prompts", is_flag=True, help="Also log request messages (off by default).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Config file.")
+@click.option("-m", "--model", help="Default model when a request names none.")
+def serve(
+    host: str,
+    port: int,
+    api_key: str | None,
+    api_key_file: Path | None,
+    no_auth: bool,
+    workers: int,
+    cors_origins: tuple[str, ...],
+    max_body_bytes: int,
+    max_messages: int,
+    log_prompts: bool,
+    config_path: str | None,
+    model: str | None,
+) -> None:
+    """Serve the OpenAI-compatible API and the web chat page at http://HOST:PORT/.
+
+    Binding beyond loopback needs a key (--api-key, --api-key-file or
+    LLMRELAY_SERVER_API_KEY), or --no-auth to serve without one on purpose.
+    """
+    key = _read_key(api_key, api_key_file)
+    if key is None and not no_auth and not _is_loopback(host):
+        raise click.UsageError(
+            f"binding to {host} without a server key: give --api-key, --api-key-file or "
+            f"{_KEY_ENV}, or --no-auth to serve without one"
+        )
+    try:
+        import uvicorn
+
+        from llmrelay.server import (
+            ServerConfig,
+            configure_access_log,
+            create_app,
+            redact_root_handlers,
+        )
+    except ImportError as exc:
+        fail(
+            f"llmrelay serve needs the server extra ({exc.name} is missing): "
+            "pip install 'llmrelay[server]'",
+            code=2,
+        )
+    client_kwargs: dict[str, Any] = {}
+    if config_path:
+        client_kwargs["config_path"] = config_path
+    if model:
+        client_kwargs["model"] = model
+    config = ServerConfig(
+        api_key=key,
+        cors_origins=cors_origins,
+        max_body_bytes=max_body_bytes,
+        max_messages=max_messages,
+        log_prompts=log_prompts,
+        client_kwargs=client_kwargs,
+    )
+    configure_access_log()
+    redact_root_handlers()
+    where = f"[{host}]" if ":" in host else host
+    click.echo(
+        f"llmrelay: serving on http://{where}:{port}/ "
+        f"({'server key required' if key else 'no server key'}, {workers} worker(s))",
+        err=True,
+    )
+    common: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_level": "warning",
+        "access_log": False,
+        "server_header": False,
+        # uvloop and httptools when installed, else asyncio and h11
+        "loop": "auto",
+        "http": "auto",
+    }
+    if workers == 1:
+        uvicorn.run(create_app(config=config), **common)
+    else:
+        os.environ.update(config.to_env())
+        uvicorn.run("llmrelay.server:app_from_env", factory=True, workers=workers, **common)

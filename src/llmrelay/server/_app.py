@@ -1,0 +1,126 @@
+"""``create_app``: the FastAPI app (routes, error handlers, middleware, lifespan)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
+
+import llmrelay
+
+from . import _chat, _routes
+from ._config import ServerConfig
+from ._context import Context, configure_access_log
+from ._errors import error_body, scrub
+from ._guard import Guard
+from ._logs import install_redaction, redact_root_handlers
+from ._memory import MemoryStateStore, StateStore
+from ._metrics import Metrics
+
+__all__ = ["app_from_env", "create_app"]
+
+
+def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    first = errors[0] if errors else {}
+    loc = [str(p) for p in first.get("loc", ()) if p != "body"]
+    message = f"{'.'.join(loc) or 'body'}: {first.get('msg', 'invalid request')}"
+    return JSONResponse(
+        error_body(
+            scrub(message), "invalid_request_error", "invalid_request", ".".join(loc) or None
+        ),
+        status_code=400,
+    )
+
+
+def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    detail = exc.detail if isinstance(exc, HTTPException) else "internal server error"
+    code = {404: "not_found", 405: "method_not_allowed"}.get(status, "invalid_request")
+    type_ = "invalid_request_error" if status < 500 else "server_error"
+    return JSONResponse(error_body(scrub(str(detail)), type_, code), status_code=status)
+
+
+def _internal_error(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse(error_body("internal server error", "server_error"), status_code=500)
+
+
+def create_app(
+    client: Any = None,
+    *,
+    config: ServerConfig | None = None,
+    store: StateStore | None = None,
+) -> FastAPI:
+    """Build the server app.
+
+    Args:
+        client: an ``llmrelay.AsyncClient`` to serve (the caller closes it); ``None``
+            makes one from ``config.client_kwargs`` at startup and closes it at shutdown.
+        config: ``ServerConfig`` (key, CORS, limits, logging); default: no key, no CORS.
+        store: where provider conversation states are remembered (default: in memory,
+            ``config.conversation_entries`` entries for ``config.conversation_ttl`` s).
+
+    Returns:
+        A FastAPI (ASGI) app with ``/v1/chat/completions``, ``/v1/models``,
+        ``/v1/images/generations``, ``/health``, ``/metrics`` and the page at ``/``.
+    """
+    config = config or ServerConfig()
+    install_redaction()
+    ctx = Context(
+        config=config,
+        metrics=Metrics(),
+        store=store or MemoryStateStore(config.conversation_entries, config.conversation_ttl),
+        client=client,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if ctx.client is not None:
+            yield
+            return
+        ctx.client = llmrelay.AsyncClient(**dict(config.client_kwargs))
+        install_redaction()  # provider loggers created by now
+        try:
+            yield
+        finally:
+            await ctx.client.aclose()
+
+    app = FastAPI(
+        title="llmrelay",
+        version=llmrelay.__version__,
+        summary="OpenAI-compatible API over many hosted LLM services.",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.llmrelay = ctx
+    app.include_router(_chat.router)
+    app.include_router(_routes.router)
+    app.mount("/static", StaticFiles(directory=_routes.WEB_DIR), name="static")
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(Exception, _internal_error)
+    app.add_middleware(Guard, api_key=config.api_key, max_body_bytes=config.max_body_bytes)
+    if config.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(config.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """App factory for ``--workers N``: the config ``ServerConfig.to_env`` left."""
+    configure_access_log()
+    redact_root_handlers()
+    return create_app(config=ServerConfig.from_env())

@@ -1,0 +1,63 @@
+"""Server settings: what ``llmrelay serve`` and ``create_app`` take (no provider secrets)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+__all__ = ["API_KEY_ENV", "ServerConfig"]
+
+API_KEY_ENV = "LLMRELAY_SERVER_API_KEY"
+"""Environment variable holding the server's own bearer key."""
+
+_OPTIONS_ENV = "LLMRELAY_SERVER_OPTIONS"
+"""Internal: the settings (without the key) handed to ``--workers`` processes as JSON."""
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Settings of one server app.
+
+    Attributes:
+        api_key: the bearer key clients must send (``Authorization: Bearer KEY``);
+            ``None`` serves without one (only allowed on loopback by ``llmrelay serve``).
+        cors_origins: origins allowed by CORS; empty = CORS off (no CORS headers).
+        max_body_bytes: request bodies larger than this are refused with 413.
+        max_messages: chat requests with more messages are refused with 400.
+        log_prompts: put the request messages into the access log (off by default).
+        conversation_entries: how many answered turns' provider states are remembered.
+        conversation_ttl: seconds a remembered state stays valid.
+        client_kwargs: keyword arguments for the ``llmrelay.AsyncClient`` the app creates
+            (``config_path``, ``model``, ...; never taken from a request).
+    """
+
+    api_key: str | None = field(default=None, repr=False)
+    cors_origins: tuple[str, ...] = ()
+    max_body_bytes: int = 2 * 1024 * 1024
+    max_messages: int = 256
+    log_prompts: bool = False
+    conversation_entries: int = 4096
+    conversation_ttl: float = 3600.0
+    client_kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_env(self) -> dict[str, str]:
+        """Environment variables that let a worker process rebuild this config."""
+        data = asdict(self)
+        key = data.pop("api_key")
+        data["client_kwargs"] = dict(self.client_kwargs)
+        env = {_OPTIONS_ENV: json.dumps(data)}
+        if key is not None:
+            env[API_KEY_ENV] = key
+        return env
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ServerConfig:
+        """The config ``to_env`` wrote (the key from ``LLMRELAY_SERVER_API_KEY``)."""
+        environ = os.environ if environ is None else environ
+        data: dict[str, Any] = json.loads(environ.get(_OPTIONS_ENV, "{}"))
+        data["cors_origins"] = tuple(data.get("cors_origins", ()))
+        data["api_key"] = environ.get(API_KEY_ENV) or None
+        return cls(**data)

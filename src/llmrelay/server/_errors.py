@@ -1,0 +1,155 @@
+"""llmrelay errors -> HTTP status + OpenAI's error JSON (what the ``openai`` SDK maps).
+
+OpenAI's error body is ``{"error": {"message", "type", "param", "code"}}``
+(https://platform.openai.com/docs/guides/error-codes); the SDK picks its exception class
+from the status: 400 BadRequestError, 401 AuthenticationError, 404 NotFoundError,
+413/other 4xx APIStatusError, 422 UnprocessableEntityError, 429 RateLimitError,
+>=500 InternalServerError. Messages are scrubbed of URLs: an upstream address never
+leaves the server, and no response body from upstream is passed on.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import llmrelay
+
+__all__ = ["URL_PATTERN", "ErrorReply", "error_body", "error_reply", "scrub"]
+
+_LOG = logging.getLogger("llmrelay.server")
+URL_PATTERN = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
+"""What ``scrub`` replaces: any ``scheme://...`` up to whitespace or a quote."""
+_MAX_MESSAGE = 2000
+
+
+def scrub(text: str) -> str:
+    """``text`` with every URL replaced by ``<url>`` and cut to 2000 characters."""
+    return URL_PATTERN.sub("<url>", text)[:_MAX_MESSAGE]
+
+
+def error_body(
+    message: str, type_: str, code: str | None = None, param: str | None = None, **extra: Any
+) -> dict[str, Any]:
+    """OpenAI's error object: ``{"error": {"message", "type", "param", "code", ...}}``."""
+    return {"error": {"message": message, "type": type_, "param": param, "code": code, **extra}}
+
+
+@dataclass
+class ErrorReply:
+    """What to answer for an error: status, OpenAI JSON body, extra headers, metric label."""
+
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+    error_type: str = "error"
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def _attempts(exc: llmrelay.AllProvidersFailed) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    attempts = getattr(exc, "attempts", None)
+    if attempts is not None:
+        for a in attempts:
+            out.append(
+                {
+                    "provider": a.provider,
+                    "model": a.model,
+                    "outcome": a.outcome,
+                    "error_type": a.error_type,
+                    "message": scrub(str(a.message or "")),
+                }
+            )
+        return out
+    for name, error in getattr(exc, "errors", ()):  # pragma: no cover - core v1 shape
+        out.append(
+            {
+                "provider": name,
+                "model": getattr(error, "model", None),
+                "outcome": "failed",
+                "error_type": type(error).__name__,
+                "message": scrub(str(error)),
+            }
+        )
+    return out
+
+
+def _provider_status(exc: llmrelay.ProviderError) -> tuple[int, str, str]:
+    """(status, OpenAI type, code) of an upstream failure."""
+    if isinstance(exc, llmrelay.RateLimitError):
+        return 429, "rate_limit_error", "rate_limit_exceeded"
+    if isinstance(exc, llmrelay.ModelNotFoundError):
+        return 404, "invalid_request_error", "model_not_found"
+    if isinstance(exc, llmrelay.InvalidRequestError):
+        status = 422 if exc.status_code == 422 else 400
+        return status, "invalid_request_error", "invalid_request"
+    if isinstance(exc, llmrelay.ProviderUnavailable):
+        return 503, "api_error", "upstream_unavailable"
+    if isinstance(exc, llmrelay.ProviderTimeout):
+        return 504, "api_error", "upstream_timeout"
+    if isinstance(exc, llmrelay.AuthenticationError):
+        # The server's own key for that provider was refused: not the caller's fault.
+        return 502, "api_error", "upstream_authentication_error"
+    return 502, "api_error", "upstream_error"
+
+
+def error_reply(exc: BaseException) -> ErrorReply:
+    """Map any exception raised while serving a request to its HTTP answer.
+
+    Unknown model/provider -> 404; other configuration errors (bad messages, undeclared
+    options) -> 400; a provider without its key on this server -> 503; upstream errors by
+    class (429 with ``Retry-After``, 502, 503, 504); every provider failing -> 502 with
+    each attempt listed; anything else -> 500 without details.
+    """
+    name = type(exc).__name__
+    if isinstance(exc, llmrelay.StreamInterrupted):
+        return error_reply(exc.cause)
+    if isinstance(exc, (llmrelay.UnknownModelError, llmrelay.UnknownProviderError)):
+        return ErrorReply(
+            404,
+            error_body(scrub(str(exc)), "invalid_request_error", "model_not_found", "model"),
+            error_type=name,
+        )
+    if isinstance(exc, llmrelay.MissingCredentialsError):
+        return ErrorReply(
+            503,
+            error_body(scrub(str(exc)), "api_error", "provider_not_configured"),
+            error_type=name,
+        )
+    if isinstance(exc, llmrelay.ConfigError):
+        return ErrorReply(
+            400,
+            error_body(scrub(str(exc)), "invalid_request_error", "invalid_request"),
+            error_type=name,
+        )
+    if isinstance(exc, llmrelay.AllProvidersFailed):
+        attempts = _attempts(exc)
+        return ErrorReply(
+            502,
+            error_body(scrub(str(exc)), "api_error", "all_providers_failed", attempts=attempts),
+            error_type=name,
+        )
+    if isinstance(exc, llmrelay.ProviderError):
+        status, type_, code = _provider_status(exc)
+        headers: dict[str, str] = {}
+        retry_after = getattr(exc, "retry_after", None)
+        if status == 429 and retry_after is not None and math.isfinite(retry_after):
+            headers["Retry-After"] = str(max(0, math.ceil(retry_after)))
+        return ErrorReply(status, error_body(scrub(str(exc)), type_, code), headers, name)
+    closed = getattr(llmrelay.errors, "ClientClosed", None)
+    if closed is not None and isinstance(exc, closed):
+        return ErrorReply(
+            503,
+            error_body("the server is shutting down", "api_error", "shutting_down"),
+            error_type=name,
+        )
+    if isinstance(exc, llmrelay.LLMRelayError):
+        return ErrorReply(502, error_body(scrub(str(exc)), "api_error", _snake(name)), {}, name)
+    _LOG.error("unexpected %s while serving a request: %s", name, scrub(str(exc)))
+    return ErrorReply(500, error_body("internal server error", "server_error"), {}, name)

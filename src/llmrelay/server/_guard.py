@@ -1,0 +1,153 @@
+"""ASGI middleware: the server key, the body size limit and the access log.
+
+* ``/v1/*`` and ``/metrics`` need ``Authorization: Bearer KEY`` when a key is set,
+  compared with ``hmac.compare_digest``; ``/``, ``/static/*`` and ``/health`` do not
+  (the page asks for the key itself).
+* A body larger than ``max_body_bytes`` gets 413, by ``Content-Length`` before it is
+  read, or while it is read when it comes chunked.
+* One access-log line per request: method, path (no query string), status, seconds and
+  the provider/model that answered — never headers, keys or (unless asked) prompts.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import time
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ._context import ACCESS_LOG
+from ._errors import error_body
+
+__all__ = ["Guard"]
+
+_PROTECTED = ("/v1/", "/metrics")
+
+
+def _clean(text: str | None) -> str:
+    """A log-safe rendering of a client-chosen string (no control characters, bounded)."""
+    if not text:
+        return "-"
+    return text.encode("unicode_escape").decode("ascii")[:200]
+
+
+def _json(status: int, body: dict[str, Any], extra: list[tuple[bytes, bytes]]) -> list[Message]:
+    raw = json.dumps(body).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(raw)).encode()),
+        *extra,
+    ]
+    return [
+        {"type": "http.response.start", "status": status, "headers": headers},
+        {"type": "http.response.body", "body": raw},
+    ]
+
+
+class Guard:
+    """Wraps the app; see the module docstring."""
+
+    def __init__(self, app: ASGIApp, *, api_key: str | None, max_body_bytes: int) -> None:
+        self.app = app
+        self._key = api_key.encode() if api_key is not None else None
+        self._max = max_body_bytes
+
+    def _authorized(self, scope: Scope) -> bool:
+        if self._key is None:
+            return True
+        path: str = scope["path"]
+        if not (path.startswith(_PROTECTED[0]) or path == _PROTECTED[1]):
+            return True
+        if scope["method"] == "OPTIONS":
+            return True
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                scheme, _, token = value.partition(b" ")
+                if scheme.lower() == b"bearer":
+                    return hmac.compare_digest(token.strip(), self._key)
+        return False
+
+    def _declared_length(self, scope: Scope) -> int | None:
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                try:
+                    return int(value)
+                except ValueError:
+                    return None
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Check, log and pass the request on."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.monotonic()
+        status = 0
+        replied = False  # the guard answered (413 mid-body): drop what the app sends
+
+        async def send_logged(message: Message) -> None:
+            nonlocal status
+            if replied:
+                return
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            if not self._authorized(scope):
+                await self._reply(
+                    send_logged,
+                    401,
+                    error_body(
+                        "missing or invalid server API key (Authorization: Bearer ...)",
+                        "invalid_request_error",
+                        "invalid_api_key",
+                    ),
+                    [(b"www-authenticate", b"Bearer")],
+                )
+                return
+            length = self._declared_length(scope)
+            if length is not None and length > self._max:
+                await self._reply(send_logged, 413, self._too_large(), [])
+                return
+            received = 0
+
+            async def receive_limited() -> Message:
+                nonlocal received, replied
+                message = await receive()
+                if message["type"] == "http.request":
+                    received += len(message.get("body", b""))
+                    if received > self._max:
+                        if not status and not replied:
+                            await self._reply(send_logged, 413, self._too_large(), [])
+                            replied = True
+                        return {"type": "http.disconnect"}
+                return message
+
+            await self.app(scope, receive_limited, send_logged)
+        finally:
+            target = scope.get("state", {}).get("llmrelay_target", (None, None))
+            ACCESS_LOG.info(
+                "%s %s %s %.3fs provider=%s model=%s",
+                scope["method"],
+                _clean(scope["path"]),
+                status or "-",
+                time.monotonic() - started,
+                _clean(target[0]),
+                _clean(target[1]),
+            )
+
+    def _too_large(self) -> dict[str, Any]:
+        return error_body(
+            f"request body too large (limit {self._max} bytes)",
+            "invalid_request_error",
+            "request_too_large",
+        )
+
+    async def _reply(
+        self, send: Send, status: int, body: dict[str, Any], extra: list[tuple[bytes, bytes]]
+    ) -> None:
+        for message in _json(status, body, extra):
+            await send(message)

@@ -1,0 +1,99 @@
+"""The small routes: models, images, health, metrics and the web page."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, JSONResponse, Response
+
+from ._context import context, note
+from ._errors import error_reply
+from ._metrics import CONTENT_TYPE_LATEST
+from ._schemas import ImageGenerationRequest
+
+__all__ = ["WEB_DIR", "router"]
+
+WEB_DIR = Path(__file__).with_name("web")
+"""The web chat page's static files (shipped in the package)."""
+
+router = APIRouter()
+
+
+def _failed(request: Request, endpoint: str, exc: Exception, started: float) -> JSONResponse:
+    reply = error_reply(exc)
+    m = context(request).metrics
+    m.requests.labels(endpoint, "", "", str(reply.status)).inc()
+    m.errors.labels("", "", reply.error_type).inc()
+    m.duration.labels(endpoint, "", "").observe(time.monotonic() - started)
+    return JSONResponse(reply.body, status_code=reply.status, headers=reply.headers)
+
+
+def _done(request: Request, endpoint: str, started: float, provider: str = "") -> None:
+    m = context(request).metrics
+    m.requests.labels(endpoint, provider, "", "200").inc()
+    m.duration.labels(endpoint, provider, "").observe(time.monotonic() - started)
+
+
+@router.get("/v1/models", response_model=None)
+async def list_models(request: Request) -> Response:
+    """Every model and alias, ``owned_by`` the provider that serves it."""
+    started = time.monotonic()
+    try:
+        models = await context(request).client.models.list()
+    except Exception as exc:
+        return _failed(request, "models", exc, started)
+    _done(request, "models", started)
+    return Response(models.model_dump_json(), media_type="application/json")
+
+
+@router.get("/v1/models/{model_id:path}", response_model=None)
+async def retrieve_model(request: Request, model_id: str) -> Response:
+    """One model or alias (``provider:model`` ids contain colons, some also slashes)."""
+    started = time.monotonic()
+    try:
+        model = await context(request).client.models.retrieve(model_id)
+    except Exception as exc:
+        return _failed(request, "models", exc, started)
+    _done(request, "models", started)
+    return Response(model.model_dump_json(), media_type="application/json")
+
+
+@router.post("/v1/images/generations", response_model=None)
+async def generate_images(request: Request, body: ImageGenerationRequest) -> Response:
+    """Generate an image; the result comes back inline as ``b64_json``."""
+    started = time.monotonic()
+    try:
+        result = await context(request).client.images.generate(
+            model=body.model,
+            prompt=body.prompt,
+            n=body.n,
+            size=body.size,
+            response_format="b64_json",
+            seed=body.seed,
+        )
+    except Exception as exc:
+        note(request, None, body.model)
+        return _failed(request, "images", exc, started)
+    note(request, None, body.model)
+    _done(request, "images", started)
+    return Response(result.model_dump_json(), media_type="application/json")
+
+
+@router.get("/health")
+async def health() -> dict[str, str]:
+    """Liveness: ``{"status": "ok"}`` (no upstream is contacted)."""
+    return {"status": "ok"}
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(request: Request) -> Response:
+    """Prometheus text exposition."""
+    return Response(context(request).metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/", include_in_schema=False)
+async def index() -> FileResponse:
+    """The web chat page."""
+    return FileResponse(WEB_DIR / "index.html", headers={"Cache-Control": "no-cache"})

@@ -1,0 +1,156 @@
+"""In-process scripted providers registered through the public seam
+``llmrelay.AsyncClient(providers=[...])``; the server under test serves them.
+
+Each provider plays ``SCRIPTS[name]`` (a list of steps: an event is yielded, an exception
+instance is raised, ``Pause(seconds)`` paces the stream, ``HOLD`` waits until the stream
+is closed). What each stream received and whether it was closed is recorded in
+``LOG[name]`` (thread-safe: the server runs in another thread).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, ClassVar
+
+from llmrelay.providers import Capability, Provider
+from llmrelay.types import (
+    ChatRequest,
+    ConversationState,
+    Event,
+    FinishReason,
+    ImageRequest,
+    ImageResult,
+    Usage,
+)
+
+# 1x1 transparent PNG
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
+)
+
+
+@dataclass(frozen=True)
+class Pause:
+    seconds: float
+
+
+HOLD = object()
+"""Step: keep the stream open until the consumer closes it."""
+
+
+@dataclass
+class StreamLog:
+    requests: list[ChatRequest] = field(default_factory=list)
+    opened: int = 0
+    closed: int = 0
+    cond: threading.Condition = field(default_factory=threading.Condition)
+
+    def wait_closed(self, timeout: float = 5.0) -> bool:
+        with self.cond:
+            return self.cond.wait_for(lambda: self.opened and self.closed == self.opened, timeout)
+
+    def wait_opened(self, timeout: float = 5.0) -> bool:
+        with self.cond:
+            return self.cond.wait_for(lambda: self.opened > self.closed, timeout)
+
+
+SCRIPTS: dict[str, list[Any]] = {}
+LOG: dict[str, StreamLog] = {}
+
+
+def ok_script(*pieces: str, usage: bool = True) -> list[Any]:
+    steps: list[Any] = list(pieces or ("Hello", ", world", "!"))
+    if usage:
+        steps.append(Usage(prompt_tokens=5, completion_tokens=3, total_tokens=8))
+    steps.append(FinishReason("stop"))
+    return steps
+
+
+def reset() -> None:
+    SCRIPTS.clear()
+    LOG.clear()
+    for cls in ALL:
+        SCRIPTS[cls.name] = ok_script()
+        LOG[cls.name] = StreamLog()
+
+
+class _Scripted(Provider):
+    label: ClassVar[str] = "Scripted"
+    endpoints: ClassVar[Any] = MappingProxyType({"base_url": "https://scripted.invalid"})
+    default_model: ClassVar[str] = "m"
+    models: ClassVar[tuple[str, ...]] = ("m", "long")
+    aliases: ClassVar[Any] = MappingProxyType({"short": "m"})
+    parameters: ClassVar[frozenset[str]] = frozenset(
+        {"temperature", "max_tokens", "top_p", "stop", "seed"}
+    )
+
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[Event, None]:
+        log = LOG[self.name]
+        with log.cond:
+            log.requests.append(request)
+            log.opened += 1
+            log.cond.notify_all()
+        try:
+            for step in SCRIPTS[self.name]:
+                if isinstance(step, BaseException):
+                    raise step
+                if isinstance(step, Pause):
+                    await asyncio.sleep(step.seconds)
+                elif step is HOLD:
+                    await asyncio.Event().wait()
+                else:
+                    yield step
+        finally:
+            with log.cond:
+                log.closed += 1
+                log.cond.notify_all()
+
+
+class Alpha(_Scripted):
+    name: ClassVar[str] = "alpha"
+    label: ClassVar[str] = "Alpha"
+
+
+class Beta(_Scripted):
+    name: ClassVar[str] = "beta"
+    label: ClassVar[str] = "Beta"
+
+
+class Stateful(_Scripted):
+    """Keeps a conversation on its side: each answer carries its turn number as state."""
+
+    name: ClassVar[str] = "stateful"
+    label: ClassVar[str] = "Stateful"
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {Capability.CHAT, Capability.STREAM, Capability.SERVER_STATE}
+    )
+
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[Event, None]:
+        turn = 1 if request.state is None else int(request.state.data["turn"]) + 1
+        async for event in super().stream(request):
+            if isinstance(event, FinishReason):
+                yield ConversationState(self.name, {"turn": turn, "parent": f"msg-{turn}"})
+            yield event
+
+
+class Painter(_Scripted):
+    """Generates images (a 1x1 PNG)."""
+
+    name: ClassVar[str] = "painter"
+    label: ClassVar[str] = "Painter"
+    models: ClassVar[tuple[str, ...]] = ("m", "canvas")
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {Capability.CHAT, Capability.STREAM, Capability.IMAGES}
+    )
+
+    async def generate_image(self, request: ImageRequest) -> ImageResult:
+        return ImageResult(data=PNG, mime_type="image/png", seed=request.seed, width=1, height=1)
+
+
+ALL: tuple[type[_Scripted], ...] = (Alpha, Beta, Stateful, Painter)
+reset()

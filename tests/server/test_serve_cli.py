@@ -1,0 +1,163 @@
+"""``llmrelay serve``: flags, the bind rule, and the real command in a subprocess."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+from click.testing import CliRunner
+from tests.fakes.gradio_space import FakeSpace, SpaceScript
+
+from llmrelay.cli import cli
+
+SPACE_MODEL = "hf_spaces:qwen-2-72b"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def llmrelay_serve(args: list[str], env: dict[str, str], timeout: float = 30) -> Iterator[str]:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llmrelay.cli", "serve", "--port", str(port), *args],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            if proc.poll() is not None:
+                raise AssertionError(
+                    f"llmrelay serve exited: {proc.stderr.read() if proc.stderr else ''}"
+                )
+            try:
+                if httpx.get(url + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError("llmrelay serve did not come up")
+            time.sleep(0.05)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stdout:
+            proc.stdout.close()
+        if proc.stderr:
+            proc.stderr.close()
+
+
+def _env(space_server: tuple[FakeSpace, str], home: Path) -> dict[str, str]:
+    return {
+        "LLMRELAY_HF_SPACES_BASE_URL": space_server[1],
+        "PYTHONPATH": os.pathsep.join(
+            [str(Path(__file__).parents[2] / "src"), os.environ.get("PYTHONPATH", "")]
+        ),
+        "HOME": str(home),
+        "XDG_CONFIG_HOME": str(home / ".config"),
+    }
+
+
+def test_beyond_loopback_needs_a_key_or_no_auth() -> None:
+    result = CliRunner().invoke(cli, ["serve", "--host", "0.0.0.0"])
+    assert result.exit_code == 2
+    assert "--no-auth" in result.output
+    result = CliRunner().invoke(cli, ["serve", "--host", "::"])
+    assert result.exit_code == 2
+
+
+def test_key_file_must_be_readable(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["serve", "--api-key-file", str(tmp_path / "missing")])
+    assert result.exit_code == 2
+    empty = tmp_path / "empty"
+    empty.write_text("\n")
+    result = CliRunner().invoke(cli, ["serve", "--api-key-file", str(empty)])
+    assert result.exit_code == 2
+
+
+def test_missing_server_extra_says_what_to_install(tmp_path: Path) -> None:
+    code = (
+        "import sys; sys.modules['fastapi'] = None\n"
+        "from llmrelay.cli import main; sys.argv = ['llmrelay', 'serve']; main()"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2] / "src")}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert proc.returncode == 2
+    assert "pip install 'llmrelay[server]'" in proc.stderr
+
+
+def test_llmrelay_serve_with_the_openai_sdk_and_curl(
+    space_server: tuple[FakeSpace, str], space: FakeSpace, tmp_path: Path
+) -> None:
+    with llmrelay_serve([], _env(space_server, tmp_path)) as url:
+        sdk = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+        completion = sdk.chat.completions.create(
+            model=SPACE_MODEL, messages=[{"role": "user", "content": "hi"}]
+        )
+        import inspect
+
+        assert completion.choices[0].message.content == inspect.cleandoc(
+            "".join(SpaceScript().chunks)
+        )
+        assert any(m.id.startswith("hf_spaces") for m in sdk.models.list())
+        out = subprocess.run(
+            [
+                "curl",
+                "-sN",
+                url + "/v1/chat/completions",
+                "-H",
+                "Content-Type: application/json",
+                "-d",
+                f'{{"model": "{SPACE_MODEL}", "stream": true, "messages": [{{"role": "user", "content": "hi"}}]}}',
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        ).stdout
+        assert out.rstrip().endswith("data: [DONE]")
+
+
+def test_llmrelay_serve_workers_and_key_file(
+    space_server: tuple[FakeSpace, str], space: FakeSpace, tmp_path: Path
+) -> None:
+    key_file = tmp_path / "key"
+    key_file.write_text("file-key-42\n")
+    with llmrelay_serve(
+        ["--workers", "2", "--api-key-file", str(key_file)], _env(space_server, tmp_path)
+    ) as url:
+        denied: Any = httpx.get(url + "/v1/models", timeout=10)
+        assert denied.status_code == 401
+        sdk = openai.OpenAI(base_url=url + "/v1", api_key="file-key-42", max_retries=0)
+        answers = {
+            sdk.chat.completions.create(
+                model=SPACE_MODEL, messages=[{"role": "user", "content": "hi"}]
+            )
+            .choices[0]
+            .message.content
+            for _ in range(3)
+        }
+        assert len(answers) == 1
+        assert answers != {""}

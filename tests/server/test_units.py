@@ -1,0 +1,123 @@
+"""The server's pure parts: state store, history keys, error mapping, config round trip."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+import llmrelay
+from llmrelay.server import MemoryStateStore, ServerConfig
+from llmrelay.server._errors import error_reply, scrub
+from llmrelay.server._memory import history_keys
+from llmrelay.server._metrics import Metrics
+
+
+def test_store_is_lru_bounded_and_expires() -> None:
+    now = [0.0]
+    store = MemoryStateStore(max_entries=2, ttl=10, clock=lambda: now[0])
+
+    async def run() -> None:
+        await store.put("a", {"p": {"x": 1}})
+        await store.put("b", {"p": {"x": 2}})
+        assert await store.get("a") == {"p": {"x": 1}}  # a is now the most recent
+        await store.put("c", {"p": {"x": 3}})
+        assert await store.get("b") is None  # least recently used went first
+        assert len(store) == 2
+        now[0] = 10.0
+        assert await store.get("a") is None  # expired
+        assert await store.get("c") is None
+
+    asyncio.run(run())
+
+
+def test_store_copies_values() -> None:
+    store = MemoryStateStore()
+    value = {"p": {"x": [1]}}
+
+    async def run() -> None:
+        await store.put("k", value)
+        value["p"]["x"].append(2)
+        assert await store.get("k") == {"p": {"x": [1]}}
+
+    asyncio.run(run())
+
+
+def test_history_keys_are_prefix_chained() -> None:
+    a = history_keys([("user", "hi"), ("assistant", "hello"), ("user", "more")])
+    b = history_keys([("user", "hi"), ("assistant", "hello")])
+    assert a[:2] == b
+    assert len(set(a)) == 3
+    assert history_keys([("developer", "x")]) == history_keys([("system", "x")])
+    # no ambiguity between where one message ends and the next begins
+    assert history_keys([("user", "a"), ("user", "b")])[-1] != history_keys([("user", "ab")])[-1]
+    assert history_keys([("user", "hi")]) != history_keys([("assistant", "hi")])
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "code"),
+    [
+        (llmrelay.UnknownModelError("x", ["a"]), 404, "model_not_found"),
+        (llmrelay.UnknownProviderError("x", ["a"]), 404, "model_not_found"),
+        (llmrelay.MissingCredentialsError("p", "P_KEY"), 503, "provider_not_configured"),
+        (llmrelay.ConfigError("bad messages"), 400, "invalid_request"),
+        (llmrelay.RateLimitError("r", provider="p"), 429, "rate_limit_exceeded"),
+        (llmrelay.ProviderTimeout("t", provider="p"), 504, "upstream_timeout"),
+        (llmrelay.ProviderUnavailable("u", provider="p"), 503, "upstream_unavailable"),
+        (llmrelay.ProtocolError("m", provider="p"), 502, "upstream_error"),
+        (RuntimeError("secret internals"), 500, None),
+    ],
+)
+def test_error_reply(error: Exception, status: int, code: str | None) -> None:
+    reply = error_reply(error)
+    assert reply.status == status
+    assert reply.body["error"]["code"] == code
+    assert set(reply.body["error"]) >= {"message", "type", "param", "code"}
+    if status == 500:
+        assert "secret" not in reply.body["error"]["message"]
+
+
+def test_stream_interrupted_maps_its_cause() -> None:
+    cause = llmrelay.ProviderTimeout("idle", provider="p")
+    assert error_reply(llmrelay.StreamInterrupted(cause, "some text")).status == 504
+
+
+def test_retry_after_is_whole_seconds_rounded_up() -> None:
+    reply = error_reply(llmrelay.RateLimitError("r", provider="p", retry_after=0.2))
+    assert reply.headers == {"Retry-After": "1"}
+    assert error_reply(llmrelay.RateLimitError("r", provider="p")).headers == {}
+
+
+def test_scrub_removes_urls() -> None:
+    text = scrub(
+        "failed: https://user:pw@host.internal:8443/v1/x?key=abc and socks5://proxy:1080 ok"
+    )
+    assert "host.internal" not in text
+    assert "proxy:1080" not in text
+    assert "key=abc" not in text
+    assert text.endswith("ok")
+    assert len(scrub("x" * 10_000)) == 2000
+
+
+def test_config_round_trip_through_the_environment() -> None:
+    config = ServerConfig(
+        api_key="key-9z9",
+        cors_origins=("http://a",),
+        max_body_bytes=5000,
+        max_messages=3,
+        log_prompts=True,
+        client_kwargs={"model": "alpha:m"},
+    )
+    env = config.to_env()
+    assert env["LLMRELAY_SERVER_API_KEY"] == "key-9z9"
+    assert "key-9z9" not in env["LLMRELAY_SERVER_OPTIONS"]
+    assert ServerConfig.from_env(env) == config
+    assert "kkkk" not in repr(ServerConfig(api_key="kkkk"))
+
+
+def test_metric_labels_are_bounded() -> None:
+    metrics = Metrics(max_label_sets=2)
+    assert metrics.labels("a", "1") == ("a", "1")
+    assert metrics.labels("a", "2") == ("a", "2")
+    assert metrics.labels("a", "3") == ("other", "other")
+    assert metrics.labels("a", "1") == ("a", "1")
