@@ -422,3 +422,110 @@ class _Unexpected(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if "unexpected exception" in record.getMessage():
             self.seen.append(f"{record.getMessage()}: {record.exc_info and record.exc_info[1]!r}")
+
+
+# -- the server's request models and routes ---------------------------------------------------
+
+request_json = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-3, 10**6)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "model",
+                    "messages",
+                    "role",
+                    "content",
+                    "type",
+                    "text",
+                    "image_url",
+                    "url",
+                    "stream",
+                    "stream_options",
+                    "include_usage",
+                    "temperature",
+                    "top_p",
+                    "max_tokens",
+                    "max_completion_tokens",
+                    "stop",
+                    "seed",
+                    "n",
+                    "prompt",
+                    "size",
+                    "response_format",
+                    "conversation",
+                    "options",
+                    "name",
+                ]
+            )
+            | st.text(max_size=4),
+            inner,
+            max_size=6,
+        )
+    ),
+    max_leaves=20,
+)
+
+
+@FAST
+@given(payload=request_json)
+def test_server_request_models_raise_only_validation_errors(payload: Any) -> None:
+    pytest.importorskip("llmrelay.server")
+    import pydantic
+
+    from llmrelay.server._schemas import ChatCompletionRequest, ImageGenerationRequest
+
+    for model in (ChatCompletionRequest, ImageGenerationRequest):
+        with contextlib.suppress(pydantic.ValidationError):
+            model.model_validate(payload)
+
+
+@pytest.fixture(scope="module")
+def server_url() -> Iterator[str]:
+    pytest.importorskip("llmrelay.server")
+    import threading
+    import time
+
+    import uvicorn
+
+    from llmrelay import FinishReason
+    from llmrelay.server import ServerConfig, create_app
+    from tests.fakes._server import TestServer
+    from tests.unit.scripted_provider import scripted
+
+    provider, _ = scripted("alpha", ["Hello", FinishReason("stop")], images=True)
+    config = ServerConfig(client_kwargs={"providers": [provider], "model": "alpha"})
+    server = TestServer(
+        uvicorn.Config(create_app(config=config), host="127.0.0.1", port=0, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert thread.is_alive()
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    yield f"http://127.0.0.1:{server.port}"
+    server.should_exit = True
+    thread.join(10)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    payload=request_json, path=st.sampled_from(["/v1/chat/completions", "/v1/images/generations"])
+)
+def test_server_routes_answer_any_json_with_a_client_error_or_an_answer(
+    server_url: str, payload: Any, path: str
+) -> None:
+    with httpx.Client(timeout=30) as http:
+        response = http.post(server_url + path, json=payload)
+    assert response.status_code < 500 or response.status_code in (502, 503, 504), response.text
+    if response.status_code >= 400:
+        body = response.json()
+        assert isinstance(body.get("error"), dict), body
+        assert isinstance(body["error"].get("message"), str)
