@@ -133,22 +133,30 @@ class SSEDecoder:
             if chunk.startswith(b"\xef\xbb\xbf"):
                 chunk = chunk[3:]
         out: list[SSEvent] = []
+        data = self._data
         for raw in self._lines.feed(chunk):
             if not raw:
-                if self._data or self._event is not None or self._id is not None:
+                if data or self._event is not None or self._id is not None:
                     out.append(
                         SSEvent(
                             self._event or "message",
-                            "\n".join(self._data),
+                            data[0] if len(data) == 1 else "\n".join(data),
                             self._id,
                             self._retry,
                         )
                     )
-                self._data = []
+                if data:
+                    data = self._data = []
                 self._event = None
                 self._id = None
                 self._retry = None
                 self._size = 0
+                continue
+            if raw[:5] == b"data:":  # the common line, without the general field parsing
+                self._size += len(raw)
+                if self._size > self._max_event:
+                    raise LineTooLong(f"an event's data longer than {self._max_event} bytes")
+                data.append((raw[6:] if raw[5:6] == b" " else raw[5:]).decode("utf-8", "replace"))
                 continue
             if raw[0] == 58:  # b":" comment
                 continue
@@ -160,7 +168,7 @@ class SSEDecoder:
                 self._size += len(raw)
                 if self._size > self._max_event:
                     raise LineTooLong(f"an event's data longer than {self._max_event} bytes")
-                self._data.append(value)
+                data.append(value)
             elif name == "event":
                 self._event = value
             elif name == "id":

@@ -20,6 +20,7 @@ bounds the whole stream; the read (idle) timeout is the HTTP layer's.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import deque
@@ -134,6 +135,7 @@ class AsyncChatStream:
         self._error: BaseException | None = None
         self._total: float | None = None
         self._deadline: float | None = None
+        self._watchdog: _Watchdog | None = None
 
     def __repr__(self) -> str:
         who = f"{self.provider}:{self.model}" if self.provider else "not started"
@@ -259,16 +261,61 @@ class AsyncChatStream:
                 return pending.popleft()
 
     async def _next_before_deadline(self, agen: AsyncGenerator[Event, None]) -> Event:
+        """The next event, or ``ProviderTimeout`` once the total deadline has passed.
+
+        On asyncio one loop timer per stream (``_Watchdog``) bounds every wait: it
+        cancels this task only if the deadline passes while it waits for the provider,
+        and the cancellation is turned into the timeout here (``Task.uncancel``, as
+        ``asyncio.timeout`` does; a cancellation from elsewhere still propagates). Other
+        backends use one cancel scope per event.
+        """
+        assert self._deadline is not None
+        dog = self._watchdog
+        if dog is None:
+            if _on_asyncio():
+                dog = self._watchdog = _Watchdog(self._deadline)
+            else:
+                return await self._next_in_scope(agen)
+        if dog.expired:  # past the deadline: exactly what one scope per event did
+            return await self._next_in_scope(agen)
+        task = asyncio.current_task()
+        assert task is not None
+        dog.task = task
+        try:
+            event = await agen.__anext__()
+        except BaseException as exc:
+            dog.task = None
+            if dog.fired:
+                dog.fired = False
+                if task.uncancel() == 0 and isinstance(exc, asyncio.CancelledError):
+                    raise self._total_timeout() from None
+            raise
+        dog.task = None
+        if dog.fired:  # the provider swallowed the cancellation
+            dog.fired = False
+            task.uncancel()
+            raise self._total_timeout()
+        return event
+
+    async def _next_in_scope(self, agen: AsyncGenerator[Event, None]) -> Event:
         assert self._deadline is not None
         with anyio.move_on_after(self._deadline - time.monotonic()) as scope:
             return await agen.__anext__()
         assert scope.cancelled_caught
-        raise errors.ProviderTimeout(
+        raise self._total_timeout()
+
+    def _total_timeout(self) -> errors.ProviderTimeout:
+        return errors.ProviderTimeout(
             f"total timeout of {self._total:g}s exceeded",
             kind="total",
             provider=self.provider or "",
             model=self.model,
         )
+
+    def _stop_watchdog(self) -> None:
+        dog, self._watchdog = self._watchdog, None
+        if dog is not None:
+            dog.handle.cancel()
 
     def _accept(self, event: Event) -> bool:
         """File an event; queue it unless it is a finish (held) or late content.
@@ -290,6 +337,7 @@ class AsyncChatStream:
     def _end(self) -> Event:
         """The provider's stream ended: emit the finish, or fail without one."""
         self._agen = None
+        self._stop_watchdog()
         finish = self._acc.finish
         if finish is None:
             exc = errors.ProtocolError(
@@ -311,6 +359,7 @@ class AsyncChatStream:
         """
         agen, self._agen = self._agen, None
         self._done = True
+        self._stop_watchdog()
         if agen is not None:
             await _close(agen)
         mapped = map_exception(exc, self.provider or "", self.model or "")
@@ -346,6 +395,7 @@ class AsyncChatStream:
         """Stop: close the provider's stream and its connection (idempotent)."""
         self._done = True
         self._pending.clear()
+        self._stop_watchdog()
         agen, self._agen = self._agen, None
         if agen is not None:
             await _close(agen)
@@ -374,6 +424,40 @@ class AsyncChatStream:
     def text(self) -> str:
         """The answer text received so far."""
         return "".join(self._text)
+
+
+def _on_asyncio() -> bool:
+    """Whether this runs in an asyncio task (not trio, where one scope per event is used)."""
+    try:
+        return asyncio.current_task() is not None
+    except RuntimeError:  # no running asyncio loop
+        return False
+
+
+class _Watchdog:
+    """One loop timer for a stream's total deadline (asyncio).
+
+    ``task`` is set only while the stream waits for its provider; the timer cancels it
+    then (``fired``), and otherwise only marks the deadline ``expired``: later waits then
+    run under an already expired cancel scope, exactly as before (an event the provider
+    yields without waiting is still delivered). Holds no reference to the stream.
+    """
+
+    __slots__ = ("expired", "fired", "handle", "task")
+
+    def __init__(self, deadline: float) -> None:
+        loop = asyncio.get_running_loop()
+        self.task: asyncio.Task[Any] | None = None
+        self.expired = False
+        self.fired = False
+        self.handle = loop.call_at(loop.time() + (deadline - time.monotonic()), self._fire)
+
+    def _fire(self) -> None:
+        self.expired = True
+        task = self.task
+        if task is not None:
+            self.fired = True
+            task.cancel()
 
 
 async def _close(agen: AsyncGenerator[Any, None]) -> None:

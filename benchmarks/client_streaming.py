@@ -1,0 +1,373 @@
+"""Client streaming cost per provider, beside the minimal correct raw httpx loop.
+
+For every provider on main that has a contract fake (``tests/contract``), the fake's
+answer of ``--tokens`` tokens is recorded once (llmrelay against the live fake), then
+replayed by ``_replay.py`` **in a separate process**, so ``time.process_time()`` here is
+the client's own CPU (the sync ``Client``'s loop thread included).  Variants, interleaved
+round by round so they share machine noise:
+
+* ``raw async`` / ``raw sync``: plain ``httpx`` repeating the requests of one warm
+  llmrelay stream, bytes split on ``\\n`` by hand, ``json.loads`` + the minimal field
+  access of the wire format (Gradio: diff apply): the baselines;
+* ``AsyncClient.stream`` and ``Client.stream``, counting ``str`` events;
+* ``chat.completions.create(stream=True)`` (async), counting chunks with content;
+* each llmrelay variant also ``+total``: ``Timeouts(total=3600)``.
+
+Modes: ``no delay`` (the body in one write: pure client cost; ``--tokens``, ``--runs``),
+``paced`` (one frame per ``--pace`` s, default 20 ms: ``--paced-tokens``), and
+``first token`` (a 3-token answer ``--ttft-runs`` times: resolves the 1 ms TTFT target).
+
+Figures: tokens/s = tokens / stream wall time; CPU µs/token = process CPU of the stream /
+tokens; TTFT = first text - request start.  Ratios are llmrelay / raw of medians.
+Targets (issue 10): CPU/token <= 1.15x raw (stream, with or without a total timeout),
+<= 1.3x for the OpenAI-shaped facade; TTFT within 1 ms of raw.  Exits 0 unless
+``--strict``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import statistics
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import httpx
+
+import _common as c
+import llmrelay
+
+TARGET_STREAM = 1.15
+TARGET_FACADE = 1.3
+TARGET_TTFT_MS = 1.0
+TOTAL = 3600.0
+
+
+@dataclass
+class Sample:
+    ttft_s: float
+    wall_s: float
+    cpu_s: float
+    tokens: int
+    text: str
+
+
+@dataclass
+class Row:
+    variant: str
+    baseline: str
+    tokens_per_s: float
+    cpu_us_per_token: float
+    ttft_ms: float
+    cpu_ratio: float = 1.0
+    ttft_diff_ms: float = 0.0
+
+
+@dataclass
+class Check:
+    """One target check, shared with compare.py."""
+
+    name: str
+    value: float
+    target: float
+    unit: str
+    ok: bool
+
+
+async def _time_async(deltas: AsyncIterator[str]) -> Sample:
+    gc.collect()
+    parts: list[str] = []
+    first = 0.0
+    c0 = time.process_time()
+    t0 = time.perf_counter()
+    async for delta in deltas:
+        if not parts:
+            first = time.perf_counter()
+        parts.append(delta)
+    t1 = time.perf_counter()
+    c1 = time.process_time()
+    return Sample(first - t0, t1 - t0, c1 - c0, len(parts), "".join(parts))
+
+
+def _time_sync(deltas: Callable[[], Iterator[str]]) -> Sample:
+    gc.collect()
+    parts: list[str] = []
+    first = 0.0
+    c0 = time.process_time()
+    t0 = time.perf_counter()
+    for delta in deltas():
+        if not parts:
+            first = time.perf_counter()
+        parts.append(delta)
+    t1 = time.perf_counter()
+    c1 = time.process_time()
+    return Sample(first - t0, t1 - t0, c1 - c0, len(parts), "".join(parts))
+
+
+async def _relay(client: llmrelay.AsyncClient, model: str) -> AsyncIterator[str]:
+    async for event in client.stream(c.PROMPT, model=model):
+        if type(event) is str:
+            yield event
+
+
+async def _facade(client: llmrelay.AsyncClient, model: str) -> AsyncIterator[str]:
+    stream = await client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": c.PROMPT}], stream=True
+    )
+    async with stream:
+        async for chunk in stream:
+            if chunk.choices:
+                content = chunk.choices[0].delta.content
+                if content:
+                    yield content
+
+
+def _sync_relay(client: llmrelay.Client, model: str) -> Callable[[], Iterator[str]]:
+    def run() -> Iterator[str]:
+        for event in client.stream(c.PROMPT, model=model):
+            if type(event) is str:
+                yield event
+
+    return run
+
+
+VARIANTS = (
+    ("raw async", "raw async"),
+    ("AsyncClient.stream", "raw async"),
+    ("AsyncClient.stream +total", "raw async"),
+    ("raw sync", "raw sync"),
+    ("Client.stream", "raw sync"),
+    ("Client.stream +total", "raw sync"),
+    ("completions.create", "raw async"),
+    ("completions.create +total", "raw async"),
+)
+
+
+def measure(
+    rec: c.Recording | None,
+    url: str,
+    runs: int,
+    live: tuple[c.Scenario, dict[str, Any]] | None = None,
+) -> dict[str, list[Sample]]:
+    """Warm each variant once, then ``runs`` interleaved rounds.
+
+    With ``live`` (scenario, client kwargs) instead of a recording, only the llmrelay
+    variants run (no raw baseline).
+    """
+    if rec is not None:
+        scenario, kwargs = rec.scenario, rec.client_kwargs(url)
+    else:
+        assert live is not None
+        scenario, kwargs = live
+    model = scenario.model_name
+    names = [name for name, _ in VARIANTS if rec is not None or not name.startswith("raw")]
+    timeouts = llmrelay.Timeouts(total=TOTAL)
+    samples: dict[str, list[Sample]] = {name: [] for name in names}
+    runner = asyncio.Runner()
+    loop_clients: dict[str, Any] = {}
+
+    async def make() -> None:
+        loop_clients["http"] = httpx.AsyncClient(trust_env=False, timeout=60)
+        loop_clients["plain"] = llmrelay.AsyncClient(**kwargs)
+        loop_clients["total"] = llmrelay.AsyncClient(**kwargs, timeouts=timeouts)
+
+    runner.run(make())
+    http_sync = httpx.Client(trust_env=False, timeout=60)
+    sync_plain = llmrelay.Client(**kwargs)
+    sync_total = llmrelay.Client(**kwargs, timeouts=timeouts)
+    actions: dict[str, Callable[[], Sample]] = {
+        "raw async": lambda: runner.run(_time_async(c.raw_deltas(loop_clients["http"], url, rec))),
+        "AsyncClient.stream": lambda: runner.run(_time_async(_relay(loop_clients["plain"], model))),
+        "AsyncClient.stream +total": lambda: runner.run(
+            _time_async(_relay(loop_clients["total"], model))
+        ),
+        "raw sync": lambda: _time_sync(lambda: c.raw_deltas_sync(http_sync, url, rec)),
+        "Client.stream": lambda: _time_sync(_sync_relay(sync_plain, model)),
+        "Client.stream +total": lambda: _time_sync(_sync_relay(sync_total, model)),
+        "completions.create": lambda: runner.run(
+            _time_async(_facade(loop_clients["plain"], model))
+        ),
+        "completions.create +total": lambda: runner.run(
+            _time_async(_facade(loop_clients["total"], model))
+        ),
+    }
+    try:
+        for name in names:
+            actions[name]()
+        for _ in range(runs):
+            for name in names:
+                samples[name].append(actions[name]())
+    finally:
+        sync_plain.close()
+        sync_total.close()
+        http_sync.close()
+
+        async def close() -> None:
+            for client in loop_clients.values():
+                await client.aclose()
+
+        runner.run(close())
+        runner.close()
+    texts = {s.text for runs_ in samples.values() for s in runs_}
+    if len(texts) != 1:
+        raise AssertionError(f"{scenario.name}: the variants saw different texts")
+    return samples
+
+
+def summarize(samples: dict[str, list[Sample]]) -> list[Row]:
+    med: dict[str, Row] = {}
+    for name, baseline in VARIANTS:
+        if name not in samples:
+            continue
+        runs = samples[name]
+        tokens = runs[0].tokens
+        med[name] = Row(
+            name,
+            baseline,
+            statistics.median(s.tokens / s.wall_s for s in runs),
+            statistics.median(s.cpu_s / s.tokens * 1e6 for s in runs),
+            statistics.median(s.ttft_s * 1e3 for s in runs),
+        )
+        assert tokens > 0
+    for row in med.values():
+        if row.baseline not in med:  # live fake: no raw baseline
+            row.cpu_ratio = row.ttft_diff_ms = float("nan")
+            continue
+        base = med[row.baseline]
+        row.cpu_ratio = row.cpu_us_per_token / base.cpu_us_per_token
+        row.ttft_diff_ms = row.ttft_ms - base.ttft_ms
+    return list(med.values())
+
+
+def print_rows(title: str, rows: list[Row], *, per_token: bool = True) -> None:
+    print(f"\n{title}")
+    print(
+        f"  {'variant':27} {'tokens/s':>10} {'CPU µs/tok':>11} {'x raw':>6} "
+        f"{'TTFT ms':>8} {'Δ ms':>7}"
+    )
+    for r in rows:
+        tps = f"{r.tokens_per_s:10.0f}" if per_token else f"{'':>10}"
+        cpu = f"{r.cpu_us_per_token:11.2f} {r.cpu_ratio:6.2f}" if per_token else f"{'':>18}"
+        print(f"  {r.variant:27} {tps} {cpu} {r.ttft_ms:8.3f} {r.ttft_diff_ms:+7.3f}")
+
+
+def checks_for(provider: str, mode: str, rows: list[Row], *, cpu: bool, ttft: bool) -> list[Check]:
+    out = []
+    for r in rows:
+        if r.variant.startswith("raw"):
+            continue
+        if cpu:
+            target = TARGET_FACADE if r.variant.startswith("completions") else TARGET_STREAM
+            out.append(
+                Check(
+                    f"client {provider} {mode}: {r.variant} CPU/token",
+                    r.cpu_ratio,
+                    target,
+                    "x raw",
+                    r.cpu_ratio <= target,
+                )
+            )
+        if ttft:
+            out.append(
+                Check(
+                    f"client {provider} {mode}: {r.variant} TTFT",
+                    r.ttft_diff_ms,
+                    TARGET_TTFT_MS,
+                    "ms over raw",
+                    r.ttft_diff_ms <= TARGET_TTFT_MS,
+                )
+            )
+    return out
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--tokens", type=int, default=1000, help="tokens, no-delay mode")
+    parser.add_argument("--runs", type=int, default=5, help="rounds, no-delay mode")
+    parser.add_argument("--paced-tokens", type=int, default=30, help="tokens, paced mode")
+    parser.add_argument("--paced-runs", type=int, default=1, help="rounds, paced mode")
+    parser.add_argument("--pace", type=float, default=0.02, help="seconds per frame, paced")
+    parser.add_argument("--ttft-runs", type=int, default=15, help="rounds, first-token mode")
+    parser.add_argument("--providers", help="comma-separated subset")
+    parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target fails")
+    return parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> list[Check]:
+    chosen = set(args.providers.split(",")) if args.providers else None
+    checks: list[Check] = []
+    figures: dict[str, Any] = {}
+    for scenario in c.scenarios():
+        if chosen is not None and scenario.name not in chosen:
+            continue
+        modes = (
+            ("no delay", args.tokens, args.runs, 0.0, True, False),
+            (
+                f"paced {args.pace * 1e3:g} ms",
+                args.paced_tokens,
+                args.paced_runs,
+                args.pace,
+                True,
+                False,
+            ),
+            ("first token", 3, args.ttft_runs, 0.0, False, True),
+        )
+        for mode, tokens, runs, pace, cpu, ttft in modes:
+            if runs < 1:
+                continue
+            rec = c.record(scenario, tokens)
+            with c.ReplayServer(rec.routes, pace) as server:
+                rows = summarize(measure(rec, server.url, runs))
+            print_rows(
+                f"{scenario.name}, {mode}: {tokens} tokens x {runs} rounds (median)",
+                rows,
+                per_token=cpu,
+            )
+            checks += checks_for(scenario.name, mode, rows, cpu=cpu, ttft=ttft)
+            figures[f"{scenario.name} / {mode}"] = [asdict(r) for r in rows]
+    for scenario in c.live_scenarios():
+        if chosen is not None and scenario.name not in chosen:
+            continue
+        for mode, tokens, runs in (("no delay", args.tokens, args.runs), ("first token", 3, 3)):
+            if runs < 1:
+                continue
+            with c.LiveFakeServer(scenario, tokens) as server:
+                live = (scenario, server.client_kwargs(server.url))
+                rows = summarize(measure(None, server.url, runs, live))
+            print_rows(
+                f"{scenario.name}, {mode}, live fake in a child process (no raw baseline "
+                f"yet): {tokens} tokens x {runs} rounds (median)",
+                rows,
+                per_token=mode == "no delay",
+            )
+            figures[f"{scenario.name} / live {mode}"] = [asdict(r) for r in rows]
+    if args.json:
+        print(json.dumps(figures, indent=2))
+    return checks
+
+
+def print_checks(checks: list[Check]) -> None:
+    print("\nTargets")
+    for k in checks:
+        print(f"  {k.name:70} {k.value:8.3f} {k.unit:12} <= {k.target:g}: {c.verdict(k.ok)}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    print(
+        f"llmrelay {llmrelay.__version__}, httpx {httpx.__version__}, Python "
+        f"{sys.version.split()[0]}; replay server in a child process (client CPU only)"
+    )
+    checks = run(args)
+    print_checks(checks)
+    return 1 if args.strict and not all(k.ok for k in checks) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

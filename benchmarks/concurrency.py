@@ -1,0 +1,270 @@
+"""Many concurrent streams to one host at a realistic pace: llmrelay beside raw httpx.
+
+The OpenAI-compatible provider's fake (``kind = "openai"``, the simplest wire format, so
+the figures are about concurrency rather than parsing) answers ``--tokens`` tokens; the
+recording is replayed by ``_replay.py`` in a child process at ``--pace`` (20 ms) per
+frame, one shared timer for every stream.  Each configuration runs in a fresh child
+interpreter (a clean peak RSS): ``N`` streams started together with
+``AsyncClient.stream`` (one client: its shared pool, no connection limit) or with a raw
+httpx loop (``httpx.AsyncClient`` without pool limits), for N = 1, 100, 1000.
+
+Figures: wall (first request to last token) and its ratio to a single stream, aggregate
+tokens/s, errors, peak RSS (``ru_maxrss``), and RSS per open stream = (RSS once every
+stream has its first token - RSS before the first request) / N.
+Targets (issue 10): 1000 streams complete with wall <= 1.3x a single stream, zero
+errors, <= 20 KiB of RSS per open stream.  Exits 0 unless ``--strict``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+import _common as c
+import llmrelay
+
+TARGET_WALL = 1.3
+TARGET_RSS_KIB = 20.0
+
+
+@dataclass
+class Result:
+    client: str
+    streams: int
+    wall_s: float
+    tokens: int
+    errors: int
+    rss_open_kib: float
+    peak_rss_kib: int
+    ttft_p50_ms: float
+
+
+async def _child(
+    spec: dict[str, Any], url: str, client: str, streams: int, keepalive: str = "default"
+) -> dict[str, Any]:
+    rec = c.Recording(
+        c.Scenario("local", lambda: None, lambda f, n: None, c.OpenAIExtractor),
+        spec["tokens"],
+        [],
+        [
+            c.Exchange(**{**e, "request_body": e["request_body"].encode()})
+            for e in spec["per_stream"]
+        ],
+        lambda u: {},
+    )
+    kwargs = _local_kwargs(url)
+    if keepalive != "default":  # llmrelay over a pool without httpcore's keep-alive bound
+        kwargs["http_client"] = httpx.AsyncClient(
+            trust_env=False,
+            timeout=httpx.Timeout(120, connect=10),
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=None),
+        )
+    first_tokens = 0
+    all_open = asyncio.Event()
+    ttfts: list[float] = []
+    counts: list[int] = []
+    errors = 0
+
+    async def one(stream_iter: Any, t0: float) -> None:
+        nonlocal first_tokens, errors
+        n = 0
+        try:
+            async for _ in stream_iter:
+                if n == 0:
+                    ttfts.append(time.perf_counter() - t0)
+                    first_tokens += 1
+                    if first_tokens == streams:
+                        all_open.set()
+                n += 1
+        except Exception as exc:
+            errors += 1
+            if errors == 1:
+                print(f"first error: {exc!r}", file=sys.stderr)
+            first_tokens += 1
+            if first_tokens == streams:
+                all_open.set()
+        counts.append(n)
+
+    async def relay_deltas(client_: llmrelay.AsyncClient) -> Any:
+        async for event in client_.stream(c.PROMPT, model="local"):
+            if type(event) is str:
+                yield event
+
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
+    async with (
+        llmrelay.AsyncClient(**kwargs) as relay,
+        httpx.AsyncClient(trust_env=False, timeout=60, limits=limits) as http,
+    ):
+        # warm-up (one stream) so both sides have imported and initialised everything
+        source = relay_deltas(relay) if client == "llmrelay" else c.raw_deltas(http, url, rec)
+        async for _ in source:
+            pass
+        gc.collect()
+        rss_before = c.rss_kib()
+        t0 = time.perf_counter()
+        tasks = []
+        for _ in range(streams):
+            source = relay_deltas(relay) if client == "llmrelay" else c.raw_deltas(http, url, rec)
+            tasks.append(asyncio.create_task(one(source, t0)))
+        await all_open.wait()
+        rss_open = c.rss_kib()
+        await asyncio.gather(*tasks)
+        wall = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {
+        "client": client,
+        "streams": streams,
+        "wall_s": wall,
+        "tokens": sum(counts),
+        "errors": sum(1 for n in counts if n != spec["tokens"]),
+        "rss_open_kib": (rss_open - rss_before) / streams,
+        "peak_rss_kib": peak,
+        "ttft_p50_ms": statistics.median(ttfts) * 1e3 if ttfts else float("nan"),
+    }
+
+
+def _local_kwargs(url: str) -> dict[str, Any]:
+    from tests.contract.fake_openai_compat import OpenAICompatContractFake
+
+    return OpenAICompatContractFake().prepare_client_kwargs(url)
+
+
+def run_child(
+    rec_path: Path, url: str, client: str, streams: int, keepalive: str = "default"
+) -> Result:
+    args = [sys.executable, __file__, "--child", str(rec_path), url, client, str(streams)]
+    args.append(keepalive)
+    out = subprocess.run(args, capture_output=True, text=True, timeout=300, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"child {client} x{streams} failed:\n{out.stderr[-2000:]}")
+    return Result(**json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--tokens", type=int, default=100, help="tokens per stream")
+    parser.add_argument("--pace", type=float, default=0.02, help="seconds per frame")
+    parser.add_argument("--streams", default="100,1000", help="concurrency levels")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target fails")
+    parser.add_argument(
+        "--unbounded-keepalive",
+        action="store_true",
+        help="also run llmrelay over an httpx pool without a keep-alive bound (http_client=)",
+    )
+    parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> list[Any]:
+    from client_streaming import Check
+
+    scenario = next(s for s in c.scenarios() if s.name == "local")
+    rec = c.record(scenario, args.tokens)
+    spec_file = Path(c.tempfile.mkstemp(suffix=".json", prefix="llmrelay-conc-")[1])
+    spec_file.write_text(
+        json.dumps(
+            {
+                "tokens": args.tokens,
+                "per_stream": [
+                    {
+                        "method": e.method,
+                        "target": e.target,
+                        "request_headers": e.request_headers,
+                        "request_body": e.request_body.decode(),
+                        "status": e.status,
+                        "content_type": e.content_type,
+                    }
+                    for e in rec.per_stream
+                ],
+            }
+        )
+    )
+    levels = [1, *(int(x) for x in args.streams.split(","))]
+    results: list[Result] = []
+    try:
+        with c.ReplayServer(rec.routes, args.pace) as server:
+            for streams in levels:
+                clients = [("raw httpx", "raw", "default"), ("llmrelay", "llmrelay", "default")]
+                if args.unbounded_keepalive:
+                    clients.append(("llmrelay*", "llmrelay", "none"))
+                for label, name, keepalive in clients:
+                    r = run_child(spec_file, server.url, name, streams, keepalive)
+                    r.client = label
+                    results.append(r)
+    finally:
+        spec_file.unlink(missing_ok=True)
+    single = {r.client: r.wall_s for r in results if r.streams == 1}
+    print(
+        f"\n{args.tokens} tokens per stream at {args.pace * 1e3:g} ms/frame, one host "
+        f"(replay server in a child process); each row a fresh interpreter"
+    )
+    print(
+        f"  {'client':10} {'streams':>7} {'wall s':>7} {'x single':>8} {'tokens/s':>9} "
+        f"{'errors':>6} {'TTFT p50 ms':>11} {'KiB/stream':>10} {'peak RSS MiB':>12}"
+    )
+    if args.unbounded_keepalive:
+        print("  (llmrelay* = llmrelay with http_client= an httpx pool without keep-alive bound)")
+    for r in results:
+        print(
+            f"  {r.client:10} {r.streams:7d} {r.wall_s:7.3f} {r.wall_s / single[r.client]:8.2f} "
+            f"{r.tokens / r.wall_s:9.0f} {r.errors:6d} {r.ttft_p50_ms:11.2f} "
+            f"{r.rss_open_kib if r.streams > 1 else float('nan'):10.1f} "
+            f"{r.peak_rss_kib / 1024:12.1f}"
+        )
+    checks = []
+    for r in results:
+        if r.client != "llmrelay" or r.streams == 1:
+            continue
+        ratio = r.wall_s / single[r.client]
+        checks.append(
+            Check(
+                f"concurrency {r.streams} streams: wall",
+                ratio,
+                TARGET_WALL,
+                "x single",
+                ratio <= TARGET_WALL,
+            )
+        )
+        checks.append(
+            Check(f"concurrency {r.streams} streams: errors", r.errors, 0, "errors", r.errors == 0)
+        )
+        checks.append(
+            Check(
+                f"concurrency {r.streams} streams: RSS per open stream",
+                r.rss_open_kib,
+                TARGET_RSS_KIB,
+                "KiB",
+                r.rss_open_kib <= TARGET_RSS_KIB,
+            )
+        )
+    return checks
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.child:
+        rec_path, url, client, streams, keepalive = args.child
+        spec = json.loads(Path(rec_path).read_text())
+        print(json.dumps(asyncio.run(_child(spec, url, client, int(streams), keepalive))))
+        return 0
+    from client_streaming import print_checks
+
+    checks = run(args)
+    print_checks(checks)
+    return 1 if args.strict and not all(k.ok for k in checks) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,185 @@
+"""Start-up cost: `import llmrelay`, `llmrelay --help`, spawn -> first token of `llmrelay chat`.
+
+Everything runs in fresh interpreters of this venv, ``--runs`` times, interleaved:
+
+llmrelay is byte-compiled first (``compileall``) and ``PYTHONDONTWRITEBYTECODE`` is
+removed from the children's environment: an installed package has its ``.pyc`` files,
+and compiling from source would add about 40 ms to every llmrelay figure.
+
+* **import**: ``import llmrelay`` and ``import httpx`` timed inside the interpreter
+  (``time.perf_counter`` around the statement), beside ``python -c pass``'s whole run;
+* **--help**: wall time of ``python -m llmrelay --help`` from spawn to exit, beside
+  ``python -c pass``;
+* **first token**: a ``kind = "openai"`` provider in a temporary config file
+  (``LLMRELAY_CONFIG``, ``LLMRELAY_HOME`` in a temporary directory) pointing at the fake
+  OpenAI-compatible server's recorded 3-token answer, replayed by ``_replay.py`` in a
+  child process; spawn -> the first byte of the answer on stdout, for
+  ``python -m llmrelay chat -m local:fake-model PROMPT`` and for a raw httpx script
+  that sends the same request and prints each delta (flushing) as it comes.
+
+Targets (issue 10): ``import llmrelay`` <= 0.5x ``import httpx``; spawn -> first token
+of ``llmrelay chat`` within 20 ms of the raw httpx script (difference of medians).
+Exits 0 unless ``--strict``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import _common as c
+from client_streaming import Check, print_checks
+
+TARGET_IMPORT_RATIO = 0.5
+TARGET_FIRST_TOKEN_MS = 20.0
+
+RAW_SCRIPT = r"""
+import json, sys
+import httpx
+url, key = sys.argv[1], sys.argv[2]
+body = {"model": "fake-model", "messages": [{"role": "user", "content": sys.argv[3]}],
+        "stream": True}
+with httpx.Client(trust_env=False) as http, http.stream(
+    "POST", url + "/chat/completions", json=body,
+    headers={"authorization": "Bearer " + key, "accept": "text/event-stream"}) as r:
+    buffer = b""
+    out = sys.stdout
+    for chunk in r.iter_bytes():
+        *lines, buffer = (buffer + chunk).split(b"\n")
+        for line in lines:
+            if line.startswith(b"data: ") and line[6:] != b"[DONE]":
+                choices = json.loads(line[6:])["choices"]
+                if choices and choices[0]["delta"].get("content"):
+                    out.write(choices[0]["delta"]["content"])
+                    out.flush()
+"""
+
+
+def _inner_time(statement: str) -> float:
+    code = f"import time; t = time.perf_counter(); {statement}; print(time.perf_counter() - t)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=_env()
+    )
+    return float(out.stdout)
+
+
+def _wall(args: list[str], env: dict[str, str] | None = None) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(args, capture_output=True, check=True, env=env or _env())
+    return time.perf_counter() - t0
+
+
+def _first_byte(args: list[str], env: dict[str, str]) -> tuple[float, bytes]:
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, bufsize=0
+    )
+    assert proc.stdout is not None
+    first = proc.stdout.read(1)
+    t1 = time.perf_counter()
+    rest, err = proc.communicate(timeout=60)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{args[:4]} failed: {err.decode(errors='replace')[-1000:]}")
+    return t1 - t0, first + rest
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # an installed package has its .pyc files
+    env["PYTHONPATH"] = os.pathsep.join([str(c.SRC), *filter(None, [env.get("PYTHONPATH")])])
+    env.update(extra)
+    return env
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--runs", type=int, default=9, help="fresh interpreters per figure")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target fails")
+    return parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> list[Check]:
+    runs = args.runs
+    python = sys.executable
+    # byte-compile llmrelay first, as installing the wheel does: with
+    # PYTHONDONTWRITEBYTECODE set, every fresh interpreter would compile it from source
+    subprocess.run([python, "-m", "compileall", "-q", str(c.SRC / "llmrelay")], check=True)
+    imports: dict[str, list[float]] = {"import llmrelay": [], "import httpx": []}
+    walls: dict[str, list[float]] = {"python -c pass": [], "llmrelay --help": []}
+    for _ in range(runs):
+        for statement, times in imports.items():
+            times.append(_inner_time(statement))
+        walls["python -c pass"].append(_wall([python, "-c", "pass"]))
+        walls["llmrelay --help"].append(_wall([python, "-m", "llmrelay", "--help"]))
+
+    scenario = next(s for s in c.scenarios() if s.name == "local")
+    rec = c.record(scenario, 3)
+    firsts: dict[str, list[float]] = {"raw httpx script": [], "llmrelay chat": []}
+    outputs: set[bytes] = set()
+    with tempfile.TemporaryDirectory() as tmp, c.ReplayServer(rec.routes) as server:
+        config = Path(tmp) / "config.toml"
+        config.write_text(
+            "[providers.local]\n"
+            'kind = "openai"\n'
+            f'base_url = "{server.url}/v1"\n'
+            'models = ["fake-model"]\n'
+            'api_key = "test-key"\n'
+        )
+        env = _env(LLMRELAY_CONFIG=str(config), LLMRELAY_HOME=str(Path(tmp) / "home"))
+        commands = {
+            "raw httpx script": [python, "-c", RAW_SCRIPT, f"{server.url}/v1", "test-key", "hi"],
+            "llmrelay chat": [python, "-m", "llmrelay", "chat", "-m", "local:fake-model", "hi"],
+        }
+        for _ in range(runs):
+            for name, command in commands.items():
+                seconds, output = _first_byte(command, env)
+                firsts[name].append(seconds)
+                outputs.add(output.strip())
+    if len(outputs) != 1:
+        print(f"note: the two commands printed different answers: {outputs!r}")
+
+    def med(values: list[float]) -> float:
+        return statistics.median(values) * 1e3
+
+    print(f"\nStart-up, median of {runs} fresh interpreters (ms)")
+    for name, times in {**imports, **walls, **firsts}.items():
+        print(f"  {name:24} {med(times):8.1f}   min {min(times) * 1e3:7.1f}")
+    ratio = med(imports["import llmrelay"]) / med(imports["import httpx"])
+    help_extra = med(walls["llmrelay --help"]) - med(walls["python -c pass"])
+    first_diff = med(firsts["llmrelay chat"]) - med(firsts["raw httpx script"])
+    print(f"  import llmrelay / import httpx: {ratio:.2f}")
+    print(f"  llmrelay --help over python -c pass: {help_extra:+.1f} ms")
+    print(f"  first token, llmrelay chat - raw httpx script: {first_diff:+.1f} ms")
+    return [
+        Check(
+            "startup: import llmrelay / import httpx",
+            ratio,
+            TARGET_IMPORT_RATIO,
+            "x httpx",
+            ratio <= TARGET_IMPORT_RATIO,
+        ),
+        Check(
+            "startup: spawn -> first token, chat over raw",
+            first_diff,
+            TARGET_FIRST_TOKEN_MS,
+            "ms",
+            first_diff <= TARGET_FIRST_TOKEN_MS,
+        ),
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    checks = run(args)
+    print_checks(checks)
+    return 1 if args.strict and not all(k.ok for k in checks) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

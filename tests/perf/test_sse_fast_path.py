@@ -1,0 +1,112 @@
+"""``SSEDecoder``'s fast path for ``data:`` lines decodes exactly what the general path did.
+
+The reference is the decoder before the fast path (field parsing of every line), kept
+here verbatim in ``reference_feed``; random byte streams, cut anywhere, must give the
+same events and the same errors.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from llmrelay._sse import LineTooLong, SSEDecoder, SSEvent
+
+
+def reference_feed(decoder: SSEDecoder, chunk: bytes) -> list[SSEvent]:
+    """``SSEDecoder.feed`` as it was (general field parsing for every line)."""
+    d = decoder
+    if not d._started:
+        if not chunk:
+            return []
+        d._started = True
+        if chunk.startswith(b"\xef\xbb\xbf"):
+            chunk = chunk[3:]
+    out: list[SSEvent] = []
+    for raw in d._lines.feed(chunk):
+        if not raw:
+            if d._data or d._event is not None or d._id is not None:
+                out.append(SSEvent(d._event or "message", "\n".join(d._data), d._id, d._retry))
+            d._data = []
+            d._event = None
+            d._id = None
+            d._retry = None
+            d._size = 0
+            continue
+        if raw[0] == 58:
+            continue
+        line = raw.decode("utf-8", "replace")
+        name, sep, value = line.partition(":")
+        if sep and value[:1] == " ":
+            value = value[1:]
+        if name == "data":
+            d._size += len(raw)
+            if d._size > d._max_event:
+                raise LineTooLong(f"an event's data longer than {d._max_event} bytes")
+            d._data.append(value)
+        elif name == "event":
+            d._event = value
+        elif name == "id":
+            if "\0" not in value:
+                d._id = value
+        elif name == "retry" and value.isdigit():
+            d._retry = int(value)
+    return out
+
+
+PIECES = st.sampled_from(
+    [
+        b"data:",
+        b"data: ",
+        b"data",
+        b"data:  x",
+        b"event: e",
+        b"id: 7",
+        b"id: a\x00b",
+        b"retry: 30",
+        b": comment",
+        b"\n",
+        b"\r\n",
+        b"\r",
+        b'{"a": 1}',
+        b"\xe2\x80\xa8",
+        b"\xff\xfe",
+        b"\xef\xbb\xbf",
+        b"x:y",
+        b"dat",
+        b"a:",
+        b"data: x\n\n",
+        b"data:y\n",
+        b"\n\n",
+    ]
+)
+
+
+def run(feed: object, body: bytes, cuts: list[int], max_line: int) -> list[object]:
+    decoder = SSEDecoder(max_line=max_line)
+    result: list[object] = []
+    points = sorted({c % (len(body) + 1) for c in cuts} | {0, len(body)})
+    try:
+        for a, b in itertools.pairwise(points):
+            events = feed(decoder, body[a:b])  # type: ignore[operator]
+            result += [(e.event, e.data, e.id, e.retry) for e in events]
+    except LineTooLong as exc:
+        result.append(("error", str(exc)))
+    return result
+
+
+@settings(max_examples=400, deadline=None)
+@example([b"data: ", b"\n", b"\n"], [], 64)
+@example([b"data:  x", b"\r\n", b"data:", b"\r", b"\r"], [3, 9], 64)
+@given(
+    st.lists(PIECES, max_size=40),
+    st.lists(st.integers(min_value=0, max_value=400), max_size=8),
+    st.sampled_from([8, 64, 4096]),
+)
+def test_the_fast_path_equals_the_general_parser(
+    pieces: list[bytes], cuts: list[int], max_line: int
+) -> None:
+    body = b"".join(pieces)
+    assert run(SSEDecoder.feed, body, cuts, max_line) == run(reference_feed, body, cuts, max_line)
