@@ -101,10 +101,12 @@ class Engine:
         provider = self._providers.get(name)
         if provider is None:
             cls = self.registry.get(name)
+            key = self.settings.api_key_for(name)
+            errors.register_secret(key)  # redacted from any error text from now on
             provider = cls(
                 self.http,
                 endpoints=self.settings.endpoints_for(name),
-                api_key=self.settings.api_key_for(name),
+                api_key=key,
             )
             self._providers[name] = provider
         return provider

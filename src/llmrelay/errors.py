@@ -24,7 +24,9 @@ Every ``ProviderError`` names the provider and model, carries the HTTP status an
 (truncated) response body when there was one, and says whether retrying — or falling
 back to another provider — can help (``retryable``). The original exception is the
 ``__cause__``. Secrets never appear in messages or reprs: the HTTP layer never puts
-request headers into errors.
+request headers into errors, and every key a client uses is registered
+(``register_secret``) and replaced by ``[REDACTED]`` in a ``ProviderError``'s message,
+body, ``str`` and ``repr`` — an upstream that echoes the key back does not get it printed.
 """
 
 from __future__ import annotations
@@ -55,6 +57,27 @@ __all__ = [
 ]
 
 _BODY_LIMIT = 2000
+_REDACTED = "[REDACTED]"
+_MIN_SECRET = 8
+_secrets: frozenset[str] = frozenset()
+
+
+def register_secret(value: str | None) -> None:
+    """Remember a key so that no error text shows it (the engine registers each key it uses).
+
+    Values shorter than 8 characters are ignored (they would redact ordinary words).
+    """
+    global _secrets
+    if value and len(value) >= _MIN_SECRET and value not in _secrets:
+        _secrets = _secrets | {value}
+
+
+def redact(text: str) -> str:
+    """``text`` with every registered key replaced by ``[REDACTED]``."""
+    for secret in _secrets:
+        if secret in text:
+            text = text.replace(secret, _REDACTED)
+    return text
 
 
 class LLMRelayError(Exception):
@@ -137,21 +160,22 @@ class ProviderError(LLMRelayError):
         body: str | None = None,
         retryable: bool | None = None,
     ) -> None:
+        message = redact(message)  # an upstream may echo the key back
         self.message = message
         self.provider = provider
         self.model = model
         self.status_code = status_code
-        self.body = body[:_BODY_LIMIT] if body is not None else None
+        self.body = redact(body)[:_BODY_LIMIT] if body is not None else None
         self.retryable = self.default_retryable if retryable is None else retryable
         super().__init__(message)
 
     def __str__(self) -> str:
         who = f"{self.provider} ({self.model})" if self.model else self.provider
         status = f" [HTTP {self.status_code}]" if self.status_code is not None else ""
-        return f"{who}: {self.message}{status}"
+        return redact(f"{who}: {self.message}{status}")
 
     def __repr__(self) -> str:
-        return (
+        return redact(
             f"{type(self).__name__}({self.message!r}, provider={self.provider!r}, "
             f"model={self.model!r}, status_code={self.status_code!r}, "
             f"retryable={self.retryable!r})"

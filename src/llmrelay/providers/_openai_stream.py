@@ -26,6 +26,7 @@ matching ``llmrelay.errors`` type; a stream that ends with neither ``[DONE]`` no
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any
 
@@ -35,6 +36,8 @@ import httpx
 from .. import errors
 from .._http import aiter_sse, loads, raise_for_status
 from ..types import ChatRequest, Event, FinishReason, Reasoning, Usage
+
+log = logging.getLogger("llmrelay")
 
 __all__ = ["ChunkParser", "chat_payload", "error_from_payload", "stream_chat"]
 
@@ -290,7 +293,13 @@ async def stream_chat(
 
 
 async def _drain(messages: AsyncIterator[Any], wait: float = 0.5) -> None:
-    """Read what follows ``[DONE]`` so the connection can be reused (``wait`` seconds at most)."""
+    """Read what follows ``[DONE]`` so the connection can be reused (``wait`` seconds at most).
+
+    A failure there (a cut, a bad frame) cannot undo the finished answer: it is ignored.
+    """
     with anyio.move_on_after(wait):
-        async for _ in messages:
-            pass
+        try:
+            async for _ in messages:
+                pass
+        except (httpx.HTTPError, errors.LLMRelayError) as exc:
+            log.debug("ignored after [DONE]: %r", exc)

@@ -159,7 +159,9 @@ class HFSpaces(Provider):
         """Discover the chat dependency via ``GET /config``, cached per Space URL and row.
 
         A known Space falls back to its row when ``/config`` answers with an HTTP error
-        or its layout cannot be read; a malformed document is always a ProtocolError.
+        (except 401/403: a rejected token is an ``AuthenticationError``, not hidden behind
+        the next call's "Not Found") or its layout cannot be read; a malformed document
+        is always a ProtocolError.
         """
         key = f"{url} {space.space_id if space is not None else ''}"
         cached = self._endpoints.get(key)
@@ -168,7 +170,7 @@ class HFSpaces(Provider):
         async with self._http.stream(
             "GET", f"{url}/config", headers=self._auth_headers()
         ) as response:
-            if response.status_code != 200 and space is not None:
+            if response.status_code not in (200, 401, 403) and space is not None:
                 log.info("%s: /config answered %s; using defaults", url, response.status_code)
                 endpoint = space.endpoint()
             else:

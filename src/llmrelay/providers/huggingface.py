@@ -221,6 +221,9 @@ class HuggingFace(Provider):
                 async for sse in aiter_sse(response, provider=self.name, model=model):
                     for event in parser.feed(sse.data):
                         yield event
+                    if parser.finished:
+                        # the last event came: what follows (or a cut) cannot undo it
+                        break
                 yield parser.end()
                 return
             raw = await read_bounded(response, provider=self.name, model=model)
