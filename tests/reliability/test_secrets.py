@@ -277,8 +277,8 @@ def server_for(rig: Rig) -> Iterator[Any]:
     import time
 
     import uvicorn
-    from llmrelay.server import ServerConfig, create_app
 
+    from llmrelay.server import ServerConfig, create_app
     from tests.fakes._server import TestServer
 
     servers: list[tuple[Any, threading.Thread]] = []
