@@ -74,6 +74,7 @@ from tests.fakes._server import serve  # noqa: E402
 from tests.fakes.gradio_space import FakeSpace, SpaceScript, build_config  # noqa: E402
 
 import llmrelay  # noqa: E402
+from _common import _apply as raw_apply  # noqa: E402  (the raw loops' minimal diff apply)
 
 PROMPT = "Count for me."
 SYSTEM = "You are a helpful assistant."
@@ -111,30 +112,6 @@ def join_payload(session_hash: str) -> dict[str, Any]:
         "trigger_id": 11,
         "session_hash": session_hash,
     }
-
-
-def raw_apply(value: Any, edits: list[Any]) -> Any:
-    """Minimal Gradio diff apply: ``[action, path, value]`` edits (not llmrelay's code)."""
-    for action, path, new in edits:
-        if not path:
-            value = value + new if action == "append" else new
-            continue
-        parent = value
-        for key in path[:-1]:
-            parent = parent[key]
-        key = path[-1]
-        if action == "append":
-            parent[key] += new
-        elif action == "replace":
-            parent[key] = new
-        elif action == "add":
-            if isinstance(parent, list):
-                parent.insert(key, new)
-            else:
-                parent[key] = new
-        elif action == "delete":
-            del parent[key]
-    return value
 
 
 def raw_reply(chatbot: list[Any]) -> str:
