@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from llmrelay.providers._openai_compat import OpenAICompatible
+from tests.contract._fault_modes import FaultModes
 from tests.fakes._streaming import Fault
 from tests.fakes.openai_server import FakeOpenAI, OpenAIScript
 
@@ -17,7 +18,7 @@ __all__ = ["NAME", "OpenAICompatContractFake"]
 NAME = "local"
 
 
-class OpenAICompatContractFake:
+class OpenAICompatContractFake(FaultModes):
     """Scripts the fake OpenAI-compatible server in the contract's terms."""
 
     def __init__(self) -> None:
@@ -31,25 +32,6 @@ class OpenAICompatContractFake:
     def _script(self, fault: Fault | None = None) -> None:
         self.fake.script = OpenAIScript(fault=fault or Fault())
         self.fake.recorder.requests.clear()
-
-    def ok(self) -> None:
-        self._script()
-
-    def http_error(self, status: int, retry_after: float | None = None) -> None:
-        retry = None if retry_after is None else f"{retry_after:g}"
-        self._script(Fault("http_error", status=status, retry_after=retry))
-
-    def malformed(self) -> None:
-        self._script(Fault("malformed", after=0))
-
-    def disconnect(self) -> None:
-        self._script(Fault("disconnect", after=3))
-
-    def hold_open(self) -> None:
-        self._script(Fault("hold_open", after=2))
-
-    def slow_first_byte(self, seconds: float) -> None:
-        self._script(Fault(first_byte_delay=seconds))
 
     def wait_closed(self, timeout: float) -> bool:
         return self.fake.wait_closed(timeout)
