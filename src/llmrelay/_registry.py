@@ -16,7 +16,7 @@ from typing import Any
 
 from . import errors
 from ._settings import ProviderSettingsSpec
-from .providers import BUILTIN, KINDS, Provider, load_class
+from .providers import BUILTIN, BUILTIN_SETTINGS, KINDS, Provider, load_class
 
 __all__ = ["ENTRY_POINT_GROUP", "Registry"]
 
@@ -106,9 +106,17 @@ class Registry:
         return cls
 
     def settings_specs(self) -> dict[str, ProviderSettingsSpec]:
-        """What the settings layer needs of each provider (imports every class)."""
+        """What the settings layer needs of each provider.
+
+        A built-in still registered under its own name is described from
+        ``BUILTIN_SETTINGS`` without importing its module; every other class is imported.
+        """
         specs: dict[str, ProviderSettingsSpec] = {}
-        for name in self._targets:
+        for name, target in self._targets.items():
+            if name not in self._classes and target == BUILTIN.get(name):
+                endpoints, env_var = BUILTIN_SETTINGS[name]
+                specs[name] = ProviderSettingsSpec(endpoints=endpoints, env_var=env_var)
+                continue
             try:
                 cls = self.get(name)
             except errors.ConfigError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -120,3 +121,28 @@ def test_candidates_are_public_on_both_clients(tmp_path: Path) -> None:
     ]
     with Client(providers=[FIRST, SECOND]) as client:
         assert client.candidates("first:one") == ["first:m1"]
+
+
+def test_the_built_ins_settings_metadata_is_what_their_classes_declare() -> None:
+    from llmrelay.providers import BUILTIN, BUILTIN_SETTINGS, provider_class
+
+    assert list(BUILTIN_SETTINGS) == list(BUILTIN)
+    for name, (endpoints, env_var) in BUILTIN_SETTINGS.items():
+        cls = provider_class(name)
+        assert endpoints == tuple(cls.endpoints), name
+        assert env_var == cls.auth.env_var, name
+        assert not getattr(cls, "config_keys", ()), name
+
+
+def test_settings_import_no_provider_module_until_one_is_used() -> None:
+    code = (
+        "import sys, llmrelay\n"
+        "c = llmrelay.AsyncClient(model='ai2')\n"
+        "print(sorted(m for m in sys.modules if m.startswith('llmrelay.providers.')))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    loaded = done.stdout.strip()
+    for name in ("hf_spaces", "replicate", "huggingface", "ai2", "h2o"):
+        assert f"llmrelay.providers.{name}'" not in loaded, loaded

@@ -16,6 +16,7 @@ from ._base import PARAMETERS, Auth, AuthMode, Capability, Option, Provider
 
 __all__ = [
     "BUILTIN",
+    "BUILTIN_SETTINGS",
     "KINDS",
     "PARAMETERS",
     "Auth",
@@ -35,6 +36,17 @@ BUILTIN: dict[str, str] = {
     "h2o": "llmrelay.providers.h2o:H2o",
 }
 """Registry name -> ``"module:Class"``, in display order."""
+
+BUILTIN_SETTINGS: dict[str, tuple[tuple[str, ...], str | None]] = {
+    "hf_spaces": (("base_url", "hub_url"), "HF_TOKEN"),
+    "replicate": (("base_url",), "REPLICATE_API_TOKEN"),
+    "huggingface": (("base_url", "hub_url", "router_url"), "HF_TOKEN"),
+    "ai2": (("base_url",), None),
+    "h2o": (("base_url",), None),
+}
+"""Registry name -> (endpoint names, vendor key variable) of each built-in, as its class
+declares them (``endpoints``, ``auth.env_var``; a test keeps the two equal). The settings
+layer reads this instead of importing every provider module at start-up."""
 
 KINDS: dict[str, str] = {"openai": "llmrelay.providers._openai_compat:OpenAICompatible"}
 """Config ``kind`` -> ``"module:Class"`` whose ``from_config(name, table)`` classmethod
