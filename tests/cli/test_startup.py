@@ -83,3 +83,26 @@ def test_no_log_never_imports_the_database_layer(space: Space) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "LOADED False" in result.stderr
+
+
+def test_help_loads_neither_the_event_loop_nor_the_http_stack() -> None:
+    code = (
+        "import sys\n"
+        "from llmrelay.cli import main\n"
+        "try:\n"
+        "    main(['--help'])\n"
+        "finally:\n"
+        "    heavy = ('asyncio', 'httpx', 'sqlalchemy', 'pydantic')\n"
+        "    sys.stderr.write('LOADED %s\\n' % [m for m in heavy if m in sys.modules])\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": SRC},
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "chat" in result.stdout
+    assert "LOADED []" in result.stderr

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 import llmrelay
-from llmrelay.log import LogEntry, LogError
 
 from ._common import check_environment, describe_error, fail, make_client_kwargs, verbose_option
 from ._logs import logging_enabled
 from ._options import resolve_options
-from ._session import ChatSession, Output, TurnLog, TurnOptions, run_turn
 from ._text import decode_argument, decode_bytes
+
+if TYPE_CHECKING:  # loaded when a chat runs, not for --help (asyncio alone is ~40 ms)
+    import asyncio
+
+    from llmrelay.log import LogEntry
+
+    from ._session import ChatSession, TurnLog, TurnOptions
 
 __all__ = ["chat"]
 
@@ -115,6 +119,10 @@ def chat(
     this'`); PROMPT `-` reads only standard input. Only the answer text goes to stdout;
     diagnostics go to stderr. Every exchange is logged (see `llmrelay logs`).
     """
+    import asyncio
+
+    from ._session import TurnLog, TurnOptions
+
     check_environment()
     text = _assemble_prompt(prompt, encoding)
     if text is not None and not text.strip():
@@ -153,6 +161,10 @@ def chat(
 def _session(
     log: TurnLog, *, continue_: bool, cid: str | None
 ) -> tuple[ChatSession, LogEntry | None]:
+    from llmrelay.log import LogError
+
+    from ._session import ChatSession
+
     if not (continue_ or cid):
         return ChatSession(), None
     try:
@@ -180,6 +192,8 @@ def _run(
     strict: bool,
     log: TurnLog,
 ) -> None:
+    from ._session import Output, run_turn
+
     try:
         client = runner.run(_open_client(client_kwargs))
     except llmrelay.ConfigError as exc:
