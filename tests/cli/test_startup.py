@@ -14,7 +14,7 @@ from tests.cli.conftest import SRC, Space, run
 # text it notes which heavy libraries are already imported.
 _PROBE = r"""
 import json, sys
-heavy = ("sqlalchemy", "pydantic")
+heavy = ("sqlalchemy", "pydantic", "rich")
 seen = {}
 class Probe:
     def __init__(self, f): self.f = f
@@ -28,6 +28,8 @@ from llmrelay.cli import main
 try:
     main(sys.argv[1:])
 finally:
+    import httpx, httpx._main  # httpx's own CLI still imports in this process
+    seen["httpx_cli_importable"] = httpx._main.main is not httpx.main
     sys.stderr.write("PROBE " + json.dumps(seen) + "\n")
 """
 
@@ -53,8 +55,14 @@ def test_first_token_comes_before_the_log_database_layer_and_the_turn_is_logged(
     result, seen = _probe("chat", "hi", url=url)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("Hello")
-    # nothing heavy was imported (nor being imported by a thread) before the answer
-    assert seen == {"sqlalchemy": False, "pydantic": False}
+    # nothing heavy was imported (nor being imported by a thread) before the answer:
+    # not the log's SQLAlchemy, not the facade's pydantic, not rich (httpx's own CLI)
+    assert seen == {
+        "sqlalchemy": False,
+        "pydantic": False,
+        "rich": False,
+        "httpx_cli_importable": True,
+    }
     code, out, _ = run("logs", "--json")
     assert code == 0
     [entry] = json.loads(out)
