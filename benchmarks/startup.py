@@ -20,6 +20,12 @@ and compiling from source would add about 40 ms to every llmrelay figure.
 Targets (issue 10): ``import llmrelay`` <= 0.5x ``import httpx``; spawn -> first token
 of ``llmrelay chat`` within 20 ms of the raw httpx script (difference of medians).
 Exits 0 unless ``--strict``.
+
+``--trace`` also runs each command once more under ``python -X importtime`` with a
+tracer that prints where the time to the first token goes: milestones (ms since the
+interpreter started running code) and the largest top-level imports before the first
+token. The tracer wraps a few of llmrelay's internal functions by name (a diagnostic:
+it prints what it could not find and goes on).
 """
 
 from __future__ import annotations
@@ -59,6 +65,106 @@ with httpx.Client(trust_env=False) as http, http.stream(
                     out.write(choices[0]["delta"]["content"])
                     out.flush()
 """
+
+
+# Runs `llmrelay chat` (argv) with milestones; prints them on stderr as "TRACE ms label".
+TRACER = r"""
+import sys, time
+T0 = time.perf_counter()
+marks = []
+def mark(label):
+    marks.append(((time.perf_counter() - T0) * 1e3, label))
+class Out:
+    def __init__(self, f): self.f = f; self.first = True
+    def write(self, text):
+        if self.first and text.strip():
+            self.first = False
+            mark("first token written")
+        return self.f.write(text)
+    def __getattr__(self, name): return getattr(self.f, name)
+sys.stdout = Out(sys.stdout)
+def wrap(module, owner, name, label):
+    import importlib
+    try:
+        obj = importlib.import_module(module)
+        target = getattr(obj, owner) if owner else obj
+        real = getattr(target, name)
+    except (ImportError, AttributeError):
+        mark(f"(not traced: {module}.{owner or ''}.{name})")
+        return
+    def traced(*args, **kwargs):
+        mark(label + " start")
+        try:
+            return real(*args, **kwargs)
+        finally:
+            mark(label + " end")
+    setattr(target, name, traced)
+import llmrelay
+mark("import llmrelay done")
+import llmrelay.cli
+orig_getattr = llmrelay.__getattr__
+def lazy(name):
+    first = name not in vars(llmrelay) and name in getattr(llmrelay, "_LAZY", {})
+    if first: mark(f"llmrelay.{name}: import start")
+    value = orig_getattr(name)
+    if first:
+        mark(f"llmrelay.{name}: import end")
+        if name == "AsyncClient":
+            wrap("llmrelay._registry", None, "_entry_points", "registry: entry points")
+            wrap("llmrelay._registry", "Registry", "settings_specs", "registry: settings_specs")
+            wrap("llmrelay._client", None, "make_http_client", "make_http_client")
+            real_init = value.__init__
+            def init(self, *a, **k):
+                mark("AsyncClient() start"); real_init(self, *a, **k); mark("AsyncClient() end")
+            value.__init__ = init
+    return value
+llmrelay.__getattr__ = lazy
+import atexit
+@atexit.register
+def report():
+    mark("exit")
+    for ms, label in marks:
+        sys.stderr.write(f"TRACE {ms:8.1f} {label}\n")
+mark("llmrelay.cli.main()")
+llmrelay.cli.main(sys.argv[1:])
+"""
+
+RAW_TRACER = r"""
+import json, sys, time
+T0 = time.perf_counter()
+def mark(label): sys.stderr.write(f"TRACE {(time.perf_counter() - T0) * 1e3:8.1f} {label}\n")
+import httpx
+mark("import httpx done")
+url, key = sys.argv[1], sys.argv[2]
+body = {"model": "fake-model", "messages": [{"role": "user", "content": sys.argv[3]}],
+        "stream": True}
+with httpx.Client(trust_env=False) as http:
+    mark("httpx.Client() built")
+    with http.stream("POST", url + "/chat/completions", json=body,
+                     headers={"authorization": "Bearer " + key}) as r:
+        for chunk in r.iter_bytes():
+            mark("first bytes of the body")
+            break
+"""
+
+
+def _trace(name: str, args: list[str], env: dict[str, str]) -> None:
+    """Run ``args`` once under ``-X importtime``; print milestones and the big imports."""
+    out = subprocess.run(args, capture_output=True, text=True, env=env, timeout=120)
+    marks = [line[6:] for line in out.stderr.splitlines() if line.startswith("TRACE ")]
+    print(f"\n  trace of {name} (ms since the interpreter ran the first line):")
+    for line in marks:
+        print(f"    {line}")
+    imports: list[tuple[int, str]] = []
+    for line in out.stderr.splitlines():
+        if not line.startswith("import time:") or "cumulative" in line:
+            continue
+        _, cumulative, module = line.split("|")
+        if module.startswith(" ") and not module.startswith("  "):  # top level
+            imports.append((int(cumulative), module.strip()))
+    print("    largest top-level imports (cumulative ms, the whole run: after the answer too)")
+    for micros, module in sorted(imports, reverse=True)[:12]:
+        print(f"      {micros / 1e3:7.1f} {module}")
 
 
 def _inner_time(statement: str) -> float:
@@ -101,6 +207,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--runs", type=int, default=9, help="fresh interpreters per figure")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target fails")
+    parser.add_argument(
+        "--trace", action="store_true", help="also trace where the time to the first token goes"
+    )
     return parser.parse_args(argv)
 
 
@@ -141,6 +250,17 @@ def run(args: argparse.Namespace) -> list[Check]:
                 seconds, output = _first_byte(command, env)
                 firsts[name].append(seconds)
                 outputs.add(output.strip())
+        if args.trace:
+            chat = commands["llmrelay chat"]
+            _trace(
+                "llmrelay chat",
+                [python, "-X", "importtime", "-c", TRACER, *chat[chat.index("chat") :]],
+                env,
+            )
+            raw = commands["raw httpx script"]
+            _trace(
+                "raw httpx script", [python, "-X", "importtime", "-c", RAW_TRACER, *raw[3:]], env
+            )
     if len(outputs) != 1:
         print(f"note: the two commands printed different answers: {outputs!r}")
 

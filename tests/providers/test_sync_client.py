@@ -10,7 +10,7 @@ import inspect
 import os
 import threading
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -21,9 +21,11 @@ from llmrelay import (
     ClientClosed,
     Event,
     FinishReason,
+    ProviderInfo,
     ProviderUnavailable,
     StreamInterrupted,
     TransportError,
+    _sync,
 )
 from tests.fakes.gradio_space import DEFAULT_CHUNKS, FakeSpace, SpaceScript
 from tests.unit.scripted_provider import scripted
@@ -251,3 +253,186 @@ def _wait_for(condition: Callable[[], bool], timeout: float = 5) -> bool:
             return True
         time.sleep(0.01)
     return condition()
+
+
+# -- the stream buffer: batched hand-off, bounded read-ahead ---------------------------
+
+
+class _Boom(Exception):
+    pass
+
+
+class _Source:
+    """An async stream of ``0 .. n-1`` (then ``error``, if any) counting what it yielded."""
+
+    def __init__(
+        self,
+        n: int,
+        error: BaseException | None = None,
+        *,
+        pause_every: int = 64,
+        first_after: float = 0.0,
+    ) -> None:
+        self.n = n
+        self.error = error
+        self.pause_every = pause_every
+        self.first_after = first_after
+        self.produced = 0
+        self.closed = False
+
+    def __aiter__(self) -> _Source:
+        return self
+
+    async def __anext__(self) -> int:
+        if self.produced == self.n:
+            if self.error is not None:
+                raise self.error
+            raise StopAsyncIteration
+        if self.produced == 0 and self.first_after:
+            await asyncio.sleep(self.first_after)  # the consumer is waiting by then
+        self.produced += 1
+        if self.pause_every and self.produced % self.pause_every == 0:
+            await asyncio.sleep(0)  # let the loop run other things, as a socket read does
+        return self.produced - 1
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+class _CountingQueue:
+    """Stands in for the buffer's wake-up queue, counting the wake-ups sent."""
+
+    def __init__(self, real: object) -> None:
+        self.real = real
+        self.puts = 0
+
+    def put(self, item: object) -> None:
+        self.puts += 1
+        self.real.put(item)  # type: ignore[attr-defined]
+
+    def get(self, timeout: float) -> object:
+        return self.real.get(timeout=timeout)  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def portal() -> Iterator[_sync._Portal]:
+    p = _sync._Portal()
+    yield p
+    p.close()
+
+
+def _stream(portal: _sync._Portal, source: _Source, limit: int) -> _sync._SyncStream[int]:
+    stream: _sync._SyncStream[int] = _sync._SyncStream(portal, source)
+    stream._buffer.limit = limit
+    return stream
+
+
+@pytest.mark.timeout(30)
+def test_a_burst_is_handed_over_in_order_with_one_wake_up(portal: _sync._Portal) -> None:
+    source = _Source(500, _Boom("after the last item"))
+    stream = _stream(portal, source, limit=10_000)
+    wake = _CountingQueue(stream._buffer.wake)
+    stream._buffer.wake = wake  # type: ignore[assignment]
+    assert next(stream) == 0  # the consumer may have waited: at most one wake-up
+    assert _wait_for(lambda: len(stream._buffer.items) == 500)  # the rest, and the error
+    received = [0]
+    with pytest.raises(_Boom, match="after the last item"):
+        for item in stream:
+            received.append(item)
+    assert received == list(range(500))
+    assert wake.puts <= 1  # the 499 events that piled up cost no thread hand-off
+    assert source.closed
+    with pytest.raises(StopIteration):  # ended: stays ended
+        next(stream)
+
+
+@pytest.mark.timeout(30)
+def test_a_consumer_that_stops_reading_bounds_the_read_ahead(portal: _sync._Portal) -> None:
+    source = _Source(5000)
+    stream = _stream(portal, source, limit=100)
+    assert next(stream) == 0
+    time.sleep(0.3)  # the drain task runs ahead until the buffer is full, then waits
+    assert 100 <= source.produced <= 102
+    received = [0, *stream]  # reading resumes it, in order, to the end
+    assert received == list(range(5000))
+    assert source.closed
+
+
+@pytest.mark.timeout(30)
+def test_dropping_a_stream_whose_buffer_is_full_closes_its_source(
+    portal: _sync._Portal,
+) -> None:
+    source = _Source(5000)
+    stream = _stream(portal, source, limit=50)
+    next(stream)
+    assert _wait_for(lambda: source.produced >= 50)
+    del stream  # the drain task waits for room: cancelled, it closes the source
+    gc.collect()
+    assert _wait_for(lambda: source.closed, timeout=1)
+    assert source.produced <= 52
+
+
+@pytest.mark.timeout(30)
+def test_a_slow_consumer_gets_every_event_in_order(portal: _sync._Portal) -> None:
+    # consumer and producer race on an almost-empty buffer: no event lost or reordered
+    source = _Source(3000, _Boom("end"))
+    stream = _stream(portal, source, limit=7)
+    received: list[int] = []
+    with pytest.raises(_Boom):
+        for item in stream:
+            received.append(item)
+            if item % 97 == 0:
+                time.sleep(0.001)
+    assert received == list(range(3000))
+
+
+@pytest.mark.timeout(30)
+def test_client_stream_delivers_a_long_scripted_answer_in_order() -> None:
+    words = [f"w{i} " for i in range(3000)]
+    provider, _ = scripted("many", [*words, FinishReason("stop")])
+    with Client(providers=[provider]) as client:
+        events = list(client.stream("hi", model="many"))
+    assert [e for e in events if isinstance(e, str)] == words
+    assert events[-1] == FinishReason("stop")
+
+
+@pytest.mark.timeout(30)
+def test_the_first_event_reaches_a_waiting_consumer_before_the_loop_reads_on(
+    portal: _sync._Portal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the loop thread, busy with a burst, hands the GIL to the consumer it woke instead of
+    # keeping it for the interpreter's switch interval (a generous bound here: no timing)
+    monkeypatch.setattr(_sync, "_HANDOFF", 10.0)
+    source = _Source(1_000_000, pause_every=0, first_after=0.05)
+    stream = _stream(portal, source, limit=10_000_000)
+    assert next(stream) == 0
+    assert source.produced < 100  # without the hand-over: thousands, read meanwhile
+    stream.close()
+    assert source.closed
+
+
+class _FromOne(_sync._SyncStream[int]):
+    _content = staticmethod(lambda item: item >= 1)  # 0 stands for ProviderInfo
+
+
+@pytest.mark.timeout(30)
+def test_the_first_content_behind_a_metadata_event_is_handed_over_too(
+    portal: _sync._Portal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the consumer, woken for the metadata event, has not run yet when the first content
+    # follows in the same read: the loop thread lets it run before reading on
+    monkeypatch.setattr(_sync, "_HANDOFF", 10.0)
+    source = _Source(1_000_000, pause_every=0, first_after=0.05)
+    stream = _FromOne(portal, source)
+    stream._buffer.limit = 10_000_000
+    assert next(stream) == 0
+    assert next(stream) == 1
+    assert source.produced < 100  # without the hand-over: thousands, read meanwhile
+    stream.close()
+    assert source.closed
+
+
+def test_chat_stream_hands_over_text_not_provider_info() -> None:
+    assert _sync.ChatStream._content("a")
+    assert not _sync.ChatStream._content(ProviderInfo("p", "m"))
+    assert _sync.ChatCompletionStream._content(object())

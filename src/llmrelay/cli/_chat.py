@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import logging
 import sys
-from typing import Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import click
 
 import llmrelay
-from llmrelay.log import LogEntry, LogError
 
 from ._common import check_environment, describe_error, fail, make_client_kwargs, verbose_option
 from ._logs import logging_enabled
 from ._options import resolve_options
-from ._session import ChatSession, Output, TurnLog, TurnOptions, run_turn
 from ._text import decode_argument, decode_bytes
+
+if TYPE_CHECKING:  # loaded when a chat runs, not for --help (asyncio alone is ~40 ms)
+    import asyncio
+
+    from llmrelay.log import LogEntry
+
+    from ._session import ChatSession, TurnLog, TurnOptions
 
 __all__ = ["chat"]
 
@@ -51,6 +57,34 @@ def _assemble_prompt(prompt: str | None, encoding: str | None) -> str | None:
         if piped.strip():
             text = f"{piped.rstrip(chr(10))}\n\n{text}"
     return text
+
+
+@contextlib.contextmanager
+def _without_httpx_cli() -> Iterator[None]:
+    """While llmrelay first imports httpx, skip httpx's own command-line tool.
+
+    ``import httpx`` runs ``from ._main import main`` inside ``try/except ImportError``:
+    when click, rich and pygments are installed (click is, for this CLI) it imports
+    ``httpx._main``, which imports rich and pygments (~35 ms measured here), only to
+    define ``httpx.main``, the entry point of httpx's own ``httpx`` console script. A
+    ``None`` entry in ``sys.modules`` makes that import raise ``ImportError`` (the import
+    system's documented behaviour:
+    https://docs.python.org/3/reference/import.html#the-module-cache), so httpx takes
+    its own fallback branch. Why this is safe: it happens only in this command-line
+    process, only if httpx is not imported yet, and nothing here calls ``httpx.main``
+    (httpx's console script runs in its own process); the entry is removed right after,
+    so a later ``import httpx._main`` in this process works as usual. Only the
+    ``httpx.main`` attribute of this process is httpx's fallback.
+    """
+    if "httpx" in sys.modules or "httpx._main" in sys.modules:
+        yield
+        return
+    sys.modules["httpx._main"] = None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        if "httpx._main" in sys.modules and sys.modules["httpx._main"] is None:
+            del sys.modules["httpx._main"]
 
 
 async def _open_client(kwargs: dict[str, Any]) -> Any:
@@ -115,6 +149,10 @@ def chat(
     this'`); PROMPT `-` reads only standard input. Only the answer text goes to stdout;
     diagnostics go to stderr. Every exchange is logged (see `llmrelay logs`).
     """
+    import asyncio
+
+    from ._session import TurnLog, TurnOptions
+
     check_environment()
     text = _assemble_prompt(prompt, encoding)
     if text is not None and not text.strip():
@@ -153,6 +191,10 @@ def chat(
 def _session(
     log: TurnLog, *, continue_: bool, cid: str | None
 ) -> tuple[ChatSession, LogEntry | None]:
+    from llmrelay.log import LogError
+
+    from ._session import ChatSession
+
     if not (continue_ or cid):
         return ChatSession(), None
     try:
@@ -180,8 +222,11 @@ def _run(
     strict: bool,
     log: TurnLog,
 ) -> None:
+    from ._session import Output, run_turn
+
     try:
-        client = runner.run(_open_client(client_kwargs))
+        with _without_httpx_cli():
+            client = runner.run(_open_client(client_kwargs))
     except llmrelay.ConfigError as exc:
         fail(describe_error(exc), code=2)
     try:

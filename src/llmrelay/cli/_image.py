@@ -6,7 +6,6 @@ is the command's job, never the library's.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import os
@@ -62,6 +61,8 @@ def image(
     """
     if not prompt.strip():
         raise click.UsageError("the prompt is empty")
+    import asyncio  # not at module level: `llmrelay --help` does not need it
+
     kwargs = make_client_kwargs(proxy=proxy, timeout=timeout)
     try:
         data = asyncio.run(_generate(kwargs, model=model, prompt=prompt, size=size, seed=seed))

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import json
 import logging
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,13 +24,12 @@ logger = logging.getLogger("llmrelay.cli")
 _CONTENT = (str, llmrelay.Reasoning, llmrelay.ImageResult)
 
 
-def _preload() -> None:
-    with contextlib.suppress(Exception):
-        ExchangeLog.preload()
-
-
 class TurnLog:
     """The exchange log as the CLI uses it: the first failure warns once, then logging stops.
+
+    The database layer (SQLAlchemy) is imported when a turn is recorded, after its answer
+    has been printed: importing it beside the request (a thread) competed with the request
+    for the GIL and delayed the first token by more than the import itself.
 
     Args:
         write: whether turns are logged (``--no-log`` and ``llmrelay logs off`` turn it off).
@@ -41,8 +38,6 @@ class TurnLog:
     def __init__(self, *, write: bool) -> None:
         self.write = write
         self._log: ExchangeLog | None = None
-        if write:  # load SQLAlchemy while the request is in flight
-            threading.Thread(target=_preload, name="llmrelay-log-preload", daemon=True).start()
 
     def _open(self) -> ExchangeLog:
         if self._log is None:
