@@ -109,13 +109,31 @@ def _time_sync(deltas: Callable[[], Iterator[str]]) -> Sample:
     return Sample(first - t0, t1 - t0, c1 - c0, len(parts), "".join(parts))
 
 
-async def _relay(client: llmrelay.AsyncClient, model: str) -> AsyncIterator[str]:
+async def _time_stream(client: llmrelay.AsyncClient, model: str) -> Sample:
+    """``_time_async`` over ``AsyncClient.stream`` iterated directly, as a caller does
+    (no wrapping generator: the raw loop's generator is its client, this is ours)."""
+    gc.collect()
+    parts: list[str] = []
+    first = 0.0
+    c0 = time.process_time()
+    t0 = time.perf_counter()
     async for event in client.stream(c.PROMPT, model=model):
         if type(event) is str:
-            yield event
+            if not parts:
+                first = time.perf_counter()
+            parts.append(event)
+    t1 = time.perf_counter()
+    c1 = time.process_time()
+    return Sample(first - t0, t1 - t0, c1 - c0, len(parts), "".join(parts))
 
 
-async def _facade(client: llmrelay.AsyncClient, model: str) -> AsyncIterator[str]:
+async def _time_facade(client: llmrelay.AsyncClient, model: str) -> Sample:
+    """``_time_async`` over ``chat.completions.create(stream=True)``'s chunks, directly."""
+    gc.collect()
+    parts: list[str] = []
+    first = 0.0
+    c0 = time.process_time()
+    t0 = time.perf_counter()
     stream = await client.chat.completions.create(
         model=model, messages=[{"role": "user", "content": c.PROMPT}], stream=True
     )
@@ -124,16 +142,29 @@ async def _facade(client: llmrelay.AsyncClient, model: str) -> AsyncIterator[str
             if chunk.choices:
                 content = chunk.choices[0].delta.content
                 if content:
-                    yield content
+                    if not parts:
+                        first = time.perf_counter()
+                    parts.append(content)
+    t1 = time.perf_counter()
+    c1 = time.process_time()
+    return Sample(first - t0, t1 - t0, c1 - c0, len(parts), "".join(parts))
 
 
-def _sync_relay(client: llmrelay.Client, model: str) -> Callable[[], Iterator[str]]:
-    def run() -> Iterator[str]:
-        for event in client.stream(c.PROMPT, model=model):
-            if type(event) is str:
-                yield event
-
-    return run
+def _time_sync_stream(client: llmrelay.Client, model: str) -> Sample:
+    """``_time_sync`` over ``Client.stream`` iterated directly, as a caller does."""
+    gc.collect()
+    parts: list[str] = []
+    first = 0.0
+    c0 = time.process_time()
+    t0 = time.perf_counter()
+    for event in client.stream(c.PROMPT, model=model):
+        if type(event) is str:
+            if not parts:
+                first = time.perf_counter()
+            parts.append(event)
+    t1 = time.perf_counter()
+    c1 = time.process_time()
+    return Sample(first - t0, t1 - t0, c1 - c0, len(parts), "".join(parts))
 
 
 VARIANTS = (
@@ -182,19 +213,13 @@ def measure(
     sync_total = llmrelay.Client(**kwargs, timeouts=timeouts)
     actions: dict[str, Callable[[], Sample]] = {
         "raw async": lambda: runner.run(_time_async(c.raw_deltas(loop_clients["http"], url, rec))),
-        "AsyncClient.stream": lambda: runner.run(_time_async(_relay(loop_clients["plain"], model))),
-        "AsyncClient.stream +total": lambda: runner.run(
-            _time_async(_relay(loop_clients["total"], model))
-        ),
+        "AsyncClient.stream": lambda: runner.run(_time_stream(loop_clients["plain"], model)),
+        "AsyncClient.stream +total": lambda: runner.run(_time_stream(loop_clients["total"], model)),
         "raw sync": lambda: _time_sync(lambda: c.raw_deltas_sync(http_sync, url, rec)),
-        "Client.stream": lambda: _time_sync(_sync_relay(sync_plain, model)),
-        "Client.stream +total": lambda: _time_sync(_sync_relay(sync_total, model)),
-        "completions.create": lambda: runner.run(
-            _time_async(_facade(loop_clients["plain"], model))
-        ),
-        "completions.create +total": lambda: runner.run(
-            _time_async(_facade(loop_clients["total"], model))
-        ),
+        "Client.stream": lambda: _time_sync_stream(sync_plain, model),
+        "Client.stream +total": lambda: _time_sync_stream(sync_total, model),
+        "completions.create": lambda: runner.run(_time_facade(loop_clients["plain"], model)),
+        "completions.create +total": lambda: runner.run(_time_facade(loop_clients["total"], model)),
     }
     try:
         for name in names:
