@@ -3,13 +3,19 @@
 For every provider on main that has a contract fake (``tests/contract``), the fake's
 answer of ``--tokens`` tokens is recorded once (llmrelay against the live fake), then
 replayed by ``_replay.py`` **in a separate process**, so ``time.process_time()`` here is
-the client's own CPU (the sync ``Client``'s loop thread included).  Variants, interleaved
-round by round so they share machine noise:
+the client's own CPU (the sync ``Client``'s loop thread included).  ``replicate``,
+``ai2`` and ``h2o`` carry per-request state (a prediction's stream URL, a session cookie,
+a conversation id) that a byte replay cannot serve: they run against their live fake in
+a child process, and their raw loop repeats the recorded requests with the state learnt
+from the answers (``_common.LiveState``).  Variants, interleaved round by round so they
+share machine noise:
 
 * ``raw async`` / ``raw sync``: plain ``httpx`` repeating the requests of one warm
   llmrelay stream, bytes split on ``\\n`` by hand, ``json.loads`` + the minimal field
-  access of the wire format (Gradio: diff apply): the baselines;
-* ``AsyncClient.stream`` and ``Client.stream``, counting ``str`` events;
+  access of the wire format (Gradio: diff apply; Replicate: ``output`` events' data
+  lines; Ai2: the chunks' ``content``; h2o: TGI tokens): the baselines;
+* ``AsyncClient.stream`` and ``Client.stream``, counting ``str`` events, iterated
+  directly by the timing loop as a caller would;
 * ``chat.completions.create(stream=True)`` (async), counting chunks with content;
 * each llmrelay variant also ``+total``: ``Timeouts(total=3600)``.
 
@@ -179,24 +185,15 @@ VARIANTS = (
 )
 
 
-def measure(
-    rec: c.Recording | None,
-    url: str,
-    runs: int,
-    live: tuple[c.Scenario, dict[str, Any]] | None = None,
-) -> dict[str, list[Sample]]:
+def measure(rec: c.Recording, url: str, runs: int) -> dict[str, list[Sample]]:
     """Warm each variant once, then ``runs`` interleaved rounds.
 
-    With ``live`` (scenario, client kwargs) instead of a recording, only the llmrelay
-    variants run (no raw baseline).
+    ``url`` serves ``rec``'s scenario: its replay, or for a live scenario its live fake.
+    Every variant must see the same text (the raw loops' included).
     """
-    if rec is not None:
-        scenario, kwargs = rec.scenario, rec.client_kwargs(url)
-    else:
-        assert live is not None
-        scenario, kwargs = live
+    scenario, kwargs = rec.scenario, rec.client_kwargs(url)
     model = scenario.model_name
-    names = [name for name, _ in VARIANTS if rec is not None or not name.startswith("raw")]
+    names = [name for name, _ in VARIANTS]
     timeouts = llmrelay.Timeouts(total=TOTAL)
     samples: dict[str, list[Sample]] = {name: [] for name in names}
     runner = asyncio.Runner()
@@ -260,9 +257,6 @@ def summarize(samples: dict[str, list[Sample]]) -> list[Row]:
         )
         assert tokens > 0
     for row in med.values():
-        if row.baseline not in med:  # live fake: no raw baseline
-            row.cpu_ratio = row.ttft_diff_ms = float("nan")
-            continue
         base = med[row.baseline]
         row.cpu_ratio = row.cpu_us_per_token / base.cpu_us_per_token
         row.ttft_diff_ms = row.ttft_ms - base.ttft_ms
@@ -318,6 +312,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--paced-runs", type=int, default=1, help="rounds, paced mode")
     parser.add_argument("--pace", type=float, default=0.02, help="seconds per frame, paced")
     parser.add_argument("--ttft-runs", type=int, default=15, help="rounds, first-token mode")
+    parser.add_argument(
+        "--live-ttft-runs", type=int, default=9, help="rounds, first-token mode, live fakes"
+    )
     parser.add_argument("--providers", help="comma-separated subset")
     parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target fails")
@@ -359,18 +356,22 @@ def run(args: argparse.Namespace) -> list[Check]:
     for scenario in c.live_scenarios():
         if chosen is not None and scenario.name not in chosen:
             continue
-        for mode, tokens, runs in (("no delay", args.tokens, args.runs), ("first token", 3, 3)):
+        for mode, tokens, runs, cpu, ttft in (
+            ("no delay", args.tokens, args.runs, True, False),
+            ("first token", 3, args.live_ttft_runs, False, True),
+        ):
             if runs < 1:
                 continue
+            rec = c.record(scenario, tokens)  # the requests the raw loop repeats
             with c.LiveFakeServer(scenario, tokens) as server:
-                live = (scenario, server.client_kwargs(server.url))
-                rows = summarize(measure(None, server.url, runs, live))
+                rows = summarize(measure(rec, server.url, runs))
             print_rows(
-                f"{scenario.name}, {mode}, live fake in a child process (no raw baseline "
-                f"yet): {tokens} tokens x {runs} rounds (median)",
+                f"{scenario.name}, {mode}, live fake in a child process: {tokens} tokens x "
+                f"{runs} rounds (median)",
                 rows,
-                per_token=mode == "no delay",
+                per_token=cpu,
             )
+            checks += checks_for(scenario.name, f"live {mode}", rows, cpu=cpu, ttft=ttft)
             figures[f"{scenario.name} / live {mode}"] = [asdict(r) for r in rows]
     if args.json:
         print(json.dumps(figures, indent=2))
