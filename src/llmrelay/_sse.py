@@ -145,6 +145,23 @@ class SSEDecoder:
             self._started = True
             if chunk.startswith(b"\xef\xbb\xbf"):
                 chunk = chunk[3:]
+        # Fast path: the chunk is exactly one ``data:`` line and its blank line, between
+        # events (how servers flush each event). The general path below gives the same.
+        if (
+            chunk[:5] == b"data:"
+            and chunk.find(b"\n") == len(chunk) - 2
+            and chunk[-1:] == b"\n"
+            and not self._buf
+            and not self._pending_cr
+            and not self._data
+            and self._event is None
+            and self._id is None
+            and self._retry is None
+            and len(chunk) - 2 <= self._max_event
+            and b"\r" not in chunk
+        ):
+            payload = chunk[6:-2] if chunk[5:6] == b" " else chunk[5:-2]
+            return [SSEvent("message", payload.decode("utf-8", "replace"), None, None)]
         # the line splitting of ``_Lines.feed``, inlined (one call less per chunk)
         if self._pending_cr:
             self._pending_cr = False

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+from typing import Any
 
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -130,3 +131,38 @@ def test_the_fast_path_equals_the_general_parser(
 ) -> None:
     body = b"".join(pieces)
     assert run(SSEDecoder, body, cuts, max_line) == run(ReferenceDecoder, body, cuts, max_line)
+
+
+FRAMES = st.one_of(
+    PIECES,
+    st.text(max_size=20).map(lambda t: b"data: " + t.encode() + b"\n\n"),
+    st.text(max_size=20).map(lambda t: b"data:" + t.encode("utf-8", "surrogatepass") + b"\n\n"),
+    st.sampled_from(
+        [b"data: \n\n", b"data:\n\n", b"data: x\r\n\n", b"data: x\n\r\n", b"data: x\n"]
+    ),
+)
+
+
+def run_chunks(make: Callable[[int], SSEDecoder | ReferenceDecoder], chunks: list[bytes]) -> Any:
+    decoder = make(16)
+    result: list[object] = []
+    try:
+        for chunk in chunks:
+            result.append([(e.event, e.data, e.id, e.retry) for e in decoder.feed(chunk)])
+    except LineTooLong as exc:
+        result.append(("error", str(exc)))
+    return result
+
+
+@settings(max_examples=400, deadline=None)
+@example([b"retry: 30\n", b"data: x\n\n"])  # the one-frame chunk of an event begun before
+@example([b"event: e\n", b"data: x\n\n"])
+@example([b"id: 1\n", b"data: x\n\n"])
+@example([b"data: a\n", b"data: x\n\n"])
+@example([b"data: a", b"data: x\n\n"])
+@example([b"data: a\r", b"data: x\n\n"])
+@example([b"data: " + b"x" * 40 + b"\n\n"])  # over the event bound (32 bytes)
+@given(st.lists(FRAMES, max_size=12))
+def test_one_event_per_chunk_equals_the_general_parser(chunks: list[bytes]) -> None:
+    """Each chunk fed as is: the one-``data:``-frame fast path meets every state."""
+    assert run_chunks(SSEDecoder, chunks) == run_chunks(ReferenceDecoder, chunks)
