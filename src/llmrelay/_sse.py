@@ -212,6 +212,14 @@ class SSEDecoder:
                     raise LineTooLong(f"an event's data longer than {max_event} bytes")
                 data.append((raw[6:] if raw[5:6] == b" " else raw[5:]).decode("utf-8", "replace"))
                 continue
+            if raw[:6] == b"event:":  # as the general parsing below, on the bytes
+                event = (raw[7:] if raw[6:7] == b" " else raw[6:]).decode("utf-8", "replace")
+                continue
+            if raw[:3] == b"id:":
+                value = (raw[4:] if raw[3:4] == b" " else raw[3:]).decode("utf-8", "replace")
+                if "\0" not in value:
+                    id_ = value
+                continue
             if raw[0] == 58:  # b":" comment
                 continue
             line = raw.decode("utf-8", "replace")
