@@ -174,6 +174,106 @@ class GradioExtractor(Extractor):
         return None
 
 
+class ReplicateExtractor(Extractor):
+    """nchan SSE: ``event: output`` events' ``data`` lines joined with ``\\n``; ``done`` ends."""
+
+    def __init__(self, context: list[Any]) -> None:
+        super().__init__(context)
+        self.event = ""
+        self.data: list[str] = []
+
+    def line(self, raw: bytes) -> str | None:
+        if not raw:  # dispatch
+            event, data = self.event, self.data
+            self.event, self.data = "", []
+            if event == "output" and data:
+                return "\n".join(data) or None
+            if event == "done":
+                self.done = True
+            return None
+        data = _data(raw)
+        if data is not None:
+            self.data.append(data.decode())
+        elif raw[:6] == b"event:":
+            self.event = raw[6:].strip().decode()
+        return None
+
+
+class Ai2Extractor(Extractor):
+    """olmo-api JSON lines: chunks ``{"message", "content"}``; the ``final`` tree ends."""
+
+    def line(self, raw: bytes) -> str | None:
+        if not raw:
+            return None
+        item = json.loads(raw)
+        if "id" not in item:
+            return item["content"] or None
+        if item.get("final") is True:
+            self.done = True
+        return None
+
+
+class H2oExtractor(TGIExtractor):
+    """chat-ui (2023) relays TGI's SSE verbatim (``data:{...}``, no space): as TGI."""
+
+
+# -- live providers' per-request state ---------------------------------------------------
+
+
+class LiveState:
+    """How the raw loop repeats one recorded llmrelay stream against a live fake.
+
+    ``headers(ex)`` / ``url(url, ex)``: the request to send for recorded exchange ``ex``
+    (with the state learnt so far); ``learn(response)``: what a response teaches (a
+    prediction's stream URL, a session cookie, a conversation id).
+    """
+
+    def __init__(self) -> None:
+        self.values: dict[str, str] = {}
+
+    def url(self, url: str, ex: Exchange) -> str:
+        return url + ex.target
+
+    def headers(self, ex: Exchange) -> dict[str, str]:
+        return ex.request_headers
+
+    def learn(self, response: httpx.Response, ex: Exchange) -> None:
+        pass
+
+
+class ReplicateState(LiveState):
+    """``POST .../predictions`` -> ``urls.stream``, which the ``GET`` then reads."""
+
+    def url(self, url: str, ex: Exchange) -> str:
+        if ex.streamed:
+            return self.values["stream"]
+        return url + ex.target
+
+    def learn(self, response: httpx.Response, ex: Exchange) -> None:
+        if ex.method == "POST":
+            self.values["stream"] = response.json()["urls"]["stream"]
+
+
+class H2oState(LiveState):
+    """``GET /`` sets the session cookie (refreshed by later answers); ``POST
+    /conversation`` answers the ``conversationId`` the message is posted to."""
+
+    def url(self, url: str, ex: Exchange) -> str:
+        if ex.method == "POST" and ex.path.startswith("/conversation/"):
+            return f"{url}/conversation/{self.values['cid']}"
+        return url + ex.target
+
+    def headers(self, ex: Exchange) -> dict[str, str]:
+        cookie = self.values.get("cookie")
+        return {**ex.request_headers, "cookie": cookie} if cookie else ex.request_headers
+
+    def learn(self, response: httpx.Response, ex: Exchange) -> None:
+        for value in response.headers.get_list("set-cookie"):
+            self.values["cookie"] = value.split(";", 1)[0]
+        if ex.method == "POST" and ex.path == "/conversation":
+            self.values["cid"] = response.json()["conversationId"]
+
+
 # -- scenarios ------------------------------------------------------------------------------
 
 
@@ -187,6 +287,8 @@ class Scenario:
     extractor: type[Extractor]
     model: str | None = None
     note: str = ""
+    live: type[LiveState] | None = None
+    """Set for the ``LIVE_ONLY`` providers: the raw loop runs against the live fake."""
 
     @property
     def model_name(self) -> str:
@@ -237,8 +339,14 @@ LIVE_ONLY: dict[str, Callable[[Any, int], None]] = {
     "h2o": _scale_h2o,
 }
 """Providers whose protocol carries per-request state (a prediction URL, a session
-cookie, a conversation id): measured against the live fake in a child process, without
-a raw baseline yet."""
+cookie, a conversation id): measured against the live fake in a child process; their
+raw loop repeats a recorded llmrelay stream's requests with that state (``LiveState``)."""
+
+_LIVE_RAW: dict[str, tuple[type[Extractor], type[LiveState]]] = {
+    "replicate": (ReplicateExtractor, ReplicateState),
+    "ai2": (Ai2Extractor, LiveState),
+    "h2o": (H2oExtractor, H2oState),
+}
 
 
 def live_scenarios() -> list[Scenario]:
@@ -246,7 +354,7 @@ def live_scenarios() -> list[Scenario]:
     from tests.contract.conftest import FAKES
 
     return [
-        Scenario(name, FAKES[name], scale, Extractor)
+        Scenario(name, FAKES[name], scale, *_LIVE_RAW[name][:1], live=_LIVE_RAW[name][1])
         for name, scale in LIVE_ONLY.items()
         if name in FAKES
     ]
@@ -296,7 +404,7 @@ class Exchange:
 class RecordingApp:
     """ASGI middleware keeping every exchange (request + whole response)."""
 
-    KEEP = ("content-type", "authorization", "accept")
+    KEEP = ("content-type", "authorization", "accept", "cache-control", "x-anonymous-user-id")
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -431,19 +539,27 @@ class ReplayServer:
 
 
 async def raw_deltas(http: httpx.AsyncClient, url: str, rec: Recording) -> AsyncIterator[str]:
-    """The minimal correct raw loop: same requests, bytes split on ``\\n`` by hand."""
+    """The minimal correct raw loop: same requests, bytes split on ``\\n`` by hand.
+
+    For a live scenario the per-request state (``Scenario.live``) is learnt from the
+    answers as it goes.
+    """
     context: list[Any] = []
+    state = (rec.scenario.live or LiveState)()
     for ex in rec.per_stream:
+        target, headers = state.url(url, ex), state.headers(ex)
         if not ex.streamed:
             response = await http.request(
-                ex.method, url + ex.target, content=ex.request_body, headers=ex.request_headers
+                ex.method, target, content=ex.request_body, headers=headers
             )
-            context.append(response.json())
+            state.learn(response, ex)
+            if response.headers.get("content-type", "").startswith("application/json"):
+                context.append(response.json())
             continue
         extractor = rec.scenario.extractor(context)
         line = extractor.line
         async with http.stream(
-            ex.method, url + ex.target, content=ex.request_body, headers=ex.request_headers
+            ex.method, target, content=ex.request_body, headers=headers
         ) as response:
             buffer = b""
             async for chunk in response.aiter_bytes():
@@ -459,18 +575,18 @@ async def raw_deltas(http: httpx.AsyncClient, url: str, rec: Recording) -> Async
 def raw_deltas_sync(http: httpx.Client, url: str, rec: Recording) -> Iterator[str]:
     """``raw_deltas`` with a sync ``httpx.Client`` (the baseline of ``Client.stream``)."""
     context: list[Any] = []
+    state = (rec.scenario.live or LiveState)()
     for ex in rec.per_stream:
+        target, headers = state.url(url, ex), state.headers(ex)
         if not ex.streamed:
-            response = http.request(
-                ex.method, url + ex.target, content=ex.request_body, headers=ex.request_headers
-            )
-            context.append(response.json())
+            response = http.request(ex.method, target, content=ex.request_body, headers=headers)
+            state.learn(response, ex)
+            if response.headers.get("content-type", "").startswith("application/json"):
+                context.append(response.json())
             continue
         extractor = rec.scenario.extractor(context)
         line = extractor.line
-        with http.stream(
-            ex.method, url + ex.target, content=ex.request_body, headers=ex.request_headers
-        ) as response:
+        with http.stream(ex.method, target, content=ex.request_body, headers=headers) as response:
             buffer = b""
             for chunk in response.iter_bytes():
                 *lines, buffer = (buffer + chunk).split(b"\n")

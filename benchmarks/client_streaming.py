@@ -3,13 +3,19 @@
 For every provider on main that has a contract fake (``tests/contract``), the fake's
 answer of ``--tokens`` tokens is recorded once (llmrelay against the live fake), then
 replayed by ``_replay.py`` **in a separate process**, so ``time.process_time()`` here is
-the client's own CPU (the sync ``Client``'s loop thread included).  Variants, interleaved
-round by round so they share machine noise:
+the client's own CPU (the sync ``Client``'s loop thread included).  ``replicate``,
+``ai2`` and ``h2o`` carry per-request state (a prediction's stream URL, a session cookie,
+a conversation id) that a byte replay cannot serve: they run against their live fake in
+a child process, and their raw loop repeats the recorded requests with the state learnt
+from the answers (``_common.LiveState``).  Variants, interleaved round by round so they
+share machine noise:
 
 * ``raw async`` / ``raw sync``: plain ``httpx`` repeating the requests of one warm
   llmrelay stream, bytes split on ``\\n`` by hand, ``json.loads`` + the minimal field
-  access of the wire format (Gradio: diff apply): the baselines;
-* ``AsyncClient.stream`` and ``Client.stream``, counting ``str`` events;
+  access of the wire format (Gradio: diff apply; Replicate: ``output`` events' data
+  lines; Ai2: the chunks' ``content``; h2o: TGI tokens): the baselines;
+* ``AsyncClient.stream`` and ``Client.stream``, counting ``str`` events, iterated
+  directly by the timing loop as a caller would;
 * ``chat.completions.create(stream=True)`` (async), counting chunks with content;
 * each llmrelay variant also ``+total``: ``Timeouts(total=3600)``.
 
@@ -109,13 +115,31 @@ def _time_sync(deltas: Callable[[], Iterator[str]]) -> Sample:
     return Sample(first - t0, t1 - t0, c1 - c0, len(parts), "".join(parts))
 
 
-async def _relay(client: llmrelay.AsyncClient, model: str) -> AsyncIterator[str]:
+async def _time_stream(client: llmrelay.AsyncClient, model: str) -> Sample:
+    """``_time_async`` over ``AsyncClient.stream`` iterated directly, as a caller does
+    (no wrapping generator: the raw loop's generator is its client, this is ours)."""
+    gc.collect()
+    parts: list[str] = []
+    first = 0.0
+    c0 = time.process_time()
+    t0 = time.perf_counter()
     async for event in client.stream(c.PROMPT, model=model):
         if type(event) is str:
-            yield event
+            if not parts:
+                first = time.perf_counter()
+            parts.append(event)
+    t1 = time.perf_counter()
+    c1 = time.process_time()
+    return Sample(first - t0, t1 - t0, c1 - c0, len(parts), "".join(parts))
 
 
-async def _facade(client: llmrelay.AsyncClient, model: str) -> AsyncIterator[str]:
+async def _time_facade(client: llmrelay.AsyncClient, model: str) -> Sample:
+    """``_time_async`` over ``chat.completions.create(stream=True)``'s chunks, directly."""
+    gc.collect()
+    parts: list[str] = []
+    first = 0.0
+    c0 = time.process_time()
+    t0 = time.perf_counter()
     stream = await client.chat.completions.create(
         model=model, messages=[{"role": "user", "content": c.PROMPT}], stream=True
     )
@@ -124,16 +148,29 @@ async def _facade(client: llmrelay.AsyncClient, model: str) -> AsyncIterator[str
             if chunk.choices:
                 content = chunk.choices[0].delta.content
                 if content:
-                    yield content
+                    if not parts:
+                        first = time.perf_counter()
+                    parts.append(content)
+    t1 = time.perf_counter()
+    c1 = time.process_time()
+    return Sample(first - t0, t1 - t0, c1 - c0, len(parts), "".join(parts))
 
 
-def _sync_relay(client: llmrelay.Client, model: str) -> Callable[[], Iterator[str]]:
-    def run() -> Iterator[str]:
-        for event in client.stream(c.PROMPT, model=model):
-            if type(event) is str:
-                yield event
-
-    return run
+def _time_sync_stream(client: llmrelay.Client, model: str) -> Sample:
+    """``_time_sync`` over ``Client.stream`` iterated directly, as a caller does."""
+    gc.collect()
+    parts: list[str] = []
+    first = 0.0
+    c0 = time.process_time()
+    t0 = time.perf_counter()
+    for event in client.stream(c.PROMPT, model=model):
+        if type(event) is str:
+            if not parts:
+                first = time.perf_counter()
+            parts.append(event)
+    t1 = time.perf_counter()
+    c1 = time.process_time()
+    return Sample(first - t0, t1 - t0, c1 - c0, len(parts), "".join(parts))
 
 
 VARIANTS = (
@@ -148,24 +185,15 @@ VARIANTS = (
 )
 
 
-def measure(
-    rec: c.Recording | None,
-    url: str,
-    runs: int,
-    live: tuple[c.Scenario, dict[str, Any]] | None = None,
-) -> dict[str, list[Sample]]:
+def measure(rec: c.Recording, url: str, runs: int) -> dict[str, list[Sample]]:
     """Warm each variant once, then ``runs`` interleaved rounds.
 
-    With ``live`` (scenario, client kwargs) instead of a recording, only the llmrelay
-    variants run (no raw baseline).
+    ``url`` serves ``rec``'s scenario: its replay, or for a live scenario its live fake.
+    Every variant must see the same text (the raw loops' included).
     """
-    if rec is not None:
-        scenario, kwargs = rec.scenario, rec.client_kwargs(url)
-    else:
-        assert live is not None
-        scenario, kwargs = live
+    scenario, kwargs = rec.scenario, rec.client_kwargs(url)
     model = scenario.model_name
-    names = [name for name, _ in VARIANTS if rec is not None or not name.startswith("raw")]
+    names = [name for name, _ in VARIANTS]
     timeouts = llmrelay.Timeouts(total=TOTAL)
     samples: dict[str, list[Sample]] = {name: [] for name in names}
     runner = asyncio.Runner()
@@ -182,19 +210,13 @@ def measure(
     sync_total = llmrelay.Client(**kwargs, timeouts=timeouts)
     actions: dict[str, Callable[[], Sample]] = {
         "raw async": lambda: runner.run(_time_async(c.raw_deltas(loop_clients["http"], url, rec))),
-        "AsyncClient.stream": lambda: runner.run(_time_async(_relay(loop_clients["plain"], model))),
-        "AsyncClient.stream +total": lambda: runner.run(
-            _time_async(_relay(loop_clients["total"], model))
-        ),
+        "AsyncClient.stream": lambda: runner.run(_time_stream(loop_clients["plain"], model)),
+        "AsyncClient.stream +total": lambda: runner.run(_time_stream(loop_clients["total"], model)),
         "raw sync": lambda: _time_sync(lambda: c.raw_deltas_sync(http_sync, url, rec)),
-        "Client.stream": lambda: _time_sync(_sync_relay(sync_plain, model)),
-        "Client.stream +total": lambda: _time_sync(_sync_relay(sync_total, model)),
-        "completions.create": lambda: runner.run(
-            _time_async(_facade(loop_clients["plain"], model))
-        ),
-        "completions.create +total": lambda: runner.run(
-            _time_async(_facade(loop_clients["total"], model))
-        ),
+        "Client.stream": lambda: _time_sync_stream(sync_plain, model),
+        "Client.stream +total": lambda: _time_sync_stream(sync_total, model),
+        "completions.create": lambda: runner.run(_time_facade(loop_clients["plain"], model)),
+        "completions.create +total": lambda: runner.run(_time_facade(loop_clients["total"], model)),
     }
     try:
         for name in names:
@@ -235,9 +257,6 @@ def summarize(samples: dict[str, list[Sample]]) -> list[Row]:
         )
         assert tokens > 0
     for row in med.values():
-        if row.baseline not in med:  # live fake: no raw baseline
-            row.cpu_ratio = row.ttft_diff_ms = float("nan")
-            continue
         base = med[row.baseline]
         row.cpu_ratio = row.cpu_us_per_token / base.cpu_us_per_token
         row.ttft_diff_ms = row.ttft_ms - base.ttft_ms
@@ -293,6 +312,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--paced-runs", type=int, default=1, help="rounds, paced mode")
     parser.add_argument("--pace", type=float, default=0.02, help="seconds per frame, paced")
     parser.add_argument("--ttft-runs", type=int, default=15, help="rounds, first-token mode")
+    parser.add_argument(
+        "--live-ttft-runs", type=int, default=9, help="rounds, first-token mode, live fakes"
+    )
     parser.add_argument("--providers", help="comma-separated subset")
     parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target fails")
@@ -334,18 +356,22 @@ def run(args: argparse.Namespace) -> list[Check]:
     for scenario in c.live_scenarios():
         if chosen is not None and scenario.name not in chosen:
             continue
-        for mode, tokens, runs in (("no delay", args.tokens, args.runs), ("first token", 3, 3)):
+        for mode, tokens, runs, cpu, ttft in (
+            ("no delay", args.tokens, args.runs, True, False),
+            ("first token", 3, args.live_ttft_runs, False, True),
+        ):
             if runs < 1:
                 continue
+            rec = c.record(scenario, tokens)  # the requests the raw loop repeats
             with c.LiveFakeServer(scenario, tokens) as server:
-                live = (scenario, server.client_kwargs(server.url))
-                rows = summarize(measure(None, server.url, runs, live))
+                rows = summarize(measure(rec, server.url, runs))
             print_rows(
-                f"{scenario.name}, {mode}, live fake in a child process (no raw baseline "
-                f"yet): {tokens} tokens x {runs} rounds (median)",
+                f"{scenario.name}, {mode}, live fake in a child process: {tokens} tokens x "
+                f"{runs} rounds (median)",
                 rows,
-                per_token=mode == "no delay",
+                per_token=cpu,
             )
+            checks += checks_for(scenario.name, f"live {mode}", rows, cpu=cpu, ttft=ttft)
             figures[f"{scenario.name} / live {mode}"] = [asdict(r) for r in rows]
     if args.json:
         print(json.dumps(figures, indent=2))

@@ -77,15 +77,17 @@ class AsyncChatCompletionStream:
             if tail:
                 return tail.pop(0)
             raise StopAsyncIteration
-        convert = self._converter.convert
+        converter = self._converter
         events = self.events
         while True:
             try:
                 event = await events.__anext__()
             except StopAsyncIteration:
-                self._tail = self._converter.tail()
+                self._tail = converter.tail()
                 return await self.__anext__()
-            chunk = convert(event)
+            if type(event) is str:  # the token path: ``convert`` without its type tests
+                return converter.text(event)
+            chunk = converter.convert(event)
             if chunk is not None:
                 return chunk
 

@@ -112,10 +112,23 @@ class SSEDecoder:
         LineTooLong: from ``feed`` when a bound is exceeded.
     """
 
-    __slots__ = ("_data", "_event", "_id", "_lines", "_max_event", "_retry", "_size", "_started")
+    __slots__ = (
+        "_buf",
+        "_data",
+        "_event",
+        "_id",
+        "_max_event",
+        "_max_line",
+        "_pending_cr",
+        "_retry",
+        "_size",
+        "_started",
+    )
 
     def __init__(self, max_line: int = DEFAULT_MAX_LINE, max_event: int | None = None) -> None:
-        self._lines = _Lines(max_line)
+        self._buf = b""
+        self._pending_cr = False
+        self._max_line = max_line
         self._max_event = max_event if max_event is not None else 2 * max_line
         self._data: list[str] = []
         self._event: str | None = None
@@ -132,31 +145,80 @@ class SSEDecoder:
             self._started = True
             if chunk.startswith(b"\xef\xbb\xbf"):
                 chunk = chunk[3:]
-        out: list[SSEvent] = []
+        # Fast path: the chunk is exactly one ``data:`` line and its blank line, between
+        # events (how servers flush each event). The general path below gives the same.
+        if (
+            chunk[:5] == b"data:"
+            and chunk.find(b"\n") == len(chunk) - 2
+            and chunk[-1:] == b"\n"
+            and not self._buf
+            and not self._pending_cr
+            and not self._data
+            and self._event is None
+            and self._id is None
+            and self._retry is None
+            and len(chunk) - 2 <= self._max_event
+            and b"\r" not in chunk
+        ):
+            payload = chunk[6:-2] if chunk[5:6] == b" " else chunk[5:-2]
+            return [SSEvent("message", payload.decode("utf-8", "replace"), None, None)]
+        # the line splitting of ``_Lines.feed``, inlined (one call less per chunk)
+        if self._pending_cr:
+            self._pending_cr = False
+            if chunk.startswith(b"\n"):
+                chunk = chunk[1:]
+        buf = self._buf
+        if buf:
+            chunk = buf + chunk
+        if b"\r" in chunk:
+            if chunk.endswith(b"\r"):
+                self._pending_cr = True  # maybe the first half of a \r\n split across chunks
+            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        lines = chunk.split(b"\n")
+        rest = lines.pop()
+        if len(rest) > self._max_line:
+            raise LineTooLong(f"a line longer than {self._max_line} bytes")
+        self._buf = rest
+        if not lines:
+            return []
+        # the event being built lives in locals; written back before returning or raising
         data = self._data
-        for raw in self._lines.feed(chunk):
+        event = self._event
+        id_ = self._id
+        retry = self._retry
+        size = self._size
+        max_event = self._max_event
+        out: list[SSEvent] = []
+        for raw in lines:
             if not raw:
-                if data or self._event is not None or self._id is not None:
+                if data or event is not None or id_ is not None:
                     out.append(
                         SSEvent(
-                            self._event or "message",
+                            event or "message",
                             data[0] if len(data) == 1 else "\n".join(data),
-                            self._id,
-                            self._retry,
+                            id_,
+                            retry,
                         )
                     )
-                if data:
-                    data = self._data = []
-                self._event = None
-                self._id = None
-                self._retry = None
-                self._size = 0
+                    if data:
+                        data = []
+                event = id_ = retry = None
+                size = 0
                 continue
             if raw[:5] == b"data:":  # the common line, without the general field parsing
-                self._size += len(raw)
-                if self._size > self._max_event:
-                    raise LineTooLong(f"an event's data longer than {self._max_event} bytes")
+                size += len(raw)
+                if size > max_event:
+                    self._store(data, event, id_, retry, size)
+                    raise LineTooLong(f"an event's data longer than {max_event} bytes")
                 data.append((raw[6:] if raw[5:6] == b" " else raw[5:]).decode("utf-8", "replace"))
+                continue
+            if raw[:6] == b"event:":  # as the general parsing below, on the bytes
+                event = (raw[7:] if raw[6:7] == b" " else raw[6:]).decode("utf-8", "replace")
+                continue
+            if raw[:3] == b"id:":
+                value = (raw[4:] if raw[3:4] == b" " else raw[3:]).decode("utf-8", "replace")
+                if "\0" not in value:
+                    id_ = value
                 continue
             if raw[0] == 58:  # b":" comment
                 continue
@@ -165,19 +227,30 @@ class SSEDecoder:
             if sep and value[:1] == " ":
                 value = value[1:]
             if name == "data":
-                self._size += len(raw)
-                if self._size > self._max_event:
-                    raise LineTooLong(f"an event's data longer than {self._max_event} bytes")
+                size += len(raw)
+                if size > max_event:
+                    self._store(data, event, id_, retry, size)
+                    raise LineTooLong(f"an event's data longer than {max_event} bytes")
                 data.append(value)
             elif name == "event":
-                self._event = value
+                event = value
             elif name == "id":
                 if "\0" not in value:
-                    self._id = value
+                    id_ = value
             elif name == "retry" and value.isdigit():
-                self._retry = int(value)
+                retry = int(value)
             # other fields are ignored, as the spec says
+        self._store(data, event, id_, retry, size)
         return out
+
+    def _store(
+        self, data: list[str], event: str | None, id_: str | None, retry: int | None, size: int
+    ) -> None:
+        self._data = data
+        self._event = event
+        self._id = id_
+        self._retry = retry
+        self._size = size
 
 
 class NDJSONLineDecoder:

@@ -48,6 +48,7 @@ from .types import (
 __all__ = ["Accumulator", "AsyncChatStream"]
 
 log = logging.getLogger("llmrelay")
+_current_task = asyncio.current_task
 
 
 class Accumulator:
@@ -241,18 +242,41 @@ class AsyncChatStream:
                 raise self._error
             raise StopAsyncIteration
         text = self._text
+        acc = self._acc
         while True:
             try:
                 if self._deadline is None:
                     event = await agen.__anext__()
                 else:
-                    event = await self._next_before_deadline(agen)
+                    dog = self._watchdog
+                    if dog is None or dog.expired:
+                        event = await self._next_before_deadline(agen)
+                    else:
+                        # ``_next_before_deadline``'s armed-watchdog case, inlined: no
+                        # coroutine per event (``tests/perf/test_stream_deadline.py``)
+                        task = _current_task()
+                        assert task is not None
+                        dog.task = task
+                        try:
+                            event = await agen.__anext__()
+                        except BaseException as exc:
+                            dog.task = None
+                            if dog.fired:
+                                dog.fired = False
+                                if task.uncancel() == 0 and isinstance(exc, asyncio.CancelledError):
+                                    raise self._total_timeout() from None
+                            raise
+                        dog.task = None
+                        if dog.fired:  # the provider swallowed the cancellation
+                            dog.fired = False
+                            task.uncancel()
+                            raise self._total_timeout()
             except StopAsyncIteration:
                 return self._end()
             except BaseException as exc:
                 return await self._fail(exc)
             if type(event) is str:
-                if self._acc.finish is None:
+                if acc.finish is None:
                     text.append(event)
                     return event
                 log.warning("%s sent text after its finish; dropped", self.provider)

@@ -1,59 +1,74 @@
 """``SSEDecoder``'s fast path for ``data:`` lines decodes exactly what the general path did.
 
-The reference is the decoder before the fast path (field parsing of every line), kept
-here verbatim in ``reference_feed``; random byte streams, cut anywhere, must give the
-same events and the same errors.
+The reference is the decoder before the fast paths (field parsing of every line, lines
+split by ``_Lines``, the event kept in attributes), kept here in ``ReferenceDecoder``;
+random byte streams, cut anywhere, must give the same events and the same errors.
 """
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
+from typing import Any
 
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from llmrelay._sse import LineTooLong, SSEDecoder, SSEvent
+from llmrelay._sse import LineTooLong, SSEDecoder, SSEvent, _Lines
 
 
-def reference_feed(decoder: SSEDecoder, chunk: bytes) -> list[SSEvent]:
-    """``SSEDecoder.feed`` as it was (general field parsing for every line)."""
-    d = decoder
-    if not d._started:
-        if not chunk:
-            return []
-        d._started = True
-        if chunk.startswith(b"\xef\xbb\xbf"):
-            chunk = chunk[3:]
-    out: list[SSEvent] = []
-    for raw in d._lines.feed(chunk):
-        if not raw:
-            if d._data or d._event is not None or d._id is not None:
-                out.append(SSEvent(d._event or "message", "\n".join(d._data), d._id, d._retry))
-            d._data = []
-            d._event = None
-            d._id = None
-            d._retry = None
-            d._size = 0
-            continue
-        if raw[0] == 58:
-            continue
-        line = raw.decode("utf-8", "replace")
-        name, sep, value = line.partition(":")
-        if sep and value[:1] == " ":
-            value = value[1:]
-        if name == "data":
-            d._size += len(raw)
-            if d._size > d._max_event:
-                raise LineTooLong(f"an event's data longer than {d._max_event} bytes")
-            d._data.append(value)
-        elif name == "event":
-            d._event = value
-        elif name == "id":
-            if "\0" not in value:
-                d._id = value
-        elif name == "retry" and value.isdigit():
-            d._retry = int(value)
-    return out
+class ReferenceDecoder:
+    """``SSEDecoder`` as it was before its fast paths: general field parsing of every
+    line, line splitting by ``_Lines``, the event in attributes."""
+
+    def __init__(self, max_line: int) -> None:
+        self._lines = _Lines(max_line)
+        self._max_event = 2 * max_line
+        self._data: list[str] = []
+        self._event: str | None = None
+        self._id: str | None = None
+        self._retry: int | None = None
+        self._size = 0
+        self._started = False
+
+    def feed(self, chunk: bytes) -> list[SSEvent]:
+        d = self
+        if not d._started:
+            if not chunk:
+                return []
+            d._started = True
+            if chunk.startswith(b"\xef\xbb\xbf"):
+                chunk = chunk[3:]
+        out: list[SSEvent] = []
+        for raw in d._lines.feed(chunk):
+            if not raw:
+                if d._data or d._event is not None or d._id is not None:
+                    out.append(SSEvent(d._event or "message", "\n".join(d._data), d._id, d._retry))
+                d._data = []
+                d._event = None
+                d._id = None
+                d._retry = None
+                d._size = 0
+                continue
+            if raw[0] == 58:
+                continue
+            line = raw.decode("utf-8", "replace")
+            name, sep, value = line.partition(":")
+            if sep and value[:1] == " ":
+                value = value[1:]
+            if name == "data":
+                d._size += len(raw)
+                if d._size > d._max_event:
+                    raise LineTooLong(f"an event's data longer than {d._max_event} bytes")
+                d._data.append(value)
+            elif name == "event":
+                d._event = value
+            elif name == "id":
+                if "\0" not in value:
+                    d._id = value
+            elif name == "retry" and value.isdigit():
+                d._retry = int(value)
+        return out
 
 
 PIECES = st.sampled_from(
@@ -84,13 +99,18 @@ PIECES = st.sampled_from(
 )
 
 
-def run(feed: object, body: bytes, cuts: list[int], max_line: int) -> list[object]:
-    decoder = SSEDecoder(max_line=max_line)
+def run(
+    make: Callable[[int], SSEDecoder | ReferenceDecoder],
+    body: bytes,
+    cuts: list[int],
+    max_line: int,
+) -> list[object]:
+    decoder = make(max_line)
     result: list[object] = []
     points = sorted({c % (len(body) + 1) for c in cuts} | {0, len(body)})
     try:
         for a, b in itertools.pairwise(points):
-            events = feed(decoder, body[a:b])  # type: ignore[operator]
+            events = decoder.feed(body[a:b])
             result += [(e.event, e.data, e.id, e.retry) for e in events]
     except LineTooLong as exc:
         result.append(("error", str(exc)))
@@ -99,6 +119,7 @@ def run(feed: object, body: bytes, cuts: list[int], max_line: int) -> list[objec
 
 @settings(max_examples=400, deadline=None)
 @example([b"data: ", b"\n", b"\n"], [], 64)
+@example([b"retry: 30", b"\n\n", b"data: x\n\n"], [], 64)  # a blank line resets retry
 @example([b"data:  x", b"\r\n", b"data:", b"\r", b"\r"], [3, 9], 64)
 @given(
     st.lists(PIECES, max_size=40),
@@ -109,4 +130,39 @@ def test_the_fast_path_equals_the_general_parser(
     pieces: list[bytes], cuts: list[int], max_line: int
 ) -> None:
     body = b"".join(pieces)
-    assert run(SSEDecoder.feed, body, cuts, max_line) == run(reference_feed, body, cuts, max_line)
+    assert run(SSEDecoder, body, cuts, max_line) == run(ReferenceDecoder, body, cuts, max_line)
+
+
+FRAMES = st.one_of(
+    PIECES,
+    st.text(max_size=20).map(lambda t: b"data: " + t.encode() + b"\n\n"),
+    st.text(max_size=20).map(lambda t: b"data:" + t.encode("utf-8", "surrogatepass") + b"\n\n"),
+    st.sampled_from(
+        [b"data: \n\n", b"data:\n\n", b"data: x\r\n\n", b"data: x\n\r\n", b"data: x\n"]
+    ),
+)
+
+
+def run_chunks(make: Callable[[int], SSEDecoder | ReferenceDecoder], chunks: list[bytes]) -> Any:
+    decoder = make(16)
+    result: list[object] = []
+    try:
+        for chunk in chunks:
+            result.append([(e.event, e.data, e.id, e.retry) for e in decoder.feed(chunk)])
+    except LineTooLong as exc:
+        result.append(("error", str(exc)))
+    return result
+
+
+@settings(max_examples=400, deadline=None)
+@example([b"retry: 30\n", b"data: x\n\n"])  # the one-frame chunk of an event begun before
+@example([b"event: e\n", b"data: x\n\n"])
+@example([b"id: 1\n", b"data: x\n\n"])
+@example([b"data: a\n", b"data: x\n\n"])
+@example([b"data: a", b"data: x\n\n"])
+@example([b"data: a\r", b"data: x\n\n"])
+@example([b"data: " + b"x" * 40 + b"\n\n"])  # over the event bound (32 bytes)
+@given(st.lists(FRAMES, max_size=12))
+def test_one_event_per_chunk_equals_the_general_parser(chunks: list[bytes]) -> None:
+    """Each chunk fed as is: the one-``data:``-frame fast path meets every state."""
+    assert run_chunks(SSEDecoder, chunks) == run_chunks(ReferenceDecoder, chunks)

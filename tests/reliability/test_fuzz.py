@@ -93,7 +93,7 @@ def test_sse_bound_holds_under_any_chunking(data: bytes, cuts: list[int], max_li
     try:
         for chunk in split(data, cuts):
             decoder.feed(chunk)
-            assert len(decoder._lines._buf) <= max_line  # never buffers past the bound
+            assert len(decoder._buf) <= max_line  # never buffers past the bound
     except LineTooLong:
         pass
 

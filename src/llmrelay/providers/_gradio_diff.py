@@ -156,11 +156,11 @@ def reply_text(value: Any, kind: str) -> str | None:
     if not value:
         return None
     last = value[-1]
-    if isinstance(last, list) and len(last) == 2:
-        bot = last[1]
-        return None if bot is None else _content_text(bot)
-    if isinstance(last, Mapping):
+    if type(last) is dict or isinstance(last, Mapping):  # a dict first: no ABC check
         if last.get("role") != "assistant":
             return None
         return _content_text(last.get("content"))
+    if isinstance(last, list) and len(last) == 2:
+        bot = last[1]
+        return None if bot is None else _content_text(bot)
     raise ValueError(f"unrecognised chatbot message {type(last).__name__}")

@@ -193,12 +193,39 @@ class ChunkParser:
             llmrelay.errors.ProviderError: an in-band error (typed by its ``type``/``code``).
             llmrelay.errors.ProtocolError: a malformed chunk.
         """
-        if self.done or not data.strip():
+        if self.done:
+            return []
+        if data[:1] == "{":
+            chunk = loads(data, provider=self.provider, model=self.model, what="stream chunk")
+            # Fast path: the plain content chunk (no error, usage, finish or reasoning)
+            # gives exactly what the general path below would; anything else goes there.
+            if type(chunk) is dict and chunk.get("error") is None and chunk.get("usage") is None:
+                choices = chunk.get("choices")
+                if type(choices) is list and choices:
+                    choice = choices[0]
+                    if type(choice) is dict and choice.get("finish_reason") is None:
+                        delta = choice.get("delta")
+                        if (
+                            type(delta) is dict
+                            and delta.get("reasoning_content") is None
+                            and delta.get("reasoning") is None
+                        ):
+                            content = delta.get("content")
+                            if type(content) is str:
+                                return [content] if content else []
+                            if content is None:
+                                return []
+            return self._chunk(chunk, data)
+        if not data.strip():
             return []
         if data.strip() == "[DONE]":
             self.done = True
             return []
         chunk = loads(data, provider=self.provider, model=self.model, what="stream chunk")
+        return self._chunk(chunk, data)
+
+    def _chunk(self, chunk: Any, data: str) -> list[Event]:
+        """Events of one parsed chunk (the general path)."""
         if not isinstance(chunk, Mapping):
             raise self._protocol(f"stream chunk is not an object: {data[:200]!r}")
         if "error" in chunk and chunk["error"] is not None:

@@ -189,9 +189,35 @@ class TokenStream:
 
     def feed(self, data: str) -> list[Event]:
         """Events of one SSE ``data`` value (``""`` and comments give none)."""
-        if not data.strip() or self.finished:
+        if self.finished:
+            return []
+        if data[:1] == "{":
+            event = loads(data, provider=self.provider, model=self.model, what="stream event")
+            # Fast path: a plain token event (not the last, no error) gives exactly what
+            # the general path below would; anything else goes there.
+            if (
+                type(event) is dict
+                and event.get("error") is None
+                and event.get("generated_text") is None
+                and event.get("details") is None
+            ):
+                token = event.get("token")
+                if type(token) is dict:
+                    text = token.get("text")
+                    if type(text) is str:
+                        special = self._last_special = token.get("special") is True
+                        if special or not text:
+                            return []
+                        self._tail = (self._tail + text)[-256:]
+                        return [text]
+            return self._event(event, data)
+        if not data.strip():
             return []
         event = loads(data, provider=self.provider, model=self.model, what="stream event")
+        return self._event(event, data)
+
+    def _event(self, event: Any, data: str) -> list[Event]:
+        """Events of one parsed stream event (the general path)."""
         if not isinstance(event, Mapping):
             raise self._protocol(f"stream event is not an object: {data[:200]!r}")
         if event.get("error") is not None:

@@ -155,7 +155,7 @@ class Ai2(Provider):
     ) -> AsyncGenerator[Event, None]:
         """Turn the JSON lines into text deltas, then the state and one finish."""
         reply_id: str | None = None
-        sent = ""
+        parts: list[str] = []  # the streamed text, joined once at the end (no copy per chunk)
         async for line in lines:
             if not isinstance(line, dict):
                 raise self._protocol(f"unexpected line {str(line)[:200]!r}", model)
@@ -167,7 +167,7 @@ class Ai2(Provider):
                 content = line.get("content")
                 if not isinstance(content, str) or line.get("message") != reply_id:
                     raise self._protocol(f"malformed chunk {str(line)[:200]!r}", model)
-                sent += content
+                parts.append(content)
                 yield content
                 continue
             reply = _find_reply(line, reply_id)
@@ -178,6 +178,7 @@ class Ai2(Provider):
             if line.get("final") is not True:
                 continue
             full = _text(reply.get("content", ""), "reply content", model, self.name)
+            sent = "".join(parts)
             if len(full) > len(sent) and full.startswith(sent):
                 yield full[len(sent) :]  # chunks the stream did not carry
             elif full != sent:

@@ -303,7 +303,8 @@ class HFSpaces(Provider):
             if not isinstance(message, dict) or not isinstance(message.get("msg"), str):
                 raise self._protocol_error(f"malformed queue message {sse.data[:200]!r}", model)
             msg = message["msg"]
-            own = message.get("event_id") in (event_id, None)
+            own_id = message.get("event_id")
+            own = own_id == event_id or own_id is None
             if msg == "process_generating" and own:
                 try:
                     values = _apply_output(values, message)
@@ -393,7 +394,11 @@ def _apply_output(values: list[Any] | None, message: Mapping[str, Any]) -> list[
         return list(data)
     if len(data) != len(values):
         raise ValueError(f"{len(data)} diffs for {len(values)} outputs")
-    return [apply_diff(value, edits) for value, edits in zip(values, data, strict=True)]
+    # an output that did not change has an empty diff: kept without a call (the token path)
+    return [
+        value if type(edits) is list and not edits else apply_diff(value, edits)
+        for value, edits in zip(values, data, strict=True)
+    ]
 
 
 async def _finish_body(messages: AsyncIterator[Any]) -> None:
