@@ -4,6 +4,8 @@ r"""The one HTTP layer: httpx client factory, bounded reading, SSE / NDJSON, err
   shares: connect/read(idle) timeouts, an http, https or socks proxy, a CA bundle, no
   cookie jar (a provider that needs a cookie session keeps it in its conversation
   state) and no connection limit (the 101st concurrent stream never waits for a slot).
+  Its pools assign connections with ``_PoolTuning`` (httpcore's pass hands one idle
+  connection to every request of a burst) and build the TLS context on first https use.
 * ``aiter_sse`` decodes Server-Sent Events and ``aiter_ndjson`` JSON lines with the
   bounded decoders of ``llmrelay._sse``; ``read_bounded`` / ``read_json`` read a whole
   body with a size bound. Sizes count decoded bytes, so a compressed body is bounded
@@ -19,11 +21,14 @@ from __future__ import annotations
 import http.cookiejar
 import json
 import ssl
-from collections.abc import AsyncGenerator, Iterator
+import threading
+import time
+from collections.abc import AsyncGenerator, Callable, Iterator
 from contextlib import contextmanager
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+import httpcore
 import httpx
 
 from . import errors
@@ -62,6 +67,10 @@ def make_http_client(
 ) -> httpx.AsyncClient:
     """Build the shared, pooled ``httpx.AsyncClient``.
 
+    With ``verify`` a bool the TLS context is built on the first https connection
+    (``httpx.create_ssl_context``, once per process and setting: loading the CA bundle
+    costs about 0.1 s, which a CLI talking plain http or not at all never needs).
+
     Args:
         timeouts: connect and read (idle) timeouts; first-token and total deadlines are
             the engine's.
@@ -75,7 +84,8 @@ def make_http_client(
     timeout = httpx.Timeout(
         connect=timeouts.connect, read=timeouts.read, write=timeouts.read, pool=None
     )
-    tls: ssl.SSLContext | bool = verify if isinstance(verify, bool) else True
+    tls: ssl.SSLContext
+    lazy: Callable[[], ssl.SSLContext] | None = None
     if isinstance(verify, str):
         try:
             tls = ssl.create_default_context(
@@ -84,8 +94,14 @@ def make_http_client(
             )
         except (OSError, ssl.SSLError) as exc:
             raise errors.ConfigError(f"cannot use CA bundle {verify!r}: {exc}") from exc
+    else:
+        # httpx builds its context when the client is made; hand it a placeholder that
+        # trusts no CA (so a connection that somehow skipped the real one fails closed)
+        # and let each pool swap in the real context before its first https connection.
+        tls = _placeholder_context()
+        lazy = _shared_context_true if verify else _shared_context_false
     try:
-        return httpx.AsyncClient(
+        client = httpx.AsyncClient(
             timeout=timeout,
             proxy=proxy,
             verify=tls,
@@ -97,6 +113,154 @@ def make_http_client(
         )
     except (ValueError, ImportError) as exc:
         raise errors.ConfigError(f"unusable proxy setting: {exc}") from exc
+    for transport in (client._transport, *client._mounts.values()):
+        pool = getattr(transport, "_pool", None)
+        if isinstance(pool, httpcore.AsyncConnectionPool):
+            _PoolTuning(pool, lazy)
+    return client
+
+
+_TLS_LOCK = threading.Lock()
+_TLS_CONTEXTS: dict[object, ssl.SSLContext] = {}
+
+
+def _tls_context(key: object, make: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
+    with _TLS_LOCK:
+        context = _TLS_CONTEXTS.get(key)
+        if context is None:
+            context = _TLS_CONTEXTS[key] = make()
+        return context
+
+
+def _placeholder_context() -> ssl.SSLContext:
+    """A client context that trusts no CA: every verified handshake with it fails."""
+    return _tls_context("placeholder", lambda: ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))
+
+
+def _shared_context_true() -> ssl.SSLContext:
+    """The verifying context of httpx (certifi's CAs, no environment), built once."""
+    return _tls_context(True, lambda: httpx.create_ssl_context(verify=True, trust_env=False))
+
+
+def _shared_context_false() -> ssl.SSLContext:
+    """The non-verifying context of httpx (``verify=False``), built once."""
+    return _tls_context(False, lambda: httpx.create_ssl_context(verify=False, trust_env=False))
+
+
+_SWEEP_EVERY = 0.5
+"""Seconds between two checks of every idle connection for expiry (one syscall each)."""
+
+
+class _PoolTuning:
+    """Connection assignment for one ``httpcore.AsyncConnectionPool`` (or proxy pool).
+
+    httpcore 1.0.9's ``_assign_requests_to_connections`` runs on every request and every
+    response close, and at hundreds of concurrent streams it was 80 % of llmrelay's CPU:
+
+    * it hands the same idle connection to every queued request of one pass, and an
+      idle connection stays ``IDLE`` until its request starts, so a burst arriving in
+      one event-loop tick is all given the one warm connection: all but one request get
+      ``ConnectionNotAvailable`` and go round again, each round a pass over every queued
+      request and connection (https://github.com/encode/httpcore/issues/822,
+      https://github.com/pydantic/httpx2/pull/1075);
+    * its keep-alive bound compares the number of *all* connections with
+      ``max_keepalive_connections``, once per idle connection (quadratic), so above 100
+      open connections it closes every connection that turns idle;
+    * it checks every connection for expiry on every pass, one ``poll`` per idle
+      connection;
+    * a connection handed to a request that has not started yet can be closed as surplus
+      (https://github.com/encode/httpcore/issues/1110).
+
+    This pass does the same job in one sweep: a connection referenced by a pending
+    request is spoken for (never handed out twice, never closed), the keep-alive bound
+    counts idle connections, a reused idle connection is checked for expiry before it
+    is handed out and the others at most every ``_SWEEP_EVERY`` seconds. It also builds
+    the pool's TLS context on the first https (or wss) connection (``make_http_client``).
+    """
+
+    __slots__ = ("_create", "_lazy_tls", "_next_sweep", "_pool")
+
+    def __init__(
+        self, pool: httpcore.AsyncConnectionPool, lazy_tls: Callable[[], ssl.SSLContext] | None
+    ) -> None:
+        self._pool: Any = pool
+        self._create: Callable[[httpcore.Origin], Any] = pool.create_connection
+        self._lazy_tls = lazy_tls
+        self._next_sweep = 0.0
+        # instance attributes win over the class's methods for every caller in httpcore
+        setattr(pool, "_assign_requests_to_connections", self.assign)  # noqa: B010
+        setattr(pool, "create_connection", self.create_connection)  # noqa: B010
+
+    def create_connection(self, origin: httpcore.Origin) -> Any:
+        """The pool's own ``create_connection``, with its TLS context made on first need."""
+        if self._lazy_tls is not None and origin.scheme in (b"https", b"wss"):
+            self._pool._ssl_context = self._lazy_tls()
+            self._lazy_tls = None
+        return self._create(origin)
+
+    def assign(self) -> list[Any]:
+        """Assign queued requests to connections; return the connections to close."""
+        pool = self._pool
+        requests = pool._requests
+        closing: list[Any] = []
+        claimed = {id(r.connection) for r in requests if r.connection is not None}
+        now = time.monotonic()
+        sweep = now >= self._next_sweep
+        if sweep:
+            self._next_sweep = now + _SWEEP_EVERY
+        kept: list[Any] = []
+        idle: list[Any] = []
+        for connection in pool._connections:
+            if connection.is_closed():
+                continue
+            if id(connection) not in claimed:
+                if sweep and connection.has_expired():
+                    closing.append(connection)
+                    continue
+                if connection.is_idle():
+                    idle.append(connection)
+            kept.append(connection)
+        surplus = len(idle) - pool._max_keepalive_connections
+        if surplus > 0:
+            dropped = {id(c) for c in idle[:surplus]}
+            closing.extend(idle[:surplus])
+            del idle[:surplus]
+            kept = [c for c in kept if id(c) not in dropped]
+        queued = [r for r in requests if r.connection is None]
+        if queued:
+            available = [
+                c for c in kept if c.is_available() and not (id(c) in claimed and c.is_idle())
+            ]
+            for request in queued:
+                origin = request.request.url.origin
+                chosen = None
+                index = 0
+                while index < len(available):
+                    candidate = available[index]
+                    if not candidate.can_handle_request(origin):
+                        index += 1
+                        continue
+                    if candidate.is_idle():  # one request at a time until it is released
+                        del available[index]
+                        idle.remove(candidate)
+                        if candidate.has_expired():  # closed by the server, or too old
+                            kept.remove(candidate)
+                            closing.append(candidate)
+                            continue
+                    chosen = candidate
+                    break
+                if chosen is None:
+                    if len(kept) >= pool._max_connections:
+                        if not idle:
+                            continue  # waits for a connection to be released
+                        oldest = idle.pop(0)
+                        kept.remove(oldest)
+                        closing.append(oldest)
+                    chosen = self.create_connection(origin)
+                    kept.append(chosen)
+                request.assign_to_connection(chosen)
+        pool._connections = kept
+        return closing
 
 
 def _is_dir(path: str) -> bool:
