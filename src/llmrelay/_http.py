@@ -67,9 +67,11 @@ def make_http_client(
 ) -> httpx.AsyncClient:
     """Build the shared, pooled ``httpx.AsyncClient``.
 
-    With ``verify`` a bool the TLS context is built on the first https connection
-    (``httpx.create_ssl_context``, once per process and setting: loading the CA bundle
-    costs about 0.1 s, which a CLI talking plain http or not at all never needs).
+    The TLS context is built on the first https connection, once per process and
+    setting (``httpx.create_ssl_context`` for a bool, ``ssl.create_default_context`` for
+    a bundle): loading a CA bundle costs 30-100 ms, which a CLI talking plain http, or
+    not at all, never needs. A bundle that cannot be read is refused here; one that
+    reads but is not a CA bundle is refused at the first https request.
 
     Args:
         timeouts: connect and read (idle) timeouts; first-token and total deadlines are
@@ -79,32 +81,25 @@ def make_http_client(
             the path of a CA bundle (PEM file or directory).
 
     Raises:
-        llmrelay.errors.ConfigError: on an unsupported proxy URL or unreadable CA bundle.
+        llmrelay.errors.ConfigError: on an unsupported proxy URL or unreadable CA bundle
+            (from a request: a CA bundle file that is not one).
     """
     timeout = httpx.Timeout(
         connect=timeouts.connect, read=timeouts.read, write=timeouts.read, pool=None
     )
-    tls: ssl.SSLContext
-    lazy: Callable[[], ssl.SSLContext] | None = None
+    # httpx builds its context when the client is made; hand it a placeholder that trusts
+    # no CA (so a connection that somehow skipped the real one fails closed) and let each
+    # pool swap in the real context before its first https connection.
+    lazy: Callable[[], ssl.SSLContext]
     if isinstance(verify, str):
-        try:
-            tls = ssl.create_default_context(
-                cafile=verify if not _is_dir(verify) else None,
-                capath=verify if _is_dir(verify) else None,
-            )
-        except (OSError, ssl.SSLError) as exc:
-            raise errors.ConfigError(f"cannot use CA bundle {verify!r}: {exc}") from exc
+        lazy = _bundle_context(verify)
     else:
-        # httpx builds its context when the client is made; hand it a placeholder that
-        # trusts no CA (so a connection that somehow skipped the real one fails closed)
-        # and let each pool swap in the real context before its first https connection.
-        tls = _placeholder_context()
         lazy = _shared_context_true if verify else _shared_context_false
     try:
         client = httpx.AsyncClient(
             timeout=timeout,
             proxy=proxy,
-            verify=tls,
+            verify=_placeholder_context(),
             # Proxies and keys come from llmrelay's settings only, never implicitly.
             trust_env=False,
             cookies=_no_cookies(),
@@ -137,6 +132,36 @@ def _placeholder_context() -> ssl.SSLContext:
     return _tls_context("placeholder", lambda: ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))
 
 
+def _bundle_context(path: str) -> Callable[[], ssl.SSLContext]:
+    """A builder of the context trusting the CA bundle ``path`` (file or directory).
+
+    Raises:
+        llmrelay.errors.ConfigError: ``path`` cannot be read (now), or is not a CA
+            bundle (when the builder is called).
+    """
+    import os
+
+    try:
+        status = os.stat(path)
+        is_dir = os.path.isdir(path)
+        if not os.access(path, os.R_OK):
+            raise PermissionError(f"permission denied: {path!r}")
+    except OSError as exc:
+        raise errors.ConfigError(f"cannot use CA bundle {path!r}: {exc}") from exc
+
+    def make() -> ssl.SSLContext:
+        try:
+            return ssl.create_default_context(
+                cafile=None if is_dir else path, capath=path if is_dir else None
+            )
+        except (OSError, ssl.SSLError) as exc:
+            raise errors.ConfigError(f"cannot use CA bundle {path!r}: {exc}") from exc
+
+    # the same file, unchanged, is loaded once per process
+    key = ("bundle", path, status.st_mtime_ns, status.st_size)
+    return lambda: _tls_context(key, make)
+
+
 def _shared_context_true() -> ssl.SSLContext:
     """The verifying context of httpx (certifi's CAs, no environment), built once."""
     return _tls_context(True, lambda: httpx.create_ssl_context(verify=True, trust_env=False))
@@ -147,6 +172,7 @@ def _shared_context_false() -> ssl.SSLContext:
     return _tls_context(False, lambda: httpx.create_ssl_context(verify=False, trust_env=False))
 
 
+_TLS_SCHEMES = (b"https", b"wss")
 _SWEEP_EVERY = 0.5
 """Seconds between two checks of every idle connection for expiry (one syscall each)."""
 
@@ -181,11 +207,11 @@ class _PoolTuning:
     __slots__ = ("_create", "_lazy_tls", "_next_sweep", "_pool")
 
     def __init__(
-        self, pool: httpcore.AsyncConnectionPool, lazy_tls: Callable[[], ssl.SSLContext] | None
+        self, pool: httpcore.AsyncConnectionPool, lazy_tls: Callable[[], ssl.SSLContext]
     ) -> None:
         self._pool: Any = pool
         self._create: Callable[[httpcore.Origin], Any] = pool.create_connection
-        self._lazy_tls = lazy_tls
+        self._lazy_tls: Callable[[], ssl.SSLContext] | None = lazy_tls
         self._next_sweep = 0.0
         # instance attributes win over the class's methods for every caller in httpcore
         setattr(pool, "_assign_requests_to_connections", self.assign)  # noqa: B010
@@ -193,15 +219,21 @@ class _PoolTuning:
 
     def create_connection(self, origin: httpcore.Origin) -> Any:
         """The pool's own ``create_connection``, with its TLS context made on first need."""
-        if self._lazy_tls is not None and origin.scheme in (b"https", b"wss"):
-            self._pool._ssl_context = self._lazy_tls()
-            self._lazy_tls = None
+        if self._lazy_tls is not None and origin.scheme in _TLS_SCHEMES:
+            self._load_tls()
         return self._create(origin)
+
+    def _load_tls(self) -> None:
+        assert self._lazy_tls is not None
+        # may raise ConfigError: the pass is abandoned before it changes the pool
+        self._pool._ssl_context = self._lazy_tls()
+        self._lazy_tls = None
 
     def assign(self) -> list[Any]:
         """Assign queued requests to connections; return the connections to close."""
         pool = self._pool
         requests = pool._requests
+        queued = [r for r in requests if r.connection is None]
         closing: list[Any] = []
         claimed = {id(r.connection) for r in requests if r.connection is not None}
         now = time.monotonic()
@@ -226,7 +258,6 @@ class _PoolTuning:
             closing.extend(idle[:surplus])
             del idle[:surplus]
             kept = [c for c in kept if id(c) not in dropped]
-        queued = [r for r in requests if r.connection is None]
         if queued:
             available = [
                 c for c in kept if c.is_available() and not (id(c) in claimed and c.is_idle())
@@ -261,12 +292,6 @@ class _PoolTuning:
                 request.assign_to_connection(chosen)
         pool._connections = kept
         return closing
-
-
-def _is_dir(path: str) -> bool:
-    import os
-
-    return os.path.isdir(path)
 
 
 _TIMEOUT_KINDS: dict[type[Exception], str] = {

@@ -85,11 +85,32 @@ async def test_the_ca_bundle_is_trusted(
     bundle = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(bundle))
     client = make_http_client(Timeouts(connect=5, read=5), verify=str(bundle))
+    assert list(_http._TLS_CONTEXTS) == ["placeholder"]  # no bundle loaded yet (SSL_CERT_FILE)
     try:
+        assert (await client.get(https_url)).text == "secret"
         assert (await client.get(https_url)).text == "secret"
     finally:
         await client.aclose()
-    assert built == []  # a bundle is loaded eagerly (an unreadable one is a ConfigError)
+    assert built == []  # httpx's own contexts are not involved
+    assert [key[0] for key in _http._TLS_CONTEXTS if isinstance(key, tuple)] == ["bundle"]
+
+
+async def test_a_bundle_that_is_not_one_is_refused_at_the_first_https_request(
+    https_url: str, tmp_path: Path, built: list[Any]
+) -> None:
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("not a certificate\n")
+    client = make_http_client(Timeouts(connect=5, read=5), verify=str(bundle))
+    try:
+        with pytest.raises(errors.ConfigError, match="CA bundle"):
+            await client.get(https_url)
+    finally:
+        await client.aclose()
+
+
+def test_an_unreadable_bundle_is_refused_when_the_client_is_built(tmp_path: Path) -> None:
+    with pytest.raises(errors.ConfigError, match="CA bundle"):
+        make_http_client(Timeouts(), verify=str(tmp_path / "missing.pem"))
 
 
 async def test_verify_false_accepts_any_certificate(https_url: str, built: list[Any]) -> None:
