@@ -198,7 +198,8 @@ class _PoolTuning:
       (https://github.com/encode/httpcore/issues/1110).
 
     This pass does the same job in one sweep: a connection referenced by a pending
-    request is spoken for (never handed out twice, never closed), the keep-alive bound
+    request is spoken for (never handed out twice, never closed, not even looked at
+    until its request is done), the keep-alive bound
     counts idle connections, a reused idle connection is checked for expiry before it
     is handed out and the others at most every ``_SWEEP_EVERY`` seconds. It also builds
     the pool's TLS context on the first https (or wss) connection (``make_http_client``).
@@ -240,27 +241,36 @@ class _PoolTuning:
         sweep = now >= self._next_sweep
         if sweep:
             self._next_sweep = now + _SWEEP_EVERY
-        kept: list[Any] = []
+        # Connections in use are left alone until their request is done (then checked):
+        # the pass costs set lookups on every connection, calls on the free ones only.
+        connections = pool._connections
+        removed: set[int] = set()
+        free: list[Any] = []  # not spoken for: the only ones to check and to hand out
         idle: list[Any] = []
-        for connection in pool._connections:
+        for connection in [c for c in connections if id(c) not in claimed]:
             if connection.is_closed():
+                removed.add(id(connection))
                 continue
-            if id(connection) not in claimed:
-                if sweep and connection.has_expired():
-                    closing.append(connection)
-                    continue
-                if connection.is_idle():
-                    idle.append(connection)
-            kept.append(connection)
+            if sweep and connection.has_expired():
+                closing.append(connection)
+                removed.add(id(connection))
+                continue
+            if connection.is_idle():
+                idle.append(connection)
+            free.append(connection)
         surplus = len(idle) - pool._max_keepalive_connections
         if surplus > 0:
             dropped = {id(c) for c in idle[:surplus]}
             closing.extend(idle[:surplus])
             del idle[:surplus]
-            kept = [c for c in kept if id(c) not in dropped]
+            removed |= dropped
+            free = [c for c in free if id(c) not in dropped]
+        kept = [c for c in connections if id(c) not in removed] if removed else list(connections)
         if queued:
+            # An HTTP/1.1 connection in use is never available; only HTTP/2 multiplexes.
+            candidates = kept if pool._http2 else free
             available = [
-                c for c in kept if c.is_available() and not (id(c) in claimed and c.is_idle())
+                c for c in candidates if c.is_available() and not (id(c) in claimed and c.is_idle())
             ]
             for request in queued:
                 origin = request.request.url.origin

@@ -149,3 +149,25 @@ async def test_the_pool_still_honours_a_connection_limit() -> None:
             assert len(pool.connections) <= 2
     finally:
         await client.aclose()
+
+
+async def test_connections_closed_after_their_response_leave_the_pool() -> None:
+    """``connection: close`` answers: each connection is closed, then dropped by the pool."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = make_http_client(Timeouts(connect=5, read=5))
+    try:
+        for _ in range(3):
+            assert (await client.get(f"http://127.0.0.1:{port}/")).text == "ok"
+        assert _pool(client).connections == []
+    finally:
+        await client.aclose()
+        server.close()
+        await server.wait_closed()
