@@ -95,11 +95,25 @@ def make_http_client(
         lazy = _bundle_context(verify)
     else:
         lazy = _shared_context_true if verify else _shared_context_false
+    client = _build_client(timeout, proxy, _placeholder_context())
+    pools = [getattr(t, "_pool", None) for t in (client._transport, *client._mounts.values())]
+    if all(_PoolTuning.fits(pool) for pool in pools if pool is not None):
+        for pool in pools:
+            if pool is not None:
+                _PoolTuning(pool, lazy)
+    else:  # an httpcore whose pool is not the one _PoolTuning knows: httpx's own, as is
+        client = _build_client(timeout, proxy, lazy())
+    return client
+
+
+def _build_client(
+    timeout: httpx.Timeout, proxy: str | None, tls: ssl.SSLContext
+) -> httpx.AsyncClient:
     try:
-        client = httpx.AsyncClient(
+        return httpx.AsyncClient(
             timeout=timeout,
             proxy=proxy,
-            verify=_placeholder_context(),
+            verify=tls,
             # Proxies and keys come from llmrelay's settings only, never implicitly.
             trust_env=False,
             cookies=_no_cookies(),
@@ -108,11 +122,6 @@ def make_http_client(
         )
     except (ValueError, ImportError) as exc:
         raise errors.ConfigError(f"unusable proxy setting: {exc}") from exc
-    for transport in (client._transport, *client._mounts.values()):
-        pool = getattr(transport, "_pool", None)
-        if isinstance(pool, httpcore.AsyncConnectionPool):
-            _PoolTuning(pool, lazy)
-    return client
 
 
 _TLS_LOCK = threading.Lock()
@@ -206,6 +215,25 @@ class _PoolTuning:
     """
 
     __slots__ = ("_create", "_lazy_tls", "_next_sweep", "_pool")
+
+    USES = (
+        "_requests",
+        "_connections",
+        "_max_connections",
+        "_max_keepalive_connections",
+        "_http2",
+        "_ssl_context",
+        "_assign_requests_to_connections",
+        "create_connection",
+    )
+    """The httpcore 1.0 pool attributes this pass reads or replaces."""
+
+    @classmethod
+    def fits(cls, pool: object) -> bool:
+        """Whether ``pool`` is an httpcore pool with every attribute this pass uses."""
+        return isinstance(pool, httpcore.AsyncConnectionPool) and all(
+            hasattr(pool, name) for name in cls.USES
+        )
 
     def __init__(
         self, pool: httpcore.AsyncConnectionPool, lazy_tls: Callable[[], ssl.SSLContext]

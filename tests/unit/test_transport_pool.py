@@ -10,6 +10,7 @@ must stop doing.
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -19,7 +20,7 @@ import httpx
 import pytest
 from httpcore._async import http11
 
-from llmrelay._http import Timeouts, make_http_client
+from llmrelay._http import Timeouts, _PoolTuning, make_http_client
 from tests.fakes._server import serve
 from tests.fakes.raw import RawServer
 
@@ -171,3 +172,21 @@ async def test_connections_closed_after_their_response_leave_the_pool() -> None:
         await client.aclose()
         server.close()
         await server.wait_closed()
+
+
+async def test_an_unknown_httpcore_pool_is_left_as_it_is(
+    raw: tuple[RawServer, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pool without the attributes the pass uses: httpx's own pass and eager TLS."""
+    monkeypatch.setattr(_PoolTuning, "USES", (*_PoolTuning.USES, "_renamed_in_httpcore_2"))
+    _, url = raw
+    client = make_http_client(Timeouts(connect=5, read=5), verify=False)
+    pool = _pool(client)
+    try:
+        assert "_assign_requests_to_connections" not in vars(pool)  # not replaced
+        assert (
+            pool._ssl_context.verify_mode == ssl.CERT_NONE
+        )  # the real context, not the placeholder
+        assert await _read(client, url + "/quick") == b"ab"
+    finally:
+        await client.aclose()
