@@ -6,7 +6,10 @@ recording is replayed by ``_replay.py`` in a child process at ``--pace`` (20 ms)
 frame, one shared timer for every stream.  Each configuration runs in a fresh child
 interpreter (a clean peak RSS): ``N`` streams started together with
 ``AsyncClient.stream`` (one client: its shared pool, no connection limit) or with a raw
-httpx loop (``httpx.AsyncClient`` without pool limits), for N = 1, 100, 1000.
+httpx loop (``httpx.AsyncClient`` without pool limits), for N = 1, 100, 1000.  Where
+aiohttp is installed, a raw aiohttp loop (same bytes, same line splitting) runs as a
+second baseline, and ``--aiohttp`` adds llmrelay over ``httpx-aiohttp``'s transport
+(``http_client=``: the evaluation of issue 10; not llmrelay's default).
 
 Figures: wall (first request to last token) and its ratio to a single stream, aggregate
 tokens/s, errors, peak RSS (``ru_maxrss``), and RSS per open stream = (RSS once every
@@ -65,7 +68,9 @@ async def _child(
         lambda u: {},
     )
     kwargs = _local_kwargs(url)
-    if keepalive != "default":  # llmrelay over a pool without httpcore's keep-alive bound
+    if keepalive == "aiohttp":  # llmrelay over httpx-aiohttp's transport
+        kwargs["http_client"] = _aiohttp_httpx_client()
+    elif keepalive != "default":  # llmrelay over a pool without httpcore's keep-alive bound
         kwargs["http_client"] = httpx.AsyncClient(
             trust_env=False,
             timeout=httpx.Timeout(120, connect=10),
@@ -107,21 +112,28 @@ async def _child(
         llmrelay.AsyncClient(**kwargs) as relay,
         httpx.AsyncClient(trust_env=False, timeout=60, limits=limits) as http,
     ):
+        session = _aiohttp_session() if client == "raw-aiohttp" else None
+
+        def source() -> Any:
+            if client == "llmrelay":
+                return relay_deltas(relay)
+            if session is not None:
+                return _raw_aiohttp_deltas(session, url, rec)
+            return c.raw_deltas(http, url, rec)
+
         # warm-up (one stream) so both sides have imported and initialised everything
-        source = relay_deltas(relay) if client == "llmrelay" else c.raw_deltas(http, url, rec)
-        async for _ in source:
+        async for _ in source():
             pass
         gc.collect()
         rss_before = c.rss_kib()
         t0 = time.perf_counter()
-        tasks = []
-        for _ in range(streams):
-            source = relay_deltas(relay) if client == "llmrelay" else c.raw_deltas(http, url, rec)
-            tasks.append(asyncio.create_task(one(source, t0)))
+        tasks = [asyncio.create_task(one(source(), t0)) for _ in range(streams)]
         await all_open.wait()
         rss_open = c.rss_kib()
         await asyncio.gather(*tasks)
         wall = time.perf_counter() - t0
+        if session is not None:
+            await session.close()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {
         "client": client,
@@ -133,6 +145,61 @@ async def _child(
         "peak_rss_kib": peak,
         "ttft_p50_ms": statistics.median(ttfts) * 1e3 if ttfts else float("nan"),
     }
+
+
+def _aiohttp_session() -> Any:
+    """An aiohttp session as the raw baselines use it: no connection limit, no cookies."""
+    import aiohttp
+
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0),
+        cookie_jar=aiohttp.DummyCookieJar(),
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=60),
+    )
+
+
+def _aiohttp_httpx_client() -> httpx.AsyncClient:
+    """``httpx.AsyncClient`` over ``httpx_aiohttp.AiohttpTransport`` (its default connector
+    caps connections at 100 when httpx's limit is ``None``: hand it a session)."""
+    from httpx_aiohttp import AiohttpTransport
+
+    return httpx.AsyncClient(
+        transport=AiohttpTransport(client=_aiohttp_session),
+        trust_env=False,
+        timeout=httpx.Timeout(120, connect=10),
+    )
+
+
+async def _raw_aiohttp_deltas(session: Any, url: str, rec: c.Recording) -> Any:
+    """``_common.raw_deltas`` with aiohttp: same requests, bytes split on ``\\n`` by hand."""
+    context: list[Any] = []
+    for ex in rec.per_stream:
+        if not ex.streamed:
+            async with session.request(
+                ex.method, url + ex.target, data=ex.request_body, headers=ex.request_headers
+            ) as response:
+                context.append(await response.json(content_type=None))
+            continue
+        extractor = rec.scenario.extractor(context)
+        line = extractor.line
+        async with session.request(
+            ex.method, url + ex.target, data=ex.request_body, headers=ex.request_headers
+        ) as response:
+            buffer = b""
+            async for chunk in response.content.iter_any():
+                *lines, buffer = (buffer + chunk).split(b"\n")
+                for raw in lines:
+                    delta = line(raw.rstrip(b"\r"))
+                    if delta:
+                        yield delta
+                    if extractor.done:
+                        return
+
+
+def _has_aiohttp() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("aiohttp") is not None
 
 
 def _local_kwargs(url: str) -> dict[str, Any]:
@@ -162,6 +229,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--unbounded-keepalive",
         action="store_true",
         help="also run llmrelay over an httpx pool without a keep-alive bound (http_client=)",
+    )
+    parser.add_argument(
+        "--aiohttp",
+        action="store_true",
+        help="also run llmrelay over httpx-aiohttp's transport (http_client=)",
     )
     parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -196,7 +268,12 @@ def run(args: argparse.Namespace) -> list[Any]:
     try:
         with c.ReplayServer(rec.routes, args.pace) as server:
             for streams in levels:
-                clients = [("raw httpx", "raw", "default"), ("llmrelay", "llmrelay", "default")]
+                clients = [("raw httpx", "raw", "default")]
+                if _has_aiohttp():
+                    clients.append(("raw aiohttp", "raw-aiohttp", "default"))
+                clients.append(("llmrelay", "llmrelay", "default"))
+                if args.aiohttp:
+                    clients.append(("llmrelay+aio", "llmrelay", "aiohttp"))
                 if args.unbounded_keepalive:
                     clients.append(("llmrelay*", "llmrelay", "none"))
                 for label, name, keepalive in clients:
@@ -211,14 +288,16 @@ def run(args: argparse.Namespace) -> list[Any]:
         f"(replay server in a child process); each row a fresh interpreter"
     )
     print(
-        f"  {'client':10} {'streams':>7} {'wall s':>7} {'x single':>8} {'tokens/s':>9} "
+        f"  {'client':12} {'streams':>7} {'wall s':>7} {'x single':>8} {'tokens/s':>9} "
         f"{'errors':>6} {'TTFT p50 ms':>11} {'KiB/stream':>10} {'peak RSS MiB':>12}"
     )
     if args.unbounded_keepalive:
         print("  (llmrelay* = llmrelay with http_client= an httpx pool without keep-alive bound)")
+    if args.aiohttp:
+        print("  (llmrelay+aio = llmrelay with http_client= httpx over httpx-aiohttp's transport)")
     for r in results:
         print(
-            f"  {r.client:10} {r.streams:7d} {r.wall_s:7.3f} {r.wall_s / single[r.client]:8.2f} "
+            f"  {r.client:12} {r.streams:7d} {r.wall_s:7.3f} {r.wall_s / single[r.client]:8.2f} "
             f"{r.tokens / r.wall_s:9.0f} {r.errors:6d} {r.ttft_p50_ms:11.2f} "
             f"{r.rss_open_kib if r.streams > 1 else float('nan'):10.1f} "
             f"{r.peak_rss_kib / 1024:12.1f}"
