@@ -49,11 +49,9 @@ only resolved values, never a copy of the environment; keys stay out of ``repr``
 
 from __future__ import annotations
 
-import difflib
 import enum
 import logging
 import os
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -219,13 +217,19 @@ def load_config(path: str | os.PathLike[str] | None = None) -> tuple[Path, dict[
     explicit = path or os.environ.get("LLMRELAY_CONFIG")
     resolved = Path(explicit) if explicit else default_config_path()
     try:
-        with resolved.open("rb") as handle:
-            document = tomllib.load(handle)
+        handle = resolved.open("rb")
     except FileNotFoundError:
         if explicit:
             raise errors.ConfigError(f"config file not found: {resolved}") from None
         log.info("no config file at %s", resolved)
         return resolved, {}
+    except OSError as exc:
+        raise errors.ConfigError(f"cannot read config file {resolved}: {exc}") from exc
+    import tomllib  # only when there is a file to parse (~5 ms of start-up otherwise)
+
+    try:
+        with handle:
+            document = tomllib.load(handle)
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise errors.ConfigError(f"cannot read config file {resolved}: {exc}") from exc
     log.info("config file: %s", resolved)
@@ -490,6 +494,8 @@ class Settings:
 
 
 def _did_you_mean(name: str, valid: Any) -> str:
+    import difflib  # only to name a typo
+
     close = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.6)
     return f" (did you mean {close[0]}?)" if close else ""
 
