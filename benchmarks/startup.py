@@ -15,7 +15,9 @@ and compiling from source would add about 40 ms to every llmrelay figure.
   OpenAI-compatible server's recorded 3-token answer, replayed by ``_replay.py`` in a
   child process; spawn -> the first byte of the answer on stdout, for
   ``python -m llmrelay chat -m local:fake-model PROMPT`` and for a raw httpx script
-  that sends the same request and prints each delta (flushing) as it comes.
+  that sends the same request and prints each delta (flushing) as it comes (judged), and
+  the same script on ``httpx.AsyncClient`` + asyncio (shown: the sync script imports
+  neither asyncio nor anyio's asyncio backend, which every async httpx client loads).
 
 Targets (issue 10): ``import llmrelay`` <= 0.5x ``import httpx``; spawn -> first token
 of ``llmrelay chat`` within 20 ms of the raw httpx script (difference of medians).
@@ -66,6 +68,30 @@ with httpx.Client(trust_env=False) as http, http.stream(
                     out.flush()
 """
 
+# The same request with httpx's async client on asyncio (what llmrelay's stack is built
+# on): shown beside the sync script, which imports neither asyncio nor anyio's backend.
+RAW_ASYNC_SCRIPT = r"""
+import asyncio, json, sys
+import httpx
+url, key = sys.argv[1], sys.argv[2]
+body = {"model": "fake-model", "messages": [{"role": "user", "content": sys.argv[3]}],
+        "stream": True}
+async def main():
+    async with httpx.AsyncClient(trust_env=False) as http, http.stream(
+        "POST", url + "/chat/completions", json=body,
+        headers={"authorization": "Bearer " + key, "accept": "text/event-stream"}) as r:
+        buffer = b""
+        out = sys.stdout
+        async for chunk in r.aiter_bytes():
+            *lines, buffer = (buffer + chunk).split(b"\n")
+            for line in lines:
+                if line.startswith(b"data: ") and line[6:] != b"[DONE]":
+                    choices = json.loads(line[6:])["choices"]
+                    if choices and choices[0]["delta"].get("content"):
+                        out.write(choices[0]["delta"]["content"])
+                        out.flush()
+asyncio.run(main())
+"""
 
 # Runs `llmrelay chat` (argv) with milestones; prints them on stderr as "TRACE ms label".
 TRACER = r"""
@@ -229,7 +255,11 @@ def run(args: argparse.Namespace) -> list[Check]:
 
     scenario = next(s for s in c.scenarios() if s.name == "local")
     rec = c.record(scenario, 3)
-    firsts: dict[str, list[float]] = {"raw httpx script": [], "llmrelay chat": []}
+    firsts: dict[str, list[float]] = {
+        "raw httpx script": [],
+        "raw async httpx script": [],
+        "llmrelay chat": [],
+    }
     outputs: set[bytes] = set()
     with tempfile.TemporaryDirectory() as tmp, c.ReplayServer(rec.routes) as server:
         config = Path(tmp) / "config.toml"
@@ -243,6 +273,14 @@ def run(args: argparse.Namespace) -> list[Check]:
         env = _env(LLMRELAY_CONFIG=str(config), LLMRELAY_HOME=str(Path(tmp) / "home"))
         commands = {
             "raw httpx script": [python, "-c", RAW_SCRIPT, f"{server.url}/v1", "test-key", "hi"],
+            "raw async httpx script": [
+                python,
+                "-c",
+                RAW_ASYNC_SCRIPT,
+                f"{server.url}/v1",
+                "test-key",
+                "hi",
+            ],
             "llmrelay chat": [python, "-m", "llmrelay", "chat", "-m", "local:fake-model", "hi"],
         }
         for _ in range(runs):
@@ -276,6 +314,8 @@ def run(args: argparse.Namespace) -> list[Check]:
     print(f"  import llmrelay / import httpx: {ratio:.2f}")
     print(f"  llmrelay --help over python -c pass: {help_extra:+.1f} ms")
     print(f"  first token, llmrelay chat - raw httpx script: {first_diff:+.1f} ms")
+    async_diff = med(firsts["llmrelay chat"]) - med(firsts["raw async httpx script"])
+    print(f"  first token, llmrelay chat - raw async httpx script: {async_diff:+.1f} ms")
     return [
         Check(
             "startup: import llmrelay / import httpx",
