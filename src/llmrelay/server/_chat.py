@@ -8,6 +8,7 @@ stream ends without ``[DONE]``.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import math
@@ -313,19 +314,23 @@ async def _produce(
     try:
         async for event in events:
             if type(event) is str:
-                emit(text(event))
+                flush = emit(text(event))
                 if event:
                     pieces.append(event)
                     if len(pieces) % _DELTAS_EVERY == 0:
                         deltas.inc(_DELTAS_EVERY)
             elif isinstance(event, llmrelay.Reasoning):
-                emit(frames.reasoning(event.text))
+                flush = emit(frames.reasoning(event.text))
             elif isinstance(event, llmrelay.FinishReason):
                 chunk = frames.finish(event.reason)
                 finish_reason = _finish_name(event.reason)
-                emit(chunk)
-            elif isinstance(event, llmrelay.Usage):
-                reported = event
+                flush = emit(chunk)
+            else:
+                if isinstance(event, llmrelay.Usage):
+                    reported = event
+                continue
+            if flush:  # let the writer send what is queued before parsing more
+                await asyncio.sleep(0)
         if include_usage and reported is not None:
             usage = _Usage(reported)
             emit(frames.usage(usage.prompt_tokens, usage.completion_tokens, usage.total_tokens))

@@ -14,10 +14,12 @@ an upstream is silent. This response always watches ``receive`` beside the write
 when the client leaves, cancels the producer (which closes the llmrelay stream, and with
 it the upstream connection) and runs ``on_close`` under a shielded scope.
 
-Frames are coalesced without delay: the producer runs in its own task and only appends
-to a list; the writer wakes when the producer waits (for the upstream) and sends every
-frame emitted so far in one ``send`` (one socket write). A frame is never held back for
-a later one: the writer runs as soon as the producer yields to the event loop.
+Frames are coalesced without waiting for any: the producer runs in its own task and only
+appends to a list; the writer wakes when the producer waits (for the upstream) and sends
+every frame emitted so far in one ``send`` (one socket write). A frame is never held for
+a later one to arrive: the writer runs as soon as the producer yields to the event loop,
+which it also does after the first frame and after every ``BATCH`` frames parsed from one
+read (so a large read is not parsed whole before its first frame goes out).
 """
 
 from __future__ import annotations
@@ -32,8 +34,12 @@ from starlette.types import Receive, Scope, Send
 
 __all__ = ["ChunkFrames", "Emit", "EventStreamResponse", "json_string", "sse_data"]
 
-Emit = Callable[[bytes], None]
-"""Hands one frame to the response (never blocks)."""
+Emit = Callable[[bytes], bool]
+"""Hands one frame to the response (never blocks); ``True``: the producer should now let
+the writer run (``await asyncio.sleep(0)``) before it parses more."""
+
+BATCH = 32
+"""Frames the producer emits at most before it lets the writer send them."""
 
 _LINE_BREAKS = ("\u2028", "\u2029", "\x85")
 
@@ -125,20 +131,32 @@ class ChunkFrames:
 class _Outbox:
     """Frames emitted and not yet sent; wakes the writer when the first one arrives."""
 
-    __slots__ = ("closed", "frames", "waiter")
+    __slots__ = ("closed", "frames", "started", "waiter")
 
     def __init__(self) -> None:
         self.frames: list[bytes] = []
         self.waiter: asyncio.Future[None] | None = None
         self.closed = False
+        self.started = False
 
-    def put(self, frame: bytes) -> None:
-        self.frames.append(frame)
+    def put(self, frame: bytes) -> bool:
+        """Queue ``frame``; ``True`` when it should go out before more are parsed.
+
+        That is the stream's first frame (time to first token) and every ``BATCH``-th
+        queued one: frames parsed from one large read are sent in batches of at most
+        ``BATCH``, not after the whole read was parsed.
+        """
+        frames = self.frames
+        frames.append(frame)
         waiter = self.waiter
         if waiter is not None:
             self.waiter = None
             if not waiter.done():
                 waiter.set_result(None)
+        if not self.started:
+            self.started = True
+            return True
+        return len(frames) >= BATCH
 
     def close(self) -> None:
         self.closed = True
@@ -152,7 +170,8 @@ class EventStreamResponse(Response):
 
     Args:
         produce: a coroutine function given ``emit`` (a plain function: ``emit(frame)``
-            queues one frame); the body ends when it returns. It runs in its own task and
+            queues one frame and returns ``True`` when the producer should
+            ``await asyncio.sleep(0)``); the body ends when it returns. It runs in its own task and
             is cancelled when the client goes away.
         headers: extra response headers.
         on_close: runs last, even if the producer never started (shielded).
