@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import socket
+import time
 from typing import Any
 
 import httpx
@@ -21,6 +23,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from tests.server import scripted
+from tests.server.scripted import HOLD, Busy
 
 import llmrelay
 from llmrelay.server._errors import error_reply
@@ -194,3 +197,27 @@ def test_chunk_frames_first_chunk_carries_the_role_whatever_its_kind(first: str)
         frame = frames.finish("stop")
     assert json.loads(frame[6:])["choices"][0]["delta"]["role"] == "assistant"
     assert json.loads(frames.text("b")[6:])["choices"][0]["delta"]["role"] is None
+
+
+def test_the_first_frame_is_sent_before_more_events_are_parsed(server_url: str) -> None:
+    """Frames are coalesced, but the first one never waits for the events parsed after it."""
+    scripted.SCRIPTS["alpha"] = ["first", Busy(0.6), "second", HOLD]
+    body = json.dumps({"model": "alpha:m", "messages": HI, "stream": True}).encode()
+    port = int(server_url.rsplit(":", 1)[1])
+    seen: dict[bytes, float] = {}
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        received = b""
+        while b'"second"' not in received:
+            data = sock.recv(65536)
+            assert data, "the server closed the stream early"
+            received += data
+            for word in (b'"first"', b'"second"'):
+                if word in received:
+                    seen.setdefault(word, time.monotonic())
+    assert seen[b'"second"'] - seen[b'"first"'] > 0.4  # "first" did not wait for "second"
+    assert scripted.LOG["alpha"].wait_closed(5)
