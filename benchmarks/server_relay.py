@@ -20,15 +20,15 @@ Load (every row counts the tokens it received and checks it got all of them):
   round): TTFT and the relay's CPU per token of a lone stream;
 * ``raw``: a load generator in its own process (uvloop, ``asyncio.Protocol`` and
   httptools' response parser; tokens counted with one regex per read) opening ``1`` or
-  ``--streams`` connections at once.  It costs a few µs per token, so on 2 vCPU it leaves
-  the relay the CPU (its own CPU per token is printed: ``load µs/tok``).  The earlier
-  in-process httpx loader cost about as much per token as the relays it measured.
+  ``--streams`` connections at once.  It costs 2-4 µs per token (printed: ``load
+  µs/tok``), so on 2 vCPU it leaves the relays the CPU; the earlier loader ran httpx in
+  this process, beside the SDK.
 
 Upstream (``--upstream``): ``frames`` (default) writes each SSE event in its own
 ``write`` as fast as its loop turns, round-robin over the open streams, like a model
 server emitting tokens (the relay then reads one or a few events per read, not the whole
-answer at once); ``burst`` writes the whole body in one write (the earlier behaviour:
-a byte relay then forwards a 40 KB answer in one or two chunks, which flatters it);
+answer at once); ``burst`` writes the whole body in one write (the earlier behaviour,
+unlike a model server: every relay then reads the whole answer in one or two reads);
 ``--pace S`` sends one event per stream every ``S`` seconds.
 
 Figures: TTFT p50/p99 and added TTFT (p50 - direct p50 of the same load), aggregate
@@ -60,6 +60,7 @@ TARGET_TOKENS_PER_S = 30_000
 TARGET_TTFT_MS = 3.0
 TARGET_CPU_US = 20.0
 MODEL = "local:fake-model"
+SCRIPT = str(Path(__file__).resolve())
 PROMPT = "Count for me."
 CONTENT = re.compile(rb'"content":\s*"[^"]')
 """A non-empty ``content`` of a chunk (``reasoning_content`` does not match: ``_``)."""
@@ -383,7 +384,7 @@ class Upstream(Child):
     """The replayed OpenAI-compatible fake (this script's ``--child upstream``)."""
 
     def __init__(self, recording: Path, mode: str, pace: float, env: dict[str, str]) -> None:
-        args = [sys.executable, __file__, "--child", "upstream", str(recording)]
+        args = [sys.executable, SCRIPT, "--child", "upstream", str(recording)]
         args += ["--upstream", mode, "--pace", str(pace)]
         self.proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, text=True)
         assert self.proc.stdout is not None
@@ -398,7 +399,7 @@ class LoadGenerator(Child):
     """The raw load generator (this script's ``--child load``)."""
 
     def __init__(self, env: dict[str, str]) -> None:
-        args = [sys.executable, __file__, "--child", "load"]
+        args = [sys.executable, SCRIPT, "--child", "load"]
         self.proc = subprocess.Popen(
             args, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
         )
