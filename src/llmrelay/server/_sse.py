@@ -30,7 +30,7 @@ from json.encoder import encode_basestring
 
 import anyio
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 __all__ = ["ChunkFrames", "Emit", "EventStreamResponse", "json_string", "sse_data"]
 
@@ -213,11 +213,9 @@ class EventStreamResponse(Response):
 
                 group.start_soon(watch)
                 group.start_soon(produce)
+                start = {"type": "http.response.start", "status": 200, "headers": self.raw_headers}
                 try:
-                    await send(
-                        {"type": "http.response.start", "status": 200, "headers": self.raw_headers}
-                    )
-                    await self._write(outbox, loop, send)
+                    await self._write(outbox, loop, send, start)
                 except OSError:  # the client went away while we wrote
                     pass
                 finally:
@@ -228,14 +226,24 @@ class EventStreamResponse(Response):
                     await self._on_close()
 
     @staticmethod
-    async def _write(outbox: _Outbox, loop: asyncio.AbstractEventLoop, send: Send) -> None:
-        """Send what was emitted each time the producer waits; the last frames end the body."""
+    async def _write(
+        outbox: _Outbox, loop: asyncio.AbstractEventLoop, send: Send, start: Message
+    ) -> None:
+        """Send what was emitted each time the producer waits; the last frames end the body.
+
+        The response head goes out right before the first frames (the producer emits its
+        first frame at once: the stream is open), so that a client reads both together.
+        """
         frames = outbox.frames
+        head: Message | None = start
         while True:
             if frames:
                 body = frames[0] if len(frames) == 1 else b"".join(frames)
                 frames.clear()
                 last = outbox.closed  # the producer is done: one write with the chunked end
+                if head is not None:
+                    await send(head)
+                    head = None
                 await send({"type": "http.response.body", "body": body, "more_body": not last})
                 if last:
                     return
@@ -244,4 +252,6 @@ class EventStreamResponse(Response):
                 break
             waiter = outbox.waiter = loop.create_future()
             await waiter
+        if head is not None:
+            await send(head)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
