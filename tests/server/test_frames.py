@@ -221,3 +221,49 @@ def test_the_first_frame_is_sent_before_more_events_are_parsed(server_url: str) 
                     seen.setdefault(word, time.monotonic())
     assert seen[b'"second"'] - seen[b'"first"'] > 0.4  # "first" did not wait for "second"
     assert scripted.LOG["alpha"].wait_closed(5)
+
+
+@pytest.mark.anyio
+async def test_a_slow_client_holds_the_producer_back_and_gets_every_frame_in_order() -> None:
+    """While the client reads nothing, at most about ``BATCH`` frames wait in the server
+    (the producer is paused, as the old one-frame-per-send loop was); then all arrive."""
+    import anyio
+
+    from llmrelay.server._sse import BATCH, EventStreamResponse
+
+    expected = [b"data: %d\n\n" % i for i in range(20 * BATCH)]
+    produced = 0
+
+    async def produce(outbox: Any) -> None:
+        nonlocal produced
+        for frame in expected:
+            produced += 1
+            if outbox.put(frame):
+                await outbox.pause()
+
+    gate = anyio.Event()
+    bodies: list[bytes] = []
+    ended = anyio.Event()
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.body":
+            bodies.append(message["body"])
+            if not message["more_body"]:
+                ended.set()
+            await gate.wait()  # a client that reads nothing until the gate opens
+
+    async def receive() -> dict[str, Any]:
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    scope = {"type": "http", "method": "POST", "path": "/", "headers": []}
+    async with anyio.create_task_group() as group:
+        group.start_soon(EventStreamResponse(produce, headers={}), scope, receive, send)
+        await anyio.sleep(0.2)
+        assert produced <= 2 * BATCH + 1  # held back, not the whole answer buffered
+        gate.set()
+        with anyio.fail_after(5):
+            await ended.wait()
+        group.cancel_scope.cancel()
+    assert b"".join(bodies) == b"".join(expected)
+    assert all(len(body) <= BATCH * len(expected[-1]) for body in bodies)

@@ -8,7 +8,6 @@ stream ends without ``[DONE]``.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import math
@@ -26,7 +25,7 @@ from ._context import ACCESS_LOG, Context, context, note
 from ._errors import error_body, error_reply, scrub
 from ._memory import history_keys
 from ._schemas import ChatCompletionRequest
-from ._sse import ChunkFrames, Emit, EventStreamResponse, sse_data
+from ._sse import ChunkFrames, EventStreamResponse, Outbox, sse_data
 
 __all__ = ["router"]
 
@@ -254,8 +253,8 @@ async def chat_completions(request: Request, body: ChatCompletionRequest) -> Res
     )
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
 
-    async def produce(emit: Emit) -> None:
-        await _produce(turn, events, frames, include_usage, emit)
+    async def produce(outbox: Outbox) -> None:
+        await _produce(turn, events, frames, include_usage, outbox)
 
     return EventStreamResponse(produce, headers=_SSE_HEADERS, on_close=events.aclose)
 
@@ -292,7 +291,7 @@ async def _open_stream(
 
 
 async def _produce(
-    turn: _Turn, events: Any, frames: ChunkFrames, include_usage: bool, emit: Emit
+    turn: _Turn, events: Any, frames: ChunkFrames, include_usage: bool, outbox: Outbox
 ) -> None:
     """Emit the SSE frames of ``events``: chunks, then ``[DONE]`` or one error frame.
 
@@ -311,6 +310,7 @@ async def _produce(
     reported: Any = None
     cancelled = False
     text = frames.text
+    emit = outbox.put
     try:
         async for event in events:
             if type(event) is str:
@@ -330,7 +330,7 @@ async def _produce(
                     reported = event
                 continue
             if flush:  # let the writer send what is queued before parsing more
-                await asyncio.sleep(0)
+                await outbox.pause()
         if include_usage and reported is not None:
             usage = _Usage(reported)
             emit(frames.usage(usage.prompt_tokens, usage.completion_tokens, usage.total_tokens))

@@ -32,14 +32,10 @@ import anyio
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
-__all__ = ["ChunkFrames", "Emit", "EventStreamResponse", "json_string", "sse_data"]
-
-Emit = Callable[[bytes], bool]
-"""Hands one frame to the response (never blocks); ``True``: the producer should now let
-the writer run (``await asyncio.sleep(0)``) before it parses more."""
+__all__ = ["BATCH", "ChunkFrames", "EventStreamResponse", "Outbox", "json_string", "sse_data"]
 
 BATCH = 32
-"""Frames the producer emits at most before it lets the writer send them."""
+"""Frames the producer queues at most before the writer takes them (then it waits)."""
 
 _LINE_BREAKS = ("\u2028", "\u2029", "\x85")
 
@@ -128,24 +124,28 @@ class ChunkFrames:
         )
 
 
-class _Outbox:
-    """Frames emitted and not yet sent; wakes the writer when the first one arrives."""
+class Outbox:
+    """Frames a producer queued and the writer has not taken yet.
 
-    __slots__ = ("closed", "frames", "started", "waiter")
+    ``put(frame)`` queues a frame (never blocks) and returns ``True`` when the producer
+    should ``await pause()`` before it parses more: after the stream's first frame (time
+    to first token) and once ``BATCH`` frames are queued. ``pause()`` lets the writer run
+    and, with ``BATCH`` frames queued, waits until it has taken them: frames parsed from
+    one large read go out in batches, and a slow client holds the producer back (at most
+    ``BATCH`` frames wait here) instead of letting it buffer the whole answer.
+    """
+
+    __slots__ = ("closed", "frames", "started", "taken", "waiter")
 
     def __init__(self) -> None:
         self.frames: list[bytes] = []
-        self.waiter: asyncio.Future[None] | None = None
+        self.waiter: asyncio.Future[None] | None = None  # the writer waits for frames
+        self.taken: asyncio.Future[None] | None = None  # the producer waits for the writer
         self.closed = False
         self.started = False
 
     def put(self, frame: bytes) -> bool:
-        """Queue ``frame``; ``True`` when it should go out before more are parsed.
-
-        That is the stream's first frame (time to first token) and every ``BATCH``-th
-        queued one: frames parsed from one large read are sent in batches of at most
-        ``BATCH``, not after the whole read was parsed.
-        """
+        """Queue ``frame``; ``True``: ``await pause()`` before parsing more."""
         frames = self.frames
         frames.append(frame)
         waiter = self.waiter
@@ -158,7 +158,26 @@ class _Outbox:
             return True
         return len(frames) >= BATCH
 
+    async def pause(self) -> None:
+        """Let the writer run; with ``BATCH`` frames queued, until it has taken them."""
+        if len(self.frames) >= BATCH:
+            taken = self.taken = asyncio.get_running_loop().create_future()
+            await taken
+        else:
+            await asyncio.sleep(0)
+
+    def take(self) -> bytes:
+        """The queued frames as one body (the writer's side); wakes a paused producer."""
+        frames = self.frames
+        body = frames[0] if len(frames) == 1 else b"".join(frames)
+        frames.clear()
+        taken, self.taken = self.taken, None
+        if taken is not None and not taken.done():
+            taken.set_result(None)
+        return body
+
     def close(self) -> None:
+        """The producer is done: the writer sends what is left and ends the body."""
         self.closed = True
         waiter, self.waiter = self.waiter, None
         if waiter is not None and not waiter.done():
@@ -166,13 +185,12 @@ class _Outbox:
 
 
 class EventStreamResponse(Response):
-    """``text/event-stream`` body of the frames ``produce(emit)`` emits.
+    """``text/event-stream`` body of the frames ``produce(outbox)`` queues.
 
     Args:
-        produce: a coroutine function given ``emit`` (a plain function: ``emit(frame)``
-            queues one frame and returns ``True`` when the producer should
-            ``await asyncio.sleep(0)``); the body ends when it returns. It runs in its own task and
-            is cancelled when the client goes away.
+        produce: a coroutine function given an ``Outbox`` (``put`` frames, ``await
+            pause()`` when ``put`` says so); the body ends when it returns. It runs in
+            its own task and is cancelled when the client goes away.
         headers: extra response headers.
         on_close: runs last, even if the producer never started (shielded).
     """
@@ -181,7 +199,7 @@ class EventStreamResponse(Response):
 
     def __init__(
         self,
-        produce: Callable[[Emit], Awaitable[None]],
+        produce: Callable[[Outbox], Awaitable[None]],
         headers: dict[str, str],
         on_close: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
@@ -194,7 +212,7 @@ class EventStreamResponse(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Send the frames until the producer returns or the client disconnects."""
-        outbox = _Outbox()
+        outbox = Outbox()
         loop = asyncio.get_running_loop()
         try:
             async with anyio.create_task_group() as group:
@@ -208,7 +226,7 @@ class EventStreamResponse(Response):
 
                 async def produce() -> None:
                     # on an exception the group cancels the writer: the body stays unended
-                    await self._produce(outbox.put)
+                    await self._produce(outbox)
                     outbox.close()
 
                 group.start_soon(watch)
@@ -227,7 +245,7 @@ class EventStreamResponse(Response):
 
     @staticmethod
     async def _write(
-        outbox: _Outbox, loop: asyncio.AbstractEventLoop, send: Send, start: Message
+        outbox: Outbox, loop: asyncio.AbstractEventLoop, send: Send, start: Message
     ) -> None:
         """Send what was emitted each time the producer waits; the last frames end the body.
 
@@ -238,8 +256,7 @@ class EventStreamResponse(Response):
         head: Message | None = start
         while True:
             if frames:
-                body = frames[0] if len(frames) == 1 else b"".join(frames)
-                frames.clear()
+                body = outbox.take()
                 last = outbox.closed  # the producer is done: one write with the chunked end
                 if head is not None:
                     await send(head)
