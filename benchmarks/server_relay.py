@@ -1,23 +1,41 @@
 """The server relay: the real ``openai`` SDK -> ``llmrelay serve`` -> a fake provider.
 
-The OpenAI-compatible fake's answer of ``--tokens`` tokens is recorded and replayed by
-``_replay.py`` (child process, no delay unless ``--pace``).  In front of it, in turn:
+The OpenAI-compatible fake's answer of ``--tokens`` tokens is recorded once and replayed
+by an upstream child process (below, on ``_replay.py``'s protocol).  In front of it,
+started together and measured **interleaved** (each round visits every relay in a
+rotating order, so all share the machine's noise):
 
-* **direct**: no relay (the SDK talks to the replay server): the baseline TTFT;
-* **byte relay**: a minimal Starlette app (``uvicorn``, same worker count) that forwards
-  ``POST /v1/chat/completions`` with httpx and streams the upstream bytes back untouched:
-  the baseline relay;
+* **direct**: no relay (the load talks to the upstream): the baseline TTFT;
+* **byte relay**: a minimal Starlette app (``uvicorn``, same worker count, uvloop and
+  httptools like ``llmrelay serve``) that forwards ``POST /v1/chat/completions`` with
+  httpx and streams the upstream bytes back untouched: the baseline relay;
 * **llmrelay serve**: ``python -m llmrelay serve --workers W`` with a ``kind = "openai"``
-  provider in a temporary config file.
+  provider in a temporary config file;
+* with ``--before SRC``: the same command on another checkout's sources (e.g. main's),
+  in the same run (before/after).
 
-For 1 stream (``--runs`` times) and ``--streams`` concurrent streams, with 1 and 2 workers:
-added TTFT (p50 over direct), TTFT p50/p99, aggregate tokens/s (all tokens / wall), and
-the relay's CPU per token (utime + stime of the server process and its workers from
-``/proc``, divided by the tokens relayed).  The SDK client runs in this process; with
-100 streams it is itself a bottleneck (the ``openai`` SDK parses about 11k tokens/s on
-this machine), which caps the aggregate figures of every relay alike.
-Targets (issue 10): >= 30k tokens/s aggregate over 100 streams, <= 3 ms added TTFT,
-<= 20 µs CPU per token added (llmrelay's CPU/token minus the byte relay's).
+Load (every row counts the tokens it received and checks it got all of them):
+
+* ``sdk``: the real ``openai`` SDK in this process, one stream at a time (``--runs`` per
+  round): TTFT and the relay's CPU per token of a lone stream;
+* ``raw``: a load generator in its own process (uvloop, ``asyncio.Protocol`` and
+  httptools' response parser; tokens counted with one regex per read) opening ``1`` or
+  ``--streams`` connections at once.  It costs 2-4 µs per token (printed: ``load
+  µs/tok``), so on 2 vCPU it leaves the relays the CPU; the earlier loader ran httpx in
+  this process, beside the SDK.
+
+Upstream (``--upstream``): ``frames`` (default) writes each SSE event in its own
+``write`` as fast as its loop turns, round-robin over the open streams, like a model
+server emitting tokens (the relay then reads one or a few events per read, not the whole
+answer at once); ``burst`` writes the whole body in one write (the earlier behaviour,
+unlike a model server: every relay then reads the whole answer in one or two reads);
+``--pace S`` sends one event per stream every ``S`` seconds.
+
+Figures: TTFT p50/p99 and added TTFT (p50 - direct p50 of the same load), aggregate
+tokens/s (tokens / wall of the round), the relay's CPU per token (utime + stime of the
+server process and its workers from ``/proc``, 10 ms ticks), the load generator's and
+the upstream's CPU per token.  Targets (issue 10): >= 30k tokens/s aggregate over 100
+streams, <= 3 ms added TTFT, <= 20 µs CPU per token over the byte relay.
 Exits 0 unless ``--strict``.
 """
 
@@ -25,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import re
 import socket
@@ -33,19 +52,18 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-
-import httpx
-import openai
-
-import _common as c
-from client_streaming import Check, print_checks
+from typing import Any
 
 TARGET_TOKENS_PER_S = 30_000
 TARGET_TTFT_MS = 3.0
 TARGET_CPU_US = 20.0
 MODEL = "local:fake-model"
+SCRIPT = str(Path(__file__).resolve())
+PROMPT = "Count for me."
+CONTENT = re.compile(rb'"content":\s*"[^"]')
+"""A non-empty ``content`` of a chunk (``reasoning_content`` does not match: ``_``)."""
 
 BYTE_RELAY = """
 import os
@@ -82,6 +100,218 @@ app = Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"]),
 """
 
 
+# -- child processes: the upstream and the load generator -------------------------------------
+
+
+def _upstream_main(recording: str, mode: str, pace: float) -> None:
+    """Serve the recording; streamed bodies per ``mode`` (see the module docstring)."""
+    import uvloop
+
+    import _replay
+
+    class Frames:
+        """One write per frame, round-robin over the streams, one round per loop turn."""
+
+        def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+            self.loop = loop
+            self.streams: dict[Any, list[Any]] = {}
+            self.scheduled = False
+
+        def add(self, proto: Any, frames: list[bytes]) -> None:
+            self.streams[proto] = [frames, 0]
+            if not self.scheduled:
+                self.scheduled = True
+                if pace > 0:
+                    self.loop.call_later(pace, self.tick)
+                else:
+                    self.loop.call_soon(self.tick)
+
+        def tick(self) -> None:
+            done = []
+            for proto, state in self.streams.items():
+                transport = proto.transport
+                if transport is None or transport.is_closing():
+                    done.append(proto)
+                    continue
+                frames, index = state
+                transport.write(frames[index])
+                index += 1
+                if index == len(frames):
+                    transport.write(b"0\r\n\r\n")
+                    done.append(proto)
+                else:
+                    state[1] = index
+            for proto in done:
+                del self.streams[proto]
+                proto.streaming = False
+                proto.process()
+            if self.streams:
+                if pace > 0:
+                    self.loop.call_later(pace, self.tick)
+                else:
+                    self.loop.call_soon(self.tick)
+            else:
+                self.scheduled = False
+
+    class Protocol(_replay.ReplayProtocol):
+        frames: Frames | None = None
+
+        def process(self) -> None:
+            if self.frames is None or self.transport is None:
+                super().process()
+                return
+            # _replay.ReplayProtocol.process, with streamed bodies handed to ``Frames``
+            while self.transport is not None and not self.streaming:
+                end = self.buffer.find(b"\r\n\r\n")
+                if end < 0:
+                    return
+                head = self.buffer[:end].decode("latin-1").split("\r\n")
+                length = 0
+                for line in head[1:]:
+                    name, _, value = line.partition(":")
+                    if name.strip().lower() == "content-length":
+                        length = int(value)
+                total = end + 4 + length
+                if len(self.buffer) < total:
+                    return
+                self.buffer = self.buffer[total:]
+                method, target, _ = head[0].split(" ", 2)
+                route = self.routes.get((method, target.split("?", 1)[0]))
+                if route is None:
+                    self.transport.write(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n")
+                    continue
+                if not route.streamed:
+                    self.transport.write(route.head + route.body)
+                    continue
+                self.transport.write(route.head)
+                self.streaming = True
+                self.frames.add(self, route.frames)
+
+    async def serve() -> None:
+        routes = _replay.load_routes(Path(recording))
+        loop = asyncio.get_running_loop()
+        Protocol.frames = None if mode == "burst" and pace <= 0 else Frames(loop)
+        server = await loop.create_server(
+            lambda: Protocol(routes, None), "127.0.0.1", 0, backlog=4096
+        )
+        print(f"PORT {server.sockets[0].getsockname()[1]}", flush=True)
+        async with server:
+            await server.serve_forever()
+
+    uvloop.run(serve())
+
+
+class _LoadProtocol(asyncio.Protocol):
+    """One raw streamed request: counts content tokens, notes the first one's time."""
+
+    def __init__(self, request: bytes, done: asyncio.Future[None]) -> None:
+        import httptools
+
+        self.request = request
+        self.done = done
+        self.parser = httptools.HttpResponseParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.rest = b""
+        self.tokens = 0
+        self.first = 0.0
+        self.status = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        transport.write(self.request)  # type: ignore[attr-defined]
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except Exception as exc:
+            self._finish(exc)
+
+    def on_headers_complete(self) -> None:
+        self.status = self.parser.get_status_code()
+
+    def on_body(self, body: bytes) -> None:
+        data = self.rest + body if self.rest else body
+        cut = data.rfind(b"\n") + 1
+        self.rest = data[cut:]
+        if cut:
+            if not self.tokens and CONTENT.search(data, 0, cut):
+                self.first = time.perf_counter()  # before counting a large read
+            self.tokens += len(CONTENT.findall(data, 0, cut))
+
+    def on_message_complete(self) -> None:
+        self._finish(None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._finish(exc or ConnectionError("closed before the end"))
+
+    def _finish(self, exc: BaseException | None) -> None:
+        if not self.done.done():
+            if exc is None:
+                self.done.set_result(None)
+            else:
+                self.done.set_exception(exc)
+        if self.transport is not None:
+            self.transport.close()
+
+
+async def _raw_streams(url: str, streams: int, tokens: int) -> dict[str, Any]:
+    """``streams`` raw requests at once: TTFTs, tokens, wall, errors, this process's CPU."""
+    host, port = url.removeprefix("http://").split(":")
+    body = json.dumps(
+        {"model": MODEL, "messages": [{"role": "user", "content": PROMPT}], "stream": True}
+    ).encode()
+    request = (
+        f"POST /v1/chat/completions HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        "Content-Type: application/json\r\nAuthorization: Bearer test-key\r\n"
+        f"Accept: text/event-stream\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    loop = asyncio.get_running_loop()
+
+    async def one() -> tuple[float | None, int, bool]:
+        t0 = time.perf_counter()
+        done: asyncio.Future[None] = loop.create_future()
+        proto = _LoadProtocol(request, done)
+        try:
+            await loop.create_connection(lambda: proto, host, int(port))
+            await asyncio.wait_for(done, 300)
+        except Exception:  # refused, reset, timed out, bad response: an error
+            return None, proto.tokens, False
+        ok = proto.status == 200 and proto.tokens == tokens
+        return (proto.first - t0 if proto.tokens else None), proto.tokens, ok
+
+    cpu0 = time.process_time()
+    t0 = time.perf_counter()
+    results = await asyncio.gather(*(one() for _ in range(streams)))
+    wall = time.perf_counter() - t0
+    return {
+        "ttfts": [t for t, _, _ in results if t is not None],
+        "tokens": sum(n for _, n, _ in results),
+        "wall": wall,
+        "errors": sum(1 for _, _, ok in results if not ok),
+        "cpu": time.process_time() - cpu0,
+    }
+
+
+def _load_main() -> None:
+    """Serve load jobs: one JSON line in (url, streams, tokens), one JSON line out."""
+    import uvloop
+
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader()
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+        print("READY", flush=True)
+        while line := await reader.readline():
+            job = json.loads(line)
+            result = await _raw_streams(job["url"], job["streams"], job["tokens"])
+            print(json.dumps(result), flush=True)
+
+    uvloop.run(serve())
+
+
+# -- the parent: processes, loads, figures ---------------------------------------------------
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -106,12 +336,32 @@ def _cpu_seconds(pid: int) -> float:
     return total
 
 
-class Relay:
+class Child:
+    """A child process (``close()`` stops it); ``cpu()`` its tree's CPU seconds."""
+
+    proc: subprocess.Popen[str]
+
+    def cpu(self) -> float:
+        return _cpu_seconds(self.proc.pid)
+
+    def close(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class Relay(Child):
     """A relay server in a child process; ``url`` once ``/health`` answers."""
 
-    def __init__(self, args: list[str], env: dict[str, str], port: int) -> None:
+    def __init__(self, name: str, args: list[str], env: dict[str, str], port: int) -> None:
+        import httpx
+
+        self.name = name
         self.proc = subprocess.Popen(
-            args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True
         )
         self.url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
@@ -127,235 +377,305 @@ class Relay:
         self.close()
         raise RuntimeError(f"relay did not start: {args[:6]}")
 
-    def cpu(self) -> float:
-        return _cpu_seconds(self.proc.pid)
 
-    def close(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+class Upstream(Child):
+    """The replayed OpenAI-compatible fake (this script's ``--child upstream``)."""
 
-
-@dataclass
-class Figures:
-    relay: str
-    workers: int
-    streams: int
-    ttft_p50_ms: float
-    ttft_p99_ms: float
-    tokens_per_s: float
-    cpu_us_per_token: float
-    errors: int
+    def __init__(self, recording: Path, mode: str, pace: float, env: dict[str, str]) -> None:
+        args = [sys.executable, SCRIPT, "--child", "upstream", str(recording)]
+        args += ["--upstream", mode, "--pace", str(pace)]
+        self.proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line.startswith("PORT "):
+            self.close()
+            raise RuntimeError("the upstream did not start")
+        self.url = f"http://127.0.0.1:{int(line.split()[1])}"
 
 
-async def _load(base_url: str, streams: int, tokens: int) -> tuple[list[float], int, float, int]:
-    """``streams`` concurrent SDK streams: (TTFTs, tokens, wall, errors)."""
+class LoadGenerator(Child):
+    """The raw load generator (this script's ``--child load``)."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        args = [sys.executable, SCRIPT, "--child", "load"]
+        self.proc = subprocess.Popen(
+            args, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        assert self.proc.stdout is not None
+        if self.proc.stdout.readline().strip() != "READY":
+            self.close()
+            raise RuntimeError("the load generator did not start")
+
+    def run(self, url: str, streams: int, tokens: int) -> dict[str, Any]:
+        assert self.proc.stdin is not None
+        assert self.proc.stdout is not None
+        self.proc.stdin.write(json.dumps({"url": url, "streams": streams, "tokens": tokens}) + "\n")
+        self.proc.stdin.flush()
+        result: dict[str, Any] = json.loads(self.proc.stdout.readline())
+        return result
+
+
+async def _sdk_stream(base_url: str, tokens: int) -> dict[str, Any]:
+    """One stream through the real ``openai`` SDK (new client and connection)."""
+    import httpx
+    import openai
+
     client = openai.AsyncOpenAI(
         base_url=f"{base_url}/v1",
         api_key="test-key",
         max_retries=0,
-        http_client=openai.DefaultAsyncHttpxClient(
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=None)
-        ),
+        http_client=openai.DefaultAsyncHttpxClient(trust_env=False),
     )
-    ttfts: list[float] = []
-    counts: list[int] = []
-
-    async def one() -> None:
-        t0 = time.perf_counter()
-        n = 0
-        try:
-            stream = await client.chat.completions.create(
-                model=MODEL,
-                messages=[{"role": "user", "content": c.PROMPT}],
-                stream=True,
-            )
-            async for chunk in stream:
-                if chunk.choices and chunk.choices[0].delta.content:
-                    if n == 0:
-                        ttfts.append(time.perf_counter() - t0)
-                    n += 1
-        except openai.OpenAIError:
-            pass
-        counts.append(n)
-
+    cpu0 = time.process_time()
     t0 = time.perf_counter()
-    await asyncio.gather(*(one() for _ in range(streams)))
+    ttft = None
+    n = 0
+    try:
+        stream = await client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": PROMPT}], stream=True
+        )
+        async for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                if n == 0:
+                    ttft = time.perf_counter() - t0
+                n += 1
+    except (openai.OpenAIError, httpx.HTTPError):
+        pass
     wall = time.perf_counter() - t0
+    cpu = time.process_time() - cpu0
     await client.close()
-    return ttfts, sum(counts), wall, sum(1 for n in counts if n != tokens)
+    return {
+        "ttfts": [ttft] if ttft is not None else [],
+        "tokens": n,
+        "wall": wall,
+        "errors": int(n != tokens),
+        "cpu": cpu,
+    }
 
 
-CONTENT = re.compile(rb'"content":\s*"[^"]')
+@dataclass
+class Row:
+    """Samples of one (relay, workers, streams, load)."""
 
+    relay: str
+    workers: int
+    streams: int
+    load: str
+    ttfts: list[float] = field(default_factory=list)
+    tokens: int = 0
+    wall: float = 0.0
+    errors: int = 0
+    relay_cpu: float = 0.0
+    load_cpu: float = 0.0
+    upstream_cpu: float = 0.0
 
-async def _load_raw(
-    base_url: str, streams: int, tokens: int
-) -> tuple[list[float], int, float, int]:
-    """``_load`` with a byte-counting httpx client (a load generator cheaper than the SDK)."""
-    limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
-    body = {"model": MODEL, "messages": [{"role": "user", "content": c.PROMPT}], "stream": True}
-    ttfts: list[float] = []
-    counts: list[int] = []
-    async with httpx.AsyncClient(trust_env=False, timeout=120, limits=limits) as http:
+    def add(self, result: dict[str, Any], relay_cpu: float, upstream_cpu: float) -> None:
+        self.ttfts += result["ttfts"]
+        self.tokens += result["tokens"]
+        self.wall += result["wall"]
+        self.errors += result["errors"]
+        self.load_cpu += result["cpu"]
+        self.relay_cpu += relay_cpu
+        self.upstream_cpu += upstream_cpu
 
-        async def one() -> None:
-            t0 = time.perf_counter()
-            n = 0
-            async with http.stream(
-                "POST",
-                f"{base_url}/v1/chat/completions",
-                json=body,
-                headers={"authorization": "Bearer test-key"},
-            ) as response:
-                buffer = b""
-                async for chunk in response.aiter_bytes():
-                    *lines, buffer = (buffer + chunk).split(b"\n")
-                    for line in lines:
-                        if CONTENT.search(line):
-                            if n == 0:
-                                ttfts.append(time.perf_counter() - t0)
-                            n += 1
-            counts.append(n)
+    def ttft_ms(self, q: float) -> float:
+        if not self.ttfts:
+            return float("nan")
+        if q == 0.5:
+            return statistics.median(self.ttfts) * 1e3
+        ordered = sorted(self.ttfts)
+        return ordered[min(len(ordered) - 1, int(len(ordered) * q))] * 1e3
 
-        t0 = time.perf_counter()
-        await asyncio.gather(*(one() for _ in range(streams)))
-        wall = time.perf_counter() - t0
-    return ttfts, sum(counts), wall, sum(1 for n in counts if n != tokens)
+    def per_token_us(self, cpu: float) -> float:
+        return cpu / self.tokens * 1e6 if self.tokens else float("nan")
 
-
-def measure(
-    name: str,
-    url: str,
-    relay: Relay | None,
-    workers: int,
-    streams: int,
-    runs: int,
-    tokens: int,
-    load: str = "sdk",
-) -> Figures:
-    loader = _load if load == "sdk" else _load_raw
-    asyncio.run(loader(url, 1, tokens))  # warm-up
-    ttfts: list[float] = []
-    total_tokens = 0
-    wall = 0.0
-    errors = 0
-    cpu0 = relay.cpu() if relay else 0.0
-    for _ in range(runs):
-        t, n, w, e = asyncio.run(loader(url, streams, tokens))
-        ttfts += t
-        total_tokens += n
-        wall += w
-        errors += e
-    cpu = (relay.cpu() - cpu0) if relay else float("nan")
-    ttfts.sort()
-    return Figures(
-        f"{name} ({load})",
-        workers,
-        streams,
-        statistics.median(ttfts) * 1e3 if ttfts else float("nan"),
-        ttfts[min(len(ttfts) - 1, int(len(ttfts) * 0.99))] * 1e3 if ttfts else float("nan"),
-        total_tokens / wall if wall else 0.0,
-        cpu / total_tokens * 1e6 if total_tokens else float("nan"),
-        errors,
-    )
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens / self.wall if self.wall else 0.0
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--tokens", type=int, default=200, help="tokens per stream")
     parser.add_argument("--streams", type=int, default=100, help="concurrent streams")
-    parser.add_argument("--runs", type=int, default=9, help="runs of the single stream")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds")
+    parser.add_argument("--runs", type=int, default=3, help="SDK single runs per round (raw 4x)")
     parser.add_argument("--workers", default="1,2", help="worker counts")
     parser.add_argument("--pace", type=float, default=0.0, help="seconds per upstream frame")
-    parser.add_argument("--quick", action="store_true", help="fewer runs, 1 worker")
+    parser.add_argument(
+        "--upstream", choices=("frames", "burst"), default="frames", help="upstream writes"
+    )
+    parser.add_argument("--before", help="also serve llmrelay from this src (e.g. main's)")
+    parser.add_argument("--quick", action="store_true", help="fewer rounds, 1 worker")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target fails")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("recording", nargs="?", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
-def run(args: argparse.Namespace) -> list[Check]:
+def _print(rows: list[Row], args: argparse.Namespace) -> None:
+    print(
+        f"\nopenai SDK / raw load -> relay -> replayed OpenAI-compatible fake, {args.tokens} "
+        f"tokens/stream, upstream {args.upstream}, pace {args.pace * 1e3:g} ms"
+    )
+    print(
+        f"  {'relay':24} {'load':4} {'wrk':>3} {'streams':>7} {'TTFT p50':>9} {'+direct':>8} "
+        f"{'p99':>8} {'tokens/s':>9} {'relay µs/tok':>12} {'+byte':>7} {'load µs/tok':>11} "
+        f"{'up µs/tok':>9} {'errors':>6}"
+    )
+    for r in rows:
+        direct = _find(rows, "direct", r)
+        byte = _find(rows, "byte relay", r)
+        added = r.ttft_ms(0.5) - direct.ttft_ms(0.5) if direct else float("nan")
+        cpu = r.per_token_us(r.relay_cpu)
+        over = cpu - byte.per_token_us(byte.relay_cpu) if byte and r.relay != "direct" else None
+        print(
+            f"  {r.relay:24} {r.load:4} {r.workers:3d} {r.streams:7d} {r.ttft_ms(0.5):9.2f} "
+            f"{added:+8.2f} {r.ttft_ms(0.99):8.2f} {r.tokens_per_s:9.0f} "
+            f"{cpu if r.relay != 'direct' else float('nan'):12.1f} "
+            f"{'' if over is None else f'{over:+7.1f}':>7} "
+            f"{r.per_token_us(r.load_cpu):11.1f} {r.per_token_us(r.upstream_cpu):9.1f} "
+            f"{r.errors:6d}"
+        )
+
+
+def _find(rows: list[Row], relay: str, like: Row) -> Row | None:
+    key = (relay, like.workers, like.streams, like.load)
+    return next((r for r in rows if (r.relay, r.workers, r.streams, r.load) == key), None)
+
+
+def run(args: argparse.Namespace) -> list[Any]:
+    import _common as c
+    from client_streaming import Check
+
     if args.quick:
-        args.runs, args.workers = 3, "1"
+        args.rounds, args.runs, args.workers = 3, 2, "1"
     scenario = next(s for s in c.scenarios() if s.name == "local")
     rec = c.record(scenario, args.tokens)
-    rows: list[Figures] = []
-    with tempfile.TemporaryDirectory() as tmp, c.ReplayServer(rec.routes, args.pace) as up:
-        config = Path(tmp) / "config.toml"
-        config.write_text(
-            f'[providers.local]\nkind = "openai"\nbase_url = "{up.url}/v1"\n'
-            'models = ["fake-model"]\napi_key = "test-key"\n'
+    rows: dict[tuple[str, int, int, str], Row] = {}
+    # raw single streams are cheap: 4x the runs, for a TTFT p50 that resolves 0.5 ms
+    plan = [(1, "sdk", args.runs), (1, "raw", 4 * args.runs), (args.streams, "raw", 1)]
+    with tempfile.TemporaryDirectory() as tmp:
+        recording = Path(tmp) / "recording.json"
+        recording.write_text(
+            json.dumps(
+                [
+                    {
+                        "method": ex.method,
+                        "path": ex.path,
+                        "status": ex.status,
+                        "content_type": ex.content_type,
+                        "body": ex.body.decode("latin-1"),
+                    }
+                    for ex in rec.routes
+                ]
+            )
         )
-        (Path(tmp) / "byte_relay.py").write_text(BYTE_RELAY)
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join([str(c.SRC), *filter(None, [env.get("PYTHONPATH")])])
-        env.update(LLMRELAY_CONFIG=str(config), LLMRELAY_HOME=str(Path(tmp) / "home"))
-        env["RELAY_UPSTREAM"] = up.url
-        plan = ((1, args.runs, "sdk"), (args.streams, 1, "sdk"), (args.streams, 1, "raw"))
-        for streams, runs, load in plan:
-            rows.append(measure("direct", up.url, None, 0, streams, runs, args.tokens, load))
-        for workers in (int(w) for w in args.workers.split(",")):
-            for name in ("byte relay", "llmrelay serve"):
-                port = _free_port()
-                if name == "byte relay":
-                    command = [sys.executable, "-m", "uvicorn", "byte_relay:app"]
-                    command += ["--app-dir", tmp, "--port", str(port)]
-                    command += ["--workers", str(workers), "--log-level", "warning"]
-                else:
-                    command = [sys.executable, "-m", "llmrelay", "serve", "--port", str(port)]
-                    command += ["--workers", str(workers), "--config", str(config)]
-                relay = Relay(command, env, port)
-                try:
-                    for streams, runs, load in plan:
-                        rows.append(
-                            measure(
-                                name, relay.url, relay, workers, streams, runs, args.tokens, load
+        here = str(Path(__file__).resolve().parent)
+        env["PYTHONPATH"] = os.pathsep.join([here, *filter(None, [env.get("PYTHONPATH")])])
+        up = Upstream(recording, args.upstream, args.pace, env)
+        load = LoadGenerator(env)
+        relays: list[Relay] = []
+        try:
+            config = Path(tmp) / "config.toml"
+            config.write_text(
+                f'[providers.local]\nkind = "openai"\nbase_url = "{up.url}/v1"\n'
+                'models = ["fake-model"]\napi_key = "test-key"\n'
+            )
+            (Path(tmp) / "byte_relay.py").write_text(BYTE_RELAY)
+            relay_env = dict(env)
+            relay_env.update(LLMRELAY_CONFIG=str(config), LLMRELAY_HOME=str(Path(tmp) / "home"))
+            relay_env["RELAY_UPSTREAM"] = up.url
+            for workers in (int(w) for w in args.workers.split(",")):
+                relays = _start_relays(args, workers, tmp, config, relay_env, c.SRC)
+                targets: list[tuple[str, str, Relay | None]] = [("direct", up.url, None)]
+                targets += [(r.name, r.url, r) for r in relays]
+                for _, url, _relay in targets:  # warm-up (connections, imports, caches)
+                    asyncio.run(_sdk_stream(url, args.tokens))
+                    load.run(url, args.streams, args.tokens)
+                for round_ in range(args.rounds):
+                    shift = round_ % len(targets)
+                    for name, url, relay in targets[shift:] + targets[:shift]:
+                        for streams, kind, runs in plan:
+                            row = rows.setdefault(
+                                (name, workers, streams, kind), Row(name, workers, streams, kind)
                             )
-                        )
-                finally:
+                            for _ in range(runs):
+                                cpu0 = relay.cpu() if relay else 0.0
+                                up0 = up.cpu()
+                                if kind == "sdk":
+                                    result = asyncio.run(_sdk_stream(url, args.tokens))
+                                else:
+                                    result = load.run(url, streams, args.tokens)
+                                relay_cpu = relay.cpu() - cpu0 if relay else 0.0
+                                row.add(result, relay_cpu, up.cpu() - up0)
+                for relay in relays:
                     relay.close()
-    direct = {(r.streams, r.relay.split()[-1]): r for r in rows if r.relay.startswith("direct")}
-    print(
-        f"\nopenai SDK -> relay -> replayed OpenAI-compatible fake, {args.tokens} tokens/stream, "
-        f"pace {args.pace * 1e3:g} ms"
+                relays = []
+        finally:
+            for relay in relays:
+                relay.close()
+            load.close()
+            up.close()
+    ordered = sorted(
+        rows.values(),
+        key=lambda r: (r.workers, r.streams, r.load, [t[0] for t in rows].index(r.relay)),
     )
-    print(
-        f"  {'relay (load)':21} {'workers':>7} {'streams':>7} {'TTFT p50':>9} {'+direct':>8} "
-        f"{'p99':>8} {'tokens/s':>9} {'relay CPU µs/tok':>16} {'errors':>6}"
-    )
-    for r in rows:
-        added = r.ttft_p50_ms - direct[(r.streams, r.relay.split()[-1])].ttft_p50_ms
-        print(
-            f"  {r.relay:21} {r.workers:7d} {r.streams:7d} {r.ttft_p50_ms:9.2f} {added:+8.2f} "
-            f"{r.ttft_p99_ms:8.2f} {r.tokens_per_s:9.0f} {r.cpu_us_per_token:16.2f} {r.errors:6d}"
-        )
+    _print(ordered, args)
+    return _checks(ordered, Check)
+
+
+def _start_relays(
+    args: argparse.Namespace,
+    workers: int,
+    tmp: str,
+    config: Path,
+    env: dict[str, str],
+    src: Path,
+) -> list[Relay]:
+    relays: list[Relay] = []
+    port = _free_port()
+    command = [sys.executable, "-m", "uvicorn", "byte_relay:app", "--app-dir", tmp]
+    command += ["--port", str(port), "--workers", str(workers), "--log-level", "warning"]
+    relays.append(Relay("byte relay", command, env, port))
+    sources = [("llmrelay serve", src)]
+    if args.before:
+        sources.insert(0, ("llmrelay serve (before)", Path(args.before)))
+    for name, path in sources:
+        port = _free_port()
+        command = [sys.executable, "-m", "llmrelay", "serve", "--port", str(port)]
+        command += ["--workers", str(workers), "--config", str(config)]
+        relay_env = dict(env)
+        relay_env["PYTHONPATH"] = os.pathsep.join([str(path), env["PYTHONPATH"]])
+        relays.append(Relay(name, command, relay_env, port))
+    return relays
+
+
+def _checks(rows: list[Row], check: Any) -> list[Any]:
     checks = []
     for r in rows:
-        if not r.relay.startswith("llmrelay serve"):
+        if r.relay != "llmrelay serve":
             continue
-        load = r.relay.split()[-1]
-        base = next(
-            b
-            for b in rows
-            if b.relay == f"byte relay {load}" and b.workers == r.workers and b.streams == r.streams
-        )
-        tag = f"server {r.workers} worker(s), {r.streams} stream(s) {load}"
-        added = r.ttft_p50_ms - direct[(r.streams, load)].ttft_p50_ms
+        direct = _find(rows, "direct", r)
+        byte = _find(rows, "byte relay", r)
+        assert direct is not None
+        assert byte is not None
+        tag = f"server {r.workers} worker(s), {r.streams} stream(s) {r.load}"
         if r.streams == 1:
+            added = r.ttft_ms(0.5) - direct.ttft_ms(0.5)
             checks.append(
-                Check(f"{tag}: added TTFT", added, TARGET_TTFT_MS, "ms", added <= TARGET_TTFT_MS)
+                check(f"{tag}: added TTFT", added, TARGET_TTFT_MS, "ms", added <= TARGET_TTFT_MS)
             )
-        cpu = r.cpu_us_per_token - base.cpu_us_per_token
+        cpu = r.per_token_us(r.relay_cpu) - byte.per_token_us(byte.relay_cpu)
         checks.append(
-            Check(
+            check(
                 f"{tag}: CPU/token over byte relay", cpu, TARGET_CPU_US, "µs", cpu <= TARGET_CPU_US
             )
         )
-        if r.streams > 1 and load == "(raw)":
+        if r.streams > 1:
             checks.append(
-                Check(
+                check(
                     f"{tag}: aggregate tokens/s (>=)",
                     r.tokens_per_s,
                     TARGET_TOKENS_PER_S,
@@ -368,6 +688,14 @@ def run(args: argparse.Namespace) -> list[Check]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.child == "upstream":
+        _upstream_main(args.recording, args.upstream, args.pace)
+        return 0
+    if args.child == "load":
+        _load_main()
+        return 0
+    from client_streaming import print_checks
+
     checks = run(args)
     print_checks(checks)
     return 1 if args.strict and not all(k.ok for k in checks) else 0

@@ -2,8 +2,8 @@
 ``llmrelay.AsyncClient(providers=[...])``; the server under test serves them.
 
 Each provider plays ``SCRIPTS[name]`` (a list of steps: an event is yielded, an exception
-instance is raised, ``Pause(seconds)`` paces the stream, ``HOLD`` waits until the stream
-is closed). What each stream received and whether it was closed is recorded in
+instance is raised, ``Pause(seconds)`` paces the stream, ``Busy(seconds)`` blocks the loop,
+``HOLD`` waits until the stream is closed). What each stream received and whether it was closed is recorded in
 ``LOG[name]`` (thread-safe: the server runs in another thread).
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -36,6 +37,14 @@ PNG = bytes.fromhex(
 
 @dataclass(frozen=True)
 class Pause:
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Busy:
+    """Step: keep the event loop busy for ``seconds`` without yielding to it (as parsing
+    a large upstream read does)."""
+
     seconds: float
 
 
@@ -101,6 +110,8 @@ class _Scripted(Provider):
                     raise step
                 if isinstance(step, Pause):
                     await asyncio.sleep(step.seconds)
+                elif isinstance(step, Busy):
+                    time.sleep(step.seconds)  # noqa: ASYNC251 (blocks the loop on purpose)
                 elif step is HOLD:
                     await asyncio.Event().wait()
                 else:

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import openai
+import pytest
 from click.testing import CliRunner
 from tests.fakes.gradio_space import FakeSpace, SpaceScript
 
@@ -161,3 +162,34 @@ def test_llmrelay_serve_workers_and_key_file(
         }
         assert len(answers) == 1
         assert answers != {""}
+
+
+def test_serve_runs_on_uvloop_and_httptools_when_installed(
+    monkeypatch: Any, tmp_path: Path
+) -> None:
+    """The loop and HTTP parser ``serve`` hands uvicorn resolve to uvloop and httptools."""
+    uvloop = pytest.importorskip("uvloop")
+    pytest.importorskip("httptools")
+    import uvicorn
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    seen: dict[str, Any] = {}
+
+    def run(app: Any, **kwargs: Any) -> None:
+        seen.update(kwargs, app=app)
+
+    monkeypatch.setattr(uvicorn, "run", run)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    result = CliRunner().invoke(cli, ["serve", "--port", "1"])
+    assert result.exit_code == 0, result.output
+    app = seen.pop("app")
+    config = uvicorn.Config(app, **seen)
+    config.load()
+    assert config.http_protocol_class is HttpToolsProtocol
+    factory = config.get_loop_factory()
+    assert factory is not None
+    loop = factory()
+    try:
+        assert isinstance(loop, uvloop.Loop)
+    finally:
+        loop.close()

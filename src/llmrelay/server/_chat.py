@@ -12,7 +12,7 @@ import hashlib
 import json
 import math
 import time
-from collections.abc import AsyncGenerator
+import uuid
 from typing import Any
 
 import anyio
@@ -25,7 +25,7 @@ from ._context import ACCESS_LOG, Context, context, note
 from ._errors import error_body, error_reply, scrub
 from ._memory import history_keys
 from ._schemas import ChatCompletionRequest
-from ._sse import EventStreamResponse, sse_data
+from ._sse import ChunkFrames, EventStreamResponse, Outbox, sse_data
 
 __all__ = ["router"]
 
@@ -210,19 +210,12 @@ async def chat_completions(request: Request, body: ChatCompletionRequest) -> Res
     if ctx.config.log_prompts:
         ACCESS_LOG.info("prompt %s", json.dumps([m.to_input() for m in body.messages])[:10_000])
     messages = await turn.restore()
-    kwargs = _create_kwargs(body, messages)
     try:
         if body.stream:
-            include_usage = bool(body.stream_options and body.stream_options.include_usage)
-            stream = await ctx.client.chat.completions.create(
-                **kwargs,
-                stream=True,
-                stream_options={"include_usage": include_usage},
-                conversation=turn.conversation,
-            )
+            events = await _open_stream(ctx.client, body, messages, turn.conversation)
         else:
             completion = await ctx.client.chat.completions.create(
-                **kwargs, conversation=turn.conversation
+                **_create_kwargs(body, messages), conversation=turn.conversation
             )
     except Exception as exc:
         reply = error_reply(exc)
@@ -249,58 +242,121 @@ async def chat_completions(request: Request, body: ChatCompletionRequest) -> Res
             finish_reason=completion.choices[0].finish_reason if completion.choices else None,
         )
         return Response(completion.model_dump_json(), media_type="application/json")
-    turn.target(stream)
+    turn.target(events)
     note(request, turn.provider, turn.model)
     turn.first_token = time.monotonic()
     ctx.metrics.first_token.labels(*turn.labels()).observe(turn.first_token - turn.started)
-    return EventStreamResponse(
-        _frames(turn, stream), headers=_SSE_HEADERS, on_close=lambda: _close(stream)
+    frames = ChunkFrames(
+        id=f"chatcmpl-{uuid.uuid4().hex}",
+        created=int(time.time()),
+        model=f"{events.provider}:{events.model}",
     )
+    include_usage = bool(body.stream_options and body.stream_options.include_usage)
+
+    async def produce(outbox: Outbox) -> None:
+        await _produce(turn, events, frames, include_usage, outbox)
+
+    return EventStreamResponse(produce, headers=_SSE_HEADERS, on_close=events.aclose)
 
 
-async def _frames(turn: _Turn, stream: Any) -> AsyncGenerator[bytes, None]:
-    """SSE frames of ``stream``: chunks, then ``[DONE]`` or one error frame."""
+async def _open_stream(
+    client: Any,
+    body: ChatCompletionRequest,
+    messages: list[dict[str, Any]],
+    conversation: Any,
+) -> Any:
+    """``client.stream(...)`` opened (errors before the first content raise here).
+
+    The arguments are those ``client.chat.completions.create`` passes on.
+    """
+    stop = body.stop
+    max_tokens = body.max_completion_tokens
+    events = client.stream(
+        messages,
+        model=body.model,
+        temperature=body.temperature,
+        top_p=body.top_p,
+        max_tokens=max_tokens if max_tokens is not None else body.max_tokens,
+        stop=[stop] if isinstance(stop, str) else stop,
+        seed=body.seed,
+        options=body.options or None,
+        conversation=conversation,
+    )
+    try:
+        await events.start()
+    except BaseException:
+        await events.aclose()
+        raise
+    return events
+
+
+async def _produce(
+    turn: _Turn, events: Any, frames: ChunkFrames, include_usage: bool, outbox: Outbox
+) -> None:
+    """Emit the SSE frames of ``events``: chunks, then ``[DONE]`` or one error frame.
+
+    The frames are those ``chat.completions.create(stream=True)`` chunks serialise to
+    (``ChunkFrames``), built from the events without chunk objects.
+    """
     metrics = turn.ctx.metrics
     metrics.in_flight.inc()
     provider, model = turn.labels()
+    deltas = metrics.deltas.labels(provider, model)
     pieces: list[str] = []
     error_type: str | None = None
     error: BaseException | None = None
     finish_reason: str | None = None
     usage: Any = None
+    reported: Any = None
     cancelled = False
+    text = frames.text
+    emit = outbox.put
     try:
-        async for chunk in stream:
-            for choice in chunk.choices:
-                if choice.delta.content:
-                    pieces.append(choice.delta.content)
-                    metrics.deltas.labels(provider, model).inc()
-                finish_reason = choice.finish_reason or finish_reason
-            if chunk.usage is not None:
-                usage = chunk.usage
-                if chunk.usage.completion_tokens:
-                    metrics.tokens.labels(provider, model).inc(chunk.usage.completion_tokens)
-            yield sse_data(chunk.model_dump_json())
+        async for event in events:
+            if type(event) is str:
+                flush = emit(text(event))
+                if event:
+                    pieces.append(event)
+                    if len(pieces) % _DELTAS_EVERY == 0:
+                        deltas.inc(_DELTAS_EVERY)
+            elif isinstance(event, llmrelay.Reasoning):
+                flush = emit(frames.reasoning(event.text))
+            elif isinstance(event, llmrelay.FinishReason):
+                chunk = frames.finish(event.reason)
+                finish_reason = _finish_name(event.reason)
+                flush = emit(chunk)
+            else:
+                if isinstance(event, llmrelay.Usage):
+                    reported = event
+                continue
+            if flush:  # let the writer send what is queued before parsing more
+                await outbox.pause()
+        if include_usage and reported is not None:
+            usage = _Usage(reported)
+            emit(frames.usage(usage.prompt_tokens, usage.completion_tokens, usage.total_tokens))
+            if usage.completion_tokens:
+                metrics.tokens.labels(provider, model).inc(usage.completion_tokens)
         await turn.remember("".join(pieces))
-        yield sse_data("[DONE]")
+        emit(b"data: [DONE]\n\n")
     except Exception as exc:
         reply = error_reply(exc)
         error_type = reply.error_type
         error = exc
-        yield sse_data(json.dumps(reply.body))
-    except BaseException as exc:  # cancelled or closed: the client went away
+        emit(sse_data(json.dumps(reply.body)))
+    except BaseException as exc:  # cancelled: the client went away
         cancelled = True
         error = exc
         raise
     finally:
         with anyio.CancelScope(shield=True):
-            await _close(stream)
+            if len(pieces) % _DELTAS_EVERY:
+                deltas.inc(len(pieces) % _DELTAS_EVERY)
+            await events.aclose()
             metrics.in_flight.dec()
             turn.finish(499 if cancelled else 200, error_type)
-            events = getattr(stream, "events", None)
             await turn.record(
                 "".join(pieces),
-                attempts=getattr(events, "attempts", None) or (),
+                attempts=events.attempts or (),
                 usage=usage,
                 finish_reason=finish_reason,
                 error=error,
@@ -308,8 +364,24 @@ async def _frames(turn: _Turn, stream: Any) -> AsyncGenerator[bytes, None]:
             )
 
 
-async def _close(stream: Any) -> None:
-    """Close an llmrelay stream (``close()`` like openai's ``AsyncStream``, or ``aclose()``)."""
-    close = getattr(stream, "close", None) or getattr(stream, "aclose", None)
-    if close is not None:
-        await close()
+_DELTAS_EVERY = 32
+"""The streamed-deltas counter is advanced every 32 deltas and at the end of the stream."""
+
+_FINISH_NAMES = frozenset({"stop", "length", "tool_calls", "content_filter", "function_call"})
+
+
+def _finish_name(reason: str) -> str:
+    """OpenAI's finish reason for an llmrelay one (``stop`` for any other)."""
+    return reason if reason in _FINISH_NAMES else "stop"
+
+
+class _Usage:
+    """OpenAI's usage counts from an ``llmrelay.Usage`` (a missing count is 0)."""
+
+    __slots__ = ("completion_tokens", "prompt_tokens", "total_tokens")
+
+    def __init__(self, usage: llmrelay.Usage) -> None:
+        self.prompt_tokens = usage.prompt_tokens or 0
+        self.completion_tokens = usage.completion_tokens or 0
+        total = usage.total_tokens
+        self.total_tokens = self.prompt_tokens + self.completion_tokens if total is None else total
