@@ -23,7 +23,8 @@ import json
 import ssl
 import threading
 import time
-from collections.abc import AsyncGenerator, Callable, Iterator
+import zlib
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -117,7 +118,9 @@ def _build_client(
             # Proxies and keys come from llmrelay's settings only, never implicitly.
             trust_env=False,
             cookies=_no_cookies(),
-            headers={"user-agent": USER_AGENT},
+            # only the encodings aiter_body inflates in bounded steps (httpx would also
+            # ask for br and zstd when their packages are installed)
+            headers={"user-agent": USER_AGENT, "accept-encoding": ACCEPT_ENCODING},
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=100),
         )
     except (ValueError, ImportError) as exc:
@@ -466,6 +469,86 @@ def error_for_status(
     return errors.InvalidRequestError(message, **common)
 
 
+ACCEPT_ENCODING = "gzip, deflate"
+"""The ``Accept-Encoding`` llmrelay's HTTP client sends."""
+
+_GZIP_WBITS = zlib.MAX_WBITS | 16
+_INFLATE_WBITS = {"gzip": _GZIP_WBITS, "x-gzip": _GZIP_WBITS, "deflate": zlib.MAX_WBITS}
+INFLATE_STEP = 256 * 1024
+"""Most decoded bytes ``aiter_body`` makes of a compressed body at a time."""
+
+
+async def aiter_body(
+    response: httpx.Response, *, provider: str, model: str | None
+) -> AsyncIterator[bytes]:
+    """The decoded body of ``response``, as it arrives, never inflated all at once.
+
+    httpx's ``aiter_bytes`` inflates each network chunk whole: one 64 KiB read of a
+    gzip bomb becomes ~64 MiB at once. Here a ``gzip``/``deflate`` body (RFC 9110
+    section 8.4.1) is inflated at most ``INFLATE_STEP`` bytes at a time, so the
+    consumer's own bounds (an SSE line, a body limit) stop a bomb after a few steps. A
+    ``deflate`` body without its zlib header is accepted, as httpx does. Another
+    encoding is decoded by httpx only if the request asked for it (a client of the
+    caller's own); one nobody asked for is refused.
+
+    Raises:
+        llmrelay.errors.ProtocolError: an encoding not asked for, or a body that does
+            not decode.
+    """
+    encoding = response.headers.get("content-encoding", "").strip().lower()
+    if encoding in ("", "identity"):
+        async for chunk in response.aiter_raw():
+            yield chunk
+        return
+    wbits = _INFLATE_WBITS.get(encoding)
+    if wbits is None:
+        asked = response.request.headers.get("accept-encoding", "").lower()
+        if encoding not in {part.partition(";")[0].strip() for part in asked.split(",")}:
+            raise errors.ProtocolError(
+                f"the response's content-encoding {encoding!r} was not asked for "
+                f"(accept-encoding: {asked or 'none'})",
+                provider=provider,
+                model=model,
+                status_code=response.status_code,
+            )
+        async for chunk in response.aiter_bytes():
+            yield chunk
+        return
+    inflate = zlib.decompressobj(wbits)
+    # a deflate body's bytes until it gave output: replayed as raw deflate when the
+    # zlib header check fails (which may be only at its second byte)
+    head: bytes | None = b"" if encoding == "deflate" else None
+    async for data in response.aiter_raw():
+        while data:
+            try:
+                out = inflate.decompress(data, INFLATE_STEP)
+            except zlib.error as exc:
+                if head is not None and wbits > 0:
+                    wbits = -zlib.MAX_WBITS  # raw deflate, without the zlib header
+                    inflate = zlib.decompressobj(wbits)
+                    data, head = head + data, None
+                    continue
+                raise errors.ProtocolError(
+                    f"the {encoding} body does not decode: {exc}",
+                    provider=provider,
+                    model=model,
+                    status_code=response.status_code,
+                ) from None
+            if head is not None:
+                head = None if out or len(head) > 64 else head + data
+            data = inflate.unconsumed_tail
+            if out:
+                yield out
+    try:
+        rest = inflate.flush()
+    except zlib.error as exc:  # pragma: no cover - flush after full input rarely fails
+        raise errors.ProtocolError(
+            f"the {encoding} body does not decode: {exc}", provider=provider, model=model
+        ) from None
+    if rest:
+        yield rest
+
+
 async def read_bounded(
     response: httpx.Response,
     *,
@@ -490,7 +573,7 @@ async def read_bounded(
         )
     parts: list[bytes] = []
     size = 0
-    async for chunk in response.aiter_bytes():
+    async for chunk in aiter_body(response, provider=provider, model=model):
         size += len(chunk)
         if size > limit:
             await response.aclose()
@@ -608,7 +691,7 @@ async def aiter_sse(
     decoder = SSEDecoder(max_line)
     feed = decoder.feed
     try:
-        async for chunk in response.aiter_bytes():
+        async for chunk in aiter_body(response, provider=provider, model=model):
             for event in feed(chunk):
                 yield event
     except LineTooLong as exc:
@@ -632,7 +715,7 @@ async def aiter_ndjson(
     """
     decoder = NDJSONLineDecoder(max_line)
     try:
-        async for chunk in response.aiter_bytes():
+        async for chunk in aiter_body(response, provider=provider, model=model):
             for line in decoder.feed(chunk):
                 yield loads(line, provider=provider, model=model, what="JSON line in stream")
     except LineTooLong as exc:

@@ -44,10 +44,11 @@ SECRET = "sk-faults-3f9a1c5e7b2d4f6a8c0e"
 PROMPT = "Say something"
 TIMEOUTS = {"connect": 2.0, "read": 0.75, "first_token": 1.5, "total": 8.0}
 HANG_BOUND = 20.0  # total timeout + a generous margin for a loaded 2-CPU machine
-# httpx inflates each network chunk (64 KiB) whole: ~66 MiB of zeros per chunk at gzip's
-# ~1030:1, plus the decoder's copy; the bound says "one chunk's expansion", never the GiBs
-MEMORY_BOUND = 200 * 1024 * 1024
-HEAVY_READ = 10.0  # inflating 64 MiB (traced) blocks the loop long enough to trip 1-2 s timeouts
+# a compressed body is inflated at most INFLATE_STEP (256 KiB) at a time and an SSE line
+# is bounded (4 MiB): a 50 MiB frame or a GiB gzip bomb costs a few line buffers, never
+# its size (httpx's own decoding inflated each 64 KiB network chunk whole: ~66 MiB)
+MEMORY_BOUND = 32 * 1024 * 1024
+HEAVY_READ = 10.0  # inflating under tracemalloc is slow enough to trip 1-2 s timeouts
 MATRIX = Path(__file__).with_name("FAULT_MATRIX.md")
 
 PROVIDERS: dict[str, Callable[[], Any]] = dict(FAKES)

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import httpx
 import pytest
 
 from llmrelay import errors
 from llmrelay._http import (
+    ACCEPT_ENCODING,
+    INFLATE_STEP,
     Timeouts,
+    aiter_body,
     aiter_ndjson,
     aiter_sse,
     make_http_client,
     raise_for_status,
+    read_bounded,
     translate_errors,
 )
 from tests.fakes._server import serve
@@ -234,3 +239,102 @@ async def test_socks_proxy_is_supported() -> None:
         assert pools == ["AsyncSOCKSProxy"]
     finally:
         await client.aclose()
+
+
+# -- compressed bodies: inflated in bounded steps ---------------------------------------------
+
+
+def _gzip(data: bytes) -> bytes:
+    import gzip
+
+    return gzip.compress(data)
+
+
+def _deflate(data: bytes, *, raw: bool) -> bytes:
+    import zlib
+
+    packer = zlib.compressobj(wbits=-zlib.MAX_WBITS if raw else zlib.MAX_WBITS)
+    return packer.compress(data) + packer.flush()
+
+
+EVENTS = b"".join(b"data: token %d \xe2\x80\xa8 caf\xc3\xa9\n\n" % i for i in range(500))
+
+
+@pytest.mark.parametrize(
+    ("encoding", "pack"),
+    [
+        ("gzip", _gzip),
+        ("x-gzip", _gzip),
+        ("deflate", lambda d: _deflate(d, raw=False)),
+        ("deflate", lambda d: _deflate(d, raw=True)),  # httpx accepts headerless deflate too
+    ],
+)
+@pytest.mark.parametrize("size", [1, 7, 4096])
+async def test_compressed_event_streams_decode_exactly(
+    raw: tuple[RawServer, str], http: httpx.AsyncClient, encoding: str, pack: Any, size: int
+) -> None:
+    server, url = raw
+    body = pack(EVENTS)
+    server.route(
+        "/z",
+        headers={**SSE, "content-encoding": encoding},
+        chunks=[body[i : i + size] for i in range(0, len(body), size)],
+    )
+    events = await _sse(http, f"{url}/z")
+    assert [e[1] for e in events] == [f"token {i} \u2028 café" for i in range(500)]
+    assert server.seen_headers["/z"]["accept-encoding"] == ACCEPT_ENCODING
+
+
+async def test_a_gzip_bomb_is_inflated_in_bounded_steps(
+    raw: tuple[RawServer, str], http: httpx.AsyncClient
+) -> None:
+    server, url = raw
+    bomb = _gzip(b"\0" * (64 * 1024 * 1024))  # ~64 KiB on the wire, 64 MiB inflated
+    assert len(bomb) < 128 * 1024
+    server.route("/bomb", headers={"content-encoding": "gzip"}, chunks=[bomb])
+    sizes: list[int] = []
+    async with http.stream("GET", f"{url}/bomb") as response:
+        async for piece in aiter_body(response, provider="p", model="m"):
+            sizes.append(len(piece))
+            if sum(sizes) > 8 * INFLATE_STEP:
+                break
+    assert max(sizes) <= INFLATE_STEP
+    assert sum(sizes) > 8 * INFLATE_STEP  # the bomb did inflate, one bounded step at a time
+
+
+async def test_a_bomb_body_over_the_limit_is_refused_without_inflating_it_whole(
+    raw: tuple[RawServer, str], http: httpx.AsyncClient
+) -> None:
+    import tracemalloc
+
+    server, url = raw
+    server.route("/bomb", headers={"content-encoding": "gzip"}, chunks=[_gzip(b"\0" * 2**26)])
+    tracemalloc.start()
+    try:
+        async with http.stream("GET", f"{url}/bomb") as response:
+            with pytest.raises(errors.ProtocolError, match="larger than 100000 bytes"):
+                await read_bounded(response, provider="p", model="m", limit=100_000)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 1024 * 1024, f"peak {peak / 2**20:.1f} MiB"
+
+
+async def test_an_encoding_nobody_asked_for_is_refused(
+    raw: tuple[RawServer, str], http: httpx.AsyncClient
+) -> None:
+    server, url = raw
+    server.route("/br", headers={**SSE, "content-encoding": "br"}, chunks=[b"\x0b\x02\x80hi\x03"])
+    with pytest.raises(errors.ProtocolError, match="'br' was not asked for"):
+        await _sse(http, f"{url}/br")
+
+
+async def test_a_corrupt_gzip_body_is_a_protocol_error(
+    raw: tuple[RawServer, str], http: httpx.AsyncClient
+) -> None:
+    server, url = raw
+    body = bytearray(_gzip(EVENTS))
+    body[20:30] = b"\xff" * 10
+    server.route("/bad", headers={**SSE, "content-encoding": "gzip"}, chunks=[bytes(body)])
+    with pytest.raises(errors.ProtocolError, match="gzip body does not decode"):
+        await _sse(http, f"{url}/bad")

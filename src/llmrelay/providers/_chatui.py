@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 
 from .. import errors
-from .._http import loads
+from .._http import aiter_body, loads
 from .._sse import DEFAULT_MAX_LINE, LineTooLong, NDJSONLineDecoder, SSEDecoder
 from ..types import FinishReason
 
@@ -54,7 +54,7 @@ async def read_answer(
             bound, or a stream that ends before its last event.
     """
     reader = _Reader(provider, model)
-    chunks = response.aiter_bytes()
+    chunks = aiter_body(response, provider=provider, model=model)
     head = b""
     async for chunk in chunks:
         head += chunk
