@@ -495,6 +495,14 @@ async def aiter_body(
         llmrelay.errors.ProtocolError: an encoding not asked for, or a body that does
             not decode.
     """
+    try:
+        content = response.content  # read already (by httpx, or a caller): decoded
+    except httpx.ResponseNotRead:
+        pass
+    else:
+        if content:
+            yield content
+        return
     encoding = response.headers.get("content-encoding", "").strip().lower()
     if encoding in ("", "identity"):
         async for chunk in response.aiter_raw():

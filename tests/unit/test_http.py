@@ -338,3 +338,13 @@ async def test_a_corrupt_gzip_body_is_a_protocol_error(
     server.route("/bad", headers={**SSE, "content-encoding": "gzip"}, chunks=[bytes(body)])
     with pytest.raises(errors.ProtocolError, match="gzip body does not decode"):
         await _sse(http, f"{url}/bad")
+
+
+async def test_a_body_read_already_is_given_as_it_was_read(
+    raw: tuple[RawServer, str], http: httpx.AsyncClient
+) -> None:
+    server, url = raw
+    server.route("/read", headers={"content-encoding": "gzip"}, chunks=[_gzip(b'{"a": 1}')])
+    async with http.stream("GET", f"{url}/read") as response:
+        await response.aread()
+        assert await read_bounded(response, provider="p", model="m") == b'{"a": 1}'
