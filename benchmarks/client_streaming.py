@@ -308,8 +308,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--tokens", type=int, default=1000, help="tokens, no-delay mode")
     parser.add_argument("--runs", type=int, default=5, help="rounds, no-delay mode")
-    parser.add_argument("--paced-tokens", type=int, default=30, help="tokens, paced mode")
-    parser.add_argument("--paced-runs", type=int, default=1, help="rounds, paced mode")
+    parser.add_argument("--paced-tokens", type=int, default=60, help="tokens, paced mode")
+    parser.add_argument("--paced-runs", type=int, default=2, help="rounds, paced mode")
     parser.add_argument("--pace", type=float, default=0.02, help="seconds per frame, paced")
     parser.add_argument("--ttft-runs", type=int, default=15, help="rounds, first-token mode")
     parser.add_argument(
