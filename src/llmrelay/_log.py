@@ -126,6 +126,9 @@ class ExchangeLog:
     def __init__(self, url: str | None = None) -> None:
         self.url = url or database_url()
         self._engine: Engine | None = None
+        # one engine and one migration, whichever threads use the log first at once
+        # (concurrent WAL switches and migrations fail with "database is locked")
+        self._open_lock = threading.Lock()
         self._fts = False
 
     @property
@@ -182,6 +185,12 @@ class ExchangeLog:
     def _open(self) -> Engine:
         if self._engine is not None:
             return self._engine
+        with self._open_lock:
+            if self._engine is not None:
+                return self._engine
+            return self._open_locked()
+
+    def _open_locked(self) -> Engine:
         _import_schema()
         from sqlalchemy import create_engine, event
 
