@@ -250,10 +250,12 @@ class AsyncChatStream:
                 else:
                     dog = self._watchdog
                     if dog is None or dog.expired:
-                        event = await self._next_before_deadline(agen)
+                        dog = self._arm_watchdog()
+                    if dog is None:
+                        event = await self._next_in_scope(agen)
                     else:
-                        # ``_next_before_deadline``'s armed-watchdog case, inlined: no
-                        # coroutine per event (``tests/perf/test_stream_deadline.py``)
+                        # inline, not a helper coroutine: no coroutine per event
+                        # (``tests/perf/test_stream_deadline.py``)
                         task = _current_task()
                         assert task is not None
                         dog.task = task
@@ -284,42 +286,22 @@ class AsyncChatStream:
             if self._accept(event):
                 return pending.popleft()
 
-    async def _next_before_deadline(self, agen: AsyncGenerator[Event, None]) -> Event:
-        """The next event, or ``ProviderTimeout`` once the total deadline has passed.
+    def _arm_watchdog(self) -> _Watchdog | None:
+        """The stream's total-timeout watchdog, or ``None`` to use a cancel scope.
 
         On asyncio one loop timer per stream (``_Watchdog``) bounds every wait: it
-        cancels this task only if the deadline passes while it waits for the provider,
-        and the cancellation is turned into the timeout here (``Task.uncancel``, as
+        cancels the task only if the deadline passes while it waits for the provider,
+        and ``__anext__`` turns the cancellation into the timeout (``Task.uncancel``, as
         ``asyncio.timeout`` does; a cancellation from elsewhere still propagates). Other
-        backends use one cancel scope per event.
+        backends, and a stream past its deadline, use one cancel scope per event.
         """
         assert self._deadline is not None
         dog = self._watchdog
         if dog is None:
-            if _on_asyncio():
-                dog = self._watchdog = _Watchdog(self._deadline)
-            else:
-                return await self._next_in_scope(agen)
-        if dog.expired:  # past the deadline: exactly what one scope per event did
-            return await self._next_in_scope(agen)
-        task = asyncio.current_task()
-        assert task is not None
-        dog.task = task
-        try:
-            event = await agen.__anext__()
-        except BaseException as exc:
-            dog.task = None
-            if dog.fired:
-                dog.fired = False
-                if task.uncancel() == 0 and isinstance(exc, asyncio.CancelledError):
-                    raise self._total_timeout() from None
-            raise
-        dog.task = None
-        if dog.fired:  # the provider swallowed the cancellation
-            dog.fired = False
-            task.uncancel()
-            raise self._total_timeout()
-        return event
+            if not _on_asyncio():
+                return None
+            dog = self._watchdog = _Watchdog(self._deadline)
+        return None if dog.expired else dog
 
     async def _next_in_scope(self, agen: AsyncGenerator[Event, None]) -> Event:
         assert self._deadline is not None

@@ -8,6 +8,7 @@ cancellation from elsewhere is still a cancellation, and nothing is left schedul
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import weakref
 
@@ -75,3 +76,27 @@ async def test_a_stream_within_its_deadline_leaves_no_timer() -> None:
         assert ref() is None
     loop = asyncio.get_running_loop()
     assert not [h for h in loop._scheduled if not h.cancelled() and h.when() > loop.time() + 10]  # type: ignore[attr-defined]
+
+
+async def test_a_provider_swallowing_the_cancellation_still_times_out() -> None:
+    base, _ = scripted("stubborn", ["a", FinishReason("stop")])
+
+    class Stubborn(base):  # type: ignore[misc,valid-type]
+        async def stream(self, request: object):  # type: ignore[no-untyped-def,override]
+            yield "a"
+            # a provider that swallows the watchdog's cancellation
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(5)
+            yield "b"
+            yield FinishReason("stop")
+
+    async with AsyncClient(providers=[Stubborn], timeouts=Timeouts(total=0.2)) as client:
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(StreamInterrupted) as info:
+            async for _ in client.stream("hi", model="stubborn"):
+                pass
+    assert asyncio.get_running_loop().time() - started < 3
+    assert isinstance(info.value.cause, ProviderTimeout)
+    assert info.value.cause.kind == "total"
+    assert info.value.text == "a"
+    assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]
