@@ -123,15 +123,20 @@ class ReplayProtocol(asyncio.Protocol):
             route = self.routes.get((method, target.split("?", 1)[0]))
             if route is None:
                 self.transport.write(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n")
-                continue
-            if not route.streamed:
+            elif not route.streamed:
                 self.transport.write(route.head + route.body)
-            elif self.ticker is None:
-                self.transport.write(route.head + b"".join(route.frames) + b"0\r\n\r\n")
             else:
-                self.transport.write(route.head)
-                self.streaming = True
-                self.ticker.streams[self] = [route.frames, 0]
+                self.stream(route)
+
+    def stream(self, route: Route) -> None:
+        """Answer a request of a streamed route (``transport`` is set)."""
+        assert self.transport is not None
+        if self.ticker is None:
+            self.transport.write(route.head + b"".join(route.frames) + b"0\r\n\r\n")
+        else:
+            self.transport.write(route.head)
+            self.streaming = True
+            self.ticker.streams[self] = [route.frames, 0]
 
 
 def load_routes(path: Path) -> dict[tuple[str, str], Route]:

@@ -156,36 +156,14 @@ def _upstream_main(recording: str, mode: str, pace: float) -> None:
     class Protocol(_replay.ReplayProtocol):
         frames: Frames | None = None
 
-        def process(self) -> None:
+        def stream(self, route: _replay.Route) -> None:
+            # streamed bodies are handed to ``Frames`` (one event per write)
             if self.frames is None or self.transport is None:
-                super().process()
+                super().stream(route)
                 return
-            # _replay.ReplayProtocol.process, with streamed bodies handed to ``Frames``
-            while self.transport is not None and not self.streaming:
-                end = self.buffer.find(b"\r\n\r\n")
-                if end < 0:
-                    return
-                head = self.buffer[:end].decode("latin-1").split("\r\n")
-                length = 0
-                for line in head[1:]:
-                    name, _, value = line.partition(":")
-                    if name.strip().lower() == "content-length":
-                        length = int(value)
-                total = end + 4 + length
-                if len(self.buffer) < total:
-                    return
-                self.buffer = self.buffer[total:]
-                method, target, _ = head[0].split(" ", 2)
-                route = self.routes.get((method, target.split("?", 1)[0]))
-                if route is None:
-                    self.transport.write(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n")
-                    continue
-                if not route.streamed:
-                    self.transport.write(route.head + route.body)
-                    continue
-                self.transport.write(route.head)
-                self.streaming = True
-                self.frames.add(self, route.frames)
+            self.transport.write(route.head)
+            self.streaming = True
+            self.frames.add(self, route.frames)
 
     async def serve() -> None:
         routes = _replay.load_routes(Path(recording))
