@@ -230,19 +230,26 @@ def _run(
     except llmrelay.ConfigError as exc:
         fail(describe_error(exc), code=2)
     try:
-        try:
-            aliases = client.aliases()
-            options.descriptions = client.providers()
-        except llmrelay.ConfigError as exc:
-            fail(describe_error(exc), code=2)
         options.proxy = client_kwargs.get("proxy")
-        options.options = resolve_options(
-            option_pairs,
-            model=options.model,
-            descriptions=options.descriptions,
-            aliases=aliases,
-            strict=strict,
-        )
+        if option_pairs or text is None:
+            # -o values are typed by what the providers declare; a chat session shows
+            # a bad alias or provider before the first line is typed
+            try:
+                aliases = client.aliases()
+                options.descriptions = client.providers()
+            except llmrelay.ConfigError as exc:
+                fail(describe_error(exc), code=2)
+            options.options = resolve_options(
+                option_pairs,
+                model=options.model,
+                descriptions=options.descriptions,
+                aliases=aliases,
+                strict=strict,
+            )
+        else:
+            # one prompt without -o: describing every provider would import every
+            # provider module before the request (~10 ms); only an error needs them
+            options.describe = client.providers
         if text is None:
             from ._repl import repl
 

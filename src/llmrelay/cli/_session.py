@@ -8,6 +8,7 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -122,9 +123,17 @@ class TurnOptions:
     usage: bool = False
     proxy: str | None = None
     descriptions: list[llmrelay.ProviderDescription] = field(default_factory=list)
+    describe: Callable[[], list[llmrelay.ProviderDescription]] | None = None
+    """Gives ``descriptions`` when an error first needs them (``client.providers``)."""
 
     def explain(self, exc: BaseException) -> str:
         """The error's message with what to check (see ``describe_error``)."""
+        if self.describe is not None:
+            describe, self.describe = self.describe, None
+            try:
+                self.descriptions = describe()
+            except llmrelay.ConfigError as described:  # a provider that cannot load
+                logger.info("cannot describe the providers: %s", described)
         return describe_error(exc, proxy=self.proxy, descriptions=self.descriptions)
 
     def call_kwargs(self) -> dict[str, Any]:
