@@ -87,6 +87,9 @@ def test_one_prompt_imports_only_the_provider_it_uses_before_its_first_token(
     assert not {f"llmrelay.providers.{name}" for name in _OTHER_BUILTINS} & loaded
     # no llmrelay.providers plugin is installed: the entry-point scan stays cheap
     assert "importlib.metadata" not in loaded
+    # only the chat command's module of the command line
+    other_commands = {"_image", "_keyscmd", "_listing", "_serve"}
+    assert not {f"llmrelay.cli.{name}" for name in other_commands} & loaded
 
 
 def test_an_error_still_names_where_the_configured_base_url_came_from(
@@ -181,3 +184,16 @@ def test_a_broken_alias_fails_the_chat_that_uses_it_and_a_session_at_once(
     child.close()
     assert child.exitstatus == 2
     assert "alias 'loop' refers to itself" in (child.before or "")
+
+
+def test_help_lists_every_command_and_a_typo_gets_a_suggestion() -> None:
+    # the commands' modules load when a command is used; --help still uses them all
+    result = run_process("--help")
+    assert result.returncode == 0
+    listed = result.stdout.decode().split("Commands:\n", 1)[1].splitlines()
+    names = [line.split()[0] for line in listed if line.startswith("  ")]
+    assert names == ["chat", "image", "keys", "logs", "models", "providers", "serve"]
+    assert "Generate an image for PROMPT" in result.stdout.decode()
+    result = run_process("chta")
+    assert result.returncode == 2
+    assert "No such command 'chta'. Did you mean 'chat'?" in result.stderr.decode()
