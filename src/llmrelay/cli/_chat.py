@@ -12,8 +12,14 @@ import click
 
 import llmrelay
 
-from ._common import check_environment, describe_error, fail, make_client_kwargs, verbose_option
-from ._logs import logging_enabled
+from ._common import (
+    check_environment,
+    describe_error,
+    fail,
+    logging_enabled,
+    make_client_kwargs,
+    verbose_option,
+)
 from ._options import resolve_options
 from ._text import decode_argument, decode_bytes
 
@@ -191,12 +197,12 @@ def chat(
 def _session(
     log: TurnLog, *, continue_: bool, cid: str | None
 ) -> tuple[ChatSession, LogEntry | None]:
-    from llmrelay.log import LogError
-
     from ._session import ChatSession
 
     if not (continue_ or cid):
         return ChatSession(), None
+    from llmrelay.log import LogError
+
     try:
         loaded = log.load(cid)
     except LogError as exc:
