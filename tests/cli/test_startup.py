@@ -199,3 +199,34 @@ def test_help_lists_every_command_and_a_typo_gets_a_suggestion() -> None:
     result = run_process("chta")
     assert result.returncode == 2
     assert "No such command 'chta'. Did you mean 'chat'?" in result.stderr.decode()
+
+
+def test_a_plugin_that_cannot_load_is_a_warning_for_a_chat_that_does_not_use_it(
+    tmp_path: Path, space: Space
+) -> None:
+    # the library warns and goes on (Registry.settings_specs); a one-prompt chat, which
+    # no longer describes every provider first, now does the same instead of exiting 2
+    _, url = space
+    info = tmp_path / "site" / "broken_plugin-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-plugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(
+        "[llmrelay.providers]\nbroken = llmrelay_no_such_module:Broken\n"
+    )
+    env = {"PYTHONPATH": str(tmp_path / "site"), "LLMRELAY_HF_SPACES_BASE_URL": url}
+    result = run_process("chat", "--no-log", "-m", "hf_spaces", "hi", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "provider 'broken' (llmrelay_no_such_module:Broken) cannot be loaded" in (
+        result.stderr.decode()
+    )
+    # an error is still explained (describing the providers fails: no hint, no traceback)
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[providers.local]\nkind = "openai"\nbase_url = "http://127.0.0.1:9/v1"\nmodels = ["m"]\n'
+    )
+    env["LLMRELAY_CONFIG"] = str(config)
+    result = run_process("chat", "--no-log", "-m", "local:m", "hi", env=env)
+    assert result.returncode == 1
+    err = result.stderr.decode()
+    assert "llmrelay: error: local (m): ConnectError talking to http://127.0.0.1:9/v1" in err
+    assert "Traceback" not in err

@@ -139,7 +139,8 @@ class TurnOptions:
             describe, self.describe = self.describe, None
             try:
                 self.descriptions = describe()
-            except llmrelay.ConfigError as described:  # a provider that cannot load
+            except Exception as described:  # a provider that cannot load: the error
+                # being explained matters more than the hint
                 logger.info("cannot describe the providers: %s", described)
         return describe_error(exc, proxy=self.proxy, descriptions=self.descriptions)
 
