@@ -1,6 +1,7 @@
 """Start-up cost: `import llmrelay`, `llmrelay --help`, spawn -> first token of `llmrelay chat`.
 
-Everything runs in fresh interpreters of this venv, ``--runs`` times, interleaved:
+Everything runs in fresh interpreters of this venv, ``--runs`` times, interleaved (the
+first-token commands in a rotating order):
 
 llmrelay is byte-compiled first (``compileall``) and ``PYTHONDONTWRITEBYTECODE`` is
 removed from the children's environment: an installed package has its ``.pyc`` files,
@@ -22,6 +23,11 @@ and compiling from source would add about 40 ms to every llmrelay figure.
 Targets (issue 10): ``import llmrelay`` <= 0.5x ``import httpx``; spawn -> first token
 of ``llmrelay chat`` within 20 ms of the raw httpx script (difference of medians).
 Exits 0 unless ``--strict``.
+
+``--before SRC`` also measures another checkout's sources (``SRC`` = its ``src``
+folder, e.g. main's) in the same loop, interleaved with this one: ``import llmrelay``,
+``--help`` and ``llmrelay chat`` get a ``(before)`` row, so before/after figures share
+the machine's noise.
 
 ``--trace`` also runs each command once more under ``python -X importtime`` with a
 tracer that prints where the time to the first token goes: milestones (ms since the
@@ -193,10 +199,10 @@ def _trace(name: str, args: list[str], env: dict[str, str]) -> None:
         print(f"      {micros / 1e3:7.1f} {module}")
 
 
-def _inner_time(statement: str) -> float:
+def _inner_time(statement: str, env: dict[str, str] | None = None) -> float:
     code = f"import time; t = time.perf_counter(); {statement}; print(time.perf_counter() - t)"
     out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=_env()
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env or _env()
     )
     return float(out.stdout)
 
@@ -221,10 +227,11 @@ def _first_byte(args: list[str], env: dict[str, str]) -> tuple[float, bytes]:
     return t1 - t0, first + rest
 
 
-def _env(**extra: str) -> dict[str, str]:
+def _env(src: Path | None = None, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # an installed package has its .pyc files
-    env["PYTHONPATH"] = os.pathsep.join([str(c.SRC), *filter(None, [env.get("PYTHONPATH")])])
+    paths = [str(src or c.SRC), *filter(None, [env.get("PYTHONPATH")])]
+    env["PYTHONPATH"] = os.pathsep.join(paths)
     env.update(extra)
     return env
 
@@ -236,6 +243,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--trace", action="store_true", help="also trace where the time to the first token goes"
     )
+    parser.add_argument(
+        "--before",
+        type=Path,
+        metavar="SRC",
+        help="also measure llmrelay from this src folder (e.g. main's), interleaved",
+    )
     return parser.parse_args(argv)
 
 
@@ -244,14 +257,25 @@ def run(args: argparse.Namespace) -> list[Check]:
     python = sys.executable
     # byte-compile llmrelay first, as installing the wheel does: with
     # PYTHONDONTWRITEBYTECODE set, every fresh interpreter would compile it from source
-    subprocess.run([python, "-m", "compileall", "-q", str(c.SRC / "llmrelay")], check=True)
+    before: Path | None = args.before.resolve() if args.before else None
+    for src in filter(None, [c.SRC, before]):
+        subprocess.run([python, "-m", "compileall", "-q", str(src / "llmrelay")], check=True)
     imports: dict[str, list[float]] = {"import llmrelay": [], "import httpx": []}
     walls: dict[str, list[float]] = {"python -c pass": [], "llmrelay --help": []}
+    if before:
+        imports["import llmrelay (before)"] = []
+        walls["llmrelay --help (before)"] = []
     for _ in range(runs):
         for statement, times in imports.items():
-            times.append(_inner_time(statement))
+            if statement.endswith("(before)"):
+                times.append(_inner_time("import llmrelay", _env(before)))
+            else:
+                times.append(_inner_time(statement))
         walls["python -c pass"].append(_wall([python, "-c", "pass"]))
         walls["llmrelay --help"].append(_wall([python, "-m", "llmrelay", "--help"]))
+        if before:
+            help_ = [python, "-m", "llmrelay", "--help"]
+            walls["llmrelay --help (before)"].append(_wall(help_, _env(before)))
 
     scenario = next(s for s in c.scenarios() if s.name == "local")
     rec = c.record(scenario, 3)
@@ -260,6 +284,8 @@ def run(args: argparse.Namespace) -> list[Check]:
         "raw async httpx script": [],
         "llmrelay chat": [],
     }
+    if before:
+        firsts["llmrelay chat (before)"] = []
     outputs: set[bytes] = set()
     with tempfile.TemporaryDirectory() as tmp, c.ReplayServer(rec.routes) as server:
         config = Path(tmp) / "config.toml"
@@ -270,7 +296,9 @@ def run(args: argparse.Namespace) -> list[Check]:
             'models = ["fake-model"]\n'
             'api_key = "test-key"\n'
         )
-        env = _env(LLMRELAY_CONFIG=str(config), LLMRELAY_HOME=str(Path(tmp) / "home"))
+        files = {"LLMRELAY_CONFIG": str(config), "LLMRELAY_HOME": str(Path(tmp) / "home")}
+        env = _env(**files)
+        envs = {"llmrelay chat (before)": _env(before, **files)} if before else {}
         commands = {
             "raw httpx script": [python, "-c", RAW_SCRIPT, f"{server.url}/v1", "test-key", "hi"],
             "raw async httpx script": [
@@ -283,9 +311,14 @@ def run(args: argparse.Namespace) -> list[Check]:
             ],
             "llmrelay chat": [python, "-m", "llmrelay", "chat", "-m", "local:fake-model", "hi"],
         }
-        for _ in range(runs):
-            for name, command in commands.items():
-                seconds, output = _first_byte(command, env)
+        if before:
+            commands["llmrelay chat (before)"] = commands["llmrelay chat"]
+        names = list(commands)
+        for run_index in range(runs):
+            # rotate the order each run: no command always follows the same one
+            shift = run_index % len(names)
+            for name in names[shift:] + names[:shift]:
+                seconds, output = _first_byte(commands[name], envs.get(name, env))
                 firsts[name].append(seconds)
                 outputs.add(output.strip())
         if args.trace:
@@ -307,7 +340,7 @@ def run(args: argparse.Namespace) -> list[Check]:
 
     print(f"\nStart-up, median of {runs} fresh interpreters (ms)")
     for name, times in {**imports, **walls, **firsts}.items():
-        print(f"  {name:24} {med(times):8.1f}   min {min(times) * 1e3:7.1f}")
+        print(f"  {name:30} {med(times):8.1f}   min {min(times) * 1e3:7.1f}")
     ratio = med(imports["import llmrelay"]) / med(imports["import httpx"])
     help_extra = med(walls["llmrelay --help"]) - med(walls["python -c pass"])
     first_diff = med(firsts["llmrelay chat"]) - med(firsts["raw httpx script"])
@@ -316,6 +349,9 @@ def run(args: argparse.Namespace) -> list[Check]:
     print(f"  first token, llmrelay chat - raw httpx script: {first_diff:+.1f} ms")
     async_diff = med(firsts["llmrelay chat"]) - med(firsts["raw async httpx script"])
     print(f"  first token, llmrelay chat - raw async httpx script: {async_diff:+.1f} ms")
+    if before:
+        before_diff = med(firsts["llmrelay chat (before)"]) - med(firsts["raw httpx script"])
+        print(f"  first token, llmrelay chat (before) - raw httpx script: {before_diff:+.1f} ms")
     return [
         Check(
             "startup: import llmrelay / import httpx",

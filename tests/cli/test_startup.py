@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.cli.conftest import SRC, Space, run
+from tests.cli.conftest import SRC, Space, run, run_process
 
 # A fresh interpreter runs the command with stdout wrapped: on the first write of answer
 # text it notes which heavy libraries are already imported.
@@ -21,6 +21,7 @@ class Probe:
     def write(self, text):
         if text.strip() and not seen:
             seen.update({name: name in sys.modules for name in heavy})
+            seen["modules"] = sorted(sys.modules)
         return self.f.write(text)
     def __getattr__(self, name): return getattr(self.f, name)
 sys.stdout = Probe(sys.stdout)
@@ -57,6 +58,7 @@ def test_first_token_comes_before_the_log_database_layer_and_the_turn_is_logged(
     assert result.stdout.startswith("Hello")
     # nothing heavy was imported (nor being imported by a thread) before the answer:
     # not the log's SQLAlchemy, not the facade's pydantic, not rich (httpx's own CLI)
+    seen.pop("modules")
     assert seen == {
         "sqlalchemy": False,
         "pydantic": False,
@@ -68,6 +70,46 @@ def test_first_token_comes_before_the_log_database_layer_and_the_turn_is_logged(
     [entry] = json.loads(out)
     assert entry["prompt"] == "hi"
     assert entry["answer"] == result.stdout.rstrip("\n")
+
+
+_OTHER_BUILTINS = ("replicate", "huggingface", "ai2", "h2o")
+
+
+def test_one_prompt_imports_only_the_provider_it_uses_before_its_first_token(
+    space: Space,
+) -> None:
+    _, url = space
+    result, seen = _probe("chat", "-m", "hf_spaces", "hi", url=url)
+    assert result.returncode == 0, result.stderr
+    loaded = set(seen["modules"])
+    assert "llmrelay.providers.hf_spaces" in loaded
+    # without -o the chat describes no provider (each description imports its module)
+    assert not {f"llmrelay.providers.{name}" for name in _OTHER_BUILTINS} & loaded
+    # no llmrelay.providers plugin is installed: the entry-point scan stays cheap
+    assert "importlib.metadata" not in loaded
+    # the exchange log's module (and sqlite3) loads when the turn is logged, after it
+    assert not {"llmrelay.log", "llmrelay._log", "sqlite3"} & loaded
+    # only the chat command's module of the command line
+    other_commands = {"_image", "_keyscmd", "_listing", "_serve"}
+    assert not {f"llmrelay.cli.{name}" for name in other_commands} & loaded
+
+
+def test_an_error_still_names_where_the_configured_base_url_came_from(
+    tmp_path: Path, home: Path
+) -> None:
+    # the provider descriptions behind the hint are built when the error is explained
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[providers.local]\nkind = "openai"\nbase_url = "http://127.0.0.1:9/v1"\nmodels = ["m"]\n'
+    )
+    result = run_process(
+        "chat", "--no-log", "-m", "local:m", "hi", env={"LLMRELAY_CONFIG": str(config)}
+    )
+    assert result.returncode == 1
+    err = result.stderr.decode()
+    assert err.count("\n") == 1, err
+    # (the line is cut to its length limit inside the hint: the temporary path is long)
+    assert "; is the service running at http://127.0.0.1:9/v1 (" in err
 
 
 def test_no_log_never_imports_the_database_layer(space: Space) -> None:
@@ -114,3 +156,77 @@ def test_help_loads_neither_the_event_loop_nor_the_http_stack() -> None:
     assert result.returncode == 0, result.stderr
     assert "chat" in result.stdout
     assert "LOADED []" in result.stderr
+
+
+def test_a_broken_alias_fails_the_chat_that_uses_it_and_a_session_at_once(
+    space: Space, tmp_path: Path
+) -> None:
+    # one prompt resolves only its own model: a broken alias it does not use no longer
+    # stops it (describing every alias would import every provider module first)
+    _, url = space
+    config = tmp_path / "config.toml"
+    config.write_text('[aliases]\nloop = ["loop"]\n')
+    env = {"LLMRELAY_CONFIG": str(config), "LLMRELAY_HF_SPACES_BASE_URL": url}
+    result = run_process("chat", "--no-log", "-m", "hf_spaces", "hi", env=env)
+    assert result.returncode == 0, result.stderr
+    result = run_process("chat", "--no-log", "-m", "loop", "hi", env=env)
+    assert result.returncode == 2
+    assert "alias 'loop' refers to itself" in result.stderr.decode()
+    # a chat session still checks every alias before the first line is typed
+    import pexpect
+
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "llmrelay", "chat", "--no-log"],
+        env={**os.environ, **env, "PYTHONPATH": SRC, "TERM": "dumb"},
+        encoding="utf-8",
+        timeout=20,
+    )
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 2
+    assert "alias 'loop' refers to itself" in (child.before or "")
+
+
+def test_help_lists_every_command_and_a_typo_gets_a_suggestion() -> None:
+    # the commands' modules load when a command is used; --help still uses them all
+    result = run_process("--help")
+    assert result.returncode == 0
+    listed = result.stdout.decode().split("Commands:\n", 1)[1].splitlines()
+    names = [line.split()[0] for line in listed if line.startswith("  ")]
+    assert names == ["chat", "image", "keys", "logs", "models", "providers", "serve"]
+    assert "Generate an image for PROMPT" in result.stdout.decode()
+    result = run_process("chta")
+    assert result.returncode == 2
+    assert "No such command 'chta'. Did you mean 'chat'?" in result.stderr.decode()
+
+
+def test_a_plugin_that_cannot_load_is_a_warning_for_a_chat_that_does_not_use_it(
+    tmp_path: Path, space: Space
+) -> None:
+    # the library warns and goes on (Registry.settings_specs); a one-prompt chat, which
+    # no longer describes every provider first, now does the same instead of exiting 2
+    _, url = space
+    info = tmp_path / "site" / "broken_plugin-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-plugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(
+        "[llmrelay.providers]\nbroken = llmrelay_no_such_module:Broken\n"
+    )
+    env = {"PYTHONPATH": str(tmp_path / "site"), "LLMRELAY_HF_SPACES_BASE_URL": url}
+    result = run_process("chat", "--no-log", "-m", "hf_spaces", "hi", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "provider 'broken' (llmrelay_no_such_module:Broken) cannot be loaded" in (
+        result.stderr.decode()
+    )
+    # an error is still explained (describing the providers fails: no hint, no traceback)
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[providers.local]\nkind = "openai"\nbase_url = "http://127.0.0.1:9/v1"\nmodels = ["m"]\n'
+    )
+    env["LLMRELAY_CONFIG"] = str(config)
+    result = run_process("chat", "--no-log", "-m", "local:m", "hi", env=env)
+    assert result.returncode == 1
+    err = result.stderr.decode()
+    assert "llmrelay: error: local (m): ConnectError talking to http://127.0.0.1:9/v1" in err
+    assert "Traceback" not in err

@@ -12,8 +12,14 @@ import click
 
 import llmrelay
 
-from ._common import check_environment, describe_error, fail, make_client_kwargs, verbose_option
-from ._logs import logging_enabled
+from ._common import (
+    check_environment,
+    describe_error,
+    fail,
+    logging_enabled,
+    make_client_kwargs,
+    verbose_option,
+)
 from ._options import resolve_options
 from ._text import decode_argument, decode_bytes
 
@@ -191,12 +197,12 @@ def chat(
 def _session(
     log: TurnLog, *, continue_: bool, cid: str | None
 ) -> tuple[ChatSession, LogEntry | None]:
-    from llmrelay.log import LogError
-
     from ._session import ChatSession
 
     if not (continue_ or cid):
         return ChatSession(), None
+    from llmrelay.log import LogError
+
     try:
         loaded = log.load(cid)
     except LogError as exc:
@@ -230,19 +236,26 @@ def _run(
     except llmrelay.ConfigError as exc:
         fail(describe_error(exc), code=2)
     try:
-        try:
-            aliases = client.aliases()
-            options.descriptions = client.providers()
-        except llmrelay.ConfigError as exc:
-            fail(describe_error(exc), code=2)
         options.proxy = client_kwargs.get("proxy")
-        options.options = resolve_options(
-            option_pairs,
-            model=options.model,
-            descriptions=options.descriptions,
-            aliases=aliases,
-            strict=strict,
-        )
+        if option_pairs or text is None:
+            # -o values are typed by what the providers declare; a chat session shows
+            # a bad alias or provider before the first line is typed
+            try:
+                aliases = client.aliases()
+                options.descriptions = client.providers()
+            except llmrelay.ConfigError as exc:
+                fail(describe_error(exc), code=2)
+            options.options = resolve_options(
+                option_pairs,
+                model=options.model,
+                descriptions=options.descriptions,
+                aliases=aliases,
+                strict=strict,
+            )
+        else:
+            # one prompt without -o: describing every provider would import every
+            # provider module before the request (~10 ms); only an error needs them
+            options.describe = client.providers
         if text is None:
             from ._repl import repl
 

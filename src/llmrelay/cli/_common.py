@@ -20,7 +20,9 @@ __all__ = [
     "check_environment",
     "describe_error",
     "fail",
+    "logging_enabled",
     "make_client_kwargs",
+    "off_marker",
     "prepare_streams",
     "verbose_option",
     "warn",
@@ -28,6 +30,7 @@ __all__ = [
 
 F = TypeVar("F", bound=Callable[..., Any])
 _VERBOSE_KEY = "llmrelay.verbose"
+_OFF = {"0", "false", "no", "off"}
 
 
 def warn(message: str) -> None:
@@ -176,3 +179,21 @@ def make_client_kwargs(*, proxy: str | None = None, timeout: float | None = None
     if timeout is not None:
         kwargs["timeouts"] = llmrelay.Timeouts(read=timeout)
     return kwargs
+
+
+def off_marker() -> str:
+    """The file whose presence means ``llmrelay logs off`` ran."""
+    from llmrelay.keys import user_dir
+
+    return str(user_dir() / "logs-off")
+
+
+def logging_enabled() -> bool:
+    """Logging is on unless ``LLMRELAY_LOG`` is 0/false/no/off or ``llmrelay logs off`` ran.
+
+    Here rather than in ``_logs`` so that a chat decides without importing the log's
+    module (``llmrelay.log`` and sqlite3, ~3 ms) before its first token.
+    """
+    if os.environ.get("LLMRELAY_LOG", "").strip().lower() in _OFF:
+        return False
+    return not os.path.exists(off_marker())

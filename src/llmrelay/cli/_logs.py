@@ -9,25 +9,11 @@ import sys
 
 import click
 
-from llmrelay.keys import user_dir
 from llmrelay.log import ExchangeLog, LogEntry, LogError, database_url
 
-from ._common import fail, verbose_option
+from ._common import fail, logging_enabled, off_marker, verbose_option
 
-__all__ = ["logging_enabled", "logs"]
-
-_OFF = {"0", "false", "no", "off"}
-
-
-def _off_marker() -> str:
-    return str(user_dir() / "logs-off")
-
-
-def logging_enabled() -> bool:
-    """Logging is on unless ``LLMRELAY_LOG`` is 0/false/no/off or ``llmrelay logs off`` ran."""
-    if os.environ.get("LLMRELAY_LOG", "").strip().lower() in _OFF:
-        return False
-    return not os.path.exists(_off_marker())
+__all__ = ["logs"]
 
 
 def _print_markdown(entries: list[LogEntry]) -> None:
@@ -114,13 +100,13 @@ def status() -> None:
 def on() -> None:
     """Log exchanges (the default)."""
     with contextlib.suppress(FileNotFoundError):
-        os.unlink(_off_marker())
+        os.unlink(off_marker())
 
 
 @logs.command()
 def off() -> None:
     """Stop logging exchanges (--no-log does it for one command)."""
-    marker = _off_marker()
+    marker = off_marker()
     os.makedirs(os.path.dirname(marker), mode=0o700, exist_ok=True)
     with open(marker, "w", encoding="utf-8"):
         pass
