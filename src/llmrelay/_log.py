@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -170,6 +169,8 @@ class ExchangeLog:
     @contextmanager
     def _begin(self) -> Iterator[Connection]:
         """A transaction (SQLite: ``BEGIN IMMEDIATE``), every failure as ``LogError``."""
+        import sqlite3
+
         from sqlalchemy.exc import SQLAlchemyError
 
         where = self.display_url

@@ -87,8 +87,9 @@ def test_one_prompt_imports_only_the_provider_it_uses_before_its_first_token(
     assert not {f"llmrelay.providers.{name}" for name in _OTHER_BUILTINS} & loaded
     # no llmrelay.providers plugin is installed: the entry-point scan stays cheap
     assert "importlib.metadata" not in loaded
-    # the exchange log's module (and sqlite3) loads when the turn is logged, after it
-    assert not {"llmrelay.log", "llmrelay._log", "sqlite3"} & loaded
+    # the exchange log's database layer (sqlite3, SQLAlchemy) loads when the turn is
+    # logged, after it
+    assert not {"sqlite3", "sqlalchemy"} & loaded
     # only the chat command's module of the command line
     other_commands = {"_image", "_keyscmd", "_listing", "_serve"}
     assert not {f"llmrelay.cli.{name}" for name in other_commands} & loaded

@@ -10,17 +10,14 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
 import llmrelay
+from llmrelay.log import ExchangeLog, LogEntry, LogError
 
 from ._common import describe_error, warn
-
-if TYPE_CHECKING:  # loaded when a turn is logged, after its answer
-    from llmrelay.log import ExchangeLog, LogEntry
 
 __all__ = ["ChatSession", "Output", "TurnLog", "TurnOptions", "run_turn"]
 
@@ -45,8 +42,6 @@ class TurnLog:
 
     def _open(self) -> ExchangeLog:
         if self._log is None:
-            from llmrelay.log import ExchangeLog
-
             self._log = ExchangeLog()
         return self._log
 
@@ -72,8 +67,6 @@ class TurnLog:
         """Log ``entry``; on a database failure warn once on stderr and stop logging."""
         if not self.write:
             return
-        from llmrelay.log import LogError
-
         try:
             self._open().add(entry, conversation=conversation, conversation_name=name)
             logger.info("logged exchange %s to %s", entry.id, self._open().display_url)
@@ -218,35 +211,26 @@ async def run_turn(
         asyncio.CancelledError / KeyboardInterrupt: interrupted (the partial answer is logged).
     """
     messages, kwargs = session.call(prompt)
-    # the turn's fields, a LogEntry once the turn is over: llmrelay.log (and sqlite3)
-    # load after the answer, off the first token's path
-    draft = SimpleNamespace(
+    entry = LogEntry(
         prompt=prompt,
         answer="",
         conversation_id=session.id,
         system=options.system,
         model_requested=options.model,
-        provider=None,
-        model=None,
-        first_token_ms=None,
-        usage=None,
-        finish_reason=None,
-        error_type=None,
-        error=None,
     )
     parts: list[str] = []
     started = time.monotonic()
     stream = client.stream(messages, **kwargs, **options.call_kwargs())
     try:
         async for event in stream:
-            if draft.first_token_ms is None and isinstance(event, _CONTENT) and event:
-                draft.first_token_ms = round((time.monotonic() - started) * 1000)
+            if entry.first_token_ms is None and isinstance(event, _CONTENT) and event:
+                entry.first_token_ms = round((time.monotonic() - started) * 1000)
             if isinstance(event, llmrelay.ProviderInfo):
-                draft.provider, draft.model = event.provider, event.model
+                entry.provider, entry.model = event.provider, event.model
             elif isinstance(event, llmrelay.FinishReason):
-                draft.finish_reason = event.reason
+                entry.finish_reason = event.reason
             elif isinstance(event, llmrelay.Usage):
-                draft.usage = dataclasses.asdict(event)
+                entry.usage = dataclasses.asdict(event)
             if options.events:
                 out.json(llmrelay.event_to_dict(event))
             elif isinstance(event, str):
@@ -255,29 +239,26 @@ async def run_turn(
                     out.write(event)
         session.finished()
     except (llmrelay.LLMRelayError, asyncio.CancelledError, KeyboardInterrupt) as exc:
-        draft.error_type = type(exc).__name__
-        draft.error = options.explain(exc) if isinstance(exc, llmrelay.LLMRelayError) else None
-        draft.provider = getattr(exc, "provider", None) or draft.provider
-        draft.model = getattr(exc, "model", None) or draft.model
+        entry.error_type = type(exc).__name__
+        entry.error = options.explain(exc) if isinstance(exc, llmrelay.LLMRelayError) else None
+        entry.provider = getattr(exc, "provider", None) or entry.provider
+        entry.model = getattr(exc, "model", None) or entry.model
         if options.events and isinstance(exc, llmrelay.LLMRelayError):
-            out.json(_error_object(exc, draft.error or ""))
+            out.json(_error_object(exc, entry.error or ""))
         raise
     finally:
         await stream.aclose()
-        draft.answer = "".join(parts)
-        draft.duration_ms = round((time.monotonic() - started) * 1000)
-        draft.attempts = _attempts(stream) or (
-            [{"provider": draft.provider, "model": draft.model, "outcome": "ok"}]
-            if draft.provider and draft.error is None
+        entry.answer = "".join(parts)
+        entry.duration_ms = round((time.monotonic() - started) * 1000)
+        entry.attempts = _attempts(stream) or (
+            [{"provider": entry.provider, "model": entry.model, "outcome": "ok"}]
+            if entry.provider and entry.error is None
             else []
         )
         if not options.stream and not options.events:
-            out.write(draft.answer)
+            out.write(entry.answer)
         if not options.events:
             out.end_line()
-        from llmrelay.log import LogEntry
-
-        entry = LogEntry(**vars(draft))
         log.record(entry, session.to_dict(), name=prompt[:80])
         _report(entry, options)
     return entry
