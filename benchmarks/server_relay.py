@@ -23,9 +23,9 @@ Load (every row counts the tokens it received and checks it got all of them):
   ``--streams`` connections at once.  It costs 2-4 µs per token (printed: ``load
   µs/tok``), so on 2 vCPU it leaves the relays the CPU; the earlier loader ran httpx in
   this process, beside the SDK.
-* ``ttft``: the raw load, one stream at a time, of a ``--ttft-tokens`` answer (the
-  upstream serves it to requests naming the model ``fake-short``): the time to first
-  token of a hop whose upstream then goes quiet.  With a long answer at pace 0 the
+* ``raw short`` and ``sdk short``: the same single streams of a ``--ttft-tokens``
+  answer (the upstream serves it to requests naming the model ``fake-short``): the time
+  to first token of a hop whose upstream then goes quiet.  With a long answer at pace 0 the
   upstream writes the rest of the answer (and a relay forwards it) right after the first
   frame, on the same 2 vCPUs: the ``raw``/``sdk`` single-stream TTFT then includes waiting
   for a CPU (even ``direct``'s grows from about 0.3 to 2 ms from 200 to 1000 tokens),
@@ -68,7 +68,7 @@ TARGET_TTFT_MS = 3.0
 TARGET_CPU_US = 20.0
 MODEL = "local:fake-model"
 SHORT_MODEL = "fake-short"
-"""The upstream answers a request naming this model with the short recording (``ttft``)."""
+"""The upstream answers a request naming this model with the short recording."""
 SCRIPT = str(Path(__file__).resolve())
 PROMPT = "Count for me."
 CONTENT = re.compile(rb'"content":\s*"[^"]')
@@ -419,7 +419,7 @@ class LoadGenerator(Child):
         return result
 
 
-async def _sdk_stream(base_url: str, tokens: int) -> dict[str, Any]:
+async def _sdk_stream(base_url: str, tokens: int, model: str = MODEL) -> dict[str, Any]:
     """One stream through the real ``openai`` SDK (new client and connection)."""
     import httpx
     import openai
@@ -436,7 +436,7 @@ async def _sdk_stream(base_url: str, tokens: int) -> dict[str, Any]:
     n = 0
     try:
         stream = await client.chat.completions.create(
-            model=MODEL, messages=[{"role": "user", "content": PROMPT}], stream=True
+            model=model, messages=[{"role": "user", "content": PROMPT}], stream=True
         )
         async for chunk in stream:
             if chunk.choices and chunk.choices[0].delta.content:
@@ -502,7 +502,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--tokens", type=int, default=200, help="tokens per stream")
     parser.add_argument(
-        "--ttft-tokens", type=int, default=5, help="tokens of the answer of the ttft rows"
+        "--ttft-tokens", type=int, default=5, help="tokens of the answer of the short rows"
     )
     parser.add_argument("--streams", type=int, default=100, help="concurrent streams")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds")
@@ -527,7 +527,7 @@ def _print(rows: list[Row], args: argparse.Namespace) -> None:
         f"tokens/stream, upstream {args.upstream}, pace {args.pace * 1e3:g} ms"
     )
     print(
-        f"  {'relay':24} {'load':4} {'wrk':>3} {'streams':>7} {'TTFT p50':>9} {'+direct':>8} "
+        f"  {'relay':24} {'load':9} {'wrk':>3} {'streams':>7} {'TTFT p50':>9} {'+direct':>8} "
         f"{'p99':>8} {'tokens/s':>9} {'relay µs/tok':>12} {'+byte':>7} {'load µs/tok':>11} "
         f"{'up µs/tok':>9} {'errors':>6}"
     )
@@ -538,7 +538,7 @@ def _print(rows: list[Row], args: argparse.Namespace) -> None:
         cpu = r.per_token_us(r.relay_cpu)
         over = cpu - byte.per_token_us(byte.relay_cpu) if byte and r.relay != "direct" else None
         print(
-            f"  {r.relay:24} {r.load:4} {r.workers:3d} {r.streams:7d} {r.ttft_ms(0.5):9.2f} "
+            f"  {r.relay:24} {r.load:9} {r.workers:3d} {r.streams:7d} {r.ttft_ms(0.5):9.2f} "
             f"{added:+8.2f} {r.ttft_ms(0.99):8.2f} {r.tokens_per_s:9.0f} "
             f"{cpu if r.relay != 'direct' else float('nan'):12.1f} "
             f"{'' if over is None else f'{over:+7.1f}':>7} "
@@ -564,7 +564,8 @@ def run(args: argparse.Namespace) -> list[Any]:
     plan = [
         (1, "sdk", args.runs),
         (1, "raw", 4 * args.runs),
-        (1, "ttft", 4 * args.runs),
+        (1, "sdk short", args.runs),
+        (1, "raw short", 4 * args.runs),
         (args.streams, "raw", 1),
     ]
     with tempfile.TemporaryDirectory() as tmp:
@@ -619,11 +620,13 @@ def run(args: argparse.Namespace) -> list[Any]:
                             for _ in range(runs):
                                 cpu0 = relay.cpu() if relay else 0.0
                                 up0 = up.cpu()
+                                short = f"local:{SHORT_MODEL}"
                                 if kind == "sdk":
                                     result = asyncio.run(_sdk_stream(url, args.tokens))
-                                elif kind == "ttft":
-                                    model = f"local:{SHORT_MODEL}"
-                                    result = load.run(url, 1, args.ttft_tokens, model)
+                                elif kind == "sdk short":
+                                    result = asyncio.run(_sdk_stream(url, args.ttft_tokens, short))
+                                elif kind == "raw short":
+                                    result = load.run(url, 1, args.ttft_tokens, short)
                                 else:
                                     result = load.run(url, streams, args.tokens)
                                 relay_cpu = relay.cpu() - cpu0 if relay else 0.0
@@ -685,7 +688,7 @@ def _checks(rows: list[Row], check: Any) -> list[Any]:
             checks.append(
                 check(f"{tag}: added TTFT", added, TARGET_TTFT_MS, "ms", added <= TARGET_TTFT_MS)
             )
-        if r.load == "ttft":  # a short answer: per-request costs, not per-token
+        if r.load.endswith("short"):  # per-request costs, not per-token
             continue
         cpu = r.per_token_us(r.relay_cpu) - byte.per_token_us(byte.relay_cpu)
         checks.append(
