@@ -23,6 +23,13 @@ Load (every row counts the tokens it received and checks it got all of them):
   ``--streams`` connections at once.  It costs 2-4 µs per token (printed: ``load
   µs/tok``), so on 2 vCPU it leaves the relays the CPU; the earlier loader ran httpx in
   this process, beside the SDK.
+* ``raw short`` and ``sdk short``: the same single streams of a ``--ttft-tokens``
+  answer (the upstream serves it to requests naming the model ``fake-short``): the time
+  to first token of a hop whose upstream then goes quiet.  With a long answer at pace 0 the
+  upstream writes the rest of the answer (and a relay forwards it) right after the first
+  frame, on the same 2 vCPUs: the ``raw``/``sdk`` single-stream TTFT then includes waiting
+  for a CPU (even ``direct``'s grows from about 0.3 to 2 ms from 200 to 1000 tokens),
+  which a remote upstream would not cost the relay.
 
 Upstream (``--upstream``): ``frames`` (default) writes each SSE event in its own
 ``write`` as fast as its loop turns, round-robin over the open streams, like a model
@@ -60,6 +67,8 @@ TARGET_TOKENS_PER_S = 30_000
 TARGET_TTFT_MS = 3.0
 TARGET_CPU_US = 20.0
 MODEL = "local:fake-model"
+SHORT_MODEL = "fake-short"
+"""The upstream answers a request naming this model with the short recording."""
 SCRIPT = str(Path(__file__).resolve())
 PROMPT = "Count for me."
 CONTENT = re.compile(rb'"content":\s*"[^"]')
@@ -103,8 +112,11 @@ app = Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"]),
 # -- child processes: the upstream and the load generator -------------------------------------
 
 
-def _upstream_main(recording: str, mode: str, pace: float) -> None:
-    """Serve the recording; streamed bodies per ``mode`` (see the module docstring)."""
+def _upstream_main(recording: str, short: str, mode: str, pace: float) -> None:
+    """Serve the recording; streamed bodies per ``mode`` (see the module docstring).
+
+    A request whose body names ``SHORT_MODEL`` gets the ``short`` recording instead.
+    """
     import uvloop
 
     import _replay
@@ -155,8 +167,17 @@ def _upstream_main(recording: str, mode: str, pace: float) -> None:
 
     class Protocol(_replay.ReplayProtocol):
         frames: Frames | None = None
+        short_route: _replay.Route | None = None
+        wants_short = False
+
+        def process(self) -> None:
+            # the relays do not pipeline: the buffer holds at most this request
+            self.wants_short = SHORT_MODEL.encode() in self.buffer
+            super().process()
 
         def stream(self, route: _replay.Route) -> None:
+            if self.wants_short and self.short_route is not None:
+                route = self.short_route
             # streamed bodies are handed to ``Frames`` (one event per write)
             if self.frames is None or self.transport is None:
                 super().stream(route)
@@ -167,6 +188,8 @@ def _upstream_main(recording: str, mode: str, pace: float) -> None:
 
     async def serve() -> None:
         routes = _replay.load_routes(Path(recording))
+        shorts = _replay.load_routes(Path(short)).values()
+        Protocol.short_route = next(r for r in shorts if r.streamed)
         loop = asyncio.get_running_loop()
         Protocol.frames = None if mode == "burst" and pace <= 0 else Frames(loop)
         server = await loop.create_server(
@@ -232,11 +255,11 @@ class _LoadProtocol(asyncio.Protocol):
             self.transport.close()
 
 
-async def _raw_streams(url: str, streams: int, tokens: int) -> dict[str, Any]:
+async def _raw_streams(url: str, streams: int, tokens: int, model: str = MODEL) -> dict[str, Any]:
     """``streams`` raw requests at once: TTFTs, tokens, wall, errors, this process's CPU."""
     host, port = url.removeprefix("http://").split(":")
     body = json.dumps(
-        {"model": MODEL, "messages": [{"role": "user", "content": PROMPT}], "stream": True}
+        {"model": model, "messages": [{"role": "user", "content": PROMPT}], "stream": True}
     ).encode()
     request = (
         f"POST /v1/chat/completions HTTP/1.1\r\nHost: {host}:{port}\r\n"
@@ -281,7 +304,7 @@ def _load_main() -> None:
         print("READY", flush=True)
         while line := await reader.readline():
             job = json.loads(line)
-            result = await _raw_streams(job["url"], job["streams"], job["tokens"])
+            result = await _raw_streams(job["url"], job["streams"], job["tokens"], job["model"])
             print(json.dumps(result), flush=True)
 
     uvloop.run(serve())
@@ -359,8 +382,10 @@ class Relay(Child):
 class Upstream(Child):
     """The replayed OpenAI-compatible fake (this script's ``--child upstream``)."""
 
-    def __init__(self, recording: Path, mode: str, pace: float, env: dict[str, str]) -> None:
-        args = [sys.executable, SCRIPT, "--child", "upstream", str(recording)]
+    def __init__(
+        self, recording: Path, short: Path, mode: str, pace: float, env: dict[str, str]
+    ) -> None:
+        args = [sys.executable, SCRIPT, "--child", "upstream", str(recording), str(short)]
         args += ["--upstream", mode, "--pace", str(pace)]
         self.proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, text=True)
         assert self.proc.stdout is not None
@@ -384,16 +409,17 @@ class LoadGenerator(Child):
             self.close()
             raise RuntimeError("the load generator did not start")
 
-    def run(self, url: str, streams: int, tokens: int) -> dict[str, Any]:
+    def run(self, url: str, streams: int, tokens: int, model: str = MODEL) -> dict[str, Any]:
         assert self.proc.stdin is not None
         assert self.proc.stdout is not None
-        self.proc.stdin.write(json.dumps({"url": url, "streams": streams, "tokens": tokens}) + "\n")
+        job = {"url": url, "streams": streams, "tokens": tokens, "model": model}
+        self.proc.stdin.write(json.dumps(job) + "\n")
         self.proc.stdin.flush()
         result: dict[str, Any] = json.loads(self.proc.stdout.readline())
         return result
 
 
-async def _sdk_stream(base_url: str, tokens: int) -> dict[str, Any]:
+async def _sdk_stream(base_url: str, tokens: int, model: str = MODEL) -> dict[str, Any]:
     """One stream through the real ``openai`` SDK (new client and connection)."""
     import httpx
     import openai
@@ -410,7 +436,7 @@ async def _sdk_stream(base_url: str, tokens: int) -> dict[str, Any]:
     n = 0
     try:
         stream = await client.chat.completions.create(
-            model=MODEL, messages=[{"role": "user", "content": PROMPT}], stream=True
+            model=model, messages=[{"role": "user", "content": PROMPT}], stream=True
         )
         async for chunk in stream:
             if chunk.choices and chunk.choices[0].delta.content:
@@ -475,6 +501,9 @@ class Row:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--tokens", type=int, default=200, help="tokens per stream")
+    parser.add_argument(
+        "--ttft-tokens", type=int, default=5, help="tokens of the answer of the short rows"
+    )
     parser.add_argument("--streams", type=int, default=100, help="concurrent streams")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds")
     parser.add_argument("--runs", type=int, default=3, help="SDK single runs per round (raw 4x)")
@@ -488,6 +517,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target fails")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("recording", nargs="?", help=argparse.SUPPRESS)
+    parser.add_argument("short", nargs="?", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -497,7 +527,7 @@ def _print(rows: list[Row], args: argparse.Namespace) -> None:
         f"tokens/stream, upstream {args.upstream}, pace {args.pace * 1e3:g} ms"
     )
     print(
-        f"  {'relay':24} {'load':4} {'wrk':>3} {'streams':>7} {'TTFT p50':>9} {'+direct':>8} "
+        f"  {'relay':24} {'load':9} {'wrk':>3} {'streams':>7} {'TTFT p50':>9} {'+direct':>8} "
         f"{'p99':>8} {'tokens/s':>9} {'relay µs/tok':>12} {'+byte':>7} {'load µs/tok':>11} "
         f"{'up µs/tok':>9} {'errors':>6}"
     )
@@ -508,7 +538,7 @@ def _print(rows: list[Row], args: argparse.Namespace) -> None:
         cpu = r.per_token_us(r.relay_cpu)
         over = cpu - byte.per_token_us(byte.relay_cpu) if byte and r.relay != "direct" else None
         print(
-            f"  {r.relay:24} {r.load:4} {r.workers:3d} {r.streams:7d} {r.ttft_ms(0.5):9.2f} "
+            f"  {r.relay:24} {r.load:9} {r.workers:3d} {r.streams:7d} {r.ttft_ms(0.5):9.2f} "
             f"{added:+8.2f} {r.ttft_ms(0.99):8.2f} {r.tokens_per_s:9.0f} "
             f"{cpu if r.relay != 'direct' else float('nan'):12.1f} "
             f"{'' if over is None else f'{over:+7.1f}':>7} "
@@ -529,37 +559,45 @@ def run(args: argparse.Namespace) -> list[Any]:
     if args.quick:
         args.rounds, args.runs, args.workers = 3, 2, "1"
     scenario = next(s for s in c.scenarios() if s.name == "local")
-    rec = c.record(scenario, args.tokens)
     rows: dict[tuple[str, int, int, str], Row] = {}
     # raw single streams are cheap: 4x the runs, for a TTFT p50 that resolves 0.5 ms
-    plan = [(1, "sdk", args.runs), (1, "raw", 4 * args.runs), (args.streams, "raw", 1)]
+    plan = [
+        (1, "sdk", args.runs),
+        (1, "raw", 4 * args.runs),
+        (1, "sdk short", args.runs),
+        (1, "raw short", 4 * args.runs),
+        (args.streams, "raw", 1),
+    ]
     with tempfile.TemporaryDirectory() as tmp:
         recording = Path(tmp) / "recording.json"
-        recording.write_text(
-            json.dumps(
-                [
-                    {
-                        "method": ex.method,
-                        "path": ex.path,
-                        "status": ex.status,
-                        "content_type": ex.content_type,
-                        "body": ex.body.decode("latin-1"),
-                    }
-                    for ex in rec.routes
-                ]
+        short = Path(tmp) / "short.json"
+        for path, tokens in ((recording, args.tokens), (short, args.ttft_tokens)):
+            rec = c.record(scenario, tokens)
+            path.write_text(
+                json.dumps(
+                    [
+                        {
+                            "method": ex.method,
+                            "path": ex.path,
+                            "status": ex.status,
+                            "content_type": ex.content_type,
+                            "body": ex.body.decode("latin-1"),
+                        }
+                        for ex in rec.routes
+                    ]
+                )
             )
-        )
         env = dict(os.environ)
         here = str(Path(__file__).resolve().parent)
         env["PYTHONPATH"] = os.pathsep.join([here, *filter(None, [env.get("PYTHONPATH")])])
-        up = Upstream(recording, args.upstream, args.pace, env)
+        up = Upstream(recording, short, args.upstream, args.pace, env)
         load = LoadGenerator(env)
         relays: list[Relay] = []
         try:
             config = Path(tmp) / "config.toml"
             config.write_text(
                 f'[providers.local]\nkind = "openai"\nbase_url = "{up.url}/v1"\n'
-                'models = ["fake-model"]\napi_key = "test-key"\n'
+                f'models = ["fake-model", "{SHORT_MODEL}"]\napi_key = "test-key"\n'
             )
             (Path(tmp) / "byte_relay.py").write_text(BYTE_RELAY)
             relay_env = dict(env)
@@ -582,8 +620,13 @@ def run(args: argparse.Namespace) -> list[Any]:
                             for _ in range(runs):
                                 cpu0 = relay.cpu() if relay else 0.0
                                 up0 = up.cpu()
+                                short = f"local:{SHORT_MODEL}"
                                 if kind == "sdk":
                                     result = asyncio.run(_sdk_stream(url, args.tokens))
+                                elif kind == "sdk short":
+                                    result = asyncio.run(_sdk_stream(url, args.ttft_tokens, short))
+                                elif kind == "raw short":
+                                    result = load.run(url, 1, args.ttft_tokens, short)
                                 else:
                                     result = load.run(url, streams, args.tokens)
                                 relay_cpu = relay.cpu() - cpu0 if relay else 0.0
@@ -645,6 +688,8 @@ def _checks(rows: list[Row], check: Any) -> list[Any]:
             checks.append(
                 check(f"{tag}: added TTFT", added, TARGET_TTFT_MS, "ms", added <= TARGET_TTFT_MS)
             )
+        if r.load.endswith("short"):  # per-request costs, not per-token
+            continue
         cpu = r.per_token_us(r.relay_cpu) - byte.per_token_us(byte.relay_cpu)
         checks.append(
             check(
@@ -667,7 +712,7 @@ def _checks(rows: list[Row], check: Any) -> list[Any]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.child == "upstream":
-        _upstream_main(args.recording, args.upstream, args.pace)
+        _upstream_main(args.recording, args.short, args.upstream, args.pace)
         return 0
     if args.child == "load":
         _load_main()

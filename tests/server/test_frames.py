@@ -28,7 +28,7 @@ from tests.server.scripted import HOLD, Busy
 import llmrelay
 from llmrelay.server._errors import error_reply
 from llmrelay.server._sse import ChunkFrames, json_string
-from llmrelay.types import FinishReason, Reasoning, Usage
+from llmrelay.types import ConversationState, FinishReason, Reasoning, Usage
 
 HI = [{"role": "user", "content": "hi"}]
 
@@ -121,6 +121,16 @@ SCRIPTS: dict[str, list[Any]] = {
         " answer",
         llmrelay.ProviderUnavailable("alpha is down", provider="alpha", model="m"),
     ],
+    # the events up to the first frame are taken before the response starts
+    "empty answer": [FinishReason("stop")],
+    "state and usage before the text": [
+        ConversationState("alpha", {"turn": 1}),
+        Usage(prompt_tokens=3, completion_tokens=None, total_tokens=None),
+        "a",
+        " b",
+        FinishReason("stop"),
+    ],
+    "reasoning only": [Reasoning("hmm"), Usage(1, 1, 2), FinishReason("stop")],
     "unicode": [
         'quote " backslash \\ slash / tab \t newline \n nul \x00 unit sep \x1f del \x7f',
         "é ü 中文 😀 \ufeff",

@@ -252,11 +252,18 @@ async def chat_completions(request: Request, body: ChatCompletionRequest) -> Res
         model=f"{events.provider}:{events.model}",
     )
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
+    try:
+        start = await _first_frame(events, frames)
+    except BaseException:  # not expected: these events were buffered
+        await events.aclose()
+        raise
 
     async def produce(outbox: Outbox) -> None:
-        await _produce(turn, events, frames, include_usage, outbox)
+        await _produce(turn, events, frames, include_usage, outbox, start)
 
-    return EventStreamResponse(produce, headers=_SSE_HEADERS, on_close=events.aclose)
+    return EventStreamResponse(
+        produce, headers=_SSE_HEADERS, on_close=events.aclose, first=start.frame
+    )
 
 
 async def _open_stream(
@@ -290,28 +297,86 @@ async def _open_stream(
     return events
 
 
+class _Start:
+    """The stream's events up to its first frame, taken before the response starts.
+
+    ``frame``: the first frame (sent with the response head), or ``None`` when none was
+    built (an image came first, or building it raised: ``error``, which the producer
+    raises first, so that it ends the stream as it would have mid-stream).
+    """
+
+    __slots__ = ("error", "finish_reason", "frame", "pieces", "reported")
+
+    def __init__(self) -> None:
+        self.frame: bytes | None = None
+        self.error: Exception | None = None
+        self.pieces: list[str] = []
+        self.finish_reason: str | None = None
+        self.reported: Any = None
+
+
+async def _first_frame(events: Any, frames: ChunkFrames) -> _Start:
+    """Take ``events`` up to the first that makes a frame or is content (``_Start``).
+
+    ``start()`` returned once the first content (or the finish) arrived, and iteration
+    yields what it buffered first (``ProviderInfo``, then the buffered events): these
+    steps never wait for the upstream. Each event is handled as ``_produce`` handles it.
+    """
+    start = _Start()
+    async for event in events:
+        try:
+            if type(event) is str:
+                start.frame = frames.text(event)
+                if event:
+                    start.pieces.append(event)
+                return start
+            if isinstance(event, llmrelay.Reasoning):
+                start.frame = frames.reasoning(event.text)
+                return start
+            if isinstance(event, llmrelay.FinishReason):
+                start.frame = frames.finish(event.reason)
+                start.finish_reason = _finish_name(event.reason)
+                return start
+        except Exception as exc:
+            start.error = exc
+            return start
+        if isinstance(event, llmrelay.Usage):
+            start.reported = event
+        elif isinstance(event, llmrelay.ImageResult):
+            return start  # content without a frame
+    return start
+
+
 async def _produce(
-    turn: _Turn, events: Any, frames: ChunkFrames, include_usage: bool, outbox: Outbox
+    turn: _Turn,
+    events: Any,
+    frames: ChunkFrames,
+    include_usage: bool,
+    outbox: Outbox,
+    start: _Start,
 ) -> None:
     """Emit the SSE frames of ``events``: chunks, then ``[DONE]`` or one error frame.
 
     The frames are those ``chat.completions.create(stream=True)`` chunks serialise to
-    (``ChunkFrames``), built from the events without chunk objects.
+    (``ChunkFrames``), built from the events without chunk objects. ``start``: the
+    events already taken (``_first_frame``; its frame went out with the response head).
     """
     metrics = turn.ctx.metrics
     metrics.in_flight.inc()
     provider, model = turn.labels()
     deltas = metrics.deltas.labels(provider, model)
-    pieces: list[str] = []
+    pieces = start.pieces
     error_type: str | None = None
     error: BaseException | None = None
-    finish_reason: str | None = None
+    finish_reason = start.finish_reason
     usage: Any = None
-    reported: Any = None
+    reported = start.reported
     cancelled = False
     text = frames.text
     emit = outbox.put
     try:
+        if start.error is not None:
+            raise start.error
         async for event in events:
             if type(event) is str:
                 flush = emit(text(event))

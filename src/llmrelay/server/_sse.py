@@ -193,6 +193,9 @@ class EventStreamResponse(Response):
             its own task and is cancelled when the client goes away.
         headers: extra response headers.
         on_close: runs last, even if the producer never started (shielded).
+        first: a frame already built (the stream's first): it goes out with the response
+            head at once, before the producer's task has started (the producer's first
+            ``put`` is then not the stream's first).
     """
 
     media_type = "text/event-stream"
@@ -202,6 +205,7 @@ class EventStreamResponse(Response):
         produce: Callable[[Outbox], Awaitable[None]],
         headers: dict[str, str],
         on_close: Callable[[], Awaitable[None]] | None = None,
+        first: bytes | None = None,
     ) -> None:
         # Like StreamingResponse: no ``body``, so no Content-Length header.
         self.status_code = 200
@@ -209,10 +213,14 @@ class EventStreamResponse(Response):
         self.init_headers(headers)
         self._produce = produce
         self._on_close = on_close
+        self._first = first
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Send the frames until the producer returns or the client disconnects."""
         outbox = Outbox()
+        if self._first is not None:
+            outbox.frames.append(self._first)
+            outbox.started = True
         loop = asyncio.get_running_loop()
         try:
             async with anyio.create_task_group() as group:
@@ -250,7 +258,9 @@ class EventStreamResponse(Response):
         """Send what was emitted each time the producer waits; the last frames end the body.
 
         The response head goes out right before the first frames (the producer emits its
-        first frame at once: the stream is open), so that a client reads both together.
+        first frame at once: the stream is open), so that a client reads both together;
+        a ``first`` frame given to the response is already queued, and goes out before
+        the producer's and the watcher's tasks have run.
         """
         frames = outbox.frames
         head: Message | None = start
