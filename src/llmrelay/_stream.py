@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
 from collections.abc import AsyncGenerator
 from types import TracebackType
 from typing import Any
@@ -50,14 +49,21 @@ __all__ = ["Accumulator", "AsyncChatStream"]
 log = logging.getLogger("llmrelay")
 _current_task = asyncio.current_task
 
+TEXT_BLOCK = 32
+"""Text deltas a stream keeps as they came before joining them into one block: the
+answer it holds (for ``collect()``, the log, an interruption) then costs about a byte per
+character instead of a string object per delta (~55 bytes)."""
+
 
 class Accumulator:
     """Collects a turn's events into a ``Completion`` (the only such collector)."""
 
-    __slots__ = ("finish", "images", "info", "reasoning", "state", "text", "usage")
+    __slots__ = ("blocks", "finish", "images", "info", "reasoning", "state", "text", "usage")
 
     def __init__(self) -> None:
         self.text: list[str] = []
+        """The latest text deltas (fewer than ``TEXT_BLOCK``); earlier ones are in ``blocks``."""
+        self.blocks: list[str] = []
         self.reasoning: list[str] = []
         self.images: list[ImageResult] = []
         self.info: ProviderInfo | None = None
@@ -69,6 +75,8 @@ class Accumulator:
         """Record one event (text deltas are appended by the stream directly)."""
         if isinstance(event, str):
             self.text.append(event)
+            if len(self.text) >= TEXT_BLOCK:
+                self.compact()
         elif isinstance(event, Reasoning):
             self.reasoning.append(event.text)
         elif isinstance(event, Usage):
@@ -82,11 +90,20 @@ class Accumulator:
         elif isinstance(event, FinishReason):
             self.finish = event
 
+    def compact(self) -> None:
+        """Join the text deltas into one block (``text`` is emptied in place)."""
+        self.blocks.append("".join(self.text))
+        self.text.clear()
+
+    def answer(self) -> str:
+        """The text so far."""
+        return "".join(self.blocks) + "".join(self.text)
+
     def completion(self, attempts: list[errors.Attempt]) -> Completion:
         """The collected ``Completion``."""
         info = self.info or ProviderInfo("", "")
         return Completion(
-            text="".join(self.text),
+            text=self.answer(),
             finish_reason=self.finish.reason if self.finish else "stop",
             provider=info.provider,
             model=info.model,
@@ -120,6 +137,26 @@ class AsyncChatStream:
         attempts: each candidate tried so far (``llmrelay.Attempt``).
     """
 
+    __slots__ = (
+        "__weakref__",
+        "_acc",
+        "_agen",
+        "_deadline",
+        "_done",
+        "_engine",
+        "_error",
+        "_opened",
+        "_pending",
+        "_target",
+        "_text",
+        "_total",
+        "_turn",
+        "_watchdog",
+        "attempts",
+        "model",
+        "provider",
+    )
+
     def __init__(self, engine: Engine, turn: Turn) -> None:
         self._engine = engine
         self._turn = turn
@@ -128,7 +165,8 @@ class AsyncChatStream:
         self.attempts: list[errors.Attempt] = []
         self._acc = Accumulator()
         self._text = self._acc.text
-        self._pending: deque[Event] = deque()
+        # a list, not a deque: it holds a few events at most (a deque's block is ~600 B)
+        self._pending: list[Event] = []
         self._agen: AsyncGenerator[Event, None] | None = None
         self._target: Target | None = None
         self._opened = False
@@ -232,10 +270,10 @@ class AsyncChatStream:
     async def __anext__(self) -> Event:
         pending = self._pending
         if pending:
-            return pending.popleft()
+            return pending.pop(0)
         if not self._opened:
             await self.start()
-            return pending.popleft()
+            return pending.pop(0)
         agen = self._agen
         if self._done or agen is None:
             if self._error is not None:
@@ -280,11 +318,13 @@ class AsyncChatStream:
             if type(event) is str:
                 if acc.finish is None:
                     text.append(event)
+                    if len(text) >= TEXT_BLOCK:
+                        acc.compact()
                     return event
                 log.warning("%s sent text after its finish; dropped", self.provider)
                 continue
             if self._accept(event):
-                return pending.popleft()
+                return pending.pop(0)
 
     def _arm_watchdog(self) -> _Watchdog | None:
         """The stream's total-timeout watchdog, or ``None`` to use a cancel scope.
@@ -383,7 +423,7 @@ class AsyncChatStream:
         raise self._interrupted(cause) from exc
 
     def _interrupted(self, cause: errors.ProviderError) -> errors.StreamInterrupted:
-        interrupted = errors.StreamInterrupted(cause, "".join(self._text))
+        interrupted = errors.StreamInterrupted(cause, self._acc.answer())
         interrupted.__cause__ = cause
         return interrupted
 
@@ -393,7 +433,7 @@ class AsyncChatStream:
             state = self._acc.state
             if state is not None and state.provider != self.provider:
                 state = None
-            conversation.record(self._turn.new, "".join(self._text), state)
+            conversation.record(self._turn.new, self._acc.answer(), state)
 
     # -- closing and collecting ---------------------------------------------------------
 
@@ -429,7 +469,7 @@ class AsyncChatStream:
     @property
     def text(self) -> str:
         """The answer text received so far."""
-        return "".join(self._text)
+        return self._acc.answer()
 
 
 def _on_asyncio() -> bool:
