@@ -13,7 +13,9 @@ second baseline, and ``--aiohttp`` adds llmrelay over ``httpx-aiohttp``'s transp
 
 Figures: wall (first request to last token) and its ratio to a single stream, aggregate
 tokens/s, errors, peak RSS (``ru_maxrss``), and RSS per open stream = (RSS once every
-stream has its first token - RSS before the first request) / N.
+stream has its first token - RSS before the first request) / N, and the client's CPU per
+token (process time from the first request to the last token / tokens: at 1000 streams
+the client is CPU-bound, so this is what the wall follows).
 Targets (issue 10): 1000 streams complete with wall <= 1.3x a single stream, zero
 errors, <= 20 KiB of RSS per open stream.  Exits 0 unless ``--strict``.
 """
@@ -52,6 +54,7 @@ class Result:
     rss_open_kib: float
     peak_rss_kib: int
     ttft_p50_ms: float
+    cpu_us_per_token: float
 
 
 async def _child(
@@ -126,12 +129,14 @@ async def _child(
             pass
         gc.collect()
         rss_before = c.rss_kib()
+        cpu0 = time.process_time()
         t0 = time.perf_counter()
         tasks = [asyncio.create_task(one(source(), t0)) for _ in range(streams)]
         await all_open.wait()
         rss_open = c.rss_kib()
         await asyncio.gather(*tasks)
         wall = time.perf_counter() - t0
+        cpu = time.process_time() - cpu0
         if session is not None:
             await session.close()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -144,6 +149,7 @@ async def _child(
         "rss_open_kib": (rss_open - rss_before) / streams,
         "peak_rss_kib": peak,
         "ttft_p50_ms": statistics.median(ttfts) * 1e3 if ttfts else float("nan"),
+        "cpu_us_per_token": cpu / max(1, sum(counts)) * 1e6,
     }
 
 
@@ -289,7 +295,8 @@ def run(args: argparse.Namespace) -> list[Any]:
     )
     print(
         f"  {'client':12} {'streams':>7} {'wall s':>7} {'x single':>8} {'tokens/s':>9} "
-        f"{'errors':>6} {'TTFT p50 ms':>11} {'KiB/stream':>10} {'peak RSS MiB':>12}"
+        f"{'errors':>6} {'TTFT p50 ms':>11} {'KiB/stream':>10} {'peak RSS MiB':>12} "
+        f"{'CPU us/token':>12}"
     )
     if args.unbounded_keepalive:
         print("  (llmrelay* = llmrelay with http_client= an httpx pool without keep-alive bound)")
@@ -300,7 +307,7 @@ def run(args: argparse.Namespace) -> list[Any]:
             f"  {r.client:12} {r.streams:7d} {r.wall_s:7.3f} {r.wall_s / single[r.client]:8.2f} "
             f"{r.tokens / r.wall_s:9.0f} {r.errors:6d} {r.ttft_p50_ms:11.2f} "
             f"{r.rss_open_kib if r.streams > 1 else float('nan'):10.1f} "
-            f"{r.peak_rss_kib / 1024:12.1f}"
+            f"{r.peak_rss_kib / 1024:12.1f} {r.cpu_us_per_token:12.1f}"
         )
     checks = []
     for r in results:
