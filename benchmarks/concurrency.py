@@ -153,6 +153,62 @@ async def _child(
     }
 
 
+def floor(rec: c.Recording, per_read: list[int], rounds: int = 5) -> list[tuple[int, float, float]]:
+    """Client CPU per token with no sockets: the recording's streamed answer, chunked as
+    the replay sends it (one HTTP chunk per event), fed to httpx by httpcore's own mock
+    network backend ``k`` chunks per read; raw httpx loop and llmrelay, best of
+    ``rounds``. What is left is httpx, httpcore and h11 (the floor under both) and what
+    each client adds on top of it.
+    """
+    import httpcore
+
+    from _replay import Route
+
+    route = next(r for r in rec.routes if r.content_type.startswith("text/event-stream"))
+    frames = Route(route.status, route.content_type, route.body).frames
+    # each answer on its own connection (the mock backend replays one answer per connection)
+    head = Route(route.status, route.content_type, route.body).head
+    head = head.replace(b"\r\n\r\n", b"\r\nconnection: close\r\n\r\n")
+    out = []
+    for k in per_read:
+        reads = [head, *(b"".join(frames[i : i + k]) for i in range(0, len(frames), k))]
+        reads.append(b"0\r\n\r\n")
+
+        def mock(client: httpx.AsyncClient, reads: list[bytes] = reads) -> httpx.AsyncClient:
+            pool = client._transport._pool  # type: ignore[attr-defined]
+            pool._network_backend = httpcore.AsyncMockBackend(reads)
+            return client
+
+        async def measure() -> tuple[float, float]:
+            url = "http://127.0.0.1:9"
+            best = {"raw": float("inf"), "llmrelay": float("inf")}
+            for _ in range(rounds):
+                for name in best:  # clients made and warmed outside the timed stream
+                    http = mock(httpx.AsyncClient(trust_env=False))
+                    relay = llmrelay.AsyncClient(**_local_kwargs(url), http_client=http)
+                    n = 0
+                    for _timed in (False, True):
+                        t0 = time.process_time()
+                        n = 0
+                        if name == "raw":
+                            async for _ in c.raw_deltas(http, url, rec):
+                                n += 1
+                        else:
+                            async for event in relay.stream(c.PROMPT, model="local"):
+                                n += type(event) is str
+                        cpu = (time.process_time() - t0) / max(1, n) * 1e6
+                    await relay.aclose()
+                    await http.aclose()
+                    if n != rec.tokens:
+                        raise RuntimeError(f"{name}: {n} tokens of {rec.tokens}")
+                    best[name] = min(best[name], cpu)
+            return best["raw"], best["llmrelay"]
+
+        raw_us, relay_us = asyncio.run(measure())
+        out.append((k, raw_us, relay_us))
+    return out
+
+
 def _aiohttp_session() -> Any:
     """An aiohttp session as the raw baselines use it: no connection limit, no cookies."""
     import aiohttp
@@ -241,6 +297,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="also run llmrelay over httpx-aiohttp's transport (http_client=)",
     )
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also print client CPU per token without sockets (httpcore's mock backend, "
+        "1 and 10 events per read): the httpx/httpcore/h11 floor and each client on it",
+    )
     parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -269,6 +331,11 @@ def run(args: argparse.Namespace) -> list[Any]:
             }
         )
     )
+    if args.floor:
+        print("\nno sockets (httpcore mock backend), CPU us/token, best of 5:")
+        print(f"  {'events/read':>11} {'raw httpx':>9} {'llmrelay':>9} {'x raw':>6}")
+        for k, raw_us, relay_us in floor(rec, [1, 10]):
+            print(f"  {k:11d} {raw_us:9.2f} {relay_us:9.2f} {relay_us / raw_us:6.2f}")
     levels = [1, *(int(x) for x in args.streams.split(","))]
     results: list[Result] = []
     try:
