@@ -328,6 +328,8 @@ class _PoolTuning:
                         oldest = idle.pop(0)
                         kept.remove(oldest)
                         closing.append(oldest)
+                        if oldest in available:  # closed: no later request may take it
+                            available.remove(oldest)
                     chosen = self.create_connection(origin)
                     kept.append(chosen)
                 request.assign_to_connection(chosen)

@@ -19,6 +19,7 @@ import httpcore
 import httpx
 import pytest
 from httpcore._async import http11
+from httpcore._async.connection_pool import AsyncPoolRequest
 
 from llmrelay._http import Timeouts, _PoolTuning, make_http_client
 from tests.fakes._server import serve
@@ -190,3 +191,76 @@ async def test_an_unknown_httpcore_pool_is_left_as_it_is(
         assert await _read(client, url + "/quick") == b"ab"
     finally:
         await client.aclose()
+
+
+class _FakeConnection:
+    """What the pass asks of an httpcore HTTP/1.1 connection."""
+
+    def __init__(self, origin: httpcore.Origin, *, busy: bool) -> None:
+        self.origin = origin
+        self.busy = busy
+        self.closed = False
+
+    def is_closed(self) -> bool:
+        return self.closed
+
+    def has_expired(self) -> bool:
+        return self.closed
+
+    def is_idle(self) -> bool:
+        return not self.closed and not self.busy
+
+    def is_available(self) -> bool:
+        return not self.closed and not self.busy
+
+    def can_handle_request(self, origin: httpcore.Origin) -> bool:
+        return origin == self.origin
+
+
+async def test_an_idle_connection_closed_to_make_room_is_not_handed_out() -> None:
+    """A connection limit reached (2: one busy h0 connection, one idle h1), a request to
+    h0 and one to h1 waiting: the idle h1 connection is closed to make room for h0, so
+    the h1 request waits (it was handed the closed connection: ``ValueError``)."""
+    pool = httpcore.AsyncConnectionPool(max_connections=2)
+    h0, h1 = (httpcore.Request("GET", f"http://h{i}:80/x") for i in (0, 1))
+    busy = _FakeConnection(h0.url.origin, busy=True)
+    idle = _FakeConnection(h1.url.origin, busy=False)
+    made: list[_FakeConnection] = []
+
+    def create(origin: httpcore.Origin) -> _FakeConnection:
+        made.append(_FakeConnection(origin, busy=False))
+        return made[-1]
+
+    pool.create_connection = create  # type: ignore[method-assign]
+    tuning = _PoolTuning(pool, ssl.create_default_context)
+    pool._connections = [busy, idle]
+    first, second = AsyncPoolRequest(h0), AsyncPoolRequest(h1)
+    pool._requests = [first, second]
+    closing = tuning.assign()
+    assert closing == [idle]
+    assert first.connection is made[0]
+    assert made[0].origin == h0.url.origin
+    assert second.connection is None  # waits for a connection to be released
+    assert pool._connections == [busy, made[0]]
+
+
+async def test_a_request_retried_after_connection_not_available_is_served(
+    raw: tuple[RawServer, str], http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """httpcore clears a request's connection and runs the pass again when the connection
+    refuses it (``ConnectionNotAvailable``): the pass must see it waiting again."""
+    _, url = raw
+    original = http11.AsyncHTTP11Connection.handle_async_request
+    refused: list[int] = []
+
+    async def refuse_once(self: Any, request: httpcore.Request) -> httpcore.Response:
+        if not refused:
+            refused.append(1)
+            raise httpcore.ConnectionNotAvailable()
+        return await original(self, request)
+
+    monkeypatch.setattr(http11.AsyncHTTP11Connection, "handle_async_request", refuse_once)
+    with anyio.fail_after(5):
+        bodies = await asyncio.gather(*(_read(http, url + "/quick") for _ in range(3)))
+    assert bodies == [b"ab"] * 3
+    assert refused == [1]
