@@ -217,7 +217,7 @@ class Replicate(Provider):
         url, body = prediction_route(self.base_url, model)
         body.update(input=self.build_input(request), stream=True)
         prediction: Prediction | None = None
-        ended = _Ended()  # set once the service says how the prediction ended
+        ended = False  # set once the service says how the prediction ended
         try:
             with translate_errors(self.name, model):
                 prediction = await self._create(url, body, model)
@@ -235,12 +235,39 @@ class Replicate(Provider):
                         headers={"accept": "text/event-stream", "cache-control": "no-store"},
                         allowed=self._session.stream_origins(prediction.stream),
                     ) as response,
-                    aclosing(self._events(response, model, ended)) as events,
+                    aclosing(
+                        aiter_sse(
+                            response, provider=self.name, model=model, max_line=_MAX_EVENT_LINE
+                        )
+                    ) as messages,
                 ):
-                    async for event in events:
-                        yield event
+                    # text of ``output`` events, then the finish of ``done`` (inline, not a
+                    # generator of its own: one layer less per token)
+                    async for sse in messages:
+                        kind = sse.event
+                        if kind == "output":
+                            if sse.data:
+                                yield sse.data
+                        elif kind == "done":
+                            ended = True
+                            yield self._finish(sse.data, model)
+                            return
+                        elif kind == "error":
+                            ended = True
+                            raise errors.ProviderError(
+                                f"the prediction failed: {_error_detail(sse.data)}",
+                                provider=self.name,
+                                model=model,
+                                body=sse.data,
+                            )
+                        # "logs" and unknown events carry no answer text
+                    raise errors.ProtocolError(
+                        "the prediction stream ended without a done event",
+                        provider=self.name,
+                        model=model,
+                    )
         finally:
-            if prediction is not None and not ended.flag:
+            if prediction is not None and not ended:
                 await self._session.cancel(prediction.cancel, model)
 
     async def _create(self, url: str, body: Mapping[str, Any], model: str) -> Prediction:
@@ -254,37 +281,6 @@ class Replicate(Provider):
                 model=model,
             )
         return prediction
-
-    async def _events(
-        self, response: httpx.Response, model: str, ended: _Ended
-    ) -> AsyncGenerator[Event, None]:
-        """Text of ``output`` events, then the ``FinishReason`` of ``done``.
-
-        ``ended.flag`` is set when a ``done`` or ``error`` event arrived.
-        """
-        messages = aiter_sse(response, provider=self.name, model=model, max_line=_MAX_EVENT_LINE)
-        async with aclosing(messages):
-            async for sse in messages:
-                if sse.event == "output":
-                    if sse.data:
-                        yield sse.data
-                elif sse.event == "done":
-                    ended.flag = True
-                    yield self._finish(sse.data, model)
-                    return
-                elif sse.event == "error":
-                    ended.flag = True
-                    detail = _error_detail(sse.data)
-                    raise errors.ProviderError(
-                        f"the prediction failed: {detail}",
-                        provider=self.name,
-                        model=model,
-                        body=sse.data,
-                    )
-                # "logs" and unknown events carry no answer text
-        raise errors.ProtocolError(
-            "the prediction stream ended without a done event", provider=self.name, model=model
-        )
 
     def _finish(self, data: str, model: str) -> FinishReason:
         """``done``: ``{}`` or no data -> stop; ``reason`` canceled/error -> raise."""
@@ -328,15 +324,6 @@ class Replicate(Provider):
 
         with translate_errors(self.name, request.model):
             return await generate(self._session, self.base_url, request)
-
-
-class _Ended:
-    """Whether the service reported the prediction's end (nothing left to cancel)."""
-
-    __slots__ = ("flag",)
-
-    def __init__(self) -> None:
-        self.flag = False
 
 
 def _text(value: Any) -> str:
