@@ -8,6 +8,9 @@ chunked body unterminated; ``delay`` sleeps before each chunk (for read timeouts
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,3 +57,22 @@ class RawServer:
                 await anyio.sleep(spec.delay)
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+@contextlib.asynccontextmanager
+async def one_response_server(response: bytes) -> AsyncIterator[str]:
+    """A plain asyncio server on 127.0.0.1 (no ASGI layer): each connection reads one
+    request head, gets ``response`` (raw HTTP/1.1 bytes) and is closed. Yields its URL."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(response)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
+    finally:
+        server.close()
+        await server.wait_closed()

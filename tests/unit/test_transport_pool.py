@@ -23,7 +23,7 @@ from httpcore._async.connection_pool import AsyncPoolRequest
 
 from llmrelay._http import Timeouts, _PoolTuning, make_http_client
 from tests.fakes._server import serve
-from tests.fakes.raw import RawServer
+from tests.fakes.raw import RawServer, one_response_server
 
 pytestmark = pytest.mark.anyio
 
@@ -155,24 +155,15 @@ async def test_the_pool_still_honours_a_connection_limit() -> None:
 
 async def test_connections_closed_after_their_response_leave_the_pool() -> None:
     """``connection: close`` answers: each connection is closed, then dropped by the pool."""
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok")
-        await writer.drain()
-        writer.close()
-
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    client = make_http_client(Timeouts(connect=5, read=5))
-    try:
-        for _ in range(3):
-            assert (await client.get(f"http://127.0.0.1:{port}/")).text == "ok"
-        assert _pool(client).connections == []
-    finally:
-        await client.aclose()
-        server.close()
-        await server.wait_closed()
+    answer = b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok"
+    async with one_response_server(answer) as url:
+        client = make_http_client(Timeouts(connect=5, read=5))
+        try:
+            for _ in range(3):
+                assert (await client.get(url)).text == "ok"
+            assert _pool(client).connections == []
+        finally:
+            await client.aclose()
 
 
 async def test_an_unknown_httpcore_pool_is_left_as_it_is(

@@ -20,6 +20,7 @@ import trustme
 
 from llmrelay import _http, errors
 from llmrelay._http import Timeouts, make_http_client, map_httpx_error
+from tests.fakes.raw import one_response_server
 
 pytestmark = pytest.mark.anyio
 
@@ -135,20 +136,13 @@ async def test_the_context_is_built_once_per_process(https_url: str, built: list
 
 
 async def test_plain_http_never_builds_a_context(built: list[Any]) -> None:
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
-        await writer.drain()
-        writer.close()
-
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    client = make_http_client(Timeouts(connect=5, read=5))
-    try:
-        assert (await client.get(f"http://127.0.0.1:{port}/")).text == "ok"
-    finally:
-        await client.aclose()
-        server.close()
+    answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+    async with one_response_server(answer) as url:
+        client = make_http_client(Timeouts(connect=5, read=5))
+        try:
+            assert (await client.get(url)).text == "ok"
+        finally:
+            await client.aclose()
     assert built == []
 
 
