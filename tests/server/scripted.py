@@ -155,6 +155,7 @@ class Painter(_Scripted):
     name: ClassVar[str] = "painter"
     label: ClassVar[str] = "Painter"
     models: ClassVar[tuple[str, ...]] = ("m", "canvas")
+    image_models: ClassVar[tuple[str, ...]] = ("canvas",)
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
         {Capability.CHAT, Capability.STREAM, Capability.IMAGES}
     )
