@@ -3,7 +3,7 @@
 
 Each provider plays ``SCRIPTS[name]`` (a list of steps: an event is yielded, an exception
 instance is raised, ``Pause(seconds)`` paces the stream, ``Busy(seconds)`` blocks the loop,
-``HOLD`` waits until the stream is closed). What each stream received and whether it was closed is recorded in
+``HOLD`` waits until the stream is closed, ``Gate()`` waits until the test opens it). What each stream received and whether it was closed is recorded in
 ``LOG[name]`` (thread-safe: the server runs in another thread).
 """
 
@@ -50,6 +50,21 @@ class Busy:
 
 HOLD = object()
 """Step: keep the stream open until the consumer closes it."""
+
+
+@dataclass(frozen=True)
+class Gate:
+    """Step: wait until the test calls ``open()`` (from its own thread), at most 30 s."""
+
+    event: threading.Event = field(default_factory=threading.Event)
+
+    def open(self) -> None:
+        self.event.set()
+
+    async def wait(self) -> None:
+        deadline = time.monotonic() + 30
+        while not self.event.is_set() and time.monotonic() < deadline:  # noqa: ASYNC110 (set from another thread)
+            await asyncio.sleep(0.01)
 
 
 @dataclass
@@ -114,6 +129,8 @@ class _Scripted(Provider):
                     time.sleep(step.seconds)  # noqa: ASYNC251 (blocks the loop on purpose)
                 elif step is HOLD:
                     await asyncio.Event().wait()
+                elif isinstance(step, Gate):
+                    await step.wait()
                 else:
                     yield step
         finally:
