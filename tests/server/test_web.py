@@ -342,6 +342,18 @@ def test_conversations_are_kept_switched_renamed_and_deleted(
     page.reload()
     expect(page.locator("#chats li .open")).to_have_text(["French greetings", "Another topic"])
     expect(page.locator(".msg")).to_have_count(4)
+    # a reload while an answer is coming keeps what came, marked; Retry answers again
+    scripted.SCRIPTS["alpha"] = ["Half of it", HOLD]
+    _send(page, "Long one")
+    expect(_answer(page, 2).locator(".content")).to_have_text("Half of it")
+    page.reload()
+    assert scripted.LOG["alpha"].wait_closed(5), "leaving did not close the upstream stream"
+    expect(_answer(page, 2).locator(".content")).to_have_text("Half of it")
+    expect(_answer(page, 2).locator(".meta .who")).to_have_text("Alpha · m · interrupted")
+    scripted.SCRIPTS["alpha"] = ["All of it.", llmrelay.FinishReason("stop")]
+    _answer(page, 2).locator(".regenerate").click()
+    expect(_answer(page, 2).locator(".content")).to_have_text("All of it.")
+    expect(page.locator(".msg")).to_have_count(6)
     page.once("dialog", lambda d: d.accept())
     page.locator("#chats li", has_text="Another topic").locator(".delete").click()
     expect(page.locator("#chats li .open")).to_have_text(["French greetings"])
