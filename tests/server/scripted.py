@@ -98,7 +98,7 @@ def ok_script(*pieces: str, usage: bool = True) -> list[Any]:
 def reset() -> None:
     SCRIPTS.clear()
     LOG.clear()
-    for cls in ALL:
+    for cls in (*ALL, Seer):
         SCRIPTS[cls.name] = ok_script()
         LOG[cls.name] = StreamLog()
 
@@ -179,6 +179,16 @@ class Painter(_Scripted):
 
     async def generate_image(self, request: ImageRequest) -> ImageResult:
         return ImageResult(data=PNG, mime_type="image/png", seed=request.seed, width=1, height=1)
+
+
+class Seer(_Scripted):
+    """Takes images in messages (``Capability.VISION``); not in ``ALL``: a test adds it."""
+
+    name: ClassVar[str] = "seer"
+    label: ClassVar[str] = "Seer"
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {Capability.CHAT, Capability.STREAM, Capability.VISION}
+    )
 
 
 ALL: tuple[type[_Scripted], ...] = (Alpha, Beta, Stateful, Painter)

@@ -24,6 +24,7 @@ def test_models_say_provider_kind_readiness_and_aliases(server_url: str) -> None
         "provider": "alpha",
         "kind": "chat",
         "ready": True,
+        "vision": False,
     }
     assert models["painter:canvas"]["kind"] == "image"
     assert models["painter:m"]["kind"] == "chat"
@@ -69,6 +70,7 @@ def test_the_openai_sdk_still_reads_the_list(base_url: str) -> None:
         "provider": "painter",
         "kind": "image",
         "ready": True,
+        "vision": False,
     }
 
 

@@ -12,8 +12,10 @@ and, when ``LLMRELAY_ARTIFACTS`` is set, copied there.
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -602,6 +604,80 @@ def test_model_picker_and_image_mode(open_page: OpenPage, server_url: str) -> No
     page.select_option("#mode", "chat")
     expect(page.locator(".msg")).to_have_count(0)
     expect(page.locator("#model option[value='painter:canvas']")).to_have_count(0)
+
+
+PASTE_IMAGE = """async (b64) => {
+  const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+  const data = new DataTransfer();
+  data.items.add(new File([bytes], 'pasted.png', {type: 'image/png'}));
+  document.getElementById('prompt').dispatchEvent(
+    new ClipboardEvent('paste', {clipboardData: data, bubbles: true, cancelable: true}));
+}"""
+
+
+def _png(width: int, height: int) -> bytes:
+    """A valid opaque PNG of one colour (RGB, 8 bits)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return len(data).to_bytes(4, "big") + body + zlib.crc32(body).to_bytes(4, "big")
+
+    header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, 2, 0, 0, 0])
+    rows = (b"\x00" + b"\xd0\x40\x20" * width) * height
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+def _png_size(url: str) -> tuple[int, int]:
+    head, _, b64 = url.partition(",")
+    assert head == "data:image/png;base64"
+    data = base64.b64decode(b64)
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def test_images_in_for_vision_models(
+    open_page: OpenPage, make_server: Any, base_config: Any
+) -> None:
+    expect = _expect()
+    kwargs = {**base_config.client_kwargs, "providers": [*scripted.ALL, scripted.Seer]}
+    page = open_page(make_server(client_kwargs=kwargs))
+    _ready(page)
+    expect(page.locator("#attach")).to_be_hidden()  # alpha takes no images
+    page.evaluate(PASTE_IMAGE, base64.b64encode(_png(3, 2)).decode())
+    expect(page.locator("#error-text")).to_have_text("alpha:m does not take images")
+    expect(page.locator("#attachments")).to_be_hidden()
+
+    page.select_option("#model", "seer:m")
+    expect(page.locator("#attach")).to_be_visible()
+    big = _png(2000, 1000)  # sent scaled to 1536 px at most
+    page.set_input_files("#file", files=[{"name": "a.png", "mimeType": "image/png", "buffer": big}])
+    expect(page.locator("#attachments img")).to_have_count(1)
+    page.evaluate(PASTE_IMAGE, base64.b64encode(_png(3, 2)).decode())
+    expect(page.locator("#attachments img")).to_have_count(2)
+    page.locator("#attachments button").nth(1).click()  # one removed again
+    expect(page.locator("#attachments img")).to_have_count(1)
+    scripted.SCRIPTS["seer"] = ["I see a dot.", llmrelay.FinishReason("stop")]
+    _send(page, "What is this?")
+    expect(_answer(page, 0).locator(".content")).to_have_text("I see a dot.")
+    expect(page.locator(".msg.user .thumbs img")).to_have_count(1)
+    expect(page.locator("#attachments")).to_be_hidden()
+    (message,) = scripted.LOG["seer"].requests[-1].messages
+    assert message.content == "What is this?"
+    (image,) = message.images
+    assert _png_size(image) == (1536, 768)
+    # kept with the conversation, and sent again with the history
+    page.reload()
+    expect(page.locator(".msg.user .thumbs img")).to_have_count(1)
+    scripted.SCRIPTS["seer"] = ["Still a dot.", llmrelay.FinishReason("stop")]
+    _send(page, "And now?")
+    expect(_answer(page, 1).locator(".content")).to_have_text("Still a dot.")
+    first, _, second = scripted.LOG["seer"].requests[-1].messages
+    assert (first.images, second.images) == ((image,), ())
 
 
 def test_the_page_asks_for_the_server_key(open_page: OpenPage, make_server: Any) -> None:

@@ -10,6 +10,7 @@ OpenAI's model object is ``{"id", "object": "model", "created", "owned_by"}``
   ``/v1/images/generations``);
 * ``ready``: ``False`` when no candidate can be used on this server (each one's provider
   needs a key the server lacks);
+* ``vision``: whether its provider takes images in messages (``image_url`` parts);
 * ``alias_of``: for an alias, its chain of ``provider:model`` references.
 
 The list also carries ``providers``: ``[{"name", "label", "auth", "key_set",
@@ -46,7 +47,7 @@ def describe_model(
     """``entry`` (an OpenAI model object as a dict) described.
 
     Returns:
-        A copy with ``provider``, ``kind``, ``ready`` and, for an alias, ``alias_of``
+        A copy with ``provider``, ``kind``, ``ready``, ``vision`` and, for an alias, ``alias_of``
         added (see the module docstring).
     """
     model_id = str(entry["id"])
@@ -58,6 +59,7 @@ def describe_model(
         "provider": first_provider if first is not None else entry.get("owned_by"),
         "kind": _kind(first, first_model),
         "ready": any(_ready(providers.get(ref.partition(":")[0])) for ref in refs),
+        "vision": first is not None and "vision" in first.capabilities,
     }
     if chain:
         extra["alias_of"] = chain

@@ -19,6 +19,7 @@ const ui = {
   newChat: $("new-chat"), log: $("log"), error: $("error"), errorText: $("error-text"),
   errorAttempts: $("error-attempts"), retry: $("retry"), keyForm: $("key-form"), key: $("key"),
   form: $("chat-form"), prompt: $("prompt"), send: $("send"), stop: $("stop"),
+  attach: $("attach"), file: $("file"), attachments: $("attachments"),
 };
 
 // ---------------------------------------------------------------- Markdown, sanitised
@@ -184,7 +185,11 @@ const storage = {
       storage.write(chat, index);
     } catch (_) {
       // Full (images are large): keep the text, drop the oldest images first.
-      const light = { ...chat, messages: chat.messages.map((m) => (m.image ? { ...m, image: null, imageDropped: true } : m)) };
+      const light = {
+        ...chat,
+        messages: chat.messages.map((m) => (m.image ? { ...m, image: null, imageDropped: true }
+          : m.images ? { ...m, images: m.images.map(() => "") } : m)),
+      };
       try {
         storage.write(light, index);
         note("Storage is full: images of this conversation were not kept.");
@@ -325,6 +330,7 @@ function openChat(id) {
 }
 
 function showChat(c) {
+  for (const m of c.messages) if (m.status === "streaming") m.status = "interrupted";  // closed mid-answer
   chat = c;
   if (isSaved(c)) localStorage.setItem(OPEN_KEY, c.id); else localStorage.removeItem(OPEN_KEY);
   showError(null);
@@ -360,6 +366,7 @@ function messageView(m) {
   div.appendChild(body);
   if (m.role === "user") {
     body.textContent = m.content;
+    if (m.images && m.images.length) body.prepend(thumbnails(m.images));
   } else if (m.kind === "image") {
     showImage(body, m);
   } else {
@@ -368,6 +375,18 @@ function messageView(m) {
   if (m.role === "assistant") setMeta(div, m);
   views.set(m, div);
   return div;
+}
+
+function thumbnails(images) {
+  const strip = document.createElement("div");
+  strip.className = "thumbs";
+  for (const url of images) {
+    const img = document.createElement("img");
+    img.alt = url ? "Attached image" : "(an attached image that was not kept)";
+    if (url) img.src = url;
+    strip.appendChild(img);
+  }
+  return strip;
 }
 
 function showImage(body, m) {
@@ -429,18 +448,30 @@ function setMeta(div, m) {
   meta.replaceChildren(...children);
 }
 
-// The last answer offers Retry (a new answer to the same question).
+// The last answer offers Retry (a new answer to the same question); so does a last
+// question left without an answer (the page was closed while it was coming).
 function markRetry() {
-  for (const b of ui.log.querySelectorAll("button.regenerate")) b.remove();
+  for (const b of ui.log.querySelectorAll("button.regenerate")) {
+    const meta = b.parentElement;
+    b.remove();
+    if (!meta.childElementCount && meta.closest(".msg.user")) meta.remove();
+  }
   const last = ui.log.lastElementChild;
-  if (!last || streaming || !last.classList.contains("assistant")) return;
+  if (!last || streaming) return;
   const button = document.createElement("button");
   button.type = "button";
   button.className = "regenerate";
   button.textContent = "Retry";
   button.setAttribute("aria-label", "Retry: answer the last message again");
   button.addEventListener("click", regenerate);
-  last.querySelector(".meta .who").after(button);
+  if (last.classList.contains("assistant")) {
+    last.querySelector(".meta .who").after(button);
+  } else {
+    const meta = document.createElement("div");
+    meta.className = "meta";
+    meta.appendChild(button);
+    last.appendChild(meta);
+  }
 }
 
 function scrollToEnd(div) {
@@ -547,6 +578,73 @@ function fillModels() {
   const wanted = [chat.model, localStorage.getItem(LAST_MODEL_KEY)].find((id) => id && usable.includes(id));
   ui.model.value = wanted || usable[0] || "";
   if (!chat.messages.length) chat.model = ui.model.value;
+  showAttach();
+}
+
+// ---------------------------------------------------------------- images in
+
+const MAX_EDGE = 1536;          // px: larger images are scaled down before sending
+const MAX_PNG = 400_000;        // characters of a data URL kept as PNG, else JPEG
+let pending = [];               // data URLs to send with the next message
+
+function visionModel() {
+  const m = catalogue.data.find((x) => x.id === ui.model.value);
+  return Boolean(m && m.vision && (chat.mode || "chat") === "chat");
+}
+
+function showAttach() {
+  const vision = visionModel();
+  ui.attach.hidden = !vision;
+  if (!vision && pending.length) setPending([]);
+}
+
+function setPending(list) {
+  pending = list;
+  ui.attachments.replaceChildren(...pending.map((url, i) => {
+    const li = document.createElement("li");
+    const img = document.createElement("img");
+    img.src = url;
+    img.alt = `Image ${i + 1} to send`;
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.className = "icon";
+    remove.textContent = "×";
+    remove.setAttribute("aria-label", `Remove image ${i + 1}`);
+    remove.addEventListener("click", () => { setPending(pending.filter((_, j) => j !== i)); ui.prompt.focus(); });
+    li.append(img, remove);
+    return li;
+  }));
+  ui.attachments.hidden = !pending.length;
+}
+
+// An image file as a data URL, scaled to at most MAX_EDGE px (re-encoding also drops
+// its metadata, such as a photo's location).
+async function imageDataUrl(file) {
+  const bitmap = await createImageBitmap(file);
+  const scale = Math.min(1, MAX_EDGE / Math.max(bitmap.width, bitmap.height));
+  const canvas = document.createElement("canvas");
+  canvas.width = Math.max(1, Math.round(bitmap.width * scale));
+  canvas.height = Math.max(1, Math.round(bitmap.height * scale));
+  canvas.getContext("2d").drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+  bitmap.close();
+  const png = canvas.toDataURL("image/png");
+  return png.length <= MAX_PNG ? png : canvas.toDataURL("image/jpeg", 0.85);
+}
+
+async function addImages(files) {
+  const images = [...files].filter((f) => f.type.startsWith("image/"));
+  if (!images.length) return false;
+  if (!visionModel()) {
+    showError({ message: `${ui.model.value || "this model"} does not take images` });
+    return true;
+  }
+  try {
+    const urls = await Promise.all(images.map(imageDataUrl));
+    setPending([...pending, ...urls]);
+  } catch (err) {
+    showError({ message: "cannot read the image: " + err.message });
+  }
+  return true;
 }
 
 // Parse an SSE body: yields each event's data (multi-line data joined with "\n").
@@ -578,7 +676,12 @@ function requestMessages(c, upTo) {
   if (c.system && c.system.trim()) out.push({ role: "system", content: c.system });
   for (const m of c.messages.slice(0, upTo)) {
     if (m.kind === "image") continue;
-    out.push({ role: m.role, content: m.content });
+    if (m.images && m.images.length) {
+      const parts = m.images.map((url) => ({ type: "image_url", image_url: { url } }));
+      out.push({ role: m.role, content: [{ type: "text", text: m.content }, ...parts] });
+    } else {
+      out.push({ role: m.role, content: m.content });
+    }
   }
   return out;
 }
@@ -713,7 +816,9 @@ async function send(text) {
   const c = chat;
   c.model = ui.model.value;
   if (c.model) localStorage.setItem(LAST_MODEL_KEY, c.model);
-  c.messages.push({ role: "user", content: text });
+  const question = { role: "user", content: text };
+  if (pending.length) { question.images = pending; setPending([]); }
+  c.messages.push(question);
   if (!c.title) c.title = text.replace(/\s+/g, " ").slice(0, 60);
   const div = messageView(c.messages[c.messages.length - 1]);
   ui.log.appendChild(div);
@@ -739,7 +844,7 @@ function regenerate() {
 ui.form.addEventListener("submit", (event) => {
   event.preventDefault();
   const text = ui.prompt.value.trim();
-  if (!text || streaming) return;
+  if ((!text && !pending.length) || streaming) return;
   ui.prompt.value = "";
   send(text);
 });
@@ -755,11 +860,18 @@ document.addEventListener("keydown", (event) => {
   if (ui.app.classList.contains("sidebar-open")) { closeSidebar(); ui.openSidebar.focus(); return; }
   if (!ui.settings.hidden) { toggleSettings(false); ui.settingsToggle.focus(); }
 });
+ui.attach.addEventListener("click", () => ui.file.click());
+ui.file.addEventListener("change", async () => { await addImages(ui.file.files); ui.file.value = ""; ui.prompt.focus(); });
+ui.prompt.addEventListener("paste", (event) => {
+  const files = event.clipboardData ? event.clipboardData.files : [];
+  if ([...files].some((f) => f.type.startsWith("image/"))) { event.preventDefault(); addImages(files); }
+});
 ui.stop.addEventListener("click", () => { if (streaming) streaming.controller.abort(); });
 ui.retry.addEventListener("click", () => { const action = retryAction; showError(null); if (action) action(); });
 ui.newChat.addEventListener("click", startNewChat);
 ui.model.addEventListener("change", () => {
   chat.model = ui.model.value;
+  showAttach();
   localStorage.setItem(LAST_MODEL_KEY, chat.model);
   keep(chat);
 });
@@ -813,6 +925,9 @@ ui.keyForm.addEventListener("submit", (event) => {
   if (then) then();
   if (then !== loadModels && !catalogue.data.length) loadModels();
 });
+
+// Leaving (or reloading) while an answer comes: keep what came so far.
+window.addEventListener("pagehide", () => { if (streaming) keep(streaming.chat); });
 
 // The on-screen keyboard: keep the page (and its input) within the visible viewport.
 if (window.visualViewport) {
