@@ -330,6 +330,7 @@ function openChat(id) {
 }
 
 function showChat(c) {
+  flushSettings();
   for (const m of c.messages) if (m.status === "streaming") m.status = "interrupted";  // closed mid-answer
   chat = c;
   if (isSaved(c)) localStorage.setItem(OPEN_KEY, c.id); else localStorage.removeItem(OPEN_KEY);
@@ -741,7 +742,10 @@ async function answer(c, fresh) {
     if (image) await paint(m, question, div, controller, fail);
     else await stream(c, m, turn, view, div, controller, fail);
   } catch (err) {
-    if (err === NEEDS_KEY) {
+    if (leaving) {           // the page is being left: keep the question (and what came)
+      if (m.content) m.status = "interrupted";
+      else { c.messages.splice(c.messages.indexOf(m), 1); div.remove(); }
+    } else if (err === NEEDS_KEY) {
       forget();
       askForKey(fresh ? () => ui.form.requestSubmit() : regenerate);
     } else if (err.name === "AbortError") {
@@ -813,6 +817,7 @@ async function paint(m, question, div, controller, fail) {
 
 async function send(text) {
   if (streaming) return;
+  flushSettings();
   const c = chat;
   c.model = ui.model.value;
   if (c.model) localStorage.setItem(LAST_MODEL_KEY, c.model);
@@ -893,9 +898,26 @@ function toggleSettings(open) {
   ui.settingsToggle.setAttribute("aria-expanded", String(open));
 }
 ui.settingsToggle.addEventListener("click", () => toggleSettings(ui.settings.hidden));
-ui.system.addEventListener("input", () => { chat.system = ui.system.value; keep(chat); });
-ui.temperature.addEventListener("input", () => { chat.temperature = ui.temperature.value === "" ? null : ui.temperature.value; keep(chat); });
-ui.maxTokens.addEventListener("input", () => { chat.maxTokens = ui.maxTokens.value === "" ? null : ui.maxTokens.value; keep(chat); });
+// Settings are saved a moment after the last keystroke (and before the page is left).
+let settingsTimer = 0;
+function settingsChanged() {
+  chat.system = ui.system.value;
+  chat.temperature = ui.temperature.value === "" ? null : ui.temperature.value;
+  chat.maxTokens = ui.maxTokens.value === "" ? null : ui.maxTokens.value;
+  clearTimeout(settingsTimer);
+  const c = chat;
+  settingsTimer = setTimeout(() => { settingsTimer = 0; keep(c); }, 400);
+}
+function flushSettings() {
+  if (!settingsTimer) return;
+  clearTimeout(settingsTimer);
+  settingsTimer = 0;
+  keep(chat);
+}
+for (const input of [ui.system, ui.temperature, ui.maxTokens]) {
+  input.addEventListener("input", settingsChanged);
+  input.addEventListener("change", flushSettings);
+}
 
 function openSidebar() {
   ui.app.classList.add("sidebar-open");
@@ -927,7 +949,13 @@ ui.keyForm.addEventListener("submit", (event) => {
 });
 
 // Leaving (or reloading) while an answer comes: keep what came so far.
-window.addEventListener("pagehide", () => { if (streaming) keep(streaming.chat); });
+let leaving = false;
+window.addEventListener("pagehide", () => {
+  leaving = true;
+  flushSettings();
+  if (streaming) keep(streaming.chat);
+});
+window.addEventListener("pageshow", () => { leaving = false; });
 
 // The on-screen keyboard: keep the page (and its input) within the visible viewport.
 if (window.visualViewport) {
