@@ -16,13 +16,17 @@ from llmrelay.server._routes import WEB_DIR
 ROOT = Path(__file__).parents[2]
 
 
-OWN_FILES = ("index.html", "app.js", "style.css")
+OWN_FILES = ("index.html", "app.js", "api.js", "images.js", "markdown.js", "store.js", "style.css")
 
 
 def test_web_files_reference_no_external_resource() -> None:
+    assert {p.name for p in WEB_DIR.iterdir() if p.is_file()} == set(OWN_FILES)
     for name in OWN_FILES:
         text = (WEB_DIR / name).read_text(encoding="utf-8")
         assert not re.search(r"(?:https?:)?//[a-z0-9.-]+\.[a-z]{2,}", text, re.I), name
+        for module in re.findall(r'^import .* from "([^"]+)";$', text, re.M):
+            assert module.startswith("./"), (name, module)
+            assert (WEB_DIR / module).is_file(), (name, module)
     # every script and stylesheet the page names is one of ours, under /static/
     page = (WEB_DIR / "index.html").read_text(encoding="utf-8")
     for ref in re.findall(r'(?:src|href)="([^"]+)"', page):

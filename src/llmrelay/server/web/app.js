@@ -1,14 +1,11 @@
 // llmrelay web chat: talks to this server's OpenAI-compatible API; loads nothing from
-// elsewhere. Answers are Markdown (marked) turned into HTML that DOMPurify sanitises:
-// model output is untrusted. Conversations are kept in this browser (localStorage).
-"use strict";
+// elsewhere. Answers are Markdown rendered as sanitised DOM (markdown.js): model output
+// is untrusted. Conversations are kept in this browser (store.js).
 
-const KEY_STORAGE = "llmrelay.serverKey";   // sessionStorage: the server's own key
-const INDEX_KEY = "llmrelay.chats";         // localStorage: [{id, title, updated}]
-const CHAT_PREFIX = "llmrelay.chat.";       // localStorage: one conversation each
-const OPEN_KEY = "llmrelay.open";           // localStorage: id of the open conversation
-const LAST_MODEL_KEY = "llmrelay.lastModel";
-const ATTEMPTS_HEADER = "X-LLMRelay-Attempts";
+import { ATTEMPTS_HEADER, KEY_STORAGE, NEEDS_KEY, errorOf, headers, sseData } from "./api.js";
+import { imageDataUrl } from "./images.js";
+import { StreamView, copyText, markdownFragment } from "./markdown.js";
+import { LAST_MODEL_KEY, OPEN_KEY, newChat, storage } from "./store.js";
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -22,84 +19,11 @@ const ui = {
   attach: $("attach"), file: $("file"), attachments: $("attachments"),
 };
 
-// ---------------------------------------------------------------- Markdown, sanitised
+// ---------------------------------------------------------------- conversations, kept
 
-const md = new marked.Marked({
-  gfm: true,
-  breaks: false,
-  // Raw HTML in an answer is shown as the text it is, never as markup.
-  renderer: { html: ({ text }) => escapeHtml(text) },
-});
-
-const PURIFY = {
-  USE_PROFILES: { html: true },
-  FORBID_TAGS: ["style", "form", "button", "textarea", "select", "option", "iframe", "object",
-    "embed", "svg", "math", "dialog", "template"],
-  FORBID_ATTR: ["style", "id", "name", "srcset"],
-  RETURN_DOM_FRAGMENT: true,
-};
-
-function escapeHtml(text) {
-  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
-
-// Sanitised DOM of Markdown `source` (or of parsed tokens), ready to insert.
-function markdownFragment(sourceOrTokens) {
-  const html = typeof sourceOrTokens === "string" ? md.parse(sourceOrTokens) : md.parser(sourceOrTokens);
-  const fragment = DOMPurify.sanitize(html, PURIFY);
-  for (const a of fragment.querySelectorAll("a[href]")) {
-    a.target = "_blank";
-    a.rel = "noopener noreferrer nofollow";
-  }
-  for (const input of fragment.querySelectorAll("input")) {
-    if (input.type !== "checkbox") input.remove(); else input.disabled = true;  // task lists
-  }
-  for (const img of fragment.querySelectorAll("img")) {
-    const src = img.getAttribute("src") || "";
-    if (/^(data:image\/|blob:)/i.test(src)) continue;
-    // A remote image is not fetched (offline page, no tracking): a link to it instead.
-    const link = document.createElement("a");
-    link.textContent = "🖼 " + (img.alt || src);
-    if (src) { link.href = src; link.target = "_blank"; link.rel = "noopener noreferrer nofollow"; }
-    img.replaceWith(link);
-  }
-  for (const pre of fragment.querySelectorAll("pre")) decorateCode(pre);
-  return fragment;
-}
-
-function decorateCode(pre) {
-  const box = document.createElement("div");
-  box.className = "code";
-  const bar = document.createElement("div");
-  bar.className = "code-bar";
-  const code = pre.querySelector("code");
-  const lang = code && /(?:^|\s)language-(\S+)/.exec(code.className);
-  const name = document.createElement("span");
-  name.textContent = lang ? lang[1] : "code";
-  const copy = document.createElement("button");
-  copy.type = "button";
-  copy.className = "copy";
-  copy.textContent = "Copy";
-  copy.setAttribute("aria-label", "Copy code");
-  bar.append(name, copy);
-  pre.replaceWith(box);
-  box.append(bar, pre);
-}
-
-async function copyText(text) {
-  if (navigator.clipboard && window.isSecureContext) {
-    await navigator.clipboard.writeText(text);
-    return;
-  }
-  const area = document.createElement("textarea");  // plain http on a LAN address
-  area.value = text;
-  area.setAttribute("readonly", "");
-  area.className = "offscreen";
-  document.body.appendChild(area);
-  area.select();
-  const ok = document.execCommand("copy");
-  area.remove();
-  if (!ok) throw new Error("copy refused");
+function note(text) {
+  ui.storageNote.textContent = text;
+  ui.storageNote.hidden = !text;
 }
 
 ui.log.addEventListener("click", async (event) => {
@@ -115,126 +39,11 @@ ui.log.addEventListener("click", async (event) => {
   setTimeout(() => { button.textContent = "Copy"; }, 1500);
 });
 
-// Renders an answer as it streams without redoing what is settled: the text is split
-// into top-level Markdown blocks; every block but the last (which more text may still
-// change) is rendered once into `settled` and never touched again; only the last block
-// is re-rendered, at most once per animation frame. `finish()` renders the whole answer
-// once more (reference links defined late, loose lists).
-class StreamView {
-  constructor(container) {
-    this.container = container;
-    this.settled = document.createElement("div");
-    this.settled.className = "settled";
-    this.live = document.createElement("div");
-    this.live.className = "live";
-    container.replaceChildren(this.settled, this.live);
-    this.text = "";
-    this.tail = "";
-    this.frame = 0;
-  }
-
-  push(delta) {
-    this.text += delta;
-    this.tail += delta;
-    if (!this.frame) this.frame = requestAnimationFrame(() => { this.frame = 0; this.draw(); });
-  }
-
-  draw() {
-    const tokens = md.lexer(this.tail);
-    let last = tokens.length - 1;
-    while (last > 0 && tokens[last].type === "space") last -= 1;
-    if (last > 0) {
-      const done = tokens.slice(0, last);
-      const raw = done.map((t) => t.raw).join("");
-      if (this.tail.startsWith(raw)) {
-        done.links = tokens.links;
-        const block = document.createElement("div");
-        block.className = "block";
-        block.appendChild(markdownFragment(done));
-        this.settled.appendChild(block);
-        this.tail = this.tail.slice(raw.length);
-        this.live.replaceChildren(markdownFragment(tokens.slice(last)));
-        return;
-      }
-    }
-    this.live.replaceChildren(markdownFragment(this.tail));
-  }
-
-  finish() {
-    if (this.frame) cancelAnimationFrame(this.frame);
-    this.frame = 0;
-    this.container.replaceChildren(markdownFragment(this.text));
-  }
-}
-
-// ---------------------------------------------------------------- conversations, kept
-
-const storage = {
-  index() {
-    try { return JSON.parse(localStorage.getItem(INDEX_KEY) || "[]"); } catch (_) { return []; }
-  },
-  load(id) {
-    try { return JSON.parse(localStorage.getItem(CHAT_PREFIX + id) || "null"); } catch (_) { return null; }
-  },
-  save(chat) {
-    chat.updated = Date.now();
-    const entry = { id: chat.id, title: chat.title, updated: chat.updated };
-    const index = storage.index().filter((c) => c.id !== chat.id);
-    index.unshift(entry);
-    try {
-      storage.write(chat, index);
-    } catch (_) {
-      // Full (images are large): keep the text, drop the oldest images first.
-      const light = {
-        ...chat,
-        messages: chat.messages.map((m) => (m.image ? { ...m, image: null, imageDropped: true }
-          : m.images ? { ...m, images: m.images.map(() => "") } : m)),
-      };
-      try {
-        storage.write(light, index);
-        note("Storage is full: images of this conversation were not kept.");
-      } catch (err) {
-        note("This conversation could not be saved: " + err.message);
-      }
-    }
-  },
-  write(chat, index) {
-    localStorage.setItem(CHAT_PREFIX + chat.id, JSON.stringify(chat));
-    localStorage.setItem(INDEX_KEY, JSON.stringify(index));
-  },
-  remove(id) {
-    localStorage.removeItem(CHAT_PREFIX + id);
-    localStorage.setItem(INDEX_KEY, JSON.stringify(storage.index().filter((c) => c.id !== id)));
-    if (localStorage.getItem(OPEN_KEY) === id) localStorage.removeItem(OPEN_KEY);
-  },
-};
-
-function note(text) {
-  ui.storageNote.textContent = text;
-  ui.storageNote.hidden = !text;
-}
-
-function newChat() {
-  return {
-    id: (crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random()).replace(/[^a-z0-9-]/gi, ""),
-    title: "",
-    titleSet: false,
-    mode: "chat",
-    model: localStorage.getItem(LAST_MODEL_KEY) || "",
-    system: "",
-    temperature: null,
-    maxTokens: null,
-    messages: [],
-    updated: Date.now(),
-  };
-}
-
 let chat = newChat();    // the open conversation
 let streaming = null;    // {controller, chat} while an answer is coming
 let retryAction = null;  // what the Retry button does
 let keyThen = null;      // what to do once the server key has been entered
 let catalogue = { data: [], providers: [] };
-const NEEDS_KEY = new Error("this server needs its API key");
 
 const views = new WeakMap();  // message -> its element in the log
 
@@ -243,7 +52,7 @@ function isSaved(c) { return storage.index().some((e) => e.id === c.id); }
 // Save a conversation once it has something worth keeping (and not after its deletion).
 function keep(c) {
   if (c.deleted || !(c.messages.length || isSaved(c))) return;
-  storage.save(c);
+  note(storage.save(c));
   if (c === chat) localStorage.setItem(OPEN_KEY, c.id);
   renderList();
 }
@@ -293,7 +102,7 @@ function startRename(li, entry) {
     const title = input.value.trim();
     if (save && title) {
       const target = entry.id === chat.id ? chat : storage.load(entry.id);
-      if (target) { target.title = title; target.titleSet = true; storage.save(target); }
+      if (target) { target.title = title; target.titleSet = true; note(storage.save(target)); }
     }
     renderList();
     const button = ui.chats.querySelector(`li[data-id="${CSS.escape(entry.id)}"] .rename`);
@@ -482,13 +291,6 @@ function scrollToEnd(div) {
 
 // ---------------------------------------------------------------- the server
 
-function headers() {
-  const h = { "Content-Type": "application/json" };
-  const key = sessionStorage.getItem(KEY_STORAGE);
-  if (key) h.Authorization = "Bearer " + key;
-  return h;
-}
-
 function showError(error, retry) {
   retryAction = retry || null;
   if (!error) { ui.error.hidden = true; return; }
@@ -508,14 +310,6 @@ function askForKey(then) {
   keyThen = then;
   ui.keyForm.hidden = false;
   ui.key.focus();
-}
-
-async function errorOf(response) {
-  try {
-    const body = await response.json();
-    if (body && body.error && body.error.message) return body.error;
-  } catch (_) { /* not JSON */ }
-  return { message: "HTTP " + response.status };
 }
 
 async function loadModels() {
@@ -584,8 +378,6 @@ function fillModels() {
 
 // ---------------------------------------------------------------- images in
 
-const MAX_EDGE = 1536;          // px: larger images are scaled down before sending
-const MAX_PNG = 400_000;        // characters of a data URL kept as PNG, else JPEG
 let pending = [];               // data URLs to send with the next message
 
 function visionModel() {
@@ -618,20 +410,6 @@ function setPending(list) {
   ui.attachments.hidden = !pending.length;
 }
 
-// An image file as a data URL, scaled to at most MAX_EDGE px (re-encoding also drops
-// its metadata, such as a photo's location).
-async function imageDataUrl(file) {
-  const bitmap = await createImageBitmap(file);
-  const scale = Math.min(1, MAX_EDGE / Math.max(bitmap.width, bitmap.height));
-  const canvas = document.createElement("canvas");
-  canvas.width = Math.max(1, Math.round(bitmap.width * scale));
-  canvas.height = Math.max(1, Math.round(bitmap.height * scale));
-  canvas.getContext("2d").drawImage(bitmap, 0, 0, canvas.width, canvas.height);
-  bitmap.close();
-  const png = canvas.toDataURL("image/png");
-  return png.length <= MAX_PNG ? png : canvas.toDataURL("image/jpeg", 0.85);
-}
-
 async function addImages(files) {
   const images = [...files].filter((f) => f.type.startsWith("image/"));
   if (!images.length) return false;
@@ -646,30 +424,6 @@ async function addImages(files) {
     showError({ message: "cannot read the image: " + err.message });
   }
   return true;
-}
-
-// Parse an SSE body: yields each event's data (multi-line data joined with "\n").
-async function* sseData(body, signal) {
-  const reader = body.getReader();
-  const decoder = new TextDecoder();
-  let buffer = "";
-  try {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buffer += decoder.decode(value, { stream: true }).replace(/\r\n?/g, "\n");
-      let end;
-      while ((end = buffer.indexOf("\n\n")) >= 0) {
-        const block = buffer.slice(0, end);
-        buffer = buffer.slice(end + 2);
-        const data = block.split("\n").filter((l) => l.startsWith("data:"))
-          .map((l) => l.slice(5).replace(/^ /, ""));
-        if (data.length) yield data.join("\n");
-      }
-    }
-  } finally {
-    if (signal.aborted) reader.cancel().catch(() => {});
-  }
 }
 
 function requestMessages(c, upTo) {
