@@ -232,6 +232,7 @@ HOSTILE = [
     "<svg onload=\"window.__pwned='svg'\"></svg>",
     "<iframe srcdoc=\"<script>parent.__pwned='iframe'</script>\"></iframe>\n\n",
     "![pic](x\" onerror=\"window.__pwned='md-img')\n\n",
+    "![tracker](https://tracker.example/pixel.png)\n\n",
     llmrelay.FinishReason("stop"),
 ]
 
@@ -276,6 +277,9 @@ def test_a_hostile_answer_runs_nothing(open_page: OpenPage, server_url: str) -> 
             link.click()
     page.wait_for_timeout(100)
     assert page.evaluate(INERT) == {"pwned": None, "bad": []}
+    # a remote image is not fetched (no tracking, works offline): a link to it instead
+    tracker = content.locator("a", has_text="tracker")
+    expect(tracker).to_have_attribute("href", "https://tracker.example/pixel.png")
     # rendered again from storage after a reload: still inert
     page.reload()
     expect(_answer(page, 0).locator(".content")).to_contain_text("<!-- hidden -->")
