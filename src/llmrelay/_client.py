@@ -164,6 +164,7 @@ class AsyncClient:
                     endpoints=urls,
                     parameters=tuple(sorted(cls.parameters)),
                     options=cls.describe_options(),
+                    image_models=tuple(cls.image_models),
                 )
             )
         return out

@@ -353,6 +353,7 @@ class ProviderDescription:
         endpoints: endpoint name -> the URL this client will use.
         parameters: the generation parameters the provider honours.
         options: provider-specific options, ``{name: {"type", "help"}}``.
+        image_models: those of ``models`` that generate images rather than text.
     """
 
     name: str
@@ -371,6 +372,7 @@ class ProviderDescription:
     endpoints: Mapping[str, str] = field(default_factory=dict)
     parameters: tuple[str, ...] = ()
     options: Mapping[str, Any] = field(default_factory=dict)
+    image_models: tuple[str, ...] = ()
 
 
 Event: TypeAlias = (

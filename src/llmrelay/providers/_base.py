@@ -108,6 +108,8 @@ class Provider(ABC):
         options: provider-specific ``ChatRequest.options`` it accepts, name -> ``Option``.
         default_model: model id used when none is given.
         models: the provider's own model ids (built-in list).
+        image_models: those of ``models`` that generate images rather than text
+            (``generate_image``; empty for a text-only provider).
         aliases: short name -> model id, within this provider.
         open_catalogue: ``True`` when any model id is accepted.
 
@@ -131,6 +133,7 @@ class Provider(ABC):
     options: ClassVar[Mapping[str, Option]] = MappingProxyType({})
     default_model: ClassVar[str]
     models: ClassVar[tuple[str, ...]] = ()
+    image_models: ClassVar[tuple[str, ...]] = ()
     aliases: ClassVar[Mapping[str, str]] = MappingProxyType({})
     open_catalogue: ClassVar[bool] = False
 

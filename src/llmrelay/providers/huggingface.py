@@ -131,6 +131,7 @@ class HuggingFace(Provider):
     )
     default_model: ClassVar[str] = "Qwen/Qwen2-72B-Instruct"
     models: ClassVar[tuple[str, ...]] = TEXT_MODELS + IMAGE_MODELS
+    image_models: ClassVar[tuple[str, ...]] = IMAGE_MODELS
     aliases: ClassVar[Mapping[str, str]] = MappingProxyType(
         {
             "qwen-2-72b": "Qwen/Qwen2-72B-Instruct",

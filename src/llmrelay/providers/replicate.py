@@ -135,6 +135,10 @@ class Replicate(Provider):
         "black-forest-labs/flux-schnell",
         "black-forest-labs/flux-dev",
     )
+    image_models: ClassVar[tuple[str, ...]] = (
+        "black-forest-labs/flux-schnell",
+        "black-forest-labs/flux-dev",
+    )
     aliases: ClassVar[Mapping[str, str]] = MappingProxyType(
         {
             "llama-3-70b": "meta/meta-llama-3-70b-instruct",
