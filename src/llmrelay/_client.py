@@ -164,6 +164,12 @@ class AsyncClient:
                     endpoints=urls,
                     parameters=tuple(sorted(cls.parameters)),
                     options=cls.describe_options(),
+                    endpoint_sources={
+                        endpoint: source
+                        for (owner, endpoint), source in engine.settings.endpoint_sources.items()
+                        if owner == name
+                    },
+                    proxy_source=engine.settings.sources.get("proxy"),
                 )
             )
         return out

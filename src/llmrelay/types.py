@@ -353,6 +353,12 @@ class ProviderDescription:
         endpoints: endpoint name -> the URL this client will use.
         parameters: the generation parameters the provider honours.
         options: provider-specific options, ``{name: {"type", "help"}}``.
+        endpoint_sources: endpoint name -> where its override came from (an environment
+            variable, ``"argument base_urls"``, ``"config file [providers.NAME]
+            base_url"``); an endpoint left at its default is absent.
+        proxy_source: where the client's proxy came from (``"LLMRELAY_PROXY"``,
+            ``"argument proxy"``, ``"config file proxy"``), never its URL; ``None``
+            without a proxy.
     """
 
     name: str
@@ -371,6 +377,8 @@ class ProviderDescription:
     endpoints: Mapping[str, str] = field(default_factory=dict)
     parameters: tuple[str, ...] = ()
     options: Mapping[str, Any] = field(default_factory=dict)
+    endpoint_sources: Mapping[str, str] = field(default_factory=dict)
+    proxy_source: str | None = None
 
 
 Event: TypeAlias = (

@@ -13,7 +13,6 @@ import click
 import llmrelay
 
 from ._common import (
-    check_environment,
     describe_error,
     fail,
     logging_enabled,
@@ -93,6 +92,15 @@ def _without_httpx_cli() -> Iterator[None]:
             del sys.modules["httpx._main"]
 
 
+def _candidates(client: Any, model: str | None) -> list[str] | None:
+    """What the client resolves ``model`` to (its default when ``None``), if it can."""
+    try:
+        candidates: list[str] = client.candidates(model)
+    except llmrelay.ConfigError:
+        return None  # an unknown model: the request names the error
+    return candidates
+
+
 async def _open_client(kwargs: dict[str, Any]) -> Any:
     client = llmrelay.AsyncClient(**kwargs)
     await client.__aenter__()
@@ -159,7 +167,6 @@ def chat(
 
     from ._session import TurnLog, TurnOptions
 
-    check_environment()
     text = _assemble_prompt(prompt, encoding)
     if text is not None and not text.strip():
         raise click.UsageError("the prompt is empty")
@@ -251,6 +258,7 @@ def _run(
                 descriptions=options.descriptions,
                 aliases=aliases,
                 strict=strict,
+                candidates=_candidates(client, options.model),
             )
         else:
             # one prompt without -o: describing every provider would import every
