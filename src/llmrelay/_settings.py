@@ -286,10 +286,11 @@ class Settings:
         doc: Mapping[str, Any] = config or {}
         where = str(config_path) if config_path else "config file"
         _check_document(doc, providers, where)
-        given = {"model": model, "proxy": proxy, "verify": verify, "strict": strict}
-        arguments = {k: (v, k) for k, v in given.items() if v is not None and v != ""}
-        if cooldown is not None:
-            arguments["cooldown"] = (cooldown, "cooldown")
+        given: dict[str, Any] = {"model": model, "proxy": proxy, "verify": verify}
+        given |= {"strict": strict, "cooldown": cooldown}
+        arguments: dict[str, tuple[Any, str]] = {
+            k: (v, k) for k, v in given.items() if v is not None and v != ""
+        }
         for name in timeouts.given if timeouts is not None else ():
             arguments[f"timeouts.{name}"] = (getattr(timeouts, name), "timeouts")
         arguments.update(_provider_arguments(providers, base_urls, endpoints, api_keys))
@@ -368,10 +369,10 @@ def _check_document(
                 + _did_you_mean(name, providers)
                 + f'; valid providers: {", ".join(providers)} (or add kind = "openai")'
             )
-        allowed = {*spec.endpoints, "api_key", *spec.config_keys}
+        known = {*spec.endpoints, "api_key", *spec.config_keys}
         for key in table:
-            if key not in allowed:
-                raise _unknown(where, f"[providers.{name}] unknown key", key, allowed)
+            if key not in known:
+                raise _unknown(where, f"[providers.{name}] unknown key", key, known)
 
 
 def _provider_arguments(
