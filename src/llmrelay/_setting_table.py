@@ -10,14 +10,14 @@ the typed helpers ``home``, ``database_url``, ``redis_url``, ``log_enabled``,
 the other modules ask here.
 
 A new setting is one row (and a field of ``Settings`` when a client resolves it); a new
-type is a branch of ``_from_variable`` and ``_from_config``.
+type is one entry of ``TYPES``.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -32,6 +32,7 @@ __all__ = [
     "TABLE_KEYS",
     "TIMEOUT_DEFAULTS",
     "TOP_KEYS",
+    "TYPES",
     "ProviderSettingsSpec",
     "Setting",
     "Sources",
@@ -201,16 +202,20 @@ def _number(value: Any, what: str) -> float:
         raise errors.ConfigError(f"{what} must be a number of seconds; got {value!r:.60}") from None
 
 
-def _from_variable(row: Setting, text: str, variable: str) -> Any:
-    """The typed value of ``row`` from the environment variable ``variable``."""
-    kind = row.type
-    if kind == "bool":
-        return text.strip().lower() in _ON
-    if kind == "switch":
-        return text.strip().lower() not in _OFF
-    if kind in ("seconds", "timeout"):
-        return _number(text, variable)
-    if kind == "url" and not text.startswith(("http://", "https://")):
+def _as_text(text: str, variable: str) -> str:
+    return text
+
+
+def _as_bool(text: str, variable: str) -> bool:
+    return text.strip().lower() in _ON
+
+
+def _as_switch(text: str, variable: str) -> bool:
+    return text.strip().lower() not in _OFF
+
+
+def _as_url(text: str, variable: str) -> str:
+    if not text.startswith(("http://", "https://")):
         raise errors.ConfigError(
             f"{variable}={text!r:.100} is not a URL: it must be an http:// or https:// URL "
             f"(e.g. http://{text.split('://')[-1]:.60})"
@@ -218,36 +223,80 @@ def _from_variable(row: Setting, text: str, variable: str) -> Any:
     return text
 
 
-def _from_config(row: Setting, value: Any, file: str) -> Any:
-    """The typed value of ``row`` from the config file (``file``: its path, for errors)."""
-    kind = row.type
-    where = f"{file}: {row.config_name}"
-    if kind == "bool":
-        if not isinstance(value, bool):
-            raise errors.ConfigError(f"{where} must be true or false")
-        return value
-    if kind in ("seconds", "timeout"):
-        return _number(value, where)
-    if kind == "aliases":
-        return _aliases(value, file)
-    if kind == "secret":
-        if not isinstance(value, str):
-            raise errors.ConfigError(f"{where} must be a string")
-        return value or None
-    if kind == "url":
-        if not isinstance(value, str) or not value.startswith(("http://", "https://")):
-            raise errors.ConfigError(
-                f"{file} {row.config_name}: {row.key[-1]} must be an http:// or https:// URL; "
-                f"got {value!r:.100}"
-            )
-        return value
-    if kind == "path" and (not isinstance(value, str) or not value):
-        raise errors.ConfigError(f"{where} must be a file path")
+def _text_key(value: Any, file: str, row: Setting) -> str | None:
     if value == "":
         return None
     if not isinstance(value, str):
-        raise errors.ConfigError(f"{where} must be a string; got {value!r:.60}")
+        raise errors.ConfigError(f"{file}: {row.config_name} must be a string; got {value!r:.60}")
     return value
+
+
+def _path_key(value: Any, file: str, row: Setting) -> str:
+    if not isinstance(value, str) or not value:
+        raise errors.ConfigError(f"{file}: {row.config_name} must be a file path")
+    return value
+
+
+def _bool_key(value: Any, file: str, row: Setting) -> bool:
+    if not isinstance(value, bool):
+        raise errors.ConfigError(f"{file}: {row.config_name} must be true or false")
+    return value
+
+
+def _seconds_key(value: Any, file: str, row: Setting) -> float:
+    return _number(value, f"{file}: {row.config_name}")
+
+
+def _secret_key(value: Any, file: str, row: Setting) -> str | None:
+    if not isinstance(value, str):  # the message never shows the value
+        raise errors.ConfigError(f"{file}: {row.config_name} must be a string")
+    return value or None
+
+
+def _url_key(value: Any, file: str, row: Setting) -> str:
+    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+        raise errors.ConfigError(
+            f"{file} {row.config_name}: {row.key[-1]} must be an http:// or https:// URL; "
+            f"got {value!r:.100}"
+        )
+    return value
+
+
+def _aliases_key(value: Any, file: str, row: Setting) -> dict[str, tuple[str, ...]]:
+    return _aliases(value, file)
+
+
+_VariableReader = Callable[[str, str], Any]
+_KeyReader = Callable[[Any, str, Setting], Any]
+
+TYPES: Final[Mapping[str, tuple[_VariableReader | None, _KeyReader | None]]] = MappingProxyType(
+    {
+        "text": (_as_text, _text_key),
+        "path": (_as_text, _path_key),
+        "bool": (_as_bool, _bool_key),
+        "switch": (_as_switch, None),
+        "seconds": (_number, _seconds_key),
+        "timeout": (_number, _seconds_key),
+        "url": (_as_url, _url_key),
+        "secret": (_as_text, _secret_key),
+        "aliases": (None, _aliases_key),
+    }
+)
+"""Setting type -> (reader of an environment variable's text, reader of a config value):
+each returns the typed value or raises ``ConfigError`` naming the variable or the file and
+key. A new type is one entry."""
+
+
+def _from_variable(row: Setting, text: str, variable: str) -> Any:
+    reader = TYPES[row.type][0]
+    assert reader is not None, f"{row.name} has a variable but its type reads none"
+    return reader(text, variable)
+
+
+def _from_config(row: Setting, value: Any, file: str) -> Any:
+    reader = TYPES[row.type][1]
+    assert reader is not None, f"{row.name} has a config key but its type reads none"
+    return reader(value, file, row)
 
 
 def _aliases(table: Any, where: str) -> dict[str, tuple[str, ...]]:

@@ -62,7 +62,7 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -286,13 +286,8 @@ class Settings:
         doc: Mapping[str, Any] = config or {}
         where = str(config_path) if config_path else "config file"
         _check_document(doc, providers, where)
-        given: dict[str, Any] = {"model": model, "proxy": proxy, "verify": verify}
-        given |= {"strict": strict, "cooldown": cooldown}
-        arguments: dict[str, tuple[Any, str]] = {
-            k: (v, k) for k, v in given.items() if v is not None and v != ""
-        }
-        for name in timeouts.given if timeouts is not None else ():
-            arguments[f"timeouts.{name}"] = (getattr(timeouts, name), "timeouts")
+        given = {"model": model, "proxy": proxy, "verify": verify, "strict": strict}
+        arguments = _arguments({**given, "cooldown": cooldown}, timeouts)
         arguments.update(_provider_arguments(providers, base_urls, endpoints, api_keys))
         sources = Sources(arguments, env, doc, where)
         _warn_unknown_variables(env, providers)
@@ -342,6 +337,14 @@ def _unknown(where: str, what: str, name: str, valid: Any) -> errors.ConfigError
     )
 
 
+def _arguments(given: Mapping[str, Any], timeouts: Timeouts | None) -> dict[str, tuple[Any, str]]:
+    """The scalar arguments given (not ``None``, not empty) as row name -> ``(value, argument)``."""
+    out = {name: (value, name) for name, value in given.items() if value not in (None, "")}
+    for name in timeouts.given if timeouts is not None else ():
+        out[f"timeouts.{name}"] = (getattr(timeouts, name), "timeouts")
+    return out
+
+
 def _check_document(
     doc: Mapping[str, Any], providers: Mapping[str, ProviderSettingsSpec], where: str
 ) -> None:
@@ -350,12 +353,7 @@ def _check_document(
         if key not in TOP_KEYS:
             raise _unknown(where, "unknown setting", key, TOP_KEYS)
     for top, allowed in TABLE_KEYS.items():
-        table = doc.get(top, {})
-        if not isinstance(table, dict):
-            raise errors.ConfigError(f"{where}: [{top}] must be a table")
-        for key in table:
-            if key not in allowed:
-                raise _unknown(where, f"[{top}] unknown key", key, allowed)
+        _check_table(doc.get(top, {}), f"[{top}]", allowed, where)
     tables = doc.get("providers", {})
     if not isinstance(tables, dict):
         raise errors.ConfigError(f"{where}: [providers] must be a table")
@@ -370,9 +368,15 @@ def _check_document(
                 + f'; valid providers: {", ".join(providers)} (or add kind = "openai")'
             )
         known = {*spec.endpoints, "api_key", *spec.config_keys}
-        for key in table:
-            if key not in known:
-                raise _unknown(where, f"[providers.{name}] unknown key", key, known)
+        _check_table(table, f"[providers.{name}]", known, where)
+
+
+def _check_table(table: Any, name: str, allowed: Collection[str], where: str) -> None:
+    if not isinstance(table, dict):
+        raise errors.ConfigError(f"{where}: {name} must be a table")
+    for key in table:
+        if key not in allowed:
+            raise _unknown(where, f"{name} unknown key", key, allowed)
 
 
 def _provider_arguments(
@@ -429,29 +433,35 @@ def _check_provider_arg(
     return spec
 
 
+_PROVIDER_ENDS = ("_URL", "_API_KEY")
+
+
 def _warn_unknown_variables(
     environ: Mapping[str, str], providers: Mapping[str, ProviderSettingsSpec]
 ) -> None:
     """Warn about an ``LLMRELAY_..._URL`` / ``_API_KEY`` variable that no row reads."""
-    known = {
-        variable: row
-        for name, spec in providers.items()
-        for row in provider_settings(name, spec)
-        for variable in row.variables
-    }
+    known = [v for name, spec in providers.items() for v in _variables(name, spec)]
     for variable, value in environ.items():
-        if (
-            variable.startswith("LLMRELAY_")
-            and value
-            and variable.endswith(("_URL", "_API_KEY"))
-            and variable not in known
-            and variable not in KNOWN_VARIABLES
-        ):
+        if value and _names_a_provider_setting(variable) and variable not in known:
             log.warning(
                 "%s names no provider setting and is ignored%s",
                 variable,
-                _did_you_mean(variable, [v for v in known if v.startswith("LLMRELAY_")]),
+                _did_you_mean(variable, known),
             )
+
+
+def _variables(name: str, spec: ProviderSettingsSpec) -> list[str]:
+    rows = provider_settings(name, spec)
+    return [v for row in rows for v in row.variables if v.startswith("LLMRELAY_")]
+
+
+def _names_a_provider_setting(variable: str) -> bool:
+    """``LLMRELAY_..._URL`` or ``..._API_KEY``, and not a setting of the table."""
+    return (
+        variable.startswith("LLMRELAY_")
+        and variable.endswith(_PROVIDER_ENDS)
+        and variable not in KNOWN_VARIABLES
+    )
 
 
 def _resolve_rows(

@@ -265,3 +265,14 @@ def test_every_documented_config_key_is_read_by_a_row() -> None:
     timeouts = {"connect", "read", "first_token", "total"}
     alias_names = {"fast"}
     assert named - keys - providers_keys - timeouts - alias_names == set()
+
+
+def test_every_row_has_readers_for_its_sources() -> None:
+    from llmrelay._setting_table import TYPES
+
+    for name, spec in {**SPECS, "other": ProviderSettingsSpec()}.items():
+        rows = [*SETTINGS, *provider_settings(name, spec)]
+        for row in rows:
+            from_variable, from_key = TYPES[row.type]
+            assert from_variable is not None or not row.variables, row.name
+            assert from_key is not None or not row.key, row.name

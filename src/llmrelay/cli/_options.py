@@ -42,24 +42,30 @@ def _convert(name: str, value: str, declared: Any) -> Any:
     return value
 
 
+def _wanted(model: str, names: set[str], descriptions: Sequence[Any], aliases: Any) -> set[str]:
+    """The providers ``model`` names: ``provider:model``, a provider, an alias or a model."""
+    provider = model.split(":", 1)[0]
+    if ":" in model and provider in names:
+        return {provider}
+    if model in names:
+        return {model}
+    if model in aliases:
+        return {ref.split(":", 1)[0] for ref in aliases[model]}
+    return {d.name for d in descriptions if model in d.models or model in d.aliases}
+
+
 def _candidate_providers(
     model: str | None,
     descriptions: Sequence[Any],
     aliases: dict[str, list[str]],
     candidates: Sequence[str] | None,
 ) -> list[Any]:
-    names = {d.name for d in descriptions}
-    wanted: set[str] = set()
     if candidates:
         wanted = {ref.split(":", 1)[0] for ref in candidates}
-    elif model and ":" in model and model.split(":", 1)[0] in names:
-        wanted = {model.split(":", 1)[0]}
-    elif model in names:
-        wanted = {str(model)}
-    elif model and model in aliases:
-        wanted = {ref.split(":", 1)[0] for ref in aliases[model]}
     elif model:
-        wanted = {d.name for d in descriptions if model in d.models or model in d.aliases}
+        wanted = _wanted(model, {d.name for d in descriptions}, descriptions, aliases)
+    else:
+        wanted = set()
     return [d for d in descriptions if d.name in wanted] or list(descriptions)
 
 
