@@ -79,7 +79,9 @@ def _without_httpx_cli() -> Iterator[None]:
     process, only if httpx is not imported yet, and nothing here calls ``httpx.main``
     (httpx's console script runs in its own process); the entry is removed right after,
     so a later ``import httpx._main`` in this process works as usual. Only the
-    ``httpx.main`` attribute of this process is httpx's fallback.
+    ``httpx.main`` attribute of this process is httpx's fallback. ``httpx._main`` is a
+    private name: ``pyproject.toml`` bounds httpx's version, and
+    ``tests/cli/test_httpx_cli_skip.py`` fails when httpx changes that import.
     """
     if "httpx" in sys.modules or "httpx._main" in sys.modules:
         yield
