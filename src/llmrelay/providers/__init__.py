@@ -14,10 +14,14 @@ from __future__ import annotations
 import importlib
 from collections.abc import Mapping
 from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
 from .. import errors
 from ._base import PARAMETERS, Auth, AuthMode, Capability, Option, Provider
 from ._catalogue import BUILTIN_ROWS, KIND_ROWS
+
+if TYPE_CHECKING:
+    from ._openai_compat import OpenAICompatible
 
 __all__ = [
     "BUILTIN",
@@ -29,6 +33,7 @@ __all__ = [
     "Auth",
     "AuthMode",
     "Capability",
+    "OpenAICompatible",
     "Option",
     "Provider",
     "load_class",
@@ -84,3 +89,12 @@ def provider_class(name: str) -> type[Provider]:
     except KeyError:
         raise errors.UnknownProviderError(name, list(BUILTIN)) from None
     return load_class(target)
+
+
+def __getattr__(name: str) -> Any:
+    """``OpenAICompatible`` (the base of OpenAI-compatible providers), imported on first use."""
+    if name == "OpenAICompatible":
+        from ._openai_compat import OpenAICompatible
+
+        return OpenAICompatible
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
