@@ -63,18 +63,26 @@ class Secrets:
         if value and len(value) >= MIN_LENGTH and value not in self._values:
             self._values = self._values | {value}
 
-    def activate(self) -> Token[frozenset[str]]:
+    def activate(self) -> Token[frozenset[str]] | None:
         """Make these secrets active in this context (with any already active).
 
         Returns:
-            The token ``deactivate`` takes back (in the same context).
+            The token ``deactivate`` takes back (in the same context); ``None`` when
+            there is nothing to activate (a client without keys pays nothing).
         """
-        return _ACTIVE.set(_ACTIVE.get() | self._values)
+        values = self._values
+        if not values:
+            return None
+        current = _ACTIVE.get()
+        if current:
+            values = current if values <= current else current | values
+        return _ACTIVE.set(values)
 
     @staticmethod
-    def deactivate(token: Token[frozenset[str]]) -> None:
+    def deactivate(token: Token[frozenset[str]] | None) -> None:
         """Undo the ``activate`` that gave ``token``."""
-        _ACTIVE.reset(token)
+        if token is not None:
+            _ACTIVE.reset(token)
 
     @contextlib.contextmanager
     def active(self) -> Iterator[None]:
@@ -83,4 +91,4 @@ class Secrets:
         try:
             yield
         finally:
-            _ACTIVE.reset(token)
+            self.deactivate(token)

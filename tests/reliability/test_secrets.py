@@ -517,3 +517,15 @@ def test_errors_built_by_provider_code_redact_their_clients_key(
     assert "[REDACTED]" in caplog.text
     assert SECRET not in caplog.text
     assert SECRET not in produced
+
+
+def test_nested_clients_redact_both_keys_and_a_keyless_client_activates_nothing() -> None:
+    outer_key, inner_key = "sk-outer-client-0123456789", "sk-inner-client-0123456789"
+    outer, inner = Secrets([outer_key]), Secrets([inner_key])
+    with outer.active():
+        with inner.active():  # e.g. a provider that calls another client
+            both = errors.ProviderError(f"{outer_key} {inner_key}", provider="p")
+        after = errors.ProviderError(f"{outer_key} {inner_key}", provider="p")
+        assert Secrets().activate() is None
+    assert str(both) == "p: [REDACTED] [REDACTED]"
+    assert str(after) == f"p: [REDACTED] {inner_key}"
