@@ -250,7 +250,9 @@ def test_every_documented_variable_is_read_by_a_row() -> None:
         if variable in table:
             continue
         # LLMRELAY_<NAME>_<ENDPOINT> / _API_KEY of a built-in (or docs/providers.md's) provider
-        match = re.fullmatch(r"LLMRELAY_(HF_SPACES|HUGGINGFACE|REPLICATE|AI2|H2O|ACME)_(\w+)", variable)
+        match = re.fullmatch(
+            r"LLMRELAY_(HF_SPACES|HUGGINGFACE|REPLICATE|AI2|H2O|ACME)_(\w+)", variable
+        )
         assert match, f"{variable} is documented but no row reads it"
         assert match[2] in ("BASE_URL", "HUB_URL", "ROUTER_URL", "API_KEY"), variable
 
