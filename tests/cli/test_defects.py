@@ -113,6 +113,24 @@ def test_proxy_failure_blames_the_proxy(space: Space) -> None:
     assert "is the service running" not in err
 
 
+def test_a_proxy_from_the_environment_or_config_file_is_blamed_by_its_setting(
+    space: Space, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LLMRELAY_PROXY", "http://user:pw@127.0.0.1:9")
+    code, _, err = run("chat", "hi")
+    assert code == 1
+    assert "could not get through the proxy set by LLMRELAY_PROXY" in err
+    assert "is the service running" not in err
+    assert "pw@" not in err  # the proxy's URL (and its password) is not repeated
+    monkeypatch.delenv("LLMRELAY_PROXY")
+    config = tmp_path / "config.toml"
+    config.write_text('proxy = "http://127.0.0.1:9"\n')
+    monkeypatch.setenv("LLMRELAY_CONFIG", str(config))
+    code, _, err = run("chat", "hi")
+    assert code == 1
+    assert "could not get through the proxy set by config file proxy" in err
+
+
 HTML = (
     "<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>502 Bad Gateway</title>"
     "<style>body{font:12px}</style></head><body><h1>502 Bad Gateway</h1>"
