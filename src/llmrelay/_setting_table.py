@@ -51,12 +51,9 @@ __all__ = [
 
 log = logging.getLogger("llmrelay")
 
-TIMEOUT_DEFAULTS: dict[str, float | None] = {
-    "connect": 10.0,
-    "read": 120.0,
-    "first_token": 120.0,
-    "total": None,
-}
+TIMEOUT_DEFAULTS: Final[Mapping[str, float | None]] = MappingProxyType(
+    {"connect": 10.0, "read": 120.0, "first_token": 120.0, "total": None}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,15 +138,18 @@ SETTINGS: Final[tuple[Setting, ...]] = (
 """Every setting but the per-provider ones (``provider_settings`` gives those), in the
 order of the README's table. A new setting is a row here and a field of ``Settings``."""
 
-_ROWS: Final = {row.name: row for row in SETTINGS}
+_ROWS: Final = MappingProxyType({row.name: row for row in SETTINGS})
 CLIENT_ROWS: Final = tuple(row for row in SETTINGS if row.scope == "client")
 _RESERVED_KEYS = frozenset({"providers", "log", "server"})
 """Config tables read elsewhere (``providers``) or reserved for later (``log``, ``server``)."""
 TOP_KEYS: Final = frozenset(row.key[0] for row in CLIENT_ROWS if row.key) | _RESERVED_KEYS
-TABLE_KEYS: Final = {
-    top: frozenset(row.key[1] for row in CLIENT_ROWS if len(row.key) == 2 and row.key[0] == top)
-    for top in {row.key[0] for row in CLIENT_ROWS if len(row.key) == 2}
-}
+TABLE_KEYS: Final = MappingProxyType(
+    {
+        top: frozenset(r.key[1] for r in CLIENT_ROWS if len(r.key) == 2 and r.key[0] == top)
+        for top in sorted({row.key[0] for row in CLIENT_ROWS if len(row.key) == 2})
+    }
+)
+"""Config tables whose keys are rows (``timeouts``) -> those keys."""
 KNOWN_VARIABLES: Final = frozenset(var for row in SETTINGS for var in row.variables)
 _OFF = frozenset({"0", "false", "no", "off"})
 _ON = frozenset({"1", "true", "yes", "on"})

@@ -1,9 +1,9 @@
 """Settings and keys, resolved as: arguments > environment > config file > defaults.
 
 Every setting is one row of ``SETTINGS`` (its argument, environment variables, config
-key, type and default); ``Settings.load`` resolves a client's rows, ``read`` (and the
-typed helpers below it) the process-wide ones. This module is the only reader of
-``os.environ`` in llmrelay.
+key, type and default: ``llmrelay._setting_table``, the only reader of ``os.environ`` in
+llmrelay); ``Settings.load`` resolves a client's rows, ``llmrelay.settings`` reads the
+process-wide ones.
 
 Environment (``NAME`` is a provider's registry name upper-cased, ``ENDPOINT`` one of its
 endpoint names upper-cased, e.g. ``LLMRELAY_HUGGINGFACE_HUB_URL``):
