@@ -357,3 +357,17 @@ def test_a_decoding_error_is_one_line(space: Space) -> None:
         "llmrelay: error: standard input is not valid utf-8: byte 0xff at offset 0; "
         "give its encoding with --encoding (e.g. --encoding latin-1)\n"
     )
+
+
+def test_a_redis_url_is_not_mistaken_for_a_provider_url(
+    space: Space, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # the CLI's own URL check exited 2 on any LLMRELAY_*_URL not http(s); the settings
+    # table knows LLMRELAY_REDIS_URL (and LLMRELAY_SERVER_API_KEY) are not provider settings
+    pytest.importorskip("redis")
+    monkeypatch.setenv("LLMRELAY_REDIS_URL", "redis://127.0.0.1:9/0")
+    monkeypatch.setenv("LLMRELAY_SERVER_API_KEY", "server-key-0123456789")
+    code, out, err = run("chat", "hi")
+    assert code == 0, err
+    assert out
+    assert "names no provider setting" not in err + caplog.text
