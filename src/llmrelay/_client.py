@@ -165,6 +165,12 @@ class AsyncClient:
                     parameters=tuple(sorted(cls.parameters)),
                     options=cls.describe_options(),
                     image_models=tuple(cls.image_models),
+                    endpoint_sources={
+                        endpoint: source
+                        for (owner, endpoint), source in engine.settings.endpoint_sources.items()
+                        if owner == name
+                    },
+                    proxy_source=engine.settings.sources.get("proxy"),
                 )
             )
         return out

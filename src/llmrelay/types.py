@@ -354,6 +354,12 @@ class ProviderDescription:
         parameters: the generation parameters the provider honours.
         options: provider-specific options, ``{name: {"type", "help"}}``.
         image_models: those of ``models`` that generate images rather than text.
+        endpoint_sources: endpoint name -> where its override came from (an environment
+            variable, ``"argument base_urls"``, ``"config file [providers.NAME]
+            base_url"``); an endpoint left at its default is absent.
+        proxy_source: where the client's proxy came from (``"LLMRELAY_PROXY"``,
+            ``"argument proxy"``, ``"config file proxy"``), never its URL; ``None``
+            without a proxy.
     """
 
     name: str
@@ -373,6 +379,8 @@ class ProviderDescription:
     parameters: tuple[str, ...] = ()
     options: Mapping[str, Any] = field(default_factory=dict)
     image_models: tuple[str, ...] = ()
+    endpoint_sources: Mapping[str, str] = field(default_factory=dict)
+    proxy_source: str | None = None
 
 
 Event: TypeAlias = (

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -26,10 +25,20 @@ def print_rows(
     Columns in ``keep_whole`` (ids) are never wrapped nor cut; a cell of several ids gives
     one per line (``, ``-separated in the plain rows).
     """
-    if not sys.stdout.isatty() or os.environ.get("TERM") in ("dumb", "unknown"):
-        for row in rows:
-            click.echo("\t".join(" ".join(str(c).replace("\n", ", ").split()) for c in row))
-        return
+    if sys.stdout.isatty():
+        from rich.console import Console
+
+        console = Console()
+        if not console.is_dumb_terminal:  # TERM=dumb or unknown: plain rows
+            _print_table(console, header, rows, keep_whole)
+            return
+    for row in rows:
+        click.echo("\t".join(" ".join(str(c).replace("\n", ", ").split()) for c in row))
+
+
+def _print_table(
+    console: Any, header: Sequence[str], rows: Sequence[Sequence[str]], keep_whole: Sequence[int]
+) -> None:
     from rich.console import Console
     from rich.measure import Measurement
     from rich.table import Table
@@ -45,7 +54,6 @@ def print_rows(
             table.add_column(name, overflow="fold", min_width=min(max([len(name), *words]), 24))
     for row in rows:
         table.add_row(*(str(cell) for cell in row))
-    console = Console()
     needed = Measurement.get(console, console.options.update_width(10_000), table).minimum
     if needed > console.width:  # wider than the terminal: let it wrap lines, never cut ids
         console = Console(width=needed)
