@@ -51,6 +51,7 @@ __all__ = [
     "loads",
     "make_http_client",
     "map_httpx_error",
+    "protocol_error",
     "raise_for_status",
     "read_bounded",
     "read_json",
@@ -489,8 +490,8 @@ def error_detail(body: str | bytes) -> str | None:
 def describe_body(body: str | bytes, content_type: str | None = None) -> str:
     """Say what an upstream body is, quoting none of it.
 
-    ``"an empty body"``, ``"an HTML page (1234 bytes)"``, ``"a JSON document that is
-    not an error object (56 bytes)"``, ``"a text/plain body (78 bytes)"``.
+    ``"an empty body"``, ``"an HTML page (1234 bytes)"``, ``"a JSON object (56 bytes)"``,
+    ``"a text/plain body (78 bytes)"``.
     """
     data = body.encode("utf-8", "replace") if isinstance(body, str) else body
     size = len(data)
@@ -501,10 +502,43 @@ def describe_body(body: str | bytes, content_type: str | None = None) -> str:
     if kind == "text/html" or head.startswith((b"<!doctype html", b"<html")):
         return f"an HTML page ({size} bytes)"
     try:
-        json.loads(data)
+        value = json.loads(data)
     except (ValueError, RecursionError):
         return f"a {kind or 'non-JSON'} body ({size} bytes)"
-    return f"a JSON document that is not an error object ({size} bytes)"
+    names: dict[type, str] = {dict: "object", list: "array", str: "string"}
+    name = names.get(type(value), "value")
+    return f"a JSON {name} ({size} bytes)"
+
+
+def protocol_error(
+    message: str,
+    data: Any = None,
+    *,
+    provider: str,
+    model: str | None,
+    status_code: int | None = None,
+) -> errors.ProtocolError:
+    """A ``ProtocolError`` about upstream content that does not follow the protocol.
+
+    The message says what was wrong and, when ``data`` is given, what it was
+    (``describe_body``: its kind and size), never its content; ``data`` itself (text,
+    bytes or a parsed JSON value) is kept in the error's ``body``.
+    """
+    body: str | None = None
+    if data is not None:
+        if isinstance(data, bytes):
+            body = data[:4000].decode("utf-8", "replace")
+        elif isinstance(data, str):
+            body = data
+        else:
+            try:
+                body = json.dumps(data, ensure_ascii=False, default=str)[:4000]
+            except (TypeError, ValueError, RecursionError):
+                body = f"<{type(data).__name__}>"
+        message = f"{message} ({describe_body(body)})"
+    return errors.ProtocolError(
+        message, provider=provider, model=model, status_code=status_code, body=body
+    )
 
 
 def error_for_status(

@@ -356,7 +356,8 @@ async def test_error_event_after_some_text(fakes: Fakes, provider: HuggingFace) 
             errors.InvalidRequestError,
             "template not found",
         ),
-        (422, TEXT_PLAIN_422, errors.InvalidRequestError, "Failed to deserialize"),
+        # a plain-text body is described, never quoted (it is in .body)
+        (422, TEXT_PLAIN_422, errors.InvalidRequestError, "HTTP 422 with a text/plain body"),
         (424, None, errors.ProviderError, "CUDA out of memory"),
         (429, {"error": "Please log in or use a HF access token"}, errors.RateLimitError, "log in"),
         (500, None, errors.ProviderUnavailable, "unknown error"),

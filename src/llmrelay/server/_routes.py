@@ -8,6 +8,8 @@ from pathlib import Path
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 
+from llmrelay.catalog import openai_model_rows
+
 from ._context import context, note
 from ._errors import error_reply
 from ._metrics import CONTENT_TYPE_LATEST
@@ -37,14 +39,25 @@ def _done(request: Request, endpoint: str, started: float, provider: str = "") -
 
 
 @router.get("/v1/models", response_model=None)
-async def list_models(request: Request) -> Response:
-    """Every model and alias, ``owned_by`` the provider that serves it."""
+async def list_models(request: Request, live: bool = False) -> Response:
+    """Every model and alias, ``owned_by`` the provider that serves it.
+
+    ``?live=1`` adds the Hugging Face router's live catalogue (``AsyncClient.live_models``):
+    ``huggingface:<id>`` rows with an ``llmrelay`` field (providers, context length, tool
+    support, prices).
+    """
     started = time.monotonic()
     try:
-        models = await context(request).client.models.list()
+        client = context(request).client
+        models = await client.models.list()
+        rows = openai_model_rows(await client.live_models("huggingface")) if live else []
     except Exception as exc:
         return _failed(request, "models", exc, started)
     _done(request, "models", started)
+    if rows:
+        body = models.model_dump(mode="json")
+        body["data"].extend(rows)
+        return JSONResponse(body)
     return Response(models.model_dump_json(), media_type="application/json")
 
 
