@@ -950,3 +950,42 @@ def test_sync_client_early_break_cancels_the_prediction(fake: Fake) -> None:
                     break
     assert server.wait_cancelled(5)
     assert server.wait_streams_closed(5)
+
+
+@pytest.mark.parametrize("status", [300, 301, 303, 304, 307])
+async def test_a_3xx_creation_answer_is_a_typed_error_never_an_empty_success(status: int) -> None:
+    async def handler(req: httpx.Request) -> httpx.Response:
+        return httpx.Response(status)  # no Location: httpx does not call it a redirect
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
+        provider = Replicate(http, endpoints={"base_url": "https://api.example/v1"}, api_key=KEY)
+        with pytest.raises(errors.ProtocolError, match=f"redirect \\(HTTP {status}\\)"):
+            async for _ in provider.stream(request()):
+                pass
+
+
+async def test_a_redirected_stream_that_ends_in_a_404_is_not_model_not_found() -> None:
+    async def handler(req: httpx.Request) -> httpx.Response:
+        if req.method == "POST" and req.url.path.endswith("/predictions"):
+            return httpx.Response(
+                201,
+                json={
+                    "id": "p",
+                    "urls": {
+                        "stream": "https://stream.example/s/0",
+                        "cancel": "https://api.example/v1/predictions/p/cancel",
+                    },
+                },
+            )
+        if req.url.host == "stream.example":
+            return httpx.Response(307, headers={"location": "https://elsewhere.example/gone"})
+        if req.url.host == "elsewhere.example":
+            return httpx.Response(404, text="<html>Not Found</html>")
+        return httpx.Response(200, json={"id": "p", "status": "canceled"})
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
+        provider = Replicate(http, endpoints={"base_url": "https://api.example/v1"}, api_key=KEY)
+        with pytest.raises(errors.ProtocolError, match="404 after a redirect") as info:
+            async for _ in provider.stream(request()):
+                pass
+    assert not isinstance(info.value, errors.ModelNotFoundError)

@@ -322,7 +322,7 @@ class HuggingFace(Provider):
         attempt = 0
         while True:
             async with self._http.stream("POST", url, json=dict(body), headers=sent) as response:
-                if response.status_code < 400:
+                if response.status_code < 300:  # a 3xx is an error: redirects are not followed
                     yield response
                     return
                 raw = await _error_body(response, self.name, model)
