@@ -577,3 +577,13 @@ async def test_garbage_after_the_final_thread_is_ignored(
     events = await run(url, http, request())
     assert events[-1] == FinishReason("stop")
     assert "".join(texts(events)) == REPLY
+
+
+async def test_a_mapped_http_error_is_not_its_own_cause(
+    ai2: tuple[FakeAi2, str], http: httpx.AsyncClient
+) -> None:
+    fake, url = ai2
+    fake.script = Ai2Script(mode="http_error", status=500)
+    with pytest.raises(errors.ProviderUnavailable) as info:
+        await run(url, http, request())
+    assert info.value.__cause__ is not info.value  # a cause cycle hangs traceback walkers

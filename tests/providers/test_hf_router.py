@@ -410,3 +410,19 @@ async def test_a_revision_is_refused_not_dropped(fakes: Fakes, provider: Hugging
     with pytest.raises(errors.InvalidRequestError, match="'@v2' cannot be honoured"):
         await collect(provider, chat("Qwen/Qwen2-72B-Instruct@v2"))
     assert fakes.upstream_requests() == 0
+
+
+def test_the_sync_client_reads_the_live_catalogue(fakes: Fakes) -> None:
+    with llmrelay.Client(endpoints={"huggingface": fakes.endpoints}) as client:
+        models = client.live_models()
+        again = client.live_models("huggingface")
+    assert models == again
+    assert models[0].reference == f"huggingface:{LLAMA}"
+    assert len(fakes.router.requests) == 1  # the second call was served from the cache
+
+
+async def test_a_router_error_is_not_its_own_cause(fakes: Fakes, provider: HuggingFace) -> None:
+    fakes.router.script.fault = Fault("http_error", status=400, body={"error": {"message": "no"}})
+    with pytest.raises(errors.InvalidRequestError) as info:
+        await collect(provider, chat(f"{LLAMA}:fastest"))
+    assert info.value.__cause__ is not info.value

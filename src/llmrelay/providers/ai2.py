@@ -167,7 +167,10 @@ class Ai2(Provider):
                             log.info("ai2: the thread has expired; starting a new one")
                             parent = None
                             continue
-                        raise _typed(exc) from exc
+                        typed = _typed(exc)
+                        if typed is exc:
+                            raise
+                        raise typed from exc
                     events = self._read(
                         _json_lines(response, self.name, model), model, anonymous_id
                     )

@@ -215,7 +215,10 @@ class HuggingFace(Provider):
                         async for event in source:
                             yield event
                     except errors.InvalidRequestError as exc:
-                        raise not_supported_error(exc, model) or exc from exc
+                        missing = not_supported_error(exc, model)
+                        if missing is None:
+                            raise
+                        raise missing from exc
                 return
             self._no_revision(hub_id, model)
             info = await self._hub.model_info(model)
