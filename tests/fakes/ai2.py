@@ -125,6 +125,7 @@ class Ai2Script:
     require_recaptcha: bool = False
     reject_captcha: bool = False
     inappropriate: bool = False
+    hold_after_final: bool = False  # the final thread, then nothing until the client goes
 
 
 @dataclass
@@ -480,6 +481,8 @@ class FakeAi2:
         if script.final_content is not None:
             reply["content"] = script.final_content
         yield self._dumps(self._thread(first, final=True))
+        if script.hold_after_final:
+            await asyncio.Event().wait()
         yield self._dumps({"message": root, "type": "end"})
         if script.trailing:
             yield script.trailing

@@ -587,3 +587,23 @@ async def test_a_mapped_http_error_is_not_its_own_cause(
     with pytest.raises(errors.ProviderUnavailable) as info:
         await run(url, http, request())
     assert info.value.__cause__ is not info.value  # a cause cycle hangs traceback walkers
+
+
+async def test_the_answer_is_complete_at_the_final_thread(
+    ai2: tuple[FakeAi2, str], http: httpx.AsyncClient
+) -> None:
+    """The final thread completes the answer: no waiting for what follows it."""
+    import anyio
+
+    fake, url = ai2
+    fake.script = Ai2Script(hold_after_final=True)
+    events: list[Any] = []
+    stream = Ai2(http, endpoints={"base_url": url}).stream(request())
+    with anyio.fail_after(10):  # a bound, not a speed goal: the end chunk never comes
+        async for event in stream:
+            events.append(event)
+            if isinstance(event, FinishReason):
+                break
+    await stream.aclose()
+    assert events[-1] == FinishReason("stop")
+    assert "".join(texts(events)) == REPLY
