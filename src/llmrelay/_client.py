@@ -19,6 +19,7 @@ from ._resources import AsyncChat, AsyncImages, AsyncModels
 from ._router import HealthStore, Target
 from ._settings import Settings, Timeouts, load_config
 from ._stream import AsyncChatStream
+from .catalog import LiveModel
 from .providers import Provider
 from .types import (
     Completion,
@@ -182,6 +183,23 @@ class AsyncClient:
             llmrelay.errors.ConfigError: a configured alias that does not resolve.
         """
         return self._engine.router.aliases()
+
+    async def live_models(
+        self, provider: str = "huggingface", *, refresh: bool = False
+    ) -> list[LiveModel]:
+        """The models ``provider``'s service lists right now (``llmrelay.catalog``).
+
+        Today the Hugging Face router's catalogue: each model with the inference
+        providers serving it, context length, tool support and prices. Cached by the
+        provider with a TTL; ``refresh`` fetches it again.
+
+        Raises:
+            llmrelay.errors.UnknownProviderError: no such provider.
+            llmrelay.errors.ConfigError: the provider has no live catalogue.
+            llmrelay.errors.ProviderError: the catalogue could not be read.
+        """
+        self._check_open()
+        return list(await self._engine.provider(provider).live_models(refresh=refresh))
 
     def candidates(self, model: str | None = None) -> list[str]:
         """The ``"provider:model"`` candidates of ``model``, in the order tried now.

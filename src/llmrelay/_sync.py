@@ -43,6 +43,7 @@ from ._resources import AsyncChatCompletionStream
 from ._router import HealthStore
 from ._settings import Timeouts
 from ._stream import AsyncChatStream
+from .catalog import LiveModel
 from .providers import Provider
 from .types import (
     Completion,
@@ -723,6 +724,14 @@ class Client:
     def candidates(self, model: str | None = None) -> list[str]:
         """The candidates ``model`` resolves to (see ``AsyncClient.candidates``)."""
         return self._ensure()[1].candidates(model)
+
+    def live_models(
+        self, provider: str = "huggingface", *, refresh: bool = False
+    ) -> list[LiveModel]:
+        """The models ``provider``'s service lists now (see ``AsyncClient.live_models``)."""
+        portal, aclient = self._ensure()
+        models: list[LiveModel] = portal.call(aclient.live_models(provider, refresh=refresh))
+        return models
 
     def stream(
         self,

@@ -9,6 +9,7 @@
     │   └── MissingCredentialsError(provider, env_var)
     ├── ProviderError(provider, model, status_code, body, retryable)
     │   ├── AuthenticationError        HTTP 401/403
+    │   │   └── CaptchaRequired        the service wants a CAPTCHA token (retryable)
     │   ├── RateLimitError             HTTP 429 (retry_after)
     │   ├── ModelNotFoundError         HTTP 404
     │   ├── InvalidRequestError        HTTP 400/422
@@ -42,6 +43,7 @@ __all__ = [
     "AllProvidersFailed",
     "Attempt",
     "AuthenticationError",
+    "CaptchaRequired",
     "ClientClosed",
     "ConfigError",
     "InvalidRequestError",
@@ -169,6 +171,15 @@ class ProviderError(LLMRelayError):
 
 class AuthenticationError(ProviderError):
     """The provider rejected the credentials (HTTP 401/403)."""
+
+
+class CaptchaRequired(AuthenticationError):
+    """The service wants a CAPTCHA token (e.g. reCAPTCHA) that only its web page can make.
+
+    Retryable: another provider can answer, so fallback moves on.
+    """
+
+    default_retryable = True
 
 
 class RateLimitError(ProviderError):

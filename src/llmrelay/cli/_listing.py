@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 import llmrelay
+from llmrelay.catalog import LiveModel
 
 from ._common import fail, verbose_option
 
@@ -93,9 +94,18 @@ def providers(as_json: bool) -> None:
 @click.argument("provider", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option("--aliases", "show_aliases", is_flag=True, help="Show each alias's resolved chain.")
+@click.option(
+    "--live",
+    is_flag=True,
+    help="Ask the service what it serves now (huggingface: the router's catalogue, with "
+    "providers, context length, tool support and prices).",
+)
 @verbose_option
-def models(provider: str | None, as_json: bool, show_aliases: bool) -> None:
+def models(provider: str | None, as_json: bool, show_aliases: bool, live: bool) -> None:
     """List models per provider, with their aliases (PROVIDER limits the list)."""
+    if live:
+        _live_models(provider or "huggingface", as_json)
+        return
     descriptions, aliases = _client_info()
     if provider is not None:
         known = ", ".join(d.name for d in descriptions)
@@ -133,3 +143,51 @@ def models(provider: str | None, as_json: bool, show_aliases: bool) -> None:
         [[r["reference"], "\n".join(r["aliases"]), "*" if r["default"] else ""] for r in rows],
         keep_whole=(0, 1),
     )
+
+
+def _live_models(provider: str, as_json: bool) -> None:
+    """``models PROVIDER --live``: the provider's live catalogue (``AsyncClient.live_models``)."""
+    import anyio
+
+    async def fetch() -> list[LiveModel]:
+        async with llmrelay.AsyncClient() as client:
+            return await client.live_models(provider)
+
+    try:
+        rows = anyio.run(fetch)
+    except llmrelay.UnknownProviderError as exc:
+        raise click.BadParameter(str(exc)) from None
+    except llmrelay.ConfigError as exc:
+        fail(str(exc), code=2)
+    except llmrelay.LLMRelayError as exc:
+        fail(str(exc), code=1)
+    if as_json:
+        click.echo(json.dumps([m.to_dict() for m in rows], indent=2))
+        return
+    print_rows(
+        ["model", "providers", "context", "tools", "vision", "price in/out ($/1M)"],
+        [
+            [
+                m.reference,
+                "\n".join(
+                    o.provider + (f" ({o.status})" if o.status and o.status != "live" else "")
+                    for o in m.offers
+                ),
+                str(m.context_length or "-"),
+                "yes" if m.supports_tools else "no",
+                "yes" if m.vision else "no",
+                _prices(m),
+            ]
+            for m in rows
+        ],
+        keep_whole=(0, 1),
+    )
+
+
+def _prices(model: LiveModel) -> str:
+    """The cheapest offer's input/output price, or ``-`` when none is given."""
+    priced = [o for o in model.offers if o.input_price is not None and o.output_price is not None]
+    if not priced:
+        return "-"
+    best = min(priced, key=lambda o: (o.input_price or 0.0, o.output_price or 0.0))
+    return f"{best.input_price:g} / {best.output_price:g} ({best.provider})"

@@ -34,6 +34,7 @@ from typing import Any, ClassVar
 import httpx
 
 from .. import errors
+from ..catalog import LiveModel
 from ..types import ChatRequest, Event, ImageRequest, ImageResult
 
 __all__ = ["PARAMETERS", "Auth", "AuthMode", "Capability", "Option", "Provider"]
@@ -203,6 +204,17 @@ class Provider(ABC):
         it is never called at import or on the token path.
         """
         return self.models
+
+    async def live_models(self, *, refresh: bool = False) -> Sequence[LiveModel]:
+        """The models the service lists right now, with their capabilities.
+
+        Providers with a live catalogue override this (cached, with a TTL); it is never
+        called at import or on the token path.
+
+        Raises:
+            llmrelay.errors.ConfigError: this provider has no live catalogue.
+        """
+        raise errors.ConfigError(f"{self.name} has no live model catalogue")
 
     @abstractmethod
     def stream(self, request: ChatRequest) -> AsyncGenerator[Event, None]:
