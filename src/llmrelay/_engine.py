@@ -161,6 +161,7 @@ class Engine:
             state=state,
             options=options,
             deadline=deadline,
+            strict=self.settings.strict,
         )
 
     def image_request(
