@@ -766,7 +766,9 @@ def _dependency(
 
 def build_config(version: str) -> dict[str, Any]:
     """``GET /config`` body for ``version`` (key set trimmed from real 4.44/5.50/6.31)."""
-    chatbot_props: dict[str, Any] = {"value": [], "label": "qwen2-72B-instruct", "name": "chatbot"}
+    chatbot_props: dict[str, Any] = {
+        "value": [], "label": "qwen2-72B-instruct", "visible": True, "name": "chatbot"
+    }  # fmt: skip
     if version in ("4", "5"):  # 6.x has no ``type`` prop: messages only
         chatbot_props["type"] = "tuples" if version == "4" else "messages"
     system = "You are a helpful assistant."

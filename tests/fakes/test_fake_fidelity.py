@@ -119,6 +119,39 @@ def test_config_matches(real_url: str, fake_url: str) -> None:
     assert [real_types[i] for i in real_dep["inputs"]] == [
         fake_types[i] for i in fake_dep["inputs"]
     ]
+    assert _wiring(real) == _wiring(fake)
+
+
+def _wiring(config: dict[str, Any]) -> dict[str, Any]:
+    """Every dependency's wiring and visibility, and each component it touches (type,
+    label, visibility, default): the layout discovery reads (the Qwen Space's hidden,
+    unlabelled ``system_state`` box, its "System" box written by model_chat)."""
+    components = {c["id"]: c for c in config["components"]}
+
+    def component(cid: int) -> tuple[Any, ...]:
+        props = components[cid]["props"]
+        return (components[cid]["type"], props.get("label"), props.get("visible"),
+                props.get("value"), props.get("type"))  # fmt: skip
+
+    deps = config["dependencies"]
+    return {
+        "deps": [
+            (d["id"], d["api_name"], d["targets"], d["inputs"], d["outputs"],
+             d.get("api_visibility"), d.get("show_api"))
+            for d in deps
+        ],
+        "components": {i: component(i) for d in deps for i in [*d["inputs"], *d["outputs"]]},
+        "all": sorted((c["id"], c["type"]) for c in config["components"]),
+    }  # fmt: skip
+
+
+def test_gradio4_config_matches(demo: ModuleType, gradio4_python: str) -> None:
+    """The fake's Gradio 4 layout against the real-layout demo on a real Gradio 4.44."""
+    fake = FakeSpace(SpaceScript(version="4"))
+    with launch_subprocess(gradio4_python) as real_url, serve(fake.app) as fake_url:
+        real = httpx.get(f"{real_url}/config").json()
+        fake_config = httpx.get(f"{fake_url}/config").json()
+    assert _wiring(real) == _wiring(fake_config)
 
 
 def test_stream_matches(real_url: str, fake_url: str) -> None:

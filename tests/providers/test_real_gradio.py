@@ -76,17 +76,46 @@ def test_sync_client_against_newest_gradio(current_space: tuple[str, ModuleType]
     assert completion.finish_reason == "stop"
 
 
-async def test_history_reaches_the_space_flattened(current_space: tuple[str, ModuleType]) -> None:
-    url, _ = current_space
-    messages = [
-        {"role": "user", "content": "first"},
-        {"role": "assistant", "content": "reply"},
-        {"role": "user", "content": "second"},
-    ]
+def received_history(major: int, turns: list[tuple[str, str]]) -> list[object]:
+    """The history value ``model_chat`` receives for ``turns``: pairs in Gradio 4, the
+    Chatbot's preprocessed messages (content parts) in Gradio 6."""
+    if major < 5:
+        return [[user, bot] for (_, user), (_, bot) in zip(turns[::2], turns[1::2], strict=True)]
+    return [
+        {"role": role, "metadata": None, "content": [{"text": text, "type": "text"}],
+         "options": None}
+        for role, text in turns
+    ]  # fmt: skip
+
+
+async def check_second_turn(url: str, major: int) -> None:
+    """Two turns: the second sends the first as the chatbot's value, not flattened."""
+    demo = load_demo()
     async with AsyncClient(base_urls={"hf_spaces": url}) as client:
-        completion = await client.complete(messages, model="hf_spaces")
-    # the demo echoes the prompt it received
-    assert "User: first\nAssistant: reply\nUser: second\nAssistant:" in completion.text
+        first = await client.complete("first", model="hf_spaces", system=SYSTEM)
+        messages = [
+            {"role": "system", "content": SYSTEM},
+            {"role": "user", "content": "first"},
+            {"role": "assistant", "content": first.text},
+            {"role": "user", "content": "second"},
+        ]
+        second = await client.complete(messages, model="hf_spaces")
+    received = received_history(major, [("user", "first"), ("assistant", first.text)])
+    # the demo echoes what model_chat received: the last message, the system prompt in
+    # the hidden system_state box, and the history in the chatbot
+    assert second.text == inspect.cleandoc(demo.answer_text("second", SYSTEM, received))
+    assert "User: first" not in second.text
+
+
+async def test_second_turn_history_reaches_the_chatbot_newest_gradio(
+    current_space: tuple[str, ModuleType],
+) -> None:
+    url, demo = current_space
+    await check_second_turn(url, demo.GRADIO_MAJOR)
+
+
+async def test_second_turn_history_reaches_the_chatbot_gradio4(gradio4_space: str) -> None:
+    await check_second_turn(gradio4_space, 4)
 
 
 async def test_gradio4_streams_the_answer(gradio4_space: str) -> None:
