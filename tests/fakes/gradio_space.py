@@ -14,6 +14,10 @@ Routes (``P`` = ``""`` for version "4", ``"/gradio_api"`` for "5" and "6"):
   (textbox, chatbot, the visible "System" box); the Send button's ``model_chat_1`` (1)
   is wired the same way; ``clear_session`` (2); ``modify_system_session`` (3) copies
   the "System" box into ``system_state``.
+* ``GET P/info`` -> ``{"named_endpoints", "unnamed_endpoints"}``: each documented
+  dependency's parameters (by the function's own parameter names; state inputs left
+  out), as real 4.44.1 and 6.31.0 servers describe them (trimmed: no JSON schemas,
+  code snippets or descriptions) — what gradio_client reads.
 * ``POST P/queue/join[?]`` -> ``{"event_id": "<32 hex>"}`` or Gradio/FastAPI errors.
 * ``GET P/queue/data?session_hash=...`` -> ``text/event-stream``; one
   ``data: <compact JSON>\\n\\n`` per message, ending with ``close_stream``.
@@ -146,6 +150,9 @@ class SpaceScript:
     ``"heartbeats_only"`` answers the join, then sends only ``heartbeat`` messages every
     ``heartbeat_interval`` seconds until the client goes (a stuck queue).  ``app`` picks the
     Space's shape: the Qwen ``gr.Blocks`` app or a ``gr.ChatInterface`` (versions 4 and 6).
+    ``estimations``: the chat event's ``estimation`` messages as ``(rank, queue_size,
+    rank_eta)``, sent before ``process_starts`` (default: one ``(0, 1, None)``, as a real
+    server with an empty queue); ``info_status`` answers ``/info`` with that error.
     """
 
     version: Version = "5"
@@ -168,6 +175,8 @@ class SpaceScript:
     raw_messages: list[str] | None = None
     cut_after_completed: bool = False
     app: AppShape = "blocks"
+    estimations: list[tuple[int | None, int, float | None]] | None = None
+    info_status: int = 200
 
 
 def api_prefix(version: str) -> str:
@@ -435,13 +444,16 @@ class FakeSpace:
             )
         )
         prefix = api_prefix(self.script.version)
-        routes = {"/config": "GET", f"{prefix}/queue/join": "POST", f"{prefix}/queue/data": "GET"}
+        routes = {"/config": "GET", f"{prefix}/queue/join": "POST", f"{prefix}/queue/data": "GET",
+                  f"{prefix}/info": "GET"}  # fmt: skip
         if path not in routes:
             return JSONResponse({"detail": "Not Found"}, 404)
         if request.method != routes[path]:
             return JSONResponse({"detail": "Method Not Allowed"}, 405)
         if path == "/config":
             return self._config()
+        if path.endswith("/info"):
+            return self._info()
         if path.endswith("/join"):
             return self._join(body, parsed)
         session_hash = request.query_params.get("session_hash")
@@ -472,6 +484,19 @@ class FakeSpace:
             raw = gzip.compress(raw)
             headers["content-encoding"] = "gzip"
         return Response(raw, 200, headers=headers, media_type="application/json")
+
+    def _info(self) -> Response:
+        script = self.script
+        if script.info_status != 200:
+            return JSONResponse({"detail": "Internal Server Error"}, script.info_status)
+        config = script.config_body
+        if not isinstance(config, dict):
+            config = (
+                build_chatinterface_config(script.version)
+                if script.app == "chatinterface"
+                else build_config(script.version)
+            )
+        return JSONResponse(build_info(config, script.version))
 
     def _join(self, raw: bytes, body: Any) -> Response:
         if body is None:
@@ -580,7 +605,10 @@ class FakeSpace:
             yield _sse(m.simple("queue_full", eid))
             return
         ghost_id = uuid.uuid4().hex
-        yield _sse(m.estimation(eid))
+        if script.estimations is None:
+            yield _sse(m.estimation(eid))
+        for rank, size, eta in script.estimations or ():
+            yield _sse(m.simple("estimation", eid, rank=rank, queue_size=size, rank_eta=eta))
         yield _sse(m.simple("process_starts", eid, eta=None))
         if ghost:
             yield _sse(m.simple("process_starts", ghost_id, eta=None))
@@ -900,3 +928,61 @@ def build_chatinterface_config(version: str) -> dict[str, Any]:
     if version != "4":
         config["api_prefix"] = "/gradio_api"
     return config
+
+
+PARAMETER_NAMES: dict[str, list[str]] = {
+    "model_chat": ["query", "history", "system"],
+    "model_chat_1": ["query", "history", "system"],
+    "modify_system_session": ["system"],
+    "chat": ["message", "system", "temperature"],
+    "respond": ["message", "system", "temperature"],
+}
+"""The functions' own parameter names, as ``/info`` gives them (``scripts/demo_*.py``)."""
+_PYTHON_TYPES = {"textbox": "str", "slider": "float", "chatbot": "list", "json": "Any"}
+
+
+def build_info(config: dict[str, Any], version: str) -> dict[str, Any]:
+    """``GET {prefix}/info`` of ``config`` (shape captured from real 4.44.1 and 6.31.0
+    servers): the documented dependencies (``show_api`` true / ``api_visibility``
+    public) by ``/api_name``; state inputs and outputs are not parameters."""
+    components = {c["id"]: c for c in config.get("components", []) if isinstance(c, dict)}
+    named: dict[str, Any] = {}
+    for dep in config.get("dependencies", []):
+        name = dep.get("api_name")
+        shown = dep.get("api_visibility", "public") == "public" and dep.get("show_api") is not False
+        if not isinstance(name, str) or not shown or dep.get("backend_fn") is False:
+            continue
+        names = iter(PARAMETER_NAMES.get(name, []))
+        parameters = []
+        for cid in dep.get("inputs", []):
+            kind = components.get(cid, {}).get("type", "")
+            if kind == "state":
+                continue
+            props = components.get(cid, {}).get("props", {})
+            value = props.get("value")
+            parameters.append({
+                "label": f"parameter_{cid}" if props.get("label") is None else props["label"],
+                "parameter_name": next(names, f"param_{cid}"),
+                "parameter_has_default": value is not None,
+                "parameter_default": value,
+                "type": {"type": "string"} if kind == "textbox" else {},
+                "python_type": {"type": _PYTHON_TYPES.get(kind, "Any"), "description": ""},
+                "component": kind.capitalize(),
+                "example_input": "Hello!!" if kind == "textbox" else value,
+            })  # fmt: skip
+        returns = []
+        for cid in dep.get("outputs", []):
+            kind = components.get(cid, {}).get("type", "")
+            if kind != "state":
+                label = components.get(cid, {}).get("props", {}).get("label")
+                returns.append({"label": label or f"value_{cid}", "type": {},
+                                "python_type": {"type": _PYTHON_TYPES.get(kind, "Any"),
+                                                "description": ""},
+                                "component": kind.capitalize()})  # fmt: skip
+        entry: dict[str, Any] = {"parameters": parameters, "returns": returns}
+        if version == "6":
+            entry |= {"api_visibility": "public", "description": "", "code_snippets": {}}
+        else:
+            entry["show_api"] = True
+        named[f"/{name}"] = entry
+    return {"named_endpoints": named, "unnamed_endpoints": {}}
