@@ -152,7 +152,8 @@ class SpaceScript:
     Space's shape: the Qwen ``gr.Blocks`` app or a ``gr.ChatInterface`` (versions 4 and 6).
     ``estimations``: the chat event's ``estimation`` messages as ``(rank, queue_size,
     rank_eta)``, sent before ``process_starts`` (default: one ``(0, 1, None)``, as a real
-    server with an empty queue); ``info_status`` answers ``/info`` with that error.
+    server with an empty queue); ``info_status`` answers ``/info`` with that error, and
+    ``/info`` leaves out the dependencies named in ``info_hidden``.
     """
 
     version: Version = "5"
@@ -177,6 +178,7 @@ class SpaceScript:
     app: AppShape = "blocks"
     estimations: list[tuple[int | None, int, float | None]] | None = None
     info_status: int = 200
+    info_hidden: tuple[str, ...] = ()
 
 
 def api_prefix(version: str) -> str:
@@ -496,7 +498,10 @@ class FakeSpace:
                 if script.app == "chatinterface"
                 else build_config(script.version)
             )
-        return JSONResponse(build_info(config, script.version))
+        info = build_info(config, script.version)
+        for name in script.info_hidden:
+            info["named_endpoints"].pop(f"/{name}", None)
+        return JSONResponse(info)
 
     def _join(self, raw: bytes, body: Any) -> Response:
         if body is None:
