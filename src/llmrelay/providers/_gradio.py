@@ -15,8 +15,12 @@ https://github.com/gradio-app/gradio)::
 
 Discovery (``endpoint_from_config``) finds the chat dependency and maps its inputs and
 outputs by component type: the message textbox (or multimodal textbox), the history (a
-chatbot or a state, sent in the Space's own format, ``HistoryFormat``), the system
-prompt and any other input at its ``/config`` default value. The system input is a
+chatbot, sent in the Space's own format, ``HistoryFormat``), the system prompt and any
+other input at its ``/config`` default value. A ``gr.State`` input (the history of a
+``gr.ChatInterface``'s API) cannot carry the history: the server replaces the value
+sent with the session's own state (``gradio/blocks.py`` ``preprocess_data``: a stateful
+block's input is ``state[block._id]``; gradio_client sends ``None`` there), so it is
+sent empty and the conversation is flattened into the message. The system input is a
 textbox labelled "system…", or — the layout of the Qwen2-72B-Instruct Space — a
 **hidden, unlabelled** textbox fed to the chat function and mirrored by a textbox
 labelled "System" (the chat function writes it, or another dependency copies it into
@@ -106,17 +110,17 @@ class Const:
     label: str | None = None
 
 
-InputSlot: TypeAlias = Literal["prompt", "multimodal", "system", "history"] | Const
+InputSlot: TypeAlias = Literal["prompt", "multimodal", "system", "history", "state"] | Const
 """One element of the join ``data`` template: the last user message (as a string, or as
 a multimodal textbox's ``{"text", "files": []}``), the system prompt, the earlier turns
-(in the endpoint's ``HistoryFormat``) or a constant."""
+(in the endpoint's ``HistoryFormat``), a session state (sent as ``[]``; the server keeps
+its own) or a constant."""
 
 HistoryFormat: TypeAlias = Literal["pairs", "messages", "parts"]
 """How a Space's history input holds the earlier turns:
 
 * ``"pairs"``: ``[[user, assistant], ...]`` (Gradio 4 and ``type="tuples"`` chatbots);
-* ``"messages"``: ``[{"role", "content": str}, ...]`` (Gradio 5 ``type="messages"``,
-  a Gradio 6 ``gr.ChatInterface``'s state);
+* ``"messages"``: ``[{"role", "content": str}, ...]`` (Gradio 5 ``type="messages"``);
 * ``"parts"``: ``[{"role", "content": [{"type": "text", "text"}]}, ...]`` (a Gradio 6
   chatbot, whose ``Message.content`` is a list of parts: ``gradio/components/chatbot.py``).
 """
@@ -127,8 +131,9 @@ class InputInfo:
     """One input of the chat dependency, as ``llmrelay models hf_spaces:…`` shows it.
 
     Attributes:
-        role: ``"message"``, ``"history"``, ``"system"`` or ``"input"`` (set by label
-            through the ``inputs`` option, else sent at ``default``).
+        role: ``"message"``, ``"history"``, ``"system"``, ``"state"`` (the Space keeps
+            it per session; sent empty) or ``"input"`` (set by label through the
+            ``inputs`` option, else sent at ``default``).
         component: the Gradio component type (``textbox``, ``slider``, ...).
         label: its label, or ``None``.
         default: its ``/config`` value (what is sent when nothing else is given).
@@ -231,6 +236,8 @@ class ChatEndpoint:
                 values.append({"text": prompt, "files": []})
             elif slot == "system":
                 values.append(self.system_default if system is None else system)
+            elif slot == "state":
+                values.append([])
             else:
                 values.append(history_value(history, self.history_format))
         if wanted:
@@ -428,25 +435,18 @@ def _mirrored_by_system_box(
     )
 
 
-def _history_format(
-    kind: str, props: Mapping[str, Any], components: _Components, major: int | None
-) -> HistoryFormat:
-    """The format of a history input: a chatbot's ``type`` prop, else by version.
+def _history_format(props: Mapping[str, Any], major: int | None) -> HistoryFormat:
+    """The format of a chatbot history input: its ``type`` prop, else by version.
 
-    A ``state`` (ChatInterface's history) follows the app's chatbot's ``type``; without
-    one, Gradio 6 holds ``{"role", "content": str}`` messages there.
+    Gradio 6 chatbots hold messages whose content is a list of parts; before, a chatbot
+    without a ``type`` holds pairs (the default ``"tuples"``).
     """
-    if kind == "state":
-        chatbots = [p for k, p in components.values() if k == "chatbot"]
-        props = chatbots[0] if len(chatbots) == 1 else {}
     declared = props.get("type")
     if declared == "messages":
         return "messages"
     if declared == "tuples":
         return "pairs"
-    if major is not None and major >= 6:
-        return "messages" if kind == "state" else "parts"
-    return "pairs"
+    return "parts" if major is not None and major >= 6 else "pairs"
 
 
 @dataclass(frozen=True, slots=True)
@@ -462,7 +462,7 @@ class _Layout:
 def _describe(
     slots: Sequence[InputSlot], ids: Sequence[int], components: _Components
 ) -> tuple[InputInfo, ...]:
-    roles = {"prompt": "message", "multimodal": "message", "system": "system"}
+    roles = {"prompt": "message", "multimodal": "message"}
     out = []
     for slot, cid in zip(slots, ids, strict=True):
         kind, props = components.get(cid, ("", {}))
@@ -519,9 +519,10 @@ def _layout(
             slots.append("prompt" if kind == "textbox" else "multimodal")
             has_prompt = True
         elif kind in _HISTORY_KINDS and not has_history:
-            slots.append("history")
+            slots.append("history" if kind == "chatbot" else "state")
             has_history = True
-            history_format = _history_format(kind, props, components, major)
+            if kind == "chatbot":
+                history_format = _history_format(props, major)
         else:
             slots.append(Const(value, _label(props)))
     if not has_prompt:
@@ -535,6 +536,7 @@ _ROW_KINDS: Mapping[str, frozenset[str]] = {
     "prompt": frozenset({"textbox"}),
     "multimodal": frozenset({"multimodaltextbox"}),
     "history": _HISTORY_KINDS,
+    "state": frozenset({"state"}),
     "system": frozenset({"textbox"}),
 }
 
@@ -561,6 +563,7 @@ def _row_layout(
         raise LayoutMismatch(f"{where} takes {len(inputs)} inputs, not {len(row.inputs)}")
     system_default = ""
     history_format: HistoryFormat = "pairs"
+    slots = list(row.inputs)
     for position, (slot, cid) in enumerate(zip(row.inputs, inputs, strict=True)):
         kind, props = components.get(cid, ("", {}))
         if isinstance(slot, Const) or not kind:
@@ -570,16 +573,18 @@ def _row_layout(
         if slot == "system":
             value = props.get("value")
             system_default = value if isinstance(value, str) else ""
+        elif slot == "history" and kind == "state":
+            slots[position] = "state"
         elif slot == "history":
-            history_format = _history_format(kind, props, components, major)
+            history_format = _history_format(props, major)
     if row.reply_output >= len(outputs):
         raise LayoutMismatch(f"{where} has {len(outputs)} outputs, no reply output")
     kind = components.get(outputs[row.reply_output], ("", {}))[0]
     wanted = {"chatbot": "chatbot", "json": "json", "text": "textbox"}[row.reply_kind]
     if kind and kind != wanted:
         raise LayoutMismatch(f"{where}'s output {row.reply_output} is a {kind}, not a {wanted}")
-    return _Layout(row.inputs, row.reply_output, row.reply_kind, system_default, history_format,
-                   _describe(row.inputs, inputs, components))  # fmt: skip
+    return _Layout(tuple(slots), row.reply_output, row.reply_kind, system_default,
+                   history_format, _describe(slots, inputs, components))  # fmt: skip
 
 
 def _find_named(deps: list[Any], api_name: str) -> tuple[int, Mapping[str, Any]] | None:
