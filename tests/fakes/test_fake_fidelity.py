@@ -127,21 +127,28 @@ def _wiring(config: dict[str, Any]) -> dict[str, Any]:
     label, visibility, default): the layout discovery reads (the Qwen Space's hidden,
     unlabelled ``system_state`` box, its "System" box written by model_chat)."""
     components = {c["id"]: c for c in config["components"]}
+    # ids as a fresh server numbers them (an in-process server counts on from the
+    # components of apps built before it in the same process)
+    base = min(components) - 1
 
     def component(cid: int) -> tuple[Any, ...]:
         props = components[cid]["props"]
         return (components[cid]["type"], props.get("label"), props.get("visible"),
                 props.get("value"), props.get("type"))  # fmt: skip
 
+    def ids(values: list[int]) -> list[int]:
+        return [i - base for i in values]
+
     deps = config["dependencies"]
     return {
         "deps": [
-            (d["id"], d["api_name"], d["targets"], d["inputs"], d["outputs"],
-             d.get("api_visibility"), d.get("show_api"))
+            (d["id"], d["api_name"], [[t[0] - base, t[1]] for t in d["targets"]],
+             ids(d["inputs"]), ids(d["outputs"]), d.get("api_visibility"), d.get("show_api"))
             for d in deps
         ],
-        "components": {i: component(i) for d in deps for i in [*d["inputs"], *d["outputs"]]},
-        "all": sorted((c["id"], c["type"]) for c in config["components"]),
+        "components": {i - base: component(i) for d in deps
+                       for i in [*d["inputs"], *d["outputs"]]},
+        "all": sorted((c["id"] - base, c["type"]) for c in config["components"]),
     }  # fmt: skip
 
 
@@ -210,12 +217,20 @@ def test_errors_match(real_url: str, fake_url: str, case: str) -> None:
 
 def _info(url: str) -> Any:
     """What ``GET {prefix}/info`` documents: each endpoint's parameters and visibility."""
-    prefix = httpx.get(f"{url}/config").json().get("api_prefix", "")
+    config = httpx.get(f"{url}/config").json()
+    prefix = config.get("api_prefix", "")
     info = httpx.get(f"{url}{prefix}/info", params={"serialize": "False"}).json()
+    base = min(c["id"] for c in config["components"]) - 1  # as in _wiring
+
+    def label(text: str) -> str:  # an unlabelled input is "parameter_<component id>"
+        head, _, number = text.rpartition("_")
+        return f"{head}_{int(number) - base}" if head == "parameter" else text
+
     return sorted(info), {
         name: (
-            [(p["parameter_name"], p["label"], p["component"], p["parameter_has_default"],
-              p["parameter_default"]) for p in endpoint["parameters"]],
+            [(p["parameter_name"], label(p["label"]), p["component"],
+              p["parameter_has_default"], p["parameter_default"])
+             for p in endpoint["parameters"]],
             [r["component"] for r in endpoint["returns"]],
             endpoint.get("api_visibility"),
             endpoint.get("show_api"),
