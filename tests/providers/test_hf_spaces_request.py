@@ -409,3 +409,25 @@ async def test_info_error_is_typed(space: Space) -> None:
     with pytest.raises(ProviderUnavailable, match="/info"):
         await provider_events(url, [Message("user", "hi")], model="someone/two")
     assert fake.joins == []
+
+
+# -- describe_model ---------------------------------------------------------------------
+
+
+def test_describe_model_shows_the_known_spaces_inputs(space: Space) -> None:
+    from llmrelay import Client
+
+    fake, url = space
+    fake.script = SpaceScript(version="6")
+    with Client(base_urls={"hf_spaces": url}) as client:
+        described = client.describe_model("hf_spaces:qwen-2-72b")
+    assert (described["api_name"], described["fn_index"], described["history_format"]) == (
+        "model_chat", 0, "parts"
+    )  # fmt: skip
+    assert [(i["role"], i["component"], i["label"], i["default"], i["visible"])
+            for i in described["inputs"]] == [
+        ("message", "textbox", "Input", None, True),
+        ("history", "chatbot", "qwen2-72B-instruct", [], True),
+        ("system", "textbox", None, "You are a helpful assistant.", False),
+    ]  # fmt: skip
+    assert fake.joins == []  # described, not called
