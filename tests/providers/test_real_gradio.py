@@ -123,29 +123,33 @@ async def test_gradio4_streams_the_answer(gradio4_space: str) -> None:
     check_stream(await stream_from(gradio4_space), shown_answer(load_demo()))
 
 
+def main_job(url: str) -> subprocess.CompletedProcess[str]:
+    """The README's main job: ``llmrelay chat -m hf_spaces:qwen-2-72b -s ... PROMPT``."""
+    return subprocess.run(
+        [sys.executable, "-m", "llmrelay.cli", "chat", "--no-log", "-m", "hf_spaces:qwen-2-72b",
+         "-s", "Answer in one line.", QUERY],
+        capture_output=True, text=True, timeout=60, check=False,
+        env={**os.environ, "LLMRELAY_HF_SPACES_BASE_URL": url},
+    )  # fmt: skip
+
+
 def test_main_job_cli_subprocess_against_newest_gradio(
     current_space: tuple[str, ModuleType],
 ) -> None:
-    """The README's main job: `llmrelay chat` streaming from a real Gradio server."""
     url, demo = current_space
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "llmrelay.cli",
-            "chat",
-            "-m",
-            "hf_spaces:qwen-2-72b",
-            "-s",
-            SYSTEM,
-            QUERY,
-        ],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "LLMRELAY_HF_SPACES_BASE_URL": url},
-        timeout=60,
-        check=False,
-    )
+    result = main_job(url)
     assert result.returncode == 0, result.stderr
-    assert result.stdout == shown_answer(demo) + "\n"
+    # the demo echoes what model_chat received: the system prompt came through the
+    # hidden system_state box (the labelled "System" box is not model_chat's input)
+    expected = inspect.cleandoc(demo.answer_text(QUERY, "Answer in one line."))
+    assert result.stdout == expected + "\n"
+    assert "System: Answer in one line.\n" in result.stdout
+    assert result.stderr == ""
+
+
+def test_main_job_cli_subprocess_against_gradio4(gradio4_space: str) -> None:
+    result = main_job(gradio4_space)
+    assert result.returncode == 0, result.stderr
+    expected = inspect.cleandoc(load_demo().answer_text(QUERY, "Answer in one line."))
+    assert result.stdout == expected + "\n"
     assert result.stderr == ""
