@@ -620,6 +620,8 @@ class FakeSpace:
         if script.raw_messages is not None:
             for text in script.raw_messages:
                 yield f"data: {text.replace('EVENT_ID', eid)}\n\n"
+            if script.hold_open:
+                yield None
             return
         needed = 4 if script.app == "chatinterface" else 3
         if len(event.data) < needed:  # gradio: "didn't receive enough input values"

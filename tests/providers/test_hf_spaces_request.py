@@ -14,6 +14,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 from typing import Any
 
 import httpx
@@ -27,9 +28,11 @@ from llmrelay import (
     ModelNotFoundError,
     ProtocolError,
     ProviderError,
+    ProviderTimeout,
     ProviderUnavailable,
     Queued,
     RateLimitError,
+    Timeouts,
     event_to_dict,
 )
 from llmrelay.providers.hf_spaces import HFSpaces
@@ -341,6 +344,20 @@ async def test_estimation_messages_are_queued_events(space: Space) -> None:
     async with AsyncClient(base_urls={"hf_spaces": url}) as client:  # through the stream
         streamed = [e async for e in client.stream("hi", model="hf_spaces")]
     assert Queued(1, 2, 6.0) in streamed
+
+
+async def test_the_first_token_timeout_bounds_a_queued_request(space: Space) -> None:
+    fake, url = space
+    estimation = {"msg": "estimation", "event_id": "EVENT_ID", "rank": 7, "queue_size": 9,
+                  "rank_eta": 300.0}  # fmt: skip
+    fake.script = SpaceScript(raw_messages=[json.dumps(estimation)], hold_open=True)
+    timeouts = Timeouts(first_token=0.5)
+    async with AsyncClient(base_urls={"hf_spaces": url}, timeouts=timeouts) as client:
+        started = time.monotonic()
+        with pytest.raises(ProviderTimeout) as info:
+            await client.complete("hi", model="hf_spaces")
+    assert info.value.kind == "first_token"
+    assert time.monotonic() - started < 5
 
 
 # -- /config and /info ------------------------------------------------------------------
