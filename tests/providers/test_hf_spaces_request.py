@@ -448,3 +448,37 @@ def test_describe_model_shows_the_known_spaces_inputs(space: Space) -> None:
         ("system", "textbox", None, "You are a helpful assistant.", False),
     ]  # fmt: skip
     assert fake.joins == []  # described, not called
+
+
+def test_describe_model_of_a_provider_that_declares() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "llmrelay.cli", "models", "huggingface:some/model", "--json"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    described = json.loads(result.stdout)
+    assert (described["provider"], described["model"]) == ("huggingface", "some/model")
+    assert "temperature" in described["parameters"]
+    unknown = subprocess.run(
+        [sys.executable, "-m", "llmrelay.cli", "models", "nosuch:model"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert unknown.returncode == 2
+    assert unknown.stderr.startswith("llmrelay: error:")
+
+
+@pytest.mark.parametrize(
+    ("position", "eta", "shown"),
+    [
+        (2, 12.4, "queued 3rd, ~12 s"),
+        (0, None, "queued 1st"),
+        (10, 0.3, "queued 11th, <1 s"),
+        (11, 61.0, "queued 12th, ~61 s"),
+        (20, None, "queued 21st"),
+        (None, 5.0, "queued, ~5 s"),
+    ],
+)
+def test_queued_status_text(position: int | None, eta: float | None, shown: str) -> None:
+    from llmrelay.cli._text import queued_text
+
+    assert queued_text(position, eta) == shown

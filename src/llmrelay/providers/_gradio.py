@@ -50,6 +50,7 @@ from typing import Any, Literal, TypeAlias
 from ._gradio_diff import ReplyKind, apply_diff, reply_text
 
 __all__ = [
+    "Ambiguous",
     "ChatEndpoint",
     "Const",
     "GradioChatSpace",
