@@ -309,6 +309,7 @@ async def test_zerogpu_quota_is_a_rate_limit_with_its_wait(
     assert info.value.retry_after == wait
     assert info.value.retryable  # fallback moves on
     assert "exceeded your GPU quota" in str(info.value)
+    assert "<a" not in str(info.value)  # the toast's link markup is dropped from the text
 
 
 @pytest.mark.parametrize(

@@ -94,6 +94,8 @@ __all__ = ["SPACES", "HFSpaces"]
 log = logging.getLogger(__name__)
 _CLOSE_WAIT = 0.5
 _ENDPOINT_CACHE = 256
+_TAG = re.compile(r"</?[A-Za-z][^<>]{0,300}>")
+"""An HTML tag in a ``gr.Error`` text (Gradio renders toasts as HTML)."""
 _SPACE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}")
 """A Hub repository id ``owner/name`` (no ``..``, no other slash): safe in a URL path."""
 
@@ -516,7 +518,9 @@ class HFSpaces(Provider):
             # Gradio 4 quotes gr.Error text: "'message'".
             if len(error) >= 2 and error[0] == error[-1] == "'":
                 error = error[1:-1]
-            text = f"the Space reported an error: {error[:1000]}"
+            # a toast's markup (ZeroGPU's sign-up link) is not part of the message
+            shown = _TAG.sub("", error[:2000])
+            text = f"the Space reported an error: {shown[:1000]}"
         else:
             text = "the Space's function failed without an error message"
         body = _preview(output, 2000)
