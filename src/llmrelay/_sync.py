@@ -831,6 +831,11 @@ class Client:
             )
         )
 
+    def describe_model(self, model: str | None = None) -> dict[str, Any]:
+        """What ``model`` will be sent; see ``AsyncClient.describe_model``."""
+        portal, aclient = self._ensure()
+        return portal.call(aclient.describe_model(model))
+
 
 def _finalize(portal: _Portal, aclient: AsyncClient) -> None:
     """Close an unclosed client's loop and connections (``close()`` or garbage collection)."""
