@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any
@@ -12,11 +10,11 @@ import httpx
 
 from . import errors
 from ._conversation import Conversation
-from ._engine import Engine, Turn, map_exception
+from ._engine import Engine, Turn
 from ._http import make_http_client
 from ._registry import Registry
 from ._resources import AsyncChat, AsyncImages, AsyncModels
-from ._router import HealthStore, Target
+from ._router import HealthStore
 from ._settings import Settings, Timeouts, load_config
 from ._stream import AsyncChatStream
 from .providers import Provider
@@ -353,23 +351,4 @@ class AsyncClient:
             "negative_prompt": negative_prompt,
             "options": options,
         }
-        total = engine.settings.timeouts.total
-        deadline = time.monotonic() + total if total is not None else None
-
-        async def attempt(target: Target, provider: Provider) -> list[ImageResult]:
-            request = engine.image_request(target, prompt, fields, deadline)
-            try:
-                if n == 1:
-                    return [await provider.generate_image(request)]
-                jobs = (provider.generate_image(request) for _ in range(n))
-                return list(await asyncio.gather(*jobs))
-            except Exception as exc:
-                mapped = map_exception(exc, target.provider, target.model)
-                if mapped is None:
-                    raise
-                raise mapped from exc
-
-        attempts: list[errors.Attempt] = []
-        ref = model or engine.settings.model
-        _, images = await engine.run_candidates(ref, attempt, attempts)
-        return images
+        return await engine.generate_images(model or engine.settings.model, prompt, n, fields)
