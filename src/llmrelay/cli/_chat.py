@@ -93,7 +93,7 @@ def _without_httpx_cli() -> Iterator[None]:
             del sys.modules["httpx._main"]
 
 
-async def _open_client(kwargs: dict[str, Any]) -> Any:
+async def _open_client(kwargs: dict[str, Any]) -> llmrelay.AsyncClient:
     client = llmrelay.AsyncClient(**kwargs)
     await client.__aenter__()
     return client
