@@ -176,9 +176,9 @@ class AsyncSSEStream:
                 if event:
                     self.deltas += 1
                 return frame
-            frame = encoder.event(event)
-            if frame is not None:
-                return frame
+            other = encoder.event(event)
+            if other is not None:
+                return other
 
     def _text(self, event: str) -> bytes:
         try:
