@@ -581,7 +581,6 @@ class _Completions:
         **params: Unpack[CompletionCreateParams],
     ) -> ChatCompletion | ChatCompletionStream:
         """``AsyncClient.chat.completions.create`` for sync code (same arguments)."""
-        check(params, CompletionCreateParams, "create")
         portal, aclient = self._client._ensure()
         if stream:
             chunks = portal.call(
@@ -606,7 +605,6 @@ class _Images:
     @keywords(ImagesGenerateParams)
     def generate(self, **params: Unpack[ImagesGenerateParams]) -> ImagesResponse:
         """``AsyncClient.images.generate`` for sync code (same arguments)."""
-        check(params, ImagesGenerateParams, "generate")
         portal, aclient = self._client._ensure()
         return portal.call(aclient.images.generate(**params))
 
@@ -766,13 +764,16 @@ class Client:
     @keywords(ImageParams)
     def generate_image(self, prompt: str, **params: Unpack[ImageParams]) -> list[ImageResult]:
         """Generate images; see ``AsyncClient.generate_image``."""
-        check(params, ImageParams, "generate_image")
         portal, aclient = self._ensure()
         return portal.call(aclient.generate_image(prompt, **params))
 
 
 def _in_this_thread(params: ChatParams, where: str) -> ChatParams:
-    """``params`` checked, with ``stop`` read in the caller's thread (a generator, say)."""
+    """``params`` checked, with ``stop`` read in the caller's thread (a generator, say).
+
+    (The other calls are checked by the ``AsyncClient`` method they run: its
+    ``TypeError`` reaches the caller as it is.)
+    """
     check(params, ChatParams, where)
     stop = params.get("stop")
     if stop is None or isinstance(stop, tuple):

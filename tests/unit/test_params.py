@@ -134,3 +134,39 @@ def test_every_chat_parameter_still_reaches_the_provider_from_both_clients() -> 
         3,
     )
     assert (two.max_tokens, two.stop, two.seed) == (8, ("X",), 4)
+
+
+def test_every_image_parameter_reaches_the_provider_from_both_clients() -> None:
+    first, script = scripted("first", images=True, options={})
+    with llmrelay.Client(providers=[first]) as client:
+        client.generate_image(
+            "a cat",
+            model="first",
+            n=2,
+            width=64,
+            height=32,
+            aspect_ratio="2:1",
+            seed=5,
+            negative_prompt="dogs",
+        )
+        response = client.images.generate(
+            prompt="a dog", model="first", size="16x8", seed=6, negative_prompt="cats"
+        )
+    assert len(response.data) == 1
+    one, two, three = script.images
+    assert one == two
+    assert (one.prompt, one.width, one.height, one.aspect_ratio, one.seed) == (
+        "a cat",
+        64,
+        32,
+        "2:1",
+        5,
+    )
+    assert one.negative_prompt == "dogs"
+    assert (three.prompt, three.width, three.height, three.seed, three.negative_prompt) == (
+        "a dog",
+        16,
+        8,
+        6,
+        "cats",
+    )

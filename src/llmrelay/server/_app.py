@@ -82,7 +82,9 @@ def create_app(
     ctx = Context(
         config=config,
         metrics=Metrics(),
-        store=store or MemoryStateStore(config.conversation_entries, config.conversation_ttl),
+        store=store
+        if store is not None  # not ``or``: an empty MemoryStateStore is falsy (``__len__``)
+        else MemoryStateStore(config.conversation_entries, config.conversation_ttl),
         served=client,
     )
     database = database_url_from_env()
