@@ -20,12 +20,9 @@ from ._stream import AsyncChatStream
 from .providers import Provider
 from .types import (
     Completion,
-    ConversationState,
     ImageResult,
-    Message,
     MessagesInput,
     ProviderDescription,
-    normalize_messages,
 )
 
 __all__ = ["AsyncClient"]
@@ -216,42 +213,7 @@ class AsyncClient:
         """
         check(params, ChatParams, "stream")
         self._check_open()
-        try:
-            new = normalize_messages(messages)
-        except ValueError as exc:
-            raise errors.ConfigError(f"invalid messages: {exc}") from None
-        conversation = params.get("conversation")
-        system = params.get("system")
-        if conversation is not None:
-            if system:
-                conversation.with_system(system)
-            full = (*conversation.messages, *new)
-        else:
-            full = (Message("system", system), *new) if system else new
-        stop = params.get("stop")
-        parameters = {
-            name: value
-            for name, value in (
-                ("temperature", params.get("temperature")),
-                ("max_tokens", params.get("max_tokens")),
-                ("top_p", params.get("top_p")),
-                ("stop", tuple(stop) if stop is not None else None),
-                ("seed", params.get("seed")),
-            )
-            if value is not None and value != ()
-        }
-        state = params.get("state")
-        if state is not None and not isinstance(state, ConversationState):
-            raise errors.ConfigError("state must be a ConversationState (from a previous turn)")
-        turn = Turn(
-            messages=full,
-            new=new,
-            model=params.get("model"),
-            parameters=parameters,
-            options=dict(params.get("options") or {}),
-            conversation=conversation,
-            state=state,
-        )
+        turn = Turn.build(messages, params)
         return AsyncChatStream(self._engine, turn)
 
     @keywords(ChatParams)

@@ -35,6 +35,7 @@ import httpx
 from . import errors
 from ._conversation import Conversation
 from ._http import map_httpx_error
+from ._params import ChatParams
 from ._registry import Registry
 from ._router import HealthStore, Router, Target
 from ._settings import Settings
@@ -47,7 +48,9 @@ from .types import (
     ImageRequest,
     ImageResult,
     Message,
+    MessagesInput,
     Reasoning,
+    normalize_messages,
 )
 
 __all__ = ["Engine", "Opened", "Turn", "close_quietly", "is_content", "map_exception"]
@@ -77,6 +80,59 @@ class Turn:
     options: Mapping[str, Any] = field(default_factory=dict)
     conversation: Conversation | None = None
     state: ConversationState | None = None
+
+    @classmethod
+    def build(cls, messages: MessagesInput, params: ChatParams) -> Turn:
+        """The turn of a chat call: ``messages`` and the call's ``llmrelay.ChatParams``.
+
+        The system prompt goes first (with a conversation: replaces its own), after the
+        conversation's history; parameters left ``None`` are not given.
+
+        Raises:
+            llmrelay.errors.ConfigError: invalid messages, or a ``state`` that is not a
+                ``ConversationState``.
+        """
+        try:
+            new = normalize_messages(messages)
+        except ValueError as exc:
+            raise errors.ConfigError(f"invalid messages: {exc}") from None
+        conversation = params.get("conversation")
+        state = params.get("state")
+        if state is not None and not isinstance(state, ConversationState):
+            raise errors.ConfigError("state must be a ConversationState (from a previous turn)")
+        return cls(
+            messages=_history(new, conversation, params.get("system")),
+            new=new,
+            model=params.get("model"),
+            parameters=_given(params),
+            options=dict(params.get("options") or {}),
+            conversation=conversation,
+            state=state,
+        )
+
+
+def _history(
+    new: tuple[Message, ...], conversation: Conversation | None, system: str | None
+) -> tuple[Message, ...]:
+    """Everything a turn sends: the system prompt, the conversation's history, ``new``."""
+    if conversation is not None:
+        if system:
+            conversation.with_system(system)
+        return (*conversation.messages, *new)
+    return (Message("system", system), *new) if system else new
+
+
+def _given(params: ChatParams) -> dict[str, Any]:
+    """The generation parameters given (name -> value; ``None`` and no stops left out)."""
+    stop = params.get("stop")
+    given = (
+        ("temperature", params.get("temperature")),
+        ("max_tokens", params.get("max_tokens")),
+        ("top_p", params.get("top_p")),
+        ("stop", tuple(stop) if stop is not None else None),
+        ("seed", params.get("seed")),
+    )
+    return {name: value for name, value in given if value is not None and value != ()}
 
 
 @dataclass(frozen=True, slots=True)

@@ -192,6 +192,37 @@ async def chat_completions(request: Request, body: ChatCompletionRequest) -> Res
     """Chat completion, as JSON or as an SSE stream of chunks (OpenAI's API)."""
     ctx = context(request)
     turn = _Turn(ctx, body, "chat")
+    refused = await _refusal(request, ctx, turn, body)
+    if refused is not None:
+        return refused
+    if ctx.config.log_prompts:
+        ACCESS_LOG.info("prompt %s", json.dumps([m.to_input() for m in body.messages])[:10_000])
+    messages = await turn.restore()
+    kwargs = _create_kwargs(body, messages, turn.conversation)
+    try:
+        if body.stream:
+            stream = await ctx.client.chat.completions.create(
+                messages=messages, **kwargs, stream=True
+            )
+        else:
+            completion = await ctx.client.chat.completions.create(messages=messages, **kwargs)
+    except Exception as exc:
+        reply = error_reply(exc)
+        if isinstance(exc, llmrelay.ProviderError):
+            turn.provider, turn.model = exc.provider, exc.model
+        turn.finish(reply.status, reply.error_type)
+        await turn.record("", attempts=getattr(exc, "attempts", ()), error=exc)
+        note(request, turn.provider, turn.model or body.model)
+        return JSONResponse(reply.body, status_code=reply.status, headers=reply.headers)
+    if body.stream:
+        return await _stream_reply(request, turn, stream)
+    return await _json_reply(request, turn, completion)
+
+
+async def _refusal(
+    request: Request, ctx: Context, turn: _Turn, body: ChatCompletionRequest
+) -> Response | None:
+    """The reply to a request refused before it reaches the client (rate, size), else None."""
     if ctx.rate is not None:
         wait = await ctx.rate.hit(_caller(request))
         if wait is not None:
@@ -216,46 +247,39 @@ async def chat_completions(request: Request, body: ChatCompletionRequest) -> Res
             ),
             status_code=400,
         )
-    if ctx.config.log_prompts:
-        ACCESS_LOG.info("prompt %s", json.dumps([m.to_input() for m in body.messages])[:10_000])
-    messages = await turn.restore()
-    kwargs = _create_kwargs(body, messages, turn.conversation)
-    try:
-        if body.stream:
-            stream = await ctx.client.chat.completions.create(
-                messages=messages, **kwargs, stream=True
-            )
-        else:
-            completion = await ctx.client.chat.completions.create(messages=messages, **kwargs)
-    except Exception as exc:
-        reply = error_reply(exc)
-        if isinstance(exc, llmrelay.ProviderError):
-            turn.provider, turn.model = exc.provider, exc.model
-        turn.finish(reply.status, reply.error_type)
-        await turn.record("", attempts=getattr(exc, "attempts", ()), error=exc)
-        note(request, turn.provider, turn.model or body.model)
-        return JSONResponse(reply.body, status_code=reply.status, headers=reply.headers)
-    if not body.stream:
-        turn.target(completion)
-        note(request, turn.provider, turn.model)
-        answer = completion.choices[0].message.content if completion.choices else None
-        await turn.remember(answer or "")
-        provider, model = turn.labels()
-        if completion.usage is not None and completion.usage.completion_tokens:
-            ctx.metrics.tokens.labels(provider, model).inc(completion.usage.completion_tokens)
-        turn.finish(200)
-        provider_name, _, model_name = completion.model.partition(":")
-        turn.provider, turn.model = provider_name or None, model_name or None
-        await turn.record(
-            answer or "",
-            usage=completion.usage,
-            finish_reason=completion.choices[0].finish_reason if completion.choices else None,
-        )
-        return Response(completion.model_dump_json(), media_type="application/json")
+    return None
+
+
+async def _json_reply(
+    request: Request, turn: _Turn, completion: llmrelay.ChatCompletion
+) -> Response:
+    """The ``chat.completion`` object, once the turn is remembered, counted and logged."""
+    turn.target(completion)
+    note(request, turn.provider, turn.model)
+    answer = completion.choices[0].message.content if completion.choices else None
+    await turn.remember(answer or "")
+    provider, model = turn.labels()
+    if completion.usage is not None and completion.usage.completion_tokens:
+        turn.ctx.metrics.tokens.labels(provider, model).inc(completion.usage.completion_tokens)
+    turn.finish(200)
+    provider_name, _, model_name = completion.model.partition(":")
+    turn.provider, turn.model = provider_name or None, model_name or None
+    await turn.record(
+        answer or "",
+        usage=completion.usage,
+        finish_reason=completion.choices[0].finish_reason if completion.choices else None,
+    )
+    return Response(completion.model_dump_json(), media_type="application/json")
+
+
+async def _stream_reply(
+    request: Request, turn: _Turn, stream: llmrelay.AsyncChatCompletionStream
+) -> Response:
+    """The SSE response of an opened stream; its first frame goes out with the head."""
     turn.target(stream)
     note(request, turn.provider, turn.model)
     turn.first_token = time.monotonic()
-    ctx.metrics.first_token.labels(*turn.labels()).observe(turn.first_token - turn.started)
+    turn.ctx.metrics.first_token.labels(*turn.labels()).observe(turn.first_token - turn.started)
     frames = stream.sse(end=False)  # [DONE] goes out after the turn is remembered
     error: Exception | None = None
     try:
