@@ -24,7 +24,7 @@ any event type this shape does not know) are skipped.
 from __future__ import annotations
 
 import uuid
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, get_args
 
 from pydantic import BaseModel
 
@@ -51,10 +51,8 @@ __all__ = [
     "usage_counts",
 ]
 
-FINISH_REASONS: frozenset[str] = frozenset(
-    {"stop", "length", "tool_calls", "content_filter", "function_call"}
-)
-"""OpenAI's finish reasons (``choices[].finish_reason``)."""
+FINISH_REASONS: frozenset[str] = frozenset(get_args(FinishReasonName))
+"""OpenAI's finish reasons (``choices[].finish_reason``; the models' ``FinishReasonName``)."""
 
 _M = TypeVar("_M", bound=BaseModel)
 
