@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Literal, Unpack, overload
 from . import errors
 from ._params import CompletionCreateParams, ImagesGenerateParams, check, keywords
 from ._stream import AsyncChatStream
+from ._wire.sse import AsyncSSEStream
 from .types import MessagesInput
 
 if TYPE_CHECKING:
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
         ModelList,
     )
     from ._wire.openai_chat import ChunkConverter
-    from ._wire.sse import AsyncSSEStream
 
 # pydantic (behind ``llmrelay._openai`` and ``llmrelay._wire``) is imported on first use
 # of these resources, not with the client: the CLI's start-up never pays for it.
@@ -73,11 +73,10 @@ class AsyncChatCompletionStream:
             ``AsyncSSEStream``: iterate it for the frames; an error is raised as
             iterating this stream raises it.
         """
-        from ._wire.openai_chat import ChunkFrames
-        from ._wire.sse import AsyncSSEStream
+        from ._wire import openai_chat  # pydantic: loaded on first use
 
         converter = self._converter
-        frames = ChunkFrames(
+        frames = openai_chat.ChunkFrames(
             id=converter.id,
             created=converter.created,
             model=converter.model,
