@@ -9,7 +9,7 @@ from typing import Any, Unpack
 import httpx
 
 from . import errors
-from ._engine import Engine, Turn
+from ._engine import Engine
 from ._http import make_http_client
 from ._params import ChatParams, ImageParams, check, keywords
 from ._registry import Registry
@@ -17,6 +17,7 @@ from ._resources import AsyncChat, AsyncImages, AsyncModels
 from ._router import HealthStore
 from ._settings import Settings, Timeouts, load_config
 from ._stream import AsyncChatStream
+from ._turn import Turn
 from .providers import Provider
 from .types import (
     Completion,

@@ -26,113 +26,31 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import anyio
 import httpx
 
 from . import errors
-from ._conversation import Conversation
 from ._http import map_httpx_error
-from ._params import ChatParams
 from ._registry import Registry
 from ._router import HealthStore, Router, Target
 from ._settings import Settings
+from ._turn import Turn, is_content
 from .providers import AuthMode, Capability, Provider
 from .types import (
     ChatRequest,
-    ConversationState,
     Event,
     FinishReason,
     ImageRequest,
     ImageResult,
-    Message,
-    MessagesInput,
-    Reasoning,
-    normalize_messages,
 )
 
-__all__ = ["Engine", "Opened", "Turn", "close_quietly", "is_content", "map_exception"]
+__all__ = ["Engine", "Opened", "close_quietly", "map_exception"]
 
 log = logging.getLogger("llmrelay")
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class Turn:
-    """One chat turn as the caller asked for it, before a provider is chosen.
-
-    Attributes:
-        messages: everything to send (conversation history, then the new messages).
-        new: the new messages of this turn (what a conversation records).
-        model: the model reference, or ``None`` for the default.
-        parameters: the generation parameters given (name -> value, no ``None``).
-        options: provider-specific options.
-        conversation: the conversation to continue and record into, or ``None``.
-        state: an explicit provider state (without a conversation), or ``None``.
-    """
-
-    messages: tuple[Message, ...]
-    new: tuple[Message, ...]
-    model: str | None
-    parameters: Mapping[str, Any] = field(default_factory=dict)
-    options: Mapping[str, Any] = field(default_factory=dict)
-    conversation: Conversation | None = None
-    state: ConversationState | None = None
-
-    @classmethod
-    def build(cls, messages: MessagesInput, params: ChatParams) -> Turn:
-        """The turn of a chat call: ``messages`` and the call's ``llmrelay.ChatParams``.
-
-        The system prompt goes first (with a conversation: replaces its own), after the
-        conversation's history; parameters left ``None`` are not given.
-
-        Raises:
-            llmrelay.errors.ConfigError: invalid messages, or a ``state`` that is not a
-                ``ConversationState``.
-        """
-        try:
-            new = normalize_messages(messages)
-        except ValueError as exc:
-            raise errors.ConfigError(f"invalid messages: {exc}") from None
-        conversation = params.get("conversation")
-        state = params.get("state")
-        if state is not None and not isinstance(state, ConversationState):
-            raise errors.ConfigError("state must be a ConversationState (from a previous turn)")
-        return cls(
-            messages=_history(new, conversation, params.get("system")),
-            new=new,
-            model=params.get("model"),
-            parameters=_given(params),
-            options=dict(params.get("options") or {}),
-            conversation=conversation,
-            state=state,
-        )
-
-
-def _history(
-    new: tuple[Message, ...], conversation: Conversation | None, system: str | None
-) -> tuple[Message, ...]:
-    """Everything a turn sends: the system prompt, the conversation's history, ``new``."""
-    if conversation is not None:
-        if system:
-            conversation.with_system(system)
-        return (*conversation.messages, *new)
-    return (Message("system", system), *new) if system else new
-
-
-def _given(params: ChatParams) -> dict[str, Any]:
-    """The generation parameters given (name -> value; ``None`` and no stops left out)."""
-    stop = params.get("stop")
-    given = (
-        ("temperature", params.get("temperature")),
-        ("max_tokens", params.get("max_tokens")),
-        ("top_p", params.get("top_p")),
-        ("stop", tuple(stop) if stop is not None else None),
-        ("seed", params.get("seed")),
-    )
-    return {name: value for name, value in given if value is not None and value != ()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,15 +68,6 @@ class Opened:
     target: Target
     events: AsyncGenerator[Event, None]
     buffered: list[Event]
-
-
-def is_content(event: Event) -> bool:
-    """Whether ``event`` is content: non-empty text or reasoning, or an image."""
-    if type(event) is str:
-        return bool(event)
-    if isinstance(event, Reasoning):
-        return bool(event.text)
-    return isinstance(event, ImageResult)
 
 
 class Engine:

@@ -31,7 +31,8 @@ from typing import Any
 import anyio
 
 from . import errors
-from ._engine import Engine, Turn, close_quietly, is_content, map_exception
+from ._engine import Engine, close_quietly, map_exception
+from ._turn import Turn, is_content
 from .types import (
     Completion,
     ConversationState,

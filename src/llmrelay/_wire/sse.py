@@ -12,7 +12,7 @@ from __future__ import annotations
 from json.encoder import encode_basestring
 from typing import TYPE_CHECKING, Protocol
 
-from .._engine import is_content
+from .._turn import is_content
 from ..types import Event, Usage
 
 if TYPE_CHECKING:
