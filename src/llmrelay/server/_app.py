@@ -55,7 +55,7 @@ def _internal_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def create_app(
-    client: Any = None,
+    client: llmrelay.AsyncClient | None = None,
     *,
     config: ServerConfig | None = None,
     store: StateStore | None = None,
@@ -83,8 +83,10 @@ def create_app(
     ctx = Context(
         config=config,
         metrics=Metrics(),
-        store=store or MemoryStateStore(config.conversation_entries, config.conversation_ttl),
-        client=client,
+        store=store
+        if store is not None  # not ``or``: an empty MemoryStateStore is falsy (``__len__``)
+        else MemoryStateStore(config.conversation_entries, config.conversation_ttl),
+        served=client,
     )
     database = database_url()
 
@@ -101,9 +103,9 @@ def create_app(
                 stack.push_async_callback(writer.aclose)
                 await writer.open()
                 ctx.exchanges = writer
-            if ctx.client is None:
-                ctx.client = llmrelay.AsyncClient(**dict(config.client_kwargs))
-                stack.push_async_callback(ctx.client.aclose)
+            if ctx.served is None:
+                ctx.served = llmrelay.AsyncClient(**dict(config.client_kwargs))
+                stack.push_async_callback(ctx.served.aclose)
                 install_redaction()  # provider loggers created by now
             yield
 
