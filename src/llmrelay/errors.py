@@ -69,7 +69,16 @@ class LLMRelayError(Exception):
 
 
 class ConfigError(LLMRelayError):
-    """Bad configuration or arguments: nothing was sent."""
+    """Bad configuration or arguments: nothing was sent.
+
+    Attributes:
+        param: the request field at fault (OpenAI's error ``param``: ``"tools"``,
+            ``"messages[2].tool_call_id"``), or ``None``.
+    """
+
+    def __init__(self, *args: object, param: str | None = None) -> None:
+        self.param = param
+        super().__init__(*args)
 
 
 class UnknownProviderError(ConfigError):
@@ -201,7 +210,18 @@ class ModelNotFoundError(ProviderError):
 
 
 class InvalidRequestError(ProviderError):
-    """The provider rejected the request as invalid (HTTP 400/422)."""
+    """The request is invalid (HTTP 400/422), or the provider cannot honour part of it.
+
+    A part llmrelay knows a provider cannot honour (tools, a response format, a
+    parameter under ``strict``) is refused before anything is sent.
+
+    Attributes:
+        param: the request field at fault (OpenAI's error ``param``), or ``None``.
+    """
+
+    def __init__(self, message: str, *, param: str | None = None, **kwargs: object) -> None:
+        self.param = param
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
 
 
 class ProviderUnavailable(ProviderError):
