@@ -33,6 +33,7 @@ import anyio
 import httpx
 
 from . import errors
+from ._fields import refusal_reason
 from ._http import map_httpx_error
 from ._redact import Secrets
 from ._registry import Registry
@@ -141,9 +142,11 @@ class Engine:
 
         Raises:
             llmrelay.errors.InvalidRequestError: an image part for a provider without
-                vision, or (strict) a parameter or option it does not take.
+                vision, an OpenAI field it does not forward (``param`` names it), or
+                (strict) a parameter or option it does not take.
         """
         cls = self.registry.get(target.provider)
+        passthrough = self._forwarded(cls, target, turn)
         for index, message in enumerate(turn.messages):
             if message.images and Capability.VISION not in cls.capabilities:
                 raise errors.InvalidRequestError(
@@ -172,7 +175,27 @@ class Engine:
             options=options,
             deadline=deadline,
             strict=self.settings.strict,
+            tools=turn.tools,
+            tool_choice=turn.tool_choice,
+            parallel_tool_calls=turn.parallel_tool_calls,
+            response_format=turn.response_format,
+            frequency_penalty=params.get("frequency_penalty"),
+            presence_penalty=params.get("presence_penalty"),
+            passthrough=passthrough,
         )
+
+    @staticmethod
+    def _forwarded(cls: type[Provider], target: Target, turn: Turn) -> dict[str, Any]:
+        """The OpenAI fields of ``turn.asked`` the provider forwards; refuses any other."""
+        for name in turn.asked:
+            if name not in cls.forwards:
+                raise errors.InvalidRequestError(
+                    f"{target.provider} cannot honour {name}: {refusal_reason(name)}",
+                    provider=target.provider,
+                    model=target.model,
+                    param=name,
+                )
+        return dict(turn.asked)
 
     def image_request(
         self, target: Target, prompt: str, fields: Mapping[str, Any], deadline: float | None
@@ -334,6 +357,7 @@ class Engine:
         """Run one candidate up to its first content event (or its finish)."""
         deadline = self.deadline(time.monotonic(), total_deadline)
         request = self.chat_request(target, turn, deadline)
+        await provider.check_request(request)  # tools, response format: before sending
         agen = provider.stream(request)
         buffered: list[Event] = []
         try:

@@ -1,7 +1,9 @@
 """Any OpenAI-compatible chat-completions server, as a provider or as configuration.
 
 Wire protocol: ``POST {base}/chat/completions`` streamed as SSE chunks ending with
-``data: [DONE]`` (see ``llmrelay.providers._openai_stream`` for the accepted variants),
+``data: [DONE]`` (see ``llmrelay.providers._openai_stream`` for the accepted variants;
+tools, ``tool_choice``, ``parallel_tool_calls``, ``response_format`` and the streamed
+tool-call deltas pass through natively, as do the forwarded fields ``FORWARDED``),
 and ``GET {base}/models`` -> ``{"object": "list", "data": [{"id", ...}]}`` to list
 models. Public sources: https://platform.openai.com/docs/api-reference/chat/create,
 https://platform.openai.com/docs/api-reference/models/list, and the servers' docs:
@@ -36,7 +38,7 @@ from .. import errors
 from .._http import protocol_error, raise_for_status, read_json, translate_errors
 from ..types import ChatRequest, Event
 from ._base import PARAMETERS, Auth, AuthMode, Capability, Option, Provider
-from ._openai_stream import chat_payload, stream_chat
+from ._openai_stream import FORWARDED, chat_payload, stream_chat
 
 __all__ = ["CONFIG_KEYS", "OpenAICompatible", "list_openai_models"]
 
@@ -90,9 +92,18 @@ class OpenAICompatible(Provider):
     )
     auth: ClassVar[Auth] = Auth(AuthMode.OPTIONAL, None)
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
-        {Capability.CHAT, Capability.STREAM, Capability.SYSTEM_PROMPT, Capability.HISTORY}
+        {
+            Capability.CHAT,
+            Capability.STREAM,
+            Capability.SYSTEM_PROMPT,
+            Capability.HISTORY,
+            Capability.TOOLS,
+            Capability.STRUCTURED_OUTPUT,
+            Capability.USAGE,
+        }
     )
     parameters: ClassVar[frozenset[str]] = PARAMETERS
+    forwards: ClassVar[frozenset[str]] = FORWARDED
     options: ClassVar[Mapping[str, Option]] = MappingProxyType(
         {"extra_body": Option(dict, "extra JSON fields merged into the request body")}
     )

@@ -27,6 +27,14 @@ Protocols and their public sources:
   supported by any provider you have enabled" is a ``ModelNotFoundError`` saying what to
   do. ``live_models()`` reads its catalogue, ``GET {router_url}/models``, cached with a
   TTL (``_hf_router``). https://huggingface.co/docs/inference-providers/index.
+* **Tools and structured output** (``tools``, ``tool_choice``, ``parallel_tool_calls``,
+  tool messages, ``response_format``; the forwarded OpenAI fields) go to the router
+  natively, checked first against its catalogue (the model's offers' ``supports_tools``
+  and ``supports_structured_output``; an offer pinned by a ``:<provider>`` suffix
+  alone); a request with tools goes to the router unless ``api="inference"`` says
+  otherwise, where they are refused. On the Inference API a ``response_format`` becomes
+  TGI's ``grammar`` (``{"type": "json", "value": schema}``, TGI's "Guidance" docs:
+  https://huggingface.co/docs/text-generation-inference/conceptual/guidance).
 * **Model ids** are validated first (``_hf_router.parse_model_id``): a Hub repository id,
   optionally ``@revision`` or one router suffix; nothing else reaches a URL path.
 * **Model list**: the built-in models plus trending ones from ``GET {hub_url}/api/models``
@@ -53,11 +61,11 @@ from .._prompts import last_user_message
 from .._templates import choose_template, fit, render
 from ..catalog import LiveModel
 from ..types import ChatRequest, Event, FinishReason, ImageRequest, ImageResult
-from ._base import PARAMETERS, Auth, AuthMode, Capability, Option, Provider
+from ._base import PARAMETERS, Auth, AuthMode, Capability, Option, Provider, unsupported_part
 from ._hf_hub import Hub, ModelInfo
 from ._hf_router import HubId, RouterCatalog, not_supported_error, parse_model_id
 from ._images import image_parameters, sniff_image
-from ._openai_stream import chat_payload, stream_chat
+from ._openai_stream import FORWARDED, chat_payload, stream_chat
 from ._tgi import (
     TokenStream,
     error_from_response,
@@ -123,9 +131,12 @@ class HuggingFace(Provider):
             Capability.SYSTEM_PROMPT,
             Capability.HISTORY,
             Capability.IMAGES,
+            Capability.TOOLS,
+            Capability.STRUCTURED_OUTPUT,
         }
     )
     parameters: ClassVar[frozenset[str]] = PARAMETERS
+    forwards: ClassVar[frozenset[str]] = FORWARDED
     options: ClassVar[Mapping[str, Option]] = MappingProxyType(
         {
             "top_k": Option(int, "sample from the k most likely tokens"),
@@ -196,6 +207,76 @@ class HuggingFace(Provider):
 
     # -- chat ------------------------------------------------------------------------
 
+    async def check_request(self, request: ChatRequest) -> None:
+        """Refuse what the route (and, on the router, the model's offers) cannot honour.
+
+        The router's catalogue is read (cached) only for a request with tools or a JSON
+        response format; a model it does not list, or a catalogue that cannot be read,
+        is left to the router to judge.
+
+        Raises:
+            llmrelay.errors.InvalidRequestError: naming the field (``param``).
+        """
+        model = request.model or self.default_model
+        hub_id = parse_model_id(model, self.name)
+        if self._api(request, hub_id) == "inference":
+            self._check_inference(request, model)
+            return
+        await super().check_request(request)
+        tools = bool(request.tools) or any(
+            m.tool_calls or m.role == "tool" for m in request.messages
+        )
+        schema = request.response_format is not None and request.response_format.type != "text"
+        if not (tools or schema):
+            return
+        try:
+            await self.catalog.models()
+        except errors.ProviderError as exc:
+            log.info("%s: catalogue unavailable for the capability check: %s", self.name, exc)
+            return
+        row = self.catalog.cached(model)
+        if row is None:
+            return
+        offers = row.offers
+        if hub_id.policy is not None and row.offer(hub_id.policy) is not None:
+            offers = (row.offer(hub_id.policy),)  # type: ignore[assignment]
+        where = f"{row.id} on the router" + (f" ({hub_id.policy})" if len(offers) == 1 else "")
+        if tools and not any(o.supports_tools for o in offers):
+            raise self._refusal(
+                f"{where} has no provider with tool support (the router's catalogue)",
+                "tools" if request.tools else "messages",
+                model,
+            )
+        if schema and all(o.supports_structured_output is False for o in offers):
+            raise self._refusal(
+                f"{where} has no provider with structured output (the router's catalogue)",
+                "response_format",
+                model,
+            )
+
+    def _check_inference(self, request: ChatRequest, model: str) -> None:
+        """The Inference API's generate route: no tools, no forwarded fields."""
+        refused = unsupported_part(request, self.capabilities - {Capability.TOOLS})
+        if refused is not None:
+            param, what = refused
+            raise self._refusal(
+                f"the Inference API (api='inference') cannot honour {what}; "
+                "use the router (api='router')",
+                param,
+                model,
+            )
+        for name in ("presence_penalty", *request.passthrough):
+            if name == "presence_penalty" and request.presence_penalty is None:
+                continue
+            raise self._refusal(
+                f"the Inference API (api='inference') has no {name}; use the router", name, model
+            )
+
+    def _refusal(self, text: str, param: str, model: str) -> errors.InvalidRequestError:
+        return errors.InvalidRequestError(
+            f"{self.name}: {text}", provider=self.name, model=model, param=param
+        )
+
     async def stream(self, request: ChatRequest) -> AsyncGenerator[Event, None]:
         """Stream the answer to ``request`` (see the module docstring)."""
         model = request.model or self.default_model
@@ -248,7 +329,13 @@ class HuggingFace(Provider):
         """
         api = request.options.get("api")
         if api is None:
-            router = hub_id.policy is not None or hub_id.repo in ROUTER_MODELS
+            router = (
+                hub_id.policy is not None
+                or hub_id.repo in ROUTER_MODELS
+                or bool(request.tools)
+                or bool(request.passthrough)
+                or any(m.tool_calls or m.role == "tool" for m in request.messages)
+            )
             return "router" if router else "inference"
         if api not in ("inference", "router"):
             raise errors.ConfigError(f"{self.name}: option api must be 'inference' or 'router'")
