@@ -13,10 +13,16 @@ Routes (under ``prefix``, default ``/v1``):
   ``choices: []`` when ``stream_options.include_usage``), else one ``chat.completion``;
 * ``GET /models`` -> ``{"object": "list", "data": [{"id", "object", "created", "owned_by"}]}``;
 * errors: ``{"error": {"message", "type", "param", "code"}}`` with the scripted status.
+
+Replay: ``OpenAIScript.raw`` replaces the scripted stream by SSE ``data`` payloads sent
+as they are (a recorded OpenAI stream, a tool-call shape), optionally pausing after
+``gate_after`` of them until ``gate`` is set; ``raw_completion`` is the non-streamed
+answer then.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -75,6 +81,12 @@ class OpenAIScript:
         models: ids listed by ``GET /models``.
         api_key: when set, requests must carry ``Authorization: Bearer <api_key>``.
         fault: scripted fault.
+        raw: SSE ``data`` payloads replayed verbatim instead of the scripted stream
+            (``"[DONE]"`` included when wanted).
+        raw_completion: the non-streamed answer with ``raw``.
+        gate: with ``raw``, a ``threading.Event`` waited for after ``gate_after``
+            payloads (the rest is held back until it is set; 10 s at most).
+        gate_after: payloads sent before waiting for ``gate``.
     """
 
     chunks: list[str] = field(default_factory=lambda: list(DEFAULT_CHUNKS))
@@ -87,6 +99,10 @@ class OpenAIScript:
     models: list[str] = field(default_factory=lambda: ["fake-model", "fake-model-2"])
     api_key: str | None = None
     fault: Fault = field(default_factory=Fault)
+    raw: list[str] | None = None
+    raw_completion: dict[str, Any] | None = None
+    gate: threading.Event | None = None
+    gate_after: int = 0
 
 
 class FakeOpenAI:
@@ -173,6 +189,14 @@ class FakeOpenAI:
         if fault.mode == "http_error":
             return self._error(fault)
         model = str(body.get("model") or script.models[0])
+        if script.raw is not None:
+            if not body.get("stream"):
+                return JSONResponse(script.raw_completion or self._completion(model))
+            return TrackedStream(
+                self.recorder.tracked(self._replay(script)),
+                media_type="text/event-stream",
+                headers={"cache-control": "no-cache"},
+            )
         if not body.get("stream"):
             return JSONResponse(self._completion(model))
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
@@ -181,6 +205,12 @@ class FakeOpenAI:
             media_type="text/event-stream",
             headers={"cache-control": "no-cache"},
         )
+
+    async def _replay(self, script: OpenAIScript) -> AsyncIterator[str]:
+        for index, payload in enumerate(script.raw or ()):
+            if script.gate is not None and index == script.gate_after:
+                await anyio.to_thread.run_sync(script.gate.wait, 10)
+            yield f"data: {payload}\n\n"
 
     def _completion(self, model: str) -> dict[str, Any]:
         script = self.script
