@@ -241,8 +241,12 @@ class Engine:
                 "" if self.settings.strict else "; ignored"
             )
             if self.settings.strict:
+                first = next((name for name in parameters if name not in cls.parameters), None)
                 raise errors.InvalidRequestError(
-                    text + " (strict mode)", provider=target.provider, model=target.model
+                    text + " (strict mode)",
+                    provider=target.provider,
+                    model=target.model,
+                    param=first or "options",
                 )
             log.warning("%s", text)
         return {k: v for k, v in parameters.items() if k in cls.parameters}
