@@ -27,7 +27,8 @@ entry at an index not seen before, or one carrying a *different* id at a known i
 (servers that number every parallel call 0, e.g. Ollama, sglang); an entry repeating the
 call's id (or an empty id) continues it. A call's first entry must name its function;
 one without an id gets ``call_<hex>``. Arguments sent as a JSON object instead of text
-(some servers) are written as JSON text.
+(some servers) are written as JSON text; ``tool_calls`` sent as one object instead of a
+list (TGI 2.x's ``DeltaToolCall``, ``router/src/lib.rs``) is read as a list of one.
 
 Variants accepted: ``data:`` with or without the space; TGI 2024-03 chunks with
 ``object: "text_completion"``, a 1-based choice ``index``, ``finish_reason: "eos_token"``
@@ -298,6 +299,8 @@ class ChunkParser:
         if content and not (reason == "eos_token" and content in _END_TOKENS):
             out.append(content)
         calls = delta.get("tool_calls")
+        if isinstance(calls, Mapping):  # TGI 2.x: one object, not a list
+            calls = [calls]
         if calls is not None:
             if not isinstance(calls, list):
                 raise self._protocol("'tool_calls' is not a list", calls)
