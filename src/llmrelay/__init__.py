@@ -45,6 +45,8 @@ from .types import (
     ChatRequest,
     Completion,
     ConversationState,
+    EmbeddingRequest,
+    EmbeddingResult,
     Event,
     FinishReason,
     ImageRequest,
@@ -66,6 +68,7 @@ if TYPE_CHECKING:
         Model,
         ModelList,
     )
+    from ._openai_embeddings import CreateEmbeddingResponse, Embedding
     from ._resources import AsyncChatCompletionStream
     from ._stream import AsyncChatStream
     from ._sync import ChatCompletionStream, ChatStream, Client
@@ -89,6 +92,10 @@ __all__ = [
     "ConfigError",
     "Conversation",
     "ConversationState",
+    "CreateEmbeddingResponse",
+    "Embedding",
+    "EmbeddingRequest",
+    "EmbeddingResult",
     "Event",
     "FinishReason",
     "ImageRequest",
@@ -131,6 +138,8 @@ _LAZY = {
     "ImagesResponse": "._openai",
     "Model": "._openai",
     "ModelList": "._openai",
+    "CreateEmbeddingResponse": "._openai_embeddings",
+    "Embedding": "._openai_embeddings",
 }
 
 
