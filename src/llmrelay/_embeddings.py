@@ -177,19 +177,23 @@ async def embed(
 
     async def attempt(target: Target, provider: Provider) -> EmbeddingResult:
         request = embedding_request(engine, target, value, fields, deadline)
+        late = errors.ProviderTimeout(
+            f"no embeddings within the total timeout ({total}s)",
+            provider=target.provider,
+            model=target.model,
+            kind="total",
+        )
         try:
             if deadline is None:
                 result = await provider.embed(request)
             else:
-                with anyio.fail_after(max(0.0, deadline - time.monotonic())):
+                left = deadline - time.monotonic()
+                if left <= 0:  # an earlier candidate used the time up: do not start
+                    raise late
+                with anyio.fail_after(left):
                     result = await provider.embed(request)
         except TimeoutError:
-            raise errors.ProviderTimeout(
-                f"no embeddings within the total timeout ({total:g}s)",
-                provider=target.provider,
-                model=target.model,
-                kind="total",
-            ) from None
+            raise late from None
         except Exception as exc:
             mapped = map_exception(exc, target.provider, target.model)
             if mapped is None:

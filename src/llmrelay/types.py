@@ -486,7 +486,8 @@ class EmbeddingResult:
     """Embedding vectors, one per input, in the order of the input.
 
     Attributes:
-        vectors: one tuple of floats per input (the service's float32 values).
+        vectors: one tuple of floats per input, the numbers as the service sent them
+            (a JSON number as read, a base64 float32 value decoded): no rounding added.
         provider: registry name of the provider that answered.
         model: that provider's model id.
         usage: token counts as the service reported them (``prompt_tokens`` and
