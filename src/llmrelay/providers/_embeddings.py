@@ -71,8 +71,9 @@ __all__ = [
     "usage_from_headers",
 ]
 
-ANSWER_LIMIT = 64 * 1024 * 1024
-"""Largest embeddings answer read, in bytes (2048 inputs of 3072 floats in JSON fit)."""
+ANSWER_LIMIT = 192 * 1024 * 1024
+"""Largest embeddings answer read, in bytes: OpenAI's largest request (2048 inputs) of
+3072-dimension vectors is about 125 MB of JSON."""
 
 FEATURE_EXTRACTION_OPTIONS: Mapping[str, Option] = {
     "normalize": Option(bool, "embeddings: L2-normalise the vectors (the server's default: true)"),
