@@ -346,3 +346,19 @@ async def test_non_finite_values_are_protocol_errors() -> None:
         cls = OpenAICompatible.from_config("local", {"kind": "openai", "base_url": "http://x/v1"})
         with pytest.raises(errors.ProtocolError, match="not finite"):
             await cls(mocked).embed(req("a", model="m"))
+
+
+async def test_a_key_echoed_in_an_error_is_redacted(fakes: Fakes, tmp_path: Any) -> None:
+    import llmrelay
+
+    key = "sk-embed-secret-4242"
+    body = {"error": {"message": f"bad key {key}", "type": "invalid_request_error"}}
+    fakes.openai.script = OpenAIScript(fault=Fault("http_error", status=400, body=body))
+    config = tmp_path / "config.toml"
+    config.write_text(f'[providers.local]\nkind = "openai"\nbase_url = "{fakes.openai_url}"\n')
+    async with llmrelay.AsyncClient(config_path=str(config), api_keys={"local": key}) as client:
+        with pytest.raises(errors.InvalidRequestError) as caught:
+            await client.embed("x", model="local:m")
+    assert fakes.openai.requests[-1].headers["authorization"] == f"Bearer {key}"
+    for text in (str(caught.value), repr(caught.value), caught.value.body or ""):
+        assert key not in text

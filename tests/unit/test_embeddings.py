@@ -12,6 +12,7 @@ from types import MappingProxyType
 from typing import Any
 
 import anyio
+import httpx
 import pytest
 
 import llmrelay
@@ -324,3 +325,23 @@ async def test_closed_client_refuses(tmp_path: Path) -> None:
     await c.aclose()
     with pytest.raises(errors.ClientClosed):
         await c.embed("a", model="p:m")
+
+
+async def test_built_in_providers_embed_only_when_they_declare_it() -> None:
+    from llmrelay.providers import BUILTIN, KINDS, load_class
+
+    for target in [*BUILTIN.values(), *KINDS.values()]:
+        cls = load_class(target)
+        declared = Capability.EMBEDDINGS in cls.capabilities
+        assert (cls.embed is not Provider.embed) == declared, cls.name
+        if not declared:
+            assert not cls.embedding_options, cls.name
+            http = httpx.AsyncClient()
+            try:
+                provider = cls(http, api_key="k")
+                with pytest.raises(errors.InvalidRequestError) as caught:
+                    await provider.embed(EmbeddingRequest("a", "m"))
+            finally:
+                await http.aclose()
+            assert caught.value.param == "model"
+            assert cls.name in str(caught.value)
