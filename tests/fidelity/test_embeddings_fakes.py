@@ -151,3 +151,21 @@ async def test_openai_same_body_and_vectors(
     assert ours.usage is not None
     assert theirs.usage.prompt_tokens == ours.usage.prompt_tokens
     assert len(ours.vectors) == (1 if tokens and isinstance(value[0], int) else len(theirs.data))
+
+
+def test_openai_sdk_on_the_router_fake() -> None:
+    from tests.fakes.hf_router import CATALOGUE, FakeHFRouter, RouterScript, _model, _offer
+
+    model = "Qwen/Qwen3-Embedding-8B"
+    router = FakeHFRouter(
+        RouterScript(catalogue=[*CATALOGUE, _model(model, [_offer("nebius", None, None, False)])])
+    )
+    with serve(router.app) as url:
+        client = openai.OpenAI(base_url=url + "/v1", api_key="hf_x", max_retries=0, timeout=10)
+        answer = client.embeddings.create(model=f"{model}:nebius", input=["a", "b"])
+        with pytest.raises(openai.BadRequestError) as refused:
+            client.embeddings.create(model="nobody/serves-this", input="a")
+    assert [len(d.embedding) for d in answer.data] == [12, 12]
+    assert router.routed == ["nebius"]
+    assert isinstance(refused.value.body, dict)
+    assert refused.value.body["code"] == "model_not_supported"
