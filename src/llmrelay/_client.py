@@ -215,6 +215,35 @@ class AsyncClient:
         """
         return [str(target) for target in self._engine.router.resolve(model)]
 
+    async def describe_model(self, model: str | None = None) -> dict[str, Any]:
+        """What the first candidate of ``model`` will be sent, as its provider sees it.
+
+        For ``hf_spaces:owner/space`` the Space's discovered chat endpoint and each of
+        its inputs with the default that is sent (this asks the Space); other providers
+        give what they declare. ``None`` means the client's default model.
+
+        Returns:
+            A JSON-ready dict with at least ``provider`` and ``model``.
+
+        Raises:
+            llmrelay.errors.ConfigError: an unresolvable reference or a missing key.
+            llmrelay.errors.ProviderError: the provider could not describe it.
+        """
+        self._check_open()
+        engine = self._engine
+        target = engine.router.resolve(model or engine.settings.model)[0]
+        missing = engine.missing_key(target.provider)
+        if missing is not None:
+            raise missing
+        provider = engine.provider(target.provider)
+        try:
+            return await provider.describe_model(target.model)
+        except Exception as exc:
+            mapped = map_exception(exc, target.provider, target.model)
+            if mapped is None:
+                raise
+            raise mapped from exc
+
     def stream(
         self,
         messages: MessagesInput,

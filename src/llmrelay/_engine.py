@@ -164,6 +164,7 @@ class Engine:
             state=state,
             options=options,
             deadline=deadline,
+            strict=self.settings.strict,
         )
 
     def image_request(

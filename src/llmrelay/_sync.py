@@ -859,6 +859,11 @@ class Client:
             aclient.embed(input, model=model, dimensions=dimensions, user=user, options=options)
         )
 
+    def describe_model(self, model: str | None = None) -> dict[str, Any]:
+        """What ``model`` will be sent; see ``AsyncClient.describe_model``."""
+        portal, aclient = self._ensure()
+        return portal.call(aclient.describe_model(model))
+
 
 def _finalize(portal: _Portal, aclient: AsyncClient) -> None:
     """Close an unclosed client's loop and connections (``close()`` or garbage collection)."""

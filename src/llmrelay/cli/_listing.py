@@ -13,7 +13,7 @@ import click
 import llmrelay
 from llmrelay.catalog import LiveModel
 
-from ._common import fail, verbose_option
+from ._common import describe_error, fail, make_client_kwargs, verbose_option
 
 __all__ = ["models", "print_rows", "providers"]
 
@@ -102,9 +102,17 @@ def providers(as_json: bool) -> None:
 )
 @verbose_option
 def models(provider: str | None, as_json: bool, show_aliases: bool, live: bool) -> None:
-    """List models per provider, with their aliases (PROVIDER limits the list)."""
+    """List models per provider, with their aliases (PROVIDER limits the list).
+
+    With PROVIDER:MODEL (`llmrelay models hf_spaces:owner/space`), describe that model as
+    it will be called: for a Space, the chat endpoint it found and each input with the
+    default that is sent (set the others with `-o inputs '{"Label": value}'`).
+    """
     if live:
         _live_models(provider or "huggingface", as_json)
+        return
+    if provider is not None and ":" in provider:
+        _describe(provider, as_json)
         return
     descriptions, aliases = _client_info()
     if provider is not None:
@@ -150,7 +158,7 @@ def _live_models(provider: str, as_json: bool) -> None:
     import anyio
 
     async def fetch() -> list[LiveModel]:
-        async with llmrelay.AsyncClient() as client:
+        async with llmrelay.AsyncClient(**make_client_kwargs()) as client:
             return await client.live_models(provider)
 
     try:
@@ -191,3 +199,47 @@ def _prices(model: LiveModel) -> str:
         return "-"
     best = min(priced, key=lambda o: (o.input_price or 0.0, o.output_price or 0.0))
     return f"{best.input_price:g} / {best.output_price:g} ({best.provider})"
+
+
+async def _describe_model(reference: str) -> dict[str, Any]:
+    async with llmrelay.AsyncClient(**make_client_kwargs()) as client:
+        return await client.describe_model(reference)
+
+
+def _describe(reference: str, as_json: bool) -> None:
+    """Print what ``reference`` will be sent (``AsyncClient.describe_model``)."""
+    import asyncio
+
+    try:
+        described = asyncio.run(_describe_model(reference))
+    except llmrelay.ConfigError as exc:
+        fail(describe_error(exc), code=2)
+    except llmrelay.LLMRelayError as exc:
+        fail(describe_error(exc), code=1)
+    if as_json:
+        click.echo(json.dumps(described, indent=2, ensure_ascii=False, default=str))
+        return
+    inputs = described.get("inputs")
+    if inputs is None:  # a provider that declares, not discovers
+        for key, value in described.items():
+            click.echo(f"{key}: {json.dumps(value, ensure_ascii=False, default=str)}")
+        return
+    name = described.get("api_name")
+    endpoint = f"/{name}" if name else "(unnamed)"
+    click.echo(f"{described['provider']}:{described['model']} at {described.get('url')}"
+               f" (Gradio {described.get('gradio_version') or 'unknown'})")  # fmt: skip
+    click.echo(f"endpoint {endpoint}, fn_index {described.get('fn_index')}, "
+               f"{described.get('visibility')}; reply from its {described.get('reply')} output"
+               + (f"; history as {described['history_format']}"
+                  if described.get("history_format") else "; no history input"))  # fmt: skip
+    rows = [
+        [str(i), item["role"], item["component"], item["label"] or "",
+         "" if item["role"] in ("message", "history") else
+         json.dumps(item["default"], ensure_ascii=False, default=str)]
+        for i, item in enumerate(inputs, 1)
+    ]  # fmt: skip
+    print_rows(["#", "role", "component", "label", "default"], rows, keep_whole=(0, 1, 2))
+    labels = [item["label"] for item in inputs if item["role"] == "input" and item["label"]]
+    if labels:
+        example = json.dumps({labels[0]: "…"}, ensure_ascii=False)
+        click.echo(f"set the other inputs by label: -o inputs '{example}'")

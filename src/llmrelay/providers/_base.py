@@ -238,6 +238,21 @@ class Provider(ABC):
             llmrelay.errors.ProviderError: any failure, mapped to the error tree.
         """
 
+    async def describe_model(self, model: str) -> dict[str, Any]:
+        """What a request to ``model`` is sent as (JSON-ready; default: the declarations).
+
+        Providers that discover a model's inputs (``hf_spaces``) override this.
+
+        Returns:
+            ``{"provider", "model", "parameters", "options"}`` at least.
+        """
+        return {
+            "provider": self.name,
+            "model": model,
+            "parameters": sorted(self.parameters),
+            "options": self.describe_options(),
+        }
+
     async def generate_image(self, request: ImageRequest) -> ImageResult:
         """Generate one image (providers with ``Capability.IMAGES`` override this).
 
