@@ -64,6 +64,13 @@ class CreateEmbeddingResponse(_Model):
     model: str
     usage: EmbeddingUsage
 
+    @classmethod
+    def from_result(
+        cls, result: EmbeddingResult, encoding_format: Literal["float", "base64"] = "float"
+    ) -> CreateEmbeddingResponse:
+        """``result`` (``AsyncClient.embed``) in this shape, vectors as floats or base64."""
+        return to_embedding_response(result, encoding_format)
+
 
 def encode_base64(vector: Sequence[float]) -> str:
     """Standard base64 of ``vector`` as packed little-endian float32 values.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import array
 import base64
 import contextlib
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -178,8 +179,16 @@ def test_malformed_bodies_are_400_naming_the_field(
 
 def test_fallback_to_the_next_candidate(url: str, upstream: Upstream) -> None:
     upstream.oai.script = OpenAIScript(fault=Fault("http_error", status=503, times=1))
-    response = sdk(url).embeddings.create(model="emb", input="x", encoding_format="float")
+    raw = sdk(url).embeddings.with_raw_response.create(
+        model="emb", input="x", encoding_format="float"
+    )
+    response = raw.parse()
     assert response.model == f"huggingface:{BGE}"
+    tried = json.loads(raw.headers["x-llmrelay-attempts"])
+    assert [(a["provider"], a["outcome"]) for a in tried] == [
+        ("local", "failed"),
+        ("huggingface", "ok"),
+    ]
     assert len(upstream.oai.requests) == 1
     assert f32s([response.data[0].embedding]) == expected(BGE, ["x"], 8)
 

@@ -345,3 +345,10 @@ async def test_built_in_providers_embed_only_when_they_declare_it() -> None:
                 await http.aclose()
             assert caught.value.param == "model"
             assert cls.name in str(caught.value)
+
+
+def test_from_result_is_the_resource_conversion() -> None:
+    result = EmbeddingResult(((0.5, 1.0),), "p", "m", Usage(2, None, 2))
+    for encoding in ("float", "base64"):
+        made = llmrelay.CreateEmbeddingResponse.from_result(result, encoding)  # type: ignore[arg-type]
+        assert made == to_embedding_response(result, encoding)  # type: ignore[arg-type]

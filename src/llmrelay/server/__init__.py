@@ -1,7 +1,7 @@
 """The OpenAI-compatible HTTP server behind ``llmrelay serve`` (needs ``llmrelay[server]``).
 
 A thin shell over the public OpenAI-shaped API (``client.chat.completions.create``,
-``client.images.generate``, ``client.embeddings.create``, ``client.models``): it never
+``client.images.generate``, ``client.embed``, ``client.models``): it never
 reaches into providers.
 
     from llmrelay.server import create_app, ServerConfig

@@ -1,4 +1,4 @@
-"""``POST /v1/embeddings`` over ``client.embeddings.create`` (OpenAI's embeddings API).
+"""``POST /v1/embeddings`` over ``client.embed`` (OpenAI's embeddings API).
 
 The body is OpenAI's ``EmbeddingCreateParams`` (openai-python
 ``src/openai/types/embedding_create_params.py``;
@@ -7,7 +7,8 @@ strings, token ids or token-id arrays), ``model``, ``encoding_format``, ``dimens
 ``user``, plus llmrelay's ``options``. A field outside these is refused (400 naming it
 in ``param``), not ignored; a field a provider cannot honour is refused by the library
 with ``param`` and the provider named. The server key, the rate limit (the same budget
-per caller as chat) and the metrics (endpoint ``embeddings``) apply as to chat.
+per caller as chat) and the metrics (endpoint ``embeddings``) apply as to chat; the
+``X-LLMRelay-Attempts`` header lists the candidates tried, as for a streamed chat.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import llmrelay
 
 from ._chat import _caller
 from ._context import Context, context, note
-from ._errors import error_body, error_reply
+from ._errors import attempts_header, error_body, error_reply
 
 __all__ = ["EmbeddingCreateRequest", "router"]
 
@@ -111,10 +112,9 @@ async def create_embeddings(request: Request, body: EmbeddingCreateRequest) -> R
         _count(ctx, 429, started, (None, None))
         return limited
     try:
-        result = await ctx.client.embeddings.create(
-            input=body.input,
+        result = await ctx.client.embed(
+            body.input,
             model=body.model,
-            encoding_format=body.encoding_format,
             dimensions=body.dimensions,
             user=body.user,
             options=body.options,
@@ -129,7 +129,11 @@ async def create_embeddings(request: Request, body: EmbeddingCreateRequest) -> R
         ctx.metrics.errors.labels(provider, model, reply.error_type).inc()
         note(request, target[0], target[1] or body.model)
         return JSONResponse(reply.body, status_code=reply.status, headers=reply.headers)
-    provider, _, model = result.model.partition(":")
-    _count(ctx, 200, started, (provider, model))
-    note(request, provider, model)
-    return Response(result.model_dump_json(), media_type="application/json")
+    _count(ctx, 200, started, (result.provider, result.model))
+    note(request, result.provider, result.model)
+    response = llmrelay.CreateEmbeddingResponse.from_result(result, body.encoding_format)
+    return Response(
+        response.model_dump_json(),
+        media_type="application/json",
+        headers=attempts_header(result.attempts),
+    )
