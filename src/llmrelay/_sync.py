@@ -54,6 +54,7 @@ from .catalog import LiveModel
 from .providers import Provider
 from .types import (
     Completion,
+    EmbeddingResult,
     Event,
     ImageResult,
     MessagesInput,
@@ -69,6 +70,7 @@ if TYPE_CHECKING:
         Model,
         ModelList,
     )
+    from ._openai_embeddings import CreateEmbeddingResponse
 
 __all__ = ["ChatCompletionStream", "ChatStream", "Client"]
 
@@ -610,6 +612,16 @@ class _Images:
         return portal.call(aclient.images.generate(**params))
 
 
+class _Embeddings:
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def create(self, **kwargs: Any) -> CreateEmbeddingResponse:
+        """``AsyncClient.embeddings.create`` for sync code (same arguments)."""
+        portal, aclient = self._client._ensure()
+        return portal.call(aclient.embeddings.create(**kwargs))
+
+
 class _Models:
     def __init__(self, client: Client) -> None:
         self._client = client
@@ -674,6 +686,7 @@ class Client:
         self._start()  # settings are validated now, in the caller's thread
         self.chat = _Chat(self)
         self.images = _Images(self)
+        self.embeddings = _Embeddings(self)
         self.models = _Models(self)
         _live_clients.add(self)
 
@@ -752,6 +765,21 @@ class Client:
         portal, aclient = self._ensure()
         models: list[LiveModel] = portal.call(aclient.live_models(provider, refresh=refresh))
         return models
+
+    def embed(
+        self,
+        input: str | Iterable[str] | Iterable[int] | Iterable[Iterable[int]],
+        *,
+        model: str,
+        dimensions: int | None = None,
+        user: str | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> EmbeddingResult:
+        """Embed text or token ids; see ``AsyncClient.embed``."""
+        portal, aclient = self._ensure()
+        return portal.call(
+            aclient.embed(input, model=model, dimensions=dimensions, user=user, options=options)
+        )
 
     def describe_model(self, model: str | None = None) -> dict[str, Any]:
         """What ``model`` will be sent; see ``AsyncClient.describe_model``."""

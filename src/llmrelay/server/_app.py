@@ -16,7 +16,7 @@ import llmrelay
 from llmrelay.scale import RedisStateStore
 from llmrelay.settings import database_url, redis_url, server_api_key
 
-from . import _chat, _routes
+from . import _chat, _embeddings, _routes
 from ._config import ServerConfig
 from ._context import Context, configure_access_log
 from ._errors import error_body, scrub
@@ -71,8 +71,8 @@ def create_app(
             entries; both for ``config.conversation_ttl`` s).
 
     Returns:
-        A FastAPI (ASGI) app with ``/v1/chat/completions``, ``/v1/models``,
-        ``/v1/images/generations``, ``/health``, ``/metrics`` and the page at ``/``.
+        A FastAPI (ASGI) app with ``/v1/chat/completions``, ``/v1/embeddings``,
+        ``/v1/models``, ``/v1/images/generations``, ``/health``, ``/metrics`` and the page at ``/``.
     """
     config = config or ServerConfig()
     install_redaction()
@@ -119,6 +119,7 @@ def create_app(
     )
     app.state.llmrelay = ctx
     app.include_router(_chat.router)
+    app.include_router(_embeddings.router)
     app.include_router(_routes.router)
     app.mount("/static", StaticFiles(directory=_routes.WEB_DIR), name="static")
     app.add_exception_handler(RequestValidationError, _validation_error)
