@@ -144,7 +144,7 @@ def test_a_slow_head_after_a_kept_alive_answer_is_cut_too(server: tuple[str, int
             for i in range(int(PATIENCE / 0.1)):
                 sock.sendall(f"X-Drip-{i}: y\r\n".encode())
                 time.sleep(0.1)
-        data, took = _read_until_closed(sock)
+        data, _ = _read_until_closed(sock)
     assert data.startswith(b"HTTP/1.1 408 ")
 
 
