@@ -8,7 +8,8 @@
 * A failed write (unreachable, timed out, locked) keeps its batch and is retried after a
   pause doubling from 0.2 s to 5 s; the connection is re-made (pre-ping). Each entry has a
   ``uid``, so a batch written again after an unclear failure adds no row twice.
-* At most ``max_pending`` entries wait in memory (default 10,000). Past that bound, entries
+* At most ``max_pending`` entries wait in memory (default 10,000; the batch being written
+  included). Past that bound, entries
   are appended to a spill file (JSON lines, one ``LogEntry.to_dict()`` each) in
   ``spill_dir``, and replayed into the database once it takes writes again: by this
   process, by another writer using the same directory, or by the next one after a crash
@@ -227,7 +228,7 @@ class LogWriter:
         entry.uid = entry.uid or uuid.uuid4().hex
         entry.datetime_utc = entry.datetime_utc or _now()
         with self._cond:
-            if not self._closed and len(self._queue) < self.max_pending:
+            if not self._closed and len(self._queue) + len(self._inflight) < self.max_pending:
                 self._queue.append(entry)
                 self._cond.notify()
                 return
