@@ -283,3 +283,17 @@ def test_the_uvicorn_internals_the_limits_read_are_still_there(cls: Any) -> None
         assert needle in source, needle
     cycle = inspect.getsource(inspect.getmodule(base).RequestResponseCycle)  # type: ignore[union-attr]
     assert "self.response_complete = False" in cycle
+
+
+def test_the_default_cap_keeps_half_the_descriptors_for_upstreams(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import resource
+
+    from llmrelay.server import default_max_connections
+
+    monkeypatch.setattr(resource, "getrlimit", lambda _: (1024, 4096))
+    assert default_max_connections() == 480
+    assert SocketLimits().max_connections == 480
+    monkeypatch.setattr(resource, "getrlimit", lambda _: (resource.RLIM_INFINITY, -1))
+    assert default_max_connections() == (65536 - 64) // 2
