@@ -475,8 +475,8 @@ class LogWriter:
         """Write the entries of a claimed spill file; delete it when all are written."""
         with os.fdopen(os.dup(fd), "rb") as lines:
             for chunk in _chunks(self._parse(path, lines), self.batch_size):
-                if self._write(chunk):
-                    return False  # the database failed again: the file stays
+                if self._stopping or self._write(chunk):
+                    return False  # stopping, or the database failed again: the file stays
                 with self._cond:
                     self._replayed += len(chunk)
         with contextlib.suppress(FileNotFoundError):
