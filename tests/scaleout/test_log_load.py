@@ -102,6 +102,7 @@ async def _session(seconds: float) -> AsyncIterator[aiohttp.ClientSession]:
         yield session
 
 
+@pytest.mark.timeout(300)  # ~30 s alone; 3000 connections on a loaded 2-core machine
 def test_3000_concurrent_streams_make_3000_rows(
     pg_url: str, postgres: Postgres, tmp_path: Path, many_files: None
 ) -> None:
@@ -134,6 +135,7 @@ def _stalled(postgres: Postgres) -> Iterator[None]:
         postgres.stop_all(signal.SIGCONT)
 
 
+@pytest.mark.timeout(300)  # the 30 s stall, then the replay
 def test_a_stalled_database_holds_no_answer_and_loses_no_row(
     pg_url: str, postgres: Postgres, tmp_path: Path
 ) -> None:
