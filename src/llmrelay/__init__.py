@@ -24,6 +24,7 @@ from .errors import (
     AllProvidersFailed,
     Attempt,
     AuthenticationError,
+    CaptchaRequired,
     ClientClosed,
     ConfigError,
     InvalidRequestError,
@@ -51,6 +52,7 @@ from .types import (
     Message,
     ProviderDescription,
     ProviderInfo,
+    Queued,
     Reasoning,
     Usage,
     event_to_dict,
@@ -65,32 +67,45 @@ if TYPE_CHECKING:
         Model,
         ModelList,
     )
+    from ._params import (
+        ChatParams,
+        CompletionCreateParams,
+        ImageParams,
+        ImagesGenerateParams,
+    )
     from ._resources import AsyncChatCompletionStream
     from ._stream import AsyncChatStream
     from ._sync import ChatCompletionStream, ChatStream, Client
+    from ._wire.sse import AsyncSSEStream
 
 __all__ = [
     "AllProvidersFailed",
     "AsyncChatCompletionStream",
     "AsyncChatStream",
     "AsyncClient",
+    "AsyncSSEStream",
     "Attempt",
     "AuthenticationError",
+    "CaptchaRequired",
     "ChatCompletion",
     "ChatCompletionChunk",
     "ChatCompletionStream",
+    "ChatParams",
     "ChatRequest",
     "ChatStream",
     "Client",
     "ClientClosed",
     "Completion",
+    "CompletionCreateParams",
     "ConfigError",
     "Conversation",
     "ConversationState",
     "Event",
     "FinishReason",
+    "ImageParams",
     "ImageRequest",
     "ImageResult",
+    "ImagesGenerateParams",
     "ImagesResponse",
     "InvalidRequestError",
     "LLMRelayError",
@@ -105,6 +120,7 @@ __all__ = [
     "ProviderInfo",
     "ProviderTimeout",
     "ProviderUnavailable",
+    "Queued",
     "RateLimitError",
     "Reasoning",
     "StreamInterrupted",
@@ -124,11 +140,16 @@ _LAZY = {
     "ChatCompletionStream": "._sync",
     "AsyncChatStream": "._stream",
     "AsyncChatCompletionStream": "._resources",
+    "AsyncSSEStream": "._wire.sse",
     "ChatCompletion": "._openai",
     "ChatCompletionChunk": "._openai",
     "ImagesResponse": "._openai",
     "Model": "._openai",
     "ModelList": "._openai",
+    "ChatParams": "._params",
+    "CompletionCreateParams": "._params",
+    "ImageParams": "._params",
+    "ImagesGenerateParams": "._params",
 }
 
 

@@ -18,7 +18,6 @@ on its response path.
 from __future__ import annotations
 
 import json
-import os
 import threading
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._keys import user_dir
+from ._setting_table import database_url as _configured_database_url
 from .errors import LLMRelayError
 
 if TYPE_CHECKING:
@@ -75,7 +75,7 @@ def default_log_path() -> Path:
 
 def database_url() -> str:
     """``$LLMRELAY_DATABASE_URL``, or the SQLite URL of ``default_log_path()``."""
-    return os.environ.get("LLMRELAY_DATABASE_URL") or f"sqlite:///{default_log_path()}"
+    return _configured_database_url() or f"sqlite:///{default_log_path()}"
 
 
 @dataclass
@@ -465,8 +465,3 @@ def _entry(row: dict[str, Any]) -> LogEntry:
         attempts=attempts if isinstance(attempts, list) else [],
         usage=usage if any(v is not None for v in usage.values()) else None,
     )
-
-
-def format_attempts(attempts: Sequence[Mapping[str, Any]]) -> str:
-    """``provider:model outcome`` pairs joined with ``, `` (for tables)."""
-    return ", ".join(f"{a.get('provider')}:{a.get('model')} {a.get('outcome')}" for a in attempts)

@@ -8,7 +8,9 @@ client (``tests/fidelity/test_replicate_fidelity.py``).
 Routes (the API host is the one the client used, e.g. ``127.0.0.1:P``):
 
 * ``POST /v1/models/{owner}/{name}/predictions`` and ``POST /v1/predictions`` (``version``)
-  -> 201 (or 202) prediction JSON in the 2023, 2024 or 2025 shape; ``Prefer: wait`` on
+  -> 201 (or 202) prediction JSON in the 2023, 2024 or 2025 shape (the deprecated
+  ``"stream": true`` flag is optional: the 2024 and 2025 shapes list ``urls.stream``
+  without it, the 2023 shape only with it, as recorded); ``Prefer: wait`` on
   an image model -> 201 with ``output`` filled, or 202 ``starting`` (``image_mode``).
 * ``GET /v1/predictions/{id}`` -> the prediction (image polling: ``starting`` ->
   ``processing`` -> ``succeeded`` after ``polls_before_done`` polls).
@@ -86,7 +88,7 @@ Mode = Literal[
     "no_stream",  # creation body without urls.stream
     "disconnect",  # the stream drops after fail_after tokens
     "hold_open",  # fail_after tokens, then keep-alives until the client goes
-    "end_without_done",  # tokens, then the stream ends cleanly without done
+    "end_without_done",  # tokens, then the stream ends cleanly without done (end_status)
     "error_event",  # fail_after tokens, then event: error
     "done_canceled",  # tokens, then done {"reason": "canceled"}
     "done_error",  # tokens, then done {"reason": "error"}
@@ -128,7 +130,8 @@ class ReplicateScript:
     the stream's first byte; ``token_delay``: before each token. ``image_mode``:
     ``"wait"`` (201 with output), ``"wait_processing"`` (201, status processing, output
     filled), ``"poll"`` (202 starting, then ``urls.get``), ``"fail"`` (the poll ends
-    ``failed``), ``"never"`` (stays ``starting``).
+    ``failed``), ``"never"`` (stays ``starting``), ``"fail_first"`` (the first image
+    prediction after ``reset`` fails as ``"fail"``, the others stay unfinished).
     """
 
     tokens: list[str] = field(default_factory=lambda: list(DEFAULT_TOKENS))
@@ -145,11 +148,12 @@ class ReplicateScript:
     first_byte_delay: float = 0.0
     token_delay: float = 0.0
     redirect_to: str | None = None
-    image_mode: Literal["wait", "wait_processing", "poll", "fail", "never"] = "wait"
+    image_mode: Literal["wait", "wait_processing", "poll", "fail", "never", "fail_first"] = "wait"
     polls_before_done: int = 2
     image_bytes: bytes = PNG_1X1
     image_content_type: str = "image/png"
     image_output: Literal["list", "string", "data_uri"] = "list"
+    end_status: Literal["processing", "succeeded", "failed", "canceled"] = "processing"
 
 
 @dataclass
@@ -208,6 +212,7 @@ class _Prediction:
     version: str
     input: dict[str, Any]
     image: bool
+    doomed: bool = False  # fails at its poll (``image_mode="fail_first"``)
     status: str = "starting"
     polls: int = 0
     output: Any = None
@@ -234,6 +239,7 @@ class FakeReplicate:
         self._idle.set()
         self._cancelled = threading.Event()
         self._ids = itertools.count(1)
+        self._images_created = 0
         self._predictions: dict[str, _Prediction] = {}
         self._streams: dict[str, str] = {}  # opaque stream key -> prediction id
         methods = ["GET", "POST"]
@@ -247,6 +253,7 @@ class FakeReplicate:
         self.requests.clear()
         self.cancels.clear()
         self._cancelled.clear()
+        self._images_created = 0
 
     @property
     def open_streams(self) -> int:
@@ -344,6 +351,9 @@ class FakeReplicate:
             pid, model or "owner/versioned", version or "dp-0123", body["input"], image
         )
         self._predictions[pid] = prediction
+        if image:
+            prediction.doomed = script.image_mode == "fail_first" and not self._images_created
+            self._images_created += 1
         status = script.create_status
         if image and request.headers.get("prefer", "").startswith("wait"):
             if script.image_mode in ("wait", "wait_processing"):
@@ -357,6 +367,10 @@ class FakeReplicate:
             del payload["id"]
         if script.mode == "no_stream":
             del payload["urls"]["stream"]
+        elif script.shape == "2023" and body.get("stream") is not True:
+            # 2023 - 2024-04 recordings list urls.stream only when "stream": true was sent
+            del payload["urls"]["stream"]
+            payload["stream"] = False
         text = json.dumps(payload, separators=(",", ":"))
         if script.shape == "2023":
             text += "\n"
@@ -418,7 +432,14 @@ class FakeReplicate:
         if p is None:
             return problem(404, {"detail": "Not found.", "status": 404})
         script = self.script
-        if p.status not in ("succeeded", "failed", "canceled") and script.image_mode != "never":
+        unfinished = p.status not in ("succeeded", "failed", "canceled")
+        if unfinished and script.image_mode == "fail_first":
+            p.polls += 1
+            if p.doomed and p.polls >= script.polls_before_done:
+                p.status, p.error = "failed", "CUDA out of memory"
+            else:
+                p.status = "processing"
+        elif unfinished and script.image_mode != "never":
             p.polls += 1
             if p.polls >= script.polls_before_done:
                 if script.image_mode == "fail":
@@ -501,6 +522,11 @@ class FakeReplicate:
                 yield nchan_message("error", msgid(), '{"detail":"CUDA out of memory"}')
                 return
             if script.mode == "end_without_done":
+                p.status = script.end_status
+                if p.status == "succeeded":
+                    p.output = list(tokens)
+                elif p.status == "failed":
+                    p.error = "CUDA out of memory"
                 return
             if script.mode == "done_canceled":
                 yield nchan_message("done", msgid(), '{"reason":"canceled"}')

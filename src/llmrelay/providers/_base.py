@@ -34,6 +34,7 @@ from typing import Any, ClassVar
 import httpx
 
 from .. import errors
+from ..catalog import LiveModel
 from ..types import ChatRequest, Event, ImageRequest, ImageResult
 
 __all__ = ["PARAMETERS", "Auth", "AuthMode", "Capability", "Option", "Provider"]
@@ -204,6 +205,17 @@ class Provider(ABC):
         """
         return self.models
 
+    async def live_models(self, *, refresh: bool = False) -> Sequence[LiveModel]:
+        """The models the service lists right now, with their capabilities.
+
+        Providers with a live catalogue override this (cached, with a TTL); it is never
+        called at import or on the token path.
+
+        Raises:
+            llmrelay.errors.ConfigError: this provider has no live catalogue.
+        """
+        raise errors.ConfigError(f"{self.name} has no live model catalogue")
+
     @abstractmethod
     def stream(self, request: ChatRequest) -> AsyncGenerator[Event, None]:
         """Stream the answer to ``request`` (see the module docstring for the rules).
@@ -214,6 +226,21 @@ class Provider(ABC):
         Raises:
             llmrelay.errors.ProviderError: any failure, mapped to the error tree.
         """
+
+    async def describe_model(self, model: str) -> dict[str, Any]:
+        """What a request to ``model`` is sent as (JSON-ready; default: the declarations).
+
+        Providers that discover a model's inputs (``hf_spaces``) override this.
+
+        Returns:
+            ``{"provider", "model", "parameters", "options"}`` at least.
+        """
+        return {
+            "provider": self.name,
+            "model": model,
+            "parameters": sorted(self.parameters),
+            "options": self.describe_options(),
+        }
 
     async def generate_image(self, request: ImageRequest) -> ImageResult:
         """Generate one image (providers with ``Capability.IMAGES`` override this).

@@ -20,6 +20,7 @@ from ._logs import redact_root_handlers
 from ._memory import MemoryStateStore, StateStore
 from ._shared import check_shared_config
 from ._sockets import SocketLimits, default_max_connections, uvicorn_options
+from ._workers import settings_file as worker_settings_file
 
 __all__ = [
     "API_KEY_ENV",
@@ -34,4 +35,5 @@ __all__ = [
     "default_max_connections",
     "redact_root_handlers",
     "uvicorn_options",
+    "worker_settings_file",
 ]

@@ -16,7 +16,8 @@ from starlette.exceptions import HTTPException
 
 import llmrelay
 from llmrelay.log import ExchangeLog, LogWriter
-from llmrelay.scale import RedisStateStore, redis_url
+from llmrelay.scale import RedisStateStore
+from llmrelay.settings import database_url, redis_url, server_api_key
 
 from . import _chat, _routes
 from ._config import ServerConfig
@@ -26,7 +27,7 @@ from ._guard import Guard
 from ._logs import install_redaction, redact_root_handlers
 from ._memory import MemoryStateStore, StateStore
 from ._metrics import Metrics
-from ._shared import RateLimit, database_url_from_env
+from ._shared import RateLimit
 
 __all__ = ["app_from_env", "create_app"]
 
@@ -68,7 +69,7 @@ async def _open_log_writer(url: str, config: ServerConfig, metrics: Metrics) -> 
 
 
 def create_app(
-    client: Any = None,
+    client: llmrelay.AsyncClient | None = None,
     *,
     config: ServerConfig | None = None,
     store: StateStore | None = None,
@@ -96,10 +97,12 @@ def create_app(
     ctx = Context(
         config=config,
         metrics=Metrics(),
-        store=store or MemoryStateStore(config.conversation_entries, config.conversation_ttl),
-        client=client,
+        store=store
+        if store is not None  # not ``or``: an empty MemoryStateStore is falsy (``__len__``)
+        else MemoryStateStore(config.conversation_entries, config.conversation_ttl),
+        served=client,
     )
-    database = database_url_from_env()
+    database = database_url()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -112,9 +115,9 @@ def create_app(
             if database:
                 ctx.exchanges = await _open_log_writer(database, config, ctx.metrics)
                 stack.push_async_callback(anyio.to_thread.run_sync, ctx.exchanges.close)
-            if ctx.client is None:
-                ctx.client = llmrelay.AsyncClient(**dict(config.client_kwargs))
-                stack.push_async_callback(ctx.client.aclose)
+            if ctx.served is None:
+                ctx.served = llmrelay.AsyncClient(**dict(config.client_kwargs))
+                stack.push_async_callback(ctx.served.aclose)
                 install_redaction()  # provider loggers created by now
             yield
 
@@ -152,7 +155,11 @@ def create_app(
 
 
 def app_from_env() -> FastAPI:
-    """App factory for ``--workers N``: the config ``ServerConfig.to_env`` left."""
+    """App factory for an ASGI server (``uvicorn llmrelay.server:app_from_env --factory``).
+
+    The default ``ServerConfig`` with the key of ``LLMRELAY_SERVER_API_KEY``
+    (``llmrelay.settings.server_api_key``), and the server's logging.
+    """
     configure_access_log()
     redact_root_handlers()
-    return create_app(config=ServerConfig.from_env())
+    return create_app(config=ServerConfig(api_key=server_api_key()))

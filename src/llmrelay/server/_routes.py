@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 
 import llmrelay
+from llmrelay.catalog import openai_model_rows
 
 from ._context import context, note
 from ._errors import error_reply
@@ -40,19 +41,24 @@ def _done(request: Request, endpoint: str, started: float, provider: str = "") -
 
 
 @router.get("/v1/models", response_model=None)
-async def list_models(request: Request) -> Response:
+async def list_models(request: Request, live: bool = False) -> Response:
     """Every model and alias, ``owned_by`` the provider that serves it.
 
     Each object also carries ``provider``, ``kind``, ``ready`` (and ``alias_of``), and
     the list ``providers`` (see ``_models``): what the web page groups and marks by.
+    ``?live=1`` adds the Hugging Face router's live catalogue (``AsyncClient.live_models``):
+    ``huggingface:<id>`` rows with an ``llmrelay`` field (providers, context length, tool
+    support, prices).
     """
     started = time.monotonic()
     client = context(request).client
     try:
         body = describe_models(client, await client.models.list())
+        rows = openai_model_rows(await client.live_models("huggingface")) if live else []
     except Exception as exc:
         return _failed(request, "models", exc, started)
     _done(request, "models", started)
+    body["data"].extend(rows)
     return JSONResponse(body)
 
 
