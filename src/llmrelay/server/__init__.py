@@ -21,17 +21,21 @@ from ._context import configure_access_log
 from ._logs import redact_root_handlers
 from ._memory import MemoryStateStore, StateStore
 from ._shared import check_shared_config
+from ._sockets import SocketLimits, default_max_connections, uvicorn_options
 from ._workers import settings_file as worker_settings_file
 
 __all__ = [
     "API_KEY_ENV",
     "MemoryStateStore",
     "ServerConfig",
+    "SocketLimits",
     "StateStore",
     "app_from_env",
     "check_shared_config",
     "configure_access_log",
     "create_app",
+    "default_max_connections",
     "redact_root_handlers",
+    "uvicorn_options",
     "worker_settings_file",
 ]
