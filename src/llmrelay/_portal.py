@@ -112,7 +112,8 @@ class Job(Generic[T]):
         # Event.wait(), an interrupt cannot leave it inconsistent.
         self._running = threading.Lock()
         self._running.acquire()
-        self._guard = threading.Lock()
+        # Re-entrant: a finalizer (``Bridge.__del__``) may cancel a job from within.
+        self._guard = threading.RLock()
         self.cancel_requested = False
         self._cancelled = False
         self._value: Any = None
@@ -149,8 +150,9 @@ class Job(Generic[T]):
 
     def cancel(self) -> None:
         """Ask the task to stop (it closes what it holds); does not wait."""
-        self.cancel_requested = True
-        task = self.task
+        with self._guard:  # either the task exists now, or it will not start
+            self.cancel_requested = True
+            task = self.task
         if task is not None and not self.done.is_set():
             with contextlib.suppress(RuntimeError):  # the loop is closed
                 self._loop.call_soon_threadsafe(task.cancel)
@@ -221,10 +223,13 @@ class Portal:
                 if start:
                     job.coro = None
                     job.task = self.loop.create_task(coro, context=context)
-            if job.task is None:
+            task = job.task
+            if task is None:
                 job.end(cancelled=True)
-            else:
-                job.task.add_done_callback(job._settle)
+                return
+            task.add_done_callback(job._settle)
+            if job.cancel_requested:  # by a finalizer run while the task was created
+                task.cancel()
 
         with self._lock:
             if self.closing:
