@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import _thread
 import asyncio
+import contextlib
 import contextvars
 import gc
 import inspect
@@ -475,22 +476,93 @@ async def _forever() -> None:
     await asyncio.Event().wait()
 
 
-def test_a_job_whose_task_never_started_still_ends() -> None:
-    # the loop stops before it runs the job's task: the waiter is released, cancelled
-    portal = _portal.Portal()
+def _hold(portal: _portal.Portal) -> threading.Event:
+    """Keep the portal's loop thread busy until the returned event is set."""
     gate = threading.Event()
-    portal.loop.call_soon_threadsafe(gate.wait, 5)  # the loop thread is held here
+    portal.loop.call_soon_threadsafe(gate.wait, 5)
+    return gate
+
+
+def test_a_job_refused_by_a_closing_portal_ends_at_once() -> None:
+    # the job's task was still to be started when close() began: it ends cancelled
+    # right away, not when the loop stops (close() is still running its final step)
+    portal = _portal.Portal()
+    gate = _hold(portal)
     ended: list[bool] = []
     job = portal.submit(_forever(), on_end=lambda j: ended.append(j.cancelled))
-    closer = threading.Thread(target=portal.close)
+    finish = threading.Event()
+
+    async def final() -> None:
+        while not finish.is_set():
+            await asyncio.sleep(0.01)
+
+    closer = threading.Thread(target=portal.close, args=(final(),), daemon=True)
     closer.start()
     assert _wait_for(lambda: portal.closing)
     gate.set()
-    closer.join(timeout=5)
     assert job.done.wait(5)
+    assert closer.is_alive()  # still in its final step
+    finish.set()
+    closer.join(timeout=5)
     assert ended == [True]
     with pytest.raises(ClientClosed):
         job.result()
+
+
+async def _stubborn() -> None:
+    while True:
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(3600)
+
+
+def test_a_task_that_ignores_cancellation_still_ends_its_waiter(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_portal, "CLOSE_WAIT", 0.2)
+    portal = _portal.Portal()
+    outcome: list[BaseException] = []
+
+    def wait() -> None:
+        try:
+            portal.call(_stubborn())
+        except BaseException as exc:
+            outcome.append(exc)
+
+    waiter = threading.Thread(target=wait, daemon=True)
+    waiter.start()
+    assert _wait_for(lambda: bool(portal._jobs) and next(iter(portal._jobs)).task is not None)
+    portal.close()
+    waiter.join(timeout=5)
+    assert not waiter.is_alive()
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], ClientClosed)
+
+
+def test_close_before_the_loop_starts_a_streams_task_ends_the_stream() -> None:
+    # next() submitted the drain task; close() began before the loop started it
+    portal = _portal.Portal()
+    stream = _stream(portal, _Source(5), limit=100)
+    gate = _hold(portal)
+    outcome: list[object] = []
+
+    def consume() -> None:
+        try:
+            outcome.append(next(stream))
+        except BaseException as exc:
+            outcome.append(exc)
+
+    consumer = threading.Thread(target=consume, daemon=True)
+    consumer.start()
+    assert _wait_for(lambda: stream._drain is not None)
+    closer = threading.Thread(target=portal.close, daemon=True)
+    closer.start()
+    assert _wait_for(lambda: portal.closing)
+    gate.set()
+    consumer.join(timeout=5)
+    closer.join(timeout=5)
+    assert not consumer.is_alive(), "next() hung"
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], ClientClosed)
 
 
 def test_a_closed_portal_refuses_new_work_and_streams_say_so(portal: _portal.Portal) -> None:
@@ -507,7 +579,10 @@ def test_a_stream_keeps_its_client_alive_and_then_lets_it_go() -> None:
     # the client is not referenced by the caller: its stream keeps it (and its loop)
     provider, _ = scripted("alone", ["x", "y", FinishReason("stop")])
     before = _loop_threads()
-    events = list(Client(providers=[provider]).stream("hi", model="alone"))
+    stream = Client(providers=[provider]).stream("hi", model="alone")
+    gc.collect()  # the client is garbage now unless its stream refers to it
+    events = list(stream)
+    del stream
     assert [e for e in events if isinstance(e, str)] == ["x", "y"]
     gc.collect()
     assert _wait_for(lambda: _loop_threads() == before)
