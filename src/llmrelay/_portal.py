@@ -1,7 +1,7 @@
 """A portal: one asyncio event loop in a daemon thread that other threads call into.
 
 Generic (it knows nothing of chat): ``Portal.call(coro)`` runs a coroutine on the loop
-and waits for it; ``Portal.iterate(source)`` turns an async iterator into a sync one.
+and waits for it; ``Bridge(portal, source)`` turns an async iterator into a sync one.
 
 * Each call or stream is a task created in a copy of the calling thread's context
   (``contextvars``), so context variables cross over.
@@ -59,7 +59,7 @@ BUFFER_LIMIT = 1024
 
 
 class Source(Protocol[T_co]):
-    """What ``Portal.iterate`` reads: an async iterator that can be closed."""
+    """What a ``Bridge`` reads: an async iterator that can be closed."""
 
     def __aiter__(self) -> AsyncIterator[T_co]: ...
 
@@ -211,7 +211,14 @@ class Portal:
         if os.getpid() != self.pid:  # a forked child: the loop thread is the parent's
             coro.close()
             raise errors.ClientClosed("this llmrelay client belongs to the parent process")
-        job: Job[T] = Job(self.loop, coro, _chain(self._forget, on_end))
+
+        def ended(job: Job[T]) -> None:
+            with self._lock:
+                self._jobs.discard(job)
+            if on_end is not None:
+                on_end(job)
+
+        job: Job[T] = Job(self.loop, coro, ended)
         context = contextvars.copy_context()
 
         def spawn() -> None:
@@ -243,10 +250,6 @@ class Portal:
             raise errors.ClientClosed("this llmrelay client is closed") from None
         return job
 
-    def _forget(self, job: Job[Any]) -> None:
-        with self._lock:
-            self._jobs.discard(job)
-
     def call(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run ``coro`` on the loop and wait for it; Ctrl-C while waiting cancels it.
 
@@ -265,16 +268,6 @@ class Portal:
                 job.cancel()
                 job.done.wait(CLOSE_WAIT)
             raise
-
-    def iterate(
-        self,
-        source: Source[T],
-        *,
-        limit: int = BUFFER_LIMIT,
-        urgent: Callable[[Any], bool] | None = None,
-    ) -> Bridge[T]:
-        """A sync iterator over ``source`` (see ``Bridge``)."""
-        return Bridge(self, source, limit=limit, urgent=urgent)
 
     def close(self, final: Coroutine[Any, Any, Any] | None = None) -> None:
         """Cancel every task, run ``final`` (closing connections), stop the loop.
@@ -325,19 +318,6 @@ class Portal:
             left = list(self._jobs)
         for job in left:
             job.end(cancelled=True)
-
-
-def _chain(
-    first: Callable[[Job[T]], None], second: Callable[[Job[T]], None] | None
-) -> Callable[[Job[T]], None]:
-    if second is None:
-        return first
-
-    def both(job: Job[T]) -> None:
-        first(job)
-        second(job)
-
-    return both
 
 
 class _End:
