@@ -12,6 +12,7 @@ endpoint names upper-cased, e.g. ``LLMRELAY_HUGGINGFACE_HUB_URL``):
     ``LLMRELAY_MODEL``                default model reference
     ``LLMRELAY_STRICT``               ``1``: unsupported parameters are errors
     ``LLMRELAY_COOLDOWN``             seconds a failing candidate waits at the back
+    ``LLMRELAY_TRANSPORT``            ``httpx`` (default), ``aiohttp`` or ``auto``
     ``LLMRELAY_CONFIG``               path of the config file
     ``LLMRELAY_HOME``                 directory of the keys file and the exchange log
 
@@ -22,6 +23,7 @@ Config file (TOML; default ``<user config dir>/llmrelay/config.toml``)::
     ca_bundle = "/etc/ssl/corp.pem"      # or: verify = false
     strict = false
     cooldown = 30
+    transport = "aiohttp"                # httpx (default), aiohttp or auto
 
     [timeouts]
     connect = 10
@@ -249,6 +251,7 @@ _TOP_KEYS = frozenset(
         "aliases",
         "log",
         "server",
+        "transport",
     }
 )
 _GLOBAL_URL_VARS = frozenset({"LLMRELAY_DATABASE_URL", "LLMRELAY_REDIS_URL"})
@@ -270,6 +273,7 @@ class Settings:
         model: default model reference or ``None``.
         strict: whether unsupported request parameters are errors.
         cooldown: seconds a candidate that failed retryably is tried last.
+        transport: the HTTP transport, ``"httpx"``, ``"aiohttp"`` or ``"auto"``.
         aliases: user aliases from the config file: name -> model references.
         provider_tables: config tables of configured providers (``kind = ...``).
         config_path: the config file read, if any.
@@ -284,6 +288,7 @@ class Settings:
     model: str | None = None
     strict: bool = False
     cooldown: float = 30.0
+    transport: str = "httpx"
     aliases: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     provider_tables: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     config_path: Path | None = None
@@ -323,6 +328,7 @@ class Settings:
         model: str | None = None,
         strict: bool | None = None,
         cooldown: float | None = None,
+        transport: str | None = None,
         env: Mapping[str, str] | None = None,
     ) -> Settings:
         """Resolve settings from arguments, the environment and the config document.
@@ -340,6 +346,8 @@ class Settings:
             model: default model reference.
             strict: unsupported parameters are errors.
             cooldown: seconds a failing candidate stays at the back of its chain.
+            transport: ``"httpx"`` or ``"aiohttp"``; ``"auto"`` is a preference the
+                environment and config file override (what ``llmrelay serve`` passes).
             env: the environment (default ``os.environ``); read here, never kept.
 
         Raises:
@@ -470,6 +478,7 @@ class Settings:
             model=model or environ.get("LLMRELAY_MODEL") or _opt_str(doc, "model", where),
             strict=_resolve_bool(strict, environ.get("LLMRELAY_STRICT"), doc, "strict", where),
             cooldown=_resolve_cooldown(cooldown, environ, doc, where),
+            transport=_resolve_transport(transport, environ, doc, where),
             aliases=_resolve_aliases(doc.get("aliases", {}), where),
             provider_tables=cls.configured_providers(doc, config_path or Path("config")),
             config_path=config_path if config and config_path else None,
@@ -597,6 +606,30 @@ def _resolve_cooldown(
     if value < 0:
         raise errors.ConfigError("cooldown must be zero or a positive number of seconds")
     return value
+
+
+def _resolve_transport(
+    given: str | None, env: Mapping[str, str], doc: Mapping[str, Any], where: str
+) -> str:
+    """The transport setting: argument, variable, config file, then ``"httpx"``.
+
+    ``"auto"`` given as an argument is a preference, not a choice: the variable and the
+    config file override it.
+    """
+    valid = ("httpx", "aiohttp", "auto")
+    for value, source in (
+        (given if given != "auto" else None, "argument transport"),
+        (env.get("LLMRELAY_TRANSPORT"), "LLMRELAY_TRANSPORT"),
+        (_opt_str(doc, "transport", where), f"{where}: transport"),
+        (given, "argument transport"),
+    ):
+        if value:
+            if value not in valid:
+                raise errors.ConfigError(
+                    f"{source}: unknown transport {value!r}; valid: {', '.join(valid)}"
+                )
+            return value
+    return "httpx"
 
 
 def _resolve_aliases(table: Any, where: str) -> dict[str, tuple[str, ...]]:

@@ -75,6 +75,13 @@ def _read_key(api_key: str | None, api_key_file: Path | None) -> str | None:
 @click.option("--log-prompts", is_flag=True, help="Also log request messages (off by default).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Config file.")
 @click.option("-m", "--model", help="Default model when a request names none.")
+@click.option(
+    "--transport",
+    type=click.Choice(["auto", "httpx", "aiohttp"]),
+    help="HTTP transport to the providers [default: auto: aiohttp when installed and no "
+    "socks proxy is set, unless LLMRELAY_TRANSPORT or the config file's transport say "
+    "otherwise].",
+)
 def serve(
     host: str,
     port: int,
@@ -90,6 +97,7 @@ def serve(
     log_prompts: bool,
     config_path: str | None,
     model: str | None,
+    transport: str | None,
 ) -> None:
     """Serve the OpenAI-compatible API and the web chat page at http://HOST:PORT/.
 
@@ -123,6 +131,7 @@ def serve(
         client_kwargs["config_path"] = config_path
     if model:
         client_kwargs["model"] = model
+    client_kwargs["transport"] = transport or "auto"
     config = ServerConfig(
         api_key=key,
         cors_origins=cors_origins,
