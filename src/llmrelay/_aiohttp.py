@@ -65,7 +65,7 @@ def _as_httpx(exc: BaseException) -> httpx.TransportError:
     message = str(exc) or type(exc).__name__
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
         return httpx.ConnectTimeout(message)
-    if isinstance(exc, asyncio.TimeoutError):  # SocketTimeoutError: sock_read
+    if isinstance(exc, TimeoutError):  # SocketTimeoutError: sock_read
         return httpx.ReadTimeout(message)
     if isinstance(exc, aiohttp.ClientHttpProxyError):  # the proxy refused the CONNECT
         return httpx.ProxyError(message)
@@ -84,7 +84,7 @@ def _as_httpx(exc: BaseException) -> httpx.TransportError:
     return httpx.ReadError(message)  # a reset (ClientOSError) or another socket error
 
 
-_ERRORS = (aiohttp.ClientError, http_exceptions.HttpProcessingError, OSError, asyncio.TimeoutError)
+_ERRORS = (aiohttp.ClientError, http_exceptions.HttpProcessingError, OSError, TimeoutError)
 
 
 class _Body(httpx.AsyncByteStream):
