@@ -1,12 +1,12 @@
 """Run every benchmark, interleaved and repeated, and judge each ratio (PASS/FAIL).
 
 ``python benchmarks/compare.py [--quick] [--only client,concurrency,startup,server]
-[--repeat N] [--strict]``: runs ``client_streaming.py``, ``concurrency.py``,
-``startup.py`` and ``server_relay.py`` with their default (bounded) sizes — or smaller
-ones with ``--quick`` — ``--repeat`` times, the scripts in a rotating order from one
-repetition to the next (so each shares the machine's noise with the others), prints each
-run's tables, then one summary of every target: the median and the best of the
-repetitions, judged on the median.
+[--repeat N] [--litellm] [--before SRC] [--strict]``: runs ``client_streaming.py``,
+``concurrency.py``, ``startup.py`` and ``server_relay.py`` with their default (bounded)
+sizes — or smaller ones with ``--quick`` — ``--repeat`` times, the scripts in a rotating
+order from one repetition to the next (so each shares the machine's noise with the
+others), prints each run's tables, then one summary of every target: the median and the
+best of the repetitions, judged on the median.
 
 This 2-vCPU guest runs in two CPU modes: now and then everything, baseline included,
 takes 1.5-2x longer for minutes (another guest on the host, frequency scaling). Each
@@ -143,6 +143,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smaller runs (about 2 minutes)")
     parser.add_argument("--only", help="comma-separated: client,concurrency,startup,server")
     parser.add_argument("--repeat", type=int, default=1, help="repetitions (interleaved)")
+    parser.add_argument(
+        "--litellm", action="store_true", help="server: also LiteLLM's proxy (server_relay.py)"
+    )
+    parser.add_argument("--before", help="startup and server: also this checkout's src")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target fails")
     args = parser.parse_args(argv)
     chosen = args.only.split(",") if args.only else ["client", "concurrency", "startup", "server"]
@@ -166,7 +170,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n== {name} (repetition {repetition + 1} of {args.repeat})")
             before = probe()
             t0 = time.perf_counter()
-            checks = module.run(module.parse_args(QUICK[name] if args.quick else []))
+            extra = list(QUICK[name]) if args.quick else []
+            if name == "server" and args.litellm:
+                extra.append("--litellm")
+            if name in ("server", "startup") and args.before:
+                extra += ["--before", args.before]
+            checks = module.run(module.parse_args(extra))
             elapsed = time.perf_counter() - t0
             speed = (before + probe()) / 2
             print(f"   ({elapsed:.0f} s; probe {speed:.1f} ms)")
