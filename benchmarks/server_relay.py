@@ -419,7 +419,13 @@ class Relay(Child):
     """A relay server in a child process; ``url`` once ``/health`` answers."""
 
     def __init__(
-        self, name: str, args: list[str], env: dict[str, str], port: int, health: str = "/health"
+        self,
+        name: str,
+        args: list[str],
+        env: dict[str, str],
+        port: int,
+        health: str = "/health",
+        startup: float = 30.0,
     ) -> None:
         import httpx
 
@@ -428,7 +434,7 @@ class Relay(Child):
             args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True
         )
         self.url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + startup
         while time.monotonic() < deadline:
             try:
                 if httpx.get(f"{self.url}{health}", timeout=1).status_code == 200:
@@ -828,14 +834,18 @@ def _litellm(workers: int, tmp: str, env: dict[str, str]) -> Relay:
     command = [str(venv / "bin" / "litellm"), "--config", str(config), "--port", str(port)]
     command += ["--host", "127.0.0.1", "--num_workers", str(workers)]
     litellm_env = {k: v for k, v in env.items() if k not in ("PYTHONPATH", "LLMRELAY_CONFIG")}
-    # no network: the model cost map from the package, no telemetry, no UI build
+    # no network: the model cost map from the package, no telemetry, no UI build; no
+    # master key, as llmrelay serve runs without a server key (LiteLLM refuses to start
+    # keyless unless told this is on purpose)
     litellm_env.update(
+        LITELLM_DANGEROUSLY_PERMIT_WEAK_OR_UNSET_MASTER_KEY="true",
         LITELLM_LOCAL_MODEL_COST_MAP="True",
         LITELLM_TELEMETRY="False",
         DISABLE_ADMIN_UI="True",
         LITELLM_LOG="ERROR",
     )
-    return Relay(f"litellm {LITELLM}", command, litellm_env, port, "/health/liveliness")
+    # its start-up imports take 10-50 s on this machine
+    return Relay(f"litellm {LITELLM}", command, litellm_env, port, "/health/liveliness", 180)
 
 
 def _checks(rows: list[Row], check: Any) -> list[Any]:
