@@ -413,7 +413,8 @@ def run(args: argparse.Namespace) -> list[Check]:
 def print_checks(checks: list[Check]) -> None:
     print("\nTargets")
     for k in checks:
-        print(f"  {k.name:70} {k.value:8.3f} {k.unit:12} <= {k.target:g}: {c.verdict(k.ok)}")
+        sign = ">=" if ">=)" in k.name else "<="
+        print(f"  {k.name:70} {k.value:8.3f} {k.unit:12} {sign} {k.target:g}: {c.verdict(k.ok)}")
 
 
 def main(argv: list[str] | None = None) -> int:
