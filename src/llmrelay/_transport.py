@@ -26,7 +26,6 @@ Request headers (and so API keys) never reach an error message.
 from __future__ import annotations
 
 import http.cookiejar
-import importlib.util
 import logging
 import os
 import ssl
@@ -68,6 +67,8 @@ def _no_cookies() -> http.cookiejar.CookieJar:
 
 def fast_installed() -> bool:
     """Whether aiohttp (the ``fast`` extra) can be imported (without importing it)."""
+    import importlib.util
+
     return importlib.util.find_spec("aiohttp") is not None
 
 
