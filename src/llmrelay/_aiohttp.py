@@ -5,7 +5,7 @@
 ``aiohttp.ClientSession`` (https://docs.aiohttp.org/en/stable/client_reference.html):
 the providers keep using ``httpx.AsyncClient``, ``httpx.Response`` and the one error
 mapping of ``llmrelay._transport``, and aiohttp's HTTP/1.1 parser and connection pool
-(C-accelerated) replace httpcore and h11, which cost about three times the CPU per
+(C-accelerated) replace httpcore and h11, which cost two to three times the CPU per
 streamed token (``benchmarks/README.md``). Imported only when this transport is chosen:
 ``import aiohttp`` costs 100-250 ms.
 

@@ -59,11 +59,11 @@ class AsyncClient:
         health: where candidate cool-downs are kept (a ``HealthStore``; not closed by
             ``aclose``). Default: shared through Redis when ``LLMRELAY_REDIS_URL`` is set
             (``pip install 'llmrelay[scale]'``; closed by ``aclose``), else in this client.
-        transport: the HTTP transport: ``"httpx"`` (default), ``"aiohttp"`` (about a
-            third of the CPU per streamed token; ``pip install 'llmrelay[fast]'``; no
-            socks proxies) or ``"auto"`` (aiohttp when installed and no socks proxy is
-            set, else httpx; as an argument a preference ``LLMRELAY_TRANSPORT`` and the
-            config file's ``transport`` override). Default: from those, else httpx.
+        transport: the HTTP transport: ``"httpx"`` (default), ``"aiohttp"`` (a third
+            to a half of the CPU per streamed token; ``pip install 'llmrelay[fast]'``;
+            no socks proxies) or ``"auto"`` (aiohttp when installed and no socks proxy
+            is set, else httpx; as an argument a preference ``LLMRELAY_TRANSPORT`` and
+            the config file's ``transport`` override). Default: from those, else httpx.
 
     Raises:
         llmrelay.errors.ConfigError: invalid settings or config file.

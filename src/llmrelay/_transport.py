@@ -9,7 +9,7 @@
   - ``"httpx"`` (the default): httpcore's pools with llmrelay's assignment pass
     (``llmrelay._pool``);
   - ``"aiohttp"`` (``pip install 'llmrelay[fast]'``): the same client interface over
-    aiohttp (``llmrelay._aiohttp``), about a third of the CPU per streamed token; no
+    aiohttp (``llmrelay._aiohttp``), a third to a half of the CPU per streamed token; no
     socks proxies;
   - ``"auto"``: aiohttp when it is installed and no socks proxy is set, else httpx (the
     default of ``llmrelay serve``).
