@@ -200,15 +200,16 @@ class ReplicateExtractor(Extractor):
 
 
 class Ai2Extractor(Extractor):
-    """olmo-api JSON lines: chunks ``{"message", "content"}``; the ``final`` tree ends."""
+    """olmo-api ``/v4/threads/`` JSON lines: ``modelResponse`` chunks; the final thread ends."""
 
     def line(self, raw: bytes) -> str | None:
         if not raw:
             return None
         item = json.loads(raw)
-        if "id" not in item:
+        if item.get("type") == "modelResponse":
             return item["content"] or None
-        if item.get("final") is True:
+        messages = item.get("messages")
+        if messages and messages[-1].get("final") is True:
             self.done = True
         return None
 

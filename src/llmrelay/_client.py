@@ -19,6 +19,7 @@ from ._router import HealthStore, Target
 from ._settings import Settings, Timeouts, load_config
 from ._stream import AsyncChatStream
 from ._transport import make_http_client
+from .catalog import LiveModel
 from .providers import Provider
 from .types import (
     Completion,
@@ -173,6 +174,13 @@ class AsyncClient:
                     endpoints=urls,
                     parameters=tuple(sorted(cls.parameters)),
                     options=cls.describe_options(),
+                    image_models=tuple(cls.image_models),
+                    endpoint_sources={
+                        endpoint: source
+                        for (owner, endpoint), source in engine.settings.endpoint_sources.items()
+                        if owner == name
+                    },
+                    proxy_source=engine.settings.sources.get("proxy"),
                 )
             )
         return out
@@ -185,6 +193,23 @@ class AsyncClient:
         """
         return self._engine.router.aliases()
 
+    async def live_models(
+        self, provider: str = "huggingface", *, refresh: bool = False
+    ) -> list[LiveModel]:
+        """The models ``provider``'s service lists right now (``llmrelay.catalog``).
+
+        Today the Hugging Face router's catalogue: each model with the inference
+        providers serving it, context length, tool support and prices. Cached by the
+        provider with a TTL; ``refresh`` fetches it again.
+
+        Raises:
+            llmrelay.errors.UnknownProviderError: no such provider.
+            llmrelay.errors.ConfigError: the provider has no live catalogue.
+            llmrelay.errors.ProviderError: the catalogue could not be read.
+        """
+        self._check_open()
+        return list(await self._engine.provider(provider).live_models(refresh=refresh))
+
     def candidates(self, model: str | None = None) -> list[str]:
         """The ``"provider:model"`` candidates of ``model``, in the order tried now.
 
@@ -195,6 +220,35 @@ class AsyncClient:
                 does not resolve.
         """
         return [str(target) for target in self._engine.router.resolve(model)]
+
+    async def describe_model(self, model: str | None = None) -> dict[str, Any]:
+        """What the first candidate of ``model`` will be sent, as its provider sees it.
+
+        For ``hf_spaces:owner/space`` the Space's discovered chat endpoint and each of
+        its inputs with the default that is sent (this asks the Space); other providers
+        give what they declare. ``None`` means the client's default model.
+
+        Returns:
+            A JSON-ready dict with at least ``provider`` and ``model``.
+
+        Raises:
+            llmrelay.errors.ConfigError: an unresolvable reference or a missing key.
+            llmrelay.errors.ProviderError: the provider could not describe it.
+        """
+        self._check_open()
+        engine = self._engine
+        target = engine.router.resolve(model or engine.settings.model)[0]
+        missing = engine.missing_key(target.provider)
+        if missing is not None:
+            raise missing
+        provider = engine.provider(target.provider)
+        try:
+            return await provider.describe_model(target.model)
+        except Exception as exc:
+            mapped = map_exception(exc, target.provider, target.model)
+            if mapped is None:
+                raise
+            raise mapped from exc
 
     def stream(
         self,

@@ -26,6 +26,7 @@ import httpx
 from . import errors
 from ._conversation import Conversation
 from ._http import map_httpx_error
+from ._redact import Secrets
 from ._registry import Registry
 from ._router import HealthStore, Router, Target
 from ._settings import Settings
@@ -91,6 +92,8 @@ class Engine:
             health=health,
         )
         self._providers: dict[str, Provider] = {}
+        self.secrets = Secrets()
+        """The keys this client sends: active while its provider code runs."""
 
     def provider(self, name: str) -> Provider:
         """The client's instance of provider ``name`` (created on first use).
@@ -102,7 +105,7 @@ class Engine:
         if provider is None:
             cls = self.registry.get(name)
             key = self.settings.api_key_for(name)
-            errors.register_secret(key)  # redacted from any error text from now on
+            self.secrets.add(key)  # redacted from this client's errors from now on
             provider = cls(
                 self.http,
                 endpoints=self.settings.endpoints_for(name),
@@ -161,6 +164,7 @@ class Engine:
             state=state,
             options=options,
             deadline=deadline,
+            strict=self.settings.strict,
         )
 
     def image_request(
@@ -246,7 +250,9 @@ class Engine:
                 continue
             started = time.monotonic()
             try:
-                result = await attempt(target, self.provider(target.provider))
+                provider = self.provider(target.provider)  # its key joins self.secrets
+                with self.secrets.active():
+                    result = await attempt(target, provider)
             except errors.ProviderError as exc:
                 self._explain(exc, target)
                 attempts.append(_attempt(target, "failed", exc))

@@ -15,7 +15,11 @@ Request headers (and so API keys) never reach an error message.
 
 from __future__ import annotations
 
+import datetime
 import json
+import math
+import re
+import time
 import zlib
 from collections.abc import AsyncGenerator, AsyncIterator
 from email.utils import parsedate_to_datetime
@@ -32,61 +36,164 @@ __all__ = [
     "SSEvent",
     "aiter_ndjson",
     "aiter_sse",
+    "describe_body",
+    "error_detail",
     "error_for_status",
     "loads",
     "make_http_client",
     "map_httpx_error",
+    "protocol_error",
     "raise_for_status",
     "read_bounded",
     "read_json",
     "retry_after_seconds",
     "translate_errors",
+    "upstream_text",
 ]
 
 MAX_BODY = 4 * 1024 * 1024
 """Default bound of a whole JSON or error body, in decoded bytes."""
 
 
-def retry_after_seconds(value: str | None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (seconds or an HTTP date), or ``None``."""
+_DELTA_SECONDS = re.compile(r"\d{1,10}(?:\.\d{1,6})?", re.ASCII)
+MAX_DETAIL = 300
+"""Most characters of a provider's own error message an error text relays."""
+
+
+def retry_after_seconds(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header value, or ``None``.
+
+    The one parser every provider uses. Both forms of RFC 9110 section 10.2.3 are read:
+    delta-seconds (``"120"``; a decimal fraction is tolerated) and an HTTP-date
+    (``"Wed, 21 Oct 2015 07:28:00 GMT"``, and the obsolete RFC 850 / asctime forms),
+    counted from ``now`` (``time.time()``); a date in the past gives ``0.0``.
+
+    Args:
+        value: the header value, or ``None`` when absent.
+        now: the current Unix time (for tests); ``None`` reads the clock.
+
+    Returns:
+        Seconds (``>= 0``, finite), or ``None`` for an absent or unreadable value.
+    """
     if not value:
         return None
+    text = value.strip()
+    if _DELTA_SECONDS.fullmatch(text):
+        return float(text)
     try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        import datetime as _dt
-
-        when = parsedate_to_datetime(value)
-        return max(0.0, (when - _dt.datetime.now(when.tzinfo)).total_seconds())
-    except (TypeError, ValueError):
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
+    if when.tzinfo is None:  # "-0000" and asctime dates: UTC by definition
+        when = when.replace(tzinfo=datetime.UTC)
+    seconds = when.timestamp() - (time.time() if now is None else now)
+    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
-def _message_from_body(text: str) -> str | None:
-    """Pull the human message out of the error payload shapes the providers use.
+def upstream_text(value: Any, limit: int = MAX_DETAIL) -> str | None:
+    """A provider's own message, fit to relay: one line, printable, at most ``limit`` chars.
 
-    Shapes: ``{"detail": str}`` (Replicate problem+json, FastAPI/Gradio), ``{"error": str}``
-    and ``{"error": [str, ...]}`` (Hugging Face), ``{"error": {"message": str}}``
-    (OpenAI, olmo-api), ``{"message": str}``, ``{"title": str}``.
+    Args:
+        value: the value of the provider's documented error field.
+        limit: the bound, in characters (an ellipsis marks a cut).
+
+    Returns:
+        The cleaned text, or ``None`` when ``value`` is not a non-blank string.
+    """
+    if not isinstance(value, str):
+        return None
+    text = " ".join("".join(c if c.isprintable() else " " for c in value).split())
+    if not text:
+        return None
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def error_detail(body: str | bytes) -> str | None:
+    """The message of a documented error object, or ``None`` for any other body.
+
+    The error objects of the services llmrelay speaks: ``{"error": str}`` and
+    ``{"error": [str, ...]}`` (Hugging Face, TGI, chat-ui), ``{"error": {"message":
+    str}}`` (OpenAI, olmo-api), ``{"detail": str}`` (Replicate problem+json, FastAPI,
+    Gradio), ``{"detail": [{"msg": str}, ...]}`` (FastAPI validation), ``{"message":
+    str}`` (SvelteKit, chat-ui) and ``{"title": str}`` (problem+json without detail).
+    The text is bounded by ``upstream_text``. Anything else -- an HTML page, plain
+    text, a JSON document of another shape, a malformed body -- gives ``None``: its
+    content is never relayed.
     """
     try:
-        payload = json.loads(text)
+        payload = json.loads(body)
     except (ValueError, RecursionError):
-        stripped = text.strip()
-        return stripped[:300] or None
+        return None
     if not isinstance(payload, dict):
         return None
-    for key in ("detail", "error", "message", "title"):
-        value = payload.get(key)
-        if isinstance(value, str) and value:
-            return value
-        if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
-            return "; ".join(value)
-        if isinstance(value, dict) and isinstance(value.get("message"), str):
-            return str(value["message"])
+    error = payload.get("error")
+    if isinstance(error, dict):
+        return upstream_text(error.get("message"))
+    if isinstance(error, list):
+        return upstream_text("; ".join(v for v in error[:10] if isinstance(v, str)))
+    detail = payload.get("detail")
+    if isinstance(detail, list):
+        texts = [d.get("msg") for d in detail[:10] if isinstance(d, dict)]
+        return upstream_text("; ".join(t for t in texts if isinstance(t, str)))
+    for value in (error, detail, payload.get("message"), payload.get("title")):
+        text = upstream_text(value)
+        if text:
+            return text
     return None
+
+
+def describe_body(body: str | bytes, content_type: str | None = None) -> str:
+    """Say what an upstream body is, quoting none of it.
+
+    ``"an empty body"``, ``"an HTML page (1234 bytes)"``, ``"a JSON object (56 bytes)"``,
+    ``"a text/plain body (78 bytes)"``.
+    """
+    data = body.encode("utf-8", "replace") if isinstance(body, str) else body
+    size = len(data)
+    if not data.strip():
+        return "an empty body"
+    kind = (content_type or "").partition(";")[0].strip().lower()
+    head = data.lstrip()[:15].lower()
+    if kind == "text/html" or head.startswith((b"<!doctype html", b"<html")):
+        return f"an HTML page ({size} bytes)"
+    try:
+        value = json.loads(data)
+    except (ValueError, RecursionError):
+        return f"a {kind or 'non-JSON'} body ({size} bytes)"
+    names: dict[type, str] = {dict: "object", list: "array", str: "string"}
+    name = names.get(type(value), "value")
+    return f"a JSON {name} ({size} bytes)"
+
+
+def protocol_error(
+    message: str,
+    data: Any = None,
+    *,
+    provider: str,
+    model: str | None,
+    status_code: int | None = None,
+) -> errors.ProtocolError:
+    """A ``ProtocolError`` about upstream content that does not follow the protocol.
+
+    The message says what was wrong and, when ``data`` is given, what it was
+    (``describe_body``: its kind and size), never its content; ``data`` itself (text,
+    bytes or a parsed JSON value) is kept in the error's ``body``.
+    """
+    body: str | None = None
+    if data is not None:
+        if isinstance(data, bytes):
+            body = data[:4000].decode("utf-8", "replace")
+        elif isinstance(data, str):
+            body = data
+        else:
+            try:
+                body = json.dumps(data, ensure_ascii=False, default=str)[:4000]
+            except (TypeError, ValueError, RecursionError):
+                body = f"<{type(data).__name__}>"
+        message = f"{message} ({describe_body(body)})"
+    return errors.ProtocolError(
+        message, provider=provider, model=model, status_code=status_code, body=body
+    )
 
 
 def error_for_status(
@@ -97,21 +204,47 @@ def error_for_status(
     model: str | None,
     what: str = "request",
     retry_after: float | None = None,
+    detail: str | None = None,
+    content_type: str | None = None,
 ) -> errors.ProviderError:
-    """Build the ``ProviderError`` subclass for an HTTP error status.
+    """Build the ``ProviderError`` subclass for an HTTP status other than 2xx.
 
-    401/403 -> AuthenticationError, 404 -> ModelNotFoundError, 400/422 (and other 4xx)
-    -> InvalidRequestError, 408 -> ProviderTimeout, 429 -> RateLimitError, 5xx ->
-    ProviderUnavailable.
+    3xx -> ProtocolError (a redirect llmrelay did not follow), 401/403 ->
+    AuthenticationError, 404 -> ModelNotFoundError, 408 -> ProviderTimeout, 429 ->
+    RateLimitError (``retry_after``), 5xx -> ProviderUnavailable, other 4xx ->
+    InvalidRequestError.
+
+    The message relays only the provider's own message: ``detail`` when the caller read
+    it from the provider's documented error field, else ``error_detail(body)``, bounded
+    either way; any other body is described (``describe_body``), never quoted. The
+    whole body stays in the error's ``body`` attribute for the library's caller.
+
+    Args:
+        status: the HTTP status.
+        body: the response body, decoded.
+        provider: registry name.
+        model: the model id, when known.
+        what: what was asked ("chat completion", "model info" ...), for the message.
+        retry_after: seconds from ``Retry-After`` (``retry_after_seconds``).
+        detail: the provider's message, read from its documented error field.
+        content_type: the response's ``Content-Type`` (to describe the body).
     """
-    detail = _message_from_body(body)
-    message = f"{what} failed: HTTP {status}" + (f": {detail}" if detail else "")
     common: dict[str, Any] = {
         "provider": provider,
         "model": model,
         "status_code": status,
         "body": body,
     }
+    if 300 <= status < 400:
+        return errors.ProtocolError(
+            f"{what}: the provider answered with a redirect (HTTP {status}), which llmrelay "
+            f"does not follow; check the {provider} base URL setting",
+            **common,
+        )
+    said = upstream_text(detail) or error_detail(body)
+    message = f"{what} failed: HTTP {status}" + (
+        f": {said}" if said else f" with {describe_body(body, content_type)}"
+    )
     if status in (401, 403):
         return errors.AuthenticationError(message, **common)
     if status == 404:
@@ -249,17 +382,22 @@ async def read_bounded(
 
 
 def loads(data: str | bytes, *, provider: str, model: str | None, what: str = "payload") -> Any:
-    """``json.loads`` whose every failure is a ``ProtocolError`` quoting the input.
+    """``json.loads`` whose every failure is a ``ProtocolError``.
 
-    Covers malformed JSON, invalid UTF-8 and nesting too deep for the parser.
+    Covers malformed JSON, invalid UTF-8 and nesting too deep for the parser. The
+    message says what was malformed and its size, never its content (an upstream frame
+    is not relayed); the first 2000 characters are in the error's ``body``.
     """
     try:
         return json.loads(data)
     except (ValueError, RecursionError) as exc:
-        text = data[:200] if isinstance(data, str) else data[:200].decode("utf-8", "replace")
+        text = data if isinstance(data, str) else data[:2000].decode("utf-8", "replace")
         reason = "nested too deeply" if isinstance(exc, RecursionError) else "not valid JSON"
         raise errors.ProtocolError(
-            f"malformed {what} ({reason}): {text!r}", provider=provider, model=model
+            f"malformed {what} ({reason}, {len(data)} bytes)",
+            provider=provider,
+            model=model,
+            body=text[:2000],
         ) from None
 
 
@@ -288,27 +426,31 @@ async def raise_for_status(
     what: str = "request",
     limit: int = MAX_BODY,
 ) -> None:
-    """Raise the mapped ``ProviderError`` when ``response`` is not a 2xx/3xx success.
+    """Raise the mapped ``ProviderError`` unless ``response`` is a 2xx success.
 
-    Reads the (possibly streamed) body first, bounded by ``limit``, so the error
-    carries it.
+    A 3xx is an error too (``ProtocolError``): llmrelay's client does not follow
+    redirects, and reading a redirect as an empty success would hide it. The error body
+    is read first (bounded by ``limit``) so the error carries it; see
+    ``error_for_status`` for what its message may relay.
 
     Raises:
         llmrelay.errors.ProviderError: the mapped subclass (see ``error_for_status``);
             ``ProtocolError`` when the error body is larger than ``limit``.
     """
-    if response.status_code < 400:
+    status = response.status_code
+    if status < 300:
         return
     body = await read_bounded(
         response, provider=provider, model=model, limit=limit, what=f"{what} error body"
     )
     raise error_for_status(
-        response.status_code,
+        status,
         body.decode(response.encoding or "utf-8", "replace"),
         provider=provider,
         model=model,
         what=what,
         retry_after=retry_after_seconds(response.headers.get("retry-after")),
+        content_type=response.headers.get("content-type"),
     )
 
 

@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from . import errors
+from ._setting_table import home
 
 __all__ = ["delete_key", "keys_path", "load_keys", "save_key", "user_dir"]
 
@@ -20,13 +21,11 @@ _MAX_BYTES = 1 << 20
 
 
 def user_dir() -> Path:
-    """``$LLMRELAY_HOME``, or ``<platformdirs user data dir>/llmrelay`` (not created here)."""
-    home = os.environ.get("LLMRELAY_HOME")
-    if home:
-        return Path(home).expanduser()
-    import platformdirs
+    """``$LLMRELAY_HOME``, or ``<platformdirs user data dir>/llmrelay`` (not created here).
 
-    return Path(platformdirs.user_data_dir("llmrelay"))
+    Read by the settings layer (``llmrelay.settings.home``).
+    """
+    return home()
 
 
 def keys_path() -> Path:

@@ -12,9 +12,8 @@ one-line reason; SQLAlchemy is imported only when a log is opened.
 from __future__ import annotations
 
 import json
-import os
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._keys import user_dir
+from ._setting_table import database_url as _configured_database_url
 from .errors import LLMRelayError
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ def default_log_path() -> Path:
 
 def database_url() -> str:
     """``$LLMRELAY_DATABASE_URL``, or the SQLite URL of ``default_log_path()``."""
-    return os.environ.get("LLMRELAY_DATABASE_URL") or f"sqlite:///{default_log_path()}"
+    return _configured_database_url() or f"sqlite:///{default_log_path()}"
 
 
 @dataclass
@@ -388,8 +388,3 @@ def _entry(row: dict[str, Any]) -> LogEntry:
         attempts=attempts if isinstance(attempts, list) else [],
         usage=usage if any(v is not None for v in usage.values()) else None,
     )
-
-
-def format_attempts(attempts: Sequence[Mapping[str, Any]]) -> str:
-    """``provider:model outcome`` pairs joined with ``, `` (for tables)."""
-    return ", ".join(f"{a.get('provider')}:{a.get('model')} {a.get('outcome')}" for a in attempts)

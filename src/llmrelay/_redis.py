@@ -24,11 +24,11 @@ import asyncio
 import json
 import logging
 import math
-import os
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from . import _setting_table
 from ._router import Target
 
 if TYPE_CHECKING:
@@ -58,9 +58,8 @@ log = logging.getLogger("llmrelay.redis")
 
 
 def redis_url(env: Mapping[str, str] | None = None) -> str | None:
-    """``$LLMRELAY_REDIS_URL`` or ``None``."""
-    environ = os.environ if env is None else env
-    return environ.get(REDIS_URL_ENV) or None
+    """``$LLMRELAY_REDIS_URL`` or ``None`` (read by the settings layer)."""
+    return _setting_table.redis_url(env)
 
 
 def redis_client(url: str) -> Redis:
@@ -88,14 +87,6 @@ def redis_client(url: str) -> Redis:
     except ValueError as exc:
         raise ConfigError(f"{REDIS_URL_ENV} is not a valid Redis URL: {exc}") from None
     return client
-
-
-def _display(url: str) -> str:
-    """``url`` without any password (for messages)."""
-    scheme, sep, rest = url.partition("://")
-    if sep and "@" in rest:
-        rest = "***@" + rest.rpartition("@")[2]
-    return f"{scheme}{sep}{rest}"
 
 
 class _Warner:

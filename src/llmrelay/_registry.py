@@ -8,23 +8,18 @@ applications register their own). Classes are imported on first use, so listing 
 costs no import.
 
 The entry-point group is read with ``importlib.metadata.entry_points(group=...)``
-(https://docs.python.org/3/library/importlib.metadata.html#entry-points), which parses
-the ``entry_points.txt`` of every installed distribution: importing it and that scan
-cost 12-16 ms at every client construction in a venv of ~130 distributions, usually to
-find nothing. A pre-check (``_group_may_be_declared``) first reads those files as bytes
-and asks importlib.metadata only when one of them mentions the group. The pre-check
-only ever skips the scan when it could not have found anything: it looks where
-importlib.metadata's path finder looks (``*.dist-info`` / ``*.egg-info`` folders of each
-directory on ``sys.path``, ``EGG-INFO`` of an ``.egg`` directory), and answers "maybe"
-(so the real scan runs) for anything else: a ``sys.path`` entry that is a file (a zip),
-not a string or unreadable, a file it cannot read, or another finder on
-``sys.meta_path`` that can find distributions.
+(https://docs.python.org/3/library/importlib.metadata.html#entry-points) once per
+process, as simonw/llm loads its plugins once
+(https://github.com/simonw/llm/blob/main/llm/plugins.py): the scan parses the
+``entry_points.txt`` of every installed distribution, and later clients reuse its result.
+The result is kept per ``sys.path`` and ``sys.meta_path`` (a changed import path is
+scanned again).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
-import os
 import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -146,54 +141,17 @@ class Registry:
         return specs
 
 
-# importlib.metadata.read_text skips these (the distribution has no such file)
-_MISSING = (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
-
-
-def _group_may_be_declared(group: str = ENTRY_POINT_GROUP) -> bool:
-    """``False`` only when no distribution on ``sys.path`` can declare ``group``.
-
-    A cheap, conservative stand-in for the first step of
-    ``importlib.metadata.entry_points`` (see the module docstring): ``True`` means
-    "maybe" and the caller runs the real scan.
-    """
-    from importlib.machinery import PathFinder
-
-    for finder in sys.meta_path:
-        if finder is not PathFinder and hasattr(finder, "find_distributions"):
-            return True  # a custom finder may provide distributions from anywhere
-    needle = group.encode()
-    for entry in sys.path:
-        if not isinstance(entry, str):
-            return True
-        try:
-            children = os.listdir(entry or ".")
-        except FileNotFoundError:
-            continue  # importlib.metadata finds nothing there either
-        except OSError:
-            return True  # a zip file (or unreadable): let importlib.metadata look
-        is_egg = os.path.basename(entry).lower().endswith(".egg")
-        for child in children:
-            low = child.lower()
-            if not (low.endswith((".dist-info", ".egg-info")) or (is_egg and low == "egg-info")):
-                continue
-            try:
-                with open(os.path.join(entry or ".", child, "entry_points.txt"), "rb") as f:
-                    if needle in f.read():
-                        return True
-            except _MISSING:
-                continue
-            except OSError:
-                return True
-    return False
-
-
 def _entry_points() -> dict[str, str]:
-    if not _group_may_be_declared():
-        return {}
+    """The ``llmrelay.providers`` entry points: name -> ``"module:Class"`` (cached)."""
+    key = (tuple(map(str, sys.path)), tuple(map(id, sys.meta_path)))
+    return dict(_scan(key))
+
+
+@functools.lru_cache(maxsize=8)
+def _scan(_key: tuple[tuple[str, ...], tuple[int, ...]]) -> tuple[tuple[str, str], ...]:
+    """One scan of the installed distributions (``_key``: the import path it ran for)."""
     from importlib.metadata import entry_points
 
-    found: dict[str, str] = {}
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        found[ep.name] = ep.value
-    return found
+    found = {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    log.debug("entry points of %s: %s", ENTRY_POINT_GROUP, ", ".join(found) or "none")
+    return tuple(found.items())

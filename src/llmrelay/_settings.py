@@ -1,5 +1,10 @@
 """Settings and keys, resolved as: arguments > environment > config file > defaults.
 
+Every setting is one row of ``SETTINGS`` (its argument, environment variables, config
+key, type and default: ``llmrelay._setting_table``, the only reader of ``os.environ`` in
+llmrelay); ``Settings.load`` resolves a client's rows, ``llmrelay.settings`` reads the
+process-wide ones.
+
 Environment (``NAME`` is a provider's registry name upper-cased, ``ENDPOINT`` one of its
 endpoint names upper-cased, e.g. ``LLMRELAY_HUGGINGFACE_HUB_URL``):
     ``LLMRELAY_<NAME>_<ENDPOINT>``    an endpoint of a provider (``..._BASE_URL``)
@@ -15,6 +20,10 @@ endpoint names upper-cased, e.g. ``LLMRELAY_HUGGINGFACE_HUB_URL``):
     ``LLMRELAY_TRANSPORT``            ``httpx`` (default), ``aiohttp`` or ``auto``
     ``LLMRELAY_CONFIG``               path of the config file
     ``LLMRELAY_HOME``                 directory of the keys file and the exchange log
+    ``LLMRELAY_DATABASE_URL``         SQLAlchemy URL of the exchange log
+    ``LLMRELAY_REDIS_URL``            Redis shared by several workers
+    ``LLMRELAY_LOG``                  ``off`` (``0``, ``false``, ``no``): the CLI logs nothing
+    ``LLMRELAY_SERVER_API_KEY``       the key clients of ``llmrelay serve`` must send
 
 Config file (TOML; default ``<user config dir>/llmrelay/config.toml``)::
 
@@ -47,23 +56,42 @@ file is a ``ConfigError``; an ``LLMRELAY_<NAME>_...`` variable naming no provide
 warning naming the closest valid variable. The standard ``HTTP(S)_PROXY`` variables are
 deliberately not read: a proxy is only used when set through llmrelay. Settings keep
 only resolved values, never a copy of the environment; keys stay out of ``repr``.
+Where a value came from is described by the setting's name (``LLMRELAY_PROXY``,
+``config file [providers.local] base_url``), never by a path of the file system.
 """
 
 from __future__ import annotations
 
 import enum
 import logging
-import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
 from . import _keys, errors
+from ._setting_table import (
+    CLIENT_ROWS,
+    KNOWN_VARIABLES,
+    SETTINGS,
+    TABLE_KEYS,
+    TIMEOUT_DEFAULTS,
+    TOP_KEYS,
+    ProviderSettingsSpec,
+    Setting,
+    Sources,
+    default_config_path,
+    environ,
+    keys_path,
+    load_config,
+    provider_settings,
+)
 
 __all__ = [
+    "SETTINGS",
     "UNSET",
     "ProviderSettingsSpec",
+    "Setting",
     "Settings",
     "Timeouts",
     "default_config_path",
@@ -83,13 +111,6 @@ class _Unset(enum.Enum):
 
 UNSET: Final = _Unset.UNSET
 """Marks an argument as not given (distinct from any value, including the default)."""
-
-_TIMEOUT_DEFAULTS: dict[str, float | None] = {
-    "connect": 10.0,
-    "read": 120.0,
-    "first_token": 120.0,
-    "total": None,
-}
 
 
 class Timeouts:
@@ -131,7 +152,7 @@ class Timeouts:
         given = []
         for name, value in values.items():
             if value is UNSET:
-                value = _TIMEOUT_DEFAULTS[name]
+                value = TIMEOUT_DEFAULTS[name]
             else:
                 given.append(name)
             object.__setattr__(self, name, _check_timeout(name, value))
@@ -170,93 +191,6 @@ def _check_timeout(name: str, value: Any) -> Any:
     return float(value)
 
 
-@dataclass(frozen=True, slots=True)
-class ProviderSettingsSpec:
-    """What the settings layer needs to know of a registered provider.
-
-    Attributes:
-        endpoints: its endpoint names (``("base_url", "hub_url")``).
-        env_var: the vendor's key variable, or ``None``.
-        config_keys: further keys its config table may hold (configured kinds).
-    """
-
-    endpoints: tuple[str, ...] = ("base_url",)
-    env_var: str | None = None
-    config_keys: frozenset[str] = frozenset()
-
-
-def default_config_path() -> Path:
-    """``<platformdirs user config dir>/llmrelay/config.toml``."""
-    import platformdirs
-
-    return Path(platformdirs.user_config_dir("llmrelay")) / "config.toml"
-
-
-def keys_path(env: Mapping[str, str] | None = None) -> Path:
-    """The keys file written by ``llmrelay keys set`` (see ``llmrelay._keys``).
-
-    ``<LLMRELAY_HOME>/keys.json`` when ``env`` sets it, else the default location.
-    """
-    environ = os.environ if env is None else env
-    if environ.get("LLMRELAY_HOME"):
-        return Path(environ["LLMRELAY_HOME"]).expanduser() / "keys.json"
-    return _keys.keys_path()
-
-
-def load_config(path: str | os.PathLike[str] | None = None) -> tuple[Path, dict[str, Any]]:
-    """Find and read the config file.
-
-    Args:
-        path: an explicit path (must exist); else ``LLMRELAY_CONFIG`` (must exist); else
-            the default path (may be missing).
-
-    Returns:
-        ``(path, document)``; ``document`` is ``{}`` when the default file is missing.
-
-    Raises:
-        llmrelay.errors.ConfigError: a missing explicit file, unreadable or invalid TOML.
-    """
-    explicit = path or os.environ.get("LLMRELAY_CONFIG")
-    resolved = Path(explicit) if explicit else default_config_path()
-    try:
-        handle = resolved.open("rb")
-    except FileNotFoundError:
-        if explicit:
-            raise errors.ConfigError(f"config file not found: {resolved}") from None
-        log.info("no config file at %s", resolved)
-        return resolved, {}
-    except OSError as exc:
-        raise errors.ConfigError(f"cannot read config file {resolved}: {exc}") from exc
-    import tomllib  # only when there is a file to parse (~5 ms of start-up otherwise)
-
-    try:
-        with handle:
-            document = tomllib.load(handle)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise errors.ConfigError(f"cannot read config file {resolved}: {exc}") from exc
-    log.info("config file: %s", resolved)
-    return resolved, document
-
-
-_TOP_KEYS = frozenset(
-    {
-        "model",
-        "proxy",
-        "ca_bundle",
-        "verify",
-        "strict",
-        "cooldown",
-        "timeouts",
-        "providers",
-        "aliases",
-        "log",
-        "server",
-        "transport",
-    }
-)
-_GLOBAL_URL_VARS = frozenset({"LLMRELAY_DATABASE_URL", "LLMRELAY_REDIS_URL"})
-
-
 @dataclass(frozen=True)
 class Settings:
     """Resolved settings of one client. Keys are kept out of ``repr``.
@@ -264,9 +198,11 @@ class Settings:
     Attributes:
         endpoints: provider -> endpoint name -> URL, overrides only.
         endpoint_sources: ``(provider, endpoint)`` -> where the override came from
-            (``"argument"``, an environment variable name, ``"<config file> [providers.x]
-            base_url"``), for error messages.
+            (``"argument base_urls"``, an environment variable name, ``"config file
+            [providers.x] base_url"``), for error messages: no file system path.
         key_sources: provider -> where its key came from (never the key itself).
+        sources: setting name (``"proxy"``, ``"model"``, ``"timeouts.read"``) -> where
+            its value came from, for the settings not left at their default.
         timeouts: connect, read, first-token and total timeouts.
         proxy: proxy URL or ``None``.
         verify: ``True``, ``False`` or a CA bundle path.
@@ -275,13 +211,13 @@ class Settings:
         cooldown: seconds a candidate that failed retryably is tried last.
         transport: the HTTP transport, ``"httpx"``, ``"aiohttp"`` or ``"auto"``.
         aliases: user aliases from the config file: name -> model references.
-        provider_tables: config tables of configured providers (``kind = ...``).
         config_path: the config file read, if any.
     """
 
     endpoints: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     endpoint_sources: Mapping[tuple[str, str], str] = field(default_factory=dict)
     key_sources: Mapping[str, str] = field(default_factory=dict)
+    sources: Mapping[str, str] = field(default_factory=dict)
     timeouts: Timeouts = field(default_factory=Timeouts)
     proxy: str | None = None
     verify: bool | str = True
@@ -290,7 +226,6 @@ class Settings:
     cooldown: float = 30.0
     transport: str = "httpx"
     aliases: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    provider_tables: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     config_path: Path | None = None
     _keys: Mapping[str, str] = field(default_factory=dict, repr=False)
 
@@ -354,133 +289,32 @@ class Settings:
             llmrelay.errors.ConfigError: an invalid config document or value, naming the
                 file and key (or the variable); an unknown provider in the config file.
         """
-        environ = os.environ if env is None else env
+        env = environ() if env is None else env
         doc: Mapping[str, Any] = config or {}
         where = str(config_path) if config_path else "config file"
-        unknown_top = sorted(set(doc) - _TOP_KEYS)
-        if unknown_top:
-            raise errors.ConfigError(
-                f"{where}: unknown setting {unknown_top[0]!r}"
-                + _did_you_mean(unknown_top[0], _TOP_KEYS)
-                + f"; valid settings: {', '.join(sorted(_TOP_KEYS))}"
-            )
-        tables = doc.get("providers", {})
-        if not isinstance(tables, dict):
-            raise errors.ConfigError(f"{where}: [providers] must be a table")
-
-        urls: dict[str, dict[str, str]] = {}
-        sources: dict[tuple[str, str], str] = {}
-        keys: dict[str, str] = {}
-        key_sources: dict[str, str] = {}
-        config_keys: dict[str, str] = {}
-
-        def set_url(provider: str, endpoint: str, url: Any, source: str) -> None:
-            if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-                raise errors.ConfigError(
-                    f"{source}: {endpoint} must be an http:// or https:// URL; got {url!r:.100}"
-                )
-            urls.setdefault(provider, {})[endpoint] = url
-            sources[(provider, endpoint)] = source
-
-        # config file
-        for name, table in tables.items():
-            if not isinstance(table, dict):
-                raise errors.ConfigError(f"{where}: [providers.{name}] must be a table")
-            spec = providers.get(name)
-            if spec is None:
-                raise errors.ConfigError(
-                    f"{where}: [providers.{name}] names no provider"
-                    + _did_you_mean(name, providers)
-                    + f'; valid providers: {", ".join(providers)} (or add kind = "openai")'
-                )
-            allowed = {*spec.endpoints, "api_key", *spec.config_keys}
-            for key, value in table.items():
-                if key not in allowed:
-                    raise errors.ConfigError(
-                        f"{where}: [providers.{name}] unknown key {key!r}"
-                        + _did_you_mean(key, allowed)
-                        + f"; valid keys: {', '.join(sorted(allowed))}"
-                    )
-                if key in spec.endpoints:
-                    set_url(name, key, value, f"{where} [providers.{name}] {key}")
-                elif key == "api_key":
-                    if not isinstance(value, str):
-                        raise errors.ConfigError(
-                            f"{where}: [providers.{name}] api_key must be a string"
-                        )
-                    config_keys[name] = value
-
-        # environment
-        known_vars: dict[str, tuple[str, str]] = {}
-        for name, spec in providers.items():
-            for endpoint in spec.endpoints:
-                known_vars[f"LLMRELAY_{name.upper()}_{endpoint.upper()}"] = (name, endpoint)
-        key_vars = {f"LLMRELAY_{name.upper()}_API_KEY": name for name in providers}
-        for var, value in environ.items():
-            if not var.startswith("LLMRELAY_") or not value:
-                continue
-            if var in known_vars:
-                provider, endpoint = known_vars[var]
-                set_url(provider, endpoint, value, var)
-            elif (
-                var.endswith(("_URL", "_API_KEY"))
-                and var not in key_vars
-                and var not in _GLOBAL_URL_VARS
-            ):
-                log.warning(
-                    "%s names no provider setting and is ignored%s",
-                    var,
-                    _did_you_mean(var, [*known_vars, *key_vars]),
-                )
-
-        # arguments
-        for name, url in (base_urls or {}).items():
-            _check_provider_arg(name, providers, "base_urls")
-            set_url(name, "base_url", url, "argument base_urls")
-        for name, table in (endpoints or {}).items():
-            spec = _check_provider_arg(name, providers, "endpoints")
-            for endpoint, url in table.items():
-                if endpoint not in spec.endpoints:
-                    raise errors.ConfigError(
-                        f"endpoints[{name!r}]: {name} has no endpoint {endpoint!r}; "
-                        f"valid: {', '.join(spec.endpoints)}"
-                    )
-                set_url(name, endpoint, url, "argument endpoints")
-
-        # keys: argument > LLMRELAY_<NAME>_API_KEY > vendor variable > config > keys file
-        file_keys = _keys.load_keys(keys_path(environ))
-        for name, spec in providers.items():
-            candidates = [
-                ((api_keys or {}).get(name), "argument api_keys"),
-                (
-                    environ.get(f"LLMRELAY_{name.upper()}_API_KEY"),
-                    f"LLMRELAY_{name.upper()}_API_KEY",
-                ),
-                (environ.get(spec.env_var) if spec.env_var else None, spec.env_var or ""),
-                (config_keys.get(name), f"{where} [providers.{name}] api_key"),
-                (file_keys.get(name), f"keys file {keys_path(environ)}"),
-            ]
-            for value, source in candidates:
-                if value:
-                    keys[name] = value
-                    key_sources[name] = source
-                    break
-        for name in api_keys or {}:
-            _check_provider_arg(name, providers, "api_keys")
-
+        _check_document(doc, providers, where)
+        given = {"model": model, "proxy": proxy, "verify": verify, "strict": strict}
+        # "auto" as an argument is a preference: the variable and config file override it
+        preferred = None if transport == "auto" else transport
+        arguments = _arguments({**given, "cooldown": cooldown, "transport": preferred}, timeouts)
+        arguments.update(_provider_arguments(providers, base_urls, endpoints, api_keys))
+        sources = Sources(arguments, env, doc, where)
+        _warn_unknown_variables(env, providers)
+        values, origins = _resolve_rows(sources, CLIENT_ROWS)
+        urls, keys, endpoint_sources, key_sources = _resolve_providers(sources, providers)
         return cls(
             endpoints=urls,
-            endpoint_sources=sources,
+            endpoint_sources=endpoint_sources,
             key_sources=key_sources,
-            timeouts=_resolve_timeouts(timeouts, environ, doc.get("timeouts", {}), where),
-            proxy=proxy or environ.get("LLMRELAY_PROXY") or _opt_str(doc, "proxy", where),
-            verify=_resolve_verify(verify, environ, doc, where),
-            model=model or environ.get("LLMRELAY_MODEL") or _opt_str(doc, "model", where),
-            strict=_resolve_bool(strict, environ.get("LLMRELAY_STRICT"), doc, "strict", where),
-            cooldown=_resolve_cooldown(cooldown, environ, doc, where),
-            transport=_resolve_transport(transport, environ, doc, where),
-            aliases=_resolve_aliases(doc.get("aliases", {}), where),
-            provider_tables=cls.configured_providers(doc, config_path or Path("config")),
+            sources=origins,
+            timeouts=_timeouts(values),
+            proxy=values["proxy"],
+            verify=_verify(values, origins),
+            model=values["model"],
+            strict=values["strict"],
+            cooldown=values["cooldown"],
+            transport=_transport(values, origins, transport),
+            aliases=values["aliases"],
             config_path=config_path if config and config_path else None,
             _keys=keys,
         )
@@ -497,16 +331,113 @@ class Settings:
         """The resolved key of ``provider``, or ``None``."""
         return self._keys.get(provider)
 
-    def secrets(self) -> tuple[str, ...]:
-        """Every resolved key (to redact them from error text)."""
-        return tuple(self._keys.values())
-
 
 def _did_you_mean(name: str, valid: Any) -> str:
     import difflib  # only to name a typo
 
     close = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.6)
     return f" (did you mean {close[0]}?)" if close else ""
+
+
+def _unknown(where: str, what: str, name: str, valid: Any) -> errors.ConfigError:
+    return errors.ConfigError(
+        f"{where}: {what} {name!r}"
+        + _did_you_mean(name, valid)
+        + f"; valid {what.rpartition(' ')[2]}s: {', '.join(sorted(valid))}"
+    )
+
+
+def _transport(values: Mapping[str, Any], origins: Mapping[str, str], given: str | None) -> str:
+    """The transport setting; ``"auto"`` when only an argument preferred it.
+
+    Its value is checked when the client is built (``llmrelay._transport``).
+    """
+    if "transport" not in origins and given == "auto":
+        return "auto"
+    return str(values["transport"])
+
+
+def _arguments(given: Mapping[str, Any], timeouts: Timeouts | None) -> dict[str, tuple[Any, str]]:
+    """The scalar arguments given (not ``None``, not empty) as row name -> ``(value, argument)``."""
+    out = {name: (value, name) for name, value in given.items() if value not in (None, "")}
+    for name in timeouts.given if timeouts is not None else ():
+        out[f"timeouts.{name}"] = (getattr(timeouts, name), "timeouts")
+    return out
+
+
+def _check_document(
+    doc: Mapping[str, Any], providers: Mapping[str, ProviderSettingsSpec], where: str
+) -> None:
+    """Every key of the config document is a known setting (else a ``ConfigError``)."""
+    for key in doc:
+        if key not in TOP_KEYS:
+            raise _unknown(where, "unknown setting", key, TOP_KEYS)
+    for top, allowed in TABLE_KEYS.items():
+        _check_table(doc.get(top, {}), f"[{top}]", allowed, where)
+    tables = doc.get("providers", {})
+    if not isinstance(tables, dict):
+        raise errors.ConfigError(f"{where}: [providers] must be a table")
+    for name, table in tables.items():
+        if not isinstance(table, dict):
+            raise errors.ConfigError(f"{where}: [providers.{name}] must be a table")
+        spec = providers.get(name)
+        if spec is None:
+            raise errors.ConfigError(
+                f"{where}: [providers.{name}] names no provider"
+                + _did_you_mean(name, providers)
+                + f'; valid providers: {", ".join(providers)} (or add kind = "openai")'
+            )
+        known = {*spec.endpoints, "api_key", *spec.config_keys}
+        _check_table(table, f"[providers.{name}]", known, where)
+
+
+def _check_table(table: Any, name: str, allowed: Collection[str], where: str) -> None:
+    if not isinstance(table, dict):
+        raise errors.ConfigError(f"{where}: {name} must be a table")
+    for key in table:
+        if key not in allowed:
+            raise _unknown(where, f"{name} unknown key", key, allowed)
+
+
+def _provider_arguments(
+    providers: Mapping[str, ProviderSettingsSpec],
+    base_urls: Mapping[str, str] | None,
+    endpoints: Mapping[str, Mapping[str, str]] | None,
+    api_keys: Mapping[str, str] | None,
+) -> dict[str, tuple[Any, str]]:
+    """The per-provider arguments as row name -> ``(value, argument)``, checked."""
+    out: dict[str, tuple[Any, str]] = {}
+    for name, url in (base_urls or {}).items():
+        _check_provider_arg(name, providers, "base_urls")
+        out[f"providers.{name}.base_url"] = (
+            _argument_url(url, "base_urls", "base_url"),
+            "base_urls",
+        )
+    for name, table in (endpoints or {}).items():
+        spec = _check_provider_arg(name, providers, "endpoints")
+        for endpoint, url in table.items():
+            if endpoint not in spec.endpoints:
+                raise errors.ConfigError(
+                    f"endpoints[{name!r}]: {name} has no endpoint {endpoint!r}; "
+                    f"valid: {', '.join(spec.endpoints)}"
+                )
+            out[f"providers.{name}.{endpoint}"] = (
+                _argument_url(url, "endpoints", endpoint),
+                "endpoints",
+            )
+    for name, key in (api_keys or {}).items():
+        _check_provider_arg(name, providers, "api_keys")
+        if key:
+            out[f"providers.{name}.api_key"] = (key, "api_keys")
+    return out
+
+
+def _argument_url(url: Any, argument: str, endpoint: str) -> str:
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise errors.ConfigError(
+            f"argument {argument}: {endpoint} must be an http:// or https:// URL; got {url!r:.100}"
+        )
+    return url
 
 
 def _check_provider_arg(
@@ -522,138 +453,92 @@ def _check_provider_arg(
     return spec
 
 
-def _number(value: Any, what: str) -> float:
-    if isinstance(value, bool):
-        raise errors.ConfigError(f"{what} must be a number of seconds; got {value!r}")
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise errors.ConfigError(f"{what} must be a number of seconds; got {value!r:.60}") from None
+_PROVIDER_ENDS = ("_URL", "_API_KEY")
 
 
-def _resolve_timeouts(
-    given: Timeouts | None, env: Mapping[str, str], table: Any, where: str
-) -> Timeouts:
-    if not isinstance(table, dict):
-        raise errors.ConfigError(f"{where}: [timeouts] must be a table")
-    unknown = sorted(set(table) - set(_TIMEOUT_DEFAULTS))
-    if unknown:
-        raise errors.ConfigError(
-            f"{where}: [timeouts] unknown key {unknown[0]!r}"
-            + _did_you_mean(unknown[0], _TIMEOUT_DEFAULTS)
-            + f"; valid keys: {', '.join(_TIMEOUT_DEFAULTS)}"
-        )
+def _warn_unknown_variables(
+    environ: Mapping[str, str], providers: Mapping[str, ProviderSettingsSpec]
+) -> None:
+    """Warn about an ``LLMRELAY_..._URL`` / ``_API_KEY`` variable that no row reads."""
+    known = [v for name, spec in providers.items() for v in _variables(name, spec)]
+    for variable, value in environ.items():
+        if value and _names_a_provider_setting(variable) and variable not in known:
+            log.warning(
+                "%s names no provider setting and is ignored%s",
+                variable,
+                _did_you_mean(variable, known),
+            )
+
+
+def _variables(name: str, spec: ProviderSettingsSpec) -> list[str]:
+    rows = provider_settings(name, spec)
+    return [v for row in rows for v in row.variables if v.startswith("LLMRELAY_")]
+
+
+def _names_a_provider_setting(variable: str) -> bool:
+    """``LLMRELAY_..._URL`` or ``..._API_KEY``, and not a setting of the table."""
+    return (
+        variable.startswith("LLMRELAY_")
+        and variable.endswith(_PROVIDER_ENDS)
+        and variable not in KNOWN_VARIABLES
+    )
+
+
+def _resolve_rows(
+    sources: Sources, rows: Sequence[Setting]
+) -> tuple[dict[str, Any], dict[str, str]]:
     values: dict[str, Any] = {}
-    for name in _TIMEOUT_DEFAULTS:
-        var = f"LLMRELAY_{name.upper()}_TIMEOUT"
-        if given is not None and name in given.given:
-            values[name] = getattr(given, name)
-        elif env.get(var):
-            values[name] = _number(env[var], var)
-        elif name in table:
-            values[name] = _number(table[name], f"{where}: [timeouts] {name}")
+    origins: dict[str, str] = {}
+    for row in rows:
+        values[row.name], origin = sources.resolve(row)
+        if origin is not None:
+            origins[row.name] = origin
+    return values, origins
+
+
+def _resolve_providers(
+    sources: Sources, providers: Mapping[str, ProviderSettingsSpec]
+) -> tuple[dict[str, dict[str, str]], dict[str, str], dict[tuple[str, str], str], dict[str, str]]:
+    """Endpoint overrides and keys: ``(urls, keys, endpoint sources, key sources)``.
+
+    A key nothing else sets comes from the keys file (``llmrelay keys set``).
+    """
+    urls: dict[str, dict[str, str]] = {}
+    keys: dict[str, str] = {}
+    endpoint_sources: dict[tuple[str, str], str] = {}
+    key_sources: dict[str, str] = {}
+    file_keys: dict[str, str] | None = None
+    for name, spec in providers.items():
+        for row in provider_settings(name, spec):
+            value, origin = sources.resolve(row)
+            setting = row.key[-1]
+            if origin is None:
+                continue
+            if setting == "api_key":
+                keys[name], key_sources[name] = value, origin
+            else:
+                urls.setdefault(name, {})[setting] = value
+                endpoint_sources[(name, setting)] = origin
+        if name not in keys:
+            if file_keys is None:
+                file_keys = _keys.load_keys(keys_path(sources.env))
+            if file_keys.get(name):
+                keys[name] = file_keys[name]
+                key_sources[name] = f"keys file {keys_path(sources.env)}"
+    return urls, keys, endpoint_sources, key_sources
+
+
+def _timeouts(values: Mapping[str, Any]) -> Timeouts:
+    given = {name: values[f"timeouts.{name}"] for name in TIMEOUT_DEFAULTS}
     try:
-        return Timeouts(**values)
+        return Timeouts(**given)
     except ValueError as exc:
         raise errors.ConfigError(str(exc)) from None
 
 
-def _resolve_verify(
-    given: bool | str | None, env: Mapping[str, str], doc: Mapping[str, Any], where: str
-) -> bool | str:
-    if given is not None:
-        return given
-    for var in ("LLMRELAY_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR"):
-        if env.get(var):
-            return env[var]
-    if "ca_bundle" in doc:
-        value = doc["ca_bundle"]
-        if not isinstance(value, str) or not value:
-            raise errors.ConfigError(f"{where}: ca_bundle must be a file path")
+def _verify(values: Mapping[str, Any], origins: Mapping[str, str]) -> bool | str:
+    """An explicit ``verify`` argument, else a CA bundle, else the ``verify`` setting."""
+    if origins.get("verify") == "argument verify":
+        value: bool | str = values["verify"]
         return value
-    if "verify" in doc:
-        if not isinstance(doc["verify"], bool):
-            raise errors.ConfigError(f"{where}: verify must be true or false")
-        return bool(doc["verify"])
-    return True
-
-
-def _resolve_bool(
-    given: bool | None, env_value: str | None, doc: Mapping[str, Any], key: str, where: str
-) -> bool:
-    if given is not None:
-        return given
-    if env_value:
-        return env_value.strip().lower() in ("1", "true", "yes", "on")
-    if key in doc:
-        if not isinstance(doc[key], bool):
-            raise errors.ConfigError(f"{where}: {key} must be true or false")
-        return bool(doc[key])
-    return False
-
-
-def _resolve_cooldown(
-    given: float | None, env: Mapping[str, str], doc: Mapping[str, Any], where: str
-) -> float:
-    if given is not None:
-        value = float(given)
-    elif env.get("LLMRELAY_COOLDOWN"):
-        value = _number(env["LLMRELAY_COOLDOWN"], "LLMRELAY_COOLDOWN")
-    elif "cooldown" in doc:
-        value = _number(doc["cooldown"], f"{where}: cooldown")
-    else:
-        return 30.0
-    if value < 0:
-        raise errors.ConfigError("cooldown must be zero or a positive number of seconds")
-    return value
-
-
-def _resolve_transport(
-    given: str | None, env: Mapping[str, str], doc: Mapping[str, Any], where: str
-) -> str:
-    """The transport setting: argument, variable, config file, then ``"httpx"``.
-
-    ``"auto"`` given as an argument is a preference, not a choice: the variable and the
-    config file override it.
-    """
-    valid = ("httpx", "aiohttp", "auto")
-    for value, source in (
-        (given if given != "auto" else None, "argument transport"),
-        (env.get("LLMRELAY_TRANSPORT"), "LLMRELAY_TRANSPORT"),
-        (_opt_str(doc, "transport", where), f"{where}: transport"),
-        (given, "argument transport"),
-    ):
-        if value:
-            if value not in valid:
-                raise errors.ConfigError(
-                    f"{source}: unknown transport {value!r}; valid: {', '.join(valid)}"
-                )
-            return value
-    return "httpx"
-
-
-def _resolve_aliases(table: Any, where: str) -> dict[str, tuple[str, ...]]:
-    if not isinstance(table, dict):
-        raise errors.ConfigError(f"{where}: [aliases] must be a table")
-    out: dict[str, tuple[str, ...]] = {}
-    for name, value in table.items():
-        refs: Sequence[Any] = [value] if isinstance(value, str) else value
-        if (
-            not isinstance(refs, list | tuple)
-            or not refs
-            or not all(isinstance(r, str) and r for r in refs)
-        ):
-            raise errors.ConfigError(
-                f"{where}: [aliases] {name} must be a model reference or a list of them"
-            )
-        out[str(name)] = tuple(refs)
-    return out
-
-
-def _opt_str(doc: Mapping[str, Any], key: str, where: str) -> str | None:
-    value = doc.get(key)
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise errors.ConfigError(f"{where}: {key} must be a string; got {value!r:.60}")
-    return value
+    return values["ca_bundle"] or bool(values["verify"])

@@ -281,7 +281,9 @@ class AsyncChatStream:
             raise StopAsyncIteration
         text = self._text
         acc = self._acc
+        secrets = self._engine.secrets
         while True:
+            token = secrets.activate()  # the provider's errors redact this client's keys
             try:
                 if self._deadline is None:
                     event = await agen.__anext__()
@@ -315,6 +317,8 @@ class AsyncChatStream:
                 return self._end()
             except BaseException as exc:
                 return await self._fail(exc)
+            finally:
+                secrets.deactivate(token)
             if type(event) is str:
                 if acc.finish is None:
                     text.append(event)
@@ -444,7 +448,8 @@ class AsyncChatStream:
         self._stop_watchdog()
         agen, self._agen = self._agen, None
         if agen is not None:
-            await _close(agen)
+            with self._engine.secrets.active():
+                await _close(agen)
 
     async def __aenter__(self) -> AsyncChatStream:
         return self

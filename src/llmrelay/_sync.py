@@ -43,6 +43,7 @@ from ._resources import AsyncChatCompletionStream
 from ._router import HealthStore
 from ._settings import Timeouts
 from ._stream import AsyncChatStream
+from .catalog import LiveModel
 from .providers import Provider
 from .types import (
     Completion,
@@ -726,6 +727,14 @@ class Client:
         """The candidates ``model`` resolves to (see ``AsyncClient.candidates``)."""
         return self._ensure()[1].candidates(model)
 
+    def live_models(
+        self, provider: str = "huggingface", *, refresh: bool = False
+    ) -> list[LiveModel]:
+        """The models ``provider``'s service lists now (see ``AsyncClient.live_models``)."""
+        portal, aclient = self._ensure()
+        models: list[LiveModel] = portal.call(aclient.live_models(provider, refresh=refresh))
+        return models
+
     def stream(
         self,
         messages: MessagesInput,
@@ -823,6 +832,11 @@ class Client:
                 options=options,
             )
         )
+
+    def describe_model(self, model: str | None = None) -> dict[str, Any]:
+        """What ``model`` will be sent; see ``AsyncClient.describe_model``."""
+        portal, aclient = self._ensure()
+        return portal.call(aclient.describe_model(model))
 
 
 def _finalize(portal: _Portal, aclient: AsyncClient) -> None:

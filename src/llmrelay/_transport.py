@@ -87,7 +87,8 @@ def choose_transport(transport: str, proxy: str | None) -> str:
         return "httpx"
     if transport not in TRANSPORTS:
         raise errors.ConfigError(
-            f"unknown transport {transport!r}; valid transports: {', '.join(TRANSPORTS)}"
+            f"unknown transport {transport!r} (transport=, LLMRELAY_TRANSPORT or the config "
+            f"file's transport); valid transports: {', '.join(TRANSPORTS)}"
         )
     socks = proxy is not None and proxy.lower().startswith("socks")
     if transport == "aiohttp":

@@ -9,6 +9,7 @@
     │   └── MissingCredentialsError(provider, env_var)
     ├── ProviderError(provider, model, status_code, body, retryable)
     │   ├── AuthenticationError        HTTP 401/403
+    │   │   └── CaptchaRequired        the service wants a CAPTCHA token (retryable)
     │   ├── RateLimitError             HTTP 429 (retry_after)
     │   ├── ModelNotFoundError         HTTP 404
     │   ├── InvalidRequestError        HTTP 400/422
@@ -24,9 +25,10 @@ Every ``ProviderError`` names the provider and model, carries the HTTP status an
 (truncated) response body when there was one, and says whether retrying — or falling
 back to another provider — can help (``retryable``). The original exception is the
 ``__cause__``. Secrets never appear in messages or reprs: the HTTP layer never puts
-request headers into errors, and every key a client uses is registered
-(``register_secret``) and replaced by ``[REDACTED]`` in a ``ProviderError``'s message,
-body, ``str`` and ``repr`` — an upstream that echoes the key back does not get it printed.
+request headers into errors, and a ``ProviderError`` built while a client runs provider
+code keeps that client's keys (``llmrelay._redact``: per client, never process-wide) and
+replaces them with ``[REDACTED]`` in its message, body, ``str`` and ``repr`` — an
+upstream that echoes the key back does not get it printed.
 """
 
 from __future__ import annotations
@@ -35,10 +37,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from . import _redact
+
 __all__ = [
     "AllProvidersFailed",
     "Attempt",
     "AuthenticationError",
+    "CaptchaRequired",
     "ClientClosed",
     "ConfigError",
     "InvalidRequestError",
@@ -57,27 +62,6 @@ __all__ = [
 ]
 
 _BODY_LIMIT = 2000
-_REDACTED = "[REDACTED]"
-_MIN_SECRET = 8
-_secrets: frozenset[str] = frozenset()
-
-
-def register_secret(value: str | None) -> None:
-    """Remember a key so that no error text shows it (the engine registers each key it uses).
-
-    Values shorter than 8 characters are ignored (they would redact ordinary words).
-    """
-    global _secrets
-    if value and len(value) >= _MIN_SECRET and value not in _secrets:
-        _secrets = _secrets | {value}
-
-
-def redact(text: str) -> str:
-    """``text`` with every registered key replaced by ``[REDACTED]``."""
-    for secret in _secrets:
-        if secret in text:
-            text = text.replace(secret, _REDACTED)
-    return text
 
 
 class LLMRelayError(Exception):
@@ -160,30 +144,42 @@ class ProviderError(LLMRelayError):
         body: str | None = None,
         retryable: bool | None = None,
     ) -> None:
-        message = redact(message)  # an upstream may echo the key back
+        # the keys of the client whose provider code runs now: an upstream may echo one
+        self._secrets = _redact.active()
+        message = _redact.redact(message, self._secrets)
         self.message = message
         self.provider = provider
         self.model = model
         self.status_code = status_code
-        self.body = redact(body)[:_BODY_LIMIT] if body is not None else None
+        self.body = _redact.redact(body, self._secrets)[:_BODY_LIMIT] if body is not None else None
         self.retryable = self.default_retryable if retryable is None else retryable
         super().__init__(message)
 
     def __str__(self) -> str:
         who = f"{self.provider} ({self.model})" if self.model else self.provider
         status = f" [HTTP {self.status_code}]" if self.status_code is not None else ""
-        return redact(f"{who}: {self.message}{status}")
+        return _redact.redact(f"{who}: {self.message}{status}", self._secrets)
 
     def __repr__(self) -> str:
-        return redact(
+        return _redact.redact(
             f"{type(self).__name__}({self.message!r}, provider={self.provider!r}, "
             f"model={self.model!r}, status_code={self.status_code!r}, "
-            f"retryable={self.retryable!r})"
+            f"retryable={self.retryable!r})",
+            self._secrets,
         )
 
 
 class AuthenticationError(ProviderError):
     """The provider rejected the credentials (HTTP 401/403)."""
+
+
+class CaptchaRequired(AuthenticationError):
+    """The service wants a CAPTCHA token (e.g. reCAPTCHA) that only its web page can make.
+
+    Retryable: another provider can answer, so fallback moves on.
+    """
+
+    default_retryable = True
 
 
 class RateLimitError(ProviderError):

@@ -8,6 +8,8 @@ A chat stream is an async iterator of ``Event`` values:
 * ``Reasoning`` — a piece of the model's visible reasoning, when a provider exposes it;
 * ``Usage`` — token counts, when the provider reports them;
 * ``ConversationState`` — provider-side state to carry to the next turn;
+* ``Queued`` — the request waits in the service's queue (position and estimate), before
+  any content;
 * ``ImageResult`` — a generated image;
 * ``FinishReason`` — exactly one per stream, always the last event.
 
@@ -37,6 +39,7 @@ __all__ = [
     "MessagesInput",
     "ProviderDescription",
     "ProviderInfo",
+    "Queued",
     "Reasoning",
     "Role",
     "Usage",
@@ -188,6 +191,9 @@ class ChatRequest:
         deadline: ``time.monotonic()`` value by which the first content (or the whole
             answer, whichever is sooner) is due, or ``None``: a provider that waits
             (a model loading, a Space waking) waits no longer than this.
+        strict: the client's ``strict`` setting: a part of the request the provider
+            finds it cannot deliver (a system prompt a Space has no input for) is an
+            ``InvalidRequestError`` instead of a warning.
     """
 
     messages: tuple[Message, ...]
@@ -200,6 +206,7 @@ class ChatRequest:
     state: ConversationState | None = None
     options: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
     deadline: float | None = None
+    strict: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,6 +277,26 @@ class Usage:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     total_tokens: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Queued:
+    """The request is waiting in the service's queue; may repeat as the queue moves.
+
+    Sent before any content by providers whose service queues requests (a Gradio
+    Space's ``estimation`` message:
+    https://www.gradio.app/guides/querying-gradio-apps-with-curl). It is not content:
+    the first-token timeout keeps running while a request is queued.
+
+    Attributes:
+        position: requests ahead of this one (``0``: it is next), when known.
+        queue_size: requests in the queue, when known.
+        eta: estimated seconds until this request starts, when known.
+    """
+
+    position: int | None
+    queue_size: int | None = None
+    eta: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -353,6 +380,13 @@ class ProviderDescription:
         endpoints: endpoint name -> the URL this client will use.
         parameters: the generation parameters the provider honours.
         options: provider-specific options, ``{name: {"type", "help"}}``.
+        image_models: those of ``models`` that generate images rather than text.
+        endpoint_sources: endpoint name -> where its override came from (an environment
+            variable, ``"argument base_urls"``, ``"config file [providers.NAME]
+            base_url"``); an endpoint left at its default is absent.
+        proxy_source: where the client's proxy came from (``"LLMRELAY_PROXY"``,
+            ``"argument proxy"``, ``"config file proxy"``), never its URL; ``None``
+            without a proxy.
     """
 
     name: str
@@ -371,10 +405,13 @@ class ProviderDescription:
     endpoints: Mapping[str, str] = field(default_factory=dict)
     parameters: tuple[str, ...] = ()
     options: Mapping[str, Any] = field(default_factory=dict)
+    image_models: tuple[str, ...] = ()
+    endpoint_sources: Mapping[str, str] = field(default_factory=dict)
+    proxy_source: str | None = None
 
 
 Event: TypeAlias = (
-    str | ProviderInfo | Reasoning | FinishReason | Usage | ConversationState | ImageResult
+    str | ProviderInfo | Reasoning | FinishReason | Usage | ConversationState | ImageResult | Queued
 )
 
 
@@ -385,7 +422,8 @@ def event_to_dict(event: Event) -> dict[str, Any]:
     "label"}``, ``{"type": "reasoning", "text"}``, ``{"type": "finish", "reason"}``,
     ``{"type": "usage", "prompt_tokens", "completion_tokens", "total_tokens"}``,
     ``{"type": "state", "provider", "data"}``, ``{"type": "image", "mime_type", "bytes",
-    "seed"}`` (``bytes`` is the image size; the data itself is not included).
+    "seed"}`` (``bytes`` is the image size; the data itself is not included),
+    ``{"type": "queued", "position", "queue_size", "eta"}``.
 
     Raises:
         TypeError: if ``event`` is not an event.
@@ -418,5 +456,12 @@ def event_to_dict(event: Event) -> dict[str, Any]:
             "mime_type": event.mime_type,
             "bytes": len(event.data),
             "seed": event.seed,
+        }
+    if isinstance(event, Queued):
+        return {
+            "type": "queued",
+            "position": event.position,
+            "queue_size": event.queue_size,
+            "eta": event.eta,
         }
     raise TypeError(f"not an llmrelay event: {type(event).__name__}")

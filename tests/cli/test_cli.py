@@ -45,7 +45,9 @@ def test_events_are_json_lines_with_a_type(space: Space) -> None:
     }
     assert events[-1] == {"type": "finish", "reason": "stop"}
     assert "".join(e["text"] for e in events if e["type"] == "text") == ANSWER
-    assert {e["type"] for e in events} == {"provider", "text", "finish"}
+    # the Space's estimation message (its queue position) comes as a "queued" event
+    assert {e["type"] for e in events} == {"provider", "queued", "text", "finish"}
+    assert {"type": "queued", "position": 0, "queue_size": 1, "eta": None} in events
 
 
 def test_provider_error_is_one_line_and_exit_1(space: Space) -> None:

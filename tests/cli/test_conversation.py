@@ -6,6 +6,7 @@ import inspect
 import json
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 from tests.cli.conftest import Space, run
 from tests.fakes.gradio_space import DEFAULT_CHUNKS, SpaceScript
@@ -13,10 +14,9 @@ from tests.fakes.gradio_space import DEFAULT_CHUNKS, SpaceScript
 ANSWER = inspect.cleandoc("".join(DEFAULT_CHUNKS))
 
 
-def _in_order(text: str, parts: list[str]) -> None:
-    position = 0
-    for part in parts:
-        position = text.index(part, position) + len(part)
+def _sent(join: Any) -> str:
+    """The message and the history a join sent, as one text."""
+    return json.dumps(join.json["data"][:2], ensure_ascii=False)
 
 
 def _rows(home: Path) -> list[dict[str, object]]:
@@ -35,14 +35,16 @@ def test_three_turns_with_continue_send_the_history_and_log_each_turn(
     assert code == 0, err
     assert out == ANSWER + "\n"
 
-    sent = [join.json["data"][0] for join in fake.joins]
-    assert sent[0] == "first question"
-    # hf_spaces flattens the history into the prompt: each later turn carries every
-    # earlier question and answer, in order, then the new question.
-    first_line = ANSWER.splitlines()[0]
-    _in_order(sent[1], ["first question", first_line, "second question"])
-    _in_order(sent[2], ["first question", first_line, "second question", first_line, "third"])
-    assert "third question" not in sent[1]
+    # hf_spaces sends each later turn's question as the message and every earlier
+    # question and answer, in order, as the Space's chatbot value (Gradio 5 messages)
+    assert [join.json["data"][0] for join in fake.joins] == [
+        "first question", "second question", "third question"
+    ]  # fmt: skip
+    turn_one = [{"role": "user", "content": "first question"},
+                {"role": "assistant", "content": ANSWER}]  # fmt: skip
+    turn_two = [{"role": "user", "content": "second question"},
+                {"role": "assistant", "content": ANSWER}]  # fmt: skip
+    assert [join.json["data"][1] for join in fake.joins] == [[], turn_one, turn_one + turn_two]
     # the system prompt of the conversation is kept when -s is not given again
     assert [join.json["data"][2] for join in fake.joins] == ["Be brief."] * 3
 
@@ -70,8 +72,8 @@ def test_a_new_chat_starts_a_new_conversation_and_cid_picks_one(space: Space, ho
     assert first != second
     code, _, err = run("chat", "--cid", str(first), "gamma")
     assert code == 0, err
-    assert "alpha" in fake.joins[-1].json["data"][0]
-    assert "beta" not in fake.joins[-1].json["data"][0]
+    assert "alpha" in _sent(fake.joins[-1])
+    assert "beta" not in _sent(fake.joins[-1])
     assert _rows(home)[-1]["conversation_id"] == first
 
 
@@ -102,8 +104,8 @@ def test_failed_turn_is_logged_with_its_error_and_not_added_to_history(
     assert rows[1]["error_type"] == "ProviderUnavailable"
     assert "503" in str(rows[1]["error"])
     assert rows[1]["answer"] == ""
-    assert "two" not in fake.joins[-1].json["data"][0]
-    assert "one" in fake.joins[-1].json["data"][0]
+    assert "two" not in _sent(fake.joins[-1])
+    assert "one" in _sent(fake.joins[-1])
 
 
 def test_no_log_and_logs_off_write_nothing(space: Space, home: Path) -> None:

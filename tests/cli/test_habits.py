@@ -268,3 +268,25 @@ def test_a_parameter_the_provider_cannot_take_warns_or_fails_with_strict(space: 
     assert out == ""
     assert "temperature" in err
     assert len(fake.joins) == 1
+
+
+def test_options_follow_the_config_files_default_model(
+    space: Space, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # -o is checked against the provider the request goes to: with no -m and no
+    # LLMRELAY_MODEL, the config file's default (here not the first provider)
+    fake, _ = space
+    monkeypatch.delenv("LLMRELAY_MODEL")
+    config = tmp_path / "config.toml"
+    config.write_text('model = "replicate:meta/meta-llama-3-70b-instruct"\n')
+    monkeypatch.setenv("LLMRELAY_CONFIG", str(config))
+    joins = len(fake.joins)
+    code, out, err = run("chat", "--strict", "-o", "inputs", "{}", "hi")
+    assert code == 2
+    assert out == ""
+    assert "replicate declares no option 'inputs'" in err  # hf_spaces' option, not its
+    assert len(fake.joins) == joins
+    config.write_text('model = "hf_spaces"\n')
+    code, out, err = run("chat", "--strict", "-o", "inputs", "{}", "hi")
+    assert code == 0, err
+    assert out == ANSWER + "\n"

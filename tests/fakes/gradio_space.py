@@ -6,9 +6,18 @@ silent by captures of real Gradio 4.44.1 / 5.50.0 / 6.31.0 servers running
 
 Routes (``P`` = ``""`` for version "4", ``"/gradio_api"`` for "5" and "6"):
 
-* ``GET /config`` -> the app config; ``model_chat`` is dependency ``id`` 0 (= fn_index),
-  targets ``[[11, "submit"], [12, "click"]]``, inputs/outputs ``[11, 10, 3]``
-  (textbox, chatbot, system).
+* ``GET /config`` -> the app config, laid out as the real Space's ``app.py``
+  (https://huggingface.co/spaces/Qwen/Qwen2-72B-Instruct/blob/main/app.py, component ids
+  as Gradio 4.44.1 and 6.31.0 number ``scripts/demo_space.py``): ``model_chat`` is
+  dependency ``id`` 0 (= fn_index), target ``[[11, "submit"]]``, inputs ``[11, 10, 8]``
+  (textbox, chatbot, the hidden unlabelled ``system_state``), outputs ``[11, 10, 4]``
+  (textbox, chatbot, the visible "System" box); the Send button's ``model_chat_1`` (1)
+  is wired the same way; ``clear_session`` (2); ``modify_system_session`` (3) copies
+  the "System" box into ``system_state``.
+* ``GET P/info`` -> ``{"named_endpoints", "unnamed_endpoints"}``: each documented
+  dependency's parameters (by the function's own parameter names; state inputs left
+  out), as real 4.44.1 and 6.31.0 servers describe them (trimmed: no JSON schemas,
+  code snippets or descriptions) — what gradio_client reads.
 * ``POST P/queue/join[?]`` -> ``{"event_id": "<32 hex>"}`` or Gradio/FastAPI errors.
 * ``GET P/queue/data?session_hash=...`` -> ``text/event-stream``; one
   ``data: <compact JSON>\\n\\n`` per message, ending with ``close_stream``.
@@ -103,7 +112,9 @@ JOIN_ERROR_BODIES: dict[int, Any] = {
 """Default join error bodies (gradio ``routes.py`` ``queue_join_helper`` ``error_map``,
 ``queueing.py`` ``push``/``process_validation_response``); a ``str`` is sent as text/plain."""
 
-TEXTBOX, CHATBOT, SYSTEM, SYSTEM_STATE, SUBMIT, CLEAR, MODIFY = 11, 10, 3, 6, 12, 13, 5
+TEXTBOX, CHATBOT, SYSTEM, SYSTEM_STATE, SUBMIT, CLEAR, MODIFY = 11, 10, 4, 8, 14, 13, 7
+CHAT_FNS = (0, 1)
+"""``model_chat`` (the textbox's submit) and ``model_chat_1`` (the Send button's click)."""
 _SESSION_NOT_FOUND = {"4": "404: Session not found.", "5": "404: Not Found", "6": "404: Not Found"}
 
 
@@ -139,6 +150,10 @@ class SpaceScript:
     ``"heartbeats_only"`` answers the join, then sends only ``heartbeat`` messages every
     ``heartbeat_interval`` seconds until the client goes (a stuck queue).  ``app`` picks the
     Space's shape: the Qwen ``gr.Blocks`` app or a ``gr.ChatInterface`` (versions 4 and 6).
+    ``estimations``: the chat event's ``estimation`` messages as ``(rank, queue_size,
+    rank_eta)``, sent before ``process_starts`` (default: one ``(0, 1, None)``, as a real
+    server with an empty queue); ``info_status`` answers ``/info`` with that error, and
+    ``/info`` leaves out the dependencies named in ``info_hidden``.
     """
 
     version: Version = "5"
@@ -161,6 +176,9 @@ class SpaceScript:
     raw_messages: list[str] | None = None
     cut_after_completed: bool = False
     app: AppShape = "blocks"
+    estimations: list[tuple[int | None, int, float | None]] | None = None
+    info_status: int = 200
+    info_hidden: tuple[str, ...] = ()
 
 
 def api_prefix(version: str) -> str:
@@ -428,13 +446,16 @@ class FakeSpace:
             )
         )
         prefix = api_prefix(self.script.version)
-        routes = {"/config": "GET", f"{prefix}/queue/join": "POST", f"{prefix}/queue/data": "GET"}
+        routes = {"/config": "GET", f"{prefix}/queue/join": "POST", f"{prefix}/queue/data": "GET",
+                  f"{prefix}/info": "GET"}  # fmt: skip
         if path not in routes:
             return JSONResponse({"detail": "Not Found"}, 404)
         if request.method != routes[path]:
             return JSONResponse({"detail": "Method Not Allowed"}, 405)
         if path == "/config":
             return self._config()
+        if path.endswith("/info"):
+            return self._info()
         if path.endswith("/join"):
             return self._join(body, parsed)
         session_hash = request.query_params.get("session_hash")
@@ -465,6 +486,22 @@ class FakeSpace:
             raw = gzip.compress(raw)
             headers["content-encoding"] = "gzip"
         return Response(raw, 200, headers=headers, media_type="application/json")
+
+    def _info(self) -> Response:
+        script = self.script
+        if script.info_status != 200:
+            return JSONResponse({"detail": "Internal Server Error"}, script.info_status)
+        config = script.config_body
+        if not isinstance(config, dict):
+            config = (
+                build_chatinterface_config(script.version)
+                if script.app == "chatinterface"
+                else build_config(script.version)
+            )
+        info = build_info(config, script.version)
+        for name in script.info_hidden:
+            info["named_endpoints"].pop(f"/{name}", None)
+        return JSONResponse(info)
 
     def _join(self, raw: bytes, body: Any) -> Response:
         if body is None:
@@ -516,7 +553,7 @@ class FakeSpace:
         fn_index = body.get("fn_index")
         if fn_index is None:
             return JSONResponse({"detail": "No function index provided."}, 400)
-        known = range(CI_DEPS[script.version]) if script.app == "chatinterface" else (0, 1, 2)
+        known = range(CI_DEPS[script.version]) if script.app == "chatinterface" else (0, 1, 2, 3)
         if fn_index not in known:
             return PlainTextResponse("Internal Server Error", 500)  # KeyError in get_fn
         event = _Event(uuid.uuid4().hex, int(fn_index), list(body["data"]))
@@ -543,7 +580,7 @@ class FakeSpace:
                     await asyncio.sleep(script.heartbeat_interval)
                     yield _sse(m.simple("heartbeat", None))
             for index, event in enumerate(events):
-                if event.fn_index == self._chat_fn_index():
+                if event.fn_index in self._chat_fn_indexes():
                     ghost = script.other_session_events and index == 0
                     for line in self._chat_lines(event, m, ghost):
                         if isinstance(line, float):
@@ -573,13 +610,18 @@ class FakeSpace:
             yield _sse(m.simple("queue_full", eid))
             return
         ghost_id = uuid.uuid4().hex
-        yield _sse(m.estimation(eid))
+        if script.estimations is None:
+            yield _sse(m.estimation(eid))
+        for rank, size, eta in script.estimations or ():
+            yield _sse(m.simple("estimation", eid, rank=rank, queue_size=size, rank_eta=eta))
         yield _sse(m.simple("process_starts", eid, eta=None))
         if ghost:
             yield _sse(m.simple("process_starts", ghost_id, eta=None))
         if script.raw_messages is not None:
             for text in script.raw_messages:
                 yield f"data: {text.replace('EVENT_ID', eid)}\n\n"
+            if script.hold_open:
+                yield None
             return
         needed = 4 if script.app == "chatinterface" else 3
         if len(event.data) < needed:  # gradio: "didn't receive enough input values"
@@ -634,8 +676,8 @@ class FakeSpace:
         if script.cut_after_completed:
             raise _AbruptClose("dropped after process_completed")
 
-    def _chat_fn_index(self) -> int:
-        return CI_API_FN[self.script.version] if self.script.app == "chatinterface" else 0
+    def _chat_fn_indexes(self) -> tuple[int, ...]:
+        return (CI_API_FN[self.script.version],) if self.script.app == "chatinterface" else CHAT_FNS
 
     def _chatinterface_lines(self, event: _Event, m: _Messages) -> Iterator[str | float | None]:
         """ChatInterface's API dependency: outputs ``[reply (json/textbox), state]``; the
@@ -674,7 +716,7 @@ class FakeSpace:
 
 
 def _other_fn_output(event: _Event) -> list[Any]:
-    if event.fn_index == 1:  # clear_session
+    if event.fn_index == 2:  # clear_session
         return ["", []]
     system = str(event.data[0]) if event.data else ""
     return [system, system, []]  # modify_system_session
@@ -687,7 +729,9 @@ def _validation_error(error: dict[str, Any]) -> Response:
     return JSONResponse({"detail": [ordered]}, 422)
 
 
-def _textbox(cid: int, label: str, value: str | None, visible: bool = True) -> dict[str, Any]:
+def _textbox(
+    cid: int, label: str | None, value: str | None, visible: bool = True
+) -> dict[str, Any]:
     props: dict[str, Any] = {
         "type": "text",
         "lines": 1,
@@ -713,6 +757,11 @@ def _button(cid: int, value: str) -> dict[str, Any]:
     return {"id": cid, "type": "button", "props": props, "skip_api": True}
 
 
+def _block(cid: int, kind: str) -> dict[str, Any]:
+    props = {"visible": True} if kind in ("row", "column") else {}
+    return {"id": cid, "type": kind, "props": {**props, "name": kind}, "skip_api": True}
+
+
 def _dependency(
     fid: int,
     name: str,
@@ -720,8 +769,9 @@ def _dependency(
     inputs: list[int],
     outputs: list[int],
     generator: bool,
+    version: str = "5",
 ) -> dict[str, Any]:
-    return {
+    dep: dict[str, Any] = {
         "id": fid,
         "targets": targets,
         "inputs": inputs,
@@ -742,11 +792,18 @@ def _dependency(
         "trigger_mode": "once",
         "rendered_in": None,
     }
+    if version == "6":
+        dep["api_visibility"] = "public"
+    else:
+        dep["show_api"] = True
+    return dep
 
 
 def build_config(version: str) -> dict[str, Any]:
     """``GET /config`` body for ``version`` (key set trimmed from real 4.44/5.50/6.31)."""
-    chatbot_props: dict[str, Any] = {"value": [], "label": "Qwen2-72B-Instruct", "name": "chatbot"}
+    chatbot_props: dict[str, Any] = {
+        "value": [], "label": "qwen2-72B-instruct", "visible": True, "name": "chatbot"
+    }  # fmt: skip
     if version in ("4", "5"):  # 6.x has no ``type`` prop: messages only
         chatbot_props["type"] = "tuples" if version == "4" else "messages"
     system = "You are a helpful assistant."
@@ -754,41 +811,50 @@ def build_config(version: str) -> dict[str, Any]:
         {
             "id": 1,
             "type": "markdown",
-            "props": {"value": "<center>Qwen2-72B-Instruct</center>"},
+            "props": {"value": "<center><font size=8>Qwen2-72B-instruct Chat</center>"},
             "skip_api": True,
         },
-        {"id": 2, "type": "row", "props": {"variant": "default"}, "skip_api": True},
+        _block(2, "row"),
+        _block(3, "column"),
         _textbox(SYSTEM, "System", system),
+        _block(5, "form"),
+        _block(6, "column"),
         _button(MODIFY, "🛠️ Set system prompt and clear history"),
-        _textbox(SYSTEM_STATE, "", system, visible=False),
+        _textbox(SYSTEM_STATE, None, system, visible=False),
+        _block(9, "form"),
         {"id": CHATBOT, "type": "chatbot", "props": chatbot_props, "skip_api": False},
         _textbox(TEXTBOX, "Input", None),
+        _block(12, "row"),
+        _button(CLEAR, "🧹 Clear history"),
         _button(SUBMIT, "🚀 Send"),
-        _button(CLEAR, "🧹 Clear History"),
+        _block(15, "form"),
     ]
-    io = [TEXTBOX, CHATBOT, SYSTEM]
+    inputs, outputs = [TEXTBOX, CHATBOT, SYSTEM_STATE], [TEXTBOX, CHATBOT, SYSTEM]
+    v = version
     dependencies = [
-        _dependency(0, "model_chat", [[TEXTBOX, "submit"], [SUBMIT, "click"]], io, io, True),
-        _dependency(1, "clear_session", [[CLEAR, "click"]], [], [TEXTBOX, CHATBOT], False),
+        _dependency(0, "model_chat", [[TEXTBOX, "submit"]], inputs, outputs, True, v),
+        _dependency(1, "model_chat_1", [[SUBMIT, "click"]], inputs, outputs, True, v),
+        _dependency(2, "clear_session", [[CLEAR, "click"]], [], [TEXTBOX, CHATBOT], False, v),
         _dependency(
-            2,
-            "modify_system_session",
-            [[MODIFY, "click"]],
-            [SYSTEM],
-            [SYSTEM_STATE, SYSTEM, CHATBOT],
-            False,
+            3, "modify_system_session", [[MODIFY, "click"]], [SYSTEM],
+            [SYSTEM_STATE, SYSTEM, CHATBOT], False, v,
         ),
-    ]
+    ]  # fmt: skip
     layout = {
         "id": 0,
         "children": [
             {"id": 1},
-            {"id": 2, "children": [{"id": SYSTEM}, {"id": MODIFY}]},
-            {"id": SYSTEM_STATE},
+            {
+                "id": 2,
+                "children": [
+                    {"id": 3, "children": [{"id": 5, "children": [{"id": SYSTEM}]}]},
+                    {"id": 6, "children": [{"id": MODIFY}]},
+                    {"id": 9, "children": [{"id": SYSTEM_STATE}]},
+                ],
+            },
             {"id": CHATBOT},
-            {"id": TEXTBOX},
-            {"id": SUBMIT},
-            {"id": CLEAR},
+            {"id": 15, "children": [{"id": TEXTBOX}]},
+            {"id": 12, "children": [{"id": CLEAR}, {"id": SUBMIT}]},
         ],
     }
     config: dict[str, Any] = {
@@ -848,9 +914,10 @@ def build_chatinterface_config(version: str) -> dict[str, Any]:
         _component(history, "state", state_props, True),
     ]
     internal = _dependency(2, "_stream_fn" if version == "4" else "_submit_fn", [[None, "then"]],
-                           [history, chatbot, 0, 1], [chatbot], True)  # fmt: skip
+                           [history, chatbot, 0, 1], [chatbot], True, version)  # fmt: skip
     api = _dependency(CI_API_FN[version], "chat" if version == "4" else "respond",
-                      [[button, "click"]], [message, history, 0, 1], [reply, history], True)  # fmt: skip
+                      [[button, "click"]], [message, history, 0, 1], [reply, history], True,
+                      version)  # fmt: skip
     if version == "4":
         internal["show_api"], api["show_api"] = False, True
     else:
@@ -868,3 +935,61 @@ def build_chatinterface_config(version: str) -> dict[str, Any]:
     if version != "4":
         config["api_prefix"] = "/gradio_api"
     return config
+
+
+PARAMETER_NAMES: dict[str, list[str]] = {
+    "model_chat": ["query", "history", "system"],
+    "model_chat_1": ["query", "history", "system"],
+    "modify_system_session": ["system"],
+    "chat": ["message", "system", "temperature"],
+    "respond": ["message", "system", "temperature"],
+}
+"""The functions' own parameter names, as ``/info`` gives them (``scripts/demo_*.py``)."""
+_PYTHON_TYPES = {"textbox": "str", "slider": "float", "chatbot": "list", "json": "Any"}
+
+
+def build_info(config: dict[str, Any], version: str) -> dict[str, Any]:
+    """``GET {prefix}/info`` of ``config`` (shape captured from real 4.44.1 and 6.31.0
+    servers): the documented dependencies (``show_api`` true / ``api_visibility``
+    public) by ``/api_name``; state inputs and outputs are not parameters."""
+    components = {c["id"]: c for c in config.get("components", []) if isinstance(c, dict)}
+    named: dict[str, Any] = {}
+    for dep in config.get("dependencies", []):
+        name = dep.get("api_name")
+        shown = dep.get("api_visibility", "public") == "public" and dep.get("show_api") is not False
+        if not isinstance(name, str) or not shown or dep.get("backend_fn") is False:
+            continue
+        names = iter(PARAMETER_NAMES.get(name, []))
+        parameters = []
+        for cid in dep.get("inputs", []):
+            kind = components.get(cid, {}).get("type", "")
+            if kind == "state":
+                continue
+            props = components.get(cid, {}).get("props", {})
+            value = props.get("value")
+            parameters.append({
+                "label": f"parameter_{cid}" if props.get("label") is None else props["label"],
+                "parameter_name": next(names, f"param_{cid}"),
+                "parameter_has_default": value is not None,
+                "parameter_default": value,
+                "type": {"type": "string"} if kind == "textbox" else {},
+                "python_type": {"type": _PYTHON_TYPES.get(kind, "Any"), "description": ""},
+                "component": kind.capitalize(),
+                "example_input": "Hello!!" if kind == "textbox" else value,
+            })  # fmt: skip
+        returns = []
+        for cid in dep.get("outputs", []):
+            kind = components.get(cid, {}).get("type", "")
+            if kind != "state":
+                label = components.get(cid, {}).get("props", {}).get("label")
+                returns.append({"label": label or f"value_{cid}", "type": {},
+                                "python_type": {"type": _PYTHON_TYPES.get(kind, "Any"),
+                                                "description": ""},
+                                "component": kind.capitalize()})  # fmt: skip
+        entry: dict[str, Any] = {"parameters": parameters, "returns": returns}
+        if version == "6":
+            entry |= {"api_visibility": "public", "description": "", "code_snippets": {}}
+        else:
+            entry["show_api"] = True
+        named[f"/{name}"] = entry
+    return {"named_endpoints": named, "unnamed_endpoints": {}}

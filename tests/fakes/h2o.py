@@ -45,8 +45,17 @@ DEFAULT_TOKENS: tuple[str, ...] = ("\n", "Hello", ",", " wörld", " ", " 🚀", 
 Format = Literal["tgi", "ndjson"]
 Step = Literal["root", "settings", "conversation", "message", "delete"]
 Mode = Literal[
-    "ok", "http_error", "malformed", "disconnect", "hold_open", "error_payload", "no_final"
+    "ok",
+    "http_error",
+    "malformed",
+    "disconnect",
+    "hold_open",
+    "error_payload",
+    "no_final",
+    "invalid_utf8",  # a token whose bytes are not UTF-8 at fault_after, then the rest
 ]
+BAD_UTF8 = "caf\ufffd au lait"
+"""What the ``invalid_utf8`` token reads as once the invalid byte is replaced."""
 End = Literal["special", "endoftext_text", "length"]
 
 
@@ -290,7 +299,12 @@ class FakeH2o:
         tokens = list(script.tokens)
         text = ""
         for index, token in enumerate(tokens):
-            if index == script.fault_after and script.mode != "ok":
+            if index == script.fault_after and script.mode == "invalid_utf8":
+                text += BAD_UTF8
+                yield self._data(self._token(index, "@@", False, None, "length")).replace(
+                    b'"@@"', b'"caf\xc3 au lait"'
+                )
+            if index == script.fault_after and script.mode not in ("ok", "invalid_utf8"):
                 async for chunk in self._fault(
                     b'data:{"token":{"id":5,"text":',
                     self._data({"error": script.error_message, "error_type": script.error_type}),
@@ -326,7 +340,10 @@ class FakeH2o:
         yield line({"type": "status", "status": "started"})
         text = ""
         for index, token in enumerate(script.tokens):
-            if index == script.fault_after and script.mode != "ok":
+            if index == script.fault_after and script.mode == "invalid_utf8":
+                text += BAD_UTF8
+                yield line({"type": "stream", "token": "@@"}).replace(b'"@@"', b'"caf\xc3 au lait"')
+            if index == script.fault_after and script.mode not in ("ok", "invalid_utf8"):
                 error = {"type": "status", "status": "error", "message": script.error_message}
                 async for chunk in self._fault(b'{"type":"stream","token":\n', line(error)):
                     yield chunk

@@ -8,7 +8,9 @@ client (``tests/fidelity/test_replicate_fidelity.py``).
 Routes (the API host is the one the client used, e.g. ``127.0.0.1:P``):
 
 * ``POST /v1/models/{owner}/{name}/predictions`` and ``POST /v1/predictions`` (``version``)
-  -> 201 (or 202) prediction JSON in the 2023, 2024 or 2025 shape; ``Prefer: wait`` on
+  -> 201 (or 202) prediction JSON in the 2023, 2024 or 2025 shape (the deprecated
+  ``"stream": true`` flag is optional: the 2024 and 2025 shapes list ``urls.stream``
+  without it, the 2023 shape only with it, as recorded); ``Prefer: wait`` on
   an image model -> 201 with ``output`` filled, or 202 ``starting`` (``image_mode``).
 * ``GET /v1/predictions/{id}`` -> the prediction (image polling: ``starting`` ->
   ``processing`` -> ``succeeded`` after ``polls_before_done`` polls).
@@ -86,7 +88,7 @@ Mode = Literal[
     "no_stream",  # creation body without urls.stream
     "disconnect",  # the stream drops after fail_after tokens
     "hold_open",  # fail_after tokens, then keep-alives until the client goes
-    "end_without_done",  # tokens, then the stream ends cleanly without done
+    "end_without_done",  # tokens, then the stream ends cleanly without done (end_status)
     "error_event",  # fail_after tokens, then event: error
     "done_canceled",  # tokens, then done {"reason": "canceled"}
     "done_error",  # tokens, then done {"reason": "error"}
@@ -150,6 +152,7 @@ class ReplicateScript:
     image_bytes: bytes = PNG_1X1
     image_content_type: str = "image/png"
     image_output: Literal["list", "string", "data_uri"] = "list"
+    end_status: Literal["processing", "succeeded", "failed", "canceled"] = "processing"
 
 
 @dataclass
@@ -357,6 +360,10 @@ class FakeReplicate:
             del payload["id"]
         if script.mode == "no_stream":
             del payload["urls"]["stream"]
+        elif script.shape == "2023" and body.get("stream") is not True:
+            # 2023 - 2024-04 recordings list urls.stream only when "stream": true was sent
+            del payload["urls"]["stream"]
+            payload["stream"] = False
         text = json.dumps(payload, separators=(",", ":"))
         if script.shape == "2023":
             text += "\n"
@@ -501,6 +508,11 @@ class FakeReplicate:
                 yield nchan_message("error", msgid(), '{"detail":"CUDA out of memory"}')
                 return
             if script.mode == "end_without_done":
+                p.status = script.end_status
+                if p.status == "succeeded":
+                    p.output = list(tokens)
+                elif p.status == "failed":
+                    p.error = "CUDA out of memory"
                 return
             if script.mode == "done_canceled":
                 yield nchan_message("done", msgid(), '{"reason":"canceled"}')

@@ -119,6 +119,49 @@ def test_config_matches(real_url: str, fake_url: str) -> None:
     assert [real_types[i] for i in real_dep["inputs"]] == [
         fake_types[i] for i in fake_dep["inputs"]
     ]
+    assert _wiring(real) == _wiring(fake)
+
+
+def _wiring(config: dict[str, Any]) -> dict[str, Any]:
+    """Every dependency's wiring and visibility, and each component it touches (type,
+    label, visibility, default): the layout discovery reads (the Qwen Space's hidden,
+    unlabelled ``system_state`` box, its "System" box written by model_chat)."""
+    components = {c["id"]: c for c in config["components"]}
+    # ids as a fresh server numbers them (an in-process server counts on from the
+    # components of apps built before it in the same process)
+    base = min(components) - 1
+
+    def component(cid: int) -> tuple[Any, ...]:
+        props = components[cid]["props"]
+        return (components[cid]["type"], props.get("label"), props.get("visible"),
+                props.get("value"), props.get("type"))  # fmt: skip
+
+    def ids(values: list[int]) -> list[int]:
+        return [i - base for i in values]
+
+    deps = config["dependencies"]
+    return {
+        "deps": [
+            (d["id"], d["api_name"], [[t[0] - base, t[1]] for t in d["targets"]],
+             ids(d["inputs"]), ids(d["outputs"]), d.get("api_visibility"), d.get("show_api"))
+            for d in deps
+        ],
+        "components": {i - base: component(i) for d in deps
+                       for i in [*d["inputs"], *d["outputs"]]},
+        "all": sorted((c["id"] - base, c["type"]) for c in config["components"]),
+    }  # fmt: skip
+
+
+def test_gradio4_config_matches(demo: ModuleType, gradio4_python: str) -> None:
+    """The fake's Gradio 4 layout, ``/info`` and answers to gradio_client against the
+    real-layout demo on a real Gradio 4.44."""
+    fake = FakeSpace(SpaceScript(version="4", chunks=demo.answer_chunks(PROMPT, SYSTEM)))
+    with launch_subprocess(gradio4_python) as real_url, serve(fake.app) as fake_url:
+        real = httpx.get(f"{real_url}/config").json()
+        fake_config = httpx.get(f"{fake_url}/config").json()
+        assert _info(real_url) == _info(fake_url)
+        assert _gradio_client_answers(real_url) == _gradio_client_answers(fake_url)
+    assert _wiring(real) == _wiring(fake_config)
 
 
 def test_stream_matches(real_url: str, fake_url: str) -> None:
@@ -170,6 +213,53 @@ def test_errors_match(real_url: str, fake_url: str, case: str) -> None:
         return response.status_code, response.headers["content-type"], response.text
 
     assert outcome(real_url) == outcome(fake_url)
+
+
+def _info(url: str) -> Any:
+    """What ``GET {prefix}/info`` documents: each endpoint's parameters and visibility."""
+    config = httpx.get(f"{url}/config").json()
+    prefix = config.get("api_prefix", "")
+    info = httpx.get(f"{url}{prefix}/info", params={"serialize": "False"}).json()
+    base = min(c["id"] for c in config["components"]) - 1  # as in _wiring
+
+    def label(text: str) -> str:  # an unlabelled input is "parameter_<component id>"
+        head, _, number = text.rpartition("_")
+        return f"{head}_{int(number) - base}" if head == "parameter" else text
+
+    return sorted(info), {
+        name: (
+            [(p["parameter_name"], label(p["label"]), p["component"],
+              p["parameter_has_default"], p["parameter_default"])
+             for p in endpoint["parameters"]],
+            [r["component"] for r in endpoint["returns"]],
+            endpoint.get("api_visibility"),
+            endpoint.get("show_api"),
+        )
+        for name, endpoint in info["named_endpoints"].items()
+    }  # fmt: skip
+
+
+def _gradio_client_answers(url: str) -> list[Any]:
+    """The official client, by position and by the parameters' names (``/info``)."""
+    client = gradio_client.Client(url, verbose=False, download_files=False)
+    return [
+        client.predict(PROMPT, [], SYSTEM, api_name="/model_chat"),
+        client.predict(query=PROMPT, system=SYSTEM, api_name="/model_chat"),
+    ]
+
+
+gradio_client = pytest.importorskip("gradio_client")
+
+
+# after the stream comparisons: a server that has answered reports a rank_eta
+def test_info_matches(real_url: str, fake_url: str) -> None:
+    assert _info(real_url) == _info(fake_url)
+
+
+def test_gradio_client_gets_the_same_from_the_fake(real_url: str, fake_url: str) -> None:
+    real, fake = _gradio_client_answers(real_url), _gradio_client_answers(fake_url)
+    assert real == fake
+    assert real[0][2] == SYSTEM  # the model_chat output to the visible "System" box
 
 
 @pytest.mark.parametrize("version", ["4", "5", "6"])
@@ -299,6 +389,23 @@ def _same_conversation(real: list[dict[str, Any]], fake: list[dict[str, Any]]) -
             assert list(r["output"]) == list(f["output"]), r["msg"]
             assert r["output"]["data"] == f["output"]["data"], r["msg"]
     assert _reconstruct(fake) == fake[-2]["output"]["data"]
+
+
+def test_chatinterface_info_and_gradio_client_match(
+    ci_demo: ModuleType, ci_real_url: str, ci_fake_url: str
+) -> None:
+    assert _info(ci_real_url) == _info(ci_fake_url)
+    name = "/respond" if VERSION == "6" else "/chat"
+
+    def ask(url: str) -> Any:
+        client = gradio_client.Client(url, verbose=False, download_files=False)
+        return client.predict(CI_MESSAGE, api_name=name)  # the defaults of the others
+
+    assert (
+        ask(ci_real_url)
+        == ask(ci_fake_url)
+        == ci_demo.answer_text(CI_MESSAGE, ci_demo.DEFAULT_SYSTEM, ci_demo.DEFAULT_TEMPERATURE)
+    )
 
 
 def test_chatinterface_stream_matches(

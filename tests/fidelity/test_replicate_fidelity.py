@@ -87,8 +87,47 @@ def test_2023_shape_lacks_model_that_todays_client_requires(
     server.script = ReplicateScript(shape="2023")
     with pytest.raises(Exception, match="model"):
         official_text(url)
+    # llmrelay reads the 2023 body, but sends no deprecated "stream" flag, and a 2023
+    # service listed urls.stream only for that flag: a clear error, not a hang
+    with pytest.raises(errors.ProtocolError, match=r"no urls\.stream"):
+        anyio.run(ours, url)
+
+
+def test_a_prediction_created_without_the_flag_streams_for_the_official_client(
+    fake: tuple[FakeReplicate, str],
+) -> None:
+    """Today's service lists urls.stream without ``"stream": true``: replicate-python
+    creates a prediction without the flag and streams it from that URL, as llmrelay does."""
+    server, url = fake
+    prediction = official(url).models.predictions.create(model=MODEL, input={"prompt": "Hi"})
+    assert "stream" not in server.creations()[-1].json
+    theirs = "".join(str(e) for e in prediction.stream())
     text, _ = anyio.run(ours, url)
-    assert text == "".join(DEFAULT_TOKENS)
+    assert theirs == text == "".join(DEFAULT_TOKENS)
+
+
+@pytest.mark.parametrize(
+    ("end_status", "outcome"),
+    [("succeeded", "stop"), ("failed", "CUDA out of memory"), ("canceled", "canceled")],
+)
+def test_after_a_stream_without_done_both_read_the_same_prediction(
+    fake: tuple[FakeReplicate, str], end_status: Any, outcome: str
+) -> None:
+    """The stream ends without ``done``: replicate-python's ``predictions.get`` and
+    llmrelay's single ``urls.get`` read see the same status, and llmrelay acts on it."""
+    server, url = fake
+    server.script = ReplicateScript(mode="end_without_done", end_status=end_status)
+    client = official(url)
+    prediction = client.models.predictions.create(model=MODEL, input={"prompt": "Hi"})
+    list(prediction.stream())  # the official stream simply stops
+    assert client.predictions.get(prediction.id).status == end_status
+    if end_status == "succeeded":
+        text, events = anyio.run(ours, url)
+        assert text == "".join(DEFAULT_TOKENS)
+        assert events[-1] == FinishReason(outcome)
+    else:
+        with pytest.raises(errors.ProviderError, match=outcome):
+            anyio.run(ours, url)
 
 
 def test_same_text_versioned_route(fake: tuple[FakeReplicate, str]) -> None:
@@ -103,13 +142,19 @@ def test_same_text_versioned_route(fake: tuple[FakeReplicate, str]) -> None:
 
 
 def test_official_client_request_matches_ours(fake: tuple[FakeReplicate, str]) -> None:
-    """Same route, same boolean ``stream``, same stream headers as replicate-python."""
+    """Same route and stream headers as replicate-python; no deprecated ``stream`` flag.
+
+    replicate-python 1.x still sends ``"stream": true`` (``replicate/stream.py``); the
+    flag is deprecated (streaming is always available) and llmrelay leaves it out.
+    """
     server, url = fake
     official_text(url)
     anyio.run(ours, url)
     theirs, mine = server.creations()
     assert theirs.path == mine.path
-    assert theirs.json["stream"] is mine.json["stream"] is True
+    assert theirs.json["stream"] is True
+    assert "stream" not in mine.json
+    assert theirs.json["input"] == mine.json["input"]
     streams = [r for r in server.requests if r.path.startswith("/v1/streams/")]
     assert len(streams) == 2
     for request in streams:

@@ -2,7 +2,8 @@
 
 ``ChunkParser.feed`` (OpenAI chunks) and ``TokenStream.feed`` (TGI events) answer the
 plain content chunk without the general shape checks. The references below are the
-``feed`` methods as they were before the fast paths (verbatim, calling the same general
+``feed`` methods as they were before the fast paths (verbatim but for the error texts,
+which now describe a malformed frame instead of quoting it; calling the same general
 code after parsing); random chunks of every shape, valid or not, must give the same
 events, the same errors and the same parser state.
 """
@@ -32,17 +33,17 @@ def reference_chunk_feed(self: ChunkParser, data: str) -> list[Event]:
         return []
     chunk = loads(data, provider=self.provider, model=self.model, what="stream chunk")
     if not isinstance(chunk, Mapping):
-        raise self._protocol(f"stream chunk is not an object: {data[:200]!r}")
+        raise self._protocol("stream chunk is not an object", data)
     if "error" in chunk and chunk["error"] is not None:
         raise error_from_payload(chunk, provider=self.provider, model=self.model)
     out: list[Event] = []
     choices = chunk.get("choices")
     if choices is not None and not isinstance(choices, list):
-        raise self._protocol(f"'choices' is not a list: {data[:200]!r}")
+        raise self._protocol("'choices' is not a list", data)
     if choices:
         choice = choices[0]
         if not isinstance(choice, Mapping):
-            raise self._protocol(f"a choice is not an object: {data[:200]!r}")
+            raise self._protocol("a choice is not an object", data)
         out += self._choice(choice)
     usage = _usage(chunk.get("usage"))
     if usage is not None:
@@ -56,12 +57,12 @@ def reference_token_feed(self: TokenStream, data: str) -> list[Event]:
         return []
     event = loads(data, provider=self.provider, model=self.model, what="stream event")
     if not isinstance(event, Mapping):
-        raise self._protocol(f"stream event is not an object: {data[:200]!r}")
+        raise self._protocol("stream event is not an object", data)
     if event.get("error") is not None:
         raise error_from_payload(event, provider=self.provider, model=self.model)
     token = event.get("token")
     if not isinstance(token, Mapping) or not isinstance(token.get("text"), str):
-        raise self._protocol(f"stream event without a token: {data[:200]!r}")
+        raise self._protocol("stream event without a token", data)
     out: list[Event] = []
     self._last_special = token.get("special") is True
     if not self._last_special and token["text"]:

@@ -158,3 +158,21 @@ async def test_multimodal_chatinterface_newest_gradio() -> None:
     finally:
         close()
     assert text_of(events) == chatinterface_answer(SYSTEM)
+
+
+def test_default_model_on_a_chatinterface_is_an_error_not_an_empty_answer(
+    chatinterface6: tuple[str, ModuleType],
+) -> None:
+    """Issue 17: the Qwen row forced onto a self-hosted ``gr.ChatInterface`` (whose
+    ``fn_index`` 0 is ``_clear_and_save_textbox``) answered "" with exit status 0."""
+    url, _ = chatinterface6
+    result = subprocess.run(
+        [sys.executable, "-m", "llmrelay.cli", "chat", "--no-log", "-m", "hf_spaces:qwen-2-72b",
+         MESSAGE],
+        capture_output=True, text=True, timeout=60, check=False,
+        env={**os.environ, "LLMRELAY_HF_SPACES_BASE_URL": url},
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert "not laid out like Qwen/Qwen2-72B-Instruct" in result.stderr
+    assert "-m hf_spaces:<owner>/<space>" in result.stderr

@@ -14,7 +14,7 @@ from llmrelay import errors
 from llmrelay.providers.h2o import MODELS, PREAMBLE, H2o, h2o_prompt
 from llmrelay.types import ChatRequest, ConversationState, FinishReason, Message
 from tests.fakes._server import serve
-from tests.fakes.h2o import COOKIE_NAME, DEFAULT_TOKENS, FakeH2o, H2oScript
+from tests.fakes.h2o import BAD_UTF8, COOKIE_NAME, DEFAULT_TOKENS, FakeH2o, H2oScript
 
 pytestmark = pytest.mark.anyio
 REPLY = "".join(DEFAULT_TOKENS)
@@ -491,3 +491,51 @@ async def test_an_expired_session_gets_405_and_starts_over(
     assert [r.method for r in fake.received[1:3]] == ["GET", "POST"]
     assert fake.of("POST", "/conversation/")[-1].json["inputs"] == h2o_prompt(history)
     assert events[-1] == FinishReason("stop")
+
+
+@pytest.mark.parametrize("fmt", ["tgi", "ndjson"])
+async def test_invalid_utf8_is_replaced_not_fatal(
+    h2o: tuple[FakeH2o, str], http: httpx.AsyncClient, fmt: str
+) -> None:
+    fake, url = h2o
+    fake.script = H2oScript(format=fmt, mode="invalid_utf8", fault_after=2)  # type: ignore[arg-type]
+    events = await run(url, http, request())
+    assert BAD_UTF8 in texts(events)
+    assert events[-1] == FinishReason("stop")
+    assert "".join(texts(events)) == "".join(DEFAULT_TOKENS[:2]) + BAD_UTF8 + "".join(
+        DEFAULT_TOKENS[2:]
+    )
+
+
+@pytest.mark.parametrize(
+    ("step", "status"), [("root", 302), ("conversation", 307), ("message", 301)]
+)
+async def test_a_redirect_is_a_typed_error_never_an_empty_answer(
+    h2o: tuple[FakeH2o, str], http: httpx.AsyncClient, step: str, status: int
+) -> None:
+    fake, url = h2o
+    fake.script = H2oScript(mode="http_error", step=step, status=status, error_body="")  # type: ignore[arg-type]
+    with pytest.raises(errors.ProtocolError, match=f"redirect \\(HTTP {status}\\)"):
+        await run(url, http, request())
+
+
+async def test_the_settings_303_is_chat_ui_accepting_the_form(
+    h2o: tuple[FakeH2o, str], http: httpx.AsyncClient
+) -> None:
+    fake, url = h2o
+    events = await run(url, http, request())
+    settings = [r for r in fake.received if r.path == "/settings"]
+    assert settings
+    assert events[-1] == FinishReason("stop")
+
+
+async def test_a_service_error_page_is_described_not_quoted(
+    h2o: tuple[FakeH2o, str], http: httpx.AsyncClient
+) -> None:
+    fake, url = h2o
+    page = "<!DOCTYPE html><html><body>Error 410 octocat@example.org</body></html>"
+    fake.script = H2oScript(mode="http_error", step="message", status=410, error_body=page)  # type: ignore[arg-type]
+    with pytest.raises(errors.ModelNotFoundError) as info:
+        await run(url, http, request())
+    assert "octocat" not in str(info.value)
+    assert "an HTML page (70 bytes)" in str(info.value)

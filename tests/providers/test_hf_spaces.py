@@ -93,20 +93,34 @@ async def test_join_request_matches_the_space(space: Space, version: str) -> Non
     assert "authorization" not in join.headers
 
 
-async def test_history_is_flattened_and_system_extracted(space: Space) -> None:
+HISTORY_SENT = {
+    "4": [["Hi", "Hello!"]],
+    "5": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}],
+    "6": [
+        {"role": "user", "content": [{"type": "text", "text": "Hi"}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "Hello!"}]},
+    ],
+}
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_history_goes_to_the_chatbot_and_system_to_its_input(
+    space: Space, version: str
+) -> None:
     fake, url = space
+    fake.script = SpaceScript(version=version)  # type: ignore[arg-type]
     messages = [
         Message("system", "You are kind."),
         Message("user", "Hi"),
         Message("assistant", "Hello!"),
         Message("user", "And now?"),
     ]
-    await collect(url, messages)
-    assert fake.joins[0].json["data"] == [
-        "User: Hi\nAssistant: Hello!\nUser: And now?\nAssistant:",
-        [],
-        "You are kind.",
-    ]
+    events = await collect(url, messages)
+    # the last user message is the message, the earlier turns the chatbot's value in
+    # this Gradio's own format, the system prompt the hidden system_state box
+    assert fake.joins[0].json["data"] == ["And now?", HISTORY_SENT[version], "You are kind."]
+    # the reply is the chat function's new turn, never an earlier message of the history
+    assert "".join(e for e in events if isinstance(e, str)) == FULL
 
 
 async def test_config_is_discovered_once_per_client(space: Space) -> None:
@@ -126,10 +140,14 @@ async def test_without_config_falls_back_to_the_space_defaults(space: Space) -> 
     assert (fake.joins[0].json["fn_index"], fake.joins[0].json["trigger_id"]) == (0, 11)
 
 
-async def test_token_is_sent_as_bearer_when_set(space: Space) -> None:
+async def test_token_is_sent_to_the_space_as_x_hf_authorization(space: Space) -> None:
     fake, url = space
     await collect(url, api_keys={"hf_spaces": "hf_test_token"})
-    assert all(r.headers.get("authorization") == "Bearer hf_test_token" for r in fake.requests)
+    assert fake.requests
+    # gradio_client's header for the Space; the app's own Authorization is left alone
+    for request in fake.requests:
+        assert request.headers.get("x-hf-authorization") == "Bearer hf_test_token"
+        assert "authorization" not in request.headers
 
 
 async def test_other_sessions_events_are_ignored(space: Space) -> None:

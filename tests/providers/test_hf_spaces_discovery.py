@@ -82,11 +82,10 @@ async def test_blocks_chatbot_found_without_a_row(space: Space, version: str) ->
     assert join.json["data"] == ["hi", [], "S"]
 
 
-async def test_row_stands_in_when_the_layout_is_unreadable(space: Space) -> None:
+async def test_row_stands_in_when_config_describes_no_components(space: Space) -> None:
     fake, url = space
     config = build_config("5")
-    for component in config["components"]:
-        component["type"] = "html"  # nothing discovery recognises
+    del config["components"]  # the row's roles are taken on trust
     fake.script = SpaceScript(config_body=config)
     async with AsyncClient(base_urls={"hf_spaces": url}) as client:  # one provider instance
         text = (await client.complete("hi", model="hf_spaces:qwen-2-72b", system="S")).text
@@ -99,13 +98,64 @@ async def test_row_stands_in_when_the_layout_is_unreadable(space: Space) -> None
     assert fake.joins == []
 
 
-async def test_non_public_dependencies_are_not_chosen(space: Space) -> None:
+async def test_row_on_a_dependency_of_another_layout_is_a_protocol_error(space: Space) -> None:
+    fake, url = space
+    config = build_config("5")
+    for component in config["components"]:
+        component["type"] = "html"  # model_chat's inputs are not what the row says
+    fake.script = SpaceScript(config_body=config)
+    with pytest.raises(ProtocolError) as info:
+        await complete(url, "qwen-2-72b")
+    assert "not laid out like Qwen/Qwen2-72B-Instruct" in str(info.value)
+    assert "-m hf_spaces:<owner>/<space>" in str(info.value)
+    assert fake.joins == []
+
+
+@pytest.mark.parametrize("version", ["4", "6"])
+async def test_default_model_forced_onto_a_chatinterface_is_a_protocol_error(
+    space: Space, version: str
+) -> None:
+    """Seen: the default model pointed at a self-hosted ``gr.ChatInterface`` ran its
+    ``fn_index`` 0 (``_clear_and_save_textbox``) and answered an empty text, rc 0."""
+    fake, url = space
+    fake.script = SpaceScript(version=version, app="chatinterface")  # type: ignore[arg-type]
+    with pytest.raises(ProtocolError, match="not laid out like Qwen/Qwen2-72B-Instruct"):
+        await complete(url, "qwen-2-72b")
+    assert fake.joins == []
+    # named by its own id, discovery finds its chat function
+    assert await complete(url, "someone/chat") == "".join(SpaceScript().chunks)
+
+
+async def test_private_dependencies_are_never_chosen(space: Space) -> None:
     fake, url = space
     config = build_config("6")
-    config["dependencies"][0]["api_visibility"] = "private"
+    for dep in config["dependencies"][:2]:  # model_chat and the Send button's model_chat_1
+        dep["api_visibility"] = "private"
     fake.script = SpaceScript(version="6", config_body=config)
     with pytest.raises(ProtocolError, match="not a Gradio chat Space"):
         await complete(url, "someone/private-api")
+    with pytest.raises(ProtocolError, match="'model_chat' is private"):
+        await complete(url, "qwen-2-72b")
+    assert fake.joins == []
+
+
+@pytest.mark.parametrize(
+    ("version", "hide"),
+    [("6", {"api_visibility": "undocumented"}), ("4", {"show_api": False})],
+)
+async def test_a_public_dependency_is_preferred_to_an_undocumented_one(
+    space: Space, version: str, hide: dict[str, Any]
+) -> None:
+    fake, url = space
+    config = build_config(version)
+    config["dependencies"][0].update(hide)  # model_chat undocumented, model_chat_1 public
+    fake.script = SpaceScript(version=version, config_body=config)  # type: ignore[arg-type]
+    await complete(url, "someone/blocks")
+    assert fake.joins[0].json["fn_index"] == 1
+    config["dependencies"][1].update(hide)  # both undocumented: still callable
+    fake.requests.clear()
+    await complete(url, "someone/other-blocks")
+    assert fake.joins[0].json["fn_index"] == 0
 
 
 async def test_trailing_slash_prefix_is_accepted(space: Space) -> None:

@@ -153,7 +153,9 @@ async def test_private_space_needs_the_token_which_goes_to_hub_and_space_only(
     assert fake.requests == []
     assert text(await run(hub_url, api_key="hf_secret")).startswith("Hello")
     assert {auth for _, auth in fake_hub.requests} == {None, "Bearer hf_secret"}
-    assert {r.headers.get("authorization") for r in fake.requests} == {"Bearer hf_secret"}
+    # the Hub gets Authorization, the Space X-HF-Authorization (as gradio_client sends it)
+    assert {r.headers.get("x-hf-authorization") for r in fake.requests} == {"Bearer hf_secret"}
+    assert {r.headers.get("authorization") for r in fake.requests} == {None}
 
 
 async def test_base_url_override_skips_the_hub(hub: tuple[FakeHub, str], space: Space) -> None:

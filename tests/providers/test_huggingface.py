@@ -356,7 +356,8 @@ async def test_error_event_after_some_text(fakes: Fakes, provider: HuggingFace) 
             errors.InvalidRequestError,
             "template not found",
         ),
-        (422, TEXT_PLAIN_422, errors.InvalidRequestError, "Failed to deserialize"),
+        # a plain-text body is described, never quoted (it is in .body)
+        (422, TEXT_PLAIN_422, errors.InvalidRequestError, "HTTP 422 with a text/plain body"),
         (424, None, errors.ProviderError, "CUDA out of memory"),
         (429, {"error": "Please log in or use a HF access token"}, errors.RateLimitError, "log in"),
         (500, None, errors.ProviderUnavailable, "unknown error"),
@@ -794,3 +795,21 @@ def test_any_json_event_gives_events_or_a_typed_error(value: Any) -> None:
         parser.end()
     except errors.ProviderError:
         pass
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+async def test_a_redirect_from_the_inference_api_is_a_typed_error(
+    fakes: Fakes, provider: HuggingFace, status: int
+) -> None:
+    fakes.tgi.script = TGIScript(fault=Fault("http_error", status=status, body=""))
+    with pytest.raises(errors.ProtocolError, match=f"redirect \\(HTTP {status}\\)") as caught:
+        await collect(provider, chat())
+    assert "huggingface base URL" in str(caught.value)
+
+
+async def test_a_redirect_from_the_router_is_a_typed_error(
+    fakes: Fakes, provider: HuggingFace
+) -> None:
+    fakes.router.script = OpenAIScript(fault=Fault("http_error", status=307, body=""))
+    with pytest.raises(errors.ProtocolError, match="redirect"):
+        await collect(provider, chat(options={"api": "router"}))

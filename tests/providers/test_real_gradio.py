@@ -76,17 +76,46 @@ def test_sync_client_against_newest_gradio(current_space: tuple[str, ModuleType]
     assert completion.finish_reason == "stop"
 
 
-async def test_history_reaches_the_space_flattened(current_space: tuple[str, ModuleType]) -> None:
-    url, _ = current_space
-    messages = [
-        {"role": "user", "content": "first"},
-        {"role": "assistant", "content": "reply"},
-        {"role": "user", "content": "second"},
-    ]
+def received_history(major: int, turns: list[tuple[str, str]]) -> list[object]:
+    """The history value ``model_chat`` receives for ``turns``: pairs in Gradio 4, the
+    Chatbot's preprocessed messages (content parts) in Gradio 6."""
+    if major < 5:
+        return [[user, bot] for (_, user), (_, bot) in zip(turns[::2], turns[1::2], strict=True)]
+    return [
+        {"role": role, "metadata": None, "content": [{"text": text, "type": "text"}],
+         "options": None}
+        for role, text in turns
+    ]  # fmt: skip
+
+
+async def check_second_turn(url: str, major: int) -> None:
+    """Two turns: the second sends the first as the chatbot's value, not flattened."""
+    demo = load_demo()
     async with AsyncClient(base_urls={"hf_spaces": url}) as client:
-        completion = await client.complete(messages, model="hf_spaces")
-    # the demo echoes the prompt it received
-    assert "User: first\nAssistant: reply\nUser: second\nAssistant:" in completion.text
+        first = await client.complete("first", model="hf_spaces", system=SYSTEM)
+        messages = [
+            {"role": "system", "content": SYSTEM},
+            {"role": "user", "content": "first"},
+            {"role": "assistant", "content": first.text},
+            {"role": "user", "content": "second"},
+        ]
+        second = await client.complete(messages, model="hf_spaces")
+    received = received_history(major, [("user", "first"), ("assistant", first.text)])
+    # the demo echoes what model_chat received: the last message, the system prompt in
+    # the hidden system_state box, and the history in the chatbot
+    assert second.text == inspect.cleandoc(demo.answer_text("second", SYSTEM, received))
+    assert "User: first" not in second.text
+
+
+async def test_second_turn_history_reaches_the_chatbot_newest_gradio(
+    current_space: tuple[str, ModuleType],
+) -> None:
+    url, demo = current_space
+    await check_second_turn(url, demo.GRADIO_MAJOR)
+
+
+async def test_second_turn_history_reaches_the_chatbot_gradio4(gradio4_space: str) -> None:
+    await check_second_turn(gradio4_space, 4)
 
 
 async def test_gradio4_streams_the_answer(gradio4_space: str) -> None:
@@ -94,29 +123,33 @@ async def test_gradio4_streams_the_answer(gradio4_space: str) -> None:
     check_stream(await stream_from(gradio4_space), shown_answer(load_demo()))
 
 
+def main_job(url: str) -> subprocess.CompletedProcess[str]:
+    """The README's main job: ``llmrelay chat -m hf_spaces:qwen-2-72b -s ... PROMPT``."""
+    return subprocess.run(
+        [sys.executable, "-m", "llmrelay.cli", "chat", "--no-log", "-m", "hf_spaces:qwen-2-72b",
+         "-s", "Answer in one line.", QUERY],
+        capture_output=True, text=True, timeout=60, check=False,
+        env={**os.environ, "LLMRELAY_HF_SPACES_BASE_URL": url},
+    )  # fmt: skip
+
+
 def test_main_job_cli_subprocess_against_newest_gradio(
     current_space: tuple[str, ModuleType],
 ) -> None:
-    """The README's main job: `llmrelay chat` streaming from a real Gradio server."""
     url, demo = current_space
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "llmrelay.cli",
-            "chat",
-            "-m",
-            "hf_spaces:qwen-2-72b",
-            "-s",
-            SYSTEM,
-            QUERY,
-        ],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "LLMRELAY_HF_SPACES_BASE_URL": url},
-        timeout=60,
-        check=False,
-    )
+    result = main_job(url)
     assert result.returncode == 0, result.stderr
-    assert result.stdout == shown_answer(demo) + "\n"
+    # the demo echoes what model_chat received: the system prompt came through the
+    # hidden system_state box (the labelled "System" box is not model_chat's input)
+    expected = inspect.cleandoc(demo.answer_text(QUERY, "Answer in one line."))
+    assert result.stdout == expected + "\n"
+    assert "System: Answer in one line.\n" in result.stdout
+    assert result.stderr == ""
+
+
+def test_main_job_cli_subprocess_against_gradio4(gradio4_space: str) -> None:
+    result = main_job(gradio4_space)
+    assert result.returncode == 0, result.stderr
+    expected = inspect.cleandoc(load_demo().answer_text(QUERY, "Answer in one line."))
+    assert result.stdout == expected + "\n"
     assert result.stderr == ""

@@ -112,7 +112,7 @@ async def test_missing_key_raises_before_any_request(fake: Fake) -> None:
 # -- streaming: every documented form -----------------------------------------------------
 
 
-@pytest.mark.parametrize("shape", ["2023", "2024", "2025"])
+@pytest.mark.parametrize("shape", ["2024", "2025"])
 @pytest.mark.parametrize("status", [201, 202])
 @pytest.mark.parametrize("done_form", ["json", "no_data"])
 async def test_stream_forms_give_exact_text(
@@ -127,6 +127,16 @@ async def test_stream_forms_give_exact_text(
     assert events[-1] == FinishReason("stop")
     assert sum(isinstance(e, FinishReason) for e in events) == 1
     assert server.cancels == []  # a finished prediction is not cancelled
+
+
+async def test_a_2023_service_without_the_stream_flag_lists_no_stream_url(fake: Fake) -> None:
+    """The deprecated flag is never sent; a 2023-shaped service then names no urls.stream."""
+    server, url = fake
+    server.script = ReplicateScript(shape="2023")
+    with pytest.raises(errors.ProtocolError, match=r"no urls\.stream"):
+        await run(url)
+    (create,) = server.creations()
+    assert "stream" not in create.json
 
 
 async def test_logs_events_and_comments_are_not_text(fake: Fake) -> None:
@@ -189,9 +199,7 @@ async def test_input_mapping(fake: Fake) -> None:
             "stop_sequences": "<end>,###",
             "top_k": 40,
         },
-        "stream": True,
-    }
-    assert create.json["stream"] is True  # a JSON boolean, never the string
+    }  # no "stream" flag: deprecated (streaming is always available)
 
 
 async def test_system_text_is_sent_once(fake: Fake) -> None:
@@ -233,7 +241,7 @@ async def test_versioned_model_uses_the_predictions_route(fake: Fake) -> None:
     (create,) = server.creations()
     assert create.path == "/v1/predictions"
     assert create.json["version"] == version
-    assert create.json["stream"] is True
+    assert "stream" not in create.json
 
 
 @pytest.mark.parametrize(
@@ -367,15 +375,48 @@ async def test_done_with_a_reason_is_an_error(fake: Fake, mode: Any, what: str) 
     assert what in str(exc)
 
 
-async def test_end_without_done_is_an_error_never_a_silent_truncation(fake: Fake) -> None:
+async def test_end_without_done_while_running_is_an_error_never_a_silent_truncation(
+    fake: Fake,
+) -> None:
     server, url = fake
-    server.script = ReplicateScript(mode="end_without_done")
+    server.script = ReplicateScript(mode="end_without_done", end_status="processing")
     seen, exc = await run_until_error(url)
     assert "".join(seen) == FULL
     assert not any(isinstance(e, FinishReason) for e in seen)
     assert isinstance(exc, errors.ProtocolError)
     assert "without a done" in str(exc)
+    assert "'processing'" in str(exc)
     assert server.wait_cancelled(5)  # it may still be running: stop paying for it
+    gets = [r for r in server.requests if r.method == "GET" and "/v1/predictions/" in r.path]
+    assert len(gets) == 1  # the prediction was read once
+
+
+async def test_end_without_done_of_a_succeeded_prediction_is_complete(fake: Fake) -> None:
+    server, url = fake
+    server.script = ReplicateScript(mode="end_without_done", end_status="succeeded")
+    events = await run(url)
+    assert "".join(texts(events)) == FULL
+    assert events[-1] == FinishReason("stop")
+    assert sum(isinstance(e, FinishReason) for e in events) == 1
+    gets = [r for r in server.requests if r.method == "GET" and "/v1/predictions/" in r.path]
+    assert len(gets) == 1
+    assert gets[0].headers["authorization"] == f"Bearer {KEY}"  # urls.get is the API's
+    assert server.cancels == []
+
+
+@pytest.mark.parametrize(
+    ("end_status", "words"), [("failed", "CUDA out of memory"), ("canceled", "canceled")]
+)
+async def test_end_without_done_of_a_failed_prediction_is_its_error(
+    fake: Fake, end_status: Any, words: str
+) -> None:
+    server, url = fake
+    server.script = ReplicateScript(mode="end_without_done", end_status=end_status)
+    seen, exc = await run_until_error(url)
+    assert "".join(seen) == FULL
+    assert type(exc) is errors.ProviderError
+    assert words in str(exc)
+    assert server.cancels == []  # it has ended: nothing to cancel
 
 
 async def test_disconnect_mid_stream(fake: Fake) -> None:
@@ -909,3 +950,42 @@ def test_sync_client_early_break_cancels_the_prediction(fake: Fake) -> None:
                     break
     assert server.wait_cancelled(5)
     assert server.wait_streams_closed(5)
+
+
+@pytest.mark.parametrize("status", [300, 301, 303, 304, 307])
+async def test_a_3xx_creation_answer_is_a_typed_error_never_an_empty_success(status: int) -> None:
+    async def handler(req: httpx.Request) -> httpx.Response:
+        return httpx.Response(status)  # no Location: httpx does not call it a redirect
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
+        provider = Replicate(http, endpoints={"base_url": "https://api.example/v1"}, api_key=KEY)
+        with pytest.raises(errors.ProtocolError, match=f"redirect \\(HTTP {status}\\)"):
+            async for _ in provider.stream(request()):
+                pass
+
+
+async def test_a_redirected_stream_that_ends_in_a_404_is_not_model_not_found() -> None:
+    async def handler(req: httpx.Request) -> httpx.Response:
+        if req.method == "POST" and req.url.path.endswith("/predictions"):
+            return httpx.Response(
+                201,
+                json={
+                    "id": "p",
+                    "urls": {
+                        "stream": "https://stream.example/s/0",
+                        "cancel": "https://api.example/v1/predictions/p/cancel",
+                    },
+                },
+            )
+        if req.url.host == "stream.example":
+            return httpx.Response(307, headers={"location": "https://elsewhere.example/gone"})
+        if req.url.host == "elsewhere.example":
+            return httpx.Response(404, text="<html>Not Found</html>")
+        return httpx.Response(200, json={"id": "p", "status": "canceled"})
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
+        provider = Replicate(http, endpoints={"base_url": "https://api.example/v1"}, api_key=KEY)
+        with pytest.raises(errors.ProtocolError, match="404 after a redirect") as info:
+            async for _ in provider.stream(request()):
+                pass
+    assert not isinstance(info.value, errors.ModelNotFoundError)

@@ -31,6 +31,7 @@ from llmrelay import (
     Timeouts,
     errors,
 )
+from llmrelay._redact import Secrets
 from llmrelay.cli import cli
 from tests.fakes._server import serve
 from tests.fakes.faults import FaultProxy, fault_proxy
@@ -231,14 +232,14 @@ def test_two_clients_with_different_keys_never_cross(rig: Rig) -> None:
 
 def test_known_keys_are_redacted_from_error_text() -> None:
     key = "hf_redaction_unit_0123456789"
-    errors.register_secret(key)
-    exc = errors.AuthenticationError(
-        f"request failed: HTTP 401: bad token {key}",
-        provider="p",
-        model="m",
-        status_code=401,
-        body='{"detail": "bad token ' + key + '"}',
-    )
+    with Secrets([key]).active():  # what a client does while its provider code runs
+        exc = errors.AuthenticationError(
+            f"request failed: HTTP 401: bad token {key}",
+            provider="p",
+            model="m",
+            status_code=401,
+            body='{"detail": "bad token ' + key + '"}',
+        )
     assert key not in str(exc)
     assert key not in repr(exc)
     assert key not in (exc.body or "")
@@ -253,19 +254,50 @@ def test_known_keys_are_redacted_from_error_text() -> None:
 
 
 def test_short_values_are_not_treated_as_keys() -> None:
-    errors.register_secret("abc")
-    errors.register_secret("")
-    errors.register_secret(None)
-    assert str(errors.ProviderError("abc def", provider="p")) == "p: abc def"
+    with Secrets(["abc", "", None]).active():
+        assert str(errors.ProviderError("abc def", provider="p")) == "p: abc def"
 
 
 def test_a_key_cut_by_the_body_limit_is_still_redacted() -> None:
     key = "sk-cut-by-the-limit-0123456789"
-    errors.register_secret(key)
     body = "x" * 1990 + key
-    exc = errors.ProviderError("failed", provider="p", body=body)
+    with Secrets([key]).active():
+        exc = errors.ProviderError("failed", provider="p", body=body)
     assert exc.body is not None
     assert key[:10] not in exc.body
+
+
+def test_secrets_belong_to_their_client_and_nothing_is_kept_process_wide() -> None:
+    first, second = "sk-first-client-0123456789", "sk-second-client-0123456789"
+    a, b = Secrets([first]), Secrets([second])
+    with a.active():
+        from_a = errors.ProviderError(f"echo {first} {second}", provider="p")
+    with b.active():
+        from_b = errors.ProviderError(f"echo {first} {second}", provider="p")
+    outside = errors.ProviderError(f"echo {first}", provider="p")
+    assert str(from_a) == f"p: echo [REDACTED] {second}"  # only its own client's key
+    assert str(from_b) == f"p: echo {first} [REDACTED]"
+    assert first in str(outside)  # no client was running: nothing process-wide
+    assert first not in repr(a)
+    assert not hasattr(errors, "_secrets")
+    assert not hasattr(errors, "register_secret")
+
+
+@pytest.mark.anyio
+async def test_concurrent_clients_in_one_loop_keep_their_own_keys() -> None:
+    keys = {name: f"sk-{name}-0123456789abcdef" for name in "ab"}
+    made: dict[str, errors.ProviderError] = {}
+
+    async def work(name: str) -> None:
+        with Secrets([keys[name]]).active():
+            await anyio.sleep(0.01)  # the other client runs meanwhile
+            made[name] = errors.ProviderError(f"{keys['a']} {keys['b']}", provider=name)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(work, "a")
+        group.start_soon(work, "b")
+    assert str(made["a"]) == f"a: [REDACTED] {keys['b']}"
+    assert str(made["b"]) == f"b: {keys['a']} [REDACTED]"
 
 
 INBAND_ECHO = {
@@ -406,3 +438,94 @@ def test_server_takes_no_upstream_url_proxy_or_key_from_a_request(
     assert status == 200 or 400 <= status < 500  # refusing the fields is fine too
     assert rig.proxy.other.requests == [], "the server fetched a URL from the request"
     assert all(OTHER_SECRET not in str(r.headers) for r in rig.proxy.requests)
+
+
+# -- a client's keys are active whenever its provider code runs -------------------------------
+
+
+class _Echoing:
+    """A provider that builds errors echoing its key: when opening, mid-stream, on close."""
+
+    @staticmethod
+    def make(when: str) -> Any:
+        import logging
+        from collections.abc import AsyncGenerator
+        from types import MappingProxyType
+
+        from llmrelay.providers import Auth, AuthMode, Provider
+        from llmrelay.types import ChatRequest, Event
+
+        log = logging.getLogger("llmrelay.test.echoing")
+
+        class Echoing(Provider):
+            name = "echoing"
+            label = "Echoing"
+            endpoints = MappingProxyType({"base_url": "https://echoing.invalid"})
+            default_model = "m"
+            models = ("m",)
+            auth = Auth(AuthMode.REQUIRED, "ECHOING_TOKEN")
+
+            def _echo(self) -> errors.ProviderError:
+                error = errors.ProviderUnavailable(
+                    f"upstream said: bad token {self._api_key}",
+                    provider="echoing",
+                    body=f'{{"token": "{self._api_key}"}}',
+                )
+                log.warning("echoing: %s", error)
+                return error
+
+            async def stream(self, request: ChatRequest) -> AsyncGenerator[Event, None]:
+                try:
+                    if when == "open":
+                        raise self._echo()
+                    yield "partial"
+                    if when == "mid":
+                        raise self._echo()
+                    yield "more"
+                finally:
+                    if when == "close":
+                        self._echo()
+
+        return Echoing
+
+
+@pytest.mark.parametrize("when", ["open", "mid", "close"])
+def test_errors_built_by_provider_code_redact_their_clients_key(
+    when: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("DEBUG")
+
+    async def main() -> str:
+        produced: list[str] = []
+        async with AsyncClient(
+            providers=[_Echoing.make(when)], api_keys={"echoing": SECRET}, model="echoing"
+        ) as client:
+            stream = client.stream("hi")
+            try:
+                async for event in stream:
+                    produced.append(repr(event))
+                    if when == "close":
+                        break  # the provider's cleanup runs in aclose
+            except LLMRelayError as exc:
+                produced.append(dump(exc))
+            finally:
+                await stream.aclose()
+        return "\n".join(produced)
+
+    produced = anyio.run(main)
+    assert "echoing: " in caplog.text  # the provider did log its error
+    assert "[REDACTED]" in caplog.text
+    assert SECRET not in caplog.text
+    assert SECRET not in produced
+
+
+def test_nested_clients_redact_both_keys_and_a_keyless_client_activates_nothing() -> None:
+    outer_key, inner_key = "sk-outer-client-0123456789", "sk-inner-client-0123456789"
+    outer, inner = Secrets([outer_key]), Secrets([inner_key])
+    with outer.active():
+        with inner.active():  # e.g. a provider that calls another client
+            both = errors.ProviderError(f"{outer_key} {inner_key}", provider="p")
+        after = errors.ProviderError(f"{outer_key} {inner_key}", provider="p")
+        assert Secrets().activate() is None
+    assert str(both) == "p: [REDACTED] [REDACTED]"
+    assert str(after) == f"p: [REDACTED] {inner_key}"

@@ -3,7 +3,7 @@
 
 Each provider plays ``SCRIPTS[name]`` (a list of steps: an event is yielded, an exception
 instance is raised, ``Pause(seconds)`` paces the stream, ``Busy(seconds)`` blocks the loop,
-``HOLD`` waits until the stream is closed). What each stream received and whether it was closed is recorded in
+``HOLD`` waits until the stream is closed, ``Gate()`` waits until the test opens it). What each stream received and whether it was closed is recorded in
 ``LOG[name]`` (thread-safe: the server runs in another thread).
 """
 
@@ -52,6 +52,21 @@ HOLD = object()
 """Step: keep the stream open until the consumer closes it."""
 
 
+@dataclass(frozen=True)
+class Gate:
+    """Step: wait until the test calls ``open()`` (from its own thread), at most 30 s."""
+
+    event: threading.Event = field(default_factory=threading.Event)
+
+    def open(self) -> None:
+        self.event.set()
+
+    async def wait(self) -> None:
+        deadline = time.monotonic() + 30
+        while not self.event.is_set() and time.monotonic() < deadline:  # noqa: ASYNC110 (set from another thread)
+            await asyncio.sleep(0.01)
+
+
 @dataclass
 class StreamLog:
     requests: list[ChatRequest] = field(default_factory=list)
@@ -83,7 +98,7 @@ def ok_script(*pieces: str, usage: bool = True) -> list[Any]:
 def reset() -> None:
     SCRIPTS.clear()
     LOG.clear()
-    for cls in ALL:
+    for cls in (*ALL, Seer):
         SCRIPTS[cls.name] = ok_script()
         LOG[cls.name] = StreamLog()
 
@@ -114,6 +129,8 @@ class _Scripted(Provider):
                     time.sleep(step.seconds)  # noqa: ASYNC251 (blocks the loop on purpose)
                 elif step is HOLD:
                     await asyncio.Event().wait()
+                elif isinstance(step, Gate):
+                    await step.wait()
                 else:
                     yield step
         finally:
@@ -155,12 +172,23 @@ class Painter(_Scripted):
     name: ClassVar[str] = "painter"
     label: ClassVar[str] = "Painter"
     models: ClassVar[tuple[str, ...]] = ("m", "canvas")
+    image_models: ClassVar[tuple[str, ...]] = ("canvas",)
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
         {Capability.CHAT, Capability.STREAM, Capability.IMAGES}
     )
 
     async def generate_image(self, request: ImageRequest) -> ImageResult:
         return ImageResult(data=PNG, mime_type="image/png", seed=request.seed, width=1, height=1)
+
+
+class Seer(_Scripted):
+    """Takes images in messages (``Capability.VISION``); not in ``ALL``: a test adds it."""
+
+    name: ClassVar[str] = "seer"
+    label: ClassVar[str] = "Seer"
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {Capability.CHAT, Capability.STREAM, Capability.VISION}
+    )
 
 
 ALL: tuple[type[_Scripted], ...] = (Alpha, Beta, Stateful, Painter)

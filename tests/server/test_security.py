@@ -229,3 +229,28 @@ def test_prompts_logged_only_when_asked(make_server: Any, caplog: pytest.LogCapt
         json={**CHAT, "messages": [{"role": "user", "content": "SENTINEL-9"}]},
     )
     assert "SENTINEL-9" in caplog.text
+
+
+def test_a_refused_upstream_names_the_provider_and_setting_not_the_config_file(
+    make_server: Any, tmp_path: Any
+) -> None:
+    folder = tmp_path / "operator-private-dir"
+    folder.mkdir()
+    config = folder / "llmrelay.toml"
+    config.write_text(
+        '[providers.local]\nkind = "openai"\nbase_url = "http://127.0.0.1:9/v1"\nmodels = ["m"]\n'
+    )
+    url = make_server(client_kwargs={"config_path": str(config)})
+    for stream in (False, True):
+        body = {
+            "model": "local:m",
+            "stream": stream,
+            "messages": [{"role": "user", "content": "x"}],
+        }
+        response = httpx.post(url + "/v1/chat/completions", json=body, timeout=30)
+        assert response.status_code == 502, response.text
+        message = response.json()["error"]["message"]
+        assert "config file [providers.local] base_url" in message  # provider and setting
+        assert "operator-private-dir" not in response.text
+        assert str(tmp_path) not in response.text
+        assert "127.0.0.1:9" not in response.text

@@ -193,3 +193,51 @@ def test_serve_runs_on_uvloop_and_httptools_when_installed(
         assert isinstance(loop, uvloop.Loop)
     finally:
         loop.close()
+
+
+def _children(pid: int) -> list[int]:
+    """Process ids whose parent is ``pid`` (Linux ``/proc``)."""
+    found = []
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = stat_file.read_text().rpartition(")")[2].split()
+            if int(fields[1]) == pid:
+                found.append(int(stat_file.parent.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="reads /proc")
+def test_serve_hands_its_settings_to_every_worker_without_the_environment(
+    space_server: tuple[FakeSpace, str], space: FakeSpace, tmp_path: Path
+) -> None:
+    key = "worker-key-5b7d9e1f"
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    default = "hf_spaces:me/local-chat"  # not the registry's first default model
+    args = ["--workers", "2", "--api-key", key, "--max-messages", "1", "-m", default]
+    env = {**_env(space_server, tmp_path), "TMPDIR": str(temp)}
+    with llmrelay_serve(args, env) as url:
+        assert next(p.name for p in temp.iterdir()).startswith("llmrelay-serve-")
+        auth = {"authorization": f"Bearer {key}"}
+        assert httpx.get(url + "/v1/models", timeout=10).status_code == 401
+        two = {"model": SPACE_MODEL, "messages": [{"role": "user", "content": "a"}] * 2}
+        one = {"messages": [{"role": "user", "content": "hi"}]}  # no model: the -m default
+        for _ in range(4):  # both workers, whichever accepts
+            assert httpx.get(url + "/v1/models", headers=auth, timeout=10).status_code == 200
+            refused = httpx.post(url + "/v1/chat/completions", json=two, headers=auth, timeout=10)
+            assert refused.status_code == 400, refused.text  # --max-messages reached it
+            answered = httpx.post(url + "/v1/chat/completions", json=one, headers=auth, timeout=30)
+            assert answered.status_code == 200, answered.text
+            assert answered.json()["model"] == default, answered.json()
+        serve_pid = next(
+            int(p.parent.name)
+            for p in Path("/proc").glob("[0-9]*/cmdline")
+            if f"--api-key\0{key}".encode() in p.read_bytes()
+        )
+        workers = _children(serve_pid)
+        assert len(workers) >= 2, workers
+        for pid in [serve_pid, *workers]:
+            environ = Path(f"/proc/{pid}/environ").read_bytes()
+            assert key.encode() not in environ
+            assert b"LLMRELAY_SERVER" not in environ
+    assert list(temp.iterdir()) == []  # the settings file went with serve

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
+import stat
+from pathlib import Path
 
 import pytest
 
 import llmrelay
-from llmrelay.server import MemoryStateStore, ServerConfig
+from llmrelay.server import MemoryStateStore, ServerConfig, worker_settings_file
 from llmrelay.server._errors import error_reply, scrub
 from llmrelay.server._memory import history_keys
 from llmrelay.server._metrics import Metrics
@@ -99,7 +102,7 @@ def test_scrub_removes_urls() -> None:
     assert len(scrub("x" * 10_000)) == 2000
 
 
-def test_config_round_trip_through_the_environment() -> None:
+def test_config_round_trip_through_the_workers_settings_file() -> None:
     config = ServerConfig(
         api_key="key-9z9",
         cors_origins=("http://a",),
@@ -108,10 +111,17 @@ def test_config_round_trip_through_the_environment() -> None:
         log_prompts=True,
         client_kwargs={"model": "alpha:m"},
     )
-    env = config.to_env()
-    assert env["LLMRELAY_SERVER_API_KEY"] == "key-9z9"
-    assert "key-9z9" not in env["LLMRELAY_SERVER_OPTIONS"]
-    assert ServerConfig.from_env(env) == config
+    with worker_settings_file(config) as factory:
+        module, _, name = factory.partition(":")
+        path = Path(bytes.fromhex(name.removeprefix("app_")).decode())
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+        assert ServerConfig.from_json(path.read_text()) == config
+        assert "key-9z9" not in factory  # the import string does not carry the key
+        built = getattr(importlib.import_module(module), name)()
+        assert built.state.llmrelay.config == config
+    assert not path.exists()  # removed with its folder when serve ends
+    assert not path.parent.exists()
     assert "kkkk" not in repr(ServerConfig(api_key="kkkk"))
 
 

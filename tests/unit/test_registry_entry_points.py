@@ -1,9 +1,10 @@
-"""The entry-point pre-check: it skips ``importlib.metadata`` only when that finds nothing.
+"""The entry points: one ``importlib.metadata`` scan per process (and import path).
 
 Every layout importlib.metadata's path finder reads is built here for real (a folder on
 ``sys.path``, a zip on ``sys.path``, an ``.egg`` folder, another finder on
 ``sys.meta_path``) and ``_entry_points()`` must equal what
-``importlib.metadata.entry_points(group=...)`` returns for it.
+``importlib.metadata.entry_points(group=...)`` returns for it; a second client does not
+scan again.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from llmrelay._registry import ENTRY_POINT_GROUP, _entry_points, _group_may_be_declared
+import llmrelay._registry
+from llmrelay._registry import ENTRY_POINT_GROUP, _entry_points
 
 DECLARED = f"[{ENTRY_POINT_GROUP}]\ndemo = llmrelay_demo_plugin:Demo\n"
 METADATA = "Metadata-Version: 2.1\nName: llmrelay-demo-plugin\nVersion: 0.1\n"
@@ -36,7 +38,6 @@ def _write_info(folder: Path, entry_points_txt: str) -> Path:
 
 
 def _found_like_importlib() -> None:
-    assert _group_may_be_declared()
     assert _entry_points() == _reference()
     assert _entry_points()["demo"] == "llmrelay_demo_plugin:Demo"
 
@@ -98,17 +99,30 @@ def test_other_groups_do_not_count(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     _write_info(tmp_path / "other-1.0.dist-info", "[console_scripts]\nother = other:main\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     assert _reference() == {}  # this venv has no llmrelay plugin installed
-    assert not _group_may_be_declared()
     assert _entry_points() == {}
 
 
-def test_a_client_without_plugins_never_imports_importlib_metadata() -> None:
+def test_the_installed_distributions_are_scanned_once_per_process() -> None:
     code = (
-        "import sys, llmrelay\n"
-        "llmrelay.AsyncClient(model='ai2')\n"
-        "print('importlib.metadata' in sys.modules)\n"
+        "import importlib.metadata as m, llmrelay\n"
+        "calls = []\n"
+        "real = m.entry_points\n"
+        "m.entry_points = lambda **kw: calls.append(kw) or real(**kw)\n"
+        "for _ in range(3):\n"
+        "    llmrelay.AsyncClient(model='ai2')\n"
+        "print(calls)\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
-    assert out.stdout.strip() == "False", out.stderr
+    assert out.stdout.strip() == f"[{{'group': '{ENTRY_POINT_GROUP}'}}]", out.stderr
+
+
+def test_a_changed_import_path_is_scanned_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert _entry_points() == {}
+    _write_info(tmp_path / "late-0.1.dist-info", DECLARED)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert _entry_points() == {"demo": "llmrelay_demo_plugin:Demo"}
+    assert llmrelay._registry._scan.cache_info().currsize >= 2

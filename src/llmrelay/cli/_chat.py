@@ -13,7 +13,6 @@ import click
 import llmrelay
 
 from ._common import (
-    check_environment,
     describe_error,
     fail,
     logging_enabled,
@@ -80,7 +79,9 @@ def _without_httpx_cli() -> Iterator[None]:
     process, only if httpx is not imported yet, and nothing here calls ``httpx.main``
     (httpx's console script runs in its own process); the entry is removed right after,
     so a later ``import httpx._main`` in this process works as usual. Only the
-    ``httpx.main`` attribute of this process is httpx's fallback.
+    ``httpx.main`` attribute of this process is httpx's fallback. ``httpx._main`` is a
+    private name: ``pyproject.toml`` bounds httpx's version, and
+    ``tests/cli/test_httpx_cli_skip.py`` fails when httpx changes that import.
     """
     if "httpx" in sys.modules or "httpx._main" in sys.modules:
         yield
@@ -91,6 +92,15 @@ def _without_httpx_cli() -> Iterator[None]:
     finally:
         if "httpx._main" in sys.modules and sys.modules["httpx._main"] is None:
             del sys.modules["httpx._main"]
+
+
+def _candidates(client: Any, model: str | None) -> list[str] | None:
+    """What the client resolves ``model`` to (its default when ``None``), if it can."""
+    try:
+        candidates: list[str] = client.candidates(model)
+    except llmrelay.ConfigError:
+        return None  # an unknown model: the request names the error
+    return candidates
 
 
 async def _open_client(kwargs: dict[str, Any]) -> Any:
@@ -159,7 +169,6 @@ def chat(
 
     from ._session import TurnLog, TurnOptions
 
-    check_environment()
     text = _assemble_prompt(prompt, encoding)
     if text is not None and not text.strip():
         raise click.UsageError("the prompt is empty")
@@ -251,6 +260,7 @@ def _run(
                 descriptions=options.descriptions,
                 aliases=aliases,
                 strict=strict,
+                candidates=_candidates(client, options.model),
             )
         else:
             # one prompt without -o: describing every provider would import every

@@ -17,7 +17,6 @@ import llmrelay
 from ._text import clean_error_text
 
 __all__ = [
-    "check_environment",
     "describe_error",
     "fail",
     "logging_enabled",
@@ -30,7 +29,6 @@ __all__ = [
 
 F = TypeVar("F", bound=Callable[..., Any])
 _VERBOSE_KEY = "llmrelay.verbose"
-_OFF = {"0", "false", "no", "off"}
 
 
 def warn(message: str) -> None:
@@ -52,12 +50,26 @@ def _connection_failed(exc: BaseException) -> bool:
     return isinstance(exc, llmrelay.ProviderTimeout) and "connect" in str(exc).lower()
 
 
-def _url_source(name: str, base_url: str) -> str:
-    variable = f"LLMRELAY_{name.upper()}_BASE_URL"
-    if os.environ.get(variable):
-        return f"{base_url} (from {variable})"
-    config = os.environ.get("LLMRELAY_CONFIG")
-    return f"{base_url} (from the config file {config or 'or the default'})"
+def _service_hint(message: str, description: llmrelay.ProviderDescription) -> str | None:
+    """``is the service running at URL (where it came from)?``, unless the message says it."""
+    source = description.endpoint_sources.get("base_url")
+    if source is not None and source.startswith("LLMRELAY_") and source in message:
+        return None  # the variable is named already
+    if source is None and "the default" in message:
+        return None
+    where = f"from {source}" if source else "the default"
+    return f"is the service running at {description.base_url} ({where})?"
+
+
+def _proxy_failed(exc: BaseException) -> bool:
+    cause: BaseException | None = exc
+    for _ in range(10):
+        if cause is None:
+            return False
+        if "Proxy" in type(cause).__name__:
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 def describe_error(
@@ -69,33 +81,25 @@ def describe_error(
     """The error's message, plus what to check when a connection failed.
 
     A connection failure through a proxy blames the proxy (every connection goes through
-    it); otherwise it names the base URL tried and where that URL came from.
+    it): ``proxy`` (the ``--proxy`` URL) or, from the failing provider's description,
+    where the client's proxy was set (never its URL). Otherwise it names the base URL
+    tried and where that URL came from.
     """
     message = str(exc) or type(exc).__name__
-    proxy = proxy or os.environ.get("LLMRELAY_PROXY")
-    cause: BaseException | None = exc
-    for _ in range(10):
-        if cause is None:
-            break
-        if "Proxy" in type(cause).__name__:
-            proxy = proxy or "the proxy"
-            return f"the proxy {proxy} failed; check --proxy / LLMRELAY_PROXY ({message})"
-        cause = cause.__cause__ or cause.__context__
+    provider = getattr(exc, "provider", None)
+    description = next((d for d in descriptions if d.name == provider), None)
+    if proxy is None and description is not None and description.proxy_source:
+        proxy = f"set by {description.proxy_source}"
+    who = f"the proxy {proxy}" if proxy else "the proxy"
+    check = "check --proxy / LLMRELAY_PROXY / proxy in the config file"
+    if _proxy_failed(exc):
+        return f"{who} failed; {check} ({message})"
     if not _connection_failed(exc):
         return message
     if proxy:
-        return (
-            f"could not get through the proxy {proxy}; is it running and reachable? "
-            f"(check --proxy / LLMRELAY_PROXY) ({message})"
-        )
-    provider = getattr(exc, "provider", None)
-    for description in descriptions:
-        variable = f"LLMRELAY_{description.name.upper()}_BASE_URL"
-        named = variable in message or "config file" in message or "default" in message
-        if description.name == provider and not named:
-            where = _url_source(description.name, description.base_url)
-            return f"{message}; is the service running at {where}?"
-    return message
+        return f"could not get through {who}; is it running and reachable? ({check}) ({message})"
+    hint = _service_hint(message, description) if description is not None else None
+    return f"{message}; {hint}" if hint else message
 
 
 def prepare_streams() -> None:
@@ -156,21 +160,6 @@ def verbose_option(function: F) -> F:
     )(function)
 
 
-def check_environment(environ: dict[str, str] | None = None) -> None:
-    """Exit 2 on an ``LLMRELAY_*_URL`` variable that is not an http(s) URL, naming it."""
-    env = os.environ if environ is None else environ
-    for name, value in sorted(env.items()):
-        if name.startswith("LLMRELAY_") and name.endswith("_URL") and value:
-            if name == "LLMRELAY_DATABASE_URL":
-                continue
-            if not value.lower().startswith(("http://", "https://")):
-                fail(
-                    f"{name}={value!r} is not a URL: it must start with http:// or https:// "
-                    f"(e.g. http://{value.split('://')[-1]})",
-                    code=2,
-                )
-
-
 def make_client_kwargs(*, proxy: str | None = None, timeout: float | None = None) -> dict[str, Any]:
     """Keyword arguments for ``llmrelay.AsyncClient`` / ``Client`` from CLI options."""
     kwargs: dict[str, Any] = {}
@@ -194,6 +183,6 @@ def logging_enabled() -> bool:
     Here rather than in ``_logs`` so that a chat decides without importing the log's
     module (``llmrelay.log`` and sqlite3, ~3 ms) before its first token.
     """
-    if os.environ.get("LLMRELAY_LOG", "").strip().lower() in _OFF:
-        return False
-    return not os.path.exists(off_marker())
+    from llmrelay.settings import log_enabled
+
+    return log_enabled() and not os.path.exists(off_marker())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -43,20 +42,30 @@ def _convert(name: str, value: str, declared: Any) -> Any:
     return value
 
 
+def _wanted(model: str, names: set[str], descriptions: Sequence[Any], aliases: Any) -> set[str]:
+    """The providers ``model`` names: ``provider:model``, a provider, an alias or a model."""
+    provider = model.split(":", 1)[0]
+    if ":" in model and provider in names:
+        return {provider}
+    if model in names:
+        return {model}
+    if model in aliases:
+        return {ref.split(":", 1)[0] for ref in aliases[model]}
+    return {d.name for d in descriptions if model in d.models or model in d.aliases}
+
+
 def _candidate_providers(
-    model: str | None, descriptions: Sequence[Any], aliases: dict[str, list[str]]
+    model: str | None,
+    descriptions: Sequence[Any],
+    aliases: dict[str, list[str]],
+    candidates: Sequence[str] | None,
 ) -> list[Any]:
-    names = {d.name for d in descriptions}
-    model = model or os.environ.get("LLMRELAY_MODEL")  # the config file's default is not seen
-    wanted: set[str] = set()
-    if model and ":" in model and model.split(":", 1)[0] in names:
-        wanted = {model.split(":", 1)[0]}
-    elif model in names:
-        wanted = {str(model)}
-    elif model and model in aliases:
-        wanted = {ref.split(":", 1)[0] for ref in aliases[model]}
+    if candidates:
+        wanted = {ref.split(":", 1)[0] for ref in candidates}
     elif model:
-        wanted = {d.name for d in descriptions if model in d.models or model in d.aliases}
+        wanted = _wanted(model, {d.name for d in descriptions}, descriptions, aliases)
+    else:
+        wanted = set()
     return [d for d in descriptions if d.name in wanted] or list(descriptions)
 
 
@@ -67,8 +76,14 @@ def resolve_options(
     descriptions: Sequence[Any],
     aliases: dict[str, list[str]],
     strict: bool,
+    candidates: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Typed options for the providers ``model`` may use; unknown names warn (or fail).
+
+    ``candidates`` are the ``"provider:model"`` references the client resolved the model
+    to (``client.candidates(model)``: with no model, the client's default from its
+    argument, ``LLMRELAY_MODEL`` or the config file); without them ``model`` is looked
+    up in ``descriptions`` and ``aliases``, and no model means every provider.
 
     Raises:
         click.BadParameter: a value of the wrong type, or an undeclared name with ``strict``.
@@ -76,13 +91,13 @@ def resolve_options(
     pairs = list(pairs)
     if not pairs:
         return {}
-    candidates = _candidate_providers(model, descriptions, aliases)
+    providers = _candidate_providers(model, descriptions, aliases, candidates)
     declared: dict[str, Any] = {}
-    for description in candidates:
+    for description in providers:
         for name, spec in (getattr(description, "options", None) or {}).items():
             declared.setdefault(name, spec)
     result: dict[str, Any] = {}
-    where = ", ".join(d.name for d in candidates)
+    where = ", ".join(d.name for d in providers)
     valid = ", ".join(sorted(declared)) or "none"
     for name, value in pairs:
         if name not in declared:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import os
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +37,9 @@ def _read_key(api_key: str | None, api_key_file: Path | None) -> str | None:
         if not key:
             raise click.BadParameter("the file is empty", param_hint="--api-key-file")
         return key
-    return os.environ.get(_KEY_ENV) or None
+    from llmrelay.settings import server_api_key
+
+    return server_api_key()
 
 
 @click.command()
@@ -119,6 +120,7 @@ def serve(
             configure_access_log,
             create_app,
             redact_root_handlers,
+            worker_settings_file,
         )
     except ImportError as exc:
         fail(
@@ -167,5 +169,6 @@ def serve(
     if workers == 1:
         uvicorn.run(create_app(config=config), **common)
     else:
-        os.environ.update(config.to_env())
-        uvicorn.run("llmrelay.server:app_from_env", factory=True, workers=workers, **common)
+        # each worker process reads the config from a private file (not the environment)
+        with worker_settings_file(config) as factory:
+            uvicorn.run(factory, factory=True, workers=workers, **common)

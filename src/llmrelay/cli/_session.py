@@ -18,6 +18,7 @@ import llmrelay
 from llmrelay.log import ExchangeLog, LogEntry, LogError
 
 from ._common import describe_error, warn
+from ._text import StatusLine, queued_text
 
 __all__ = ["ChatSession", "Output", "TurnLog", "TurnOptions", "run_turn"]
 
@@ -221,8 +222,13 @@ async def run_turn(
     parts: list[str] = []
     started = time.monotonic()
     stream = client.stream(messages, **kwargs, **options.call_kwargs())
+    status = StatusLine()
     try:
         async for event in stream:
+            if isinstance(event, llmrelay.Queued) and not options.events:
+                status.show(queued_text(event.position, event.eta))
+                continue
+            status.clear()
             if entry.first_token_ms is None and isinstance(event, _CONTENT) and event:
                 entry.first_token_ms = round((time.monotonic() - started) * 1000)
             if isinstance(event, llmrelay.ProviderInfo):
@@ -247,6 +253,7 @@ async def run_turn(
             out.json(_error_object(exc, entry.error or ""))
         raise
     finally:
+        status.clear()
         await stream.aclose()
         entry.answer = "".join(parts)
         entry.duration_ms = round((time.monotonic() - started) * 1000)

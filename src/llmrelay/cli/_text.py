@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import re
-from typing import Any
+import sys
+from typing import Any, TextIO
 
 import click
 
-__all__ = ["InputDecodeError", "clean_error_text", "decode_argument", "decode_bytes"]
+__all__ = [
+    "InputDecodeError",
+    "StatusLine",
+    "clean_error_text",
+    "decode_argument",
+    "decode_bytes",
+    "queued_text",
+]
 
 ERROR_TEXT_LIMIT = 300
 
@@ -89,3 +98,54 @@ def clean_error_text(text: str, limit: int = ERROR_TEXT_LIMIT) -> str:
     if len(text) > limit:
         text = text[: limit - 1].rstrip() + "…"
     return text
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def queued_text(position: int | None, eta: float | None) -> str:
+    """The status of a queued request: ``"queued 3rd, ~12 s"``.
+
+    Args:
+        position: requests ahead (``0``: next, shown as "1st"), or ``None``.
+        eta: estimated seconds until it starts, or ``None``.
+    """
+    text = "queued" if position is None else f"queued {_ordinal(position + 1)}"
+    if eta is not None:
+        text += f", ~{eta:.0f} s" if eta >= 1 else ", <1 s"
+    return text
+
+
+class StatusLine:
+    """One transient status line on stderr, only when stderr is a terminal.
+
+    ``show`` rewrites the line in place; ``clear`` erases it (before the answer, an
+    error or the end). On a pipe, a file or a dumb terminal it writes nothing.
+    """
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream if stream is not None else sys.stderr
+        isatty = getattr(self._stream, "isatty", None)
+        self.enabled = bool(isatty and isatty()) and os.environ.get("TERM") not in (
+            "dumb",
+            "unknown",
+        )
+        self._shown = False
+
+    def show(self, text: str) -> None:
+        """Replace the status with ``text`` (one line, escapes removed)."""
+        if not self.enabled:
+            return
+        line = _ESCAPES.sub("", text).replace("\r", " ").replace("\n", " ")
+        self._stream.write(f"\r{line}\x1b[K")
+        self._stream.flush()
+        self._shown = True
+
+    def clear(self) -> None:
+        """Erase the status, if one is shown."""
+        if self._shown:
+            self._stream.write("\r\x1b[K")
+            self._stream.flush()
+            self._shown = False

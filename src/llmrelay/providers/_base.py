@@ -34,6 +34,7 @@ from typing import Any, ClassVar
 import httpx
 
 from .. import errors
+from ..catalog import LiveModel
 from ..types import ChatRequest, Event, ImageRequest, ImageResult
 
 __all__ = ["PARAMETERS", "Auth", "AuthMode", "Capability", "Option", "Provider"]
@@ -108,6 +109,8 @@ class Provider(ABC):
         options: provider-specific ``ChatRequest.options`` it accepts, name -> ``Option``.
         default_model: model id used when none is given.
         models: the provider's own model ids (built-in list).
+        image_models: those of ``models`` that generate images rather than text
+            (``generate_image``; empty for a text-only provider).
         aliases: short name -> model id, within this provider.
         open_catalogue: ``True`` when any model id is accepted.
 
@@ -131,6 +134,7 @@ class Provider(ABC):
     options: ClassVar[Mapping[str, Option]] = MappingProxyType({})
     default_model: ClassVar[str]
     models: ClassVar[tuple[str, ...]] = ()
+    image_models: ClassVar[tuple[str, ...]] = ()
     aliases: ClassVar[Mapping[str, str]] = MappingProxyType({})
     open_catalogue: ClassVar[bool] = False
 
@@ -201,6 +205,17 @@ class Provider(ABC):
         """
         return self.models
 
+    async def live_models(self, *, refresh: bool = False) -> Sequence[LiveModel]:
+        """The models the service lists right now, with their capabilities.
+
+        Providers with a live catalogue override this (cached, with a TTL); it is never
+        called at import or on the token path.
+
+        Raises:
+            llmrelay.errors.ConfigError: this provider has no live catalogue.
+        """
+        raise errors.ConfigError(f"{self.name} has no live model catalogue")
+
     @abstractmethod
     def stream(self, request: ChatRequest) -> AsyncGenerator[Event, None]:
         """Stream the answer to ``request`` (see the module docstring for the rules).
@@ -211,6 +226,21 @@ class Provider(ABC):
         Raises:
             llmrelay.errors.ProviderError: any failure, mapped to the error tree.
         """
+
+    async def describe_model(self, model: str) -> dict[str, Any]:
+        """What a request to ``model`` is sent as (JSON-ready; default: the declarations).
+
+        Providers that discover a model's inputs (``hf_spaces``) override this.
+
+        Returns:
+            ``{"provider", "model", "parameters", "options"}`` at least.
+        """
+        return {
+            "provider": self.name,
+            "model": model,
+            "parameters": sorted(self.parameters),
+            "options": self.describe_options(),
+        }
 
     async def generate_image(self, request: ImageRequest) -> ImageResult:
         """Generate one image (providers with ``Capability.IMAGES`` override this).

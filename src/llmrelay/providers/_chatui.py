@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 
 from .. import errors
-from .._http import aiter_body, loads
+from .._http import aiter_body, loads, protocol_error, upstream_text
 from .._sse import DEFAULT_MAX_LINE, LineTooLong, NDJSONLineDecoder, SSEDecoder
 from ..types import FinishReason
 
@@ -73,7 +73,7 @@ async def read_answer(
             return
     except LineTooLong as exc:
         raise reader.protocol(f"answer stream: {exc}") from None
-    raise reader.protocol(f"unrecognised answer stream {head[:100]!r}")
+    raise reader.protocol("unrecognised answer stream", head)
 
 
 class _Reader:
@@ -83,13 +83,16 @@ class _Reader:
         self.provider = provider
         self.model = model
 
-    def protocol(self, message: str) -> errors.ProtocolError:
-        return errors.ProtocolError(message, provider=self.provider, model=self.model)
+    def protocol(self, message: str, data: Any = None) -> errors.ProtocolError:
+        """A ``ProtocolError``; ``data`` is described, never quoted (``protocol_error``)."""
+        return protocol_error(message, data, provider=self.provider, model=self.model)
 
     def object(self, data: bytes) -> dict[str, Any]:
-        value = loads(data, provider=self.provider, model=self.model, what="stream event")
+        # invalid UTF-8 becomes U+FFFD, as in every other provider's stream
+        text = data.decode("utf-8", "replace")
+        value = loads(text, provider=self.provider, model=self.model, what="stream event")
         if not isinstance(value, dict):
-            raise self.protocol(f"unexpected stream event {data[:200]!r}")
+            raise self.protocol("unexpected stream event", data)
         return value
 
     async def tgi(
@@ -103,7 +106,7 @@ class _Reader:
                 raise self.tgi_error(event)
             token = event.get("token")
             if not isinstance(token, dict) or not isinstance(token.get("text"), str):
-                raise self.protocol(f"malformed token event {data[:200]!r}")
+                raise self.protocol("malformed token event", data)
             if not ended:
                 text: str = token["text"]
                 if token.get("special") is True:
@@ -115,14 +118,15 @@ class _Reader:
             generated = event.get("generated_text")
             if generated is not None:
                 if not isinstance(generated, str):
-                    raise self.protocol(f"malformed generated_text {data[:200]!r}")
+                    raise self.protocol("malformed generated_text", data)
                 yield FinishReason(_tgi_finish(event.get("details"), ended, generated, stops))
                 return
         raise self.protocol("the stream ended before the last event (generated_text)")
 
     def tgi_error(self, event: Mapping[str, Any]) -> errors.ProviderError:
-        message, kind = event.get("error"), event.get("error_type")
-        text = f"the model server reported an error ({kind}): {message}"
+        message, kind = upstream_text(event.get("error")), event.get("error_type")
+        shown = upstream_text(kind, 64) or "unknown"
+        text = f"the model server reported an error ({shown}): {message or 'no message'}"
         common: dict[str, Any] = {
             "provider": self.provider,
             "model": self.model,
@@ -142,7 +146,7 @@ class _Reader:
             if kind == "stream":
                 token = update.get("token")
                 if not isinstance(token, str):
-                    raise self.protocol(f"malformed stream update {data[:200]!r}")
+                    raise self.protocol("malformed stream update", data)
                 token = token.replace("\0", "")  # NUL padding is not text
                 if token:
                     yield token
@@ -150,7 +154,7 @@ class _Reader:
                 yield FinishReason("stop")
                 return
             elif kind == "status" and update.get("status") == "error":
-                message = update.get("message")
+                message = upstream_text(update.get("message"))
                 raise errors.ProviderError(
                     f"the service reported an error: {message or 'no message'}",
                     provider=self.provider,
@@ -158,7 +162,7 @@ class _Reader:
                     body=data[:2000].decode("utf-8", "replace"),
                 )
             elif not isinstance(kind, str):
-                raise self.protocol(f"malformed update {data[:200]!r}")
+                raise self.protocol("malformed update", data)
             # status started/pending/finished/title, webSearch, agent: nothing to yield
         raise self.protocol("the stream ended without a finalAnswer")
 

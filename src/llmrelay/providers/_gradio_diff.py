@@ -127,13 +127,15 @@ def _content_text(content: Any) -> str | None:
     return None
 
 
-def reply_text(value: Any, kind: str) -> str | None:
+def reply_text(value: Any, kind: str, skip: int = 0) -> str | None:
     """The assistant's reply inside an output value, or ``None`` when there is none yet.
 
     ``kind="text"``: the value itself. ``kind="chatbot"``: the last pair's bot side for
     tuple chatbots (Gradio 4: ``[[user, bot], ...]``), or the last message for messages
     chatbots (Gradio 5: ``{"role", "content": str}``; Gradio 6: ``content`` as a list of
-    ``{"type": "text", "text"}`` parts) when it is an assistant message.
+    ``{"type": "text", "text"}`` parts) when it is an assistant message — looking only
+    past the first ``skip`` entries (the history that was sent: the chat function's
+    own output follows it, and an edit of an earlier entry is not the reply).
     ``kind="json"`` (ChatInterface's API output): a string, one message mapping, or a
     list of messages as for a chatbot.
 
@@ -153,7 +155,7 @@ def reply_text(value: Any, kind: str) -> str | None:
             return _content_text(value.get("content"))
     if not isinstance(value, list):
         raise ValueError(f"expected a chatbot list, got {type(value).__name__}")
-    if not value:
+    if len(value) <= skip or not value:
         return None
     last = value[-1]
     if type(last) is dict or isinstance(last, Mapping):  # a dict first: no ABC check

@@ -29,7 +29,7 @@ from urllib.parse import SplitResult, quote, urljoin, urlsplit
 import httpx
 
 from .. import errors
-from .._http import raise_for_status, read_json, translate_errors
+from .._http import protocol_error, raise_for_status, read_json, translate_errors
 
 __all__ = ["MAX_REDIRECTS", "Hub", "ModelInfo"]
 
@@ -158,8 +158,8 @@ class Hub:
                 try:
                     return parse_model_info(payload, model)
                 except ValueError as exc:
-                    raise errors.ProtocolError(
-                        f"malformed model info: {str(payload)[:200]!r}", provider=name, model=model
+                    raise protocol_error(
+                        "malformed model info", payload, provider=name, model=model
                     ) from exc
         raise errors.ProtocolError(
             f"more than {MAX_REDIRECTS} redirects for the model info of {model!r}",

@@ -12,6 +12,7 @@ import struct
 from typing import Any
 
 from .. import errors
+from .._http import protocol_error, upstream_text
 from ..types import ImageRequest
 
 __all__ = ["ASPECT_RATIOS", "image_parameters", "image_size", "sniff_image"]
@@ -129,13 +130,14 @@ def sniff_image(
 
     Raises:
         llmrelay.errors.ProtocolError: ``data`` is not a PNG, JPEG, WebP or GIF image
-            (the error quotes the declared type and the start of the body).
+            (the error names the declared type and describes the body).
     """
     declared = content_type.partition(";")[0].strip().lower()
     actual = _magic(data)
     if actual is None:
-        raise errors.ProtocolError(
-            f"expected image bytes, got {declared or 'no content-type'} starting {data[:60]!r}",
+        raise protocol_error(
+            f"expected image bytes, got {upstream_text(declared, 80) or 'no content-type'}",
+            data,
             provider=provider,
             model=model,
         )

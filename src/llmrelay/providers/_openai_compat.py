@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from .. import errors
-from .._http import raise_for_status, read_json, translate_errors
+from .._http import protocol_error, raise_for_status, read_json, translate_errors
 from ..types import ChatRequest, Event
 from ._base import PARAMETERS, Auth, AuthMode, Capability, Option, Provider
 from ._openai_stream import chat_payload, stream_chat
@@ -66,9 +66,7 @@ async def list_openai_models(
             body = await read_json(response, provider=name, model=None, what="model list")
     data = body.get("data") if isinstance(body, Mapping) else None
     if not isinstance(data, list):
-        raise errors.ProtocolError(
-            f"model list has no 'data' list: {str(body)[:200]!r}", provider=name
-        )
+        raise protocol_error("model list has no 'data' list", body, provider=name, model=None)
     ids = [
         item["id"] for item in data if isinstance(item, Mapping) and isinstance(item.get("id"), str)
     ]

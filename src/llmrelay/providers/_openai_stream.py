@@ -34,7 +34,7 @@ import anyio
 import httpx
 
 from .. import errors
-from .._http import aiter_sse, loads, raise_for_status
+from .._http import aiter_sse, loads, protocol_error, raise_for_status, upstream_text
 from ..types import ChatRequest, Event, FinishReason, Reasoning, Usage
 
 log = logging.getLogger("llmrelay")
@@ -87,6 +87,8 @@ def _class_for_code(code: int) -> type[errors.ProviderError]:
         return errors.AuthenticationError
     if code == 404:
         return errors.ModelNotFoundError
+    if code == 408:
+        return errors.ProviderTimeout
     if code == 429:
         return errors.RateLimitError
     if code >= 500:
@@ -106,15 +108,17 @@ def error_from_payload(
     """
     error = payload.get("error")
     kinds: list[Any] = [payload.get("error_type")]
+    message: str | None
     if isinstance(error, Mapping):
-        message = error.get("message")
+        message = upstream_text(error.get("message"))
         kinds += [error.get("code"), error.get("type")]
-        if isinstance(error.get("param"), str) and error["param"]:
-            message = f"{message} (param: {error['param']})"
+        param = upstream_text(error.get("param"), 64)
+        if param:
+            message = f"{message} (param: {param})"
     elif isinstance(error, list):
-        message = "; ".join(str(item) for item in error)
+        message = upstream_text("; ".join(str(item) for item in error[:10]))
     else:
-        message = error
+        message = upstream_text(error)  # bounded; anything but a string is not relayed
     cls: type[errors.ProviderError] = errors.ProviderError
     for kind in kinds:
         if isinstance(kind, str) and kind in _ERROR_TYPES:
@@ -123,7 +127,7 @@ def error_from_payload(
         if isinstance(kind, int) and not isinstance(kind, bool):
             cls = _class_for_code(kind)
             break
-    kind_text = next((k for k in kinds if isinstance(k, str) and k), None)
+    kind_text = next((upstream_text(k, 64) for k in kinds if isinstance(k, str) and k), None)
     text = f"{message or 'error'}" + (f" [{kind_text}]" if kind_text else "")
     return cls(
         f"the stream reported an error: {text}",
@@ -227,17 +231,17 @@ class ChunkParser:
     def _chunk(self, chunk: Any, data: str) -> list[Event]:
         """Events of one parsed chunk (the general path)."""
         if not isinstance(chunk, Mapping):
-            raise self._protocol(f"stream chunk is not an object: {data[:200]!r}")
+            raise self._protocol("stream chunk is not an object", data)
         if "error" in chunk and chunk["error"] is not None:
             raise error_from_payload(chunk, provider=self.provider, model=self.model)
         out: list[Event] = []
         choices = chunk.get("choices")
         if choices is not None and not isinstance(choices, list):
-            raise self._protocol(f"'choices' is not a list: {data[:200]!r}")
+            raise self._protocol("'choices' is not a list", data)
         if choices:
             choice = choices[0]
             if not isinstance(choice, Mapping):
-                raise self._protocol(f"a choice is not an object: {data[:200]!r}")
+                raise self._protocol("a choice is not an object", data)
             out += self._choice(choice)
         usage = _usage(chunk.get("usage"))
         if usage is not None:
@@ -249,7 +253,7 @@ class ChunkParser:
         if delta is None:
             delta = {}
         if not isinstance(delta, Mapping):
-            raise self._protocol(f"'delta' is not an object: {str(delta)[:200]!r}")
+            raise self._protocol("'delta' is not an object", delta)
         out: list[Event] = []
         reason = choice.get("finish_reason")
         for key in ("reasoning_content", "reasoning"):
@@ -259,7 +263,7 @@ class ChunkParser:
                 break
         content = delta.get("content")
         if content is not None and not isinstance(content, str):
-            raise self._protocol(f"'content' is not a string: {str(content)[:200]!r}")
+            raise self._protocol("'content' is not a string", content)
         if content and not (reason == "eos_token" and content in _END_TOKENS):
             out.append(content)
         if reason is not None:
@@ -280,8 +284,8 @@ class ChunkParser:
             return [FinishReason("stop")]
         raise self._protocol("the stream ended without [DONE] or a finish_reason")
 
-    def _protocol(self, message: str) -> errors.ProtocolError:
-        return errors.ProtocolError(message, provider=self.provider, model=self.model)
+    def _protocol(self, message: str, data: Any = None) -> errors.ProtocolError:
+        return protocol_error(message, data, provider=self.provider, model=self.model)
 
 
 async def stream_chat(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -23,7 +24,14 @@ import anyio
 import httpx
 
 from .. import errors
-from .._http import MAX_BODY, error_for_status, read_bounded, read_json
+from .._http import (
+    MAX_BODY,
+    error_for_status,
+    read_bounded,
+    read_json,
+    retry_after_seconds,
+    upstream_text,
+)
 
 __all__ = [
     "CANCEL_TIMEOUT",
@@ -33,7 +41,7 @@ __all__ = [
     "api_error",
     "origin",
     "parse_prediction",
-    "retry_after_seconds",
+    "prediction_route",
 ]
 
 log = logging.getLogger("llmrelay.providers.replicate")
@@ -42,6 +50,32 @@ MAX_REDIRECTS = 5
 """Redirects followed for one GET before giving up with ``ProtocolError``."""
 CANCEL_TIMEOUT = 3.0
 """Seconds a best-effort ``POST urls.cancel`` may take (it runs shielded on close)."""
+
+
+_MODEL = re.compile(
+    r"([A-Za-z0-9][\w.-]*)/([A-Za-z0-9][\w.-]*)(?::([A-Za-z0-9][\w.-]*))?", re.ASCII
+)
+
+
+def prediction_route(base_url: str, model: str) -> tuple[str, dict[str, Any]]:
+    """The creation URL and the body fields that select ``model``.
+
+    ``owner/name`` -> ``({base}/models/owner/name/predictions, {})``;
+    ``owner/name:version`` -> ``({base}/predictions, {"version": version})``.
+
+    Raises:
+        llmrelay.errors.ConfigError: ``model`` is not ``owner/name[:version]`` (letters,
+            digits, ``_``, ``.``, ``-``), so nothing can escape the URL path.
+    """
+    match = _MODEL.fullmatch(model)
+    if match is None:
+        raise errors.ConfigError(
+            f"replicate: model ids are 'owner/name' or 'owner/name:version'; got {model!r}"
+        )
+    owner, name, version = match.groups()
+    if version:
+        return f"{base_url}/predictions", {"version": version}
+    return f"{base_url}/models/{owner}/{name}/predictions", {}
 
 
 def origin(url: str | httpx.URL) -> tuple[str, str, int | None]:
@@ -93,9 +127,10 @@ def parse_prediction(payload: Any, *, provider: str, model: str) -> Prediction:
     """
     if not isinstance(payload, Mapping):
         raise errors.ProtocolError(
-            f"the prediction is not a JSON object: {json.dumps(payload)[:200]}",
+            f"the prediction is not a JSON object (a JSON {type(payload).__name__})",
             provider=provider,
             model=model,
+            body=_dump(payload),
         )
     pid = payload.get("id")
     if not isinstance(pid, str) or not pid:
@@ -113,10 +148,10 @@ def parse_prediction(payload: Any, *, provider: str, model: str) -> Prediction:
     for key in ("stream", "get", "cancel"):
         if urls.get(key) is not None and _http_url(urls.get(key)) is None:
             raise errors.ProtocolError(
-                f"the prediction's urls.{key} is not an absolute http(s) URL: "
-                f"{str(urls.get(key))[:200]!r}",
+                f"the prediction's urls.{key} is not an absolute http(s) URL",
                 provider=provider,
                 model=model,
+                body=_dump(payload),
             )
     status = payload.get("status")
     return Prediction(
@@ -145,7 +180,7 @@ def api_error(
     """
     fields = _invalid_fields(body)
     if fields and 400 <= status < 500 and status not in (401, 403, 404, 408, 429):
-        title = _problem_field(body, "title") or "invalid request"
+        title = upstream_text(_problem_field(body, "title"), 100) or "invalid request"
         return errors.InvalidRequestError(
             f"{what} failed: HTTP {status}: {title}: {'; '.join(fields)}",
             provider=provider,
@@ -177,24 +212,14 @@ def _invalid_fields(body: str) -> list[str]:
     if not isinstance(items, list):
         return []
     out = []
-    for item in items[:50]:
+    for item in items[:20]:
         if not isinstance(item, Mapping):
             continue
-        field = item.get("field")
-        description = item.get("description") or item.get("type") or "invalid"
-        text = str(description)[:300]
-        out.append(f"{field}: {text}" if isinstance(field, str) and field else text)
+        field = upstream_text(item.get("field"), 100)
+        text = upstream_text(item.get("description")) or upstream_text(item.get("type"), 100)
+        text = text or "invalid"
+        out.append(f"{field}: {text}" if field else text)
     return out
-
-
-def retry_after_seconds(value: str | None) -> float | None:
-    """``Retry-After`` as seconds (delta-seconds form only), or ``None``."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
 
 
 class Session:
@@ -264,15 +289,12 @@ class Session:
         return response.status_code, payload
 
     async def _check(self, response: httpx.Response, *, model: str, what: str) -> None:
-        if response.is_redirect:
-            raise errors.ProtocolError(
-                f"{what}: unexpected redirect (HTTP {response.status_code}) to "
-                f"{response.headers.get('location', '?')[:200]!r}",
-                provider=self.provider,
-                model=model,
-                status_code=response.status_code,
-            )
-        if response.status_code >= 400:
+        """Raise for anything but a 2xx.
+
+        A 3xx (with or without ``Location``) is a ``ProtocolError`` here, never an
+        empty success.
+        """
+        if response.status_code >= 300:
             body = await read_bounded(
                 response, provider=self.provider, model=model, what=f"{what} error body"
             )
@@ -294,6 +316,7 @@ class Session:
         what: str,
         headers: Mapping[str, str] | None = None,
         allowed: frozenset[tuple[str, str, int | None]] = frozenset(),
+        model_404: bool = True,
     ) -> AsyncIterator[httpx.Response]:
         """GET ``url`` as a streamed response, following up to ``MAX_REDIRECTS`` redirects.
 
@@ -301,10 +324,20 @@ class Session:
         http(s) targets are followed. HTTP errors are raised (``api_error``) after the
         error body is read (bounded); the yielded response is a 2xx.
 
+        Args:
+            url: the absolute URL.
+            model: the model id, for errors.
+            what: what is fetched, for errors.
+            headers: extra request headers.
+            allowed: origins besides the API's that may receive the key.
+            model_404: a 404 means the model does not exist (``ModelNotFoundError``);
+                ``False`` for a prediction's own URLs (its stream, ``urls.get``), whose
+                404 says nothing about the model (``ProtocolError``).
+
         Raises:
             llmrelay.errors.ProviderError: HTTP error, bad or too many redirects.
         """
-        for _ in range(MAX_REDIRECTS + 1):
+        for hop in range(MAX_REDIRECTS + 1):
             request = self.http.build_request(
                 "GET", url, headers={**(headers or {}), **self.auth_for(url, allowed)}
             )
@@ -317,7 +350,19 @@ class Session:
                         await self._check(response, model=model, what=what)
                     url = str(target)
                     continue
-                await self._check(response, model=model, what=what)
+                try:
+                    await self._check(response, model=model, what=what)
+                except errors.ModelNotFoundError as exc:
+                    if model_404:
+                        raise
+                    after = " after a redirect" if hop else ""
+                    raise errors.ProtocolError(
+                        f"{what}: the prediction's URL answered HTTP 404{after}",
+                        provider=self.provider,
+                        model=model,
+                        status_code=404,
+                        body=exc.body,
+                    ) from None
                 yield response
                 return
             finally:
@@ -326,9 +371,11 @@ class Session:
             f"{what}: more than {MAX_REDIRECTS} redirects", provider=self.provider, model=model
         )
 
-    async def get_json(self, url: str, *, model: str, what: str, limit: int = MAX_BODY) -> Any:
-        """GET an API URL and parse its JSON body (bounded by ``limit``)."""
-        async with self.get(url, model=model, what=what) as response:
+    async def get_json(
+        self, url: str, *, model: str, what: str, limit: int = MAX_BODY, model_404: bool = True
+    ) -> Any:
+        """GET an API URL and parse its JSON body (bounded by ``limit``; see ``get``)."""
+        async with self.get(url, model=model, what=what, model_404=model_404) as response:
             return await read_json(
                 response, provider=self.provider, model=model, limit=limit, what=what
             )

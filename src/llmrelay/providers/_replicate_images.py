@@ -35,10 +35,10 @@ import anyio
 import httpx
 
 from .. import errors
-from .._http import read_bounded
+from .._http import read_bounded, upstream_text
 from ..types import ImageRequest, ImageResult
 from ._images import sniff_image
-from ._replicate_http import Prediction, Session, parse_prediction
+from ._replicate_http import Prediction, Session, parse_prediction, prediction_route
 
 __all__ = ["MAX_IMAGE_BYTES", "generate", "image_input", "webp_size"]
 
@@ -77,8 +77,6 @@ def image_input(request: ImageRequest) -> dict[str, Any]:
 
 async def generate(session: Session, base_url: str, request: ImageRequest) -> ImageResult:
     """Run an image model and return its first output image (see the module docstring)."""
-    from .replicate import prediction_route
-
     model = request.model
     url, body = prediction_route(base_url, model)
     body["input"] = image_input(request)
@@ -137,22 +135,26 @@ async def _poll(
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise errors.ProviderTimeout(
-                f"the image was not ready in time (status {prediction.status or 'unknown'!r})",
+                f"the image was not ready in time (status "
+                f"{upstream_text(prediction.status, 40) or 'unknown'!r})",
                 provider=session.provider,
                 model=model,
                 kind="total",
             )
         await anyio.sleep(min(delay, remaining))
         delay = min(delay * 1.5, 5.0)
-        payload = await session.get_json(prediction.get, model=model, what="get prediction")
+        payload = await session.get_json(
+            prediction.get, model=model, what="get prediction", model_404=False
+        )
         prediction = parse_prediction(payload, provider=session.provider, model=model)
     return prediction
 
 
 def _check_outcome(prediction: Prediction, provider: str, model: str) -> None:
     if prediction.status == "failed":
+        said = upstream_text(prediction.error) if isinstance(prediction.error, str) else None
         raise errors.ProviderError(
-            f"the prediction failed: {prediction.error or 'no error message'}"[:1000],
+            f"the prediction failed: {said or 'no error message'}",
             provider=provider,
             model=model,
         )
@@ -164,9 +166,10 @@ def _first_output(output: Any, provider: str, model: str) -> str:
     first = output[0] if isinstance(output, list) and output else output
     if not isinstance(first, str) or not first.startswith(("https:", "http:", "data:")):
         raise errors.ProtocolError(
-            f"the prediction's output is not a file URL: {str(output)[:200]!r}",
+            f"the prediction's output is not a file URL (a {type(first).__name__})",
             provider=provider,
             model=model,
+            body=str(output)[:2000],
         )
     return first
 
@@ -175,7 +178,7 @@ async def _download(session: Session, source: str, model: str) -> tuple[bytes, s
     """The file's bytes and its declared MIME type (``None`` when unknown)."""
     if source.startswith("data:"):
         return _data_uri(source, session.provider, model)
-    async with session.get(source, model=model, what="download image") as response:
+    async with session.get(source, model=model, what="download image", model_404=False) as response:
         data = await read_bounded(
             response,
             provider=session.provider,

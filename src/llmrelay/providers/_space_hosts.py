@@ -94,7 +94,8 @@ class SpaceHosts:
     """Looks up Spaces on the Hub, wakes and waits for them; caches running hosts.
 
     One per provider instance: at most ``CACHE_SIZE`` entries, each kept ``CACHE_TTL``
-    seconds; ``forget(space_id)`` drops one (after a failure at the Space).
+    seconds; ``forget(space_id)`` drops one (after a failure at the Space). ``headers``
+    go to the Hub; ``space_headers`` (default: the same) to a Space being woken.
     """
 
     def __init__(
@@ -103,10 +104,12 @@ class SpaceHosts:
         hub_url: str,
         headers: Callable[[], Mapping[str, str]],
         provider: str,
+        space_headers: Callable[[], Mapping[str, str]] | None = None,
     ) -> None:
         self._http = http
         self._hub = hub_url.rstrip("/")
         self._headers = headers
+        self._space_headers = space_headers or headers
         self._provider = provider
         self._cache: OrderedDict[str, tuple[str, float]] = OrderedDict()
 
@@ -177,7 +180,8 @@ class SpaceHosts:
         """A request to the Space wakes it; its answer does not matter."""
         with anyio.move_on_after(_WAKE_TIMEOUT):
             try:
-                async with self._http.stream("GET", f"{host}/config", headers=self._headers()):
+                headers = dict(self._space_headers())
+                async with self._http.stream("GET", f"{host}/config", headers=headers):
                     pass
             except httpx.HTTPError:
                 pass

@@ -33,7 +33,7 @@ from typing import Any
 import anyio
 
 from .. import errors
-from .._http import error_for_status, loads
+from .._http import error_for_status, loads, protocol_error
 from ..types import ChatRequest, Event, FinishReason
 from ._openai_stream import error_from_payload
 
@@ -97,7 +97,14 @@ def loading_estimate(status: int, body: bytes) -> float | None:
 
 
 def error_from_response(
-    status: int, body: bytes, *, provider: str, model: str | None, what: str, retry_after: Any
+    status: int,
+    body: bytes,
+    *,
+    provider: str,
+    model: str | None,
+    what: str,
+    retry_after: Any,
+    content_type: str | None = None,
 ) -> errors.ProviderError:
     """The typed error of an HTTP error answer (the shapes in the module docstring).
 
@@ -113,7 +120,13 @@ def error_from_response(
     if isinstance(payload, Mapping) and typed and status not in (401, 403, 404, 429):
         return error_from_payload(payload, provider=provider, model=model, status_code=status)
     return error_for_status(
-        status, text, provider=provider, model=model, what=what, retry_after=retry_after
+        status,
+        text,
+        provider=provider,
+        model=model,
+        what=what,
+        retry_after=retry_after,
+        content_type=content_type,
     )
 
 
@@ -157,10 +170,8 @@ def parse_generated(payload: Any, *, provider: str, model: str) -> tuple[str, st
     """
     item = payload[0] if isinstance(payload, list) and payload else payload
     if not isinstance(item, Mapping) or not isinstance(item.get("generated_text"), str):
-        raise errors.ProtocolError(
-            f"unexpected answer (no generated_text): {str(payload)[:200]!r}",
-            provider=provider,
-            model=model,
+        raise protocol_error(
+            "unexpected answer (no generated_text)", payload, provider=provider, model=model
         )
     details = item.get("details")
     reason = details.get("finish_reason") if isinstance(details, Mapping) else None
@@ -219,12 +230,12 @@ class TokenStream:
     def _event(self, event: Any, data: str) -> list[Event]:
         """Events of one parsed stream event (the general path)."""
         if not isinstance(event, Mapping):
-            raise self._protocol(f"stream event is not an object: {data[:200]!r}")
+            raise self._protocol("stream event is not an object", data)
         if event.get("error") is not None:
             raise error_from_payload(event, provider=self.provider, model=self.model)
         token = event.get("token")
         if not isinstance(token, Mapping) or not isinstance(token.get("text"), str):
-            raise self._protocol(f"stream event without a token: {data[:200]!r}")
+            raise self._protocol("stream event without a token", data)
         out: list[Event] = []
         self._last_special = token.get("special") is True
         if not self._last_special and token["text"]:
@@ -252,5 +263,5 @@ class TokenStream:
             return FinishReason("stop")
         return FinishReason("length")
 
-    def _protocol(self, message: str) -> errors.ProtocolError:
-        return errors.ProtocolError(message, provider=self.provider, model=self.model)
+    def _protocol(self, message: str, data: Any = None) -> errors.ProtocolError:
+        return protocol_error(message, data, provider=self.provider, model=self.model)

@@ -58,7 +58,15 @@ import anyio
 import httpx
 
 from .. import errors
-from .._http import loads, raise_for_status, read_bounded, translate_errors
+from .._http import (
+    describe_body,
+    error_detail,
+    loads,
+    protocol_error,
+    raise_for_status,
+    read_bounded,
+    translate_errors,
+)
 from .._prompts import last_user_message
 from ..types import ChatRequest, ConversationState, Event, FinishReason, Message
 from ._base import Capability, Option, Provider
@@ -222,8 +230,8 @@ class H2o(Provider):
         payload = loads(body, provider=self.name, model=model, what="conversation answer")
         cid = payload.get("conversationId") if isinstance(payload, dict) else None
         if not isinstance(cid, str) or not _ID.fullmatch(cid):
-            raise errors.ProtocolError(
-                f"no usable conversationId in {body[:200]!r}", provider=self.name, model=model
+            raise protocol_error(
+                "no usable conversationId in the answer", body, provider=self.name, model=model
             )
         return cid
 
@@ -240,9 +248,13 @@ class H2o(Provider):
                 log.info("h2o: could not delete conversation %s: %s", cid, exc)
 
     async def _check(self, response: httpx.Response, model: str, what: str) -> None:
-        """Raise the typed error of an HTTP error answer (chat-ui's own codes first)."""
+        """Raise the typed error of an HTTP error answer (chat-ui's own codes first).
+
+        A 3xx is an error (``ProtocolError``: redirects are not followed) except the
+        ``303`` of ``POST /settings``, chat-ui's answer to an accepted form.
+        """
         status = response.status_code
-        if status < 400:
+        if status < 300 or (300 <= status < 400 and what == "settings"):
             return
         if status not in (404, 405, 410) or (status == 404 and what != "message"):
             await raise_for_status(response, provider=self.name, model=model, what=what)
@@ -254,7 +266,8 @@ class H2o(Provider):
             "status_code": status,
             "body": body,
         }
-        detail = body.strip()[:300]
+        # chat-ui's errors are SvelteKit's {"message": ...}; anything else is described
+        detail = error_detail(body) or describe_body(body, response.headers.get("content-type"))
         if status == 410:
             raise errors.ModelNotFoundError(
                 f"{what}: the model is not available anymore: {detail}", **common

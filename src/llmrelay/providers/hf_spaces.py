@@ -10,7 +10,9 @@ a ``gr.ChatInterface`` or a ``gr.Blocks`` app with a chatbot.
    and the Hub is not asked.
 2. Layout: ``GET {space}/config`` -> the chat dependency, its inputs and outputs by
    component type (``_gradio``); known Spaces (``SPACES``) name their dependency and
-   stand in when discovery cannot read the layout.
+   the role of each input, which win over discovery (and stand in when the Space has
+   no ``/config``). Where several public chat dependencies of different layouts make
+   ``/config`` ambiguous, ``GET {space}{prefix}/info`` (the documented endpoints) decides.
 3. Wire protocol (Gradio 4.x – 6.x, ``sse_v3``; verified against local Gradio 4.44.1,
    5.50.0 and 6.31.0 servers; public source: the ``gradio`` and ``gradio_client``
    wheels, https://www.gradio.app/guides/querying-gradio-apps-with-curl)::
@@ -28,7 +30,27 @@ a ``gr.ChatInterface`` or a ``gr.Blocks`` app with a chatbot.
 ``prefix`` is ``""`` for Gradio 4 and ``"/gradio_api"`` from 5 on. The first
 ``process_generating`` carries the full output values, later ones a diff list per output
 (``append``/``replace``/``add``/``delete``); text is yielded as the true delta of the
-reply, so a repeated token is never dropped and nothing is sent twice.
+reply, so a repeated token is never dropped and nothing is sent twice. Only this
+request's ``event_id`` counts, and the reply is read from the chat function's own
+output: past the history that was sent, in a chatbot. A ``process_completed`` without
+a reply is a ``ProtocolError``, never an empty answer. ``estimation`` messages become
+``Queued`` events.
+
+The request, in the Space's own terms: the system prompt goes to the system input (the
+hidden state box of the Qwen Space); earlier turns go to the history input in its own
+format (Gradio 4 pairs, Gradio 5/6 messages) and the last user message is the message;
+a Space without a history input gets the conversation flattened into the message; one
+without a system input cannot take a system prompt (a warning naming the Space, an
+``InvalidRequestError`` when strict). The HF token goes to the Space as
+``X-HF-Authorization`` (as gradio_client sends it:
+https://github.com/gradio-app/gradio/blob/main/client/python/gradio_client/client.py),
+to the Hub as ``Authorization``.
+
+ZeroGPU Spaces fail a call with a ``gr.Error`` whose text is the only record of the
+cause (the ``spaces`` package, ``spaces/zero/client.py``, https://pypi.org/project/spaces/):
+"You have exceeded your GPU quota (…s left vs. …s requested) … retry in H:MM:SS" is a
+``RateLimitError`` whose ``retry_after`` comes from the message; "No GPU is currently
+available" is ``ProviderUnavailable``.
 
 Everything the Space or the Hub sends is untrusted: bodies and lines are bounded, JSON
 goes through ``llmrelay._http.loads``, and every malformed shape is a ``ProtocolError``.
@@ -51,11 +73,13 @@ import httpx
 from .. import errors
 from .._http import aiter_sse, loads, raise_for_status, read_json, translate_errors
 from .._prompts import format_plain, split_system
-from ..types import ChatRequest, Event, FinishReason
+from ..types import ChatRequest, Event, FinishReason, Message, Queued
 from ._base import Auth, AuthMode, Capability, Option, Provider
 from ._gradio import (
+    Ambiguous,
     ChatEndpoint,
     GradioChatSpace,
+    LayoutMismatch,
     MalformedConfig,
     UnknownLayout,
     apply_diff,
@@ -63,12 +87,15 @@ from ._gradio import (
     reply_text,
 )
 from ._space_hosts import SpaceHosts
+from ._zerogpu import space_failure
 
 __all__ = ["SPACES", "HFSpaces"]
 
 log = logging.getLogger(__name__)
 _CLOSE_WAIT = 0.5
 _ENDPOINT_CACHE = 256
+_TAG = re.compile(r"</?[A-Za-z][^<>]{0,300}>")
+"""An HTML tag in a ``gr.Error`` text (Gradio renders toasts as HTML)."""
 _SPACE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}")
 """A Hub repository id ``owner/name`` (no ``..``, no other slash): safe in a URL path."""
 
@@ -84,8 +111,12 @@ SPACES: Mapping[str, GradioChatSpace] = MappingProxyType(
         ),
     }
 )
-"""Known Spaces: Hub id -> the row that stands in when discovery cannot read the layout.
-Outputs of the Qwen Space: ``[textbox, chatbot, system]``."""
+"""Known Spaces: Hub id -> the row naming the chat dependency and its inputs' roles.
+
+The Qwen Space (its ``app.py``: https://huggingface.co/spaces/Qwen/Qwen2-72B-Instruct):
+``textbox.submit(model_chat, inputs=[textbox, chatbot, system_state], outputs=[textbox,
+chatbot, system_input])`` where ``system_state`` is a hidden, unlabelled textbox — the
+only way a system prompt reaches ``model_chat``."""
 
 
 class HFSpaces(Provider):
@@ -94,12 +125,15 @@ class HFSpaces(Provider):
     The default is ``Qwen/Qwen2-72B-Instruct`` (alias ``qwen-2-72b``). The Space's host
     comes from the Hub (endpoint ``hub_url``, ``LLMRELAY_HF_SPACES_HUB_URL``); a
     ``base_url`` override (``LLMRELAY_HF_SPACES_BASE_URL``) is used as the host instead,
-    for a self-hosted Gradio app or tests. History is flattened into the prompt (the
-    Space keeps no state). No generation parameter is an input of a chat Space in
+    for a self-hosted Gradio app or tests. Earlier turns go to the Space's history
+    input in its own format (flattened into the message when it has none; the Space
+    keeps no state). No generation parameter is an input of a chat Space in
     general, so ``parameters`` is empty and the engine warns when one is given; a
     Space's other inputs (sliders, ...) keep their ``/config`` defaults unless the
-    ``inputs`` option sets them by label (``{"Temperature": 0.2}``). An ``HF_TOKEN``
-    (optional, for private Spaces) is sent as a bearer token to the Hub and the Space.
+    ``inputs`` option sets them by label (``{"Temperature": 0.2}``);
+    ``describe_model`` shows them. An ``HF_TOKEN`` (optional, for private Spaces) is
+    sent to the Hub as ``Authorization: Bearer`` and to the Space as
+    ``X-HF-Authorization: Bearer``.
     """
 
     name: ClassVar[str] = "hf_spaces"
@@ -143,7 +177,9 @@ class HFSpaces(Provider):
     ) -> None:
         super().__init__(http, endpoints=endpoints, api_key=api_key)
         self._base_override = self.base_url if "base_url" in self.overridden else None
-        self._hosts = SpaceHosts(http, self.urls["hub_url"], self._auth_headers, self.name)
+        self._hosts = SpaceHosts(
+            http, self.urls["hub_url"], self._auth_headers, self.name, self._space_headers
+        )
         self._endpoints: OrderedDict[str, ChatEndpoint] = OrderedDict()
 
     def _check_id(self, model: str) -> GradioChatSpace | None:
@@ -155,28 +191,39 @@ class HFSpaces(Provider):
             )
         return space
 
+    def _space_headers(self) -> dict[str, str]:
+        """The token for the Space itself: ``X-HF-Authorization: Bearer``.
+
+        gradio_client's header: the Space's proxy reads it, and ``Authorization``
+        stays the app's own.
+        """
+        return {"x-hf-authorization": f"Bearer {self._api_key}"} if self._api_key else {}
+
     async def _endpoint(self, url: str, space: GradioChatSpace | None, model: str) -> ChatEndpoint:
         """Discover the chat dependency via ``GET /config``, cached per Space URL and row.
 
-        A known Space falls back to its row when ``/config`` answers with an HTTP error
-        (except 401/403: a rejected token is an ``AuthenticationError``, not hidden behind
-        the next call's "Not Found") or its layout cannot be read; a malformed document
-        is always a ProtocolError.
+        A known Space falls back to its row when ``/config`` is not there (404); any
+        other HTTP error is mapped (a 5xx is ``ProviderUnavailable``, 401/403 an
+        ``AuthenticationError``); a malformed document or a layout that contradicts
+        the row is a ProtocolError.
         """
         key = f"{url} {space.space_id if space is not None else ''}"
         cached = self._endpoints.get(key)
         if cached is not None:
             return cached
         async with self._http.stream(
-            "GET", f"{url}/config", headers=self._auth_headers()
+            "GET", f"{url}/config", headers=self._space_headers()
         ) as response:
-            if response.status_code not in (200, 401, 403) and space is not None:
-                log.info("%s: /config answered %s; using defaults", url, response.status_code)
-                endpoint = space.endpoint()
-            else:
+            missing = response.status_code == 404 and space is not None
+            if not missing:
                 await raise_for_status(response, provider=self.name, model=model, what="/config")
                 config = await read_json(response, provider=self.name, model=model, what="/config")
-                endpoint = self._discover(config, space, model)
+        if missing:
+            assert space is not None
+            log.info("%s: no /config (404); using the known layout", url)
+            endpoint = space.endpoint()
+        else:
+            endpoint = await self._discover(url, config, space, model)
         self._endpoints[key] = endpoint
         while len(self._endpoints) > _ENDPOINT_CACHE:
             self._endpoints.popitem(last=False)
@@ -186,16 +233,81 @@ class HFSpaces(Provider):
         for key in [k for k in self._endpoints if k.startswith(f"{url} ")]:
             del self._endpoints[key]
 
-    def _discover(self, config: Any, space: GradioChatSpace | None, model: str) -> ChatEndpoint:
+    async def _discover(
+        self, url: str, config: Any, space: GradioChatSpace | None, model: str
+    ) -> ChatEndpoint:
         try:
-            return endpoint_from_config(config, space)
+            try:
+                return endpoint_from_config(config, space)
+            except Ambiguous as exc:
+                documented = await self._documented(url, exc.endpoints[0].prefix, model)
+                return endpoint_from_config(config, space, documented)
+        except LayoutMismatch as exc:
+            assert space is not None
+            raise self._protocol_error(
+                f"the Space at {url} is not laid out like {space.space_id} ({exc}); to chat "
+                "with another Space, name it: -m hf_spaces:<owner>/<space>",
+                model,
+            ) from None
         except UnknownLayout as exc:
-            if space is None:
-                raise self._protocol_error(f"not a Gradio chat Space: {exc}", model) from None
-            log.warning("%s: %s; using the known layout", model, exc)
-            return space.endpoint()
+            raise self._protocol_error(f"not a Gradio chat Space: {exc}", model) from None
         except MalformedConfig as exc:
             raise self._protocol_error(f"unusable /config: {exc}", model) from None
+
+    async def _documented(self, url: str, prefix: str, model: str) -> frozenset[str]:
+        """The ``api_name`` of each endpoint ``GET {prefix}/info`` documents."""
+        async with self._http.stream(
+            "GET", f"{url}{prefix}/info", headers=self._space_headers()
+        ) as response:
+            await raise_for_status(response, provider=self.name, model=model, what="/info")
+            info = await read_json(response, provider=self.name, model=model, what="/info")
+        named = info.get("named_endpoints") if isinstance(info, dict) else None
+        if not isinstance(named, dict):
+            raise self._protocol_error("/info has no named_endpoints object", model)
+        return frozenset(name.lstrip("/") for name in named if isinstance(name, str))
+
+    async def describe_model(self, model: str) -> dict[str, Any]:
+        """The Space's chat endpoint as discovered, and each input with its default.
+
+        Returns:
+            ``{"provider", "model", "url", "gradio_version", "api_name", "fn_index",
+            "visibility", "history_format", "reply", "inputs": [{"role", "component",
+            "label", "default", "visible"}, ...]}`` (JSON-ready). ``role`` is
+            ``message``, ``history``, ``system`` or ``input`` (set by label with the
+            ``inputs`` option).
+
+        Raises:
+            llmrelay.errors.ProviderError: as for a chat (the Space cannot be reached,
+                is not a chat Space, ...).
+        """
+        space = self._check_id(model)
+        with translate_errors(self.name, model):
+            if self._base_override is not None:
+                url = self._base_override
+            else:
+                url = await self._hosts.host(model, None)
+            endpoint = await self._endpoint(url, space, model)
+        return {
+            "provider": self.name,
+            "model": model,
+            "url": url,
+            "gradio_version": endpoint.version,
+            "api_name": endpoint.api_name,
+            "fn_index": endpoint.fn_index,
+            "visibility": endpoint.visibility,
+            "history_format": endpoint.history_format if endpoint.has_history else None,
+            "reply": endpoint.reply_kind,
+            "inputs": [
+                {
+                    "role": info.role,
+                    "component": info.component,
+                    "label": info.label,
+                    "default": info.default,
+                    "visible": info.visible,
+                }
+                for info in endpoint.described
+            ],
+        }
 
     async def stream(self, request: ChatRequest) -> AsyncGenerator[Event, None]:
         """Stream the Space's reply to ``request`` (see the module docstring)."""
@@ -212,30 +324,54 @@ class HFSpaces(Provider):
                 url = await self._hosts.host(model, request.deadline)
             try:
                 endpoint = await self._endpoint(url, space, model)
+                if has_system and not endpoint.has_system:
+                    self._undeliverable_system(request, url)
+                prompt, history = _turns(endpoint, conversation)
+                data = self._data(endpoint, request, prompt, system if has_system else None,
+                                  history)  # fmt: skip
                 session_hash = secrets.token_hex(6)
-                data = self._data(endpoint, request, system if has_system else None)
                 event_id = await self._join(url, endpoint, session_hash, data, model)
             except errors.ProviderError as exc:
                 if exc.retryable or isinstance(exc, errors.ModelNotFoundError):
                     self._hosts.forget(model)  # the Space may have moved or slept
                 raise
+            skip = endpoint.history_length(history) if endpoint.reply_kind == "chatbot" else 0
             async with self._http.stream(
                 "GET",
                 f"{url}{endpoint.prefix}/queue/data",
                 params={"session_hash": session_hash},
-                headers={"accept": "text/event-stream", **self._auth_headers()},
+                headers={"accept": "text/event-stream", **self._space_headers()},
             ) as response:
                 await raise_for_status(response, provider=self.name, model=model, what="queue/data")
-                async for event in self._read_stream(response, endpoint, event_id, model):
+                async for event in self._read_stream(response, endpoint, event_id, model, skip):
                     yield event
 
-    def _data(self, endpoint: ChatEndpoint, request: ChatRequest, system: str | None) -> list[Any]:
+    def _undeliverable_system(self, request: ChatRequest, url: str) -> None:
+        """A system prompt the Space has no input for: warn, or refuse when strict."""
+        text = (
+            f"the Space {request.model} ({url}) has no system prompt input: the system "
+            "prompt cannot be delivered"
+        )
+        if request.strict:
+            raise errors.InvalidRequestError(
+                text + " (strict mode)", provider=self.name, model=request.model
+            )
+        log.warning("%s: %s; sent without it", self.name, text)
+
+    def _data(
+        self,
+        endpoint: ChatEndpoint,
+        request: ChatRequest,
+        prompt: str,
+        system: str | None,
+        history: list[tuple[str, str]],
+    ) -> list[Any]:
         """The join ``data`` of ``request``.
 
-        The flattened conversation, the system prompt (``None``: the Space's default),
-        the ``inputs`` option's values by label and the defaults of the other inputs.
+        The message, the earlier turns, the system prompt (``None``: the Space's
+        default), the ``inputs`` option's values by label and the defaults of the other
+        inputs.
         """
-        _, conversation = split_system(request.messages)
         inputs = request.options.get("inputs")
         if inputs is not None and not (
             isinstance(inputs, Mapping) and all(isinstance(k, str) for k in inputs)
@@ -246,7 +382,7 @@ class HFSpaces(Provider):
                 model=request.model,
             )
         try:
-            return endpoint.build_data(format_plain(conversation), system, inputs)
+            return endpoint.build_data(prompt, system, inputs, history)
         except KeyError as exc:
             known = ", ".join(repr(label) for label in endpoint.labels) or "none"
             raise errors.InvalidRequestError(
@@ -270,7 +406,7 @@ class HFSpaces(Provider):
             "POST",
             f"{url}{endpoint.prefix}/queue/join?",
             json=payload,
-            headers=self._auth_headers(),
+            headers=self._space_headers(),
         ) as response:
             if response.status_code >= 400:
                 # The Space may have changed (e.g. upgraded Gradio): discover again next time.
@@ -289,11 +425,20 @@ class HFSpaces(Provider):
         return event_id
 
     async def _read_stream(
-        self, response: httpx.Response, endpoint: ChatEndpoint, event_id: str, model: str
+        self,
+        response: httpx.Response,
+        endpoint: ChatEndpoint,
+        event_id: str,
+        model: str,
+        skip: int = 0,
     ) -> AsyncIterator[Event]:
-        """Turn the session's SSE messages for ``event_id`` into text deltas and a finish."""
+        """Turn the session's SSE messages for ``event_id`` into events and a finish.
+
+        ``skip``: entries of the reply chatbot that are the history sent, not the reply.
+        """
         values: list[Any] | None = None
         sent = ""
+        queued: Queued | None = None
         out, kind = endpoint.reply_output, endpoint.reply_kind
         messages = aiter_sse(response, provider=self.name, model=model)
         async for sse in messages:
@@ -304,11 +449,25 @@ class HFSpaces(Provider):
                 raise self._protocol_error(f"malformed queue message {sse.data[:200]!r}", model)
             msg = message["msg"]
             own_id = message.get("event_id")
-            own = own_id == event_id or own_id is None
-            if msg == "process_generating" and own:
+            if msg == "unexpected_error":  # about the session, not one event
+                raise self._unexpected_error(message, model)
+            if msg == "close_stream":
+                break
+            if msg == "queue_full" and own_id in (event_id, None):
+                raise errors.ProviderUnavailable(
+                    "the Space's queue is full", provider=self.name, model=model
+                )
+            if own_id != event_id:
+                continue  # heartbeats, another event of the session
+            if msg == "estimation":
+                event = _queued(message)
+                if event != queued:
+                    queued = event
+                    yield event
+            elif msg == "process_generating":
                 try:
                     values = _apply_output(values, message)
-                    text = reply_text(values[out], kind) or ""
+                    text = reply_text(values[out], kind, skip) or ""
                 except (KeyError, IndexError, TypeError, ValueError, RecursionError) as exc:
                     raise self._protocol_error(
                         f"bad process_generating output: {type(exc).__name__}: {exc}"[:300],
@@ -318,54 +477,58 @@ class HFSpaces(Provider):
                 if delta:
                     sent = text
                     yield delta
-            elif msg == "process_completed" and own:
+            elif msg == "process_completed":
                 if message.get("success") is not True:
                     raise self._space_error(message.get("output"), model)
                 try:
                     data = message["output"]["data"]
                     if not isinstance(data, list):
                         raise TypeError("output data is not a list")
-                    text = reply_text(data[out], kind) or ""
+                    reply = reply_text(data[out], kind, skip)
                 except (KeyError, IndexError, TypeError, ValueError, RecursionError) as exc:
                     raise self._protocol_error(
                         f"bad process_completed output: {type(exc).__name__}: {exc}"[:300],
                         model,
                     ) from None
-                delta = _delta(sent, text)
+                if not reply and not sent:
+                    raise self._protocol_error(
+                        f"the Space's chat function ({_name(endpoint)}) returned no reply", model
+                    )
+                delta = _delta(sent, reply or "")
                 if delta:
-                    sent = text
+                    sent = reply or ""
                     yield delta
                 yield FinishReason("stop")
                 await _finish_body(messages)
                 return
-            elif msg == "unexpected_error":
-                raise self._unexpected_error(message, model)
-            elif msg == "queue_full":
-                raise errors.ProviderUnavailable(
-                    "the Space's queue is full", provider=self.name, model=model
-                )
-            elif msg == "close_stream":
-                break
-            # estimation, process_starts, heartbeat, progress, log, other sessions'
-            # events: nothing to yield.
+            # process_starts, progress, log: nothing to yield.
         raise self._protocol_error("the stream closed before process_completed", model)
 
     def _protocol_error(self, message: str, model: str) -> errors.ProtocolError:
         return errors.ProtocolError(message, provider=self.name, model=model)
 
     def _space_error(self, output: Any, model: str) -> errors.ProviderError:
-        """``process_completed`` with ``success: false``: the Space's function failed."""
+        """``process_completed`` with ``success: false``: the Space's function failed.
+
+        A ZeroGPU quota error is a ``RateLimitError``, no GPU ``ProviderUnavailable``
+        (``_zerogpu``); anything else a ``ProviderError`` quoting the ``gr.Error`` text.
+        """
         error = output.get("error") if isinstance(output, Mapping) else None
         if isinstance(error, str):
             # Gradio 4 quotes gr.Error text: "'message'".
             if len(error) >= 2 and error[0] == error[-1] == "'":
                 error = error[1:-1]
-            text = f"the Space reported an error: {error[:1000]}"
+            # a toast's markup (ZeroGPU's sign-up link) is not part of the message
+            shown = _TAG.sub("", error[:2000])
+            text = f"the Space reported an error: {shown[:1000]}"
         else:
             text = "the Space's function failed without an error message"
-        return errors.ProviderError(
-            text, provider=self.name, model=model, body=_preview(output, 2000)
-        )
+        body = _preview(output, 2000)
+        if isinstance(error, str):
+            failure = space_failure(error, text, provider=self.name, model=model, body=body)
+            if failure is not None:
+                return failure
+        return errors.ProviderError(text, provider=self.name, model=model, body=body)
 
     def _unexpected_error(self, message: Mapping[str, Any], model: str) -> errors.ProviderError:
         detail = message.get("message")
@@ -377,6 +540,36 @@ class HFSpaces(Provider):
         return errors.ProviderError(
             f"the Space reported an unexpected error: {detail}", provider=self.name, model=model
         )
+
+
+def _turns(
+    endpoint: ChatEndpoint, conversation: list[Message]
+) -> tuple[str, list[tuple[str, str]]]:
+    """The message and the earlier turns to send.
+
+    With a history input and a last user message: that message, and every turn before
+    it as ``(role, text)``. Otherwise the whole conversation flattened into the message.
+    """
+    if endpoint.has_history and conversation[-1].role == "user":
+        return conversation[-1].content, [(m.role, m.content) for m in conversation[:-1]]
+    return format_plain(conversation), []
+
+
+def _queued(message: Mapping[str, Any]) -> Queued:
+    """A ``Queued`` event from an ``estimation`` message (malformed fields: unknown)."""
+
+    def count(value: Any) -> int | None:
+        return value if type(value) is int and 0 <= value < 2**31 else None
+
+    eta = message.get("rank_eta")
+    seconds = float(eta) if isinstance(eta, (int, float)) and not isinstance(eta, bool) else None
+    if seconds is not None and not 0 <= seconds < 1e9:
+        seconds = None
+    return Queued(count(message.get("rank")), count(message.get("queue_size")), seconds)
+
+
+def _name(endpoint: ChatEndpoint) -> str:
+    return endpoint.api_name or f"fn_index {endpoint.fn_index}"
 
 
 def _apply_output(values: list[Any] | None, message: Mapping[str, Any]) -> list[Any]:

@@ -20,9 +20,15 @@ Protocols and their public sources:
   request's deadline; then ``ProviderUnavailable`` quoting the estimate.
 * **Text-to-image**: the same route answers raw image bytes (``content-type:
   image/jpeg`` or ``image/png``); https://huggingface.co/docs/api-inference/tasks/text-to-image.
-* **Router** (``api="router"`` per call, or the models in ``ROUTER_MODELS``):
-  ``POST {router_url}/chat/completions``, OpenAI chat-completions streaming
-  (``_openai_stream``), https://huggingface.co/docs/inference-providers/index.
+* **Router** (``api="router"`` per call, a model id with a policy suffix, or the
+  models in ``ROUTER_MODELS``): ``POST {router_url}/chat/completions``, OpenAI
+  chat-completions streaming (``_openai_stream``); the id goes as given, suffix and all
+  (``:fastest``, ``:cheapest``, ``:preferred``, ``:<provider>``); the router's "not
+  supported by any provider you have enabled" is a ``ModelNotFoundError`` saying what to
+  do. ``live_models()`` reads its catalogue, ``GET {router_url}/models``, cached with a
+  TTL (``_hf_router``). https://huggingface.co/docs/inference-providers/index.
+* **Model ids** are validated first (``_hf_router.parse_model_id``): a Hub repository id,
+  optionally ``@revision`` or one router suffix; nothing else reaches a URL path.
 * **Model list**: the built-in models plus trending ones from ``GET {hub_url}/api/models``
   (``trendingScore`` >= 10 for text, >= 20 for images), fetched concurrently with a
   timeout and cached; never at import.
@@ -45,9 +51,11 @@ from .. import errors
 from .._http import aiter_sse, loads, read_bounded, retry_after_seconds, translate_errors
 from .._prompts import last_user_message
 from .._templates import choose_template, fit, render
+from ..catalog import LiveModel
 from ..types import ChatRequest, Event, FinishReason, ImageRequest, ImageResult
 from ._base import PARAMETERS, Auth, AuthMode, Capability, Option, Provider
 from ._hf_hub import Hub, ModelInfo
+from ._hf_router import HubId, RouterCatalog, not_supported_error, parse_model_id
 from ._images import image_parameters, sniff_image
 from ._openai_stream import chat_payload, stream_chat
 from ._tgi import (
@@ -131,6 +139,7 @@ class HuggingFace(Provider):
     )
     default_model: ClassVar[str] = "Qwen/Qwen2-72B-Instruct"
     models: ClassVar[tuple[str, ...]] = TEXT_MODELS + IMAGE_MODELS
+    image_models: ClassVar[tuple[str, ...]] = IMAGE_MODELS
     aliases: ClassVar[Mapping[str, str]] = MappingProxyType(
         {
             "qwen-2-72b": "Qwen/Qwen2-72B-Instruct",
@@ -158,15 +167,40 @@ class HuggingFace(Provider):
         super().__init__(http, endpoints=endpoints, api_key=api_key)
         self._hub = Hub(http, self.urls["hub_url"], self._auth_headers(), self.name)
         self._listed: tuple[float, tuple[str, ...]] | None = None
+        self.catalog = RouterCatalog(http, self.urls["router_url"], self._auth_headers(), self.name)
+        """The router's live catalogue (``live_models``; ``catalog.cached(id)`` reads it
+        without fetching, for request checks)."""
+
+    @classmethod
+    def resolve_model(cls, model: str | None) -> str:
+        """An alias or a listed id, else any valid Hub model id (see ``parse_model_id``).
+
+        Raises:
+            llmrelay.errors.ConfigError: an id that is not ``[owner/]name`` with the
+                Hub's characters (optionally ``@revision`` or a router ``:suffix``).
+        """
+        resolved = super().resolve_model(model)
+        parse_model_id(resolved, cls.name)
+        return resolved
+
+    async def live_models(self, *, refresh: bool = False) -> Sequence[LiveModel]:
+        """The router's catalogue (cached for ``_hf_router.CATALOG_TTL`` seconds).
+
+        Each model with the inference providers serving it, their context length, tool
+        support and prices.
+
+        Raises:
+            llmrelay.errors.ProviderError: the catalogue could not be read.
+        """
+        return await self.catalog.models(refresh=refresh)
 
     # -- chat ------------------------------------------------------------------------
 
     async def stream(self, request: ChatRequest) -> AsyncGenerator[Event, None]:
         """Stream the answer to ``request`` (see the module docstring)."""
         model = request.model or self.default_model
-        api = request.options.get("api") or ("router" if model in ROUTER_MODELS else "inference")
-        if api not in ("inference", "router"):
-            raise errors.ConfigError(f"{self.name}: option api must be 'inference' or 'router'")
+        hub_id = parse_model_id(model, self.name)
+        api = self._api(request, hub_id)
         with translate_errors(self.name, model):
             if api == "router":
                 source = stream_chat(
@@ -178,9 +212,16 @@ class HuggingFace(Provider):
                     model=model,
                 )
                 async with aclosing(source):
-                    async for event in source:
-                        yield event
+                    try:
+                        async for event in source:
+                            yield event
+                    except errors.InvalidRequestError as exc:
+                        missing = not_supported_error(exc, model)
+                        if missing is None:
+                            raise
+                        raise missing from exc
                 return
+            self._no_revision(hub_id, model)
             info = await self._hub.model_info(model)
             if info.pipeline_tag == "text-to-image":
                 prompt = _prompt_text(request)
@@ -194,6 +235,39 @@ class HuggingFace(Provider):
             async with aclosing(generated):
                 async for event in generated:
                     yield event
+
+    def _api(self, request: ChatRequest, hub_id: HubId) -> str:
+        """``"router"`` or ``"inference"``.
+
+        The ``api`` option, else the router for an id with a policy suffix or one of
+        ``ROUTER_MODELS``.
+
+        Raises:
+            llmrelay.errors.ConfigError: a bad ``api``, or a router suffix with
+                ``api="inference"`` (the Inference API does not know it).
+        """
+        api = request.options.get("api")
+        if api is None:
+            router = hub_id.policy is not None or hub_id.repo in ROUTER_MODELS
+            return "router" if router else "inference"
+        if api not in ("inference", "router"):
+            raise errors.ConfigError(f"{self.name}: option api must be 'inference' or 'router'")
+        if api == "inference" and hub_id.policy is not None:
+            raise errors.ConfigError(
+                f"{self.name}: ':{hub_id.policy}' selects a provider of the router; "
+                f"the Inference API (api='inference') does not take it"
+            )
+        return str(api)
+
+    def _no_revision(self, hub_id: HubId, model: str) -> None:
+        """Refuse an ``@revision``: the inference routes serve a model's main revision."""
+        if hub_id.revision is not None:
+            raise errors.InvalidRequestError(
+                f"the Inference API serves the model's main revision; '@{hub_id.revision}' "
+                f"cannot be honoured (drop it, or deploy that revision on an endpoint)",
+                provider=self.name,
+                model=model,
+            )
 
     def _prompt(self, request: ChatRequest, info: ModelInfo) -> str:
         template, end = choose_template(info.model_type, info.eos_token, info.author)
@@ -252,7 +326,7 @@ class HuggingFace(Provider):
         attempt = 0
         while True:
             async with self._http.stream("POST", url, json=dict(body), headers=sent) as response:
-                if response.status_code < 400:
+                if response.status_code < 300:  # a 3xx is an error: redirects are not followed
                     yield response
                     return
                 raw = await _error_body(response, self.name, model)
@@ -274,6 +348,7 @@ class HuggingFace(Provider):
             model=model,
             what=what,
             retry_after=retry_after_seconds(response.headers.get("retry-after")),
+            content_type=response.headers.get("content-type"),
         )
 
     # -- images ----------------------------------------------------------------------
@@ -288,6 +363,15 @@ class HuggingFace(Provider):
             llmrelay.errors.ProtocolError: the answer is not an image.
         """
         model = request.model or IMAGE_MODELS[0]
+        hub_id = parse_model_id(model, self.name)
+        self._no_revision(hub_id, model)
+        if hub_id.policy is not None:
+            raise errors.InvalidRequestError(
+                f"':{hub_id.policy}' selects a chat provider of the router; images use the "
+                f"Inference API",
+                provider=self.name,
+                model=model,
+            )
         with translate_errors(self.name, model):
             info = await self._hub.model_info(model)
             if info.pipeline_tag not in (None, "text-to-image"):

@@ -9,7 +9,7 @@ slact/nchan ``src/subscribers/eventsource.c``)::
     POST {base}/models/{owner}/{name}/predictions        (owner/name)
     POST {base}/predictions  {"version": "<id>", ...}     (owner/name:version)
          Authorization: Bearer <token>
-         {"input": {...}, "stream": true}
+         {"input": {...}}           (no "stream" flag: deprecated, streaming is always on)
       -> 201 (or 202) {"id", "status": "starting", "urls": {"get", "cancel", "stream"}, ...}
     GET  urls.stream      (absolute, usually another host)
          Accept: text/event-stream, Cache-Control: no-store
@@ -18,6 +18,8 @@ slact/nchan ``src/subscribers/eventsource.c``)::
          event: logs ... (ignored)
          event: error / data: {"detail": ...} or plain text
          event: done / data: {} | no data | {"reason": "canceled" | "error"}
+    GET  urls.get         once, only when the stream ends without ``done``:
+      -> {"status": "succeeded" | "failed" | "canceled" | ..., "error", ...}
 
 nchan splits each payload at every ``\n`` into its own ``data:`` line, so a token is
 recovered exactly by joining the data lines with ``\n`` (``"eyes\n"`` arrives as
@@ -44,7 +46,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 from types import MappingProxyType
@@ -53,41 +54,17 @@ from typing import Any, ClassVar
 import httpx
 
 from .. import errors
-from .._http import aiter_sse, translate_errors
+from .._http import aiter_sse, describe_body, translate_errors, upstream_text
 from .._prompts import format_plain, split_system
 from ..types import ChatRequest, Event, FinishReason, ImageRequest, ImageResult, Message
 from ._base import Auth, AuthMode, Capability, Option, Provider
-from ._replicate_http import Prediction, Session, parse_prediction
+from ._replicate_http import Prediction, Session, parse_prediction, prediction_route
 
 __all__ = ["Replicate"]
 
 log = logging.getLogger(__name__)
 
-_MODEL = re.compile(
-    r"([A-Za-z0-9][\w.-]*)/([A-Za-z0-9][\w.-]*)(?::([A-Za-z0-9][\w.-]*))?", re.ASCII
-)
 _MAX_EVENT_LINE = 1024 * 1024
-
-
-def prediction_route(base_url: str, model: str) -> tuple[str, dict[str, Any]]:
-    """The creation URL and the body fields that select ``model``.
-
-    ``owner/name`` -> ``({base}/models/owner/name/predictions, {})``;
-    ``owner/name:version`` -> ``({base}/predictions, {"version": version})``.
-
-    Raises:
-        llmrelay.errors.ConfigError: ``model`` is not ``owner/name[:version]`` (letters,
-            digits, ``_``, ``.``, ``-``), so nothing can escape the URL path.
-    """
-    match = _MODEL.fullmatch(model)
-    if match is None:
-        raise errors.ConfigError(
-            f"replicate: model ids are 'owner/name' or 'owner/name:version'; got {model!r}"
-        )
-    owner, name, version = match.groups()
-    if version:
-        return f"{base_url}/predictions", {"version": version}
-    return f"{base_url}/models/{owner}/{name}/predictions", {}
 
 
 class Replicate(Provider):
@@ -101,8 +78,11 @@ class Replicate(Provider):
     Raises (from ``stream``): ``AuthenticationError`` (401), ``ModelNotFoundError``
     (404), ``InvalidRequestError`` (422, listing the invalid fields), ``RateLimitError``
     (429, ``retry_after``), ``ProviderUnavailable`` (5xx), ``ProviderError`` (an ``error``
-    event, or ``done`` with reason ``error``/``canceled``), ``ProtocolError`` (a creation
-    body without ``id``/``urls.stream``, a stream that ends without ``done``).
+    event, ``done`` with reason ``error``/``canceled``, or a stream that ended without
+    ``done`` whose prediction then reads ``failed``/``canceled``), ``ProtocolError`` (a
+    creation body without ``id``/``urls.stream``, a redirect, a stream that ended
+    without ``done`` while the prediction still runs). A stream that ends without
+    ``done`` whose prediction reads ``succeeded`` is complete (finish ``stop``).
     """
 
     name: ClassVar[str] = "replicate"
@@ -132,6 +112,10 @@ class Replicate(Provider):
         "meta/meta-llama-3-70b-instruct",
         "meta/meta-llama-3-8b-instruct",
         "meta/meta-llama-3.1-405b-instruct",
+        "black-forest-labs/flux-schnell",
+        "black-forest-labs/flux-dev",
+    )
+    image_models: ClassVar[tuple[str, ...]] = (
         "black-forest-labs/flux-schnell",
         "black-forest-labs/flux-dev",
     )
@@ -215,7 +199,9 @@ class Replicate(Provider):
         """
         model = request.model
         url, body = prediction_route(self.base_url, model)
-        body.update(input=self.build_input(request), stream=True)
+        # no "stream" flag: it is deprecated, every prediction of a model that streams
+        # lists urls.stream (https://replicate.com/docs/topics/predictions/streaming)
+        body["input"] = self.build_input(request)
         prediction: Prediction | None = None
         ended = False  # set once the service says how the prediction ended
         try:
@@ -234,6 +220,7 @@ class Replicate(Provider):
                         what="prediction stream",
                         headers={"accept": "text/event-stream", "cache-control": "no-store"},
                         allowed=self._session.stream_origins(prediction.stream),
+                        model_404=False,
                     ) as response,
                     aclosing(
                         aiter_sse(
@@ -261,14 +248,61 @@ class Replicate(Provider):
                                 body=sse.data,
                             )
                         # "logs" and unknown events carry no answer text
-                    raise errors.ProtocolError(
-                        "the prediction stream ended without a done event",
-                        provider=self.name,
-                        model=model,
-                    )
+                # the stream ended without done: the prediction itself says how it ended
+                try:
+                    finish = await self._outcome(prediction, model)
+                except errors.ProtocolError:
+                    raise  # still running, or unreadable: cancelled on the way out
+                except errors.ProviderError:
+                    ended = True  # failed or canceled: nothing left to cancel
+                    raise
+                ended = True
+                yield finish
         finally:
             if prediction is not None and not ended:
                 await self._session.cancel(prediction.cancel, model)
+
+    async def _outcome(self, prediction: Prediction, model: str) -> FinishReason:
+        """Read the prediction once (``GET urls.get``) after a stream without ``done``.
+
+        ``succeeded`` is a complete answer (``stop``); anything else raises.
+
+        Raises:
+            llmrelay.errors.ProviderError: ``failed`` (with the prediction's ``error``)
+                or ``canceled``; ``ProtocolError`` when the prediction has no
+                ``urls.get`` or is still ``starting``/``processing`` (the stream was cut
+                short).
+        """
+        if prediction.get is None:
+            raise errors.ProtocolError(
+                "the prediction stream ended without a done event (and the prediction "
+                "has no urls.get to ask how it ended)",
+                provider=self.name,
+                model=model,
+            )
+        payload = await self._session.get_json(
+            prediction.get, model=model, what="prediction", model_404=False
+        )
+        final = parse_prediction(payload, provider=self.name, model=model)
+        if final.status == "succeeded":
+            return FinishReason("stop")
+        if final.status == "failed":
+            raise errors.ProviderError(
+                f"the prediction failed: {_text(final.error) or 'no error message'}",
+                provider=self.name,
+                model=model,
+            )
+        if final.status == "canceled":
+            raise errors.ProviderError(
+                "the prediction was canceled", provider=self.name, model=model
+            )
+        status = upstream_text(final.status, 40) or "unknown"
+        raise errors.ProtocolError(
+            f"the prediction stream ended without a done event while the prediction was "
+            f"still {status!r}",
+            provider=self.name,
+            model=model,
+        )
 
     async def _create(self, url: str, body: Mapping[str, Any], model: str) -> Prediction:
         """``POST`` the prediction; 201 and 202 (and 200) are accepted."""
@@ -292,7 +326,10 @@ class Replicate(Provider):
             payload = None
         if not isinstance(payload, Mapping):
             raise errors.ProtocolError(
-                f"malformed done event: {data[:200]!r}", provider=self.name, model=model
+                f"malformed done event ({describe_body(data)})",
+                provider=self.name,
+                model=model,
+                body=data,
             )
         reason = payload.get("reason")
         if reason in (None, ""):
@@ -327,19 +364,28 @@ class Replicate(Provider):
 
 
 def _text(value: Any) -> str:
-    if isinstance(value, str):
-        return value[:1000]
+    """The bounded message of a prediction's ``error``, or ``""``.
+
+    ``error`` is a string or ``{"detail"|"message"|"error": str}`` (``upstream_text``).
+    """
     if isinstance(value, Mapping):
-        for key in ("detail", "message", "error"):
-            if isinstance(value.get(key), str):
-                return str(value[key])[:1000]
-    return ""
+        value = next(
+            (value[k] for k in ("detail", "message", "error") if isinstance(value.get(k), str)),
+            None,
+        )
+    return upstream_text(value) or ""
 
 
 def _error_detail(data: str) -> str:
-    """The message of an ``error`` event: JSON ``{"detail"}`` or plain text."""
+    """The message of an ``error`` event: JSON ``{"detail"}`` or plain text, bounded.
+
+    The event is Replicate's own error channel (replicate-python raises its data as
+    the error; replicate-go: "Data field will contain JSON with the error").
+    """
     try:
         payload = json.loads(data)
     except (ValueError, RecursionError):
-        return data.strip()[:1000] or "no error message"
-    return _text(payload) or data.strip()[:1000] or "no error message"
+        return upstream_text(data) or "no error message"
+    if isinstance(payload, str | Mapping):
+        return _text(payload) or "no error message"
+    return "no error message"

@@ -19,6 +19,7 @@ from ._context import configure_access_log
 from ._logs import redact_root_handlers
 from ._memory import MemoryStateStore, StateStore
 from ._shared import check_shared_config
+from ._workers import settings_file as worker_settings_file
 
 __all__ = [
     "API_KEY_ENV",
@@ -30,4 +31,5 @@ __all__ = [
     "configure_access_log",
     "create_app",
     "redact_root_handlers",
+    "worker_settings_file",
 ]

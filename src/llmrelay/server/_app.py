@@ -13,7 +13,8 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 import llmrelay
-from llmrelay.scale import RedisStateStore, redis_url
+from llmrelay.scale import RedisStateStore
+from llmrelay.settings import database_url, redis_url, server_api_key
 
 from . import _chat, _routes
 from ._config import ServerConfig
@@ -23,7 +24,7 @@ from ._guard import Guard
 from ._logs import install_redaction, redact_root_handlers
 from ._memory import MemoryStateStore, StateStore
 from ._metrics import Metrics
-from ._shared import ExchangeWriter, RateLimit, database_url_from_env
+from ._shared import ExchangeWriter, RateLimit
 
 __all__ = ["app_from_env", "create_app"]
 
@@ -85,7 +86,7 @@ def create_app(
         store=store or MemoryStateStore(config.conversation_entries, config.conversation_ttl),
         client=client,
     )
-    database = database_url_from_env()
+    database = database_url()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -135,7 +136,11 @@ def create_app(
 
 
 def app_from_env() -> FastAPI:
-    """App factory for ``--workers N``: the config ``ServerConfig.to_env`` left."""
+    """App factory for an ASGI server (``uvicorn llmrelay.server:app_from_env --factory``).
+
+    The default ``ServerConfig`` with the key of ``LLMRELAY_SERVER_API_KEY``
+    (``llmrelay.settings.server_api_key``), and the server's logging.
+    """
     configure_access_log()
     redact_root_handlers()
-    return create_app(config=ServerConfig.from_env())
+    return create_app(config=ServerConfig(api_key=server_api_key()))

@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse, Response
 import llmrelay
 
 from ._context import ACCESS_LOG, Context, context, note
-from ._errors import error_body, error_reply, scrub
+from ._errors import attempts_header, error_body, error_reply, scrub
 from ._memory import history_keys
 from ._schemas import ChatCompletionRequest
 from ._sse import ChunkFrames, EventStreamResponse, Outbox, sse_data
@@ -262,7 +262,10 @@ async def chat_completions(request: Request, body: ChatCompletionRequest) -> Res
         await _produce(turn, events, frames, include_usage, outbox, start)
 
     return EventStreamResponse(
-        produce, headers=_SSE_HEADERS, on_close=events.aclose, first=start.frame
+        produce,
+        headers={**_SSE_HEADERS, **attempts_header(events.attempts)},
+        on_close=events.aclose,
+        first=start.frame,
     )
 
 

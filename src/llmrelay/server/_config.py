@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -11,10 +10,7 @@ from typing import Any
 __all__ = ["API_KEY_ENV", "ServerConfig"]
 
 API_KEY_ENV = "LLMRELAY_SERVER_API_KEY"
-"""Environment variable holding the server's own bearer key."""
-
-_OPTIONS_ENV = "LLMRELAY_SERVER_OPTIONS"
-"""Internal: the settings (without the key) handed to ``--workers`` processes as JSON."""
+"""Environment variable holding the server's own bearer key (``llmrelay.settings``)."""
 
 
 @dataclass(frozen=True)
@@ -49,21 +45,25 @@ class ServerConfig:
     rate_window: float = 60.0
     client_kwargs: Mapping[str, Any] = field(default_factory=dict)
 
-    def to_env(self) -> dict[str, str]:
-        """Environment variables that let a worker process rebuild this config."""
+    def to_json(self) -> str:
+        """This config as a JSON object, the key included (``from_json`` reads it back).
+
+        Raises:
+            TypeError: a ``client_kwargs`` value that JSON cannot hold.
+        """
         data = asdict(self)
-        key = data.pop("api_key")
         data["client_kwargs"] = dict(self.client_kwargs)
-        env = {_OPTIONS_ENV: json.dumps(data)}
-        if key is not None:
-            env[API_KEY_ENV] = key
-        return env
+        return json.dumps(data)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> ServerConfig:
-        """The config ``to_env`` wrote (the key from ``LLMRELAY_SERVER_API_KEY``)."""
-        environ = os.environ if environ is None else environ
-        data: dict[str, Any] = json.loads(environ.get(_OPTIONS_ENV, "{}"))
+    def from_json(cls, text: str) -> ServerConfig:
+        """The config ``to_json`` wrote.
+
+        Raises:
+            ValueError: not such a JSON object.
+        """
+        data: dict[str, Any] = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError("a server config is a JSON object")
         data["cors_origins"] = tuple(data.get("cors_origins", ()))
-        data["api_key"] = environ.get(API_KEY_ENV) or None
         return cls(**data)

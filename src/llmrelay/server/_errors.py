@@ -10,6 +10,7 @@ leaves the server, and no response body from upstream is passed on.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import re
@@ -18,7 +19,15 @@ from typing import Any
 
 import llmrelay
 
-__all__ = ["URL_PATTERN", "ErrorReply", "error_body", "error_reply", "scrub"]
+__all__ = [
+    "ATTEMPTS_HEADER",
+    "URL_PATTERN",
+    "ErrorReply",
+    "attempts_header",
+    "error_body",
+    "error_reply",
+    "scrub",
+]
 
 _LOG = logging.getLogger("llmrelay.server")
 URL_PATTERN = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
@@ -78,6 +87,31 @@ def _attempts(exc: llmrelay.AllProvidersFailed) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+ATTEMPTS_HEADER = "X-LLMRelay-Attempts"
+"""Response header of a streamed answer: the candidates tried, as a JSON list."""
+_MAX_ATTEMPT_MESSAGE = 300
+
+
+def attempts_header(attempts: Any) -> dict[str, str]:
+    """``{ATTEMPTS_HEADER: json}`` for a stream's ``attempts`` (``llmrelay.Attempt``).
+
+    The value is ASCII JSON, ``[{"provider", "model", "outcome", "error_type",
+    "message"}]`` in the order tried (the last one ``"ok"``: it answers), messages
+    scrubbed of URLs and cut to 300 characters; ``{}`` when there are none.
+    """
+    out = [
+        {
+            "provider": a.provider,
+            "model": a.model,
+            "outcome": a.outcome,
+            "error_type": a.error_type,
+            "message": scrub(str(a.message))[:_MAX_ATTEMPT_MESSAGE] if a.message else None,
+        }
+        for a in attempts or ()
+    ]
+    return {ATTEMPTS_HEADER: json.dumps(out, separators=(",", ":"))} if out else {}
 
 
 def _provider_status(exc: llmrelay.ProviderError) -> tuple[int, str, str]:

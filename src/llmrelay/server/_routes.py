@@ -8,12 +8,16 @@ from pathlib import Path
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 
+import llmrelay
+from llmrelay.catalog import openai_model_rows
+
 from ._context import context, note
 from ._errors import error_reply
 from ._metrics import CONTENT_TYPE_LATEST
+from ._models import describe_model, describe_models
 from ._schemas import ImageGenerationRequest
 
-__all__ = ["WEB_DIR", "router"]
+__all__ = ["PAGE_POLICY", "WEB_DIR", "router"]
 
 WEB_DIR = Path(__file__).with_name("web")
 """The web chat page's static files (shipped in the package)."""
@@ -37,27 +41,43 @@ def _done(request: Request, endpoint: str, started: float, provider: str = "") -
 
 
 @router.get("/v1/models", response_model=None)
-async def list_models(request: Request) -> Response:
-    """Every model and alias, ``owned_by`` the provider that serves it."""
+async def list_models(request: Request, live: bool = False) -> Response:
+    """Every model and alias, ``owned_by`` the provider that serves it.
+
+    Each object also carries ``provider``, ``kind``, ``ready`` (and ``alias_of``), and
+    the list ``providers`` (see ``_models``): what the web page groups and marks by.
+    ``?live=1`` adds the Hugging Face router's live catalogue (``AsyncClient.live_models``):
+    ``huggingface:<id>`` rows with an ``llmrelay`` field (providers, context length, tool
+    support, prices).
+    """
     started = time.monotonic()
+    client = context(request).client
     try:
-        models = await context(request).client.models.list()
+        body = describe_models(client, await client.models.list())
+        rows = openai_model_rows(await client.live_models("huggingface")) if live else []
     except Exception as exc:
         return _failed(request, "models", exc, started)
     _done(request, "models", started)
-    return Response(models.model_dump_json(), media_type="application/json")
+    body["data"].extend(rows)
+    return JSONResponse(body)
 
 
 @router.get("/v1/models/{model_id:path}", response_model=None)
 async def retrieve_model(request: Request, model_id: str) -> Response:
-    """One model or alias (``provider:model`` ids contain colons, some also slashes)."""
+    """One model or alias, described as in the list.
+
+    ``provider:model`` ids contain colons, some also slashes.
+    """
     started = time.monotonic()
+    client = context(request).client
     try:
-        model = await context(request).client.models.retrieve(model_id)
+        model = await client.models.retrieve(model_id)
+        providers: dict[str, llmrelay.ProviderDescription] = {d.name: d for d in client.providers()}
+        body = describe_model(model.model_dump(mode="json"), providers, client.aliases())
     except Exception as exc:
         return _failed(request, "models", exc, started)
     _done(request, "models", started)
-    return Response(model.model_dump_json(), media_type="application/json")
+    return JSONResponse(body)
 
 
 @router.post("/v1/images/generations", response_model=None)
@@ -93,7 +113,19 @@ async def metrics(request: Request) -> Response:
     return Response(context(request).metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 
+PAGE_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors 'none'"
+)
+"""The page's Content-Security-Policy: only this server's own files run or load (model
+output is rendered as sanitised HTML; this is the second line of defence)."""
+
+
 @router.get("/", include_in_schema=False)
 async def index() -> FileResponse:
     """The web chat page."""
-    return FileResponse(WEB_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+    return FileResponse(
+        WEB_DIR / "index.html",
+        headers={"Cache-Control": "no-cache", "Content-Security-Policy": PAGE_POLICY},
+    )

@@ -16,8 +16,6 @@ with a warning).
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Mapping
 from typing import Any
 
 import anyio
@@ -28,19 +26,11 @@ __all__ = [
     "ExchangeWriter",
     "RateLimit",
     "check_shared_config",
-    "database_url_from_env",
 ]
 
-DATABASE_URL_ENV = "LLMRELAY_DATABASE_URL"
 MAX_PENDING = 1000
 
 log = logging.getLogger("llmrelay.server")
-
-
-def database_url_from_env(env: Mapping[str, str] | None = None) -> str | None:
-    """``$LLMRELAY_DATABASE_URL`` or ``None``."""
-    environ = os.environ if env is None else env
-    return environ.get(DATABASE_URL_ENV) or None
 
 
 def check_shared_config() -> None:
@@ -53,14 +43,14 @@ def check_shared_config() -> None:
         llmrelay.errors.ConfigError: a missing package or an invalid Redis URL.
         llmrelay.log.LogError: the log database is not usable.
     """
-    from llmrelay.scale import redis_url
+    from llmrelay.settings import database_url, redis_url
 
     url = redis_url()
     if url:
         from llmrelay.scale import RedisStateStore
 
         RedisStateStore(url)  # parses the URL; connects on first use only
-    database = database_url_from_env()
+    database = database_url()
     if database:
         from llmrelay.log import ExchangeLog
 
