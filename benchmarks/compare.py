@@ -133,7 +133,7 @@ def print_summary(lines: list[dict[str, Any]]) -> None:
         slow = x["modes"].get("slow", float("nan"))
         sign = ">=" if x["at_least"] else "<="
         print(
-            f"  {x['name'][:72]:72} {x['n']:2d} {x['median']:9.3f} {x['best']:9.3f} "
+            f"  {x['name'][:88]:88} {x['n']:2d} {x['median']:9.3f} {x['best']:9.3f} "
             f"{fast:9.3f} {slow:9.3f}  {sign} {x['target']:g} {x['unit']}: {c.verdict(x['ok'])}"
         )
 

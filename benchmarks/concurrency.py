@@ -396,12 +396,12 @@ def run(args: argparse.Namespace) -> list[Any]:
         if base is not None and r.streams >= 1000:
             ratio = r.wall_s / base.wall_s
             target = TARGET_VS_RAW[transport]
-            name = f"{r.client} {r.streams} streams: wall"
+            name = f"{r.client} {r.streams} streams: wall over raw {transport}"
             checks.append(Check(name, ratio, target, "x raw", ratio <= target))
             rss = r.rss_open_kib / raw[("raw httpx", r.streams)].rss_open_kib
             checks.append(
                 Check(
-                    f"{r.client} {r.streams} streams: RSS per open stream",
+                    f"{r.client} {r.streams} streams: RSS per open stream over raw httpx",
                     rss,
                     TARGET_RSS_VS_RAW,
                     "x raw httpx",
