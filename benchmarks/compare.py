@@ -127,7 +127,7 @@ def summarize(runs: list[tuple[list[Any], float]]) -> list[dict[str, Any]]:
 
 
 def print_summary(lines: list[dict[str, Any]]) -> None:
-    print(f"\n  {'target':72} {'n':>2} {'median':>9} {'best':>9} {'fast':>9} {'slow':>9}  target")
+    print(f"\n  {'target':88} {'n':>2} {'median':>9} {'best':>9} {'fast':>9} {'slow':>9}  target")
     for x in lines:
         fast = x["modes"].get("fast", float("nan"))
         slow = x["modes"].get("slow", float("nan"))
