@@ -387,6 +387,16 @@ def environ() -> Mapping[str, str]:
     return os.environ
 
 
+def dumb_terminal(env: Mapping[str, str] | None = None) -> bool:
+    """Whether ``TERM`` names a terminal without cursor control (``dumb``, ``unknown``).
+
+    Not an llmrelay setting: the CLI's transient status line reads it (through here, the
+    one reader of the environment) to write nothing where ``\\r`` and erase codes would
+    show as garbage.
+    """
+    return (os.environ if env is None else env).get("TERM") in ("dumb", "unknown")
+
+
 def read(name: str, env: Mapping[str, str] | None = None) -> Any:
     """The value of the process-wide setting ``name`` (a ``"process"`` row of ``SETTINGS``).
 

@@ -11,7 +11,8 @@ A client resolves its rows as arguments > environment > config file > defaults
 * ``database_url()``: ``LLMRELAY_DATABASE_URL``, the exchange log's database;
 * ``redis_url()``: ``LLMRELAY_REDIS_URL``, the Redis several workers share;
 * ``log_enabled()``: ``LLMRELAY_LOG`` (``off``, ``0``, ``false``, ``no``: no CLI log);
-* ``server_api_key()``: ``LLMRELAY_SERVER_API_KEY``, the key ``llmrelay serve`` requires.
+* ``server_api_key()``: ``LLMRELAY_SERVER_API_KEY``, the key ``llmrelay serve`` requires;
+* ``dumb_terminal()``: ``TERM`` is ``dumb`` or ``unknown`` (the CLI's status line).
 
 Each helper takes an optional ``env`` mapping (default: the process environment).
 """
@@ -21,6 +22,7 @@ from ._setting_table import (
     ProviderSettingsSpec,
     Setting,
     database_url,
+    dumb_terminal,
     home,
     log_enabled,
     provider_settings,
@@ -34,6 +36,7 @@ __all__ = [
     "ProviderSettingsSpec",
     "Setting",
     "database_url",
+    "dumb_terminal",
     "home",
     "log_enabled",
     "provider_settings",

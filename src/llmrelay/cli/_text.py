@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 from typing import Any, TextIO
 
 import click
+
+import llmrelay.settings
 
 __all__ = [
     "InputDecodeError",
@@ -128,10 +129,7 @@ class StatusLine:
     def __init__(self, stream: TextIO | None = None) -> None:
         self._stream = stream if stream is not None else sys.stderr
         isatty = getattr(self._stream, "isatty", None)
-        self.enabled = bool(isatty and isatty()) and os.environ.get("TERM") not in (
-            "dumb",
-            "unknown",
-        )
+        self.enabled = bool(isatty and isatty()) and not llmrelay.settings.dumb_terminal()
         self._shown = False
 
     def show(self, text: str) -> None:
