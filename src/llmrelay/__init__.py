@@ -45,6 +45,8 @@ from .types import (
     ChatRequest,
     Completion,
     ConversationState,
+    EmbeddingRequest,
+    EmbeddingResult,
     Event,
     FinishReason,
     ImageRequest,
@@ -67,33 +69,50 @@ if TYPE_CHECKING:
         Model,
         ModelList,
     )
+    from ._openai_embeddings import CreateEmbeddingResponse, Embedding
+    from ._params import (
+        ChatParams,
+        CompletionCreateParams,
+        ImageParams,
+        ImagesGenerateParams,
+    )
     from ._resources import AsyncChatCompletionStream
     from ._stream import AsyncChatStream
     from ._sync import ChatCompletionStream, ChatStream, Client
+    from ._wire.sse import AsyncSSEStream
 
 __all__ = [
     "AllProvidersFailed",
     "AsyncChatCompletionStream",
     "AsyncChatStream",
     "AsyncClient",
+    "AsyncSSEStream",
     "Attempt",
     "AuthenticationError",
     "CaptchaRequired",
     "ChatCompletion",
     "ChatCompletionChunk",
     "ChatCompletionStream",
+    "ChatParams",
     "ChatRequest",
     "ChatStream",
     "Client",
     "ClientClosed",
     "Completion",
+    "CompletionCreateParams",
     "ConfigError",
     "Conversation",
     "ConversationState",
+    "CreateEmbeddingResponse",
+    "Embedding",
+    "EmbeddingRequest",
+    "EmbeddingResult",
     "Event",
     "FinishReason",
+    "ImageParams",
     "ImageRequest",
     "ImageResult",
+    "ImagesGenerateParams",
     "ImagesResponse",
     "InvalidRequestError",
     "LLMRelayError",
@@ -128,11 +147,18 @@ _LAZY = {
     "ChatCompletionStream": "._sync",
     "AsyncChatStream": "._stream",
     "AsyncChatCompletionStream": "._resources",
+    "AsyncSSEStream": "._wire.sse",
     "ChatCompletion": "._openai",
     "ChatCompletionChunk": "._openai",
     "ImagesResponse": "._openai",
     "Model": "._openai",
     "ModelList": "._openai",
+    "ChatParams": "._params",
+    "CompletionCreateParams": "._params",
+    "ImageParams": "._params",
+    "ImagesGenerateParams": "._params",
+    "CreateEmbeddingResponse": "._openai_embeddings",
+    "Embedding": "._openai_embeddings",
 }
 
 

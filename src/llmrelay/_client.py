@@ -2,33 +2,31 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Iterable, Mapping
 from types import TracebackType
-from typing import Any
+from typing import Any, Unpack
 
 import httpx
 
 from . import errors
-from ._conversation import Conversation
-from ._engine import Engine, Turn, map_exception
+from ._embeddings import AsyncEmbeddings, embed
+from ._engine import Engine, map_exception
+from ._params import ChatParams, ImageParams, check, keywords
 from ._registry import Registry
 from ._resources import AsyncChat, AsyncImages, AsyncModels
-from ._router import HealthStore, Target
+from ._router import HealthStore
 from ._settings import Settings, Timeouts, load_config
 from ._stream import AsyncChatStream
 from ._transport import make_http_client
+from ._turn import Turn
 from .catalog import LiveModel
 from .providers import Provider
 from .types import (
     Completion,
-    ConversationState,
+    EmbeddingResult,
     ImageResult,
-    Message,
     MessagesInput,
     ProviderDescription,
-    normalize_messages,
 )
 
 __all__ = ["AsyncClient"]
@@ -120,6 +118,7 @@ class AsyncClient:
         self._closed = False
         self.chat = AsyncChat(self)
         self.images = AsyncImages(self)
+        self.embeddings = AsyncEmbeddings(self)
         self.models = AsyncModels(self)
 
     def __repr__(self) -> str:
@@ -250,40 +249,23 @@ class AsyncClient:
                 raise
             raise mapped from exc
 
-    def stream(
-        self,
-        messages: MessagesInput,
-        *,
-        model: str | None = None,
-        system: str | None = None,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        top_p: float | None = None,
-        stop: Iterable[str] | None = None,
-        seed: int | None = None,
-        options: Mapping[str, Any] | None = None,
-        conversation: Conversation | None = None,
-        state: ConversationState | None = None,
-    ) -> AsyncChatStream:
+    @keywords(ChatParams)
+    def stream(self, messages: MessagesInput, **params: Unpack[ChatParams]) -> AsyncChatStream:
         """Prepare one chat turn as an ``AsyncChatStream`` (nothing is sent yet).
 
         Args:
             messages: a prompt string, a ``Message``, a ``{"role", "content"}`` mapping,
                 or an iterable of those (OpenAI chat-completions shape). With
                 ``conversation``, only the new messages of this turn.
-            model: model reference; default: the client's.
-            system: a system prompt, placed before ``messages`` (with a conversation:
-                replaces its system prompt).
-            temperature: sampling temperature.
-            max_tokens: maximum tokens to generate.
-            top_p: nucleus sampling mass.
-            stop: stop sequences.
-            seed: random seed.
-            options: provider-specific options (names the provider declares).
-            conversation: a ``Conversation`` to continue; the turn is appended to it when
-                the stream finishes.
-            state: a provider's ``ConversationState`` from a previous turn (without a
-                conversation); only that provider receives it.
+            **params: ``llmrelay.ChatParams``: ``model`` (model reference; default: the
+                client's), ``system`` (a system prompt, placed before ``messages``; with
+                a conversation: replaces its system prompt), ``temperature``,
+                ``max_tokens``, ``top_p``, ``stop`` (stop sequences), ``seed``,
+                ``options`` (provider-specific options, names the provider declares),
+                ``conversation`` (a ``Conversation`` to continue; the turn is appended
+                to it when the stream finishes), ``state`` (a provider's
+                ``ConversationState`` from a previous turn, without a conversation;
+                only that provider receives it).
 
         Returns:
             ``AsyncChatStream``: ``await stream.start()`` to open it, iterate it for
@@ -291,148 +273,106 @@ class AsyncClient:
             ``collect()`` for a ``Completion``.
 
         Raises:
+            TypeError: a keyword that is not a chat parameter.
             llmrelay.errors.ConfigError: invalid messages (the rest is raised when the
                 stream opens: see ``AsyncChatStream.start``).
             llmrelay.errors.ClientClosed: the client is closed.
         """
+        check(params, ChatParams, "stream")
         self._check_open()
-        try:
-            new = normalize_messages(messages)
-        except ValueError as exc:
-            raise errors.ConfigError(f"invalid messages: {exc}") from None
-        if conversation is not None:
-            if system:
-                conversation.with_system(system)
-            full = (*conversation.messages, *new)
-        else:
-            full = (Message("system", system), *new) if system else new
-        parameters = {
-            name: value
-            for name, value in (
-                ("temperature", temperature),
-                ("max_tokens", max_tokens),
-                ("top_p", top_p),
-                ("stop", tuple(stop) if stop is not None else None),
-                ("seed", seed),
-            )
-            if value is not None and value != ()
-        }
-        if state is not None and not isinstance(state, ConversationState):
-            raise errors.ConfigError("state must be a ConversationState (from a previous turn)")
-        turn = Turn(
-            messages=full,
-            new=new,
-            model=model,
-            parameters=parameters,
-            options=dict(options or {}),
-            conversation=conversation,
-            state=state,
-        )
+        turn = Turn.build(messages, params)
         return AsyncChatStream(self._engine, turn)
 
-    async def open(self, messages: MessagesInput, **kwargs: Any) -> AsyncChatStream:
+    @keywords(ChatParams)
+    async def open(self, messages: MessagesInput, **params: Unpack[ChatParams]) -> AsyncChatStream:
         """``stream(...)`` and ``await start()``: returns once the first content arrived.
 
         Takes the arguments of ``stream``; raises what ``AsyncChatStream.start`` raises.
         """
-        stream = self.stream(messages, **kwargs)
+        stream = self.stream(messages, **params)
         try:
             return await stream.start()
         except BaseException:
             await stream.aclose()
             raise
 
-    async def complete(
-        self,
-        messages: MessagesInput,
-        *,
-        model: str | None = None,
-        system: str | None = None,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        top_p: float | None = None,
-        stop: Iterable[str] | None = None,
-        seed: int | None = None,
-        options: Mapping[str, Any] | None = None,
-        conversation: Conversation | None = None,
-        state: ConversationState | None = None,
-    ) -> Completion:
+    @keywords(ChatParams)
+    async def complete(self, messages: MessagesInput, **params: Unpack[ChatParams]) -> Completion:
         """Run one chat turn and collect it; same arguments and errors as ``stream``.
 
         Returns:
             ``Completion`` with the text, finish reason, provider, model, usage, state
             and the attempts.
         """
-        stream = self.stream(
-            messages,
-            model=model,
-            system=system,
-            temperature=temperature,
-            max_tokens=max_tokens,
-            top_p=top_p,
-            stop=stop,
-            seed=seed,
-            options=options,
-            conversation=conversation,
-            state=state,
-        )
+        stream = self.stream(messages, **params)
         async with stream:
             return await stream.collect()
 
-    async def generate_image(
-        self,
-        prompt: str,
-        *,
-        model: str | None = None,
-        n: int = 1,
-        width: int | None = None,
-        height: int | None = None,
-        aspect_ratio: str | None = None,
-        seed: int | None = None,
-        negative_prompt: str | None = None,
-        options: Mapping[str, Any] | None = None,
-    ) -> list[ImageResult]:
+    @keywords(ImageParams)
+    async def generate_image(self, prompt: str, **params: Unpack[ImageParams]) -> list[ImageResult]:
         """Generate ``n`` images (providers with the images capability), with fallback.
+
+        Args:
+            prompt: what to draw.
+            **params: ``llmrelay.ImageParams``: ``model``, ``n`` (1 to 10, default 1),
+                ``width`` and ``height`` (pixels), ``aspect_ratio``, ``seed``,
+                ``negative_prompt``, ``options`` (provider-specific).
 
         Returns:
             ``ImageResult`` objects (bytes and MIME type; saving them is the caller's).
 
         Raises:
+            TypeError: a keyword that is not an image parameter.
             llmrelay.errors.ConfigError: an empty prompt, ``n`` out of 1..10, an unknown
                 model; ``InvalidRequestError`` from a provider without images;
                 ``ProviderError`` / ``AllProvidersFailed`` as for chat.
         """
+        check(params, ImageParams, "generate_image")
         self._check_open()
         if not isinstance(prompt, str) or not prompt.strip():
             raise errors.ConfigError("the image prompt is empty")
+        n = params.get("n", 1)
         if not 1 <= n <= 10:
             raise errors.ConfigError(f"n must be between 1 and 10; got {n}")
         engine = self._engine
         fields = {
-            "width": width,
-            "height": height,
-            "aspect_ratio": aspect_ratio,
-            "seed": seed,
-            "negative_prompt": negative_prompt,
-            "options": options,
+            name: params.get(name)
+            for name in ("width", "height", "aspect_ratio", "seed", "negative_prompt", "options")
         }
-        total = engine.settings.timeouts.total
-        deadline = time.monotonic() + total if total is not None else None
+        model = params.get("model") or engine.settings.model
+        return await engine.generate_images(model, prompt, n, fields)
 
-        async def attempt(target: Target, provider: Provider) -> list[ImageResult]:
-            request = engine.image_request(target, prompt, fields, deadline)
-            try:
-                if n == 1:
-                    return [await provider.generate_image(request)]
-                jobs = (provider.generate_image(request) for _ in range(n))
-                return list(await asyncio.gather(*jobs))
-            except Exception as exc:
-                mapped = map_exception(exc, target.provider, target.model)
-                if mapped is None:
-                    raise
-                raise mapped from exc
+    async def embed(
+        self,
+        input: str | Iterable[str] | Iterable[int] | Iterable[Iterable[int]],
+        *,
+        model: str,
+        dimensions: int | None = None,
+        user: str | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> EmbeddingResult:
+        """Embed text (or token ids) with ``model``, with fallback as for chat.
 
-        attempts: list[errors.Attempt] = []
-        ref = model or engine.settings.model
-        _, images = await engine.run_candidates(ref, attempt, attempts)
-        return images
+        Args:
+            input: a string, a list of strings, a list of token ids, or a list of
+                token-id lists (OpenAI's ``input`` forms).
+            model: a model reference (``"huggingface:BAAI/bge-small-en-v1.5"``, an
+                alias for a chain of candidates, ...).
+            dimensions: the vector size to ask for; refused by a provider that cannot
+                honour it (``InvalidRequestError``, ``param="dimensions"``).
+            user: an end-user identifier, sent where the service takes one.
+            options: provider-specific embedding options (``Provider.embedding_options``).
+
+        Returns:
+            ``EmbeddingResult``: one vector per input, provider, model, reported usage
+            and the attempts (see ``llmrelay._embeddings`` for the rules).
+
+        Raises:
+            llmrelay.errors.ConfigError: a bad argument or an unresolvable model;
+                ``InvalidRequestError`` (with ``param``) for a field a provider cannot
+                honour; ``ProviderError`` / ``AllProvidersFailed`` as for chat.
+        """
+        self._check_open()
+        return await embed(
+            self._engine, input, model=model, dimensions=dimensions, user=user, options=options
+        )

@@ -11,57 +11,64 @@ streams and image generation (``run_candidates``):
 * a non-retryable error ends the chain;
 * when nothing answered, the single error is raised as is when there was one
   candidate, else ``AllProvidersFailed`` listing every attempt.
+
+The chat open phase (``open_chat``) runs each candidate up to its first *content* event
+(text, reasoning or an image) or its finish, under the first-token deadline: that event
+is the commit point. Before it a candidate's failure falls back to the next one (even if
+it already sent ``ConversationState`` or ``Usage``); after it, the stream
+(``llmrelay._stream``) owns the provider's generator, the finish rules and the
+interruption. ``generate_images`` runs the same policy for images: ``n`` requests to one
+candidate at a time, in a task group (one failure cancels its siblings).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import anyio
 import httpx
 
 from . import errors
-from ._conversation import Conversation
 from ._http import map_httpx_error
 from ._redact import Secrets
 from ._registry import Registry
 from ._router import HealthStore, Router, Target
 from ._settings import Settings
+from ._turn import Turn, is_content
 from .providers import AuthMode, Capability, Provider
-from .types import ChatRequest, ConversationState, ImageRequest, Message
+from .types import (
+    ChatRequest,
+    Event,
+    FinishReason,
+    ImageRequest,
+    ImageResult,
+)
 
-__all__ = ["Engine", "Turn", "map_exception"]
+__all__ = ["Engine", "Opened", "close_quietly", "map_exception"]
 
 log = logging.getLogger("llmrelay")
 T = TypeVar("T")
 
-_PARAMETER_NAMES = ("temperature", "max_tokens", "top_p", "stop", "seed")
-
 
 @dataclass(frozen=True, slots=True)
-class Turn:
-    """One chat turn as the caller asked for it, before a provider is chosen.
+class Opened:
+    """A candidate that answered the open phase.
 
     Attributes:
-        messages: everything to send (conversation history, then the new messages).
-        new: the new messages of this turn (what a conversation records).
-        model: the model reference, or ``None`` for the default.
-        parameters: the generation parameters given (name -> value, no ``None``).
-        options: provider-specific options.
-        conversation: the conversation to continue and record into, or ``None``.
-        state: an explicit provider state (without a conversation), or ``None``.
+        target: the candidate (provider and model).
+        events: the provider's event generator, positioned after ``buffered`` (the
+            caller closes it).
+        buffered: the events read up to and including the first content event or the
+            finish (``ConversationState``, ``Usage``, ... may come before).
     """
 
-    messages: tuple[Message, ...]
-    new: tuple[Message, ...]
-    model: str | None
-    parameters: Mapping[str, Any] = field(default_factory=dict)
-    options: Mapping[str, Any] = field(default_factory=dict)
-    conversation: Conversation | None = None
-    state: ConversationState | None = None
+    target: Target
+    events: AsyncGenerator[Event, None]
+    buffered: list[Event]
 
 
 class Engine:
@@ -293,9 +300,148 @@ class Engine:
         exc.message = f"{exc.message} (base URL {url}, {where})"
         exc.args = (exc.message,)
 
-    def describe_sources(self, names: Iterable[str]) -> dict[str, str | None]:
-        """Provider -> where its key came from (never the key)."""
-        return {name: self.settings.key_sources.get(name) for name in names}
+    # -- the chat open phase ----------------------------------------------------------
+
+    async def open_chat(
+        self, turn: Turn, attempts: list[errors.Attempt], total_deadline: float | None
+    ) -> Opened:
+        """Try ``turn``'s candidates until one yields content or its finish.
+
+        Args:
+            turn: the chat turn.
+            attempts: filled in as candidates are tried (the caller keeps it).
+            total_deadline: when the whole turn must end (``time.monotonic()``), or
+                ``None``; each candidate also has the first-token timeout.
+
+        Returns:
+            The candidate that answered, its generator and the events read so far.
+
+        Raises:
+            llmrelay.errors.ConfigError / ProviderError / AllProvidersFailed: as
+                ``run_candidates``; a candidate without content in time fails with
+                ``ProviderTimeout`` (``kind`` ``first_token`` or ``total``), one that
+                ends without content or finish with ``ProtocolError``.
+        """
+
+        async def attempt(target: Target, provider: Provider) -> Opened:
+            return await self._open_candidate(target, provider, turn, total_deadline)
+
+        return (await self.run_candidates(turn.model, attempt, attempts))[1]
+
+    async def _open_candidate(
+        self, target: Target, provider: Provider, turn: Turn, total_deadline: float | None
+    ) -> Opened:
+        """Run one candidate up to its first content event (or its finish)."""
+        deadline = self.deadline(time.monotonic(), total_deadline)
+        request = self.chat_request(target, turn, deadline)
+        agen = provider.stream(request)
+        buffered: list[Event] = []
+        try:
+            with anyio.move_on_after(deadline - time.monotonic() if deadline is not None else None):
+                while True:
+                    event = await agen.__anext__()
+                    buffered.append(event)
+                    if is_content(event) or isinstance(event, FinishReason):
+                        return Opened(target, agen, buffered)
+            raise self._open_timeout(target, deadline == total_deadline)
+        except StopAsyncIteration:
+            await close_quietly(agen)
+            raise errors.ProtocolError(
+                "the stream ended before any answer and without a finish",
+                provider=target.provider,
+                model=target.model,
+            ) from None
+        except BaseException as exc:
+            await close_quietly(agen)
+            mapped = map_exception(exc, target.provider, target.model)
+            if mapped is not None:
+                raise mapped from exc
+            raise
+
+    def _open_timeout(self, target: Target, total: bool) -> errors.ProviderTimeout:
+        timeouts = self.settings.timeouts
+        kind = "total" if total else "first_token"
+        limit = timeouts.total if total else timeouts.first_token
+        return errors.ProviderTimeout(
+            f"no answer within the {kind.replace('_', '-')} timeout of {limit:g}s",
+            kind=kind,
+            provider=target.provider,
+            model=target.model,
+        )
+
+    # -- images -------------------------------------------------------------------------
+
+    async def generate_images(
+        self, ref: str | None, prompt: str, n: int, fields: Mapping[str, Any]
+    ) -> list[ImageResult]:
+        """``n`` images from ``ref``'s first candidate that answers (fallback as for chat).
+
+        Each candidate gets ``n`` requests at once; the first to fail cancels the others
+        (a paid prediction is not left running) and the candidate fails with that error.
+        The total timeout bounds the whole call (``ImageRequest.deadline``).
+
+        Raises:
+            llmrelay.errors.ConfigError / ProviderError / AllProvidersFailed: as
+                ``run_candidates``; ``InvalidRequestError`` from a provider without
+                images.
+        """
+        total = self.settings.timeouts.total
+        deadline = time.monotonic() + total if total is not None else None
+
+        async def attempt(target: Target, provider: Provider) -> list[ImageResult]:
+            request = self.image_request(target, prompt, fields, deadline)
+            try:
+                return await _images(provider, request, n)
+            except Exception as exc:
+                mapped = map_exception(exc, target.provider, target.model)
+                if mapped is None:
+                    raise
+                raise mapped from exc
+
+        return (await self.run_candidates(ref, attempt, []))[1]
+
+
+async def _images(provider: Provider, request: ImageRequest, n: int) -> list[ImageResult]:
+    """``n`` images from ``provider``; the first failure cancels the other requests."""
+    if n == 1:
+        return [await provider.generate_image(request)]
+    results: list[ImageResult | None] = [None] * n
+
+    async def one(index: int) -> None:
+        results[index] = await provider.generate_image(request)
+
+    error: BaseException | None = None
+    try:
+        async with anyio.create_task_group() as group:
+            for index in range(n):
+                group.start_soon(one, index)
+    except BaseExceptionGroup as failed:
+        error = _first_error(failed)  # raised as itself (its own cause kept), not grouped
+    if error is not None:
+        raise error
+    return [image for image in results if image is not None]
+
+
+def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first ``Exception`` in ``group`` (nested groups searched), else its first leaf."""
+    leaves: list[BaseException] = []
+    pending: list[BaseException] = [group]
+    while pending:
+        exc = pending.pop(0)
+        if isinstance(exc, BaseExceptionGroup):
+            pending[:0] = exc.exceptions
+        else:
+            leaves.append(exc)
+    return next((exc for exc in leaves if isinstance(exc, Exception)), leaves[0])
+
+
+async def close_quietly(agen: AsyncGenerator[Any, None]) -> None:
+    """Close a provider generator even while being cancelled (so its connection closes)."""
+    with anyio.CancelScope(shield=True):
+        try:
+            await agen.aclose()
+        except Exception as exc:  # closing must not mask what happened
+            log.debug("error while closing a provider stream: %r", exc)
 
 
 def _attempt(target: Target, outcome: Any, exc: errors.LLMRelayError) -> errors.Attempt:

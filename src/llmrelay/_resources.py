@@ -2,33 +2,35 @@
 
 They are thin: ``create`` builds a turn with the client's ``stream()`` arguments, opens it
 (so errors before the first content raise from ``create`` itself, as an HTTP status would
-from OpenAI) and converts events with ``llmrelay._openai``'s one converter.
+from OpenAI) and converts events with the one OpenAI chat encoder
+(``llmrelay._wire.openai_chat``): chunk objects, or with ``sse()`` their SSE frames.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Literal, Unpack, overload
 
 from . import errors
+from ._params import CompletionCreateParams, ImagesGenerateParams, check, keywords
 from ._stream import AsyncChatStream
+from ._wire.sse import AsyncSSEStream
+from .types import MessagesInput
 
 if TYPE_CHECKING:
     from ._client import AsyncClient
-    from ._conversation import Conversation
     from ._openai import (
         ChatCompletion,
         ChatCompletionChunk,
-        ChunkConverter,
         ImagesResponse,
         Model,
         ModelList,
     )
+    from ._wire.openai_chat import ChunkConverter
 
-# pydantic (behind ``llmrelay._openai``) is imported on first use of these resources,
-# not with the client: the CLI's start-up never pays for it.
+# pydantic (behind ``llmrelay._openai`` and ``llmrelay._wire``) is imported on first use
+# of these resources, not with the client: the CLI's start-up never pays for it.
 
 __all__ = [
     "AsyncChat",
@@ -43,15 +45,44 @@ __all__ = [
 class AsyncChatCompletionStream:
     """``ChatCompletionChunk`` objects of one opened turn (``create(stream=True)``).
 
-    Iterate it (``async for chunk in stream``); ``aclose()`` or ``async with`` to stop
-    early (closes the provider's connection). ``events`` is the underlying
-    ``AsyncChatStream`` (provider, model, attempts).
+    Iterate it (``async for chunk in stream``), or ``sse()`` for the same chunks as
+    Server-Sent Events bytes (not both); ``aclose()`` or ``async with`` to stop early
+    (closes the provider's connection). ``events`` is the underlying ``AsyncChatStream``
+    (provider, model, attempts).
     """
 
     def __init__(self, events: AsyncChatStream, converter: ChunkConverter) -> None:
         self.events = events
         self._converter = converter
         self._tail: list[ChatCompletionChunk] | None = None
+
+    def sse(self, *, end: bool = True) -> AsyncSSEStream:
+        """The chunks as SSE frames: ``data: {chunk}`` and a blank line, as bytes.
+
+        The frames are what ``chunk.model_dump_json()`` of each chunk of this stream
+        writes (the same id, ``created`` and model; U+2028, U+2029 and U+0085 escaped),
+        then the usage chunk (``include_usage``), then ``data: [DONE]`` — the body of
+        OpenAI's streamed response
+        (https://platform.openai.com/docs/api-reference/chat-streaming).
+
+        Args:
+            end: end with ``data: [DONE]``; ``False`` leaves it to the caller
+                (``AsyncSSEStream.end_frame``), e.g. to store the turn first.
+
+        Returns:
+            ``AsyncSSEStream``: iterate it for the frames; an error is raised as
+            iterating this stream raises it.
+        """
+        from ._wire import openai_chat  # pydantic: loaded on first use
+
+        converter = self._converter
+        frames = openai_chat.ChunkFrames(
+            id=converter.id,
+            created=converter.created,
+            model=converter.model,
+            include_usage=converter.include_usage,
+        )
+        return AsyncSSEStream(self.events, frames, end=end)
 
     @property
     def provider(self) -> str | None:
@@ -117,102 +148,80 @@ class AsyncChatCompletions:
     async def create(
         self,
         *,
-        messages: Any,
-        model: str | None = ...,
+        messages: MessagesInput,
         stream: Literal[False] = ...,
-        temperature: float | None = ...,
-        top_p: float | None = ...,
-        max_tokens: int | None = ...,
-        max_completion_tokens: int | None = ...,
-        stop: str | Iterable[str] | None = ...,
-        seed: int | None = ...,
-        stream_options: Mapping[str, Any] | None = ...,
-        conversation: Conversation | None = ...,
-        options: Mapping[str, Any] | None = ...,
+        **params: Unpack[CompletionCreateParams],
     ) -> ChatCompletion: ...
 
     @overload
     async def create(
         self,
         *,
-        messages: Any,
-        model: str | None = ...,
+        messages: MessagesInput,
         stream: Literal[True],
-        temperature: float | None = ...,
-        top_p: float | None = ...,
-        max_tokens: int | None = ...,
-        max_completion_tokens: int | None = ...,
-        stop: str | Iterable[str] | None = ...,
-        seed: int | None = ...,
-        stream_options: Mapping[str, Any] | None = ...,
-        conversation: Conversation | None = ...,
-        options: Mapping[str, Any] | None = ...,
+        **params: Unpack[CompletionCreateParams],
     ) -> AsyncChatCompletionStream: ...
 
+    @keywords(CompletionCreateParams)
     async def create(
         self,
         *,
-        messages: Any,
-        model: str | None = None,
+        messages: MessagesInput,
         stream: bool = False,
-        temperature: float | None = None,
-        top_p: float | None = None,
-        max_tokens: int | None = None,
-        max_completion_tokens: int | None = None,
-        stop: str | Iterable[str] | None = None,
-        seed: int | None = None,
-        stream_options: Mapping[str, Any] | None = None,
-        conversation: Conversation | None = None,
-        options: Mapping[str, Any] | None = None,
+        **params: Unpack[CompletionCreateParams],
     ) -> ChatCompletion | AsyncChatCompletionStream:
         """Create a chat completion, as OpenAI's ``chat.completions.create``.
 
         Args:
             messages: OpenAI-shaped messages (roles ``system``, ``developer``, ``user``,
                 ``assistant``; string or list-of-parts content).
-            model: a model reference (``provider:model``, alias, ...); default: the client's.
             stream: return an ``AsyncChatCompletionStream`` of chunks (already opened:
                 errors before the first content raise here).
-            temperature: sampling temperature.
-            top_p: nucleus sampling mass.
-            max_tokens: maximum tokens to generate (``max_completion_tokens`` wins).
-            max_completion_tokens: OpenAI's newer name for ``max_tokens``.
-            stop: a stop sequence or a list of them.
-            seed: random seed.
-            stream_options: ``{"include_usage": true}`` adds a final usage chunk.
-            conversation: an ``llmrelay.Conversation`` to continue and record into.
-            options: provider-specific options.
+            **params: ``llmrelay.CompletionCreateParams``: ``model`` (a model reference,
+                ``provider:model``, alias, ...; default: the client's), ``temperature``,
+                ``top_p``, ``max_tokens`` (``max_completion_tokens`` wins),
+                ``max_completion_tokens`` (OpenAI's newer name for ``max_tokens``),
+                ``stop`` (a stop sequence or a list of them), ``seed``,
+                ``stream_options`` (``{"include_usage": true}`` adds a final usage
+                chunk), ``conversation`` (an ``llmrelay.Conversation`` to continue and
+                record into), ``options`` (provider-specific options).
 
         Returns:
             ``ChatCompletion``, or with ``stream=True`` an ``AsyncChatCompletionStream``.
 
         Raises:
+            TypeError: a keyword ``create`` does not take.
             Everything ``AsyncClient.stream`` raises, before any chunk.
         """
+        check(params, CompletionCreateParams, "create")
+        stop = params.get("stop")
+        max_tokens = params.get("max_completion_tokens")
+        if max_tokens is None:
+            max_tokens = params.get("max_tokens")
         events = self._client.stream(
             messages,
-            model=model,
-            temperature=temperature,
-            top_p=top_p,
-            max_tokens=max_completion_tokens if max_completion_tokens is not None else max_tokens,
+            model=params.get("model"),
+            temperature=params.get("temperature"),
+            top_p=params.get("top_p"),
+            max_tokens=max_tokens,
             stop=[stop] if isinstance(stop, str) else stop,
-            seed=seed,
-            options=options,
-            conversation=conversation,
+            seed=params.get("seed"),
+            options=params.get("options"),
+            conversation=params.get("conversation"),
         )
-        include_usage = bool((stream_options or {}).get("include_usage"))
+        include_usage = bool((params.get("stream_options") or {}).get("include_usage"))
         try:
             await events.start()
         except BaseException:
             await events.aclose()
             raise
-        from . import _openai
+        from ._wire import openai_chat
 
-        completion_id = _openai.new_completion_id()
+        completion_id = openai_chat.new_completion_id()
         created = int(time.time())
         name = f"{events.provider}:{events.model}"
         if stream:
-            converter = _openai.ChunkConverter(
+            converter = openai_chat.ChunkConverter(
                 id=completion_id, created=created, model=name, include_usage=include_usage
             )
             return AsyncChatCompletionStream(events, converter)
@@ -220,7 +229,9 @@ class AsyncChatCompletions:
             completion = await events.collect()
         finally:
             await events.aclose()
-        return _openai.to_chat_completion(completion, id=completion_id, created=created, model=name)
+        return openai_chat.to_chat_completion(
+            completion, id=completion_id, created=created, model=name
+        )
 
 
 class AsyncChat:
@@ -254,38 +265,35 @@ class AsyncImages:
     def __init__(self, client: AsyncClient) -> None:
         self._client = client
 
-    async def generate(
-        self,
-        *,
-        prompt: str,
-        model: str | None = None,
-        n: int = 1,
-        size: str | None = None,
-        response_format: Literal["b64_json"] = "b64_json",
-        seed: int | None = None,
-        negative_prompt: str | None = None,
-        aspect_ratio: str | None = None,
-        options: Mapping[str, Any] | None = None,
-    ) -> ImagesResponse:
+    @keywords(ImagesGenerateParams)
+    async def generate(self, **params: Unpack[ImagesGenerateParams]) -> ImagesResponse:
         """Generate ``n`` images, as OpenAI's ``images.generate`` (``b64_json`` only).
 
+        Args:
+            **params: ``llmrelay.ImagesGenerateParams``: ``prompt`` (required),
+                ``model``, ``n`` (1 to 10), ``size`` (``"WIDTHxHEIGHT"``),
+                ``response_format`` (``"b64_json"``), ``seed``, ``negative_prompt``,
+                ``aspect_ratio``, ``options``.
+
         Raises:
+            TypeError: a keyword ``generate`` does not take, or no ``prompt``.
             llmrelay.errors.ConfigError: a bad ``size``/``n``/``response_format``.
             Otherwise what ``AsyncClient.generate_image`` raises.
         """
-        if response_format != "b64_json":
+        check(params, ImagesGenerateParams, "generate")
+        if params.get("response_format", "b64_json") != "b64_json":
             raise errors.ConfigError("only response_format='b64_json' is supported")
-        width, height = parse_size(size)
+        width, height = parse_size(params.get("size"))
         images = await self._client.generate_image(
-            prompt,
-            model=model,
-            n=n,
+            params["prompt"],
+            model=params.get("model"),
+            n=params.get("n", 1),
             width=width,
             height=height,
-            aspect_ratio=aspect_ratio,
-            seed=seed,
-            negative_prompt=negative_prompt,
-            options=options,
+            aspect_ratio=params.get("aspect_ratio"),
+            seed=params.get("seed"),
+            negative_prompt=params.get("negative_prompt"),
+            options=params.get("options"),
         )
         from ._openai import to_images_response
 

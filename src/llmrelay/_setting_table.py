@@ -391,7 +391,7 @@ def dumb_terminal(env: Mapping[str, str] | None = None) -> bool:
     """Whether ``TERM`` names a terminal without cursor control (``dumb``, ``unknown``).
 
     Not an llmrelay setting: the CLI's transient status line reads it (through here, the
-    one reader of the environment) to write nothing where ``\\r`` and erase codes would
+    one reader of the environment) to write nothing where carriage returns and erase codes would
     show as garbage.
     """
     return (os.environ if env is None else env).get("TERM") in ("dumb", "unknown")

@@ -1,12 +1,13 @@
 """``AsyncChatStream``: one chat turn as a closeable, collectable stream with an open phase.
 
-Open phase (``await stream.start()``, or implicitly on first iteration): resolve the model,
-try the candidates, and return once the first *content* event (text, reasoning or an
-image) has arrived — or raise. That first content event is the commit point: before it,
-a retryable failure (or a missing key) falls back to the next candidate, even if the
-provider already sent ``ConversationState`` or ``Usage``; after it, any failure is a
-``StreamInterrupted`` carrying the text so far. A server uses ``start()`` to choose its
-HTTP status before it sends ``200 text/event-stream``.
+Open phase (``await stream.start()``, or implicitly on first iteration): the engine
+(``Engine.open_chat``) resolves the model, tries the candidates, and returns once the
+first *content* event (text, reasoning or an image) has arrived — or raises. That first
+content event is the commit point: before it, a retryable failure (or a missing key)
+falls back to the next candidate, even if the provider already sent
+``ConversationState`` or ``Usage``; after it, any failure is a ``StreamInterrupted``
+carrying the text so far. A server uses ``start()`` to choose its HTTP status before it
+sends ``200 text/event-stream``.
 
 Iteration yields ``ProviderInfo`` first, then the events buffered during the open phase,
 then the provider's events as they arrive, and exactly one ``FinishReason`` last. A
@@ -30,9 +31,8 @@ from typing import Any
 import anyio
 
 from . import errors
-from ._engine import Engine, Turn, map_exception
-from ._router import Target
-from .providers import Provider
+from ._engine import Engine, close_quietly, map_exception
+from ._turn import Turn, is_content
 from .types import (
     Completion,
     ConversationState,
@@ -115,14 +115,6 @@ class Accumulator:
         )
 
 
-def _is_content(event: Event) -> bool:
-    if type(event) is str:
-        return bool(event)
-    if isinstance(event, Reasoning):
-        return bool(event.text)
-    return isinstance(event, ImageResult)
-
-
 class AsyncChatStream:
     """One chat turn: an async iterable of events with an explicit open phase.
 
@@ -147,7 +139,6 @@ class AsyncChatStream:
         "_error",
         "_opened",
         "_pending",
-        "_target",
         "_text",
         "_total",
         "_turn",
@@ -168,7 +159,6 @@ class AsyncChatStream:
         # a list, not a deque: it holds a few events at most (a deque's block is ~600 B)
         self._pending: list[Event] = []
         self._agen: AsyncGenerator[Event, None] | None = None
-        self._target: Target | None = None
         self._opened = False
         self._done = False
         self._error: BaseException | None = None
@@ -201,66 +191,23 @@ class AsyncChatStream:
         self._opened = True
         total = self._engine.settings.timeouts.total
         self._total = total
-        now = time.monotonic()
-        self._deadline = now + total if total is not None else None
+        self._deadline = time.monotonic() + total if total is not None else None
         try:
-            target, (agen, buffered) = await self._engine.run_candidates(
-                self._turn.model, self._open_one, self.attempts
-            )
+            opened = await self._engine.open_chat(self._turn, self.attempts, self._deadline)
         except BaseException as exc:
             self._done = True
             self._error = exc
             raise
-        self._agen = agen
-        self._target = target
+        self._agen = opened.events
+        target = opened.target
         self.provider, self.model = target.provider, target.model
         label = self._engine.registry.get(target.provider).label
         info = ProviderInfo(target.provider, target.model, label)
         self._acc.info = info
         self._pending.append(info)
-        for event in buffered:
+        for event in opened.buffered:
             self._accept(event)
         return self
-
-    async def _open_one(
-        self, target: Target, provider: Provider
-    ) -> tuple[AsyncGenerator[Event, None], list[Event]]:
-        """Run one candidate up to its first content event (or its finish)."""
-        deadline = self._engine.deadline(time.monotonic(), self._deadline)
-        request = self._engine.chat_request(target, self._turn, deadline)
-        agen = provider.stream(request)
-        buffered: list[Event] = []
-        try:
-            with anyio.move_on_after(
-                deadline - time.monotonic() if deadline is not None else None
-            ) as scope:
-                while True:
-                    event = await agen.__anext__()
-                    buffered.append(event)
-                    if _is_content(event) or isinstance(event, FinishReason):
-                        return agen, buffered
-            assert scope.cancelled_caught
-            kind = "total" if deadline == self._deadline else "first_token"
-            limit = self._total if kind == "total" else self._engine.settings.timeouts.first_token
-            raise errors.ProviderTimeout(
-                f"no answer within the {kind.replace('_', '-')} timeout of {limit:g}s",
-                kind=kind,
-                provider=target.provider,
-                model=target.model,
-            )
-        except StopAsyncIteration:
-            await _close(agen)
-            raise errors.ProtocolError(
-                "the stream ended before any answer and without a finish",
-                provider=target.provider,
-                model=target.model,
-            ) from None
-        except BaseException as exc:
-            await _close(agen)
-            mapped = map_exception(exc, target.provider, target.model)
-            if mapped is not None:
-                raise mapped from exc
-            raise
 
     # -- iteration ----------------------------------------------------------------------
 
@@ -377,7 +324,7 @@ class AsyncChatStream:
             if acc.finish is None:
                 acc.finish = event
             return False
-        if acc.finish is not None and (_is_content(event) or type(event) is str):
+        if acc.finish is not None and (is_content(event) or type(event) is str):
             log.warning("%s sent content after its finish; dropped", self.provider)
             return False
         acc.add(event)
@@ -411,7 +358,7 @@ class AsyncChatStream:
         self._done = True
         self._stop_watchdog()
         if agen is not None:
-            await _close(agen)
+            await close_quietly(agen)
         mapped = map_exception(exc, self.provider or "", self.model or "")
         cause = mapped if mapped is not None else exc
         if not isinstance(cause, errors.ProviderError):
@@ -449,7 +396,7 @@ class AsyncChatStream:
         agen, self._agen = self._agen, None
         if agen is not None:
             with self._engine.secrets.active():
-                await _close(agen)
+                await close_quietly(agen)
 
     async def __aenter__(self) -> AsyncChatStream:
         return self
@@ -509,12 +456,3 @@ class _Watchdog:
         if task is not None:
             self.fired = True
             task.cancel()
-
-
-async def _close(agen: AsyncGenerator[Any, None]) -> None:
-    """Close a provider generator even while being cancelled (so its connection closes)."""
-    with anyio.CancelScope(shield=True):
-        try:
-            await agen.aclose()
-        except Exception as exc:  # closing must not mask what happened
-            log.debug("error while closing a provider stream: %r", exc)

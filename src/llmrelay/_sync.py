@@ -32,13 +32,20 @@ import threading
 import weakref
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, Unpack, overload
 
 import httpx
 
 from . import errors
 from ._client import AsyncClient
-from ._conversation import Conversation
+from ._params import (
+    ChatParams,
+    CompletionCreateParams,
+    ImageParams,
+    ImagesGenerateParams,
+    check,
+    keywords,
+)
 from ._resources import AsyncChatCompletionStream
 from ._router import HealthStore
 from ._settings import Timeouts
@@ -47,7 +54,7 @@ from .catalog import LiveModel
 from .providers import Provider
 from .types import (
     Completion,
-    ConversationState,
+    EmbeddingResult,
     Event,
     ImageResult,
     MessagesInput,
@@ -63,6 +70,7 @@ if TYPE_CHECKING:
         Model,
         ModelList,
     )
+    from ._openai_embeddings import CreateEmbeddingResponse
 
 __all__ = ["ChatCompletionStream", "ChatStream", "Client"]
 
@@ -551,26 +559,39 @@ class _Completions:
 
     @overload
     def create(
-        self, *, messages: Any, stream: Literal[True], **kwargs: Any
+        self,
+        *,
+        messages: MessagesInput,
+        stream: Literal[True],
+        **params: Unpack[CompletionCreateParams],
     ) -> ChatCompletionStream: ...
 
     @overload
     def create(
-        self, *, messages: Any, stream: Literal[False] = ..., **kwargs: Any
+        self,
+        *,
+        messages: MessagesInput,
+        stream: Literal[False] = ...,
+        **params: Unpack[CompletionCreateParams],
     ) -> ChatCompletion: ...
 
+    @keywords(CompletionCreateParams)
     def create(
-        self, *, messages: Any, stream: bool = False, **kwargs: Any
+        self,
+        *,
+        messages: MessagesInput,
+        stream: bool = False,
+        **params: Unpack[CompletionCreateParams],
     ) -> ChatCompletion | ChatCompletionStream:
         """``AsyncClient.chat.completions.create`` for sync code (same arguments)."""
         portal, aclient = self._client._ensure()
         if stream:
             chunks = portal.call(
-                aclient.chat.completions.create(messages=messages, stream=True, **kwargs)
+                aclient.chat.completions.create(messages=messages, stream=True, **params)
             )
             return ChatCompletionStream(portal, chunks)
         result: ChatCompletion = portal.call(
-            aclient.chat.completions.create(messages=messages, **kwargs)
+            aclient.chat.completions.create(messages=messages, **params)
         )
         return result
 
@@ -584,10 +605,21 @@ class _Images:
     def __init__(self, client: Client) -> None:
         self._client = client
 
-    def generate(self, **kwargs: Any) -> ImagesResponse:
+    @keywords(ImagesGenerateParams)
+    def generate(self, **params: Unpack[ImagesGenerateParams]) -> ImagesResponse:
         """``AsyncClient.images.generate`` for sync code (same arguments)."""
         portal, aclient = self._client._ensure()
-        return portal.call(aclient.images.generate(**kwargs))
+        return portal.call(aclient.images.generate(**params))
+
+
+class _Embeddings:
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def create(self, **kwargs: Any) -> CreateEmbeddingResponse:
+        """``AsyncClient.embeddings.create`` for sync code (same arguments)."""
+        portal, aclient = self._client._ensure()
+        return portal.call(aclient.embeddings.create(**kwargs))
 
 
 class _Models:
@@ -656,6 +688,7 @@ class Client:
         self._start()  # settings are validated now, in the caller's thread
         self.chat = _Chat(self)
         self.images = _Images(self)
+        self.embeddings = _Embeddings(self)
         self.models = _Models(self)
         _live_clients.add(self)
 
@@ -735,108 +768,61 @@ class Client:
         models: list[LiveModel] = portal.call(aclient.live_models(provider, refresh=refresh))
         return models
 
-    def stream(
+    def embed(
         self,
-        messages: MessagesInput,
+        input: str | Iterable[str] | Iterable[int] | Iterable[Iterable[int]],
         *,
-        model: str | None = None,
-        system: str | None = None,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        top_p: float | None = None,
-        stop: Iterable[str] | None = None,
-        seed: int | None = None,
+        model: str,
+        dimensions: int | None = None,
+        user: str | None = None,
         options: Mapping[str, Any] | None = None,
-        conversation: Conversation | None = None,
-        state: ConversationState | None = None,
-    ) -> ChatStream:
-        """Prepare one chat turn as a ``ChatStream`` (see ``AsyncClient.stream``)."""
-        portal, aclient = self._ensure()
-        source = aclient.stream(
-            messages,
-            model=model,
-            system=system,
-            temperature=temperature,
-            max_tokens=max_tokens,
-            top_p=top_p,
-            stop=tuple(stop) if stop is not None else None,
-            seed=seed,
-            options=options,
-            conversation=conversation,
-            state=state,
-        )
-        return ChatStream(portal, source)
-
-    def open(self, messages: MessagesInput, **kwargs: Any) -> ChatStream:
-        """``stream(...)`` then ``start()``; see ``AsyncClient.open``."""
-        return self.stream(messages, **kwargs).start()
-
-    def complete(
-        self,
-        messages: MessagesInput,
-        *,
-        model: str | None = None,
-        system: str | None = None,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        top_p: float | None = None,
-        stop: Iterable[str] | None = None,
-        seed: int | None = None,
-        options: Mapping[str, Any] | None = None,
-        conversation: Conversation | None = None,
-        state: ConversationState | None = None,
-    ) -> Completion:
-        """Run one chat turn and collect it; see ``AsyncClient.complete``."""
+    ) -> EmbeddingResult:
+        """Embed text or token ids; see ``AsyncClient.embed``."""
         portal, aclient = self._ensure()
         return portal.call(
-            aclient.complete(
-                messages,
-                model=model,
-                system=system,
-                temperature=temperature,
-                max_tokens=max_tokens,
-                top_p=top_p,
-                stop=tuple(stop) if stop is not None else None,
-                seed=seed,
-                options=options,
-                conversation=conversation,
-                state=state,
-            )
-        )
-
-    def generate_image(
-        self,
-        prompt: str,
-        *,
-        model: str | None = None,
-        n: int = 1,
-        width: int | None = None,
-        height: int | None = None,
-        aspect_ratio: str | None = None,
-        seed: int | None = None,
-        negative_prompt: str | None = None,
-        options: Mapping[str, Any] | None = None,
-    ) -> list[ImageResult]:
-        """Generate images; see ``AsyncClient.generate_image``."""
-        portal, aclient = self._ensure()
-        return portal.call(
-            aclient.generate_image(
-                prompt,
-                model=model,
-                n=n,
-                width=width,
-                height=height,
-                aspect_ratio=aspect_ratio,
-                seed=seed,
-                negative_prompt=negative_prompt,
-                options=options,
-            )
+            aclient.embed(input, model=model, dimensions=dimensions, user=user, options=options)
         )
 
     def describe_model(self, model: str | None = None) -> dict[str, Any]:
         """What ``model`` will be sent; see ``AsyncClient.describe_model``."""
         portal, aclient = self._ensure()
         return portal.call(aclient.describe_model(model))
+
+    @keywords(ChatParams)
+    def stream(self, messages: MessagesInput, **params: Unpack[ChatParams]) -> ChatStream:
+        """Prepare one chat turn as a ``ChatStream`` (see ``AsyncClient.stream``)."""
+        portal, aclient = self._ensure()
+        return ChatStream(portal, aclient.stream(messages, **_in_this_thread(params, "stream")))
+
+    @keywords(ChatParams)
+    def open(self, messages: MessagesInput, **params: Unpack[ChatParams]) -> ChatStream:
+        """``stream(...)`` then ``start()``; see ``AsyncClient.open``."""
+        return self.stream(messages, **params).start()
+
+    @keywords(ChatParams)
+    def complete(self, messages: MessagesInput, **params: Unpack[ChatParams]) -> Completion:
+        """Run one chat turn and collect it; see ``AsyncClient.complete``."""
+        portal, aclient = self._ensure()
+        return portal.call(aclient.complete(messages, **_in_this_thread(params, "complete")))
+
+    @keywords(ImageParams)
+    def generate_image(self, prompt: str, **params: Unpack[ImageParams]) -> list[ImageResult]:
+        """Generate images; see ``AsyncClient.generate_image``."""
+        portal, aclient = self._ensure()
+        return portal.call(aclient.generate_image(prompt, **params))
+
+
+def _in_this_thread(params: ChatParams, where: str) -> ChatParams:
+    """``params`` checked, with ``stop`` read in the caller's thread (a generator, say).
+
+    (The other calls are checked by the ``AsyncClient`` method they run: its
+    ``TypeError`` reaches the caller as it is.)
+    """
+    check(params, ChatParams, where)
+    stop = params.get("stop")
+    if stop is None or isinstance(stop, tuple):
+        return params
+    return {**params, "stop": tuple(stop)}
 
 
 def _finalize(portal: _Portal, aclient: AsyncClient) -> None:

@@ -12,7 +12,7 @@
     │   │   └── CaptchaRequired        the service wants a CAPTCHA token (retryable)
     │   ├── RateLimitError             HTTP 429 (retry_after)
     │   ├── ModelNotFoundError         HTTP 404
-    │   ├── InvalidRequestError        HTTP 400/422
+    │   ├── InvalidRequestError(param) HTTP 400/422, or a part it cannot honour
     │   ├── ProviderUnavailable        HTTP 5xx, queue full, Space asleep
     │   ├── ProviderTimeout(kind)      connect / first_token / read (idle) / total
     │   ├── TransportError             connection refused, reset, dropped
@@ -201,7 +201,17 @@ class ModelNotFoundError(ProviderError):
 
 
 class InvalidRequestError(ProviderError):
-    """The provider rejected the request as invalid (HTTP 400/422)."""
+    """The provider rejected the request as invalid (HTTP 400/422), or cannot honour part of it.
+
+    When a part cannot be honoured, ``param`` names it, as OpenAI's error object does.
+
+    Attributes:
+        param: the request field refused (``"dimensions"``, ``"input"``, ...), or ``None``.
+    """
+
+    def __init__(self, message: str, *, param: str | None = None, **kwargs: object) -> None:
+        self.param = param
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
 
 
 class ProviderUnavailable(ProviderError):

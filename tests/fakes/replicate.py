@@ -130,7 +130,8 @@ class ReplicateScript:
     the stream's first byte; ``token_delay``: before each token. ``image_mode``:
     ``"wait"`` (201 with output), ``"wait_processing"`` (201, status processing, output
     filled), ``"poll"`` (202 starting, then ``urls.get``), ``"fail"`` (the poll ends
-    ``failed``), ``"never"`` (stays ``starting``).
+    ``failed``), ``"never"`` (stays ``starting``), ``"fail_first"`` (the first image
+    prediction after ``reset`` fails as ``"fail"``, the others stay unfinished).
     """
 
     tokens: list[str] = field(default_factory=lambda: list(DEFAULT_TOKENS))
@@ -147,7 +148,7 @@ class ReplicateScript:
     first_byte_delay: float = 0.0
     token_delay: float = 0.0
     redirect_to: str | None = None
-    image_mode: Literal["wait", "wait_processing", "poll", "fail", "never"] = "wait"
+    image_mode: Literal["wait", "wait_processing", "poll", "fail", "never", "fail_first"] = "wait"
     polls_before_done: int = 2
     image_bytes: bytes = PNG_1X1
     image_content_type: str = "image/png"
@@ -211,6 +212,7 @@ class _Prediction:
     version: str
     input: dict[str, Any]
     image: bool
+    doomed: bool = False  # fails at its poll (``image_mode="fail_first"``)
     status: str = "starting"
     polls: int = 0
     output: Any = None
@@ -237,6 +239,7 @@ class FakeReplicate:
         self._idle.set()
         self._cancelled = threading.Event()
         self._ids = itertools.count(1)
+        self._images_created = 0
         self._predictions: dict[str, _Prediction] = {}
         self._streams: dict[str, str] = {}  # opaque stream key -> prediction id
         methods = ["GET", "POST"]
@@ -250,6 +253,7 @@ class FakeReplicate:
         self.requests.clear()
         self.cancels.clear()
         self._cancelled.clear()
+        self._images_created = 0
 
     @property
     def open_streams(self) -> int:
@@ -347,6 +351,9 @@ class FakeReplicate:
             pid, model or "owner/versioned", version or "dp-0123", body["input"], image
         )
         self._predictions[pid] = prediction
+        if image:
+            prediction.doomed = script.image_mode == "fail_first" and not self._images_created
+            self._images_created += 1
         status = script.create_status
         if image and request.headers.get("prefer", "").startswith("wait"):
             if script.image_mode in ("wait", "wait_processing"):
@@ -425,7 +432,14 @@ class FakeReplicate:
         if p is None:
             return problem(404, {"detail": "Not found.", "status": 404})
         script = self.script
-        if p.status not in ("succeeded", "failed", "canceled") and script.image_mode != "never":
+        unfinished = p.status not in ("succeeded", "failed", "canceled")
+        if unfinished and script.image_mode == "fail_first":
+            p.polls += 1
+            if p.doomed and p.polls >= script.polls_before_done:
+                p.status, p.error = "failed", "CUDA out of memory"
+            else:
+                p.status = "processing"
+        elif unfinished and script.image_mode != "never":
             p.polls += 1
             if p.polls >= script.polls_before_done:
                 if script.image_mode == "fail":

@@ -15,9 +15,9 @@ from llmrelay._openai import (
     ChatCompletionChunk,
     ChoiceDelta,
     ChunkChoice,
-    ChunkConverter,
     CompletionUsage,
 )
+from llmrelay._wire.openai_chat import ChunkConverter
 from llmrelay.types import FinishReason, ProviderInfo, Reasoning, Usage
 
 

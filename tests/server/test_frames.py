@@ -2,7 +2,8 @@
 
 ``llmrelay serve`` used to stream ``client.chat.completions.create(stream=True)`` and write
 ``data: {chunk.model_dump_json()}`` per chunk, then ``data: [DONE]`` (or one error frame).
-It now builds the frame bytes from ``client.stream()`` events (``ChunkFrames``). Here the
+It now sends ``create(stream=True).sse()``: frame bytes built from the events (``ChunkFrames``,
+the one OpenAI chat encoder in ``llmrelay._wire.openai_chat``). Here the
 old path runs in-process on the same scripted providers and both outputs are compared:
 same chunks in the same order, one id and one ``created`` per stream, same model, finish,
 usage, ``[DONE]`` or error frame; byte-identical once the id and time are set aside,
@@ -26,8 +27,9 @@ from tests.server import scripted
 from tests.server.scripted import HOLD, Busy
 
 import llmrelay
+from llmrelay._wire.openai_chat import ChunkFrames
+from llmrelay._wire.sse import json_string
 from llmrelay.server._errors import error_reply
-from llmrelay.server._sse import ChunkFrames, json_string
 from llmrelay.types import ConversationState, FinishReason, Reasoning, Usage
 
 HI = [{"role": "user", "content": "hi"}]

@@ -94,7 +94,7 @@ def _without_httpx_cli() -> Iterator[None]:
             del sys.modules["httpx._main"]
 
 
-def _candidates(client: Any, model: str | None) -> list[str] | None:
+def _candidates(client: llmrelay.AsyncClient, model: str | None) -> list[str] | None:
     """What the client resolves ``model`` to (its default when ``None``), if it can."""
     try:
         candidates: list[str] = client.candidates(model)
@@ -103,7 +103,7 @@ def _candidates(client: Any, model: str | None) -> list[str] | None:
     return candidates
 
 
-async def _open_client(kwargs: dict[str, Any]) -> Any:
+async def _open_client(kwargs: dict[str, Any]) -> llmrelay.AsyncClient:
     client = llmrelay.AsyncClient(**kwargs)
     await client.__aenter__()
     return client

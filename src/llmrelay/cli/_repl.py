@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
 
 import click
 
@@ -54,7 +53,7 @@ def _read_turn() -> str | None:
 
 def repl(
     runner: asyncio.Runner,
-    client: Any,
+    client: llmrelay.AsyncClient,
     session: ChatSession,
     options: TurnOptions,
     log: TurnLog,

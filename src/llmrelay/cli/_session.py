@@ -97,7 +97,7 @@ class ChatSession:
         self.id: str = self.conversation.id
         self.turns = 0
 
-    def call(self, prompt: str) -> tuple[Any, dict[str, Any]]:
+    def call(self, prompt: str) -> tuple[str, llmrelay.ChatParams]:
         """``(messages, keyword arguments)`` for ``client.stream`` for this turn."""
         return prompt, {"conversation": self.conversation}
 
@@ -138,9 +138,11 @@ class TurnOptions:
                 logger.info("cannot describe the providers: %s", described)
         return describe_error(exc, proxy=self.proxy, descriptions=self.descriptions)
 
-    def call_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of ``client.stream``."""
-        kwargs: dict[str, Any] = {"model": self.model, "system": self.system}
+    def call_kwargs(self, turn: llmrelay.ChatParams) -> llmrelay.ChatParams:
+        """Keyword arguments of ``client.stream``: this turn's (``turn``) and these."""
+        kwargs = turn.copy()
+        kwargs["model"] = self.model
+        kwargs["system"] = self.system
         if self.temperature is not None:
             kwargs["temperature"] = self.temperature
         if self.max_tokens is not None:
@@ -178,7 +180,7 @@ class Output:
 _ATTEMPT_FIELDS = ("provider", "model", "outcome", "error_type", "message")
 
 
-def _attempts(stream: Any) -> list[dict[str, Any]]:
+def _attempts(stream: llmrelay.AsyncChatStream) -> list[dict[str, Any]]:
     """``stream.attempts`` (``llmrelay.Attempt``) as JSON-ready dicts, without the error."""
     result = []
     for attempt in getattr(stream, "attempts", None) or ():
@@ -198,7 +200,7 @@ def _error_object(exc: BaseException, message: str) -> dict[str, Any]:
 
 
 async def run_turn(
-    client: Any,
+    client: llmrelay.AsyncClient,
     session: ChatSession,
     prompt: str,
     options: TurnOptions,
@@ -221,7 +223,7 @@ async def run_turn(
     )
     parts: list[str] = []
     started = time.monotonic()
-    stream = client.stream(messages, **kwargs, **options.call_kwargs())
+    stream = client.stream(messages, **options.call_kwargs(kwargs))
     status = StatusLine()
     try:
         async for event in stream:

@@ -16,7 +16,7 @@ import llmrelay
 from llmrelay.scale import RedisStateStore
 from llmrelay.settings import database_url, redis_url, server_api_key
 
-from . import _chat, _routes
+from . import _chat, _embeddings, _routes
 from ._config import ServerConfig
 from ._context import Context, configure_access_log
 from ._errors import error_body, scrub
@@ -55,7 +55,7 @@ def _internal_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def create_app(
-    client: Any = None,
+    client: llmrelay.AsyncClient | None = None,
     *,
     config: ServerConfig | None = None,
     store: StateStore | None = None,
@@ -71,8 +71,8 @@ def create_app(
             entries; both for ``config.conversation_ttl`` s).
 
     Returns:
-        A FastAPI (ASGI) app with ``/v1/chat/completions``, ``/v1/models``,
-        ``/v1/images/generations``, ``/health``, ``/metrics`` and the page at ``/``.
+        A FastAPI (ASGI) app with ``/v1/chat/completions``, ``/v1/embeddings``,
+        ``/v1/models``, ``/v1/images/generations``, ``/health``, ``/metrics`` and the page at ``/``.
     """
     config = config or ServerConfig()
     install_redaction()
@@ -83,8 +83,10 @@ def create_app(
     ctx = Context(
         config=config,
         metrics=Metrics(),
-        store=store or MemoryStateStore(config.conversation_entries, config.conversation_ttl),
-        client=client,
+        store=store
+        if store is not None  # not ``or``: an empty MemoryStateStore is falsy (``__len__``)
+        else MemoryStateStore(config.conversation_entries, config.conversation_ttl),
+        served=client,
     )
     database = database_url()
 
@@ -101,9 +103,9 @@ def create_app(
                 stack.push_async_callback(writer.aclose)
                 await writer.open()
                 ctx.exchanges = writer
-            if ctx.client is None:
-                ctx.client = llmrelay.AsyncClient(**dict(config.client_kwargs))
-                stack.push_async_callback(ctx.client.aclose)
+            if ctx.served is None:
+                ctx.served = llmrelay.AsyncClient(**dict(config.client_kwargs))
+                stack.push_async_callback(ctx.served.aclose)
                 install_redaction()  # provider loggers created by now
             yield
 
@@ -117,6 +119,7 @@ def create_app(
     )
     app.state.llmrelay = ctx
     app.include_router(_chat.router)
+    app.include_router(_embeddings.router)
     app.include_router(_routes.router)
     app.mount("/static", StaticFiles(directory=_routes.WEB_DIR), name="static")
     app.add_exception_handler(RequestValidationError, _validation_error)

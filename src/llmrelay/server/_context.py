@@ -8,6 +8,8 @@ from typing import Any
 
 from fastapi import Request
 
+import llmrelay
+
 from ._config import ServerConfig
 from ._memory import StateStore
 from ._metrics import Metrics
@@ -21,14 +23,21 @@ the prompt only with ``log_prompts``)."""
 
 @dataclass
 class Context:
-    """Per-app state; ``client`` is an ``llmrelay.AsyncClient`` (set at startup)."""
+    """Per-app state; ``client`` is the ``llmrelay.AsyncClient`` served (set at startup)."""
 
     config: ServerConfig
     metrics: Metrics
     store: StateStore
-    client: Any = None
+    served: llmrelay.AsyncClient | None = None
     exchanges: Any = None  # an ExchangeWriter when LLMRELAY_DATABASE_URL is set
     rate: Any = None  # a RateLimit when ServerConfig.rate_limit is set
+
+    @property
+    def client(self) -> llmrelay.AsyncClient:
+        """The client served (``RuntimeError`` before the app's startup)."""
+        if self.served is None:
+            raise RuntimeError("the llmrelay server has not started")
+        return self.served
 
 
 def context(request: Request) -> Context:

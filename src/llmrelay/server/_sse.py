@@ -1,11 +1,7 @@
-"""Server-Sent Events: OpenAI chunk frames built as bytes, and the streaming response.
+"""Server-Sent Events: the streaming response that sends a stream's frames.
 
-``ChunkFrames`` writes the frames of one ``chat.completion.chunk`` stream directly as
-bytes: the part every chunk of a stream shares (id, created, model) is encoded once, and
-each token costs one JSON string encoding and a concatenation. The bytes are what
-``ChatCompletionChunk.model_dump_json()`` wrote (same keys in the same order, same
-values), except that U+2028, U+2029 and U+0085 are escaped (JSON-equal; a client that
-splits lines with ``str.splitlines`` would otherwise cut a frame in two).
+The frames themselves come from the public facade (``AsyncChatCompletionStream.sse()``:
+the one OpenAI chunk encoder); this module only sends them.
 
 ``EventStreamResponse`` sends the frames a producer emits. It notices a client going away
 at once: Starlette's ``StreamingResponse`` only listens for ``http.disconnect`` on
@@ -26,102 +22,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from json.encoder import encode_basestring
 
 import anyio
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
-__all__ = ["BATCH", "ChunkFrames", "EventStreamResponse", "Outbox", "json_string", "sse_data"]
+__all__ = ["BATCH", "EventStreamResponse", "Outbox", "sse_data"]
 
 BATCH = 32
 """Frames the producer queues at most before the writer takes them (then it waits)."""
-
-_LINE_BREAKS = ("\u2028", "\u2029", "\x85")
-
-
-def json_string(text: str) -> bytes:
-    """``text`` as a JSON string (UTF-8; U+2028, U+2029 and U+0085 escaped)."""
-    encoded: str = encode_basestring(text)
-    if not encoded.isascii():
-        for char in _LINE_BREAKS:
-            if char in encoded:
-                encoded = encoded.replace(char, f"\\u{ord(char):04x}")
-    return encoded.encode()
 
 
 def sse_data(payload: str) -> bytes:
     """One SSE event carrying ``payload`` (a single line) as ``data``."""
     return b"data: " + payload.encode() + b"\n\n"
-
-
-_CHOICE_END = b',"finish_reason":null,"logprobs":null}],"usage":null,"system_fingerprint":null}\n\n'
-_TEXT_END = b"}" + _CHOICE_END
-_FINISH = frozenset({"stop", "length", "tool_calls", "content_filter", "function_call"})
-
-
-class ChunkFrames:
-    """The SSE frames of one chat completion stream (``data: {chunk}`` and a blank line).
-
-    Args:
-        id: the completion id every chunk carries.
-        created: Unix time of the request.
-        model: the model name every chunk reports.
-
-    The first chunk's delta carries ``"role": "assistant"`` (whatever its kind), later
-    ones ``"role": null``, as OpenAI sends them.
-    """
-
-    __slots__ = ("_delta", "_delta_first", "_head", "_role_sent")
-
-    def __init__(self, *, id: str, created: int, model: str) -> None:
-        head = (
-            b'data: {"id":'
-            + json_string(id)
-            + b',"object":"chat.completion.chunk","created":'
-            + str(int(created)).encode()
-            + b',"model":'
-            + json_string(model)
-        )
-        self._head = head
-        self._delta_first = head + b',"choices":[{"index":0,"delta":{"role":"assistant",'
-        self._delta = head + b',"choices":[{"index":0,"delta":{"role":null,'
-        self._role_sent = False
-
-    def _start(self) -> bytes:
-        if self._role_sent:
-            return self._delta
-        self._role_sent = True
-        return self._delta_first
-
-    def text(self, text: str) -> bytes:
-        """The chunk of a text delta."""
-        if self._role_sent:
-            return self._delta + b'"content":' + json_string(text) + _TEXT_END
-        return self._start() + b'"content":' + json_string(text) + _TEXT_END
-
-    def reasoning(self, text: str) -> bytes:
-        """The chunk of a reasoning delta (``reasoning_content``, ``content`` null)."""
-        return (
-            self._start() + b'"content":null,"reasoning_content":' + json_string(text) + _TEXT_END
-        )
-
-    def finish(self, reason: str) -> bytes:
-        """The last choice chunk: empty delta and the finish reason (OpenAI's names)."""
-        name = reason if reason in _FINISH else "stop"
-        return (
-            self._start()
-            + b'"content":null},"finish_reason":"'
-            + name.encode()
-            + b'","logprobs":null}],"usage":null,"system_fingerprint":null}\n\n'
-        )
-
-    def usage(self, prompt: int, completion: int, total: int) -> bytes:
-        """The usage chunk OpenAI sends last with ``include_usage``: empty ``choices``."""
-        return (
-            self._head + b',"choices":[],"usage":{"prompt_tokens":%d,"completion_tokens":%d,'
-            b'"total_tokens":%d},"system_fingerprint":null}\n\n' % (prompt, completion, total)
-        )
 
 
 class Outbox:

@@ -1,0 +1,204 @@
+"""The keyword parameters of the chat and image calls, typed once for every layer.
+
+Each is a ``TypedDict`` that the methods take as ``**params: Unpack[...]`` (PEP 692, the
+way openai-python types its ``*CreateParams``): ``AsyncClient`` and ``Client`` (``stream``,
+``open``, ``complete``, ``generate_image``), ``chat.completions.create`` and
+``images.generate`` of both clients, the server and the CLI share them. Every key is
+optional and ``None`` (or the default in ``DEFAULTS``) means "not given".
+
+At run time ``check`` refuses a keyword a method does not take (``TypeError``, as Python
+would for an explicit signature), and ``keywords`` gives each method the explicit
+signature (``inspect.signature``, ``help()``) its parameters make.
+"""
+
+# No ``from __future__ import annotations`` here: ``TypedDict`` reads ``Required`` from
+# evaluated annotations (Python 3.11).
+import inspect
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Literal, Required, TypedDict, TypeVar, get_args, get_origin
+
+from ._conversation import Conversation
+from .types import ConversationState
+
+__all__ = [
+    "ChatParams",
+    "CompletionCreateParams",
+    "ImageParams",
+    "ImagesGenerateParams",
+    "check",
+    "keywords",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class ChatParams(TypedDict, total=False):
+    """Keyword arguments of a chat turn (``stream``, ``open``, ``complete`` of both clients).
+
+    Attributes:
+        model: model reference (``"provider:model"``, a provider name, an alias or a
+            bare model); default: the client's.
+        system: a system prompt, placed before the messages (with a conversation:
+            replaces its system prompt).
+        temperature: sampling temperature.
+        max_tokens: maximum tokens to generate.
+        top_p: nucleus sampling mass.
+        stop: stop sequences.
+        seed: random seed.
+        options: provider-specific options (names the provider declares).
+        conversation: an ``llmrelay.Conversation`` to continue; the turn is appended to it
+            when the stream finishes.
+        state: a provider's ``ConversationState`` from a previous turn (without a
+            conversation); only that provider receives it.
+    """
+
+    model: str | None
+    system: str | None
+    temperature: float | None
+    max_tokens: int | None
+    top_p: float | None
+    stop: Iterable[str] | None
+    seed: int | None
+    options: Mapping[str, Any] | None
+    conversation: Conversation | None
+    state: ConversationState | None
+
+
+class CompletionCreateParams(TypedDict, total=False):
+    """Keyword arguments of ``chat.completions.create`` besides ``messages`` and ``stream``.
+
+    OpenAI's names (https://platform.openai.com/docs/api-reference/chat/create) for the
+    parameters llmrelay takes, plus ``conversation`` and ``options``.
+
+    Attributes:
+        model: a model reference (``provider:model``, alias, ...); default: the client's.
+        temperature: sampling temperature.
+        top_p: nucleus sampling mass.
+        max_tokens: maximum tokens to generate (``max_completion_tokens`` wins).
+        max_completion_tokens: OpenAI's newer name for ``max_tokens``.
+        stop: a stop sequence or a list of them.
+        seed: random seed.
+        stream_options: ``{"include_usage": true}`` adds a final usage chunk.
+        conversation: an ``llmrelay.Conversation`` to continue and record into.
+        options: provider-specific options.
+    """
+
+    model: str | None
+    temperature: float | None
+    top_p: float | None
+    max_tokens: int | None
+    max_completion_tokens: int | None
+    stop: str | Iterable[str] | None
+    seed: int | None
+    stream_options: Mapping[str, Any] | None
+    conversation: Conversation | None
+    options: Mapping[str, Any] | None
+
+
+class ImageParams(TypedDict, total=False):
+    """Keyword arguments of ``generate_image`` (both clients).
+
+    Attributes:
+        model: model reference; default: the client's.
+        n: how many images, 1 to 10 (default 1).
+        width: width in pixels.
+        height: height in pixels.
+        aspect_ratio: e.g. ``"16:9"`` (providers that take a ratio).
+        seed: random seed.
+        negative_prompt: what the image should not show.
+        options: provider-specific options.
+    """
+
+    model: str | None
+    n: int
+    width: int | None
+    height: int | None
+    aspect_ratio: str | None
+    seed: int | None
+    negative_prompt: str | None
+    options: Mapping[str, Any] | None
+
+
+class ImagesGenerateParams(TypedDict, total=False):
+    """Keyword arguments of ``images.generate`` (OpenAI's names; ``prompt`` required).
+
+    Attributes:
+        prompt: what to draw.
+        model: model reference; default: the client's.
+        n: how many images, 1 to 10 (default 1).
+        size: ``"WIDTHxHEIGHT"`` in pixels.
+        response_format: ``"b64_json"`` (the only one).
+        seed: random seed.
+        negative_prompt: what the image should not show.
+        aspect_ratio: e.g. ``"16:9"``.
+        options: provider-specific options.
+    """
+
+    prompt: Required[str]
+    model: str | None
+    n: int
+    size: str | None
+    response_format: Literal["b64_json"]
+    seed: int | None
+    negative_prompt: str | None
+    aspect_ratio: str | None
+    options: Mapping[str, Any] | None
+
+
+DEFAULTS: Mapping[str, Any] = {"n": 1, "response_format": "b64_json"}
+"""Defaults that are not ``None``."""
+
+_NAMES: dict[type, frozenset[str]] = {
+    params: frozenset(params.__annotations__)
+    for params in (ChatParams, CompletionCreateParams, ImageParams, ImagesGenerateParams)
+}
+
+
+def check(params: Mapping[str, Any], allowed: type, where: str) -> None:
+    """Refuse a keyword ``where`` does not take, and a missing required one.
+
+    Raises:
+        TypeError: as Python raises it for an explicit signature.
+    """
+    names = _NAMES[allowed]
+    for name in params:
+        if name not in names:
+            raise TypeError(f"{where}() got an unexpected keyword argument {name!r}")
+    for name in allowed.__required_keys__:  # type: ignore[attr-defined]
+        if name not in params:
+            raise TypeError(f"{where}() missing 1 required keyword-only argument: {name!r}")
+
+
+def keywords(params: type) -> Callable[[F], F]:
+    """Give a ``**params: Unpack[...]`` method the explicit signature ``params`` makes.
+
+    ``inspect.signature`` (and ``help()``) then list each keyword with its annotation and
+    default, in the ``TypedDict``'s order, in place of ``**params``.
+    """
+
+    def apply(func: F) -> F:
+        signature = inspect.signature(func)
+        kept = [
+            p for p in signature.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD
+        ]
+        required = params.__required_keys__  # type: ignore[attr-defined]
+        added = [
+            inspect.Parameter(
+                name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=inspect.Parameter.empty if name in required else DEFAULTS.get(name),
+                annotation=_unwrap(annotation),
+            )
+            for name, annotation in params.__annotations__.items()
+        ]
+        added.sort(key=lambda p: p.default is not inspect.Parameter.empty)  # required first
+        func.__signature__ = signature.replace(parameters=[*kept, *added])  # type: ignore[attr-defined]
+        return func
+
+    return apply
+
+
+def _unwrap(annotation: Any) -> Any:
+    """``T`` for ``Required[T]`` (a signature shows the type; required-ness is the default)."""
+    origin: object = get_origin(annotation)
+    return get_args(annotation)[0] if origin is Required else annotation

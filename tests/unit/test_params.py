@@ -1,0 +1,172 @@
+"""One typed parameter set per call (``llmrelay.ChatParams`` ...), the same in every layer.
+
+The methods take ``**params: Unpack[...]``: a keyword they do not take must still be a
+``TypeError`` (never silently ignored), their signatures must still list every keyword,
+and the sync and async faces must take the same ones.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+import llmrelay
+from llmrelay.providers import Provider
+from tests.unit.scripted_provider import scripted
+
+pytestmark = pytest.mark.anyio
+
+
+def _keywords(func: Callable[..., Any]) -> list[tuple[str, object]]:
+    params = inspect.signature(func).parameters.values()
+    return sorted((p.name, p.default) for p in params if p.kind is p.KEYWORD_ONLY)
+
+
+CHAT = {
+    "model",
+    "system",
+    "temperature",
+    "max_tokens",
+    "top_p",
+    "stop",
+    "seed",
+    "options",
+    "conversation",
+    "state",
+}
+
+
+def test_the_chat_methods_list_the_chat_parameters() -> None:
+    for cls in (llmrelay.AsyncClient, llmrelay.Client):
+        for name in ("stream", "open", "complete"):
+            method = getattr(cls, name)
+            assert _keywords(method) == sorted((k, None) for k in CHAT), (cls, name)
+    assert set(llmrelay.ChatParams.__annotations__) == CHAT
+
+
+def test_the_sync_facade_takes_what_the_async_one_takes() -> None:
+    from llmrelay._resources import AsyncChatCompletions, AsyncImages
+    from llmrelay._sync import _Completions, _Images
+
+    create = _keywords(AsyncChatCompletions.create)
+    assert create == _keywords(_Completions.create)
+    assert ("stream", False) in create
+    assert ("max_completion_tokens", None) in create
+    generate = _keywords(AsyncImages.generate)
+    assert generate == _keywords(_Images.generate)
+    assert ("prompt", inspect.Parameter.empty) in generate
+    assert ("n", 1) in generate
+    assert ("response_format", "b64_json") in generate
+
+
+async def test_an_unknown_keyword_is_a_type_error_everywhere() -> None:
+    first, script = scripted("first", ["a", llmrelay.FinishReason("stop")], images=True)
+    providers: list[type[Provider]] = [first]
+    async with llmrelay.AsyncClient(providers=providers) as client:
+        with pytest.raises(TypeError, match="'temprature'"):
+            client.stream("hi", temprature=0.5)  # type: ignore[call-arg]
+        with pytest.raises(TypeError, match="'temprature'"):
+            await client.open("hi", temprature=0.5)  # type: ignore[call-arg]
+        with pytest.raises(TypeError, match="'temprature'"):
+            await client.complete("hi", temprature=0.5)  # type: ignore[call-arg]
+        with pytest.raises(TypeError, match="'size'"):
+            await client.generate_image("a cat", size="1x1")  # type: ignore[call-arg]
+        with pytest.raises(TypeError, match="'system'"):
+            await client.chat.completions.create(messages="hi", system="x")  # type: ignore[call-arg]
+        with pytest.raises(TypeError, match="'width'"):
+            await client.images.generate(prompt="a cat", width=1)  # type: ignore[call-arg]
+        with pytest.raises(TypeError, match="'prompt'"):
+            await client.images.generate()  # type: ignore[call-arg]
+    assert script.received == []  # nothing was sent
+    assert script.images == []
+
+
+def test_an_unknown_keyword_is_a_type_error_in_the_sync_client_too() -> None:
+    first, script = scripted("first", ["a", llmrelay.FinishReason("stop")], images=True)
+    with llmrelay.Client(providers=[first]) as client:
+        with pytest.raises(TypeError, match="'temprature'"):
+            client.stream("hi", temprature=0.5)  # type: ignore[call-arg]
+        with pytest.raises(TypeError, match="'temprature'"):
+            client.open("hi", temprature=0.5)  # type: ignore[call-arg]
+        with pytest.raises(TypeError, match="'temprature'"):
+            client.complete("hi", temprature=0.5)  # type: ignore[call-arg]
+        with pytest.raises(TypeError, match="'size'"):
+            client.generate_image("a cat", size="1x1")  # type: ignore[call-arg]
+        with pytest.raises(TypeError, match="'system'"):
+            client.chat.completions.create(messages="hi", system="x")  # type: ignore[call-arg]
+        with pytest.raises(TypeError, match="'width'"):
+            client.images.generate(prompt="a cat", width=1)  # type: ignore[call-arg]
+    assert script.received == []
+    assert script.images == []
+
+
+def test_every_chat_parameter_still_reaches_the_provider_from_both_clients() -> None:
+    """Through ``complete`` and ``create`` of both faces: the request the provider got."""
+    first, script = scripted(
+        "first",
+        ["a", llmrelay.FinishReason("stop")],
+        parameters=("temperature", "max_tokens", "top_p", "stop", "seed"),
+    )
+    with llmrelay.Client(providers=[first]) as client:
+        client.complete(
+            "hi",
+            model="first",
+            system="be brief",
+            temperature=0.25,
+            max_tokens=7,
+            top_p=0.5,
+            stop=iter(["END"]),  # read in the caller's thread
+            seed=3,
+        )
+        client.chat.completions.create(
+            messages="hi", model="first", max_tokens=9, max_completion_tokens=8, stop="X", seed=4
+        )
+    one, two = script.received
+    assert [m.role for m in one.messages] == ["system", "user"]
+    assert (one.temperature, one.max_tokens, one.top_p, one.stop, one.seed) == (
+        0.25,
+        7,
+        0.5,
+        ("END",),
+        3,
+    )
+    assert (two.max_tokens, two.stop, two.seed) == (8, ("X",), 4)
+
+
+def test_every_image_parameter_reaches_the_provider_from_both_clients() -> None:
+    first, script = scripted("first", images=True, options={})
+    with llmrelay.Client(providers=[first]) as client:
+        client.generate_image(
+            "a cat",
+            model="first",
+            n=2,
+            width=64,
+            height=32,
+            aspect_ratio="2:1",
+            seed=5,
+            negative_prompt="dogs",
+        )
+        response = client.images.generate(
+            prompt="a dog", model="first", size="16x8", seed=6, negative_prompt="cats"
+        )
+    assert len(response.data) == 1
+    one, two, three = script.images
+    assert one == two
+    assert (one.prompt, one.width, one.height, one.aspect_ratio, one.seed) == (
+        "a cat",
+        64,
+        32,
+        "2:1",
+        5,
+    )
+    assert one.negative_prompt == "dogs"
+    assert (three.prompt, three.width, three.height, three.seed, three.negative_prompt) == (
+        "a dog",
+        16,
+        8,
+        6,
+        "cats",
+    )
