@@ -45,6 +45,8 @@ from .types import (
     ChatRequest,
     Completion,
     ConversationState,
+    EmbeddingRequest,
+    EmbeddingResult,
     Event,
     FinishReason,
     ImageRequest,
@@ -72,6 +74,7 @@ if TYPE_CHECKING:
         Model,
         ModelList,
     )
+    from ._openai_embeddings import CreateEmbeddingResponse, Embedding
     from ._params import (
         ChatParams,
         CompletionCreateParams,
@@ -105,6 +108,10 @@ __all__ = [
     "ConfigError",
     "Conversation",
     "ConversationState",
+    "CreateEmbeddingResponse",
+    "Embedding",
+    "EmbeddingRequest",
+    "EmbeddingResult",
     "Event",
     "FinishReason",
     "ImageParams",
@@ -160,6 +167,8 @@ _LAZY = {
     "CompletionCreateParams": "._params",
     "ImageParams": "._params",
     "ImagesGenerateParams": "._params",
+    "CreateEmbeddingResponse": "._openai_embeddings",
+    "Embedding": "._openai_embeddings",
 }
 
 
