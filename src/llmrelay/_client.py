@@ -104,6 +104,7 @@ class AsyncClient:
             strict=strict,
             cooldown=cooldown,
             transport=transport,
+            plugins=registry.read_plugins,
         )
         self._owns_http = http_client is None
         http = http_client or make_http_client(
