@@ -12,7 +12,7 @@
     │   │   └── CaptchaRequired        the service wants a CAPTCHA token (retryable)
     │   ├── RateLimitError             HTTP 429 (retry_after)
     │   ├── ModelNotFoundError         HTTP 404
-    │   ├── InvalidRequestError(param) HTTP 400/422, or a part it cannot honour
+    │   ├── InvalidRequestError        HTTP 400/422
     │   ├── ProviderUnavailable        HTTP 5xx, queue full, Space asleep
     │   ├── ProviderTimeout(kind)      connect / first_token / read (idle) / total
     │   ├── TransportError             connection refused, reset, dropped
@@ -69,7 +69,16 @@ class LLMRelayError(Exception):
 
 
 class ConfigError(LLMRelayError):
-    """Bad configuration or arguments: nothing was sent."""
+    """Bad configuration or arguments: nothing was sent.
+
+    Attributes:
+        param: the request field at fault (OpenAI's error ``param``: ``"tools"``,
+            ``"messages[2].tool_call_id"``), or ``None``.
+    """
+
+    def __init__(self, *args: object, param: str | None = None) -> None:
+        self.param = param
+        super().__init__(*args)
 
 
 class UnknownProviderError(ConfigError):
@@ -201,12 +210,13 @@ class ModelNotFoundError(ProviderError):
 
 
 class InvalidRequestError(ProviderError):
-    """The provider rejected the request as invalid (HTTP 400/422), or cannot honour part of it.
+    """The request is invalid (HTTP 400/422), or the provider cannot honour part of it.
 
-    When a part cannot be honoured, ``param`` names it, as OpenAI's error object does.
+    A part llmrelay knows a provider cannot honour (tools, a response format, a
+    parameter under ``strict``) is refused before anything is sent.
 
     Attributes:
-        param: the request field refused (``"dimensions"``, ``"input"``, ...), or ``None``.
+        param: the request field at fault (OpenAI's error ``param``), or ``None``.
     """
 
     def __init__(self, message: str, *, param: str | None = None, **kwargs: object) -> None:
