@@ -12,7 +12,7 @@
     │   │   └── CaptchaRequired        the service wants a CAPTCHA token (retryable)
     │   ├── RateLimitError             HTTP 429 (retry_after)
     │   ├── ModelNotFoundError         HTTP 404
-    │   ├── InvalidRequestError        HTTP 400/422
+    │   ├── InvalidRequestError(param) HTTP 400/422, or a part it cannot honour
     │   ├── ProviderUnavailable        HTTP 5xx, queue full, Space asleep
     │   ├── ProviderTimeout(kind)      connect / first_token / read (idle) / total
     │   ├── TransportError             connection refused, reset, dropped
