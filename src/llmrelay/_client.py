@@ -50,6 +50,10 @@ class AsyncClient:
         strict: refuse request parameters a provider cannot honour instead of dropping
             them with a warning.
         cooldown: seconds a candidate that failed retryably is tried last (default 30).
+        allow_image_fetch: let a provider fetch an ``http(s)`` image URL its service
+            cannot take itself (public addresses only, size-capped, with a timeout);
+            default ``LLMRELAY_ALLOW_IMAGE_FETCH`` / the config file, else never. A
+            service that takes URLs always gets the URL unfetched.
         providers: extra provider classes (or name -> class) for this client only.
         http_client: an ``httpx.AsyncClient`` to use instead of building one (it is not
             closed by ``aclose``; ``proxy``, ``verify`` and connect/read timeouts are then
@@ -81,6 +85,7 @@ class AsyncClient:
         http_client: httpx.AsyncClient | None = None,
         config_path: str | None = None,
         health: HealthStore | None = None,
+        allow_image_fetch: bool | None = None,
     ) -> None:
         path, config = load_config(config_path)
         registry = Registry(providers, Settings.configured_providers(config, path))
@@ -97,6 +102,7 @@ class AsyncClient:
             model=model,
             strict=strict,
             cooldown=cooldown,
+            allow_image_fetch=allow_image_fetch,
         )
         self._owns_http = http_client is None
         http = http_client or make_http_client(settings.timeouts, settings.proxy, settings.verify)

@@ -23,6 +23,8 @@ endpoint names upper-cased, e.g. ``LLMRELAY_HUGGINGFACE_HUB_URL``):
     ``LLMRELAY_REDIS_URL``            Redis shared by several workers
     ``LLMRELAY_LOG``                  ``off`` (``0``, ``false``, ``no``): the CLI logs nothing
     ``LLMRELAY_SERVER_API_KEY``       the key clients of ``llmrelay serve`` must send
+    ``LLMRELAY_ALLOW_IMAGE_FETCH``    ``true``: a provider may fetch an ``http(s)`` image URL
+                                      its service cannot take (public addresses only)
 
 Config file (TOML; default ``<user config dir>/llmrelay/config.toml``)::
 
@@ -31,6 +33,7 @@ Config file (TOML; default ``<user config dir>/llmrelay/config.toml``)::
     ca_bundle = "/etc/ssl/corp.pem"      # or: verify = false
     strict = false
     cooldown = 30
+    allow_image_fetch = false           # fetch image URLs a service cannot take itself
 
     [timeouts]
     connect = 10
@@ -207,6 +210,8 @@ class Settings:
         model: default model reference or ``None``.
         strict: whether unsupported request parameters are errors.
         cooldown: seconds a candidate that failed retryably is tried last.
+        allow_image_fetch: whether a provider may fetch an ``http(s)`` image URL its
+            service cannot take (under ``ImageFetchPolicy``; never by default).
         aliases: user aliases from the config file: name -> model references.
         config_path: the config file read, if any.
     """
@@ -221,6 +226,7 @@ class Settings:
     model: str | None = None
     strict: bool = False
     cooldown: float = 30.0
+    allow_image_fetch: bool = False
     aliases: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     config_path: Path | None = None
     _keys: Mapping[str, str] = field(default_factory=dict, repr=False)
@@ -259,6 +265,7 @@ class Settings:
         model: str | None = None,
         strict: bool | None = None,
         cooldown: float | None = None,
+        allow_image_fetch: bool | None = None,
         env: Mapping[str, str] | None = None,
     ) -> Settings:
         """Resolve settings from arguments, the environment and the config document.
@@ -276,6 +283,7 @@ class Settings:
             model: default model reference.
             strict: unsupported parameters are errors.
             cooldown: seconds a failing candidate stays at the back of its chain.
+            allow_image_fetch: a provider may fetch image URLs its service cannot take.
             env: the environment (default ``os.environ``); read here, never kept.
 
         Raises:
@@ -287,7 +295,9 @@ class Settings:
         where = str(config_path) if config_path else "config file"
         _check_document(doc, providers, where)
         given = {"model": model, "proxy": proxy, "verify": verify, "strict": strict}
-        arguments = _arguments({**given, "cooldown": cooldown}, timeouts)
+        arguments = _arguments(
+            {**given, "cooldown": cooldown, "allow_image_fetch": allow_image_fetch}, timeouts
+        )
         arguments.update(_provider_arguments(providers, base_urls, endpoints, api_keys))
         sources = Sources(arguments, env, doc, where)
         _warn_unknown_variables(env, providers)
@@ -304,6 +314,7 @@ class Settings:
             model=values["model"],
             strict=values["strict"],
             cooldown=values["cooldown"],
+            allow_image_fetch=values["allow_image_fetch"],
             aliases=values["aliases"],
             config_path=config_path if config and config_path else None,
             _keys=keys,

@@ -280,6 +280,7 @@ class Client:
         http_client: httpx.AsyncClient | None = None,
         config_path: str | None = None,
         health: HealthStore | None = None,
+        allow_image_fetch: bool | None = None,
     ) -> None:
         self._kwargs: dict[str, Any] = {
             "model": model,
@@ -295,6 +296,7 @@ class Client:
             "http_client": http_client,
             "config_path": config_path,
             "health": health,
+            "allow_image_fetch": allow_image_fetch,
         }
         self._lock = threading.Lock()
         self._closed = False

@@ -191,7 +191,8 @@ def test_variables_of_other_settings_are_not_typos(caplog: pytest.LogCaptureFixt
 def test_the_config_file_accepts_every_key_of_the_table_and_no_other() -> None:
     keys = {row.key[0] for row in CLIENT_ROWS if row.key}
     assert keys == {"model", "proxy", "ca_bundle", "verify", "strict", "cooldown", "timeouts"} | {
-        "aliases"
+        "aliases",
+        "allow_image_fetch",
     }
     for reserved in ("log", "server"):  # reserved tables stay accepted
         Settings.load(providers=SPECS, config={reserved: {}}, env={})
