@@ -157,7 +157,7 @@ def _magic(data: bytes) -> str | None:
 def _checked(data: bytes, mime: str, name: str) -> ImageData:
     actual = _magic(data)
     if actual != mime:
-        what = f"a {actual} image" if actual else "no image type llmrelay knows"
+        what = actual if actual else "of no image type llmrelay knows"
         raise ImageError(f"the image is declared {mime} but its bytes are {what}")
     return ImageData(data, mime, name)
 
