@@ -93,7 +93,12 @@ def test_a_message_built_from_parts_or_from_images() -> None:
 
 def test_text_only_parts_stay_plain_text() -> None:
     (message,) = normalize_messages(
-        [{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}]
+        [
+            {
+                "role": "user",
+                "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}],
+            }
+        ]
     )
     assert (message.content, message.parts, message.to_openai()["content"]) == ("ab", (), "ab")
 
@@ -200,7 +205,9 @@ async def test_a_redirect_is_followed_and_checked(images: ImageServer) -> None:
         ("/big.png", f"larger than {BIG - 1} bytes"),
     ],
 )
-async def test_what_is_not_an_image_is_refused(images: ImageServer, path: str, message: str) -> None:
+async def test_what_is_not_an_image_is_refused(
+    images: ImageServer, path: str, message: str
+) -> None:
     policy = ImageFetchPolicy(max_bytes=BIG - 1, address_allowed=TEST_ONLY.address_allowed)
     with pytest.raises(ImageError, match=message):
         await fetch_image(f"{images.url}{path}", policy)
