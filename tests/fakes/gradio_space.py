@@ -575,7 +575,8 @@ class FakeSpace:
         fn_index = body.get("fn_index")
         if fn_index is None:
             return JSONResponse({"detail": "No function index provided."}, 400)
-        known = range(CI_DEPS[script.version]) if script.app != "blocks" else (0, 1, 2, 3)
+        deps = CI_MM_DEPS if script.app == "multimodal" else CI_DEPS
+        known = range(deps[script.version]) if script.app != "blocks" else (0, 1, 2, 3)
         if fn_index not in known:
             return PlainTextResponse("Internal Server Error", 500)  # KeyError in get_fn
         event = _Event(uuid.uuid4().hex, int(fn_index), list(body["data"]))
@@ -704,7 +705,10 @@ class FakeSpace:
             raise _AbruptClose("dropped after process_completed")
 
     def _chat_fn_indexes(self) -> tuple[int, ...]:
-        return (CI_API_FN[self.script.version],) if self.script.app != "blocks" else CHAT_FNS
+        if self.script.app == "blocks":
+            return CHAT_FNS
+        api = CI_MM_API_FN if self.script.app == "multimodal" else CI_API_FN
+        return (api[self.script.version],)
 
     async def _files_of(self, event: _Event) -> list[bytes] | None:
         """The bytes of a multimodal message's files, as the server preprocesses them;
@@ -979,6 +983,9 @@ def build_config(version: str) -> dict[str, Any]:
 CI_API_FN: dict[str, int] = {"4": 18, "6": 6}
 """``fn_index`` of ``gr.ChatInterface``'s API dependency (captured: 4.44.1, 6.31.0)."""
 CI_DEPS: dict[str, int] = {"4": 19, "6": 31}
+CI_MM_API_FN: dict[str, int] = {"4": 17, "6": 6}
+CI_MM_DEPS: dict[str, int] = {"4": 18, "6": 31}
+"""The same for ``gr.ChatInterface(multimodal=True)`` (captured: 4.44.1, 6.31.0)."""
 """Number of dependencies of the captured ChatInterface (only a few are described)."""
 CI_SYSTEM_DEFAULT = "You are a friendly chatbot."
 
@@ -1026,7 +1033,8 @@ def build_chatinterface_config(version: str, multimodal: bool = False) -> dict[s
     ]
     internal = _dependency(2, "_stream_fn" if version == "4" else "_submit_fn", [[None, "then"]],
                            [history, chatbot, 0, 1], [chatbot], True, version)  # fmt: skip
-    api = _dependency(CI_API_FN[version], "chat" if version == "4" else "respond",
+    fn_index = (CI_MM_API_FN if multimodal else CI_API_FN)[version]
+    api = _dependency(fn_index, "chat" if version == "4" else "respond",
                       [[button, "click"]], [message, history, 0, 1], [reply, history], True,
                       version)  # fmt: skip
     if version == "4":
