@@ -20,7 +20,7 @@ from ._settings import Settings, Timeouts, load_config
 from ._stream import AsyncChatStream
 from ._turn import Turn
 from .catalog import LiveModel
-from .providers import Provider
+from .providers import Capability, Provider
 from .types import (
     Completion,
     EmbeddingResult,
@@ -188,6 +188,27 @@ class AsyncClient:
             llmrelay.errors.ConfigError: a configured alias that does not resolve.
         """
         return self._engine.router.aliases()
+
+    def model_vision(self, model: str | None = None) -> bool | None:
+        """Whether ``model``'s first candidate takes images (``image_url`` parts), now.
+
+        No I/O: ``False`` for a provider without vision; else what the provider knows
+        (a configured row's ``vision``, the Hugging Face router's cached catalogue, a
+        Space's discovered chat input), ``None`` while unknown (the provider checks
+        when a request with images is sent). ``None`` means the client's default model.
+
+        Raises:
+            llmrelay.errors.UnknownModelError / UnknownProviderError / ConfigError: it
+                does not resolve.
+        """
+        engine = self._engine
+        target = engine.router.resolve(model or engine.settings.model)[0]
+        cls = engine.registry.get(target.provider)
+        if Capability.VISION not in cls.capabilities:
+            return False
+        if engine.missing_key(target.provider) is None:
+            return engine.provider(target.provider).vision(target.model)
+        return cls.declared_vision(cls.resolve_model(target.model))
 
     async def live_models(
         self, provider: str = "huggingface", *, refresh: bool = False

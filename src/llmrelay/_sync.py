@@ -378,6 +378,10 @@ class Client:
         """The candidates ``model`` resolves to (see ``AsyncClient.candidates``)."""
         return self._ensure()[1].candidates(model)
 
+    def model_vision(self, model: str | None = None) -> bool | None:
+        """Whether ``model`` takes images, as known now (see ``AsyncClient.model_vision``)."""
+        return self._ensure()[1].model_vision(model)
+
     def live_models(
         self, provider: str = "huggingface", *, refresh: bool = False
     ) -> list[LiveModel]:
