@@ -342,18 +342,26 @@ async def test_a_space_with_a_plain_textbox_takes_no_images(space: Space) -> Non
     assert not any(r.path.endswith("/upload") for r in fake.requests)
 
 
-async def test_an_image_in_an_earlier_message_is_refused(space: Space) -> None:
+async def test_an_image_of_an_earlier_message_goes_with_the_last_one(
+    space: Space, caplog: pytest.LogCaptureFixture
+) -> None:
     fake, url = space
     use(fake, "6")
+    later = png(6, 6)
     messages = [
         {"role": "user", "content": parts("Look", data_url(DOT))},
         {"role": "assistant", "content": "A dot."},
-        {"role": "user", "content": "And its colour?"},
+        {"role": "user", "content": parts("And this?", data_url(later))},
     ]
-    with pytest.raises(InvalidRequestError, match="only with the last user message") as refused:
-        await space_complete(url, messages)
+    with pytest.raises(InvalidRequestError, match="strict mode") as refused:
+        await space_complete(url, messages, strict=True)
     assert refused.value.param == "messages[0]"
+    assert "history holds text only" in str(refused.value)
     assert fake.joins == []
+    with caplog.at_level(logging.WARNING, logger="llmrelay"):
+        await space_complete(url, messages)
+    assert "messages[0]: its images go with the last message's files" in caplog.text
+    assert fake.received == [[DOT, later]]  # in conversation order
 
 
 @pytest.mark.parametrize(

@@ -736,3 +736,47 @@ def test_the_system_prompt_reaches_the_demo_space(
     expect(answer.locator(".content")).to_contain_text("You said: Ahoy?")
     expect(answer.locator(".content")).to_contain_text("System: You are a pirate.")
     expect(answer.locator(".meta .who")).to_contain_text("Qwen/Qwen2-72B-Instruct")
+
+
+@pytest.fixture(scope="module")
+def multimodal_space() -> Iterator[str]:
+    pytest.importorskip("gradio")
+    from tests.gradio_servers import CHATINTERFACE, load_demo
+
+    url, close = load_demo(CHATINTERFACE).launch_in_thread(multimodal=True)
+    try:
+        yield url
+    finally:
+        close()
+
+
+@pytest.mark.gradio
+def test_an_image_reaches_a_real_multimodal_space(
+    open_page: OpenPage,
+    make_server: Any,
+    base_config: Any,
+    multimodal_space: str,
+    tmp_path: Path,
+) -> None:
+    """A real Gradio 6 ``gr.ChatInterface(multimodal=True)`` behind an alias: once the
+    Space is discovered (the first answer) the page offers images, and the Space's
+    function receives the pasted one, uploaded through its own upload route."""
+    expect = _expect()
+    config = tmp_path / "config.toml"
+    config.write_text('[aliases]\nlook = ["hf_spaces:someone/multimodal-chat"]\n')
+    kwargs = {**base_config.client_kwargs, "config_path": str(config)}
+    kwargs["base_urls"] = {"hf_spaces": multimodal_space}
+    page = open_page(make_server(client_kwargs=kwargs))
+    _ready(page, "look")
+    expect(page.locator("#attach")).to_be_hidden()  # not known yet: not discovered
+    _send(page, "hello")
+    expect(_answer(page, 0).locator(".content")).to_contain_text("Echo: hello")
+    page.reload()
+    _ready(page, "look")
+    expect(page.locator("#attach")).to_be_visible()  # the Space's chat input takes files
+    page.evaluate(PASTE_IMAGE, base64.b64encode(_png(3, 2)).decode())
+    expect(page.locator("#attachments img")).to_have_count(1)
+    _send(page, "What is it?")
+    content = _answer(page, 1).locator(".content")
+    expect(content).to_contain_text("User: What is it?")  # the conversation, flattened
+    expect(content).to_contain_text("image/png sha256:")

@@ -212,11 +212,12 @@ class Provider(ABC):
     def declared_vision(cls, model: str) -> bool | None:
         """Whether ``model`` takes images (``image_url`` parts), as declared (no I/O).
 
-        ``False`` without ``Capability.VISION``; else ``None`` (the service says, when a
-        request is sent), unless a subclass declares per model (a configured
-        OpenAI-compatible row's ``vision``).
+        The provider's ``Capability.VISION`` by default (every model, or none). A
+        provider whose models differ overrides it: a configured OpenAI-compatible row's
+        ``vision`` list; ``None`` where the service says, when a request is sent (the
+        Hugging Face router's catalogue, a Space's chat input).
         """
-        return None if Capability.VISION in cls.capabilities else False
+        return Capability.VISION in cls.capabilities
 
     def vision(self, model: str) -> bool | None:
         """Whether ``model`` takes images, as known now without I/O.

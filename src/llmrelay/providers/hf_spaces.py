@@ -54,11 +54,12 @@ through the Space's own upload route, ``POST {space}{prefix}/upload``, then sent
 ``http(s)`` URL goes as a URL ``FileData`` the Space downloads itself (Gradio 4 and
 later), fetched here and uploaded only for a Space of unknown version and only when
 the client allows fetching (``allow_image_fetch``, ``_image_input``). A Space with a
-plain textbox, or an image in an earlier message (a Space's history input holds text),
-is an ``InvalidRequestError`` naming the message. A ``MultimodalTextbox`` holds its
-text and its files apart: text interleaved with images, or an image ``detail`` other
-than ``auto``, cannot be delivered as asked (a warning; an ``InvalidRequestError`` when
-strict).
+plain textbox is an ``InvalidRequestError`` naming the message. What a Space cannot
+take as asked is a warning (an ``InvalidRequestError`` naming the message when strict):
+an image of an earlier message (a Space's history holds text; it goes with the last
+message's files, in conversation order), text interleaved with images (a
+``MultimodalTextbox`` holds its text and its files apart), an image ``detail`` other
+than ``auto``.
 
 ZeroGPU Spaces fail a call with a ``gr.Error`` whose text is the only record of the
 cause (the ``spaces`` package, ``spaces/zero/client.py``, https://pypi.org/project/spaces/):
@@ -421,17 +422,30 @@ class HFSpaces(Provider):
                 f"{endpoint.message_component}, not a MultimodalTextbox",
             )
         last = len(request.messages) - 1
-        for at in images:
-            if at[0] != last or request.messages[last].role != "user":
-                raise refuse_images(
-                    request,
-                    self.name,
-                    "a Space takes images only with the last user message (its "
-                    "MultimodalTextbox); its history input holds text only",
-                    at,
-                )
-        self._check_parts(request, last)
+        earlier = [at for at in images if at[0] != last or request.messages[at[0]].role != "user"]
+        if earlier:
+            self._cannot_keep(
+                request,
+                earlier[0][0],
+                "its images go with the last message's files (a Space's history holds "
+                "text only)",
+            )
+        if request.messages[last].images:
+            self._check_parts(request, last)
         return [await self._file(url, endpoint, request, at) for at in images]
+
+    def _cannot_keep(self, request: ChatRequest, index: int, what: str) -> None:
+        """A part of ``messages[index]`` the Space cannot take as asked: warn or, strict,
+        refuse (``InvalidRequestError`` naming the message)."""
+        text = f"messages[{index}]: {what}"
+        if request.strict:
+            raise errors.InvalidRequestError(
+                text + " (strict mode)",
+                provider=self.name,
+                model=request.model,
+                param=f"messages[{index}]",
+            )
+        log.warning("%s: %s", self.name, text)
 
     def _check_parts(self, request: ChatRequest, index: int) -> None:
         """Warn (strict: refuse) what a ``MultimodalTextbox`` cannot keep of the parts."""
@@ -447,17 +461,8 @@ class HFSpaces(Provider):
         details = [p.detail for p in parts if isinstance(p, ImagePart) and p.detail]
         if any(detail != "auto" for detail in details):
             problems.append(f"an image detail ({details[0]!r}) has no Space input")
-        if not problems:
-            return
-        text = f"messages[{index}]: " + "; ".join(problems)
-        if request.strict:
-            raise errors.InvalidRequestError(
-                text + " (strict mode)",
-                provider=self.name,
-                model=request.model,
-                param=f"messages[{index}]",
-            )
-        log.warning("%s: %s", self.name, text)
+        if problems:
+            self._cannot_keep(request, index, "; ".join(problems))
 
     async def _file(
         self, url: str, endpoint: ChatEndpoint, request: ChatRequest, at: ImageAt
