@@ -435,8 +435,10 @@ class HFSpaces(Provider):
         return [await self._file(url, endpoint, request, at) for at in images]
 
     def _cannot_keep(self, request: ChatRequest, index: int, what: str) -> None:
-        """A part of ``messages[index]`` the Space cannot take as asked: warn or, strict,
-        refuse (``InvalidRequestError`` naming the message)."""
+        """A part of ``messages[index]`` the Space cannot take as asked.
+
+        A warning; strict: an ``InvalidRequestError`` naming the message.
+        """
         text = f"messages[{index}]: {what}"
         if request.strict:
             raise errors.InvalidRequestError(
