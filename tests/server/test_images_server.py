@@ -145,7 +145,9 @@ def test_an_image_url_is_never_fetched_without_the_flag(
     make_server: Any, space: FakeSpace, images: ImageServer
 ) -> None:
     unknown_version(space)
-    reply = ask(make_server(), [{"type": "image_url", "image_url": {"url": f"{images.url}/dot.png"}}])
+    reply = ask(
+        make_server(), [{"type": "image_url", "image_url": {"url": f"{images.url}/dot.png"}}]
+    )
     assert reply.status_code == 400
     error = reply.json()["error"]
     assert error["param"] == "messages[0]"

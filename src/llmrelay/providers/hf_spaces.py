@@ -427,8 +427,7 @@ class HFSpaces(Provider):
             self._cannot_keep(
                 request,
                 earlier[0][0],
-                "its images go with the last message's files (a Space's history holds "
-                "text only)",
+                "its images go with the last message's files (a Space's history holds text only)",
             )
         if request.messages[last].images:
             self._check_parts(request, last)
