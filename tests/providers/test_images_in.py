@@ -417,3 +417,24 @@ async def test_vision_is_known_once_the_space_is_discovered(
     assert provider.vision("qwen-2-72b") is False  # the known row: a textbox
     assert (await provider.describe_model(MULTIMODAL))["vision"] is True
     assert provider.vision(MULTIMODAL) is True
+
+
+# -- elsewhere: refused, naming the message and the provider -----------------------------------
+
+
+@pytest.mark.parametrize("model", ["replicate:llama-3-70b", "ai2:tulu3-405b", "h2o"])
+async def test_providers_without_vision_refuse_before_sending(model: str) -> None:
+    messages = [
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello"},
+        {"role": "user", "content": parts("Look:", data_url(DOT))},
+    ]
+    provider = model.partition(":")[0]
+    async with AsyncClient(api_keys={"replicate": "r8_test"}) as client:
+        assert client.model_vision(model) is False
+        with pytest.raises(InvalidRequestError) as refused:
+            await client.complete(messages, model=model)
+    assert refused.value.param == "messages[2]"
+    assert refused.value.provider == provider
+    assert f"{provider} cannot take images" in str(refused.value)
+    assert "content[1]" in str(refused.value)
