@@ -11,13 +11,13 @@ import httpx
 from . import errors
 from ._embeddings import AsyncEmbeddings, embed
 from ._engine import Engine, map_exception
-from ._http import make_http_client
 from ._params import ChatParams, ImageParams, check, keywords
 from ._registry import Registry
 from ._resources import AsyncChat, AsyncImages, AsyncModels
 from ._router import HealthStore
 from ._settings import Settings, Timeouts, load_config
 from ._stream import AsyncChatStream
+from ._transport import make_http_client
 from ._turn import Turn
 from .catalog import LiveModel
 from .providers import Capability, Provider
@@ -56,12 +56,17 @@ class AsyncClient:
             service that takes URLs always gets the URL unfetched.
         providers: extra provider classes (or name -> class) for this client only.
         http_client: an ``httpx.AsyncClient`` to use instead of building one (it is not
-            closed by ``aclose``; ``proxy``, ``verify`` and connect/read timeouts are then
-            the caller's).
+            closed by ``aclose``; ``proxy``, ``verify``, ``transport`` and connect/read
+            timeouts are then the caller's).
         config_path: TOML config file to read instead of the default one.
         health: where candidate cool-downs are kept (a ``HealthStore``; not closed by
             ``aclose``). Default: shared through Redis when ``LLMRELAY_REDIS_URL`` is set
             (``pip install 'llmrelay[scale]'``; closed by ``aclose``), else in this client.
+        transport: the HTTP transport: ``"httpx"`` (default), ``"aiohttp"`` (a third
+            to a half of the CPU per streamed token; ``pip install 'llmrelay[fast]'``;
+            no socks proxies) or ``"auto"`` (aiohttp when installed and no socks proxy
+            is set, else httpx; as an argument a preference ``LLMRELAY_TRANSPORT`` and
+            the config file's ``transport`` override). Default: from those, else httpx.
 
     Raises:
         llmrelay.errors.ConfigError: invalid settings or config file.
@@ -86,6 +91,7 @@ class AsyncClient:
         config_path: str | None = None,
         health: HealthStore | None = None,
         allow_image_fetch: bool | None = None,
+        transport: str | None = None,
     ) -> None:
         path, config = load_config(config_path)
         registry = Registry(providers, Settings.configured_providers(config, path))
@@ -103,9 +109,12 @@ class AsyncClient:
             strict=strict,
             cooldown=cooldown,
             allow_image_fetch=allow_image_fetch,
+            transport=transport,
         )
         self._owns_http = http_client is None
-        http = http_client or make_http_client(settings.timeouts, settings.proxy, settings.verify)
+        http = http_client or make_http_client(
+            settings.timeouts, settings.proxy, settings.verify, settings.transport
+        )
         self._owned_health: Any = None
         if health is None:
             from ._redis import health_from_env

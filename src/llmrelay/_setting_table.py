@@ -126,6 +126,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         "bool",
         False,
     ),
+    Setting("transport", "transport", ("LLMRELAY_TRANSPORT",), ("transport",), "text", "httpx"),
     *(_timeout_row(name) for name in TIMEOUT_DEFAULTS),
     Setting("aliases", None, (), ("aliases",), "aliases", MappingProxyType({})),
     Setting("config", "config_path", ("LLMRELAY_CONFIG",), (), "path", None, "process"),

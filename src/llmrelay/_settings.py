@@ -17,6 +17,7 @@ endpoint names upper-cased, e.g. ``LLMRELAY_HUGGINGFACE_HUB_URL``):
     ``LLMRELAY_MODEL``                default model reference
     ``LLMRELAY_STRICT``               ``1``: unsupported parameters are errors
     ``LLMRELAY_COOLDOWN``             seconds a failing candidate waits at the back
+    ``LLMRELAY_TRANSPORT``            ``httpx`` (default), ``aiohttp`` or ``auto``
     ``LLMRELAY_CONFIG``               path of the config file
     ``LLMRELAY_HOME``                 directory of the keys file and the exchange log
     ``LLMRELAY_DATABASE_URL``         SQLAlchemy URL of the exchange log
@@ -34,6 +35,7 @@ Config file (TOML; default ``<user config dir>/llmrelay/config.toml``)::
     strict = false
     cooldown = 30
     allow_image_fetch = false           # fetch image URLs a service cannot take itself
+    transport = "aiohttp"                # httpx (default), aiohttp or auto
 
     [timeouts]
     connect = 10
@@ -212,6 +214,7 @@ class Settings:
         cooldown: seconds a candidate that failed retryably is tried last.
         allow_image_fetch: whether a provider may fetch an ``http(s)`` image URL its
             service cannot take (under ``ImageFetchPolicy``; never by default).
+        transport: the HTTP transport, ``"httpx"``, ``"aiohttp"`` or ``"auto"``.
         aliases: user aliases from the config file: name -> model references.
         config_path: the config file read, if any.
     """
@@ -227,6 +230,7 @@ class Settings:
     strict: bool = False
     cooldown: float = 30.0
     allow_image_fetch: bool = False
+    transport: str = "httpx"
     aliases: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     config_path: Path | None = None
     _keys: Mapping[str, str] = field(default_factory=dict, repr=False)
@@ -266,6 +270,7 @@ class Settings:
         strict: bool | None = None,
         cooldown: float | None = None,
         allow_image_fetch: bool | None = None,
+        transport: str | None = None,
         env: Mapping[str, str] | None = None,
     ) -> Settings:
         """Resolve settings from arguments, the environment and the config document.
@@ -284,6 +289,8 @@ class Settings:
             strict: unsupported parameters are errors.
             cooldown: seconds a failing candidate stays at the back of its chain.
             allow_image_fetch: a provider may fetch image URLs its service cannot take.
+            transport: ``"httpx"`` or ``"aiohttp"``; ``"auto"`` is a preference the
+                environment and config file override (what ``llmrelay serve`` passes).
             env: the environment (default ``os.environ``); read here, never kept.
 
         Raises:
@@ -295,8 +302,16 @@ class Settings:
         where = str(config_path) if config_path else "config file"
         _check_document(doc, providers, where)
         given = {"model": model, "proxy": proxy, "verify": verify, "strict": strict}
+        # "auto" as an argument is a preference: the variable and config file override it
+        preferred = None if transport == "auto" else transport
         arguments = _arguments(
-            {**given, "cooldown": cooldown, "allow_image_fetch": allow_image_fetch}, timeouts
+            {
+                **given,
+                "cooldown": cooldown,
+                "allow_image_fetch": allow_image_fetch,
+                "transport": preferred,
+            },
+            timeouts,
         )
         arguments.update(_provider_arguments(providers, base_urls, endpoints, api_keys))
         sources = Sources(arguments, env, doc, where)
@@ -315,6 +330,7 @@ class Settings:
             strict=values["strict"],
             cooldown=values["cooldown"],
             allow_image_fetch=values["allow_image_fetch"],
+            transport=_transport(values, origins, transport),
             aliases=values["aliases"],
             config_path=config_path if config and config_path else None,
             _keys=keys,
@@ -346,6 +362,16 @@ def _unknown(where: str, what: str, name: str, valid: Any) -> errors.ConfigError
         + _did_you_mean(name, valid)
         + f"; valid {what.rpartition(' ')[2]}s: {', '.join(sorted(valid))}"
     )
+
+
+def _transport(values: Mapping[str, Any], origins: Mapping[str, str], given: str | None) -> str:
+    """The transport setting; ``"auto"`` when only an argument preferred it.
+
+    Its value is checked when the client is built (``llmrelay._transport``).
+    """
+    if "transport" not in origins and given == "auto":
+        return "auto"
+    return str(values["transport"])
 
 
 def _arguments(given: Mapping[str, Any], timeouts: Timeouts | None) -> dict[str, tuple[Any, str]]:

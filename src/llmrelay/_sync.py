@@ -281,6 +281,7 @@ class Client:
         config_path: str | None = None,
         health: HealthStore | None = None,
         allow_image_fetch: bool | None = None,
+        transport: str | None = None,
     ) -> None:
         self._kwargs: dict[str, Any] = {
             "model": model,
@@ -297,6 +298,7 @@ class Client:
             "config_path": config_path,
             "health": health,
             "allow_image_fetch": allow_image_fetch,
+            "transport": transport,
         }
         self._lock = threading.Lock()
         self._closed = False

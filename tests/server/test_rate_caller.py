@@ -27,14 +27,14 @@ def _statuses(url: str, n: int, headers: Any) -> list[int]:
 
 
 def test_a_fresh_bearer_per_request_does_not_dodge_the_limit(make_server: Any) -> None:
-    url = make_server(rate_limit=3)  # no server key: any bearer is accepted
+    url = make_server(rate_limit=3, rate_window=1e6)  # no server key: any bearer is accepted
     statuses = _statuses(url, 10, lambda i: {"Authorization": f"Bearer {secrets.token_hex(8)}"})
     # before: keyed on the client's own header, 10 of 10 allowed
     assert statuses == [200] * 3 + [429] * 7
 
 
 def test_with_a_server_key_its_holders_share_one_bucket(make_server: Any) -> None:
-    url = make_server(rate_limit=2, api_key="k-123")
+    url = make_server(rate_limit=2, rate_window=1e6, api_key="k-123")
     statuses = _statuses(url, 4, lambda i: {"Authorization": "Bearer k-123"})
     assert statuses == [200, 200, 429, 429]
     wrong = _statuses(url, 1, lambda i: {"Authorization": "Bearer nope"})

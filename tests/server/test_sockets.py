@@ -255,7 +255,7 @@ def _limited(address: tuple[str, int], forwarded: Any) -> list[int]:
 def test_x_forwarded_for_is_ignored_unless_the_proxy_is_trusted(
     base_config: ServerConfig, protocol: str
 ) -> None:
-    config = replace(base_config, rate_limit=2)
+    config = replace(base_config, rate_limit=2, rate_window=1e6)
     limits = SocketLimits()
     random_address = lambda i: f"198.51.100.{secrets.randbelow(250) + 1}"  # noqa: E731
     # before: uvicorn's default trusts 127.0.0.1, so a local client picked its bucket

@@ -193,11 +193,12 @@ def test_the_config_file_accepts_every_key_of_the_table_and_no_other() -> None:
     assert keys == {"model", "proxy", "ca_bundle", "verify", "strict", "cooldown", "timeouts"} | {
         "aliases",
         "allow_image_fetch",
+        "transport",
     }
     for reserved in ("log", "server"):  # reserved tables stay accepted
         Settings.load(providers=SPECS, config={reserved: {}}, env={})
-    with pytest.raises(ConfigError, match="unknown setting 'transport'"):
-        Settings.load(providers=SPECS, config={"transport": "x"}, env={})
+    with pytest.raises(ConfigError, match="unknown setting 'verbose'"):
+        Settings.load(providers=SPECS, config={"verbose": "x"}, env={})
 
 
 # -- one reader of the environment -------------------------------------------------------------

@@ -139,6 +139,13 @@ def _check_proxies(
 )
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Config file.")
 @click.option("-m", "--model", help="Default model when a request names none.")
+@click.option(
+    "--transport",
+    type=click.Choice(["auto", "httpx", "aiohttp"]),
+    help="HTTP transport to the providers [default: auto: aiohttp when installed and no "
+    "socks proxy is set, unless LLMRELAY_TRANSPORT or the config file's transport say "
+    "otherwise].",
+)
 def serve(
     host: str,
     port: int,
@@ -161,6 +168,7 @@ def serve(
     allow_image_fetch: bool,
     config_path: str | None,
     model: str | None,
+    transport: str | None,
 ) -> None:
     """Serve the OpenAI-compatible API and the web chat page at http://HOST:PORT/.
 
@@ -199,6 +207,7 @@ def serve(
         client_kwargs["model"] = model
     if allow_image_fetch:
         client_kwargs["allow_image_fetch"] = True
+    client_kwargs["transport"] = transport or "auto"
     config = ServerConfig(
         api_key=key,
         cors_origins=cors_origins,
