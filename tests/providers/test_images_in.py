@@ -227,7 +227,8 @@ def use(fake: FakeSpace, version: str, **script: Any) -> None:
 
 
 async def space_complete(url: str, messages: Any, **kwargs: Any) -> Any:
-    client_kwargs = {k: kwargs.pop(k) for k in ("strict", "allow_image_fetch") if k in kwargs}
+    names = ("strict", "allow_image_fetch", "transport")
+    client_kwargs = {k: kwargs.pop(k) for k in names if k in kwargs}
     async with AsyncClient(base_urls={"hf_spaces": url}, **client_kwargs) as client:
         return await client.complete(messages, model=f"hf_spaces:{MULTIMODAL}", **kwargs)
 
@@ -237,13 +238,19 @@ def joined_message(fake: FakeSpace) -> Any:
     return join.json["data"][0]
 
 
-@pytest.mark.parametrize("version", ["4", "6"])
-async def test_a_data_url_is_uploaded_and_the_space_receives_it(space: Space, version: str) -> None:
+@pytest.mark.parametrize(
+    ("version", "transport"), [("4", "httpx"), ("6", "httpx"), ("6", "aiohttp")]
+)
+async def test_a_data_url_is_uploaded_and_the_space_receives_it(
+    space: Space, version: str, transport: str
+) -> None:
     fake, url = space
     use(fake, version)
     image = png(5, 4)
     result = await space_complete(
-        url, [{"role": "user", "content": parts("What is it?", data_url(image))}]
+        url,
+        [{"role": "user", "content": parts("What is it?", data_url(image))}],
+        transport=transport,  # llmrelay serve's default is aiohttp (a multipart upload)
     )
     assert result.text == "I see." + file_note(image)
     assert fake.received == [[image]]
