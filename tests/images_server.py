@@ -2,7 +2,7 @@
 
 Routes: ``/dot.png`` (a 3x2 PNG), ``/big.png`` (a PNG of ``BIG`` bytes),
 ``/text`` (``text/plain``), ``/liar.png`` (``image/png`` that is not one),
-``/to?url=U`` (302 to ``U``), ``/loop`` (302 to itself), ``/slow.png`` (waits 5 s).
+``/to?url=U`` (302 to ``U``), ``/loop`` (302 to itself), ``/slow.png`` (waits 2 s).
 ``hits`` counts the requests by path and keeps each one's ``Host`` header.
 """
 
@@ -78,7 +78,7 @@ def serve_images() -> Iterator[ImageServer]:
         if path == "/loop":
             return RedirectResponse("/loop", 302)
         if path == "/slow.png":
-            await anyio.sleep(5)
+            await anyio.sleep(2)  # the server waits for it when it stops
             return Response(DOT, media_type="image/png")
         return Response("no", 404)
 
