@@ -7,7 +7,8 @@ the state is stored with the index of the assistant message it belongs to, so a 
 answered by another provider makes it stale, and that provider then gets the whole
 history again.
 
-JSON round trip::
+JSON round trip (messages in OpenAI's shape: an assistant's ``tool_calls``, a tool
+message's ``tool_call_id``)::
 
     {"id": "…", "messages": [{"role", "content"}, …],
      "states": {"ai2": {"data": {…}, "index": 3}}}
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from .types import ConversationState, Message, normalize_messages
+from .types import ConversationState, Message, ToolCall, normalize_messages
 
 __all__ = ["Conversation", "ProviderState"]
 
@@ -106,10 +107,20 @@ class Conversation:
             self.messages.insert(0, message)
             self._states = {k: ProviderState(v.data, v.index + 1) for k, v in self._states.items()}
 
-    def record(self, new: Iterable[Message], reply: str, state: ConversationState | None) -> None:
-        """Append a finished turn: the new messages, the reply and the provider's state."""
+    def record(
+        self,
+        new: Iterable[Message],
+        reply: str,
+        state: ConversationState | None,
+        tool_calls: tuple[ToolCall, ...] = (),
+    ) -> None:
+        """Append a finished turn: the new messages, the reply and the provider's state.
+
+        ``tool_calls`` are the reply's calls (the next turn answers them with
+        ``role: "tool"`` messages).
+        """
         self.messages.extend(new)
-        self.messages.append(Message("assistant", reply))
+        self.messages.append(Message("assistant", reply, tool_calls=tool_calls))
         if state is not None:
             self._states[state.provider] = ProviderState(
                 MappingProxyType(dict(state.data)), len(self.messages) - 1
@@ -119,7 +130,7 @@ class Conversation:
         """The JSON-ready form (see the module docstring); images are not kept."""
         return {
             "id": self.id,
-            "messages": [{"role": m.role, "content": m.content} for m in self.messages],
+            "messages": [_plain_message(m) for m in self.messages],
             "states": {
                 name: {"data": dict(state.data), "index": state.index}
                 for name, state in self._states.items()
@@ -141,3 +152,13 @@ class Conversation:
             raise ValueError("a conversation needs a 'messages' list and a 'states' object")
         conv_id = data.get("id")
         return cls(messages, id=str(conv_id) if conv_id else None, states=states)
+
+
+def _plain_message(message: Message) -> dict[str, Any]:
+    """``{"role", "content"}`` plus ``tool_calls`` / ``tool_call_id`` (no images)."""
+    out: dict[str, Any] = {"role": message.role, "content": message.content}
+    if message.tool_calls:
+        out["tool_calls"] = [call.to_openai() for call in message.tool_calls]
+    if message.tool_call_id is not None:
+        out["tool_call_id"] = message.tool_call_id
+    return out

@@ -18,13 +18,25 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal, Required, TypedDict, TypeVar, get_args, get_origin
 
 from ._conversation import Conversation
-from .types import ConversationState
+from .types import ConversationState, ResponseFormat, Tool, ToolChoice
+
+ToolsInput = Iterable[Tool | Mapping[str, Any]]
+"""``tools``: ``llmrelay.Tool`` values or OpenAI's ``{"type": "function", "function":
+{...}}`` objects."""
+ToolChoiceInput = Literal["auto", "none", "required"] | ToolChoice | Mapping[str, Any]
+"""``tool_choice``: ``"auto"``, ``"none"``, ``"required"``, a ``ToolChoice`` or OpenAI's
+``{"type": "function", "function": {"name"}}``."""
+ResponseFormatInput = ResponseFormat | Mapping[str, Any]
+"""``response_format``: a ``ResponseFormat`` or OpenAI's ``{"type": ...}`` object."""
 
 __all__ = [
     "ChatParams",
     "CompletionCreateParams",
     "ImageParams",
     "ImagesGenerateParams",
+    "ResponseFormatInput",
+    "ToolChoiceInput",
+    "ToolsInput",
     "check",
     "keywords",
 ]
@@ -50,6 +62,14 @@ class ChatParams(TypedDict, total=False):
             when the stream finishes.
         state: a provider's ``ConversationState`` from a previous turn (without a
             conversation); only that provider receives it.
+        tools: function tools the model may call (``llmrelay.Tool`` or OpenAI's tool
+            objects); the answer then may stream ``ToolCallDelta`` events and finish
+            with ``"tool_calls"``.
+        tool_choice: ``"auto"``, ``"none"``, ``"required"`` or a named function
+            (``ToolChoice`` or OpenAI's object).
+        parallel_tool_calls: whether several calls may come in one answer.
+        response_format: ``{"type": "json_object"}``, ``{"type": "json_schema",
+            "json_schema": {...}}`` (or a ``ResponseFormat``).
     """
 
     model: str | None
@@ -62,6 +82,10 @@ class ChatParams(TypedDict, total=False):
     options: Mapping[str, Any] | None
     conversation: Conversation | None
     state: ConversationState | None
+    tools: ToolsInput | None
+    tool_choice: ToolChoiceInput | None
+    parallel_tool_calls: bool | None
+    response_format: ResponseFormatInput | None
 
 
 class CompletionCreateParams(TypedDict, total=False):
@@ -81,6 +105,10 @@ class CompletionCreateParams(TypedDict, total=False):
         stream_options: ``{"include_usage": true}`` adds a final usage chunk.
         conversation: an ``llmrelay.Conversation`` to continue and record into.
         options: provider-specific options.
+        tools: function tools (OpenAI's tool objects or ``llmrelay.Tool``).
+        tool_choice: ``"auto"``, ``"none"``, ``"required"`` or a named function.
+        parallel_tool_calls: whether several calls may come in one answer.
+        response_format: ``text``, ``json_object`` or ``json_schema``.
     """
 
     model: str | None
@@ -93,6 +121,10 @@ class CompletionCreateParams(TypedDict, total=False):
     stream_options: Mapping[str, Any] | None
     conversation: Conversation | None
     options: Mapping[str, Any] | None
+    tools: ToolsInput | None
+    tool_choice: ToolChoiceInput | None
+    parallel_tool_calls: bool | None
+    response_format: ResponseFormatInput | None
 
 
 class ImageParams(TypedDict, total=False):
@@ -145,8 +177,11 @@ class ImagesGenerateParams(TypedDict, total=False):
     options: Mapping[str, Any] | None
 
 
-DEFAULTS: Mapping[str, Any] = {"n": 1, "response_format": "b64_json"}
-"""Defaults that are not ``None``."""
+DEFAULTS: Mapping[type, Mapping[str, Any]] = {
+    ImageParams: {"n": 1},
+    ImagesGenerateParams: {"n": 1, "response_format": "b64_json"},
+}
+"""Defaults that are not ``None``, per parameter set."""
 
 _NAMES: dict[type, frozenset[str]] = {
     params: frozenset(params.__annotations__)
@@ -182,11 +217,12 @@ def keywords(params: type) -> Callable[[F], F]:
             p for p in signature.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD
         ]
         required = params.__required_keys__  # type: ignore[attr-defined]
+        defaults = DEFAULTS.get(params, {})
         added = [
             inspect.Parameter(
                 name,
                 inspect.Parameter.KEYWORD_ONLY,
-                default=inspect.Parameter.empty if name in required else DEFAULTS.get(name),
+                default=inspect.Parameter.empty if name in required else defaults.get(name),
                 annotation=_unwrap(annotation),
             )
             for name, annotation in params.__annotations__.items()

@@ -41,6 +41,8 @@ from .types import (
     ImageResult,
     ProviderInfo,
     Reasoning,
+    ToolCall,
+    ToolCallDelta,
     Usage,
 )
 
@@ -58,7 +60,17 @@ character instead of a string object per delta (~55 bytes)."""
 class Accumulator:
     """Collects a turn's events into a ``Completion`` (the only such collector)."""
 
-    __slots__ = ("blocks", "finish", "images", "info", "reasoning", "state", "text", "usage")
+    __slots__ = (
+        "blocks",
+        "calls",
+        "finish",
+        "images",
+        "info",
+        "reasoning",
+        "state",
+        "text",
+        "usage",
+    )
 
     def __init__(self) -> None:
         self.text: list[str] = []
@@ -70,6 +82,8 @@ class Accumulator:
         self.usage: Usage | None = None
         self.state: ConversationState | None = None
         self.finish: FinishReason | None = None
+        self.calls: dict[int, list[str | None]] = {}
+        """Tool calls by ``index``: ``[id, name, fragment, fragment, ...]``."""
 
     def add(self, event: Event) -> None:
         """Record one event (text deltas are appended by the stream directly)."""
@@ -89,6 +103,25 @@ class Accumulator:
             self.info = event
         elif isinstance(event, FinishReason):
             self.finish = event
+        elif isinstance(event, ToolCallDelta):
+            call = self.calls.get(event.index)
+            if call is None:
+                call = self.calls[event.index] = [event.id, event.name]
+            else:  # a provider repeating the id or name on later deltas: first one kept
+                call[0] = call[0] or event.id
+                call[1] = call[1] or event.name
+            call.append(event.arguments)
+
+    def tool_calls(self) -> tuple[ToolCall, ...]:
+        """The assembled calls, in ``index`` order (fragments joined as they came)."""
+        out: list[ToolCall] = []
+        for index in sorted(self.calls):
+            call_id, name, *fragments = self.calls[index]
+            if call_id and name:
+                out.append(ToolCall(call_id, name, "".join(f or "" for f in fragments)))
+            else:
+                log.warning("tool call %d came without an id or a name; dropped", index)
+        return tuple(out)
 
     def compact(self) -> None:
         """Join the text deltas into one block (``text`` is emptied in place)."""
@@ -112,6 +145,7 @@ class Accumulator:
             state=self.state,
             images=tuple(self.images),
             attempts=tuple(attempts),
+            tool_calls=self.tool_calls(),
         )
 
 
@@ -384,7 +418,7 @@ class AsyncChatStream:
             state = self._acc.state
             if state is not None and state.provider != self.provider:
                 state = None
-            conversation.record(self._turn.new, self._acc.answer(), state)
+            conversation.record(self._turn.new, self._acc.answer(), state, self._acc.tool_calls())
 
     # -- closing and collecting ---------------------------------------------------------
 

@@ -22,6 +22,7 @@ from .types import (
     Message,
     MessagesInput,
     Reasoning,
+    ToolCallDelta,
     normalize_messages,
 )
 
@@ -105,9 +106,9 @@ def _given(params: ChatParams) -> dict[str, Any]:
 
 
 def is_content(event: Event) -> bool:
-    """Whether ``event`` is content: non-empty text or reasoning, or an image."""
+    """Whether ``event`` is content: non-empty text or reasoning, an image, a tool call."""
     if type(event) is str:
         return bool(event)
     if isinstance(event, Reasoning):
         return bool(event.text)
-    return isinstance(event, ImageResult)
+    return isinstance(event, ImageResult | ToolCallDelta)

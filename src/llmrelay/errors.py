@@ -69,7 +69,16 @@ class LLMRelayError(Exception):
 
 
 class ConfigError(LLMRelayError):
-    """Bad configuration or arguments: nothing was sent."""
+    """Bad configuration or arguments: nothing was sent.
+
+    Attributes:
+        param: the request field at fault (OpenAI's error ``param``: ``"tools"``,
+            ``"messages[2].tool_call_id"``), or ``None``.
+    """
+
+    def __init__(self, *args: object, param: str | None = None) -> None:
+        self.param = param
+        super().__init__(*args)
 
 
 class UnknownProviderError(ConfigError):
@@ -201,12 +210,13 @@ class ModelNotFoundError(ProviderError):
 
 
 class InvalidRequestError(ProviderError):
-    """The provider rejected the request as invalid (HTTP 400/422), or cannot honour part of it.
+    """The request is invalid (HTTP 400/422), or the provider cannot honour part of it.
 
-    When a part cannot be honoured, ``param`` names it, as OpenAI's error object does.
+    A part llmrelay knows a provider cannot honour (tools, a response format, a
+    parameter under ``strict``) is refused before anything is sent.
 
     Attributes:
-        param: the request field refused (``"dimensions"``, ``"input"``, ...), or ``None``.
+        param: the request field at fault (OpenAI's error ``param``), or ``None``.
     """
 
     def __init__(self, message: str, *, param: str | None = None, **kwargs: object) -> None:

@@ -6,6 +6,8 @@ A chat stream is an async iterator of ``Event`` values:
   (never trimmed; a whitespace-only or repeated delta is real text);
 * ``ProviderInfo`` — always first: which provider and model answer;
 * ``Reasoning`` — a piece of the model's visible reasoning, when a provider exposes it;
+* ``ToolCallDelta`` — a piece of a tool (function) call as the provider streamed it: the
+  first for a call carries its ``id`` and ``name``, later ones argument fragments only;
 * ``Usage`` — token counts, when the provider reports them;
 * ``ConversationState`` — provider-side state to carry to the next turn;
 * ``Queued`` — the request waits in the service's queue (position and estimate), before
@@ -15,10 +17,18 @@ A chat stream is an async iterator of ``Event`` values:
 
 All event classes are frozen, slotted dataclasses: cheap to create on the token path,
 hashable and safe to share between threads.
+
+Requests for agents use the OpenAI chat-completions terms
+(https://platform.openai.com/docs/api-reference/chat/create, openai-python's
+``types/chat/completion_create_params.py``): function ``Tool`` definitions with a JSON
+Schema, ``ToolChoice``, ``parallel_tool_calls`` and ``ResponseFormat``; messages with
+role ``tool`` (``tool_call_id``) and assistant messages carrying ``ToolCall`` values.
+Each type's ``from_openai`` reads OpenAI's JSON shape and ``to_openai`` writes it.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -26,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 if TYPE_CHECKING:
     from .errors import Attempt
+    from .providers._image_input import ImageFetchPolicy
 
 __all__ = [
     "ChatRequest",
@@ -36,6 +47,7 @@ __all__ = [
     "EmbeddingResult",
     "Event",
     "FinishReason",
+    "ImagePart",
     "ImageRequest",
     "ImageResult",
     "Message",
@@ -44,16 +56,379 @@ __all__ = [
     "ProviderInfo",
     "Queued",
     "Reasoning",
+    "ResponseFormat",
     "Role",
+    "Tool",
+    "ToolCall",
+    "ToolCallDelta",
+    "ToolChoice",
     "Usage",
     "event_to_dict",
     "normalize_messages",
 ]
 
-Role: TypeAlias = Literal["system", "user", "assistant"]
-_ROLES: frozenset[str] = frozenset({"system", "user", "assistant"})
-_INPUT_ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
+Role: TypeAlias = Literal["system", "user", "assistant", "tool"]
+_ROLES: frozenset[str] = frozenset({"system", "user", "assistant", "tool"})
+_INPUT_ROLES = {
+    "system": "system",
+    "developer": "system",
+    "user": "user",
+    "assistant": "assistant",
+    "tool": "tool",
+}
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
+_TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+"""OpenAI's rule for a function name (``FunctionDefinition.name``)."""
+_MAX_ID = 512
+
+
+def _where(where: str, detail: str) -> ValueError:
+    return ValueError(f"{where}{detail}")
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """One assembled tool (function) call of an assistant message.
+
+    The OpenAI form (``ChatCompletionMessageFunctionToolCall``) is
+    ``{"id", "type": "function", "function": {"name", "arguments"}}``.
+
+    Attributes:
+        id: the call's id (``call_...``); a ``role: "tool"`` message answers it by
+            ``tool_call_id``.
+        name: the function's name.
+        arguments: the arguments as the model wrote them: JSON text, normally an
+            object, never parsed or re-serialised by llmrelay (it may be invalid JSON
+            when the model erred; ``strict`` schemas make that rare).
+        type: always ``"function"``.
+
+    Raises:
+        ValueError: an empty ``id`` or ``name``, or non-string fields.
+    """
+
+    id: str
+    name: str
+    arguments: str = ""
+    type: Literal["function"] = "function"
+
+    def __post_init__(self) -> None:
+        for key in ("id", "name", "arguments"):
+            if not isinstance(getattr(self, key), str):
+                raise ValueError(f"tool call {key} must be a string")
+        if not self.id or not self.name:
+            raise ValueError("a tool call needs an id and a name")
+        if self.type != "function":
+            raise ValueError(f"tool call type must be 'function'; got {self.type!r:.40}")
+
+    def to_openai(self) -> dict[str, Any]:
+        """``{"id", "type": "function", "function": {"name", "arguments"}}``."""
+        return {
+            "id": self.id,
+            "type": "function",
+            "function": {"name": self.name, "arguments": self.arguments},
+        }
+
+    @classmethod
+    def from_openai(cls, value: Any, where: str = "tool_call") -> ToolCall:
+        """A ``ToolCall`` from OpenAI's shape (or a ``ToolCall``).
+
+        Raises:
+            ValueError: a malformed call, naming ``where`` and what is wrong (a
+                ``custom`` tool call is not supported).
+        """
+        if isinstance(value, ToolCall):
+            return value
+        if not isinstance(value, Mapping):
+            raise _where(where, " must be an object")
+        kind = value.get("type", "function")
+        if kind != "function":
+            raise _where(where, f".type {kind!r:.40} is not supported (only 'function')")
+        function = value.get("function")
+        if not isinstance(function, Mapping):
+            raise _where(where, ".function must be an object")
+        call_id, name = value.get("id"), function.get("name")
+        arguments = function.get("arguments", "")
+        if not isinstance(call_id, str) or not call_id or len(call_id) > _MAX_ID:
+            raise _where(where, ".id must be a non-empty string")
+        if not isinstance(name, str) or not name:
+            raise _where(where, ".function.name must be a non-empty string")
+        if arguments is None:
+            arguments = ""
+        if not isinstance(arguments, str):
+            raise _where(where, ".function.arguments must be a string (JSON text)")
+        return cls(call_id, name, arguments)
+
+
+@dataclass(frozen=True, slots=True)
+class Tool:
+    """A function tool the model may call (OpenAI's ``ChatCompletionFunctionTool``).
+
+    OpenAI form: ``{"type": "function", "function": {"name", "description"?,
+    "parameters"?, "strict"?}}``.
+
+    Attributes:
+        name: the function name: letters, digits, ``_`` and ``-``, at most 64.
+        description: what the function does, for the model; ``None`` when not given.
+        parameters: the arguments' JSON Schema (an object schema), or ``None`` (no
+            arguments declared).
+        strict: OpenAI's structured-outputs flag for the arguments, or ``None`` when
+            not given (sent only when given).
+
+    Raises:
+        ValueError: an invalid name, description or parameters.
+    """
+
+    name: str
+    description: str | None = None
+    parameters: Mapping[str, Any] | None = None
+    strict: bool | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not _TOOL_NAME.match(self.name):
+            raise ValueError(
+                f"a tool name is 1 to 64 letters, digits, '_' or '-'; got {self.name!r:.80}"
+            )
+        if self.description is not None and not isinstance(self.description, str):
+            raise ValueError("a tool description must be a string")
+        if self.parameters is not None and not isinstance(self.parameters, Mapping):
+            raise ValueError("a tool's parameters must be a JSON Schema object")
+        if self.strict is not None and not isinstance(self.strict, bool):
+            raise ValueError("a tool's strict must be true or false")
+
+    def to_openai(self) -> dict[str, Any]:
+        """OpenAI's tool object (absent fields left out)."""
+        function: dict[str, Any] = {"name": self.name}
+        if self.description is not None:
+            function["description"] = self.description
+        if self.parameters is not None:
+            function["parameters"] = _plain(self.parameters)
+        if self.strict is not None:
+            function["strict"] = self.strict
+        return {"type": "function", "function": function}
+
+    @classmethod
+    def from_openai(cls, value: Any, where: str = "tools[0]") -> Tool:
+        """A ``Tool`` from OpenAI's shape (or a ``Tool``).
+
+        Raises:
+            ValueError: a malformed tool or another tool ``type`` (``custom``), naming
+                ``where``.
+        """
+        if isinstance(value, Tool):
+            return value
+        if not isinstance(value, Mapping):
+            raise _where(where, " must be an object")
+        kind = value.get("type")
+        if kind != "function":
+            raise _where(where, f".type must be 'function'; got {kind!r:.40}")
+        function = value.get("function")
+        if not isinstance(function, Mapping):
+            raise _where(where, ".function must be an object")
+        try:
+            return cls(
+                name=function.get("name"),  # type: ignore[arg-type]
+                description=function.get("description"),
+                parameters=function.get("parameters"),
+                strict=function.get("strict"),
+            )
+        except ValueError as exc:
+            raise _where(where, f".function: {exc}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class ToolChoice:
+    """Whether and which tool the model must call (OpenAI's ``tool_choice``).
+
+    OpenAI form: ``"auto"``, ``"none"``, ``"required"``, or
+    ``{"type": "function", "function": {"name"}}`` (``mode="function"``).
+
+    Attributes:
+        mode: ``"auto"`` (the model decides), ``"none"`` (no call), ``"required"`` (at
+            least one call), ``"function"`` (a call of ``name``).
+        name: the function to call, with ``mode="function"``; else ``None``.
+
+    Raises:
+        ValueError: an unknown mode, or a name missing or given where it does not belong.
+    """
+
+    mode: Literal["auto", "none", "required", "function"]
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("auto", "none", "required", "function"):
+            raise ValueError(
+                "tool_choice must be auto, none, required or a named function; "
+                f"got {self.mode!r:.40}"
+            )
+        if (self.mode == "function") != (self.name is not None):
+            raise ValueError("a named tool_choice needs a function name (and only it has one)")
+
+    def to_openai(self) -> str | dict[str, Any]:
+        """``"auto"``/``"none"``/``"required"`` or ``{"type": "function", ...}``."""
+        if self.mode == "function":
+            return {"type": "function", "function": {"name": self.name}}
+        return self.mode
+
+    @classmethod
+    def from_openai(cls, value: Any, where: str = "tool_choice") -> ToolChoice:
+        """A ``ToolChoice`` from OpenAI's shape (or a ``ToolChoice``).
+
+        Raises:
+            ValueError: anything else (``allowed_tools`` and ``custom`` choices are not
+                supported), naming ``where``.
+        """
+        if isinstance(value, ToolChoice):
+            return value
+        if isinstance(value, str):
+            if value in ("auto", "none", "required"):
+                return cls(value)  # type: ignore[arg-type]
+            raise _where(where, f" must be auto, none, required or a function; got {value!r:.40}")
+        if isinstance(value, Mapping) and value.get("type") == "function":
+            function = value.get("function")
+            name = function.get("name") if isinstance(function, Mapping) else None
+            if not isinstance(name, str) or not _TOOL_NAME.match(name):
+                raise _where(where, ".function.name must be a tool name")
+            return cls("function", name)
+        kind = value.get("type") if isinstance(value, Mapping) else type(value).__name__
+        raise _where(
+            where, f" of type {kind!r:.40} is not supported (auto, none, required, function)"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseFormat:
+    """The form of the answer (OpenAI's ``response_format``).
+
+    OpenAI form: ``{"type": "text"}``, ``{"type": "json_object"}``, or
+    ``{"type": "json_schema", "json_schema": {"name", "description"?, "schema"?,
+    "strict"?}}``.
+
+    Attributes:
+        type: ``"text"``, ``"json_object"`` (any JSON object) or ``"json_schema"``.
+        name: the schema's name (``json_schema``; letters, digits, ``_``, ``-``).
+        schema: the JSON Schema the answer must follow (``json_schema``), or ``None``.
+        strict: OpenAI's strict schema adherence, or ``None`` when not given.
+        description: what the format is for, or ``None``.
+
+    Raises:
+        ValueError: an unknown type, a schema part given for another type, a bad name.
+    """
+
+    type: Literal["text", "json_object", "json_schema"]
+    name: str | None = None
+    schema: Mapping[str, Any] | None = None
+    strict: bool | None = None
+    description: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.type not in ("text", "json_object", "json_schema"):
+            raise ValueError(
+                "response_format type must be text, json_object or json_schema; "
+                f"got {self.type!r:.40}"
+            )
+        if self.type == "json_schema":
+            if not isinstance(self.name, str) or not _TOOL_NAME.match(self.name):
+                raise ValueError(
+                    "a json_schema response format needs a name (letters, digits, _ -)"
+                )
+            if self.schema is not None and not isinstance(self.schema, Mapping):
+                raise ValueError("a json_schema response format's schema must be an object")
+            if self.strict is not None and not isinstance(self.strict, bool):
+                raise ValueError("a json_schema response format's strict must be true or false")
+        elif (self.name, self.schema, self.strict, self.description) != (None,) * 4:
+            raise ValueError(f"a {self.type} response format takes no schema")
+
+    def to_openai(self) -> dict[str, Any]:
+        """OpenAI's ``response_format`` object (absent fields left out)."""
+        if self.type != "json_schema":
+            return {"type": self.type}
+        spec: dict[str, Any] = {"name": self.name}
+        if self.description is not None:
+            spec["description"] = self.description
+        if self.schema is not None:
+            spec["schema"] = _plain(self.schema)
+        if self.strict is not None:
+            spec["strict"] = self.strict
+        return {"type": "json_schema", "json_schema": spec}
+
+    @classmethod
+    def from_openai(cls, value: Any, where: str = "response_format") -> ResponseFormat:
+        """A ``ResponseFormat`` from OpenAI's shape (or a ``ResponseFormat``).
+
+        Raises:
+            ValueError: a malformed format, naming ``where``.
+        """
+        if isinstance(value, ResponseFormat):
+            return value
+        if not isinstance(value, Mapping):
+            raise _where(where, " must be an object with a type")
+        kind = value.get("type")
+        try:
+            if kind != "json_schema":
+                return cls(kind)  # type: ignore[arg-type]  # checked by __post_init__
+            spec = value.get("json_schema")
+            if not isinstance(spec, Mapping):
+                raise ValueError("json_schema must be an object")
+            return cls(
+                "json_schema",
+                name=spec.get("name"),
+                schema=spec.get("schema"),
+                strict=spec.get("strict"),
+                description=spec.get("description"),
+            )
+        except ValueError as exc:
+            raise _where(where, f": {exc}") from None
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-ready copy of a schema (read-only mappings and tuples made plain)."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class ImagePart:
+    """An ``image_url`` content part of a message (OpenAI's ``ChatCompletionContentPartImage``).
+
+    OpenAI form: ``{"type": "image_url", "image_url": {"url", "detail"?}}``
+    (https://platform.openai.com/docs/guides/images-vision).
+
+    Attributes:
+        url: an ``https://`` / ``http://`` URL or a ``data:image/...;base64,`` URL.
+        detail: OpenAI's fidelity hint (``"auto"``, ``"low"``, ``"high"``) as the caller
+            gave it, or ``None`` when not given (then it is not sent).
+
+    Raises:
+        ValueError: an empty or non-string ``url``, or a ``detail`` that is not a short
+            string.
+    """
+
+    url: str
+    detail: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.url, str) or not self.url:
+            raise ValueError("an image part needs a url")
+        if self.detail is not None and (
+            not isinstance(self.detail, str) or not 0 < len(self.detail) <= 32
+        ):
+            raise ValueError(
+                f"an image part's detail must be a short string; got {self.detail!r:.40}"
+            )
+
+    def to_openai(self) -> dict[str, Any]:
+        """``{"type": "image_url", "image_url": {"url", "detail"?}}``."""
+        image: dict[str, Any] = {"url": self.url}
+        if self.detail is not None:
+            image["detail"] = self.detail
+        return {"type": "image_url", "image_url": image}
+
+
+ContentPart: TypeAlias = "str | ImagePart"
+"""One part of a message's content, in order: a text part's text or an ``ImagePart``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,68 +436,154 @@ class Message:
     """One chat message, in the OpenAI chat-completions shape.
 
     Attributes:
-        role: ``"system"``, ``"user"`` or ``"assistant"`` (OpenAI's ``"developer"`` is
-            accepted on input and stored as ``"system"``).
-        content: the message text (text parts of a list-of-parts content, joined).
+        role: ``"system"``, ``"user"``, ``"assistant"`` or ``"tool"`` (OpenAI's
+            ``"developer"`` is accepted on input and stored as ``"system"``).
+        content: the message text (text parts of a list-of-parts content, joined); may
+            be empty for an assistant message that only calls tools.
         images: the URLs (``https://`` or ``data:``) of the message's ``image_url``
             parts, in order; a provider without ``Capability.VISION`` refuses them.
+        tool_calls: an assistant message's tool calls, in order (``ToolCall``).
+        tool_call_id: a ``tool`` message's answer to that call id (required there).
+        parts: the content as given when it is a list of parts with images: each text
+            part's text and each ``ImagePart`` (with its ``detail``) in their order;
+            ``content`` and ``images`` are derived from it (given alone, they are
+            filled in). Empty otherwise: then the content is ``content`` followed by
+            ``images`` (``content_parts``).
 
     Raises:
-        ValueError: on an unknown role or a non-string content.
+        ValueError: on an unknown role, a non-string content, tool calls on a message
+            that is not the assistant's, a ``tool`` message without ``tool_call_id``,
+            or ``parts`` that disagree with ``content``/``images``.
     """
 
     role: Role
     content: str
     images: tuple[str, ...] = ()
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+    parts: tuple[ContentPart, ...] = ()
 
     def __post_init__(self) -> None:
+        if self.parts:
+            self._check_parts()
         if self.role not in _ROLES:
             raise ValueError(
-                f"message role must be one of system, developer, user, assistant; got {self.role!r}"
+                "message role must be one of system, developer, user, assistant, tool; "
+                f"got {self.role!r}"
             )
         if not isinstance(self.content, str):
             raise ValueError(f"message content must be a string; got {type(self.content).__name__}")
+        if self.tool_calls:
+            if self.role != "assistant":
+                raise ValueError("only an assistant message carries tool_calls")
+            if not all(isinstance(call, ToolCall) for call in self.tool_calls):
+                raise ValueError("tool_calls must be ToolCall values")
+        if self.role == "tool":
+            if not isinstance(self.tool_call_id, str) or not self.tool_call_id:
+                raise ValueError("a tool message needs the tool_call_id it answers")
+        elif self.tool_call_id is not None:
+            raise ValueError("only a tool message carries a tool_call_id")
+
+    def to_openai(self) -> dict[str, Any]:
+        """The OpenAI chat message: ``{"role", "content"}`` and its tool fields.
+
+        ``tool_calls`` or ``tool_call_id`` when set; a message with images has a list
+        of parts, text and ``image_url`` parts in their order (``content_parts``, each
+        image's ``detail`` kept). An assistant message that only calls tools has
+        ``"content": null``, as OpenAI writes it.
+        """
+        content: Any = self.content
+        if self.images:
+            content = [
+                part.to_openai() if isinstance(part, ImagePart) else {"type": "text", "text": part}
+                for part in self.content_parts
+            ]
+        out: dict[str, Any] = {"role": self.role, "content": content}
+        if self.tool_calls:
+            if not self.content and not self.images:
+                out["content"] = None
+            out["tool_calls"] = [call.to_openai() for call in self.tool_calls]
+        if self.tool_call_id is not None:
+            out["tool_call_id"] = self.tool_call_id
+        return out
+
+    @property
+    def content_parts(self) -> tuple[ContentPart, ...]:
+        """The content as parts in order.
+
+        ``parts`` when given, else the text (when not empty) followed by an
+        ``ImagePart`` per URL of ``images``.
+        """
+        if self.parts:
+            return self.parts
+        head: tuple[ContentPart, ...] = (self.content,) if self.content else ()
+        return head + tuple(ImagePart(url) for url in self.images)
+
+    @property
+    def image_parts(self) -> tuple[tuple[int, ImagePart], ...]:
+        """Each image of the message with its index among ``content_parts``."""
+        return tuple(
+            (j, part) for j, part in enumerate(self.content_parts) if isinstance(part, ImagePart)
+        )
+
+    def _check_parts(self) -> None:
+        """Fill ``content``/``images`` from ``parts``, or check that they agree."""
+        if not all(isinstance(part, (str, ImagePart)) for part in self.parts):
+            raise ValueError("message parts must be strings (text) or ImagePart values")
+        text = "".join(part for part in self.parts if isinstance(part, str))
+        urls = tuple(part.url for part in self.parts if isinstance(part, ImagePart))
+        if not self.content and not self.images:
+            object.__setattr__(self, "content", text)
+            object.__setattr__(self, "images", urls)
+        elif (self.content, tuple(self.images)) != (text, urls):
+            raise ValueError("a message's content and images must be those of its parts")
 
 
 MessagesInput: TypeAlias = (
     "str | Message | Mapping[str, Any] | Iterable[Message | Mapping[str, Any]]"
 )
 """What the clients accept as ``messages``: a prompt string (one user message), one
-``Message``, one ``{"role", "content"}`` mapping, or an iterable of those."""
+``Message``, one ``{"role", "content"}`` mapping (OpenAI's shape, with ``tool_calls``
+or ``tool_call_id``), or an iterable of those."""
 
 
-def _content_of(index: int, content: Any) -> tuple[str, tuple[str, ...]]:
-    """Text and image URLs of an OpenAI ``content``: a string or a list of parts."""
+def _content_of(index: int, content: Any) -> tuple[str, tuple[str, ...], tuple[ContentPart, ...]]:
+    """Text, image URLs and (with images) the parts in order of an OpenAI ``content``."""
     if isinstance(content, str):
-        return content, ()
+        return content, (), ()
     if content is None:
-        return "", ()
+        return "", (), ()
     if not isinstance(content, (list, tuple)):
         raise ValueError(
             f"messages[{index}].content must be a string or a list of parts; "
             f"got {type(content).__name__}"
         )
-    texts: list[str] = []
-    images: list[str] = []
+    parts: list[ContentPart] = []
     for j, part in enumerate(content):
         where = f"messages[{index}].content[{j}]"
         if isinstance(part, str):
-            texts.append(part)
+            parts.append(part)
             continue
         if not isinstance(part, Mapping):
             raise ValueError(f"{where} must be a content part object")
         kind = part.get("type")
         if kind == "text" and isinstance(part.get("text"), str):
-            texts.append(part["text"])
+            parts.append(part["text"])
         elif kind == "image_url":
             image = part.get("image_url")
             url = image.get("url") if isinstance(image, Mapping) else image
+            detail = image.get("detail") if isinstance(image, Mapping) else None
             if not isinstance(url, str) or not url:
                 raise ValueError(f"{where} (image_url) has no url")
-            images.append(url)
+            try:
+                parts.append(ImagePart(url, detail))
+            except ValueError as exc:
+                raise ValueError(f"{where}: {exc}") from None
         else:
             raise ValueError(f"{where} has an unsupported type {kind!r} (text or image_url)")
-    return "".join(texts), tuple(images)
+    text = "".join(part for part in parts if isinstance(part, str))
+    images = tuple(part.url for part in parts if isinstance(part, ImagePart))
+    return text, images, tuple(parts) if images else ()
 
 
 def normalize_messages(messages: Any) -> tuple[Message, ...]:
@@ -131,9 +592,13 @@ def normalize_messages(messages: Any) -> tuple[Message, ...]:
     Args:
         messages: a prompt string, a ``Message``, a ``{"role", "content"}`` mapping or an
             iterable of messages/mappings (OpenAI chat-completions shape: roles
-            ``system``, ``developer`` (stored as system), ``user``, ``assistant``;
-            ``content`` a string or a list of ``text`` / ``image_url`` parts, text
-            parts joined; other keys such as ``name`` are ignored).
+            ``system``, ``developer`` (stored as system), ``user``, ``assistant``,
+            ``tool``; ``content`` a string or a list of ``text`` / ``image_url``
+            parts (text parts joined into ``content``; with images, every part kept
+            in order in ``Message.parts``, each image's ``detail`` too), ``null`` or
+            absent for an assistant message with ``tool_calls``; an assistant's
+            ``tool_calls`` (OpenAI's function tool-call objects), a tool message's
+            ``tool_call_id``; other keys such as ``name`` are ignored).
 
     Returns:
         A non-empty tuple of ``Message``.
@@ -156,20 +621,52 @@ def normalize_messages(messages: Any) -> tuple[Message, ...]:
                 f"messages[{index}] must be a Message or a mapping with 'role' and "
                 f"'content'; got {type(item).__name__}"
             )
-        missing = [key for key in ("role", "content") if key not in item]
-        if missing:
-            raise ValueError(f"messages[{index}] lacks {', '.join(map(repr, missing))}")
-        role = item["role"]
-        if not isinstance(role, str) or role not in _INPUT_ROLES:
-            raise ValueError(
-                f"messages[{index}].role must be one of system, developer, user, assistant; "
-                f"got {role!r:.40}"
-            )
-        text, images = _content_of(index, item["content"])
-        out.append(Message(_INPUT_ROLES[role], text, images))  # type: ignore[arg-type]
+        out.append(_message_of(index, item))
     if not out:
         raise ValueError("messages must contain at least one message")
     return tuple(out)
+
+
+def _message_of(index: int, item: Mapping[str, Any]) -> Message:
+    """One OpenAI-shaped message mapping as a ``Message``."""
+    role = item.get("role")
+    if "role" not in item:
+        raise ValueError(f"messages[{index}] lacks 'role'")
+    if not isinstance(role, str) or role not in _INPUT_ROLES:
+        raise ValueError(
+            f"messages[{index}].role must be one of system, developer, user, assistant, "
+            f"tool; got {role!r:.40}"
+        )
+    raw_calls = item.get("tool_calls")
+    calls: tuple[ToolCall, ...] = ()
+    if raw_calls is not None and role == "assistant":
+        if not isinstance(raw_calls, (list, tuple)):
+            raise ValueError(f"messages[{index}].tool_calls must be a list")
+        calls = tuple(
+            ToolCall.from_openai(call, f"messages[{index}].tool_calls[{j}]")
+            for j, call in enumerate(raw_calls)
+        )
+    elif raw_calls:
+        raise ValueError(f"messages[{index}].tool_calls: only an assistant message has them")
+    if "content" not in item and not calls:
+        raise ValueError(f"messages[{index}] lacks 'content'")
+    text, images, parts = _content_of(index, item.get("content"))
+    call_id = item.get("tool_call_id")
+    if role == "tool":
+        if not isinstance(call_id, str) or not call_id or len(call_id) > _MAX_ID:
+            raise ValueError(
+                f"messages[{index}].tool_call_id must be the id of the call it answers"
+            )
+    elif call_id is not None:
+        raise ValueError(f"messages[{index}].tool_call_id: only a tool message has one")
+    return Message(
+        _INPUT_ROLES[role],  # type: ignore[arg-type]
+        text,
+        images,
+        tool_calls=calls,
+        tool_call_id=call_id if role == "tool" else None,
+        parts=parts,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +694,22 @@ class ChatRequest:
         strict: the client's ``strict`` setting: a part of the request the provider
             finds it cannot deliver (a system prompt a Space has no input for) is an
             ``InvalidRequestError`` instead of a warning.
+        image_fetch: how the provider may fetch an ``http(s)`` image URL itself when
+            its service cannot take the URL (``llmrelay._image_fetch.ImageFetchPolicy``:
+            size cap, timeout, public addresses only), or ``None``: never (the client's
+            ``allow_image_fetch`` setting; off by default). A service that takes URLs
+            gets the URL unfetched either way.
+        tools: the function tools the model may call (``Tool``), in order; empty: none.
+        tool_choice: whether and which tool must be called, or ``None`` (the
+            service's default: ``auto`` with tools).
+        parallel_tool_calls: whether the model may call several tools in one turn, or
+            ``None`` (the service's default).
+        response_format: the form of the answer (JSON object or schema), or ``None``
+            (text).
+
+    The engine sends ``tools``, ``tool_choice``, ``parallel_tool_calls`` and
+    ``response_format`` only to a provider (and model) that declares it can honour
+    them; otherwise the request is refused before anything is sent.
     """
 
     messages: tuple[Message, ...]
@@ -210,6 +723,11 @@ class ChatRequest:
     options: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
     deadline: float | None = None
     strict: bool = False
+    image_fetch: ImageFetchPolicy | None = None
+    tools: tuple[Tool, ...] = ()
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: ResponseFormat | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,12 +780,39 @@ class Reasoning:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolCallDelta:
+    """A piece of a tool call, exactly as the provider streamed it.
+
+    The calls of one answer are told apart by ``index`` (0, 1, ... in the order they
+    start; parallel calls may interleave). The first delta of a call carries its ``id``
+    and ``name`` (and maybe a first argument fragment, even all of them); later deltas
+    of that call carry only an ``arguments`` fragment. Fragments are never joined, split
+    or delayed: concatenated in order they give the call's arguments (JSON text). The
+    OpenAI encoders write each as one ``choices[0].delta.tool_calls`` entry
+    (``ChoiceDeltaToolCall``: the first with ``id``, ``type: "function"`` and
+    ``function.name``, later ones ``function.arguments`` only).
+
+    Attributes:
+        index: the call's position in the answer's calls.
+        id: the call id, on the call's first delta only; else ``None``.
+        name: the function name, on the call's first delta only; else ``None``.
+        arguments: an arguments fragment (``""`` when the delta carries none).
+    """
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class FinishReason:
     """Why generation ended; exactly one per stream, always last.
 
     Attributes:
         reason: an OpenAI ``finish_reason`` value: ``"stop"`` (natural end or stop
-            sequence), ``"length"`` (token limit), ``"content_filter"``.
+            sequence), ``"length"`` (token limit), ``"tool_calls"`` (the answer is
+            tool calls to run, ``ToolCallDelta`` events), ``"content_filter"``.
     """
 
     reason: str
@@ -348,6 +893,10 @@ class Completion:
         state: provider state for the next turn, when the provider keeps any.
         images: generated images, if any.
         attempts: each candidate tried (``llmrelay.Attempt``), the last one ``"ok"``.
+        tool_calls: the assembled tool calls (``ToolCall``), in ``index`` order; empty
+            when the model called none.
+        usage_estimated: ``True`` when ``usage`` was counted by llmrelay, not reported
+            by the provider.
     """
 
     text: str
@@ -359,6 +908,12 @@ class Completion:
     state: ConversationState | None = None
     images: tuple[ImageResult, ...] = field(default=(), repr=False)
     attempts: tuple[Attempt, ...] = field(default=(), repr=False)
+    tool_calls: tuple[ToolCall, ...] = ()
+    usage_estimated: bool = False
+
+    def message(self) -> Message:
+        """The answer as the assistant ``Message`` of a conversation (text and calls)."""
+        return Message("assistant", self.text, tool_calls=self.tool_calls)
 
 
 @dataclass(frozen=True, slots=True)
@@ -414,7 +969,15 @@ class ProviderDescription:
 
 
 Event: TypeAlias = (
-    str | ProviderInfo | Reasoning | FinishReason | Usage | ConversationState | ImageResult | Queued
+    str
+    | ProviderInfo
+    | Reasoning
+    | ToolCallDelta
+    | FinishReason
+    | Usage
+    | ConversationState
+    | ImageResult
+    | Queued
 )
 
 
@@ -426,7 +989,9 @@ def event_to_dict(event: Event) -> dict[str, Any]:
     ``{"type": "usage", "prompt_tokens", "completion_tokens", "total_tokens"}``,
     ``{"type": "state", "provider", "data"}``, ``{"type": "image", "mime_type", "bytes",
     "seed"}`` (``bytes`` is the image size; the data itself is not included),
-    ``{"type": "queued", "position", "queue_size", "eta"}``.
+    ``{"type": "queued", "position", "queue_size", "eta"}``,
+    ``{"type": "tool_call", "index", "id", "name", "arguments"}`` (``id`` and ``name``
+    ``null`` after a call's first delta).
 
     Raises:
         TypeError: if ``event`` is not an event.
@@ -442,6 +1007,14 @@ def event_to_dict(event: Event) -> dict[str, Any]:
         }
     if isinstance(event, Reasoning):
         return {"type": "reasoning", "text": event.text}
+    if isinstance(event, ToolCallDelta):
+        return {
+            "type": "tool_call",
+            "index": event.index,
+            "id": event.id,
+            "name": event.name,
+            "arguments": event.arguments,
+        }
     if isinstance(event, FinishReason):
         return {"type": "finish", "reason": event.reason}
     if isinstance(event, Usage):

@@ -36,6 +36,10 @@ CHAT = {
     "options",
     "conversation",
     "state",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "response_format",
 }
 
 

@@ -39,7 +39,8 @@ def test_mappings_and_messages_mix() -> None:
     [
         ([], "at least one"),
         ([{"role": "user"}], "messages[0] lacks 'content'"),
-        ([{"role": "tool", "content": "x"}], "messages[0].role must be one of"),
+        ([{"role": "tool", "content": "x"}], "messages[0].tool_call_id must be"),
+        ([{"role": "function", "content": "x"}], "messages[0].role must be one of"),
         ([Message("user", "a"), 3], "messages[1] must be a Message"),
         ([{"role": "user", "content": 5}], "content must be a string"),
     ],
