@@ -29,7 +29,8 @@ from llmrelay.types import FinishReason, Reasoning, Usage
 def stdlib() -> ModuleType:
     """``llmrelay._json`` as imported where orjson is not installed."""
     spec = importlib.util.spec_from_file_location("_json_without_orjson", _json.__file__)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     saved = sys.modules.get("orjson")
     sys.modules["orjson"] = None  # type: ignore[assignment]  # import orjson -> ImportError
@@ -95,7 +96,8 @@ def test_strings_match_the_standard_library(stdlib: ModuleType, text: str) -> No
     encoded = _json.string(text)
     assert encoded == stdlib.string(text)
     assert json.loads(encoded) == text
-    assert b"\xe2\x80\xa8" not in encoded and b"\xe2\x80\xa9" not in encoded
+    assert b"\xe2\x80\xa8" not in encoded
+    assert b"\xe2\x80\xa9" not in encoded
     assert b"\xc2\x85" not in encoded
     assert len(encoded.decode().splitlines()) <= 1
 
@@ -134,9 +136,7 @@ DOCUMENTS = [
 
 
 @pytest.mark.parametrize("text", DOCUMENTS)
-def test_documents_parse_as_the_standard_library_parses_them(
-    stdlib: ModuleType, text: str
-) -> None:
+def test_documents_parse_as_the_standard_library_parses_them(stdlib: ModuleType, text: str) -> None:
     expected = json.loads(text)
     for data in (text, text.encode()):
         assert _same(_json.loads(data), expected)
@@ -219,7 +219,8 @@ def test_chunk_frames_are_byte_identical_without_orjson(
     slow = _frames(texts, usage)
     assert fast == slow
     for frame in fast:
-        assert frame.startswith(b"data: {") and frame.endswith(b"}\n\n")
+        assert frame.startswith(b"data: {")
+        assert frame.endswith(b"}\n\n")
         assert frame.count(b"\n") == 2  # one line: U+2028/U+2029/U+0085 escaped
         json.loads(frame[len(b"data: ") :])
     chunk = json.loads(fast[6][len(b"data: ") :])
