@@ -65,6 +65,7 @@ from .types import (
 
 if TYPE_CHECKING:
     from ._client import AsyncClient
+    from ._messages import AsyncMessages, AsyncMessageStream
     from ._openai import (
         ChatCompletion,
         ChatCompletionChunk,
@@ -79,15 +80,33 @@ if TYPE_CHECKING:
         ImagesGenerateParams,
     )
     from ._resources import AsyncChatCompletionStream
+    from ._response_store import (
+        DatabaseResponseStore,
+        MemoryResponseStore,
+        ResponseStore,
+        StoredResponse,
+    )
+    from ._responses import AsyncResponses, AsyncResponseStream
+    from ._shape_models import (
+        AnthropicMessage,
+        MessageStreamEvent,
+        Response,
+        ResponseStreamEvent,
+    )
     from ._stream import AsyncChatStream
     from ._sync import ChatCompletionStream, ChatStream, Client
     from ._wire.sse import AsyncSSEStream
 
 __all__ = [
     "AllProvidersFailed",
+    "AnthropicMessage",
     "AsyncChatCompletionStream",
     "AsyncChatStream",
     "AsyncClient",
+    "AsyncMessageStream",
+    "AsyncMessages",
+    "AsyncResponseStream",
+    "AsyncResponses",
     "AsyncSSEStream",
     "Attempt",
     "AuthenticationError",
@@ -105,6 +124,7 @@ __all__ = [
     "ConfigError",
     "Conversation",
     "ConversationState",
+    "DatabaseResponseStore",
     "Event",
     "FinishReason",
     "ImageParams",
@@ -114,7 +134,9 @@ __all__ = [
     "ImagesResponse",
     "InvalidRequestError",
     "LLMRelayError",
+    "MemoryResponseStore",
     "Message",
+    "MessageStreamEvent",
     "MissingCredentialsError",
     "Model",
     "ModelList",
@@ -128,7 +150,11 @@ __all__ = [
     "Queued",
     "RateLimitError",
     "Reasoning",
+    "Response",
     "ResponseFormat",
+    "ResponseStore",
+    "ResponseStreamEvent",
+    "StoredResponse",
     "StreamInterrupted",
     "Timeouts",
     "Tool",
@@ -150,6 +176,18 @@ _LAZY = {
     "ChatCompletionStream": "._sync",
     "AsyncChatStream": "._stream",
     "AsyncChatCompletionStream": "._resources",
+    "AsyncResponses": "._responses",
+    "AsyncResponseStream": "._responses",
+    "AsyncMessages": "._messages",
+    "AsyncMessageStream": "._messages",
+    "ResponseStore": "._response_store",
+    "StoredResponse": "._response_store",
+    "MemoryResponseStore": "._response_store",
+    "DatabaseResponseStore": "._response_store",
+    "Response": "._shape_models",
+    "ResponseStreamEvent": "._shape_models",
+    "AnthropicMessage": "._shape_models",
+    "MessageStreamEvent": "._shape_models",
     "AsyncSSEStream": "._wire.sse",
     "ChatCompletion": "._openai",
     "ChatCompletionChunk": "._openai",

@@ -11,9 +11,11 @@ import httpx
 from . import errors
 from ._engine import Engine, map_exception
 from ._http import make_http_client
+from ._messages import AsyncMessages
 from ._params import ChatParams, ImageParams, check, keywords
 from ._registry import Registry
 from ._resources import AsyncChat, AsyncImages, AsyncModels
+from ._responses import AsyncResponses
 from ._router import HealthStore
 from ._settings import Settings, Timeouts, load_config
 from ._stream import AsyncChatStream
@@ -108,6 +110,8 @@ class AsyncClient:
         self.chat = AsyncChat(self)
         self.images = AsyncImages(self)
         self.models = AsyncModels(self)
+        self.responses = AsyncResponses(self)
+        self.messages = AsyncMessages(self)
 
     def __repr__(self) -> str:
         return f"<AsyncClient model={self._engine.settings.model!r}>"
