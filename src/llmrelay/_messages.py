@@ -43,7 +43,8 @@ class AsyncMessageStream:
     def __init__(self, events: AsyncChatStream, builder: MessageEvents) -> None:
         self.events = events
         self._builder = builder
-        self._queue: list[dict[str, Any]] = builder.start()
+        self._queue: list[dict[str, Any]] = []
+        self._started = False
 
     @property
     def message(self) -> AnthropicMessage:
@@ -71,7 +72,7 @@ class AsyncMessageStream:
         """
         from ._wire.anthropic import MessageFrames
 
-        self._queue = []
+        self._started = True  # the frames start with message_start themselves
         return AsyncSSEStream(self.events, MessageFrames(self._builder))
 
     def fail(self, kind: str, message: str) -> bytes:
@@ -90,6 +91,9 @@ class AsyncMessageStream:
 
     async def __anext__(self) -> MessageStreamEvent:
         queue = self._queue
+        if not self._started:
+            self._started = True
+            queue.extend(self._builder.start())
         while not queue:
             if self._builder.ended:
                 raise StopAsyncIteration

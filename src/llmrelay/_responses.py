@@ -54,7 +54,8 @@ class AsyncResponseStream:
         self.events = events
         self._builder = builder
         self._on_end = on_end
-        self._queue: list[dict[str, Any]] = builder.start()
+        self._queue: list[dict[str, Any]] = []
+        self._started = False
         self._ended = False
 
     @property
@@ -94,7 +95,7 @@ class AsyncResponseStream:
         """
         from ._wire.responses import ResponseFrames
 
-        self._queue = []  # the frames start with response.created themselves
+        self._started = True  # the frames start with response.created themselves
         return AsyncSSEStream(self.events, ResponseFrames(self._builder, self._end))
 
     def fail(self, code: str, message: str) -> bytes:
@@ -119,6 +120,9 @@ class AsyncResponseStream:
     async def __anext__(self) -> ResponseStreamEvent:
         queue = self._queue
         builder = self._builder
+        if not self._started:
+            self._started = True
+            queue.extend(builder.start())
         while not queue:
             if builder.ended:
                 self._end()
@@ -212,6 +216,22 @@ class AsyncResponses:
         self._client = client
         self.store: ResponseStore = store if store is not None else MemoryResponseStore()
         self.input_items = AsyncInputItems(self)
+
+    def chat_messages(self, body: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """A Responses body's input as OpenAI chat messages (what the engine gets).
+
+        The ``instructions`` first (as a system message, when given), then the input
+        items as ``create`` translates them (without what ``previous_response_id``
+        adds).
+
+        Raises:
+            llmrelay.errors.ConfigError: as ``create`` does for the body.
+        """
+        from ._wire import responses as wire
+
+        request = wire.parse_request(body)
+        system = [{"role": "system", "content": request.instructions}]
+        return (system if request.instructions else []) + request.messages
 
     def with_store(self, store: ResponseStore) -> AsyncResponses:
         """These responses, kept in ``store`` instead."""
@@ -364,8 +384,7 @@ class AsyncResponses:
         await self._record(response_id)
         raise errors.ConfigError(
             "only responses created with background: true can be cancelled "
-            "(llmrelay runs no background responses)",
-            param="response_id",
+            "(llmrelay runs no background responses)"
         )
 
 

@@ -1,8 +1,9 @@
 """ASGI middleware: the server key, the body size limit and the access log.
 
-* ``/v1/*`` and ``/metrics`` need ``Authorization: Bearer KEY`` when a key is set,
-  compared with ``hmac.compare_digest``; ``/``, ``/static/*`` and ``/health`` do not
-  (the page asks for the key itself).
+* ``/v1/*`` and ``/metrics`` need ``Authorization: Bearer KEY`` (or Anthropic's
+  ``x-api-key: KEY``) when a key is set, compared with ``hmac.compare_digest``
+  (the refusals of ``/v1/messages*`` in Anthropic's error shape); ``/``,
+  ``/static/*`` and ``/health`` do not (the page asks for the key itself).
 * A body larger than ``max_body_bytes`` gets 413, by ``Content-Length`` before it is
   read, or while it is read when it comes chunked.
 * One access-log line per request: method, path (no query string), status, seconds and
@@ -67,6 +68,8 @@ class Guard:
                 scheme, _, token = value.partition(b" ")
                 if scheme.lower() == b"bearer":
                     return hmac.compare_digest(token.strip(), self._key)
+            elif name == b"x-api-key":  # Anthropic's header (the anthropic SDKs send it)
+                return hmac.compare_digest(value.strip(), self._key)
         return False
 
     def _declared_length(self, scope: Scope) -> int | None:
@@ -84,6 +87,7 @@ class Guard:
             await self.app(scope, receive, send)
             return
         started = time.monotonic()
+        anthropic = scope["path"].startswith("/v1/messages")
         status = 0
         replied = False  # the guard answered (413 mid-body): drop what the app sends
 
@@ -106,11 +110,12 @@ class Guard:
                         "invalid_api_key",
                     ),
                     [(b"www-authenticate", b"Bearer")],
+                    anthropic,
                 )
                 return
             length = self._declared_length(scope)
             if length is not None and length > self._max:
-                await self._reply(send_logged, 413, self._too_large(), [])
+                await self._reply(send_logged, 413, self._too_large(), [], anthropic)
                 return
             received = 0
 
@@ -121,7 +126,7 @@ class Guard:
                     received += len(message.get("body", b""))
                     if received > self._max:
                         if not status and not replied:
-                            await self._reply(send_logged, 413, self._too_large(), [])
+                            await self._reply(send_logged, 413, self._too_large(), [], anthropic)
                             replied = True
                         return {"type": "http.disconnect"}
                 return message
@@ -147,7 +152,17 @@ class Guard:
         )
 
     async def _reply(
-        self, send: Send, status: int, body: dict[str, Any], extra: list[tuple[bytes, bytes]]
+        self,
+        send: Send,
+        status: int,
+        body: dict[str, Any],
+        extra: list[tuple[bytes, bytes]],
+        anthropic: bool = False,
     ) -> None:
+        if anthropic:  # /v1/messages answers errors in Anthropic's shape
+            kind = {401: "authentication_error", 413: "request_too_large"}.get(
+                status, "invalid_request_error"
+            )
+            body = {"type": "error", "error": {"type": kind, "message": body["error"]["message"]}}
         for message in _json(status, body, extra):
             await send(message)
