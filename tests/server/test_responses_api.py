@@ -110,7 +110,13 @@ def test_previous_response_id_sends_the_history(sdk: openai.OpenAI) -> None:
 
 
 def test_streaming_events_as_the_sdk_accumulates_them(sdk: openai.OpenAI) -> None:
-    scripted.SCRIPTS["alpha"] = [Reasoning("Thinking."), "Hel", "lo", Usage(2, 2, 4), FinishReason("stop")]
+    scripted.SCRIPTS["alpha"] = [
+        Reasoning("Thinking."),
+        "Hel",
+        "lo",
+        Usage(2, 2, 4),
+        FinishReason("stop"),
+    ]
     with sdk.responses.stream(model="alpha:m", input="hi") as stream:
         events = list(stream)
         final = stream.get_final_response()
@@ -139,14 +145,20 @@ def test_a_stream_with_a_tool_call(sdk: openai.OpenAI) -> None:
         Usage(9, 5, 14),
         FinishReason("tool_calls"),
     ]
-    with sdk.responses.stream(model="alpha:m", input="Weather in Paris?", tools=[WEATHER]) as stream:
+    with sdk.responses.stream(
+        model="alpha:m", input="Weather in Paris?", tools=[WEATHER]
+    ) as stream:
         kinds = [event.type for event in stream]
         final = stream.get_final_response()
     assert "response.function_call_arguments.delta" in kinds
     assert "response.function_call_arguments.done" in kinds
     [call] = final.output
     assert call.type == "function_call"
-    assert (call.call_id, call.name, call.arguments) == ("call_1", "get_weather", '{"city":"Paris"}')
+    assert (call.call_id, call.name, call.arguments) == (
+        "call_1",
+        "get_weather",
+        '{"city":"Paris"}',
+    )
 
 
 @needs_tools_engine
@@ -155,7 +167,9 @@ def test_a_tool_round_trip_reaches_the_provider(sdk: openai.OpenAI) -> None:
         ToolCallDelta(0, "call_1", "get_weather", '{"city":"Paris"}'),
         FinishReason("tool_calls"),
     ]
-    first = sdk.responses.create(model="alpha:m", input="Weather?", tools=[WEATHER], tool_choice="required")
+    first = sdk.responses.create(
+        model="alpha:m", input="Weather?", tools=[WEATHER], tool_choice="required"
+    )
     request = scripted.LOG["alpha"].requests[-1]
     assert [tool.name for tool in request.tools] == ["get_weather"]
     assert request.tool_choice is not None and request.tool_choice.mode == "required"
@@ -238,7 +252,11 @@ def test_the_bodies_validate_against_the_open_responses_schema(base_url: str) ->
     with httpx.stream(
         "POST",
         f"{base_url}/responses",
-        json={"model": "alpha:m", "stream": True, "input": [{"type": "message", "role": "user", "content": "Count."}]},
+        json={
+            "model": "alpha:m",
+            "stream": True,
+            "input": [{"type": "message", "role": "user", "content": "Count."}],
+        },
     ) as reply:
         lines = [line for line in reply.iter_lines() if line.startswith("data: ")]
     events = [json.loads(line[6:]) for line in lines]
@@ -265,7 +283,9 @@ def test_a_continuation_reaches_ai2_as_its_parent_message(
         sdk = openai.OpenAI(base_url=url + "/v1", api_key="x", max_retries=0, timeout=20)
         first = sdk.responses.create(model="ai2", input="Hello")
         assert fake.fake.received[-1].parent is None  # a new thread
-        with sdk.responses.stream(model="ai2", input="More", previous_response_id=first.id) as stream:
+        with sdk.responses.stream(
+            model="ai2", input="More", previous_response_id=first.id
+        ) as stream:
             for _ in stream:
                 pass
             second = stream.get_final_response()

@@ -56,7 +56,12 @@ def check(out: list[dict[str, Any]]) -> None:
 
 @pytest.mark.parametrize(
     ("reason", "stop_reason"),
-    [("stop", "end_turn"), ("length", "max_tokens"), ("tool_calls", "tool_use"), ("content_filter", "refusal")],
+    [
+        ("stop", "end_turn"),
+        ("length", "max_tokens"),
+        ("tool_calls", "tool_use"),
+        ("content_filter", "refusal"),
+    ],
 )
 def test_the_stop_reason(reason: str, stop_reason: str) -> None:
     out, message = run([ProviderInfo("a", "m"), "hi", Usage(4, 1, 5), FinishReason(reason)])
@@ -162,13 +167,52 @@ def test_blocks_become_chat_messages() -> None:
         {
             "model": "alpha:m",
             "max_tokens": 100,
-            "system": [{"type": "text", "text": "One."}, {"type": "text", "text": "Two.", "cache_control": {"type": "ephemeral"}}],
+            "system": [
+                {"type": "text", "text": "One."},
+                {"type": "text", "text": "Two.", "cache_control": {"type": "ephemeral"}},
+            ],
             "messages": [
-                {"role": "user", "content": [{"type": "text", "text": "Look"}, {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "AAAA"}}]},
-                {"role": "assistant", "content": [{"type": "thinking", "thinking": "x", "signature": "s"}, {"type": "text", "text": "Calling"}, {"type": "tool_use", "id": "t1", "name": "f", "input": {"a": 1}}]},
-                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": [{"type": "text", "text": "42"}]}, {"type": "text", "text": "and?"}]},
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": "Look"},
+                        {
+                            "type": "image",
+                            "source": {"type": "base64", "media_type": "image/png", "data": "AAAA"},
+                        },
+                    ],
+                },
+                {
+                    "role": "assistant",
+                    "content": [
+                        {"type": "thinking", "thinking": "x", "signature": "s"},
+                        {"type": "text", "text": "Calling"},
+                        {"type": "tool_use", "id": "t1", "name": "f", "input": {"a": 1}},
+                    ],
+                },
+                {
+                    "role": "user",
+                    "content": [
+                        {
+                            "type": "tool_result",
+                            "tool_use_id": "t1",
+                            "content": [{"type": "text", "text": "42"}],
+                        },
+                        {"type": "text", "text": "and?"},
+                    ],
+                },
                 {"role": "assistant", "content": "Done"},
-                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t2", "content": "boom", "is_error": True}]},
+                {
+                    "role": "user",
+                    "content": [
+                        {
+                            "type": "tool_result",
+                            "tool_use_id": "t2",
+                            "content": "boom",
+                            "is_error": True,
+                        }
+                    ],
+                },
             ],
             "stop_sequences": ["END"],
             "temperature": 0.3,
@@ -181,8 +225,20 @@ def test_blocks_become_chat_messages() -> None:
     )
     assert request.system == "One.\n\nTwo."
     assert request.messages == [
-        {"role": "user", "content": [{"type": "text", "text": "Look"}, {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]},
-        {"role": "assistant", "content": "Calling", "tool_calls": [{"id": "t1", "type": "function", "function": {"name": "f", "arguments": '{"a":1}'}}]},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "Look"},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+            ],
+        },
+        {
+            "role": "assistant",
+            "content": "Calling",
+            "tool_calls": [
+                {"id": "t1", "type": "function", "function": {"name": "f", "arguments": '{"a":1}'}}
+            ],
+        },
         {"role": "tool", "tool_call_id": "t1", "content": "42"},
         {"role": "user", "content": [{"type": "text", "text": "and?"}]},
         {"role": "assistant", "content": "Done"},
@@ -194,7 +250,12 @@ def test_blocks_become_chat_messages() -> None:
         "top_p": 0.9,
         "options": {"top_k": 5},
         "stop": ["END"],
-        "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}, "description": "d"}}],
+        "tools": [
+            {
+                "type": "function",
+                "function": {"name": "f", "parameters": {"type": "object"}, "description": "d"},
+            }
+        ],
         "tool_choice": "required",
         "parallel_tool_calls": False,
     }
@@ -206,16 +267,68 @@ def test_blocks_become_chat_messages() -> None:
     [
         ({"model": "m", "messages": [{"role": "user", "content": "x"}]}, "max_tokens"),
         ({"max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}, "model"),
-        ({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}], "mcp_servers": []}, "mcp_servers"),
-        ({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}], "temperature": 1.5}, "temperature"),
-        ({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}], "tools": [{"type": "web_search_20250305", "name": "w"}]}, "tools[0].type"),
-        ({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [{"type": "document", "source": {}}]}]}, "messages[0].content[0].type"),
-        ({"model": "m", "max_tokens": 5, "messages": [{"role": "system", "content": "x"}]}, "messages[0].role"),
-        ({"model": "m", "max_tokens": 2000, "messages": [{"role": "user", "content": "x"}], "thinking": {"type": "enabled", "budget_tokens": 10}}, "thinking.budget_tokens"),
-        ({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}], "metadata": {"other": "x"}}, "metadata.other"),
+        (
+            {
+                "model": "m",
+                "max_tokens": 5,
+                "messages": [{"role": "user", "content": "x"}],
+                "mcp_servers": [],
+            },
+            "mcp_servers",
+        ),
+        (
+            {
+                "model": "m",
+                "max_tokens": 5,
+                "messages": [{"role": "user", "content": "x"}],
+                "temperature": 1.5,
+            },
+            "temperature",
+        ),
+        (
+            {
+                "model": "m",
+                "max_tokens": 5,
+                "messages": [{"role": "user", "content": "x"}],
+                "tools": [{"type": "web_search_20250305", "name": "w"}],
+            },
+            "tools[0].type",
+        ),
+        (
+            {
+                "model": "m",
+                "max_tokens": 5,
+                "messages": [{"role": "user", "content": [{"type": "document", "source": {}}]}],
+            },
+            "messages[0].content[0].type",
+        ),
+        (
+            {"model": "m", "max_tokens": 5, "messages": [{"role": "system", "content": "x"}]},
+            "messages[0].role",
+        ),
+        (
+            {
+                "model": "m",
+                "max_tokens": 2000,
+                "messages": [{"role": "user", "content": "x"}],
+                "thinking": {"type": "enabled", "budget_tokens": 10},
+            },
+            "thinking.budget_tokens",
+        ),
+        (
+            {
+                "model": "m",
+                "max_tokens": 5,
+                "messages": [{"role": "user", "content": "x"}],
+                "metadata": {"other": "x"},
+            },
+            "metadata.other",
+        ),
     ],
 )
-def test_a_field_llmrelay_cannot_honour_is_refused_by_name(body: dict[str, Any], param: str) -> None:
+def test_a_field_llmrelay_cannot_honour_is_refused_by_name(
+    body: dict[str, Any], param: str
+) -> None:
     with pytest.raises(llmrelay.ConfigError) as caught:
         wire.parse_request(body)
     assert caught.value.param == param

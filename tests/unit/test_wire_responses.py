@@ -45,7 +45,9 @@ SPEC_EVENTS: dict[str, type[Any]] = {
 OPENAI_ONLY = {"response.reasoning_text.delta", "response.reasoning_text.done"}
 
 
-def run(events: list[Any], body: dict[str, Any] | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def run(
+    events: list[Any], body: dict[str, Any] | None = None
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     request = wire.parse_request(body or {"input": "hi"})
     builder = wire.ResponseEvents(
         wire.base_response(request, id="resp_1", created_at=1, model="alpha:m")
@@ -138,7 +140,10 @@ def test_reasoning_then_text_then_calls_are_separate_items() -> None:
 
 @pytest.mark.parametrize(
     ("reason", "status", "detail"),
-    [("length", "incomplete", "max_output_tokens"), ("content_filter", "incomplete", "content_filter")],
+    [
+        ("length", "incomplete", "max_output_tokens"),
+        ("content_filter", "incomplete", "content_filter"),
+    ],
 )
 def test_a_cut_answer_is_incomplete(reason: str, status: str, detail: str) -> None:
     out, response = run(["partial", FinishReason(reason)])
@@ -247,11 +252,19 @@ def test_items_become_chat_messages() -> None:
                         {"type": "input_image", "image_url": "data:image/png;base64,AAAA"},
                     ],
                 },
-                {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "ok"}]},
+                {
+                    "type": "message",
+                    "role": "assistant",
+                    "content": [{"type": "output_text", "text": "ok"}],
+                },
                 {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"},
                 {"type": "function_call", "call_id": "c2", "name": "g", "arguments": "[]"},
                 {"type": "function_call_output", "call_id": "c1", "output": "one"},
-                {"type": "function_call_output", "call_id": "c2", "output": [{"type": "input_text", "text": "two"}]},
+                {
+                    "type": "function_call_output",
+                    "call_id": "c2",
+                    "output": [{"type": "input_text", "text": "two"}],
+                },
                 {"type": "reasoning", "id": "rs_1", "summary": []},
             ],
             "temperature": 0.2,
@@ -260,7 +273,14 @@ def test_items_become_chat_messages() -> None:
             "tools": [{"type": "function", "name": "f", "parameters": {"type": "object"}}],
             "tool_choice": {"type": "function", "name": "f"},
             "parallel_tool_calls": False,
-            "text": {"format": {"type": "json_schema", "name": "out", "schema": {"type": "object"}, "strict": True}},
+            "text": {
+                "format": {
+                    "type": "json_schema",
+                    "name": "out",
+                    "schema": {"type": "object"},
+                    "strict": True,
+                }
+            },
         }
     )
     assert request.instructions == "Be brief."
@@ -288,7 +308,9 @@ def test_items_become_chat_messages() -> None:
         "temperature": 0.2,
         "top_p": 0.5,
         "max_tokens": 33,
-        "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
+        "tools": [
+            {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+        ],
         "tool_choice": {"type": "function", "function": {"name": "f"}},
         "parallel_tool_calls": False,
         "response_format": {
@@ -317,15 +339,38 @@ def test_items_become_chat_messages() -> None:
         ({"input": "x", "tools": [{"type": "web_search"}]}, "tools[0].type"),
         ({"input": "x", "tool_choice": {"type": "function", "name": "nope"}}, "tool_choice.name"),
         ({"input": "x", "metadata": {"k": 1}}, "metadata.k"),
-        ({"input": "x", "stream_options": {"include_obfuscation": True}, "stream": True}, "stream_options.include_obfuscation"),
-        ({"input": [{"role": "user", "content": [{"type": "input_file", "file_id": "f"}]}]}, "input[0].content[0].type"),
-        ({"input": [{"role": "user", "content": [{"type": "input_image", "file_id": "f"}]}]}, "input[0].content[0].file_id"),
-        ({"input": [{"role": "user", "content": [{"type": "input_image", "image_url": "data:,", "detail": "high"}]}]}, "input[0].content[0].detail"),
+        (
+            {"input": "x", "stream_options": {"include_obfuscation": True}, "stream": True},
+            "stream_options.include_obfuscation",
+        ),
+        (
+            {"input": [{"role": "user", "content": [{"type": "input_file", "file_id": "f"}]}]},
+            "input[0].content[0].type",
+        ),
+        (
+            {"input": [{"role": "user", "content": [{"type": "input_image", "file_id": "f"}]}]},
+            "input[0].content[0].file_id",
+        ),
+        (
+            {
+                "input": [
+                    {
+                        "role": "user",
+                        "content": [
+                            {"type": "input_image", "image_url": "data:,", "detail": "high"}
+                        ],
+                    }
+                ]
+            },
+            "input[0].content[0].detail",
+        ),
         ({"input": [{"type": "item_reference", "id": "x"}]}, "input[0].type"),
         ({"input": []}, "input"),
     ],
 )
-def test_a_field_llmrelay_cannot_honour_is_refused_by_name(body: dict[str, Any], param: str) -> None:
+def test_a_field_llmrelay_cannot_honour_is_refused_by_name(
+    body: dict[str, Any], param: str
+) -> None:
     with pytest.raises(llmrelay.ConfigError) as caught:
         wire.parse_request(body)
     assert caught.value.param == param

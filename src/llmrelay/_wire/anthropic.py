@@ -12,8 +12,9 @@ https://docs.anthropic.com/en/docs/build-with-claude/streaming; anthropic-sdk-py
   ``tool_choice`` (``any`` is OpenAI's ``required``; ``disable_parallel_tool_use``
   sets ``parallel_tool_calls``), ``max_tokens`` (required), ``stop_sequences``,
   ``temperature``, ``top_p``, ``top_k`` (a provider option: the providers that declare
-  it take it), ``metadata.user_id``, ``thinking``. ``cache_control`` (a prompt-caching
-  hint) is accepted anywhere; earlier ``thinking`` blocks are not sent back (as
+  it take it), ``metadata.user_id``, ``thinking``, ``output_config.format`` (a JSON
+  Schema: the response format). ``cache_control`` (a prompt-caching hint) is accepted
+  anywhere; earlier ``thinking`` blocks are not sent back (as
   Anthropic's API drops them from the context). Anything else is refused
   (``ConfigError`` with ``param``).
 * ``MessageEvents`` turns a turn's events into Anthropic's stream events:
@@ -84,6 +85,8 @@ _KNOWN = frozenset(
         "tool_choice",
         "thinking",
         "service_tier",
+        "cache_control",
+        "output_config",
     }
 )
 _IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
@@ -131,7 +134,16 @@ def parse_request(body: Mapping[str, Any], *, count_only: bool = False) -> Messa
     if not isinstance(body, Mapping):
         field_error("body", "must be a JSON object")
     allowed = (
-        {"model", "messages", "system", "tools", "tool_choice", "thinking"}
+        {
+            "model",
+            "messages",
+            "system",
+            "tools",
+            "tool_choice",
+            "thinking",
+            "output_config",
+            "cache_control",
+        }
         if count_only
         else _KNOWN
     )
@@ -161,6 +173,7 @@ def parse_request(body: Mapping[str, Any], *, count_only: bool = False) -> Messa
         _check_metadata(body.get("metadata"))
         if body.get("service_tier") not in (None, "auto", "standard_only"):
             field_error("service_tier", "must be auto or standard_only")
+    _output_config(body.get("output_config"), chat)
     thinking = _thinking(body.get("thinking"), chat.get("max_tokens"))
     tools = _tools(body.get("tools"))
     if tools:
@@ -189,6 +202,29 @@ def _check_metadata(value: Any) -> None:
     opt_str(value, "user_id", "metadata.", limit=256)
 
 
+def _output_config(value: Any, chat: dict[str, Any]) -> None:
+    """``output_config.format`` (a JSON Schema for the answer) as a response format."""
+    if value is None:
+        return
+    if not isinstance(value, Mapping):
+        field_error("output_config", "must be an object")
+    for key, option in value.items():
+        if key != "format" and option is not None:
+            field_error(f"output_config.{key}", "llmrelay cannot honour this option")
+    fmt = value.get("format")
+    if fmt is None:
+        return
+    if not isinstance(fmt, Mapping) or fmt.get("type") != "json_schema":
+        field_error("output_config.format.type", "must be json_schema")
+    schema = fmt.get("schema")
+    if not isinstance(schema, Mapping):
+        field_error("output_config.format.schema", "must be a JSON Schema object")
+    chat["response_format"] = {
+        "type": "json_schema",
+        "json_schema": {"name": "output", "schema": dict(schema)},
+    }
+
+
 def _thinking(value: Any, max_tokens: int | None) -> bool:
     if value is None:
         return False
@@ -197,6 +233,11 @@ def _thinking(value: Any, max_tokens: int | None) -> bool:
     kind = value.get("type")
     if kind == "disabled":
         return False
+    for key in value:
+        if key not in ("type", "budget_tokens", "display"):
+            field_error(f"thinking.{key}", "unknown parameter")
+    if value.get("display") not in (None, "summarized", "omitted"):
+        field_error("thinking.display", "must be summarized or omitted")
     if kind not in ("enabled", "adaptive"):
         field_error("thinking.type", "must be enabled, adaptive or disabled")
     budget = value.get("budget_tokens")
@@ -205,7 +246,7 @@ def _thinking(value: Any, max_tokens: int | None) -> bool:
             field_error("thinking.budget_tokens", "must be an integer of at least 1024")
         if max_tokens is not None and budget >= max_tokens:
             field_error("thinking.budget_tokens", "must be less than max_tokens")
-    return True
+    return value.get("display") != "omitted"
 
 
 def _system(value: Any) -> str | None:

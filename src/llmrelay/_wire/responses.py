@@ -535,7 +535,7 @@ def usage_object(usage: Usage) -> dict[str, Any]:
     total = usage.total_tokens if usage.total_tokens is not None else prompt + completion
     return {
         "input_tokens": prompt,
-        "input_tokens_details": {"cached_tokens": 0},
+        "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
         "output_tokens": completion,
         "output_tokens_details": {"reasoning_tokens": 0},
         "total_tokens": total,

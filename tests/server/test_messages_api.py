@@ -1,0 +1,240 @@
+"""``/v1/messages`` against the real ``anthropic`` SDK (``messages.create``, ``messages.stream``).
+
+The server runs the scripted providers; the SDK checks the events and maps the errors
+by Anthropic's status codes and error types. A client resending the whole history
+continues Ai2's own thread, as chat completions do.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anthropic
+import httpx
+import pytest
+from tests.contract.fake_ai2 import Ai2ContractFake
+from tests.fakes._server import serve
+from tests.server import scripted
+from tests.server.conftest import run_app
+
+import llmrelay
+from llmrelay.providers import Capability
+from llmrelay.server import ServerConfig, create_app
+from llmrelay.types import FinishReason, Reasoning, ToolCallDelta, Usage
+
+needs_tools_engine = pytest.mark.skipif(
+    not hasattr(Capability, "TOOLS"),
+    reason="tools reach a provider with the tool-calling engine (agent branch)",
+)
+
+
+@pytest.fixture
+def claude(server_url: str) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=server_url, api_key="unused", max_retries=0, timeout=20)
+
+
+WEATHER = {
+    "name": "get_weather",
+    "description": "The weather in a city",
+    "input_schema": {
+        "type": "object",
+        "properties": {"city": {"type": "string"}},
+        "required": ["city"],
+    },
+}
+
+
+def test_create_sends_every_field(claude: anthropic.Anthropic) -> None:
+    message = claude.messages.create(
+        model="alpha:m",
+        max_tokens=64,
+        system=[{"type": "text", "text": "Be brief."}],
+        messages=[{"role": "user", "content": [{"type": "text", "text": "Say hi"}]}],
+        stop_sequences=["END"],
+        metadata={"user_id": "u-1"},
+        # the SDK no longer types them; older clients (and the API) send them
+        extra_body={"temperature": 0.4, "top_p": 0.8},
+    )
+    assert message.content[0].type == "text"
+    assert message.content[0].text == "Hello, world!"
+    assert message.stop_reason == "end_turn"
+    assert (message.usage.input_tokens, message.usage.output_tokens) == (5, 3)
+    request = scripted.LOG["alpha"].requests[-1]
+    assert [(m.role, m.content) for m in request.messages] == [
+        ("system", "Be brief."),
+        ("user", "Say hi"),
+    ]
+    assert (request.max_tokens, request.stop, request.temperature, request.top_p) == (
+        64,
+        ("END",),
+        0.4,
+        0.8,
+    )
+
+
+def test_a_stream_with_thinking(claude: anthropic.Anthropic) -> None:
+    scripted.SCRIPTS["alpha"] = [
+        Reasoning("Hmm."),
+        "Hel",
+        "lo",
+        Usage(3, 2, 5),
+        FinishReason("length"),
+    ]
+    with claude.messages.stream(
+        model="alpha:m",
+        max_tokens=2048,
+        thinking={"type": "enabled", "budget_tokens": 1024},
+        messages=[{"role": "user", "content": "hi"}],
+    ) as stream:
+        kinds = [event.type for event in stream]
+        final = stream.get_final_message()
+    assert "thinking" in kinds and "text" in kinds
+    assert [block.type for block in final.content] == ["thinking", "text"]
+    assert final.content[0].thinking == "Hmm."  # type: ignore[union-attr]
+    assert final.content[1].text == "Hello"  # type: ignore[union-attr]
+    assert final.stop_reason == "max_tokens"
+    assert final.usage.output_tokens == 2
+
+
+def test_a_tool_use_from_the_model(claude: anthropic.Anthropic) -> None:
+    scripted.SCRIPTS["alpha"] = [
+        "Let me look.",
+        ToolCallDelta(0, "toolu_1", "get_weather", '{"city":'),
+        ToolCallDelta(0, arguments='"Paris"}'),
+        FinishReason("tool_calls"),
+    ]
+    with claude.messages.stream(
+        model="alpha:m",
+        max_tokens=100,
+        tools=[WEATHER],
+        messages=[{"role": "user", "content": "Weather?"}],
+    ) as stream:
+        final = stream.get_final_message()
+    assert final.stop_reason == "tool_use"
+    text, use = final.content
+    assert text.type == "text" and text.text == "Let me look."
+    assert use.type == "tool_use"
+    assert (use.id, use.name, use.input) == ("toolu_1", "get_weather", {"city": "Paris"})
+
+
+@needs_tools_engine
+def test_a_tool_use_round_trip(claude: anthropic.Anthropic) -> None:
+    scripted.SCRIPTS["alpha"] = [
+        ToolCallDelta(0, "toolu_1", "get_weather", '{"city":"Paris"}'),
+        FinishReason("tool_calls"),
+    ]
+    history: list[Any] = [{"role": "user", "content": "Weather in Paris?"}]
+    first = claude.messages.create(
+        model="alpha:m", max_tokens=100, tools=[WEATHER], messages=history
+    )
+    request = scripted.LOG["alpha"].requests[-1]
+    assert [tool.name for tool in request.tools] == ["get_weather"]
+    history += [
+        {"role": "assistant", "content": [block.model_dump() for block in first.content]},
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "22 C"}],
+        },
+    ]
+    scripted.SCRIPTS["alpha"] = scripted.ok_script("Sunny, 22 C.")
+    second = claude.messages.create(
+        model="alpha:m", max_tokens=100, tools=[WEATHER], messages=history
+    )
+    assert second.content[0].text == "Sunny, 22 C."  # type: ignore[union-attr]
+    request = scripted.LOG["alpha"].requests[-1]
+    assert [m.role for m in request.messages] == ["user", "assistant", "tool"]
+    assert request.messages[1].tool_calls[0].arguments == '{"city":"Paris"}'
+    assert request.messages[2].tool_call_id == "toolu_1"
+
+
+def test_errors_in_anthropic_shape(claude: anthropic.Anthropic, server_url: str) -> None:
+    with pytest.raises(anthropic.NotFoundError) as missing:
+        claude.messages.create(
+            model="nope:m", max_tokens=5, messages=[{"role": "user", "content": "x"}]
+        )
+    assert missing.value.body["error"]["type"] == "not_found_error"  # type: ignore[index]
+    with pytest.raises(anthropic.BadRequestError) as bad:
+        claude.messages.create(
+            model="alpha:m", max_tokens=5, messages=[{"role": "system", "content": "x"}]
+        )  # type: ignore[typeddict-item]
+    assert bad.value.body == {
+        "type": "error",
+        "error": {
+            "type": "invalid_request_error",
+            "message": "messages[0].role: must be user or assistant",
+        },
+    }
+    scripted.SCRIPTS["alpha"] = [
+        llmrelay.RateLimitError("slow down", provider="alpha", model="m", retry_after=7)
+    ]
+    with pytest.raises(anthropic.RateLimitError) as limited:
+        claude.messages.create(
+            model="alpha:m", max_tokens=5, messages=[{"role": "user", "content": "x"}]
+        )
+    assert limited.value.response.headers["retry-after"] == "7"
+    scripted.SCRIPTS["alpha"] = [llmrelay.ProviderUnavailable("down", provider="alpha", model="m")]
+    with pytest.raises(anthropic.APIStatusError) as overloaded:
+        claude.messages.create(
+            model="alpha:m", max_tokens=5, messages=[{"role": "user", "content": "x"}]
+        )
+    assert overloaded.value.status_code == 529
+    assert overloaded.value.body["error"]["type"] == "overloaded_error"  # type: ignore[index]
+    # after the first event: an error event ends the stream, and the SDK raises it
+    scripted.SCRIPTS["alpha"] = ["partial", scripted.Pause(0.05), RuntimeError("cut")]
+    with pytest.raises(anthropic.APIStatusError) as cut:  # noqa: PT012
+        with claude.messages.stream(
+            model="alpha:m", max_tokens=5, messages=[{"role": "user", "content": "x"}]
+        ) as stream:
+            for _ in stream:
+                pass
+    assert cut.value.body["error"]["type"] == "api_error"  # type: ignore[index]
+
+
+def test_the_server_key_as_x_api_key(make_server: Any) -> None:
+    url = make_server(api_key="s3cret")
+    ok = anthropic.Anthropic(base_url=url, api_key="s3cret", max_retries=0)
+    assert ok.messages.create(
+        model="alpha:m", max_tokens=5, messages=[{"role": "user", "content": "x"}]
+    ).content
+    with pytest.raises(anthropic.AuthenticationError) as refused:
+        anthropic.Anthropic(base_url=url, api_key="wrong", max_retries=0).messages.create(
+            model="alpha:m", max_tokens=5, messages=[{"role": "user", "content": "x"}]
+        )
+    assert refused.value.body["type"] == "error"  # type: ignore[index]
+    assert refused.value.body["error"]["type"] == "authentication_error"  # type: ignore[index]
+    bearer = httpx.post(
+        f"{url}/v1/messages",
+        headers={"Authorization": "Bearer s3cret"},
+        json={"model": "alpha:m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]},
+    )
+    assert bearer.status_code == 200
+
+
+def test_count_tokens(claude: anthropic.Anthropic) -> None:
+    counted = claude.messages.count_tokens(
+        model="alpha:m", messages=[{"role": "user", "content": "x" * 40}]
+    )
+    assert counted.input_tokens == 10
+
+
+def test_a_resent_history_continues_ai2s_thread() -> None:
+    fake = Ai2ContractFake()
+    with serve(fake.app) as upstream:
+        fake.ok()
+        config = ServerConfig(client_kwargs=fake.prepare_client_kwargs(upstream))
+        with run_app(create_app(config=config)) as url:
+            claude = anthropic.Anthropic(base_url=url, api_key="x", max_retries=0, timeout=20)
+            history: list[Any] = [{"role": "user", "content": "Hello"}]
+            first = claude.messages.create(model="ai2", max_tokens=100, messages=history)
+            assert fake.fake.received[-1].parent is None
+            history += [
+                {"role": "assistant", "content": first.content[0].text},  # type: ignore[union-attr]
+                {"role": "user", "content": "More"},
+            ]
+            with claude.messages.stream(model="ai2", max_tokens=100, messages=history) as stream:
+                stream.get_final_message()
+            received = fake.fake.received
+            assert received[-2].reply_id is not None
+            assert received[-1].parent == received[-2].reply_id
+            assert received[-1].field("content") == "More"
+        assert fake.wait_closed(5)
