@@ -4,9 +4,13 @@
 #                 browser download is not used);
 #   redis-server  and postgresql: the scale-out tests start their own servers from these
 #                 binaries on loopback, in temporary directories (no system service is used).
+# and, through scripts/setup_node.sh, the npm packages of tests/node (Node SDKs).
 # Idempotent: installs only what is missing; skips with a message when apt-get is not
 # available or we are neither root nor allowed sudo (the tests needing it are then skipped).
 set -euo pipefail
+
+# the Node SDKs of the server tests (npm packages, not Debian's)
+bash "$(dirname "$0")/setup_node.sh"
 
 have_chromium() { [ -x /usr/bin/chromium ]; }
 have_redis() { command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ]; }

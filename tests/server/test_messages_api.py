@@ -88,7 +88,8 @@ def test_a_stream_with_thinking(claude: anthropic.Anthropic) -> None:
     ) as stream:
         kinds = [event.type for event in stream]
         final = stream.get_final_message()
-    assert "thinking" in kinds and "text" in kinds
+    assert "thinking" in kinds
+    assert "text" in kinds
     assert [block.type for block in final.content] == ["thinking", "text"]
     assert final.content[0].thinking == "Hmm."  # type: ignore[union-attr]
     assert final.content[1].text == "Hello"  # type: ignore[union-attr]
@@ -112,7 +113,8 @@ def test_a_tool_use_from_the_model(claude: anthropic.Anthropic) -> None:
         final = stream.get_final_message()
     assert final.stop_reason == "tool_use"
     text, use = final.content
-    assert text.type == "text" and text.text == "Let me look."
+    assert text.type == "text"
+    assert text.text == "Let me look."
     assert use.type == "tool_use"
     assert (use.id, use.name, use.input) == ("toolu_1", "get_weather", {"city": "Paris"})
 
@@ -181,7 +183,7 @@ def test_errors_in_anthropic_shape(claude: anthropic.Anthropic, server_url: str)
     assert overloaded.value.body["error"]["type"] == "overloaded_error"  # type: ignore[index]
     # after the first event: an error event ends the stream, and the SDK raises it
     scripted.SCRIPTS["alpha"] = ["partial", scripted.Pause(0.05), RuntimeError("cut")]
-    with pytest.raises(anthropic.APIStatusError) as cut:  # noqa: PT012
+    with pytest.raises(anthropic.APIStatusError) as cut:
         with claude.messages.stream(
             model="alpha:m", max_tokens=5, messages=[{"role": "user", "content": "x"}]
         ) as stream:

@@ -71,7 +71,8 @@ def test_create_sends_every_field_and_stores_the_response(sdk: openai.OpenAI) ->
     assert (response.temperature, response.top_p, response.max_output_tokens) == (0.5, 0.9, 40)
     assert response.metadata == {"ticket": "7"}
     assert response.instructions == "Be brief."
-    assert response.usage is not None and response.usage.output_tokens == 3
+    assert response.usage is not None
+    assert response.usage.output_tokens == 3
     request = scripted.LOG["alpha"].requests[-1]
     assert [(m.role, m.content) for m in request.messages] == [
         ("system", "Be brief."),
@@ -127,7 +128,8 @@ def test_streaming_events_as_the_sdk_accumulates_them(sdk: openai.OpenAI) -> Non
     assert "response.reasoning_text.delta" in kinds
     assert final.output_text == "Hello"
     assert [item.type for item in final.output] == ["reasoning", "message"]
-    assert final.usage is not None and final.usage.total_tokens == 4
+    assert final.usage is not None
+    assert final.usage.total_tokens == 4
 
 
 def test_a_length_finish_is_incomplete(sdk: openai.OpenAI) -> None:
@@ -172,7 +174,8 @@ def test_a_tool_round_trip_reaches_the_provider(sdk: openai.OpenAI) -> None:
     )
     request = scripted.LOG["alpha"].requests[-1]
     assert [tool.name for tool in request.tools] == ["get_weather"]
-    assert request.tool_choice is not None and request.tool_choice.mode == "required"
+    assert request.tool_choice is not None
+    assert request.tool_choice.mode == "required"
     scripted.SCRIPTS["alpha"] = scripted.ok_script("Sunny.")
     second = sdk.responses.create(
         model="alpha:m",
@@ -198,7 +201,8 @@ def test_parse_with_a_json_schema(sdk: openai.OpenAI) -> None:
     parsed = sdk.responses.parse(model="alpha:m", input="Weather?", text_format=Weather)
     assert parsed.output_parsed == Weather(city="Paris", celsius=22)
     request = scripted.LOG["alpha"].requests[-1]
-    assert request.response_format is not None and request.response_format.type == "json_schema"
+    assert request.response_format is not None
+    assert request.response_format.type == "json_schema"
 
 
 def test_a_field_that_cannot_be_honoured_is_400_with_param(sdk: openai.OpenAI) -> None:
@@ -248,7 +252,8 @@ def test_the_bodies_validate_against_the_open_responses_schema(base_url: str) ->
         reply = httpx.post(f"{base_url}/responses", json={"model": "alpha:m", **body})
         assert reply.status_code == 200, name
         resource = spec.ResponseResource.model_validate(reply.json())
-        assert resource.status == "completed" and resource.output, name
+        assert resource.status == "completed", name
+        assert resource.output, name
     with httpx.stream(
         "POST",
         f"{base_url}/responses",
