@@ -240,3 +240,17 @@ def test_a_resent_history_continues_ai2s_thread() -> None:
             assert received[-1].parent == received[-2].reply_id
             assert received[-1].field("content") == "More"
         assert fake.wait_closed(5)
+
+
+def test_too_many_messages_apply_to_every_shape(make_server: Any) -> None:
+    url = make_server(max_messages=2)
+    messages = [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}] * 2
+    reply = httpx.post(
+        f"{url}/v1/messages", json={"model": "alpha:m", "max_tokens": 5, "messages": messages}
+    )
+    assert reply.status_code == 400
+    assert reply.json()["error"]["type"] == "invalid_request_error"
+    reply = httpx.post(f"{url}/v1/responses", json={"model": "alpha:m", "input": messages})
+    assert reply.status_code == 400
+    assert reply.json()["error"]["param"] == "input"
+    assert scripted.LOG["alpha"].requests == []

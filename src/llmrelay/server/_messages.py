@@ -37,6 +37,7 @@ from ._shape_common import (
     read_json,
     retry_after,
     stream_reply,
+    too_many,
     usage_of,
 )
 
@@ -65,8 +66,12 @@ async def create_message(request: Request) -> Response:
     try:
         body = await _body(request)
         said = client.messages.chat_messages(body)
+        refusal = too_many(ctx, said, "messages")
+        if refusal is not None:
+            raise refusal
     except Exception as exc:
         return _reply(error_reply(exc))
+    # a ShapeBody reads as the chat body _Turn takes (messages with role/text, model)
     turn = _Turn(ctx, ShapeBody.of(said, body.get("model")), "messages")  # type: ignore[arg-type]
     refused = await rate_refusal(request, ctx)
     if refused is not None:

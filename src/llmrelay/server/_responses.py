@@ -36,6 +36,7 @@ from ._shape_common import (
     responses_error,
     responses_failure,
     stream_reply,
+    too_many,
     usage_of,
 )
 
@@ -75,8 +76,12 @@ async def create_response(request: Request) -> Response:
             raise llmrelay.ConfigError("the request body must be a JSON object", param="body")
         responses = _responses(ctx)
         said = responses.chat_messages(body)
+        refusal = too_many(ctx, said, "input")
+        if refusal is not None:
+            raise refusal
     except Exception as exc:
         return _error(exc)
+    # a ShapeBody reads as the chat body _Turn takes (messages with role/text, model)
     turn = _Turn(ctx, ShapeBody.of(said, body.get("model")), "responses")  # type: ignore[arg-type]
     refused = await rate_refusal(request, ctx)
     if refused is not None:

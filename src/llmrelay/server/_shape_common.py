@@ -171,6 +171,14 @@ async def rate_refusal(request: Request, ctx: Context) -> tuple[float, str] | No
     return wait, f"rate limit: at most {ctx.rate.limit} requests per {ctx.rate.window:g} s"
 
 
+def too_many(ctx: Context, said: list[dict[str, Any]], param: str) -> llmrelay.ConfigError | None:
+    """The error of a request over ``ServerConfig.max_messages`` messages, else ``None``."""
+    limit = ctx.config.max_messages
+    if len(said) <= limit:
+        return None
+    return llmrelay.ConfigError(f"too many messages: {len(said)} (at most {limit})", param=param)
+
+
 def retry_after(wait: float) -> dict[str, str]:
     """The ``Retry-After`` header of a rate-limit refusal."""
     return {"Retry-After": str(max(1, math.ceil(wait)))}
