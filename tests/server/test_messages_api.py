@@ -204,12 +204,13 @@ def test_the_server_key_as_x_api_key(make_server: Any) -> None:
         )
     assert refused.value.body["type"] == "error"  # type: ignore[index]
     assert refused.value.body["error"]["type"] == "authentication_error"  # type: ignore[index]
-    bearer = httpx.post(
-        f"{url}/v1/messages",
-        headers={"Authorization": "Bearer s3cret"},
-        json={"model": "alpha:m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]},
-    )
-    assert bearer.status_code == 200
+    body = {"model": "alpha:m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}
+    # the anthropic SDKs of 2026 send a bearer token; Claude Code and older SDKs x-api-key
+    for headers in ({"Authorization": "Bearer s3cret"}, {"x-api-key": "s3cret"}):
+        assert httpx.post(f"{url}/v1/messages", headers=headers, json=body).status_code == 200
+    wrong = httpx.post(f"{url}/v1/messages", headers={"x-api-key": "wrong"}, json=body)
+    assert wrong.status_code == 401
+    assert wrong.json()["error"]["type"] == "authentication_error"
 
 
 def test_count_tokens(claude: anthropic.Anthropic) -> None:
