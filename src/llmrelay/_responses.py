@@ -231,7 +231,7 @@ class AsyncResponses:
 
         request = wire.parse_request(body)
         system = [{"role": "system", "content": request.instructions}]
-        return (system if request.instructions else []) + request.messages
+        return (system if request.instructions else []) + wire.to_messages(request.entries, None)
 
     def with_store(self, store: ResponseStore) -> AsyncResponses:
         """These responses, kept in ``store`` instead."""
@@ -270,8 +270,10 @@ class AsyncResponses:
             )
         if conversation is None:
             conversation = await self._continued(request)
+        found = {ref: await self._item(ref) for ref in request.references}
+        messages = wire.to_messages(request.entries, {k: v for k, v in found.items() if v})
         events = self._client.stream(
-            request.messages,
+            messages,
             model=request.model,
             system=request.instructions,
             conversation=conversation,
@@ -346,6 +348,20 @@ class AsyncResponses:
                 conversation=data,
             )
         )
+
+    async def _item(self, item_id: str) -> Mapping[str, Any] | None:
+        """The stored output item ``item_id`` (an ``item_reference``), or ``None``."""
+        from ._wire.responses import item_location
+
+        where = item_location(item_id)
+        if where is None:
+            return None
+        record = await self.store.get(where[0])
+        output = record.response.get("output", []) if record is not None else []
+        if where[1] < len(output) and output[where[1]].get("id") == item_id:
+            item: Mapping[str, Any] = output[where[1]]
+            return item
+        return None
 
     async def _record(self, response_id: str) -> StoredResponse:
         record = await self.store.get(response_id)

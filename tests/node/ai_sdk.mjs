@@ -46,6 +46,14 @@ async function main() {
       toolCalls: result.toolCalls.map((call) => ({ toolCallId: call.toolCallId, toolName: call.toolName, input: call.input })),
     };
   }
+  if (which === "multiturn") {
+    // the SDK sends the earlier answer back as an item_reference to the stored response
+    const messages = [{ role: "user", content: "My name is Ann." }];
+    const first = await generateText({ model, messages });
+    messages.push(...first.response.messages, { role: "user", content: "Who am I?" });
+    const second = await generateText({ model, messages });
+    return { first: first.text, second: second.text, sent: first.response.messages };
+  }
   if (which === "error") {
     try {
       await generateText({ model: openai("nope:m"), prompt: "x", maxRetries: 0 });

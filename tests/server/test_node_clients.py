@@ -137,3 +137,16 @@ def test_ai_sdk_tool_call(base_url: str) -> None:
 def test_ai_sdk_error(base_url: str) -> None:
     error = node("ai_sdk.mjs", base_url, "error")["error"]
     assert error["statusCode"] == 404
+
+
+def test_ai_sdk_multi_turn_sends_item_references(base_url: str) -> None:
+    result = node("ai_sdk.mjs", base_url, "multiturn")
+    assert result["second"] == "Hello, world!"
+    item_id = result["sent"][0]["content"][0]["providerOptions"]["openai"]["itemId"]
+    assert item_id.startswith("msg_")  # sent back as {"type": "item_reference", "id": ...}
+    request = scripted.LOG["alpha"].requests[-1]
+    assert [(m.role, m.content) for m in request.messages] == [
+        ("user", "My name is Ann."),
+        ("assistant", "Hello, world!"),
+        ("user", "Who am I?"),
+    ]

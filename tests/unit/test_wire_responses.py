@@ -284,7 +284,7 @@ def test_items_become_chat_messages() -> None:
         }
     )
     assert request.instructions == "Be brief."
-    assert request.messages == [
+    assert wire.to_messages(request.entries, {}) == [
         {"role": "developer", "content": "dev"},
         {
             "role": "user",
@@ -319,7 +319,7 @@ def test_items_become_chat_messages() -> None:
         },
     }
     assert len(request.input_items) == 8
-    assert llmrelay.types.normalize_messages(request.messages)  # the engine takes them
+    assert llmrelay.types.normalize_messages(wire.to_messages(request.entries, {}))
 
 
 @pytest.mark.parametrize(
@@ -364,7 +364,8 @@ def test_items_become_chat_messages() -> None:
             },
             "input[0].content[0].detail",
         ),
-        ({"input": [{"type": "item_reference", "id": "x"}]}, "input[0].type"),
+        ({"input": [{"type": "item_reference"}]}, "input[0].id"),
+        ({"input": [{"type": "computer_call_output"}]}, "input[0].type"),
         ({"input": []}, "input"),
     ],
 )
@@ -396,3 +397,37 @@ def test_defaults_are_accepted_and_echoed() -> None:
     assert response["metadata"] == {"k": "v"}
     assert response["user"] == "u1"
     assert "response_format" not in request.chat
+
+
+def test_an_item_reference_stands_for_a_stored_output_item() -> None:
+    out, response = run(["Hi!", ToolCallDelta(0, "call_1", "f", "{}"), FinishReason("tool_calls")])
+    message, call = response["output"]
+    assert wire.item_location(message["id"]) == ("resp_1", 0)
+    assert wire.item_location(call["id"]) == ("resp_1", 1)
+    assert wire.item_location("msg_made_elsewhere") is None
+    request = wire.parse_request(
+        {
+            "input": [
+                {"role": "user", "content": "Hello"},
+                {"type": "item_reference", "id": message["id"]},
+                {"type": "item_reference", "id": call["id"]},
+                {"type": "function_call_output", "call_id": "call_1", "output": "ok"},
+            ]
+        }
+    )
+    assert request.references == [message["id"], call["id"]]
+    found = {message["id"]: message, call["id"]: call}
+    assert wire.to_messages(request.entries, found) == [
+        {"role": "user", "content": "Hello"},
+        {
+            "role": "assistant",
+            "content": "Hi!",
+            "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": "ok"},
+    ]
+    with pytest.raises(llmrelay.ConfigError) as missing:
+        wire.to_messages(request.entries, {})
+    assert missing.value.param == "input[1].id"

@@ -55,7 +55,9 @@ __all__ = [
     "ResponseEvents",
     "ResponseFrames",
     "ResponsesRequest",
+    "item_location",
     "parse_request",
+    "to_messages",
     "usage_object",
 ]
 
@@ -116,8 +118,9 @@ class ResponsesRequest:
 
     Attributes:
         model: the model reference, or ``None`` (the client's default).
-        messages: the input as OpenAI chat messages (mappings ``normalize_messages``
-            takes), oldest first.
+        entries: the input, for ``to_messages`` (chat messages once the
+            ``item_reference`` items are looked up).
+        references: the ids of the ``item_reference`` items.
         input_items: the input items as ``input_items`` lists them (each with an id).
         instructions: the system prompt, or ``None``.
         chat: the chat parameters (``llmrelay.ChatParams`` names) the request sets.
@@ -128,7 +131,7 @@ class ResponsesRequest:
     """
 
     model: str | None
-    messages: list[dict[str, Any]]
+    entries: list[dict[str, Any]]
     input_items: list[dict[str, Any]]
     instructions: str | None
     chat: dict[str, Any] = field(default_factory=dict)
@@ -136,6 +139,11 @@ class ResponsesRequest:
     store: bool = True
     previous_response_id: str | None = None
     echo: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def references(self) -> list[str]:
+        """The ids of the ``item_reference`` items, in order."""
+        return [entry["ref"] for entry in self.entries if "ref" in entry]
 
 
 def parse_request(body: Mapping[str, Any]) -> ResponsesRequest:
@@ -169,7 +177,9 @@ def parse_request(body: Mapping[str, Any]) -> ResponsesRequest:
     tools = _tools(body.get("tools"))
     tool_choice = _tool_choice(body.get("tool_choice"), tools)
     text, response_format = _text(body.get("text"))
-    messages, items = _input(body.get("input"))
+    entries, items = _input(body.get("input"))
+    if not any(entry for entry in entries):
+        field_error("input", "has no message")
     chat: dict[str, Any] = {}
     if temperature is not None:
         chat["temperature"] = temperature
@@ -204,7 +214,7 @@ def parse_request(body: Mapping[str, Any]) -> ResponsesRequest:
     }
     return ResponsesRequest(
         model=model,
-        messages=messages,
+        entries=entries,
         input_items=items,
         instructions=instructions,
         chat=chat,
@@ -366,7 +376,12 @@ def _text(value: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
 
 
 def _input(value: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The chat messages of ``input``, and its items as stored (with ids)."""
+    """The entries of ``input`` (for ``to_messages``), and its items as stored (with ids).
+
+    An entry is ``{"message": ...}`` (a chat message), ``{"call": ...}`` (a tool call of
+    the assistant), ``{"ref": id, "where": ...}`` (an ``item_reference``) or ``{}`` (an
+    earlier reasoning item: not sent back to a provider, as no chat API takes it).
+    """
     if isinstance(value, str):
         item = {
             "id": new_id("msg_"),
@@ -375,12 +390,12 @@ def _input(value: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
             "status": "completed",
             "content": [{"type": "input_text", "text": value}],
         }
-        return [{"role": "user", "content": value}], [item]
+        return [{"message": {"role": "user", "content": value}}], [item]
     if not isinstance(value, list) or not value:
         field_error("input", "must be a string or a non-empty list of items")
     if len(value) > _MAX_ITEMS:
         field_error("input", f"at most {_MAX_ITEMS} items")
-    messages: list[dict[str, Any]] = []
+    entries: list[dict[str, Any]] = []
     items: list[dict[str, Any]] = []
     for index, item in enumerate(value):
         where = f"input[{index}]"
@@ -389,29 +404,97 @@ def _input(value: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         kind = item.get("type", "message")
         if kind == "message":
             message, stored = _message(item, where)
-            messages.append(message)
-            items.append(stored)
+            entries.append({"message": message})
         elif kind == "function_call":
             call, stored = _function_call(item, where)
-            last = messages[-1] if messages else None
-            if last is not None and last["role"] == "assistant" and "tool_call_id" not in last:
-                last.setdefault("tool_calls", []).append(call)
-            else:
-                messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
-            items.append(stored)
+            entries.append({"call": call})
         elif kind == "function_call_output":
             message, stored = _function_output(item, where)
-            messages.append(message)
-            items.append(stored)
+            entries.append({"message": message})
         elif kind == "reasoning":
-            # A model's earlier reasoning is not sent back to a provider (no chat API
-            # takes it); it is kept in the stored input items.
-            items.append(dict(item))
+            stored = dict(item)
+            entries.append({})
+        elif kind == "item_reference":
+            ref = item.get("id")
+            if not isinstance(ref, str) or not ref:
+                field_error(f"{where}.id", "must be the id of a stored item")
+            stored = {"type": "item_reference", "id": ref}
+            entries.append({"ref": ref, "where": f"{where}.id"})
         else:
             field_error(f"{where}.type", f"{kind!r:.40} items are not supported")
-    if not messages:
+        items.append(stored)
+    return entries, items
+
+
+def to_messages(
+    entries: list[dict[str, Any]], found: Mapping[str, Mapping[str, Any]] | None
+) -> list[dict[str, Any]]:
+    """The chat messages of ``input`` entries (``ResponsesRequest.entries``).
+
+    Args:
+        entries: the entries.
+        found: each referenced item (``item_reference``'s id -> the stored output
+            item); ``None`` leaves references out (a log's view of the request).
+
+    Raises:
+        llmrelay.errors.ConfigError: a reference not in ``found``; no message at all.
+    """
+    messages: list[dict[str, Any]] = []
+    for entry in entries:
+        if "ref" in entry:
+            if found is None:
+                continue
+            item = found.get(entry["ref"])
+            if item is None:
+                field_error(entry["where"], f"no stored item {entry['ref']!r:.80}")
+            entry = _entry_of_output(item)
+        if "call" in entry:
+            last = messages[-1] if messages else None
+            if last is not None and last["role"] == "assistant" and "tool_call_id" not in last:
+                last.setdefault("tool_calls", []).append(entry["call"])
+            else:
+                messages.append(
+                    {"role": "assistant", "content": None, "tool_calls": [entry["call"]]}
+                )
+        elif "message" in entry:
+            messages.append(entry["message"])
+    if not messages and found is not None:
         field_error("input", "has no message")
-    return messages, items
+    return messages
+
+
+def _entry_of_output(item: Mapping[str, Any]) -> dict[str, Any]:
+    """The entry of a stored output item (what an ``item_reference`` stands for)."""
+    kind = item.get("type")
+    if kind == "message":
+        text = "".join(
+            part.get("text", "") if part.get("type") == "output_text" else part.get("refusal", "")
+            for part in item.get("content", ())
+        )
+        return {"message": {"role": "assistant", "content": text}}
+    if kind == "function_call":
+        call = {
+            "id": item["call_id"],
+            "type": "function",
+            "function": {"name": item["name"], "arguments": item["arguments"]},
+        }
+        return {"call": call}
+    return {}  # reasoning
+
+
+def item_location(item_id: str) -> tuple[str, int] | None:
+    """``(response id, output index)`` of an output item id this module made, else None.
+
+    Output item ids are ``<prefix><the response id's tail>_<index>`` (``msg_``, ``rs_``,
+    ``fc_``), so that an ``item_reference`` finds its stored response.
+    """
+    prefix, sep, rest = item_id.partition("_")
+    if not sep or prefix not in ("msg", "rs", "fc"):
+        return None
+    tail, sep, index = rest.rpartition("_")
+    if not sep or not tail or not index.isdigit():
+        return None
+    return RESPONSE_ID_PREFIX + tail, int(index)
 
 
 def _message(item: Mapping[str, Any], where: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -607,6 +690,7 @@ class ResponseEvents:
 
     def __init__(self, response: dict[str, Any]) -> None:
         self.response = response
+        self._tail = str(response["id"]).removeprefix(RESPONSE_ID_PREFIX)
         self.output: list[dict[str, Any]] = response["output"]
         self.seq = 0
         self.ended = False
@@ -631,6 +715,10 @@ class ResponseEvents:
 
     # -- output items ------------------------------------------------------------------
 
+    def _item_id(self, prefix: str) -> str:
+        """The id of the next output item (``item_location`` reads it back)."""
+        return f"{prefix}{self._tail}_{len(self.output)}"
+
     def _add(self, item: dict[str, Any]) -> dict[str, Any]:
         self.output.append(item)
         return self._event(
@@ -647,7 +735,7 @@ class ResponseEvents:
         index = len(self.output)
         if kind == "message":
             item: dict[str, Any] = {
-                "id": new_id("msg_"),
+                "id": self._item_id("msg_"),
                 "type": "message",
                 "status": "in_progress",
                 "role": "assistant",
@@ -661,7 +749,7 @@ class ResponseEvents:
             }
         else:
             item = {
-                "id": new_id("rs_"),
+                "id": self._item_id("rs_"),
                 "type": "reasoning",
                 "status": "in_progress",
                 "summary": [],
@@ -805,7 +893,7 @@ class ResponseEvents:
         if item is None:
             out += self._close_open()
             item = {
-                "id": new_id("fc_"),
+                "id": self._item_id("fc_"),
                 "type": "function_call",
                 "status": "in_progress",
                 "call_id": delta.id or new_id("call_"),
