@@ -400,7 +400,7 @@ def test_defaults_are_accepted_and_echoed() -> None:
 
 
 def test_an_item_reference_stands_for_a_stored_output_item() -> None:
-    out, response = run(["Hi!", ToolCallDelta(0, "call_1", "f", "{}"), FinishReason("tool_calls")])
+    _, response = run(["Hi!", ToolCallDelta(0, "call_1", "f", "{}"), FinishReason("tool_calls")])
     message, call = response["output"]
     assert wire.item_location(message["id"]) == ("resp_1", 0)
     assert wire.item_location(call["id"]) == ("resp_1", 1)
