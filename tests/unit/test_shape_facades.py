@@ -10,10 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from tests.unit.scripted_provider import scripted
 
 import llmrelay
 from llmrelay.types import ConversationState, FinishReason, Reasoning, Usage
+from tests.unit.scripted_provider import scripted
 
 pytestmark = pytest.mark.anyio
 
@@ -30,7 +30,9 @@ def stateful_script(turn: int) -> list[Any]:
 async def test_a_stored_response_continues_with_the_providers_state() -> None:
     cls, script = scripted("first", stateful_script(1))
     async with llmrelay.AsyncClient(providers=[cls]) as client:
-        first = await client.responses.create(model="first:shared-model", input="one", instructions="Sys.")
+        first = await client.responses.create(
+            model="first:shared-model", input="one", instructions="Sys."
+        )
         assert first.output_text == "answer 1"
         assert script.received[-1].state is None
         script.events = stateful_script(2)
@@ -95,7 +97,10 @@ def test_the_sync_client_has_both_shapes() -> None:
         assert client.responses.retrieve(response.id).output_text == "hi"
         script.events = ["hi", FinishReason("stop")]
         with client.messages.create(
-            model="first:shared-model", max_tokens=5, stream=True, messages=[{"role": "user", "content": "x"}]
+            model="first:shared-model",
+            max_tokens=5,
+            stream=True,
+            messages=[{"role": "user", "content": "x"}],
         ) as stream:
             kinds = [event.type for event in stream]
         assert kinds[0] == "message_start"
