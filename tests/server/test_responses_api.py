@@ -267,6 +267,40 @@ def test_the_bodies_validate_against_the_open_responses_schema(base_url: str) ->
     events = [json.loads(line[6:]) for line in lines]
     spec.ResponseCompletedStreamingEvent.model_validate(events[-1])
     spec.ResponseResource.model_validate(events[-1]["response"])
+    # tool-calling-streaming: the function_call item and its argument events
+    scripted.SCRIPTS["alpha"] = [
+        ToolCallDelta(0, "call_1", "get_weather", '{"city":'),
+        ToolCallDelta(0, arguments='"SF"}'),
+        FinishReason("tool_calls"),
+    ]
+    with httpx.stream(
+        "POST",
+        f"{base_url}/responses",
+        json={"model": "alpha:m", "stream": True, "input": "Weather?", "tools": [WEATHER]},
+    ) as reply:
+        events = [json.loads(line[6:]) for line in reply.iter_lines() if line.startswith("data: ")]
+    models = {
+        "response.created": spec.ResponseCreatedStreamingEvent,
+        "response.in_progress": spec.ResponseInProgressStreamingEvent,
+        "response.output_item.added": spec.ResponseOutputItemAddedStreamingEvent,
+        "response.function_call_arguments.delta": spec.ResponseFunctionCallArgumentsDeltaStreamingEvent,
+        "response.function_call_arguments.done": spec.ResponseFunctionCallArgumentsDoneStreamingEvent,
+        "response.output_item.done": spec.ResponseOutputItemDoneStreamingEvent,
+        "response.completed": spec.ResponseCompletedStreamingEvent,
+    }
+    assert [e["type"] for e in events] == [
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.function_call_arguments.delta",
+        "response.function_call_arguments.delta",
+        "response.function_call_arguments.done",
+        "response.output_item.done",
+        "response.completed",
+    ]
+    for event in events:
+        models[event["type"]].model_validate(event)
+    assert events[2]["item"]["type"] == "function_call"
 
 
 # -- previous_response_id continues the provider's own conversation -------------------
