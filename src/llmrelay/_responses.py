@@ -287,7 +287,8 @@ class AsyncResponses:
         builder = wire.ResponseEvents(
             wire.base_response(
                 request,
-                id=new_id(wire.RESPONSE_ID_PREFIX),
+                # an unstored response's id has no time: no reader waits for its write
+                id=new_id(wire.RESPONSE_ID_PREFIX, timed=request.store),
                 created_at=int(time.time()),
                 model=f"{events.provider}:{events.model}",
             )

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from ._conversation import Conversation
     from ._messages import AsyncMessageStream
     from ._responses import AsyncResponseStream
-    from ._shape_models import AnthropicMessage, Response
+    from ._shape_models import AnthropicMessage, MessageStreamEvent, Response, ResponseStreamEvent
     from ._sync import Client
 
 __all__ = ["MessageStream", "ResponseStream"]
@@ -25,6 +25,9 @@ class ResponseStream(_SyncStream["ResponseStreamEvent"]):
     """Responses streaming events for sync code (``responses.create(stream=True)``)."""
 
     _source: AsyncResponseStream
+
+    def __next__(self) -> ResponseStreamEvent:
+        return super().__next__()
 
     @property
     def response(self) -> Response:
@@ -39,6 +42,9 @@ class MessageStream(_SyncStream["MessageStreamEvent"]):
     """Anthropic stream events for sync code (``messages.create(stream=True)``)."""
 
     _source: AsyncMessageStream
+
+    def __next__(self) -> MessageStreamEvent:
+        return super().__next__()
 
     @property
     def message(self) -> AnthropicMessage:

@@ -53,13 +53,15 @@ def sse_event(kind: str, payload: Any) -> bytes:
     return b"event: " + kind.encode() + b"\ndata: " + dumps(payload) + b"\n\n"
 
 
-def new_id(prefix: str) -> str:
+def new_id(prefix: str, *, timed: bool = True) -> str:
     """``prefix`` + 12 hex digits of the time in ms + 32 random hex digits.
 
     The time lets a reader tell a just-made id (whose stored record may still be on its
-    way to the database) from an old one.
+    way to the database) from an old one; ``timed=False`` writes zeros instead (an id
+    that is never stored).
     """
-    return f"{prefix}{int(time.time() * 1000):012x}{secrets.token_hex(16)}"
+    stamp = int(time.time() * 1000) if timed else 0
+    return f"{prefix}{stamp:012x}{secrets.token_hex(16)}"
 
 
 def id_age(value: str, prefix: str) -> float | None:
