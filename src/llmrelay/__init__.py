@@ -45,6 +45,8 @@ from .types import (
     ChatRequest,
     Completion,
     ConversationState,
+    EmbeddingRequest,
+    EmbeddingResult,
     Event,
     FinishReason,
     ImageRequest,
@@ -73,6 +75,7 @@ if TYPE_CHECKING:
         Model,
         ModelList,
     )
+    from ._openai_embeddings import CreateEmbeddingResponse, Embedding
     from ._params import (
         ChatParams,
         CompletionCreateParams,
@@ -124,7 +127,11 @@ __all__ = [
     "ConfigError",
     "Conversation",
     "ConversationState",
+    "CreateEmbeddingResponse",
     "DatabaseResponseStore",
+    "Embedding",
+    "EmbeddingRequest",
+    "EmbeddingResult",
     "Event",
     "FinishReason",
     "ImageParams",
@@ -198,6 +205,8 @@ _LAZY = {
     "CompletionCreateParams": "._params",
     "ImageParams": "._params",
     "ImagesGenerateParams": "._params",
+    "CreateEmbeddingResponse": "._openai_embeddings",
+    "Embedding": "._openai_embeddings",
 }
 
 

@@ -9,6 +9,7 @@ from typing import Any, Unpack
 import httpx
 
 from . import errors
+from ._embeddings import AsyncEmbeddings, embed
 from ._engine import Engine, map_exception
 from ._http import make_http_client
 from ._messages import AsyncMessages
@@ -24,6 +25,7 @@ from .catalog import LiveModel
 from .providers import Provider
 from .types import (
     Completion,
+    EmbeddingResult,
     ImageResult,
     MessagesInput,
     ProviderDescription,
@@ -109,6 +111,7 @@ class AsyncClient:
         self._closed = False
         self.chat = AsyncChat(self)
         self.images = AsyncImages(self)
+        self.embeddings = AsyncEmbeddings(self)
         self.models = AsyncModels(self)
         self.responses = AsyncResponses(self)
         self.messages = AsyncMessages(self)
@@ -333,3 +336,38 @@ class AsyncClient:
         }
         model = params.get("model") or engine.settings.model
         return await engine.generate_images(model, prompt, n, fields)
+
+    async def embed(
+        self,
+        input: str | Iterable[str] | Iterable[int] | Iterable[Iterable[int]],
+        *,
+        model: str,
+        dimensions: int | None = None,
+        user: str | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> EmbeddingResult:
+        """Embed text (or token ids) with ``model``, with fallback as for chat.
+
+        Args:
+            input: a string, a list of strings, a list of token ids, or a list of
+                token-id lists (OpenAI's ``input`` forms).
+            model: a model reference (``"huggingface:BAAI/bge-small-en-v1.5"``, an
+                alias for a chain of candidates, ...).
+            dimensions: the vector size to ask for; refused by a provider that cannot
+                honour it (``InvalidRequestError``, ``param="dimensions"``).
+            user: an end-user identifier, sent where the service takes one.
+            options: provider-specific embedding options (``Provider.embedding_options``).
+
+        Returns:
+            ``EmbeddingResult``: one vector per input, provider, model, reported usage
+            and the attempts (see ``llmrelay._embeddings`` for the rules).
+
+        Raises:
+            llmrelay.errors.ConfigError: a bad argument or an unresolvable model;
+                ``InvalidRequestError`` (with ``param``) for a field a provider cannot
+                honour; ``ProviderError`` / ``AllProvidersFailed`` as for chat.
+        """
+        self._check_open()
+        return await embed(
+            self._engine, input, model=model, dimensions=dimensions, user=user, options=options
+        )

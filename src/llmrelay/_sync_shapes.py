@@ -9,25 +9,29 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal
 
-from ._sync import _SyncStream
+from ._portal import Bridge, Portal
 
 if TYPE_CHECKING:
     from ._conversation import Conversation
     from ._messages import AsyncMessageStream
     from ._responses import AsyncResponseStream
-    from ._shape_models import AnthropicMessage, MessageStreamEvent, Response, ResponseStreamEvent
+    from ._shape_models import AnthropicMessage, MessageStreamEvent, Response, ResponseStreamEvent  # noqa: F401
     from ._sync import Client
 
 __all__ = ["MessageStream", "ResponseStream"]
 
 
-class ResponseStream(_SyncStream["ResponseStreamEvent"]):
-    """Responses streaming events for sync code (``responses.create(stream=True)``)."""
+class ResponseStream(Bridge["ResponseStreamEvent"]):
+    """Responses streaming events for sync code (``responses.create(stream=True)``).
+
+    Iterate it; ``close()`` or ``with`` to stop early (or ``break`` and drop it).
+    """
 
     _source: AsyncResponseStream
 
-    def __next__(self) -> ResponseStreamEvent:
-        return super().__next__()
+    def __init__(self, portal: Portal, source: AsyncResponseStream, owner: object = None) -> None:
+        super().__init__(portal, source)
+        self._owner = owner  # the Client stays alive while its stream is read
 
     @property
     def response(self) -> Response:
@@ -38,13 +42,17 @@ class ResponseStream(_SyncStream["ResponseStreamEvent"]):
         return self
 
 
-class MessageStream(_SyncStream["MessageStreamEvent"]):
-    """Anthropic stream events for sync code (``messages.create(stream=True)``)."""
+class MessageStream(Bridge["MessageStreamEvent"]):
+    """Anthropic stream events for sync code (``messages.create(stream=True)``).
+
+    Iterate it; ``close()`` or ``with`` to stop early (or ``break`` and drop it).
+    """
 
     _source: AsyncMessageStream
 
-    def __next__(self) -> MessageStreamEvent:
-        return super().__next__()
+    def __init__(self, portal: Portal, source: AsyncMessageStream, owner: object = None) -> None:
+        super().__init__(portal, source)
+        self._owner = owner
 
     @property
     def message(self) -> AnthropicMessage:
@@ -91,7 +99,7 @@ class Responses:
 
         result = portal.call(aclient.responses.create(conversation=conversation, **body))
         if isinstance(result, AsyncResponseStream):
-            return ResponseStream(portal, result)
+            return ResponseStream(portal, result, self._client)
         return result
 
     def retrieve(self, response_id: str) -> Response:
@@ -122,7 +130,7 @@ class Messages:
 
         result = portal.call(aclient.messages.create(conversation=conversation, **body))
         if isinstance(result, AsyncMessageStream):
-            return MessageStream(portal, result)
+            return MessageStream(portal, result, self._client)
         return result
 
     def count_tokens(self, **body: Any) -> dict[str, int]:
