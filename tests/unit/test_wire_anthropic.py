@@ -339,3 +339,46 @@ def test_count_tokens_is_a_bytes_estimate() -> None:
         {"model": "m", "messages": [{"role": "user", "content": "x" * 400}]}, count_only=True
     )
     assert wire.estimate_tokens(request) == 100
+
+
+def test_null_fields_are_as_not_given() -> None:
+    """An SDK's dumped block carries every unset field as null (``caller``, ``toolset_name``)."""
+    request = wire.parse_request(
+        {
+            "model": "m",
+            "max_tokens": 5,
+            "top_k": None,
+            "messages": [
+                {"role": "user", "content": "x"},
+                {
+                    "role": "assistant",
+                    "content": [
+                        {"type": "tool_use", "id": "t", "name": "f", "input": {}, "caller": None}
+                    ],
+                },
+            ],
+        }
+    )
+    assert "options" not in request.chat
+    with pytest.raises(llmrelay.ConfigError) as caught:
+        wire.parse_request(
+            {
+                "model": "m",
+                "max_tokens": 5,
+                "messages": [
+                    {
+                        "role": "assistant",
+                        "content": [
+                            {
+                                "type": "tool_use",
+                                "id": "t",
+                                "name": "f",
+                                "input": {},
+                                "caller": {"type": "direct"},
+                            }
+                        ],
+                    }
+                ],
+            }
+        )
+    assert caught.value.param == "messages[0].content[0].caller"

@@ -1,8 +1,9 @@
 """What the Responses and Anthropic Messages shapes share: request-field checks and frames.
 
-Both shapes read a JSON request body field by field (a field that is malformed, or that
-llmrelay cannot honour, is an ``llmrelay.errors.ConfigError`` naming it in ``param``)
-and write ``event: <type>`` / ``data: <json>`` SSE frames.
+Both shapes read a JSON request body field by field (a field that is malformed, unknown
+or that llmrelay cannot honour is an ``llmrelay.errors.ConfigError`` naming it in
+``param``; a field given as ``null`` is as if not given, as the SDKs' dumped models
+carry ``null`` for every unset field) and write ``event: <type>`` / ``data: <json>`` SSE frames.
 """
 
 from __future__ import annotations

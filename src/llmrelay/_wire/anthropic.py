@@ -148,7 +148,7 @@ def parse_request(body: Mapping[str, Any], *, count_only: bool = False) -> Messa
         else _KNOWN
     )
     for name in body:
-        if name not in allowed:
+        if body[name] is not None and name not in allowed:
             field_error(name, "unknown parameter")
     model = _require(body, "model")
     if not isinstance(model, str) or not model or len(model) > 512:
@@ -197,7 +197,7 @@ def _check_metadata(value: Any) -> None:
     if not isinstance(value, Mapping):
         field_error("metadata", "must be an object")
     for key in value:
-        if key != "user_id":
+        if value[key] is not None and key != "user_id":
             field_error(f"metadata.{key}", "unknown parameter")
     opt_str(value, "user_id", "metadata.", limit=256)
 
@@ -234,7 +234,7 @@ def _thinking(value: Any, max_tokens: int | None) -> bool:
     if kind == "disabled":
         return False
     for key in value:
-        if key not in ("type", "budget_tokens", "display"):
+        if value[key] is not None and key not in ("type", "budget_tokens", "display"):
             field_error(f"thinking.{key}", "unknown parameter")
     if value.get("display") not in (None, "summarized", "omitted"):
         field_error("thinking.display", "must be summarized or omitted")
@@ -271,7 +271,7 @@ def _system(value: Any) -> str | None:
 
 def _only(block: Mapping[str, Any], where: str, keys: tuple[str, ...]) -> None:
     for key in block:
-        if key not in keys:
+        if block[key] is not None and key not in keys:
             field_error(f"{where}.{key}", "unknown parameter")
     if block.get("citations") not in (None, []):
         field_error(f"{where}.citations", "citations are not supported")
@@ -312,7 +312,7 @@ def _tool_choice(value: Any, tools: list[dict[str, Any]], chat: dict[str, Any]) 
         field_error("tool_choice", "must be an object")
     kind = value.get("type")
     for key in value:
-        if key not in ("type", "name", "disable_parallel_tool_use"):
+        if value[key] is not None and key not in ("type", "name", "disable_parallel_tool_use"):
             field_error(f"tool_choice.{key}", "unknown parameter")
     if kind == "auto":
         chat["tool_choice"] = "auto"
@@ -343,7 +343,7 @@ def _messages(value: Any) -> list[dict[str, Any]]:
         if not isinstance(message, Mapping):
             field_error(where, "must be an object")
         for key in message:
-            if key not in ("role", "content"):
+            if message[key] is not None and key not in ("role", "content"):
                 field_error(f"{where}.{key}", "unknown parameter")
         role = message.get("role")
         if role not in ("user", "assistant"):

@@ -156,7 +156,7 @@ def parse_request(body: Mapping[str, Any]) -> ResponsesRequest:
     if not isinstance(body, Mapping):
         field_error("body", "must be a JSON object")
     for name in body:
-        if name not in _KNOWN:
+        if body[name] is not None and name not in _KNOWN:
             field_error(name, "unknown parameter")
     for name, allowed in _DEFAULT_ONLY.items():
         value = body.get(name)
@@ -279,7 +279,13 @@ def _tools(value: Any) -> list[dict[str, Any]]:
         if kind != "function":
             field_error(f"{where}.type", f"{kind!r:.40} tools are not supported (only function)")
         for key in tool:
-            if key not in ("type", "name", "description", "parameters", "strict"):
+            if tool[key] is not None and key not in (
+                "type",
+                "name",
+                "description",
+                "parameters",
+                "strict",
+            ):
                 field_error(f"{where}.{key}", "unknown parameter")
         name = tool.get("name")
         if not isinstance(name, str) or not name:
@@ -340,7 +346,7 @@ def _text(value: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
     if not isinstance(value, Mapping):
         field_error("text", "must be an object")
     for key in value:
-        if key not in ("format", "verbosity"):
+        if value[key] is not None and key not in ("format", "verbosity"):
             field_error(f"text.{key}", "unknown parameter")
     if value.get("verbosity") not in (None, "medium"):
         field_error("text.verbosity", "llmrelay cannot honour this option (only medium)")
@@ -502,7 +508,14 @@ def _message(item: Mapping[str, Any], where: str) -> tuple[dict[str, Any], dict[
     if role not in ("user", "assistant", "system", "developer"):
         field_error(f"{where}.role", "must be user, assistant, system or developer")
     for key in item:
-        if key not in ("type", "role", "content", "id", "status", "phase"):
+        if item[key] is not None and key not in (
+            "type",
+            "role",
+            "content",
+            "id",
+            "status",
+            "phase",
+        ):
             field_error(f"{where}.{key}", "unknown parameter")
     content = item.get("content")
     if isinstance(content, str):

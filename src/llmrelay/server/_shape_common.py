@@ -50,7 +50,7 @@ _DELTAS_EVERY = 32
 
 
 class _Said:
-    """One chat message as ``_Turn`` reads it (``role``, ``text()``, ``to_input()``)."""
+    """One chat message as ``_Turn`` reads it (``role``, ``text()``, ``key()``, ``to_input()``)."""
 
     def __init__(self, message: Mapping[str, Any]) -> None:
         self.role = str(message.get("role"))
@@ -65,6 +65,21 @@ class _Said:
                 if isinstance(p, Mapping) and p.get("type") == "text"
             )
         return content if isinstance(content, str) else ""
+
+    def key(self) -> str:
+        """What identifies it in the conversation memory: the text, the calls, the answer.
+
+        The same as a chat message's (``_schemas.ChatMessage``), so one history has one
+        key whichever shape sent it.
+        """
+        calls = [
+            (c.get("id"), c.get("function", {}).get("name"), c.get("function", {}).get("arguments"))
+            for c in self._message.get("tool_calls") or ()
+        ]
+        call_id = self._message.get("tool_call_id")
+        if not calls and call_id is None:
+            return self.text()
+        return json.dumps([self.text(), calls, call_id])
 
     def to_input(self) -> dict[str, Any]:
         return dict(self._message)
