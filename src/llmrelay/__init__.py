@@ -98,6 +98,7 @@ if TYPE_CHECKING:
     )
     from ._stream import AsyncChatStream
     from ._sync import ChatCompletionStream, ChatStream, Client
+    from ._sync_shapes import MessageStream, ResponseStream
     from ._wire.sse import AsyncSSEStream
 
 __all__ = [
@@ -143,6 +144,7 @@ __all__ = [
     "LLMRelayError",
     "MemoryResponseStore",
     "Message",
+    "MessageStream",
     "MessageStreamEvent",
     "MissingCredentialsError",
     "Model",
@@ -160,6 +162,7 @@ __all__ = [
     "Response",
     "ResponseFormat",
     "ResponseStore",
+    "ResponseStream",
     "ResponseStreamEvent",
     "StoredResponse",
     "StreamInterrupted",
@@ -187,6 +190,8 @@ _LAZY = {
     "AsyncResponseStream": "._responses",
     "AsyncMessages": "._messages",
     "AsyncMessageStream": "._messages",
+    "ResponseStream": "._sync_shapes",
+    "MessageStream": "._sync_shapes",
     "ResponseStore": "._response_store",
     "StoredResponse": "._response_store",
     "MemoryResponseStore": "._response_store",

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import llmrelay
-from llmrelay.types import ConversationState, FinishReason, Reasoning, Usage
+from llmrelay.types import ConversationState, FinishReason, Reasoning, ToolCallDelta, Usage
 from tests.unit.scripted_provider import scripted
 
 pytestmark = pytest.mark.anyio
@@ -109,3 +109,128 @@ def test_the_sync_client_has_both_shapes() -> None:
         assert client.messages.count_tokens(
             model="first:shared-model", messages=[{"role": "user", "content": "abcd"}]
         ) == {"input_tokens": 1}
+
+
+def test_the_sync_client_continues_both_shapes_with_the_providers_state() -> None:
+    cls, script = scripted("first", stateful_script(1))
+    with llmrelay.Client(providers=[cls]) as client:
+        first = client.responses.create(model="first:shared-model", input="one")
+        assert isinstance(first, llmrelay.Response)
+        script.events = stateful_script(2)
+        stream = client.responses.create(
+            model="first:shared-model", input="two", previous_response_id=first.id, stream=True
+        )
+        assert isinstance(stream, llmrelay.ResponseStream)
+        with stream:
+            kinds = [event.type for event in stream]
+        assert (kinds[0], kinds[-1]) == ("response.created", "response.completed")
+        request = script.received[-1]
+        assert request.state is not None
+        assert request.state.data == {"turn": 1}
+        assert [(m.role, m.content) for m in request.messages] == [
+            ("user", "one"),
+            ("assistant", "answer 1"),
+            ("user", "two"),
+        ]
+        second = stream.response
+        assert (second.previous_response_id, second.output_text) == (first.id, "answer 2")
+        assert client.responses.retrieve(second.id).output_text == "answer 2"
+        listed = client.responses.input_items.list(second.id)
+        assert [item["content"][0]["text"] for item in listed["data"]] == ["two"]
+
+        conversation = llmrelay.Conversation()
+        body: dict[str, Any] = {
+            "model": "first:shared-model",
+            "max_tokens": 10,
+            "messages": [{"role": "user", "content": "three"}],
+        }
+        script.events = stateful_script(3)
+        answer = client.messages.create(conversation=conversation, **body)
+        assert isinstance(answer, llmrelay.AnthropicMessage)
+        assert script.received[-1].state is None  # a new conversation
+        body["messages"] += [
+            {"role": "assistant", "content": [{"type": "text", "text": "answer 3"}]},
+            {"role": "user", "content": [{"type": "text", "text": "four"}]},
+        ]
+        script.events = stateful_script(4)
+        streamed = client.messages.create(conversation=conversation, stream=True, **body)
+        assert isinstance(streamed, llmrelay.MessageStream)
+        with streamed:
+            kinds = [event.type for event in streamed]
+        assert (kinds[0], kinds[-1]) == ("message_start", "message_stop")
+        request = script.received[-1]
+        assert request.state is not None
+        assert request.state.data == {"turn": 3}
+        assert [(m.role, m.content) for m in request.messages] == [
+            ("user", "three"),
+            ("assistant", "answer 3"),
+            ("user", "four"),
+        ]
+        assert streamed.message.text == "answer 4"
+        assert [m.content for m in conversation.messages] == [
+            "three",
+            "answer 3",
+            "four",
+            "answer 4",
+        ]
+
+
+async def test_tool_calls_reach_both_shapes_as_items_and_blocks() -> None:
+    calls = [
+        "Looking.",
+        ToolCallDelta(0, "call_a", "get_weather", '{"city":'),
+        ToolCallDelta(1, "call_b", "get_time", "{}"),
+        ToolCallDelta(0, arguments='"Paris"}'),
+        FinishReason("tool_calls"),
+    ]
+    cls, script = scripted("first", calls)
+    async with llmrelay.AsyncClient(providers=[cls]) as client:
+        stream = await client.responses.create(
+            model="first:shared-model", input="Weather?", stream=True
+        )
+        events = [event async for event in stream]
+        kinds = [event.type for event in events]
+        assert kinds.count("response.function_call_arguments.done") == 2
+        assert kinds[-1] == "response.completed"
+        done = [e for e in events if e.type == "response.function_call_arguments.done"]
+        assert {e.arguments for e in done} == {'{"city":"Paris"}', "{}"}
+        response = stream.response
+        assert [item["type"] for item in response.output] == [
+            "message",
+            "function_call",
+            "function_call",
+        ]
+        first_call = response.output[1]
+        assert (first_call["call_id"], first_call["name"], first_call["arguments"]) == (
+            "call_a",
+            "get_weather",
+            '{"city":"Paris"}',
+        )
+        script.events = ["Sunny.", FinishReason("stop")]
+        await client.responses.create(
+            model="first:shared-model",
+            previous_response_id=response.id,
+            input=[
+                {"type": "function_call_output", "call_id": "call_a", "output": "22 C"},
+                {"type": "function_call_output", "call_id": "call_b", "output": "noon"},
+            ],
+        )
+        sent = script.received[-1].messages
+        assert [m.role for m in sent] == ["user", "assistant", "tool", "tool"]
+        assert [call.id for call in sent[1].tool_calls] == ["call_a", "call_b"]
+        assert [(m.tool_call_id, m.content) for m in sent[2:]] == [
+            ("call_a", "22 C"),
+            ("call_b", "noon"),
+        ]
+
+        script.events = calls
+        message = await client.messages.create(
+            model="first:shared-model",
+            max_tokens=50,
+            messages=[{"role": "user", "content": "Weather?"}],
+        )
+        assert isinstance(message, llmrelay.AnthropicMessage)
+        assert message.stop_reason == "tool_use"
+        assert [block["type"] for block in message.content] == ["text", "tool_use", "tool_use"]
+        assert message.content[1]["input"] == {"city": "Paris"}
+        assert message.content[2]["id"] == "call_b"
