@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from types import TracebackType
-from typing import Any, Unpack
+from typing import TYPE_CHECKING, Any, Unpack
 
 import httpx
 
 from . import errors
 from ._embeddings import AsyncEmbeddings, embed
 from ._engine import Engine, map_exception
-from ._http import make_http_client
 from ._messages import AsyncMessages
 from ._params import ChatParams, ImageParams, check, keywords
 from ._registry import Registry
@@ -20,8 +19,8 @@ from ._responses import AsyncResponses
 from ._router import HealthStore
 from ._settings import Settings, Timeouts, load_config
 from ._stream import AsyncChatStream
+from ._transport import make_http_client
 from ._turn import Turn
-from .catalog import LiveModel
 from .providers import Provider
 from .types import (
     Completion,
@@ -30,6 +29,9 @@ from .types import (
     MessagesInput,
     ProviderDescription,
 )
+
+if TYPE_CHECKING:
+    from .catalog import LiveModel
 
 __all__ = ["AsyncClient"]
 
@@ -54,12 +56,17 @@ class AsyncClient:
         cooldown: seconds a candidate that failed retryably is tried last (default 30).
         providers: extra provider classes (or name -> class) for this client only.
         http_client: an ``httpx.AsyncClient`` to use instead of building one (it is not
-            closed by ``aclose``; ``proxy``, ``verify`` and connect/read timeouts are then
-            the caller's).
+            closed by ``aclose``; ``proxy``, ``verify``, ``transport`` and connect/read
+            timeouts are then the caller's).
         config_path: TOML config file to read instead of the default one.
         health: where candidate cool-downs are kept (a ``HealthStore``; not closed by
             ``aclose``). Default: shared through Redis when ``LLMRELAY_REDIS_URL`` is set
             (``pip install 'llmrelay[scale]'``; closed by ``aclose``), else in this client.
+        transport: the HTTP transport: ``"httpx"`` (default), ``"aiohttp"`` (a third
+            to a half of the CPU per streamed token; ``pip install 'llmrelay[fast]'``;
+            no socks proxies) or ``"auto"`` (aiohttp when installed and no socks proxy
+            is set, else httpx; as an argument a preference ``LLMRELAY_TRANSPORT`` and
+            the config file's ``transport`` override). Default: from those, else httpx.
 
     Raises:
         llmrelay.errors.ConfigError: invalid settings or config file.
@@ -83,6 +90,7 @@ class AsyncClient:
         http_client: httpx.AsyncClient | None = None,
         config_path: str | None = None,
         health: HealthStore | None = None,
+        transport: str | None = None,
     ) -> None:
         path, config = load_config(config_path)
         registry = Registry(providers, Settings.configured_providers(config, path))
@@ -99,9 +107,13 @@ class AsyncClient:
             model=model,
             strict=strict,
             cooldown=cooldown,
+            transport=transport,
+            plugins=registry.read_plugins,
         )
         self._owns_http = http_client is None
-        http = http_client or make_http_client(settings.timeouts, settings.proxy, settings.verify)
+        http = http_client or make_http_client(
+            settings.timeouts, settings.proxy, settings.verify, settings.transport
+        )
         self._owned_health: Any = None
         if health is None:
             from ._redis import health_from_env

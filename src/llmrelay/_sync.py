@@ -46,7 +46,6 @@ from ._resources import AsyncChatCompletionStream
 from ._router import HealthStore
 from ._settings import Timeouts
 from ._stream import AsyncChatStream
-from .catalog import LiveModel
 from .providers import Provider
 from .types import (
     Completion,
@@ -67,6 +66,7 @@ if TYPE_CHECKING:
         ModelList,
     )
     from ._openai_embeddings import CreateEmbeddingResponse
+    from .catalog import LiveModel
 
 __all__ = ["ChatCompletionStream", "ChatStream", "Client"]
 
@@ -280,6 +280,7 @@ class Client:
         http_client: httpx.AsyncClient | None = None,
         config_path: str | None = None,
         health: HealthStore | None = None,
+        transport: str | None = None,
     ) -> None:
         self._kwargs: dict[str, Any] = {
             "model": model,
@@ -295,6 +296,7 @@ class Client:
             "http_client": http_client,
             "config_path": config_path,
             "health": health,
+            "transport": transport,
         }
         self._lock = threading.Lock()
         self._closed = False

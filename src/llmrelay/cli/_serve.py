@@ -133,6 +133,13 @@ def _check_proxies(
 @click.option("--log-prompts", is_flag=True, help="Also log request messages (off by default).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Config file.")
 @click.option("-m", "--model", help="Default model when a request names none.")
+@click.option(
+    "--transport",
+    type=click.Choice(["auto", "httpx", "aiohttp"]),
+    help="HTTP transport to the providers [default: auto: aiohttp when installed and no "
+    "socks proxy is set, unless LLMRELAY_TRANSPORT or the config file's transport say "
+    "otherwise].",
+)
 def serve(
     host: str,
     port: int,
@@ -154,6 +161,7 @@ def serve(
     log_prompts: bool,
     config_path: str | None,
     model: str | None,
+    transport: str | None,
 ) -> None:
     """Serve the OpenAI-compatible API and the web chat page at http://HOST:PORT/.
 
@@ -190,6 +198,7 @@ def serve(
         client_kwargs["config_path"] = config_path
     if model:
         client_kwargs["model"] = model
+    client_kwargs["transport"] = transport or "auto"
     config = ServerConfig(
         api_key=key,
         cors_origins=cors_origins,
