@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from functools import cached_property
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Unpack
 
@@ -11,11 +12,9 @@ import httpx
 from . import errors
 from ._embeddings import AsyncEmbeddings, embed
 from ._engine import Engine, map_exception
-from ._messages import AsyncMessages
 from ._params import ChatParams, ImageParams, check, keywords
 from ._registry import Registry
 from ._resources import AsyncChat, AsyncImages, AsyncModels
-from ._responses import AsyncResponses
 from ._router import HealthStore
 from ._settings import Settings, Timeouts, load_config
 from ._stream import AsyncChatStream
@@ -31,6 +30,8 @@ from .types import (
 )
 
 if TYPE_CHECKING:
+    from ._messages import AsyncMessages
+    from ._responses import AsyncResponses
     from .catalog import LiveModel
 
 __all__ = ["AsyncClient"]
@@ -125,8 +126,26 @@ class AsyncClient:
         self.images = AsyncImages(self)
         self.embeddings = AsyncEmbeddings(self)
         self.models = AsyncModels(self)
-        self.responses = AsyncResponses(self)
-        self.messages = AsyncMessages(self)
+
+    @cached_property
+    def responses(self) -> AsyncResponses:
+        """OpenAI's Responses API over this client (``llmrelay.AsyncResponses``).
+
+        Made on first use (the Responses modules load only then).
+        """
+        from ._responses import AsyncResponses
+
+        return AsyncResponses(self)
+
+    @cached_property
+    def messages(self) -> AsyncMessages:
+        """Anthropic's Messages API over this client (``llmrelay.AsyncMessages``).
+
+        Made on first use (the Messages modules load only then).
+        """
+        from ._messages import AsyncMessages
+
+        return AsyncMessages(self)
 
     def __repr__(self) -> str:
         return f"<AsyncClient model={self._engine.settings.model!r}>"

@@ -234,3 +234,21 @@ async def test_tool_calls_reach_both_shapes_as_items_and_blocks() -> None:
         assert [block["type"] for block in message.content] == ["text", "tool_use", "tool_use"]
         assert message.content[1]["input"] == {"city": "Paris"}
         assert message.content[2]["id"] == "call_b"
+
+
+def test_a_client_loads_the_shape_modules_only_when_used() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, llmrelay; c = llmrelay.AsyncClient(); "
+        "shapes = ('llmrelay._responses', 'llmrelay._messages', 'llmrelay._response_store'); "
+        "print(sorted(m for m in shapes if m in sys.modules)); c.responses; c.messages; "
+        "print(sorted(m for m in shapes if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    before, after = result.stdout.split("\n")[:2]
+    assert before == "[]"
+    assert after == "['llmrelay._messages', 'llmrelay._response_store', 'llmrelay._responses']"
