@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 import llmrelay
+from llmrelay.providers import Capability
 from llmrelay.types import ConversationState, FinishReason, Reasoning, ToolCallDelta, Usage
 from tests.unit.scripted_provider import scripted
 
@@ -175,6 +176,12 @@ def test_the_sync_client_continues_both_shapes_with_the_providers_state() -> Non
         ]
 
 
+TOOLS = [
+    {"type": "function", "name": name, "parameters": {"type": "object", "properties": {}}}
+    for name in ("get_weather", "get_time")
+]
+
+
 async def test_tool_calls_reach_both_shapes_as_items_and_blocks() -> None:
     calls = [
         "Looking.",
@@ -184,9 +191,12 @@ async def test_tool_calls_reach_both_shapes_as_items_and_blocks() -> None:
         FinishReason("tool_calls"),
     ]
     cls, script = scripted("first", calls)
+    # the tool-calling engine's capabilities, where it has them (the agent branch's engine
+    # checks them; without it the tools are translated and not sent)
+    cls.capabilities = cls.capabilities | {c for c in Capability if c.value == "tools"}
     async with llmrelay.AsyncClient(providers=[cls]) as client:
         stream = await client.responses.create(
-            model="first:shared-model", input="Weather?", stream=True
+            model="first:shared-model", input="Weather?", tools=TOOLS, stream=True
         )
         events = [event async for event in stream]
         kinds = [event.type for event in events]
@@ -210,11 +220,14 @@ async def test_tool_calls_reach_both_shapes_as_items_and_blocks() -> None:
         await client.responses.create(
             model="first:shared-model",
             previous_response_id=response.id,
+            tools=TOOLS,
             input=[
                 {"type": "function_call_output", "call_id": "call_a", "output": "22 C"},
                 {"type": "function_call_output", "call_id": "call_b", "output": "noon"},
             ],
         )
+        if hasattr(Capability, "TOOLS"):  # the tool-calling engine sends them on
+            assert [tool.name for tool in script.received[-1].tools] == ["get_weather", "get_time"]
         sent = script.received[-1].messages
         assert [m.role for m in sent] == ["user", "assistant", "tool", "tool"]
         assert [call.id for call in sent[1].tool_calls] == ["call_a", "call_b"]
@@ -227,6 +240,7 @@ async def test_tool_calls_reach_both_shapes_as_items_and_blocks() -> None:
         message = await client.messages.create(
             model="first:shared-model",
             max_tokens=50,
+            tools=[{"name": t["name"], "input_schema": t["parameters"]} for t in TOOLS],
             messages=[{"role": "user", "content": "Weather?"}],
         )
         assert isinstance(message, llmrelay.AnthropicMessage)
