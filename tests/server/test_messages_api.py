@@ -255,3 +255,73 @@ def test_too_many_messages_apply_to_every_shape(make_server: Any) -> None:
     assert reply.status_code == 400
     assert reply.json()["error"]["param"] == "input"
     assert scripted.LOG["alpha"].requests == []
+
+
+def test_both_shapes_fall_back_count_and_log_as_chat(
+    make_server: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fallback, ``/metrics`` and the exchange log treat the two shapes as chat (one engine)."""
+    import json
+    import sqlite3
+    import time
+
+    db = tmp_path / "log.db"
+    monkeypatch.setenv("LLMRELAY_DATABASE_URL", f"sqlite:///{db}")
+    monkeypatch.setenv("LLMRELAY_HOME", str(tmp_path / "home"))
+    url = make_server()
+    down = llmrelay.ProviderUnavailable(
+        "alpha is down", provider="alpha", model="m", status_code=503
+    )
+    scripted.SCRIPTS["alpha"] = [down]
+    reply = httpx.post(url + "/v1/responses", json={"model": "chain", "input": "one"}, timeout=10)
+    assert reply.status_code == 200
+    assert (reply.json()["model"], reply.json()["output"][0]["content"][0]["text"]) == (
+        "beta:m",
+        "Hello, world!",
+    )
+    with httpx.stream(
+        "POST",
+        url + "/v1/messages",
+        json={
+            "model": "chain",
+            "max_tokens": 10,
+            "stream": True,
+            "messages": [{"role": "user", "content": "two"}],
+        },
+        timeout=10,
+    ) as streamed:
+        assert streamed.status_code == 200
+        body = streamed.read().decode()
+    assert "event: message_stop" in body
+    assert '"model":"beta:m"' in body
+    assert scripted.LOG["alpha"].opened == 2  # each shape tried alpha first
+
+    def metric(name: str, **labels: str) -> float:
+        text = httpx.get(url + "/metrics", timeout=10).text
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith((name + "{", name + " "))
+            and all(f'{k}="{v}"' in line for k, v in labels.items())
+        )
+
+    for endpoint in ("responses", "messages"):
+        assert (
+            metric(
+                "llmrelay_server_requests_total", endpoint=endpoint, provider="beta", status="200"
+            )
+            == 1
+        ), endpoint
+    deadline = time.monotonic() + 10
+    while metric("llmrelay_log_written_rows_total") < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute(
+            "SELECT prompt, answer, provider, model_requested, attempts FROM exchanges ORDER BY id"
+        ).fetchall()
+    assert [row[:4] for row in rows] == [
+        ("one", "Hello, world!", "beta", "chain"),
+        ("two", "Hello, world!", "beta", "chain"),
+    ]
+    # the streamed answer's attempts (a JSON answer logs none, as chat's JSON answers)
+    assert [a["provider"] for a in json.loads(rows[1][4])] == ["alpha", "beta"]
