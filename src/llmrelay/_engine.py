@@ -40,6 +40,7 @@ from ._router import HealthStore, Router, Target
 from ._settings import ProviderSettingsSpec, Settings
 from ._turn import Turn, is_content
 from .providers import AuthMode, Capability, Provider
+from .providers._image_input import ImageFetchPolicy
 from .types import (
     ChatRequest,
     Event,
@@ -151,11 +152,13 @@ class Engine:
         cls = self.registry.get(target.provider)
         for index, message in enumerate(turn.messages):
             if message.images and Capability.VISION not in cls.capabilities:
+                part = message.image_parts[0][0]
                 raise errors.InvalidRequestError(
-                    f"messages[{index}] has an image_url part, and {target.provider} cannot "
-                    "take images",
+                    f"messages[{index}] has an image_url part (content[{part}]), and "
+                    f"{target.provider} cannot take images",
                     provider=target.provider,
                     model=target.model,
+                    param=f"messages[{index}]",
                 )
         params = self._supported(cls, target, turn.parameters, turn.options)
         options = {k: v for k, v in turn.options.items() if k in cls.options}
@@ -177,6 +180,7 @@ class Engine:
             options=options,
             deadline=deadline,
             strict=self.settings.strict,
+            image_fetch=ImageFetchPolicy() if self.settings.allow_image_fetch else None,
         )
 
     def image_request(

@@ -217,7 +217,7 @@ class InvalidRequestError(ProviderError):
     as OpenAI's error object does.
 
     Attributes:
-        param: the request field at fault (``"tools"``, ``"dimensions"``, ...), or ``None``.
+        param: the request field at fault (OpenAI's error ``param``), or ``None``.
     """
 
     def __init__(self, message: str, *, param: str | None = None, **kwargs: object) -> None:

@@ -192,6 +192,7 @@ def test_the_config_file_accepts_every_key_of_the_table_and_no_other() -> None:
     keys = {row.key[0] for row in CLIENT_ROWS if row.key}
     assert keys == {"model", "proxy", "ca_bundle", "verify", "strict", "cooldown", "timeouts"} | {
         "aliases",
+        "allow_image_fetch",
         "transport",
     }
     for reserved in ("log", "server"):  # reserved tables stay accepted

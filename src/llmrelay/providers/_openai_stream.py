@@ -140,17 +140,9 @@ def error_from_payload(
 
 def chat_payload(request: ChatRequest, model: str) -> dict[str, Any]:
     """The ``/chat/completions`` request body for ``request`` (streaming, with usage)."""
-    messages: list[dict[str, Any]] = []
-    for message in request.messages:
-        content: Any = message.content
-        if message.images:
-            content = [{"type": "text", "text": message.content}] + [
-                {"type": "image_url", "image_url": {"url": url}} for url in message.images
-            ]
-        messages.append({"role": message.role, "content": content})
     body: dict[str, Any] = {
         "model": model,
-        "messages": messages,
+        "messages": [message.to_openai() for message in request.messages],
         "stream": True,
         "stream_options": {"include_usage": True},
     }

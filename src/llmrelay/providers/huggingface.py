@@ -33,6 +33,12 @@ Protocols and their public sources:
   supported by any provider you have enabled" is a ``ModelNotFoundError`` saying what to
   do. ``live_models()`` reads its catalogue, ``GET {router_url}/models``, cached with a
   TTL (``_hf_router``). https://huggingface.co/docs/inference-providers/index.
+* **Images in** (``image_url`` parts) go to the router in OpenAI's shape, each in its
+  place among the text parts, URLs unfetched: a request with images is routed there
+  (``api="inference"``, the text-generation route, takes none and is refused). The
+  router's catalogue is asked first (cached): a model it lists without ``image`` among
+  its ``architecture.input_modalities`` is refused before anything is sent; one it does
+  not list, or a catalogue that cannot be read, is left to the router to judge.
 * **Model ids** are validated first (``_hf_router.parse_model_id``): a Hub repository id,
   optionally ``@revision`` or one router suffix; nothing else reaches a URL path.
 * **Model list**: the built-in models plus trending ones from ``GET {hub_url}/api/models``
@@ -89,6 +95,7 @@ from ._tgi import (
     parse_generated,
     wait_for_model,
 )
+from ._vision import images_of, refuse_images
 
 __all__ = ["ROUTER_MODELS", "HuggingFace"]
 
@@ -146,6 +153,7 @@ class HuggingFace(Provider):
             Capability.HISTORY,
             Capability.IMAGES,
             Capability.EMBEDDINGS,
+            Capability.VISION,
         }
     )
     parameters: ClassVar[frozenset[str]] = PARAMETERS
@@ -225,12 +233,47 @@ class HuggingFace(Provider):
 
     # -- chat ------------------------------------------------------------------------
 
+    @classmethod
+    def declared_vision(cls, model: str) -> bool | None:
+        """``False`` for an image-generation model; else unknown until the router says."""
+        return False if model in cls.image_models else None
+
+    def vision(self, model: str) -> bool | None:
+        """The router's cached catalogue row's ``vision``, when it lists ``model``."""
+        declared = self.declared_vision(model)
+        row = self.catalog.cached(model)
+        return row.vision if declared is None and row is not None else declared
+
+    async def _check_images(self, request: ChatRequest, model: str, api: str) -> None:
+        """Refuse images the route or (as the catalogue says) the model cannot take."""
+        if api != "router":
+            raise refuse_images(
+                request,
+                self.name,
+                "the Inference API's text-generation route (api='inference') takes no "
+                "images; use the router (api='router')",
+            )
+        try:
+            await self.catalog.models()
+        except errors.ProviderError as exc:
+            log.info("%s: catalogue unavailable for the vision check: %s", self.name, exc)
+            return
+        if self.vision(model) is False:
+            raise refuse_images(
+                request,
+                self.name,
+                f"the router's catalogue lists {model.partition(':')[0]} without image input",
+            )
+
     async def stream(self, request: ChatRequest) -> AsyncGenerator[Event, None]:
         """Stream the answer to ``request`` (see the module docstring)."""
         model = request.model or self.default_model
         hub_id = parse_model_id(model, self.name)
-        api = self._api(request.options, hub_id, hub_id.repo in ROUTER_MODELS)
+        images = bool(images_of(request))
+        api = self._api(request.options, hub_id, hub_id.repo in ROUTER_MODELS or images)
         with translate_errors(self.name, model):
+            if images:
+                await self._check_images(request, model, api)
             if api == "router":
                 source = stream_chat(
                     self._http,
