@@ -325,3 +325,50 @@ def test_both_shapes_fall_back_count_and_log_as_chat(
     ]
     # the streamed answer's attempts (a JSON answer logs none, as chat's JSON answers)
     assert [a["provider"] for a in json.loads(rows[1][4])] == ["alpha", "beta"]
+
+
+def test_images_in_both_shapes_reach_a_vision_model_only(
+    make_server: Any, base_config: ServerConfig
+) -> None:
+    import base64
+
+    png = "data:image/png;base64," + base64.b64encode(scripted.PNG).decode()
+    kwargs = {**base_config.client_kwargs, "providers": [*scripted.ALL, scripted.Seer]}
+    url = make_server(client_kwargs=kwargs)
+    scripted.SCRIPTS["seer"] = scripted.ok_script("A dot.")
+    content = [
+        {"type": "input_text", "text": "What is this?"},
+        {"type": "input_image", "image_url": png, "detail": "low"},
+    ]
+    body = {"input": [{"role": "user", "content": content}]}
+    reply = httpx.post(url + "/v1/responses", json={"model": "seer:m", **body}, timeout=10)
+    assert reply.status_code == 200, reply.text
+    (message,) = scripted.LOG["seer"].requests[-1].messages
+    assert message.content == "What is this?"
+    assert message.images == (png,)
+    assert [(image.url, image.detail) for _, image in message.image_parts] == [(png, "low")]
+    refused = httpx.post(url + "/v1/responses", json={"model": "alpha:m", **body}, timeout=10)
+    assert refused.status_code == 400
+    assert refused.json()["error"]["param"] is not None
+    assert scripted.LOG["alpha"].requests == []
+
+    block = {"type": "image", "source": {"type": "base64", "media_type": "image/png"}}
+    block["source"]["data"] = png.partition(",")[2]  # type: ignore[index]
+    messages = [{"role": "user", "content": [block, {"type": "text", "text": "And this?"}]}]
+    answer = httpx.post(
+        url + "/v1/messages",
+        json={"model": "seer:m", "max_tokens": 10, "messages": messages},
+        timeout=10,
+    )
+    assert answer.status_code == 200, answer.text
+    (message,) = scripted.LOG["seer"].requests[-1].messages
+    assert message.content == "And this?"
+    assert message.images == (png,)
+    refused = httpx.post(
+        url + "/v1/messages",
+        json={"model": "alpha:m", "max_tokens": 10, "messages": messages},
+        timeout=10,
+    )
+    assert refused.status_code == 400
+    assert refused.json()["error"]["type"] == "invalid_request_error"
+    assert "alpha" in refused.json()["error"]["message"]

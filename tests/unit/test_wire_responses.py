@@ -357,7 +357,7 @@ def test_items_become_chat_messages() -> None:
                     {
                         "role": "user",
                         "content": [
-                            {"type": "input_image", "image_url": "data:,", "detail": "high"}
+                            {"type": "input_image", "image_url": "data:,", "detail": "max"}
                         ],
                     }
                 ]

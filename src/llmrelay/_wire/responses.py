@@ -569,10 +569,13 @@ def _part(part: Any, where: str, role: str) -> tuple[dict[str, Any], dict[str, A
         url = part.get("image_url")
         if not isinstance(url, str) or not url:
             field_error(f"{where}.image_url", "must be an https or data URL")
-        if part.get("detail") not in (None, "auto"):
-            field_error(f"{where}.detail", "llmrelay cannot honour this option (only auto)")
-        stored = {"type": "input_image", "image_url": url, "detail": "auto", "file_id": None}
-        return {"type": "image_url", "image_url": {"url": url}}, stored
+        detail = part.get("detail")
+        if detail not in (None, "auto", "low", "high"):
+            field_error(f"{where}.detail", "must be auto, low or high")
+        stored = {"type": "input_image", "image_url": url, "detail": detail or "auto"}
+        stored["file_id"] = None
+        image = {"url": url} if detail is None else {"url": url, "detail": detail}
+        return {"type": "image_url", "image_url": image}, stored
     field_error(f"{where}.type", f"{kind!r:.40} content is not supported")
 
 
