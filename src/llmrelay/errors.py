@@ -213,7 +213,8 @@ class InvalidRequestError(ProviderError):
     """The request is invalid (HTTP 400/422), or the provider cannot honour part of it.
 
     A part llmrelay knows a provider cannot honour (tools, a response format, a
-    parameter under ``strict``) is refused before anything is sent.
+    parameter under ``strict``) is refused before anything is sent; ``param`` names it,
+    as OpenAI's error object does.
 
     Attributes:
         param: the request field at fault (OpenAI's error ``param``), or ``None``.
