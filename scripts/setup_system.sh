@@ -3,13 +3,20 @@
 #   chromium      the web page's browser tests drive it with Playwright (Playwright's own
 #                 browser download is not used);
 #   redis-server  and postgresql: the scale-out tests start their own servers from these
-#                 binaries on loopback, in temporary directories (no system service is used).
+#                 binaries on loopback, in temporary directories (no system service is used);
+#   nodejs, npm   when node or npm is missing: they run the Node SDKs of the server tests;
+# and then, through scripts/setup_node.sh, the npm packages of tests/node (those Node SDKs).
 # Idempotent: installs only what is missing; skips with a message when apt-get is not
 # available or we are neither root nor allowed sudo (the tests needing it are then skipped).
 set -euo pipefail
 
+# the Node SDKs of the server tests (npm packages, not Debian's), once node/npm are there
+node_packages() { bash "$(dirname "$0")/setup_node.sh"; }
+trap node_packages EXIT
+
 have_chromium() { [ -x /usr/bin/chromium ]; }
 have_redis() { command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ]; }
+have_node() { command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; }
 have_postgresql() {
   { command -v initdb >/dev/null 2>&1 && command -v postgres >/dev/null 2>&1; } \
     || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null
@@ -19,9 +26,10 @@ missing=()
 have_chromium || missing+=(chromium)
 have_redis || missing+=(redis-server)
 have_postgresql || missing+=(postgresql)
+have_node || missing+=(nodejs npm)
 
 if [ "${#missing[@]}" -eq 0 ]; then
-  echo "setup_system: chromium, redis-server and postgresql already installed"
+  echo "setup_system: chromium, redis-server, postgresql and node already installed"
   exit 0
 fi
 if ! command -v apt-get >/dev/null 2>&1; then

@@ -68,6 +68,7 @@ from .types import (
 
 if TYPE_CHECKING:
     from ._client import AsyncClient
+    from ._messages import AsyncMessages, AsyncMessageStream
     from ._openai import (
         ChatCompletion,
         ChatCompletionChunk,
@@ -83,15 +84,34 @@ if TYPE_CHECKING:
         ImagesGenerateParams,
     )
     from ._resources import AsyncChatCompletionStream
+    from ._response_store import (
+        DatabaseResponseStore,
+        MemoryResponseStore,
+        ResponseStore,
+        StoredResponse,
+    )
+    from ._responses import AsyncResponses, AsyncResponseStream
+    from ._shape_models import (
+        AnthropicMessage,
+        MessageStreamEvent,
+        Response,
+        ResponseStreamEvent,
+    )
     from ._stream import AsyncChatStream
     from ._sync import ChatCompletionStream, ChatStream, Client
+    from ._sync_shapes import MessageStream, ResponseStream
     from ._wire.sse import AsyncSSEStream
 
 __all__ = [
     "AllProvidersFailed",
+    "AnthropicMessage",
     "AsyncChatCompletionStream",
     "AsyncChatStream",
     "AsyncClient",
+    "AsyncMessageStream",
+    "AsyncMessages",
+    "AsyncResponseStream",
+    "AsyncResponses",
     "AsyncSSEStream",
     "Attempt",
     "AuthenticationError",
@@ -110,6 +130,7 @@ __all__ = [
     "Conversation",
     "ConversationState",
     "CreateEmbeddingResponse",
+    "DatabaseResponseStore",
     "Embedding",
     "EmbeddingRequest",
     "EmbeddingResult",
@@ -123,7 +144,10 @@ __all__ = [
     "ImagesResponse",
     "InvalidRequestError",
     "LLMRelayError",
+    "MemoryResponseStore",
     "Message",
+    "MessageStream",
+    "MessageStreamEvent",
     "MissingCredentialsError",
     "Model",
     "ModelList",
@@ -137,7 +161,12 @@ __all__ = [
     "Queued",
     "RateLimitError",
     "Reasoning",
+    "Response",
     "ResponseFormat",
+    "ResponseStore",
+    "ResponseStream",
+    "ResponseStreamEvent",
+    "StoredResponse",
     "StreamInterrupted",
     "Timeouts",
     "Tool",
@@ -159,6 +188,20 @@ _LAZY = {
     "ChatCompletionStream": "._sync",
     "AsyncChatStream": "._stream",
     "AsyncChatCompletionStream": "._resources",
+    "AsyncResponses": "._responses",
+    "AsyncResponseStream": "._responses",
+    "AsyncMessages": "._messages",
+    "AsyncMessageStream": "._messages",
+    "ResponseStream": "._sync_shapes",
+    "MessageStream": "._sync_shapes",
+    "ResponseStore": "._response_store",
+    "StoredResponse": "._response_store",
+    "MemoryResponseStore": "._response_store",
+    "DatabaseResponseStore": "._response_store",
+    "Response": "._shape_models",
+    "ResponseStreamEvent": "._shape_models",
+    "AnthropicMessage": "._shape_models",
+    "MessageStreamEvent": "._shape_models",
     "AsyncSSEStream": "._wire.sse",
     "ChatCompletion": "._openai",
     "ChatCompletionChunk": "._openai",

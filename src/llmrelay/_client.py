@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from functools import cached_property
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Unpack
 
@@ -29,6 +30,8 @@ from .types import (
 )
 
 if TYPE_CHECKING:
+    from ._messages import AsyncMessages
+    from ._responses import AsyncResponses
     from .catalog import LiveModel
 
 __all__ = ["AsyncClient"]
@@ -129,6 +132,26 @@ class AsyncClient:
         self.images = AsyncImages(self)
         self.embeddings = AsyncEmbeddings(self)
         self.models = AsyncModels(self)
+
+    @cached_property
+    def responses(self) -> AsyncResponses:
+        """OpenAI's Responses API over this client (``llmrelay.AsyncResponses``).
+
+        Made on first use (the Responses modules load only then).
+        """
+        from ._responses import AsyncResponses
+
+        return AsyncResponses(self)
+
+    @cached_property
+    def messages(self) -> AsyncMessages:
+        """Anthropic's Messages API over this client (``llmrelay.AsyncMessages``).
+
+        Made on first use (the Messages modules load only then).
+        """
+        from ._messages import AsyncMessages
+
+        return AsyncMessages(self)
 
     def __repr__(self) -> str:
         return f"<AsyncClient model={self._engine.settings.model!r}>"

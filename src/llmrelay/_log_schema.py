@@ -25,7 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import OperationalError
 
-__all__ = ["MIGRATIONS", "current_tables", "has_fts", "migrate"]
+__all__ = ["MIGRATIONS", "current_tables", "has_fts", "migrate", "responses_table"]
 
 
 def _v1(metadata: MetaData) -> tuple[Table, Table]:
@@ -111,10 +111,33 @@ def m003_exchange_uid(conn: Connection) -> None:
     conn.execute(text("CREATE UNIQUE INDEX ix_exchanges_uid ON exchanges (uid)"))
 
 
+def _responses_v1(metadata: MetaData) -> Table:
+    return Table(
+        "responses",
+        metadata,
+        Column("id", String(64), primary_key=True),  # resp_...
+        Column("created_utc", String(32), nullable=False),
+        Column("previous_id", String(64)),
+        Column("model", Text),
+        Column("status", Text),
+        Column("response", Text, nullable=False),  # the Responses API response object (JSON)
+        Column("input_items", Text, nullable=False),  # its input items (JSON list)
+        Column("conversation", Text),  # llmrelay.Conversation.to_dict() after it, JSON
+    )
+
+
+def m004_responses(conn: Connection) -> None:
+    """Stored responses of ``POST /v1/responses`` (``store: true``) and their state."""
+    metadata = MetaData()
+    _responses_v1(metadata)
+    metadata.create_all(conn)
+
+
 MIGRATIONS: tuple[tuple[str, Callable[[Connection], None]], ...] = (
     ("m001_initial", m001_initial),
     ("m002_sqlite_fts", m002_sqlite_fts),
     ("m003_exchange_uid", m003_exchange_uid),
+    ("m004_responses", m004_responses),
 )
 
 
@@ -123,6 +146,11 @@ def current_tables() -> tuple[Table, Table]:
     conversations, exchanges = _v1(MetaData())
     exchanges.append_column(Column("uid", String(32), unique=True))
     return conversations, exchanges
+
+
+def responses_table() -> Table:
+    """The ``responses`` table as the last migration leaves it."""
+    return _responses_v1(MetaData())
 
 
 def _migrations_table() -> Table:

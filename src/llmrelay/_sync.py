@@ -310,6 +310,10 @@ class Client:
         self.images = _Images(self)
         self.embeddings = _Embeddings(self)
         self.models = _Models(self)
+        from ._sync_shapes import Messages, Responses
+
+        self.responses = Responses(self)
+        self.messages = Messages(self)
         _live_clients.add(self)
 
     def _start(self) -> None:

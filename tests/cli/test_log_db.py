@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from llmrelay._log_schema import MIGRATIONS
 from llmrelay.log import ExchangeLog, LogEntry, LogError, default_log_path
 from tests.cli.conftest import Space, run
 from tests.fakes.gradio_space import DEFAULT_CHUNKS
@@ -31,10 +32,11 @@ def test_migrations_are_recorded_once_and_the_database_is_wal(home: Path) -> Non
             log.migrate()
     with sqlite3.connect(home / "logs.db") as db:
         names = [r[0] for r in db.execute("SELECT name FROM _migrations ORDER BY name")]
-        assert names == ["m001_initial", "m002_sqlite_fts", "m003_exchange_uid"]
+        assert names == sorted(name for name, _ in MIGRATIONS)
+        assert names[:3] == ["m001_initial", "m002_sqlite_fts", "m003_exchange_uid"]
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert {"conversations", "exchanges", "exchanges_fts", "_migrations"} <= tables
+    assert {"conversations", "exchanges", "exchanges_fts", "_migrations", "responses"} <= tables
 
 
 def test_an_older_database_is_upgraded_without_losing_rows(home: Path) -> None:

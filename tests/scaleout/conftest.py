@@ -50,5 +50,5 @@ def pg_url(postgres: Postgres) -> str:
     with psycopg.connect(
         host="127.0.0.1", port=postgres.port, user="llmrelay", dbname="llmrelay", autocommit=True
     ) as conn:
-        conn.execute("DROP TABLE IF EXISTS exchanges, conversations, _migrations")
+        conn.execute("DROP TABLE IF EXISTS exchanges, conversations, responses, _migrations")
     return postgres.url

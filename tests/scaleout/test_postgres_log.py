@@ -7,6 +7,7 @@ import threading
 import psycopg
 import pytest
 
+from llmrelay._log_schema import MIGRATIONS
 from llmrelay.log import ExchangeLog, LogEntry, LogError
 from tests.scaleout.servers import Postgres, free_port
 
@@ -47,8 +48,8 @@ def test_migrations_run_once_even_from_concurrent_first_users(
             )
         }
     # m002 is SQLite's full-text index: recorded, a no-op on PostgreSQL
-    assert names == ["m001_initial", "m002_sqlite_fts", "m003_exchange_uid"]
-    assert tables == {"_migrations", "conversations", "exchanges"}
+    assert names == sorted(name for name, _ in MIGRATIONS)
+    assert tables == {"_migrations", "conversations", "exchanges", "responses"}
 
 
 def test_entries_round_trip_search_and_conversations(pg_url: str) -> None:
@@ -116,3 +117,32 @@ def test_unreachable_database_is_a_log_error_without_the_password() -> None:
         log.migrate()
     assert "s3cret-pw" not in str(info.value)
     assert "not usable" in str(info.value)
+
+
+@pytest.mark.anyio
+async def test_stored_responses_are_shared_through_postgresql(pg_url: str) -> None:
+    """A response one worker stores, another reads (``previous_response_id`` across workers)."""
+    from llmrelay import DatabaseResponseStore, StoredResponse
+
+    one, two = DatabaseResponseStore(pg_url), DatabaseResponseStore(pg_url, wait_for_write=5)
+    record = StoredResponse(
+        id="resp_" + "0" * 12 + "cd" * 16,
+        response={"id": "x", "status": "completed", "model": "ai2:m", "output": []},
+        input_items=[{"id": "msg_1", "type": "message"}],
+        conversation={
+            "messages": [{"role": "user", "content": "hi"}],
+            "states": {"ai2": {"data": {"parent": "p"}, "index": 1}},
+        },
+    )
+    try:
+        one.put(record)
+        one.close(timeout=30)  # written
+        stored = await two.get(record.id)
+        assert stored is not None
+        assert stored.conversation == record.conversation
+        assert await two.delete(record.id)
+        two.close(timeout=30)
+        assert await DatabaseResponseStore(pg_url, wait_for_write=0).get(record.id) is None
+    finally:
+        one.close()
+        two.close()

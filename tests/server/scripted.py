@@ -103,8 +103,16 @@ def reset() -> None:
         LOG[cls.name] = StreamLog()
 
 
+# the tool-calling engine's capabilities, where it has them: the scripted providers play
+# tool calls and structured answers (tests/server/test_responses_api.py and friends)
+_AGENTIC = frozenset(c for c in Capability if c.value in ("tools", "structured_output"))
+
+
 class _Scripted(Provider):
     label: ClassVar[str] = "Scripted"
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {Capability.CHAT, Capability.STREAM, *_AGENTIC}
+    )
     endpoints: ClassVar[Any] = MappingProxyType({"base_url": "https://scripted.invalid"})
     default_model: ClassVar[str] = "m"
     models: ClassVar[tuple[str, ...]] = ("m", "long")

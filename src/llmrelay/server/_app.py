@@ -19,7 +19,7 @@ from llmrelay.log import ExchangeLog, LogWriter
 from llmrelay.scale import RedisStateStore
 from llmrelay.settings import database_url, redis_url, server_api_key
 
-from . import _chat, _embeddings, _routes
+from . import _chat, _embeddings, _messages, _responses, _routes
 from ._config import ServerConfig
 from ._context import Context, configure_access_log
 from ._errors import error_body, scrub
@@ -85,8 +85,9 @@ def create_app(
             entries; both for ``config.conversation_ttl`` s).
 
     Returns:
-        A FastAPI (ASGI) app with ``/v1/chat/completions``, ``/v1/embeddings``,
-        ``/v1/models``, ``/v1/images/generations``, ``/health``, ``/metrics`` and the page at ``/``.
+        A FastAPI (ASGI) app with ``/v1/chat/completions``, ``/v1/responses``,
+        ``/v1/messages``, ``/v1/embeddings``, ``/v1/models``, ``/v1/images/generations``,
+        ``/health``, ``/metrics`` and the page at ``/``.
     """
     config = config or ServerConfig()
     install_redaction()
@@ -119,6 +120,10 @@ def create_app(
                 ctx.served = llmrelay.AsyncClient(**dict(config.client_kwargs))
                 stack.push_async_callback(ctx.served.aclose)
                 install_redaction()  # provider loggers created by now
+            if database:  # stored responses in the log database: every worker sees them
+                responses = llmrelay.DatabaseResponseStore(database)
+                stack.push_async_callback(responses.aclose)
+                ctx.responses = ctx.served.responses.with_store(responses)
             yield
 
     app = FastAPI(
@@ -132,6 +137,8 @@ def create_app(
     app.state.llmrelay = ctx
     app.include_router(_chat.router)
     app.include_router(_embeddings.router)
+    app.include_router(_responses.router)
+    app.include_router(_messages.router)
     app.include_router(_routes.router)
     app.mount("/static", StaticFiles(directory=_routes.WEB_DIR), name="static")
     app.add_exception_handler(RequestValidationError, _validation_error)
@@ -149,8 +156,8 @@ def create_app(
         app.add_middleware(
             CORSMiddleware,
             allow_origins=list(config.cors_origins),
-            allow_methods=["GET", "POST"],
-            allow_headers=["Authorization", "Content-Type"],
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "X-Api-Key", "Anthropic-Version"],
         )
     return app
 

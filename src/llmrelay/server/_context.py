@@ -31,6 +31,7 @@ class Context:
     served: llmrelay.AsyncClient | None = None
     exchanges: Any = None  # an llmrelay.log.LogWriter when LLMRELAY_DATABASE_URL is set
     rate: Any = None  # a RateLimit when ServerConfig.rate_limit is set
+    responses: Any = None  # the client's llmrelay.AsyncResponses with the server's store
 
     @property
     def client(self) -> llmrelay.AsyncClient:

@@ -1,8 +1,9 @@
 """ASGI middleware: the server key, the body size and time limits and the access log.
 
-* ``/v1/*`` and ``/metrics`` need ``Authorization: Bearer KEY`` when a key is set,
-  compared with ``hmac.compare_digest``; ``/``, ``/static/*`` and ``/health`` do not
-  (the page asks for the key itself).
+* ``/v1/*`` and ``/metrics`` need ``Authorization: Bearer KEY`` (or Anthropic's
+  ``x-api-key: KEY``) when a key is set, compared with ``hmac.compare_digest``
+  (the refusals of ``/v1/messages*`` in Anthropic's error shape); ``/``,
+  ``/static/*`` and ``/health`` do not (the page asks for the key itself).
 * Who a request comes from, for the rate limit (``caller``): the server key when one
   is set (the authenticated identity), else the client address as the ASGI server gives
   it (an IPv6 address counts as its /64). A client's own ``Authorization`` header never
@@ -124,6 +125,8 @@ class Guard:
                 scheme, _, token = value.partition(b" ")
                 if scheme.lower() == b"bearer":
                     return hmac.compare_digest(token.strip(), self._key)
+            elif name == b"x-api-key":  # Anthropic's header (the anthropic SDKs send it)
+                return hmac.compare_digest(value.strip(), self._key)
         return False
 
     def _declared_length(self, scope: Scope) -> int | None:
@@ -141,6 +144,7 @@ class Guard:
             await self.app(scope, receive, send)
             return
         started = time.monotonic()
+        anthropic = scope["path"].startswith("/v1/messages")
         status = 0
         replied = False  # the guard answered (413 or 408 mid-body): drop what the app sends
         if self._identity is not None:
@@ -165,11 +169,12 @@ class Guard:
                         "invalid_api_key",
                     ),
                     [(b"www-authenticate", b"Bearer")],
+                    anthropic,
                 )
                 return
             length = self._declared_length(scope)
             if length is not None and length > self._max:
-                await self._reply(send_logged, 413, self._too_large(), [])
+                await self._reply(send_logged, 413, self._too_large(), [], anthropic)
                 return
             received = 0
             body_done = False
@@ -187,13 +192,15 @@ class Guard:
                         received += len(message.get("body", b""))
                         if received > self._max:
                             if not status and not replied:
-                                await self._reply(send_logged, 413, self._too_large(), [])
+                                await self._reply(
+                                    send_logged, 413, self._too_large(), [], anthropic
+                                )
                                 replied = True
                             return {"type": "http.disconnect"}
                     return message
                 body_done = True
                 if not status and not replied:
-                    await self._reply(send_logged, 408, self._too_slow(), _CLOSE)
+                    await self._reply(send_logged, 408, self._too_slow(), _CLOSE, anthropic)
                     replied = True
                 return {"type": "http.disconnect"}
 
@@ -225,7 +232,17 @@ class Guard:
         )
 
     async def _reply(
-        self, send: Send, status: int, body: dict[str, Any], extra: list[tuple[bytes, bytes]]
+        self,
+        send: Send,
+        status: int,
+        body: dict[str, Any],
+        extra: list[tuple[bytes, bytes]],
+        anthropic: bool = False,
     ) -> None:
+        if anthropic:  # /v1/messages answers errors in Anthropic's shape
+            kind = {401: "authentication_error", 413: "request_too_large"}.get(
+                status, "invalid_request_error"
+            )
+            body = {"type": "error", "error": {"type": kind, "message": body["error"]["message"]}}
         for message in _json(status, body, extra):
             await send(message)
