@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 import llmrelay
+from llmrelay.providers import Capability
 from llmrelay.server import ServerConfig, create_app
 from tests.fakes._server import serve
 from tests.fakes.openai_server import FakeOpenAI, OpenAIScript
@@ -20,6 +21,18 @@ from tests.server import scripted
 from tests.server.conftest import run_app
 
 Upstream = tuple[FakeOpenAI, str]
+
+
+@pytest.fixture(autouse=True)
+def scripted_without_tools(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The scripted providers play services without native tools (Spaces, Ai2, ...).
+
+    ``tests/server/scripted.py`` gives them tools and structured output for the
+    Responses/Messages tests; here they have neither, as the services they stand for.
+    """
+    native = {Capability.TOOLS, Capability.STRUCTURED_OUTPUT}
+    for cls in scripted.ALL:
+        monkeypatch.setattr(cls, "capabilities", cls.capabilities - native)
 
 
 @pytest.fixture(scope="session")
