@@ -33,6 +33,7 @@ import anyio
 import httpx
 
 from . import errors
+from ._fields import refusal_reason
 from ._http import map_httpx_error
 from ._redact import Secrets
 from ._registry import Registry
@@ -147,9 +148,11 @@ class Engine:
 
         Raises:
             llmrelay.errors.InvalidRequestError: an image part for a provider without
-                vision, or (strict) a parameter or option it does not take.
+                vision, an OpenAI field it does not forward (``param`` names it), or
+                (strict) a parameter or option it does not take.
         """
         cls = self.registry.get(target.provider)
+        passthrough = self._forwarded(cls, target, turn)
         for index, message in enumerate(turn.messages):
             if message.images and Capability.VISION not in cls.capabilities:
                 part = message.image_parts[0][0]
@@ -180,8 +183,28 @@ class Engine:
             options=options,
             deadline=deadline,
             strict=self.settings.strict,
+            tools=turn.tools,
+            tool_choice=turn.tool_choice,
+            parallel_tool_calls=turn.parallel_tool_calls,
+            response_format=turn.response_format,
+            frequency_penalty=params.get("frequency_penalty"),
+            presence_penalty=params.get("presence_penalty"),
+            passthrough=passthrough,
             image_fetch=ImageFetchPolicy() if self.settings.allow_image_fetch else None,
         )
+
+    @staticmethod
+    def _forwarded(cls: type[Provider], target: Target, turn: Turn) -> dict[str, Any]:
+        """The OpenAI fields of ``turn.asked`` the provider forwards; refuses any other."""
+        for name in turn.asked:
+            if name not in cls.forwards:
+                raise errors.InvalidRequestError(
+                    f"{target.provider} cannot honour {name}: {refusal_reason(name)}",
+                    provider=target.provider,
+                    model=target.model,
+                    param=name,
+                )
+        return dict(turn.asked)
 
     def image_request(
         self, target: Target, prompt: str, fields: Mapping[str, Any], deadline: float | None
@@ -227,8 +250,12 @@ class Engine:
                 "" if self.settings.strict else "; ignored"
             )
             if self.settings.strict:
+                first = next((name for name in parameters if name not in cls.parameters), None)
                 raise errors.InvalidRequestError(
-                    text + " (strict mode)", provider=target.provider, model=target.model
+                    text + " (strict mode)",
+                    provider=target.provider,
+                    model=target.model,
+                    param=first or "options",
                 )
             log.warning("%s", text)
         return {k: v for k, v in parameters.items() if k in cls.parameters}
@@ -343,6 +370,7 @@ class Engine:
         """Run one candidate up to its first content event (or its finish)."""
         deadline = self.deadline(time.monotonic(), total_deadline)
         request = self.chat_request(target, turn, deadline)
+        await provider.check_request(request)  # tools, response format: before sending
         agen = provider.stream(request)
         buffered: list[Event] = []
         try:

@@ -14,16 +14,26 @@ import base64
 import time
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    PrivateAttr,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 
 __all__ = [
     "ChatCompletion",
     "ChatCompletionChunk",
     "ChatCompletionMessage",
+    "ChatCompletionMessageToolCall",
     "Choice",
     "ChoiceDelta",
+    "ChoiceDeltaToolCall",
+    "ChoiceDeltaToolCallFunction",
     "ChunkChoice",
     "CompletionUsage",
+    "Function",
     "Image",
     "ImagesResponse",
     "Model",
@@ -46,12 +56,31 @@ class CompletionUsage(_Model):
     total_tokens: int
 
 
+class Function(_Model):
+    """A called function: ``name`` and ``arguments`` (JSON text, as the model wrote it)."""
+
+    name: str
+    arguments: str
+
+
+class ChatCompletionMessageToolCall(_Model):
+    """One tool call of an answer: ``{"id", "type": "function", "function"}``."""
+
+    id: str
+    type: Literal["function"] = "function"
+    function: Function
+
+
 class ChatCompletionMessage(_Model):
-    """The answer of a non-streamed completion (``reasoning_content`` when any)."""
+    """The answer of a non-streamed completion (``reasoning_content`` when any).
+
+    ``content`` is ``None`` when the answer is only tool calls, as OpenAI sends it.
+    """
 
     role: Literal["assistant"] = "assistant"
     content: str | None = None
     refusal: str | None = None
+    tool_calls: list[ChatCompletionMessageToolCall] | None = None
 
 
 class Choice(_Model):
@@ -64,7 +93,11 @@ class Choice(_Model):
 
 
 class ChatCompletion(_Model):
-    """OpenAI's ``chat.completion`` object."""
+    """OpenAI's ``chat.completion`` object.
+
+    ``usage_estimated`` (not part of the JSON) says whether ``usage`` was counted by
+    llmrelay because the provider reported none.
+    """
 
     id: str
     object: Literal["chat.completion"] = "chat.completion"
@@ -73,10 +106,49 @@ class ChatCompletion(_Model):
     choices: list[Choice]
     usage: CompletionUsage | None = None
     system_fingerprint: str | None = None
+    _usage_estimated: bool = PrivateAttr(default=False)
+
+    @property
+    def usage_estimated(self) -> bool:
+        """Whether ``usage`` was counted by llmrelay (the provider reported none)."""
+        return self._usage_estimated
+
+
+class ChoiceDeltaToolCallFunction(_Model):
+    """A tool-call delta's function part: ``name`` (first delta), ``arguments`` fragment."""
+
+    name: str | None = None
+    arguments: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _present(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return {k: v for k, v in handler(self).items() if v is not None}
+
+
+class ChoiceDeltaToolCall(_Model):
+    """One ``delta.tool_calls`` entry, as OpenAI streams it.
+
+    The first delta of a call has ``index``, ``id``, ``type`` and ``function.name`` (and
+    ``function.arguments``); later ones ``index`` and ``function.arguments`` only. Absent
+    parts are left out when dumped, not written as ``null``.
+    """
+
+    index: int
+    id: str | None = None
+    type: Literal["function"] | None = None
+    function: ChoiceDeltaToolCallFunction | None = None
+
+    @model_serializer(mode="wrap")
+    def _present(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return {k: v for k, v in handler(self).items() if v is not None}
 
 
 class ChoiceDelta(_Model):
-    """A chunk's delta: ``role`` on the first, then ``content`` (or ``reasoning_content``)."""
+    """A chunk's delta: ``role`` on the first, then ``content`` (or another part).
+
+    Other parts are extra fields: ``reasoning_content``, or ``tool_calls`` (a list of
+    one ``ChoiceDeltaToolCall``).
+    """
 
     role: Literal["assistant"] | None = None
     content: str | None = None

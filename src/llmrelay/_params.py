@@ -70,6 +70,8 @@ class ChatParams(TypedDict, total=False):
         parallel_tool_calls: whether several calls may come in one answer.
         response_format: ``{"type": "json_object"}``, ``{"type": "json_schema",
             "json_schema": {...}}`` (or a ``ResponseFormat``).
+        frequency_penalty: OpenAI's frequency penalty, -2 to 2.
+        presence_penalty: OpenAI's presence penalty, -2 to 2.
     """
 
     model: str | None
@@ -86,13 +88,18 @@ class ChatParams(TypedDict, total=False):
     tool_choice: ToolChoiceInput | None
     parallel_tool_calls: bool | None
     response_format: ResponseFormatInput | None
+    frequency_penalty: float | None
+    presence_penalty: float | None
 
 
 class CompletionCreateParams(TypedDict, total=False):
     """Keyword arguments of ``chat.completions.create`` besides ``messages`` and ``stream``.
 
-    OpenAI's names (https://platform.openai.com/docs/api-reference/chat/create) for the
-    parameters llmrelay takes, plus ``conversation`` and ``options``.
+    Every field of OpenAI's request (https://platform.openai.com/docs/api-reference/chat/create),
+    plus ``conversation`` and ``options``. Each is honoured, ignored when harmless
+    (``user``, ``metadata``, ``store`` ...), or refused with an ``InvalidRequestError``
+    naming it (``param``) and the provider that cannot honour it: the table is
+    ``llmrelay._fields.FIELDS`` (the docs list it).
 
     Attributes:
         model: a model reference (``provider:model``, alias, ...); default: the client's.
@@ -109,6 +116,29 @@ class CompletionCreateParams(TypedDict, total=False):
         tool_choice: ``"auto"``, ``"none"``, ``"required"`` or a named function.
         parallel_tool_calls: whether several calls may come in one answer.
         response_format: ``text``, ``json_object`` or ``json_schema``.
+        frequency_penalty: sampling, -2 to 2.
+        presence_penalty: sampling, -2 to 2.
+        logit_bias: token id -> bias; forwarded by OpenAI-compatible providers.
+        reasoning_effort: forwarded by OpenAI-compatible providers.
+        verbosity: forwarded by OpenAI-compatible providers.
+        moderation: forwarded by OpenAI-compatible providers.
+        n: 1 only (llmrelay returns one choice).
+        logprobs: false only.
+        top_logprobs: 0 only.
+        modalities: ``["text"]`` only.
+        audio: ``None`` only.
+        web_search_options: ``None`` only.
+        functions: deprecated by OpenAI; refused (use ``tools``).
+        function_call: deprecated by OpenAI; refused (use ``tool_choice``).
+        user: ignored (harmless).
+        safety_identifier: ignored (harmless).
+        metadata: ignored (harmless).
+        store: ignored (harmless).
+        service_tier: ignored (harmless).
+        prompt_cache_key: ignored (harmless).
+        prompt_cache_retention: ignored (harmless).
+        prompt_cache_options: ignored (harmless).
+        prediction: ignored (a latency hint).
     """
 
     model: str | None
@@ -125,6 +155,29 @@ class CompletionCreateParams(TypedDict, total=False):
     tool_choice: ToolChoiceInput | None
     parallel_tool_calls: bool | None
     response_format: ResponseFormatInput | None
+    frequency_penalty: float | None
+    presence_penalty: float | None
+    logit_bias: Mapping[str, int] | None
+    reasoning_effort: str | None
+    verbosity: str | None
+    moderation: Mapping[str, Any] | None
+    n: int | None
+    logprobs: bool | None
+    top_logprobs: int | None
+    modalities: Iterable[str] | None
+    audio: Mapping[str, Any] | None
+    web_search_options: Mapping[str, Any] | None
+    functions: Iterable[Mapping[str, Any]] | None
+    function_call: str | Mapping[str, Any] | None
+    user: str | None
+    safety_identifier: str | None
+    metadata: Mapping[str, str] | None
+    store: bool | None
+    service_tier: str | None
+    prompt_cache_key: str | None
+    prompt_cache_retention: str | None
+    prompt_cache_options: Mapping[str, Any] | None
+    prediction: Mapping[str, Any] | None
 
 
 class ImageParams(TypedDict, total=False):

@@ -8,15 +8,20 @@ from OpenAI) and converts events with the one OpenAI chat encoder
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import time
+from collections.abc import Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Literal, Unpack, overload
+from typing import TYPE_CHECKING, Any, Literal, Unpack, overload
 
 from . import errors
-from ._params import CompletionCreateParams, ImagesGenerateParams, check, keywords
+from ._fields import split_fields
+from ._params import ChatParams, CompletionCreateParams, ImagesGenerateParams, check, keywords
 from ._stream import AsyncChatStream
+from ._turn import Turn
 from ._wire.sse import AsyncSSEStream
-from .types import MessagesInput
+from .types import MessagesInput, Usage
 
 if TYPE_CHECKING:
     from ._client import AsyncClient
@@ -41,6 +46,8 @@ __all__ = [
     "parse_size",
 ]
 
+log = logging.getLogger("llmrelay")
+
 
 class AsyncChatCompletionStream:
     """``ChatCompletionChunk`` objects of one opened turn (``create(stream=True)``).
@@ -55,6 +62,26 @@ class AsyncChatCompletionStream:
         self.events = events
         self._converter = converter
         self._tail: list[ChatCompletionChunk] | None = None
+        self._frames: Any = None
+
+    @property
+    def usage_estimated(self) -> bool:
+        """Whether the usage chunk sent holds an estimate (the provider reported none).
+
+        See ``llmrelay._usage`` for how it is counted.
+        """
+        frames = self._frames
+        if frames is not None:
+            return bool(frames.usage_estimated)
+        return self._converter.usage_estimated
+
+    @property
+    def reports_usage(self) -> bool:
+        """Whether the answering provider reports token counts as a rule.
+
+        When it does not, a usage chunk holds llmrelay's estimate.
+        """
+        return self.events.reports_usage()
 
     def sse(self, *, end: bool = True) -> AsyncSSEStream:
         """The chunks as SSE frames: ``data: {chunk}`` and a blank line, as bytes.
@@ -81,7 +108,9 @@ class AsyncChatCompletionStream:
             created=converter.created,
             model=converter.model,
             include_usage=converter.include_usage,
+            estimate=converter.estimate,
         )
+        self._frames = frames
         return AsyncSSEStream(self.events, frames, end=end)
 
     @property
@@ -198,18 +227,31 @@ class AsyncChatCompletions:
         max_tokens = params.get("max_completion_tokens")
         if max_tokens is None:
             max_tokens = params.get("max_tokens")
-        events = self._client.stream(
-            messages,
-            model=params.get("model"),
-            temperature=params.get("temperature"),
-            top_p=params.get("top_p"),
-            max_tokens=max_tokens,
-            stop=[stop] if isinstance(stop, str) else stop,
-            seed=params.get("seed"),
-            options=params.get("options"),
-            conversation=params.get("conversation"),
-        )
-        include_usage = bool((params.get("stream_options") or {}).get("include_usage"))
+        stream_options = params.get("stream_options") or {}
+        if not isinstance(stream_options, Mapping):
+            raise errors.ConfigError("stream_options must be an object", param="stream_options")
+        asked, ignored = split_fields(params)
+        if ignored:
+            log.debug("ignored (harmless): %s", ", ".join(ignored))
+        chat: ChatParams = {
+            "model": params.get("model"),
+            "temperature": params.get("temperature"),
+            "top_p": params.get("top_p"),
+            "max_tokens": max_tokens,
+            "stop": [stop] if isinstance(stop, str) else stop,
+            "seed": params.get("seed"),
+            "frequency_penalty": params.get("frequency_penalty"),
+            "presence_penalty": params.get("presence_penalty"),
+            "options": params.get("options"),
+            "conversation": params.get("conversation"),
+            "tools": params.get("tools"),
+            "tool_choice": params.get("tool_choice"),
+            "parallel_tool_calls": params.get("parallel_tool_calls"),
+            "response_format": params.get("response_format"),
+        }
+        self._client._check_open()
+        events = AsyncChatStream(self._client._engine, Turn.build(messages, chat, asked))
+        include_usage = bool(stream_options.get("include_usage"))
         try:
             await events.start()
         except BaseException:
@@ -222,16 +264,32 @@ class AsyncChatCompletions:
         name = f"{events.provider}:{events.model}"
         if stream:
             converter = openai_chat.ChunkConverter(
-                id=completion_id, created=created, model=name, include_usage=include_usage
+                id=completion_id,
+                created=created,
+                model=name,
+                include_usage=include_usage,
+                estimate=lambda: _estimate(events),
             )
             return AsyncChatCompletionStream(events, converter)
         try:
             completion = await events.collect()
         finally:
             await events.aclose()
+        if completion.usage is None:  # OpenAI clients rely on usage: count it
+            completion = dataclasses.replace(
+                completion, usage=_estimate(events), usage_estimated=True
+            )
         return openai_chat.to_chat_completion(
             completion, id=completion_id, created=created, model=name
         )
+
+
+def _estimate(events: AsyncChatStream) -> Usage:
+    """The estimated usage of a turn (``llmrelay._usage``)."""
+    from ._usage import estimate_usage
+
+    acc = events._acc
+    return estimate_usage(events._turn.messages, acc.answer(), acc.tool_calls(), events.model)
 
 
 class AsyncChat:

@@ -457,6 +457,17 @@ class AsyncChatStream:
         """The answer text received so far."""
         return self._acc.answer()
 
+    def reports_usage(self) -> bool:
+        """Whether the answering provider reports token counts (``Capability.USAGE``).
+
+        ``False`` before the stream opened.
+        """
+        if self.provider is None:
+            return False
+        from .providers import Capability
+
+        return Capability.USAGE in self._engine.registry.get(self.provider).capabilities
+
 
 def _on_asyncio() -> bool:
     """Whether this runs in an asyncio task (not trio, where one scope per event is used)."""

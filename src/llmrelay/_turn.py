@@ -8,9 +8,9 @@ image): before the first, a candidate may still be replaced.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from . import errors
 from ._conversation import Conversation
@@ -22,9 +22,14 @@ from .types import (
     Message,
     MessagesInput,
     Reasoning,
+    ResponseFormat,
+    Tool,
     ToolCallDelta,
+    ToolChoice,
     normalize_messages,
 )
+
+T = TypeVar("T")
 
 __all__ = ["Turn", "is_content"]
 
@@ -41,6 +46,12 @@ class Turn:
         options: provider-specific options.
         conversation: the conversation to continue and record into, or ``None``.
         state: an explicit provider state (without a conversation), or ``None``.
+        tools: the function tools offered.
+        tool_choice: whether and which tool must be called, or ``None``.
+        parallel_tool_calls: whether several calls may come at once, or ``None``.
+        response_format: the answer's form, or ``None``.
+        asked: OpenAI fields to forward to a provider that ``forwards`` them, or to
+            refuse (``llmrelay._fields``), name -> value.
     """
 
     messages: tuple[Message, ...]
@@ -50,26 +61,56 @@ class Turn:
     options: Mapping[str, Any] = field(default_factory=dict)
     conversation: Conversation | None = None
     state: ConversationState | None = None
+    tools: tuple[Tool, ...] = ()
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: ResponseFormat | None = None
+    asked: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, messages: MessagesInput, params: ChatParams) -> Turn:
+    def build(
+        cls,
+        messages: MessagesInput,
+        params: ChatParams,
+        asked: Mapping[str, Any] | None = None,
+    ) -> Turn:
         """The turn of a chat call: ``messages`` and the call's ``llmrelay.ChatParams``.
 
         The system prompt goes first (with a conversation: replaces its own), after the
-        conversation's history; parameters left ``None`` are not given.
+        conversation's history; parameters left ``None`` are not given. ``asked``: the
+        OpenAI fields ``chat.completions.create`` could not map (``Turn.asked``).
 
         Raises:
-            llmrelay.errors.ConfigError: invalid messages, or a ``state`` that is not a
-                ``ConversationState``.
+            llmrelay.errors.ConfigError: invalid messages, tools, ``tool_choice`` or
+                ``response_format`` (``param`` names the field), or a ``state`` that is
+                not a ``ConversationState``.
         """
         try:
             new = normalize_messages(messages)
         except ValueError as exc:
-            raise errors.ConfigError(f"invalid messages: {exc}") from None
+            raise errors.ConfigError(f"invalid messages: {exc}", param="messages") from None
         conversation = params.get("conversation")
         state = params.get("state")
         if state is not None and not isinstance(state, ConversationState):
             raise errors.ConfigError("state must be a ConversationState (from a previous turn)")
+        tools = _tools(params.get("tools"))
+        tool_choice = _typed(params.get("tool_choice"), ToolChoice.from_openai, "tool_choice")
+        if tool_choice is not None and tool_choice.mode in ("required", "function"):
+            names = {tool.name for tool in tools}
+            if tool_choice.name is not None and tool_choice.name not in names:
+                raise errors.ConfigError(
+                    f"tool_choice names {tool_choice.name!r}, which is not among the tools",
+                    param="tool_choice",
+                )
+            if not tools:
+                raise errors.ConfigError(
+                    f"tool_choice {tool_choice.mode!r} needs tools", param="tool_choice"
+                )
+        parallel = params.get("parallel_tool_calls")
+        if parallel is not None and not isinstance(parallel, bool):
+            raise errors.ConfigError(
+                "parallel_tool_calls must be a boolean", param="parallel_tool_calls"
+            )
         return cls(
             messages=_history(new, conversation, params.get("system")),
             new=new,
@@ -78,6 +119,14 @@ class Turn:
             options=dict(params.get("options") or {}),
             conversation=conversation,
             state=state,
+            tools=tools,
+            # without tools there is nothing to choose or run in parallel
+            tool_choice=tool_choice if tools else None,
+            parallel_tool_calls=parallel if tools else None,
+            response_format=_typed(
+                params.get("response_format"), ResponseFormat.from_openai, "response_format"
+            ),
+            asked=dict(asked or {}),
         )
 
 
@@ -92,6 +141,34 @@ def _history(
     return (Message("system", system), *new) if system else new
 
 
+def _tools(value: Any) -> tuple[Tool, ...]:
+    """The ``tools`` argument as ``Tool`` values (names unique)."""
+    if value is None:
+        return ()
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
+        raise errors.ConfigError("tools must be a list of tools", param="tools")
+    tools: list[Tool] = []
+    for index, item in enumerate(value):
+        try:
+            tools.append(Tool.from_openai(item, f"tools[{index}]"))
+        except ValueError as exc:
+            raise errors.ConfigError(f"invalid tools: {exc}", param=f"tools[{index}]") from None
+    names = [tool.name for tool in tools]
+    duplicate = next((name for name in names if names.count(name) > 1), None)
+    if duplicate is not None:
+        raise errors.ConfigError(f"tools: {duplicate!r} is defined twice", param="tools")
+    return tuple(tools)
+
+
+def _typed(value: Any, parse: Callable[[Any, str], T], param: str) -> T | None:
+    if value is None:
+        return None
+    try:
+        return parse(value, param)
+    except ValueError as exc:
+        raise errors.ConfigError(str(exc), param=param) from None
+
+
 def _given(params: ChatParams) -> dict[str, Any]:
     """The generation parameters given (name -> value; ``None`` and no stops left out)."""
     stop = params.get("stop")
@@ -101,6 +178,8 @@ def _given(params: ChatParams) -> dict[str, Any]:
         ("top_p", params.get("top_p")),
         ("stop", tuple(stop) if stop is not None else None),
         ("seed", params.get("seed")),
+        ("frequency_penalty", params.get("frequency_penalty")),
+        ("presence_penalty", params.get("presence_penalty")),
     )
     return {name: value for name, value in given if value is not None and value != ()}
 

@@ -33,6 +33,7 @@ upstream that echoes the key back does not get it printed.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -98,18 +99,33 @@ class UnknownProviderError(ConfigError):
 class UnknownModelError(ConfigError):
     """A model name no provider (or not the named provider) offers.
 
+    The message names the closest few valid names (``difflib``'s similarity; all of them
+    when there are at most ``SHOWN``) and where to see the rest.
+
     Attributes:
         model: the name asked for.
         provider: the provider asked, or ``None`` when the name was bare.
-        valid: the valid names (models and aliases).
+        valid: the valid names (models and aliases), all of them.
     """
+
+    SHOWN = 5
+    """Valid names a message shows at most."""
 
     def __init__(self, model: str, valid: Sequence[str], provider: str | None = None) -> None:
         self.model = model
         self.provider = provider
         self.valid = tuple(valid)
         where = f"provider {provider!r}" if provider else "any provider"
-        super().__init__(f"unknown model {model!r} for {where}; valid models: {', '.join(valid)}")
+        if len(self.valid) <= self.SHOWN:
+            listed = f"valid models: {', '.join(self.valid)}"
+        else:
+            close = difflib.get_close_matches(model, self.valid, n=self.SHOWN, cutoff=0.3)
+            listed = (f"closest: {', '.join(close)}; " if close else "") + (
+                f"{len(self.valid)} valid names: `llmrelay models"
+                + (f" {provider}`" if provider else "`")
+                + " lists them (GET /v1/models on a server)"
+            )
+        super().__init__(f"unknown model {model!r} for {where}; {listed}")
 
 
 class MissingCredentialsError(ConfigError):
@@ -212,12 +228,13 @@ class ModelNotFoundError(ProviderError):
 class InvalidRequestError(ProviderError):
     """The request is invalid (HTTP 400/422), or the provider cannot honour part of it.
 
-    A part llmrelay knows a provider cannot honour (tools, a response format, a
-    parameter under ``strict``) is refused before anything is sent; ``param`` names it,
-    as OpenAI's error object does.
+    A part llmrelay knows a provider cannot honour (tools, a response format, an
+    embedding's ``dimensions``, a parameter under ``strict``) is refused before anything
+    is sent; ``param`` names it, as OpenAI's error object does.
 
     Attributes:
-        param: the request field at fault (OpenAI's error ``param``), or ``None``.
+        param: the request field at fault (``"tools"``, ``"messages[2]"``,
+            ``"dimensions"``, ...), or ``None``.
     """
 
     def __init__(self, message: str, *, param: str | None = None, **kwargs: object) -> None:

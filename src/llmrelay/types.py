@@ -706,6 +706,10 @@ class ChatRequest:
             ``None`` (the service's default).
         response_format: the form of the answer (JSON object or schema), or ``None``
             (text).
+        frequency_penalty: OpenAI's frequency penalty (-2..2), or ``None``.
+        presence_penalty: OpenAI's presence penalty (-2..2), or ``None``.
+        passthrough: OpenAI chat-completions fields (``reasoning_effort``,
+            ``logit_bias`` ...) to send verbatim; only those the provider ``forwards``.
 
     The engine sends ``tools``, ``tool_choice``, ``parallel_tool_calls`` and
     ``response_format`` only to a provider (and model) that declares it can honour
@@ -728,6 +732,9 @@ class ChatRequest:
     tool_choice: ToolChoice | None = None
     parallel_tool_calls: bool | None = None
     response_format: ResponseFormat | None = None
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
+    passthrough: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
 
 
 @dataclass(frozen=True, slots=True)

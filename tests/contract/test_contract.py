@@ -34,7 +34,7 @@ from llmrelay import (
     StreamInterrupted,
     TransportError,
 )
-from llmrelay.providers import BUILTIN, Capability, Provider, provider_class
+from llmrelay.providers import BUILTIN, PARAMETERS, Capability, Provider, provider_class
 from llmrelay.types import ChatRequest, Event
 from tests.contract.conftest import FAKES, Served
 from tests.transports import http_client
@@ -60,7 +60,7 @@ def test_declared_attributes(name: str) -> None:
     assert cls.default_model in cls.models or cls.open_catalogue
     assert set(cls.aliases.values()) <= set(cls.models) or cls.open_catalogue
     assert cls.auth.mode.value in {"none", "optional", "required"}
-    assert cls.parameters <= {"temperature", "max_tokens", "top_p", "stop", "seed"}
+    assert cls.parameters <= PARAMETERS
     assert cls.__doc__
     # the module docstring describes the wire protocol and links its public source
     module_doc = importlib.import_module(cls.__module__).__doc__ or ""

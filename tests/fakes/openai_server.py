@@ -21,10 +21,16 @@ Routes (under ``prefix``, default ``/v1``):
   ``base64`` answers packed little-endian float32; ``usage`` counts one token per word or
   id (shape as OpenAI's, not its tokenizer);
 * errors: ``{"error": {"message", "type", "param", "code"}}`` with the scripted status.
+
+Replay: ``OpenAIScript.raw`` replaces the scripted stream by SSE ``data`` payloads sent
+as they are (a recorded OpenAI stream, a tool-call shape), optionally pausing after
+``gate_after`` of them until ``gate`` is set; ``raw_completion`` is the non-streamed
+answer then.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -89,6 +95,14 @@ class OpenAIScript:
         omit_usage: answer embeddings without ``usage``.
         reverse_data: list the embedding objects in reverse ``index`` order.
         fault: scripted fault.
+        raw: SSE ``data`` payloads replayed verbatim instead of the scripted stream
+            (``"[DONE]"`` included when wanted).
+        raw_completion: the non-streamed answer with ``raw``.
+        gate: with ``raw``, a ``threading.Event`` waited for after ``gate_after``
+            payloads (the rest is held back until it is set; 10 s at most).
+        gate_after: payloads sent before waiting for ``gate``.
+        then: the script of the next chat request, set once this one is taken (a
+            multi-request exchange: a tool call, then the answer to its result).
     """
 
     chunks: list[str] = field(default_factory=lambda: list(DEFAULT_CHUNKS))
@@ -108,6 +122,11 @@ class OpenAIScript:
     omit_usage: bool = False
     reverse_data: bool = False
     fault: Fault = field(default_factory=Fault)
+    raw: list[str] | None = None
+    raw_completion: dict[str, Any] | None = None
+    gate: threading.Event | None = None
+    gate_after: int = 0
+    then: OpenAIScript | None = None
 
 
 class FakeOpenAI:
@@ -235,12 +254,22 @@ class FakeOpenAI:
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
             return JSONResponse(self.error_body(400, "'messages' is a required property"), 400)
         script = self.script
+        if script.then is not None:
+            self.script = script.then
         fault = script.fault.take()
         if fault.first_byte_delay:
             await anyio.sleep(fault.first_byte_delay)
         if fault.mode == "http_error":
             return self._error(fault)
         model = str(body.get("model") or script.models[0])
+        if script.raw is not None:
+            if not body.get("stream"):
+                return JSONResponse(script.raw_completion or self._completion(model))
+            return TrackedStream(
+                self.recorder.tracked(self._replay(script)),
+                media_type="text/event-stream",
+                headers={"cache-control": "no-cache"},
+            )
         if not body.get("stream"):
             return JSONResponse(self._completion(model))
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
@@ -249,6 +278,12 @@ class FakeOpenAI:
             media_type="text/event-stream",
             headers={"cache-control": "no-cache"},
         )
+
+    async def _replay(self, script: OpenAIScript) -> AsyncIterator[str]:
+        for index, payload in enumerate(script.raw or ()):
+            if script.gate is not None and index == script.gate_after:
+                await anyio.to_thread.run_sync(script.gate.wait, 10)
+            yield f"data: {payload}\n\n"
 
     def _completion(self, model: str) -> dict[str, Any]:
         script = self.script

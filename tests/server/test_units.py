@@ -88,8 +88,10 @@ def test_stream_interrupted_maps_its_cause() -> None:
 
 def test_retry_after_is_whole_seconds_rounded_up() -> None:
     reply = error_reply(llmrelay.RateLimitError("r", provider="p", retry_after=0.2))
-    assert reply.headers == {"Retry-After": "1"}
-    assert error_reply(llmrelay.RateLimitError("r", provider="p")).headers == {}
+    assert reply.headers == {"Retry-After": "1", "x-should-retry": "true"}
+    assert error_reply(llmrelay.RateLimitError("r", provider="p")).headers == {
+        "x-should-retry": "true"
+    }
 
 
 def test_scrub_removes_urls() -> None:

@@ -323,8 +323,12 @@ async def test_an_image_part_to_a_provider_without_vision_names_the_message() ->
     assert script.started == 0
 
 
-async def test_unknown_model_lists_the_valid_names() -> None:
+async def test_unknown_model_names_the_closest_valid_names() -> None:
     first, _ = scripted("first", [])
     with pytest.raises(UnknownModelError) as info:
+        await run([first], model="shared-modl")
+    assert "closest: first:shared-model" in str(info.value)
+    assert "first:shared-model" in info.value.valid
+    with pytest.raises(UnknownModelError) as info:
         await run([first], model="nope")
-    assert "first:shared-model" in str(info.value)
+    assert "`llmrelay models` lists them" in str(info.value)

@@ -80,17 +80,28 @@ async def test_streamed_chunks_have_openais_shape() -> None:
     assert len({c.id for c in chunks}) == 1
 
 
-async def test_usage_is_never_invented() -> None:
-    first, _ = scripted("first", ["a", FinishReason("stop")])
+async def test_usage_is_counted_and_marked_when_the_provider_reports_none() -> None:
+    first, _ = scripted("first", ["a" * 40, FinishReason("stop")])
     async with AsyncClient(providers=[first]) as client:
         completion = await client.chat.completions.create(model="first", messages=MESSAGES)
         stream = await client.chat.completions.create(
             model="first", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
         )
         chunks = [c async for c in stream]
-    assert completion.usage is None
-    assert all(c.usage is None for c in chunks)
-    assert chunks[-1].choices[0].finish_reason == "stop"
+        plain = await client.chat.completions.create(model="first", messages=MESSAGES, stream=True)
+        plain_chunks = [c async for c in plain]
+    assert completion.usage is not None
+    assert completion.usage.completion_tokens == 10  # 40 bytes / 4
+    assert completion.usage.total_tokens == completion.usage.prompt_tokens + 10
+    assert completion.usage_estimated
+    assert chunks[-1].choices == []
+    assert chunks[-1].usage == completion.usage
+    assert stream.usage_estimated
+    assert not stream.reports_usage
+    assert chunks[-2].choices[0].finish_reason == "stop"
+    # without include_usage a stream reports none
+    assert all(c.usage is None for c in plain_chunks)
+    assert not plain.usage_estimated
 
 
 async def test_errors_before_content_raise_from_create_and_after_from_iteration() -> None:

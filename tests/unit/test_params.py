@@ -40,6 +40,8 @@ CHAT = {
     "tool_choice",
     "parallel_tool_calls",
     "response_format",
+    "frequency_penalty",
+    "presence_penalty",
 }
 
 

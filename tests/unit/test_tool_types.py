@@ -195,3 +195,15 @@ def test_errors_carry_param() -> None:
     exc = llmrelay.InvalidRequestError("no tools", provider="ai2", param="tools")
     assert exc.param == "tools"
     assert exc.provider == "ai2"
+
+
+def test_the_unknown_model_error_names_the_closest_few() -> None:
+    valid = [f"provider:model-{i}" for i in range(200)] + ["qwen-2-72b", "qwen-2.5-72b"]
+    exc = llmrelay.UnknownModelError("qwen-72b", valid)
+    text = str(exc)
+    assert len(text) < 400
+    assert "closest: qwen-2-72b" in text
+    assert "202 valid names: `llmrelay models` lists them" in text
+    assert exc.valid == tuple(valid)  # all of them, for programs
+    few = llmrelay.UnknownModelError("x", ["a", "b"], provider="p")
+    assert str(few) == "unknown model 'x' for provider 'p'; valid models: a, b"

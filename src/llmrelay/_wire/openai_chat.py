@@ -15,15 +15,22 @@ openai-python's ``types/chat/chat_completion_chunk.py``):
 
 Both give the first chunk's delta ``"role": "assistant"`` (whatever its kind) and later
 ones ``"role": null``, as OpenAI sends them; a finish reason OpenAI does not name becomes
-``stop``; usage is sent only when the provider reported it (a missing count is 0, the
-total the sum), never estimated, in a last chunk with empty ``choices`` when
-``include_usage`` was asked for. Events with no chunk form (provider info, state, images,
-any event type this shape does not know) are skipped.
+``stop``; usage (the provider's, a missing count 0 and the total the sum, or llmrelay's
+estimate when it reported none: ``llmrelay._usage``) is sent in a last chunk with empty
+``choices`` when ``include_usage`` was asked for. Events with no chunk form (provider
+info, state, images, any event type this shape does not know) are skipped.
+
+Each ``ToolCallDelta`` is one chunk whose delta has one ``tool_calls`` entry, in
+OpenAI's shape: a call's first delta ``{"index", "id", "type": "function", "function":
+{"name", "arguments"}}``, later ones ``{"index", "function": {"arguments"}}`` — the
+argument fragment exactly as the provider sent it, at once (never joined, split or
+held back).
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any, Literal, TypeVar, get_args
 
 from pydantic import BaseModel
@@ -32,13 +39,17 @@ from .._openai import (
     ChatCompletion,
     ChatCompletionChunk,
     ChatCompletionMessage,
+    ChatCompletionMessageToolCall,
     Choice,
     ChoiceDelta,
+    ChoiceDeltaToolCall,
+    ChoiceDeltaToolCallFunction,
     ChunkChoice,
     CompletionUsage,
     FinishReasonName,
+    Function,
 )
-from ..types import Completion, Event, FinishReason, Reasoning, Usage
+from ..types import Completion, Event, FinishReason, Reasoning, ToolCallDelta, Usage
 from .sse import json_string
 
 __all__ = [
@@ -48,6 +59,7 @@ __all__ = [
     "finish_name",
     "new_completion_id",
     "to_chat_completion",
+    "tool_call_entry",
     "usage_counts",
 ]
 
@@ -89,17 +101,72 @@ def _usage(usage: Usage | None) -> CompletionUsage | None:
 def to_chat_completion(
     completion: Completion, *, id: str, created: int, model: str
 ) -> ChatCompletion:
-    """The ``ChatCompletion`` for a collected turn."""
-    fields: dict[str, Any] = {"role": "assistant", "content": completion.text}
+    """The ``ChatCompletion`` for a collected turn.
+
+    Tool calls go in ``message.tool_calls`` (``content`` ``None`` when there is no
+    text, as OpenAI sends it); ``usage_estimated`` follows ``completion``.
+    """
+    calls = [
+        ChatCompletionMessageToolCall(
+            id=call.id, function=Function(name=call.name, arguments=call.arguments)
+        )
+        for call in completion.tool_calls
+    ]
+    fields: dict[str, Any] = {
+        "role": "assistant",
+        "content": None if calls and not completion.text else completion.text,
+    }
+    if calls:
+        fields["tool_calls"] = calls
     if completion.reasoning:
         fields["reasoning_content"] = completion.reasoning
     message = ChatCompletionMessage.model_validate(fields)
-    return ChatCompletion(
+    result = ChatCompletion(
         id=id,
         created=created,
         model=model,
         choices=[Choice(message=message, finish_reason=finish_name(completion.finish_reason))],
         usage=_usage(completion.usage),
+    )
+    result._usage_estimated = completion.usage_estimated
+    return result
+
+
+def tool_call_entry(event: ToolCallDelta) -> bytes:
+    """The JSON of one ``delta.tool_calls`` entry for ``event`` (OpenAI's key order).
+
+    ``{"index","id","type":"function","function":{"name","arguments"}}`` for a call's
+    first delta (``id`` set), ``{"index","function":{"arguments"}}`` for later ones.
+
+    Raises:
+        UnicodeEncodeError: a lone surrogate in a string.
+    """
+    arguments = json_string(event.arguments)
+    if event.id is None:
+        return b'{"index":%d,"function":{"arguments":%s}}' % (event.index, arguments)
+    return b'{"index":%d,"id":%s,"type":"function","function":{"name":%s,"arguments":%s}}' % (
+        event.index,
+        json_string(event.id),
+        json_string(event.name or ""),
+        arguments,
+    )
+
+
+def _tool_delta(event: ToolCallDelta) -> ChoiceDelta:
+    """The ``ChoiceDelta`` of a tool-call event (``tool_calls``: one entry)."""
+    if event.id is None:
+        entry = ChoiceDeltaToolCall(
+            index=event.index, function=ChoiceDeltaToolCallFunction(arguments=event.arguments)
+        )
+    else:
+        entry = ChoiceDeltaToolCall(
+            index=event.index,
+            id=event.id,
+            type="function",
+            function=ChoiceDeltaToolCallFunction(name=event.name or "", arguments=event.arguments),
+        )
+    return _build(
+        ChoiceDelta, {"role": None, "content": None}, _DELTA_FIELDS, {"tool_calls": [entry]}
     )
 
 
@@ -146,16 +213,42 @@ class ChunkConverter:
         id: the completion id shared by every chunk.
         created: Unix time of the request.
         model: the model name reported in every chunk.
-        include_usage: send a final usage chunk when the provider reported usage.
+        include_usage: send a final usage chunk (the provider's usage, else
+            ``estimate()``'s).
+        estimate: counts the usage when the provider reported none (``None``: no
+            usage chunk then).
+
+    Attributes:
+        usage_estimated: whether the usage chunk sent holds ``estimate()``'s counts.
     """
 
-    __slots__ = ("_first", "_template", "_usage", "created", "id", "include_usage", "model")
+    __slots__ = (
+        "_first",
+        "_template",
+        "_usage",
+        "created",
+        "estimate",
+        "id",
+        "include_usage",
+        "model",
+        "usage_estimated",
+    )
 
-    def __init__(self, *, id: str, created: int, model: str, include_usage: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        id: str,
+        created: int,
+        model: str,
+        include_usage: bool = False,
+        estimate: Callable[[], Usage] | None = None,
+    ) -> None:
         self.id = id
         self.created = created
         self.model = model
         self.include_usage = include_usage
+        self.estimate = estimate
+        self.usage_estimated = False
         self._first = True
         self._usage: Usage | None = None
         # every chunk's own fields but ``choices``, copied per chunk (one C-level copy)
@@ -231,6 +324,8 @@ class ChunkConverter:
                     {"reasoning_content": event.text},
                 )
             )
+        if isinstance(event, ToolCallDelta):
+            return self._chunk(_tool_delta(event))
         if isinstance(event, FinishReason):
             return self._chunk(
                 _build(ChoiceDelta, {"role": None, "content": None}, _DELTA_FIELDS),
@@ -241,8 +336,13 @@ class ChunkConverter:
         return None
 
     def tail(self) -> list[ChatCompletionChunk]:
-        """The chunks that follow the finish (the usage chunk, if asked for and known)."""
-        if not self.include_usage or self._usage is None:
+        """The chunks that follow the finish (the usage chunk, if asked for)."""
+        if not self.include_usage:
+            return []
+        if self._usage is None and self.estimate is not None:
+            self._usage = self.estimate()
+            self.usage_estimated = True
+        if self._usage is None:
             return []
         return [
             ChatCompletionChunk.model_construct(
@@ -273,26 +373,39 @@ class ChunkFrames:
         created: Unix time of the request.
         model: the model name every chunk reports.
         include_usage: send a last usage chunk (``stream_options.include_usage``).
+        estimate: counts the usage when the provider reported none (``None``: no
+            usage chunk then).
 
     Attributes:
         finish_reason: OpenAI's finish reason sent (``None`` before the finish chunk).
         sent_usage: the counts of the usage chunk sent by ``tail()``, if any.
+        usage_estimated: whether those counts are ``estimate()``'s.
     """
 
     __slots__ = (
         "_delta",
         "_delta_first",
+        "_estimate",
         "_head",
         "_include_usage",
         "_reported",
         "_role_sent",
         "finish_reason",
         "sent_usage",
+        "usage_estimated",
     )
 
     end_frame = b"data: [DONE]\n\n"
 
-    def __init__(self, *, id: str, created: int, model: str, include_usage: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        id: str,
+        created: int,
+        model: str,
+        include_usage: bool = False,
+        estimate: Callable[[], Usage] | None = None,
+    ) -> None:
         head = (
             b'data: {"id":'
             + json_string(id)
@@ -306,9 +419,11 @@ class ChunkFrames:
         self._delta = head + b',"choices":[{"index":0,"delta":{"role":null,'
         self._role_sent = False
         self._include_usage = include_usage
+        self._estimate = estimate
         self._reported: Usage | None = None
         self.finish_reason: str | None = None
         self.sent_usage: Usage | None = None
+        self.usage_estimated = False
 
     def _start(self) -> bytes:
         if self._role_sent:
@@ -330,6 +445,16 @@ class ChunkFrames:
         """The chunk of a reasoning delta (``reasoning_content``, ``content`` null)."""
         return (
             self._start() + b'"content":null,"reasoning_content":' + json_string(text) + _TEXT_END
+        )
+
+    def tool_call(self, event: ToolCallDelta) -> bytes:
+        """The chunk of a tool-call delta: one ``tool_calls`` entry, ``content`` null."""
+        return (
+            self._start()
+            + b'"content":null,"tool_calls":['
+            + tool_call_entry(event)
+            + b"]"
+            + _TEXT_END
         )
 
     def finish(self, reason: str) -> bytes:
@@ -356,6 +481,8 @@ class ChunkFrames:
             return self.text(event)
         if isinstance(event, Reasoning):
             return self.reasoning(event.text)
+        if isinstance(event, ToolCallDelta):
+            return self.tool_call(event)
         if isinstance(event, FinishReason):
             return self.finish(event.reason)
         if isinstance(event, Usage):
@@ -363,8 +490,13 @@ class ChunkFrames:
         return None
 
     def tail(self) -> bytes:
-        """The usage chunk (asked for and reported), else ``b""``."""
-        if not self._include_usage or self._reported is None:
+        """The usage chunk (asked for; reported, else estimated), else ``b""``."""
+        if not self._include_usage:
+            return b""
+        if self._reported is None and self._estimate is not None:
+            self._reported = self._estimate()
+            self.usage_estimated = True
+        if self._reported is None:
             return b""
         counts = self.sent_usage = usage_counts(self._reported)
         return self.usage(

@@ -140,6 +140,16 @@ async def _open_client(kwargs: dict[str, Any]) -> llmrelay.AsyncClient:
 )
 @click.option("--proxy", help="http://, https:// or socks5:// proxy URL.")
 @click.option("--timeout", type=click.FloatRange(min=0.001), help="Read (idle) timeout, seconds.")
+@click.option(
+    "--total-timeout",
+    type=click.FloatRange(min=0.001),
+    help="Longest a whole answer may take, seconds (fallback included).",
+)
+@click.option(
+    "--first-token-timeout",
+    type=click.FloatRange(min=0.001),
+    help="Longest wait for the first content of the answer, per candidate, seconds.",
+)
 @verbose_option
 def chat(
     prompt: str | None,
@@ -158,6 +168,8 @@ def chat(
     encoding: str | None,
     proxy: str | None,
     timeout: float | None,
+    total_timeout: float | None,
+    first_token_timeout: float | None,
 ) -> None:
     """Send PROMPT and stream the answer; with no PROMPT on a terminal, chat turn by turn.
 
@@ -191,7 +203,12 @@ def chat(
         if last is not None:  # a continued conversation keeps its model and system prompt
             options.model = options.model or last.model_requested
             options.system = options.system if options.system is not None else last.system
-        client_kwargs = make_client_kwargs(proxy=proxy, timeout=timeout)
+        client_kwargs = make_client_kwargs(
+            proxy=proxy,
+            timeout=timeout,
+            total_timeout=total_timeout,
+            first_token_timeout=first_token_timeout,
+        )
         if strict:
             client_kwargs["strict"] = True
         with asyncio.Runner() as runner:

@@ -160,13 +160,33 @@ def verbose_option(function: F) -> F:
     )(function)
 
 
-def make_client_kwargs(*, proxy: str | None = None, timeout: float | None = None) -> dict[str, Any]:
-    """Keyword arguments for ``llmrelay.AsyncClient`` / ``Client`` from CLI options."""
+def make_client_kwargs(
+    *,
+    proxy: str | None = None,
+    timeout: float | None = None,
+    total_timeout: float | None = None,
+    first_token_timeout: float | None = None,
+) -> dict[str, Any]:
+    """Keyword arguments for ``llmrelay.AsyncClient`` / ``Client`` from CLI options.
+
+    ``timeout`` is the read (idle) timeout; ``total_timeout`` bounds a whole answer and
+    ``first_token_timeout`` the wait for its first content, per candidate (seconds;
+    ``None``: the configured value).
+    """
     kwargs: dict[str, Any] = {}
     if proxy:
         kwargs["proxy"] = proxy
-    if timeout is not None:
-        kwargs["timeouts"] = llmrelay.Timeouts(read=timeout)
+    given = {
+        name: value
+        for name, value in (
+            ("read", timeout),
+            ("total", total_timeout),
+            ("first_token", first_token_timeout),
+        )
+        if value is not None
+    }
+    if given:
+        kwargs["timeouts"] = llmrelay.Timeouts(**given)
     return kwargs
 
 

@@ -46,9 +46,27 @@ from ..types import (
 if TYPE_CHECKING:
     from ..catalog import LiveModel
 
-__all__ = ["PARAMETERS", "Auth", "AuthMode", "Capability", "Option", "Provider"]
+__all__ = [
+    "PARAMETERS",
+    "Auth",
+    "AuthMode",
+    "Capability",
+    "Option",
+    "Provider",
+    "unsupported_part",
+]
 
-PARAMETERS: frozenset[str] = frozenset({"temperature", "max_tokens", "top_p", "stop", "seed"})
+PARAMETERS: frozenset[str] = frozenset(
+    {
+        "temperature",
+        "max_tokens",
+        "top_p",
+        "stop",
+        "seed",
+        "frequency_penalty",
+        "presence_penalty",
+    }
+)
 """The generation parameters of ``ChatRequest`` a provider may declare it takes."""
 
 
@@ -85,6 +103,13 @@ class Capability(enum.StrEnum):
     SYSTEM_PROMPT = "system_prompt"
     HISTORY = "history"
     SERVER_STATE = "server_state"
+    TOOLS = "tools"
+    """Function tools natively: ``tools``, ``tool_choice``, ``parallel_tool_calls``, tool
+    calls and ``role: "tool"`` results in the messages."""
+    STRUCTURED_OUTPUT = "structured_output"
+    """``response_format`` ``json_object`` and ``json_schema`` natively."""
+    USAGE = "usage"
+    """The service reports token counts (``Usage`` events) as a rule."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +150,9 @@ class Provider(ABC):
             (``generate_image``; empty for a text-only provider).
         aliases: short name -> model id, within this provider.
         open_catalogue: ``True`` when any model id is accepted.
+        forwards: OpenAI chat-completions request fields the provider sends verbatim
+            to its service (``ChatRequest.passthrough``: ``reasoning_effort``,
+            ``logit_bias`` ...); the engine refuses the others when given.
 
     Args:
         http: the client's shared ``httpx.AsyncClient`` (never closed by the provider).
@@ -150,6 +178,7 @@ class Provider(ABC):
     image_models: ClassVar[tuple[str, ...]] = ()
     aliases: ClassVar[Mapping[str, str]] = MappingProxyType({})
     open_catalogue: ClassVar[bool] = False
+    forwards: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(
         self,
@@ -262,6 +291,28 @@ class Provider(ABC):
             llmrelay.errors.ProviderError: any failure, mapped to the error tree.
         """
 
+    async def check_request(self, request: ChatRequest) -> None:
+        """Refuse, before anything is sent, a request part this provider cannot honour.
+
+        The default checks ``request``'s tools, tool messages and response format
+        against ``capabilities`` (``unsupported_part``). A provider whose support
+        varies by model (the Hugging Face router's catalogue) overrides it; an
+        emulation layer would wrap it.
+
+        Raises:
+            llmrelay.errors.InvalidRequestError: naming the part (``param``) and this
+                provider.
+        """
+        refused = unsupported_part(request, self.capabilities)
+        if refused is not None:
+            param, what = refused
+            raise errors.InvalidRequestError(
+                f"{self.name} cannot honour {what}: it has no native support for it",
+                provider=self.name,
+                model=request.model,
+                param=param,
+            )
+
     async def describe_model(self, model: str) -> dict[str, Any]:
         """What a request to ``model`` is sent as (JSON-ready; default: the declarations).
 
@@ -312,3 +363,35 @@ class Provider(ABC):
     def describe_options(cls) -> dict[str, Any]:
         """``{name: {"type": type name, "help": text}}`` of ``options`` (for listings)."""
         return {k: {"type": v.type.__name__, "help": v.help} for k, v in cls.options.items()}
+
+
+def unsupported_part(
+    request: ChatRequest, capabilities: frozenset[Capability]
+) -> tuple[str, str] | None:
+    """The first part of ``request`` that ``capabilities`` do not cover, else ``None``.
+
+    Tools (``tools``, ``tool_choice``, ``parallel_tool_calls``, an assistant message's
+    ``tool_calls``, a ``tool`` message) need ``Capability.TOOLS``; a ``json_object`` or
+    ``json_schema`` ``response_format`` needs ``Capability.STRUCTURED_OUTPUT``
+    (``text`` needs nothing).
+
+    Returns:
+        ``(param, description)``: OpenAI's name of the field (``"tools"``,
+        ``"messages[3]"``) and what it asks for.
+    """
+    if Capability.TOOLS not in capabilities:
+        if request.tools:
+            return "tools", "tools (function calling)"
+        if request.tool_choice is not None and request.tool_choice.mode != "none":
+            return "tool_choice", f"tool_choice {request.tool_choice.mode!r}"
+        for index, message in enumerate(request.messages):
+            if message.tool_calls or message.role == "tool":
+                return f"messages[{index}]", "tool calls and tool results in the messages"
+    response_format = request.response_format
+    if (
+        response_format is not None
+        and response_format.type != "text"
+        and Capability.STRUCTURED_OUTPUT not in capabilities
+    ):
+        return "response_format", f"response_format {response_format.type!r}"
+    return None

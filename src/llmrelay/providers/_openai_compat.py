@@ -1,7 +1,9 @@
 """Any OpenAI-compatible chat-completions server, as a provider or as configuration.
 
 Wire protocol: ``POST {base}/chat/completions`` streamed as SSE chunks ending with
-``data: [DONE]`` (see ``llmrelay.providers._openai_stream`` for the accepted variants),
+``data: [DONE]`` (see ``llmrelay.providers._openai_stream`` for the accepted variants;
+tools, ``tool_choice``, ``parallel_tool_calls``, ``response_format`` and the streamed
+tool-call deltas pass through natively, as do the forwarded fields ``FORWARDED``),
 ``GET {base}/models`` -> ``{"object": "list", "data": [{"id", ...}]}`` to list
 models, and ``POST {base}/embeddings`` (``embed``; see ``llmrelay.providers._embeddings``).
 Public sources: https://platform.openai.com/docs/api-reference/chat/create,
@@ -45,7 +47,7 @@ from .._http import protocol_error, raise_for_status, read_json, translate_error
 from ..types import ChatRequest, EmbeddingRequest, EmbeddingResult, Event
 from ._base import PARAMETERS, Auth, AuthMode, Capability, Option, Provider
 from ._embeddings import post_openai_embeddings
-from ._openai_stream import chat_payload, stream_chat
+from ._openai_stream import FORWARDED, chat_payload, stream_chat
 from ._vision import images_of, refuse_images
 
 __all__ = ["CONFIG_KEYS", "OpenAICompatible", "list_openai_models"]
@@ -115,10 +117,14 @@ class OpenAICompatible(Provider):
             Capability.STREAM,
             Capability.SYSTEM_PROMPT,
             Capability.HISTORY,
+            Capability.TOOLS,
+            Capability.STRUCTURED_OUTPUT,
+            Capability.USAGE,
             Capability.EMBEDDINGS,
         }
     )
     parameters: ClassVar[frozenset[str]] = PARAMETERS
+    forwards: ClassVar[frozenset[str]] = FORWARDED
     options: ClassVar[Mapping[str, Option]] = MappingProxyType(
         {"extra_body": Option(dict, "extra JSON fields merged into the request body")}
     )

@@ -6,14 +6,29 @@ the same)::
 
     POST {base}/chat/completions
          {"model", "messages", "stream": true, "stream_options": {"include_usage": true},
-          "temperature"?, "max_tokens"?, "top_p"?, "stop"?, "seed"?}
+          "temperature"?, "max_tokens"?, "top_p"?, "stop"?, "seed"?,
+          "frequency_penalty"?, "presence_penalty"?, "tools"?, "tool_choice"?,
+          "parallel_tool_calls"?, "response_format"?, ...forwarded fields}
     200 text/event-stream
          data: {"object": "chat.completion.chunk", "choices": [{"index": 0,
-                "delta": {"role"?, "content"?, "reasoning_content"? | "reasoning"?},
-                "finish_reason": null | "stop" | "length" | ...}], "usage"?: {...}}
+                "delta": {"role"?, "content"?, "reasoning_content"? | "reasoning"?,
+                          "tool_calls"?: [{"index", "id"?, "type"?,
+                                           "function": {"name"?, "arguments"?}}]},
+                "finish_reason": null | "stop" | "length" | "tool_calls" | ...}],
+                "usage"?: {...}}
          ...
          data: {"choices": [], "usage": {"prompt_tokens", "completion_tokens", "total_tokens"}}
          data: [DONE]
+
+Tool calls (https://platform.openai.com/docs/guides/function-calling#streaming): each
+``delta.tool_calls`` entry becomes one ``ToolCallDelta``, its argument fragment exactly
+as sent. Calls are numbered 0, 1, ... in the order they start. A call starts with an
+entry at an index not seen before, or one carrying a *different* id at a known index
+(servers that number every parallel call 0, e.g. Ollama, sglang); an entry repeating the
+call's id (or an empty id) continues it. A call's first entry must name its function;
+one without an id gets ``call_<hex>``. Arguments sent as a JSON object instead of text
+(some servers) are written as JSON text; ``tool_calls`` sent as one object instead of a
+list (TGI 2.x's ``DeltaToolCall``, ``router/src/lib.rs``) is read as a list of one.
 
 Variants accepted: ``data:`` with or without the space; TGI 2024-03 chunks with
 ``object: "text_completion"``, a 1-based choice ``index``, ``finish_reason: "eos_token"``
@@ -26,7 +41,9 @@ matching ``llmrelay.errors`` type; a stream that ends with neither ``[DONE]`` no
 
 from __future__ import annotations
 
+import json
 import logging
+import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any
 
@@ -35,11 +52,15 @@ import httpx
 
 from .. import errors
 from .._http import aiter_sse, loads, protocol_error, raise_for_status, upstream_text
-from ..types import ChatRequest, Event, FinishReason, Reasoning, Usage
+from ..types import ChatRequest, Event, FinishReason, Reasoning, ToolCallDelta, Usage
 
 log = logging.getLogger("llmrelay")
 
-__all__ = ["ChunkParser", "chat_payload", "error_from_payload", "stream_chat"]
+__all__ = ["FORWARDED", "ChunkParser", "chat_payload", "error_from_payload", "stream_chat"]
+
+FORWARDED: frozenset[str] = frozenset({"logit_bias", "reasoning_effort", "verbosity", "moderation"})
+"""The OpenAI request fields an OpenAI-compatible service takes as they are
+(``Provider.forwards``; ``llmrelay._fields``)."""
 
 _FINISH = {
     "stop": "stop",
@@ -139,7 +160,12 @@ def error_from_payload(
 
 
 def chat_payload(request: ChatRequest, model: str) -> dict[str, Any]:
-    """The ``/chat/completions`` request body for ``request`` (streaming, with usage)."""
+    """The ``/chat/completions`` request body for ``request`` (streaming, with usage).
+
+    Messages in OpenAI's shape (``Message.to_openai``: tool calls and results
+    included); tools, ``tool_choice``, ``parallel_tool_calls`` and ``response_format``
+    as OpenAI's objects; the forwarded fields (``ChatRequest.passthrough``) verbatim.
+    """
     body: dict[str, Any] = {
         "model": model,
         "messages": [message.to_openai() for message in request.messages],
@@ -152,8 +178,18 @@ def chat_payload(request: ChatRequest, model: str) -> dict[str, Any]:
         "top_p": request.top_p,
         "stop": list(request.stop) or None,
         "seed": request.seed,
+        "frequency_penalty": request.frequency_penalty,
+        "presence_penalty": request.presence_penalty,
+        "tools": [tool.to_openai() for tool in request.tools] or None,
+        "tool_choice": request.tool_choice.to_openai() if request.tool_choice else None,
+        "parallel_tool_calls": request.parallel_tool_calls,
+        "response_format": (
+            request.response_format.to_openai() if request.response_format else None
+        ),
     }
     body.update({key: value for key, value in optional.items() if value is not None})
+    for key, value in request.passthrough.items():
+        body.setdefault(key, value)
     return body
 
 
@@ -181,6 +217,9 @@ class ChunkParser:
         self.model = model
         self.done = False
         self.finish: str | None = None
+        self._calls: dict[Any, tuple[int, str]] = {}
+        """Upstream ``index`` -> (our index, the call's id) of the call it continues."""
+        self._calls_started: list[str] = []
 
     def feed(self, data: str) -> list[Event]:
         """Events of one SSE ``data`` value.
@@ -205,6 +244,7 @@ class ChunkParser:
                             type(delta) is dict
                             and delta.get("reasoning_content") is None
                             and delta.get("reasoning") is None
+                            and delta.get("tool_calls") is None
                         ):
                             content = delta.get("content")
                             if type(content) is str:
@@ -258,11 +298,52 @@ class ChunkParser:
             raise self._protocol("'content' is not a string", content)
         if content and not (reason == "eos_token" and content in _END_TOKENS):
             out.append(content)
+        calls = delta.get("tool_calls")
+        if isinstance(calls, Mapping):  # TGI 2.x: one object, not a list
+            calls = [calls]
+        if calls is not None:
+            if not isinstance(calls, list):
+                raise self._protocol("'tool_calls' is not a list", calls)
+            for position, entry in enumerate(calls):
+                out.append(self._tool_call(entry, position))
         if reason is not None:
             if not isinstance(reason, str):
                 raise self._protocol(f"bad finish_reason {reason!r:.100}")
             self.finish = _FINISH.get(reason, reason)
         return out
+
+    def _tool_call(self, entry: Any, position: int) -> ToolCallDelta:
+        """The event of one ``delta.tool_calls`` entry (see the module docstring)."""
+        if not isinstance(entry, Mapping):
+            raise self._protocol("a tool call delta is not an object", entry)
+        function = entry.get("function")
+        if function is None:
+            function = {}
+        if not isinstance(function, Mapping):
+            raise self._protocol("a tool call's 'function' is not an object", entry)
+        kind = entry.get("type")
+        if kind not in (None, "function"):
+            raise self._protocol(f"tool call type {kind!r:.40} is not supported", entry)
+        key = entry.get("index", position)
+        if isinstance(key, bool) or not isinstance(key, (int, str)):
+            raise self._protocol("a tool call's 'index' is not an integer", entry)
+        call_id = entry.get("id") or None
+        if call_id is not None and not isinstance(call_id, str):
+            raise self._protocol("a tool call's 'id' is not a string", entry)
+        arguments = _arguments(function.get("arguments"))
+        if arguments is None:
+            raise self._protocol("a tool call's 'arguments' is not JSON text", entry)
+        known = self._calls.get(key)
+        if known is not None and (call_id is None or call_id == known[1]):
+            return ToolCallDelta(known[0], arguments=arguments)
+        name = function.get("name")
+        if not isinstance(name, str) or not name:
+            raise self._protocol("a tool call started without a function name", entry)
+        index = len(self._calls_started)
+        call_id = call_id or f"call_{uuid.uuid4().hex[:24]}"
+        self._calls[key] = (index, call_id)
+        self._calls_started.append(call_id)
+        return ToolCallDelta(index, call_id, name, arguments)
 
     def end(self) -> list[Event]:
         """The closing events once the stream is over.
@@ -278,6 +359,17 @@ class ChunkParser:
 
     def _protocol(self, message: str, data: Any = None) -> errors.ProtocolError:
         return protocol_error(message, data, provider=self.provider, model=self.model)
+
+
+def _arguments(value: Any) -> str | None:
+    """An arguments fragment as text (``""`` when absent; an object as JSON text)."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False)
+    return None
 
 
 async def stream_chat(

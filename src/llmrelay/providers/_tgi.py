@@ -42,6 +42,7 @@ __all__ = [
     "TokenStream",
     "error_from_response",
     "generation_parameters",
+    "json_grammar",
     "loading_estimate",
     "parse_generated",
     "wait_for_model",
@@ -71,10 +72,29 @@ def generation_parameters(request: ChatRequest) -> dict[str, Any]:
         params["stop"] = list(request.stop)
     if request.seed is not None:
         params["seed"] = request.seed
+    if request.frequency_penalty is not None:
+        params["frequency_penalty"] = request.frequency_penalty
+    grammar = json_grammar(request)
+    if grammar is not None:
+        params["grammar"] = grammar
     for name in ("top_k", "repetition_penalty"):
         if request.options.get(name) is not None:
             params[name] = request.options[name]
     return params
+
+
+def json_grammar(request: ChatRequest) -> dict[str, Any] | None:
+    """TGI's ``grammar`` for a JSON ``response_format``, else ``None``.
+
+    ``{"type": "json", "value": <JSON Schema>}`` (TGI's ``GrammarType::Json``,
+    ``router/src/lib.rs``): the ``json_schema`` format's schema, ``{"type": "object"}``
+    for ``json_object``. TGI constrains the generated tokens to it.
+    """
+    response_format = request.response_format
+    if response_format is None or response_format.type == "text":
+        return None
+    schema = response_format.to_openai().get("json_schema", {}).get("schema")
+    return {"type": "json", "value": schema if schema is not None else {"type": "object"}}
 
 
 def loading_estimate(status: int, body: bytes) -> float | None:

@@ -33,6 +33,14 @@ Protocols and their public sources:
   supported by any provider you have enabled" is a ``ModelNotFoundError`` saying what to
   do. ``live_models()`` reads its catalogue, ``GET {router_url}/models``, cached with a
   TTL (``_hf_router``). https://huggingface.co/docs/inference-providers/index.
+* **Tools and structured output** (``tools``, ``tool_choice``, ``parallel_tool_calls``,
+  tool messages, ``response_format``; the forwarded OpenAI fields) go to the router
+  natively, checked first against its catalogue (the model's offers' ``supports_tools``
+  and ``supports_structured_output``; an offer pinned by a ``:<provider>`` suffix
+  alone); a request with tools goes to the router unless ``api="inference"`` says
+  otherwise, where they are refused. On the Inference API a ``response_format`` becomes
+  TGI's ``grammar`` (``{"type": "json", "value": schema}``, TGI's "Guidance" docs:
+  https://huggingface.co/docs/text-generation-inference/conceptual/guidance).
 * **Images in** (``image_url`` parts) go to the router in OpenAI's shape, each in its
   place among the text parts, URLs unfetched: a request with images is routed there
   (``api="inference"``, the text-generation route, takes none and is refused). The
@@ -73,7 +81,7 @@ from ..types import (
     ImageRequest,
     ImageResult,
 )
-from ._base import PARAMETERS, Auth, AuthMode, Capability, Option, Provider
+from ._base import PARAMETERS, Auth, AuthMode, Capability, Option, Provider, unsupported_part
 from ._embeddings import (
     ANSWER_LIMIT,
     FEATURE_EXTRACTION_OPTIONS,
@@ -85,7 +93,7 @@ from ._embeddings import (
 from ._hf_hub import Hub, ModelInfo
 from ._hf_router import HubId, RouterCatalog, not_supported_error, parse_model_id
 from ._images import image_parameters, sniff_image
-from ._openai_stream import chat_payload, stream_chat
+from ._openai_stream import FORWARDED, chat_payload, stream_chat
 from ._tgi import (
     TokenStream,
     error_from_response,
@@ -152,11 +160,14 @@ class HuggingFace(Provider):
             Capability.SYSTEM_PROMPT,
             Capability.HISTORY,
             Capability.IMAGES,
+            Capability.TOOLS,
+            Capability.STRUCTURED_OUTPUT,
             Capability.EMBEDDINGS,
             Capability.VISION,
         }
     )
     parameters: ClassVar[frozenset[str]] = PARAMETERS
+    forwards: ClassVar[frozenset[str]] = FORWARDED
     options: ClassVar[Mapping[str, Option]] = MappingProxyType(
         {
             "top_k": Option(int, "sample from the k most likely tokens"),
@@ -233,6 +244,76 @@ class HuggingFace(Provider):
 
     # -- chat ------------------------------------------------------------------------
 
+    async def check_request(self, request: ChatRequest) -> None:
+        """Refuse what the route (and, on the router, the model's offers) cannot honour.
+
+        The router's catalogue is read (cached) only for a request with tools or a JSON
+        response format; a model it does not list, or a catalogue that cannot be read,
+        is left to the router to judge.
+
+        Raises:
+            llmrelay.errors.InvalidRequestError: naming the field (``param``).
+        """
+        model = request.model or self.default_model
+        hub_id = parse_model_id(model, self.name)
+        if self._api(request.options, hub_id, self._routed(request, hub_id)) == "inference":
+            self._check_inference(request, model)
+            return
+        await super().check_request(request)
+        tools = bool(request.tools) or any(
+            m.tool_calls or m.role == "tool" for m in request.messages
+        )
+        schema = request.response_format is not None and request.response_format.type != "text"
+        if not (tools or schema):
+            return
+        try:
+            await self.catalog.models()
+        except errors.ProviderError as exc:
+            log.info("%s: catalogue unavailable for the capability check: %s", self.name, exc)
+            return
+        row = self.catalog.cached(model)
+        if row is None:
+            return
+        offers = row.offers
+        if hub_id.policy is not None and row.offer(hub_id.policy) is not None:
+            offers = (row.offer(hub_id.policy),)  # type: ignore[assignment]
+        where = f"{row.id} on the router" + (f" ({hub_id.policy})" if len(offers) == 1 else "")
+        if tools and not any(o.supports_tools for o in offers):
+            raise self._refusal(
+                f"{where} has no provider with tool support (the router's catalogue)",
+                "tools" if request.tools else "messages",
+                model,
+            )
+        if schema and all(o.supports_structured_output is False for o in offers):
+            raise self._refusal(
+                f"{where} has no provider with structured output (the router's catalogue)",
+                "response_format",
+                model,
+            )
+
+    def _check_inference(self, request: ChatRequest, model: str) -> None:
+        """The Inference API's generate route: no tools, no forwarded fields."""
+        refused = unsupported_part(request, self.capabilities - {Capability.TOOLS})
+        if refused is not None:
+            param, what = refused
+            raise self._refusal(
+                f"the Inference API (api='inference') cannot honour {what}; "
+                "use the router (api='router')",
+                param,
+                model,
+            )
+        for name in ("presence_penalty", *request.passthrough):
+            if name == "presence_penalty" and request.presence_penalty is None:
+                continue
+            raise self._refusal(
+                f"the Inference API (api='inference') has no {name}; use the router", name, model
+            )
+
+    def _refusal(self, text: str, param: str, model: str) -> errors.InvalidRequestError:
+        return errors.InvalidRequestError(
+            f"{self.name}: {text}", provider=self.name, model=model, param=param
+        )
+
     @classmethod
     def declared_vision(cls, model: str) -> bool | None:
         """``False`` for an image-generation model; else unknown until the router says."""
@@ -270,7 +351,7 @@ class HuggingFace(Provider):
         model = request.model or self.default_model
         hub_id = parse_model_id(model, self.name)
         images = bool(images_of(request))
-        api = self._api(request.options, hub_id, hub_id.repo in ROUTER_MODELS or images)
+        api = self._api(request.options, hub_id, self._routed(request, hub_id))
         with translate_errors(self.name, model):
             if images:
                 await self._check_images(request, model, api)
@@ -307,6 +388,22 @@ class HuggingFace(Provider):
             async with aclosing(generated):
                 async for event in generated:
                     yield event
+
+    @staticmethod
+    def _routed(request: ChatRequest, hub_id: HubId) -> bool:
+        """Whether a chat request goes to the router when no ``api`` option says.
+
+        One of ``ROUTER_MODELS``, or a request the Inference API's generate route cannot
+        carry: images, tools, tool calls or results in the messages, forwarded OpenAI
+        fields.
+        """
+        return (
+            hub_id.repo in ROUTER_MODELS
+            or bool(images_of(request))
+            or bool(request.tools)
+            or bool(request.passthrough)
+            or any(m.tool_calls or m.role == "tool" for m in request.messages)
+        )
 
     def _api(self, options: Mapping[str, Any], hub_id: HubId, routed: bool = False) -> str:
         """``"router"`` or ``"inference"``.

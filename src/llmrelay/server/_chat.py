@@ -23,7 +23,7 @@ from fastapi.responses import JSONResponse, Response
 import llmrelay
 
 from ._context import ACCESS_LOG, Context, context, note
-from ._errors import attempts_header, error_body, error_reply, scrub
+from ._errors import SHOULD_RETRY, attempts_header, error_body, error_reply, scrub
 from ._guard import caller
 from ._memory import history_keys
 from ._schemas import ChatCompletionRequest
@@ -34,6 +34,10 @@ __all__ = ["router"]
 router = APIRouter()
 
 _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+USAGE_HEADER = "x-llmrelay-usage"
+"""``estimated``: the response's usage was counted by llmrelay, not reported by the
+provider (``llmrelay._usage``). On a stream it is sent when the answering provider does
+not report usage as a rule; the usage chunk comes after the headers."""
 
 
 class _Turn:
@@ -44,7 +48,7 @@ class _Turn:
         self.body = body
         self.endpoint = endpoint
         self.started = time.monotonic()
-        self.pairs = [(m.role, m.text()) for m in body.messages]
+        self.pairs = [(m.role, m.key()) for m in body.messages]
         self.conversation: llmrelay.Conversation | None = None
         # Labels come from what answered or failed, never from the request's model text.
         self.provider: str | None = None
@@ -169,22 +173,32 @@ def _create_kwargs(
     messages: list[dict[str, Any]],
     conversation: llmrelay.Conversation | None,
 ) -> llmrelay.CompletionCreateParams:
-    """The keyword arguments of ``client.chat.completions.create`` for ``body``."""
-    kwargs: llmrelay.CompletionCreateParams = {
-        "model": body.model,
-        "temperature": body.temperature,
-        "top_p": body.top_p,
-        "max_tokens": body.max_tokens,
-        "max_completion_tokens": body.max_completion_tokens,
-        "stop": body.stop,
-        "seed": body.seed,
-        "conversation": conversation,
+    """The keyword arguments of ``client.chat.completions.create`` for ``body``.
+
+    Every OpenAI field the body gave (not ``null``) goes to ``create``, which honours,
+    ignores or refuses each.
+    """
+    kwargs: llmrelay.CompletionCreateParams = {"model": body.model, "conversation": conversation}
+    given: dict[str, Any] = {
+        name: getattr(body, name)
+        for name in _OPENAI_FIELDS & body.model_fields_set
+        if getattr(body, name) is not None
     }
+    kwargs.update(given)  # type: ignore[typeddict-item]
     if body.options:
         kwargs["options"] = body.options
     if body.stream_options is not None:
         kwargs["stream_options"] = {"include_usage": bool(body.stream_options.include_usage)}
     return kwargs
+
+
+_OPENAI_FIELDS = frozenset(llmrelay.CompletionCreateParams.__annotations__) - {
+    "model",
+    "conversation",
+    "options",
+    "stream_options",
+}
+"""The body fields passed to ``create`` as they are (every OpenAI field but these)."""
 
 
 @router.post("/v1/chat/completions", response_model=None)
@@ -234,7 +248,7 @@ async def _refusal(
                     "rate_limit_exceeded",
                 ),
                 status_code=429,
-                headers={"Retry-After": str(max(1, math.ceil(wait)))},
+                headers={"Retry-After": str(max(1, math.ceil(wait))), SHOULD_RETRY: "true"},
             )
     if len(body.messages) > ctx.config.max_messages:
         turn.finish(400)
@@ -269,7 +283,8 @@ async def _json_reply(
         usage=completion.usage,
         finish_reason=completion.choices[0].finish_reason if completion.choices else None,
     )
-    return Response(completion.model_dump_json(), media_type="application/json")
+    headers = {USAGE_HEADER: "estimated"} if completion.usage_estimated else None
+    return Response(completion.model_dump_json(), media_type="application/json", headers=headers)
 
 
 async def _stream_reply(
@@ -294,9 +309,13 @@ async def _stream_reply(
     async def produce(outbox: Outbox) -> None:
         await _produce(turn, frames, outbox, error)
 
+    headers = {**_SSE_HEADERS, **attempts_header(frames.attempts)}
+    include_usage = turn.body.stream_options is not None and turn.body.stream_options.include_usage
+    if include_usage and not stream.reports_usage:
+        headers[USAGE_HEADER] = "estimated"
     return EventStreamResponse(
         produce,
-        headers={**_SSE_HEADERS, **attempts_header(frames.attempts)},
+        headers=headers,
         on_close=frames.aclose,
         first=first,
     )

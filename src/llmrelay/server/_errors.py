@@ -6,6 +6,14 @@ from the status: 400 BadRequestError, 401 AuthenticationError, 404 NotFoundError
 413/other 4xx APIStatusError, 422 UnprocessableEntityError, 429 RateLimitError,
 >=500 InternalServerError. Messages are scrubbed of URLs: an upstream address never
 leaves the server, and no response body from upstream is passed on.
+
+Every error reply carries ``x-should-retry`` (the header the ``openai`` SDKs read before
+their own rule of retrying 408/409/429/5xx, ``_should_retry`` in openai-python's
+``_base_client.py``): ``true`` when asking again can help (an upstream failure llmrelay
+marks ``retryable``: overload, timeout, a cut connection, a rate limit; the server
+shutting down), with ``Retry-After`` when the wait is known; ``false`` otherwise (a
+provider's own refusal or error, a 4xx, a missing key, an unknown model), so that a
+client does not send a failing request three times.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import llmrelay
 
 __all__ = [
     "ATTEMPTS_HEADER",
+    "SHOULD_RETRY",
     "URL_PATTERN",
     "ErrorReply",
     "attempts_header",
@@ -33,6 +42,17 @@ _LOG = logging.getLogger("llmrelay.server")
 URL_PATTERN = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
 """What ``scrub`` replaces: any ``scheme://...`` up to whitespace or a quote."""
 _MAX_MESSAGE = 2000
+
+
+SHOULD_RETRY = "x-should-retry"
+"""Response header telling OpenAI SDKs whether to retry (``"true"`` / ``"false"``)."""
+
+
+def _retry_headers(retry: bool, retry_after: float | None = None) -> dict[str, str]:
+    headers = {SHOULD_RETRY: "true" if retry else "false"}
+    if retry and retry_after is not None and math.isfinite(retry_after):
+        headers["Retry-After"] = str(max(0, math.ceil(retry_after)))
+    return headers
 
 
 def scrub(text: str) -> str:
@@ -138,13 +158,35 @@ def error_reply(exc: BaseException) -> ErrorReply:
 
     Unknown model/provider -> 404; other configuration errors (bad messages, undeclared
     options) -> 400; a provider refusing a field -> 400 with ``param`` naming it; a
-    provider without its key on this server -> 503; upstream errors by class (429 with
-    ``Retry-After``, 502, 503, 504); every provider failing -> 502 with each attempt
-    listed; anything else -> 500 without details.
+    provider without its key on this server -> 503; upstream errors by class (400, 429,
+    502, 503, 504); every provider failing -> 502 with each attempt listed; anything else
+    -> 500 without details. Every reply has ``x-should-retry``, and a retryable one
+    ``Retry-After`` when the wait is known (see the module docstring).
     """
+    reply = _reply(exc)
+    reply.headers = {**_should_retry(exc), **reply.headers}
+    return reply
+
+
+def _should_retry(exc: BaseException) -> dict[str, str]:
+    """``x-should-retry`` (and ``Retry-After``) for an error."""
+    if isinstance(exc, llmrelay.StreamInterrupted):
+        exc = exc.cause
+    if isinstance(exc, llmrelay.AllProvidersFailed):
+        last = exc.__cause__
+        if isinstance(last, llmrelay.ProviderError):
+            return _retry_headers(last.retryable, getattr(last, "retry_after", None))
+        return _retry_headers(False)
+    if isinstance(exc, llmrelay.ProviderError):
+        return _retry_headers(exc.retryable, getattr(exc, "retry_after", None))
+    closed = getattr(llmrelay.errors, "ClientClosed", None)
+    return _retry_headers(closed is not None and isinstance(exc, closed))
+
+
+def _reply(exc: BaseException) -> ErrorReply:
     name = type(exc).__name__
     if isinstance(exc, llmrelay.StreamInterrupted):
-        return error_reply(exc.cause)
+        return _reply(exc.cause)
     if isinstance(exc, (llmrelay.UnknownModelError, llmrelay.UnknownProviderError)):
         return ErrorReply(
             404,
@@ -160,7 +202,12 @@ def error_reply(exc: BaseException) -> ErrorReply:
     if isinstance(exc, llmrelay.ConfigError):
         return ErrorReply(
             400,
-            error_body(scrub(str(exc)), "invalid_request_error", "invalid_request"),
+            error_body(
+                scrub(str(exc)),
+                "invalid_request_error",
+                "invalid_request",
+                getattr(exc, "param", None),
+            ),
             error_type=name,
         )
     if isinstance(exc, llmrelay.AllProvidersFailed):
@@ -172,13 +219,9 @@ def error_reply(exc: BaseException) -> ErrorReply:
         )
     if isinstance(exc, llmrelay.ProviderError):
         status, type_, code = _provider_status(exc)
-        headers: dict[str, str] = {}
-        retry_after = getattr(exc, "retry_after", None)
-        if status == 429 and retry_after is not None and math.isfinite(retry_after):
-            headers["Retry-After"] = str(max(0, math.ceil(retry_after)))
         param = getattr(exc, "param", None)  # the field a provider cannot honour
         body = error_body(scrub(str(exc)), type_, code, param if isinstance(param, str) else None)
-        return ErrorReply(status, body, headers, name)
+        return ErrorReply(status, body, {}, name)
     closed = getattr(llmrelay.errors, "ClientClosed", None)
     if closed is not None and isinstance(exc, closed):
         return ErrorReply(

@@ -228,7 +228,9 @@ function setMeta(div, m) {
   else if (m.requested) parts.push(m.requested);
   if (m.status === "stopped") parts.push("stopped");
   if (m.status === "interrupted") parts.push("interrupted");
-  if (m.usage && m.usage.completion_tokens) parts.push(`${m.usage.completion_tokens} tokens`);
+  if (m.usage && m.usage.completion_tokens) {
+    parts.push(`${m.usageEstimated ? "≈" : ""}${m.usage.completion_tokens} tokens`);
+  }
   const line = document.createElement("span");
   line.className = "who";
   line.textContent = parts.join(" · ");
@@ -548,6 +550,8 @@ async function stream(c, m, turn, view, div, controller, fail) {
   if (response.status === 401) throw NEEDS_KEY;
   if (!response.ok) { fail(await errorOf(response)); return; }
   try { m.attempts = JSON.parse(response.headers.get(ATTEMPTS_HEADER) || "[]"); } catch (_) { m.attempts = []; }
+  // counted by the server when the provider reports no usage: shown as an estimate
+  m.usageEstimated = response.headers.get("x-llmrelay-usage") === "estimated";
   let finished = false;
   for await (const data of sseData(response.body, controller.signal)) {
     if (data === "[DONE]") { finished = true; break; }
