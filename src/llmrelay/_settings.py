@@ -17,6 +17,8 @@ endpoint names upper-cased, e.g. ``LLMRELAY_HUGGINGFACE_HUB_URL``):
     ``LLMRELAY_MODEL``                default model reference
     ``LLMRELAY_STRICT``               ``1``: unsupported parameters are errors
     ``LLMRELAY_COOLDOWN``             seconds a failing candidate waits at the back
+    ``LLMRELAY_TOOL_EMULATION``       ``1``, or provider/alias names (``hf_spaces,fast``):
+                                      tools and JSON answers emulated where not native
     ``LLMRELAY_CONFIG``               path of the config file
     ``LLMRELAY_HOME``                 directory of the keys file and the exchange log
     ``LLMRELAY_DATABASE_URL``         SQLAlchemy URL of the exchange log
@@ -38,12 +40,15 @@ Config file (TOML; default ``<user config dir>/llmrelay/config.toml``)::
     first_token = 120
     total = 600
 
+    tool_emulation = ["fast"]            # provider or alias names, or true for all
+
     [aliases]
     fast = ["ai2:tulu3-405b", "hf_spaces:qwen-2-72b"]
 
     [providers.hf_spaces]
     base_url = "http://127.0.0.1:7860"
     api_key = "hf_..."
+    tool_emulation = true                # tools and JSON answers emulated (llmrelay._emulation)
 
     [providers.local]                    # a configured provider of a known kind
     kind = "openai"
@@ -208,6 +213,9 @@ class Settings:
         strict: whether unsupported request parameters are errors.
         cooldown: seconds a candidate that failed retryably is tried last.
         aliases: user aliases from the config file: name -> model references.
+        tool_emulation: the providers and aliases whose requests with tools or a JSON
+            response format are emulated where not native (``"*"``: all), from
+            ``tool_emulation`` and ``[providers.<name>] tool_emulation = true``.
         config_path: the config file read, if any.
     """
 
@@ -222,6 +230,7 @@ class Settings:
     strict: bool = False
     cooldown: float = 30.0
     aliases: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    tool_emulation: frozenset[str] = frozenset()
     config_path: Path | None = None
     _keys: Mapping[str, str] = field(default_factory=dict, repr=False)
 
@@ -305,9 +314,18 @@ class Settings:
             strict=values["strict"],
             cooldown=values["cooldown"],
             aliases=values["aliases"],
+            tool_emulation=values["tool_emulation"] | _emulated_providers(doc, where),
             config_path=config_path if config and config_path else None,
             _keys=keys,
         )
+
+    def emulates(self, provider: str, ref: str | None) -> bool:
+        """Whether tools and JSON answers are emulated for ``provider`` asked as ``ref``.
+
+        ``ref`` is the model reference asked for (an alias name counts).
+        """
+        names = self.tool_emulation
+        return "*" in names or provider in names or (ref is not None and ref in names)
 
     def endpoints_for(self, provider: str) -> dict[str, str]:
         """The endpoint overrides of ``provider`` (empty: its defaults)."""
@@ -367,7 +385,7 @@ def _check_document(
                 + _did_you_mean(name, providers)
                 + f'; valid providers: {", ".join(providers)} (or add kind = "openai")'
             )
-        known = {*spec.endpoints, "api_key", *spec.config_keys}
+        known = {*spec.endpoints, "api_key", "tool_emulation", *spec.config_keys}
         _check_table(table, f"[providers.{name}]", known, where)
 
 
@@ -506,6 +524,20 @@ def _resolve_providers(
                 keys[name] = file_keys[name]
                 key_sources[name] = f"keys file {keys_path(sources.env)}"
     return urls, keys, endpoint_sources, key_sources
+
+
+def _emulated_providers(doc: Mapping[str, Any], where: str) -> frozenset[str]:
+    """The providers whose config table says ``tool_emulation = true``."""
+    names = []
+    for name, table in doc.get("providers", {}).items():
+        value = table.get("tool_emulation", False)
+        if not isinstance(value, bool):
+            raise errors.ConfigError(
+                f"{where}: [providers.{name}] tool_emulation must be true or false"
+            )
+        if value:
+            names.append(str(name))
+    return frozenset(names)
 
 
 def _timeouts(values: Mapping[str, Any]) -> Timeouts:
