@@ -98,15 +98,18 @@ async def test_a_call_in_the_answer_becomes_tool_call_events() -> None:
     calls = [e for e in events if isinstance(e, ToolCallDelta)]
     assert len(calls) == 1
     assert (calls[0].index, calls[0].name) == (0, "get_weather")
-    assert calls[0].id is not None and calls[0].id.startswith("call_")
+    assert calls[0].id is not None
+    assert calls[0].id.startswith("call_")
     assert json.loads(calls[0].arguments) == {"city": "Paris", "days": 2}
     assert [e for e in events if isinstance(e, str)] == ["Let me look."]
     assert events[-1] == FinishReason("tool_calls")
     # what the provider got: no tools, their description before the user's text
     request = sent()
-    assert request.tools == () and request.tool_choice is None
+    assert request.tools == ()
+    assert request.tool_choice is None
     user = request.messages[-1]
-    assert user.role == "user" and user.content.endswith("\n\nWeather in Paris?")
+    assert user.role == "user"
+    assert user.content.endswith("\n\nWeather in Paris?")
     assert '"name": "get_weather"' in user.content
     assert '"required": ["city"]' in user.content
     assert CALL_FORMAT in user.content
@@ -133,7 +136,8 @@ async def test_complete_assembles_the_call_and_a_conversation_keeps_it() -> None
             tool_emulation=True,
             conversation=conversation,
         )
-    assert final.text == "It is sunny." and final.finish_reason == "stop"
+    assert final.text == "It is sunny."
+    assert final.finish_reason == "stop"
     # the history reached the provider as text in the emulation's own format
     messages = sent().messages
     assert all(m.role in ("user", "assistant") and not m.tool_calls for m in messages)
@@ -150,7 +154,7 @@ async def test_complete_assembles_the_call_and_a_conversation_keeps_it() -> None
         (block({"name": "get_weather", "arguments": {"city": 7}}), {}, "/city"),
         (block({"name": "get_weather", "arguments": {"town": "x"}}), {}, "city"),
         (block({"name": "launch_rockets", "arguments": {}}), {}, "not a tool offered"),
-        ("```json\n{\"tool_calls\": [{\"name\": \"get_weather\",}]}\n```", {}, "not JSON"),
+        ('```json\n{"tool_calls": [{"name": "get_weather",}]}\n```', {}, "not JSON"),
         (block(PARIS) + "\n" + block(PARIS), {}, "several tool-call blocks"),
         (
             block(PARIS, {"name": "get_time", "arguments": {}}),
@@ -269,11 +273,17 @@ def test_the_setting_reads_names_and_switches() -> None:
     env = {"LLMRELAY_TOOL_EMULATION": "alpha, fast"}
     settings = Settings.load(providers=specs, env=env)
     assert settings.tool_emulation == {"alpha", "fast"}
-    assert settings.emulates("beta", "fast") and not settings.emulates("beta", "beta")
+    assert settings.emulates("beta", "fast")
+    assert not settings.emulates("beta", "beta")
     everywhere = Settings.load(providers=specs, env={"LLMRELAY_TOOL_EMULATION": "1"})
     assert everywhere.emulates("anything", None)
-    assert Settings.load(providers=specs, config={"tool_emulation": False}, env={}).tool_emulation == set()
+    assert (
+        Settings.load(providers=specs, config={"tool_emulation": False}, env={}).tool_emulation
+        == set()
+    )
     with pytest.raises(llmrelay.ConfigError, match="tool_emulation"):
         Settings.load(providers=specs, config={"tool_emulation": "yes"}, env={})
     with pytest.raises(llmrelay.ConfigError, match=r"\[providers.alpha\] tool_emulation"):
-        Settings.load(providers=specs, config={"providers": {"alpha": {"tool_emulation": 1}}}, env={})
+        Settings.load(
+            providers=specs, config={"providers": {"alpha": {"tool_emulation": 1}}}, env={}
+        )
