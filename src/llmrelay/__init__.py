@@ -46,6 +46,8 @@ from .types import (
     ChatRequest,
     Completion,
     ConversationState,
+    EmbeddingRequest,
+    EmbeddingResult,
     Event,
     FinishReason,
     ImageRequest,
@@ -73,6 +75,7 @@ if TYPE_CHECKING:
         Model,
         ModelList,
     )
+    from ._openai_embeddings import CreateEmbeddingResponse, Embedding
     from ._params import (
         ChatParams,
         CompletionCreateParams,
@@ -106,6 +109,10 @@ __all__ = [
     "ConfigError",
     "Conversation",
     "ConversationState",
+    "CreateEmbeddingResponse",
+    "Embedding",
+    "EmbeddingRequest",
+    "EmbeddingResult",
     "Event",
     "FinishReason",
     "ImageParams",
@@ -162,6 +169,8 @@ _LAZY = {
     "CompletionCreateParams": "._params",
     "ImageParams": "._params",
     "ImagesGenerateParams": "._params",
+    "CreateEmbeddingResponse": "._openai_embeddings",
+    "Embedding": "._openai_embeddings",
 }
 
 

@@ -120,6 +120,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
     Setting("verify", "verify", (), ("verify",), "bool", True),
     Setting("strict", "strict", ("LLMRELAY_STRICT",), ("strict",), "bool", False),
     Setting("cooldown", "cooldown", ("LLMRELAY_COOLDOWN",), ("cooldown",), "seconds", 30.0),
+    Setting("transport", "transport", ("LLMRELAY_TRANSPORT",), ("transport",), "text", "httpx"),
     *(_timeout_row(name) for name in TIMEOUT_DEFAULTS),
     Setting("aliases", None, (), ("aliases",), "aliases", MappingProxyType({})),
     Setting(

@@ -19,6 +19,7 @@ endpoint names upper-cased, e.g. ``LLMRELAY_HUGGINGFACE_HUB_URL``):
     ``LLMRELAY_COOLDOWN``             seconds a failing candidate waits at the back
     ``LLMRELAY_TOOL_EMULATION``       ``1``, or provider/alias names (``hf_spaces,fast``):
                                       tools and JSON answers emulated where not native
+    ``LLMRELAY_TRANSPORT``            ``httpx`` (default), ``aiohttp`` or ``auto``
     ``LLMRELAY_CONFIG``               path of the config file
     ``LLMRELAY_HOME``                 directory of the keys file and the exchange log
     ``LLMRELAY_DATABASE_URL``         SQLAlchemy URL of the exchange log
@@ -33,6 +34,7 @@ Config file (TOML; default ``<user config dir>/llmrelay/config.toml``)::
     ca_bundle = "/etc/ssl/corp.pem"      # or: verify = false
     strict = false
     cooldown = 30
+    transport = "aiohttp"                # httpx (default), aiohttp or auto
 
     [timeouts]
     connect = 10
@@ -212,6 +214,7 @@ class Settings:
         model: default model reference or ``None``.
         strict: whether unsupported request parameters are errors.
         cooldown: seconds a candidate that failed retryably is tried last.
+        transport: the HTTP transport, ``"httpx"``, ``"aiohttp"`` or ``"auto"``.
         aliases: user aliases from the config file: name -> model references.
         tool_emulation: the providers and aliases whose requests with tools or a JSON
             response format are emulated where not native (``"*"``: all), from
@@ -229,6 +232,7 @@ class Settings:
     model: str | None = None
     strict: bool = False
     cooldown: float = 30.0
+    transport: str = "httpx"
     aliases: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     tool_emulation: frozenset[str] = frozenset()
     config_path: Path | None = None
@@ -268,6 +272,7 @@ class Settings:
         model: str | None = None,
         strict: bool | None = None,
         cooldown: float | None = None,
+        transport: str | None = None,
         env: Mapping[str, str] | None = None,
     ) -> Settings:
         """Resolve settings from arguments, the environment and the config document.
@@ -285,6 +290,8 @@ class Settings:
             model: default model reference.
             strict: unsupported parameters are errors.
             cooldown: seconds a failing candidate stays at the back of its chain.
+            transport: ``"httpx"`` or ``"aiohttp"``; ``"auto"`` is a preference the
+                environment and config file override (what ``llmrelay serve`` passes).
             env: the environment (default ``os.environ``); read here, never kept.
 
         Raises:
@@ -296,7 +303,9 @@ class Settings:
         where = str(config_path) if config_path else "config file"
         _check_document(doc, providers, where)
         given = {"model": model, "proxy": proxy, "verify": verify, "strict": strict}
-        arguments = _arguments({**given, "cooldown": cooldown}, timeouts)
+        # "auto" as an argument is a preference: the variable and config file override it
+        preferred = None if transport == "auto" else transport
+        arguments = _arguments({**given, "cooldown": cooldown, "transport": preferred}, timeouts)
         arguments.update(_provider_arguments(providers, base_urls, endpoints, api_keys))
         sources = Sources(arguments, env, doc, where)
         _warn_unknown_variables(env, providers)
@@ -313,6 +322,7 @@ class Settings:
             model=values["model"],
             strict=values["strict"],
             cooldown=values["cooldown"],
+            transport=_transport(values, origins, transport),
             aliases=values["aliases"],
             tool_emulation=values["tool_emulation"] | _emulated_providers(doc, where),
             config_path=config_path if config and config_path else None,
@@ -353,6 +363,16 @@ def _unknown(where: str, what: str, name: str, valid: Any) -> errors.ConfigError
         + _did_you_mean(name, valid)
         + f"; valid {what.rpartition(' ')[2]}s: {', '.join(sorted(valid))}"
     )
+
+
+def _transport(values: Mapping[str, Any], origins: Mapping[str, str], given: str | None) -> str:
+    """The transport setting; ``"auto"`` when only an argument preferred it.
+
+    Its value is checked when the client is built (``llmrelay._transport``).
+    """
+    if "transport" not in origins and given == "auto":
+        return "auto"
+    return str(values["transport"])
 
 
 def _arguments(given: Mapping[str, Any], timeouts: Timeouts | None) -> dict[str, tuple[Any, str]]:

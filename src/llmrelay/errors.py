@@ -12,7 +12,7 @@
     │   │   └── CaptchaRequired        the service wants a CAPTCHA token (retryable)
     │   ├── RateLimitError             HTTP 429 (retry_after)
     │   ├── ModelNotFoundError         HTTP 404
-    │   ├── InvalidRequestError        HTTP 400/422
+    │   ├── InvalidRequestError(param) HTTP 400/422, or a part it cannot honour
     │   ├── ProviderUnavailable        HTTP 5xx, queue full, Space asleep
     │   ├── ProviderTimeout(kind)      connect / first_token / read (idle) / total
     │   ├── TransportError             connection refused, reset, dropped
@@ -229,11 +229,13 @@ class ModelNotFoundError(ProviderError):
 class InvalidRequestError(ProviderError):
     """The request is invalid (HTTP 400/422), or the provider cannot honour part of it.
 
-    A part llmrelay knows a provider cannot honour (tools, a response format, a
-    parameter under ``strict``) is refused before anything is sent.
+    A part llmrelay knows a provider cannot honour (tools, a response format, an
+    embedding's ``dimensions``, a parameter under ``strict``) is refused before anything
+    is sent; ``param`` names it, as OpenAI's error object does.
 
     Attributes:
-        param: the request field at fault (OpenAI's error ``param``), or ``None``.
+        param: the request field at fault (``"tools"``, ``"messages[2]"``,
+            ``"dimensions"``, ...), or ``None``.
     """
 
     def __init__(self, message: str, *, param: str | None = None, **kwargs: object) -> None:

@@ -193,7 +193,7 @@ def test_help_lists_every_command_and_a_typo_gets_a_suggestion() -> None:
     assert result.returncode == 0
     listed = result.stdout.decode().split("Commands:\n", 1)[1].splitlines()
     names = [line.split()[0] for line in listed if line.startswith("  ")]
-    assert names == ["chat", "image", "keys", "logs", "models", "providers", "serve"]
+    assert names == ["chat", "embed", "image", "keys", "logs", "models", "providers", "serve"]
     assert "Generate an image for PROMPT" in result.stdout.decode()
     result = run_process("chta")
     assert result.returncode == 2

@@ -157,11 +157,11 @@ def error_reply(exc: BaseException) -> ErrorReply:
     """Map any exception raised while serving a request to its HTTP answer.
 
     Unknown model/provider -> 404; other configuration errors (bad messages, undeclared
-    options) -> 400; a provider without its key on this server -> 503; upstream errors by
-    class (400 for a request part a provider cannot honour, 429, 502, 503, 504); every
-    provider failing -> 502 with each attempt listed; anything else -> 500 without
-    details. ``param`` names the request field at fault when known; every reply has
-    ``x-should-retry`` (see the module docstring).
+    options) -> 400; a provider refusing a field -> 400 with ``param`` naming it; a
+    provider without its key on this server -> 503; upstream errors by class (400, 429,
+    502, 503, 504); every provider failing -> 502 with each attempt listed; anything else
+    -> 500 without details. Every reply has ``x-should-retry``, and a retryable one
+    ``Retry-After`` when the wait is known (see the module docstring).
     """
     reply = _reply(exc)
     reply.headers = {**_should_retry(exc), **reply.headers}
@@ -219,8 +219,9 @@ def _reply(exc: BaseException) -> ErrorReply:
         )
     if isinstance(exc, llmrelay.ProviderError):
         status, type_, code = _provider_status(exc)
-        param = getattr(exc, "param", None) if status in (400, 422) else None
-        return ErrorReply(status, error_body(scrub(str(exc)), type_, code, param), {}, name)
+        param = getattr(exc, "param", None)  # the field a provider cannot honour
+        body = error_body(scrub(str(exc)), type_, code, param if isinstance(param, str) else None)
+        return ErrorReply(status, body, {}, name)
     closed = getattr(llmrelay.errors, "ClientClosed", None)
     if closed is not None and isinstance(exc, closed):
         return ErrorReply(
