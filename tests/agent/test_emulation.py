@@ -287,3 +287,50 @@ def test_the_setting_reads_names_and_switches() -> None:
         Settings.load(
             providers=specs, config={"providers": {"alpha": {"tool_emulation": 1}}}, env={}
         )
+
+
+def test_the_server_gives_openai_shapes_for_emulated_calls(tmp_path: Path) -> None:
+    import httpx
+
+    from llmrelay.server import ServerConfig, create_app
+    from tests.server.conftest import run_app
+
+    config = _config(tmp_path, "tool_emulation = [\"alpha\"]\n")
+    kwargs = {"providers": list(scripted.ALL), "config_path": config, "cooldown": 0}
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "Weather?"}]}
+    with run_app(create_app(config=ServerConfig(client_kwargs=kwargs))) as url:
+        answer("Checking.", block(PARIS))
+        reply = httpx.post(f"{url}/v1/chat/completions", json={**body, "tools": [WEATHER]})
+        assert reply.status_code == 200, reply.text
+        choice = reply.json()["choices"][0]
+        assert choice["finish_reason"] == "tool_calls"
+        [call] = choice["message"]["tool_calls"]
+        assert call["type"] == "function"
+        assert call["function"]["name"] == "get_weather"
+        assert json.loads(call["function"]["arguments"]) == {"city": "Paris", "days": 2}
+        assert choice["message"]["content"] == "Checking."
+        answer(block(PARIS))
+        streamed = httpx.post(
+            f"{url}/v1/chat/completions", json={**body, "tools": [WEATHER], "stream": True}
+        )
+        chunks = [
+            json.loads(line[6:])
+            for line in streamed.text.splitlines()
+            if line.startswith("data: {")
+        ]
+        deltas = [c["choices"][0]["delta"] for c in chunks if c["choices"]]
+        [first] = [d["tool_calls"][0] for d in deltas if d.get("tool_calls")]
+        assert (first["index"], first["type"], first["function"]["name"]) == (
+            0,
+            "function",
+            "get_weather",
+        )
+        assert first["id"].startswith("call_")
+        assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
+        answer("not a call, not JSON")
+        refused = httpx.post(
+            f"{url}/v1/chat/completions",
+            json={**body, "tools": [WEATHER], "tool_choice": "required"},
+        )
+        assert refused.status_code >= 500
+        assert "emulated tool_calls" in refused.json()["error"]["message"]
