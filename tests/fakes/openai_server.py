@@ -101,6 +101,8 @@ class OpenAIScript:
         gate: with ``raw``, a ``threading.Event`` waited for after ``gate_after``
             payloads (the rest is held back until it is set; 10 s at most).
         gate_after: payloads sent before waiting for ``gate``.
+        then: the script of the next chat request, set once this one is taken (a
+            multi-request exchange: a tool call, then the answer to its result).
     """
 
     chunks: list[str] = field(default_factory=lambda: list(DEFAULT_CHUNKS))
@@ -124,6 +126,7 @@ class OpenAIScript:
     raw_completion: dict[str, Any] | None = None
     gate: threading.Event | None = None
     gate_after: int = 0
+    then: OpenAIScript | None = None
 
 
 class FakeOpenAI:
@@ -251,6 +254,8 @@ class FakeOpenAI:
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
             return JSONResponse(self.error_body(400, "'messages' is a required property"), 400)
         script = self.script
+        if script.then is not None:
+            self.script = script.then
         fault = script.fault.take()
         if fault.first_byte_delay:
             await anyio.sleep(fault.first_byte_delay)
