@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from types import TracebackType
-from typing import Any, Unpack
+from typing import TYPE_CHECKING, Any, Unpack
 
 import httpx
 
@@ -19,7 +19,6 @@ from ._settings import Settings, Timeouts, load_config
 from ._stream import AsyncChatStream
 from ._transport import make_http_client
 from ._turn import Turn
-from .catalog import LiveModel
 from .providers import Provider
 from .types import (
     Completion,
@@ -28,6 +27,9 @@ from .types import (
     MessagesInput,
     ProviderDescription,
 )
+
+if TYPE_CHECKING:
+    from .catalog import LiveModel
 
 __all__ = ["AsyncClient"]
 
@@ -104,6 +106,7 @@ class AsyncClient:
             strict=strict,
             cooldown=cooldown,
             transport=transport,
+            plugins=registry.read_plugins,
         )
         self._owns_http = http_client is None
         http = http_client or make_http_client(

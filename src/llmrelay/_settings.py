@@ -69,8 +69,8 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -274,6 +274,7 @@ class Settings:
         cooldown: float | None = None,
         transport: str | None = None,
         env: Mapping[str, str] | None = None,
+        plugins: Callable[[], Mapping[str, ProviderSettingsSpec]] | None = None,
     ) -> Settings:
         """Resolve settings from arguments, the environment and the config document.
 
@@ -293,6 +294,10 @@ class Settings:
             transport: ``"httpx"`` or ``"aiohttp"``; ``"auto"`` is a preference the
                 environment and config file override (what ``llmrelay serve`` passes).
             env: the environment (default ``os.environ``); read here, never kept.
+            plugins: called once, before anything is checked, when a config table, an
+                argument or an ``LLMRELAY_<NAME>_...`` variable names a provider not in
+                ``providers``: the providers it returns are added (the client's registry
+                reads its plugins, ``llmrelay._registry``). Not called otherwise.
 
         Raises:
             llmrelay.errors.ConfigError: an invalid config document or value, naming the
@@ -301,6 +306,10 @@ class Settings:
         env = environ() if env is None else env
         doc: Mapping[str, Any] = config or {}
         where = str(config_path) if config_path else "config file"
+        if plugins is not None and _names_unknown(
+            providers, doc, (base_urls, endpoints, api_keys), env
+        ):
+            providers = {**providers, **plugins()}
         _check_document(doc, providers, where)
         given = {"model": model, "proxy": proxy, "verify": verify, "strict": strict}
         # "auto" as an argument is a preference: the variable and config file override it
@@ -336,6 +345,29 @@ class Settings:
         """
         names = self.tool_emulation
         return "*" in names or provider in names or (ref is not None and ref in names)
+
+    def with_providers(
+        self, providers: Mapping[str, ProviderSettingsSpec], env: Mapping[str, str] | None = None
+    ) -> Settings:
+        """These settings plus the endpoints and keys of providers registered later.
+
+        For plugins read after the settings were loaded (``llmrelay._registry``): their
+        rows are resolved from the environment (``LLMRELAY_<NAME>_API_KEY``, the vendor
+        key variable) and the keys file. An argument, a config table or an
+        ``LLMRELAY_<NAME>_...`` variable naming one of them had them read at ``load``.
+
+        Raises:
+            llmrelay.errors.ConfigError: an invalid value, naming its variable.
+        """
+        sources = Sources({}, environ() if env is None else env, {}, "config file")
+        urls, keys, endpoint_sources, key_sources = _resolve_providers(sources, providers)
+        return replace(
+            self,
+            endpoints={**self.endpoints, **urls},
+            endpoint_sources={**self.endpoint_sources, **endpoint_sources},
+            key_sources={**self.key_sources, **key_sources},
+            _keys={**self._keys, **keys},
+        )
 
     def endpoints_for(self, provider: str) -> dict[str, str]:
         """The endpoint overrides of ``provider`` (empty: its defaults)."""
@@ -474,18 +506,43 @@ def _check_provider_arg(
 _PROVIDER_ENDS = ("_URL", "_API_KEY")
 
 
+def _names_unknown(
+    providers: Mapping[str, ProviderSettingsSpec],
+    doc: Mapping[str, Any],
+    arguments: Sequence[Mapping[str, Any] | None],
+    env: Mapping[str, str],
+) -> bool:
+    """Whether a config table, an argument or a variable names a provider not known."""
+    tables = doc.get("providers", {})
+    if isinstance(tables, dict) and any(name not in providers for name in tables):
+        return True
+    if any(name not in providers for given in arguments for name in given or ()):
+        return True
+    return bool(_unknown_variables(env, providers)[0])
+
+
+def _unknown_variables(
+    environ: Mapping[str, str], providers: Mapping[str, ProviderSettingsSpec]
+) -> tuple[list[str], list[str]]:
+    """``(set LLMRELAY_..._URL / _API_KEY variables no row reads, the ones rows read)``."""
+    named = [v for v, value in environ.items() if value and _names_a_provider_setting(v)]
+    if not named:  # the usual case: no row is built
+        return [], []
+    known = [v for name, spec in providers.items() for v in _variables(name, spec)]
+    return [v for v in named if v not in known], known
+
+
 def _warn_unknown_variables(
     environ: Mapping[str, str], providers: Mapping[str, ProviderSettingsSpec]
 ) -> None:
     """Warn about an ``LLMRELAY_..._URL`` / ``_API_KEY`` variable that no row reads."""
-    known = [v for name, spec in providers.items() for v in _variables(name, spec)]
-    for variable, value in environ.items():
-        if value and _names_a_provider_setting(variable) and variable not in known:
-            log.warning(
-                "%s names no provider setting and is ignored%s",
-                variable,
-                _did_you_mean(variable, known),
-            )
+    unknown, known = _unknown_variables(environ, providers)
+    for variable in unknown:
+        log.warning(
+            "%s names no provider setting and is ignored%s",
+            variable,
+            _did_you_mean(variable, known),
+        )
 
 
 def _variables(name: str, spec: ProviderSettingsSpec) -> list[str]:

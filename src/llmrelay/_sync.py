@@ -46,7 +46,6 @@ from ._resources import AsyncChatCompletionStream
 from ._router import HealthStore
 from ._settings import Timeouts
 from ._stream import AsyncChatStream
-from .catalog import LiveModel
 from .providers import Provider
 from .types import (
     Completion,
@@ -67,6 +66,7 @@ if TYPE_CHECKING:
         ModelList,
     )
     from ._openai_embeddings import CreateEmbeddingResponse
+    from .catalog import LiveModel
 
 __all__ = ["ChatCompletionStream", "ChatStream", "Client"]
 

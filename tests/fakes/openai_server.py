@@ -1,7 +1,7 @@
 """Wire-level fake of an OpenAI-compatible server (chat completions, embeddings, models).
 
 Ground truth: the OpenAI API reference (chat streaming, error object, models list) and
-the Hugging Face recordings of TGI's ``/v1/chat/completions`` (PROTOCOLS.md §2.6: 2025
+the Hugging Face recordings of TGI's ``/v1/chat/completions`` (huggingface_hub's test cassettes: 2025
 ``chat.completion.chunk`` with ``data: `` and ``[DONE]``; 2024-03 ``object:
 "text_completion"``, no space, 1-based ``index``, ``finish_reason: "eos_token"`` on a
 ``"</s>"`` delta and no ``[DONE]``). Checked with the ``openai`` SDK

@@ -1,7 +1,7 @@
 """Wire-level fake of the Hugging Face Inference API (TGI text generation, text-to-image,
 feature extraction).
 
-Ground truth: PROTOCOLS.md §2.1–2.3 and §2.5 (TGI ``router/src/lib.rs`` ``StreamResponse``
+Ground truth: TGI's public source (text-generation-inference ``router/src/lib.rs`` ``StreamResponse``
 and ``router/src/server.rs``; recordings of api-inference.huggingface.co from the
 huggingface_hub cassettes and huggingface.js tapes). Checked with
 ``huggingface_hub.InferenceClient`` (``tests/fidelity/test_tgi_fake.py``).
@@ -87,7 +87,7 @@ ERROR_BODIES: dict[int, Any] = {
     500: {"error": "unknown error", "warnings": ["There was an inference error: unknown error"]},
     503: {"error": "overloaded"},
 }
-"""Default error bodies by status (recorded shapes, PROTOCOLS.md §2.3)."""
+"""Default error bodies by status (recorded shapes, TGI ``router/src/server.rs`` ``ErrorResponse``)."""
 TEXT_PLAIN_422 = (
     "Failed to deserialize the JSON body into the target type: inputs: invalid type: map, "
     "expected a string at line 1 column 11"

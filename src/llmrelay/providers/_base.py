@@ -29,12 +29,11 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 
 from .. import errors
-from ..catalog import LiveModel
 from ..types import (
     ChatRequest,
     EmbeddingRequest,
@@ -43,6 +42,9 @@ from ..types import (
     ImageRequest,
     ImageResult,
 )
+
+if TYPE_CHECKING:
+    from ..catalog import LiveModel
 
 __all__ = [
     "PARAMETERS",
