@@ -295,7 +295,7 @@ def test_the_server_gives_openai_shapes_for_emulated_calls(tmp_path: Path) -> No
     from llmrelay.server import ServerConfig, create_app
     from tests.server.conftest import run_app
 
-    config = _config(tmp_path, "tool_emulation = [\"alpha\"]\n")
+    config = _config(tmp_path, 'tool_emulation = ["alpha"]\n')
     kwargs = {"providers": list(scripted.ALL), "config_path": config, "cooldown": 0}
     body = {"model": MODEL, "messages": [{"role": "user", "content": "Weather?"}]}
     with run_app(create_app(config=ServerConfig(client_kwargs=kwargs))) as url:
