@@ -332,5 +332,6 @@ def test_the_server_gives_openai_shapes_for_emulated_calls(tmp_path: Path) -> No
             f"{url}/v1/chat/completions",
             json={**body, "tools": [WEATHER], "tool_choice": "required"},
         )
-        assert refused.status_code >= 500
+        assert refused.status_code == 502
+        assert refused.headers["x-should-retry"] == "false"
         assert "emulated tool_calls" in refused.json()["error"]["message"]
