@@ -3,7 +3,10 @@
 A REAL Gradio app: ``gr.ChatInterface(respond, additional_inputs=[system textbox,
 temperature slider])``, streaming a deterministic answer that names the message, the
 system prompt and the temperature it received (so tests see what arrived, and that the
-system textbox keeps its own default when no system prompt is given).  ``hf_spaces``
+system textbox keeps its own default when no system prompt is given). With
+``--multimodal`` the message box is a ``MultimodalTextbox``: the answer also describes
+each file the function received (``[file: <bytes> <type by magic number> sha256:<hex>]``),
+so a test sees that an uploaded image arrived intact.  ``hf_spaces``
 must find its chat dependency from ``GET /config`` alone (the Blocks config that
 gradio_client reads: gradio-app/gradio, client/python/gradio_client/client.py).
 
@@ -15,6 +18,7 @@ Usage: ``python scripts/demo_chatinterface.py --host 127.0.0.1 --port 7861``.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import socket
 from collections.abc import Callable, Iterator
@@ -31,12 +35,33 @@ DEFAULT_SYSTEM = "You are a friendly chatbot."
 DEFAULT_TEMPERATURE = 0.7
 
 
-def answer_chunks(message: str, system: str, temperature: float) -> list[str]:
+def _kind(data: bytes) -> str:
+    """The image type by magic number (PNG, JPEG, GIF, WebP), else ``unknown``."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data.startswith((b"GIF87a", b"GIF89a")):
+        return "image/gif"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return "unknown"
+
+
+def file_note(data: bytes) -> str:
+    """How the answer describes a received file: size, type and SHA-256 of its bytes."""
+    return f"[file: {len(data)} {_kind(data)} sha256:{hashlib.sha256(data).hexdigest()}]"
+
+
+def answer_chunks(
+    message: str, system: str, temperature: float, files: list[bytes] | None = None
+) -> list[str]:
     """The deterministic answer, chunk by chunk (repeated words, newline, emoji)."""
     return [
         "Echo",
         ": ",
         message,
+        *(file_note(data) for data in files or ()),
         "\n",
         "[system: ",
         system,
@@ -49,20 +74,32 @@ def answer_chunks(message: str, system: str, temperature: float) -> list[str]:
     ]
 
 
-def answer_text(message: str, system: str, temperature: float) -> str:
+def answer_text(
+    message: str, system: str, temperature: float, files: list[bytes] | None = None
+) -> str:
     """The full answer: ``"".join(answer_chunks(...))``."""
-    return "".join(answer_chunks(message, system, temperature))
+    return "".join(answer_chunks(message, system, temperature, files))
+
+
+def _read(file: Any) -> bytes:
+    """A received file's bytes: a path (Gradio 4-6) or a ``{"path"}`` dict."""
+    path = file.get("path") if isinstance(file, dict) else file
+    with open(str(path), "rb") as handle:
+        return handle.read()
 
 
 def respond(message: Any, history: Any, system: str, temperature: float) -> Iterator[str]:
     """Stream the answer as the growing reply string (ChatInterface's generator form).
 
-    ``message`` is a string, or ``{"text", "files"}`` for a multimodal ChatInterface.
+    ``message`` is a string, or ``{"text", "files"}`` for a multimodal ChatInterface
+    (``files``: the paths of the uploaded files in the Space's cache).
     """
+    files: list[bytes] = []
     if isinstance(message, dict):
+        files = [_read(file) for file in message.get("files") or ()]
         message = message.get("text", "")
     text = ""
-    for chunk in answer_chunks(message, system, temperature):
+    for chunk in answer_chunks(message, system, temperature, files):
         text += chunk
         yield text
 

@@ -54,11 +54,13 @@ def _free_port() -> int:
 
 
 @contextmanager
-def launch_subprocess(python: str, *, script: Path = DEMO, timeout: float = 90.0) -> Iterator[str]:
-    """Serve a demo with another interpreter; yield its base URL."""
+def launch_subprocess(
+    python: str, *, script: Path = DEMO, timeout: float = 90.0, args: tuple[str, ...] = ()
+) -> Iterator[str]:
+    """Serve a demo with another interpreter (``args``: its further options); yield its URL."""
     port = _free_port()
     process = subprocess.Popen(
-        [python, str(script), "--port", str(port)],
+        [python, str(script), "--port", str(port), *args],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )

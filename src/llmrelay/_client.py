@@ -19,7 +19,7 @@ from ._settings import Settings, Timeouts, load_config
 from ._stream import AsyncChatStream
 from ._transport import make_http_client
 from ._turn import Turn
-from .providers import Provider
+from .providers import Capability, Provider
 from .types import (
     Completion,
     EmbeddingResult,
@@ -52,6 +52,10 @@ class AsyncClient:
         strict: refuse request parameters a provider cannot honour instead of dropping
             them with a warning.
         cooldown: seconds a candidate that failed retryably is tried last (default 30).
+        allow_image_fetch: let a provider fetch an ``http(s)`` image URL its service
+            cannot take itself (public addresses only, size-capped, with a timeout);
+            default ``LLMRELAY_ALLOW_IMAGE_FETCH`` / the config file, else never. A
+            service that takes URLs always gets the URL unfetched.
         providers: extra provider classes (or name -> class) for this client only.
         http_client: an ``httpx.AsyncClient`` to use instead of building one (it is not
             closed by ``aclose``; ``proxy``, ``verify``, ``transport`` and connect/read
@@ -88,6 +92,7 @@ class AsyncClient:
         http_client: httpx.AsyncClient | None = None,
         config_path: str | None = None,
         health: HealthStore | None = None,
+        allow_image_fetch: bool | None = None,
         transport: str | None = None,
     ) -> None:
         path, config = load_config(config_path)
@@ -105,6 +110,7 @@ class AsyncClient:
             model=model,
             strict=strict,
             cooldown=cooldown,
+            allow_image_fetch=allow_image_fetch,
             transport=transport,
             plugins=registry.read_plugins,
         )
@@ -194,6 +200,27 @@ class AsyncClient:
             llmrelay.errors.ConfigError: a configured alias that does not resolve.
         """
         return self._engine.router.aliases()
+
+    def model_vision(self, model: str | None = None) -> bool | None:
+        """Whether ``model``'s first candidate takes images (``image_url`` parts), now.
+
+        No I/O: ``False`` for a provider without vision; else what the provider knows
+        (a configured row's ``vision``, the Hugging Face router's cached catalogue, a
+        Space's discovered chat input), ``None`` while unknown (the provider checks
+        when a request with images is sent). ``None`` means the client's default model.
+
+        Raises:
+            llmrelay.errors.UnknownModelError / UnknownProviderError / ConfigError: it
+                does not resolve.
+        """
+        engine = self._engine
+        target = engine.router.resolve(model or engine.settings.model)[0]
+        cls = engine.registry.get(target.provider)
+        if Capability.VISION not in cls.capabilities:
+            return False
+        if engine.missing_key(target.provider) is None:
+            return engine.provider(target.provider).vision(target.model)
+        return cls.declared_vision(cls.resolve_model(target.model))
 
     async def live_models(
         self, provider: str = "huggingface", *, refresh: bool = False

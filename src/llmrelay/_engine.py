@@ -45,6 +45,7 @@ from ._router import HealthStore, Router, Target
 from ._settings import ProviderSettingsSpec, Settings
 from ._turn import Turn, is_content
 from .providers import AuthMode, Capability, Provider
+from .providers._image_input import ImageFetchPolicy
 from .types import (
     ChatRequest,
     Event,
@@ -158,11 +159,13 @@ class Engine:
         passthrough = self._forwarded(cls, target, turn)
         for index, message in enumerate(turn.messages):
             if message.images and Capability.VISION not in cls.capabilities:
+                part = message.image_parts[0][0]
                 raise errors.InvalidRequestError(
-                    f"messages[{index}] has an image_url part, and {target.provider} cannot "
-                    "take images",
+                    f"messages[{index}] has an image_url part (content[{part}]), and "
+                    f"{target.provider} cannot take images",
                     provider=target.provider,
                     model=target.model,
+                    param=f"messages[{index}]",
                 )
         params = self._supported(cls, target, turn.parameters, turn.options)
         options = {k: v for k, v in turn.options.items() if k in cls.options}
@@ -191,6 +194,7 @@ class Engine:
             frequency_penalty=params.get("frequency_penalty"),
             presence_penalty=params.get("presence_penalty"),
             passthrough=passthrough,
+            image_fetch=ImageFetchPolicy() if self.settings.allow_image_fetch else None,
         )
 
     @staticmethod

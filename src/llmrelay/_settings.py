@@ -26,6 +26,8 @@ endpoint names upper-cased, e.g. ``LLMRELAY_HUGGINGFACE_HUB_URL``):
     ``LLMRELAY_REDIS_URL``            Redis shared by several workers
     ``LLMRELAY_LOG``                  ``off`` (``0``, ``false``, ``no``): the CLI logs nothing
     ``LLMRELAY_SERVER_API_KEY``       the key clients of ``llmrelay serve`` must send
+    ``LLMRELAY_ALLOW_IMAGE_FETCH``    ``true``: a provider may fetch an ``http(s)`` image URL
+                                      its service cannot take (public addresses only)
 
 Config file (TOML; default ``<user config dir>/llmrelay/config.toml``)::
 
@@ -34,6 +36,7 @@ Config file (TOML; default ``<user config dir>/llmrelay/config.toml``)::
     ca_bundle = "/etc/ssl/corp.pem"      # or: verify = false
     strict = false
     cooldown = 30
+    allow_image_fetch = false           # fetch image URLs a service cannot take itself
     transport = "aiohttp"                # httpx (default), aiohttp or auto
 
     [timeouts]
@@ -214,6 +217,8 @@ class Settings:
         model: default model reference or ``None``.
         strict: whether unsupported request parameters are errors.
         cooldown: seconds a candidate that failed retryably is tried last.
+        allow_image_fetch: whether a provider may fetch an ``http(s)`` image URL its
+            service cannot take (under ``ImageFetchPolicy``; never by default).
         transport: the HTTP transport, ``"httpx"``, ``"aiohttp"`` or ``"auto"``.
         aliases: user aliases from the config file: name -> model references.
         tool_emulation: the providers and aliases whose requests with tools or a JSON
@@ -232,6 +237,7 @@ class Settings:
     model: str | None = None
     strict: bool = False
     cooldown: float = 30.0
+    allow_image_fetch: bool = False
     transport: str = "httpx"
     aliases: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     tool_emulation: frozenset[str] = frozenset()
@@ -272,6 +278,7 @@ class Settings:
         model: str | None = None,
         strict: bool | None = None,
         cooldown: float | None = None,
+        allow_image_fetch: bool | None = None,
         transport: str | None = None,
         env: Mapping[str, str] | None = None,
         plugins: Callable[[], Mapping[str, ProviderSettingsSpec]] | None = None,
@@ -291,6 +298,7 @@ class Settings:
             model: default model reference.
             strict: unsupported parameters are errors.
             cooldown: seconds a failing candidate stays at the back of its chain.
+            allow_image_fetch: a provider may fetch image URLs its service cannot take.
             transport: ``"httpx"`` or ``"aiohttp"``; ``"auto"`` is a preference the
                 environment and config file override (what ``llmrelay serve`` passes).
             env: the environment (default ``os.environ``); read here, never kept.
@@ -314,7 +322,15 @@ class Settings:
         given = {"model": model, "proxy": proxy, "verify": verify, "strict": strict}
         # "auto" as an argument is a preference: the variable and config file override it
         preferred = None if transport == "auto" else transport
-        arguments = _arguments({**given, "cooldown": cooldown, "transport": preferred}, timeouts)
+        arguments = _arguments(
+            {
+                **given,
+                "cooldown": cooldown,
+                "allow_image_fetch": allow_image_fetch,
+                "transport": preferred,
+            },
+            timeouts,
+        )
         arguments.update(_provider_arguments(providers, base_urls, endpoints, api_keys))
         sources = Sources(arguments, env, doc, where)
         _warn_unknown_variables(env, providers)
@@ -331,6 +347,7 @@ class Settings:
             model=values["model"],
             strict=values["strict"],
             cooldown=values["cooldown"],
+            allow_image_fetch=values["allow_image_fetch"],
             transport=_transport(values, origins, transport),
             aliases=values["aliases"],
             tool_emulation=values["tool_emulation"] | _emulated_providers(doc, where),

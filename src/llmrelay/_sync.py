@@ -280,6 +280,7 @@ class Client:
         http_client: httpx.AsyncClient | None = None,
         config_path: str | None = None,
         health: HealthStore | None = None,
+        allow_image_fetch: bool | None = None,
         transport: str | None = None,
     ) -> None:
         self._kwargs: dict[str, Any] = {
@@ -296,6 +297,7 @@ class Client:
             "http_client": http_client,
             "config_path": config_path,
             "health": health,
+            "allow_image_fetch": allow_image_fetch,
             "transport": transport,
         }
         self._lock = threading.Lock()
@@ -377,6 +379,10 @@ class Client:
     def candidates(self, model: str | None = None) -> list[str]:
         """The candidates ``model`` resolves to (see ``AsyncClient.candidates``)."""
         return self._ensure()[1].candidates(model)
+
+    def model_vision(self, model: str | None = None) -> bool | None:
+        """Whether ``model`` takes images, as known now (see ``AsyncClient.model_vision``)."""
+        return self._ensure()[1].model_vision(model)
 
     def live_models(
         self, provider: str = "huggingface", *, refresh: bool = False

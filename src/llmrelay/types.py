@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 if TYPE_CHECKING:
     from .errors import Attempt
+    from .providers._image_input import ImageFetchPolicy
 
 __all__ = [
     "ChatRequest",
@@ -46,6 +47,7 @@ __all__ = [
     "EmbeddingResult",
     "Event",
     "FinishReason",
+    "ImagePart",
     "ImageRequest",
     "ImageResult",
     "Message",
@@ -388,6 +390,48 @@ def _plain(value: Any) -> Any:
 
 
 @dataclass(frozen=True, slots=True)
+class ImagePart:
+    """An ``image_url`` content part of a message (OpenAI's ``ChatCompletionContentPartImage``).
+
+    OpenAI form: ``{"type": "image_url", "image_url": {"url", "detail"?}}``
+    (https://platform.openai.com/docs/guides/images-vision).
+
+    Attributes:
+        url: an ``https://`` / ``http://`` URL or a ``data:image/...;base64,`` URL.
+        detail: OpenAI's fidelity hint (``"auto"``, ``"low"``, ``"high"``) as the caller
+            gave it, or ``None`` when not given (then it is not sent).
+
+    Raises:
+        ValueError: an empty or non-string ``url``, or a ``detail`` that is not a short
+            string.
+    """
+
+    url: str
+    detail: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.url, str) or not self.url:
+            raise ValueError("an image part needs a url")
+        if self.detail is not None and (
+            not isinstance(self.detail, str) or not 0 < len(self.detail) <= 32
+        ):
+            raise ValueError(
+                f"an image part's detail must be a short string; got {self.detail!r:.40}"
+            )
+
+    def to_openai(self) -> dict[str, Any]:
+        """``{"type": "image_url", "image_url": {"url", "detail"?}}``."""
+        image: dict[str, Any] = {"url": self.url}
+        if self.detail is not None:
+            image["detail"] = self.detail
+        return {"type": "image_url", "image_url": image}
+
+
+ContentPart: TypeAlias = "str | ImagePart"
+"""One part of a message's content, in order: a text part's text or an ``ImagePart``."""
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
     """One chat message, in the OpenAI chat-completions shape.
 
@@ -400,11 +444,16 @@ class Message:
             parts, in order; a provider without ``Capability.VISION`` refuses them.
         tool_calls: an assistant message's tool calls, in order (``ToolCall``).
         tool_call_id: a ``tool`` message's answer to that call id (required there).
+        parts: the content as given when it is a list of parts with images: each text
+            part's text and each ``ImagePart`` (with its ``detail``) in their order;
+            ``content`` and ``images`` are derived from it (given alone, they are
+            filled in). Empty otherwise: then the content is ``content`` followed by
+            ``images`` (``content_parts``).
 
     Raises:
         ValueError: on an unknown role, a non-string content, tool calls on a message
-            that is not the assistant's, or a ``tool`` message without
-            ``tool_call_id``.
+            that is not the assistant's, a ``tool`` message without ``tool_call_id``,
+            or ``parts`` that disagree with ``content``/``images``.
     """
 
     role: Role
@@ -412,8 +461,11 @@ class Message:
     images: tuple[str, ...] = ()
     tool_calls: tuple[ToolCall, ...] = ()
     tool_call_id: str | None = None
+    parts: tuple[ContentPart, ...] = ()
 
     def __post_init__(self) -> None:
+        if self.parts:
+            self._check_parts()
         if self.role not in _ROLES:
             raise ValueError(
                 "message role must be one of system, developer, user, assistant, tool; "
@@ -435,14 +487,16 @@ class Message:
     def to_openai(self) -> dict[str, Any]:
         """The OpenAI chat message: ``{"role", "content"}`` and its tool fields.
 
-        ``tool_calls`` or ``tool_call_id`` when set; image parts as ``image_url``
-        content parts. An assistant message that only calls tools has ``"content": null``, as OpenAI
-        writes it.
+        ``tool_calls`` or ``tool_call_id`` when set; a message with images has a list
+        of parts, text and ``image_url`` parts in their order (``content_parts``, each
+        image's ``detail`` kept). An assistant message that only calls tools has
+        ``"content": null``, as OpenAI writes it.
         """
         content: Any = self.content
         if self.images:
-            content = [{"type": "text", "text": self.content}] + [
-                {"type": "image_url", "image_url": {"url": url}} for url in self.images
+            content = [
+                part.to_openai() if isinstance(part, ImagePart) else {"type": "text", "text": part}
+                for part in self.content_parts
             ]
         out: dict[str, Any] = {"role": self.role, "content": content}
         if self.tool_calls:
@@ -453,6 +507,37 @@ class Message:
             out["tool_call_id"] = self.tool_call_id
         return out
 
+    @property
+    def content_parts(self) -> tuple[ContentPart, ...]:
+        """The content as parts in order.
+
+        ``parts`` when given, else the text (when not empty) followed by an
+        ``ImagePart`` per URL of ``images``.
+        """
+        if self.parts:
+            return self.parts
+        head: tuple[ContentPart, ...] = (self.content,) if self.content else ()
+        return head + tuple(ImagePart(url) for url in self.images)
+
+    @property
+    def image_parts(self) -> tuple[tuple[int, ImagePart], ...]:
+        """Each image of the message with its index among ``content_parts``."""
+        return tuple(
+            (j, part) for j, part in enumerate(self.content_parts) if isinstance(part, ImagePart)
+        )
+
+    def _check_parts(self) -> None:
+        """Fill ``content``/``images`` from ``parts``, or check that they agree."""
+        if not all(isinstance(part, (str, ImagePart)) for part in self.parts):
+            raise ValueError("message parts must be strings (text) or ImagePart values")
+        text = "".join(part for part in self.parts if isinstance(part, str))
+        urls = tuple(part.url for part in self.parts if isinstance(part, ImagePart))
+        if not self.content and not self.images:
+            object.__setattr__(self, "content", text)
+            object.__setattr__(self, "images", urls)
+        elif (self.content, tuple(self.images)) != (text, urls):
+            raise ValueError("a message's content and images must be those of its parts")
+
 
 MessagesInput: TypeAlias = (
     "str | Message | Mapping[str, Any] | Iterable[Message | Mapping[str, Any]]"
@@ -462,38 +547,43 @@ MessagesInput: TypeAlias = (
 or ``tool_call_id``), or an iterable of those."""
 
 
-def _content_of(index: int, content: Any) -> tuple[str, tuple[str, ...]]:
-    """Text and image URLs of an OpenAI ``content``: a string or a list of parts."""
+def _content_of(index: int, content: Any) -> tuple[str, tuple[str, ...], tuple[ContentPart, ...]]:
+    """Text, image URLs and (with images) the parts in order of an OpenAI ``content``."""
     if isinstance(content, str):
-        return content, ()
+        return content, (), ()
     if content is None:
-        return "", ()
+        return "", (), ()
     if not isinstance(content, (list, tuple)):
         raise ValueError(
             f"messages[{index}].content must be a string or a list of parts; "
             f"got {type(content).__name__}"
         )
-    texts: list[str] = []
-    images: list[str] = []
+    parts: list[ContentPart] = []
     for j, part in enumerate(content):
         where = f"messages[{index}].content[{j}]"
         if isinstance(part, str):
-            texts.append(part)
+            parts.append(part)
             continue
         if not isinstance(part, Mapping):
             raise ValueError(f"{where} must be a content part object")
         kind = part.get("type")
         if kind == "text" and isinstance(part.get("text"), str):
-            texts.append(part["text"])
+            parts.append(part["text"])
         elif kind == "image_url":
             image = part.get("image_url")
             url = image.get("url") if isinstance(image, Mapping) else image
+            detail = image.get("detail") if isinstance(image, Mapping) else None
             if not isinstance(url, str) or not url:
                 raise ValueError(f"{where} (image_url) has no url")
-            images.append(url)
+            try:
+                parts.append(ImagePart(url, detail))
+            except ValueError as exc:
+                raise ValueError(f"{where}: {exc}") from None
         else:
             raise ValueError(f"{where} has an unsupported type {kind!r} (text or image_url)")
-    return "".join(texts), tuple(images)
+    text = "".join(part for part in parts if isinstance(part, str))
+    images = tuple(part.url for part in parts if isinstance(part, ImagePart))
+    return text, images, tuple(parts) if images else ()
 
 
 def normalize_messages(messages: Any) -> tuple[Message, ...]:
@@ -504,10 +594,11 @@ def normalize_messages(messages: Any) -> tuple[Message, ...]:
             iterable of messages/mappings (OpenAI chat-completions shape: roles
             ``system``, ``developer`` (stored as system), ``user``, ``assistant``,
             ``tool``; ``content`` a string or a list of ``text`` / ``image_url``
-            parts, text parts joined, ``null`` or absent for an assistant message with
-            ``tool_calls``; an assistant's ``tool_calls`` (OpenAI's function tool-call
-            objects), a tool message's ``tool_call_id``; other keys such as ``name``
-            are ignored).
+            parts (text parts joined into ``content``; with images, every part kept
+            in order in ``Message.parts``, each image's ``detail`` too), ``null`` or
+            absent for an assistant message with ``tool_calls``; an assistant's
+            ``tool_calls`` (OpenAI's function tool-call objects), a tool message's
+            ``tool_call_id``; other keys such as ``name`` are ignored).
 
     Returns:
         A non-empty tuple of ``Message``.
@@ -559,7 +650,7 @@ def _message_of(index: int, item: Mapping[str, Any]) -> Message:
         raise ValueError(f"messages[{index}].tool_calls: only an assistant message has them")
     if "content" not in item and not calls:
         raise ValueError(f"messages[{index}] lacks 'content'")
-    text, images = _content_of(index, item.get("content"))
+    text, images, parts = _content_of(index, item.get("content"))
     call_id = item.get("tool_call_id")
     if role == "tool":
         if not isinstance(call_id, str) or not call_id or len(call_id) > _MAX_ID:
@@ -574,6 +665,7 @@ def _message_of(index: int, item: Mapping[str, Any]) -> Message:
         images,
         tool_calls=calls,
         tool_call_id=call_id if role == "tool" else None,
+        parts=parts,
     )
 
 
@@ -602,6 +694,11 @@ class ChatRequest:
         strict: the client's ``strict`` setting: a part of the request the provider
             finds it cannot deliver (a system prompt a Space has no input for) is an
             ``InvalidRequestError`` instead of a warning.
+        image_fetch: how the provider may fetch an ``http(s)`` image URL itself when
+            its service cannot take the URL (``llmrelay._image_fetch.ImageFetchPolicy``:
+            size cap, timeout, public addresses only), or ``None``: never (the client's
+            ``allow_image_fetch`` setting; off by default). A service that takes URLs
+            gets the URL unfetched either way.
         tools: the function tools the model may call (``Tool``), in order; empty: none.
         tool_choice: whether and which tool must be called, or ``None`` (the
             service's default: ``auto`` with tools).
@@ -630,6 +727,7 @@ class ChatRequest:
     options: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
     deadline: float | None = None
     strict: bool = False
+    image_fetch: ImageFetchPolicy | None = None
     tools: tuple[Tool, ...] = ()
     tool_choice: ToolChoice | None = None
     parallel_tool_calls: bool | None = None

@@ -21,6 +21,14 @@ Routes (``P`` = ``""`` for version "4", ``"/gradio_api"`` for "5" and "6"):
 * ``POST P/queue/join[?]`` -> ``{"event_id": "<32 hex>"}`` or Gradio/FastAPI errors.
 * ``GET P/queue/data?session_hash=...`` -> ``text/event-stream``; one
   ``data: <compact JSON>\\n\\n`` per message, ending with ``close_stream``.
+* ``POST P/upload`` (multipart, field ``files``) -> ``["/tmp/gradio/<sha256>/<name>", ...]``
+  (gradio ``routes.py`` ``upload_file``; 400 ``Invalid content type.`` otherwise); the
+  bytes are kept in ``uploads``. A multimodal ChatInterface (``app="multimodal"``) reads
+  its message's ``files`` (``FileData``) as the real server preprocesses them: an
+  uploaded path, or an ``http(s)`` URL it downloads (Gradio 4: any address; 5 and 6:
+  public addresses only, as ``safehttpx`` does); any other path fails the event as
+  ``InvalidPathError`` does (``success: false``, no error text). The reply then names
+  each file received (``file_note``: size, type by magic number, SHA-256).
 * anything else -> 404 ``{"detail":"Not Found"}`` (405 for a known path, wrong method).
 """
 
@@ -28,15 +36,20 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import hashlib
 import inspect
+import ipaddress
 import json
+import secrets
 import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from pathlib import PurePath
 from typing import Any, Literal
 
+import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
@@ -55,10 +68,11 @@ __all__ = [
     "api_prefix",
     "chatbot_value",
     "diff",
+    "file_note",
 ]
 
 Version = Literal["4", "5", "6"]
-AppShape = Literal["blocks", "chatinterface"]
+AppShape = Literal["blocks", "chatinterface", "multimodal"]
 Mode = Literal[
     "ok",
     "malformed",
@@ -179,6 +193,8 @@ class SpaceScript:
     estimations: list[tuple[int | None, int, float | None]] | None = None
     info_status: int = 200
     info_hidden: tuple[str, ...] = ()
+    files_at: int | None = None
+    """Where the multimodal reply's file notes go among ``chunks`` (``None``: at the end)."""
 
 
 def api_prefix(version: str) -> str:
@@ -394,6 +410,10 @@ class FakeSpace:
         self._idle = threading.Event()
         self._idle.set()
         self._sessions: dict[str, list[_Event]] = {}
+        self.uploads: dict[str, bytes] = {}
+        """Server path -> the bytes uploaded there (``POST P/upload``)."""
+        self.received: list[list[bytes]] = []
+        """The files each multimodal chat event's function received, in order."""
         methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
         self.app = Starlette(routes=[Route("/{path:path}", self._dispatch, methods=methods)])
 
@@ -447,7 +467,7 @@ class FakeSpace:
         )
         prefix = api_prefix(self.script.version)
         routes = {"/config": "GET", f"{prefix}/queue/join": "POST", f"{prefix}/queue/data": "GET",
-                  f"{prefix}/info": "GET"}  # fmt: skip
+                  f"{prefix}/info": "GET", f"{prefix}/upload": "POST"}  # fmt: skip
         if path not in routes:
             return JSONResponse({"detail": "Not Found"}, 404)
         if request.method != routes[path]:
@@ -456,6 +476,8 @@ class FakeSpace:
             return self._config()
         if path.endswith("/info"):
             return self._info()
+        if path.endswith("/upload"):
+            return await self._upload(request)
         if path.endswith("/join"):
             return self._join(body, parsed)
         session_hash = request.query_params.get("session_hash")
@@ -474,8 +496,8 @@ class FakeSpace:
             return JSONResponse({"detail": detail}, status)
         body: Any = script.config_body
         if body is None:
-            if script.app == "chatinterface":
-                body = build_chatinterface_config(script.version)
+            if script.app != "blocks":
+                body = build_chatinterface_config(script.version, script.app == "multimodal")
             else:
                 body = build_config(script.version)
         raw = body if isinstance(body, bytes) else body.encode() if isinstance(body, str) else None
@@ -494,8 +516,8 @@ class FakeSpace:
         config = script.config_body
         if not isinstance(config, dict):
             config = (
-                build_chatinterface_config(script.version)
-                if script.app == "chatinterface"
+                build_chatinterface_config(script.version, script.app == "multimodal")
+                if script.app != "blocks"
                 else build_config(script.version)
             )
         info = build_info(config, script.version)
@@ -553,7 +575,8 @@ class FakeSpace:
         fn_index = body.get("fn_index")
         if fn_index is None:
             return JSONResponse({"detail": "No function index provided."}, 400)
-        known = range(CI_DEPS[script.version]) if script.app == "chatinterface" else (0, 1, 2, 3)
+        deps = CI_MM_DEPS if script.app == "multimodal" else CI_DEPS
+        known = range(deps[script.version]) if script.app != "blocks" else (0, 1, 2, 3)
         if fn_index not in known:
             return PlainTextResponse("Internal Server Error", 500)  # KeyError in get_fn
         event = _Event(uuid.uuid4().hex, int(fn_index), list(body["data"]))
@@ -582,7 +605,8 @@ class FakeSpace:
             for index, event in enumerate(events):
                 if event.fn_index in self._chat_fn_indexes():
                     ghost = script.other_session_events and index == 0
-                    for line in self._chat_lines(event, m, ghost):
+                    files = await self._files_of(event) if script.app == "multimodal" else []
+                    for line in self._chat_lines(event, m, ghost, files):
                         if isinstance(line, float):
                             await asyncio.sleep(line)
                         elif line is None:
@@ -599,8 +623,12 @@ class FakeSpace:
         finally:
             self._stream_closed()
 
-    def _chat_lines(self, event: _Event, m: _Messages, ghost: bool) -> Iterator[str | float | None]:
-        """Lines of one ``model_chat`` event; a float = sleep, None = hold open forever."""
+    def _chat_lines(
+        self, event: _Event, m: _Messages, ghost: bool, files: list[bytes] | None
+    ) -> Iterator[str | float | None]:
+        """Lines of one ``model_chat`` event; a float = sleep, None = hold open forever.
+
+        ``files``: what a multimodal message's files gave (``None``: one failed)."""
         script, eid = self.script, event.event_id
         fail_at = len(script.chunks) // 2 if script.fail_after is None else script.fail_after
         if script.mode == "unexpected_error" and fail_at == 0:
@@ -623,12 +651,12 @@ class FakeSpace:
             if script.hold_open:
                 yield None
             return
-        needed = 4 if script.app == "chatinterface" else 3
-        if len(event.data) < needed:  # gradio: "didn't receive enough input values"
+        needed = 3 if script.app == "blocks" else 4
+        if len(event.data) < needed or files is None:  # too few inputs; InvalidPathError
             yield _sse(m.failed(eid, None, title=None if m.v == "4" else "Error"))
             return
-        if script.app == "chatinterface":
-            yield from self._chatinterface_lines(event, m)
+        if script.app != "blocks":
+            yield from self._chatinterface_lines(event, m, files)
             return
         prompt, system = str(event.data[0]), str(event.data[2])
         history = _normalize_history(m.v, event.data[1])
@@ -677,16 +705,81 @@ class FakeSpace:
             raise _AbruptClose("dropped after process_completed")
 
     def _chat_fn_indexes(self) -> tuple[int, ...]:
-        return (CI_API_FN[self.script.version],) if self.script.app == "chatinterface" else CHAT_FNS
+        if self.script.app == "blocks":
+            return CHAT_FNS
+        api = CI_MM_API_FN if self.script.app == "multimodal" else CI_API_FN
+        return (api[self.script.version],)
 
-    def _chatinterface_lines(self, event: _Event, m: _Messages) -> Iterator[str | float | None]:
+    async def _files_of(self, event: _Event) -> list[bytes] | None:
+        """The bytes of a multimodal message's files, as the server preprocesses them;
+        ``None`` when one cannot be used (not uploaded here, a refused or failed URL)."""
+        message = event.data[0] if event.data else None
+        if not isinstance(message, dict) or not isinstance(message.get("files", []), list):
+            return None
+        out: list[bytes] = []
+        for item in message.get("files", []):
+            path = item.get("path") if isinstance(item, dict) else None
+            meta = item.get("meta") if isinstance(item, dict) else None
+            if not isinstance(path, str) or meta != {"_type": "gradio.FileData"}:
+                return None
+            if path.startswith(("http://", "https://")):
+                data = await self._download(path)
+                if data is None:
+                    return None
+                out.append(data)
+            elif path in self.uploads:
+                out.append(self.uploads[path])
+            else:
+                return None  # "Cannot move ... because it was not uploaded by a user."
+        self.received.append(out)
+        return out
+
+    async def _download(self, url: str) -> bytes | None:
+        """Gradio 4 downloads any URL (redirects followed); 5 and 6 only public hosts."""
+        if self.script.version != "4":
+            host = httpx.URL(url).host
+            try:
+                infos = await asyncio.get_running_loop().getaddrinfo(host, None)
+            except OSError:
+                return None
+            if not any(ipaddress.ip_address(info[4][0]).is_global for info in infos):
+                return None  # safehttpx: "Hostname ... failed validation"
+        try:
+            async with httpx.AsyncClient(follow_redirects=True, trust_env=False) as client:
+                response = await client.get(url, timeout=10)
+        except httpx.HTTPError:
+            return None
+        return response.content if response.status_code == 200 else None
+
+    async def _upload(self, request: Request) -> Response:
+        if request.headers.get("content-type", "").partition(";")[0] != "multipart/form-data":
+            return JSONResponse({"detail": "Invalid content type."}, 400)
+        form = await request.form()
+        paths = []
+        for item in form.getlist("files"):
+            if isinstance(item, str):
+                continue
+            data = await item.read()
+            name = PurePath(item.filename or "").name or f"tmp{secrets.token_hex(5)}"
+            path = f"/tmp/gradio/{hashlib.sha256(data).hexdigest()}/{name}"
+            self.uploads[path] = data
+            paths.append(path)
+        return JSONResponse(paths)
+
+    def _chatinterface_lines(
+        self, event: _Event, m: _Messages, files: list[bytes]
+    ) -> Iterator[str | float | None]:
         """ChatInterface's API dependency: outputs ``[reply (json/textbox), state]``; the
-        reply is the growing string (appended to), the state ``null`` then unchanged."""
+        reply is the growing string (appended to), the state ``null`` then unchanged.  A
+        multimodal one's reply also names each file received (at ``files_at``)."""
         script, eid = self.script, event.event_id
         timer = _Timer()
         reply = ""
         previous: list[Any] | None = None
-        for chunk in script.chunks:
+        chunks = list(script.chunks)
+        at = len(chunks) if script.files_at is None else script.files_at
+        chunks[at:at] = [file_note(data) for data in files]
+        for chunk in chunks:
             if script.chunk_delay:
                 yield script.chunk_delay
             reply += chunk
@@ -713,6 +806,16 @@ class FakeSpace:
         elif mode == "unexpected_error":
             yield _sse(m.unexpected_error())
             raise _AbruptClose("unexpected_error")
+
+
+def file_note(data: bytes) -> str:
+    """How the multimodal reply names a received file (as ``scripts/demo_chatinterface.py``)."""
+    kinds = {b"\x89PNG\r\n\x1a\n": "image/png", b"\xff\xd8\xff": "image/jpeg",
+             b"GIF87a": "image/gif", b"GIF89a": "image/gif"}  # fmt: skip
+    kind = next((k for magic, k in kinds.items() if data.startswith(magic)), "unknown")
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        kind = "image/webp"
+    return f"[file: {len(data)} {kind} sha256:{hashlib.sha256(data).hexdigest()}]"
 
 
 def _other_fn_output(event: _Event) -> list[Any]:
@@ -880,20 +983,35 @@ def build_config(version: str) -> dict[str, Any]:
 CI_API_FN: dict[str, int] = {"4": 18, "6": 6}
 """``fn_index`` of ``gr.ChatInterface``'s API dependency (captured: 4.44.1, 6.31.0)."""
 CI_DEPS: dict[str, int] = {"4": 19, "6": 31}
+CI_MM_API_FN: dict[str, int] = {"4": 17, "6": 6}
+CI_MM_DEPS: dict[str, int] = {"4": 18, "6": 31}
+"""The same for ``gr.ChatInterface(multimodal=True)`` (captured: 4.44.1, 6.31.0)."""
 """Number of dependencies of the captured ChatInterface (only a few are described)."""
 CI_SYSTEM_DEFAULT = "You are a friendly chatbot."
+
+
+def _message_component(version: str, cid: int, label: str, multimodal: bool) -> dict[str, Any]:
+    if not multimodal:
+        return _component(cid, "textbox", {"label": label, "visible": True}, False)
+    props: dict[str, Any] = {"value": {"text": "", "files": []}, "file_count": "single",
+                             "label": label, "visible": True}  # fmt: skip
+    if version != "4":
+        props["sources"] = ["upload"]
+    return _component(cid, "multimodaltextbox", props, False)
 
 
 def _component(cid: int, kind: str, props: dict[str, Any], skip_api: bool) -> dict[str, Any]:
     return {"id": cid, "type": kind, "props": {**props, "name": kind}, "skip_api": skip_api}
 
 
-def build_chatinterface_config(version: str) -> dict[str, Any]:
+def build_chatinterface_config(version: str, multimodal: bool = False) -> dict[str, Any]:
     """``GET /config`` of ``gr.ChatInterface(fn, additional_inputs=[Textbox("System
     message"), Slider("Temperature")])`` (``scripts/demo_chatinterface.py``), trimmed from
     captures of real 4.44.1 and 6.31.0 servers: the API dependency bound to the hidden
     "Fake API" button, the chatbot, and one internal dependency that also reads a textbox
-    and writes the chatbot (undocumented / ``show_api: false``), which discovery must skip."""
+    and writes the chatbot (undocumented / ``show_api: false``), which discovery must skip.
+    ``multimodal``: ``gr.ChatInterface(multimodal=True)``, whose message input is a
+    ``multimodaltextbox`` (same ids in the captures)."""
     if version not in CI_API_FN:
         raise ValueError(f"no ChatInterface capture for Gradio {version}")
     system = {"value": CI_SYSTEM_DEFAULT, "label": "System message", "visible": True}
@@ -908,14 +1026,15 @@ def build_chatinterface_config(version: str) -> dict[str, Any]:
         _component(0, "textbox", system, False),
         _component(1, "slider", {**slider, "visible": True}, False),
         _component(chatbot, "chatbot", {"value": [], "label": "Chatbot"}, False),
-        _component(message, "textbox", {"label": message_label, "visible": True}, False),
+        _message_component(version, message, message_label, multimodal),
         _component(button, "button", {"value": "Fake API", "visible": False}, True),
         _component(reply, reply_type, {"label": "Response", "visible": False}, False),
         _component(history, "state", state_props, True),
     ]
     internal = _dependency(2, "_stream_fn" if version == "4" else "_submit_fn", [[None, "then"]],
                            [history, chatbot, 0, 1], [chatbot], True, version)  # fmt: skip
-    api = _dependency(CI_API_FN[version], "chat" if version == "4" else "respond",
+    fn_index = (CI_MM_API_FN if multimodal else CI_API_FN)[version]
+    api = _dependency(fn_index, "chat" if version == "4" else "respond",
                       [[button, "click"]], [message, history, 0, 1], [reply, history], True,
                       version)  # fmt: skip
     if version == "4":
@@ -945,7 +1064,8 @@ PARAMETER_NAMES: dict[str, list[str]] = {
     "respond": ["message", "system", "temperature"],
 }
 """The functions' own parameter names, as ``/info`` gives them (``scripts/demo_*.py``)."""
-_PYTHON_TYPES = {"textbox": "str", "slider": "float", "chatbot": "list", "json": "Any"}
+_PYTHON_TYPES = {"textbox": "str", "slider": "float", "chatbot": "list", "json": "Any",
+                 "multimodaltextbox": "dict(text: str, files: list[filepath])"}  # fmt: skip
 
 
 def build_info(config: dict[str, Any], version: str) -> dict[str, Any]:

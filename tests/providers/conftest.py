@@ -21,5 +21,7 @@ def space(_space_server: tuple[FakeSpace, str]) -> Iterator[tuple[FakeSpace, str
     fake, url = _space_server
     fake.script = SpaceScript()
     fake.requests.clear()
+    fake.uploads.clear()
+    fake.received.clear()
     yield fake, url
     assert fake.wait_streams_closed(5), "a queue/data stream was left open"

@@ -55,6 +55,9 @@ def test_live_adds_the_router_catalogue(live_server: str, router: Any) -> None:
         "featherless-ai",
     ]
     assert rows["huggingface:Qwen/Qwen2.5-VL-7B-Instruct"]["llmrelay"]["vision"] is True
+    # the page reads ``vision`` at the top, as for every model
+    assert rows["huggingface:Qwen/Qwen2.5-VL-7B-Instruct"]["vision"] is True
+    assert llama["vision"] is False
     assert "alpha:m" in rows  # the static list is still there
     # the openai SDK reads the same list (the extra field is ignored)
     sdk = openai.OpenAI(base_url=f"{live_server}/v1", api_key="x", max_retries=0)

@@ -683,6 +683,16 @@ def test_images_in_for_vision_models(
     expect(_answer(page, 1).locator(".content")).to_have_text("Still a dot.")
     first, _, second = scripted.LOG["seer"].requests[-1].messages
     assert (first.images, second.images) == ((image,), ())
+    # an error before any text: the question is given back with its image
+    scripted.SCRIPTS["seer"] = [
+        llmrelay.ProviderUnavailable("the service is overloaded", provider="seer", model="m")
+    ]
+    page.evaluate(PASTE_IMAGE, base64.b64encode(_png(3, 2)).decode())
+    _send(page, "And this?")
+    expect(page.locator("#error-text")).to_have_text("seer (m): the service is overloaded")
+    expect(page.locator("#prompt")).to_have_value("And this?")
+    expect(page.locator("#attachments img")).to_have_count(1)
+    expect(page.locator(".msg.user")).to_have_count(2)
 
 
 def test_the_page_asks_for_the_server_key(open_page: OpenPage, make_server: Any) -> None:
@@ -737,3 +747,85 @@ def test_the_system_prompt_reaches_the_demo_space(
     expect(answer.locator(".content")).to_contain_text("You said: Ahoy?")
     expect(answer.locator(".content")).to_contain_text("System: You are a pirate.")
     expect(answer.locator(".meta .who")).to_contain_text("Qwen/Qwen2-72B-Instruct")
+
+
+@pytest.mark.gradio
+def test_an_image_for_a_space_not_yet_known_is_given_back_when_refused(
+    open_page: OpenPage,
+    make_server: Any,
+    base_config: Any,
+    demo_space: tuple[str, ModuleType],
+    tmp_path: Path,
+) -> None:
+    """A Space llmrelay does not know: its chat input is not known before it is
+    discovered, so the page offers images; this one's input is a plain textbox, so the
+    server refuses them naming the message, the page gives the question back, learns
+    the model's vision and withdraws the offer."""
+    expect = _expect()
+    url, _ = demo_space
+    config = tmp_path / "config.toml"
+    config.write_text('[aliases]\nplain = ["hf_spaces:someone/plain-chat"]\n')
+    kwargs = {**base_config.client_kwargs, "config_path": str(config)}
+    kwargs["base_urls"] = {"hf_spaces": url}
+    page = open_page(make_server(client_kwargs=kwargs))
+    _ready(page, "plain")
+    expect(page.locator("#attach")).to_be_visible()
+    page.evaluate(PASTE_IMAGE, base64.b64encode(_png(3, 2)).decode())
+    expect(page.locator("#attachments img")).to_have_count(1)
+    _send(page, "Look?")
+    expect(page.locator("#error-text")).to_contain_text("messages[0]")
+    expect(page.locator("#error-text")).to_contain_text("hf_spaces")
+    expect(page.locator("#prompt")).to_have_value("Look?")
+    expect(page.locator(".msg.user")).to_have_count(0)
+    expect(page.locator("#attach")).to_be_hidden()  # learnt: the Space takes no images
+    expect(page.locator("#attachments")).to_be_hidden()
+    _send(page, "Ahoy?")
+    expect(_answer(page, 0).locator(".content")).to_contain_text("You said: Ahoy?")
+
+
+@pytest.fixture(scope="module")
+def multimodal_space() -> Iterator[str]:
+    pytest.importorskip("gradio")
+    from tests.gradio_servers import CHATINTERFACE, load_demo
+
+    url, close = load_demo(CHATINTERFACE).launch_in_thread(multimodal=True)
+    try:
+        yield url
+    finally:
+        close()
+
+
+@pytest.mark.gradio
+def test_an_image_reaches_a_real_multimodal_space(
+    open_page: OpenPage,
+    make_server: Any,
+    base_config: Any,
+    multimodal_space: str,
+    tmp_path: Path,
+) -> None:
+    """A real Gradio 6 ``gr.ChatInterface(multimodal=True)`` behind an alias: the page
+    offers images (before discovery: not known; after: known to take them), and the
+    Space's function receives the pasted one, uploaded through its own upload route."""
+    expect = _expect()
+    config = tmp_path / "config.toml"
+    config.write_text('[aliases]\nlook = ["hf_spaces:someone/multimodal-chat"]\n')
+    kwargs = {**base_config.client_kwargs, "config_path": str(config)}
+    kwargs["base_urls"] = {"hf_spaces": multimodal_space}
+    page = open_page(make_server(client_kwargs=kwargs))
+    _ready(page, "look")
+    expect(page.locator("#attach")).to_be_visible()  # not known yet (not discovered): offered
+    _send(page, "hello")
+    expect(_answer(page, 0).locator(".content")).to_contain_text("Echo: hello")
+    page.reload()
+    _ready(page, "look")
+    expect(page.locator("#attach")).to_be_visible()  # the Space's chat input takes files
+    assert page.evaluate(
+        "async () => (await (await fetch('/v1/models')).json()).data"
+        ".find((m) => m.id === 'look').vision"
+    )
+    page.evaluate(PASTE_IMAGE, base64.b64encode(_png(3, 2)).decode())
+    expect(page.locator("#attachments img")).to_have_count(1)
+    _send(page, "What is it?")
+    content = _answer(page, 1).locator(".content")
+    expect(content).to_contain_text("User: What is it?")  # the conversation, flattened
+    expect(content).to_contain_text("image/png sha256:")

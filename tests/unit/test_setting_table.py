@@ -194,6 +194,7 @@ def test_the_config_file_accepts_every_key_of_the_table_and_no_other() -> None:
     keys = {row.key[0] for row in CLIENT_ROWS if row.key}
     assert keys == {"model", "proxy", "ca_bundle", "verify", "strict", "cooldown", "timeouts"} | {
         "aliases",
+        "allow_image_fetch",
         "transport",
         "tool_emulation",
     }

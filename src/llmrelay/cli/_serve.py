@@ -131,6 +131,12 @@ def _check_proxies(
     "(with LLMRELAY_DATABASE_URL).",
 )
 @click.option("--log-prompts", is_flag=True, help="Also log request messages (off by default).")
+@click.option(
+    "--allow-image-fetch",
+    is_flag=True,
+    help="Let a provider fetch an http(s) image URL its service cannot take itself (public "
+    "addresses only, size cap, timeout); otherwise such a URL is refused and never fetched.",
+)
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Config file.")
 @click.option("-m", "--model", help="Default model when a request names none.")
 @click.option(
@@ -159,6 +165,7 @@ def serve(
     max_connections: int | None,
     log_max_pending: int,
     log_prompts: bool,
+    allow_image_fetch: bool,
     config_path: str | None,
     model: str | None,
     transport: str | None,
@@ -198,6 +205,8 @@ def serve(
         client_kwargs["config_path"] = config_path
     if model:
         client_kwargs["model"] = model
+    if allow_image_fetch:
+        client_kwargs["allow_image_fetch"] = True
     client_kwargs["transport"] = transport or "auto"
     config = ServerConfig(
         api_key=key,

@@ -239,6 +239,28 @@ class Provider(ABC):
         """Whether ``model`` is one of this provider's listed model ids or aliases."""
         return model in cls.models or model in cls.aliases
 
+    @classmethod
+    def declared_vision(cls, model: str) -> bool | None:
+        """Whether ``model`` takes images (``image_url`` parts), as declared (no I/O).
+
+        The provider's ``Capability.VISION`` by default (every model, or none). A
+        provider whose models differ overrides it: a configured OpenAI-compatible row's
+        ``vision`` list; ``None`` where the service says, when a request is sent (the
+        Hugging Face router's catalogue, a Space's chat input).
+        """
+        return Capability.VISION in cls.capabilities
+
+    def vision(self, model: str) -> bool | None:
+        """Whether ``model`` takes images, as known now without I/O.
+
+        The declaration (``declared_vision``), or what this instance has learnt from
+        the service (the Hugging Face router's cached catalogue, a Space's discovered
+        chat input); ``None`` while unknown. A provider with ``Capability.VISION``
+        checks the model before it sends an image, and refuses it with an
+        ``InvalidRequestError`` naming the message when the model takes none.
+        """
+        return self.declared_vision(self.resolve_model(model))
+
     async def list_models(self) -> Sequence[str]:
         """The provider's model ids, possibly fetched from the service (default: ``models``).
 

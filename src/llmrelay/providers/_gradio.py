@@ -196,12 +196,28 @@ class ChatEndpoint:
         """Whether the earlier turns can go to a history input."""
         return "history" in self.inputs
 
+    @property
+    def multimodal(self) -> bool:
+        """Whether the message input is a ``MultimodalTextbox`` (it takes files: images)."""
+        return "multimodal" in self.inputs
+
+    @property
+    def message_component(self) -> str:
+        """The message input's component type (``textbox`` or ``multimodaltextbox``)."""
+        return "multimodaltextbox" if self.multimodal else "textbox"
+
+    @property
+    def major(self) -> int | None:
+        """The Space's Gradio major version, when ``/config`` said."""
+        return _major(self.version)
+
     def build_data(
         self,
         prompt: str,
         system: str | None,
         inputs: Mapping[str, Any] | None = None,
         history: Sequence[tuple[str, str]] = (),
+        files: Sequence[Mapping[str, Any]] = (),
     ) -> list[Any]:
         """The join ``data`` list.
 
@@ -212,6 +228,8 @@ class ChatEndpoint:
             inputs: values for other inputs by label (exact, else case-insensitive).
             history: the earlier turns as ``(role, text)``, role ``"user"`` or
                 ``"assistant"``, sent in ``history_format``.
+            files: ``FileData`` objects for a multimodal message input's ``files``
+                (``llmrelay.providers._gradio_files``); the caller checks ``multimodal``.
 
         Raises:
             KeyError: a label in ``inputs`` that no other input has.
@@ -234,7 +252,7 @@ class ChatEndpoint:
             elif slot == "prompt":
                 values.append(prompt)
             elif slot == "multimodal":
-                values.append({"text": prompt, "files": []})
+                values.append({"text": prompt, "files": [dict(f) for f in files]})
             elif slot == "system":
                 values.append(self.system_default if system is None else system)
             elif slot == "state":

@@ -20,6 +20,12 @@ A local vLLM, llama.cpp server, Ollama or LM Studio is a row of configuration::
     kind = "openai"
     base_url = "http://127.0.0.1:11434/v1"
     models = ["llama3.2"]          # optional: GET /models is asked when absent
+    vision = ["llava"]             # optional: models that take images (or true: all)
+
+Images (``image_url`` content parts, https://platform.openai.com/docs/guides/images-vision)
+pass through in OpenAI's shape, each part in its place among the text parts and its
+``detail`` kept, URLs unfetched; only to the models the row declares with ``vision``
+(``true``: every model); an image for another model is refused before anything is sent.
 
 ``OpenAICompatible.from_config(name, table)`` turns such a table into a provider class.
 """
@@ -42,11 +48,22 @@ from ..types import ChatRequest, EmbeddingRequest, EmbeddingResult, Event
 from ._base import PARAMETERS, Auth, AuthMode, Capability, Option, Provider
 from ._embeddings import post_openai_embeddings
 from ._openai_stream import FORWARDED, chat_payload, stream_chat
+from ._vision import images_of, refuse_images
 
 __all__ = ["CONFIG_KEYS", "OpenAICompatible", "list_openai_models"]
 
 CONFIG_KEYS: frozenset[str] = frozenset(
-    {"kind", "base_url", "api_key", "models", "default_model", "label", "aliases", "docs_url"}
+    {
+        "kind",
+        "base_url",
+        "api_key",
+        "models",
+        "default_model",
+        "label",
+        "aliases",
+        "docs_url",
+        "vision",
+    }
 )
 """The keys a ``kind = "openai"`` configuration table may hold."""
 
@@ -115,6 +132,14 @@ class OpenAICompatible(Provider):
     open_catalogue: ClassVar[bool] = True
     config_api_key: ClassVar[str | None] = None
     """A key given in the configuration table (used when the client passes none)."""
+    vision_models: ClassVar[frozenset[str] | None] = frozenset()
+    """The models declared to take images (``vision`` of the configuration table);
+    ``None``: every model (``vision = true``)."""
+
+    @classmethod
+    def declared_vision(cls, model: str) -> bool | None:
+        """Whether the configuration declares that ``model`` takes images."""
+        return cls.vision_models is None or model in cls.vision_models
 
     def __init__(
         self,
@@ -171,6 +196,13 @@ class OpenAICompatible(Provider):
     async def stream(self, request: ChatRequest) -> AsyncGenerator[Event, None]:
         """Stream the chat completion of ``request`` (see ``_openai_stream``)."""
         model = await self._model_for(request)
+        if images_of(request) and not self.declared_vision(model):
+            raise refuse_images(
+                request,
+                self.name,
+                f"the model {model!r} is not declared to take images (vision = true, or a "
+                f"list of models, in [providers.{self.name}])",
+            )
         payload = chat_payload(request, model)
         extra = request.options.get("extra_body")
         if isinstance(extra, Mapping):  # may replace stream_options, never the streaming
@@ -198,7 +230,9 @@ class OpenAICompatible(Provider):
                 digits, ``_`` and ``-``.
             table: ``{"kind": "openai", "base_url": "http(s)://…", "api_key"?: str,
                 "models"?: [str, ...], "default_model"?: str, "label"?: str,
-                "aliases"?: {alias: model}, "docs_url"?: str}``.
+                "aliases"?: {alias: model}, "docs_url"?: str, "vision"?: bool |
+                [str, ...]}`` (``vision``: the models that take images, ``true`` for
+                all; absent or ``false``: none).
 
         Returns:
             A subclass of ``OpenAICompatible`` with those attributes.
@@ -237,6 +271,7 @@ class OpenAICompatible(Provider):
                 raise errors.ConfigError(
                     f"{where} aliases: {missing[0]!r} names a model not in 'models'"
                 )
+        vision = _vision(table.get("vision", False), aliases, where)
         api_key = table.get("api_key")
         if api_key is not None:
             api_key = _string(api_key, f"{where} api_key")
@@ -250,11 +285,26 @@ class OpenAICompatible(Provider):
             "aliases": MappingProxyType(aliases),
             "open_catalogue": not models,
             "config_api_key": api_key or None,
+            "vision_models": vision,
+            "capabilities": cls.capabilities | {Capability.VISION}
+            if vision is None or vision
+            else cls.capabilities,
             "__module__": cls.__module__,
             "__doc__": f"OpenAI-compatible provider {name!r} at {base_url} (from configuration).",
         }
         class_name = "OpenAICompatible_" + re.sub(r"\W", "_", name)
         return type(class_name, (cls,), attributes)
+
+
+def _vision(value: Any, aliases: Mapping[str, str], where: str) -> frozenset[str] | None:
+    """``vision`` of a table: ``None`` for every model, else the models (aliases resolved)."""
+    if value is True:
+        return None
+    if value is False:
+        return frozenset()
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise errors.ConfigError(f"{where} vision: expected true, false or a list of model ids")
+    return frozenset(aliases.get(model, model) for model in value)
 
 
 def _http_url(value: Any, where: str) -> str:

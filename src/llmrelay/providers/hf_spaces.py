@@ -46,6 +46,21 @@ without a system input cannot take a system prompt (a warning naming the Space, 
 https://github.com/gradio-app/gradio/blob/main/client/python/gradio_client/client.py),
 to the Hub as ``Authorization``.
 
+Images (``image_url`` parts) go to a Space whose chat input is a ``MultimodalTextbox``
+(Gradio 4.44 and 5/6: ``{"text", "files": [FileData, ...]}``), with the last user
+message: a ``data:`` URL is decoded (size-capped, image types only) and uploaded
+through the Space's own upload route, ``POST {space}{prefix}/upload``, then sent as
+``FileData`` (``_gradio_files``, as gradio_client's ``handle_file`` does); an
+``http(s)`` URL goes as a URL ``FileData`` the Space downloads itself (Gradio 4 and
+later), fetched here and uploaded only for a Space of unknown version and only when
+the client allows fetching (``allow_image_fetch``, ``_image_input``). A Space with a
+plain textbox is an ``InvalidRequestError`` naming the message. What a Space cannot
+take as asked is a warning (an ``InvalidRequestError`` naming the message when strict):
+an image of an earlier message (a Space's history holds text; it goes with the last
+message's files, in conversation order), text interleaved with images (a
+``MultimodalTextbox`` holds its text and its files apart), an image ``detail`` other
+than ``auto``.
+
 ZeroGPU Spaces fail a call with a ``gr.Error`` whose text is the only record of the
 cause (the ``spaces`` package, ``spaces/zero/client.py``, https://pypi.org/project/spaces/):
 "You have exceeded your GPU quota (…s left vs. …s requested) … retry in H:MM:SS" is a
@@ -58,6 +73,7 @@ goes through ``llmrelay._http.loads``, and every malformed shape is a ``Protocol
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import re
@@ -73,7 +89,7 @@ import httpx
 from .. import errors
 from .._http import aiter_sse, loads, raise_for_status, read_json, translate_errors
 from .._prompts import format_plain, split_system
-from ..types import ChatRequest, Event, FinishReason, Message, Queued
+from ..types import ChatRequest, Event, FinishReason, ImagePart, Message, Queued
 from ._base import Auth, AuthMode, Capability, Option, Provider
 from ._gradio import (
     Ambiguous,
@@ -86,7 +102,10 @@ from ._gradio import (
     endpoint_from_config,
     reply_text,
 )
+from ._gradio_files import file_data, upload, upload_url, url_file_data
+from ._image_input import ImageError, decode_data_url, fetch_image, is_data_url, is_http_url
 from ._space_hosts import SpaceHosts
+from ._vision import ImageAt, image_error, images_of, refuse_images
 from ._zerogpu import space_failure
 
 __all__ = ["SPACES", "HFSpaces"]
@@ -146,7 +165,7 @@ class HFSpaces(Provider):
     each Space's host comes from the Hub at ``hub_url``."""
     auth: ClassVar[Auth] = Auth(AuthMode.OPTIONAL, "HF_TOKEN")
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
-        {Capability.CHAT, Capability.STREAM, Capability.SYSTEM_PROMPT}
+        {Capability.CHAT, Capability.STREAM, Capability.SYSTEM_PROMPT, Capability.VISION}
     )
     parameters: ClassVar[frozenset[str]] = frozenset()
     options: ClassVar[Mapping[str, Option]] = MappingProxyType(
@@ -181,6 +200,26 @@ class HFSpaces(Provider):
             http, self.urls["hub_url"], self._auth_headers, self.name, self._space_headers
         )
         self._endpoints: OrderedDict[str, ChatEndpoint] = OrderedDict()
+        self._vision: OrderedDict[str, bool] = OrderedDict()
+        """Space id -> whether its discovered chat input is a ``MultimodalTextbox``."""
+
+    @classmethod
+    def declared_vision(cls, model: str) -> bool | None:
+        """A known Space's row says; any other Space is unknown until discovered."""
+        space = SPACES.get(model)
+        return None if space is None else "multimodal" in space.inputs
+
+    def vision(self, model: str) -> bool | None:
+        """Whether the Space's discovered chat input is a ``MultimodalTextbox``."""
+        model = self.resolve_model(model)
+        seen = self._vision.get(model)
+        return self.declared_vision(model) if seen is None else seen
+
+    def _seen(self, model: str, endpoint: ChatEndpoint) -> None:
+        self._vision[model] = endpoint.multimodal
+        self._vision.move_to_end(model)
+        while len(self._vision) > _ENDPOINT_CACHE:
+            self._vision.popitem(last=False)
 
     def _check_id(self, model: str) -> GradioChatSpace | None:
         """The known row of ``model``, after checking it is an ``owner/name`` id."""
@@ -287,10 +326,12 @@ class HFSpaces(Provider):
             else:
                 url = await self._hosts.host(model, None)
             endpoint = await self._endpoint(url, space, model)
+        self._seen(model, endpoint)
         return {
             "provider": self.name,
             "model": model,
             "url": url,
+            "vision": endpoint.multimodal,
             "gradio_version": endpoint.version,
             "api_name": endpoint.api_name,
             "fn_index": endpoint.fn_index,
@@ -324,11 +365,13 @@ class HFSpaces(Provider):
                 url = await self._hosts.host(model, request.deadline)
             try:
                 endpoint = await self._endpoint(url, space, model)
+                self._seen(model, endpoint)
                 if has_system and not endpoint.has_system:
                     self._undeliverable_system(request, url)
                 prompt, history = _turns(endpoint, conversation)
+                files = await self._files(url, endpoint, request)
                 data = self._data(endpoint, request, prompt, system if has_system else None,
-                                  history)  # fmt: skip
+                                  history, files)  # fmt: skip
                 session_hash = secrets.token_hex(6)
                 event_id = await self._join(url, endpoint, session_hash, data, model)
             except errors.ProviderError as exc:
@@ -358,6 +401,105 @@ class HFSpaces(Provider):
             )
         log.warning("%s: %s; sent without it", self.name, text)
 
+    async def _files(
+        self, url: str, endpoint: ChatEndpoint, request: ChatRequest
+    ) -> list[dict[str, Any]]:
+        """The ``FileData`` of the request's images (uploaded), checked first.
+
+        Raises:
+            llmrelay.errors.InvalidRequestError: the Space takes no images, an image
+                is not in the last user message, an image URL it cannot take or that
+                cannot be used (naming the message); parts it cannot place (strict).
+        """
+        images = images_of(request)
+        if not images:
+            return []
+        if not endpoint.multimodal:
+            raise refuse_images(
+                request,
+                self.name,
+                f"the Space {request.model}'s message input is a "
+                f"{endpoint.message_component}, not a MultimodalTextbox",
+            )
+        last = len(request.messages) - 1
+        earlier = [at for at in images if at[0] != last or request.messages[at[0]].role != "user"]
+        if earlier:
+            self._cannot_keep(
+                request,
+                earlier[0][0],
+                "its images go with the last message's files (a Space's history holds text only)",
+            )
+        if request.messages[last].images:
+            self._check_parts(request, last)
+        return [await self._file(url, endpoint, request, at) for at in images]
+
+    def _cannot_keep(self, request: ChatRequest, index: int, what: str) -> None:
+        """A part of ``messages[index]`` the Space cannot take as asked.
+
+        A warning; strict: an ``InvalidRequestError`` naming the message.
+        """
+        text = f"messages[{index}]: {what}"
+        if request.strict:
+            raise errors.InvalidRequestError(
+                text + " (strict mode)",
+                provider=self.name,
+                model=request.model,
+                param=f"messages[{index}]",
+            )
+        log.warning("%s: %s", self.name, text)
+
+    def _check_parts(self, request: ChatRequest, index: int) -> None:
+        """Warn (strict: refuse) what a ``MultimodalTextbox`` cannot keep of the parts."""
+        parts = request.messages[index].content_parts
+        kinds = [isinstance(part, ImagePart) for part in parts if part != ""]
+        changes = sum(1 for a, b in itertools.pairwise(kinds) if a != b)
+        problems = []
+        if changes > 1:
+            problems.append(
+                "its text and images are interleaved, and a MultimodalTextbox holds the "
+                "text and the files apart (the text is sent whole, the images after it)"
+            )
+        details = [p.detail for p in parts if isinstance(p, ImagePart) and p.detail]
+        if any(detail != "auto" for detail in details):
+            problems.append(f"an image detail ({details[0]!r}) has no Space input")
+        if problems:
+            self._cannot_keep(request, index, "; ".join(problems))
+
+    async def _file(
+        self, url: str, endpoint: ChatEndpoint, request: ChatRequest, at: ImageAt
+    ) -> dict[str, Any]:
+        """One image as ``FileData``: uploaded bytes, or a URL the Space downloads."""
+        image = at[2]
+        try:
+            if is_data_url(image.url):
+                data = decode_data_url(image.url)
+            elif is_http_url(image.url):
+                if endpoint.major is not None and endpoint.major >= 4:
+                    return url_file_data(image.url)
+                if request.image_fetch is None:
+                    raise refuse_images(
+                        request,
+                        self.name,
+                        "the Space's Gradio version is unknown (it may not take an image "
+                        "URL) and fetching image URLs is off (allow_image_fetch; llmrelay "
+                        "serve --allow-image-fetch); send the image as a data: URL",
+                        at,
+                    )
+                data = await fetch_image(image.url, request.image_fetch)
+            else:
+                raise ImageError("only data: and http(s) image URLs are taken")
+        except ImageError as exc:
+            raise image_error(exc, request, self.name, at) from None
+        path = await upload(
+            self._http,
+            upload_url(url, endpoint.prefix),
+            data,
+            headers=self._space_headers(),
+            provider=self.name,
+            model=request.model,
+        )
+        return file_data(path, data.name)
+
     def _data(
         self,
         endpoint: ChatEndpoint,
@@ -365,12 +507,13 @@ class HFSpaces(Provider):
         prompt: str,
         system: str | None,
         history: list[tuple[str, str]],
+        files: list[dict[str, Any]],
     ) -> list[Any]:
         """The join ``data`` of ``request``.
 
-        The message, the earlier turns, the system prompt (``None``: the Space's
-        default), the ``inputs`` option's values by label and the defaults of the other
-        inputs.
+        The message (with the uploaded ``files`` in a multimodal input), the earlier
+        turns, the system prompt (``None``: the Space's default), the ``inputs``
+        option's values by label and the defaults of the other inputs.
         """
         inputs = request.options.get("inputs")
         if inputs is not None and not (
@@ -382,7 +525,7 @@ class HFSpaces(Provider):
                 model=request.model,
             )
         try:
-            return endpoint.build_data(prompt, system, inputs, history)
+            return endpoint.build_data(prompt, system, inputs, history, files)
         except KeyError as exc:
             known = ", ".join(repr(label) for label in endpoint.labels) or "none"
             raise errors.InvalidRequestError(

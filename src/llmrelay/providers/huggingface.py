@@ -41,6 +41,12 @@ Protocols and their public sources:
   otherwise, where they are refused. On the Inference API a ``response_format`` becomes
   TGI's ``grammar`` (``{"type": "json", "value": schema}``, TGI's "Guidance" docs:
   https://huggingface.co/docs/text-generation-inference/conceptual/guidance).
+* **Images in** (``image_url`` parts) go to the router in OpenAI's shape, each in its
+  place among the text parts, URLs unfetched: a request with images is routed there
+  (``api="inference"``, the text-generation route, takes none and is refused). The
+  router's catalogue is asked first (cached): a model it lists without ``image`` among
+  its ``architecture.input_modalities`` is refused before anything is sent; one it does
+  not list, or a catalogue that cannot be read, is left to the router to judge.
 * **Model ids** are validated first (``_hf_router.parse_model_id``): a Hub repository id,
   optionally ``@revision`` or one router suffix; nothing else reaches a URL path.
 * **Model list**: the built-in models plus trending ones from ``GET {hub_url}/api/models``
@@ -97,6 +103,7 @@ from ._tgi import (
     parse_generated,
     wait_for_model,
 )
+from ._vision import images_of, refuse_images
 
 __all__ = ["ROUTER_MODELS", "HuggingFace"]
 
@@ -156,6 +163,7 @@ class HuggingFace(Provider):
             Capability.TOOLS,
             Capability.STRUCTURED_OUTPUT,
             Capability.EMBEDDINGS,
+            Capability.VISION,
         }
     )
     parameters: ClassVar[frozenset[str]] = PARAMETERS
@@ -306,12 +314,47 @@ class HuggingFace(Provider):
             f"{self.name}: {text}", provider=self.name, model=model, param=param
         )
 
+    @classmethod
+    def declared_vision(cls, model: str) -> bool | None:
+        """``False`` for an image-generation model; else unknown until the router says."""
+        return False if model in cls.image_models else None
+
+    def vision(self, model: str) -> bool | None:
+        """The router's cached catalogue row's ``vision``, when it lists ``model``."""
+        declared = self.declared_vision(model)
+        row = self.catalog.cached(model)
+        return row.vision if declared is None and row is not None else declared
+
+    async def _check_images(self, request: ChatRequest, model: str, api: str) -> None:
+        """Refuse images the route or (as the catalogue says) the model cannot take."""
+        if api != "router":
+            raise refuse_images(
+                request,
+                self.name,
+                "the Inference API's text-generation route (api='inference') takes no "
+                "images; use the router (api='router')",
+            )
+        try:
+            await self.catalog.models()
+        except errors.ProviderError as exc:
+            log.info("%s: catalogue unavailable for the vision check: %s", self.name, exc)
+            return
+        if self.vision(model) is False:
+            raise refuse_images(
+                request,
+                self.name,
+                f"the router's catalogue lists {model.partition(':')[0]} without image input",
+            )
+
     async def stream(self, request: ChatRequest) -> AsyncGenerator[Event, None]:
         """Stream the answer to ``request`` (see the module docstring)."""
         model = request.model or self.default_model
         hub_id = parse_model_id(model, self.name)
+        images = bool(images_of(request))
         api = self._api(request.options, hub_id, self._routed(request, hub_id))
         with translate_errors(self.name, model):
+            if images:
+                await self._check_images(request, model, api)
             if api == "router":
                 source = stream_chat(
                     self._http,
@@ -351,10 +394,12 @@ class HuggingFace(Provider):
         """Whether a chat request goes to the router when no ``api`` option says.
 
         One of ``ROUTER_MODELS``, or a request the Inference API's generate route cannot
-        carry: tools, tool calls or results in the messages, forwarded OpenAI fields.
+        carry: tools, tool calls or results in the messages, forwarded OpenAI fields,
+        images.
         """
         return (
             hub_id.repo in ROUTER_MODELS
+            or bool(images_of(request))
             or bool(request.tools)
             or bool(request.passthrough)
             or any(m.tool_calls or m.role == "tool" for m in request.messages)

@@ -10,7 +10,10 @@ OpenAI's model object is ``{"id", "object": "model", "created", "owned_by"}``
   ``/v1/images/generations``);
 * ``ready``: ``False`` when no candidate can be used on this server (each one's provider
   needs a key the server lacks);
-* ``vision``: whether its provider takes images in messages (``image_url`` parts);
+* ``vision``: whether the model takes images in messages (``image_url`` parts):
+  ``false`` when its provider takes none, else per model as the provider knows it now
+  (``AsyncClient.model_vision``: a configured row's ``vision``, the router's cached
+  catalogue, a discovered Space), ``null`` while unknown;
 * ``alias_of``: for an alias, its chain of ``provider:model`` references.
 
 The list also carries ``providers``: ``[{"name", "label", "auth", "key_set",
@@ -20,7 +23,7 @@ from; never a key).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import llmrelay
@@ -43,8 +46,12 @@ def describe_model(
     entry: dict[str, Any],
     providers: Mapping[str, llmrelay.ProviderDescription],
     aliases: Mapping[str, Sequence[str]],
+    vision: Callable[[str], bool | None] | None = None,
 ) -> dict[str, Any]:
     """``entry`` (an OpenAI model object as a dict) described.
+
+    ``vision`` answers per model reference (``AsyncClient.model_vision``); without it,
+    the provider's capability.
 
     Returns:
         A copy with ``provider``, ``kind``, ``ready``, ``vision`` and, for an alias, ``alias_of``
@@ -59,11 +66,26 @@ def describe_model(
         "provider": first_provider if first is not None else entry.get("owned_by"),
         "kind": _kind(first, first_model),
         "ready": any(_ready(providers.get(ref.partition(":")[0])) for ref in refs),
-        "vision": first is not None and "vision" in first.capabilities,
+        "vision": _vision(first, refs[0], vision),
     }
     if chain:
         extra["alias_of"] = chain
     return {**entry, **extra}
+
+
+def _vision(
+    first: llmrelay.ProviderDescription | None,
+    ref: str,
+    vision: Callable[[str], bool | None] | None,
+) -> bool | None:
+    if first is None or "vision" not in first.capabilities:
+        return False
+    if vision is None:
+        return True
+    try:
+        return vision(ref)
+    except llmrelay.LLMRelayError:
+        return None
 
 
 def describe_models(client: Any, listed: Any) -> dict[str, Any]:
@@ -80,7 +102,9 @@ def describe_models(client: Any, listed: Any) -> dict[str, Any]:
     providers = {d.name: d for d in descriptions}
     aliases = client.aliases()
     body: dict[str, Any] = listed.model_dump(mode="json")
-    body["data"] = [describe_model(entry, providers, aliases) for entry in body["data"]]
+    body["data"] = [
+        describe_model(entry, providers, aliases, client.model_vision) for entry in body["data"]
+    ]
     body["providers"] = [
         {
             "name": d.name,

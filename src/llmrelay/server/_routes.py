@@ -58,7 +58,7 @@ async def list_models(request: Request, live: bool = False) -> Response:
     except Exception as exc:
         return _failed(request, "models", exc, started)
     _done(request, "models", started)
-    body["data"].extend(rows)
+    body["data"].extend({**row, "vision": row["llmrelay"]["vision"]} for row in rows)
     return JSONResponse(body)
 
 
@@ -73,7 +73,9 @@ async def retrieve_model(request: Request, model_id: str) -> Response:
     try:
         model = await client.models.retrieve(model_id)
         providers: dict[str, llmrelay.ProviderDescription] = {d.name: d for d in client.providers()}
-        body = describe_model(model.model_dump(mode="json"), providers, client.aliases())
+        body = describe_model(
+            model.model_dump(mode="json"), providers, client.aliases(), client.model_vision
+        )
     except Exception as exc:
         return _failed(request, "models", exc, started)
     _done(request, "models", started)

@@ -34,9 +34,10 @@ class _Lenient(BaseModel):
 
 
 class ImageURL(_Lenient):
-    """``{"url": "https://..." | "data:..."}``."""
+    """``{"url": "https://..." | "data:...", "detail"?: "auto" | "low" | "high"}``."""
 
     url: Annotated[str, Field(min_length=1, max_length=_MAX_TEXT)]
+    detail: Annotated[str, Field(min_length=1, max_length=32)] | None = None
 
 
 class ContentPart(_Lenient):

@@ -382,9 +382,23 @@ function fillModels() {
 
 let pending = [];               // data URLs to send with the next message
 
+// `vision` null: not known until the provider has asked its service (a Space's chat
+// input, the router's catalogue). Such a model is offered images: one that takes none
+// is refused by the server (a 400 naming messages[i]) and the images are given back.
 function visionModel() {
   const m = catalogue.data.find((x) => x.id === ui.model.value);
-  return Boolean(m && m.vision && (chat.mode || "chat") === "chat");
+  return Boolean(m && m.vision !== false && (chat.mode || "chat") === "chat");
+}
+
+const visionAsked = new Set();  // models whose unknown vision was asked again after an answer
+
+// After an answer from a model whose vision was not known: the catalogue once more
+// (the provider may have learnt it, e.g. by discovering the Space), once per model.
+function learnVision(model) {
+  const m = catalogue.data.find((x) => x.id === model);
+  if (!m || m.vision !== null || visionAsked.has(model)) return;
+  visionAsked.add(model);
+  loadModels();
 }
 
 function showAttach() {
@@ -482,6 +496,7 @@ async function answer(c, fresh) {
       const asked = views.get(question);
       if (asked) asked.remove();
       if (c === chat && !ui.prompt.value) ui.prompt.value = question.content;
+      if (c === chat && question.images && !pending.length) setPending(question.images);
     }
   };
   const fail = (error) => {
@@ -519,6 +534,7 @@ async function answer(c, fresh) {
     setBusy(false);
     if (c === chat) markRetry();
     keep(c);
+    if (c === chat && !image) learnVision(ui.model.value);
   }
 }
 
