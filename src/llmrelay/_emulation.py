@@ -193,16 +193,24 @@ def _with_instructions(
     if system_prompt:
         for index, message in enumerate(messages):
             if message.role == "system":
-                joined = f"{message.content}\n\n{text}" if message.content else text
-                messages[index] = replace(message, content=joined)
+                messages[index] = _joined(message, f"\n\n{text}" if message.content else text)
                 return tuple(messages)
         return (Message("system", text), *messages)
     for index in range(len(messages) - 1, -1, -1):
         message = messages[index]
         if message.role == "user":
-            messages[index] = replace(message, content=f"{text}\n\n{message.content}")
+            messages[index] = _joined(message, f"{text}\n\n", before=True)
             return tuple(messages)
     return (Message("user", text), *messages)
+
+
+def _joined(message: Message, text: str, *, before: bool = False) -> Message:
+    """``message`` with ``text`` before or after its text (its image parts kept in place)."""
+    content = text + message.content if before else message.content + text
+    if not message.parts:
+        return replace(message, content=content)
+    parts = (text, *message.parts) if before else (*message.parts, text)
+    return replace(message, content=content, parts=parts)
 
 
 @dataclass(frozen=True, slots=True)

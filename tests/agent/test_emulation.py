@@ -335,3 +335,20 @@ def test_the_server_gives_openai_shapes_for_emulated_calls(tmp_path: Path) -> No
         assert refused.status_code == 502
         assert refused.headers["x-should-retry"] == "false"
         assert "emulated tool_calls" in refused.json()["error"]["message"]
+
+
+def test_the_instructions_keep_a_message_s_image_parts_in_place() -> None:
+    from llmrelay._emulation import _with_instructions
+    from llmrelay.types import ImagePart, Message
+
+    image = ImagePart("data:image/png;base64,iVBORw0KGgo=")
+    user = Message("user", "", parts=("What is ", image, " this?"))
+    [first] = _with_instructions([user], "TOOLS", system_prompt=False)
+    assert first.parts == ("TOOLS\n\n", "What is ", image, " this?")
+    assert first.content == "TOOLS\n\nWhat is  this?"
+    assert first.images == (image.url,)
+    system, second = _with_instructions(
+        [Message("system", "Be brief."), user], "TOOLS", system_prompt=True
+    )
+    assert system.content == "Be brief.\n\nTOOLS"
+    assert second == user
