@@ -27,7 +27,7 @@ from typing import Any
 
 import httpx
 
-from . import errors
+from . import _json, errors
 from ._sse import DEFAULT_MAX_LINE, LineTooLong, NDJSONLineDecoder, SSEDecoder, SSEvent
 from ._transport import make_http_client, map_httpx_error, translate_errors
 
@@ -382,14 +382,14 @@ async def read_bounded(
 
 
 def loads(data: str | bytes, *, provider: str, model: str | None, what: str = "payload") -> Any:
-    """``json.loads`` whose every failure is a ``ProtocolError``.
+    """``json.loads`` whose every failure is a ``ProtocolError`` (``llmrelay._json.loads``).
 
     Covers malformed JSON, invalid UTF-8 and nesting too deep for the parser. The
     message says what was malformed and its size, never its content (an upstream frame
     is not relayed); the first 2000 characters are in the error's ``body``.
     """
     try:
-        return json.loads(data)
+        return _json.loads(data)
     except (ValueError, RecursionError) as exc:
         text = data if isinstance(data, str) else data[:2000].decode("utf-8", "replace")
         reason = "nested too deeply" if isinstance(exc, RecursionError) else "not valid JSON"

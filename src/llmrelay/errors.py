@@ -234,8 +234,8 @@ class InvalidRequestError(ProviderError):
     is sent; ``param`` names it, as OpenAI's error object does.
 
     Attributes:
-        param: the request field at fault, as OpenAI's error ``param`` (``"tools"``,
-            ``"messages[2]"``, ``"dimensions"``, ...), or ``None``.
+        param: the request field at fault (``"tools"``, ``"messages[2]"``,
+            ``"dimensions"``, ...), or ``None``.
     """
 
     def __init__(self, message: str, *, param: str | None = None, **kwargs: object) -> None:

@@ -1,5 +1,9 @@
 """What every wire shape's streaming shares: JSON strings, the encoder seam, the SSE stream.
 
+``json_string`` is ``llmrelay._json.string`` (a ``str`` as a JSON string in UTF-8,
+U+2028, U+2029 and U+0085 escaped; ``orjson`` when installed, byte for byte the
+standard library's output).
+
 ``AsyncSSEStream`` reads one opened turn (an ``AsyncChatStream``) and gives the SSE frames
 (bytes) a shape's encoder (``SSEEncoder``) writes for its events: the frames of the
 events, then the encoder's ``tail()`` (e.g. OpenAI's usage chunk), then its
@@ -9,9 +13,9 @@ its response head. The SSE format: https://html.spec.whatwg.org/multipage/server
 
 from __future__ import annotations
 
-from json.encoder import encode_basestring
 from typing import TYPE_CHECKING, Protocol
 
+from .._json import string as json_string
 from .._turn import is_content
 from ..types import Event, Usage
 
@@ -20,25 +24,6 @@ if TYPE_CHECKING:
     from .._stream import AsyncChatStream
 
 __all__ = ["AsyncSSEStream", "SSEEncoder", "json_string"]
-
-_LINE_BREAKS = ("\u2028", "\u2029", "\x85")
-
-
-def json_string(text: str) -> bytes:
-    """``text`` as a JSON string (UTF-8; U+2028, U+2029 and U+0085 escaped).
-
-    Escaping those three keeps a frame on one line for a client that splits lines with
-    ``str.splitlines`` (they are JSON-equal to the raw characters).
-
-    Raises:
-        UnicodeEncodeError: ``text`` holds a lone surrogate (not UTF-8).
-    """
-    encoded: str = encode_basestring(text)
-    if not encoded.isascii():
-        for char in _LINE_BREAKS:
-            if char in encoded:
-                encoded = encoded.replace(char, f"\\u{ord(char):04x}")
-    return encoded.encode()
 
 
 class SSEEncoder(Protocol):

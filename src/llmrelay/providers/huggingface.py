@@ -394,8 +394,8 @@ class HuggingFace(Provider):
         """Whether a chat request goes to the router when no ``api`` option says.
 
         One of ``ROUTER_MODELS``, or a request the Inference API's generate route cannot
-        carry: tools, tool calls or results in the messages, forwarded OpenAI fields,
-        images.
+        carry: images, tools, tool calls or results in the messages, forwarded OpenAI
+        fields.
         """
         return (
             hub_id.repo in ROUTER_MODELS
