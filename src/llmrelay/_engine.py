@@ -17,7 +17,10 @@ The chat open phase (``open_chat``) runs each candidate up to its first *content
 is the commit point. Before it a candidate's failure falls back to the next one (even if
 it already sent ``ConversationState`` or ``Usage``); after it, the stream
 (``llmrelay._stream``) owns the provider's generator, the finish rules and the
-interruption. ``generate_images`` runs the same policy for images: ``n`` requests to one
+interruption. A request with tools or a JSON response format that the provider cannot
+honour natively is emulated (``llmrelay._emulation``) when the call or the
+``tool_emulation`` setting asks for it, else refused before anything is sent.
+``generate_images`` runs the same policy for images: ``n`` requests to one
 candidate at a time, in a task group (one failure cancels its siblings).
 """
 
@@ -33,6 +36,7 @@ import anyio
 import httpx
 
 from . import errors
+from ._emulation import Emulation, needs_emulation
 from ._fields import refusal_reason
 from ._http import map_httpx_error
 from ._redact import Secrets
@@ -370,8 +374,11 @@ class Engine:
         """Run one candidate up to its first content event (or its finish)."""
         deadline = self.deadline(time.monotonic(), total_deadline)
         request = self.chat_request(target, turn, deadline)
-        await provider.check_request(request)  # tools, response format: before sending
-        agen = provider.stream(request)
+        if self._emulates(target, turn) and needs_emulation(request, provider.capabilities):
+            agen = (await Emulation.prepare(provider, request)).stream()
+        else:
+            await provider.check_request(request)  # tools, response format: before sending
+            agen = provider.stream(request)
         buffered: list[Event] = []
         try:
             with anyio.move_on_after(deadline - time.monotonic() if deadline is not None else None):
@@ -394,6 +401,12 @@ class Engine:
             if mapped is not None:
                 raise mapped from exc
             raise
+
+    def _emulates(self, target: Target, turn: Turn) -> bool:
+        """Whether tools and JSON answers are emulated for ``target`` (if not native)."""
+        if turn.tool_emulation is not None:
+            return turn.tool_emulation
+        return self.settings.emulates(target.provider, turn.model)
 
     def _open_timeout(self, target: Target, total: bool) -> errors.ProviderTimeout:
         timeouts = self.settings.timeouts

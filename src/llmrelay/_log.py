@@ -99,6 +99,8 @@ class LogEntry:
         error: error message when the turn failed.
         datetime_utc: ISO 8601 time of the request (set when logged).
         id: row id (set when logged).
+        tool_calls: the answer's tool calls, ``{"id", "name", "arguments"}`` each (the
+            arguments as the model wrote them: JSON text), or ``None``.
         uid: unique id of the exchange, 32 hex digits (set when logged or queued); a write
             whose ``uid`` is stored already adds no row (``ExchangeLog.add_many``).
     """
@@ -120,6 +122,7 @@ class LogEntry:
     datetime_utc: str | None = None
     id: int | None = None
     uid: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable dict of every field."""
@@ -448,6 +451,8 @@ def _row(entry: LogEntry, now: str) -> dict[str, Any]:
     entry.uid = entry.uid or uuid.uuid4().hex
     values = {k: v for k, v in entry.to_dict().items() if k not in ("id", "usage", "attempts")}
     values["attempts"] = json.dumps(entry.attempts, ensure_ascii=False)
+    calls = entry.tool_calls
+    values["tool_calls"] = json.dumps(calls, ensure_ascii=False) if calls else None
     for name in _USAGE:
         values[name] = (entry.usage or {}).get(name)
     return values
@@ -460,8 +465,13 @@ def _entry(row: dict[str, Any]) -> LogEntry:
     except ValueError:
         attempts = []
     usage = {name: values.pop(name) for name in _USAGE}
+    try:
+        calls = json.loads(values.pop("tool_calls", None) or "null")
+    except ValueError:
+        calls = None
     return LogEntry(
         **values,
+        tool_calls=calls if isinstance(calls, list) else None,
         attempts=attempts if isinstance(attempts, list) else [],
         usage=usage if any(v is not None for v in usage.values()) else None,
     )

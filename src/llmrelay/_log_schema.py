@@ -133,11 +133,20 @@ def m004_responses(conn: Connection) -> None:
     metadata.create_all(conn)
 
 
+def m005_tool_calls(conn: Connection) -> None:
+    """The tool calls of an answer: a JSON list of ``{"id", "name", "arguments"}``.
+
+    ``NULL`` for an answer without calls and for rows written before.
+    """
+    conn.execute(text("ALTER TABLE exchanges ADD COLUMN tool_calls TEXT"))
+
+
 MIGRATIONS: tuple[tuple[str, Callable[[Connection], None]], ...] = (
     ("m001_initial", m001_initial),
     ("m002_sqlite_fts", m002_sqlite_fts),
     ("m003_exchange_uid", m003_exchange_uid),
     ("m004_responses", m004_responses),
+    ("m005_tool_calls", m005_tool_calls),
 )
 
 
@@ -145,6 +154,7 @@ def current_tables() -> tuple[Table, Table]:
     """``(conversations, exchanges)`` as the last migration leaves them."""
     conversations, exchanges = _v1(MetaData())
     exchanges.append_column(Column("uid", String(32), unique=True))
+    exchanges.append_column(Column("tool_calls", Text))  # JSON list, or NULL
     return conversations, exchanges
 
 

@@ -72,6 +72,10 @@ class ChatParams(TypedDict, total=False):
             "json_schema": {...}}`` (or a ``ResponseFormat``).
         frequency_penalty: OpenAI's frequency penalty, -2 to 2.
         presence_penalty: OpenAI's presence penalty, -2 to 2.
+        tool_emulation: ``True``: a provider without native tools or JSON answers gets
+            them emulated (described in the prompt, the answer parsed and validated:
+            ``llmrelay._emulation``); ``False``: refused there; ``None``: as the
+            ``tool_emulation`` setting says for the provider or alias.
     """
 
     model: str | None
@@ -90,6 +94,7 @@ class ChatParams(TypedDict, total=False):
     response_format: ResponseFormatInput | None
     frequency_penalty: float | None
     presence_penalty: float | None
+    tool_emulation: bool | None
 
 
 class CompletionCreateParams(TypedDict, total=False):

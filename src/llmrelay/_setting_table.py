@@ -71,7 +71,9 @@ class Setting:
         type: how a value is read and checked: ``"text"``, ``"path"``, ``"bool"``,
             ``"seconds"`` (zero or more), ``"timeout"`` (more than zero), ``"url"``
             (http or https), ``"secret"`` (never shown), ``"switch"`` (on unless
-            ``0``/``false``/``no``/``off``) or ``"aliases"``.
+            ``0``/``false``/``no``/``off``), ``"aliases"`` or ``"names"`` (provider or
+            alias names: a list in the config file, comma-separated in a variable;
+            ``true``/``1`` is every one, ``"*"``).
         default: the value when nothing sets it.
         scope: ``"client"`` (resolved for each client by ``Settings.load``) or
             ``"process"`` (read from the environment by ``read``).
@@ -129,6 +131,14 @@ SETTINGS: Final[tuple[Setting, ...]] = (
     Setting("transport", "transport", ("LLMRELAY_TRANSPORT",), ("transport",), "text", "httpx"),
     *(_timeout_row(name) for name in TIMEOUT_DEFAULTS),
     Setting("aliases", None, (), ("aliases",), "aliases", MappingProxyType({})),
+    Setting(
+        "tool_emulation",
+        None,
+        ("LLMRELAY_TOOL_EMULATION",),
+        ("tool_emulation",),
+        "names",
+        frozenset(),
+    ),
     Setting("config", "config_path", ("LLMRELAY_CONFIG",), (), "path", None, "process"),
     Setting("home", None, ("LLMRELAY_HOME",), (), "path", None, "process"),
     Setting("database_url", None, ("LLMRELAY_DATABASE_URL",), (), "text", None, "process"),
@@ -275,6 +285,25 @@ def _aliases_key(value: Any, file: str, row: Setting) -> dict[str, tuple[str, ..
     return _aliases(value, file)
 
 
+def _as_names(text: str, variable: str) -> frozenset[str]:
+    word = text.strip().lower()
+    if word in _ON:
+        return frozenset({"*"})
+    if word in _OFF:
+        return frozenset()
+    return frozenset(name.strip() for name in text.split(",") if name.strip())
+
+
+def _names_key(value: Any, file: str, row: Setting) -> frozenset[str]:
+    if isinstance(value, bool):
+        return frozenset({"*"}) if value else frozenset()
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise errors.ConfigError(
+            f"{file}: {row.config_name} must be true, false or a list of provider or alias names"
+        )
+    return frozenset(value)
+
+
 _VariableReader = Callable[[str, str], Any]
 _KeyReader = Callable[[Any, str, Setting], Any]
 
@@ -289,6 +318,7 @@ TYPES: Final[Mapping[str, tuple[_VariableReader | None, _KeyReader | None]]] = M
         "url": (_as_url, _url_key),
         "secret": (_as_text, _secret_key),
         "aliases": (None, _aliases_key),
+        "names": (_as_names, _names_key),
     }
 )
 """Setting type -> (reader of an environment variable's text, reader of a config value):

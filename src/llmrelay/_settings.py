@@ -17,6 +17,8 @@ endpoint names upper-cased, e.g. ``LLMRELAY_HUGGINGFACE_HUB_URL``):
     ``LLMRELAY_MODEL``                default model reference
     ``LLMRELAY_STRICT``               ``1``: unsupported parameters are errors
     ``LLMRELAY_COOLDOWN``             seconds a failing candidate waits at the back
+    ``LLMRELAY_TOOL_EMULATION``       ``1``, or provider/alias names (``hf_spaces,fast``):
+                                      tools and JSON answers emulated where not native
     ``LLMRELAY_TRANSPORT``            ``httpx`` (default), ``aiohttp`` or ``auto``
     ``LLMRELAY_CONFIG``               path of the config file
     ``LLMRELAY_HOME``                 directory of the keys file and the exchange log
@@ -43,12 +45,15 @@ Config file (TOML; default ``<user config dir>/llmrelay/config.toml``)::
     first_token = 120
     total = 600
 
+    tool_emulation = ["fast"]            # provider or alias names, or true for all
+
     [aliases]
     fast = ["ai2:tulu3-405b", "hf_spaces:qwen-2-72b"]
 
     [providers.hf_spaces]
     base_url = "http://127.0.0.1:7860"
     api_key = "hf_..."
+    tool_emulation = true                # tools and JSON answers emulated (llmrelay._emulation)
 
     [providers.local]                    # a configured provider of a known kind
     kind = "openai"
@@ -216,6 +221,9 @@ class Settings:
             service cannot take (under ``ImageFetchPolicy``; never by default).
         transport: the HTTP transport, ``"httpx"``, ``"aiohttp"`` or ``"auto"``.
         aliases: user aliases from the config file: name -> model references.
+        tool_emulation: the providers and aliases whose requests with tools or a JSON
+            response format are emulated where not native (``"*"``: all), from
+            ``tool_emulation`` and ``[providers.<name>] tool_emulation = true``.
         config_path: the config file read, if any.
     """
 
@@ -232,6 +240,7 @@ class Settings:
     allow_image_fetch: bool = False
     transport: str = "httpx"
     aliases: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    tool_emulation: frozenset[str] = frozenset()
     config_path: Path | None = None
     _keys: Mapping[str, str] = field(default_factory=dict, repr=False)
 
@@ -341,9 +350,18 @@ class Settings:
             allow_image_fetch=values["allow_image_fetch"],
             transport=_transport(values, origins, transport),
             aliases=values["aliases"],
+            tool_emulation=values["tool_emulation"] | _emulated_providers(doc, where),
             config_path=config_path if config and config_path else None,
             _keys=keys,
         )
+
+    def emulates(self, provider: str, ref: str | None) -> bool:
+        """Whether tools and JSON answers are emulated for ``provider`` asked as ``ref``.
+
+        ``ref`` is the model reference asked for (an alias name counts).
+        """
+        names = self.tool_emulation
+        return "*" in names or provider in names or (ref is not None and ref in names)
 
     def with_providers(
         self, providers: Mapping[str, ProviderSettingsSpec], env: Mapping[str, str] | None = None
@@ -436,7 +454,7 @@ def _check_document(
                 + _did_you_mean(name, providers)
                 + f'; valid providers: {", ".join(providers)} (or add kind = "openai")'
             )
-        known = {*spec.endpoints, "api_key", *spec.config_keys}
+        known = {*spec.endpoints, "api_key", "tool_emulation", *spec.config_keys}
         _check_table(table, f"[providers.{name}]", known, where)
 
 
@@ -600,6 +618,20 @@ def _resolve_providers(
                 keys[name] = file_keys[name]
                 key_sources[name] = f"keys file {keys_path(sources.env)}"
     return urls, keys, endpoint_sources, key_sources
+
+
+def _emulated_providers(doc: Mapping[str, Any], where: str) -> frozenset[str]:
+    """The providers whose config table says ``tool_emulation = true``."""
+    names = []
+    for name, table in doc.get("providers", {}).items():
+        value = table.get("tool_emulation", False)
+        if not isinstance(value, bool):
+            raise errors.ConfigError(
+                f"{where}: [providers.{name}] tool_emulation must be true or false"
+            )
+        if value:
+            names.append(str(name))
+    return frozenset(names)
 
 
 def _timeouts(values: Mapping[str, Any]) -> Timeouts:

@@ -52,6 +52,7 @@ class Turn:
         response_format: the answer's form, or ``None``.
         asked: OpenAI fields to forward to a provider that ``forwards`` them, or to
             refuse (``llmrelay._fields``), name -> value.
+        tool_emulation: the call's ``tool_emulation`` (``None``: the setting decides).
     """
 
     messages: tuple[Message, ...]
@@ -66,6 +67,7 @@ class Turn:
     parallel_tool_calls: bool | None = None
     response_format: ResponseFormat | None = None
     asked: Mapping[str, Any] = field(default_factory=dict)
+    tool_emulation: bool | None = None
 
     @classmethod
     def build(
@@ -127,7 +129,16 @@ class Turn:
                 params.get("response_format"), ResponseFormat.from_openai, "response_format"
             ),
             asked=dict(asked or {}),
+            tool_emulation=_emulation_flag(params.get("tool_emulation")),
         )
+
+
+def _emulation_flag(value: Any) -> bool | None:
+    if value is not None and not isinstance(value, bool):
+        raise errors.ConfigError(
+            "tool_emulation must be True, False or None", param="tool_emulation"
+        )
+    return value
 
 
 def _history(

@@ -47,6 +47,7 @@ __all__ = [
     "CaptchaRequired",
     "ClientClosed",
     "ConfigError",
+    "InvalidOutputError",
     "InvalidRequestError",
     "LLMRelayError",
     "MissingCredentialsError",
@@ -272,6 +273,25 @@ class TransportError(ProviderError):
 
 class ProtocolError(ProviderError):
     """The provider sent something that does not follow its protocol."""
+
+
+class InvalidOutputError(ProtocolError):
+    """An emulated tool call or structured answer the model got wrong (tool emulation).
+
+    With tool emulation (``llmrelay._emulation``) the model is asked, in its prompt, to
+    answer with a tool-call block or with JSON; an answer that does not parse, names no
+    offered tool, breaks ``tool_choice`` or ``parallel_tool_calls``, or whose arguments
+    (or JSON) fail the JSON Schema is this error, never text passed off as a call. It is
+    not retried (asking again costs a request and may fail the same way); a caller may.
+
+    Attributes:
+        param: what was wrong: ``"tool_calls"`` or ``"response_format"``.
+        body: the model's whole answer (bounded like every ``body``), to inspect.
+    """
+
+    def __init__(self, message: str, *, param: str, **kwargs: object) -> None:
+        self.param = param
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
 
 
 class StreamInterrupted(LLMRelayError):

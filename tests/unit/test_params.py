@@ -42,6 +42,7 @@ CHAT = {
     "response_format",
     "frequency_penalty",
     "presence_penalty",
+    "tool_emulation",
 }
 
 

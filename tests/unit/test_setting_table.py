@@ -31,6 +31,7 @@ SAMPLES: dict[str, tuple[str, Any, Any]] = {
     "bool": ("1", True, True),
     "seconds": ("7", 8, 9.0),
     "timeout": ("7", 8, 9.0),
+    "names": ("alpha,fast", ["beta"], None),
 }
 EXPECTED: dict[str, tuple[Any, Any, Any]] = {
     "text": ("from-env", "from-config", "from-argument"),
@@ -38,6 +39,7 @@ EXPECTED: dict[str, tuple[Any, Any, Any]] = {
     "bool": (True, True, True),
     "seconds": (7.0, 8.0, 9.0),
     "timeout": (7.0, 8.0, 9.0),
+    "names": (frozenset({"alpha", "fast"}), frozenset({"beta"}), None),
 }
 
 
@@ -194,6 +196,7 @@ def test_the_config_file_accepts_every_key_of_the_table_and_no_other() -> None:
         "aliases",
         "allow_image_fetch",
         "transport",
+        "tool_emulation",
     }
     for reserved in ("log", "server"):  # reserved tables stay accepted
         Settings.load(providers=SPECS, config={reserved: {}}, env={})
@@ -265,7 +268,7 @@ def test_every_documented_config_key_is_read_by_a_row() -> None:
     keys = {row.key[0] for row in CLIENT_ROWS if row.key} | {"providers"}
     named = set(re.findall(r"^\s*([a-z_]+) = ", doc, flags=re.MULTILINE))
     named |= set(re.findall(r"^\s*\[([a-z_]+)[\].]", doc + readme, flags=re.MULTILINE))
-    providers_keys = {"base_url", "api_key", "kind", "hub_url", "models"}
+    providers_keys = {"base_url", "api_key", "kind", "hub_url", "models", "tool_emulation"}
     timeouts = {"connect", "read", "first_token", "total"}
     alias_names = {"fast"}
     assert named - keys - providers_keys - timeouts - alias_names == set()

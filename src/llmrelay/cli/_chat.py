@@ -20,6 +20,7 @@ from ._common import (
     verbose_option,
 )
 from ._options import resolve_options
+from ._schema import parse_schema, parse_tool
 from ._text import decode_argument, decode_bytes
 
 if TYPE_CHECKING:  # loaded when a chat runs, not for --help (asyncio alone is ~40 ms)
@@ -134,6 +135,31 @@ async def _open_client(kwargs: dict[str, Any]) -> llmrelay.AsyncClient:
 @click.option(
     "--events", is_flag=True, help="Print every event as one JSON object per line (type field)."
 )
+@click.option(
+    "--schema",
+    "schema_text",
+    help="Answer as JSON following this schema (JSON, or llm's 'name, age int, bio: text'); "
+    "printed as JSON.",
+)
+@click.option(
+    "--schema-file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Like --schema, the schema read from a file.",
+)
+@click.option(
+    "--tool",
+    "tool_texts",
+    multiple=True,
+    metavar="JSON",
+    help='A tool the model may call: {"name", "description", "parameters"}; calls are '
+    "printed as JSON lines.",
+)
+@click.option(
+    "--tool-emulation",
+    is_flag=True,
+    help="Emulate tools and --schema on providers without them (described in the prompt, "
+    "the answer validated).",
+)
 @click.option("--no-log", is_flag=True, help="Do not log this exchange.")
 @click.option(
     "--encoding", help="Encoding of piped input and arguments (default UTF-8), e.g. latin-1."
@@ -164,6 +190,10 @@ def chat(
     no_stream: bool,
     usage: bool,
     events: bool,
+    schema_text: str | None,
+    schema_file: str | None,
+    tool_texts: tuple[str, ...],
+    tool_emulation: bool,
     no_log: bool,
     encoding: str | None,
     proxy: str | None,
@@ -188,6 +218,7 @@ def chat(
         raise click.UsageError("--events needs a PROMPT (or piped input)")
     if system is not None:
         system = decode_argument(system, encoding, "the --system argument")
+    schema = _schema(schema_text, schema_file)
     options = TurnOptions(
         model=model,
         system=system,
@@ -196,6 +227,9 @@ def chat(
         events=events,
         stream=not no_stream,
         usage=usage,
+        schema=schema,
+        tools=[parse_tool(text) for text in tool_texts],
+        tool_emulation=True if tool_emulation else None,
     )
     log = TurnLog(write=not no_log and logging_enabled())
     try:
@@ -218,6 +252,16 @@ def chat(
         sys.exit(130)
     finally:
         log.close()
+
+
+def _schema(text: str | None, path: str | None) -> dict[str, Any] | None:
+    """The ``--schema`` / ``--schema-file`` schema, or ``None``."""
+    if text is not None and path is not None:
+        raise click.UsageError("give --schema or --schema-file, not both")
+    if path is not None:
+        with open(path, "rb") as handle:
+            return parse_schema(decode_bytes(handle.read(), None, path), "--schema-file")
+    return parse_schema(text) if text is not None else None
 
 
 def _session(

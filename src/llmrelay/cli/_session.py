@@ -18,12 +18,13 @@ import llmrelay
 from llmrelay.log import ExchangeLog, LogEntry, LogError
 
 from ._common import describe_error, warn
+from ._schema import response_format
 from ._text import StatusLine, queued_text
 
 __all__ = ["ChatSession", "Output", "TurnLog", "TurnOptions", "run_turn"]
 
 logger = logging.getLogger("llmrelay.cli")
-_CONTENT = (str, llmrelay.Reasoning, llmrelay.ImageResult)
+_CONTENT = (str, llmrelay.Reasoning, llmrelay.ImageResult, llmrelay.ToolCallDelta)
 
 
 class TurnLog:
@@ -123,6 +124,10 @@ class TurnOptions:
     stream: bool = True
     usage: bool = False
     proxy: str | None = None
+    schema: dict[str, Any] | None = None
+    """``--schema``: the answer is JSON following it, printed as JSON."""
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    tool_emulation: bool | None = None
     descriptions: list[llmrelay.ProviderDescription] = field(default_factory=list)
     describe: Callable[[], list[llmrelay.ProviderDescription]] | None = None
     """Gives ``descriptions`` when an error first needs them (``client.providers``)."""
@@ -149,6 +154,12 @@ class TurnOptions:
             kwargs["max_tokens"] = self.max_tokens
         if self.options:
             kwargs["options"] = self.options
+        if self.schema is not None:
+            kwargs["response_format"] = response_format(self.schema)
+        if self.tools:
+            kwargs["tools"] = self.tools
+        if self.tool_emulation is not None:
+            kwargs["tool_emulation"] = self.tool_emulation
         return kwargs
 
 
@@ -222,6 +233,7 @@ async def run_turn(
         model_requested=options.model,
     )
     parts: list[str] = []
+    calls = _Calls()
     started = time.monotonic()
     stream = client.stream(messages, **options.call_kwargs(kwargs))
     status = StatusLine()
@@ -239,11 +251,13 @@ async def run_turn(
                 entry.finish_reason = event.reason
             elif isinstance(event, llmrelay.Usage):
                 entry.usage = dataclasses.asdict(event)
+            elif isinstance(event, llmrelay.ToolCallDelta):
+                calls.add(event)
             if options.events:
                 out.json(llmrelay.event_to_dict(event))
             elif isinstance(event, str):
                 parts.append(event)
-                if options.stream:
+                if options.stream and options.schema is None:
                     out.write(event)
         session.finished()
     except (llmrelay.LLMRelayError, asyncio.CancelledError, KeyboardInterrupt) as exc:
@@ -258,19 +272,53 @@ async def run_turn(
         status.clear()
         await stream.aclose()
         entry.answer = "".join(parts)
+        entry.tool_calls = calls.assembled()
         entry.duration_ms = round((time.monotonic() - started) * 1000)
         entry.attempts = _attempts(stream) or (
             [{"provider": entry.provider, "model": entry.model, "outcome": "ok"}]
             if entry.provider and entry.error is None
             else []
         )
-        if not options.stream and not options.events:
-            out.write(entry.answer)
         if not options.events:
-            out.end_line()
+            _print_answer(entry, options, out)
         log.record(entry, session.to_dict(), name=prompt[:80])
         _report(entry, options)
     return entry
+
+
+class _Calls:
+    """Tool calls assembled from their ``ToolCallDelta`` events (by ``index``)."""
+
+    def __init__(self) -> None:
+        self._calls: dict[int, dict[str, Any]] = {}
+
+    def add(self, delta: llmrelay.ToolCallDelta) -> None:
+        call = self._calls.setdefault(delta.index, {"id": None, "name": None, "arguments": ""})
+        call["id"] = call["id"] or delta.id
+        call["name"] = call["name"] or delta.name
+        call["arguments"] += delta.arguments
+
+    def assembled(self) -> list[dict[str, Any]]:
+        """``[{"id", "name", "arguments"}]`` in index order."""
+        return [self._calls[index] for index in sorted(self._calls)]
+
+
+def _print_answer(entry: LogEntry, options: TurnOptions, out: Output) -> None:
+    """What is left to print after the stream: a held answer, the JSON, the calls."""
+    if options.schema is not None and entry.error_type is None and entry.answer:
+        try:
+            value = json.loads(entry.answer)
+        except ValueError:
+            out.write(entry.answer)  # the provider's own (native) answer, as it came
+            out.end_line()
+            click.echo("llmrelay: the answer is not JSON", err=True)
+        else:
+            out.write(json.dumps(value, ensure_ascii=False, indent=2) + "\n")
+    elif not options.stream:
+        out.write(entry.answer)
+    out.end_line()
+    for call in entry.tool_calls or ():
+        out.json({"tool_call": call})
 
 
 def _report(entry: LogEntry, options: TurnOptions) -> None:

@@ -296,8 +296,8 @@ class Provider(ABC):
 
         The default checks ``request``'s tools, tool messages and response format
         against ``capabilities`` (``unsupported_part``). A provider whose support
-        varies by model (the Hugging Face router's catalogue) overrides it; an
-        emulation layer would wrap it.
+        varies by model (the Hugging Face router's catalogue) overrides it; tool
+        emulation (``llmrelay._emulation``) checks the rewritten request with it.
 
         Raises:
             llmrelay.errors.InvalidRequestError: naming the part (``param``) and this
@@ -307,7 +307,8 @@ class Provider(ABC):
         if refused is not None:
             param, what = refused
             raise errors.InvalidRequestError(
-                f"{self.name} cannot honour {what}: it has no native support for it",
+                f"{self.name} cannot honour {what}: it has no native support for it "
+                "(tool_emulation emulates it: see docs/agents.md)",
                 provider=self.name,
                 model=request.model,
                 param=param,

@@ -102,6 +102,7 @@ class _Turn:
         finish_reason: str | None = None,
         error: BaseException | None = None,
         first_token: float | None = None,
+        tool_calls: list[dict[str, Any]] | None = None,
     ) -> None:
         """Hand this exchange to the exchange log's writer (when the server has one).
 
@@ -132,6 +133,7 @@ class _Turn:
             finish_reason=finish_reason,
             error_type=type(error).__name__ if error is not None else None,
             error=scrub(str(error))[:2000] if error is not None else None,
+            tool_calls=tool_calls or None,
         )
         writer.enqueue(entry)
 
@@ -278,10 +280,15 @@ async def _json_reply(
     turn.finish(200)
     provider_name, _, model_name = completion.model.partition(":")
     turn.provider, turn.model = provider_name or None, model_name or None
+    calls = completion.choices[0].message.tool_calls if completion.choices else None
     await turn.record(
         answer or "",
         usage=completion.usage,
         finish_reason=completion.choices[0].finish_reason if completion.choices else None,
+        tool_calls=[
+            {"id": c.id, "name": c.function.name, "arguments": c.function.arguments}
+            for c in calls or ()
+        ],
     )
     headers = {USAGE_HEADER: "estimated"} if completion.usage_estimated else None
     return Response(completion.model_dump_json(), media_type="application/json", headers=headers)
