@@ -13,7 +13,11 @@ endpoint names upper-cased, e.g. ``LLMRELAY_HUGGINGFACE_HUB_URL``):
     ``LLMRELAY_PROXY``                http://, https:// or socks5:// proxy URL
     ``LLMRELAY_CA_BUNDLE``            CA bundle (then ``SSL_CERT_FILE``, ``SSL_CERT_DIR``)
     ``LLMRELAY_CONNECT_TIMEOUT``, ``LLMRELAY_READ_TIMEOUT``,
-    ``LLMRELAY_FIRST_TOKEN_TIMEOUT``, ``LLMRELAY_TOTAL_TIMEOUT``  seconds
+    ``LLMRELAY_FIRST_TOKEN_TIMEOUT``, ``LLMRELAY_TOTAL_TIMEOUT``,
+    ``LLMRELAY_SILENCE_TIMEOUT``, ``LLMRELAY_STALL_TIMEOUT``  seconds
+    ``LLMRELAY_RETRIES``              same-candidate retries before failing over (2)
+    ``LLMRELAY_<NAME>_RETRIES``       the same, for one provider
+    ``LLMRELAY_RESCUE``               ``0``: no mid-stream rescue
     ``LLMRELAY_MODEL``                default model reference
     ``LLMRELAY_STRICT``               ``1``: unsupported parameters are errors
     ``LLMRELAY_COOLDOWN``             seconds a failing candidate waits at the back
@@ -31,19 +35,25 @@ Config file (TOML; default ``<user config dir>/llmrelay/config.toml``)::
     ca_bundle = "/etc/ssl/corp.pem"      # or: verify = false
     strict = false
     cooldown = 30
+    retries = 2
+    rescue = true
 
     [timeouts]
     connect = 10
     read = 120
     first_token = 120
     total = 600
+    silence = 10
+    stall = 30
 
     [aliases]
     fast = ["ai2:tulu3-405b", "hf_spaces:qwen-2-72b"]
+    careful = {models = ["huggingface:Qwen/Qwen2.5-72B-Instruct", "ai2"], retries = 0}
 
     [providers.hf_spaces]
     base_url = "http://127.0.0.1:7860"
     api_key = "hf_..."
+    retries = 1
 
     [providers.local]                    # a configured provider of a known kind
     kind = "openai"
@@ -78,6 +88,7 @@ from ._setting_table import (
     ProviderSettingsSpec,
     Setting,
     Sources,
+    alias_retries,
     default_config_path,
     environ,
     keys_path,
@@ -119,9 +130,22 @@ class Timeouts:
         read: the longest silence allowed between two chunks of a response: an idle
             timeout, so a long generation that keeps streaming is never cut (default 120).
         first_token: from the request to the first content of the answer (text,
-            reasoning or an image), per candidate; heartbeats and queue messages do not
-            count (default 120).
+            reasoning or an image), per candidate, however much the service reports
+            progress (queue positions); heartbeats do not count (default 120).
         total: an upper bound on a whole stream, or ``None`` for none (the default).
+        silence: before the first content, the longest a candidate may stay silent --
+            no progress report (a ``Queued`` event: a Space's queue estimation,
+            Replicate's ``starting``, a declared keep-alive) since the request or the
+            last report -- before the chain moves to the next candidate
+            (``ProviderTimeout(kind="silence")``; never retried on the same candidate).
+            Only when there *is* a next candidate: the last one waits up to
+            ``first_token``. Response headers, an empty role chunk or an undeclared
+            SSE comment are not progress (default 10; ``None``: off).
+        stall: after the first content, the longest wait for the next content event
+            (text, reasoning, an image) -- keep-alives, usage, state or a byte drip do
+            not reset it; time the caller takes between reads does not count
+            (``ProviderTimeout(kind="stall")``, then a rescue or ``StreamInterrupted``
+            with the partial text; default 30; ``None``: off).
 
     Attributes:
         given: the names of the fields given explicitly.
@@ -131,12 +155,14 @@ class Timeouts:
             ``first_token`` and ``total``: no bound).
     """
 
-    __slots__ = ("connect", "first_token", "given", "read", "total")
+    __slots__ = ("connect", "first_token", "given", "read", "silence", "stall", "total")
 
     connect: float
     read: float
     first_token: float | None
     total: float | None
+    silence: float | None
+    stall: float | None
     given: frozenset[str]
 
     def __init__(
@@ -145,8 +171,17 @@ class Timeouts:
         read: float | _Unset = UNSET,
         first_token: float | _Unset | None = UNSET,
         total: float | _Unset | None = UNSET,
+        silence: float | _Unset | None = UNSET,
+        stall: float | _Unset | None = UNSET,
     ) -> None:
-        values = {"connect": connect, "read": read, "first_token": first_token, "total": total}
+        values = {
+            "connect": connect,
+            "read": read,
+            "first_token": first_token,
+            "total": total,
+            "silence": silence,
+            "stall": stall,
+        }
         given = []
         for name, value in values.items():
             if value is UNSET:
@@ -162,7 +197,8 @@ class Timeouts:
     def __repr__(self) -> str:
         return (
             f"Timeouts(connect={self.connect!r}, read={self.read!r}, "
-            f"first_token={self.first_token!r}, total={self.total!r})"
+            f"first_token={self.first_token!r}, total={self.total!r}, "
+            f"silence={self.silence!r}, stall={self.stall!r})"
         )
 
     def __eq__(self, other: object) -> bool:
@@ -174,7 +210,7 @@ class Timeouts:
         return hash(self._values())
 
     def _values(self) -> tuple[float | None, ...]:
-        return (self.connect, self.read, self.first_token, self.total)
+        return (self.connect, self.read, self.first_token, self.total, self.silence, self.stall)
 
 
 def _check_timeout(name: str, value: Any) -> Any:
@@ -185,7 +221,7 @@ def _check_timeout(name: str, value: Any) -> Any:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
         raise ValueError(f"timeout {name} must be a positive number of seconds; got {value!r}")
     if value == float("inf"):
-        return None if name in ("first_token", "total") else 1e9
+        return None if name not in ("connect", "read") else 1e9
     return float(value)
 
 
@@ -206,7 +242,13 @@ class Settings:
         verify: ``True``, ``False`` or a CA bundle path.
         model: default model reference or ``None``.
         strict: whether unsupported request parameters are errors.
-        cooldown: seconds a candidate that failed retryably is tried last.
+        cooldown: the longest a candidate that failed retryably stays at the back of its
+            chain between probes (``llmrelay._router``).
+        retries: same-candidate retries of a transient failure before failing over.
+        provider_retries: provider -> its own ``retries`` (``[providers.NAME] retries``).
+        alias_retries: alias -> its own ``retries`` (``[aliases] NAME = {models, retries}``).
+        rescue: whether a stream broken after its first content is rescued
+            (``llmrelay._rescue``).
         aliases: user aliases from the config file: name -> model references.
         config_path: the config file read, if any.
     """
@@ -221,6 +263,10 @@ class Settings:
     model: str | None = None
     strict: bool = False
     cooldown: float = 30.0
+    retries: int = 2
+    provider_retries: Mapping[str, int] = field(default_factory=dict)
+    alias_retries: Mapping[str, int] = field(default_factory=dict)
+    rescue: bool = True
     aliases: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     config_path: Path | None = None
     _keys: Mapping[str, str] = field(default_factory=dict, repr=False)
@@ -259,6 +305,8 @@ class Settings:
         model: str | None = None,
         strict: bool | None = None,
         cooldown: float | None = None,
+        retries: int | None = None,
+        rescue: bool | None = None,
         env: Mapping[str, str] | None = None,
     ) -> Settings:
         """Resolve settings from arguments, the environment and the config document.
@@ -276,6 +324,8 @@ class Settings:
             model: default model reference.
             strict: unsupported parameters are errors.
             cooldown: seconds a failing candidate stays at the back of its chain.
+            retries: same-candidate retries before failing over.
+            rescue: rescue streams broken after their first content.
             env: the environment (default ``os.environ``); read here, never kept.
 
         Raises:
@@ -287,12 +337,16 @@ class Settings:
         where = str(config_path) if config_path else "config file"
         _check_document(doc, providers, where)
         given = {"model": model, "proxy": proxy, "verify": verify, "strict": strict}
-        arguments = _arguments({**given, "cooldown": cooldown}, timeouts)
+        arguments = _arguments(
+            {**given, "cooldown": cooldown, "retries": retries, "rescue": rescue}, timeouts
+        )
         arguments.update(_provider_arguments(providers, base_urls, endpoints, api_keys))
         sources = Sources(arguments, env, doc, where)
         _warn_unknown_variables(env, providers)
         values, origins = _resolve_rows(sources, CLIENT_ROWS)
-        urls, keys, endpoint_sources, key_sources = _resolve_providers(sources, providers)
+        urls, keys, endpoint_sources, key_sources, provider_retries = _resolve_providers(
+            sources, providers
+        )
         return cls(
             endpoints=urls,
             endpoint_sources=endpoint_sources,
@@ -304,6 +358,10 @@ class Settings:
             model=values["model"],
             strict=values["strict"],
             cooldown=values["cooldown"],
+            retries=values["retries"],
+            provider_retries=provider_retries,
+            alias_retries=alias_retries(doc, where),
+            rescue=values["rescue"],
             aliases=values["aliases"],
             config_path=config_path if config and config_path else None,
             _keys=keys,
@@ -320,6 +378,17 @@ class Settings:
     def api_key_for(self, provider: str) -> str | None:
         """The resolved key of ``provider``, or ``None``."""
         return self._keys.get(provider)
+
+    def retries_for(self, provider: str, alias: str | None = None) -> int:
+        """Same-candidate retries of ``provider`` when reached through ``alias``.
+
+        The provider's own setting wins, then the alias's, then the client's ``retries``.
+        """
+        if provider in self.provider_retries:
+            return self.provider_retries[provider]
+        if alias is not None and alias in self.alias_retries:
+            return self.alias_retries[alias]
+        return self.retries
 
 
 def _did_you_mean(name: str, valid: Any) -> str:
@@ -367,7 +436,7 @@ def _check_document(
                 + _did_you_mean(name, providers)
                 + f'; valid providers: {", ".join(providers)} (or add kind = "openai")'
             )
-        known = {*spec.endpoints, "api_key", *spec.config_keys}
+        known = {*spec.endpoints, "api_key", "retries", *spec.config_keys}
         _check_table(table, f"[providers.{name}]", known, where)
 
 
@@ -478,8 +547,14 @@ def _resolve_rows(
 
 def _resolve_providers(
     sources: Sources, providers: Mapping[str, ProviderSettingsSpec]
-) -> tuple[dict[str, dict[str, str]], dict[str, str], dict[tuple[str, str], str], dict[str, str]]:
-    """Endpoint overrides and keys: ``(urls, keys, endpoint sources, key sources)``.
+) -> tuple[
+    dict[str, dict[str, str]],
+    dict[str, str],
+    dict[tuple[str, str], str],
+    dict[str, str],
+    dict[str, int],
+]:
+    """Endpoints, keys, retries: ``(urls, keys, endpoint sources, key sources, retries)``.
 
     A key nothing else sets comes from the keys file (``llmrelay keys set``).
     """
@@ -487,6 +562,7 @@ def _resolve_providers(
     keys: dict[str, str] = {}
     endpoint_sources: dict[tuple[str, str], str] = {}
     key_sources: dict[str, str] = {}
+    retries: dict[str, int] = {}
     file_keys: dict[str, str] | None = None
     for name, spec in providers.items():
         for row in provider_settings(name, spec):
@@ -496,6 +572,8 @@ def _resolve_providers(
                 continue
             if setting == "api_key":
                 keys[name], key_sources[name] = value, origin
+            elif setting == "retries":
+                retries[name] = value
             else:
                 urls.setdefault(name, {})[setting] = value
                 endpoint_sources[(name, setting)] = origin
@@ -505,7 +583,7 @@ def _resolve_providers(
             if file_keys.get(name):
                 keys[name] = file_keys[name]
                 key_sources[name] = f"keys file {keys_path(sources.env)}"
-    return urls, keys, endpoint_sources, key_sources
+    return urls, keys, endpoint_sources, key_sources, retries
 
 
 def _timeouts(values: Mapping[str, Any]) -> Timeouts:

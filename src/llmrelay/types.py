@@ -194,6 +194,10 @@ class ChatRequest:
         strict: the client's ``strict`` setting: a part of the request the provider
             finds it cannot deliver (a system prompt a Space has no input for) is an
             ``InvalidRequestError`` instead of a warning.
+        prefill: the start of the assistant's answer, to be continued (a mid-stream
+            rescue); ``""`` for a new answer. Only a provider whose
+            ``Provider.continues(model)`` is true ever receives one: it sends the text
+            as the beginning of the assistant's turn and streams only what follows.
     """
 
     messages: tuple[Message, ...]
@@ -207,6 +211,7 @@ class ChatRequest:
     options: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
     deadline: float | None = None
     strict: bool = False
+    prefill: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -75,6 +75,9 @@ class Capability(enum.StrEnum):
     SYSTEM_PROMPT = "system_prompt"
     HISTORY = "history"
     SERVER_STATE = "server_state"
+    PREFILL = "prefill"
+    """It continues a partial answer given as the start of the assistant's turn
+    (``ChatRequest.prefill``): a mid-stream rescue then streams only the remainder."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +189,15 @@ class Provider(ABC):
         if cls.open_catalogue:
             return model
         raise errors.UnknownModelError(model, cls.valid_model_names(), provider=cls.name)
+
+    @classmethod
+    def continues(cls, model: str) -> bool:
+        """Whether ``model`` can continue a partial answer (``ChatRequest.prefill``).
+
+        Default: ``Capability.PREFILL`` declared. A provider that cannot (the default)
+        never receives a prefill: a broken stream is then rescued by regenerating.
+        """
+        return Capability.PREFILL in cls.capabilities
 
     @classmethod
     def valid_model_names(cls) -> list[str]:

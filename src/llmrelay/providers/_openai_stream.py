@@ -34,7 +34,14 @@ import anyio
 import httpx
 
 from .. import errors
-from .._http import aiter_sse, loads, protocol_error, raise_for_status, upstream_text
+from .._http import (
+    aiter_sse,
+    invalid_request_class,
+    loads,
+    protocol_error,
+    raise_for_status,
+    upstream_text,
+)
 from ..types import ChatRequest, Event, FinishReason, Reasoning, Usage
 
 log = logging.getLogger("llmrelay")
@@ -61,7 +68,9 @@ _ERROR_TYPES: Mapping[str, type[errors.ProviderError]] = {
     "template_error": errors.InvalidRequestError,
     "missing_template_variable": errors.InvalidRequestError,
     "tool_error": errors.InvalidRequestError,
-    "context_length_exceeded": errors.InvalidRequestError,
+    "context_length_exceeded": errors.ContextLengthExceeded,
+    "content_policy_violation": errors.ContentPolicyViolation,
+    "content_filter": errors.ContentPolicyViolation,
     "BadRequestError": errors.InvalidRequestError,
     "authentication_error": errors.AuthenticationError,
     "invalid_api_key": errors.AuthenticationError,
@@ -128,6 +137,8 @@ def error_from_payload(
             cls = _class_for_code(kind)
             break
     kind_text = next((upstream_text(k, 64) for k in kinds if isinstance(k, str) and k), None)
+    if cls is errors.InvalidRequestError:
+        cls = invalid_request_class(kind_text, message)
     text = f"{message or 'error'}" + (f" [{kind_text}]" if kind_text else "")
     return cls(
         f"the stream reported an error: {text}",
@@ -135,6 +146,7 @@ def error_from_payload(
         model=model,
         status_code=status_code,
         body=str(dict(payload))[:2000],
+        code=kind_text,
     )
 
 
