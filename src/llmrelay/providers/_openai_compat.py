@@ -41,7 +41,18 @@ from ._openai_stream import chat_payload, stream_chat
 __all__ = ["CONFIG_KEYS", "OpenAICompatible", "list_openai_models"]
 
 CONFIG_KEYS: frozenset[str] = frozenset(
-    {"kind", "base_url", "api_key", "models", "default_model", "label", "aliases", "docs_url"}
+    {
+        "kind",
+        "base_url",
+        "api_key",
+        "models",
+        "default_model",
+        "label",
+        "aliases",
+        "docs_url",
+        "retries",
+        "prefill",
+    }
 )
 """The keys a ``kind = "openai"`` configuration table may hold."""
 
@@ -100,6 +111,19 @@ class OpenAICompatible(Provider):
     open_catalogue: ClassVar[bool] = True
     config_api_key: ClassVar[str | None] = None
     """A key given in the configuration table (used when the client passes none)."""
+    prefill: ClassVar[bool | frozenset[str]] = False
+    """Whether the server continues a partial answer sent as a last assistant message
+    (``prefill = true``, or the list of models that do): llama.cpp's server, vLLM with
+    ``continue_final_message``, a gateway in front of Anthropic-style models. Declare it
+    only where true: a mid-stream rescue then sends the delivered text and streams the
+    remainder; elsewhere it regenerates the answer instead."""
+
+    @classmethod
+    def continues(cls, model: str) -> bool:
+        """Whether ``model`` continues a last assistant message (``prefill``)."""
+        if isinstance(cls.prefill, bool):
+            return cls.prefill
+        return model in cls.prefill
 
     def __init__(
         self,
@@ -138,6 +162,8 @@ class OpenAICompatible(Provider):
         """Stream the chat completion of ``request`` (see ``_openai_stream``)."""
         model = await self._model_for(request)
         payload = chat_payload(request, model)
+        if request.prefill and self.continues(model):  # the engine checks it too
+            payload["messages"].append({"role": "assistant", "content": request.prefill})
         extra = request.options.get("extra_body")
         if isinstance(extra, Mapping):  # may replace stream_options, never the streaming
             payload.update(extra)
@@ -149,6 +175,7 @@ class OpenAICompatible(Provider):
             headers=self._auth_headers(),
             provider=self.name,
             model=model,
+            strict=request.strict,
         )
         with translate_errors(self.name, model):
             async with aclosing(source):
@@ -164,7 +191,8 @@ class OpenAICompatible(Provider):
                 digits, ``_`` and ``-``.
             table: ``{"kind": "openai", "base_url": "http(s)://…", "api_key"?: str,
                 "models"?: [str, ...], "default_model"?: str, "label"?: str,
-                "aliases"?: {alias: model}, "docs_url"?: str}``.
+                "aliases"?: {alias: model}, "docs_url"?: str, "retries"?: int (read by
+                the settings), "prefill"?: bool | [model, ...] (see ``prefill``)}``.
 
         Returns:
             A subclass of ``OpenAICompatible`` with those attributes.
@@ -206,6 +234,9 @@ class OpenAICompatible(Provider):
         api_key = table.get("api_key")
         if api_key is not None:
             api_key = _string(api_key, f"{where} api_key")
+        prefill = table.get("prefill", False)
+        if not isinstance(prefill, bool):
+            prefill = frozenset(_strings(prefill, f"{where} prefill"))
         attributes: dict[str, Any] = {
             "name": name,
             "label": _string(table.get("label", f"{name} (OpenAI-compatible)"), f"{where} label"),
@@ -216,6 +247,7 @@ class OpenAICompatible(Provider):
             "aliases": MappingProxyType(aliases),
             "open_catalogue": not models,
             "config_api_key": api_key or None,
+            "prefill": prefill,
             "__module__": cls.__module__,
             "__doc__": f"OpenAI-compatible provider {name!r} at {base_url} (from configuration).",
         }

@@ -21,7 +21,10 @@ whose delta is the end token's text (not shown) and no ``[DONE]``; ``usage: null
 every chunk; comment lines. An error inside a 200 stream (``{"error": {"message",
 "type", "param", "code"}}`` or TGI's ``{"error": str, "error_type": str}``) raises the
 matching ``llmrelay.errors`` type; a stream that ends with neither ``[DONE]`` nor a
-``finish_reason`` is a ``ProtocolError``.
+``finish_reason`` is a ``ProtocolError``. An event whose data is not JSON (a proxy or CDN
+that rewrote the body) is skipped and the stream read on, unless the request is
+``strict`` (then it is a ``ProtocolError``, as before): the parser yields the internal
+``llmrelay._turn.SKIPPED`` marker, which the stream counts and logs.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from .._http import (
     raise_for_status,
     upstream_text,
 )
+from .._turn import SKIPPED
 from ..types import ChatRequest, Event, FinishReason, Reasoning, Usage
 
 log = logging.getLogger("llmrelay")
@@ -194,13 +198,21 @@ class ChunkParser:
     ``feed(data)`` returns the events of one chunk (text, ``Reasoning``, ``Usage``);
     ``end()`` returns the closing events (``FinishReason``) or raises ``ProtocolError``
     when the stream ended with neither ``[DONE]`` nor a ``finish_reason``.
+
+    Args:
+        provider: registry name, for errors.
+        model: model id, for errors.
+        strict: a chunk that is not JSON raises ``ProtocolError``; otherwise it is
+            skipped (``feed`` returns the ``SKIPPED`` marker) and counted in ``skipped``.
     """
 
-    def __init__(self, provider: str, model: str | None) -> None:
+    def __init__(self, provider: str, model: str | None, *, strict: bool = True) -> None:
         self.provider = provider
         self.model = model
+        self.strict = strict
         self.done = False
         self.finish: str | None = None
+        self.skipped = 0
 
     def feed(self, data: str) -> list[Event]:
         """Events of one SSE ``data`` value.
@@ -212,7 +224,10 @@ class ChunkParser:
         if self.done:
             return []
         if data[:1] == "{":
-            chunk = loads(data, provider=self.provider, model=self.model, what="stream chunk")
+            try:
+                chunk = loads(data, provider=self.provider, model=self.model, what="stream chunk")
+            except errors.ProtocolError as exc:
+                return self._skip(exc)
             # Fast path: the plain content chunk (no error, usage, finish or reasoning)
             # gives exactly what the general path below would; anything else goes there.
             if type(chunk) is dict and chunk.get("error") is None and chunk.get("usage") is None:
@@ -237,8 +252,18 @@ class ChunkParser:
         if data.strip() == "[DONE]":
             self.done = True
             return []
-        chunk = loads(data, provider=self.provider, model=self.model, what="stream chunk")
+        try:
+            chunk = loads(data, provider=self.provider, model=self.model, what="stream chunk")
+        except errors.ProtocolError as exc:
+            return self._skip(exc)
         return self._chunk(chunk, data)
+
+    def _skip(self, exc: errors.ProtocolError) -> list[Event]:
+        """A chunk that is not JSON: raise ``exc`` (strict) or skip it."""
+        if self.strict:
+            raise exc
+        self.skipped += 1
+        return [SKIPPED]  # type: ignore[list-item]  # internal marker, never delivered
 
     def _chunk(self, chunk: Any, data: str) -> list[Event]:
         """Events of one parsed chunk (the general path)."""
@@ -308,15 +333,17 @@ async def stream_chat(
     headers: Mapping[str, str],
     provider: str,
     model: str | None,
+    strict: bool = False,
 ) -> AsyncGenerator[Event, None]:
     """POST ``payload`` to a ``/chat/completions`` URL and yield the answer's events.
 
     Yields text, ``Reasoning`` and ``Usage`` events and exactly one ``FinishReason``
     last. HTTP errors are mapped by ``llmrelay._http.raise_for_status`` (the OpenAI error
     JSON's ``message`` is quoted); transport errors are left to the caller's
-    ``translate_errors``.
+    ``translate_errors``. ``strict``: a chunk that is not JSON is a ``ProtocolError``
+    instead of being skipped (``ChunkParser``).
     """
-    parser = ChunkParser(provider, model)
+    parser = ChunkParser(provider, model, strict=strict)
     async with http.stream(
         "POST",
         url,

@@ -210,6 +210,7 @@ class HuggingFace(Provider):
                     headers=self._auth_headers(),
                     provider=self.name,
                     model=model,
+                    strict=request.strict,
                 )
                 async with aclosing(source):
                     try:
