@@ -286,6 +286,10 @@ class AsyncChatStream:
         self._commit(item)
         return None
 
+    def unread(self, progress: Queued) -> None:
+        """Put back a progress report ``advance()`` returned: iteration delivers it next."""
+        self._pending.insert(0, progress)
+
     def _commit(self, opened: Opened) -> None:
         """The open phase answered: ``ProviderInfo``, then the events it buffered."""
         self._agen = opened.events

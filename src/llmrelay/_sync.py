@@ -561,6 +561,7 @@ class _Completions:
         *,
         messages: MessagesInput,
         stream: Literal[True],
+        progress: bool = ...,
         **params: Unpack[CompletionCreateParams],
     ) -> ChatCompletionStream: ...
 
@@ -570,6 +571,7 @@ class _Completions:
         *,
         messages: MessagesInput,
         stream: Literal[False] = ...,
+        progress: bool = ...,
         **params: Unpack[CompletionCreateParams],
     ) -> ChatCompletion: ...
 
@@ -579,13 +581,16 @@ class _Completions:
         *,
         messages: MessagesInput,
         stream: bool = False,
+        progress: bool = False,
         **params: Unpack[CompletionCreateParams],
     ) -> ChatCompletion | ChatCompletionStream:
         """``AsyncClient.chat.completions.create`` for sync code (same arguments)."""
         portal, aclient = self._client._ensure()
         if stream:
             chunks = portal.call(
-                aclient.chat.completions.create(messages=messages, stream=True, **params)
+                aclient.chat.completions.create(
+                    messages=messages, stream=True, progress=progress, **params
+                )
             )
             return ChatCompletionStream(portal, chunks)
         result: ChatCompletion = portal.call(
