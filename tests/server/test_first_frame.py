@@ -71,8 +71,7 @@ def test_a_lone_surrogate_first_delta_is_mended_not_an_error(server_url: str) ->
     frames = [f for f in response.content.split(b"\n\n") if f]
     assert frames[-1] == b"data: [DONE]"
     texts = [
-        json.loads(f[len(b"data: ") :])["choices"][0]["delta"].get("content")
-        for f in frames[:-1]
+        json.loads(f[len(b"data: ") :])["choices"][0]["delta"].get("content") for f in frames[:-1]
     ]
     assert "".join(t for t in texts if t) == "\ufffdnever lost"
     assert scripted.LOG["alpha"].wait_closed(5)
