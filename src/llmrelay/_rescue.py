@@ -12,7 +12,11 @@ of two ways:
   (``Provider.continues``: ``prefill = true`` for an OpenAI-compatible server, the TGI
   ``generate`` route where llmrelay renders the prompt, Replicate models fed a prompt
   template) receives the text delivered so far as the start of the assistant's turn
-  (``ChatRequest.prefill``) and its stream -- only the remainder -- is delivered as is;
+  (``ChatRequest.prefill``) and its stream -- only the remainder -- is delivered. One
+  check guards against a server that ignored the prefill and started over: while the
+  continuation's text could still be the delivered text again, it is held; if it is
+  (it begins with the whole delivered text), it is aligned as a regenerated answer;
+  as soon as it differs, it is a real continuation and goes out;
 * **regenerate and align** -- any other candidate is asked for the whole answer; it is
   read, undelivered, until it is as long as the delivered text: if it begins with exactly
   that text, the rest of it is streamed; if it diverges (or ends shorter), it is closed
@@ -84,8 +88,13 @@ async def rescue(
         index = next(i for i, c in enumerate(remaining) if c.target == opened.target)
         remaining = remaining[index + 1 :]
         if opened.prefilled:
-            _mark(stream.attempts, "rescued", f"continued after {len(delivered)} characters")
-            return opened.target, _deliver(opened.buffered, opened.events)
+            continued = await _continue(engine, opened, delivered)
+            if continued is not None:
+                how, events = continued
+                _mark(stream.attempts, "rescued", how)
+                return opened.target, events
+            _mark(stream.attempts, "diverged", "the continuation failed before it went on")
+            continue
         aligned = await _align(engine, opened, delivered)
         if aligned is not None:
             _mark(
@@ -117,6 +126,51 @@ async def _open(
         log.warning("rescue of %s:%s failed: %s", stream.provider, stream.model, exc)
         return None
     return opened
+
+
+async def _continue(
+    engine: Engine, opened: Opened, delivered: str
+) -> tuple[str, AsyncGenerator[Event, None]] | None:
+    """A continuation's events, or a restarted answer aligned (see the module docstring)."""
+    agen = opened.events
+    held: list[Event] = []
+    received = ""
+    events = _chain(opened.buffered, agen, engine)
+    try:
+        while delivered.startswith(received) and len(received) < len(delivered):
+            try:
+                event = await events.__anext__()
+            except StopAsyncIteration:
+                break
+            held.append(event)
+            if isinstance(event, FinishReason):
+                break
+            if type(event) is str:
+                received += event
+    except errors.ProviderError as exc:
+        log.info("%s failed while it continued the answer: %s", opened.target, exc)
+        await close_quietly(agen)
+        return None
+    except BaseException:
+        await close_quietly(agen)
+        raise
+    finally:
+        await events.aclose()
+    if received.startswith(delivered) and delivered:
+        log.warning("%s started the answer over instead of continuing it", opened.target)
+        rest: list[Event] = []
+        cut = len(delivered)
+        for event in held:
+            if type(event) is str:
+                part = event[cut:] if cut < len(event) else ""
+                cut = max(0, cut - len(event))
+                if part:
+                    rest.append(part)
+            else:
+                rest.append(event)
+        how = f"started over; its first {len(delivered)} characters matched the delivered text"
+        return how, _deliver(rest, agen)
+    return f"continued after {len(delivered)} characters", _deliver(held, agen)
 
 
 async def _align(

@@ -27,6 +27,12 @@ Protocols and their public sources:
   supported by any provider you have enabled" is a ``ModelNotFoundError`` saying what to
   do. ``live_models()`` reads its catalogue, ``GET {router_url}/models``, cached with a
   TTL (``_hf_router``). https://huggingface.co/docs/inference-providers/index.
+* **Continuation** (a mid-stream rescue, ``ChatRequest.prefill``): on the generate
+  route llmrelay renders the prompt itself, so the partial answer is appended as an
+  open assistant turn (each template's ``continue`` form, ``llmrelay._templates``) and
+  TGI streams only what follows; ``continues`` is true for the models that take that
+  route by default (not ``ROUTER_MODELS`` nor a router suffix), and a prefill is never
+  sent to the router.
 * **Model ids** are validated first (``_hf_router.parse_model_id``): a Hub repository id,
   optionally ``@revision`` or one router suffix; nothing else reaches a URL path.
 * **Model list**: the built-in models plus trending ones from ``GET {hub_url}/api/models``
@@ -52,7 +58,7 @@ from .._http import aiter_sse, loads, read_bounded, retry_after_seconds, transla
 from .._prompts import last_user_message
 from .._templates import choose_template, fit, render
 from ..catalog import LiveModel
-from ..types import ChatRequest, Event, FinishReason, ImageRequest, ImageResult
+from ..types import ChatRequest, Event, FinishReason, ImageRequest, ImageResult, Message
 from ._base import PARAMETERS, Auth, AuthMode, Capability, Option, Provider
 from ._hf_hub import Hub, ModelInfo
 from ._hf_router import HubId, RouterCatalog, not_supported_error, parse_model_id
@@ -202,6 +208,12 @@ class HuggingFace(Provider):
         hub_id = parse_model_id(model, self.name)
         api = self._api(request, hub_id)
         with translate_errors(self.name, model):
+            if api == "router" and request.prefill:
+                raise errors.InvalidRequestError(
+                    "the router cannot continue a partial answer (api='router')",
+                    provider=self.name,
+                    model=model,
+                )
             if api == "router":
                 source = stream_chat(
                     self._http,
@@ -236,6 +248,15 @@ class HuggingFace(Provider):
             async with aclosing(generated):
                 async for event in generated:
                     yield event
+
+    @classmethod
+    def continues(cls, model: str) -> bool:
+        """Whether ``model`` continues a partial answer: on the generate route (see above)."""
+        try:
+            hub_id = parse_model_id(model, cls.name)
+        except errors.LLMRelayError:
+            return False
+        return hub_id.policy is None and hub_id.repo not in ROUTER_MODELS
 
     def _api(self, request: ChatRequest, hub_id: HubId) -> str:
         """``"router"`` or ``"inference"``.
@@ -273,8 +294,11 @@ class HuggingFace(Provider):
     def _prompt(self, request: ChatRequest, info: ModelInfo) -> str:
         template, end = choose_template(info.model_type, info.eos_token, info.author)
         limit = request.options.get("max_prompt_chars") or _MAX_PROMPT_CHARS
+        messages = request.messages
+        if request.prefill:  # an open assistant turn: the template's continue form
+            messages = (*messages, Message("assistant", request.prefill))
         try:
-            return fit(request.messages, lambda ms: render(template, ms, end), int(limit))
+            return fit(messages, lambda ms: render(template, ms, end), int(limit))
         except ValueError as exc:
             raise errors.ConfigError(f"{self.name}: {exc}") from None
 
