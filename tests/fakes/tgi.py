@@ -127,6 +127,9 @@ class TGIScript:
         image_models: models answering image bytes.
         image: the image bytes; ``image_type`` the content-type sent with them.
         fault: scripted fault.
+        continues: ``inputs`` ending in the first tokens of the answer (an open assistant
+            turn, as llmrelay renders it to continue a partial answer) get the rest only,
+            as TGI's ``generate`` continues whatever prompt it is given.
     """
 
     tokens: list[str] = field(default_factory=lambda: list(DEFAULT_TOKENS))
@@ -151,6 +154,7 @@ class TGIScript:
     image: bytes = field(default_factory=png_bytes)
     image_type: str = "image/png"
     fault: Fault = field(default_factory=Fault)
+    continues: bool = False
 
 
 class FakeTGI:
@@ -217,6 +221,13 @@ class FakeTGI:
             return PlainTextResponse(TEXT_PLAIN_422, 422)
         params = body.get("parameters") or {}
         tokens, reason = self._plan(params)
+        if script.continues:
+            texts = [text for text, _ in tokens]
+            done = max(
+                (k for k in range(1, len(texts)) if body["inputs"].endswith("".join(texts[:k]))),
+                default=0,
+            )
+            tokens = tokens[done:]
         details = script.details if script.details is not None else bool(params.get("details"))
         if not body.get("stream") or script.json_only:
             answer: dict[str, Any] = {

@@ -98,7 +98,8 @@ async def test_one_probe_for_every_worker_then_the_circuit_closes_for_all(redis_
         await asyncio.sleep(0.1)
         await two.refresh()
         now = time.monotonic()
-        assert not two.cooling(target, now) and two.suspect(target, now)  # half-open
+        assert not two.cooling(target, now)
+        assert two.suspect(target, now)
         claims = await asyncio.gather(
             one.claim_probe(target, PROBE_LEASE), two.claim_probe(target, PROBE_LEASE)
         )
