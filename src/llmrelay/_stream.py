@@ -453,10 +453,7 @@ class AsyncChatStream:
         elif isinstance(event, Skipped):
             self.skipped += 1
             log.warning(
-                "%s sent a %s that could not be parsed; skipped (%d so far)",
-                self.provider,
-                event.what,
-                self.skipped,
+                "%s: skipped an unparsable %s (%d so far)", self.provider, event.what, self.skipped
             )
             return False
         acc.add(event)
