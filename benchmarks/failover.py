@@ -36,7 +36,6 @@ for entry in (str(ROOT / "src"), str(ROOT)):
     if entry not in sys.path:
         sys.path.insert(0, entry)
 
-import llmrelay  # noqa: E402
 from tests.failover.harness import (  # noqa: E402
     IDS,
     Library,
@@ -48,6 +47,8 @@ from tests.failover.harness import (  # noqa: E402
     run_scenario,
 )
 from tests.fakes.fault_wall import FULL, SHORT, fault_wall  # noqa: E402
+
+import llmrelay  # noqa: E402
 
 ROWS = ("server-defaults", "server-tuned", "library-defaults", "library-tuned")
 

@@ -387,6 +387,13 @@ class Result:
             + (f" ({a.get('message')})" if a.get("outcome") in ("rescued", "diverged") else "")
             for a in call.attempts
         )
+        seq = self.measure.seq
+        if seq:  # S15: the outage as the provider saw it
+            how = (
+                f"{seq['primary_during']} primary attempt(s) during the outage, "
+                f"{seq['served']}/{seq['during']} request(s) served; primary used again "
+                f"{seq['recovered']}s after it recovered"
+            )
         return f"{self.sid} {self.verdict:<8} {call.elapsed:6.1f}s  {self.reason}  [{how}]"
 
 

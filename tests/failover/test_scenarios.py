@@ -76,7 +76,8 @@ async def test_the_server_relays_the_provider_code_and_counts_skipped_events(
         ):
             call = await server.call(model)
             assert (call.ok, call.code) == (False, code)
-            assert call.error and call.error.startswith("HTTP 400")
+            assert call.error
+            assert call.error.startswith("HTTP 400")
         assert (await server.call("wall:s10")).ok
         metrics = (await server.http.get("/metrics")).text
     finally:
@@ -86,4 +87,5 @@ async def test_the_server_relays_the_provider_code_and_counts_skipped_events(
         for line in metrics.splitlines()
         if line.startswith("llmrelay_server_skipped_events_total")
     ]
-    assert skipped and float(skipped[0].rsplit(" ", 1)[1]) == 1
+    assert skipped
+    assert float(skipped[0].rsplit(" ", 1)[1]) == 1
