@@ -15,6 +15,15 @@ stall, 120 s silence, 60 s outage, 15 ms between tokens: about 12 minutes for th
 rows); ``--profile short`` (the tests' timings, a minute) scales the client timeouts
 down with them.
 
+The same-run baseline: rows ``server-off`` and ``library-off`` run the same wall with
+the failover work of issue 19 switched off where a setting allows it -- no
+same-candidate retry (``retries=0``), no rescue (``rescue=False``), no silence or stall
+bound (``silence=None, stall=None``: first token and read timeouts only, as before),
+and ``strict=True`` (an unparsable event ends the stream) -- with the defaults'
+timeouts. What has no switch stays on in them: the half-open probe (S15) and the
+context-length move to the next candidate (S12). The printed ``gain`` column is the
+verdict that changed between ``library-defaults`` and ``library-off``.
+
 Usage::
 
     python benchmarks/failover.py [--profile full|short] [--rows server-defaults,...]
@@ -50,11 +59,24 @@ from tests.fakes.fault_wall import FULL, SHORT, fault_wall  # noqa: E402
 
 import llmrelay  # noqa: E402
 
-ROWS = ("server-defaults", "server-tuned", "library-defaults", "library-tuned")
+ROWS = (
+    "server-off",
+    "server-defaults",
+    "server-tuned",
+    "library-off",
+    "library-defaults",
+    "library-tuned",
+)
+OFF: dict[str, object] = {"retries": 0, "rescue": False, "strict": True}
+"""The baseline rows' switches (besides ``silence=None, stall=None``)."""
 
 
 def client_kwargs(row: str, profile: str) -> dict[str, object]:
     """The llmrelay arguments of a row (defaults: none)."""
+    if row.endswith("off"):
+        first = 5 if profile == "short" else 120  # the default first-token bound
+        timeouts = llmrelay.Timeouts(first_token=first, silence=None, stall=None)
+        return {"timeouts": timeouts, **OFF}
     if row.endswith("defaults"):
         if profile == "short":  # the defaults scaled to the short wall (x 1/24)
             return {"timeouts": llmrelay.Timeouts(first_token=5, silence=0.4, stall=1.25)}
@@ -102,6 +124,14 @@ def main() -> None:
         done[row] = asyncio.run(run_row(row, args.profile, only, args.verbose))
     print()
     print(grid(done) if not only else "\n".join(r.line() for rs in done.values() for r in rs))
+    before, after = done.get("library-off"), done.get("library-defaults")
+    if before and after:
+        changed = [
+            f"{b.sid} {b.verdict}->{a.verdict}"
+            for b, a in zip(before, after, strict=True)
+            if b.verdict != a.verdict
+        ]
+        print("gain (library, off -> defaults): " + (", ".join(changed) or "none"))
     print()
     for row, results in done.items():
         for result in results:

@@ -163,6 +163,10 @@ class FaultWall:
                     break
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             pass
+        except asyncio.CancelledError:
+            # the wall is stopping: end quietly (Python 3.11's stream callback reports
+            # a handler task that ends cancelled as an error)
+            pass
         finally:
             with contextlib.suppress(Exception):
                 writer.close()
@@ -464,9 +468,10 @@ def fault_wall(timing: Timing = SHORT) -> Iterator[FaultWall]:
         async def stop() -> None:
             assert server is not None
             server.close()
-            for task in asyncio.all_tasks():
-                if task is not asyncio.current_task():
-                    task.cancel()
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
         asyncio.run_coroutine_threadsafe(stop(), loop).result(10)
         loop.call_soon_threadsafe(loop.stop)
