@@ -63,9 +63,20 @@ def test_every_non_empty_delta_is_counted_once(
     assert _deltas(server_url) == before + counted
 
 
-def test_a_lone_surrogate_first_delta_is_mended_not_an_error(server_url: str) -> None:
-    """Issue 24 item 4: a lone surrogate becomes U+FFFD; the answer and [DONE] follow."""
-    scripted.SCRIPTS["alpha"] = ["\ud800", "never lost", FinishReason("stop")]
+@pytest.mark.parametrize(
+    ("script", "expected"),
+    [
+        (["\ud800", "never lost"], "\ufffdnever lost"),
+        (["smile \ud83d", "\ude00 never lost"], "smile \U0001f600 never lost"),
+    ],
+    ids=["lone", "split pair"],
+)
+def test_a_lone_surrogate_first_delta_is_mended_not_an_error(
+    server_url: str, script: list[Any], expected: str
+) -> None:
+    """Issue 24 item 4: a pair split across deltas is joined, a lone surrogate becomes
+    U+FFFD; the answer and [DONE] follow."""
+    scripted.SCRIPTS["alpha"] = [*script, FinishReason("stop")]
     response = _post(server_url)
     assert response.status_code == 200
     frames = [f for f in response.content.split(b"\n\n") if f]
@@ -73,7 +84,7 @@ def test_a_lone_surrogate_first_delta_is_mended_not_an_error(server_url: str) ->
     texts = [
         json.loads(f[len(b"data: ") :])["choices"][0]["delta"].get("content") for f in frames[:-1]
     ]
-    assert "".join(t for t in texts if t) == "\ufffdnever lost"
+    assert "".join(t for t in texts if t) == expected
     assert scripted.LOG["alpha"].wait_closed(5)
 
 
