@@ -573,6 +573,51 @@ async def raw_deltas(http: httpx.AsyncClient, url: str, rec: Recording) -> Async
                         return
 
 
+async def raw_deltas_aiohttp(session: Any, url: str, rec: Recording) -> AsyncIterator[str]:
+    """``raw_deltas`` with an ``aiohttp.ClientSession`` (the baseline of llmrelay's aiohttp
+    transport): same requests, same splitting. A non-streamed answer the live state learns
+    from is handed to it as an ``httpx.Response`` (its headers and body)."""
+    context: list[Any] = []
+    state = (rec.scenario.live or LiveState)()
+    for ex in rec.per_stream:
+        target, headers = state.url(url, ex), state.headers(ex)
+        if not ex.streamed:
+            async with session.request(
+                ex.method, target, data=ex.request_body or None, headers=headers
+            ) as answer:
+                body = await answer.read()
+                response = httpx.Response(answer.status, headers=answer.raw_headers, content=body)
+            state.learn(response, ex)
+            if response.headers.get("content-type", "").startswith("application/json"):
+                context.append(response.json())
+            continue
+        extractor = rec.scenario.extractor(context)
+        line = extractor.line
+        async with session.request(
+            ex.method, target, data=ex.request_body or None, headers=headers
+        ) as response:
+            buffer = b""
+            async for chunk in response.content.iter_any():
+                *lines, buffer = (buffer + chunk).split(b"\n")
+                for raw in lines:
+                    delta = line(raw.rstrip(b"\r"))
+                    if delta:
+                        yield delta
+                    if extractor.done:
+                        return
+
+
+def aiohttp_session() -> Any:
+    """An aiohttp session as the raw baselines use it: no connection limit, no cookies."""
+    import aiohttp
+
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0),
+        cookie_jar=aiohttp.DummyCookieJar(),
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=60),
+    )
+
+
 def raw_deltas_sync(http: httpx.Client, url: str, rec: Recording) -> Iterator[str]:
     """``raw_deltas`` with a sync ``httpx.Client`` (the baseline of ``Client.stream``)."""
     context: list[Any] = []

@@ -1,4 +1,4 @@
-"""Client streaming cost per provider, beside the minimal correct raw httpx loop.
+"""Client streaming cost per provider, beside the minimal correct raw loop of each transport.
 
 For every provider on main that has a contract fake (``tests/contract``), the fake's
 answer of ``--tokens`` tokens is recorded once (llmrelay against the live fake), then
@@ -14,6 +14,9 @@ share machine noise:
   llmrelay stream, bytes split on ``\\n`` by hand, ``json.loads`` + the minimal field
   access of the wire format (Gradio: diff apply; Replicate: ``output`` events' data
   lines; Ai2: the chunks' ``content``; h2o: TGI tokens): the baselines;
+* ``raw aiohttp``: the same loop on an ``aiohttp.ClientSession``, the baseline of
+  ``AsyncClient.stream aiohttp`` (llmrelay on its fast transport, ``transport="aiohttp"``;
+  ``--transports httpx`` leaves both out);
 * ``AsyncClient.stream`` and ``Client.stream``, counting ``str`` events, iterated
   directly by the timing loop as a caller would;
 * ``chat.completions.create(stream=True)`` (async), counting chunks with content;
@@ -25,8 +28,10 @@ Modes: ``no delay`` (the body in one write: pure client cost; ``--tokens``, ``--
 
 Figures: tokens/s = tokens / stream wall time; CPU µs/token = process CPU of the stream /
 tokens; TTFT = first text - request start.  Ratios are llmrelay / raw of medians.
-Targets (issue 10): CPU/token <= 1.15x raw (stream, with or without a total timeout),
-<= 1.3x for the OpenAI-shaped facade; TTFT within 1 ms of raw.  Exits 0 unless
+Targets (issues 10 and 21): CPU/token <= 1.15x the raw loop of the same transport
+(stream, with or without a total timeout), <= 1.3x for the OpenAI-shaped facade; TTFT
+within 1 ms of raw; paced, the sync ``Client.stream`` <= 1.2x the raw *async* loop's
+CPU/token.  Exits 0 unless
 ``--strict``.
 """
 
@@ -35,6 +40,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import importlib.util
 import json
 import statistics
 import sys
@@ -51,6 +57,9 @@ import llmrelay
 TARGET_STREAM = 1.15
 TARGET_FACADE = 1.3
 TARGET_TTFT_MS = 1.0
+TARGET_SYNC_VS_ASYNC = 1.2
+"""Issue 21: the sync ``Client.stream`` paced, CPU per token over the raw *async* loop
+(its floor: it runs the async engine on a loop thread, plus one hand-off per batch)."""
 TOTAL = 3600.0
 
 
@@ -183,9 +192,21 @@ VARIANTS = (
     ("completions.create", "raw async"),
     ("completions.create +total", "raw async"),
 )
+FAST_VARIANTS = (
+    ("raw aiohttp", "raw aiohttp"),
+    ("AsyncClient.stream aiohttp", "raw aiohttp"),
+)
+"""The fast transport's rows (``--transports ...,aiohttp``)."""
 
 
-def measure(rec: c.Recording, url: str, runs: int) -> dict[str, list[Sample]]:
+def variants(transports: str) -> tuple[tuple[str, str], ...]:
+    """The (variant, baseline) pairs measured for ``--transports``."""
+    return VARIANTS + (FAST_VARIANTS if "aiohttp" in transports.split(",") else ())
+
+
+def measure(
+    rec: c.Recording, url: str, runs: int, pairs: tuple[tuple[str, str], ...] = VARIANTS
+) -> dict[str, list[Sample]]:
     """Warm each variant once, then ``runs`` interleaved rounds.
 
     ``url`` serves ``rec``'s scenario: its replay, or for a live scenario its live fake.
@@ -193,7 +214,7 @@ def measure(rec: c.Recording, url: str, runs: int) -> dict[str, list[Sample]]:
     """
     scenario, kwargs = rec.scenario, rec.client_kwargs(url)
     model = scenario.model_name
-    names = [name for name, _ in VARIANTS]
+    names = [name for name, _ in pairs]
     timeouts = llmrelay.Timeouts(total=TOTAL)
     samples: dict[str, list[Sample]] = {name: [] for name in names}
     runner = asyncio.Runner()
@@ -203,6 +224,9 @@ def measure(rec: c.Recording, url: str, runs: int) -> dict[str, list[Sample]]:
         loop_clients["http"] = httpx.AsyncClient(trust_env=False, timeout=60)
         loop_clients["plain"] = llmrelay.AsyncClient(**kwargs)
         loop_clients["total"] = llmrelay.AsyncClient(**kwargs, timeouts=timeouts)
+        if "raw aiohttp" in names:
+            loop_clients["session"] = c.aiohttp_session()
+            loop_clients["fast"] = llmrelay.AsyncClient(**kwargs, transport="aiohttp")
 
     runner.run(make())
     http_sync = httpx.Client(trust_env=False, timeout=60)
@@ -217,6 +241,10 @@ def measure(rec: c.Recording, url: str, runs: int) -> dict[str, list[Sample]]:
         "Client.stream +total": lambda: _time_sync_stream(sync_total, model),
         "completions.create": lambda: runner.run(_time_facade(loop_clients["plain"], model)),
         "completions.create +total": lambda: runner.run(_time_facade(loop_clients["total"], model)),
+        "raw aiohttp": lambda: runner.run(
+            _time_async(c.raw_deltas_aiohttp(loop_clients["session"], url, rec))
+        ),
+        "AsyncClient.stream aiohttp": lambda: runner.run(_time_stream(loop_clients["fast"], model)),
     }
     try:
         for name in names:
@@ -230,8 +258,8 @@ def measure(rec: c.Recording, url: str, runs: int) -> dict[str, list[Sample]]:
         http_sync.close()
 
         async def close() -> None:
-            for client in loop_clients.values():
-                await client.aclose()
+            for name, client in loop_clients.items():
+                await (client.close() if name == "session" else client.aclose())
 
         runner.run(close())
         runner.close()
@@ -241,9 +269,11 @@ def measure(rec: c.Recording, url: str, runs: int) -> dict[str, list[Sample]]:
     return samples
 
 
-def summarize(samples: dict[str, list[Sample]]) -> list[Row]:
+def summarize(
+    samples: dict[str, list[Sample]], pairs: tuple[tuple[str, str], ...] = VARIANTS
+) -> list[Row]:
     med: dict[str, Row] = {}
-    for name, baseline in VARIANTS:
+    for name, baseline in pairs:
         if name not in samples:
             continue
         runs = samples[name]
@@ -273,10 +303,36 @@ def print_rows(title: str, rows: list[Row], *, per_token: bool = True) -> None:
         tps = f"{r.tokens_per_s:10.0f}" if per_token else f"{'':>10}"
         cpu = f"{r.cpu_us_per_token:11.2f} {r.cpu_ratio:6.2f}" if per_token else f"{'':>18}"
         print(f"  {r.variant:27} {tps} {cpu} {r.ttft_ms:8.3f} {r.ttft_diff_ms:+7.3f}")
+    if per_token:
+        for variant, ratio in sync_vs_async(rows).items():
+            print(f"  {variant} CPU/token x raw async: {ratio:.2f}")
+
+
+def sync_vs_async(rows: list[Row]) -> dict[str, float]:
+    """CPU per token of each ``Client.stream`` row over the raw async row's."""
+    base = next((r for r in rows if r.variant == "raw async"), None)
+    if base is None:
+        return {}
+    return {
+        r.variant: r.cpu_us_per_token / base.cpu_us_per_token
+        for r in rows
+        if r.variant.startswith("Client.stream")
+    }
 
 
 def checks_for(provider: str, mode: str, rows: list[Row], *, cpu: bool, ttft: bool) -> list[Check]:
     out = []
+    if cpu and mode.startswith("paced"):
+        for variant, ratio in sync_vs_async(rows).items():
+            out.append(
+                Check(
+                    f"client {provider} {mode}: {variant} CPU/token vs raw async",
+                    ratio,
+                    TARGET_SYNC_VS_ASYNC,
+                    "x raw async",
+                    ratio <= TARGET_SYNC_VS_ASYNC,
+                )
+            )
     for r in rows:
         if r.variant.startswith("raw"):
             continue
@@ -316,6 +372,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--live-ttft-runs", type=int, default=9, help="rounds, first-token mode, live fakes"
     )
     parser.add_argument("--providers", help="comma-separated subset")
+    parser.add_argument(
+        "--transports",
+        default="httpx,aiohttp" if importlib.util.find_spec("aiohttp") else "httpx",
+        help="llmrelay's transports (aiohttp adds its rows beside a raw aiohttp loop)",
+    )
     parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target fails")
     return parser.parse_args(argv)
@@ -323,6 +384,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def run(args: argparse.Namespace) -> list[Check]:
     chosen = set(args.providers.split(",")) if args.providers else None
+    pairs = variants(args.transports)
     checks: list[Check] = []
     figures: dict[str, Any] = {}
     for scenario in c.scenarios():
@@ -345,7 +407,7 @@ def run(args: argparse.Namespace) -> list[Check]:
                 continue
             rec = c.record(scenario, tokens)
             with c.ReplayServer(rec.routes, pace) as server:
-                rows = summarize(measure(rec, server.url, runs))
+                rows = summarize(measure(rec, server.url, runs, pairs), pairs)
             print_rows(
                 f"{scenario.name}, {mode}: {tokens} tokens x {runs} rounds (median)",
                 rows,
@@ -364,7 +426,7 @@ def run(args: argparse.Namespace) -> list[Check]:
                 continue
             rec = c.record(scenario, tokens)  # the requests the raw loop repeats
             with c.LiveFakeServer(scenario, tokens) as server:
-                rows = summarize(measure(rec, server.url, runs))
+                rows = summarize(measure(rec, server.url, runs, pairs), pairs)
             print_rows(
                 f"{scenario.name}, {mode}, live fake in a child process: {tokens} tokens x "
                 f"{runs} rounds (median)",
@@ -381,7 +443,8 @@ def run(args: argparse.Namespace) -> list[Check]:
 def print_checks(checks: list[Check]) -> None:
     print("\nTargets")
     for k in checks:
-        print(f"  {k.name:70} {k.value:8.3f} {k.unit:12} <= {k.target:g}: {c.verdict(k.ok)}")
+        sign = ">=" if ">=)" in k.name else "<="
+        print(f"  {k.name:70} {k.value:8.3f} {k.unit:12} {sign} {k.target:g}: {c.verdict(k.ok)}")
 
 
 def main(argv: list[str] | None = None) -> int:

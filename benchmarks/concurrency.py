@@ -1,23 +1,28 @@
-"""Many concurrent streams to one host at a realistic pace: llmrelay beside raw httpx.
+"""Many concurrent streams to one host at a realistic pace: llmrelay on each transport.
 
 The OpenAI-compatible provider's fake (``kind = "openai"``, the simplest wire format, so
 the figures are about concurrency rather than parsing) answers ``--tokens`` tokens; the
 recording is replayed by ``_replay.py`` in a child process at ``--pace`` (20 ms) per
 frame, one shared timer for every stream.  Each configuration runs in a fresh child
 interpreter (a clean peak RSS): ``N`` streams started together with
-``AsyncClient.stream`` (one client: its shared pool, no connection limit) or with a raw
-httpx loop (``httpx.AsyncClient`` without pool limits), for N = 1, 100, 1000.  Where
-aiohttp is installed, a raw aiohttp loop (same bytes, same line splitting) runs as a
-second baseline, and ``--aiohttp`` adds llmrelay over ``httpx-aiohttp``'s transport
-(``http_client=``: the evaluation of issue 10; not llmrelay's default).
+``AsyncClient.stream`` (one client: its shared pool, no connection limit) on each of its
+transports (``--transports``: ``httpx``, the default, and ``aiohttp``, the fast one), or
+with the raw loop of the same library: ``raw httpx`` (``httpx.AsyncClient`` without pool
+limits) and ``raw aiohttp`` (an ``aiohttp.ClientSession``, same bytes, same line
+splitting), for N = 1, 100, 1000.  ``--httpx-aiohttp`` adds llmrelay over the
+``httpx-aiohttp`` package's transport (``http_client=``: the alternative to llmrelay's own
+adapter, measured beside it), ``--unbounded-keepalive`` llmrelay over httpx's own pool
+(httpcore's assignment pass, the one ``llmrelay._pool`` replaces).
 
 Figures: wall (first request to last token) and its ratio to a single stream, aggregate
 tokens/s, errors, peak RSS (``ru_maxrss``), and RSS per open stream = (RSS once every
 stream has its first token - RSS before the first request) / N, and the client's CPU per
 token (process time from the first request to the last token / tokens: at 1000 streams
 the client is CPU-bound, so this is what the wall follows).
-Targets (issue 10): 1000 streams complete with wall <= 1.3x a single stream, zero
-errors, <= 20 KiB of RSS per open stream.  Exits 0 unless ``--strict``.
+Targets: issue 10's (1000 streams complete with wall <= 1.3x a single stream, zero
+errors, <= 20 KiB of RSS per open stream) and issue 21's (at 1000 streams, wall <= 1.05x
+raw httpx's on the httpx transport and <= 1.15x raw aiohttp's on the aiohttp one; RSS per
+open stream <= 1.25x raw httpx's).  Exits 0 unless ``--strict``.
 """
 
 from __future__ import annotations
@@ -42,6 +47,9 @@ import llmrelay
 
 TARGET_WALL = 1.3
 TARGET_RSS_KIB = 20.0
+TARGET_VS_RAW = {"httpx": 1.05, "aiohttp": 1.15}
+"""Wall at 1000 streams over the raw loop of the same library (issue 21)."""
+TARGET_RSS_VS_RAW = 1.25
 
 
 @dataclass
@@ -71,9 +79,11 @@ async def _child(
         lambda u: {},
     )
     kwargs = _local_kwargs(url)
-    if keepalive == "aiohttp":  # llmrelay over httpx-aiohttp's transport
+    if keepalive in ("httpx", "aiohttp"):  # one of llmrelay's transports
+        kwargs["transport"] = keepalive
+    elif keepalive == "httpx-aiohttp":  # llmrelay over httpx-aiohttp's transport
         kwargs["http_client"] = _aiohttp_httpx_client()
-    elif keepalive != "default":  # llmrelay over a pool without httpcore's keep-alive bound
+    elif keepalive != "default":  # llmrelay over httpx's own pool (httpcore's pass)
         kwargs["http_client"] = httpx.AsyncClient(
             trust_env=False,
             timeout=httpx.Timeout(120, connect=10),
@@ -115,7 +125,7 @@ async def _child(
         llmrelay.AsyncClient(**kwargs) as relay,
         httpx.AsyncClient(trust_env=False, timeout=60, limits=limits) as http,
     ):
-        session = _aiohttp_session() if client == "raw-aiohttp" else None
+        session = c.aiohttp_session() if client == "raw-aiohttp" else None
 
         def source() -> Any:
             if client == "llmrelay":
@@ -209,24 +219,13 @@ def floor(rec: c.Recording, per_read: list[int], rounds: int = 5) -> list[tuple[
     return out
 
 
-def _aiohttp_session() -> Any:
-    """An aiohttp session as the raw baselines use it: no connection limit, no cookies."""
-    import aiohttp
-
-    return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=0),
-        cookie_jar=aiohttp.DummyCookieJar(),
-        timeout=aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=60),
-    )
-
-
 def _aiohttp_httpx_client() -> httpx.AsyncClient:
     """``httpx.AsyncClient`` over ``httpx_aiohttp.AiohttpTransport`` (its default connector
     caps connections at 100 when httpx's limit is ``None``: hand it a session)."""
     from httpx_aiohttp import AiohttpTransport
 
     return httpx.AsyncClient(
-        transport=AiohttpTransport(client=_aiohttp_session),
+        transport=AiohttpTransport(client=c.aiohttp_session),
         trust_env=False,
         timeout=httpx.Timeout(120, connect=10),
     )
@@ -273,6 +272,7 @@ def _local_kwargs(url: str) -> dict[str, Any]:
 def run_child(
     rec_path: Path, url: str, client: str, streams: int, keepalive: str = "default"
 ) -> Result:
+    """One row in a fresh interpreter (``keepalive``: the transport, for llmrelay)."""
     args = [sys.executable, __file__, "--child", str(rec_path), url, client, str(streams)]
     args.append(keepalive)
     out = subprocess.run(args, capture_output=True, text=True, timeout=300, check=False)
@@ -288,14 +288,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--streams", default="100,1000", help="concurrency levels")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target fails")
     parser.add_argument(
-        "--unbounded-keepalive",
-        action="store_true",
-        help="also run llmrelay over an httpx pool without a keep-alive bound (http_client=)",
+        "--transports",
+        default="httpx,aiohttp" if _has_aiohttp() else "httpx",
+        help="llmrelay's transports to run (httpx: the default; aiohttp: llmrelay[fast])",
     )
     parser.add_argument(
-        "--aiohttp",
+        "--unbounded-keepalive",
         action="store_true",
-        help="also run llmrelay over httpx-aiohttp's transport (http_client=)",
+        help="also run llmrelay over httpx's own pool (httpcore's pass; http_client=)",
+    )
+    parser.add_argument(
+        "--httpx-aiohttp",
+        action="store_true",
+        help="also run llmrelay over the httpx-aiohttp package's transport (http_client=)",
     )
     parser.add_argument(
         "--floor",
@@ -344,12 +349,15 @@ def run(args: argparse.Namespace) -> list[Any]:
                 clients = [("raw httpx", "raw", "default")]
                 if _has_aiohttp():
                     clients.append(("raw aiohttp", "raw-aiohttp", "default"))
-                clients.append(("llmrelay", "llmrelay", "default"))
-                if args.aiohttp:
-                    clients.append(("llmrelay+aio", "llmrelay", "aiohttp"))
+                for transport in args.transports.split(","):
+                    clients.append((f"llmrelay {transport}", "llmrelay", transport))
+                if args.httpx_aiohttp:
+                    clients.append(("llmrelay h-aio", "llmrelay", "httpx-aiohttp"))
                 if args.unbounded_keepalive:
                     clients.append(("llmrelay*", "llmrelay", "none"))
-                for label, name, keepalive in clients:
+                # interleaved: each level's rows in a rotating order
+                shift = levels.index(streams) % len(clients)
+                for label, name, keepalive in clients[shift:] + clients[:shift]:
                     r = run_child(spec_file, server.url, name, streams, keepalive)
                     r.client = label
                     results.append(r)
@@ -361,29 +369,49 @@ def run(args: argparse.Namespace) -> list[Any]:
         f"(replay server in a child process); each row a fresh interpreter"
     )
     print(
-        f"  {'client':12} {'streams':>7} {'wall s':>7} {'x single':>8} {'tokens/s':>9} "
+        f"  {'client':16} {'streams':>7} {'wall s':>7} {'x single':>8} {'tokens/s':>9} "
         f"{'errors':>6} {'TTFT p50 ms':>11} {'KiB/stream':>10} {'peak RSS MiB':>12} "
         f"{'CPU us/token':>12}"
     )
     if args.unbounded_keepalive:
-        print("  (llmrelay* = llmrelay with http_client= an httpx pool without keep-alive bound)")
-    if args.aiohttp:
-        print("  (llmrelay+aio = llmrelay with http_client= httpx over httpx-aiohttp's transport)")
+        print("  (llmrelay* = llmrelay with http_client= httpx's own pool, httpcore's pass)")
+    if args.httpx_aiohttp:
+        print("  (llmrelay h-aio = llmrelay with http_client= httpx over httpx-aiohttp 0.2)")
+    order = [label for label, _, _ in clients]
+    results.sort(key=lambda r: (r.streams, order.index(r.client)))
     for r in results:
         print(
-            f"  {r.client:12} {r.streams:7d} {r.wall_s:7.3f} {r.wall_s / single[r.client]:8.2f} "
+            f"  {r.client:16} {r.streams:7d} {r.wall_s:7.3f} {r.wall_s / single[r.client]:8.2f} "
             f"{r.tokens / r.wall_s:9.0f} {r.errors:6d} {r.ttft_p50_ms:11.2f} "
             f"{r.rss_open_kib if r.streams > 1 else float('nan'):10.1f} "
             f"{r.peak_rss_kib / 1024:12.1f} {r.cpu_us_per_token:12.1f}"
         )
     checks = []
+    raw = {(r.client, r.streams): r for r in results}
     for r in results:
-        if r.client != "llmrelay" or r.streams == 1:
+        if not r.client.startswith("llmrelay ") or r.streams == 1 or r.client == "llmrelay h-aio":
             continue
+        transport = r.client.removeprefix("llmrelay ")
+        base = raw.get((f"raw {transport}", r.streams))
+        if base is not None and r.streams >= 1000:
+            ratio = r.wall_s / base.wall_s
+            target = TARGET_VS_RAW[transport]
+            name = f"{r.client} {r.streams} streams: wall over raw {transport}"
+            checks.append(Check(name, ratio, target, "x raw", ratio <= target))
+            rss = r.rss_open_kib / raw[("raw httpx", r.streams)].rss_open_kib
+            checks.append(
+                Check(
+                    f"{r.client} {r.streams} streams: RSS per open stream over raw httpx",
+                    rss,
+                    TARGET_RSS_VS_RAW,
+                    "x raw httpx",
+                    rss <= TARGET_RSS_VS_RAW,
+                )
+            )
         ratio = r.wall_s / single[r.client]
         checks.append(
             Check(
-                f"concurrency {r.streams} streams: wall",
+                f"{r.client} {r.streams} streams: wall",
                 ratio,
                 TARGET_WALL,
                 "x single",
@@ -391,11 +419,11 @@ def run(args: argparse.Namespace) -> list[Any]:
             )
         )
         checks.append(
-            Check(f"concurrency {r.streams} streams: errors", r.errors, 0, "errors", r.errors == 0)
+            Check(f"{r.client} {r.streams} streams: errors", r.errors, 0, "errors", r.errors == 0)
         )
         checks.append(
             Check(
-                f"concurrency {r.streams} streams: RSS per open stream",
+                f"{r.client} {r.streams} streams: RSS per open stream",
                 r.rss_open_kib,
                 TARGET_RSS_KIB,
                 "KiB",

@@ -9,6 +9,9 @@ and compiling from source would add about 40 ms to every llmrelay figure.
 
 * **import**: ``import llmrelay`` and ``import httpx`` timed inside the interpreter
   (``time.perf_counter`` around the statement), beside ``python -c pass``'s whole run;
+  and ``import llmrelay`` plus constructing an ``AsyncClient`` on each transport (the
+  default builds no TLS context and imports no aiohttp; ``transport="aiohttp"`` imports
+  aiohttp at construction);
 * **--help**: wall time of ``python -m llmrelay --help`` from spawn to exit, beside
   ``python -c pass``;
 * **first token**: a ``kind = "openai"`` provider in a temporary config file
@@ -21,7 +24,8 @@ and compiling from source would add about 40 ms to every llmrelay figure.
   neither asyncio nor anyio's asyncio backend, which every async httpx client loads).
 
 Targets (issue 10): ``import llmrelay`` <= 0.5x ``import httpx``; spawn -> first token
-of ``llmrelay chat`` within 20 ms of the raw httpx script (difference of medians).
+of ``llmrelay chat`` within 20 ms of the raw httpx script (difference of medians);
+(issue 21) ``import llmrelay`` plus a default ``AsyncClient`` <= 1.0x ``import httpx``.
 Exits 0 unless ``--strict``.
 
 ``--before SRC`` also measures another checkout's sources (``SRC`` = its ``src``
@@ -39,6 +43,7 @@ it prints what it could not find and goes on).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import statistics
 import subprocess
@@ -51,6 +56,9 @@ import _common as c
 from client_streaming import Check, print_checks
 
 TARGET_IMPORT_RATIO = 0.5
+TARGET_CLIENT_RATIO = 1.0
+CLIENT = "import llmrelay; llmrelay.AsyncClient()"
+FAST_CLIENT = "import llmrelay; llmrelay.AsyncClient(transport='aiohttp')"
 TARGET_FIRST_TOKEN_MS = 20.0
 
 RAW_SCRIPT = r"""
@@ -260,7 +268,9 @@ def run(args: argparse.Namespace) -> list[Check]:
     before: Path | None = args.before.resolve() if args.before else None
     for src in filter(None, [c.SRC, before]):
         subprocess.run([python, "-m", "compileall", "-q", str(src / "llmrelay")], check=True)
-    imports: dict[str, list[float]] = {"import llmrelay": [], "import httpx": []}
+    imports: dict[str, list[float]] = {"import llmrelay": [], "import httpx": [], CLIENT: []}
+    if importlib.util.find_spec("aiohttp"):
+        imports[FAST_CLIENT] = []
     walls: dict[str, list[float]] = {"python -c pass": [], "llmrelay --help": []}
     if before:
         imports["import llmrelay (before)"] = []
@@ -340,8 +350,10 @@ def run(args: argparse.Namespace) -> list[Check]:
 
     print(f"\nStart-up, median of {runs} fresh interpreters (ms)")
     for name, times in {**imports, **walls, **firsts}.items():
-        print(f"  {name:30} {med(times):8.1f}   min {min(times) * 1e3:7.1f}")
+        print(f"  {name:62} {med(times):8.1f}   min {min(times) * 1e3:7.1f}")
     ratio = med(imports["import llmrelay"]) / med(imports["import httpx"])
+    client_ratio = med(imports[CLIENT]) / med(imports["import httpx"])
+    print(f"  import llmrelay + AsyncClient() / import httpx: {client_ratio:.2f}")
     help_extra = med(walls["llmrelay --help"]) - med(walls["python -c pass"])
     first_diff = med(firsts["llmrelay chat"]) - med(firsts["raw httpx script"])
     print(f"  import llmrelay / import httpx: {ratio:.2f}")
@@ -359,6 +371,13 @@ def run(args: argparse.Namespace) -> list[Check]:
             TARGET_IMPORT_RATIO,
             "x httpx",
             ratio <= TARGET_IMPORT_RATIO,
+        ),
+        Check(
+            "startup: import llmrelay + AsyncClient() / import httpx",
+            client_ratio,
+            TARGET_CLIENT_RATIO,
+            "x httpx",
+            client_ratio <= TARGET_CLIENT_RATIO,
         ),
         Check(
             "startup: spawn -> first token, chat over raw",

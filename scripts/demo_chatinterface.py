@@ -4,7 +4,8 @@ A REAL Gradio app: ``gr.ChatInterface(respond, additional_inputs=[system textbox
 temperature slider])``, streaming a deterministic answer that names the message, the
 system prompt and the temperature it received (so tests see what arrived, and that the
 system textbox keeps its own default when no system prompt is given).  ``hf_spaces``
-must find its chat dependency from ``GET /config`` alone (PROTOCOLS.md §4.1).
+must find its chat dependency from ``GET /config`` alone (the Blocks config that
+gradio_client reads: gradio-app/gradio, client/python/gradio_client/client.py).
 
 Runs offline (analytics off, no share link, no SSR); Gradio 4.44, 5.x and 6.x.
 

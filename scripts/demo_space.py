@@ -12,7 +12,7 @@ So the system prompt reaches ``model_chat`` only through the hidden box.
 
 ``model_chat`` streams a deterministic answer (see :func:`answer_chunks`) that echoes
 what it received — the query, the system prompt and, when there is one, the history —
-so tests can check what the app got (Gradio's queue protocol, PROTOCOLS.md §4).
+so tests can check what the app got (Gradio's queue protocol: https://www.gradio.app/guides/querying-gradio-apps-with-curl).
 
 Runs offline: analytics/version check off, no share link, no SSR (node) server.
 Works with Gradio 6.x (content-parts messages), 5.x (``type="messages"``) and

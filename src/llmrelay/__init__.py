@@ -47,6 +47,8 @@ from .types import (
     ChatRequest,
     Completion,
     ConversationState,
+    EmbeddingRequest,
+    EmbeddingResult,
     Event,
     FinishReason,
     ImageRequest,
@@ -69,6 +71,7 @@ if TYPE_CHECKING:
         Model,
         ModelList,
     )
+    from ._openai_embeddings import CreateEmbeddingResponse, Embedding
     from ._params import (
         ChatParams,
         CompletionCreateParams,
@@ -104,6 +107,10 @@ __all__ = [
     "ContextLengthExceeded",
     "Conversation",
     "ConversationState",
+    "CreateEmbeddingResponse",
+    "Embedding",
+    "EmbeddingRequest",
+    "EmbeddingResult",
     "Event",
     "FinishReason",
     "ImageParams",
@@ -154,6 +161,8 @@ _LAZY = {
     "CompletionCreateParams": "._params",
     "ImageParams": "._params",
     "ImagesGenerateParams": "._params",
+    "CreateEmbeddingResponse": "._openai_embeddings",
+    "Embedding": "._openai_embeddings",
 }
 
 

@@ -4,28 +4,32 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from types import TracebackType
-from typing import Any, Unpack
+from typing import TYPE_CHECKING, Any, Unpack
 
 import httpx
 
 from . import errors
+from ._embeddings import AsyncEmbeddings, embed
 from ._engine import Engine, map_exception
-from ._http import make_http_client
 from ._params import ChatParams, ImageParams, check, keywords
 from ._registry import Registry
 from ._resources import AsyncChat, AsyncImages, AsyncModels
 from ._router import HealthStore
 from ._settings import Settings, Timeouts, load_config
 from ._stream import AsyncChatStream
+from ._transport import make_http_client
 from ._turn import Turn
-from .catalog import LiveModel
 from .providers import Provider
 from .types import (
     Completion,
+    EmbeddingResult,
     ImageResult,
     MessagesInput,
     ProviderDescription,
 )
+
+if TYPE_CHECKING:
+    from .catalog import LiveModel
 
 __all__ = ["AsyncClient"]
 
@@ -57,12 +61,17 @@ class AsyncClient:
             (default ``True``; ``llmrelay._rescue``).
         providers: extra provider classes (or name -> class) for this client only.
         http_client: an ``httpx.AsyncClient`` to use instead of building one (it is not
-            closed by ``aclose``; ``proxy``, ``verify`` and connect/read timeouts are then
-            the caller's).
+            closed by ``aclose``; ``proxy``, ``verify``, ``transport`` and connect/read
+            timeouts are then the caller's).
         config_path: TOML config file to read instead of the default one.
         health: where candidate cool-downs are kept (a ``HealthStore``; not closed by
             ``aclose``). Default: shared through Redis when ``LLMRELAY_REDIS_URL`` is set
             (``pip install 'llmrelay[scale]'``; closed by ``aclose``), else in this client.
+        transport: the HTTP transport: ``"httpx"`` (default), ``"aiohttp"`` (a third
+            to a half of the CPU per streamed token; ``pip install 'llmrelay[fast]'``;
+            no socks proxies) or ``"auto"`` (aiohttp when installed and no socks proxy
+            is set, else httpx; as an argument a preference ``LLMRELAY_TRANSPORT`` and
+            the config file's ``transport`` override). Default: from those, else httpx.
 
     Raises:
         llmrelay.errors.ConfigError: invalid settings or config file.
@@ -88,6 +97,7 @@ class AsyncClient:
         http_client: httpx.AsyncClient | None = None,
         config_path: str | None = None,
         health: HealthStore | None = None,
+        transport: str | None = None,
     ) -> None:
         path, config = load_config(config_path)
         registry = Registry(providers, Settings.configured_providers(config, path))
@@ -106,9 +116,13 @@ class AsyncClient:
             cooldown=cooldown,
             retries=retries,
             rescue=rescue,
+            transport=transport,
+            plugins=registry.read_plugins,
         )
         self._owns_http = http_client is None
-        http = http_client or make_http_client(settings.timeouts, settings.proxy, settings.verify)
+        http = http_client or make_http_client(
+            settings.timeouts, settings.proxy, settings.verify, settings.transport
+        )
         self._owned_health: Any = None
         if health is None:
             from ._redis import health_from_env
@@ -118,6 +132,7 @@ class AsyncClient:
         self._closed = False
         self.chat = AsyncChat(self)
         self.images = AsyncImages(self)
+        self.embeddings = AsyncEmbeddings(self)
         self.models = AsyncModels(self)
 
     def __repr__(self) -> str:
@@ -340,3 +355,38 @@ class AsyncClient:
         }
         model = params.get("model") or engine.settings.model
         return await engine.generate_images(model, prompt, n, fields)
+
+    async def embed(
+        self,
+        input: str | Iterable[str] | Iterable[int] | Iterable[Iterable[int]],
+        *,
+        model: str,
+        dimensions: int | None = None,
+        user: str | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> EmbeddingResult:
+        """Embed text (or token ids) with ``model``, with fallback as for chat.
+
+        Args:
+            input: a string, a list of strings, a list of token ids, or a list of
+                token-id lists (OpenAI's ``input`` forms).
+            model: a model reference (``"huggingface:BAAI/bge-small-en-v1.5"``, an
+                alias for a chain of candidates, ...).
+            dimensions: the vector size to ask for; refused by a provider that cannot
+                honour it (``InvalidRequestError``, ``param="dimensions"``).
+            user: an end-user identifier, sent where the service takes one.
+            options: provider-specific embedding options (``Provider.embedding_options``).
+
+        Returns:
+            ``EmbeddingResult``: one vector per input, provider, model, reported usage
+            and the attempts (see ``llmrelay._embeddings`` for the rules).
+
+        Raises:
+            llmrelay.errors.ConfigError: a bad argument or an unresolvable model;
+                ``InvalidRequestError`` (with ``param``) for a field a provider cannot
+                honour; ``ProviderError`` / ``AllProvidersFailed`` as for chat.
+        """
+        self._check_open()
+        return await embed(
+            self._engine, input, model=model, dimensions=dimensions, user=user, options=options
+        )

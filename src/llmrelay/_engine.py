@@ -50,7 +50,7 @@ from ._http import map_httpx_error
 from ._redact import Secrets
 from ._registry import Registry
 from ._router import Candidate, HealthStore, Router, Target
-from ._settings import Settings
+from ._settings import ProviderSettingsSpec, Settings
 from ._turn import Turn, is_content
 from .providers import AuthMode, Capability, Provider
 from .types import (
@@ -133,6 +133,11 @@ class Engine:
         self._providers: dict[str, Provider] = {}
         self.secrets = Secrets()
         """The keys this client sends: active while its provider code runs."""
+        registry.on_read(self._plugins_read)
+
+    def _plugins_read(self, specs: Mapping[str, ProviderSettingsSpec]) -> None:
+        """Resolve the endpoints and keys of plugins the registry read after the settings."""
+        self.settings = self.settings.with_providers(specs)
 
     def provider(self, name: str) -> Provider:
         """The client's instance of provider ``name`` (created on first use).

@@ -1,17 +1,14 @@
-r"""The one HTTP layer: httpx client factory, bounded reading, SSE / NDJSON, error mapping.
+r"""Reading HTTP answers: bounded bodies, SSE / NDJSON, and the HTTP status mapping.
 
-* ``make_http_client`` builds the pooled ``httpx.AsyncClient`` every provider of a client
-  shares: connect/read(idle) timeouts, an http, https or socks proxy, a CA bundle, no
-  cookie jar (a provider that needs a cookie session keeps it in its conversation
-  state) and no connection limit (the 101st concurrent stream never waits for a slot).
-  Its pools assign connections with ``_PoolTuning`` (httpcore's pass hands one idle
-  connection to every request of a burst) and build the TLS context on first https use.
+* The client itself, its transports and the mapping of transport failures
+  (``make_http_client``, ``map_httpx_error``, ``translate_errors``) are
+  ``llmrelay._transport``'s, re-exported here for the providers.
 * ``aiter_sse`` decodes Server-Sent Events and ``aiter_ndjson`` JSON lines with the
   bounded decoders of ``llmrelay._sse``; ``read_bounded`` / ``read_json`` read a whole
   body with a size bound. Sizes count decoded bytes, so a compressed body is bounded
   too (transiently, one network chunk's expansion).
 * ``raise_for_status`` maps an HTTP status and the error payload's explicit fields to the
-  error tree of ``llmrelay.errors``; ``translate_errors`` maps httpx transport failures.
+  error tree of ``llmrelay.errors``.
 
 Request headers (and so API keys) never reach an error message.
 """
@@ -19,26 +16,20 @@ Request headers (and so API keys) never reach an error message.
 from __future__ import annotations
 
 import datetime
-import http.cookiejar
 import json
 import math
 import re
-import ssl
-import threading
 import time
 import zlib
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncGenerator, AsyncIterator
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-import httpcore
 import httpx
 
 from . import errors
-from ._settings import Timeouts
 from ._sse import DEFAULT_MAX_LINE, LineTooLong, NDJSONLineDecoder, SSEDecoder, SSEvent
-from ._version import __version__
+from ._transport import make_http_client, map_httpx_error, translate_errors
 
 __all__ = [
     "MAX_BODY",
@@ -60,344 +51,8 @@ __all__ = [
     "upstream_text",
 ]
 
-USER_AGENT = f"llmrelay/{__version__}"
 MAX_BODY = 4 * 1024 * 1024
 """Default bound of a whole JSON or error body, in decoded bytes."""
-
-
-def _no_cookies() -> http.cookiejar.CookieJar:
-    """A cookie jar that never stores a cookie (no domain is allowed)."""
-    return http.cookiejar.CookieJar(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
-
-
-def make_http_client(
-    timeouts: Timeouts, proxy: str | None = None, verify: bool | str = True
-) -> httpx.AsyncClient:
-    """Build the shared, pooled ``httpx.AsyncClient``.
-
-    The TLS context is built on the first https connection, once per process and
-    setting (``httpx.create_ssl_context`` for a bool, ``ssl.create_default_context`` for
-    a bundle): loading a CA bundle costs 30-100 ms, which a CLI talking plain http, or
-    not at all, never needs. A bundle that cannot be read is refused here; one that
-    reads but is not a CA bundle is refused at the first https request.
-
-    Args:
-        timeouts: connect and read (idle) timeouts; first-token and total deadlines are
-            the engine's.
-        proxy: ``http://``, ``https://``, ``socks5://`` or ``socks5h://`` URL, or ``None``.
-        verify: ``True`` (the system's default CAs), ``False`` (no TLS verification) or
-            the path of a CA bundle (PEM file or directory).
-
-    Raises:
-        llmrelay.errors.ConfigError: on an unsupported proxy URL or unreadable CA bundle
-            (from a request: a CA bundle file that is not one).
-    """
-    timeout = httpx.Timeout(
-        connect=timeouts.connect, read=timeouts.read, write=timeouts.read, pool=None
-    )
-    # httpx builds its context when the client is made; hand it a placeholder that trusts
-    # no CA (so a connection that somehow skipped the real one fails closed) and let each
-    # pool swap in the real context before its first https connection.
-    lazy: Callable[[], ssl.SSLContext]
-    if isinstance(verify, str):
-        lazy = _bundle_context(verify)
-    else:
-        lazy = _shared_context_true if verify else _shared_context_false
-    client = _build_client(timeout, proxy, _placeholder_context())
-    pools = [getattr(t, "_pool", None) for t in (client._transport, *client._mounts.values())]
-    if all(_PoolTuning.fits(pool) for pool in pools if pool is not None):
-        for pool in pools:
-            if pool is not None:
-                _PoolTuning(pool, lazy)
-    else:  # an httpcore whose pool is not the one _PoolTuning knows: httpx's own, as is
-        client = _build_client(timeout, proxy, lazy())
-    return client
-
-
-def _build_client(
-    timeout: httpx.Timeout, proxy: str | None, tls: ssl.SSLContext
-) -> httpx.AsyncClient:
-    try:
-        return httpx.AsyncClient(
-            timeout=timeout,
-            proxy=proxy,
-            verify=tls,
-            # Proxies and keys come from llmrelay's settings only, never implicitly.
-            trust_env=False,
-            cookies=_no_cookies(),
-            # only the encodings aiter_body inflates in bounded steps (httpx would also
-            # ask for br and zstd when their packages are installed)
-            headers={"user-agent": USER_AGENT, "accept-encoding": ACCEPT_ENCODING},
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=100),
-        )
-    except (ValueError, ImportError) as exc:
-        raise errors.ConfigError(f"unusable proxy setting: {exc}") from exc
-
-
-_TLS_LOCK = threading.Lock()
-_TLS_CONTEXTS: dict[object, ssl.SSLContext] = {}
-
-
-def _tls_context(key: object, make: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
-    with _TLS_LOCK:
-        context = _TLS_CONTEXTS.get(key)
-        if context is None:
-            context = _TLS_CONTEXTS[key] = make()
-        return context
-
-
-def _placeholder_context() -> ssl.SSLContext:
-    """A client context that trusts no CA: every verified handshake with it fails."""
-    return _tls_context("placeholder", lambda: ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))
-
-
-def _bundle_context(path: str) -> Callable[[], ssl.SSLContext]:
-    """A builder of the context trusting the CA bundle ``path`` (file or directory).
-
-    Raises:
-        llmrelay.errors.ConfigError: ``path`` cannot be read (now), or is not a CA
-            bundle (when the builder is called).
-    """
-    import os
-
-    try:
-        status = os.stat(path)
-        is_dir = os.path.isdir(path)
-        if not os.access(path, os.R_OK):
-            raise PermissionError(f"permission denied: {path!r}")
-    except OSError as exc:
-        raise errors.ConfigError(f"cannot use CA bundle {path!r}: {exc}") from exc
-
-    def make() -> ssl.SSLContext:
-        try:
-            return ssl.create_default_context(
-                cafile=None if is_dir else path, capath=path if is_dir else None
-            )
-        except (OSError, ssl.SSLError) as exc:
-            raise errors.ConfigError(f"cannot use CA bundle {path!r}: {exc}") from exc
-
-    # the same file, unchanged, is loaded once per process
-    key = ("bundle", path, status.st_mtime_ns, status.st_size)
-    return lambda: _tls_context(key, make)
-
-
-def _shared_context_true() -> ssl.SSLContext:
-    """The verifying context of httpx (certifi's CAs, no environment), built once."""
-    return _tls_context(True, lambda: httpx.create_ssl_context(verify=True, trust_env=False))
-
-
-def _shared_context_false() -> ssl.SSLContext:
-    """The non-verifying context of httpx (``verify=False``), built once."""
-    return _tls_context(False, lambda: httpx.create_ssl_context(verify=False, trust_env=False))
-
-
-_TLS_SCHEMES = (b"https", b"wss")
-_SWEEP_EVERY = 0.5
-"""Seconds between two checks of every idle connection for expiry (one syscall each)."""
-
-
-class _PoolTuning:
-    """Connection assignment for one ``httpcore.AsyncConnectionPool`` (or proxy pool).
-
-    httpcore 1.0.9's ``_assign_requests_to_connections`` runs on every request and every
-    response close, and at hundreds of concurrent streams it was 80 % of llmrelay's CPU:
-
-    * it hands the same idle connection to every queued request of one pass, and an
-      idle connection stays ``IDLE`` until its request starts, so a burst arriving in
-      one event-loop tick is all given the one warm connection: all but one request get
-      ``ConnectionNotAvailable`` and go round again, each round a pass over every queued
-      request and connection (https://github.com/encode/httpcore/issues/822,
-      https://github.com/pydantic/httpx2/pull/1075);
-    * its keep-alive bound compares the number of *all* connections with
-      ``max_keepalive_connections``, once per idle connection (quadratic), so above 100
-      open connections it closes every connection that turns idle;
-    * it checks every connection for expiry on every pass, one ``poll`` per idle
-      connection;
-    * a connection handed to a request that has not started yet can be closed as surplus
-      (https://github.com/encode/httpcore/issues/1110).
-
-    This pass does the same job in one sweep: a connection referenced by a pending
-    request is spoken for (never handed out twice, never closed, not even looked at
-    until its request is done), the keep-alive bound
-    counts idle connections, a reused idle connection is checked for expiry before it
-    is handed out and the others at most every ``_SWEEP_EVERY`` seconds. It also builds
-    the pool's TLS context on the first https (or wss) connection (``make_http_client``).
-    """
-
-    __slots__ = ("_create", "_lazy_tls", "_next_sweep", "_pool")
-
-    USES = (
-        "_requests",
-        "_connections",
-        "_max_connections",
-        "_max_keepalive_connections",
-        "_http2",
-        "_ssl_context",
-        "_assign_requests_to_connections",
-        "create_connection",
-    )
-    """The httpcore 1.0 pool attributes this pass reads or replaces."""
-
-    @classmethod
-    def fits(cls, pool: object) -> bool:
-        """Whether ``pool`` is an httpcore pool with every attribute this pass uses."""
-        return isinstance(pool, httpcore.AsyncConnectionPool) and all(
-            hasattr(pool, name) for name in cls.USES
-        )
-
-    def __init__(
-        self, pool: httpcore.AsyncConnectionPool, lazy_tls: Callable[[], ssl.SSLContext]
-    ) -> None:
-        self._pool: Any = pool
-        self._create: Callable[[httpcore.Origin], Any] = pool.create_connection
-        self._lazy_tls: Callable[[], ssl.SSLContext] | None = lazy_tls
-        self._next_sweep = 0.0
-        # instance attributes win over the class's methods for every caller in httpcore
-        setattr(pool, "_assign_requests_to_connections", self.assign)  # noqa: B010
-        setattr(pool, "create_connection", self.create_connection)  # noqa: B010
-
-    def create_connection(self, origin: httpcore.Origin) -> Any:
-        """The pool's own ``create_connection``, with its TLS context made on first need."""
-        if self._lazy_tls is not None and origin.scheme in _TLS_SCHEMES:
-            self._load_tls()
-        return self._create(origin)
-
-    def _load_tls(self) -> None:
-        assert self._lazy_tls is not None
-        # may raise ConfigError: the pass is abandoned before it changes the pool
-        self._pool._ssl_context = self._lazy_tls()
-        self._lazy_tls = None
-
-    def assign(self) -> list[Any]:
-        """Assign queued requests to connections; return the connections to close."""
-        pool = self._pool
-        requests = pool._requests
-        queued = [r for r in requests if r.connection is None]
-        closing: list[Any] = []
-        claimed = {id(r.connection) for r in requests if r.connection is not None}
-        now = time.monotonic()
-        sweep = now >= self._next_sweep
-        if sweep:
-            self._next_sweep = now + _SWEEP_EVERY
-        # Connections in use are left alone until their request is done (then checked):
-        # the pass costs set lookups on every connection, calls on the free ones only.
-        connections = pool._connections
-        removed: set[int] = set()
-        free: list[Any] = []  # not spoken for: the only ones to check and to hand out
-        idle: list[Any] = []
-        for connection in [c for c in connections if id(c) not in claimed]:
-            if connection.is_closed():
-                removed.add(id(connection))
-                continue
-            if sweep and connection.has_expired():
-                closing.append(connection)
-                removed.add(id(connection))
-                continue
-            if connection.is_idle():
-                idle.append(connection)
-            free.append(connection)
-        surplus = len(idle) - pool._max_keepalive_connections
-        if surplus > 0:
-            dropped = {id(c) for c in idle[:surplus]}
-            closing.extend(idle[:surplus])
-            del idle[:surplus]
-            removed |= dropped
-            free = [c for c in free if id(c) not in dropped]
-        kept = [c for c in connections if id(c) not in removed] if removed else list(connections)
-        if queued:
-            # An HTTP/1.1 connection in use is never available; only HTTP/2 multiplexes.
-            candidates = kept if pool._http2 else free
-            available = [
-                c for c in candidates if c.is_available() and not (id(c) in claimed and c.is_idle())
-            ]
-            for request in queued:
-                origin = request.request.url.origin
-                chosen = None
-                index = 0
-                while index < len(available):
-                    candidate = available[index]
-                    if not candidate.can_handle_request(origin):
-                        index += 1
-                        continue
-                    if candidate.is_idle():  # one request at a time until it is released
-                        del available[index]
-                        idle.remove(candidate)
-                        if candidate.has_expired():  # closed by the server, or too old
-                            kept.remove(candidate)
-                            closing.append(candidate)
-                            continue
-                    chosen = candidate
-                    break
-                if chosen is None:
-                    if len(kept) >= pool._max_connections:
-                        if not idle:
-                            continue  # waits for a connection to be released
-                        oldest = idle.pop(0)
-                        kept.remove(oldest)
-                        closing.append(oldest)
-                        if oldest in available:  # closed: no later request may take it
-                            available.remove(oldest)
-                    chosen = self.create_connection(origin)
-                    kept.append(chosen)
-                request.assign_to_connection(chosen)
-        pool._connections = kept
-        return closing
-
-
-_TIMEOUT_KINDS: dict[type[Exception], str] = {
-    httpx.ConnectTimeout: "connect",
-    httpx.ReadTimeout: "read",
-    httpx.WriteTimeout: "write",
-    httpx.PoolTimeout: "pool",
-}
-
-
-def map_httpx_error(
-    exc: BaseException, provider: str, model: str | None
-) -> errors.LLMRelayError | None:
-    """The llmrelay error for an httpx exception, or ``None`` when it is not one.
-
-    ``httpx.TimeoutException`` -> ``ProviderTimeout`` (``kind`` connect/read/write/pool);
-    any other ``httpx.TransportError`` (refused, reset, peer closed mid-body) ->
-    ``TransportError``; an invalid URL -> ``ConfigError``.
-    """
-    if isinstance(exc, httpx.TimeoutException):
-        kind = _TIMEOUT_KINDS.get(type(exc), "")
-        return errors.ProviderTimeout(
-            f"{kind} timeout talking to {_where(exc)}".lstrip(),
-            kind=kind,
-            provider=provider,
-            model=model,
-        )
-    if isinstance(exc, httpx.TransportError):
-        return errors.TransportError(
-            f"{type(exc).__name__} talking to {_where(exc)}: {exc}", provider=provider, model=model
-        )
-    if isinstance(exc, httpx.InvalidURL):
-        return errors.ConfigError(f"{provider}: invalid URL: {exc}")
-    return None
-
-
-@contextmanager
-def translate_errors(provider: str, model: str | None) -> Iterator[None]:
-    """Map httpx failures raised inside the block with ``map_httpx_error``.
-
-    llmrelay errors pass through unchanged.
-    """
-    try:
-        yield
-    except (httpx.TransportError, httpx.InvalidURL) as exc:
-        mapped = map_httpx_error(exc, provider, model)
-        assert mapped is not None
-        raise mapped from exc
-
-
-def _where(exc: httpx.RequestError) -> str:
-    try:
-        url = exc.request.url
-    except RuntimeError:
-        return "the provider"
-    return str(url.copy_with(query=None))
 
 
 _DELTA_SECONDS = re.compile(r"\d{1,10}(?:\.\d{1,6})?", re.ASCII)
@@ -651,9 +306,6 @@ def error_for_status(
         return errors.ProviderUnavailable(message, **common)
     return invalid_request_class(common["code"], said)(message, **common)
 
-
-ACCEPT_ENCODING = "gzip, deflate"
-"""The ``Accept-Encoding`` llmrelay's HTTP client sends."""
 
 _GZIP_WBITS = zlib.MAX_WBITS | 16
 _INFLATE_WBITS = {"gzip": _GZIP_WBITS, "x-gzip": _GZIP_WBITS, "deflate": zlib.MAX_WBITS}

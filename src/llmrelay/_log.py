@@ -4,16 +4,23 @@ SQLite by default (``<user dir>/logs.db``, see ``llmrelay.keys.user_dir()``: ``L
 or the platformdirs user data dir), any SQLAlchemy URL through ``LLMRELAY_DATABASE_URL`` (e.g.
 ``postgresql+psycopg://host/llmrelay``): one schema and one list of migrations
 (``_log_schema``) for both. SQLite runs in WAL mode with a busy timeout and serialised writes
-(``BEGIN IMMEDIATE``), so several processes can log at once without losing a row. Every
-database failure (locked, read-only, corrupt, unreachable) is raised as ``LogError`` with a
-one-line reason; SQLAlchemy is imported only when a log is opened.
+(``BEGIN IMMEDIATE``), so several processes can log at once without losing a row.
+PostgreSQL connections (psycopg) get short bounds unless the URL sets them: a 5 s connect
+timeout, TCP keep-alives and a 15 s ``tcp_user_timeout`` (a partitioned database fails the
+write instead of holding it), and 15 s statement / 5 s lock timeouts. Every database failure
+(locked, read-only, corrupt, unreachable, timed out) is raised as ``LogError`` with a one-line
+reason; SQLAlchemy is imported only when a log is opened. Each exchange carries a ``uid``:
+``add_many`` skips one whose ``uid`` is stored already, so a retried write adds no row twice.
+A server writes through ``llmrelay._log_writer.LogWriter`` (a queue and a thread), never
+on its response path.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator, Mapping
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -43,6 +50,18 @@ def _import_schema() -> None:
 
 
 BUSY_TIMEOUT_S = 10.0
+
+PG_CONNECT_ARGS: dict[str, Any] = {
+    "connect_timeout": 5,
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 15_000,
+    "options": "-c statement_timeout=15s -c lock_timeout=5s",
+}
+"""libpq parameters every PostgreSQL (psycopg / psycopg2) connection of the log gets, unless
+its URL's query sets the same name (https://www.postgresql.org/docs/current/libpq-connect.html)."""
 
 
 class LogError(LLMRelayError):
@@ -80,6 +99,8 @@ class LogEntry:
         error: error message when the turn failed.
         datetime_utc: ISO 8601 time of the request (set when logged).
         id: row id (set when logged).
+        uid: unique id of the exchange, 32 hex digits (set when logged or queued); a write
+            whose ``uid`` is stored already adds no row (``ExchangeLog.add_many``).
     """
 
     prompt: str
@@ -98,6 +119,7 @@ class LogEntry:
     error: str | None = None
     datetime_utc: str | None = None
     id: int | None = None
+    uid: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable dict of every field."""
@@ -217,7 +239,9 @@ class ExchangeLog:
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         else:
-            engine = create_engine(self.url, pool_pre_ping=True)
+            engine = create_engine(
+                self.url, pool_pre_ping=True, connect_args=_connect_args(self.url)
+            )
         try:
             with engine.begin() as conn:
                 _log_schema.migrate(conn)
@@ -260,11 +284,7 @@ class ExchangeLog:
 
         conversations, exchanges = current_tables()
         now = datetime.now(UTC).isoformat(timespec="milliseconds")
-        entry.datetime_utc = entry.datetime_utc or now
-        values = {k: v for k, v in entry.to_dict().items() if k not in ("id", "usage", "attempts")}
-        values["attempts"] = json.dumps(entry.attempts, ensure_ascii=False)
-        for name in _USAGE:
-            values[name] = (entry.usage or {}).get(name)
+        values = _row(entry, now)
         with self._begin() as conn:
             if conversation is not None and entry.conversation_id is not None:
                 data = json.dumps(dict(conversation), ensure_ascii=False)
@@ -287,6 +307,40 @@ class ExchangeLog:
             row_id = conn.execute(insert(exchanges).values(**values)).inserted_primary_key
         entry.id = int(row_id[0]) if row_id else None
         return entry.id or 0
+
+    def add_many(self, entries: Sequence[LogEntry]) -> None:
+        """Log ``entries`` in one transaction (one multi-row insert).
+
+        An entry whose ``uid`` is stored already is skipped (SQLite and PostgreSQL: ``ON
+        CONFLICT DO NOTHING``), so writing a batch again after an unclear failure adds no
+        row twice. Sets each entry's ``uid`` and ``datetime_utc`` when missing (not ``id``).
+
+        Raises:
+            LogError: nothing was written (the cause is chained).
+        """
+        if not entries:
+            return
+        _import_schema()
+        from sqlalchemy import insert
+
+        from ._log_schema import current_tables
+
+        _, exchanges = current_tables()
+        now = datetime.now(UTC).isoformat(timespec="milliseconds")
+        rows = [_row(entry, now) for entry in entries]
+        with self._begin() as conn:
+            name = conn.dialect.name
+            if name == "postgresql":
+                from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+                statement: Any = pg_insert(exchanges).on_conflict_do_nothing(index_elements=["uid"])
+            elif name == "sqlite":
+                from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+                statement = sqlite_insert(exchanges).on_conflict_do_nothing(index_elements=["uid"])
+            else:
+                statement = insert(exchanges)
+            conn.execute(statement, rows)
 
     def conversation(self, conversation_id: str) -> dict[str, Any] | None:
         """The stored ``Conversation.to_dict()`` of ``conversation_id``, or ``None``."""
@@ -374,6 +428,29 @@ class ExchangeLog:
                 statement = statement.limit(limit)
             rows = conn.execute(statement).mappings().all()
         return [_entry(dict(row)) for row in reversed(rows)]
+
+
+def _connect_args(url: str) -> dict[str, Any]:
+    """``PG_CONNECT_ARGS`` the URL does not set, for psycopg / psycopg2; else nothing."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql":
+        return {}
+    if parsed.get_driver_name() not in ("psycopg", "psycopg2"):
+        return {}
+    return {k: v for k, v in PG_CONNECT_ARGS.items() if k not in parsed.query}
+
+
+def _row(entry: LogEntry, now: str) -> dict[str, Any]:
+    """The ``exchanges`` row of ``entry`` (its ``uid`` and ``datetime_utc`` set if missing)."""
+    entry.datetime_utc = entry.datetime_utc or now
+    entry.uid = entry.uid or uuid.uuid4().hex
+    values = {k: v for k, v in entry.to_dict().items() if k not in ("id", "usage", "attempts")}
+    values["attempts"] = json.dumps(entry.attempts, ensure_ascii=False)
+    for name in _USAGE:
+        values[name] = (entry.usage or {}).get(name)
+    return values
 
 
 def _entry(row: dict[str, Any]) -> LogEntry:

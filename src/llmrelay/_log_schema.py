@@ -101,15 +101,28 @@ def m002_sqlite_fts(conn: Connection) -> None:
         return
 
 
+def m003_exchange_uid(conn: Connection) -> None:
+    """A unique ``uid`` per exchange, so a retried or replayed write never adds a row twice.
+
+    Rows written before have ``NULL`` (a unique index allows several NULLs in SQLite and
+    PostgreSQL alike).
+    """
+    conn.execute(text("ALTER TABLE exchanges ADD COLUMN uid VARCHAR(32)"))
+    conn.execute(text("CREATE UNIQUE INDEX ix_exchanges_uid ON exchanges (uid)"))
+
+
 MIGRATIONS: tuple[tuple[str, Callable[[Connection], None]], ...] = (
     ("m001_initial", m001_initial),
     ("m002_sqlite_fts", m002_sqlite_fts),
+    ("m003_exchange_uid", m003_exchange_uid),
 )
 
 
 def current_tables() -> tuple[Table, Table]:
     """``(conversations, exchanges)`` as the last migration leaves them."""
-    return _v1(MetaData())
+    conversations, exchanges = _v1(MetaData())
+    exchanges.append_column(Column("uid", String(32), unique=True))
+    return conversations, exchanges
 
 
 def _migrations_table() -> Table:

@@ -7,7 +7,8 @@ A model reference is one of:
 * an alias — its ordered chain of references (``ALIASES`` below, overridden and extended
   by the config file's ``[aliases]``), the only way to get a fallback chain;
 * a bare model id — the first provider (registry order) that lists it: a model that
-  several providers happen to offer is *not* silently a fallback chain;
+  several providers happen to offer is *not* silently a fallback chain (the plugins come
+  last and are read only when no other provider is named or offers it);
 * ``None`` — the configured default, else the first provider's default model.
 
 Only a registered provider name counts as a prefix, so model ids that contain a colon
@@ -233,7 +234,7 @@ class Router:
     def _targets(self, ref: str | None) -> list[Target]:
         ref = (ref or self._default or "").strip()
         if not ref:
-            name = self._registry.names()[0]
+            name = self._registry.known()[0]  # a built-in: plugins are never first
             return [Target(name, self._registry.get(name).default_model)]
         return self._chain(ref, set())
 
@@ -305,20 +306,34 @@ class Router:
         return [self._single(ref)]
 
     def _single(self, ref: str) -> Target:
+        # the names known without the plugins first; the plugins are read only when
+        # those do not answer (llmrelay._registry)
         registry = self._registry
+        known = registry.known()
         prefix, sep, rest = ref.partition(":")
-        if sep and prefix in registry:
+        named = "/" not in prefix and prefix.isidentifier()  # may name a plugin
+        if sep and (prefix in known or (named and prefix in registry)):
             cls = registry.get(prefix)
             return Target(prefix, cls.resolve_model(rest or None))
-        if sep and "/" not in prefix and prefix.isidentifier():
+        if sep and named:
             raise errors.UnknownProviderError(prefix, registry.names())
-        if ref in registry:
-            return Target(ref, registry.get(ref).default_model)
-        for name in registry.names():
-            cls = registry.get(name)
+        target = self._named_or_offered(ref, known)
+        if target is None:
+            plugins = [name for name in registry.names() if name not in known]
+            target = self._named_or_offered(ref, plugins)
+        if target is None:
+            raise errors.UnknownModelError(ref, self._valid())
+        return target
+
+    def _named_or_offered(self, ref: str, names: Sequence[str]) -> Target | None:
+        """``ref`` as one of ``names`` (its default model), else the first that offers it."""
+        if ref in names:
+            return Target(ref, self._registry.get(ref).default_model)
+        for name in names:
+            cls = self._registry.get(name)
             if cls.offers(ref):
                 return Target(name, cls.resolve_model(ref))
-        raise errors.UnknownModelError(ref, self._valid())
+        return None
 
     def _valid(self) -> list[str]:
         valid = list(self._aliases)

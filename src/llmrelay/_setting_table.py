@@ -129,6 +129,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
     Setting("cooldown", "cooldown", ("LLMRELAY_COOLDOWN",), ("cooldown",), "seconds", 30.0),
     Setting("retries", "retries", ("LLMRELAY_RETRIES",), ("retries",), "count", 2),
     Setting("rescue", "rescue", ("LLMRELAY_RESCUE",), ("rescue",), "bool", True),
+    Setting("transport", "transport", ("LLMRELAY_TRANSPORT",), ("transport",), "text", "httpx"),
     *(_timeout_row(name) for name in TIMEOUT_DEFAULTS),
     Setting("aliases", None, (), ("aliases",), "aliases", MappingProxyType({})),
     Setting("config", "config_path", ("LLMRELAY_CONFIG",), (), "path", None, "process"),

@@ -21,6 +21,7 @@ endpoint names upper-cased, e.g. ``LLMRELAY_HUGGINGFACE_HUB_URL``):
     ``LLMRELAY_MODEL``                default model reference
     ``LLMRELAY_STRICT``               ``1``: unsupported parameters are errors
     ``LLMRELAY_COOLDOWN``             seconds a failing candidate waits at the back
+    ``LLMRELAY_TRANSPORT``            ``httpx`` (default), ``aiohttp`` or ``auto``
     ``LLMRELAY_CONFIG``               path of the config file
     ``LLMRELAY_HOME``                 directory of the keys file and the exchange log
     ``LLMRELAY_DATABASE_URL``         SQLAlchemy URL of the exchange log
@@ -37,6 +38,7 @@ Config file (TOML; default ``<user config dir>/llmrelay/config.toml``)::
     cooldown = 30
     retries = 2
     rescue = true
+    transport = "aiohttp"                # httpx (default), aiohttp or auto
 
     [timeouts]
     connect = 10
@@ -72,8 +74,8 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -249,6 +251,7 @@ class Settings:
         alias_retries: alias -> its own ``retries`` (``[aliases] NAME = {models, retries}``).
         rescue: whether a stream broken after its first content is rescued
             (``llmrelay._rescue``).
+        transport: the HTTP transport, ``"httpx"``, ``"aiohttp"`` or ``"auto"``.
         aliases: user aliases from the config file: name -> model references.
         config_path: the config file read, if any.
     """
@@ -267,6 +270,7 @@ class Settings:
     provider_retries: Mapping[str, int] = field(default_factory=dict)
     alias_retries: Mapping[str, int] = field(default_factory=dict)
     rescue: bool = True
+    transport: str = "httpx"
     aliases: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     config_path: Path | None = None
     _keys: Mapping[str, str] = field(default_factory=dict, repr=False)
@@ -307,7 +311,9 @@ class Settings:
         cooldown: float | None = None,
         retries: int | None = None,
         rescue: bool | None = None,
+        transport: str | None = None,
         env: Mapping[str, str] | None = None,
+        plugins: Callable[[], Mapping[str, ProviderSettingsSpec]] | None = None,
     ) -> Settings:
         """Resolve settings from arguments, the environment and the config document.
 
@@ -326,7 +332,13 @@ class Settings:
             cooldown: seconds a failing candidate stays at the back of its chain.
             retries: same-candidate retries before failing over.
             rescue: rescue streams broken after their first content.
+            transport: ``"httpx"`` or ``"aiohttp"``; ``"auto"`` is a preference the
+                environment and config file override (what ``llmrelay serve`` passes).
             env: the environment (default ``os.environ``); read here, never kept.
+            plugins: called once, before anything is checked, when a config table, an
+                argument or an ``LLMRELAY_<NAME>_...`` variable names a provider not in
+                ``providers``: the providers it returns are added (the client's registry
+                reads its plugins, ``llmrelay._registry``). Not called otherwise.
 
         Raises:
             llmrelay.errors.ConfigError: an invalid config document or value, naming the
@@ -335,10 +347,23 @@ class Settings:
         env = environ() if env is None else env
         doc: Mapping[str, Any] = config or {}
         where = str(config_path) if config_path else "config file"
+        if plugins is not None and _names_unknown(
+            providers, doc, (base_urls, endpoints, api_keys), env
+        ):
+            providers = {**providers, **plugins()}
         _check_document(doc, providers, where)
         given = {"model": model, "proxy": proxy, "verify": verify, "strict": strict}
+        # "auto" as an argument is a preference: the variable and config file override it
+        preferred = None if transport == "auto" else transport
         arguments = _arguments(
-            {**given, "cooldown": cooldown, "retries": retries, "rescue": rescue}, timeouts
+            {
+                **given,
+                "cooldown": cooldown,
+                "retries": retries,
+                "rescue": rescue,
+                "transport": preferred,
+            },
+            timeouts,
         )
         arguments.update(_provider_arguments(providers, base_urls, endpoints, api_keys))
         sources = Sources(arguments, env, doc, where)
@@ -362,9 +387,34 @@ class Settings:
             provider_retries=provider_retries,
             alias_retries=alias_retries(doc, where),
             rescue=values["rescue"],
+            transport=_transport(values, origins, transport),
             aliases=values["aliases"],
             config_path=config_path if config and config_path else None,
             _keys=keys,
+        )
+
+    def with_providers(
+        self, providers: Mapping[str, ProviderSettingsSpec], env: Mapping[str, str] | None = None
+    ) -> Settings:
+        """These settings plus the endpoints and keys of providers registered later.
+
+        For plugins read after the settings were loaded (``llmrelay._registry``): their
+        rows are resolved from the environment (``LLMRELAY_<NAME>_API_KEY``, the vendor
+        key variable) and the keys file. An argument, a config table or an
+        ``LLMRELAY_<NAME>_...`` variable naming one of them had them read at ``load``.
+
+        Raises:
+            llmrelay.errors.ConfigError: an invalid value, naming its variable.
+        """
+        sources = Sources({}, environ() if env is None else env, {}, "config file")
+        urls, keys, endpoint_sources, key_sources, retries = _resolve_providers(sources, providers)
+        return replace(
+            self,
+            provider_retries={**self.provider_retries, **retries},
+            endpoints={**self.endpoints, **urls},
+            endpoint_sources={**self.endpoint_sources, **endpoint_sources},
+            key_sources={**self.key_sources, **key_sources},
+            _keys={**self._keys, **keys},
         )
 
     def endpoints_for(self, provider: str) -> dict[str, str]:
@@ -404,6 +454,16 @@ def _unknown(where: str, what: str, name: str, valid: Any) -> errors.ConfigError
         + _did_you_mean(name, valid)
         + f"; valid {what.rpartition(' ')[2]}s: {', '.join(sorted(valid))}"
     )
+
+
+def _transport(values: Mapping[str, Any], origins: Mapping[str, str], given: str | None) -> str:
+    """The transport setting; ``"auto"`` when only an argument preferred it.
+
+    Its value is checked when the client is built (``llmrelay._transport``).
+    """
+    if "transport" not in origins and given == "auto":
+        return "auto"
+    return str(values["transport"])
 
 
 def _arguments(given: Mapping[str, Any], timeouts: Timeouts | None) -> dict[str, tuple[Any, str]]:
@@ -505,18 +565,43 @@ def _check_provider_arg(
 _PROVIDER_ENDS = ("_URL", "_API_KEY")
 
 
+def _names_unknown(
+    providers: Mapping[str, ProviderSettingsSpec],
+    doc: Mapping[str, Any],
+    arguments: Sequence[Mapping[str, Any] | None],
+    env: Mapping[str, str],
+) -> bool:
+    """Whether a config table, an argument or a variable names a provider not known."""
+    tables = doc.get("providers", {})
+    if isinstance(tables, dict) and any(name not in providers for name in tables):
+        return True
+    if any(name not in providers for given in arguments for name in given or ()):
+        return True
+    return bool(_unknown_variables(env, providers)[0])
+
+
+def _unknown_variables(
+    environ: Mapping[str, str], providers: Mapping[str, ProviderSettingsSpec]
+) -> tuple[list[str], list[str]]:
+    """``(set LLMRELAY_..._URL / _API_KEY variables no row reads, the ones rows read)``."""
+    named = [v for v, value in environ.items() if value and _names_a_provider_setting(v)]
+    if not named:  # the usual case: no row is built
+        return [], []
+    known = [v for name, spec in providers.items() for v in _variables(name, spec)]
+    return [v for v in named if v not in known], known
+
+
 def _warn_unknown_variables(
     environ: Mapping[str, str], providers: Mapping[str, ProviderSettingsSpec]
 ) -> None:
     """Warn about an ``LLMRELAY_..._URL`` / ``_API_KEY`` variable that no row reads."""
-    known = [v for name, spec in providers.items() for v in _variables(name, spec)]
-    for variable, value in environ.items():
-        if value and _names_a_provider_setting(variable) and variable not in known:
-            log.warning(
-                "%s names no provider setting and is ignored%s",
-                variable,
-                _did_you_mean(variable, known),
-            )
+    unknown, known = _unknown_variables(environ, providers)
+    for variable in unknown:
+        log.warning(
+            "%s names no provider setting and is ignored%s",
+            variable,
+            _did_you_mean(variable, known),
+        )
 
 
 def _variables(name: str, spec: ProviderSettingsSpec) -> list[str]:

@@ -12,11 +12,11 @@
     │   │   └── CaptchaRequired        the service wants a CAPTCHA token (retryable)
     │   ├── RateLimitError             HTTP 429 (retry_after)
     │   ├── ModelNotFoundError         HTTP 404
-    │   ├── InvalidRequestError        HTTP 400/422
+    │   ├── InvalidRequestError(param) HTTP 400/422, or a part it cannot honour
     │   │   ├── ContextLengthExceeded  the prompt does not fit the model (next candidate)
     │   │   └── ContentPolicyViolation the provider's safety system refused (chain stops)
     │   ├── ProviderUnavailable        HTTP 5xx, queue full, Space asleep
-    │   ├── ProviderTimeout(kind)      connect / first_token / read (idle) / total
+    │   ├── ProviderTimeout(kind)      connect / first_token / silence / read (idle) / stall / total
     │   ├── TransportError             connection refused, reset, dropped
     │   └── ProtocolError              malformed payload or stream, missing finish
     ├── StreamInterrupted(cause, text)  failed after content, and no rescue completed it
@@ -210,7 +210,17 @@ class ModelNotFoundError(ProviderError):
 
 
 class InvalidRequestError(ProviderError):
-    """The provider rejected the request as invalid (HTTP 400/422)."""
+    """The provider rejected the request as invalid (HTTP 400/422), or cannot honour part of it.
+
+    When a part cannot be honoured, ``param`` names it, as OpenAI's error object does.
+
+    Attributes:
+        param: the request field refused (``"dimensions"``, ``"input"``, ...), or ``None``.
+    """
+
+    def __init__(self, message: str, *, param: str | None = None, **kwargs: object) -> None:
+        self.param = param
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
 
 
 class ContextLengthExceeded(InvalidRequestError):

@@ -31,6 +31,9 @@ __all__ = [
     "ChatRequest",
     "Completion",
     "ConversationState",
+    "EmbeddingInput",
+    "EmbeddingRequest",
+    "EmbeddingResult",
     "Event",
     "FinishReason",
     "ImageRequest",
@@ -470,3 +473,75 @@ def event_to_dict(event: Event) -> dict[str, Any]:
             "eta": event.eta,
         }
     raise TypeError(f"not an llmrelay event: {type(event).__name__}")
+
+
+EmbeddingInput: TypeAlias = str | tuple[str, ...] | tuple[int, ...] | tuple[tuple[int, ...], ...]
+"""What is embedded, in OpenAI's four forms (``input`` of ``POST /v1/embeddings``): one
+text, several texts, one token array, or several token arrays (token ids of the model's
+own tokenizer)."""
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddingRequest:
+    """What a provider receives to embed (``Provider.embed``).
+
+    The input keeps the form the caller gave (a single text stays a string) so a
+    provider sends it in that form; a provider that cannot take a form or a field
+    refuses it (``InvalidRequestError`` with ``param``), never converts it.
+
+    Attributes:
+        input: ``EmbeddingInput``: a text, a tuple of texts, a tuple of token ids, or a
+            tuple of token-id tuples (never empty; no empty text or array).
+        model: the provider's own model id.
+        dimensions: the number of dimensions each vector must have (for models that can
+            shorten their vectors), or ``None`` for the model's own size.
+        user: an end-user identifier to pass to the service, or ``None``.
+        options: provider-specific embedding options (only names the provider declares
+            in ``Provider.embedding_options``).
+        deadline: ``time.monotonic()`` value by which the answer is due, or ``None``.
+    """
+
+    input: EmbeddingInput
+    model: str
+    dimensions: int | None = None
+    user: str | None = None
+    options: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+    deadline: float | None = None
+
+    @property
+    def tokens(self) -> bool:
+        """Whether the input is token ids rather than text."""
+        return not isinstance(self.input, str) and not isinstance(self.input[0], str)
+
+    @property
+    def count(self) -> int:
+        """How many vectors the answer holds: one per text or token array."""
+        if isinstance(self.input, str) or isinstance(self.input[0], int):
+            return 1
+        return len(self.input)
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddingResult:
+    """Embedding vectors, one per input, in the order of the input.
+
+    Attributes:
+        vectors: one tuple of floats per input, the numbers as the service sent them
+            (a JSON number as read, a base64 float32 value decoded): no rounding added.
+        provider: registry name of the provider that answered.
+        model: that provider's model id.
+        usage: token counts as the service reported them (``prompt_tokens`` and
+            ``total_tokens``; never estimated), or ``None`` when it reported none.
+        attempts: each candidate tried (``llmrelay.Attempt``), the last one ``"ok"``.
+    """
+
+    vectors: tuple[tuple[float, ...], ...] = field(repr=False)
+    provider: str
+    model: str
+    usage: Usage | None = None
+    attempts: tuple[Attempt, ...] = field(default=(), repr=False)
+
+    @property
+    def dimensions(self) -> int:
+        """The length of the vectors (0 when there are none)."""
+        return len(self.vectors[0]) if self.vectors else 0

@@ -31,7 +31,7 @@ def test_migrations_are_recorded_once_and_the_database_is_wal(home: Path) -> Non
             log.migrate()
     with sqlite3.connect(home / "logs.db") as db:
         names = [r[0] for r in db.execute("SELECT name FROM _migrations ORDER BY name")]
-        assert names == ["m001_initial", "m002_sqlite_fts"]
+        assert names == ["m001_initial", "m002_sqlite_fts", "m003_exchange_uid"]
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"conversations", "exchanges", "exchanges_fts", "_migrations"} <= tables

@@ -193,7 +193,7 @@ def test_help_lists_every_command_and_a_typo_gets_a_suggestion() -> None:
     assert result.returncode == 0
     listed = result.stdout.decode().split("Commands:\n", 1)[1].splitlines()
     names = [line.split()[0] for line in listed if line.startswith("  ")]
-    assert names == ["chat", "image", "keys", "logs", "models", "providers", "serve"]
+    assert names == ["chat", "embed", "image", "keys", "logs", "models", "providers", "serve"]
     assert "Generate an image for PROMPT" in result.stdout.decode()
     result = run_process("chta")
     assert result.returncode == 2
@@ -203,7 +203,7 @@ def test_help_lists_every_command_and_a_typo_gets_a_suggestion() -> None:
 def test_a_plugin_that_cannot_load_is_a_warning_for_a_chat_that_does_not_use_it(
     tmp_path: Path, space: Space
 ) -> None:
-    # the library warns and goes on (Registry.settings_specs); a one-prompt chat, which
+    # the library warns and goes on (Registry.read_plugins); a one-prompt chat, which
     # no longer describes every provider first, now does the same instead of exiting 2
     _, url = space
     info = tmp_path / "site" / "broken_plugin-0.1.dist-info"
@@ -215,9 +215,16 @@ def test_a_plugin_that_cannot_load_is_a_warning_for_a_chat_that_does_not_use_it(
     env = {"PYTHONPATH": str(tmp_path / "site"), "LLMRELAY_HF_SPACES_BASE_URL": url}
     result = run_process("chat", "--no-log", "-m", "hf_spaces", "hi", env=env)
     assert result.returncode == 0, result.stderr
+    # a built-in needs no plugin: the entry points are not read, nothing is said
+    assert "broken" not in result.stderr.decode()
+    # a variable naming a provider no built-in is reads them: the warning, and the chat
+    env["LLMRELAY_OTHER_API_KEY"] = "x"
+    result = run_process("chat", "--no-log", "-m", "hf_spaces", "hi", env=env)
+    assert result.returncode == 0, result.stderr
     assert "provider 'broken' (llmrelay_no_such_module:Broken) cannot be loaded" in (
         result.stderr.decode()
     )
+    del env["LLMRELAY_OTHER_API_KEY"]
     # an error is still explained (describing the providers fails: no hint, no traceback)
     config = tmp_path / "config.toml"
     config.write_text(

@@ -1,7 +1,8 @@
 """Each registered provider paired with its wire-level fake, behind one scripting seam.
 
 A ``ContractFake`` (one per provider, in ``fake_<name>.py``) scripts its fake in the terms
-the contract needs; adding a provider means adding its entry to ``FAKES``.
+the contract needs; adding a provider means adding its entry to ``FAKES``. Every test
+here runs once per HTTP transport (``tests/transports.py``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from tests.contract.fake_hf_spaces import SpaceContractFake
 from tests.contract.fake_huggingface import HuggingFaceContractFake
 from tests.contract.fake_replicate import ReplicateContractFake
 from tests.fakes._server import serve
+from tests.transports import transport, transport_setting
+
+__all__ = ["FAKES", "ContractFake", "Served", "transport", "transport_setting"]
 
 
 class ContractFake(Protocol):

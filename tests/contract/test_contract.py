@@ -1,6 +1,7 @@
-"""The provider contract, for every registered provider against its fake — run twice:
+"""The provider contract, for every registered provider against its fake, on both HTTP
+transports (``tests/transports.py``) — and each run twice:
 
-* provider-direct: a provider instance on a plain ``httpx.AsyncClient``: what the
+* provider-direct: a provider instance on llmrelay's ``httpx.AsyncClient``: what the
   provider itself yields and raises (exactly one finish, nothing after it, typed errors,
   the state the fake received on the next turn, ``retry_after``, timeouts);
 * through the client: what users see (``ProviderInfo`` first, the open phase, errors,
@@ -37,6 +38,7 @@ from llmrelay import (
 from llmrelay.providers import BUILTIN, Capability, Provider, provider_class
 from llmrelay.types import ChatRequest, Event
 from tests.contract.conftest import FAKES, Served
+from tests.transports import http_client
 
 pytestmark = pytest.mark.anyio
 
@@ -89,10 +91,15 @@ def request(
     )
 
 
+def bare_http(timeout: httpx.Timeout | None = None) -> httpx.AsyncClient:
+    """llmrelay's HTTP client on this run's transport, for a provider used directly."""
+    return http_client(os.environ["LLMRELAY_TRANSPORT"], timeout)
+
+
 async def provider_events(
-    served: Served, req: ChatRequest | None = None, **http: Any
+    served: Served, req: ChatRequest | None = None, http_timeout: httpx.Timeout | None = None
 ) -> list[Event]:
-    async with httpx.AsyncClient(**http) as client:
+    async with bare_http(http_timeout) as client:
         provider = direct(served, client)
         return [e async for e in provider.stream(req or request(served))]
 
@@ -142,7 +149,7 @@ async def test_provider_raises_on_a_disconnect_never_finishes_silently(served: S
     served.fake.disconnect()
     events: list[Event] = []
     with pytest.raises(ProviderError):
-        async with httpx.AsyncClient() as client:
+        async with bare_http() as client:
             async for event in direct(served, client).stream(request(served)):
                 events.append(event)
     assert not any(isinstance(e, FinishReason) for e in events)
@@ -151,12 +158,12 @@ async def test_provider_raises_on_a_disconnect_never_finishes_silently(served: S
 async def test_provider_slow_first_byte_is_a_timeout(served: Served) -> None:
     served.fake.slow_first_byte(3.0)
     with pytest.raises(ProviderTimeout):
-        await provider_events(served, timeout=httpx.Timeout(5.0, read=0.3))
+        await provider_events(served, http_timeout=httpx.Timeout(5.0, read=0.3))
 
 
 async def test_provider_closes_its_connection_when_closed_early(served: Served) -> None:
     served.fake.hold_open()
-    async with httpx.AsyncClient() as client:
+    async with bare_http() as client:
         stream = direct(served, client).stream(request(served))
         async for event in stream:
             if isinstance(event, str) and event:

@@ -182,7 +182,7 @@ class SpaceScript:
 
 
 def api_prefix(version: str) -> str:
-    """Route prefix: ``""`` for Gradio 4, ``"/gradio_api"`` from Gradio 5 (PROTOCOLS §4)."""
+    """Route prefix: ``""`` for Gradio 4, ``"/gradio_api"`` from Gradio 5 (gradio ``gradio/route_utils.py`` ``API_PREFIX``)."""
     return "" if version == "4" else "/gradio_api"
 
 
@@ -228,7 +228,7 @@ def _normalize_history(version: str, history: Any) -> list[Any]:
 
 def diff(old: Any, new: Any) -> list[list[Any]]:
     """Edits turning ``old`` into ``new``: ``[action, path, value]`` with actions
-    ``append`` (string suffix), ``replace``, ``add``, ``delete`` (PROTOCOLS §4).  ``[]`` when
+    ``append`` (string suffix), ``replace``, ``add``, ``delete`` (gradio_client ``utils.py`` ``apply_diff``).  ``[]`` when
     equal.  Surplus list items are deleted one by one at the first surplus index."""
     edits: list[list[Any]] = []
     _diff_into(old, new, [], edits)

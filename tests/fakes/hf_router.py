@@ -19,7 +19,9 @@ Routes (under ``/v1``):
   "supports_tools", "supports_structured_output"}]}]}`` (prices: USD per 1M tokens);
 * ``POST /chat/completions`` -> the ``FakeOpenAI`` stream, once the id (suffix and all)
   names a model that an enabled provider serves; ``routed`` records which provider
-  each request went to.
+  each request went to;
+* ``POST /embeddings`` -> the ``FakeOpenAI`` embeddings, on the same condition (the
+  router's OpenAI-compatible embeddings, where it serves the model).
 """
 
 from __future__ import annotations
@@ -172,6 +174,15 @@ class FakeHFRouter(FakeOpenAI):
         return JSONResponse({"object": "list", "data": self.script.catalogue})
 
     async def _chat(self, request: Request) -> Response:
+        refused = await self._route(request)
+        return refused if refused is not None else await super()._chat(request)
+
+    async def _embeddings(self, request: Request) -> Response:
+        refused = await self._route(request)
+        return refused if refused is not None else await super()._embeddings(request)
+
+    async def _route(self, request: Request) -> Response | None:
+        """Choose the inference provider; the refusal when none serves the model."""
         try:
             body = await request.json()
         except ValueError:
@@ -183,4 +194,4 @@ class FakeHFRouter(FakeOpenAI):
                 await self.recorder.record(request)
                 return JSONResponse(not_supported_body(model.partition(":")[0]), 400)
             self.routed.append(chosen)
-        return await super()._chat(request)
+        return None

@@ -1,6 +1,6 @@
 """Wire-level fake of the Hugging Face Hub model API.
 
-Ground truth: PROTOCOLS.md §2.4 (recorded ``GET https://huggingface.co/api/models/{id}``
+Ground truth: the Hub's public API (recorded ``GET https://huggingface.co/api/models/{id}``
 bodies, the 307 of a renamed repository, huggingface_hub ``hf_api.py`` ``list_models``
 and ``ModelInfo``).
 

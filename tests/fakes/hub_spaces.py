@@ -1,6 +1,6 @@
 """Wire-level fake of the Hugging Face Hub's Space API (host lookup and runtime stage).
 
-Ground truth (PROTOCOLS.md §4.1, from the official clients: ``@gradio/client``
+Ground truth (from the official clients: ``@gradio/client``
 ``client/js/src/helpers/spaces.ts``, ``huggingface_hub`` ``HfApi.space_info``)::
 
     GET /api/spaces/{owner}/{name}

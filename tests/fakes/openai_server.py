@@ -1,7 +1,7 @@
-"""Wire-level fake of an OpenAI-compatible server (chat completions + models).
+"""Wire-level fake of an OpenAI-compatible server (chat completions, embeddings, models).
 
 Ground truth: the OpenAI API reference (chat streaming, error object, models list) and
-the Hugging Face recordings of TGI's ``/v1/chat/completions`` (PROTOCOLS.md §2.6: 2025
+the Hugging Face recordings of TGI's ``/v1/chat/completions`` (huggingface_hub's test cassettes: 2025
 ``chat.completion.chunk`` with ``data: `` and ``[DONE]``; 2024-03 ``object:
 "text_completion"``, no space, 1-based ``index``, ``finish_reason: "eos_token"`` on a
 ``"</s>"`` delta and no ``[DONE]``). Checked with the ``openai`` SDK
@@ -12,6 +12,14 @@ Routes (under ``prefix``, default ``/v1``):
 * ``POST /chat/completions`` -> SSE chunks when ``stream`` is true (a usage chunk with
   ``choices: []`` when ``stream_options.include_usage``), else one ``chat.completion``;
 * ``GET /models`` -> ``{"object": "list", "data": [{"id", "object", "created", "owned_by"}]}``;
+* ``POST /embeddings`` (openai-python ``types/embedding_create_params.py`` and
+  ``create_embedding_response.py``; text-embeddings-inference ``OpenAICompatRequest``):
+  ``input`` a string, strings, token ids or token-id arrays; ``dimensions`` honoured by
+  the models in ``dimension_models`` (OpenAI's ``text-embedding-3-*``), refused by the
+  others with OpenAI's 400 (``param: null``), or silently ignored with
+  ``ignores_dimensions`` (as servers that drop unknown fields do); ``encoding_format``
+  ``base64`` answers packed little-endian float32; ``usage`` counts one token per word or
+  id (shape as OpenAI's, not its tokenizer);
 * errors: ``{"error": {"message", "type", "param", "code"}}`` with the scripted status.
 """
 
@@ -29,6 +37,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from tests.fakes._streaming import AbruptClose, Fault, Recorder, TrackedStream, dumps, hold
+from tests.fakes.embeddings import F32Json, b64, vector_for
 
 __all__ = ["DEFAULT_CHUNKS", "ERROR_TYPES", "FakeOpenAI", "OpenAIScript"]
 
@@ -74,6 +83,11 @@ class OpenAIScript:
         send_done: send ``data: [DONE]`` (default from the flavor).
         models: ids listed by ``GET /models``.
         api_key: when set, requests must carry ``Authorization: Bearer <api_key>``.
+        embedding_dims: the models' full vector length.
+        dimension_models: models that can shorten their vectors (``dimensions``).
+        ignores_dimensions: ignore ``dimensions`` instead of refusing it.
+        omit_usage: answer embeddings without ``usage``.
+        reverse_data: list the embedding objects in reverse ``index`` order.
         fault: scripted fault.
     """
 
@@ -86,6 +100,13 @@ class OpenAIScript:
     send_done: bool | None = None
     models: list[str] = field(default_factory=lambda: ["fake-model", "fake-model-2"])
     api_key: str | None = None
+    embedding_dims: int = 12
+    dimension_models: set[str] = field(
+        default_factory=lambda: {"text-embedding-3-small", "text-embedding-3-large"}
+    )
+    ignores_dimensions: bool = False
+    omit_usage: bool = False
+    reverse_data: bool = False
     fault: Fault = field(default_factory=Fault)
 
 
@@ -99,6 +120,7 @@ class FakeOpenAI:
         self.routes = [
             Route(f"{prefix}/chat/completions", self._chat, methods=["POST"]),
             Route(f"{prefix}/models", self._models, methods=["GET"]),
+            Route(f"{prefix}/embeddings", self._embeddings, methods=["POST"]),
         ]
         self.app = Starlette(routes=self.routes)
 
@@ -157,6 +179,52 @@ class FakeOpenAI:
             for m in self.script.models
         ]
         return JSONResponse({"object": "list", "data": data})
+
+    async def _embeddings(self, request: Request) -> Response:
+        received = await self.recorder.record(request)
+        denied = self._unauthorized(request)
+        if denied is not None:
+            return denied
+        body = received.json
+        script = self.script
+        fault = script.fault.take()
+        if fault.mode == "http_error":
+            return self._error(fault)
+        if not isinstance(body, dict) or "input" not in body or "model" not in body:
+            return JSONResponse(self.error_body(400, "'input' and 'model' are required"), 400)
+        items = _embedding_items(body["input"])
+        if items is None:
+            return JSONResponse(
+                self.error_body(400, "'$.input' is invalid. Please check the API reference"), 400
+            )
+        model = str(body["model"])
+        dims = script.embedding_dims
+        asked = body.get("dimensions")
+        if asked is not None and not script.ignores_dimensions:
+            if model not in script.dimension_models:
+                return JSONResponse(
+                    self.error_body(400, "This model does not support specifying dimensions."),
+                    400,
+                )
+            if not isinstance(asked, int) or not 1 <= asked <= dims:
+                return JSONResponse(self.error_body(400, "Invalid 'dimensions'"), 400)
+            dims = asked
+        encoding = body.get("encoding_format", "float")
+        objects = []
+        for index, item in enumerate(items):
+            vector = vector_for(model, item, dims)
+            value = f'"{b64(vector)}"' if encoding == "base64" else F32Json(vector).text()
+            objects.append(f'{{"object":"embedding","index":{index},"embedding":{value}}}')
+        if script.reverse_data:
+            objects.reverse()
+        tokens = sum(len(i) if isinstance(i, list) else len(i.split()) for i in items)
+        usage = (
+            ""
+            if script.omit_usage
+            else (f',"usage":{{"prompt_tokens":{tokens},"total_tokens":{tokens}}}')
+        )
+        text = f'{{"object":"list","data":[{",".join(objects)}],"model":{dumps(model)}{usage}}}'
+        return Response(text, 200, media_type="application/json")
 
     async def _chat(self, request: Request) -> Response:
         received = await self.recorder.record(request)
@@ -279,3 +347,18 @@ class FakeOpenAI:
         send_done = script.send_done if script.send_done is not None else not legacy
         if send_done:
             yield self._frame("[DONE]")
+
+
+def _embedding_items(value: Any) -> list[Any] | None:
+    """The inputs of an embeddings request (texts or token-id lists), or ``None``."""
+    if isinstance(value, str):
+        return [value] if value else None
+    if not isinstance(value, list) or not value:
+        return None
+    if all(isinstance(v, str) and v for v in value):
+        return list(value)
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        return [list(value)]
+    if all(isinstance(v, list) and v and all(isinstance(i, int) for i in v) for v in value):
+        return [list(v) for v in value]
+    return None

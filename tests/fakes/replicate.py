@@ -1,6 +1,6 @@
 r"""Wire-level fake of Replicate's predictions API and its nchan event stream.
 
-Built from PROTOCOLS.md §1 (public sources: https://replicate.com/docs/topics/predictions/streaming,
+Built from public sources (https://replicate.com/docs/topics/predictions/streaming,
 replicate-python ``replicate/stream.py`` and its cassettes, replicate-go ``stream_test.go``,
 slact/nchan ``src/subscribers/eventsource.c``) and checked with the official ``replicate``
 client (``tests/fidelity/test_replicate_fidelity.py``).

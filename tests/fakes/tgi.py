@@ -1,6 +1,7 @@
-"""Wire-level fake of the Hugging Face Inference API (TGI text generation, text-to-image).
+"""Wire-level fake of the Hugging Face Inference API (TGI text generation, text-to-image,
+feature extraction).
 
-Ground truth: PROTOCOLS.md §2.1–2.3 and §2.5 (TGI ``router/src/lib.rs`` ``StreamResponse``
+Ground truth: TGI's public source (text-generation-inference ``router/src/lib.rs`` ``StreamResponse``
 and ``router/src/server.rs``; recordings of api-inference.huggingface.co from the
 huggingface_hub cassettes and huggingface.js tapes). Checked with
 ``huggingface_hub.InferenceClient`` (``tests/fidelity/test_tgi_fake.py``).
@@ -15,6 +16,17 @@ huggingface_hub cassettes and huggingface.js tapes). Checked with
   the ``max_new_tokens`` limit (``length``) or a stop sequence (included in the text).
 * text models, no stream -> ``[{"generated_text": ..., "details"?: {...}}]``.
 * image models -> raw image bytes with ``content-type: image/jpeg`` or ``image/png``.
+``POST /models/{model}/pipeline/feature-extraction`` with ``{"inputs": str | [str],
+"normalize"?, "truncate"?, "truncation_direction"?, "prompt_name"?}`` (huggingface_hub
+``HFInferenceFeatureExtractionTask``: the parameters at the root; text-embeddings-inference
+``router/src/http/types.rs`` ``EmbedRequest``/``EmbedResponse``, unknown fields ignored,
+``normalize`` true by default) -> ``application/json`` ``[[f32, ...], ...]``, one vector
+per input, floats in serde_json's shortest float32 form, with TEI's ``x-compute-type``,
+``x-compute-characters`` and ``x-compute-tokens`` headers; ``flat_single`` answers a
+single text with one flat ``[f32, ...]`` (the older sentence-transformers pipeline);
+a model in ``token_level_models`` answers token-level ``[[[f32, ...], ...]]``; inputs
+that are not text get TEI's 422 ``{"error", "error_type": "validation"}``.
+
 * errors (``Fault``): the §2.3 bodies by status, an ``{"error", "error_type"}`` event
   inside a 200 stream, ``loading`` 503 answers with ``estimated_time`` (a request with
   ``x-wait-for-model`` is held until the model "loaded"), malformed / cut / held streams.
@@ -35,6 +47,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from tests.fakes._streaming import AbruptClose, Fault, Recorder, TrackedStream, dumps, hold
+from tests.fakes.embeddings import F32Json, vector_for
 
 __all__ = [
     "DEFAULT_TOKENS",
@@ -74,7 +87,7 @@ ERROR_BODIES: dict[int, Any] = {
     500: {"error": "unknown error", "warnings": ["There was an inference error: unknown error"]},
     503: {"error": "overloaded"},
 }
-"""Default error bodies by status (recorded shapes, PROTOCOLS.md §2.3)."""
+"""Default error bodies by status (recorded shapes, TGI ``router/src/server.rs`` ``ErrorResponse``)."""
 TEXT_PLAIN_422 = (
     "Failed to deserialize the JSON body into the target type: inputs: invalid type: map, "
     "expected a string at line 1 column 11"
@@ -126,6 +139,10 @@ class TGIScript:
         estimated_time: the 503's ``estimated_time``.
         image_models: models answering image bytes.
         image: the image bytes; ``image_type`` the content-type sent with them.
+        embedding_dims: the length of the feature-extraction vectors.
+        flat_single: answer a single text with a flat vector (older pipelines).
+        compute_tokens: send the ``x-compute-tokens`` header.
+        token_level_models: models answering token-level features (no pooling).
         fault: scripted fault.
         continues: ``inputs`` ending in the first tokens of the answer (an open assistant
             turn, as llmrelay renders it to continue a partial answer) get the rest only,
@@ -153,6 +170,10 @@ class TGIScript:
     )
     image: bytes = field(default_factory=png_bytes)
     image_type: str = "image/png"
+    embedding_dims: int = 8
+    flat_single: bool = False
+    compute_tokens: bool = True
+    token_level_models: set[str] = field(default_factory=lambda: {"google-bert/bert-base-uncased"})
     fault: Fault = field(default_factory=Fault)
     continues: bool = False
 
@@ -163,7 +184,14 @@ class FakeTGI:
     def __init__(self, script: TGIScript | None = None) -> None:
         self.script = script or TGIScript()
         self.recorder = Recorder()
-        self.routes = [Route("/models/{model:path}", self._generate, methods=["POST"])]
+        self.routes = [
+            Route(
+                "/models/{model:path}/pipeline/feature-extraction",
+                self._feature_extraction,
+                methods=["POST"],
+            ),
+            Route("/models/{model:path}", self._generate, methods=["POST"]),
+        ]
         self.app = Starlette(routes=self.routes)
 
     @property
@@ -190,13 +218,9 @@ class FakeTGI:
             return PlainTextResponse(body, fault.status, headers=headers)
         return JSONResponse(body, fault.status, headers=headers)
 
-    async def _generate(self, request: Request) -> Response:
-        received = await self.recorder.record(request)
+    async def _loading(self, received: Any, model: str) -> Response | None:
+        """The 503 "currently loading" answer while the model loads (else ``None``)."""
         script = self.script
-        model = request.path_params["model"]
-        body = received.json
-        if not isinstance(body, dict) or "inputs" not in body:
-            return PlainTextResponse(TEXT_PLAIN_422, 422)
         if script.loading > 0:
             if received.headers.get("x-wait-for-model"):
                 await anyio.sleep(script.estimated_time)  # held until the model is up
@@ -210,6 +234,60 @@ class FakeTGI:
                     },
                     503,
                 )
+        return None
+
+    async def _feature_extraction(self, request: Request) -> Response:
+        received = await self.recorder.record(request)
+        script = self.script
+        model = request.path_params["model"]
+        body = received.json
+        if not isinstance(body, dict) or "inputs" not in body:
+            return PlainTextResponse(TEXT_PLAIN_422, 422)
+        loading = await self._loading(received, model)
+        if loading is not None:
+            return loading
+        fault = script.fault.take()
+        if fault.first_byte_delay:
+            await anyio.sleep(fault.first_byte_delay)
+        if fault.mode == "http_error":
+            return self._error(fault)
+        inputs = body["inputs"]
+        texts = [inputs] if isinstance(inputs, str) else inputs
+        if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
+            return JSONResponse(
+                {
+                    "error": "Input validation error: `inputs` must be text",
+                    "error_type": "validation",
+                },
+                422,
+            )
+        normalize = body.get("normalize", True) is not False
+        prefix = f"{body['prompt_name']}: " if isinstance(body.get("prompt_name"), str) else ""
+        vectors = [
+            vector_for(model, prefix + text, script.embedding_dims, normalize=normalize)
+            for text in texts
+        ]
+        if model in script.token_level_models:
+            text = "[" + ",".join("[" + F32Json(v).text() + "]" for v in vectors) + "]"
+        elif isinstance(inputs, str) and script.flat_single:
+            text = F32Json(vectors[0]).text()
+        else:
+            text = "[" + ",".join(F32Json(v).text() for v in vectors) + "]"
+        headers = {"x-compute-type": "cpu", "x-compute-characters": str(sum(map(len, texts)))}
+        if script.compute_tokens:
+            headers["x-compute-tokens"] = str(sum(len(t.split()) + 2 for t in texts))
+        return Response(text, 200, media_type="application/json", headers=headers)
+
+    async def _generate(self, request: Request) -> Response:
+        received = await self.recorder.record(request)
+        script = self.script
+        model = request.path_params["model"]
+        body = received.json
+        if not isinstance(body, dict) or "inputs" not in body:
+            return PlainTextResponse(TEXT_PLAIN_422, 422)
+        loading = await self._loading(received, model)
+        if loading is not None:
+            return loading
         fault = script.fault.take()
         if fault.first_byte_delay:
             await anyio.sleep(fault.first_byte_delay)

@@ -2,7 +2,8 @@
 
 ``benchmarks/_common.py`` repeats one recorded llmrelay stream with plain httpx, learning
 the per-request state (Replicate's stream URL, h2o's cookie and conversation id) from
-the answers. A wrong raw loop would make every ratio meaningless, so each one's text is
+the answers (and the same with aiohttp, the fast transport's baseline). A wrong raw loop
+would make every ratio meaningless, so each one's text is
 checked against llmrelay's and the fake's script here (fakes served in a thread).
 """
 
@@ -36,6 +37,9 @@ def test_the_live_raw_loop_reads_the_same_text_as_llmrelay(name: str) -> None:
     async def run(url: str) -> tuple[list[str], list[str]]:
         async with httpx.AsyncClient(trust_env=False) as http:
             raw = [delta async for delta in c.raw_deltas(http, url, rec)]
+        async with c.aiohttp_session() as session:
+            raw_aiohttp = [delta async for delta in c.raw_deltas_aiohttp(session, url, rec)]
+        assert raw_aiohttp == raw
         async with llmrelay.AsyncClient(**rec.client_kwargs(url)) as client:
             ours = [
                 e

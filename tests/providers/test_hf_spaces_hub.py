@@ -1,4 +1,4 @@
-"""hf_spaces finds a Space's host and runtime stage on the (fake) Hub, PROTOCOLS.md §4.1."""
+"""hf_spaces finds a Space's host and runtime stage on the (fake) Hub (huggingface_hub ``HfApi.space_info``, @gradio/client ``helpers/spaces.ts``)."""
 
 from __future__ import annotations
 

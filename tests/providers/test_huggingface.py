@@ -507,11 +507,14 @@ async def test_renamed_repo_is_followed(fakes: Fakes, provider: HuggingFace) -> 
 async def test_redirect_to_another_host_is_not_followed(
     fakes: Fakes, http: httpx.AsyncClient
 ) -> None:
-    fakes.hub.script.external["evil/model"] = "http://127.0.0.2:9/api/models/evil/model"
+    fakes.hub.script.external["evil/model"] = "http://user:pw@127.0.0.2:9/api/models/evil/model"
     provider = HuggingFace(http, endpoints=fakes.endpoints, api_key="hf_secret")
-    with pytest.raises(errors.ProtocolError, match="another host"):
+    with pytest.raises(errors.ProtocolError, match="another host") as caught:
         await collect(provider, chat("evil/model"))
     assert fakes.tgi.requests == []
+    # the host is named; the Location's userinfo is not quoted
+    assert "'127.0.0.2'" in str(caught.value)
+    assert "pw" not in str(caught.value)
 
 
 async def test_redirect_loop_is_bounded(fakes: Fakes, provider: HuggingFace) -> None:

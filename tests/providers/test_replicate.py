@@ -1,4 +1,4 @@
-"""replicate provider against the wire-level fake Replicate (every PROTOCOLS.md §1 variant)."""
+"""replicate provider against the wire-level fake Replicate (every recorded shape of https://replicate.com/docs/topics/predictions/streaming)."""
 
 from __future__ import annotations
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import _thread
 import asyncio
+import contextlib
 import contextvars
 import gc
 import inspect
@@ -25,6 +26,7 @@ from llmrelay import (
     ProviderUnavailable,
     StreamInterrupted,
     TransportError,
+    _portal,
     _sync,
 )
 from tests.fakes.gradio_space import DEFAULT_CHUNKS, FakeSpace, SpaceScript
@@ -272,8 +274,10 @@ class _Source:
         *,
         pause_every: int = 64,
         first_after: float = 0.0,
+        gap: float = 0.0,
     ) -> None:
         self.n = n
+        self.gap = gap
         self.error = error
         self.pause_every = pause_every
         self.first_after = first_after
@@ -290,6 +294,8 @@ class _Source:
             raise StopAsyncIteration
         if self.produced == 0 and self.first_after:
             await asyncio.sleep(self.first_after)  # the consumer is waiting by then
+        if self.gap:
+            await asyncio.sleep(self.gap)  # one event at a time: the consumer waits for each
         self.produced += 1
         if self.pause_every and self.produced % self.pause_every == 0:
             await asyncio.sleep(0)  # let the loop run other things, as a socket read does
@@ -299,55 +305,42 @@ class _Source:
         self.closed = True
 
 
-class _CountingQueue:
-    """Stands in for the buffer's wake-up queue, counting the wake-ups sent."""
-
-    def __init__(self, real: object) -> None:
-        self.real = real
-        self.puts = 0
-
-    def put(self, item: object) -> None:
-        self.puts += 1
-        self.real.put(item)  # type: ignore[attr-defined]
-
-    def get(self, timeout: float) -> object:
-        return self.real.get(timeout=timeout)  # type: ignore[attr-defined]
-
-
 @pytest.fixture
-def portal() -> Iterator[_sync._Portal]:
-    p = _sync._Portal()
+def portal() -> Iterator[_portal.Portal]:
+    p = _portal.Portal()
     yield p
     p.close()
 
 
-def _stream(portal: _sync._Portal, source: _Source, limit: int) -> _sync._SyncStream[int]:
-    stream: _sync._SyncStream[int] = _sync._SyncStream(portal, source)
-    stream._buffer.limit = limit
-    return stream
+def _stream(portal: _portal.Portal, source: _Source, limit: int) -> _portal.Bridge[int]:
+    return _portal.Bridge(portal, source, limit=limit)
+
+
+def _queued(stream: _portal.Bridge[int]) -> int:
+    """Items the drain task has handed over that ``next()`` has not returned yet."""
+    return stream._channel.unread() - stream._index
 
 
 @pytest.mark.timeout(30)
-def test_a_burst_is_handed_over_in_order_with_one_wake_up(portal: _sync._Portal) -> None:
+def test_a_burst_is_handed_over_in_order_with_one_wake_up(portal: _portal.Portal) -> None:
     source = _Source(500, _Boom("after the last item"))
     stream = _stream(portal, source, limit=10_000)
-    wake = _CountingQueue(stream._buffer.wake)
-    stream._buffer.wake = wake  # type: ignore[assignment]
+    wake = stream._channel  # counts the wake-ups it sends (``wakeups``)
     assert next(stream) == 0  # the consumer may have waited: at most one wake-up
-    assert _wait_for(lambda: len(stream._buffer.items) == 500)  # the rest, and the error
+    assert _wait_for(lambda: _queued(stream) == 500)  # the rest, and the error
     received = [0]
     with pytest.raises(_Boom, match="after the last item"):
         for item in stream:
             received.append(item)
     assert received == list(range(500))
-    assert wake.puts <= 1  # the 499 events that piled up cost no thread hand-off
+    assert wake.wakeups <= 1  # the 499 events that piled up cost no thread hand-off
     assert source.closed
     with pytest.raises(StopIteration):  # ended: stays ended
         next(stream)
 
 
 @pytest.mark.timeout(30)
-def test_a_consumer_that_stops_reading_bounds_the_read_ahead(portal: _sync._Portal) -> None:
+def test_a_consumer_that_stops_reading_bounds_the_read_ahead(portal: _portal.Portal) -> None:
     source = _Source(5000)
     stream = _stream(portal, source, limit=100)
     assert next(stream) == 0
@@ -360,7 +353,7 @@ def test_a_consumer_that_stops_reading_bounds_the_read_ahead(portal: _sync._Port
 
 @pytest.mark.timeout(30)
 def test_dropping_a_stream_whose_buffer_is_full_closes_its_source(
-    portal: _sync._Portal,
+    portal: _portal.Portal,
 ) -> None:
     source = _Source(5000)
     stream = _stream(portal, source, limit=50)
@@ -373,7 +366,7 @@ def test_dropping_a_stream_whose_buffer_is_full_closes_its_source(
 
 
 @pytest.mark.timeout(30)
-def test_a_slow_consumer_gets_every_event_in_order(portal: _sync._Portal) -> None:
+def test_a_slow_consumer_gets_every_event_in_order(portal: _portal.Portal) -> None:
     # consumer and producer race on an almost-empty buffer: no event lost or reordered
     source = _Source(3000, _Boom("end"))
     stream = _stream(portal, source, limit=7)
@@ -398,11 +391,11 @@ def test_client_stream_delivers_a_long_scripted_answer_in_order() -> None:
 
 @pytest.mark.timeout(30)
 def test_the_first_event_reaches_a_waiting_consumer_before_the_loop_reads_on(
-    portal: _sync._Portal, monkeypatch: pytest.MonkeyPatch
+    portal: _portal.Portal, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # the loop thread, busy with a burst, hands the GIL to the consumer it woke instead of
     # keeping it for the interpreter's switch interval (a generous bound here: no timing)
-    monkeypatch.setattr(_sync, "_HANDOFF", 10.0)
+    monkeypatch.setattr(_portal, "HANDOFF", 10.0)
     source = _Source(1_000_000, pause_every=0, first_after=0.05)
     stream = _stream(portal, source, limit=10_000_000)
     assert next(stream) == 0
@@ -411,20 +404,16 @@ def test_the_first_event_reaches_a_waiting_consumer_before_the_loop_reads_on(
     assert source.closed
 
 
-class _FromOne(_sync._SyncStream[int]):
-    _content = staticmethod(lambda item: item >= 1)  # 0 stands for ProviderInfo
-
-
 @pytest.mark.timeout(30)
 def test_the_first_content_behind_a_metadata_event_is_handed_over_too(
-    portal: _sync._Portal, monkeypatch: pytest.MonkeyPatch
+    portal: _portal.Portal, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # the consumer, woken for the metadata event, has not run yet when the first content
     # follows in the same read: the loop thread lets it run before reading on
-    monkeypatch.setattr(_sync, "_HANDOFF", 10.0)
+    monkeypatch.setattr(_portal, "HANDOFF", 10.0)
     source = _Source(1_000_000, pause_every=0, first_after=0.05)
-    stream = _FromOne(portal, source)
-    stream._buffer.limit = 10_000_000
+    # 0 stands for ProviderInfo: content is from 1 on
+    stream = _portal.Bridge(portal, source, limit=10_000_000, urgent=lambda item: item >= 1)
     assert next(stream) == 0
     assert next(stream) == 1
     assert source.produced < 100  # without the hand-over: thousands, read meanwhile
@@ -436,3 +425,179 @@ def test_chat_stream_hands_over_text_not_provider_info() -> None:
     assert _sync.ChatStream._content("a")
     assert not _sync.ChatStream._content(ProviderInfo("p", "m"))
     assert _sync.ChatCompletionStream._content(object())
+
+
+# -- the portal: every job ends, the close race, a stream keeps its client -------------
+
+
+@pytest.mark.timeout(60)
+def test_close_racing_the_first_next_never_hangs() -> None:
+    # issue 24: close() while another thread's first next() starts the stream's task
+    # (the task was refused by the closing loop and the consumer waited for ever)
+    provider, _ = scripted("race", ["a", "b", FinishReason("stop")])
+    for _ in range(60):
+        client = Client(providers=[provider])
+        stream = client.stream("hi", model="race")
+        outcome: list[object] = []
+        barrier = threading.Barrier(2)
+
+        def consume(
+            stream: _sync.ChatStream = stream,
+            outcome: list[object] = outcome,
+            barrier: threading.Barrier = barrier,
+        ) -> None:
+            barrier.wait()
+            try:
+                outcome.append(next(stream))
+            except BaseException as exc:
+                outcome.append(exc)
+
+        worker = threading.Thread(target=consume, daemon=True)
+        worker.start()
+        barrier.wait()
+        client.close()
+        worker.join(timeout=5)
+        assert not worker.is_alive(), "next() hung after close()"
+        (result,) = outcome
+        assert isinstance(result, ProviderInfo | ClientClosed | StopIteration), result
+
+
+@pytest.mark.timeout(60)
+def test_close_racing_complete_never_hangs() -> None:
+    provider, _ = scripted("race", ["a", FinishReason("stop")])
+    with ThreadPoolExecutor(1) as pool:
+        for _ in range(40):
+            client = Client(providers=[provider])
+            job = pool.submit(client.complete, "hi", model="race")
+            client.close()
+            with contextlib.suppress(ClientClosed):
+                assert job.result(timeout=5).text == "a"
+
+
+async def _forever() -> None:
+    await asyncio.Event().wait()
+
+
+def _hold(portal: _portal.Portal) -> threading.Event:
+    """Keep the portal's loop thread busy until the returned event is set."""
+    gate = threading.Event()
+    portal.loop.call_soon_threadsafe(gate.wait, 5)
+    return gate
+
+
+def test_a_job_refused_by_a_closing_portal_ends_at_once() -> None:
+    # the job's task was still to be started when close() began: it ends cancelled
+    # right away, not when the loop stops (close() is still running its final step)
+    portal = _portal.Portal()
+    gate = _hold(portal)
+    ended: list[bool] = []
+    job = portal.submit(_forever(), on_end=lambda j: ended.append(j.cancelled))
+    finish = threading.Event()
+
+    async def final() -> None:
+        await asyncio.to_thread(finish.wait, 10)
+
+    closer = threading.Thread(target=portal.close, args=(final(),), daemon=True)
+    closer.start()
+    assert _wait_for(lambda: portal.closing)
+    gate.set()
+    assert job.done.wait(5)
+    assert closer.is_alive()  # still in its final step
+    finish.set()
+    closer.join(timeout=5)
+    assert ended == [True]
+    with pytest.raises(ClientClosed):
+        job.result()
+
+
+async def _stubborn() -> None:
+    while True:
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(3600)
+
+
+def test_a_task_that_ignores_cancellation_still_ends_its_waiter(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_portal, "CLOSE_WAIT", 0.2)
+    portal = _portal.Portal()
+    outcome: list[BaseException] = []
+
+    def wait() -> None:
+        try:
+            portal.call(_stubborn())
+        except BaseException as exc:
+            outcome.append(exc)
+
+    waiter = threading.Thread(target=wait, daemon=True)
+    waiter.start()
+    assert _wait_for(lambda: bool(portal._jobs) and next(iter(portal._jobs)).task is not None)
+    portal.close()
+    waiter.join(timeout=5)
+    assert not waiter.is_alive()
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], ClientClosed)
+
+
+def test_close_before_the_loop_starts_a_streams_task_ends_the_stream() -> None:
+    # next() submitted the drain task; close() began before the loop started it
+    portal = _portal.Portal()
+    stream = _stream(portal, _Source(5), limit=100)
+    gate = _hold(portal)
+    outcome: list[object] = []
+
+    def consume() -> None:
+        try:
+            outcome.append(next(stream))
+        except BaseException as exc:
+            outcome.append(exc)
+
+    consumer = threading.Thread(target=consume, daemon=True)
+    consumer.start()
+    assert _wait_for(lambda: stream._drain is not None)
+    closer = threading.Thread(target=portal.close, daemon=True)
+    closer.start()
+    assert _wait_for(lambda: portal.closing)
+    gate.set()
+    consumer.join(timeout=5)
+    closer.join(timeout=5)
+    assert not consumer.is_alive(), "next() hung"
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], ClientClosed)
+
+
+def test_a_closed_portal_refuses_new_work_and_streams_say_so(portal: _portal.Portal) -> None:
+    source = _Source(10)
+    stream = _stream(portal, source, limit=100)
+    portal.close()
+    with pytest.raises(ClientClosed):
+        portal.call(_forever())
+    with pytest.raises(ClientClosed):
+        next(stream)
+
+
+def test_a_stream_keeps_its_client_alive_and_then_lets_it_go() -> None:
+    # the client is not referenced by the caller: its stream keeps it (and its loop)
+    provider, _ = scripted("alone", ["x", "y", FinishReason("stop")])
+    before = _loop_threads()
+    stream = Client(providers=[provider]).stream("hi", model="alone")
+    gc.collect()  # the client is garbage now unless its stream refers to it
+    events = list(stream)
+    del stream
+    assert [e for e in events if isinstance(e, str)] == ["x", "y"]
+    gc.collect()
+    assert _wait_for(lambda: _loop_threads() == before)
+
+
+@pytest.mark.timeout(30)
+def test_a_waiting_consumer_is_woken_for_each_later_event(portal: _portal.Portal) -> None:
+    # events that arrive one at a time while the consumer waits: each wakes it (no
+    # polling fallback exists, so a missed wake-up would hang here)
+    source = _Source(20, _Boom("last"), gap=0.003)
+    stream = _stream(portal, source, limit=100)
+    received = []
+    with pytest.raises(_Boom):
+        for item in stream:
+            received.append(item)
+    assert received == list(range(20))
+    assert 1 <= stream._channel.wakeups <= 21

@@ -1,13 +1,18 @@
-"""Deselect the cells of the reliability matrices that do not apply.
+"""Both HTTP transports, and the cells of the reliability matrices that do not apply.
 
-A test module may define ``deselect(item) -> bool``; the items it names are removed at
-collection (reported as "deselected", never as skips), so the skip count stays a signal
-of missing infrastructure rather than of matrix shape.
+Every test here runs once per HTTP transport (``tests/transports.py``). A test module may
+define ``deselect(item) -> bool``; the items it names are removed at collection
+(reported as "deselected", never as skips), so the skip count stays a signal of missing
+infrastructure rather than of matrix shape.
 """
 
 from __future__ import annotations
 
 import pytest
+
+from tests.transports import transport, transport_setting
+
+__all__ = ["pytest_collection_modifyitems", "transport", "transport_setting"]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

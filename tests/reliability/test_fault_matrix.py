@@ -9,13 +9,16 @@ after the partial text (CLI); a complete answer when only the connection's last 
 were lost; no hang past the timeouts; bounded memory for the 50 MiB frame and the gzip
 bomb; the key never reaches the redirect's other host, nor any message.
 
-The run writes ``FAULT_MATRIX.md`` next to this file when every case ran.
+Every case runs on both HTTP transports (``tests/transports.py``); the run writes
+``FAULT_MATRIX.md`` next to this file when every case ran (a cell where the transports
+differ shows both outcomes).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import math
+import os
 import re
 import threading
 import time
@@ -39,6 +42,7 @@ from tests.contract.fake_openai_compat import OpenAICompatContractFake
 from tests.fakes._server import TestServer, serve
 from tests.fakes._streaming import Fault
 from tests.fakes.faults import FaultProxy, fault_proxy, refused_url
+from tests.transports import TRANSPORTS
 
 SECRET = "sk-faults-3f9a1c5e7b2d4f6a8c0e"
 PROMPT = "Say something"
@@ -164,7 +168,8 @@ HEAVY = {"frame_50mib", "gzip_bomb"}
 HAS_SERVER = importlib.util.find_spec("llmrelay.server") is not None
 SURFACES = ("async", "sync", "cli", "server") if HAS_SERVER else ("async", "sync", "cli")
 
-RESULTS: dict[tuple[str, str, str], str] = {}
+RESULTS: dict[tuple[str, str, str, str], str] = {}
+"""(fault, provider, surface, transport) -> the outcome's description."""
 
 
 # -- fixtures -----------------------------------------------------------------------------
@@ -208,7 +213,7 @@ def rig(_rig: Rig) -> Iterator[Rig]:
 @pytest.fixture(scope="module", autouse=True)
 def _write_matrix() -> Iterator[None]:
     yield
-    if len(RESULTS) == len(CASES):
+    if len(RESULTS) == len(CASES) * len(TRANSPORTS):
         write_matrix()
 
 
@@ -223,7 +228,8 @@ def write_matrix() -> None:
         "`Interrupted(cause, n chars)` = `StreamInterrupted` with the partial text). "
         "CLI: exit status, stderr error lines, stdout. Server: what the `openai` SDK saw "
         "streaming from `llmrelay serve`'s app (an HTTP error status before the first "
-        "token, an in-band error frame after it).",
+        "token, an in-band error frame after it). Every cell ran on both HTTP transports "
+        "(httpx and aiohttp); one outcome is shown where they agree.",
         "",
     ]
     for surface in SURFACES:
@@ -231,13 +237,20 @@ def write_matrix() -> None:
         lines.append("| fault | " + " | ".join(providers) + " |")
         lines.append("|---|" + "---|" * len(providers))
         for fault in FAULTS:
-            cells = [
-                RESULTS.get((fault, p, surface)) or not_run(fault, p, surface) or "-"
-                for p in providers
-            ]
+            cells = [cell(fault, p, surface) for p in providers]
             lines.append(f"| {fault} | " + " | ".join(cells) + " |")
         lines.append("")
     MATRIX.write_text("\n".join(lines))
+
+
+def cell(fault: str, provider: str, surface: str) -> str:
+    """One cell of the matrix: the outcome, or each transport's when they differ."""
+    outcomes = {t: RESULTS.get((fault, provider, surface, t)) for t in TRANSPORTS}
+    if None in outcomes.values():
+        return not_run(fault, provider, surface) or "-"
+    if len(set(outcomes.values())) == 1:
+        return str(outcomes[TRANSPORTS[0]])
+    return "; ".join(f"{t}: {o}" for t, o in outcomes.items())
 
 
 # -- running one case ---------------------------------------------------------------------
@@ -385,7 +398,7 @@ def server_url(kwargs: dict[str, Any], timeouts: Timeouts) -> str:
 
     # a configured class carries its URL in its endpoints, not in its repr
     urls = [dict(cls.endpoints) for cls in kwargs.get("providers", [])]
-    key = f"{kwargs!r} {urls!r} {timeouts!r}"
+    key = f"{kwargs!r} {urls!r} {timeouts!r} {os.environ['LLMRELAY_TRANSPORT']}"
     if key not in SERVERS:
         config = ServerConfig(client_kwargs={**kwargs, "timeouts": timeouts})
         server = TestServer(
@@ -536,7 +549,7 @@ def _params() -> list[Any]:
 
 
 @pytest.mark.parametrize(("fault", "surface"), _params())
-def test_fault(rig: Rig, fault: str, surface: str, tmp_path: Path) -> None:
+def test_fault(rig: Rig, fault: str, surface: str, tmp_path: Path, transport: str) -> None:
     phase, allowed = FAULTS[fault]
     if fault in ("malformed", "malformed_mid") and rig.name in SKIPS_UNPARSABLE:
         phase = "ok"
@@ -564,7 +577,7 @@ def test_fault(rig: Rig, fault: str, surface: str, tmp_path: Path) -> None:
         if measure:
             _, peak = tracemalloc.get_traced_memory()
             tracemalloc.stop()
-    RESULTS[(fault, rig.name, surface)] = outcome.describe() + (
+    RESULTS[(fault, rig.name, surface, transport)] = outcome.describe() + (
         # rounded up to 32 MiB so the committed matrix does not churn between runs
         f" (peak < {math.ceil(peak / 2**25) * 32} MiB)" if measure else ""
     )

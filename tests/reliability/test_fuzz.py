@@ -529,3 +529,29 @@ def test_server_routes_answer_any_json_with_a_client_error_or_an_answer(
         body = response.json()
         assert isinstance(body.get("error"), dict), body
         assert isinstance(body["error"].get("message"), str)
+
+
+TRANSPORT_FREE = frozenset(
+    {
+        "test_sse_any_bytes_any_chunking_same_events",
+        "test_sse_field_soup_any_chunking_same_events",
+        "test_sse_bound_holds_under_any_chunking",
+        "test_valid_sse_matches_httpx_sse_under_any_chunking",
+        "test_ndjson_any_bytes_any_chunking_same_lines",
+        "test_aiter_sse_and_ndjson_raise_only_protocol_errors",
+        "test_gradio_diff_any_value_any_edits_value_error_only",
+        "test_chat_templates_render_and_fit_any_conversation",
+        "test_chat_templates_refuse_no_messages",
+        "test_server_request_models_raise_only_validation_errors",
+    }
+)
+"""Tests that send nothing over HTTP (decoders, diffs, templates, request models): run
+once, on the default transport (``tests/reliability/conftest.py`` deselects the rest)."""
+
+
+def deselect(item: pytest.Item) -> bool:
+    """Whether ``item`` is the aiohttp run of a test that sends nothing over HTTP."""
+    params = getattr(item, "callspec", None)
+    if params is None or params.params.get("transport") != "aiohttp":
+        return False
+    return getattr(item, "originalname", "") in TRANSPORT_FREE

@@ -122,6 +122,39 @@ def postgres_skip_reason() -> str | None:
 class Postgres:
     url: str  # SQLAlchemy URL (psycopg 3)
     port: int
+    pid: int  # the process started (runuser or postgres); the cluster is its descendants
+
+    def stop_all(self, sig: int) -> list[int]:
+        """Send ``sig`` to every process of the cluster, parents first; their pids.
+
+        PostgreSQL's children each start their own session (``setsid``), so a process
+        group does not reach them: the tree is walked in ``/proc``.
+        """
+        done: list[int] = []
+        todo = [self.pid]
+        while todo:
+            pid = todo.pop(0)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+                done.append(pid)
+            todo += _children(pid)
+        return done
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # pid (comm) state ppid ...: comm may hold spaces and parentheses
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found.append(int(entry))
+    return found
 
 
 @contextlib.contextmanager
@@ -205,7 +238,7 @@ def postgres_server() -> Iterator[Postgres]:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
-        yield Postgres(f"postgresql+psycopg://llmrelay@127.0.0.1:{port}/llmrelay", port)
+        yield Postgres(f"postgresql+psycopg://llmrelay@127.0.0.1:{port}/llmrelay", port, proc.pid)
     finally:
         if proc is not None:
             _stop(proc)

@@ -47,7 +47,7 @@ def test_migrations_run_once_even_from_concurrent_first_users(
             )
         }
     # m002 is SQLite's full-text index: recorded, a no-op on PostgreSQL
-    assert names == ["m001_initial", "m002_sqlite_fts"]
+    assert names == ["m001_initial", "m002_sqlite_fts", "m003_exchange_uid"]
     assert tables == {"_migrations", "conversations", "exchanges"}
 
 

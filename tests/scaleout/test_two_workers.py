@@ -109,7 +109,9 @@ def test_two_workers_share_conversations_health_and_the_log(
             assert statuses == [200, 200, 429]
 
     with ExchangeLog(pg_url) as log:
-        rows = log.entries(limit=None)
+        # each worker's writer batches its rows: ids follow write order across workers, the
+        # request time (set when the row is queued) follows the requests
+        rows = sorted(log.entries(limit=None), key=lambda r: (r.datetime_utc or "", r.id or 0))
     print("postgresql exchanges:")
     for row in rows:
         attempts = [(x["provider"], x["outcome"]) for x in row.attempts]

@@ -120,7 +120,7 @@ class _Recorder:
     def __init__(self) -> None:
         self.entries: list[Any] = []
 
-    async def write(self, entry: Any) -> None:
+    def enqueue(self, entry: Any) -> None:
         self.entries.append(entry)
 
 

@@ -185,7 +185,8 @@ def test_serve_runs_on_uvloop_and_httptools_when_installed(
     app = seen.pop("app")
     config = uvicorn.Config(app, **seen)
     config.load()
-    assert config.http_protocol_class is HttpToolsProtocol
+    # uvicorn's httptools protocol, with the socket limits around it (llmrelay.server._sockets)
+    assert issubclass(config.http_protocol_class.func, HttpToolsProtocol)  # type: ignore[attr-defined]
     factory = config.get_loop_factory()
     assert factory is not None
     loop = factory()
@@ -193,6 +194,46 @@ def test_serve_runs_on_uvloop_and_httptools_when_installed(
         assert isinstance(loop, uvloop.Loop)
     finally:
         loop.close()
+
+
+def test_serve_hands_uvicorn_the_socket_limits_and_the_trusted_proxies(
+    monkeypatch: Any, tmp_path: Path
+) -> None:
+    import pickle
+
+    import uvicorn
+
+    from llmrelay.server import SocketLimits
+
+    seen: dict[str, Any] = {}
+
+    def run(app: Any, **kwargs: Any) -> None:
+        seen.update(kwargs, app=app)
+
+    monkeypatch.setattr(uvicorn, "run", run)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    args = ["serve", "--port", "1", "--head-timeout", "3", "--keep-alive-timeout", "2"]
+    args += ["--max-connections", "77", "--body-timeout", "9", "--log-max-pending", "12"]
+    args += ["--trusted-proxy", "10.0.0.0/8", "--trusted-proxy", "::1"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert seen["http"].keywords["limits"] == SocketLimits(
+        head_timeout=3, keep_alive=2, max_connections=77
+    )
+    assert pickle.loads(pickle.dumps(seen["http"])).keywords == seen["http"].keywords  # --workers
+    assert seen["timeout_keep_alive"] == 2
+    assert seen["proxy_headers"] is True
+    assert seen["forwarded_allow_ips"] == ["10.0.0.0/8", "::1"]
+    config = seen["app"].state.llmrelay.config
+    assert (config.body_timeout, config.log_max_pending) == (9, 12)
+
+    seen.clear()
+    assert CliRunner().invoke(cli, ["serve", "--port", "1"]).exit_code == 0
+    assert seen["proxy_headers"] is False  # uvicorn's default would trust 127.0.0.1
+    result = CliRunner().invoke(cli, ["serve", "--port", "1", "--trusted-proxy", "10.0.0.1/8"])
+    assert result.exit_code == 2
+    assert "--trusted-proxy" in result.output
+    assert "not an IP address or network" in result.output
 
 
 def _children(pid: int) -> list[int]:

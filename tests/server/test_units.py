@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import os
 import stat
 from pathlib import Path
 
@@ -123,6 +124,36 @@ def test_config_round_trip_through_the_workers_settings_file() -> None:
     assert not path.exists()  # removed with its folder when serve ends
     assert not path.parent.exists()
     assert "kkkk" not in repr(ServerConfig(api_key="kkkk"))
+
+
+def test_a_killed_serve_leaves_no_settings_file_past_the_next_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+    import sys
+    import tempfile
+
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dead_pid = int(dead.stdout)
+    stale = tmp_path / f"llmrelay-serve-{dead_pid}-abc"
+    stale.mkdir(mode=0o700)
+    (stale / "server.json").write_text('{"api_key": "key-secret"}')
+    live = tmp_path / f"llmrelay-serve-{os.getpid()}-def"
+    live.mkdir(mode=0o700)
+    (live / "server.json").write_text("{}")
+    other = tmp_path / "llmrelay-serve-notapid-x"
+    other.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    with worker_settings_file(ServerConfig()) as factory:
+        assert str(os.getpid()) in bytes.fromhex(factory.partition(":app_")[2]).decode()
+    assert not stale.exists()
+    assert live.exists()
+    assert other.exists()
 
 
 def test_metric_labels_are_bounded() -> None:

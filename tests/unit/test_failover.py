@@ -434,6 +434,9 @@ class _Registry:
     def names(self) -> list[str]:
         return ["a", "b"]
 
+    def known(self) -> list[str]:
+        return ["a", "b"]
+
     def __contains__(self, name: object) -> bool:
         return name in ("a", "b")
 

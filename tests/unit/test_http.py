@@ -1,4 +1,4 @@
-"""The HTTP layer against a real loopback server sending scripted bytes."""
+"""The HTTP layer against a real loopback server sending scripted bytes, on both transports."""
 
 from __future__ import annotations
 
@@ -8,11 +8,9 @@ from typing import Any
 import httpx
 import pytest
 
-from llmrelay import errors
+from llmrelay import Timeouts, errors
 from llmrelay._http import (
-    ACCEPT_ENCODING,
     INFLATE_STEP,
-    Timeouts,
     aiter_body,
     aiter_ndjson,
     aiter_sse,
@@ -21,8 +19,10 @@ from llmrelay._http import (
     read_bounded,
     translate_errors,
 )
+from llmrelay._transport import ACCEPT_ENCODING
 from tests.fakes._server import serve
 from tests.fakes.raw import RawServer
+from tests.transports import TRANSPORTS
 
 pytestmark = pytest.mark.anyio
 SSE = {"content-type": "text/event-stream; charset=utf-8"}
@@ -35,9 +35,14 @@ def raw() -> Iterator[tuple[RawServer, str]]:
         yield server, url
 
 
+@pytest.fixture(params=TRANSPORTS)
+def transport(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    client = make_http_client(Timeouts(connect=2, read=2))
+async def http(transport: str) -> AsyncIterator[httpx.AsyncClient]:
+    client = make_http_client(Timeouts(connect=2, read=2), transport=transport)
     yield client
     await client.aclose()
 
@@ -173,10 +178,12 @@ async def test_connection_refused_is_a_transport_error(http: httpx.AsyncClient) 
     assert isinstance(info.value.__cause__, httpx.ConnectError)
 
 
-async def test_read_timeout_is_a_provider_timeout(raw: tuple[RawServer, str]) -> None:
+async def test_read_timeout_is_a_provider_timeout(
+    raw: tuple[RawServer, str], transport: str
+) -> None:
     server, url = raw
     server.route("/slow", headers=SSE, chunks=[b"data: 1\n\n", b"data: 2\n\n"], delay=0.5)
-    client = make_http_client(Timeouts(connect=2, read=0.2))
+    client = make_http_client(Timeouts(connect=2, read=0.2), transport=transport)
     try:
         with (
             pytest.raises(errors.ProviderTimeout, match="read timeout"),
@@ -215,11 +222,13 @@ async def test_secrets_in_headers_never_reach_errors(
     assert "SECRET" not in repr(info.value)
 
 
-async def test_requests_go_through_the_configured_proxy(raw: tuple[RawServer, str]) -> None:
+async def test_requests_go_through_the_configured_proxy(
+    raw: tuple[RawServer, str], transport: str
+) -> None:
     server, url = raw
     # a proxy receives the absolute URL as the request target
     server.route("http://provider.invalid/via-proxy", chunks=[b"proxied"])
-    client = make_http_client(Timeouts(connect=2, read=2), proxy=url)
+    client = make_http_client(Timeouts(connect=2, read=2), proxy=url, transport=transport)
     try:
         # the host does not exist: only the proxy (our loopback server) can answer
         response = await client.get("http://provider.invalid/via-proxy")
@@ -229,17 +238,18 @@ async def test_requests_go_through_the_configured_proxy(raw: tuple[RawServer, st
     assert server.seen_headers["http://provider.invalid/via-proxy"]["host"] == "provider.invalid"
 
 
-def test_bad_proxy_is_a_config_error() -> None:
+def test_bad_proxy_is_a_config_error(transport: str) -> None:
     with pytest.raises(errors.ConfigError, match="proxy"):
-        make_http_client(Timeouts(), proxy="ftp://127.0.0.1:1")
+        make_http_client(Timeouts(), proxy="ftp://127.0.0.1:1", transport=transport)
 
 
-async def test_socks_proxy_is_supported() -> None:
+async def test_socks_proxy_is_supported_by_the_httpx_transport() -> None:
+    import httpcore
+
     client = make_http_client(Timeouts(), proxy="socks5://127.0.0.1:1080")
     try:
-        # httpx mounts the proxy transport for every URL
-        pools = [type(t._pool).__name__ for t in client._mounts.values()]  # type: ignore[union-attr]
-        assert pools == ["AsyncSOCKSProxy"]
+        transport = client._transport  # type: ignore[attr-defined]
+        assert isinstance(transport._plain, httpcore.AsyncSOCKSProxy)
     finally:
         await client.aclose()
 

@@ -1,5 +1,7 @@
 """The entry points: one ``importlib.metadata`` scan per process (and import path).
 
+(When a client reads them at all: ``test_registry_lazy.py``.)
+
 Every layout importlib.metadata's path finder reads is built here for real (a folder on
 ``sys.path``, a zip on ``sys.path``, an ``.egg`` folder, another finder on
 ``sys.meta_path``) and ``_entry_points()`` must equal what
@@ -103,13 +105,16 @@ def test_other_groups_do_not_count(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 
 def test_the_installed_distributions_are_scanned_once_per_process() -> None:
+    # three clients that list their providers (which reads the plugins), one scan; a
+    # client of a built-in reads none (test_registry_lazy.py)
     code = (
         "import importlib.metadata as m, llmrelay\n"
         "calls = []\n"
         "real = m.entry_points\n"
         "m.entry_points = lambda **kw: calls.append(kw) or real(**kw)\n"
+        "llmrelay.AsyncClient(model='ai2').candidates()\n"
         "for _ in range(3):\n"
-        "    llmrelay.AsyncClient(model='ai2')\n"
+        "    llmrelay.AsyncClient(model='ai2').providers()\n"
         "print(calls)\n"
     )
     out = subprocess.run(

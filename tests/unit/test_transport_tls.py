@@ -1,4 +1,5 @@
-"""TLS of ``make_http_client``: verification unchanged, the context built on first use.
+"""TLS of ``make_http_client``, on both transports: verification unchanged, the context
+built on first use.
 
 A local https server with a certificate from a throw-away CA (``trustme``): refused with
 the default verification, accepted with that CA as the bundle or with ``verify=False``;
@@ -18,11 +19,12 @@ import httpx
 import pytest
 import trustme
 
-from llmrelay import _http, errors
-from llmrelay._http import Timeouts, make_http_client, map_httpx_error
+from llmrelay import Timeouts, _transport, errors
+from llmrelay._transport import make_http_client, map_httpx_error
 from tests.fakes.raw import one_response_server
+from tests.transports import TRANSPORTS
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.parametrize("transport", TRANSPORTS)]
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +57,7 @@ async def https_url(ca: trustme.CA) -> AsyncIterator[str]:
 @pytest.fixture
 def built(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """A fresh per-process TLS cache; record each context httpx builds."""
-    monkeypatch.setattr(_http, "_TLS_CONTEXTS", {})
+    monkeypatch.setattr(_transport, "_TLS_CONTEXTS", {})
     calls: list[Any] = []
     original = httpx.create_ssl_context
 
@@ -67,8 +69,10 @@ def built(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     return calls
 
 
-async def test_an_unknown_ca_is_refused_by_default(https_url: str, built: list[Any]) -> None:
-    client = make_http_client(Timeouts(connect=5, read=5))
+async def test_an_unknown_ca_is_refused_by_default(
+    transport: str, https_url: str, built: list[Any]
+) -> None:
+    client = make_http_client(Timeouts(connect=5, read=5), transport=transport)
     assert built == []  # building the client loaded no CA bundle
     try:
         with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED") as caught:
@@ -81,27 +85,27 @@ async def test_an_unknown_ca_is_refused_by_default(https_url: str, built: list[A
 
 
 async def test_the_ca_bundle_is_trusted(
-    https_url: str, ca: trustme.CA, tmp_path: Path, built: list[Any]
+    transport: str, https_url: str, ca: trustme.CA, tmp_path: Path, built: list[Any]
 ) -> None:
     bundle = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(bundle))
-    client = make_http_client(Timeouts(connect=5, read=5), verify=str(bundle))
-    assert list(_http._TLS_CONTEXTS) == ["placeholder"]  # no bundle loaded yet (SSL_CERT_FILE)
+    client = make_http_client(Timeouts(connect=5, read=5), transport=transport, verify=str(bundle))
+    assert list(_transport._TLS_CONTEXTS) == []  # no bundle loaded yet (SSL_CERT_FILE)
     try:
         assert (await client.get(https_url)).text == "secret"
         assert (await client.get(https_url)).text == "secret"
     finally:
         await client.aclose()
     assert built == []  # httpx's own contexts are not involved
-    assert [key[0] for key in _http._TLS_CONTEXTS if isinstance(key, tuple)] == ["bundle"]
+    assert [key[0] for key in _transport._TLS_CONTEXTS if isinstance(key, tuple)] == ["bundle"]
 
 
 async def test_a_bundle_that_is_not_one_is_refused_at_the_first_https_request(
-    https_url: str, tmp_path: Path, built: list[Any]
+    transport: str, https_url: str, tmp_path: Path, built: list[Any]
 ) -> None:
     bundle = tmp_path / "ca.pem"
     bundle.write_text("not a certificate\n")
-    client = make_http_client(Timeouts(connect=5, read=5), verify=str(bundle))
+    client = make_http_client(Timeouts(connect=5, read=5), transport=transport, verify=str(bundle))
     try:
         with pytest.raises(errors.ConfigError, match="CA bundle"):
             await client.get(https_url)
@@ -109,13 +113,17 @@ async def test_a_bundle_that_is_not_one_is_refused_at_the_first_https_request(
         await client.aclose()
 
 
-def test_an_unreadable_bundle_is_refused_when_the_client_is_built(tmp_path: Path) -> None:
+def test_an_unreadable_bundle_is_refused_when_the_client_is_built(
+    transport: str, tmp_path: Path
+) -> None:
     with pytest.raises(errors.ConfigError, match="CA bundle"):
-        make_http_client(Timeouts(), verify=str(tmp_path / "missing.pem"))
+        make_http_client(Timeouts(), verify=str(tmp_path / "missing.pem"), transport=transport)
 
 
-async def test_verify_false_accepts_any_certificate(https_url: str, built: list[Any]) -> None:
-    client = make_http_client(Timeouts(connect=5, read=5), verify=False)
+async def test_verify_false_accepts_any_certificate(
+    transport: str, https_url: str, built: list[Any]
+) -> None:
+    client = make_http_client(Timeouts(connect=5, read=5), transport=transport, verify=False)
     try:
         assert (await client.get(https_url)).text == "secret"
         assert (await client.get(https_url)).text == "secret"
@@ -124,9 +132,11 @@ async def test_verify_false_accepts_any_certificate(https_url: str, built: list[
     assert built == [False]
 
 
-async def test_the_context_is_built_once_per_process(https_url: str, built: list[Any]) -> None:
+async def test_the_context_is_built_once_per_process(
+    transport: str, https_url: str, built: list[Any]
+) -> None:
     for _ in range(3):
-        client = make_http_client(Timeouts(connect=5, read=5))
+        client = make_http_client(Timeouts(connect=5, read=5), transport=transport)
         try:
             with pytest.raises(httpx.ConnectError):
                 await client.get(https_url)
@@ -135,10 +145,10 @@ async def test_the_context_is_built_once_per_process(https_url: str, built: list
     assert built == [True]
 
 
-async def test_plain_http_never_builds_a_context(built: list[Any]) -> None:
+async def test_plain_http_never_builds_a_context(transport: str, built: list[Any]) -> None:
     answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
     async with one_response_server(answer) as url:
-        client = make_http_client(Timeouts(connect=5, read=5))
+        client = make_http_client(Timeouts(connect=5, read=5), transport=transport)
         try:
             assert (await client.get(url)).text == "ok"
         finally:
@@ -147,7 +157,7 @@ async def test_plain_http_never_builds_a_context(built: list[Any]) -> None:
 
 
 async def test_through_a_proxy_the_tunnelled_origin_is_verified_too(
-    https_url: str, built: list[Any]
+    transport: str, https_url: str, built: list[Any]
 ) -> None:
     """The proxy pool gets the same lazy, verifying context (CONNECT tunnel to https)."""
     port = int(https_url.rsplit(":", 1)[1].strip("/"))
@@ -172,7 +182,7 @@ async def test_through_a_proxy_the_tunnelled_origin_is_verified_too(
 
     proxy = await asyncio.start_server(tunnel, "127.0.0.1", 0)
     proxy_url = f"http://127.0.0.1:{proxy.sockets[0].getsockname()[1]}"
-    client = make_http_client(Timeouts(connect=5, read=5), proxy=proxy_url)
+    client = make_http_client(Timeouts(connect=5, read=5), transport=transport, proxy=proxy_url)
     try:
         with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
             await client.get(https_url)

@@ -12,6 +12,7 @@ __all__ = ["COMMANDS", "cli"]
 
 COMMANDS: dict[str, str] = {
     "chat": "._chat:chat",
+    "embed": "._embed:embed",
     "image": "._image:image",
     "keys": "._keyscmd:keys",
     "logs": "._logs:logs",

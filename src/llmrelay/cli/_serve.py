@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,19 @@ def _read_key(api_key: str | None, api_key_file: Path | None) -> str | None:
     return server_api_key()
 
 
+def _check_proxies(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> tuple[str, ...]:
+    for value in values:
+        try:
+            ipaddress.ip_network(value)
+        except ValueError:
+            raise click.BadParameter(
+                f"{value!r} is not an IP address or network (e.g. 10.0.0.0/8)"
+            ) from None
+    return values
+
+
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
@@ -73,9 +87,59 @@ def _read_key(api_key: str | None, api_key_file: Path | None) -> str | None:
     type=click.FloatRange(0.001),
     help="Seconds of the rate limit's window.",
 )
+@click.option(
+    "--trusted-proxy",
+    "trusted_proxies",
+    multiple=True,
+    callback=_check_proxies,
+    help="Take the client address (rate limit, access log) from X-Forwarded-For when the "
+    "connection comes from this address or network (repeatable; default: never).",
+)
+@click.option(
+    "--head-timeout",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(0.1),
+    help="Seconds for a request's head to arrive (then the connection is closed).",
+)
+@click.option(
+    "--body-timeout",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(0.1),
+    help="Seconds for a request's body to arrive after its head (then 408).",
+)
+@click.option(
+    "--keep-alive-timeout",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(0.1),
+    help="Seconds an idle connection is kept between requests.",
+)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(1),
+    help="Open connections per worker; more are refused with 503 "
+    "[default: half the open-file limit less 64].",
+)
+@click.option(
+    "--log-max-pending",
+    default=10_000,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Exchange-log rows waiting in memory per worker before more go to the spill file "
+    "(with LLMRELAY_DATABASE_URL).",
+)
 @click.option("--log-prompts", is_flag=True, help="Also log request messages (off by default).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Config file.")
 @click.option("-m", "--model", help="Default model when a request names none.")
+@click.option(
+    "--transport",
+    type=click.Choice(["auto", "httpx", "aiohttp"]),
+    help="HTTP transport to the providers [default: auto: aiohttp when installed and no "
+    "socks proxy is set, unless LLMRELAY_TRANSPORT or the config file's transport say "
+    "otherwise].",
+)
 def serve(
     host: str,
     port: int,
@@ -88,9 +152,16 @@ def serve(
     max_messages: int,
     rate_limit: int,
     rate_window: float,
+    trusted_proxies: tuple[str, ...],
+    head_timeout: float,
+    body_timeout: float,
+    keep_alive_timeout: float,
+    max_connections: int | None,
+    log_max_pending: int,
     log_prompts: bool,
     config_path: str | None,
     model: str | None,
+    transport: str | None,
 ) -> None:
     """Serve the OpenAI-compatible API and the web chat page at http://HOST:PORT/.
 
@@ -108,10 +179,12 @@ def serve(
 
         from llmrelay.server import (
             ServerConfig,
+            SocketLimits,
             check_shared_config,
             configure_access_log,
             create_app,
             redact_root_handlers,
+            uvicorn_options,
             worker_settings_file,
         )
     except ImportError as exc:
@@ -125,6 +198,7 @@ def serve(
         client_kwargs["config_path"] = config_path
     if model:
         client_kwargs["model"] = model
+    client_kwargs["transport"] = transport or "auto"
     config = ServerConfig(
         api_key=key,
         cors_origins=cors_origins,
@@ -132,6 +206,8 @@ def serve(
         max_messages=max_messages,
         rate_limit=rate_limit,
         rate_window=rate_window,
+        body_timeout=body_timeout,
+        log_max_pending=log_max_pending,
         log_prompts=log_prompts,
         client_kwargs=client_kwargs,
     )
@@ -153,10 +229,13 @@ def serve(
         "log_level": "warning",
         "access_log": False,
         "server_header": False,
-        # uvloop and httptools when installed, else asyncio and h11
+        # uvloop when installed; httptools when installed, else h11 (bounded: _sockets)
         "loop": "auto",
-        "http": "auto",
     }
+    limits = SocketLimits(head_timeout=head_timeout, keep_alive=keep_alive_timeout)
+    if max_connections is not None:
+        limits = dataclasses.replace(limits, max_connections=max_connections)
+    common.update(uvicorn_options(limits, trusted_proxies))
     if workers == 1:
         uvicorn.run(create_app(config=config), **common)
     else:

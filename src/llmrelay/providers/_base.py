@@ -29,13 +29,22 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 
 from .. import errors
-from ..catalog import LiveModel
-from ..types import ChatRequest, Event, ImageRequest, ImageResult
+from ..types import (
+    ChatRequest,
+    EmbeddingRequest,
+    EmbeddingResult,
+    Event,
+    ImageRequest,
+    ImageResult,
+)
+
+if TYPE_CHECKING:
+    from ..catalog import LiveModel
 
 __all__ = ["PARAMETERS", "Auth", "AuthMode", "Capability", "Option", "Provider"]
 
@@ -71,6 +80,7 @@ class Capability(enum.StrEnum):
     CHAT = "chat"
     STREAM = "stream"
     IMAGES = "images"
+    EMBEDDINGS = "embeddings"
     VISION = "vision"
     SYSTEM_PROMPT = "system_prompt"
     HISTORY = "history"
@@ -110,6 +120,8 @@ class Provider(ABC):
         parameters: which of ``PARAMETERS`` the provider honours; the engine drops the
             others with a warning naming them (an ``InvalidRequestError`` when strict).
         options: provider-specific ``ChatRequest.options`` it accepts, name -> ``Option``.
+        embedding_options: provider-specific ``EmbeddingRequest.options`` it accepts
+            (providers with ``Capability.EMBEDDINGS``).
         default_model: model id used when none is given.
         models: the provider's own model ids (built-in list).
         image_models: those of ``models`` that generate images rather than text
@@ -135,6 +147,7 @@ class Provider(ABC):
     capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.CHAT, Capability.STREAM})
     parameters: ClassVar[frozenset[str]] = frozenset()
     options: ClassVar[Mapping[str, Option]] = MappingProxyType({})
+    embedding_options: ClassVar[Mapping[str, Option]] = MappingProxyType({})
     default_model: ClassVar[str]
     models: ClassVar[tuple[str, ...]] = ()
     image_models: ClassVar[tuple[str, ...]] = ()
@@ -262,6 +275,23 @@ class Provider(ABC):
         """
         raise errors.InvalidRequestError(
             f"{self.name} cannot generate images", provider=self.name, model=request.model
+        )
+
+    async def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
+        """Embed ``request.input`` (providers with ``Capability.EMBEDDINGS`` override this).
+
+        Returns one vector per input, in order; ``usage`` only as the service reports it.
+        Every field of ``request`` is sent in the service's own terms or refused with an
+        ``InvalidRequestError`` whose ``param`` names it.
+
+        Raises:
+            llmrelay.errors.InvalidRequestError: this provider cannot create embeddings.
+        """
+        raise errors.InvalidRequestError(
+            f"{self.name} cannot create embeddings",
+            provider=self.name,
+            model=request.model,
+            param="model",
         )
 
     def _auth_headers(self) -> dict[str, str]:

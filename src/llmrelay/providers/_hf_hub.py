@@ -181,7 +181,8 @@ class Hub:
         parts = urlsplit(target)
         if (parts.scheme, parts.netloc) != (origin.scheme, origin.netloc):
             raise errors.ProtocolError(
-                f"the hub redirected to another host ({parts.netloc!r}); not followed",
+                # the host alone: a Location's netloc may carry userinfo
+                f"the hub redirected to another host ({parts.hostname!r}); not followed",
                 provider=self._provider,
                 model=model,
                 status_code=response.status_code,

@@ -2,9 +2,11 @@
 
 Wire protocol: ``POST {base}/chat/completions`` streamed as SSE chunks ending with
 ``data: [DONE]`` (see ``llmrelay.providers._openai_stream`` for the accepted variants),
-and ``GET {base}/models`` -> ``{"object": "list", "data": [{"id", ...}]}`` to list
-models. Public sources: https://platform.openai.com/docs/api-reference/chat/create,
-https://platform.openai.com/docs/api-reference/models/list, and the servers' docs:
+``GET {base}/models`` -> ``{"object": "list", "data": [{"id", ...}]}`` to list
+models, and ``POST {base}/embeddings`` (``embed``; see ``llmrelay.providers._embeddings``).
+Public sources: https://platform.openai.com/docs/api-reference/chat/create,
+https://platform.openai.com/docs/api-reference/models/list,
+https://platform.openai.com/docs/api-reference/embeddings, and the servers' docs:
 https://docs.vllm.ai/en/latest/serving/openai_compatible_server.html,
 https://github.com/ggml-org/llama.cpp/blob/master/tools/server/README.md,
 https://github.com/ollama/ollama/blob/main/docs/openai.md,
@@ -34,8 +36,9 @@ import httpx
 
 from .. import errors
 from .._http import protocol_error, raise_for_status, read_json, translate_errors
-from ..types import ChatRequest, Event
+from ..types import ChatRequest, EmbeddingRequest, EmbeddingResult, Event
 from ._base import PARAMETERS, Auth, AuthMode, Capability, Option, Provider
+from ._embeddings import post_openai_embeddings
 from ._openai_stream import chat_payload, stream_chat
 
 __all__ = ["CONFIG_KEYS", "OpenAICompatible", "list_openai_models"]
@@ -101,7 +104,13 @@ class OpenAICompatible(Provider):
     )
     auth: ClassVar[Auth] = Auth(AuthMode.OPTIONAL, None)
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
-        {Capability.CHAT, Capability.STREAM, Capability.SYSTEM_PROMPT, Capability.HISTORY}
+        {
+            Capability.CHAT,
+            Capability.STREAM,
+            Capability.SYSTEM_PROMPT,
+            Capability.HISTORY,
+            Capability.EMBEDDINGS,
+        }
     )
     parameters: ClassVar[frozenset[str]] = PARAMETERS
     options: ClassVar[Mapping[str, Option]] = MappingProxyType(
@@ -148,7 +157,26 @@ class OpenAICompatible(Provider):
         self._listed = (now, ids)
         return ids
 
-    async def _model_for(self, request: ChatRequest) -> str:
+    async def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
+        """``POST {base}/embeddings`` with every field of ``request`` as given.
+
+        Raises:
+            llmrelay.errors.ProviderError: HTTP errors, mapped (a 400 keeps the server's
+                ``param``); ``InvalidRequestError`` (``param="dimensions"``) when the
+                server ignored ``dimensions``; ``ProtocolError`` for another shape.
+        """
+        model = await self._model_for(request)
+        with translate_errors(self.name, model):
+            return await post_openai_embeddings(
+                self._http,
+                f"{self.base_url}/embeddings",
+                request,
+                model,
+                headers=self._auth_headers(),
+                provider=self.name,
+            )
+
+    async def _model_for(self, request: ChatRequest | EmbeddingRequest) -> str:
         if request.model:
             return request.model
         if self.default_model:

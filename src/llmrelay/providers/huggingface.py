@@ -20,6 +20,12 @@ Protocols and their public sources:
   request's deadline; then ``ProviderUnavailable`` quoting the estimate.
 * **Text-to-image**: the same route answers raw image bytes (``content-type:
   image/jpeg`` or ``image/png``); https://huggingface.co/docs/api-inference/tasks/text-to-image.
+* **Embeddings** (``embed``): feature extraction, ``POST
+  {base_url}/models/{model}/pipeline/feature-extraction`` (``base_url`` as for text
+  generation; Hugging Face's current address of it is
+  ``https://router.huggingface.co/hf-inference``), or with ``api="router"`` or a router
+  suffix the router's OpenAI-compatible ``POST {router_url}/embeddings`` where it serves
+  the model; both in ``_embeddings`` (the protocols and what each refuses).
 * **Router** (``api="router"`` per call, a model id with a policy suffix, or the
   models in ``ROUTER_MODELS``): ``POST {router_url}/chat/completions``, OpenAI
   chat-completions streaming (``_openai_stream``); the id goes as given, suffix and all
@@ -58,8 +64,25 @@ from .._http import aiter_sse, loads, read_bounded, retry_after_seconds, transla
 from .._prompts import last_user_message
 from .._templates import choose_template, fit, render
 from ..catalog import LiveModel
-from ..types import ChatRequest, Event, FinishReason, ImageRequest, ImageResult, Message
+from ..types import (
+    ChatRequest,
+    EmbeddingRequest,
+    EmbeddingResult,
+    Event,
+    FinishReason,
+    ImageRequest,
+    ImageResult,
+    Message,
+)
 from ._base import PARAMETERS, Auth, AuthMode, Capability, Option, Provider
+from ._embeddings import (
+    ANSWER_LIMIT,
+    FEATURE_EXTRACTION_OPTIONS,
+    feature_extraction_payload,
+    parse_features,
+    post_openai_embeddings,
+    usage_from_headers,
+)
 from ._hf_hub import Hub, ModelInfo
 from ._hf_router import HubId, RouterCatalog, not_supported_error, parse_model_id
 from ._images import image_parameters, sniff_image
@@ -129,6 +152,7 @@ class HuggingFace(Provider):
             Capability.SYSTEM_PROMPT,
             Capability.HISTORY,
             Capability.IMAGES,
+            Capability.EMBEDDINGS,
         }
     )
     parameters: ClassVar[frozenset[str]] = PARAMETERS
@@ -141,6 +165,12 @@ class HuggingFace(Provider):
             "max_prompt_chars": Option(int, "drop the oldest turns beyond this prompt size"),
             "guidance_scale": Option(float, "images: how closely to follow the prompt"),
             "num_inference_steps": Option(int, "images: denoising steps"),
+        }
+    )
+    embedding_options: ClassVar[Mapping[str, Option]] = MappingProxyType(
+        {
+            **FEATURE_EXTRACTION_OPTIONS,
+            "api": Option(str, "'inference' (feature extraction) or 'router' (OpenAI-compatible)"),
         }
     )
     default_model: ClassVar[str] = "Qwen/Qwen2-72B-Instruct"
@@ -206,7 +236,7 @@ class HuggingFace(Provider):
         """Stream the answer to ``request`` (see the module docstring)."""
         model = request.model or self.default_model
         hub_id = parse_model_id(model, self.name)
-        api = self._api(request, hub_id)
+        api = self._api(request.options, hub_id, hub_id.repo in ROUTER_MODELS)
         with translate_errors(self.name, model):
             if api == "router" and request.prefill:
                 raise errors.InvalidRequestError(
@@ -258,19 +288,19 @@ class HuggingFace(Provider):
             return False
         return hub_id.policy is None and hub_id.repo not in ROUTER_MODELS
 
-    def _api(self, request: ChatRequest, hub_id: HubId) -> str:
+    def _api(self, options: Mapping[str, Any], hub_id: HubId, routed: bool = False) -> str:
         """``"router"`` or ``"inference"``.
 
-        The ``api`` option, else the router for an id with a policy suffix or one of
-        ``ROUTER_MODELS``.
+        The ``api`` option, else the router for an id with a policy suffix or when
+        ``routed`` (chat: one of ``ROUTER_MODELS``).
 
         Raises:
             llmrelay.errors.ConfigError: a bad ``api``, or a router suffix with
                 ``api="inference"`` (the Inference API does not know it).
         """
-        api = request.options.get("api")
+        api = options.get("api")
         if api is None:
-            router = hub_id.policy is not None or hub_id.repo in ROUTER_MODELS
+            router = hub_id.policy is not None or routed
             return "router" if router else "inference"
         if api not in ("inference", "router"):
             raise errors.ConfigError(f"{self.name}: option api must be 'inference' or 'router'")
@@ -340,13 +370,14 @@ class HuggingFace(Provider):
         headers: Mapping[str, str],
         deadline: float | None,
         what: str,
+        route: str = "",
     ) -> AsyncIterator[httpx.Response]:
-        """``POST {base}/models/{model}``; the successful (streamed) response.
+        """``POST {base}/models/{model}{route}``; the successful (streamed) response.
 
         A 503 "currently loading" is asked again (with ``x-wait-for-model``) while the
         estimate fits ``deadline``; other HTTP errors are raised, typed.
         """
-        url = f"{self.base_url}/models/{quote(model, safe='/')}"
+        url = f"{self.base_url}/models/{quote(model, safe='/')}{route}"
         sent = {**headers, **self._auth_headers()}
         attempt = 0
         while True:
@@ -423,6 +454,71 @@ class HuggingFace(Provider):
         mime, size = sniff_image(data, declared, provider=self.name, model=model)
         real_width, real_height = size or (width, height)
         return ImageResult(data, mime, request.seed, real_width, real_height)
+
+    # -- embeddings ------------------------------------------------------------------
+
+    async def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
+        """Embed with feature extraction, or through the router (module docstring).
+
+        Raises:
+            llmrelay.errors.InvalidRequestError: a field the chosen route cannot honour
+                (``param`` names it: token ids, ``dimensions`` or ``user`` for feature
+                extraction; a feature-extraction option for the router), an
+                ``@revision``, or token-level features.
+            llmrelay.errors.ProviderError: HTTP errors, mapped; a loading model that
+                does not fit the deadline -> ``ProviderUnavailable``.
+            llmrelay.errors.ProtocolError: an answer of another shape.
+        """
+        model = request.model
+        hub_id = parse_model_id(model, self.name)
+        if self._api(request.options, hub_id) == "router":
+            return await self._embed_router(request, model)
+        self._no_revision(hub_id, model)
+        body = feature_extraction_payload(request, provider=self.name)
+        headers = {"accept": "application/json"}
+        with translate_errors(self.name, model):
+            async with self._answer(
+                model,
+                body,
+                headers,
+                request.deadline,
+                "feature extraction",
+                "/pipeline/feature-extraction",
+            ) as response:
+                raw = await read_bounded(
+                    response, provider=self.name, model=model, limit=ANSWER_LIMIT, what="embeddings"
+                )
+                usage = usage_from_headers(response.headers)
+        payload = loads(raw, provider=self.name, model=model, what="embeddings")
+        vectors = parse_features(payload, request, provider=self.name, model=model)
+        return EmbeddingResult(vectors, self.name, model, usage)
+
+    async def _embed_router(self, request: EmbeddingRequest, model: str) -> EmbeddingResult:
+        """The router's OpenAI-compatible ``POST {router_url}/embeddings``."""
+        for name in FEATURE_EXTRACTION_OPTIONS:
+            if request.options.get(name) is not None:
+                raise errors.InvalidRequestError(
+                    f"{self.name} cannot honour {name!r} through the router's OpenAI-compatible "
+                    f"embeddings (it is a feature-extraction parameter: use api='inference')",
+                    provider=self.name,
+                    model=model,
+                    param=name,
+                )
+        with translate_errors(self.name, model):
+            try:
+                return await post_openai_embeddings(
+                    self._http,
+                    f"{self.urls['router_url']}/embeddings",
+                    request,
+                    model,
+                    headers=self._auth_headers(),
+                    provider=self.name,
+                )
+            except errors.ProviderError as exc:
+                missing = not_supported_error(exc, model)
+                if missing is None:
+                    raise
+                raise missing from exc
 
     # -- models ----------------------------------------------------------------------
 

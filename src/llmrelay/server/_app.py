@@ -6,6 +6,8 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
+import anyio
+import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -13,10 +15,11 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 import llmrelay
+from llmrelay.log import ExchangeLog, LogWriter
 from llmrelay.scale import RedisStateStore
 from llmrelay.settings import database_url, redis_url, server_api_key
 
-from . import _chat, _routes
+from . import _chat, _embeddings, _routes
 from ._config import ServerConfig
 from ._context import Context, configure_access_log
 from ._errors import error_body, scrub
@@ -24,7 +27,7 @@ from ._guard import Guard
 from ._logs import install_redaction, redact_root_handlers
 from ._memory import MemoryStateStore, StateStore
 from ._metrics import Metrics
-from ._shared import ExchangeWriter, RateLimit
+from ._shared import RateLimit
 
 __all__ = ["app_from_env", "create_app"]
 
@@ -54,6 +57,17 @@ def _internal_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body("internal server error", "server_error"), status_code=500)
 
 
+async def _open_log_writer(url: str, config: ServerConfig, metrics: Metrics) -> LogWriter:
+    """The exchange log's writer, connected and migrated (raises ``LogError``).
+
+    Its counts are exported on ``/metrics``.
+    """
+    writer = LogWriter(ExchangeLog(url), max_pending=config.log_max_pending)
+    await anyio.to_thread.run_sync(writer.open)
+    metrics.watch_log(writer)
+    return writer
+
+
 def create_app(
     client: llmrelay.AsyncClient | None = None,
     *,
@@ -71,8 +85,8 @@ def create_app(
             entries; both for ``config.conversation_ttl`` s).
 
     Returns:
-        A FastAPI (ASGI) app with ``/v1/chat/completions``, ``/v1/models``,
-        ``/v1/images/generations``, ``/health``, ``/metrics`` and the page at ``/``.
+        A FastAPI (ASGI) app with ``/v1/chat/completions``, ``/v1/embeddings``,
+        ``/v1/models``, ``/v1/images/generations``, ``/health``, ``/metrics`` and the page at ``/``.
     """
     config = config or ServerConfig()
     install_redaction()
@@ -99,10 +113,8 @@ def create_app(
                 ctx.rate = RateLimit(config.rate_limit, config.rate_window, redis)
                 stack.push_async_callback(ctx.rate.aclose)
             if database:
-                writer = ExchangeWriter(database)
-                stack.push_async_callback(writer.aclose)
-                await writer.open()
-                ctx.exchanges = writer
+                ctx.exchanges = await _open_log_writer(database, config, ctx.metrics)
+                stack.push_async_callback(anyio.to_thread.run_sync, ctx.exchanges.close)
             if ctx.served is None:
                 ctx.served = llmrelay.AsyncClient(**dict(config.client_kwargs))
                 stack.push_async_callback(ctx.served.aclose)
@@ -119,12 +131,18 @@ def create_app(
     )
     app.state.llmrelay = ctx
     app.include_router(_chat.router)
+    app.include_router(_embeddings.router)
     app.include_router(_routes.router)
     app.mount("/static", StaticFiles(directory=_routes.WEB_DIR), name="static")
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _internal_error)
-    app.add_middleware(Guard, api_key=config.api_key, max_body_bytes=config.max_body_bytes)
+    app.add_middleware(
+        Guard,
+        api_key=config.api_key,
+        max_body_bytes=config.max_body_bytes,
+        body_timeout=config.body_timeout,
+    )
     if config.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 

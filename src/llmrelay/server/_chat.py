@@ -15,7 +15,6 @@ and sent with its head. Once frames are flowing, a failure becomes one
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import time
@@ -30,6 +29,7 @@ import llmrelay
 
 from ._context import ACCESS_LOG, Context, context, note
 from ._errors import attempts_header, error_body, error_reply, scrub
+from ._guard import caller
 from ._memory import history_keys
 from ._schemas import ChatCompletionRequest
 from ._sse import QUEUED_KEEPALIVE, EventStreamResponse, Outbox, sse_data
@@ -109,7 +109,10 @@ class _Turn:
         error: BaseException | None = None,
         first_token: float | None = None,
     ) -> None:
-        """Write this exchange to the exchange log (when the server has one)."""
+        """Hand this exchange to the exchange log's writer (when the server has one).
+
+        ``enqueue`` returns at once: the answer never waits on the database.
+        """
         writer = self.ctx.exchanges
         if writer is None:
             return
@@ -136,7 +139,7 @@ class _Turn:
             error_type=type(error).__name__ if error is not None else None,
             error=scrub(str(error))[:2000] if error is not None else None,
         )
-        await writer.write(entry)
+        writer.enqueue(entry)
 
     def labels(self) -> tuple[str, str]:
         return self.ctx.metrics.labels(self.provider, self.model)
@@ -167,11 +170,8 @@ def _usage_dict(usage: object) -> dict[str, int | None] | None:
 
 
 def _caller(request: Request) -> str:
-    """Who a rate limit counts: a digest of the bearer token, else the client address."""
-    auth = request.headers.get("authorization", "")
-    if auth:
-        return "key:" + hashlib.sha256(auth.encode()).hexdigest()[:32]
-    return "addr:" + (request.client.host if request.client else "unknown")
+    """Who a rate limit counts: the server key's holder, else the client address."""
+    return caller(request.scope)
 
 
 def _create_kwargs(

@@ -26,10 +26,17 @@ class ServerConfig:
         log_prompts: put the request messages into the access log (off by default).
         conversation_entries: how many answered turns' provider states are remembered.
         conversation_ttl: seconds a remembered state stays valid.
-        rate_limit: chat requests allowed per caller (server key, else client address)
-            and ``rate_window`` seconds; 0 = no limit. Shared through Redis when
-            ``LLMRELAY_REDIS_URL`` is set, else counted per process.
+        rate_limit: chat requests allowed per caller and ``rate_window`` seconds; 0 = no
+            limit. The caller is the server key when one is set (the authenticated
+            identity), else the client address (a trusted proxy's ``X-Forwarded-For`` only
+            with ``llmrelay serve --trusted-proxy``); a client's own ``Authorization``
+            header never picks its bucket. Shared through Redis when ``LLMRELAY_REDIS_URL``
+            is set, else counted per process.
         rate_window: the rate limit's window in seconds.
+        body_timeout: seconds a request's whole body may take to arrive once its head has;
+            later, the request gets 408 and the connection is closed.
+        log_max_pending: exchange-log rows waiting in memory (per process) before further
+            ones go to the spill file (``llmrelay.log.LogWriter``).
         client_kwargs: keyword arguments for the ``llmrelay.AsyncClient`` the app creates
             (``config_path``, ``model``, ...; never taken from a request).
     """
@@ -43,6 +50,8 @@ class ServerConfig:
     conversation_ttl: float = 3600.0
     rate_limit: int = 0
     rate_window: float = 60.0
+    body_timeout: float = 30.0
+    log_max_pending: int = 10_000
     client_kwargs: Mapping[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:

@@ -29,7 +29,7 @@ class Context:
     metrics: Metrics
     store: StateStore
     served: llmrelay.AsyncClient | None = None
-    exchanges: Any = None  # an ExchangeWriter when LLMRELAY_DATABASE_URL is set
+    exchanges: Any = None  # an llmrelay.log.LogWriter when LLMRELAY_DATABASE_URL is set
     rate: Any = None  # a RateLimit when ServerConfig.rate_limit is set
 
     @property

@@ -139,9 +139,10 @@ def error_reply(exc: BaseException) -> ErrorReply:
     """Map any exception raised while serving a request to its HTTP answer.
 
     Unknown model/provider -> 404; other configuration errors (bad messages, undeclared
-    options) -> 400; a provider without its key on this server -> 503; upstream errors by
-    class (429 with ``Retry-After``, 502, 503, 504); every provider failing -> 502 with
-    each attempt listed; anything else -> 500 without details.
+    options) -> 400; a provider refusing a field -> 400 with ``param`` naming it; a
+    provider without its key on this server -> 503; upstream errors by class (429 with
+    ``Retry-After``, 502, 503, 504); every provider failing -> 502 with each attempt
+    listed; anything else -> 500 without details.
     """
     name = type(exc).__name__
     if isinstance(exc, llmrelay.StreamInterrupted):
@@ -177,7 +178,9 @@ def error_reply(exc: BaseException) -> ErrorReply:
         retry_after = getattr(exc, "retry_after", None)
         if status == 429 and retry_after is not None and math.isfinite(retry_after):
             headers["Retry-After"] = str(max(0, math.ceil(retry_after)))
-        return ErrorReply(status, error_body(scrub(str(exc)), type_, code), headers, name)
+        param = getattr(exc, "param", None)  # the field a provider cannot honour
+        body = error_body(scrub(str(exc)), type_, code, param if isinstance(param, str) else None)
+        return ErrorReply(status, body, headers, name)
     closed = getattr(llmrelay.errors, "ClientClosed", None)
     if closed is not None and isinstance(exc, closed):
         return ErrorReply(

@@ -1,29 +1,40 @@
-"""ASGI middleware: the server key, the body size limit and the access log.
+"""ASGI middleware: the server key, the body size and time limits and the access log.
 
 * ``/v1/*`` and ``/metrics`` need ``Authorization: Bearer KEY`` when a key is set,
   compared with ``hmac.compare_digest``; ``/``, ``/static/*`` and ``/health`` do not
   (the page asks for the key itself).
+* Who a request comes from, for the rate limit (``caller``): the server key when one
+  is set (the authenticated identity), else the client address as the ASGI server gives
+  it (an IPv6 address counts as its /64). A client's own ``Authorization`` header never
+  chooses its bucket, so a fresh bearer per request changes nothing.
 * A body larger than ``max_body_bytes`` gets 413, by ``Content-Length`` before it is
   read, or while it is read when it comes chunked.
+* A body not complete ``body_timeout`` seconds after the request's head (shorter than
+  its ``Content-Length``, or trickled) gets 408 and the connection is closed; waiting
+  for it is what the app would otherwise do for ever.
 * One access-log line per request: method, path (no query string), status, seconds and
   the provider/model that answered — never headers, keys or (unless asked) prompts.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+import ipaddress
 import json
 import time
 from typing import Any
 
+import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ._context import ACCESS_LOG
 from ._errors import error_body
 
-__all__ = ["Guard"]
+__all__ = ["Guard", "caller"]
 
 _PROTECTED = ("/v1/", "/metrics")
+_CLOSE = [(b"connection", b"close")]
 
 
 def _clean(text: str | None) -> str:
@@ -46,13 +57,59 @@ def _json(status: int, body: dict[str, Any], extra: list[tuple[bytes, bytes]]) -
     ]
 
 
-class Guard:
-    """Wraps the app; see the module docstring."""
+_CALLER = "llmrelay_caller"
 
-    def __init__(self, app: ASGIApp, *, api_key: str | None, max_body_bytes: int) -> None:
+
+def caller(scope: Scope) -> str:
+    """Who a request counts as for the rate limit (set by ``Guard``; see the module doc)."""
+    state: dict[str, Any] = scope.get("state", {})
+    known = state.get(_CALLER)
+    if isinstance(known, str):
+        return known
+    return _address(scope)
+
+
+def _address(scope: Scope) -> str:
+    client = scope.get("client")
+    host = str(client[0]) if client else ""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return "addr:" + (host or "unknown")
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return f"addr:{address.ipv4_mapped}"
+        # one host usually holds a whole /64: counting single addresses is dodged by rotation
+        return f"addr:{ipaddress.ip_network(f'{address}/64', strict=False)}"
+    return f"addr:{address}"
+
+
+class Guard:
+    """Wraps the app; see the module docstring.
+
+    Args:
+        app: the ASGI app.
+        api_key: the server key, or ``None``.
+        max_body_bytes: larger bodies get 413.
+        body_timeout: seconds from the request's head to the end of its body (then 408).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        api_key: str | None,
+        max_body_bytes: int,
+        body_timeout: float = 30.0,
+    ) -> None:
         self.app = app
         self._key = api_key.encode() if api_key is not None else None
+        # the rate-limit bucket of the key's holders (a digest: the key goes nowhere)
+        self._identity = (
+            "key:" + hashlib.sha256(self._key).hexdigest()[:32] if self._key is not None else None
+        )
         self._max = max_body_bytes
+        self._body_timeout = body_timeout
 
     def _authorized(self, scope: Scope) -> bool:
         if self._key is None:
@@ -85,7 +142,9 @@ class Guard:
             return
         started = time.monotonic()
         status = 0
-        replied = False  # the guard answered (413 mid-body): drop what the app sends
+        replied = False  # the guard answered (413 or 408 mid-body): drop what the app sends
+        if self._identity is not None:
+            scope.setdefault("state", {})[_CALLER] = self._identity
 
         async def send_logged(message: Message) -> None:
             nonlocal status
@@ -113,18 +172,30 @@ class Guard:
                 await self._reply(send_logged, 413, self._too_large(), [])
                 return
             received = 0
+            body_done = False
+            deadline = started + self._body_timeout
 
             async def receive_limited() -> Message:
-                nonlocal received, replied
-                message = await receive()
-                if message["type"] == "http.request":
-                    received += len(message.get("body", b""))
-                    if received > self._max:
-                        if not status and not replied:
-                            await self._reply(send_logged, 413, self._too_large(), [])
-                            replied = True
-                        return {"type": "http.disconnect"}
-                return message
+                nonlocal received, replied, body_done
+                if body_done:  # the app waits for a disconnect: no deadline
+                    return await receive()
+                with anyio.move_on_after(deadline - time.monotonic()):
+                    message = await receive()
+                    if message["type"] != "http.request" or not message.get("more_body"):
+                        body_done = True
+                    if message["type"] == "http.request":
+                        received += len(message.get("body", b""))
+                        if received > self._max:
+                            if not status and not replied:
+                                await self._reply(send_logged, 413, self._too_large(), [])
+                                replied = True
+                            return {"type": "http.disconnect"}
+                    return message
+                body_done = True
+                if not status and not replied:
+                    await self._reply(send_logged, 408, self._too_slow(), _CLOSE)
+                    replied = True
+                return {"type": "http.disconnect"}
 
             await self.app(scope, receive_limited, send_logged)
         finally:
@@ -138,6 +209,13 @@ class Guard:
                 _clean(target[0]),
                 _clean(target[1]),
             )
+
+    def _too_slow(self) -> dict[str, Any]:
+        return error_body(
+            f"request body not received within {self._body_timeout:g} s",
+            "invalid_request_error",
+            "request_timeout",
+        )
 
     def _too_large(self) -> dict[str, Any]:
         return error_body(

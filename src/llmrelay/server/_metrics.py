@@ -1,11 +1,22 @@
 """Prometheus metrics of one app (its own registry, so several apps can live in a process).
 
+With an exchange log (``LLMRELAY_DATABASE_URL``), its writer's counts are read at each
+scrape: ``llmrelay_log_pending_writes`` (accepted, not yet written, in memory),
+``llmrelay_log_written_rows_total``, ``llmrelay_log_spilled_rows_total`` (to the local spill
+file), ``llmrelay_log_replayed_rows_total`` (from it), ``llmrelay_log_failed_writes_total``
+(failed batches, retried), ``llmrelay_log_rejected_rows_total`` (refused by the database,
+kept aside), ``llmrelay_log_lost_rows_total`` (neither written nor spilled) and
+``llmrelay_log_spill_files``.
+
 Label values are bounded: a provider/model pair is used as given for the first
 ``max_label_sets`` pairs seen, then ``"other"`` (a client cannot grow the series without
 bound by sending made-up model names; unresolved requests have provider ``""``).
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -15,6 +26,8 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
 
@@ -90,6 +103,10 @@ class Metrics:
             registry=r,
         )
 
+    def watch_log(self, writer: Any) -> None:
+        """Export the counts of ``writer`` (an ``llmrelay.log.LogWriter``) at each scrape."""
+        self.registry.register(_LogCollector(writer))
+
     def labels(self, provider: str | None, model: str | None) -> tuple[str, str]:
         """Bounded ``(provider, model)`` label values."""
         pair = (provider or "", model or "")
@@ -103,3 +120,35 @@ class Metrics:
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""
         return generate_latest(self.registry)
+
+
+_LOG_COUNTERS = (
+    ("written", "llmrelay_log_written_rows", "Exchange-log rows written to the database."),
+    ("spilled", "llmrelay_log_spilled_rows", "Exchange-log rows written to the spill file."),
+    ("replayed", "llmrelay_log_replayed_rows", "Exchange-log rows replayed from spill files."),
+    ("failed", "llmrelay_log_failed_writes", "Exchange-log batch writes that failed (retried)."),
+    ("rejected", "llmrelay_log_rejected_rows", "Exchange-log rows the database refused."),
+    ("lost", "llmrelay_log_lost_rows", "Exchange-log rows neither written nor spilled."),
+)
+
+
+class _LogCollector(Collector):
+    """The exchange-log writer's ``stats()`` as Prometheus metrics, read at each scrape."""
+
+    def __init__(self, writer: Any) -> None:
+        self._writer = writer
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self._writer.stats()
+        yield GaugeMetricFamily(
+            "llmrelay_log_pending_writes",
+            "Exchange-log rows accepted and not yet written (in memory).",
+            value=stats.pending,
+        )
+        yield GaugeMetricFamily(
+            "llmrelay_log_spill_files",
+            "Spill files waiting to be replayed into the database.",
+            value=stats.spill_files,
+        )
+        for name, metric, documentation in _LOG_COUNTERS:
+            yield CounterMetricFamily(metric, documentation, value=getattr(stats, name))

@@ -8,9 +8,8 @@
   (``llmrelay.log.ExchangeLog``, the CLI's schema and migrations; PostgreSQL with
   ``postgresql+psycopg://...``). Unset: the server logs no exchanges.
 
-Log writes run in worker threads after the answer went out; a failing database costs a
-warning, never an answer, and at most ``MAX_PENDING`` writes wait (later ones are dropped
-with a warning).
+Log writes go through ``llmrelay.log.LogWriter`` (a bounded queue and one writer thread,
+batched, spilled to a local file past its bound): an answer never waits on the database.
 """
 
 from __future__ import annotations
@@ -18,17 +17,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import anyio
-import anyio.to_thread
-
 __all__ = [
-    "MAX_PENDING",
-    "ExchangeWriter",
     "RateLimit",
     "check_shared_config",
 ]
 
-MAX_PENDING = 1000
 
 log = logging.getLogger("llmrelay.server")
 
@@ -56,53 +49,6 @@ def check_shared_config() -> None:
 
         with ExchangeLog(database) as log:
             log.migrate()
-
-
-class ExchangeWriter:
-    """Writes ``LogEntry`` rows to an ``ExchangeLog`` from worker threads.
-
-    Args:
-        url: SQLAlchemy URL of the log database.
-    """
-
-    def __init__(self, url: str) -> None:
-        from llmrelay.log import ExchangeLog
-
-        self.log = ExchangeLog(url)
-        self._limiter = anyio.CapacityLimiter(4)
-        self._pending = 0
-        self._failing = False
-
-    def __repr__(self) -> str:
-        return f"<ExchangeWriter {self.log.display_url}>"
-
-    async def open(self) -> None:
-        """Connect and migrate now, so a bad URL shows at startup (raises ``LogError``)."""
-        await anyio.to_thread.run_sync(self.log.migrate)
-
-    async def write(self, entry: Any) -> None:
-        """Log ``entry`` (a ``LogEntry``); failures are logged, never raised."""
-        from llmrelay.log import LogError
-
-        if self._pending >= MAX_PENDING:
-            log.warning("exchange log: %d writes pending; one exchange not logged", self._pending)
-            return
-        self._pending += 1
-        try:
-            with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(self.log.add, entry, limiter=self._limiter)
-        except LogError as exc:
-            if not self._failing:
-                log.warning("exchange log: %s", exc)
-            self._failing = True
-        else:
-            self._failing = False
-        finally:
-            self._pending -= 1
-
-    async def aclose(self) -> None:
-        """Release the database connections."""
-        await anyio.to_thread.run_sync(self.log.close)
 
 
 class RateLimit:

@@ -1,0 +1,264 @@
+"""The HTTP client every provider shares, its two transports, and the one error mapping.
+
+* ``make_http_client`` builds the pooled ``httpx.AsyncClient`` of a client: connect and
+  read (idle) timeouts, an http, https or socks proxy, a CA bundle, no cookie jar (a
+  provider that needs a cookie session keeps it in its conversation state), no
+  connection limit (the 101st concurrent stream never waits for a slot), redirects not
+  followed, no environment read (``trust_env=False``). Under it, one of two transports:
+
+  - ``"httpx"`` (the default): httpcore's pools with llmrelay's assignment pass
+    (``llmrelay._pool``);
+  - ``"aiohttp"`` (``pip install 'llmrelay[fast]'``): the same client interface over
+    aiohttp (``llmrelay._aiohttp``), a third to a half of the CPU per streamed token; no
+    socks proxies;
+  - ``"auto"``: aiohttp when it is installed and no socks proxy is set, else httpx (the
+    default of ``llmrelay serve``).
+
+  Both build the TLS context at the first https request, once per process and setting
+  (``httpx.create_ssl_context`` for a bool, ``ssl.create_default_context`` for a bundle):
+  loading a CA bundle costs 30-100 ms, which a CLI talking plain http never needs.
+* ``map_httpx_error`` / ``translate_errors`` map httpx's transport failures (both
+  transports raise httpx's exceptions) to the error tree of ``llmrelay.errors``.
+
+Request headers (and so API keys) never reach an error message.
+"""
+
+from __future__ import annotations
+
+import http.cookiejar
+import logging
+import os
+import ssl
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import httpx
+
+from . import errors
+from ._settings import Timeouts
+from ._version import __version__
+
+__all__ = [
+    "ACCEPT_ENCODING",
+    "TRANSPORTS",
+    "USER_AGENT",
+    "choose_transport",
+    "make_http_client",
+    "map_httpx_error",
+    "translate_errors",
+]
+
+log = logging.getLogger("llmrelay")
+
+USER_AGENT = f"llmrelay/{__version__}"
+ACCEPT_ENCODING = "gzip, deflate"
+"""The ``Accept-Encoding`` llmrelay's HTTP client sends (the encodings ``aiter_body``
+inflates in bounded steps; httpx would also ask for br and zstd when installed)."""
+
+TRANSPORTS = ("httpx", "aiohttp", "auto")
+"""The values of the ``transport`` setting."""
+
+
+def _no_cookies() -> http.cookiejar.CookieJar:
+    """A cookie jar that never stores a cookie (no domain is allowed)."""
+    return http.cookiejar.CookieJar(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+
+
+def fast_installed() -> bool:
+    """Whether aiohttp (the ``fast`` extra) can be imported (without importing it)."""
+    import importlib.util
+
+    return importlib.util.find_spec("aiohttp") is not None
+
+
+def choose_transport(transport: str, proxy: str | None) -> str:
+    """The transport ``make_http_client`` uses for the setting ``transport``.
+
+    Returns:
+        ``"httpx"`` or ``"aiohttp"``: ``"auto"`` is aiohttp when it is installed and the
+        proxy is not a socks proxy (then httpx, with a log line).
+
+    Raises:
+        llmrelay.errors.ConfigError: an unknown transport; ``"aiohttp"`` without aiohttp
+            installed or with a socks proxy.
+    """
+    if transport == "httpx":
+        return "httpx"
+    if transport not in TRANSPORTS:
+        raise errors.ConfigError(
+            f"unknown transport {transport!r} (transport=, LLMRELAY_TRANSPORT or the config "
+            f"file's transport); valid transports: {', '.join(TRANSPORTS)}"
+        )
+    socks = proxy is not None and proxy.lower().startswith("socks")
+    if transport == "aiohttp":
+        if not fast_installed():
+            raise errors.ConfigError(
+                "the aiohttp transport needs aiohttp: pip install 'llmrelay[fast]'"
+            )
+        if socks:
+            raise errors.ConfigError(
+                "the aiohttp transport has no socks proxies: use the httpx transport "
+                "(or 'auto', which falls back to it)"
+            )
+        return "aiohttp"
+    if socks:
+        log.warning("transport auto: a socks proxy is set, so the httpx transport is used")
+        return "httpx"
+    return "aiohttp" if fast_installed() else "httpx"
+
+
+def make_http_client(
+    timeouts: Timeouts,
+    proxy: str | None = None,
+    verify: bool | str = True,
+    transport: str = "httpx",
+) -> httpx.AsyncClient:
+    """Build the shared, pooled ``httpx.AsyncClient``.
+
+    Args:
+        timeouts: connect and read (idle) timeouts; first-token and total deadlines are
+            the engine's.
+        proxy: ``http://``, ``https://``, ``socks5://`` or ``socks5h://`` URL, or ``None``.
+        verify: ``True`` (certifi's CAs), ``False`` (no TLS verification) or the path of
+            a CA bundle (PEM file or directory).
+        transport: ``"httpx"``, ``"aiohttp"`` or ``"auto"`` (see ``choose_transport``).
+
+    Raises:
+        llmrelay.errors.ConfigError: an unusable proxy URL, transport or unreadable CA
+            bundle (from a request: a CA bundle file that is not one).
+    """
+    timeout = httpx.Timeout(
+        connect=timeouts.connect, read=timeouts.read, write=timeouts.read, pool=None
+    )
+    tls: Callable[[], ssl.SSLContext]
+    if isinstance(verify, str):
+        tls = _bundle_context(verify)
+    else:
+        tls = _shared_context_true if verify else _shared_context_false
+    base: httpx.AsyncBaseTransport
+    chosen = choose_transport(transport, proxy)
+    if chosen == "aiohttp":
+        from ._aiohttp import AiohttpTransport
+
+        base = AiohttpTransport(tls, proxy)
+    else:
+        from ._pool import HttpcoreTransport
+
+        base = HttpcoreTransport(tls, proxy)
+    log.debug("HTTP transport: %s", chosen)
+    return httpx.AsyncClient(
+        transport=base,
+        timeout=timeout,
+        # Proxies and keys come from llmrelay's settings only, never implicitly.
+        trust_env=False,
+        cookies=_no_cookies(),
+        follow_redirects=False,
+        headers={"user-agent": USER_AGENT, "accept-encoding": ACCEPT_ENCODING},
+    )
+
+
+_TLS_LOCK = threading.Lock()
+_TLS_CONTEXTS: dict[object, ssl.SSLContext] = {}
+
+
+def _tls_context(key: object, make: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
+    with _TLS_LOCK:
+        context = _TLS_CONTEXTS.get(key)
+        if context is None:
+            context = _TLS_CONTEXTS[key] = make()
+        return context
+
+
+def _bundle_context(path: str) -> Callable[[], ssl.SSLContext]:
+    """A builder of the context trusting the CA bundle ``path`` (file or directory).
+
+    Raises:
+        llmrelay.errors.ConfigError: ``path`` cannot be read (now), or is not a CA
+            bundle (when the builder is called).
+    """
+    try:
+        status = os.stat(path)
+        is_dir = os.path.isdir(path)
+        if not os.access(path, os.R_OK):
+            raise PermissionError(f"permission denied: {path!r}")
+    except OSError as exc:
+        raise errors.ConfigError(f"cannot use CA bundle {path!r}: {exc}") from exc
+
+    def make() -> ssl.SSLContext:
+        try:
+            return ssl.create_default_context(
+                cafile=None if is_dir else path, capath=path if is_dir else None
+            )
+        except (OSError, ssl.SSLError) as exc:
+            raise errors.ConfigError(f"cannot use CA bundle {path!r}: {exc}") from exc
+
+    # the same file, unchanged, is loaded once per process
+    key = ("bundle", path, status.st_mtime_ns, status.st_size)
+    return lambda: _tls_context(key, make)
+
+
+def _shared_context_true() -> ssl.SSLContext:
+    """The verifying context of httpx (certifi's CAs, no environment), built once."""
+    return _tls_context(True, lambda: httpx.create_ssl_context(verify=True, trust_env=False))
+
+
+def _shared_context_false() -> ssl.SSLContext:
+    """The non-verifying context of httpx (``verify=False``), built once."""
+    return _tls_context(False, lambda: httpx.create_ssl_context(verify=False, trust_env=False))
+
+
+_TIMEOUT_KINDS: dict[type[Exception], str] = {
+    httpx.ConnectTimeout: "connect",
+    httpx.ReadTimeout: "read",
+    httpx.WriteTimeout: "write",
+    httpx.PoolTimeout: "pool",
+}
+
+
+def map_httpx_error(
+    exc: BaseException, provider: str, model: str | None
+) -> errors.LLMRelayError | None:
+    """The llmrelay error for an httpx exception, or ``None`` when it is not one.
+
+    ``httpx.TimeoutException`` -> ``ProviderTimeout`` (``kind`` connect/read/write/pool);
+    any other ``httpx.TransportError`` (refused, reset, TLS, peer closed mid-body) ->
+    ``TransportError``; an invalid URL -> ``ConfigError``.
+    """
+    if isinstance(exc, httpx.TimeoutException):
+        kind = _TIMEOUT_KINDS.get(type(exc), "")
+        return errors.ProviderTimeout(
+            f"{kind} timeout talking to {_where(exc)}".lstrip(),
+            kind=kind,
+            provider=provider,
+            model=model,
+        )
+    if isinstance(exc, httpx.TransportError):
+        return errors.TransportError(
+            f"{type(exc).__name__} talking to {_where(exc)}: {exc}", provider=provider, model=model
+        )
+    if isinstance(exc, httpx.InvalidURL):
+        return errors.ConfigError(f"{provider}: invalid URL: {exc}")
+    return None
+
+
+@contextmanager
+def translate_errors(provider: str, model: str | None) -> Iterator[None]:
+    """Map httpx failures raised inside the block with ``map_httpx_error``.
+
+    llmrelay errors pass through unchanged.
+    """
+    try:
+        yield
+    except (httpx.TransportError, httpx.InvalidURL) as exc:
+        mapped = map_httpx_error(exc, provider, model)
+        assert mapped is not None
+        raise mapped from exc
+
+
+def _where(exc: httpx.RequestError) -> str:
+    try:
+        url = exc.request.url
+    except RuntimeError:
+        return "the provider"
+    return str(url.copy_with(query=None))

@@ -1,0 +1,197 @@
+"""Socket limits for ``llmrelay serve``: no connection is held for ever, none past a cap.
+
+uvicorn closes a connection idle *between* requests (``timeout_keep_alive``), refuses a
+request head larger than ``h11_max_incomplete_event_size`` (h11 only), and answers 503 past
+``limit_concurrency`` — but only once a whole request head has arrived. A socket that sends
+nothing, or one header line every few seconds (slowloris), was held for ever, and enough of
+them took every file descriptor (https://www.uvicorn.org/settings/#timeouts,
+https://github.com/encode/uvicorn/blob/master/uvicorn/protocols/http/httptools_impl.py).
+``SocketLimits`` and ``uvicorn_options`` add, around uvicorn's own protocol classes
+(httptools when installed, else h11):
+
+* ``head_timeout``: a request's head (request line and headers) must be complete within
+  this many seconds of the connection opening, or of its first byte after the previous
+  answer; otherwise the connection is closed (after a 408 when part of a head came).
+* ``max_head_bytes``: a longer head gets 431 and the connection is closed (also given to
+  h11 as ``h11_max_incomplete_event_size``).
+* ``max_connections``: a connection beyond this many open ones (per worker process) gets
+  a 503 and is closed at once, so descriptors stay for upstream connections and the log;
+  default half the process's ``nofile`` limit less 64 (480 at 1024).
+* ``keep_alive``: uvicorn's ``timeout_keep_alive``.
+
+The body's own deadline (``ServerConfig.body_timeout``, 408) is kept by ``Guard``, where
+the body is read. The protocol subclasses read uvicorn attributes that are not documented
+API (``connections``, ``cycle``, ``cycle.response_complete``, ``transport``): uvicorn is
+pinned below 1.0, and ``tests/server/test_sockets.py`` fails when they change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+try:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+except ImportError:  # pragma: no cover (httptools comes with uvicorn[standard])
+    HttpToolsProtocol = H11Protocol  # type: ignore[misc,assignment]
+
+__all__ = ["SocketLimits", "default_max_connections", "uvicorn_options"]
+
+
+def default_max_connections() -> int:
+    """Half the process's open-file limit (``RLIMIT_NOFILE``, soft) less 64, at least 16.
+
+    Every streamed answer holds a client socket and an upstream one; the 64 are kept for
+    files, the log database and Redis.
+    """
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (ImportError, OSError):  # pragma: no cover (Windows)
+        soft = 1024
+    if soft < 0:  # RLIM_INFINITY
+        soft = 65536
+    return max(16, (soft - 64) // 2)
+
+
+@dataclass(frozen=True)
+class SocketLimits:
+    """Per-connection bounds of ``llmrelay serve``; see the module docstring.
+
+    Attributes:
+        head_timeout: seconds for a request's head to arrive.
+        keep_alive: seconds an idle connection is kept between requests.
+        max_connections: open connections per worker process; more are refused (503).
+        max_head_bytes: largest request head (request line and headers), in bytes.
+    """
+
+    head_timeout: float = 10.0
+    keep_alive: float = 5.0
+    max_connections: int = field(default_factory=default_max_connections)
+    max_head_bytes: int = 64 * 1024
+
+
+def _response(status: bytes, message: bytes) -> bytes:
+    return (
+        b"HTTP/1.1 " + status + b"\r\ncontent-type: text/plain; charset=utf-8\r\n"
+        b"connection: close\r\ncontent-length: " + str(len(message)).encode() + b"\r\n\r\n"
+    ) + message
+
+
+_BUSY = _response(b"503 Service Unavailable", b"too many connections\n")
+_SLOW = _response(b"408 Request Timeout", b"request head not received in time\n")
+_LARGE = _response(b"431 Request Header Fields Too Large", b"request head too large\n")
+
+
+class _Bounded(asyncio.Protocol):
+    """Mixin over a uvicorn HTTP protocol class: the head deadline, head size and cap."""
+
+    connections: set[Any]
+    cycle: Any
+    transport: asyncio.Transport
+
+    def __init__(self, *args: Any, limits: SocketLimits, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._limits = limits
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._head_bytes = 0
+        self._cycle_seen: Any = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        if len(self.connections) > self._limits.max_connections:
+            self._refuse(_BUSY)
+            return
+        self._start_head_timer()
+
+    def data_received(self, data: bytes) -> None:
+        if self._head_timer is None and (self.cycle is None or self.cycle.response_complete):
+            self._start_head_timer()  # the first bytes of the next request
+        super().data_received(data)
+        if self._head_timer is None:
+            return
+        if self.cycle is not None and self.cycle is not self._cycle_seen:
+            self._cycle_seen = self.cycle  # a new request's head is complete
+            self._stop_head_timer()
+            return
+        self._head_bytes += len(data)
+        if self._head_bytes > self._limits.max_head_bytes:
+            self._refuse(_LARGE)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_head_timer()
+        super().connection_lost(exc)
+
+    def _start_head_timer(self) -> None:
+        self._stop_head_timer()
+        self._head_bytes = 0
+        loop = asyncio.get_running_loop()
+        self._head_timer = loop.call_later(self._limits.head_timeout, self._head_timed_out)
+
+    def _stop_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        self._refuse(_SLOW if self._head_bytes else b"")
+
+    def _refuse(self, response: bytes) -> None:
+        self._stop_head_timer()
+        if self.transport.is_closing():
+            return
+        if response:
+            self.transport.write(response)
+        self.transport.close()
+
+
+def _protocol_class() -> type[_Bounded]:
+    """The httptools protocol when httptools is installed (as ``http="auto"``), else h11."""
+    try:
+        import httptools  # noqa: F401
+    except ImportError:  # pragma: no cover (httptools comes with uvicorn[standard])
+        return BoundedH11Protocol
+    return BoundedHttpToolsProtocol
+
+
+def protocol_factory(limits: SocketLimits) -> Callable[..., asyncio.Protocol]:
+    """What uvicorn's ``http`` setting takes: the bounded protocol class with ``limits``.
+
+    A ``functools.partial`` of a module-level class, so ``--workers`` processes (spawned,
+    the config pickled) get it too.
+    """
+    return functools.partial(_protocol_class(), limits=limits)
+
+
+def uvicorn_options(limits: SocketLimits, trusted_proxies: Sequence[str] = ()) -> dict[str, Any]:
+    """Keyword arguments for ``uvicorn.run`` / ``uvicorn.Config`` applying ``limits``.
+
+    Args:
+        limits: the socket bounds.
+        trusted_proxies: addresses or networks (``10.0.0.0/8``) whose ``X-Forwarded-For``
+            names the client (uvicorn's proxy headers); empty: the header is ignored
+            (uvicorn's own default trusts 127.0.0.1, which would let a local client pick
+            its rate-limit bucket).
+    """
+    return {
+        "http": protocol_factory(limits),
+        "timeout_keep_alive": limits.keep_alive,
+        "h11_max_incomplete_event_size": limits.max_head_bytes,
+        "proxy_headers": bool(trusted_proxies),
+        "forwarded_allow_ips": list(trusted_proxies) if trusted_proxies else None,
+    }
+
+
+class BoundedH11Protocol(_Bounded, H11Protocol):
+    """uvicorn's h11 protocol with ``SocketLimits``."""
+
+
+class BoundedHttpToolsProtocol(_Bounded, HttpToolsProtocol):
+    """uvicorn's httptools protocol with ``SocketLimits``."""
