@@ -49,7 +49,8 @@ class AsyncClient:
             endpoints (``{"huggingface": {"hub_url": ...}}``).
         api_keys: provider name -> API key (beats the environment and config file).
         proxy: ``http://``, ``https://`` or ``socks5://`` proxy URL for every request.
-        timeouts: ``Timeouts(connect, read, first_token, total)`` in seconds.
+        timeouts: ``Timeouts(connect, read, first_token, total, silence, stall)`` in
+            seconds.
         verify: ``True`` (default CAs), ``False``, or a CA bundle path (default: from
             ``LLMRELAY_CA_BUNDLE``, ``SSL_CERT_FILE``, the config file).
         strict: refuse request parameters a provider cannot honour instead of dropping
@@ -59,6 +60,13 @@ class AsyncClient:
             cannot take itself (public addresses only, size-capped, with a timeout);
             default ``LLMRELAY_ALLOW_IMAGE_FETCH`` / the config file, else never. A
             service that takes URLs always gets the URL unfetched.
+        cooldown: the longest a candidate that failed retryably is tried last between
+            probes of its health (default 30; ``0``: never moved).
+        retries: same-candidate retries of a transient failure (429, 5xx, a reset),
+            with exponential back-off and jitter, honouring ``Retry-After``, before
+            failing over (default 2; per provider and per alias in the config file).
+        rescue: continue or regenerate a stream that breaks after its first content
+            (default ``True``; ``llmrelay._rescue``).
         providers: extra provider classes (or name -> class) for this client only.
         http_client: an ``httpx.AsyncClient`` to use instead of building one (it is not
             closed by ``aclose``; ``proxy``, ``verify``, ``transport`` and connect/read
@@ -91,6 +99,8 @@ class AsyncClient:
         verify: bool | str | None = None,
         strict: bool | None = None,
         cooldown: float | None = None,
+        retries: int | None = None,
+        rescue: bool | None = None,
         providers: Iterable[type[Provider]] | Mapping[str, type[Provider]] | None = None,
         http_client: httpx.AsyncClient | None = None,
         config_path: str | None = None,
@@ -114,6 +124,8 @@ class AsyncClient:
             strict=strict,
             cooldown=cooldown,
             allow_image_fetch=allow_image_fetch,
+            retries=retries,
+            rescue=rescue,
             transport=transport,
             plugins=registry.read_plugins,
         )

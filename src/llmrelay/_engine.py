@@ -3,12 +3,18 @@
 It turns a caller's turn into per-candidate ``ChatRequest`` objects (dropping the
 parameters a provider does not take, with a warning, or refusing them when strict),
 instantiates providers once per client, and runs the fallback policy shared by chat
-streams and image generation (``run_candidates``):
+streams, rescues and image generation (``_trials``):
 
-* candidates are tried in the router's order; one whose key is missing is *skipped*
-  (recorded, not fatal), as is the next on a retryable error (which also starts its
-  cool-down);
-* a non-retryable error ends the chain;
+* candidates are tried in the router's order (``Router.candidates``: healthy ones
+  first, a half-open one as the probe); one whose key is missing is *skipped*
+  (recorded, not fatal);
+* after a failure ``llmrelay._retry.decide`` says what follows: a transient failure
+  (429, 5xx, a reset) is retried on the same candidate, up to its ``retries``
+  (``Settings.retries_for``; none for a probe), after a back-off with jitter or the
+  server's ``Retry-After``, within the deadline; a timeout, a context-length refusal or
+  another retryable failure moves to the next candidate; a content-policy refusal or a
+  non-retryable error ends the chain. A retryable failure also opens the candidate's
+  circuit, an answer closes it;
 * when nothing answered, the single error is raised as is when there was one
   candidate, else ``AllProvidersFailed`` listing every attempt.
 
@@ -17,31 +23,38 @@ The chat open phase (``open_chat``) runs each candidate up to its first *content
 is the commit point. Before it a candidate's failure falls back to the next one (even if
 it already sent ``ConversationState`` or ``Usage``); after it, the stream
 (``llmrelay._stream``) owns the provider's generator, the finish rules and the
-interruption. A request with tools or a JSON response format that the provider cannot
-honour natively is emulated (``llmrelay._emulation``) when the call or the
-``tool_emulation`` setting asks for it, else refused before anything is sent.
-``generate_images`` runs the same policy for images: ``n`` requests to one
-candidate at a time, in a task group (one failure cancels its siblings).
+interruption (and ``llmrelay._rescue`` the rescue). ``open_chat`` is an async generator:
+progress reports (``Queued``) come out of it as they arrive, before the ``Opened`` that
+commits, so a caller can show a queue position while it waits. A progress report also
+restarts the *silence* limit: a candidate with a next one behind it that reports
+nothing for ``Timeouts.silence`` seconds is given up (``ProviderTimeout(kind="silence")``)
+without waiting for the whole first-token timeout. A request with tools or a JSON
+response format that the provider cannot honour natively is emulated
+(``llmrelay._emulation``) when the call or the ``tool_emulation`` setting asks for it,
+else refused before anything is sent. ``generate_images`` runs the same policy for
+images: ``n`` requests to one candidate at a time, in a task group (one failure cancels
+its siblings).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from contextlib import aclosing
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import anyio
 import httpx
 
-from . import errors
+from . import _retry, errors
 from ._emulation import Emulation, needs_emulation
 from ._fields import refusal_reason
 from ._http import map_httpx_error
 from ._redact import Secrets
 from ._registry import Registry
-from ._router import HealthStore, Router, Target
+from ._router import Candidate, HealthStore, Router, Target
 from ._settings import ProviderSettingsSpec, Settings
 from ._turn import Turn, is_content
 from .providers import AuthMode, Capability, Provider
@@ -52,9 +65,10 @@ from .types import (
     FinishReason,
     ImageRequest,
     ImageResult,
+    Queued,
 )
 
-__all__ = ["Engine", "Opened", "close_quietly", "map_exception"]
+__all__ = ["Engine", "Opened", "Trial", "close_quietly", "map_exception"]
 
 log = logging.getLogger("llmrelay")
 T = TypeVar("T")
@@ -75,6 +89,24 @@ class Opened:
     target: Target
     events: AsyncGenerator[Event, None]
     buffered: list[Event]
+    prefilled: bool = False
+    """The candidate received ``ChatRequest.prefill``: its text continues it."""
+
+
+@dataclass(slots=True)
+class Trial:
+    """One attempt of one candidate, handed out by ``Engine._trials``.
+
+    The caller runs the attempt and, on failure, sets ``error`` before asking for the
+    next trial (the loop decides: retry, next candidate, or stop); on success it calls
+    ``Engine.answered`` and stops asking.
+    """
+
+    target: Target
+    probe: bool = False
+    has_next: bool = False
+    started: float = field(default_factory=time.monotonic)
+    error: errors.ProviderError | None = None
 
 
 class Engine:
@@ -147,8 +179,13 @@ class Engine:
             return total_deadline
         return limit
 
-    def chat_request(self, target: Target, turn: Turn, deadline: float | None) -> ChatRequest:
+    def chat_request(
+        self, target: Target, turn: Turn, deadline: float | None, prefill: str = ""
+    ) -> ChatRequest:
         """The request ``target``'s provider receives for ``turn``.
+
+        ``prefill``: see ``ChatRequest.prefill`` (the caller checks
+        ``Provider.continues`` first).
 
         Raises:
             llmrelay.errors.InvalidRequestError: an image part for a provider without
@@ -195,6 +232,7 @@ class Engine:
             presence_penalty=params.get("presence_penalty"),
             passthrough=passthrough,
             image_fetch=ImageFetchPolicy() if self.settings.allow_image_fetch else None,
+            prefill=prefill,
         )
 
     @staticmethod
@@ -269,6 +307,7 @@ class Engine:
         ref: str | None,
         attempt: Callable[[Target, Provider], Awaitable[T]],
         attempts: list[errors.Attempt],
+        deadline: float | None = None,
     ) -> tuple[Target, T]:
         """Try ``ref``'s candidates with ``attempt`` under the fallback policy.
 
@@ -284,44 +323,105 @@ class Engine:
                 non-retryable error of the first candidate tried.
             llmrelay.errors.AllProvidersFailed: several candidates, none answered.
         """
-        await self.router.refresh()
-        targets = self.router.resolve(ref)
-        log.info("candidates for %s: %s", ref or "the default model", ", ".join(map(str, targets)))
+        async with aclosing(self._trials(ref, attempts, deadline)) as trials:
+            async for trial in trials:
+                target = trial.target
+                try:
+                    provider = self.provider(target.provider)  # its key joins self.secrets
+                    with self.secrets.active():
+                        result = await attempt(target, provider)
+                except errors.ProviderError as exc:
+                    trial.error = exc
+                    continue
+                self.answered(trial, attempts)
+                return target, result
+        raise AssertionError("_trials ends by raising")  # pragma: no cover
+
+    async def _trials(
+        self,
+        ref: str | None,
+        attempts: list[errors.Attempt],
+        deadline: float | None,
+        candidates: Sequence[Candidate] | None = None,
+    ) -> AsyncGenerator[Trial, None]:
+        """The attempts to make for ``ref`` (the policy of the module docstring).
+
+        Yields a ``Trial`` per attempt; the caller sets its ``error`` when it failed.
+        Ends by raising the error of the chain when nothing answered (the caller stops
+        asking once a trial answered).
+
+        Args:
+            ref: the model reference.
+            attempts: filled in as candidates are tried.
+            deadline: no retry waits past it (``time.monotonic()``), or ``None``.
+            candidates: the candidates to try instead of ``ref``'s (a rescue's).
+        """
+        if candidates is None:
+            await self.router.refresh()
+            candidates = await self.router.candidates(ref)
+        alias = self.router.alias_of(ref)
+        log.info(
+            "candidates for %s: %s",
+            ref or "the default model",
+            ", ".join(f"{c.target}{' (probe)' if c.probe else ''}" for c in candidates),
+        )
         last: errors.LLMRelayError | None = None
-        for target in targets:
+        tried: set[Target] = set()
+        for index, candidate in enumerate(candidates):
+            target = candidate.target
             missing = self.missing_key(target.provider)
             if missing is not None:
                 attempts.append(_attempt(target, "skipped", missing))
                 log.info("%s skipped: %s", target, missing)
                 last = missing
                 continue
-            started = time.monotonic()
-            try:
-                provider = self.provider(target.provider)  # its key joins self.secrets
-                with self.secrets.active():
-                    result = await attempt(target, provider)
-            except errors.ProviderError as exc:
+            retries = 0 if candidate.probe else self.settings.retries_for(target.provider, alias)
+            retry = 0
+            while True:
+                trial = Trial(target, candidate.probe, index < len(candidates) - 1)
+                tried.add(target)
+                yield trial
+                exc = trial.error
+                if exc is None:  # the caller went on after an answer: nothing to decide
+                    return
                 self._explain(exc, target)
                 attempts.append(_attempt(target, "failed", exc))
                 log.info(
                     "%s failed after %.3fs: %s: %s",
                     target,
-                    time.monotonic() - started,
+                    time.monotonic() - trial.started,
                     type(exc).__name__,
                     exc,
                 )
                 last = exc
-                if exc.retryable:
-                    self.router.failed(target)
-                    continue
+                decision = _retry.decide(exc)
+                if decision == "retry" and retry < retries:
+                    delay = _retry.backoff(retry + 1, exc)
+                    if delay is not None and (
+                        deadline is None or time.monotonic() + delay < deadline
+                    ):
+                        retry += 1
+                        log.info("%s: retry %d of %d in %.2fs", target, retry, retries, delay)
+                        await anyio.sleep(delay)
+                        continue
                 break
-            attempts.append(errors.Attempt(target.provider, target.model, "ok"))
-            log.info("%s answered in %.3fs", target, time.monotonic() - started)
-            return target, result
+            if exc.retryable:
+                self.router.failed(target)
+            if decision == "stop":
+                break
         assert last is not None
-        if len(attempts) == 1:
+        if len(tried) <= 1 and len({(a.provider, a.model) for a in attempts}) <= 1:
             raise last
         raise errors.AllProvidersFailed(attempts) from last
+
+    def answered(
+        self, trial: Trial, attempts: list[errors.Attempt], message: str | None = None
+    ) -> None:
+        """Record that ``trial`` answered: its attempt is ``"ok"``, its circuit closes."""
+        target = trial.target
+        attempts.append(errors.Attempt(target.provider, target.model, "ok", None, message))
+        self.router.succeeded(target)
+        log.info("%s answered in %.3fs", target, time.monotonic() - trial.started)
 
     def _explain(self, exc: errors.ProviderError, target: Target) -> None:
         """Add where the URL came from to a connection failure (what to fix)."""
@@ -343,64 +443,130 @@ class Engine:
     # -- the chat open phase ----------------------------------------------------------
 
     async def open_chat(
-        self, turn: Turn, attempts: list[errors.Attempt], total_deadline: float | None
-    ) -> Opened:
+        self,
+        turn: Turn,
+        attempts: list[errors.Attempt],
+        total_deadline: float | None,
+        *,
+        candidates: Sequence[Candidate] | None = None,
+        prefill: str = "",
+    ) -> AsyncGenerator[Queued | Opened, None]:
         """Try ``turn``'s candidates until one yields content or its finish.
+
+        An async generator: it yields each progress report (``Queued``) as it arrives,
+        then one ``Opened`` (the commit point), and ends. The caller owns the
+        ``Opened`` generator once it has it (closing this one afterwards leaves it open).
 
         Args:
             turn: the chat turn.
             attempts: filled in as candidates are tried (the caller keeps it).
             total_deadline: when the whole turn must end (``time.monotonic()``), or
-                ``None``; each candidate also has the first-token timeout.
-
-        Returns:
-            The candidate that answered, its generator and the events read so far.
+                ``None``; each candidate also has the first-token timeout and, with a
+                next candidate behind it, the silence limit.
+            candidates: the candidates to try instead of the turn's (a rescue's).
+            prefill: the answer so far, sent to the candidates that continue a partial
+                answer (``Provider.continues``; ``Opened.prefilled``), never to others.
 
         Raises:
             llmrelay.errors.ConfigError / ProviderError / AllProvidersFailed: as
                 ``run_candidates``; a candidate without content in time fails with
-                ``ProviderTimeout`` (``kind`` ``first_token`` or ``total``), one that
-                ends without content or finish with ``ProtocolError``.
+                ``ProviderTimeout`` (``kind`` ``first_token``, ``silence`` or
+                ``total``), one that ends without content or finish with
+                ``ProtocolError``.
         """
+        opened: Opened | None = None
+        trials = self._trials(turn.model, attempts, total_deadline, candidates)
+        async with aclosing(trials):
+            async for trial in trials:
+                target = trial.target
+                try:
+                    provider = self.provider(target.provider)
+                    emulates = self._emulates(target, turn)
+                    continues = (
+                        bool(prefill)
+                        and not emulates  # an emulated answer is parsed whole: regenerate
+                        and self.registry.get(target.provider).continues(target.model)
+                    )
+                    request = self.chat_request(
+                        target,
+                        turn,
+                        self.deadline(trial.started, total_deadline),
+                        prefill if continues else "",
+                    )
+                    if emulates and needs_emulation(request, provider.capabilities):
+                        agen = (await Emulation.prepare(provider, request)).stream()
+                    else:
+                        await provider.check_request(request)  # tools, formats: before sending
+                        agen = provider.stream(request)
+                except errors.ProviderError as exc:
+                    trial.error = exc
+                    continue
+                try:
+                    buffered: list[Event] = []
+                    async for event in self._until_content(trial, agen, request, total_deadline):
+                        if type(event) is Queued:
+                            yield event
+                        else:
+                            buffered.append(event)
+                except errors.ProviderError as exc:
+                    await close_quietly(agen)
+                    trial.error = exc
+                    continue
+                except BaseException:
+                    await close_quietly(agen)
+                    raise
+                self.answered(trial, attempts)
+                opened = Opened(target, agen, buffered, continues)
+                break
+        assert opened is not None
+        yield opened
 
-        async def attempt(target: Target, provider: Provider) -> Opened:
-            return await self._open_candidate(target, provider, turn, total_deadline)
+    async def _until_content(
+        self,
+        trial: Trial,
+        agen: AsyncGenerator[Event, None],
+        request: ChatRequest,
+        total_deadline: float | None,
+    ) -> AsyncGenerator[Event, None]:
+        """The events of one candidate up to its first content or its finish (included).
 
-        return (await self.run_candidates(turn.model, attempt, attempts))[1]
-
-    async def _open_candidate(
-        self, target: Target, provider: Provider, turn: Turn, total_deadline: float | None
-    ) -> Opened:
-        """Run one candidate up to its first content event (or its finish)."""
-        deadline = self.deadline(time.monotonic(), total_deadline)
-        request = self.chat_request(target, turn, deadline)
-        if self._emulates(target, turn) and needs_emulation(request, provider.capabilities):
-            agen = (await Emulation.prepare(provider, request)).stream()
-        else:
-            await provider.check_request(request)  # tools, response format: before sending
-            agen = provider.stream(request)
-        buffered: list[Event] = []
-        try:
-            with anyio.move_on_after(deadline - time.monotonic() if deadline is not None else None):
-                while True:
-                    event = await agen.__anext__()
-                    buffered.append(event)
-                    if is_content(event) or isinstance(event, FinishReason):
-                        return Opened(target, agen, buffered)
-            raise self._open_timeout(target, deadline == total_deadline)
-        except StopAsyncIteration:
-            await close_quietly(agen)
-            raise errors.ProtocolError(
-                "the stream ended before any answer and without a finish",
-                provider=target.provider,
-                model=target.model,
-            ) from None
-        except BaseException as exc:
-            await close_quietly(agen)
-            mapped = map_exception(exc, target.provider, target.model)
-            if mapped is not None:
+        Raises the candidate's failure as a ``ProviderError`` (mapped); the caller closes
+        ``agen``. No cancel scope is open across a ``yield``.
+        """
+        target = trial.target
+        deadline = request.deadline
+        kind = "total" if deadline is not None and deadline == total_deadline else "first_token"
+        silence = self.settings.timeouts.silence if trial.has_next else None
+        quiet = trial.started + silence if silence is not None else None
+        secrets = self.secrets
+        while True:
+            limit, why = deadline, kind
+            if quiet is not None and (limit is None or quiet < limit):
+                limit, why = quiet, "silence"
+            try:
+                with anyio.move_on_after(
+                    limit - time.monotonic() if limit is not None else None
+                ) as scope:
+                    with secrets.active():
+                        event = await agen.__anext__()
+            except StopAsyncIteration:
+                raise errors.ProtocolError(
+                    "the stream ended before any answer and without a finish",
+                    provider=target.provider,
+                    model=target.model,
+                ) from None
+            except Exception as exc:
+                mapped = map_exception(exc, target.provider, target.model)
+                if mapped is None:
+                    raise
                 raise mapped from exc
-            raise
+            if scope.cancelled_caught:
+                raise self._open_timeout(target, why)
+            if type(event) is Queued and silence is not None:
+                quiet = time.monotonic() + silence  # the service says it is working
+            yield event
+            if is_content(event) or isinstance(event, FinishReason):
+                return
 
     def _emulates(self, target: Target, turn: Turn) -> bool:
         """Whether tools and JSON answers are emulated for ``target`` (if not native)."""
@@ -408,16 +574,14 @@ class Engine:
             return turn.tool_emulation
         return self.settings.emulates(target.provider, turn.model)
 
-    def _open_timeout(self, target: Target, total: bool) -> errors.ProviderTimeout:
+    def _open_timeout(self, target: Target, kind: str) -> errors.ProviderTimeout:
         timeouts = self.settings.timeouts
-        kind = "total" if total else "first_token"
-        limit = timeouts.total if total else timeouts.first_token
-        return errors.ProviderTimeout(
-            f"no answer within the {kind.replace('_', '-')} timeout of {limit:g}s",
-            kind=kind,
-            provider=target.provider,
-            model=target.model,
-        )
+        limit = getattr(timeouts, kind)
+        if kind == "silence":
+            text = f"no answer and no progress report for {limit:g}s (the silence limit)"
+        else:
+            text = f"no answer within the {kind.replace('_', '-')} timeout of {limit:g}s"
+        return errors.ProviderTimeout(text, kind=kind, provider=target.provider, model=target.model)
 
     # -- images -------------------------------------------------------------------------
 
@@ -448,7 +612,7 @@ class Engine:
                     raise
                 raise mapped from exc
 
-        return (await self.run_candidates(ref, attempt, []))[1]
+        return (await self.run_candidates(ref, attempt, [], deadline))[1]
 
 
 async def _images(provider: Provider, request: ImageRequest, n: int) -> list[ImageResult]:

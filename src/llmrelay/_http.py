@@ -142,6 +142,53 @@ def error_detail(body: str | bytes) -> str | None:
     return None
 
 
+def error_code(body: str | bytes) -> str | None:
+    """The machine-readable code of a documented error object, or ``None``.
+
+    OpenAI's ``{"error": {"code": str, "type": str}}`` (``code`` first) and TGI's
+    ``{"error": str, "error_type": str}``; bounded to 64 characters.
+    """
+    try:
+        payload = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(payload, dict):
+        return None
+    error = payload.get("error")
+    candidates = [error.get("code"), error.get("type")] if isinstance(error, dict) else []
+    candidates.append(payload.get("error_type"))
+    return next((upstream_text(c, 64) for c in candidates if isinstance(c, str) and c), None)
+
+
+_CONTEXT_CODES = frozenset({"context_length_exceeded", "string_above_max_length"})
+_POLICY_CODES = frozenset({"content_policy_violation", "content_filter", "safety"})
+_CONTEXT_TEXT = re.compile(
+    r"context length|context window|maximum context|prompt is too long|input is too long"
+    r"|too many (?:input )?tokens|tokens? \+ `?max_new_tokens`? must be <="
+    r"|`?inputs`? must have less than \d+ tokens|exceeds? the (?:model's )?max(?:imum)? "
+    r"(?:context|sequence|input) length",
+    re.IGNORECASE,
+)
+
+
+def invalid_request_class(
+    code: str | None, message: str | None
+) -> type[errors.InvalidRequestError]:
+    """The ``InvalidRequestError`` subclass of a refused request, by its code or message.
+
+    ``ContextLengthExceeded`` for OpenAI's ``context_length_exceeded`` code or the
+    messages TGI, the Hugging Face APIs, vLLM and Replicate models give for a prompt that
+    does not fit ("`inputs` tokens + `max_new_tokens` must be <= 4096", "maximum context
+    length is 8192 tokens"); ``ContentPolicyViolation`` for ``content_policy_violation``
+    (OpenAI) or ``content_filter`` (Azure OpenAI); else ``InvalidRequestError``.
+    """
+    if code in _POLICY_CODES:
+        return errors.ContentPolicyViolation
+    if code in _CONTEXT_CODES or (message and _CONTEXT_TEXT.search(message)):
+        return errors.ContextLengthExceeded
+    return errors.InvalidRequestError
+
+
 def describe_body(body: str | bytes, content_type: str | None = None) -> str:
     """Say what an upstream body is, quoting none of it.
 
@@ -212,7 +259,8 @@ def error_for_status(
     3xx -> ProtocolError (a redirect llmrelay did not follow), 401/403 ->
     AuthenticationError, 404 -> ModelNotFoundError, 408 -> ProviderTimeout, 429 ->
     RateLimitError (``retry_after``), 5xx -> ProviderUnavailable, other 4xx ->
-    InvalidRequestError.
+    InvalidRequestError (``ContextLengthExceeded`` / ``ContentPolicyViolation`` by
+    ``invalid_request_class``). The error's ``code`` is the body's own (``error_code``).
 
     The message relays only the provider's own message: ``detail`` when the caller read
     it from the provider's documented error field, else ``error_detail(body)``, bounded
@@ -234,6 +282,7 @@ def error_for_status(
         "model": model,
         "status_code": status,
         "body": body,
+        "code": error_code(body),
     }
     if 300 <= status < 400:
         return errors.ProtocolError(
@@ -255,7 +304,7 @@ def error_for_status(
         return errors.RateLimitError(message, retry_after=retry_after, **common)
     if status >= 500:
         return errors.ProviderUnavailable(message, **common)
-    return errors.InvalidRequestError(message, **common)
+    return invalid_request_class(common["code"], said)(message, **common)
 
 
 _GZIP_WBITS = zlib.MAX_WBITS | 16

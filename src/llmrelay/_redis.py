@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import _setting_table
-from ._router import Target
+from ._router import FORGET_AFTER, Target
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -125,6 +125,12 @@ class RedisHealth:
     before it orders candidates) merges the cool-downs other workers wrote. ``flush()``
     waits for the background writes; ``aclose()`` flushes and closes the connections.
 
+    The half-open probe (``llmrelay._router``) is shared too: a failure stays in the set
+    after its cool-down ends (``suspect``) until a worker sees the candidate answer
+    (``recovered``: removed) or ``FORGET_AFTER`` passes; ``claim_probe`` takes the one
+    probe for every worker with ``SET key NX PX`` (a lease), and falls back to this
+    process's own claim when Redis cannot be reached.
+
     Args:
         redis: an asyncio ``redis.asyncio.Redis`` client or a Redis URL.
         prefix: key prefix (several deployments can share one Redis).
@@ -138,6 +144,7 @@ class RedisHealth:
         self._redis = redis_client(redis) if isinstance(redis, str) else redis
         self._key = prefix + "health"
         self._until: dict[Target, float] = {}
+        self._probes: dict[Target, float] = {}
         self._pending: set[asyncio.Task[None]] = set()
         self._refreshing: asyncio.Task[None] | None = None
         self._retry_at = 0.0  # after a failed read, the next one waits until then
@@ -150,37 +157,85 @@ class RedisHealth:
         """Cool ``target`` down until ``until`` (monotonic) here and, soon, in Redis."""
         if until > self._until.get(target, 0.0):
             self._until[target] = until
+        self._probes.pop(target, None)
         remaining = until - time.monotonic()
         if remaining <= 0:
             return
+        self._background(self._write(str(target), remaining))
+
+    def _background(self, work: Any) -> None:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # no loop (never the case inside the engine): local only
+            work.close()
             return
-        task = loop.create_task(self._write(str(target), remaining))
+        task = loop.create_task(work)
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
     def cooling(self, target: Target, now: float) -> bool:
         """Whether ``target`` is cooling down (as of the last ``refresh``)."""
         until = self._until.get(target)
-        if until is None:
+        return until is not None and until > now
+
+    def suspect(self, target: Target, now: float) -> bool:
+        """Whether its cool-down ended without an answer seen since (half-open)."""
+        until = self._until.get(target)
+        if until is None or until > now:
             return False
-        if until <= now:
+        if now - until > FORGET_AFTER:
             del self._until[target]
             return False
         return True
 
+    async def claim_probe(self, target: Target, lease: float) -> bool:
+        """Take the one probe of ``target`` for every worker, for ``lease`` seconds."""
+        now = time.monotonic()
+        try:
+            taken = await self._redis.set(
+                self._probe_key(str(target)), "1", nx=True, px=max(1, int(lease * 1000))
+            )
+        except _errors() as exc:
+            self._warn.failed(exc)
+            if self._probes.get(target, 0.0) > now:
+                return False
+            self._probes[target] = now + lease
+            return True
+        self._warn.ok()
+        return bool(taken)
+
+    def recovered(self, target: Target) -> None:
+        """It answered: forget the failure here and, soon, in Redis (the probe too)."""
+        self._until.pop(target, None)
+        self._probes.pop(target, None)
+        self._background(self._forget(str(target)))
+
+    def _probe_key(self, member: str) -> str:
+        return f"{self._key}:probe:{member}"
+
+    async def _forget(self, member: str) -> None:
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.zrem(self._key, member)
+                pipe.delete(self._probe_key(member))
+                await pipe.execute()
+        except _errors() as exc:
+            self._warn.failed(exc)
+        else:
+            self._warn.ok()
+
     async def _write(self, member: str, remaining: float) -> None:
         now_ms = int(time.time() * 1000)
         until_ms = now_ms + math.ceil(remaining * 1000)
+        forget_ms = int(FORGET_AFTER * 1000)
         try:
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.zadd(self._key, {member: until_ms}, gt=True)
-                pipe.zremrangebyscore(self._key, "-inf", now_ms)
-                # the set lives as long as its latest member
-                pipe.pexpireat(self._key, until_ms, gt=True)
-                pipe.pexpireat(self._key, until_ms, nx=True)
+                pipe.zremrangebyscore(self._key, "-inf", now_ms - forget_ms)
+                pipe.delete(self._probe_key(member))  # the probe (if it was one) is over
+                # the set lives as long as its latest member is remembered
+                pipe.pexpireat(self._key, until_ms + forget_ms, gt=True)
+                pipe.pexpireat(self._key, until_ms + forget_ms, nx=True)
                 await pipe.execute()
         except _errors() as exc:
             self._warn.failed(exc)
@@ -202,9 +257,10 @@ class RedisHealth:
 
     async def _read(self) -> None:
         now_ms = int(time.time() * 1000)
+        since = now_ms - int(FORGET_AFTER * 1000)
         try:
             rows: list[Any] = list(
-                await self._redis.zrangebyscore(self._key, now_ms + 1, "+inf", withscores=True)
+                await self._redis.zrangebyscore(self._key, since + 1, "+inf", withscores=True)
             )
         except _errors() as exc:
             self._warn.failed(exc)

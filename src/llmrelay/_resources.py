@@ -21,7 +21,7 @@ from ._params import ChatParams, CompletionCreateParams, ImagesGenerateParams, c
 from ._stream import AsyncChatStream
 from ._turn import Turn
 from ._wire.sse import AsyncSSEStream
-from .types import MessagesInput, Usage
+from .types import MessagesInput, ProviderInfo, Usage
 
 if TYPE_CHECKING:
     from ._client import AsyncClient
@@ -55,12 +55,27 @@ class AsyncChatCompletionStream:
     Iterate it (``async for chunk in stream``), or ``sse()`` for the same chunks as
     Server-Sent Events bytes (not both); ``aclose()`` or ``async with`` to stop early
     (closes the provider's connection). ``events`` is the underlying ``AsyncChatStream``
-    (provider, model, attempts).
+    (provider, model, attempts). Made by ``create(stream=True, progress=True)`` while the
+    turn is still queued, ``provider`` and ``model`` are ``None`` until it answers; its
+    chunks begin then (the ``model`` they report is the one that answers).
     """
 
-    def __init__(self, events: AsyncChatStream, converter: ChunkConverter) -> None:
+    def __init__(
+        self,
+        events: AsyncChatStream,
+        converter: ChunkConverter | None = None,
+        *,
+        id: str = "",
+        created: int = 0,
+        include_usage: bool = False,
+    ) -> None:
         self.events = events
         self._converter = converter
+        if converter is not None:
+            id, created, include_usage = converter.id, converter.created, converter.include_usage
+        self._id = id
+        self._created = created
+        self._include_usage = include_usage
         self._tail: list[ChatCompletionChunk] | None = None
         self._frames: Any = None
 
@@ -73,7 +88,8 @@ class AsyncChatCompletionStream:
         frames = self._frames
         if frames is not None:
             return bool(frames.usage_estimated)
-        return self._converter.usage_estimated
+        converter = self._converter
+        return converter is not None and converter.usage_estimated
 
     @property
     def reports_usage(self) -> bool:
@@ -82,6 +98,21 @@ class AsyncChatCompletionStream:
         When it does not, a usage chunk holds llmrelay's estimate.
         """
         return self.events.reports_usage()
+
+    def _convert(self) -> ChunkConverter:
+        """The chunk converter, made once the turn is open (its model is known)."""
+        converter = self._converter
+        if converter is None:
+            from ._wire import openai_chat
+
+            converter = self._converter = openai_chat.ChunkConverter(
+                id=self._id,
+                created=self._created,
+                model=f"{self.events.provider}:{self.events.model}",
+                include_usage=self._include_usage,
+                estimate=lambda: _estimate(self.events),
+            )
+        return converter
 
     def sse(self, *, end: bool = True) -> AsyncSSEStream:
         """The chunks as SSE frames: ``data: {chunk}`` and a blank line, as bytes.
@@ -102,16 +133,20 @@ class AsyncChatCompletionStream:
         """
         from ._wire import openai_chat  # pydantic: loaded on first use
 
-        converter = self._converter
-        frames = openai_chat.ChunkFrames(
-            id=converter.id,
-            created=converter.created,
-            model=converter.model,
-            include_usage=converter.include_usage,
-            estimate=converter.estimate,
-        )
-        self._frames = frames
-        return AsyncSSEStream(self.events, frames, end=end)
+        def frames() -> openai_chat.ChunkFrames:
+            made = openai_chat.ChunkFrames(
+                id=self._id,
+                created=self._created,
+                model=f"{self.events.provider}:{self.events.model}",
+                include_usage=self._include_usage,
+                estimate=lambda: _estimate(self.events),
+            )
+            self._frames = made
+            return made
+
+        if self.events.provider is None:  # still queued: the encoder is made at the commit
+            return AsyncSSEStream(self.events, frames, end=end)
+        return AsyncSSEStream(self.events, frames(), end=end)
 
     @property
     def provider(self) -> str | None:
@@ -126,7 +161,7 @@ class AsyncChatCompletionStream:
     @property
     def id(self) -> str:
         """The completion id every chunk carries."""
-        return self._converter.id
+        return self._id
 
     def __aiter__(self) -> AsyncChatCompletionStream:
         return self
@@ -143,10 +178,15 @@ class AsyncChatCompletionStream:
             try:
                 event = await events.__anext__()
             except StopAsyncIteration:
-                self._tail = converter.tail()
+                self._tail = self._convert().tail()
                 return await self.__anext__()
             if type(event) is str:  # the token path: ``convert`` without its type tests
+                assert converter is not None
                 return converter.text(event)
+            if converter is None:
+                if type(event) is not ProviderInfo:
+                    continue  # a progress report: no chunk form
+                converter = self._convert()
             chunk = converter.convert(event)
             if chunk is not None:
                 return chunk
@@ -179,6 +219,7 @@ class AsyncChatCompletions:
         *,
         messages: MessagesInput,
         stream: Literal[False] = ...,
+        progress: bool = ...,
         **params: Unpack[CompletionCreateParams],
     ) -> ChatCompletion: ...
 
@@ -188,6 +229,7 @@ class AsyncChatCompletions:
         *,
         messages: MessagesInput,
         stream: Literal[True],
+        progress: bool = ...,
         **params: Unpack[CompletionCreateParams],
     ) -> AsyncChatCompletionStream: ...
 
@@ -197,6 +239,7 @@ class AsyncChatCompletions:
         *,
         messages: MessagesInput,
         stream: bool = False,
+        progress: bool = False,
         **params: Unpack[CompletionCreateParams],
     ) -> ChatCompletion | AsyncChatCompletionStream:
         """Create a chat completion, as OpenAI's ``chat.completions.create``.
@@ -206,6 +249,12 @@ class AsyncChatCompletions:
                 ``assistant``; string or list-of-parts content).
             stream: return an ``AsyncChatCompletionStream`` of chunks (already opened:
                 errors before the first content raise here).
+            progress: llmrelay's: with ``stream``, return as soon as the turn reports
+                progress (its service queued it: a ``Queued`` event) rather than at
+                its first content; errors after that are raised by iteration, as they
+                would come in-band after an HTTP response started, and ``sse()`` begins
+                with a comment frame per report. A server uses it to keep a proxy's
+                connection alive while a request waits in a queue.
             **params: ``llmrelay.CompletionCreateParams``: ``model`` (a model reference,
                 ``provider:model``, alias, ...; default: the client's), ``temperature``,
                 ``top_p``, ``max_tokens`` (``max_completion_tokens`` wins),
@@ -253,7 +302,12 @@ class AsyncChatCompletions:
         events = AsyncChatStream(self._client._engine, Turn.build(messages, chat, asked))
         include_usage = bool(stream_options.get("include_usage"))
         try:
-            await events.start()
+            if stream and progress:
+                queued = await events.advance()
+                if queued is not None:
+                    events.unread(queued)  # delivered first, by iteration
+            else:
+                await events.start()
         except BaseException:
             await events.aclose()
             raise
@@ -261,16 +315,11 @@ class AsyncChatCompletions:
 
         completion_id = openai_chat.new_completion_id()
         created = int(time.time())
-        name = f"{events.provider}:{events.model}"
         if stream:
-            converter = openai_chat.ChunkConverter(
-                id=completion_id,
-                created=created,
-                model=name,
-                include_usage=include_usage,
-                estimate=lambda: _estimate(events),
+            return AsyncChatCompletionStream(
+                events, id=completion_id, created=created, include_usage=include_usage
             )
-            return AsyncChatCompletionStream(events, converter)
+        name = f"{events.provider}:{events.model}"
         try:
             completion = await events.collect()
         finally:

@@ -14,10 +14,21 @@ A model reference is one of:
 Only a registered provider name counts as a prefix, so model ids that contain a colon
 (``owner/name:version``) stay whole.
 
-Health is per client: a candidate that failed with a retryable error moves to the back of
-every chain for ``cooldown`` seconds (it is still tried, last). ``HealthStore`` is the
-seam for a shared store (several server workers); a store that also has
-``async refresh()`` (``llmrelay._redis.RedisHealth``) is refreshed before each resolve.
+Health is a circuit per candidate. A candidate that failed with a retryable error is
+*open*: it moves to the back of every chain (it is still tried, last) for an interval that
+starts at ``FIRST_OPEN`` seconds and doubles at each failed probe, up to ``cooldown``.
+When the interval ends it is *half-open*: the next request that resolves it claims the
+one probe (``HealthStore.claim_probe``, a lease of ``PROBE_LEASE`` seconds) and tries it
+in its own place, once, without same-candidate retries; the others keep it at the back
+until the probe ends. A success -- the probe's or any other -- closes the circuit
+(``recovered``); a failed probe opens it again for twice as long. So recovery follows
+the service, not a fixed timer, and an outage costs a handful of attempts. A failure
+older than ``FORGET_AFTER`` seconds is forgotten (no probe needed).
+
+``HealthStore`` is the seam for a shared store (several server workers); a store that
+also has ``async refresh()`` (``llmrelay._redis.RedisHealth``) is refreshed before each
+resolve. A store without ``claim_probe``/``recovered``/``suspect`` (the first version
+of the seam) keeps the plain cool-down: back of the chain until it ends.
 """
 
 from __future__ import annotations
@@ -25,12 +36,29 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from . import errors
 from ._registry import Registry
 
-__all__ = ["ALIASES", "HealthStore", "MemoryHealth", "Router", "Target"]
+__all__ = [
+    "ALIASES",
+    "FIRST_OPEN",
+    "FORGET_AFTER",
+    "PROBE_LEASE",
+    "Candidate",
+    "HealthStore",
+    "MemoryHealth",
+    "Router",
+    "Target",
+]
+
+FIRST_OPEN = 1.0
+"""Seconds a candidate stays at the back after its first failure (then probed)."""
+PROBE_LEASE = 60.0
+"""Seconds a claimed probe excludes other probes (a probe abandoned midway expires)."""
+FORGET_AFTER = 600.0
+"""Seconds after its cool-down ended that a failure is forgotten (no probe needed)."""
 
 ALIASES: Mapping[str, tuple[str, ...]] = {
     "qwen-2-72b": ("hf_spaces:Qwen/Qwen2-72B-Instruct", "huggingface:Qwen/Qwen2-72B-Instruct"),
@@ -50,8 +78,22 @@ class Target:
         return f"{self.provider}:{self.model}"
 
 
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A target in the order to try, and whether it goes as the half-open probe."""
+
+    target: Target
+    probe: bool = False
+
+
 class HealthStore(Protocol):
-    """Where failing candidates are remembered (in memory by default)."""
+    """Where failing candidates are remembered (in memory by default).
+
+    Stores may also have ``suspect(target, now) -> bool`` (its cool-down ended but it
+    has not answered since), ``async claim_probe(target, lease) -> bool`` (take the one
+    probe for ``lease`` seconds) and ``recovered(target)`` (it answered): the half-open
+    probe of ``Router`` needs all three.
+    """
 
     def failed(self, target: Target, until: float) -> None:
         """Keep ``target`` at the back until ``until`` (this process's monotonic time)."""
@@ -61,24 +103,44 @@ class HealthStore(Protocol):
 
 
 class MemoryHealth:
-    """``HealthStore`` in a dict, for one client."""
+    """``HealthStore`` in a dict, for one client (with the half-open probe)."""
 
     def __init__(self) -> None:
         self._until: dict[Target, float] = {}
+        self._probes: dict[Target, float] = {}
 
     def failed(self, target: Target, until: float) -> None:
         """Remember the failure until ``until``."""
         self._until[target] = until
+        self._probes.pop(target, None)
 
     def cooling(self, target: Target, now: float) -> bool:
         """Whether ``target`` is still cooling down."""
         until = self._until.get(target)
-        if until is None:
+        return until is not None and until > now
+
+    def suspect(self, target: Target, now: float) -> bool:
+        """Whether its cool-down ended without an answer since (forgotten after a while)."""
+        until = self._until.get(target)
+        if until is None or until > now:
             return False
-        if until <= now:
+        if now - until > FORGET_AFTER:
             del self._until[target]
             return False
         return True
+
+    async def claim_probe(self, target: Target, lease: float) -> bool:
+        """Take the one probe of ``target`` for ``lease`` seconds, if nobody holds it."""
+        now = time.monotonic()
+        if self._probes.get(target, 0.0) > now:
+            return False
+        self._probes[target] = now + lease
+        return True
+
+    def recovered(self, target: Target) -> None:
+        """It answered: forget the failure and the probe."""
+        self._until.pop(target, None)
+        self._probes.pop(target, None)
 
 
 class Router:
@@ -88,7 +150,8 @@ class Router:
         registry: the client's providers.
         aliases: user aliases (config file), overriding built-in ones of the same name.
         default: the default model reference.
-        cooldown: seconds a retryably failing candidate stays at the back (0: never).
+        cooldown: the longest a retryably failing candidate stays at the back between
+            two probes, in seconds (0: never moved).
         health: the health store (default: in memory, this client only).
     """
 
@@ -108,6 +171,7 @@ class Router:
         self._default = default
         self._cooldown = cooldown
         self._health: HealthStore = health if health is not None else MemoryHealth()
+        self._interval: dict[Target, float] = {}
 
     def aliases(self) -> dict[str, list[str]]:
         """Every alias and its resolved chain (``"provider:model"``), for listings.
@@ -120,16 +184,14 @@ class Router:
     def resolve(self, ref: str | None) -> list[Target]:
         """The ordered candidates of ``ref``, de-duplicated (healthy ones first).
 
+        A candidate whose cool-down is over counts as healthy here; ``candidates``
+        (what the engine uses) also runs its half-open probe.
+
         Raises:
             llmrelay.errors.UnknownProviderError: a ``provider:`` prefix not registered.
             llmrelay.errors.UnknownModelError: a model no provider offers.
         """
-        ref = (ref or self._default or "").strip()
-        if not ref:
-            name = self._registry.known()[0]  # a built-in: plugins are never first
-            targets = [Target(name, self._registry.get(name).default_model)]
-        else:
-            targets = self._chain(ref, set())
+        targets = self._targets(ref)
         if len(targets) < 2 or not self._cooldown:
             return targets
         now = time.monotonic()
@@ -137,6 +199,49 @@ class Router:
         if not cooling:
             return targets
         return [t for t in targets if t not in cooling] + cooling
+
+    async def candidates(self, ref: str | None) -> list[Candidate]:
+        """The candidates of ``ref`` in the order to try them, with the half-open probe.
+
+        Healthy ones first, in chain order; a half-open one (cool-down over, no answer
+        since) stays in its place as the probe when this request claims the probe, else
+        it joins the cooling ones at the back.
+
+        Raises:
+            As ``resolve``.
+        """
+        targets = self._targets(ref)
+        if len(targets) < 2 or not self._cooldown:
+            return [Candidate(t) for t in targets]
+        health: Any = self._health
+        suspect = getattr(health, "suspect", None)
+        claim = getattr(health, "claim_probe", None)
+        now = time.monotonic()
+        front: list[Candidate] = []
+        back: list[Candidate] = []
+        for target in targets:
+            if health.cooling(target, now):
+                back.append(Candidate(target))
+            elif suspect is not None and claim is not None and suspect(target, now):
+                if await claim(target, PROBE_LEASE):
+                    front.append(Candidate(target, probe=True))
+                else:
+                    back.append(Candidate(target))
+            else:
+                front.append(Candidate(target))
+        return front + back
+
+    def _targets(self, ref: str | None) -> list[Target]:
+        ref = (ref or self._default or "").strip()
+        if not ref:
+            name = self._registry.known()[0]  # a built-in: plugins are never first
+            return [Target(name, self._registry.get(name).default_model)]
+        return self._chain(ref, set())
+
+    def alias_of(self, ref: str | None) -> str | None:
+        """``ref`` (or the default reference) when it names an alias, else ``None``."""
+        ref = (ref or self._default or "").strip()
+        return ref if ref in self._aliases else None
 
     @property
     def health(self) -> HealthStore:
@@ -150,9 +255,36 @@ class Router:
             await refresh()
 
     def failed(self, target: Target) -> None:
-        """Record a retryable failure of ``target`` (starts its cool-down)."""
-        if self._cooldown:
-            self._health.failed(target, time.monotonic() + self._cooldown)
+        """Record a retryable failure of ``target``: open its circuit.
+
+        For ``FIRST_OPEN`` seconds after a first failure, twice the last interval (at
+        most ``cooldown``) after a failure once the interval had ended (a failed probe);
+        a failure while it is open already (a request that started before) does not
+        lengthen it.
+        """
+        if not self._cooldown:
+            return
+        now = time.monotonic()
+        last = self._interval.get(target)
+        if last is None:
+            interval = min(FIRST_OPEN, self._cooldown)
+        elif self._health.cooling(target, now):
+            interval = last
+        else:
+            interval = min(last * 2, self._cooldown)
+        self._interval[target] = interval
+        self._health.failed(target, now + interval)
+
+    def succeeded(self, target: Target) -> None:
+        """Record an answer of ``target``: close its circuit (when it had failed)."""
+        had = self._interval.pop(target, None) is not None
+        health: Any = self._health
+        now = time.monotonic()
+        suspect = getattr(health, "suspect", None)
+        if had or health.cooling(target, now) or (suspect is not None and suspect(target, now)):
+            recovered = getattr(health, "recovered", None)
+            if recovered is not None:
+                recovered(target)
 
     def _chain(self, ref: str, seen: set[str]) -> list[Target]:
         if ref in self._aliases:

@@ -36,6 +36,7 @@ __all__ = [
     "ProviderSettingsSpec",
     "Setting",
     "Sources",
+    "alias_retries",
     "database_url",
     "default_config_path",
     "environ",
@@ -52,7 +53,14 @@ __all__ = [
 log = logging.getLogger("llmrelay")
 
 TIMEOUT_DEFAULTS: Final[Mapping[str, float | None]] = MappingProxyType(
-    {"connect": 10.0, "read": 120.0, "first_token": 120.0, "total": None}
+    {
+        "connect": 10.0,
+        "read": 120.0,
+        "first_token": 120.0,
+        "total": None,
+        "silence": 10.0,
+        "stall": 30.0,
+    }
 )
 
 
@@ -69,7 +77,8 @@ class Setting:
         key: its place in the config file (``("timeouts", "read")`` is ``[timeouts]
             read``), or ``()`` when the config file cannot set it.
         type: how a value is read and checked: ``"text"``, ``"path"``, ``"bool"``,
-            ``"seconds"`` (zero or more), ``"timeout"`` (more than zero), ``"url"``
+            ``"count"`` (a whole number, zero or more), ``"seconds"`` (zero or more),
+            ``"timeout"`` (more than zero), ``"url"``
             (http or https), ``"secret"`` (never shown), ``"switch"`` (on unless
             ``0``/``false``/``no``/``off``), ``"aliases"`` or ``"names"`` (provider or
             alias names: a list in the config file, comma-separated in a variable;
@@ -128,6 +137,8 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         "bool",
         False,
     ),
+    Setting("retries", "retries", ("LLMRELAY_RETRIES",), ("retries",), "count", 2),
+    Setting("rescue", "rescue", ("LLMRELAY_RESCUE",), ("rescue",), "bool", True),
     Setting("transport", "transport", ("LLMRELAY_TRANSPORT",), ("transport",), "text", "httpx"),
     *(_timeout_row(name) for name in TIMEOUT_DEFAULTS),
     Setting("aliases", None, (), ("aliases",), "aliases", MappingProxyType({})),
@@ -190,7 +201,10 @@ class ProviderSettingsSpec:
 
 
 def provider_settings(name: str, spec: ProviderSettingsSpec) -> tuple[Setting, ...]:
-    """The rows of provider ``name``: one per endpoint (``url``), then its key (``secret``).
+    """The rows of provider ``name``: its endpoints, its key, its retries.
+
+    One row per endpoint (``url``), its key (``secret``), and its same-candidate
+    ``retries`` (``count``; unset: the client's ``retries``).
 
     The key's last source, the keys file, is read by ``Settings.load`` after the rows.
     """
@@ -209,7 +223,14 @@ def provider_settings(name: str, spec: ProviderSettingsSpec) -> tuple[Setting, .
     key = Setting(
         f"providers.{name}.api_key", "api_keys", variables, ("providers", name, "api_key"), "secret"
     )
-    return (*endpoints, key)
+    retries = Setting(
+        f"providers.{name}.retries",
+        None,
+        (f"LLMRELAY_{upper}_RETRIES",),
+        ("providers", name, "retries"),
+        "count",
+    )
+    return (*endpoints, key, retries)
 
 
 def _number(value: Any, what: str) -> float:
@@ -219,6 +240,17 @@ def _number(value: Any, what: str) -> float:
         return float(value)
     except (TypeError, ValueError):
         raise errors.ConfigError(f"{what} must be a number of seconds; got {value!r:.60}") from None
+
+
+def _count(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not (
+        isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit())
+    ):
+        raise errors.ConfigError(f"{what} must be a whole number, zero or more; got {value!r:.60}")
+    number = int(value)
+    if number < 0 or number > 100:
+        raise errors.ConfigError(f"{what} must be between 0 and 100; got {number}")
+    return number
 
 
 def _as_text(text: str, variable: str) -> str:
@@ -260,6 +292,10 @@ def _bool_key(value: Any, file: str, row: Setting) -> bool:
     if not isinstance(value, bool):
         raise errors.ConfigError(f"{file}: {row.config_name} must be true or false")
     return value
+
+
+def _count_key(value: Any, file: str, row: Setting) -> int:
+    return _count(value, f"{file}: {row.config_name}")
 
 
 def _seconds_key(value: Any, file: str, row: Setting) -> float:
@@ -313,6 +349,7 @@ TYPES: Final[Mapping[str, tuple[_VariableReader | None, _KeyReader | None]]] = M
         "path": (_as_text, _path_key),
         "bool": (_as_bool, _bool_key),
         "switch": (_as_switch, None),
+        "count": (_count, _count_key),
         "seconds": (_number, _seconds_key),
         "timeout": (_number, _seconds_key),
         "url": (_as_url, _url_key),
@@ -343,6 +380,13 @@ def _aliases(table: Any, where: str) -> dict[str, tuple[str, ...]]:
         raise errors.ConfigError(f"{where}: [aliases] must be a table")
     out: dict[str, tuple[str, ...]] = {}
     for name, value in table.items():
+        if isinstance(value, dict):  # {models = [...], retries = N}
+            unknown = sorted(set(value) - {"models", "retries"})
+            if unknown or "models" not in value:
+                raise errors.ConfigError(
+                    f"{where}: [aliases] {name} as a table takes models (required) and retries"
+                )
+            value = value["models"]
         refs: Sequence[Any] = [value] if isinstance(value, str) else value
         if (
             not isinstance(refs, list | tuple)
@@ -356,8 +400,22 @@ def _aliases(table: Any, where: str) -> dict[str, tuple[str, ...]]:
     return out
 
 
+def alias_retries(doc: Mapping[str, Any], where: str) -> dict[str, int]:
+    """The ``retries`` of the aliases written as tables (``x = {models = [...], retries = 1}``)."""
+    table = doc.get("aliases")
+    if not isinstance(table, Mapping):
+        return {}
+    return {
+        str(name): _count(value["retries"], f"{where}: [aliases] {name} retries")
+        for name, value in table.items()
+        if isinstance(value, Mapping) and "retries" in value
+    }
+
+
 def _check(row: Setting, value: Any) -> Any:
     """A value's last check, whatever its source."""
+    if row.type == "count":
+        return _count(value, row.name)
     if row.type == "seconds":
         value = float(value)
         if value < 0:

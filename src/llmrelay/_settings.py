@@ -13,7 +13,11 @@ endpoint names upper-cased, e.g. ``LLMRELAY_HUGGINGFACE_HUB_URL``):
     ``LLMRELAY_PROXY``                http://, https:// or socks5:// proxy URL
     ``LLMRELAY_CA_BUNDLE``            CA bundle (then ``SSL_CERT_FILE``, ``SSL_CERT_DIR``)
     ``LLMRELAY_CONNECT_TIMEOUT``, ``LLMRELAY_READ_TIMEOUT``,
-    ``LLMRELAY_FIRST_TOKEN_TIMEOUT``, ``LLMRELAY_TOTAL_TIMEOUT``  seconds
+    ``LLMRELAY_FIRST_TOKEN_TIMEOUT``, ``LLMRELAY_TOTAL_TIMEOUT``,
+    ``LLMRELAY_SILENCE_TIMEOUT``, ``LLMRELAY_STALL_TIMEOUT``  seconds
+    ``LLMRELAY_RETRIES``              same-candidate retries before failing over (2)
+    ``LLMRELAY_<NAME>_RETRIES``       the same, for one provider
+    ``LLMRELAY_RESCUE``               ``0``: no mid-stream rescue
     ``LLMRELAY_MODEL``                default model reference
     ``LLMRELAY_STRICT``               ``1``: unsupported parameters are errors
     ``LLMRELAY_COOLDOWN``             seconds a failing candidate waits at the back
@@ -37,23 +41,28 @@ Config file (TOML; default ``<user config dir>/llmrelay/config.toml``)::
     strict = false
     cooldown = 30
     allow_image_fetch = false           # fetch image URLs a service cannot take itself
+    retries = 2
+    rescue = true
     transport = "aiohttp"                # httpx (default), aiohttp or auto
+    tool_emulation = ["fast"]            # provider or alias names, or true for all
 
     [timeouts]
     connect = 10
     read = 120
     first_token = 120
     total = 600
-
-    tool_emulation = ["fast"]            # provider or alias names, or true for all
+    silence = 10
+    stall = 30
 
     [aliases]
     fast = ["ai2:tulu3-405b", "hf_spaces:qwen-2-72b"]
+    careful = {models = ["huggingface:Qwen/Qwen2.5-72B-Instruct", "ai2"], retries = 0}
 
     [providers.hf_spaces]
     base_url = "http://127.0.0.1:7860"
     api_key = "hf_..."
     tool_emulation = true                # tools and JSON answers emulated (llmrelay._emulation)
+    retries = 1
 
     [providers.local]                    # a configured provider of a known kind
     kind = "openai"
@@ -88,6 +97,7 @@ from ._setting_table import (
     ProviderSettingsSpec,
     Setting,
     Sources,
+    alias_retries,
     default_config_path,
     environ,
     keys_path,
@@ -129,9 +139,22 @@ class Timeouts:
         read: the longest silence allowed between two chunks of a response: an idle
             timeout, so a long generation that keeps streaming is never cut (default 120).
         first_token: from the request to the first content of the answer (text,
-            reasoning or an image), per candidate; heartbeats and queue messages do not
-            count (default 120).
+            reasoning or an image), per candidate, however much the service reports
+            progress (queue positions); heartbeats do not count (default 120).
         total: an upper bound on a whole stream, or ``None`` for none (the default).
+        silence: before the first content, the longest a candidate may stay silent --
+            no progress report (a ``Queued`` event: a Space's queue estimation,
+            Replicate's ``starting``, a declared keep-alive) since the request or the
+            last report -- before the chain moves to the next candidate
+            (``ProviderTimeout(kind="silence")``; never retried on the same candidate).
+            Only when there *is* a next candidate: the last one waits up to
+            ``first_token``. Response headers, an empty role chunk or an undeclared
+            SSE comment are not progress (default 10; ``None``: off).
+        stall: after the first content, the longest wait for the next content event
+            (text, reasoning, an image) -- keep-alives, usage, state or a byte drip do
+            not reset it; time the caller takes between reads does not count
+            (``ProviderTimeout(kind="stall")``, then a rescue or ``StreamInterrupted``
+            with the partial text; default 30; ``None``: off).
 
     Attributes:
         given: the names of the fields given explicitly.
@@ -141,12 +164,14 @@ class Timeouts:
             ``first_token`` and ``total``: no bound).
     """
 
-    __slots__ = ("connect", "first_token", "given", "read", "total")
+    __slots__ = ("connect", "first_token", "given", "read", "silence", "stall", "total")
 
     connect: float
     read: float
     first_token: float | None
     total: float | None
+    silence: float | None
+    stall: float | None
     given: frozenset[str]
 
     def __init__(
@@ -155,8 +180,17 @@ class Timeouts:
         read: float | _Unset = UNSET,
         first_token: float | _Unset | None = UNSET,
         total: float | _Unset | None = UNSET,
+        silence: float | _Unset | None = UNSET,
+        stall: float | _Unset | None = UNSET,
     ) -> None:
-        values = {"connect": connect, "read": read, "first_token": first_token, "total": total}
+        values = {
+            "connect": connect,
+            "read": read,
+            "first_token": first_token,
+            "total": total,
+            "silence": silence,
+            "stall": stall,
+        }
         given = []
         for name, value in values.items():
             if value is UNSET:
@@ -172,7 +206,8 @@ class Timeouts:
     def __repr__(self) -> str:
         return (
             f"Timeouts(connect={self.connect!r}, read={self.read!r}, "
-            f"first_token={self.first_token!r}, total={self.total!r})"
+            f"first_token={self.first_token!r}, total={self.total!r}, "
+            f"silence={self.silence!r}, stall={self.stall!r})"
         )
 
     def __eq__(self, other: object) -> bool:
@@ -184,7 +219,7 @@ class Timeouts:
         return hash(self._values())
 
     def _values(self) -> tuple[float | None, ...]:
-        return (self.connect, self.read, self.first_token, self.total)
+        return (self.connect, self.read, self.first_token, self.total, self.silence, self.stall)
 
 
 def _check_timeout(name: str, value: Any) -> Any:
@@ -195,7 +230,7 @@ def _check_timeout(name: str, value: Any) -> Any:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
         raise ValueError(f"timeout {name} must be a positive number of seconds; got {value!r}")
     if value == float("inf"):
-        return None if name in ("first_token", "total") else 1e9
+        return None if name not in ("connect", "read") else 1e9
     return float(value)
 
 
@@ -219,6 +254,13 @@ class Settings:
         cooldown: seconds a candidate that failed retryably is tried last.
         allow_image_fetch: whether a provider may fetch an ``http(s)`` image URL its
             service cannot take (under ``ImageFetchPolicy``; never by default).
+        cooldown: the longest a candidate that failed retryably stays at the back of its
+            chain between probes (``llmrelay._router``).
+        retries: same-candidate retries of a transient failure before failing over.
+        provider_retries: provider -> its own ``retries`` (``[providers.NAME] retries``).
+        alias_retries: alias -> its own ``retries`` (``[aliases] NAME = {models, retries}``).
+        rescue: whether a stream broken after its first content is rescued
+            (``llmrelay._rescue``).
         transport: the HTTP transport, ``"httpx"``, ``"aiohttp"`` or ``"auto"``.
         aliases: user aliases from the config file: name -> model references.
         tool_emulation: the providers and aliases whose requests with tools or a JSON
@@ -238,6 +280,10 @@ class Settings:
     strict: bool = False
     cooldown: float = 30.0
     allow_image_fetch: bool = False
+    retries: int = 2
+    provider_retries: Mapping[str, int] = field(default_factory=dict)
+    alias_retries: Mapping[str, int] = field(default_factory=dict)
+    rescue: bool = True
     transport: str = "httpx"
     aliases: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     tool_emulation: frozenset[str] = frozenset()
@@ -279,6 +325,8 @@ class Settings:
         strict: bool | None = None,
         cooldown: float | None = None,
         allow_image_fetch: bool | None = None,
+        retries: int | None = None,
+        rescue: bool | None = None,
         transport: str | None = None,
         env: Mapping[str, str] | None = None,
         plugins: Callable[[], Mapping[str, ProviderSettingsSpec]] | None = None,
@@ -299,6 +347,8 @@ class Settings:
             strict: unsupported parameters are errors.
             cooldown: seconds a failing candidate stays at the back of its chain.
             allow_image_fetch: a provider may fetch image URLs its service cannot take.
+            retries: same-candidate retries before failing over.
+            rescue: rescue streams broken after their first content.
             transport: ``"httpx"`` or ``"aiohttp"``; ``"auto"`` is a preference the
                 environment and config file override (what ``llmrelay serve`` passes).
             env: the environment (default ``os.environ``); read here, never kept.
@@ -327,6 +377,8 @@ class Settings:
                 **given,
                 "cooldown": cooldown,
                 "allow_image_fetch": allow_image_fetch,
+                "retries": retries,
+                "rescue": rescue,
                 "transport": preferred,
             },
             timeouts,
@@ -335,7 +387,9 @@ class Settings:
         sources = Sources(arguments, env, doc, where)
         _warn_unknown_variables(env, providers)
         values, origins = _resolve_rows(sources, CLIENT_ROWS)
-        urls, keys, endpoint_sources, key_sources = _resolve_providers(sources, providers)
+        urls, keys, endpoint_sources, key_sources, provider_retries = _resolve_providers(
+            sources, providers
+        )
         return cls(
             endpoints=urls,
             endpoint_sources=endpoint_sources,
@@ -348,6 +402,10 @@ class Settings:
             strict=values["strict"],
             cooldown=values["cooldown"],
             allow_image_fetch=values["allow_image_fetch"],
+            retries=values["retries"],
+            provider_retries=provider_retries,
+            alias_retries=alias_retries(doc, where),
+            rescue=values["rescue"],
             transport=_transport(values, origins, transport),
             aliases=values["aliases"],
             tool_emulation=values["tool_emulation"] | _emulated_providers(doc, where),
@@ -377,9 +435,10 @@ class Settings:
             llmrelay.errors.ConfigError: an invalid value, naming its variable.
         """
         sources = Sources({}, environ() if env is None else env, {}, "config file")
-        urls, keys, endpoint_sources, key_sources = _resolve_providers(sources, providers)
+        urls, keys, endpoint_sources, key_sources, retries = _resolve_providers(sources, providers)
         return replace(
             self,
+            provider_retries={**self.provider_retries, **retries},
             endpoints={**self.endpoints, **urls},
             endpoint_sources={**self.endpoint_sources, **endpoint_sources},
             key_sources={**self.key_sources, **key_sources},
@@ -397,6 +456,17 @@ class Settings:
     def api_key_for(self, provider: str) -> str | None:
         """The resolved key of ``provider``, or ``None``."""
         return self._keys.get(provider)
+
+    def retries_for(self, provider: str, alias: str | None = None) -> int:
+        """Same-candidate retries of ``provider`` when reached through ``alias``.
+
+        The provider's own setting wins, then the alias's, then the client's ``retries``.
+        """
+        if provider in self.provider_retries:
+            return self.provider_retries[provider]
+        if alias is not None and alias in self.alias_retries:
+            return self.alias_retries[alias]
+        return self.retries
 
 
 def _did_you_mean(name: str, valid: Any) -> str:
@@ -454,7 +524,7 @@ def _check_document(
                 + _did_you_mean(name, providers)
                 + f'; valid providers: {", ".join(providers)} (or add kind = "openai")'
             )
-        known = {*spec.endpoints, "api_key", "tool_emulation", *spec.config_keys}
+        known = {*spec.endpoints, "api_key", "tool_emulation", "retries", *spec.config_keys}
         _check_table(table, f"[providers.{name}]", known, where)
 
 
@@ -590,8 +660,14 @@ def _resolve_rows(
 
 def _resolve_providers(
     sources: Sources, providers: Mapping[str, ProviderSettingsSpec]
-) -> tuple[dict[str, dict[str, str]], dict[str, str], dict[tuple[str, str], str], dict[str, str]]:
-    """Endpoint overrides and keys: ``(urls, keys, endpoint sources, key sources)``.
+) -> tuple[
+    dict[str, dict[str, str]],
+    dict[str, str],
+    dict[tuple[str, str], str],
+    dict[str, str],
+    dict[str, int],
+]:
+    """Endpoints, keys, retries: ``(urls, keys, endpoint sources, key sources, retries)``.
 
     A key nothing else sets comes from the keys file (``llmrelay keys set``).
     """
@@ -599,6 +675,7 @@ def _resolve_providers(
     keys: dict[str, str] = {}
     endpoint_sources: dict[tuple[str, str], str] = {}
     key_sources: dict[str, str] = {}
+    retries: dict[str, int] = {}
     file_keys: dict[str, str] | None = None
     for name, spec in providers.items():
         for row in provider_settings(name, spec):
@@ -608,6 +685,8 @@ def _resolve_providers(
                 continue
             if setting == "api_key":
                 keys[name], key_sources[name] = value, origin
+            elif setting == "retries":
+                retries[name] = value
             else:
                 urls.setdefault(name, {})[setting] = value
                 endpoint_sources[(name, setting)] = origin
@@ -617,7 +696,7 @@ def _resolve_providers(
             if file_keys.get(name):
                 keys[name] = file_keys[name]
                 key_sources[name] = f"keys file {keys_path(sources.env)}"
-    return urls, keys, endpoint_sources, key_sources
+    return urls, keys, endpoint_sources, key_sources, retries
 
 
 def _emulated_providers(doc: Mapping[str, Any], where: str) -> frozenset[str]:

@@ -1,21 +1,34 @@
-"""``AsyncChatStream``: one chat turn as a closeable, collectable stream with an open phase.
+r"""``AsyncChatStream``: one chat turn as a closeable, collectable stream with an open phase.
 
 Open phase (``await stream.start()``, or implicitly on first iteration): the engine
 (``Engine.open_chat``) resolves the model, tries the candidates, and returns once the
 first *content* event (text, reasoning or an image) has arrived — or raises. That first
 content event is the commit point: before it, a retryable failure (or a missing key)
 falls back to the next candidate, even if the provider already sent
-``ConversationState`` or ``Usage``; after it, any failure is a ``StreamInterrupted``
-carrying the text so far. A server uses ``start()`` to choose its HTTP status before it
-sends ``200 text/event-stream``.
+``ConversationState`` or ``Usage``; after it, a failure is rescued
+(``llmrelay._rescue``: a continuation or a regenerated answer that matches what was
+delivered) or becomes a ``StreamInterrupted`` carrying the text so far. A server uses
+``start()`` to choose its HTTP status before it sends ``200 text/event-stream``.
 
-Iteration yields ``ProviderInfo`` first, then the events buffered during the open phase,
-then the provider's events as they arrive, and exactly one ``FinishReason`` last. A
-provider stream that ends without a ``FinishReason`` is a ``ProtocolError`` (a
+The order of events, the rule:
+
+* zero or more ``Queued`` -- progress reports of the open phase, delivered as they
+  arrive while the candidates are tried (``advance()`` returns them one by one); they
+  do not commit: the candidate reporting may still fail and be replaced;
+* ``ProviderInfo`` -- the first event of the answer, at the commit point;
+* the events buffered during the open phase, then the provider's events as they arrive;
+* exactly one ``FinishReason``, last.
+
+A provider stream that ends without a ``FinishReason`` is a ``ProtocolError`` (a
 ``StreamInterrupted`` after content); content after the finish is dropped and logged; a
-failure after the finish (a cut connection) does not undo a complete answer.
+failure after the finish (a cut connection) does not undo a complete answer. Text is
+valid Unicode whatever the provider sent: a UTF-16 surrogate pair split across two
+deltas (JSON ``\ud83d`` then ``\ude00``) is joined, a lone surrogate becomes U+FFFD.
+An event a provider could not parse and skipped (not strict) is counted in ``skipped``.
 
-Timeouts: the first-token timeout bounds each candidate's open phase; the total timeout
+Timeouts: the first-token timeout (and, with a next candidate, the silence limit) bounds
+each candidate's open phase; after the first content the stall bound
+(``Timeouts.stall``) bounds each wait for the next content event; the total timeout
 bounds the whole stream; the read (idle) timeout is the HTTP layer's.
 """
 
@@ -23,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import AsyncGenerator
 from types import TracebackType
@@ -31,8 +45,9 @@ from typing import Any
 import anyio
 
 from . import errors
-from ._engine import Engine, close_quietly, map_exception
-from ._turn import Turn, is_content
+from ._engine import Engine, Opened, close_quietly, map_exception
+from ._router import Target
+from ._turn import Skipped, Turn, is_content
 from .types import (
     Completion,
     ConversationState,
@@ -40,16 +55,38 @@ from .types import (
     FinishReason,
     ImageResult,
     ProviderInfo,
+    Queued,
     Reasoning,
     ToolCall,
     ToolCallDelta,
     Usage,
 )
 
-__all__ = ["Accumulator", "AsyncChatStream"]
+__all__ = ["Accumulator", "AsyncChatStream", "mend_text"]
 
 log = logging.getLogger("llmrelay")
 _current_task = asyncio.current_task
+_monotonic = time.monotonic
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def mend_text(text: str, carry: str = "") -> tuple[str, str]:
+    r"""``carry + text`` as valid Unicode, and the high surrogate to carry to the next delta.
+
+    A UTF-16 surrogate pair split across two deltas (a JSON ``\ud83d`` ending one chunk,
+    ``\ude00`` starting the next) is joined into its character; any other surrogate
+    becomes U+FFFD. A high surrogate ending ``text`` is held back (returned as the carry)
+    in case the next delta starts with its low half.
+    """
+    text = carry + text
+    if not _SURROGATE.search(text):
+        return text, ""
+    carry = ""
+    if "\ud800" <= text[-1] <= "\udbff":
+        text, carry = text[:-1], text[-1]
+    mended = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return mended, carry
+
 
 TEXT_BLOCK = 32
 """Text deltas a stream keeps as they came before joining them into one block: the
@@ -167,12 +204,17 @@ class AsyncChatStream:
         "__weakref__",
         "_acc",
         "_agen",
+        "_carry",
         "_deadline",
         "_done",
         "_engine",
         "_error",
         "_opened",
+        "_opener",
         "_pending",
+        "_rescued",
+        "_serving",
+        "_stall",
         "_text",
         "_total",
         "_turn",
@@ -180,6 +222,8 @@ class AsyncChatStream:
         "attempts",
         "model",
         "provider",
+        "rescue",
+        "skipped",
     )
 
     def __init__(self, engine: Engine, turn: Turn) -> None:
@@ -188,17 +232,27 @@ class AsyncChatStream:
         self.provider: str | None = None
         self.model: str | None = None
         self.attempts: list[errors.Attempt] = []
+        self.skipped = 0
+        """Events the provider could not parse and skipped (not strict)."""
+        self.rescue: bool = engine.settings.rescue
+        """Whether a failure after the first content is rescued (``llmrelay._rescue``);
+        set it before iterating to change the client's ``rescue`` setting for this stream."""
         self._acc = Accumulator()
         self._text = self._acc.text
         # a list, not a deque: it holds a few events at most (a deque's block is ~600 B)
         self._pending: list[Event] = []
         self._agen: AsyncGenerator[Event, None] | None = None
+        self._opener: AsyncGenerator[Queued | Opened, None] | None = None
         self._opened = False
         self._done = False
         self._error: BaseException | None = None
         self._total: float | None = None
         self._deadline: float | None = None
+        self._stall: float | None = engine.settings.timeouts.stall
         self._watchdog: _Watchdog | None = None
+        self._carry = ""
+        self._rescued = 0
+        self._serving: Target | None = None
 
     def __repr__(self) -> str:
         who = f"{self.provider}:{self.model}" if self.provider else "not started"
@@ -209,6 +263,9 @@ class AsyncChatStream:
     async def start(self) -> AsyncChatStream:
         """Open the stream: return once the first content event arrived (idempotent).
 
+        Progress reports (``Queued``) seen on the way are kept: iteration delivers them
+        first, before ``ProviderInfo``.
+
         Returns:
             This stream, with ``provider``, ``model`` and ``attempts`` set.
 
@@ -218,22 +275,59 @@ class AsyncChatStream:
             llmrelay.errors.ProviderError: the (single) candidate failed before content.
             llmrelay.errors.AllProvidersFailed: several candidates, none answered.
         """
+        while True:
+            progress = await self.advance()
+            if progress is None:
+                return self
+            self._pending.append(progress)
+
+    async def advance(self) -> Queued | None:
+        """Run the open phase to its next progress report, or to the commit point.
+
+        Returns:
+            The next ``Queued`` (the open phase goes on at the next call), or ``None``
+            once the stream is open (``provider``, ``model`` set; then at once).
+
+        Raises:
+            What ``start()`` raises.
+        """
         if self._error is not None:
             raise self._error
-        if self._opened:
-            return self
-        self._opened = True
-        total = self._engine.settings.timeouts.total
-        self._total = total
-        self._deadline = time.monotonic() + total if total is not None else None
+        opener = self._opener
+        if opener is None:
+            if self._opened:
+                return None
+            self._opened = True
+            total = self._engine.settings.timeouts.total
+            self._total = total
+            self._deadline = time.monotonic() + total if total is not None else None
+            opener = self._opener = self._engine.open_chat(
+                self._turn, self.attempts, self._deadline
+            )
         try:
-            opened = await self._engine.open_chat(self._turn, self.attempts, self._deadline)
+            item = await opener.__anext__()
         except BaseException as exc:
+            self._opener = None
             self._done = True
             self._error = exc
+            await opener.aclose()
             raise
+        if type(item) is Queued:
+            return item
+        self._opener = None
+        await opener.aclose()
+        assert isinstance(item, Opened)
+        self._commit(item)
+        return None
+
+    def unread(self, progress: Queued) -> None:
+        """Put back a progress report ``advance()`` returned: iteration delivers it next."""
+        self._pending.insert(0, progress)
+
+    def _commit(self, opened: Opened) -> None:
+        """The open phase answered: ``ProviderInfo``, then the events it buffered."""
         self._agen = opened.events
-        target = opened.target
+        target = self._serving = opened.target
         self.provider, self.model = target.provider, target.model
         label = self._engine.registry.get(target.provider).label
         info = ProviderInfo(target.provider, target.model, label)
@@ -241,7 +335,6 @@ class AsyncChatStream:
         self._pending.append(info)
         for event in opened.buffered:
             self._accept(event)
-        return self
 
     # -- iteration ----------------------------------------------------------------------
 
@@ -252,9 +345,9 @@ class AsyncChatStream:
         pending = self._pending
         if pending:
             return pending.pop(0)
-        if not self._opened:
-            await self.start()
-            return pending.pop(0)
+        if self._opener is not None or not self._opened:
+            progress = await self.advance()
+            return progress if progress is not None else pending.pop(0)
         agen = self._agen
         if self._done or agen is None:
             if self._error is not None:
@@ -266,35 +359,40 @@ class AsyncChatStream:
         while True:
             token = secrets.activate()  # the provider's errors redact this client's keys
             try:
-                if self._deadline is None:
-                    event = await agen.__anext__()
-                else:
-                    dog = self._watchdog
-                    if dog is None or dog.expired:
-                        dog = self._arm_watchdog()
-                    if dog is None:
-                        event = await self._next_in_scope(agen)
+                dog = self._watchdog
+                if dog is None or dog.expired:
+                    dog = self._arm_watchdog()
+                if dog is None:
+                    if self._deadline is None and self._stall is None:
+                        event = await agen.__anext__()
                     else:
-                        # inline, not a helper coroutine: no coroutine per event
-                        # (``tests/perf/test_stream_deadline.py``)
-                        task = _current_task()
-                        assert task is not None
-                        dog.task = task
-                        try:
-                            event = await agen.__anext__()
-                        except BaseException as exc:
-                            dog.task = None
-                            if dog.fired:
-                                dog.fired = False
-                                if task.uncancel() == 0 and isinstance(exc, asyncio.CancelledError):
-                                    raise self._total_timeout() from None
-                            raise
+                        event = await self._next_in_scope(agen)
+                else:
+                    # inline, not a helper coroutine: no coroutine per event
+                    # (``tests/perf/test_stream_deadline.py``)
+                    task = _current_task()
+                    assert task is not None
+                    dog.task = task
+                    if not dog.since:
+                        dog.since = _monotonic()  # a wait for the next content begins
+                    try:
+                        event = await agen.__anext__()
+                    except BaseException as exc:
                         dog.task = None
-                        if dog.fired:  # the provider swallowed the cancellation
-                            dog.fired = False
-                            task.uncancel()
-                            raise self._total_timeout()
+                        fired = dog.fired
+                        if fired:
+                            dog.fired = None
+                            if task.uncancel() == 0 and isinstance(exc, asyncio.CancelledError):
+                                raise self._timeout(fired) from None
+                        raise
+                    dog.task = None
+                    if dog.fired:  # the provider swallowed the cancellation
+                        fired, dog.fired = dog.fired, None
+                        task.uncancel()
+                        raise self._timeout(fired)
             except StopAsyncIteration:
+                if acc.finish is None:
+                    return await self._fail(_EndedWithoutFinish(self._no_finish()))
                 return self._end()
             except BaseException as exc:
                 return await self._fail(exc)
@@ -302,51 +400,69 @@ class AsyncChatStream:
                 secrets.deactivate(token)
             if type(event) is str:
                 if acc.finish is None:
-                    text.append(event)
-                    if len(text) >= TEXT_BLOCK:
-                        acc.compact()
-                    return event
+                    if event.isascii() and not self._carry:
+                        if dog is not None and event:
+                            dog.since = 0.0  # content: the next wait restarts the stall bound
+                        text.append(event)
+                        if len(text) >= TEXT_BLOCK:
+                            acc.compact()
+                        return event
+                    if dog is not None and event:
+                        dog.since = 0.0
+                    if self._accept(event):
+                        return pending.pop(0)
+                    continue
                 log.warning("%s sent text after its finish; dropped", self.provider)
                 continue
+            if dog is not None and is_content(event):
+                dog.since = 0.0
             if self._accept(event):
                 return pending.pop(0)
 
     def _arm_watchdog(self) -> _Watchdog | None:
-        """The stream's total-timeout watchdog, or ``None`` to use a cancel scope.
+        """The stream's watchdog (total timeout and stall bound), or ``None``: a scope.
 
         On asyncio one loop timer per stream (``_Watchdog``) bounds every wait: it
-        cancels the task only if the deadline passes while it waits for the provider,
-        and ``__anext__`` turns the cancellation into the timeout (``Task.uncancel``, as
+        cancels the task only if the total deadline passes, or the stall bound since the
+        wait for the next content began, while it waits for the provider, and
+        ``__anext__`` turns the cancellation into the timeout (``Task.uncancel``, as
         ``asyncio.timeout`` does; a cancellation from elsewhere still propagates). Other
-        backends, and a stream past its deadline, use one cancel scope per event.
+        backends, and a stream past its deadline, use one cancel scope per event (there
+        any event restarts the stall bound). Without a total timeout nor a stall bound,
+        neither.
         """
-        assert self._deadline is not None
         dog = self._watchdog
         if dog is None:
-            if not _on_asyncio():
+            if (self._deadline is None and self._stall is None) or not _on_asyncio():
                 return None
-            dog = self._watchdog = _Watchdog(self._deadline)
+            dog = self._watchdog = _Watchdog(self._deadline, self._stall)
         return None if dog.expired else dog
 
     async def _next_in_scope(self, agen: AsyncGenerator[Event, None]) -> Event:
-        assert self._deadline is not None
-        with anyio.move_on_after(self._deadline - time.monotonic()) as scope:
+        limit, kind = self._deadline, "total"
+        stall = self._stall
+        if stall is not None and (limit is None or time.monotonic() + stall < limit):
+            limit, kind = time.monotonic() + stall, "stall"
+        if limit is None:
+            return await agen.__anext__()
+        with anyio.move_on_after(limit - time.monotonic()) as scope:
             return await agen.__anext__()
         assert scope.cancelled_caught
-        raise self._total_timeout()
+        raise self._timeout(kind)
 
-    def _total_timeout(self) -> errors.ProviderTimeout:
+    def _timeout(self, kind: str) -> errors.ProviderTimeout:
+        if kind == "stall":
+            text = f"no new content for {self._stall:g}s (the stall bound)"
+        else:
+            text = f"total timeout of {self._total:g}s exceeded"
         return errors.ProviderTimeout(
-            f"total timeout of {self._total:g}s exceeded",
-            kind="total",
-            provider=self.provider or "",
-            model=self.model,
+            text, kind=kind, provider=self.provider or "", model=self.model
         )
 
     def _stop_watchdog(self) -> None:
         dog, self._watchdog = self._watchdog, None
         if dog is not None:
-            dog.handle.cancel()
+            dog.cancel()
 
     def _accept(self, event: Event) -> bool:
         """File an event; queue it unless it is a finish (held) or late content.
@@ -361,40 +477,64 @@ class AsyncChatStream:
         if acc.finish is not None and (is_content(event) or type(event) is str):
             log.warning("%s sent content after its finish; dropped", self.provider)
             return False
+        if type(event) is str:
+            event, self._carry = mend_text(event, self._carry)
+            if not event:
+                return False  # only half of a surrogate pair: held for the next delta
+        elif type(event) is Reasoning and _SURROGATE.search(event.text):
+            mended, held = mend_text(event.text)  # no joining across reasoning deltas
+            event = Reasoning(mended + ("\ufffd" if held else ""))
+        elif isinstance(event, Skipped):
+            self.skipped += 1
+            log.warning(
+                "%s: skipped an unparsable %s (%d so far)", self.provider, event.what, self.skipped
+            )
+            return False
         acc.add(event)
         self._pending.append(event)
         return True
 
+    def _no_finish(self) -> errors.ProtocolError:
+        return errors.ProtocolError(
+            "the stream ended without a finish (the answer may be cut short)",
+            provider=self.provider or "",
+            model=self.model,
+        )
+
     def _end(self) -> Event:
-        """The provider's stream ended: emit the finish, or fail without one."""
+        """The provider's stream ended with its finish: emit it."""
+        finish = self._acc.finish
+        assert finish is not None
         self._agen = None
         self._stop_watchdog()
-        finish = self._acc.finish
-        if finish is None:
-            exc = errors.ProtocolError(
-                "the stream ended without a finish (the answer may be cut short)",
-                provider=self.provider or "",
-                model=self.model,
-            )
-            self._done = True
-            raise self._interrupted(exc)
         self._done = True
+        self._record_skipped()
         self._record()
+        if self._carry:  # a high surrogate never completed
+            self._carry = ""
+            self._acc.add("\ufffd")
+            self._pending.append(finish)
+            return "\ufffd"
         return finish
 
     async def _fail(self, exc: BaseException) -> Event:
-        """The provider raised: close it, then finish or fail.
+        """The provider raised (or ended without a finish): finish, rescue, or fail.
 
-        Returns the held finish when the answer was complete; otherwise raises the
-        mapped error (``StreamInterrupted``).
+        Returns the held finish when the answer was complete, or the rescued stream's
+        next event (``llmrelay._rescue``); otherwise raises the mapped error
+        (``StreamInterrupted``).
         """
+        if isinstance(exc, _EndedWithoutFinish):
+            cause: BaseException = exc.cause
+            exc = exc.cause
+        else:
+            mapped = map_exception(exc, self.provider or "", self.model or "")
+            cause = mapped if mapped is not None else exc
         agen, self._agen = self._agen, None
         self._done = True
         self._stop_watchdog()
         if agen is not None:
             await close_quietly(agen)
-        mapped = map_exception(exc, self.provider or "", self.model or "")
-        cause = mapped if mapped is not None else exc
         if not isinstance(cause, errors.ProviderError):
             raise exc
         finish = self._acc.finish
@@ -403,9 +543,34 @@ class AsyncChatStream:
             log.warning(
                 "%s failed after its finish (%s); the answer is complete", self.provider, cause
             )
+            self._record_skipped()
             self._record()
             return finish
+        if self.rescue and self._rescued < _MAX_RESCUES:
+            from ._rescue import rescue
+
+            self._rescued += 1
+            rescued = await rescue(self._engine, self, cause)
+            if rescued is not None:
+                self._serving, self._agen = rescued
+                self._done = False
+                self._watchdog = None
+                return await self.__anext__()
         raise self._interrupted(cause) from exc
+
+    def _record_skipped(self) -> None:
+        """Say in the answering attempt how many events were skipped (the exchange log)."""
+        if not self.skipped:
+            return
+        for index in range(len(self.attempts) - 1, -1, -1):
+            attempt = self.attempts[index]
+            if attempt.outcome in ("ok", "rescued"):
+                note = f"skipped {self.skipped} unparsable event(s)"
+                message = f"{attempt.message}; {note}" if attempt.message else note
+                self.attempts[index] = errors.Attempt(
+                    attempt.provider, attempt.model, attempt.outcome, attempt.error_type, message
+                )
+                return
 
     def _interrupted(self, cause: errors.ProviderError) -> errors.StreamInterrupted:
         interrupted = errors.StreamInterrupted(cause, self._acc.answer())
@@ -428,6 +593,10 @@ class AsyncChatStream:
         self._pending.clear()
         self._stop_watchdog()
         agen, self._agen = self._agen, None
+        opener, self._opener = self._opener, None
+        if opener is not None:
+            with anyio.CancelScope(shield=True):
+                await opener.aclose()
         if agen is not None:
             with self._engine.secrets.active():
                 await close_quietly(agen)
@@ -469,6 +638,18 @@ class AsyncChatStream:
         return Capability.USAGE in self._engine.registry.get(self.provider).capabilities
 
 
+_MAX_RESCUES = 2
+"""Rescues of one stream at most (a rescued stream that breaks again is rescued once more)."""
+
+
+class _EndedWithoutFinish(Exception):
+    """The provider's stream ended without a finish (handled as a failure: rescued)."""
+
+    def __init__(self, cause: errors.ProtocolError) -> None:
+        self.cause = cause
+        super().__init__(str(cause))
+
+
 def _on_asyncio() -> bool:
     """Whether this runs in an asyncio task (not trio, where one scope per event is used)."""
     try:
@@ -478,26 +659,70 @@ def _on_asyncio() -> bool:
 
 
 class _Watchdog:
-    """One loop timer for a stream's total deadline (asyncio).
+    """One loop timer for a stream's total deadline and stall bound (asyncio).
 
-    ``task`` is set only while the stream waits for its provider; the timer cancels it
-    then (``fired``), and otherwise only marks the deadline ``expired``: later waits then
-    run under an already expired cancel scope, exactly as before (an event the provider
-    yields without waiting is still delivered). Holds no reference to the stream.
+    ``task`` is set only while the stream waits for its provider; ``since`` is when the
+    wait for the next content began (``0.0``: content just came, the next wait sets
+    it). The timer fires at the deadline or at ``since + stall``, whichever is sooner,
+    and re-arms itself when content came meanwhile (no timer operation per event). At
+    the deadline it cancels a waiting task (``fired = "total"``) and otherwise only marks
+    it ``expired``: later waits then run under an already expired cancel scope, exactly
+    as before (an event the provider yields without waiting is still delivered). A stall
+    cancels only a waiting task (``fired = "stall"``): time the caller spends between
+    reads never counts. Holds no reference to the stream.
     """
 
-    __slots__ = ("expired", "fired", "handle", "task")
+    __slots__ = ("deadline", "expired", "fired", "handle", "since", "stall", "task")
 
-    def __init__(self, deadline: float) -> None:
-        loop = asyncio.get_running_loop()
+    def __init__(self, deadline: float | None, stall: float | None) -> None:
         self.task: asyncio.Task[Any] | None = None
         self.expired = False
-        self.fired = False
-        self.handle = loop.call_at(loop.time() + (deadline - time.monotonic()), self._fire)
+        self.fired: str | None = None
+        self.deadline = deadline
+        self.stall = stall
+        self.since = _monotonic()
+        self.handle: asyncio.TimerHandle | None = None
+        self._arm(self.since)
+
+    def _arm(self, now: float) -> None:
+        when = self.deadline
+        if self.stall is not None:
+            due = (self.since or now) + self.stall
+            if when is None or due < when:
+                when = due
+        if when is None:
+            self.handle = None
+            return
+        loop = asyncio.get_running_loop()
+        self.handle = loop.call_at(loop.time() + (when - _monotonic()), self._fire)
 
     def _fire(self) -> None:
-        self.expired = True
+        now = _monotonic()
         task = self.task
-        if task is not None:
-            self.fired = True
-            task.cancel()
+        if self.deadline is not None and now >= self.deadline:
+            self.expired = True
+            if task is not None:
+                self.fired = "total"
+                task.cancel()
+            return
+        since = self.since
+        stall = self.stall
+        if stall is None:
+            self._arm(now)  # pragma: no cover - armed for the deadline only
+            return
+        if task is not None and since:
+            if now - since >= stall:
+                self.fired = "stall"
+                task.cancel()
+                return
+            self._arm(now)  # content came meanwhile: due at since + stall
+            return
+        # not waiting for the provider (the caller is busy): look again a bound later
+        self.since = 0.0
+        self._arm(now)
+
+    def cancel(self) -> None:
+        """Stop the timer."""
+        handle, self.handle = self.handle, None
+        if handle is not None:
+            handle.cancel()

@@ -181,6 +181,7 @@ class _Completions:
         *,
         messages: MessagesInput,
         stream: Literal[True],
+        progress: bool = ...,
         **params: Unpack[CompletionCreateParams],
     ) -> ChatCompletionStream: ...
 
@@ -190,6 +191,7 @@ class _Completions:
         *,
         messages: MessagesInput,
         stream: Literal[False] = ...,
+        progress: bool = ...,
         **params: Unpack[CompletionCreateParams],
     ) -> ChatCompletion: ...
 
@@ -199,13 +201,16 @@ class _Completions:
         *,
         messages: MessagesInput,
         stream: bool = False,
+        progress: bool = False,
         **params: Unpack[CompletionCreateParams],
     ) -> ChatCompletion | ChatCompletionStream:
         """``AsyncClient.chat.completions.create`` for sync code (same arguments)."""
         portal, aclient = self._client._ensure()
         if stream:
             chunks = portal.call(
-                aclient.chat.completions.create(messages=messages, stream=True, **params)
+                aclient.chat.completions.create(
+                    messages=messages, stream=True, progress=progress, **params
+                )
             )
             return ChatCompletionStream(portal, chunks, self._client)
         result: ChatCompletion = portal.call(
@@ -276,6 +281,8 @@ class Client:
         verify: bool | str | None = None,
         strict: bool | None = None,
         cooldown: float | None = None,
+        retries: int | None = None,
+        rescue: bool | None = None,
         providers: Iterable[type[Provider]] | Mapping[str, type[Provider]] | None = None,
         http_client: httpx.AsyncClient | None = None,
         config_path: str | None = None,
@@ -293,6 +300,8 @@ class Client:
             "verify": verify,
             "strict": strict,
             "cooldown": cooldown,
+            "retries": retries,
+            "rescue": rescue,
             "providers": providers,
             "http_client": http_client,
             "config_path": config_path,

@@ -31,7 +31,22 @@ from .types import (
 
 T = TypeVar("T")
 
-__all__ = ["Turn", "is_content"]
+__all__ = ["SKIPPED", "Skipped", "Turn", "is_content"]
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """Internal marker a provider yields for an event it could not parse and skipped.
+
+    Never delivered to a caller: the stream counts it (``AsyncChatStream.skipped``),
+    logs a warning and records it in the answering attempt. Providers skip only when
+    the request is not ``strict`` (which keeps the ``ProtocolError``).
+    """
+
+    what: str = "event"
+
+
+SKIPPED = Skipped()
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,11 +13,13 @@
     │   ├── RateLimitError             HTTP 429 (retry_after)
     │   ├── ModelNotFoundError         HTTP 404
     │   ├── InvalidRequestError(param) HTTP 400/422, or a part it cannot honour
+    │   │   ├── ContextLengthExceeded  the prompt does not fit the model (next candidate)
+    │   │   └── ContentPolicyViolation the provider's safety system refused (chain stops)
     │   ├── ProviderUnavailable        HTTP 5xx, queue full, Space asleep
-    │   ├── ProviderTimeout(kind)      connect / first_token / read (idle) / total
+    │   ├── ProviderTimeout(kind)      connect / first_token / silence / read (idle) / stall / total
     │   ├── TransportError             connection refused, reset, dropped
     │   └── ProtocolError              malformed payload or stream, missing finish
-    ├── StreamInterrupted(cause, text)  failed after content was yielded: no fallback
+    ├── StreamInterrupted(cause, text)  failed after content, and no rescue completed it
     ├── AllProvidersFailed(attempts)    every candidate failed or was skipped
     └── ClientClosed                    the client was closed (also a RuntimeError)
 
@@ -47,6 +49,8 @@ __all__ = [
     "CaptchaRequired",
     "ClientClosed",
     "ConfigError",
+    "ContentPolicyViolation",
+    "ContextLengthExceeded",
     "InvalidOutputError",
     "InvalidRequestError",
     "LLMRelayError",
@@ -156,6 +160,9 @@ class ProviderError(LLMRelayError):
         status_code: HTTP status, when the failure was an HTTP response.
         body: the response body (text, truncated to 2000 characters), when there was one.
         retryable: whether retrying or falling back to another provider can help.
+        code: the provider's machine-readable error code (OpenAI's ``error.code``,
+            TGI's ``error_type``), when it gave one: ``"context_length_exceeded"``,
+            ``"content_policy_violation"``, ...
     """
 
     default_retryable = False
@@ -169,6 +176,7 @@ class ProviderError(LLMRelayError):
         status_code: int | None = None,
         body: str | None = None,
         retryable: bool | None = None,
+        code: str | None = None,
     ) -> None:
         # the keys of the client whose provider code runs now: an upstream may echo one
         self._secrets = _redact.active()
@@ -179,6 +187,7 @@ class ProviderError(LLMRelayError):
         self.status_code = status_code
         self.body = _redact.redact(body, self._secrets)[:_BODY_LIMIT] if body is not None else None
         self.retryable = self.default_retryable if retryable is None else retryable
+        self.code = code
         super().__init__(message)
 
     def __str__(self) -> str:
@@ -241,6 +250,25 @@ class InvalidRequestError(ProviderError):
     def __init__(self, message: str, *, param: str | None = None, **kwargs: object) -> None:
         self.param = param
         super().__init__(message, **kwargs)  # type: ignore[arg-type]
+
+
+class ContextLengthExceeded(InvalidRequestError):
+    """The prompt (with the tokens asked for) does not fit the model's context window.
+
+    OpenAI's ``context_length_exceeded`` code, TGI's "inputs tokens + max_new_tokens must
+    be <= N" validation error, and the same from the Hugging Face APIs and Replicate.
+    Not ``retryable`` (the same request never fits this model), but the chain moves to
+    the next candidate, which may have a larger window; it is never resent unchanged to
+    the same one.
+    """
+
+
+class ContentPolicyViolation(InvalidRequestError):
+    """The provider's safety system refused the request (``content_policy_violation``).
+
+    The chain stops: the same request is refused elsewhere too, and routing around a
+    refusal is not llmrelay's call. The provider's ``code`` is kept (``code``).
+    """
 
 
 class ProviderUnavailable(ProviderError):
@@ -325,8 +353,11 @@ class Attempt:
     Attributes:
         provider: registry name.
         model: the provider's model id.
-        outcome: ``"ok"`` (it answered), ``"failed"`` or ``"skipped"`` (not tried:
-            missing key, or cooling down after a recent failure and tried last).
+        outcome: ``"ok"`` (it answered), ``"failed"``, ``"skipped"`` (not tried:
+            missing key), ``"interrupted"`` (its stream broke after content; a rescue
+            was tried), ``"rescued"`` (it completed an interrupted answer: ``message``
+            says how, continuation or regeneration) or ``"diverged"`` (a regenerated
+            answer that did not begin with the text already delivered: not used).
         error_type: the error's class name (``"ProviderUnavailable"``), or ``None``.
         message: the error text or the reason for the skip, or ``None``.
         error: the error itself, when there was one (not part of equality).
@@ -334,7 +365,7 @@ class Attempt:
 
     provider: str
     model: str
-    outcome: Literal["ok", "failed", "skipped"]
+    outcome: Literal["ok", "failed", "skipped", "interrupted", "rescued", "diverged"]
     error_type: str | None = None
     message: str | None = None
     error: LLMRelayError | None = None

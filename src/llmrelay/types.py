@@ -714,6 +714,10 @@ class ChatRequest:
     The engine sends ``tools``, ``tool_choice``, ``parallel_tool_calls`` and
     ``response_format`` only to a provider (and model) that declares it can honour
     them; otherwise the request is refused before anything is sent.
+        prefill: the start of the assistant's answer, to be continued (a mid-stream
+            rescue); ``""`` for a new answer. Only a provider whose
+            ``Provider.continues(model)`` is true ever receives one: it sends the text
+            as the beginning of the assistant's turn and streams only what follows.
     """
 
     messages: tuple[Message, ...]
@@ -735,6 +739,7 @@ class ChatRequest:
     frequency_penalty: float | None = None
     presence_penalty: float | None = None
     passthrough: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+    prefill: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -154,6 +154,13 @@ class ReplicateScript:
     image_content_type: str = "image/png"
     image_output: Literal["list", "string", "data_uri"] = "list"
     end_status: Literal["processing", "succeeded", "failed", "canceled"] = "processing"
+    fault_times: int | None = None
+    """How many streams the ``mode``'s fault applies to (``None``: all), the later ones
+    answer normally (a model that failed once)."""
+    continues: bool = False
+    """A ``prompt_template`` of ``{prompt}`` with a ``prompt`` ending in the first tokens
+    of the answer is continued (the rest of the tokens only), as a Llama 3 model given an
+    open assistant turn does (https://replicate.com/meta/meta-llama-3-70b-instruct)."""
 
 
 @dataclass
@@ -499,7 +506,17 @@ class FakeReplicate:
             if script.logs:
                 yield nchan_message("logs", msgid(), "Loading model...\nstarting")
             tokens = script.tokens
+            if script.continues and p.input.get("prompt_template") == "{prompt}":
+                prompt = str(p.input.get("prompt", ""))
+                done = max(
+                    (k for k in range(1, len(tokens)) if prompt.endswith("".join(tokens[:k]))),
+                    default=0,
+                )
+                tokens = tokens[done:]
             faulty = script.mode in ("disconnect", "hold_open", "error_event")
+            if faulty and script.fault_times is not None:
+                faulty = script.fault_times > 0
+                script.fault_times -= 1
             stop_at = min(script.fail_after, len(tokens)) if faulty else len(tokens)
             for index, token in enumerate(tokens[:stop_at]):
                 if script.token_delay:
@@ -509,15 +526,15 @@ class FakeReplicate:
                     yield b":\n\n"
                 if script.logs and index == 2:
                     yield nchan_message("logs", msgid(), "tokens/s: 42")
-            if script.mode == "disconnect":
+            if faulty and script.mode == "disconnect":
                 raise _Drop("scripted disconnect")
-            if script.mode == "hold_open":
+            if faulty and script.mode == "hold_open":
                 while p.status != "canceled":
                     await asyncio.sleep(0.05)
                     yield b": keep-alive\n\n"
                 yield nchan_message("done", msgid(), '{"reason":"canceled"}')
                 return
-            if script.mode == "error_event":
+            if faulty and script.mode == "error_event":
                 p.status, p.error = "failed", "CUDA out of memory"
                 yield nchan_message("error", msgid(), '{"detail":"CUDA out of memory"}')
                 return

@@ -144,6 +144,9 @@ class TGIScript:
         compute_tokens: send the ``x-compute-tokens`` header.
         token_level_models: models answering token-level features (no pooling).
         fault: scripted fault.
+        continues: ``inputs`` ending in the first tokens of the answer (an open assistant
+            turn, as llmrelay renders it to continue a partial answer) get the rest only,
+            as TGI's ``generate`` continues whatever prompt it is given.
     """
 
     tokens: list[str] = field(default_factory=lambda: list(DEFAULT_TOKENS))
@@ -172,6 +175,7 @@ class TGIScript:
     compute_tokens: bool = True
     token_level_models: set[str] = field(default_factory=lambda: {"google-bert/bert-base-uncased"})
     fault: Fault = field(default_factory=Fault)
+    continues: bool = False
 
 
 class FakeTGI:
@@ -295,6 +299,13 @@ class FakeTGI:
             return PlainTextResponse(TEXT_PLAIN_422, 422)
         params = body.get("parameters") or {}
         tokens, reason = self._plan(params)
+        if script.continues:
+            texts = [text for text, _ in tokens]
+            done = max(
+                (k for k in range(1, len(texts)) if body["inputs"].endswith("".join(texts[:k]))),
+                default=0,
+            )
+            tokens = tokens[done:]
         details = script.details if script.details is not None else bool(params.get("details"))
         if not body.get("stream") or script.json_only:
             answer: dict[str, Any] = {

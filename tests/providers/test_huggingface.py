@@ -349,7 +349,8 @@ async def test_error_event_after_some_text(fakes: Fakes, provider: HuggingFace) 
         ),
         (401, None, errors.AuthenticationError, "Invalid credentials"),
         (404, None, errors.ModelNotFoundError, "does not exist"),
-        (422, None, errors.InvalidRequestError, "Input validation error"),
+        # TGI's "`inputs` tokens + `max_new_tokens` must be <= 4096": the prompt does not fit
+        (422, None, errors.ContextLengthExceeded, "Input validation error"),
         (
             422,
             {"error": "Template error: template not found", "error_type": "template_error"},

@@ -225,11 +225,16 @@ async def test_error_chunk_inside_a_200_stream(
     assert text_of(seen) == "".join(fake.script.chunks[:2])
 
 
-async def test_malformed_chunk_is_a_protocol_error(
+async def test_malformed_chunk_is_a_protocol_error_when_strict_else_skipped(
     fake: FakeOpenAI, http: httpx.AsyncClient, base_url: str
 ) -> None:
     fake.script = OpenAIScript(fault=Fault("malformed"))
+    strict = ChatRequest(messages=request().messages, model=request().model, strict=True)
     with pytest.raises(errors.ProtocolError, match="not valid JSON"):
+        await collect(local(http, base_url), strict)
+    # not strict: the bad chunk is skipped (issue 19, S10); this fake then ends the
+    # stream, which is still an error (no finish), not a truncated success
+    with pytest.raises(errors.ProtocolError, match="without \\[DONE\\]"):
         await collect(local(http, base_url), request())
 
 

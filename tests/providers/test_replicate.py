@@ -17,7 +17,7 @@ import llmrelay
 from llmrelay import errors
 from llmrelay.providers import BUILTIN, _replicate_images
 from llmrelay.providers.replicate import Replicate
-from llmrelay.types import ChatRequest, FinishReason, ImageRequest, Message
+from llmrelay.types import ChatRequest, FinishReason, ImageRequest, Message, Queued
 from tests.fakes._server import serve
 from tests.fakes.replicate import (
     DEFAULT_TOKENS,
@@ -60,7 +60,8 @@ def request(messages: Any = "Hi", model: str = MODEL, **kwargs: Any) -> ChatRequ
 async def run(url: str, req: ChatRequest | None = None, **http_kwargs: Any) -> list[Any]:
     async with httpx.AsyncClient(**http_kwargs) as http:
         provider = Replicate(http, endpoints={"base_url": f"{url}/v1"}, api_key=KEY)
-        return [event async for event in provider.stream(req or request())]
+        # progress (a starting prediction, its setup logs) has its own test
+        return [e async for e in provider.stream(req or request()) if type(e) is not Queued]
 
 
 async def run_until_error(
@@ -72,7 +73,8 @@ async def run_until_error(
         provider = Replicate(http, endpoints={"base_url": f"{url}/v1"}, api_key=KEY)
         try:
             async for event in provider.stream(req or request()):
-                seen.append(event)
+                if type(event) is not Queued:
+                    seen.append(event)
         except errors.LLMRelayError as exc:
             return seen, exc
     raise AssertionError(f"no error; got {seen!r}")
@@ -509,6 +511,8 @@ async def test_early_close_cancels_the_prediction(fake: Fake) -> None:
         provider = Replicate(http, endpoints={"base_url": f"{url}/v1"}, api_key=KEY)
         agen = provider.stream(request())
         first = await agen.__anext__()
+        while type(first) is Queued:  # the prediction is starting, its setup logs
+            first = await agen.__anext__()
         assert first == DEFAULT_TOKENS[0]
         await agen.aclose()
     assert server.wait_cancelled(5)
@@ -528,7 +532,8 @@ async def test_task_cancellation_still_cancels_the_prediction(fake: Fake) -> Non
         provider = Replicate(http, endpoints={"base_url": f"{url}/v1"}, api_key=KEY)
         with anyio.move_on_after(0.5):
             async for event in provider.stream(request()):
-                got.append(event)
+                if type(event) is not Queued:
+                    got.append(event)
     assert got == list(DEFAULT_TOKENS[:2])
     assert server.cancels, "the cancel request did not run"
 
@@ -585,7 +590,8 @@ async def run_mock(body: bytes, chunks: list[int] | None = None) -> tuple[list[A
         provider = Replicate(http, endpoints={"base_url": "https://api.example/v1"}, api_key=KEY)
         try:
             async for event in provider.stream(request()):
-                seen.append(event)
+                if type(event) is not Queued:  # progress of a starting prediction
+                    seen.append(event)
         except errors.LLMRelayError as exc:
             return seen, exc
     return seen, None
@@ -671,7 +677,8 @@ async def test_https_api_never_sends_the_key_to_a_plain_http_stream() -> None:
 
     async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
         provider = Replicate(http, endpoints={"base_url": "https://api.example/v1"}, api_key=KEY)
-        assert [e async for e in provider.stream(request())] == [FinishReason("stop")]
+        events = [e async for e in provider.stream(request()) if type(e) is not Queued]
+        assert events == [FinishReason("stop")]
     assert seen_auth == {"api.example": f"Bearer {KEY}", "stream.example": None}
 
 
@@ -844,6 +851,9 @@ async def test_client_stream(fake: Fake) -> None:
     _, url = fake
     async with client_for(url) as client:
         events = [e async for e in client.stream("Hi", model=f"replicate:{MODEL}")]
+    # the prediction starts (progress before the answer), then the answer
+    assert isinstance(events[0], llmrelay.Queued)
+    events = [e for e in events if not isinstance(e, llmrelay.Queued)]
     assert isinstance(events[0], llmrelay.ProviderInfo)
     assert (events[0].provider, events[0].model) == ("replicate", MODEL)
     assert "".join(e for e in events if isinstance(e, str)) == FULL

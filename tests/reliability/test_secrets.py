@@ -126,7 +126,8 @@ def dump(exc: BaseException) -> str:
 async def run_library(rig: Rig) -> tuple[str, BaseException | None]:
     produced: list[str] = []
     error: BaseException | None = None
-    async with AsyncClient(**rig.kwargs(), timeouts=TIMEOUTS) as client:
+    # no same-candidate retry: a fault applied once must reach the caller as an error
+    async with AsyncClient(**rig.kwargs(), timeouts=TIMEOUTS, retries=0) as client:
         produced += [repr(client), repr(client.providers()), repr(client.aliases())]
         stream = client.stream("Say something", model=rig.name)
         try:

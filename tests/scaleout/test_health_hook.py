@@ -44,7 +44,9 @@ def test_sync_client_passes_its_health_store_to_the_router(tmp_path: Path) -> No
     config = tmp_path / "c.toml"
     config.write_text(TOML)
     store = Recording()
-    with llmrelay.Client(config_path=str(config), providers=_providers(), health=store) as client:
+    with llmrelay.Client(
+        config_path=str(config), providers=_providers(), health=store, retries=0
+    ) as client:
         first = client.complete("hi", model="pair")
         second = client.complete("hi", model="pair")
     assert [a.provider for a in first.attempts] == ["flaky", "steady"]

@@ -10,7 +10,7 @@ import redis.asyncio as aioredis
 
 import llmrelay
 from llmrelay import errors
-from llmrelay._router import Target
+from llmrelay._router import FORGET_AFTER, PROBE_LEASE, Target
 from llmrelay.scale import RateLimiter, RedisHealth, RedisStateStore
 from tests.unit.scripted_provider import scripted
 
@@ -41,8 +41,8 @@ async def test_cooldown_written_by_one_health_is_seen_by_another(redis_url: str)
         score = await raw.zscore("llmrelay:health", "flaky:m:with:colons")
         assert score is not None
         assert abs(score / 1000 - (time.time() + 30)) < 2
-        ttl = await raw.pttl("llmrelay:health")
-        assert 25_000 < ttl <= 30_000
+        ttl = await raw.pttl("llmrelay:health")  # kept FORGET_AFTER past its end (half-open)
+        assert 25_000 + FORGET_AFTER * 1000 < ttl <= 30_000 + FORGET_AFTER * 1000
         await raw.aclose()
     finally:
         await one.aclose()
@@ -72,8 +72,8 @@ async def test_two_clients_share_a_cooldown_through_redis(tmp_path, redis_url: s
     )
     steady, _ = scripted("steady", ["hello", llmrelay.types.FinishReason("stop")])
     h1, h2 = RedisHealth(redis_url), RedisHealth(redis_url)
-    a = _client(tmp_path, h1, providers=[flaky, steady])
-    b = _client(tmp_path, h2, providers=[flaky, steady])
+    a = _client(tmp_path, h1, providers=[flaky, steady], retries=0)
+    b = _client(tmp_path, h2, providers=[flaky, steady], retries=0)
     try:
         first = await a.complete("hi", model="pair")
         assert first.text == "hello"
@@ -87,6 +87,33 @@ async def test_two_clients_share_a_cooldown_through_redis(tmp_path, redis_url: s
         await b.aclose()
         await h1.aclose()
         await h2.aclose()
+
+
+async def test_one_probe_for_every_worker_then_the_circuit_closes_for_all(redis_url: str) -> None:
+    one, two = RedisHealth(redis_url), RedisHealth(redis_url)
+    target = Target("flaky", "m")
+    try:
+        one.failed(target, time.monotonic() + 0.05)
+        await one.flush()
+        await asyncio.sleep(0.1)
+        await two.refresh()
+        now = time.monotonic()
+        assert not two.cooling(target, now)
+        assert two.suspect(target, now)
+        claims = await asyncio.gather(
+            one.claim_probe(target, PROBE_LEASE), two.claim_probe(target, PROBE_LEASE)
+        )
+        assert sorted(claims) == [False, True]  # one probe among the workers
+        one.recovered(target)  # the probe answered
+        await one.flush()
+        fresh = RedisHealth(redis_url)
+        await fresh.refresh()
+        assert not fresh.suspect(target, time.monotonic())
+        await fresh.aclose()
+        assert await one.claim_probe(target, PROBE_LEASE)  # the probe lease went with it
+    finally:
+        await one.aclose()
+        await two.aclose()
 
 
 async def test_client_uses_redis_from_the_environment(

@@ -18,7 +18,7 @@ import redis
 from llmrelay.log import ExchangeLog
 from tests.scaleout.workers import Worker, serve_worker
 
-CONFIG = '[aliases]\npair = ["flaky:m", "steady:m"]\n'
+CONFIG = 'retries = 0\n[aliases]\npair = ["flaky:m", "steady:m"]\n'  # no same-candidate retry
 # 8 chat requests per caller, counted across both workers (one window for the whole test)
 RATE = ("--rate-limit", "8", "--rate-window", "1000000000")
 

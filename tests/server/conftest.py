@@ -73,6 +73,7 @@ def base_config(
             "base_urls": {"hf_spaces": space_server[1]},
             "config_path": str(cfg),
             "cooldown": 0,
+            "retries": 0,  # these tests pin the fallback; retries: tests/failover
         }
     )
 

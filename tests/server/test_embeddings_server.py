@@ -53,6 +53,7 @@ def _upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Upstream]:
                 "base_urls": {"huggingface": t},
                 "config_path": str(path),
                 "cooldown": 0,
+                "retries": 0,  # the fallback itself; same-candidate retries: test_embeddings
             }
         )
         yield Upstream(tgi, oai, config)

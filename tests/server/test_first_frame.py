@@ -63,16 +63,28 @@ def test_every_non_empty_delta_is_counted_once(
     assert _deltas(server_url) == before + counted
 
 
-def test_a_first_delta_that_cannot_be_encoded_ends_the_stream_in_one_error_frame(
-    server_url: str,
+@pytest.mark.parametrize(
+    ("script", "expected"),
+    [
+        (["\ud800", "never lost"], "\ufffdnever lost"),
+        (["smile \ud83d", "\ude00 never lost"], "smile \U0001f600 never lost"),
+    ],
+    ids=["lone", "split pair"],
+)
+def test_a_lone_surrogate_first_delta_is_mended_not_an_error(
+    server_url: str, script: list[Any], expected: str
 ) -> None:
-    """As before: status 200 (the stream was open), then one error frame, no [DONE]."""
-    scripted.SCRIPTS["alpha"] = ["\ud800", "never sent", FinishReason("stop")]
+    """Issue 24 item 4: a pair split across deltas is joined, a lone surrogate becomes
+    U+FFFD; the answer and [DONE] follow."""
+    scripted.SCRIPTS["alpha"] = [*script, FinishReason("stop")]
     response = _post(server_url)
     assert response.status_code == 200
     frames = [f for f in response.content.split(b"\n\n") if f]
-    assert len(frames) == 1, frames
-    assert json.loads(frames[0][len(b"data: ") :])["error"]["message"]
+    assert frames[-1] == b"data: [DONE]"
+    texts = [
+        json.loads(f[len(b"data: ") :])["choices"][0]["delta"].get("content") for f in frames[:-1]
+    ]
+    assert "".join(t for t in texts if t) == expected
     assert scripted.LOG["alpha"].wait_closed(5)
 
 

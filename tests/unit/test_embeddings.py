@@ -184,7 +184,8 @@ def test_unreported_usage_is_zero_in_the_openai_shape() -> None:
 
 async def test_fallback_moves_on_after_a_retryable_error_and_cools_down(tmp_path: Path) -> None:
     first, second = Behaviour(unavailable("first")), Behaviour()
-    async with client(tmp_path, embedder("first", first), embedder("second", second)) as c:
+    chain = (embedder("first", first), embedder("second", second))
+    async with client(tmp_path, *chain, retries=0) as c:
         result = await c.embed(["a", "b"], model="chain")
         assert (result.provider, result.model) == ("second", "m")
         assert [(a.provider, a.outcome) for a in result.attempts] == [
@@ -196,6 +197,22 @@ async def test_fallback_moves_on_after_a_retryable_error_and_cools_down(tmp_path
     assert again.provider == "second"
     assert len(first.received) == 1
     assert first.received[0].input == ("a", "b") == second.received[0].input
+
+
+async def test_a_transient_failure_is_retried_on_the_same_candidate(tmp_path: Path) -> None:
+    limited = errors.RateLimitError(
+        "slow down", provider="first", model="m", status_code=429, retry_after=0
+    )
+    first, second = Behaviour(limited), Behaviour()
+    async with client(tmp_path, embedder("first", first), embedder("second", second)) as c:
+        result = await c.embed("a", model="chain")
+    assert result.provider == "first"
+    assert [(a.provider, a.outcome) for a in result.attempts] == [
+        ("first", "failed"),
+        ("first", "ok"),
+    ]
+    assert len(first.received) == 2
+    assert second.received == []
 
 
 async def test_a_refusal_ends_the_chain(tmp_path: Path) -> None:
@@ -212,7 +229,8 @@ async def test_a_refusal_ends_the_chain(tmp_path: Path) -> None:
 
 async def test_every_candidate_failing_lists_the_attempts(tmp_path: Path) -> None:
     first, second = Behaviour(unavailable("first")), Behaviour(unavailable("second"))
-    async with client(tmp_path, embedder("first", first), embedder("second", second)) as c:
+    chain = (embedder("first", first), embedder("second", second))
+    async with client(tmp_path, *chain, retries=0) as c:
         with pytest.raises(errors.AllProvidersFailed) as caught:
             await c.embed("a", model="chain")
     assert [a.provider for a in caught.value.attempts] == ["first", "second"]

@@ -45,7 +45,11 @@ def chain_config(tmp_path: Path, *refs: str) -> str:
 
 
 async def run(providers: list[type[Provider]], model: str = "first", **kwargs: Any) -> list[Any]:
-    client_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in ("config_path", "timeouts")}
+    client_kwargs = {
+        k: kwargs.pop(k)
+        for k in list(kwargs)
+        if k in ("config_path", "timeouts", "retries", "rescue")
+    }
     async with AsyncClient(providers=providers, **client_kwargs) as client:
         return [e async for e in client.stream("hi", model=model, **kwargs)]
 
@@ -114,12 +118,12 @@ async def test_no_fallback_on_a_non_retryable_error(tmp_path: Path) -> None:
     assert (one.closed, two.started) == (1, 0)
 
 
-async def test_no_fallback_after_text(tmp_path: Path) -> None:
+async def test_no_fallback_after_text_without_rescue(tmp_path: Path) -> None:
     first, _ = scripted("first", ["partial ", unavailable("first")])
     second, two = scripted("second", ["never", FinishReason("stop")])
     config = chain_config(tmp_path, "first:shared-model", "second:shared-model")
     with pytest.raises(StreamInterrupted) as info:
-        await run([first, second], model="chain", config_path=config)
+        await run([first, second], model="chain", config_path=config, rescue=False)
     assert info.value.text == "partial "
     assert info.value.provider == "first"
     assert two.started == 0
@@ -154,7 +158,7 @@ async def test_all_failing_lists_each_attempt(tmp_path: Path) -> None:
     third, _ = scripted("third", ["x"], key_required=True)
     config = chain_config(tmp_path, "first:shared-model", "third", "second:shared-model")
     with pytest.raises(AllProvidersFailed) as info:
-        await run([first, second, third], model="chain", config_path=config)
+        await run([first, second, third], model="chain", config_path=config, retries=0)
     attempts = info.value.attempts
     assert [(a.provider, a.model, a.outcome, a.error_type) for a in attempts] == [
         ("first", "shared-model", "failed", "ProviderUnavailable"),
@@ -174,7 +178,9 @@ async def test_health_moves_a_failing_candidate_back_for_its_cooldown(tmp_path: 
     first, one = scripted("first", [unavailable("first")])
     second, two = scripted("second", ["ok", FinishReason("stop")])
     config = chain_config(tmp_path, "first:shared-model", "second:shared-model")
-    async with AsyncClient(providers=[first, second], config_path=config, cooldown=1000) as client:
+    async with AsyncClient(
+        providers=[first, second], config_path=config, cooldown=1000, retries=0
+    ) as client:
         assert (await client.complete("a", model="chain")).provider == "second"
         assert one.started == 1
         again = await client.complete("b", model="chain")
@@ -183,11 +189,13 @@ async def test_health_moves_a_failing_candidate_back_for_its_cooldown(tmp_path: 
         assert one.started == 1
         assert [a.provider for a in again.attempts] == ["second"]
     # health is per client: a new client tries first again
-    async with AsyncClient(providers=[first, second], config_path=config) as other:
+    async with AsyncClient(providers=[first, second], config_path=config, retries=0) as other:
         await other.complete("c", model="chain")
     assert one.started == 2
     # without a cool-down the order never changes
-    async with AsyncClient(providers=[first, second], config_path=config, cooldown=0) as client:
+    async with AsyncClient(
+        providers=[first, second], config_path=config, cooldown=0, retries=0
+    ) as client:
         await client.complete("d", model="chain")
         await client.complete("e", model="chain")
     assert one.started == 4

@@ -35,7 +35,7 @@ async def test_empty_text_is_not_the_commit_point(tmp_path: Path) -> None:
     first, _ = scripted("first", ["", down])
     second, _ = scripted("second", ["ok", FinishReason("stop")])
     config = _chain(tmp_path, "first:shared-model", "second:shared-model")
-    async with AsyncClient(providers=[first, second], config_path=config) as client:
+    async with AsyncClient(providers=[first, second], config_path=config, retries=0) as client:
         completion = await client.complete("hi", model="chain")
     assert completion.text == "ok"
     assert [a.outcome for a in completion.attempts] == ["failed", "ok"]

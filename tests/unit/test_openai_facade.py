@@ -106,11 +106,11 @@ async def test_usage_is_counted_and_marked_when_the_provider_reports_none() -> N
 
 async def test_errors_before_content_raise_from_create_and_after_from_iteration() -> None:
     down, _ = scripted("first", [ProviderUnavailable("down", provider="first")])
-    async with AsyncClient(providers=[down]) as client:
+    async with AsyncClient(providers=[down], retries=0) as client:
         with pytest.raises(ProviderUnavailable):
             await client.chat.completions.create(model="first", messages=MESSAGES, stream=True)
     cut, script = scripted("first", ["partial", ProviderUnavailable("cut", provider="first")])
-    async with AsyncClient(providers=[cut]) as client:
+    async with AsyncClient(providers=[cut], rescue=False) as client:
         stream = await client.chat.completions.create(model="first", messages=MESSAGES, stream=True)
         with pytest.raises(StreamInterrupted):
             async for _ in stream:

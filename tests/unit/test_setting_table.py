@@ -104,8 +104,8 @@ def test_several_variables_of_one_row_keep_their_order() -> None:
 @pytest.mark.parametrize("name", ["hf_spaces", "local"])
 def test_provider_rows_from_each_source(name: str) -> None:
     rows = provider_settings(name, SPECS[name])
-    assert [row.key[-1] for row in rows] == [*SPECS[name].endpoints, "api_key"]
-    for row in rows[:-1]:
+    assert [row.key[-1] for row in rows] == [*SPECS[name].endpoints, "api_key", "retries"]
+    for row in rows[:-2]:
         endpoint = row.key[-1]
         config = _config(row, "http://config.invalid")
         [variable] = row.variables
@@ -120,11 +120,16 @@ def test_provider_rows_from_each_source(name: str) -> None:
         argument = {"endpoints": {name: {endpoint: "http://argument.invalid"}}}
         settings = Settings.load(providers=SPECS, config=config, env={variable: "x"}, **argument)
         assert settings.endpoints_for(name)[endpoint] == "http://argument.invalid"
-    key = rows[-1]
+    key = rows[-2]
     for variable in key.variables:
         settings = Settings.load(providers=SPECS, env={variable: f"key-{variable}"})
         assert settings.api_key_for(name) == f"key-{variable}"
         assert settings.key_sources[name] == variable
+    [variable] = rows[-1].variables
+    assert Settings.load(providers=SPECS, env={variable: "5"}).retries_for(name) == 5
+    config = _config(rows[-1], 1)
+    assert Settings.load(providers=SPECS, config=config, env={}).retries_for(name) == 1
+    assert Settings.load(providers=SPECS, env={}).retries_for(name) == 2
 
 
 def test_an_empty_config_key_falls_through_to_the_keys_file(tmp_path: Path) -> None:
@@ -192,12 +197,18 @@ def test_variables_of_other_settings_are_not_typos(caplog: pytest.LogCaptureFixt
 
 def test_the_config_file_accepts_every_key_of_the_table_and_no_other() -> None:
     keys = {row.key[0] for row in CLIENT_ROWS if row.key}
-    assert keys == {"model", "proxy", "ca_bundle", "verify", "strict", "cooldown", "timeouts"} | {
-        "aliases",
-        "allow_image_fetch",
+    assert keys == {
+        "model",
+        "proxy",
+        "ca_bundle",
+        "verify",
+        "strict",
+        "cooldown",
+        "retries",
+        "rescue",
+        "timeouts",
         "transport",
-        "tool_emulation",
-    }
+    } | {"aliases", "allow_image_fetch", "tool_emulation"}
     for reserved in ("log", "server"):  # reserved tables stay accepted
         Settings.load(providers=SPECS, config={reserved: {}}, env={})
     with pytest.raises(ConfigError, match="unknown setting 'verbose'"):
@@ -269,8 +280,8 @@ def test_every_documented_config_key_is_read_by_a_row() -> None:
     named = set(re.findall(r"^\s*([a-z_]+) = ", doc, flags=re.MULTILINE))
     named |= set(re.findall(r"^\s*\[([a-z_]+)[\].]", doc + readme, flags=re.MULTILINE))
     providers_keys = {"base_url", "api_key", "kind", "hub_url", "models", "tool_emulation"}
-    timeouts = {"connect", "read", "first_token", "total"}
-    alias_names = {"fast"}
+    timeouts = {"connect", "read", "first_token", "total", "silence", "stall"}
+    alias_names = {"fast", "careful"}
     assert named - keys - providers_keys - timeouts - alias_names == set()
 
 

@@ -4,26 +4,38 @@
 U+2028, U+2029 and U+0085 escaped; ``orjson`` when installed, byte for byte the
 standard library's output).
 
-``AsyncSSEStream`` reads one opened turn (an ``AsyncChatStream``) and gives the SSE frames
+``AsyncSSEStream`` reads one turn (an ``AsyncChatStream``) and gives the SSE frames
 (bytes) a shape's encoder (``SSEEncoder``) writes for its events: the frames of the
 events, then the encoder's ``tail()`` (e.g. OpenAI's usage chunk), then its
 ``end_frame`` (``data: [DONE]``). ``head()`` takes the first frame before a server sends
-its response head. The SSE format: https://html.spec.whatwg.org/multipage/server-sent-events.html
+its response head. A turn still in its open phase gives an SSE comment frame
+(``: queued position=2 eta=12``, ignored by every SSE client) for each progress report
+(``Queued``) and makes its encoder at the commit point (``ProviderInfo``), so that a
+proxy between the server and its client sees bytes while the request waits in a queue.
+The SSE format: https://html.spec.whatwg.org/multipage/server-sent-events.html
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from .._json import string as json_string
 from .._turn import is_content
-from ..types import Event, Usage
+from ..types import Event, ProviderInfo, Queued, Usage
 
 if TYPE_CHECKING:
     from .. import errors
     from .._stream import AsyncChatStream
 
-__all__ = ["AsyncSSEStream", "SSEEncoder", "json_string"]
+__all__ = ["AsyncSSEStream", "SSEEncoder", "json_string", "queued_comment"]
+
+
+def queued_comment(event: Queued) -> bytes:
+    """The SSE comment frame of a progress report: ``: queued position=2 queue_size=9 eta=12``."""
+    fields = [("position", event.position), ("queue_size", event.queue_size), ("eta", event.eta)]
+    text = " ".join(f"{name}={value:g}" for name, value in fields if value is not None)
+    return b": queued" + (b" " + text.encode() if text else b"") + b"\n\n"
 
 
 class SSEEncoder(Protocol):
@@ -66,15 +78,32 @@ class AsyncSSEStream:
     its body with an error frame of its own. ``aclose()`` stops the turn (closes the
     provider's connection).
 
+    Args:
+        events: the turn.
+        encoder: the shape's encoder, or a function making it once the turn is open
+            (for a turn still in its open phase: its progress reports become comments).
+        end: end with the encoder's ``end_frame``.
+
     Attributes:
         deltas: non-empty text deltas framed so far.
     """
 
-    __slots__ = ("_encoder", "_end", "_events", "_stage", "_unsent", "deltas")
+    __slots__ = ("_encoder", "_end", "_events", "_factory", "_stage", "_unsent", "deltas")
 
-    def __init__(self, events: AsyncChatStream, encoder: SSEEncoder, *, end: bool = True) -> None:
+    def __init__(
+        self,
+        events: AsyncChatStream,
+        encoder: SSEEncoder | Callable[[], SSEEncoder],
+        *,
+        end: bool = True,
+    ) -> None:
         self._events = events
-        self._encoder = encoder
+        self._factory: Callable[[], SSEEncoder] | None = None
+        if callable(encoder) and not hasattr(encoder, "text"):
+            self._factory = encoder
+            self._encoder: SSEEncoder | None = None
+        else:
+            self._encoder = encoder  # type: ignore[assignment]
         self._end = end
         self._stage = 0  # after the events: 1 tail sent, 2 end frame sent
         self._unsent = ""  # a text delta that could not be encoded (it ended the stream)
@@ -102,14 +131,24 @@ class AsyncSSEStream:
         return text[: len(text) - len(self._unsent)] if self._unsent else text
 
     @property
+    def skipped(self) -> int:
+        """Upstream events that could not be parsed and were skipped."""
+        return self._events.skipped
+
+    @property
+    def queued(self) -> bool:
+        """Whether the turn is still in its open phase (no answer yet)."""
+        return self._encoder is None
+
+    @property
     def finish_reason(self) -> str | None:
         """The shape's finish reason sent (``None`` before the finish frame)."""
-        return self._encoder.finish_reason
+        return self._encoder.finish_reason if self._encoder is not None else None
 
     @property
     def usage(self) -> Usage | None:
         """The token counts sent in a frame (e.g. OpenAI's usage chunk), if any."""
-        return self._encoder.sent_usage
+        return self._encoder.sent_usage if self._encoder is not None else None
 
     @property
     def end_frame(self) -> bytes:
@@ -118,7 +157,7 @@ class AsyncSSEStream:
         For a stream made with ``end=False``, whose caller sends it itself (after
         storing the turn, say).
         """
-        return self._encoder.end_frame
+        return self._encoder.end_frame if self._encoder is not None else b""
 
     async def head(self) -> bytes | None:
         """The first frame, taken before a server starts its response.
@@ -130,8 +169,13 @@ class AsyncSSEStream:
         Raises:
             What iteration raises (an event that cannot be encoded, too).
         """
-        encoder = self._encoder
         async for event in self._events:
+            encoder = self._encoder
+            if encoder is None:
+                frame = self._opening(event)
+                if frame is not None:
+                    return frame
+                continue
             if type(event) is str:
                 return self._text(event)
             frame = encoder.event(event)
@@ -139,6 +183,14 @@ class AsyncSSEStream:
                 return frame
             if is_content(event):
                 return None
+        return None
+
+    def _opening(self, event: Event) -> bytes | None:
+        """An event of the open phase: a progress comment, or the encoder made at commit."""
+        if type(event) is Queued:
+            return queued_comment(event)
+        if type(event) is ProviderInfo and self._factory is not None:
+            self._encoder = self._factory()
         return None
 
     def __aiter__(self) -> AsyncSSEStream:
@@ -152,6 +204,12 @@ class AsyncSSEStream:
                 event = await events.__anext__()
             except StopAsyncIteration:
                 return self._finish()
+            if encoder is None:
+                frame = self._opening(event)
+                if frame is not None:
+                    return frame
+                encoder = self._encoder
+                continue
             if type(event) is str:  # the token path (``_text`` inlined)
                 try:
                     frame = encoder.text(event)
@@ -166,6 +224,7 @@ class AsyncSSEStream:
                 return other
 
     def _text(self, event: str) -> bytes:
+        assert self._encoder is not None
         try:
             frame = self._encoder.text(event)
         except Exception:
@@ -177,15 +236,16 @@ class AsyncSSEStream:
 
     def _finish(self) -> bytes:
         """The events ended: the encoder's tail, then the end frame, then the end."""
-        while self._stage < 2:
+        encoder = self._encoder
+        while self._stage < 2 and encoder is not None:
             self._stage += 1
-            if self._stage == 1:
-                frame = self._encoder.tail()
-            else:
-                frame = self._encoder.end_frame if self._end else b""
+            frame = encoder.tail() if self._stage == 1 else self._end_frame(encoder)
             if frame:
                 return frame
         raise StopAsyncIteration
+
+    def _end_frame(self, encoder: SSEEncoder) -> bytes:
+        return encoder.end_frame if self._end else b""
 
     async def aclose(self) -> None:
         """Stop early: close the provider's stream and connection (idempotent)."""

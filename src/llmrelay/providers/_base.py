@@ -110,6 +110,9 @@ class Capability(enum.StrEnum):
     """``response_format`` ``json_object`` and ``json_schema`` natively."""
     USAGE = "usage"
     """The service reports token counts (``Usage`` events) as a rule."""
+    PREFILL = "prefill"
+    """It continues a partial answer given as the start of the assistant's turn
+    (``ChatRequest.prefill``): a mid-stream rescue then streams only the remainder."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +231,15 @@ class Provider(ABC):
         if cls.open_catalogue:
             return model
         raise errors.UnknownModelError(model, cls.valid_model_names(), provider=cls.name)
+
+    @classmethod
+    def continues(cls, model: str) -> bool:
+        """Whether ``model`` can continue a partial answer (``ChatRequest.prefill``).
+
+        Default: ``Capability.PREFILL`` declared. A provider that cannot (the default)
+        never receives a prefill: a broken stream is then rescued by regenerating.
+        """
+        return Capability.PREFILL in cls.capabilities
 
     @classmethod
     def valid_model_names(cls) -> list[str]:

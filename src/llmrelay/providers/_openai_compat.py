@@ -63,6 +63,8 @@ CONFIG_KEYS: frozenset[str] = frozenset(
         "aliases",
         "docs_url",
         "vision",
+        "retries",
+        "prefill",
     }
 )
 """The keys a ``kind = "openai"`` configuration table may hold."""
@@ -141,6 +143,20 @@ class OpenAICompatible(Provider):
         """Whether the configuration declares that ``model`` takes images."""
         return cls.vision_models is None or model in cls.vision_models
 
+    prefill: ClassVar[bool | frozenset[str]] = False
+    """Whether the server continues a partial answer sent as a last assistant message
+    (``prefill = true``, or the list of models that do): llama.cpp's server, vLLM with
+    ``continue_final_message``, a gateway in front of Anthropic-style models. Declare it
+    only where true: a mid-stream rescue then sends the delivered text and streams the
+    remainder; elsewhere it regenerates the answer instead."""
+
+    @classmethod
+    def continues(cls, model: str) -> bool:
+        """Whether ``model`` continues a last assistant message (``prefill``)."""
+        if isinstance(cls.prefill, bool):
+            return cls.prefill
+        return model in cls.prefill
+
     def __init__(
         self,
         http: httpx.AsyncClient,
@@ -204,6 +220,8 @@ class OpenAICompatible(Provider):
                 f"list of models, in [providers.{self.name}])",
             )
         payload = chat_payload(request, model)
+        if request.prefill and self.continues(model):  # the engine checks it too
+            payload["messages"].append({"role": "assistant", "content": request.prefill})
         extra = request.options.get("extra_body")
         if isinstance(extra, Mapping):  # may replace stream_options, never the streaming
             payload.update(extra)
@@ -215,6 +233,7 @@ class OpenAICompatible(Provider):
             headers=self._auth_headers(),
             provider=self.name,
             model=model,
+            strict=request.strict,
         )
         with translate_errors(self.name, model):
             async with aclosing(source):
@@ -231,8 +250,9 @@ class OpenAICompatible(Provider):
             table: ``{"kind": "openai", "base_url": "http(s)://…", "api_key"?: str,
                 "models"?: [str, ...], "default_model"?: str, "label"?: str,
                 "aliases"?: {alias: model}, "docs_url"?: str, "vision"?: bool |
-                [str, ...]}`` (``vision``: the models that take images, ``true`` for
-                all; absent or ``false``: none).
+                [str, ...], "retries"?: int (read by the settings), "prefill"?: bool |
+                [model, ...] (see ``prefill``)}`` (``vision``: the models that take
+                images, ``true`` for all; absent or ``false``: none).
 
         Returns:
             A subclass of ``OpenAICompatible`` with those attributes.
@@ -275,6 +295,9 @@ class OpenAICompatible(Provider):
         api_key = table.get("api_key")
         if api_key is not None:
             api_key = _string(api_key, f"{where} api_key")
+        prefill = table.get("prefill", False)
+        if not isinstance(prefill, bool):
+            prefill = frozenset(_strings(prefill, f"{where} prefill"))
         attributes: dict[str, Any] = {
             "name": name,
             "label": _string(table.get("label", f"{name} (OpenAI-compatible)"), f"{where} label"),
@@ -289,6 +312,7 @@ class OpenAICompatible(Provider):
             "capabilities": cls.capabilities | {Capability.VISION}
             if vision is None or vision
             else cls.capabilities,
+            "prefill": prefill,
             "__module__": cls.__module__,
             "__doc__": f"OpenAI-compatible provider {name!r} at {base_url} (from configuration).",
         }

@@ -36,7 +36,10 @@ whose delta is the end token's text (not shown) and no ``[DONE]``; ``usage: null
 every chunk; comment lines. An error inside a 200 stream (``{"error": {"message",
 "type", "param", "code"}}`` or TGI's ``{"error": str, "error_type": str}``) raises the
 matching ``llmrelay.errors`` type; a stream that ends with neither ``[DONE]`` nor a
-``finish_reason`` is a ``ProtocolError``.
+``finish_reason`` is a ``ProtocolError``. An event whose data is not JSON (a proxy or CDN
+that rewrote the body) is skipped and the stream read on, unless the request is
+``strict`` (then it is a ``ProtocolError``, as before): the parser yields the internal
+``llmrelay._turn.SKIPPED`` marker, which the stream counts and logs.
 """
 
 from __future__ import annotations
@@ -51,7 +54,15 @@ import anyio
 import httpx
 
 from .. import errors
-from .._http import aiter_sse, loads, protocol_error, raise_for_status, upstream_text
+from .._http import (
+    aiter_sse,
+    invalid_request_class,
+    loads,
+    protocol_error,
+    raise_for_status,
+    upstream_text,
+)
+from .._turn import SKIPPED
 from ..types import ChatRequest, Event, FinishReason, Reasoning, ToolCallDelta, Usage
 
 log = logging.getLogger("llmrelay")
@@ -82,7 +93,9 @@ _ERROR_TYPES: Mapping[str, type[errors.ProviderError]] = {
     "template_error": errors.InvalidRequestError,
     "missing_template_variable": errors.InvalidRequestError,
     "tool_error": errors.InvalidRequestError,
-    "context_length_exceeded": errors.InvalidRequestError,
+    "context_length_exceeded": errors.ContextLengthExceeded,
+    "content_policy_violation": errors.ContentPolicyViolation,
+    "content_filter": errors.ContentPolicyViolation,
     "BadRequestError": errors.InvalidRequestError,
     "authentication_error": errors.AuthenticationError,
     "invalid_api_key": errors.AuthenticationError,
@@ -149,6 +162,8 @@ def error_from_payload(
             cls = _class_for_code(kind)
             break
     kind_text = next((upstream_text(k, 64) for k in kinds if isinstance(k, str) and k), None)
+    if cls is errors.InvalidRequestError:
+        cls = invalid_request_class(kind_text, message)
     text = f"{message or 'error'}" + (f" [{kind_text}]" if kind_text else "")
     return cls(
         f"the stream reported an error: {text}",
@@ -156,6 +171,7 @@ def error_from_payload(
         model=model,
         status_code=status_code,
         body=str(dict(payload))[:2000],
+        code=kind_text,
     )
 
 
@@ -210,16 +226,24 @@ class ChunkParser:
     ``feed(data)`` returns the events of one chunk (text, ``Reasoning``, ``Usage``);
     ``end()`` returns the closing events (``FinishReason``) or raises ``ProtocolError``
     when the stream ended with neither ``[DONE]`` nor a ``finish_reason``.
+
+    Args:
+        provider: registry name, for errors.
+        model: model id, for errors.
+        strict: a chunk that is not JSON raises ``ProtocolError``; otherwise it is
+            skipped (``feed`` returns the ``SKIPPED`` marker) and counted in ``skipped``.
     """
 
-    def __init__(self, provider: str, model: str | None) -> None:
+    def __init__(self, provider: str, model: str | None, *, strict: bool = True) -> None:
         self.provider = provider
         self.model = model
+        self.strict = strict
         self.done = False
         self.finish: str | None = None
         self._calls: dict[Any, tuple[int, str]] = {}
         """Upstream ``index`` -> (our index, the call's id) of the call it continues."""
         self._calls_started: list[str] = []
+        self.skipped = 0
 
     def feed(self, data: str) -> list[Event]:
         """Events of one SSE ``data`` value.
@@ -231,7 +255,10 @@ class ChunkParser:
         if self.done:
             return []
         if data[:1] == "{":
-            chunk = loads(data, provider=self.provider, model=self.model, what="stream chunk")
+            try:
+                chunk = loads(data, provider=self.provider, model=self.model, what="stream chunk")
+            except errors.ProtocolError as exc:
+                return self._skip(exc)
             # Fast path: the plain content chunk (no error, usage, finish or reasoning)
             # gives exactly what the general path below would; anything else goes there.
             if type(chunk) is dict and chunk.get("error") is None and chunk.get("usage") is None:
@@ -257,8 +284,18 @@ class ChunkParser:
         if data.strip() == "[DONE]":
             self.done = True
             return []
-        chunk = loads(data, provider=self.provider, model=self.model, what="stream chunk")
+        try:
+            chunk = loads(data, provider=self.provider, model=self.model, what="stream chunk")
+        except errors.ProtocolError as exc:
+            return self._skip(exc)
         return self._chunk(chunk, data)
+
+    def _skip(self, exc: errors.ProtocolError) -> list[Event]:
+        """A chunk that is not JSON: raise ``exc`` (strict) or skip it."""
+        if self.strict:
+            raise exc
+        self.skipped += 1
+        return [SKIPPED]  # type: ignore[list-item]  # internal marker, never delivered
 
     def _chunk(self, chunk: Any, data: str) -> list[Event]:
         """Events of one parsed chunk (the general path)."""
@@ -380,15 +417,17 @@ async def stream_chat(
     headers: Mapping[str, str],
     provider: str,
     model: str | None,
+    strict: bool = False,
 ) -> AsyncGenerator[Event, None]:
     """POST ``payload`` to a ``/chat/completions`` URL and yield the answer's events.
 
     Yields text, ``Reasoning`` and ``Usage`` events and exactly one ``FinishReason``
     last. HTTP errors are mapped by ``llmrelay._http.raise_for_status`` (the OpenAI error
     JSON's ``message`` is quoted); transport errors are left to the caller's
-    ``translate_errors``.
+    ``translate_errors``. ``strict``: a chunk that is not JSON is a ``ProtocolError``
+    instead of being skipped (``ChunkParser``).
     """
-    parser = ChunkParser(provider, model)
+    parser = ChunkParser(provider, model, strict=strict)
     async with http.stream(
         "POST",
         url,

@@ -47,6 +47,12 @@ Protocols and their public sources:
   router's catalogue is asked first (cached): a model it lists without ``image`` among
   its ``architecture.input_modalities`` is refused before anything is sent; one it does
   not list, or a catalogue that cannot be read, is left to the router to judge.
+* **Continuation** (a mid-stream rescue, ``ChatRequest.prefill``): on the generate
+  route llmrelay renders the prompt itself, so the partial answer is appended as an
+  open assistant turn (each template's ``continue`` form, ``llmrelay._templates``) and
+  TGI streams only what follows; ``continues`` is true for the models that take that
+  route by default (not ``ROUTER_MODELS`` nor a router suffix), and a prefill is never
+  sent to the router.
 * **Model ids** are validated first (``_hf_router.parse_model_id``): a Hub repository id,
   optionally ``@revision`` or one router suffix; nothing else reaches a URL path.
 * **Model list**: the built-in models plus trending ones from ``GET {hub_url}/api/models``
@@ -80,6 +86,7 @@ from ..types import (
     FinishReason,
     ImageRequest,
     ImageResult,
+    Message,
 )
 from ._base import PARAMETERS, Auth, AuthMode, Capability, Option, Provider, unsupported_part
 from ._embeddings import (
@@ -355,6 +362,12 @@ class HuggingFace(Provider):
         with translate_errors(self.name, model):
             if images:
                 await self._check_images(request, model, api)
+            if api == "router" and request.prefill:
+                raise errors.InvalidRequestError(
+                    "the router cannot continue a partial answer (api='router')",
+                    provider=self.name,
+                    model=model,
+                )
             if api == "router":
                 source = stream_chat(
                     self._http,
@@ -363,6 +376,7 @@ class HuggingFace(Provider):
                     headers=self._auth_headers(),
                     provider=self.name,
                     model=model,
+                    strict=request.strict,
                 )
                 async with aclosing(source):
                     try:
@@ -405,6 +419,15 @@ class HuggingFace(Provider):
             or any(m.tool_calls or m.role == "tool" for m in request.messages)
         )
 
+    @classmethod
+    def continues(cls, model: str) -> bool:
+        """Whether ``model`` continues a partial answer: on the generate route (see above)."""
+        try:
+            hub_id = parse_model_id(model, cls.name)
+        except errors.LLMRelayError:
+            return False
+        return hub_id.policy is None and hub_id.repo not in ROUTER_MODELS
+
     def _api(self, options: Mapping[str, Any], hub_id: HubId, routed: bool = False) -> str:
         """``"router"`` or ``"inference"``.
 
@@ -441,8 +464,11 @@ class HuggingFace(Provider):
     def _prompt(self, request: ChatRequest, info: ModelInfo) -> str:
         template, end = choose_template(info.model_type, info.eos_token, info.author)
         limit = request.options.get("max_prompt_chars") or _MAX_PROMPT_CHARS
+        messages = request.messages
+        if request.prefill:  # an open assistant turn: the template's continue form
+            messages = (*messages, Message("assistant", request.prefill))
         try:
-            return fit(request.messages, lambda ms: render(template, ms, end), int(limit))
+            return fit(messages, lambda ms: render(template, ms, end), int(limit))
         except ValueError as exc:
             raise errors.ConfigError(f"{self.name}: {exc}") from None
 

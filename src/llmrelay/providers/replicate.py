@@ -56,7 +56,16 @@ import httpx
 from .. import errors
 from .._http import aiter_sse, describe_body, translate_errors, upstream_text
 from .._prompts import format_plain, split_system
-from ..types import ChatRequest, Event, FinishReason, ImageRequest, ImageResult, Message
+from .._templates import format_llama3
+from ..types import (
+    ChatRequest,
+    Event,
+    FinishReason,
+    ImageRequest,
+    ImageResult,
+    Message,
+    Queued,
+)
 from ._base import Auth, AuthMode, Capability, Option, Provider
 from ._replicate_http import Prediction, Session, parse_prediction, prediction_route
 
@@ -83,6 +92,11 @@ class Replicate(Provider):
     creation body without ``id``/``urls.stream``, a redirect, a stream that ended
     without ``done`` while the prediction still runs). A stream that ends without
     ``done`` whose prediction reads ``succeeded`` is complete (finish ``stop``).
+
+    A prediction still ``starting`` when created, and each ``logs`` event before the
+    first output (the model booting), yields ``Queued(None)``: progress, so the open
+    phase does not take the wait for silence. A model of ``prompt_template_models``
+    continues a partial answer (``continues``; a mid-stream rescue).
     """
 
     name: ClassVar[str] = "replicate"
@@ -129,6 +143,18 @@ class Replicate(Provider):
         }
     )
     open_catalogue: ClassVar[bool] = True
+    prompt_template_models: ClassVar[frozenset[str]] = frozenset(
+        {"meta/meta-llama-3-70b-instruct", "meta/meta-llama-3-8b-instruct"}
+    )
+    """Models whose ``prompt_template`` input can be set to ``{prompt}``, so that llmrelay
+    sends the whole Llama 3 chat prompt itself: they continue a partial answer
+    (``continues``; https://replicate.com/meta/meta-llama-3-70b-instruct, its
+    ``prompt_template`` input)."""
+
+    @classmethod
+    def continues(cls, model: str) -> bool:
+        """Whether ``model`` continues a partial answer (``prompt_template_models``)."""
+        return model.partition(":")[0] in cls.prompt_template_models
 
     def __init__(
         self,
@@ -153,7 +179,13 @@ class Replicate(Provider):
             raise errors.ConfigError(f"{self.name}: the conversation has no user message")
         options = request.options
         data: dict[str, Any] = {}
-        if system and options.get("system_in_prompt"):
+        if request.prefill and self.continues(request.model):
+            # the whole Llama 3 prompt, its assistant turn left open after the partial
+            # answer: the model carries on from there (``prompt_template`` = "{prompt}")
+            messages = (*request.messages, Message("assistant", request.prefill))
+            data["prompt"] = format_llama3(messages)
+            data["prompt_template"] = "{prompt}"
+        elif system and options.get("system_in_prompt"):
             data["prompt"] = format_plain([Message("system", system), *conversation])
         else:
             data["prompt"] = format_plain(conversation)
@@ -230,9 +262,13 @@ class Replicate(Provider):
                 ):
                     # text of ``output`` events, then the finish of ``done`` (inline, not a
                     # generator of its own: one layer less per token)
+                    if prediction.status == "starting":
+                        yield Queued(None)  # the model boots: progress, not silence
+                    answering = False
                     async for sse in messages:
                         kind = sse.event
                         if kind == "output":
+                            answering = True
                             if sse.data:
                                 yield sse.data
                         elif kind == "done":
@@ -247,6 +283,8 @@ class Replicate(Provider):
                                 model=model,
                                 body=sse.data,
                             )
+                        elif kind == "logs" and not answering:
+                            yield Queued(None)  # setup logs: the prediction is starting
                         # "logs" and unknown events carry no answer text
                 # the stream ended without done: the prediction itself says how it ended
                 try:

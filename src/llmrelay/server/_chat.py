@@ -1,11 +1,16 @@
 """``POST /v1/chat/completions`` over ``client.chat.completions.create``.
 
-``create(stream=True)`` runs the open phase (candidates tried, fallback, up to the first
-content) before it returns, so an error raised there still chooses the HTTP status. The
-body is that stream's ``sse()``: its chunks as SSE frames (the one OpenAI chunk encoder),
-the first taken before the response starts and sent with its head. Once frames are
-flowing, a failure becomes one ``data: {"error": ...}`` frame and the stream ends
-without ``[DONE]``.
+``create(stream=True, progress=True)`` runs the open phase (candidates tried, fallback,
+up to the first content) before it returns, so an error raised there still chooses the
+HTTP status -- unless the service reports the request queued first (a Gradio Space's
+queue): then it returns at that report, the response starts with an SSE comment per
+report (``: queued position=2 eta=12``) and a ``: keep-alive`` comment every
+``QUEUED_KEEPALIVE`` seconds while no report comes, so that a proxy keeps the connection
+open; such requests are counted in ``/metrics`` (``llmrelay_server_queued_requests``,
+``llmrelay_server_queue_wait_seconds``). The body is that stream's ``sse()``: its chunks
+as SSE frames (the one OpenAI chunk encoder), the first taken before the response starts
+and sent with its head. Once frames are flowing, a failure becomes one
+``data: {"error": ...}`` frame and the stream ends without ``[DONE]``.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from ._errors import SHOULD_RETRY, attempts_header, error_body, error_reply, scr
 from ._guard import caller
 from ._memory import history_keys
 from ._schemas import ChatCompletionRequest
-from ._sse import EventStreamResponse, Outbox, sse_data
+from ._sse import QUEUED_KEEPALIVE, EventStreamResponse, Outbox, sse_data
 
 __all__ = ["router"]
 
@@ -54,6 +59,8 @@ class _Turn:
         self.provider: str | None = None
         self.model: str | None = None
         self.first_token: float | None = None
+        self.queued: float | None = None
+        """When the service first reported the request queued, until it answers."""
 
     async def restore(self) -> list[dict[str, Any]]:
         """Messages to send; sets ``conversation`` (rebuilt with remembered states)."""
@@ -84,7 +91,10 @@ class _Turn:
         key = history_keys([*self.pairs, ("assistant", answer)])[-1]
         await self.ctx.store.put(key, states)
 
-    def target(self, obj: llmrelay.ChatCompletion | llmrelay.AsyncChatCompletionStream) -> None:
+    def target(
+        self,
+        obj: llmrelay.ChatCompletion | llmrelay.AsyncChatCompletionStream | llmrelay.AsyncSSEStream,
+    ) -> None:
         """Take the answering provider and model from a completion or stream."""
         provider = getattr(obj, "provider", None)
         model = getattr(obj, "model", None)
@@ -218,7 +228,7 @@ async def chat_completions(request: Request, body: ChatCompletionRequest) -> Res
     try:
         if body.stream:
             stream = await ctx.client.chat.completions.create(
-                messages=messages, **kwargs, stream=True
+                messages=messages, **kwargs, stream=True, progress=True
             )
         else:
             completion = await ctx.client.chat.completions.create(messages=messages, **kwargs)
@@ -297,12 +307,13 @@ async def _json_reply(
 async def _stream_reply(
     request: Request, turn: _Turn, stream: llmrelay.AsyncChatCompletionStream
 ) -> Response:
-    """The SSE response of an opened stream; its first frame goes out with the head."""
-    turn.target(stream)
-    note(request, turn.provider, turn.model)
-    turn.first_token = time.monotonic()
-    turn.ctx.metrics.first_token.labels(*turn.labels()).observe(turn.first_token - turn.started)
+    """The SSE response of an opened (or queued) stream; its first frame goes out with the head."""
     frames = stream.sse(end=False)  # [DONE] goes out after the turn is remembered
+    if frames.queued:
+        turn.ctx.metrics.queued.inc()
+        turn.queued = time.monotonic()
+    else:
+        _answering(request, turn, frames)
     error: Exception | None = None
     try:
         # the events ``create`` buffered up to the first content: no wait for the upstream
@@ -328,6 +339,19 @@ async def _stream_reply(
     )
 
 
+def _answering(request: Request | None, turn: _Turn, frames: llmrelay.AsyncSSEStream) -> None:
+    """The stream committed: label the request, count its first token (and queue wait)."""
+    turn.target(frames)
+    if request is not None:
+        note(request, turn.provider, turn.model)
+    turn.first_token = now = time.monotonic()
+    metrics = turn.ctx.metrics
+    metrics.first_token.labels(*turn.labels()).observe(now - turn.started)
+    if turn.queued is not None:
+        metrics.queue_wait.observe(now - turn.queued)
+        turn.queued = None
+
+
 async def _produce(
     turn: _Turn, frames: llmrelay.AsyncSSEStream, outbox: Outbox, error: Exception | None
 ) -> None:
@@ -347,10 +371,18 @@ async def _produce(
     cancelled = False
     counted = sent = 0
     emit = outbox.put
+    queued = frames.queued
+    outbox.keepalive = QUEUED_KEEPALIVE if queued else 0.0
     try:
         if error is not None:
             raise error
         async for frame in frames:
+            if queued and not frames.queued:  # the queued request is answered
+                queued = False
+                outbox.keepalive = 0.0
+                _answering(None, turn, frames)
+                provider, model = turn.labels()
+                deltas = metrics.deltas.labels(provider, model)
             if emit(frame):  # let the writer send what is queued before parsing more
                 await outbox.pause()
             sent += 1
@@ -373,6 +405,10 @@ async def _produce(
         raise
     finally:
         with anyio.CancelScope(shield=True):
+            if turn.queued is not None:  # it never got an answer
+                metrics.queue_wait.observe(time.monotonic() - turn.queued)
+            if frames.skipped:
+                metrics.skipped.labels(provider, model).inc(frames.skipped)
             if frames.deltas > counted:
                 deltas.inc(frames.deltas - counted)
             await frames.aclose()

@@ -142,7 +142,9 @@ def _provider_status(exc: llmrelay.ProviderError) -> tuple[int, str, str]:
         return 404, "invalid_request_error", "model_not_found"
     if isinstance(exc, llmrelay.InvalidRequestError):
         status = 422 if exc.status_code == 422 else 400
-        return status, "invalid_request_error", "invalid_request"
+        # the provider's own machine-readable code (context_length_exceeded,
+        # content_policy_violation, ...), so a client can act on it
+        return status, "invalid_request_error", exc.code or "invalid_request"
     if isinstance(exc, llmrelay.ProviderUnavailable):
         return 503, "api_error", "upstream_unavailable"
     if isinstance(exc, llmrelay.ProviderTimeout):

@@ -80,6 +80,23 @@ class Metrics:
             ["provider", "model"],
             registry=r,
         )
+        self.queued = Counter(
+            "llmrelay_server_queued_requests",
+            "Requests a service reported queued (a Queued event) before their first content.",
+            registry=r,
+        )
+        self.queue_wait = Histogram(
+            "llmrelay_server_queue_wait_seconds",
+            "Seconds from a request's first queue report to its first content (or its end).",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.skipped = Counter(
+            "llmrelay_server_skipped_events",
+            "Upstream stream events that could not be parsed and were skipped.",
+            ["provider", "model"],
+            registry=r,
+        )
         self.in_flight = Gauge(
             "llmrelay_server_streams_in_flight",
             "Streaming responses currently open.",

@@ -27,10 +27,21 @@ import anyio
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
-__all__ = ["BATCH", "EventStreamResponse", "Outbox", "sse_data"]
+__all__ = [
+    "BATCH",
+    "KEEPALIVE_FRAME",
+    "QUEUED_KEEPALIVE",
+    "EventStreamResponse",
+    "Outbox",
+    "sse_data",
+]
 
 BATCH = 32
 """Frames the producer queues at most before the writer takes them (then it waits)."""
+QUEUED_KEEPALIVE = 15.0
+"""Seconds without a frame after which a queued stream gets a ``: keep-alive`` comment
+(proxies commonly close a response silent for 60 s)."""
+KEEPALIVE_FRAME = b": keep-alive\n\n"
 
 
 def sse_data(payload: str) -> bytes:
@@ -49,7 +60,7 @@ class Outbox:
     ``BATCH`` frames wait here) instead of letting it buffer the whole answer.
     """
 
-    __slots__ = ("closed", "frames", "started", "taken", "waiter")
+    __slots__ = ("closed", "frames", "keepalive", "started", "taken", "waiter")
 
     def __init__(self) -> None:
         self.frames: list[bytes] = []
@@ -57,6 +68,9 @@ class Outbox:
         self.taken: asyncio.Future[None] | None = None  # the producer waits for the writer
         self.closed = False
         self.started = False
+        self.keepalive = 0.0
+        """Seconds of silence after which the writer sends ``KEEPALIVE_FRAME`` (0: never);
+        the producer sets it while the upstream request is queued."""
 
     def put(self, frame: bytes) -> bool:
         """Queue ``frame``; ``True``: ``await pause()`` before parsing more."""
@@ -192,6 +206,13 @@ class EventStreamResponse(Response):
             if outbox.closed:
                 break
             waiter = outbox.waiter = loop.create_future()
+            if outbox.keepalive:
+                try:
+                    await asyncio.wait_for(asyncio.shield(waiter), outbox.keepalive)
+                except TimeoutError:
+                    if outbox.keepalive and not frames and not outbox.closed:
+                        frames.append(KEEPALIVE_FRAME)
+                continue
             await waiter
         if head is not None:
             await send(head)
