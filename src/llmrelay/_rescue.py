@@ -63,7 +63,7 @@ async def rescue(
     is updated (see the module docstring).
     """
     acc = stream._acc
-    if acc.images or getattr(acc, "tool_calls", None):
+    if acc.images or acc.calls:
         log.warning("%s broke after non-text content; not rescued", stream.provider)
         return None
     delivered = acc.answer()

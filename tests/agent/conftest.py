@@ -73,6 +73,9 @@ def client_kwargs(agent_config_path: Path) -> dict[str, Any]:
         "providers": list(scripted.ALL),
         "config_path": str(agent_config_path),
         "cooldown": 0,
+        # one upstream request per attempt: these tests count what the clients' own
+        # retries send (the relay's same-candidate retries are tests/failover's)
+        "retries": 0,
     }
 
 
