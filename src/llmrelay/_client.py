@@ -55,13 +55,12 @@ class AsyncClient:
             ``LLMRELAY_CA_BUNDLE``, ``SSL_CERT_FILE``, the config file).
         strict: refuse request parameters a provider cannot honour instead of dropping
             them with a warning.
-        cooldown: seconds a candidate that failed retryably is tried last (default 30).
         allow_image_fetch: let a provider fetch an ``http(s)`` image URL its service
             cannot take itself (public addresses only, size-capped, with a timeout);
             default ``LLMRELAY_ALLOW_IMAGE_FETCH`` / the config file, else never. A
             service that takes URLs always gets the URL unfetched.
         cooldown: the longest a candidate that failed retryably is tried last between
-            probes of its health (default 30; ``0``: never moved).
+            probes of its health (default 15; ``0``: never moved).
         retries: same-candidate retries of a transient failure (429, 5xx, a reset),
             with exponential back-off and jitter, honouring ``Retry-After``, before
             failing over (default 2; per provider and per alias in the config file).

@@ -161,7 +161,7 @@ class Router:
         *,
         aliases: Mapping[str, Sequence[str]] | None = None,
         default: str | None = None,
-        cooldown: float = 30.0,
+        cooldown: float = 15.0,
         health: HealthStore | None = None,
     ) -> None:
         self._registry = registry

@@ -128,7 +128,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
     ),
     Setting("verify", "verify", (), ("verify",), "bool", True),
     Setting("strict", "strict", ("LLMRELAY_STRICT",), ("strict",), "bool", False),
-    Setting("cooldown", "cooldown", ("LLMRELAY_COOLDOWN",), ("cooldown",), "seconds", 30.0),
+    Setting("cooldown", "cooldown", ("LLMRELAY_COOLDOWN",), ("cooldown",), "seconds", 15.0),
     Setting(
         "allow_image_fetch",
         "allow_image_fetch",

@@ -39,7 +39,7 @@ Config file (TOML; default ``<user config dir>/llmrelay/config.toml``)::
     proxy = "socks5://127.0.0.1:1080"
     ca_bundle = "/etc/ssl/corp.pem"      # or: verify = false
     strict = false
-    cooldown = 30
+    cooldown = 15
     allow_image_fetch = false           # fetch image URLs a service cannot take itself
     retries = 2
     rescue = true
@@ -278,7 +278,7 @@ class Settings:
     verify: bool | str = True
     model: str | None = None
     strict: bool = False
-    cooldown: float = 30.0
+    cooldown: float = 15.0
     allow_image_fetch: bool = False
     retries: int = 2
     provider_retries: Mapping[str, int] = field(default_factory=dict)

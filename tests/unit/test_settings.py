@@ -56,7 +56,7 @@ def test_defaults_without_anything(isolated_env: Path) -> None:
     assert settings.verify is True
     assert settings.base_url_for("hf_spaces") is None
     assert settings.api_key_for("hf_spaces") is None
-    assert settings.cooldown == 30.0
+    assert settings.cooldown == 15.0
     assert settings.strict is False
 
 
