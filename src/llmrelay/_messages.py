@@ -82,7 +82,7 @@ class AsyncMessageStream:
             kind: Anthropic's error type (``overloaded_error``, ``api_error``, ...).
             message: what went wrong.
         """
-        from ._wire.anthropic import frames
+        from ._wire._common import frames
 
         return frames(self._builder.fail(kind, message))
 

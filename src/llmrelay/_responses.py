@@ -108,7 +108,7 @@ class AsyncResponseStream:
 
         The failed response is stored (``store``), without a conversation to continue.
         """
-        from ._wire.responses import frames
+        from ._wire._common import frames
 
         out = frames(self._builder.fail(code, message))
         self._end()
