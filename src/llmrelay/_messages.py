@@ -12,11 +12,11 @@ an estimate. API reference: https://docs.anthropic.com/en/api/messages
 from __future__ import annotations
 
 from collections.abc import Mapping
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from . import errors
 from ._conversation import Conversation
+from ._opened_stream import OpenedStream
 from ._stream import AsyncChatStream
 from ._wire._common import new_id
 from ._wire.sse import AsyncSSEStream
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 __all__ = ["AsyncMessageStream", "AsyncMessages"]
 
 
-class AsyncMessageStream:
+class AsyncMessageStream(OpenedStream):
     """Anthropic stream events of one opened turn (``messages.create(stream=True)``).
 
     Iterate it for ``MessageStreamEvent`` objects, or ``sse()`` for the same events as
@@ -52,16 +52,6 @@ class AsyncMessageStream:
         from ._shape_models import AnthropicMessage
 
         return AnthropicMessage.model_validate(self._builder.message)
-
-    @property
-    def provider(self) -> str | None:
-        """Registry name of the provider answering."""
-        return self.events.provider
-
-    @property
-    def model(self) -> str | None:
-        """That provider's model id."""
-        return self.events.model
 
     def sse(self) -> AsyncSSEStream:
         """The events as SSE frames (``event: <type>``, ``data: <json>``), as bytes.
@@ -86,9 +76,6 @@ class AsyncMessageStream:
 
         return frames(self._builder.fail(kind, message))
 
-    def __aiter__(self) -> AsyncMessageStream:
-        return self
-
     async def __anext__(self) -> MessageStreamEvent:
         queue = self._queue
         if not self._started:
@@ -101,21 +88,6 @@ class AsyncMessageStream:
         from ._shape_models import MessageStreamEvent
 
         return MessageStreamEvent.model_construct(**queue.pop(0))
-
-    async def aclose(self) -> None:
-        """Stop early and close the provider's connection."""
-        await self.events.aclose()
-
-    async def __aenter__(self) -> AsyncMessageStream:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
 
 class AsyncMessages:

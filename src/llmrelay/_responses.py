@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
 from . import errors
 from ._conversation import Conversation
+from ._opened_stream import OpenedStream
 from ._response_store import MemoryResponseStore, ResponseStore, StoredResponse
 from ._stream import AsyncChatStream
 from ._wire._common import new_id
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 __all__ = ["AsyncInputItems", "AsyncResponseStream", "AsyncResponses"]
 
 
-class AsyncResponseStream:
+class AsyncResponseStream(OpenedStream):
     """The Responses events of one opened turn (``responses.create(stream=True)``).
 
     Iterate it for ``ResponseStreamEvent`` objects, or ``sse()`` for the same events as
@@ -69,16 +69,6 @@ class AsyncResponseStream:
         from ._shape_models import Response
 
         return Response.model_validate(self._builder.response)
-
-    @property
-    def provider(self) -> str | None:
-        """Registry name of the provider answering."""
-        return self.events.provider
-
-    @property
-    def model(self) -> str | None:
-        """That provider's model id."""
-        return self.events.model
 
     def _end(self) -> None:
         if not self._ended:
@@ -114,9 +104,6 @@ class AsyncResponseStream:
         self._end()
         return out
 
-    def __aiter__(self) -> AsyncResponseStream:
-        return self
-
     async def __anext__(self) -> ResponseStreamEvent:
         queue = self._queue
         builder = self._builder
@@ -136,21 +123,6 @@ class AsyncResponseStream:
         from ._shape_models import ResponseStreamEvent
 
         return ResponseStreamEvent.model_construct(**queue.pop(0))
-
-    async def aclose(self) -> None:
-        """Stop early and close the provider's connection."""
-        await self.events.aclose()
-
-    async def __aenter__(self) -> AsyncResponseStream:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
 
 class AsyncInputItems:
