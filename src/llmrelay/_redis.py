@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import _setting_table
-from ._router import FORGET_AFTER, Target
+from ._router import FORGET_AFTER, Target, is_cooling, is_suspect
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -175,18 +175,11 @@ class RedisHealth:
 
     def cooling(self, target: Target, now: float) -> bool:
         """Whether ``target`` is cooling down (as of the last ``refresh``)."""
-        until = self._until.get(target)
-        return until is not None and until > now
+        return is_cooling(self._until, target, now)
 
     def suspect(self, target: Target, now: float) -> bool:
         """Whether its cool-down ended without an answer seen since (half-open)."""
-        until = self._until.get(target)
-        if until is None or until > now:
-            return False
-        if now - until > FORGET_AFTER:
-            del self._until[target]
-            return False
-        return True
+        return is_suspect(self._until, target, now)
 
     async def claim_probe(self, target: Target, lease: float) -> bool:
         """Take the one probe of ``target`` for every worker, for ``lease`` seconds."""

@@ -51,6 +51,8 @@ __all__ = [
     "MemoryHealth",
     "Router",
     "Target",
+    "is_cooling",
+    "is_suspect",
 ]
 
 FIRST_OPEN = 1.0
@@ -102,6 +104,27 @@ class HealthStore(Protocol):
         """Whether ``target`` is still cooling down at ``now``."""
 
 
+def is_cooling(until: Mapping[Target, float], target: Target, now: float) -> bool:
+    """Whether ``target``'s cool-down (``until[target]``, monotonic seconds) lasts past ``now``."""
+    end = until.get(target)
+    return end is not None and end > now
+
+
+def is_suspect(until: dict[Target, float], target: Target, now: float) -> bool:
+    """Whether ``target``'s cool-down ended without an answer seen since (half-open).
+
+    A failure whose cool-down ended more than ``FORGET_AFTER`` seconds ago is forgotten
+    (deleted from ``until``): not suspect.
+    """
+    end = until.get(target)
+    if end is None or end > now:
+        return False
+    if now - end > FORGET_AFTER:
+        del until[target]
+        return False
+    return True
+
+
 class MemoryHealth:
     """``HealthStore`` in a dict, for one client (with the half-open probe)."""
 
@@ -116,18 +139,11 @@ class MemoryHealth:
 
     def cooling(self, target: Target, now: float) -> bool:
         """Whether ``target`` is still cooling down."""
-        until = self._until.get(target)
-        return until is not None and until > now
+        return is_cooling(self._until, target, now)
 
     def suspect(self, target: Target, now: float) -> bool:
         """Whether its cool-down ended without an answer since (forgotten after a while)."""
-        until = self._until.get(target)
-        if until is None or until > now:
-            return False
-        if now - until > FORGET_AFTER:
-            del self._until[target]
-            return False
-        return True
+        return is_suspect(self._until, target, now)
 
     async def claim_probe(self, target: Target, lease: float) -> bool:
         """Take the one probe of ``target`` for ``lease`` seconds, if nobody holds it."""
