@@ -47,12 +47,11 @@ __all__ = [
     "FORGET_AFTER",
     "PROBE_LEASE",
     "Candidate",
+    "CoolDowns",
     "HealthStore",
     "MemoryHealth",
     "Router",
     "Target",
-    "is_cooling",
-    "is_suspect",
 ]
 
 FIRST_OPEN = 1.0
@@ -104,28 +103,33 @@ class HealthStore(Protocol):
         """Whether ``target`` is still cooling down at ``now``."""
 
 
-def is_cooling(until: Mapping[Target, float], target: Target, now: float) -> bool:
-    """Whether ``target``'s cool-down (``until[target]``, monotonic seconds) lasts past ``now``."""
-    end = until.get(target)
-    return end is not None and end > now
+class CoolDowns:
+    """The cool-down rules a ``HealthStore`` keeps in ``_until`` (target: monotonic end).
 
-
-def is_suspect(until: dict[Target, float], target: Target, now: float) -> bool:
-    """Whether ``target``'s cool-down ended without an answer seen since (half-open).
-
-    A failure whose cool-down ended more than ``FORGET_AFTER`` seconds ago is forgotten
-    (deleted from ``until``): not suspect.
+    ``cooling``: the cool-down lasts past ``now``. ``suspect``: it ended without an
+    answer seen since (half-open); a failure whose cool-down ended more than
+    ``FORGET_AFTER`` seconds ago is forgotten (removed): not suspect.
     """
-    end = until.get(target)
-    if end is None or end > now:
-        return False
-    if now - end > FORGET_AFTER:
-        del until[target]
-        return False
-    return True
+
+    _until: dict[Target, float]
+
+    def cooling(self, target: Target, now: float) -> bool:
+        """Whether ``target`` is still cooling down at ``now``."""
+        until = self._until.get(target)
+        return until is not None and until > now
+
+    def suspect(self, target: Target, now: float) -> bool:
+        """Whether its cool-down ended without an answer seen since (half-open)."""
+        until = self._until.get(target)
+        if until is None or until > now:
+            return False
+        if now - until > FORGET_AFTER:
+            del self._until[target]
+            return False
+        return True
 
 
-class MemoryHealth:
+class MemoryHealth(CoolDowns):
     """``HealthStore`` in a dict, for one client (with the half-open probe)."""
 
     def __init__(self) -> None:
@@ -136,14 +140,6 @@ class MemoryHealth:
         """Remember the failure until ``until``."""
         self._until[target] = until
         self._probes.pop(target, None)
-
-    def cooling(self, target: Target, now: float) -> bool:
-        """Whether ``target`` is still cooling down."""
-        return is_cooling(self._until, target, now)
-
-    def suspect(self, target: Target, now: float) -> bool:
-        """Whether its cool-down ended without an answer since (forgotten after a while)."""
-        return is_suspect(self._until, target, now)
 
     async def claim_probe(self, target: Target, lease: float) -> bool:
         """Take the one probe of ``target`` for ``lease`` seconds, if nobody holds it."""
