@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import errors
 from ._conversation import Conversation
-from ._opened_stream import OpenedStream
+from ._opened_stream import OpenedStream, collect_into, open_turn
 from ._stream import AsyncChatStream
 from ._wire._common import new_id
 from ._wire.sse import AsyncSSEStream
@@ -141,18 +141,14 @@ class AsyncMessages:
         messages = request.messages
         if conversation is not None:
             messages = _after(conversation, messages)
-        events = self._client.stream(
+        events = await open_turn(
+            self._client,
             messages,
             model=request.model,
             system=request.system,
             conversation=conversation,
-            **request.chat,
+            chat=request.chat,
         )
-        try:
-            await events.start()
-        except BaseException:
-            await events.aclose()
-            raise
         builder = wire.MessageEvents(
             id=new_id("msg_"),
             model=f"{events.provider}:{events.model}",
@@ -160,11 +156,7 @@ class AsyncMessages:
         )
         if request.stream:
             return AsyncMessageStream(events, builder)
-        try:
-            async for event in events:
-                builder.event(event)
-        finally:
-            await events.aclose()
+        await collect_into(events, builder)
         from ._shape_models import AnthropicMessage
 
         return AnthropicMessage.model_validate(builder.message)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from . import errors
 from ._conversation import Conversation
-from ._opened_stream import OpenedStream
+from ._opened_stream import OpenedStream, collect_into, open_turn
 from ._response_store import MemoryResponseStore, ResponseStore, StoredResponse
 from ._stream import AsyncChatStream
 from ._wire._common import new_id
@@ -244,18 +244,14 @@ class AsyncResponses:
             conversation = await self._continued(request)
         found = {ref: await self._item(ref) for ref in request.references}
         messages = wire.to_messages(request.entries, {k: v for k, v in found.items() if v})
-        events = self._client.stream(
+        events = await open_turn(
+            self._client,
             messages,
             model=request.model,
             system=request.instructions,
             conversation=conversation,
-            **request.chat,
+            chat=request.chat,
         )
-        try:
-            await events.start()
-        except BaseException:
-            await events.aclose()
-            raise
         builder = wire.ResponseEvents(
             wire.base_response(
                 request,
@@ -271,11 +267,7 @@ class AsyncResponses:
 
         if request.stream:
             return AsyncResponseStream(events, builder, store)
-        try:
-            async for event in events:
-                builder.event(event)
-        finally:
-            await events.aclose()
+        await collect_into(events, builder)
         store()
         from ._shape_models import Response
 
