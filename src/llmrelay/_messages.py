@@ -12,11 +12,11 @@ an estimate. API reference: https://docs.anthropic.com/en/api/messages
 from __future__ import annotations
 
 from collections.abc import Mapping
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from . import errors
 from ._conversation import Conversation
+from ._opened_stream import OpenedStream, collect_into, open_turn
 from ._stream import AsyncChatStream
 from ._wire._common import new_id
 from ._wire.sse import AsyncSSEStream
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 __all__ = ["AsyncMessageStream", "AsyncMessages"]
 
 
-class AsyncMessageStream:
+class AsyncMessageStream(OpenedStream):
     """Anthropic stream events of one opened turn (``messages.create(stream=True)``).
 
     Iterate it for ``MessageStreamEvent`` objects, or ``sse()`` for the same events as
@@ -53,16 +53,6 @@ class AsyncMessageStream:
 
         return AnthropicMessage.model_validate(self._builder.message)
 
-    @property
-    def provider(self) -> str | None:
-        """Registry name of the provider answering."""
-        return self.events.provider
-
-    @property
-    def model(self) -> str | None:
-        """That provider's model id."""
-        return self.events.model
-
     def sse(self) -> AsyncSSEStream:
         """The events as SSE frames (``event: <type>``, ``data: <json>``), as bytes.
 
@@ -82,12 +72,9 @@ class AsyncMessageStream:
             kind: Anthropic's error type (``overloaded_error``, ``api_error``, ...).
             message: what went wrong.
         """
-        from ._wire.anthropic import frames
+        from ._wire._common import frames
 
         return frames(self._builder.fail(kind, message))
-
-    def __aiter__(self) -> AsyncMessageStream:
-        return self
 
     async def __anext__(self) -> MessageStreamEvent:
         queue = self._queue
@@ -101,21 +88,6 @@ class AsyncMessageStream:
         from ._shape_models import MessageStreamEvent
 
         return MessageStreamEvent.model_construct(**queue.pop(0))
-
-    async def aclose(self) -> None:
-        """Stop early and close the provider's connection."""
-        await self.events.aclose()
-
-    async def __aenter__(self) -> AsyncMessageStream:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
 
 class AsyncMessages:
@@ -169,18 +141,14 @@ class AsyncMessages:
         messages = request.messages
         if conversation is not None:
             messages = _after(conversation, messages)
-        events = self._client.stream(
+        events = await open_turn(
+            self._client,
             messages,
             model=request.model,
             system=request.system,
             conversation=conversation,
-            **request.chat,
+            chat=request.chat,
         )
-        try:
-            await events.start()
-        except BaseException:
-            await events.aclose()
-            raise
         builder = wire.MessageEvents(
             id=new_id("msg_"),
             model=f"{events.provider}:{events.model}",
@@ -188,11 +156,7 @@ class AsyncMessages:
         )
         if request.stream:
             return AsyncMessageStream(events, builder)
-        try:
-            async for event in events:
-                builder.event(event)
-        finally:
-            await events.aclose()
+        await collect_into(events, builder)
         from ._shape_models import AnthropicMessage
 
         return AnthropicMessage.model_validate(builder.message)

@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import _setting_table
-from ._router import FORGET_AFTER, Target
+from ._router import FORGET_AFTER, CoolDowns, Target
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -117,7 +117,7 @@ def _errors() -> tuple[type[BaseException], ...]:
     return (Exception,)
 
 
-class RedisHealth:
+class RedisHealth(CoolDowns):
     """``HealthStore`` shared by every client that uses the same Redis.
 
     ``failed`` (synchronous, called by the router) records the cool-down in this process at
@@ -129,7 +129,8 @@ class RedisHealth:
     after its cool-down ends (``suspect``) until a worker sees the candidate answer
     (``recovered``: removed) or ``FORGET_AFTER`` passes; ``claim_probe`` takes the one
     probe for every worker with ``SET key NX PX`` (a lease), and falls back to this
-    process's own claim when Redis cannot be reached.
+    process's own claim when Redis cannot be reached. ``cooling`` and ``suspect`` read
+    this process's copy (as of the last ``refresh``).
 
     Args:
         redis: an asyncio ``redis.asyncio.Redis`` client or a Redis URL.
@@ -172,21 +173,6 @@ class RedisHealth:
         task = loop.create_task(work)
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
-
-    def cooling(self, target: Target, now: float) -> bool:
-        """Whether ``target`` is cooling down (as of the last ``refresh``)."""
-        until = self._until.get(target)
-        return until is not None and until > now
-
-    def suspect(self, target: Target, now: float) -> bool:
-        """Whether its cool-down ended without an answer seen since (half-open)."""
-        until = self._until.get(target)
-        if until is None or until > now:
-            return False
-        if now - until > FORGET_AFTER:
-            del self._until[target]
-            return False
-        return True
 
     async def claim_probe(self, target: Target, lease: float) -> bool:
         """Take the one probe of ``target`` for every worker, for ``lease`` seconds."""

@@ -12,11 +12,11 @@ import dataclasses
 import logging
 import time
 from collections.abc import Mapping
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Unpack, overload
 
 from . import errors
 from ._fields import split_fields
+from ._opened_stream import OpenedStream
 from ._params import ChatParams, CompletionCreateParams, ImagesGenerateParams, check, keywords
 from ._stream import AsyncChatStream
 from ._turn import Turn
@@ -49,7 +49,7 @@ __all__ = [
 log = logging.getLogger("llmrelay")
 
 
-class AsyncChatCompletionStream:
+class AsyncChatCompletionStream(OpenedStream):
     """``ChatCompletionChunk`` objects of one opened turn (``create(stream=True)``).
 
     Iterate it (``async for chunk in stream``), or ``sse()`` for the same chunks as
@@ -149,22 +149,9 @@ class AsyncChatCompletionStream:
         return AsyncSSEStream(self.events, frames(), end=end)
 
     @property
-    def provider(self) -> str | None:
-        """Registry name of the provider answering."""
-        return self.events.provider
-
-    @property
-    def model(self) -> str | None:
-        """That provider's model id."""
-        return self.events.model
-
-    @property
     def id(self) -> str:
         """The completion id every chunk carries."""
         return self._id
-
-    def __aiter__(self) -> AsyncChatCompletionStream:
-        return self
 
     async def __anext__(self) -> ChatCompletionChunk:
         tail = self._tail
@@ -190,21 +177,6 @@ class AsyncChatCompletionStream:
             chunk = converter.convert(event)
             if chunk is not None:
                 return chunk
-
-    async def aclose(self) -> None:
-        """Stop early and close the provider's connection."""
-        await self.events.aclose()
-
-    async def __aenter__(self) -> AsyncChatCompletionStream:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
 
 class AsyncChatCompletions:

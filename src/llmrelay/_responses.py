@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
 from . import errors
 from ._conversation import Conversation
+from ._opened_stream import OpenedStream, collect_into, open_turn
 from ._response_store import MemoryResponseStore, ResponseStore, StoredResponse
 from ._stream import AsyncChatStream
 from ._wire._common import new_id
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 __all__ = ["AsyncInputItems", "AsyncResponseStream", "AsyncResponses"]
 
 
-class AsyncResponseStream:
+class AsyncResponseStream(OpenedStream):
     """The Responses events of one opened turn (``responses.create(stream=True)``).
 
     Iterate it for ``ResponseStreamEvent`` objects, or ``sse()`` for the same events as
@@ -70,16 +70,6 @@ class AsyncResponseStream:
 
         return Response.model_validate(self._builder.response)
 
-    @property
-    def provider(self) -> str | None:
-        """Registry name of the provider answering."""
-        return self.events.provider
-
-    @property
-    def model(self) -> str | None:
-        """That provider's model id."""
-        return self.events.model
-
     def _end(self) -> None:
         if not self._ended:
             self._ended = True
@@ -108,14 +98,11 @@ class AsyncResponseStream:
 
         The failed response is stored (``store``), without a conversation to continue.
         """
-        from ._wire.responses import frames
+        from ._wire._common import frames
 
         out = frames(self._builder.fail(code, message))
         self._end()
         return out
-
-    def __aiter__(self) -> AsyncResponseStream:
-        return self
 
     async def __anext__(self) -> ResponseStreamEvent:
         queue = self._queue
@@ -136,21 +123,6 @@ class AsyncResponseStream:
         from ._shape_models import ResponseStreamEvent
 
         return ResponseStreamEvent.model_construct(**queue.pop(0))
-
-    async def aclose(self) -> None:
-        """Stop early and close the provider's connection."""
-        await self.events.aclose()
-
-    async def __aenter__(self) -> AsyncResponseStream:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
 
 class AsyncInputItems:
@@ -272,18 +244,14 @@ class AsyncResponses:
             conversation = await self._continued(request)
         found = {ref: await self._item(ref) for ref in request.references}
         messages = wire.to_messages(request.entries, {k: v for k, v in found.items() if v})
-        events = self._client.stream(
+        events = await open_turn(
+            self._client,
             messages,
             model=request.model,
             system=request.instructions,
             conversation=conversation,
-            **request.chat,
+            chat=request.chat,
         )
-        try:
-            await events.start()
-        except BaseException:
-            await events.aclose()
-            raise
         builder = wire.ResponseEvents(
             wire.base_response(
                 request,
@@ -299,11 +267,7 @@ class AsyncResponses:
 
         if request.stream:
             return AsyncResponseStream(events, builder, store)
-        try:
-            async for event in events:
-                builder.event(event)
-        finally:
-            await events.aclose()
+        await collect_into(events, builder)
         store()
         from ._shape_models import Response
 

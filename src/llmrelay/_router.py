@@ -47,6 +47,7 @@ __all__ = [
     "FORGET_AFTER",
     "PROBE_LEASE",
     "Candidate",
+    "CoolDowns",
     "HealthStore",
     "MemoryHealth",
     "Router",
@@ -102,7 +103,33 @@ class HealthStore(Protocol):
         """Whether ``target`` is still cooling down at ``now``."""
 
 
-class MemoryHealth:
+class CoolDowns:
+    """The cool-down rules a ``HealthStore`` keeps in ``_until`` (target: monotonic end).
+
+    ``cooling``: the cool-down lasts past ``now``. ``suspect``: it ended without an
+    answer seen since (half-open); a failure whose cool-down ended more than
+    ``FORGET_AFTER`` seconds ago is forgotten (removed): not suspect.
+    """
+
+    _until: dict[Target, float]
+
+    def cooling(self, target: Target, now: float) -> bool:
+        """Whether ``target`` is still cooling down at ``now``."""
+        until = self._until.get(target)
+        return until is not None and until > now
+
+    def suspect(self, target: Target, now: float) -> bool:
+        """Whether its cool-down ended without an answer seen since (half-open)."""
+        until = self._until.get(target)
+        if until is None or until > now:
+            return False
+        if now - until > FORGET_AFTER:
+            del self._until[target]
+            return False
+        return True
+
+
+class MemoryHealth(CoolDowns):
     """``HealthStore`` in a dict, for one client (with the half-open probe)."""
 
     def __init__(self) -> None:
@@ -113,21 +140,6 @@ class MemoryHealth:
         """Remember the failure until ``until``."""
         self._until[target] = until
         self._probes.pop(target, None)
-
-    def cooling(self, target: Target, now: float) -> bool:
-        """Whether ``target`` is still cooling down."""
-        until = self._until.get(target)
-        return until is not None and until > now
-
-    def suspect(self, target: Target, now: float) -> bool:
-        """Whether its cool-down ended without an answer since (forgotten after a while)."""
-        until = self._until.get(target)
-        if until is None or until > now:
-            return False
-        if now - until > FORGET_AFTER:
-            del self._until[target]
-            return False
-        return True
 
     async def claim_probe(self, target: Target, lease: float) -> bool:
         """Take the one probe of ``target`` for ``lease`` seconds, if nobody holds it."""

@@ -11,20 +11,25 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Mapping
-from typing import Any, NoReturn
+from collections.abc import Iterator, Mapping
+from typing import Any, Generic, NoReturn, TypeVar
 
 from .. import errors
+from ..types import Event, FinishReason, ProviderInfo, Reasoning, ToolCallDelta, Usage
 
 __all__ = [
+    "ShapeEvents",
+    "ShapeFrames",
     "dumps",
     "field_error",
+    "frames",
     "new_id",
     "opt_bool",
     "opt_int",
     "opt_number",
     "opt_str",
     "sse_event",
+    "tool_entries",
 ]
 
 _LINE_BREAKS = ("\u2028", "\u2029", "\x85")
@@ -114,3 +119,139 @@ def opt_number(
     if isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value <= high:
         return float(value)
     field_error(where + name, f"must be a number from {low:g} to {high:g}")
+
+
+def tool_entries(value: Any) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """A request's ``tools`` entries, each with its ``param`` path (``tools[2]``).
+
+    Absent/null gives none. Each entry is checked as it is reached (so the first bad one
+    is the one named).
+
+    Raises:
+        llmrelay.errors.ConfigError: not a list of at most 128 entries, or an entry that
+            is not an object.
+    """
+    if value is None:
+        return
+    if not isinstance(value, list) or len(value) > 128:
+        field_error("tools", "must be a list of at most 128 tools")
+    for index, tool in enumerate(value):
+        where = f"tools[{index}]"
+        if not isinstance(tool, Mapping):
+            field_error(where, "must be an object")
+        yield where, tool
+
+
+def frames(events: list[dict[str, Any]]) -> bytes:
+    """``events`` as SSE frames (``event: <type>`` and ``data: <json>``)."""
+    return b"".join(sse_event(event["type"], event) for event in events)
+
+
+class ShapeEvents:
+    """What a shape's event builder shares: ``event(e)`` sends each event to its method.
+
+    A subclass (``MessageEvents``, ``ResponseEvents``) writes the shape's events (dicts)
+    in ``start``, ``text``, ``text_frame``, ``reasoning``, ``tool_call`` and ``finish``,
+    and keeps ``ended`` and ``_usage`` (the last ``Usage``, reported with the finish).
+    """
+
+    ended: bool
+    _usage: Usage | None
+
+    def start(self) -> list[dict[str, Any]]:
+        """The events that open the stream."""
+        raise NotImplementedError
+
+    def text(self, delta: str) -> list[dict[str, Any]]:
+        """The events of a text delta."""
+        raise NotImplementedError
+
+    def text_frame(self, delta: str) -> bytes | None:
+        """The one SSE frame of a text delta when it is quick to write, else ``None``."""
+        raise NotImplementedError
+
+    def reasoning(self, delta: str) -> list[dict[str, Any]]:
+        """The events of a reasoning delta."""
+        raise NotImplementedError
+
+    def tool_call(self, delta: ToolCallDelta) -> list[dict[str, Any]]:
+        """The events of a tool-call fragment."""
+        raise NotImplementedError
+
+    def finish(self, reason: str) -> list[dict[str, Any]]:
+        """The events that end the stream (``reason`` is llmrelay's finish reason)."""
+        raise NotImplementedError
+
+    def event(self, event: Event) -> list[dict[str, Any]]:
+        """The events of any llmrelay event (none for those without a form)."""
+        if type(event) is str:
+            return self.text(event)
+        if isinstance(event, Reasoning):
+            return self.reasoning(event.text)
+        if isinstance(event, ToolCallDelta):
+            return self.tool_call(event)
+        if isinstance(event, Usage):
+            self._usage = event
+            return []
+        if isinstance(event, FinishReason):
+            return self.finish(event.reason)
+        return []  # provider info, state, queue position, images: no form in these shapes
+
+
+E = TypeVar("E", bound=ShapeEvents)
+
+
+class ShapeFrames(Generic[E]):
+    """A shape's builder's events as SSE frames (an ``llmrelay._wire.sse.SSEEncoder``).
+
+    ``ProviderInfo`` (the stream's first event) gives ``start()``'s events; the finish
+    gives the closing events and the terminal one, so there is no end frame.
+
+    Args:
+        events: the stream's builder.
+
+    Attributes:
+        finish_reason: the shape's name of the finish sent, once sent.
+        sent_usage: the usage reported with the finish, if any.
+    """
+
+    end_frame = b""
+
+    def __init__(self, events: E) -> None:
+        self.events = events
+        self.finish_reason: str | None = None
+        self.sent_usage: Usage | None = None
+
+    def text(self, text: str) -> bytes:
+        """The frame(s) of a text delta.
+
+        Raises:
+            UnicodeEncodeError: ``text`` holds a lone surrogate.
+        """
+        frame = self.events.text_frame(text)
+        if frame is not None:
+            return frame
+        return frames(self.events.text(text))
+
+    def event(self, event: Event) -> bytes | None:
+        """The frames of any other event, or ``None`` when it makes none."""
+        if isinstance(event, ProviderInfo):
+            return frames(self.events.start())
+        if isinstance(event, Usage):
+            self.sent_usage = event
+        out = self.events.event(event)
+        if isinstance(event, FinishReason):
+            self.finish_reason = self._finish_name()
+            self._ended()
+        return frames(out) if out else None
+
+    def tail(self) -> bytes:
+        """Nothing: the terminal event was sent with the finish."""
+        return b""
+
+    def _finish_name(self) -> str:
+        """The shape's name of the finish just made."""
+        raise NotImplementedError
+
+    def _ended(self) -> None:
+        """Called once the finish's events were made."""

@@ -38,8 +38,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..types import Event, FinishReason, ProviderInfo, Reasoning, ToolCallDelta, Usage
+from ..types import ToolCallDelta, Usage
 from ._common import (
+    ShapeEvents,
+    ShapeFrames,
     dumps,
     field_error,
     new_id,
@@ -47,7 +49,7 @@ from ._common import (
     opt_int,
     opt_number,
     opt_str,
-    sse_event,
+    tool_entries,
 )
 from .sse import json_string
 
@@ -279,15 +281,8 @@ def _only(block: Mapping[str, Any], where: str, keys: tuple[str, ...]) -> None:
 
 def _tools(value: Any) -> list[dict[str, Any]]:
     """The tools as OpenAI function tools."""
-    if value is None:
-        return []
-    if not isinstance(value, list) or len(value) > 128:
-        field_error("tools", "must be a list of at most 128 tools")
     tools = []
-    for index, tool in enumerate(value):
-        where = f"tools[{index}]"
-        if not isinstance(tool, Mapping):
-            field_error(where, "must be an object")
+    for where, tool in tool_entries(value):
         if tool.get("type") not in (None, "custom"):
             field_error(f"{where}.type", f"{tool.get('type')!r:.60} tools are not supported")
         _only(tool, where, ("type", "name", "description", "input_schema", "cache_control"))
@@ -478,7 +473,7 @@ def estimate_tokens(request: MessagesRequest) -> int:
     return max(1, math.ceil(size / 4))
 
 
-class MessageEvents:
+class MessageEvents(ShapeEvents):
     """A turn's events as Anthropic stream events (dicts; see the module docstring).
 
     ``start()`` first (``message_start`` and a ``ping``), then ``event(e)`` for each
@@ -654,21 +649,6 @@ class MessageEvents:
         self._pending.clear()
         return out + self._close()
 
-    def event(self, event: Event) -> list[dict[str, Any]]:
-        """The events of any llmrelay event (none for those without a form)."""
-        if type(event) is str:
-            return self.text(event)
-        if isinstance(event, Reasoning):
-            return self.reasoning(event.text)
-        if isinstance(event, ToolCallDelta):
-            return self.tool_call(event)
-        if isinstance(event, Usage):
-            self._usage = event
-            return []
-        if isinstance(event, FinishReason):
-            return self.finish(event.reason)
-        return []
-
     def finish(self, reason: str) -> list[dict[str, Any]]:
         """Close the blocks; ``message_delta`` (stop reason, usage) and ``message_stop``."""
         if self.ended:
@@ -714,8 +694,10 @@ def _parsed(arguments: str) -> Any:
         return arguments
 
 
-class MessageFrames:
+class MessageFrames(ShapeFrames["MessageEvents"]):
     """The SSE frames of one Messages stream (an ``llmrelay._wire.sse.SSEEncoder``).
+
+    ``message_stop`` is sent with the finish.
 
     Args:
         events: the stream's ``MessageEvents``.
@@ -725,40 +707,5 @@ class MessageFrames:
         sent_usage: the usage reported in ``message_delta``, if any.
     """
 
-    end_frame = b""
-
-    def __init__(self, events: MessageEvents) -> None:
-        self.events = events
-        self.finish_reason: str | None = None
-        self.sent_usage: Usage | None = None
-
-    def text(self, text: str) -> bytes:
-        """The frame(s) of a text delta.
-
-        Raises:
-            UnicodeEncodeError: ``text`` holds a lone surrogate.
-        """
-        frame = self.events.text_frame(text)
-        if frame is not None:
-            return frame
-        return frames(self.events.text(text))
-
-    def event(self, event: Event) -> bytes | None:
-        """The frames of any other event, or ``None`` when it makes none."""
-        if isinstance(event, ProviderInfo):
-            return frames(self.events.start())
-        if isinstance(event, Usage):
-            self.sent_usage = event
-        out = self.events.event(event)
-        if isinstance(event, FinishReason):
-            self.finish_reason = self.events.message["stop_reason"]
-        return frames(out) if out else None
-
-    def tail(self) -> bytes:
-        """Nothing: ``message_stop`` was sent with the finish."""
-        return b""
-
-
-def frames(events: list[dict[str, Any]]) -> bytes:
-    """``events`` as SSE frames (``event: <type>`` and ``data: <json>``)."""
-    return b"".join(sse_event(event["type"], event) for event in events)
+    def _finish_name(self) -> str:
+        return str(self.events.message["stop_reason"])

@@ -37,8 +37,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..types import Event, FinishReason, ProviderInfo, Reasoning, ToolCallDelta, Usage
+from ..types import ToolCallDelta, Usage
 from ._common import (
+    ShapeEvents,
+    ShapeFrames,
     dumps,
     field_error,
     new_id,
@@ -46,7 +48,7 @@ from ._common import (
     opt_int,
     opt_number,
     opt_str,
-    sse_event,
+    tool_entries,
 )
 from .sse import json_string
 
@@ -266,15 +268,8 @@ def _metadata(value: Any) -> dict[str, str]:
 
 def _tools(value: Any) -> list[dict[str, Any]]:
     """The function tools, in the Responses shape (as the response echoes them)."""
-    if value is None:
-        return []
-    if not isinstance(value, list) or len(value) > 128:
-        field_error("tools", "must be a list of at most 128 tools")
     tools = []
-    for index, tool in enumerate(value):
-        where = f"tools[{index}]"
-        if not isinstance(tool, Mapping):
-            field_error(where, "must be an object")
+    for where, tool in tool_entries(value):
         kind = tool.get("type")
         if kind != "function":
             field_error(f"{where}.type", f"{kind!r:.40} tools are not supported (only function)")
@@ -688,7 +683,7 @@ _INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"
 """llmrelay finish reasons that end a response ``incomplete``, with its reason."""
 
 
-class ResponseEvents:
+class ResponseEvents(ShapeEvents):
     """A turn's events as Responses streaming events (dicts; see the module docstring).
 
     Call ``start()`` first (``response.created`` and ``response.in_progress``), then
@@ -966,21 +961,6 @@ class ResponseEvents:
 
     # -- the end -----------------------------------------------------------------------
 
-    def event(self, event: Event) -> list[dict[str, Any]]:
-        """The events of any llmrelay event (none for those without a form)."""
-        if type(event) is str:
-            return self.text(event)
-        if isinstance(event, Reasoning):
-            return self.reasoning(event.text)
-        if isinstance(event, ToolCallDelta):
-            return self.tool_call(event)
-        if isinstance(event, Usage):
-            self._usage = event
-            return []
-        if isinstance(event, FinishReason):
-            return self.finish(event.reason)
-        return []  # provider info, state, queue position, images: no Responses form
-
     def finish(self, reason: str) -> list[dict[str, Any]]:
         """Close every item and end: ``response.completed`` or ``response.incomplete``."""
         if self.ended:
@@ -1026,7 +1006,7 @@ def _copy_response(response: dict[str, Any]) -> dict[str, Any]:
     return copy
 
 
-class ResponseFrames:
+class ResponseFrames(ShapeFrames["ResponseEvents"]):
     """The SSE frames of one Responses stream (an ``llmrelay._wire.sse.SSEEncoder``).
 
     ``ProviderInfo`` (the stream's first event) gives ``response.created`` and
@@ -1042,46 +1022,16 @@ class ResponseFrames:
         sent_usage: the usage reported in the terminal event, if any.
     """
 
-    end_frame = b""
-
     def __init__(self, events: ResponseEvents, on_end: Callable[[], None] | None = None) -> None:
-        self.events = events
+        super().__init__(events)
         self.on_end = on_end
-        self.finish_reason: str | None = None
-        self.sent_usage: Usage | None = None
 
-    def text(self, text: str) -> bytes:
-        """The frame(s) of a text delta.
+    def _finish_name(self) -> str:
+        return str(self.events.response["status"])
 
-        Raises:
-            UnicodeEncodeError: ``text`` holds a lone surrogate.
-        """
-        frame = self.events.text_frame(text)
-        if frame is not None:
-            return frame
-        return frames(self.events.text(text))
-
-    def event(self, event: Event) -> bytes | None:
-        """The frames of any other event, or ``None`` when it makes none."""
-        if isinstance(event, ProviderInfo):
-            return frames(self.events.start())
-        if isinstance(event, Usage):
-            self.sent_usage = event
-        out = self.events.event(event)
-        if isinstance(event, FinishReason):
-            self.finish_reason = self.events.response["status"]
-            if self.on_end is not None:
-                self.on_end()
-        return frames(out) if out else None
-
-    def tail(self) -> bytes:
-        """Nothing: the terminal event was sent with the finish."""
-        return b""
-
-
-def frames(events: list[dict[str, Any]]) -> bytes:
-    """``events`` as SSE frames (``event: <type>`` and ``data: <json>``)."""
-    return b"".join(sse_event(event["type"], event) for event in events)
+    def _ended(self) -> None:
+        if self.on_end is not None:
+            self.on_end()
 
 
 def stored_json(response: Mapping[str, Any]) -> bytes:

@@ -147,6 +147,34 @@ class _Turn:
         )
         writer.enqueue(entry)
 
+    async def end_stream(
+        self,
+        frames: llmrelay.AsyncSSEStream,
+        *,
+        cancelled: bool,
+        error_type: str | None,
+        failure: BaseException | None,
+    ) -> None:
+        """Close a stream however it ended; count the request and log the exchange.
+
+        Args:
+            frames: the stream's frames (closed here).
+            cancelled: the client went away (counted as status 499).
+            error_type: the error reply's type, when the stream ended in one.
+            failure: what ended the stream early, if anything.
+        """
+        await frames.aclose()
+        self.ctx.metrics.in_flight.dec()
+        self.finish(499 if cancelled else 200, error_type)
+        await self.record(
+            frames.text,
+            attempts=frames.attempts or (),
+            usage=frames.usage,
+            finish_reason=frames.finish_reason,
+            error=failure,
+            first_token=self.first_token,
+        )
+
     def labels(self) -> tuple[str, str]:
         return self.ctx.metrics.labels(self.provider, self.model)
 
@@ -314,15 +342,8 @@ async def _stream_reply(
         turn.queued = time.monotonic()
     else:
         _answering(request, turn, frames)
-    error: Exception | None = None
-    try:
-        # the events ``create`` buffered up to the first content: no wait for the upstream
-        first = await frames.head()
-    except Exception as exc:  # a first delta that cannot be encoded: an error frame
-        first, error = None, exc
-    except BaseException:
-        await frames.aclose()
-        raise
+    # the events ``create`` buffered up to the first content: no wait for the upstream
+    first, error = await head_frame(frames)
 
     async def produce(outbox: Outbox) -> None:
         await _produce(turn, frames, outbox, error)
@@ -337,6 +358,21 @@ async def _stream_reply(
         on_close=frames.aclose,
         first=first,
     )
+
+
+async def head_frame(frames: llmrelay.AsyncSSEStream) -> tuple[bytes | None, Exception | None]:
+    """A stream's first frame (sent with the response head), or what taking it raised.
+
+    The error (e.g. a first delta that cannot be encoded) is raised again by the producer,
+    so that it ends the stream as it would mid-stream. Cancelled: the stream is closed.
+    """
+    try:
+        return await frames.head(), None
+    except Exception as exc:
+        return None, exc
+    except BaseException:
+        await frames.aclose()
+        raise
 
 
 def _answering(request: Request | None, turn: _Turn, frames: llmrelay.AsyncSSEStream) -> None:
@@ -411,16 +447,8 @@ async def _produce(
                 metrics.skipped.labels(provider, model).inc(frames.skipped)
             if frames.deltas > counted:
                 deltas.inc(frames.deltas - counted)
-            await frames.aclose()
-            metrics.in_flight.dec()
-            turn.finish(499 if cancelled else 200, error_type)
-            await turn.record(
-                frames.text,
-                attempts=frames.attempts or (),
-                usage=frames.usage,
-                finish_reason=frames.finish_reason,
-                error=failure,
-                first_token=turn.first_token,
+            await turn.end_stream(
+                frames, cancelled=cancelled, error_type=error_type, failure=failure
             )
 
 

@@ -29,7 +29,7 @@ from fastapi.responses import JSONResponse, Response
 
 import llmrelay
 
-from ._chat import _caller, _Turn
+from ._chat import _caller, _Turn, head_frame
 from ._context import Context, note
 from ._errors import ErrorReply, attempts_header, error_body, error_reply
 from ._sse import EventStreamResponse, Outbox
@@ -278,14 +278,7 @@ async def stream_reply(
     turn.first_token = time.monotonic()
     turn.ctx.metrics.first_token.labels(*turn.labels()).observe(turn.first_token - turn.started)
     frames = stream.sse()
-    error: Exception | None = None
-    try:
-        first = await frames.head()
-    except Exception as exc:
-        first, error = None, exc
-    except BaseException:
-        await frames.aclose()
-        raise
+    first, error = await head_frame(frames)
 
     async def produce(outbox: Outbox) -> None:
         await _produce(turn, frames, outbox, error, fail, on_error)
@@ -342,16 +335,8 @@ async def _produce(
         with anyio.CancelScope(shield=True):
             if frames.deltas > counted:
                 deltas.inc(frames.deltas - counted)
-            await frames.aclose()
-            metrics.in_flight.dec()
-            turn.finish(499 if cancelled else 200, error_type)
-            await turn.record(
-                frames.text,
-                attempts=frames.attempts or (),
-                usage=frames.usage,
-                finish_reason=frames.finish_reason,
-                error=failure,
-                first_token=turn.first_token,
+            await turn.end_stream(
+                frames, cancelled=cancelled, error_type=error_type, failure=failure
             )
 
 
