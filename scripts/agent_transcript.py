@@ -21,21 +21,20 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any, Literal
 
-import httpx
 import openai
 from langchain_openai import ChatOpenAI
 from pydantic import BaseModel
 from tests.corpus.tool_streams import recorded
 from tests.fakes._server import serve
 from tests.fakes.openai_server import FakeOpenAI, OpenAIScript
+
+from _serve_child import free_port, wait_ready
 
 MODEL = "local:fake-model"
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,28 +54,6 @@ class Location(BaseModel):
     city: str
     temperature: float
     units: Literal["c", "f"]
-
-
-def free_port() -> int:
-    """A loopback port free right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    """Poll ``GET /v1/models`` until the server answers; raise if it dies or times out."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"llmrelay serve exited with {proc.returncode}")
-        try:
-            if httpx.get(f"{url}/v1/models", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit("llmrelay serve did not start in time")
 
 
 def short(value: Any) -> str:
