@@ -1,14 +1,21 @@
-"""What the transcript scripts share: a free loopback port, a child `llmrelay serve` ready."""
+"""What the transcript scripts share: a child `llmrelay serve` on a free loopback port."""
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 
-__all__ = ["free_port", "wait_ready"]
+__all__ = ["free_port", "serve_child", "wait_ready"]
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def free_port() -> int:
@@ -31,3 +38,32 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -
             pass
         time.sleep(0.2)
     raise SystemExit("llmrelay serve did not start in time")
+
+
+@contextmanager
+def serve_child(config: Path, shown: str) -> Iterator[str]:
+    """Run ``llmrelay serve --config CONFIG`` on a free port; yield its base URL.
+
+    Prints the command (``shown`` in place of the config's path), waits until it answers
+    ``GET /v1/models``, and stops it (terminate, then kill) when the block ends.
+    """
+    port = free_port()
+    print(f"$ llmrelay serve --config <config: {shown}> --port {port}")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llmrelay", "serve", "--config", str(config), "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_ready(url, proc)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)

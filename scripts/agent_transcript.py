@@ -20,8 +20,6 @@ answer differs from what the recorded streams hold.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -34,10 +32,9 @@ from tests.corpus.tool_streams import recorded
 from tests.fakes._server import serve
 from tests.fakes.openai_server import FakeOpenAI, OpenAIScript
 
-from _serve_child import free_port, wait_ready
+from _serve_child import serve_child
 
 MODEL = "local:fake-model"
-ROOT = Path(__file__).resolve().parent.parent
 
 
 class GetWeatherArgs(BaseModel):
@@ -125,29 +122,10 @@ def main() -> int:
             f'[providers.local]\nkind = "openai"\nbase_url = "{upstream}/v1"\n'
             'models = ["fake-model"]\n'
         )
-        port = free_port()
-        argv = ["llmrelay", "serve", "--config", str(config), "--port", str(port)]
-        print(f"$ {' '.join(argv[:3])} <config: local = {upstream}/v1> --port {port}")
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "llmrelay", *argv[1:]],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        try:
-            url = f"http://127.0.0.1:{port}"
-            wait_ready(url, proc)
+        with serve_child(config, f"local = {upstream}/v1") as url:
             sdk = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=20)
             tool_round_trip(sdk, fake)
             structured_output(f"{url}/v1", fake)
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
     return 0
 
 

@@ -24,8 +24,6 @@ answer differs from what the fakes were scripted to send.
 from __future__ import annotations
 
 import itertools
-import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -38,10 +36,9 @@ from tests.fakes._server import serve
 from tests.fakes.ai2 import DEFAULT_CHUNKS, FakeAi2
 from tests.fakes.openai_server import FakeOpenAI, OpenAIScript
 
-from _serve_child import free_port, wait_ready
+from _serve_child import serve_child
 
 MODEL = "local:fake-model"
-ROOT = Path(__file__).resolve().parent.parent
 
 WEATHER_TOOL: Any = {
     "type": "function",
@@ -166,32 +163,11 @@ def main() -> int:
             'models = ["fake-model"]\n\n'
             f'[providers.ai2]\nbase_url = "{ai2_url}"\n'
         )
-        port = free_port()
-        argv = ["llmrelay", "serve", "--config", str(config), "--port", str(port)]
-        print(
-            f"$ {' '.join(argv[:3])} <config: local = {upstream}/v1, ai2 = {ai2_url}> --port {port}"
-        )
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "llmrelay", *argv[1:]],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        try:
-            url = f"http://127.0.0.1:{port}"
-            wait_ready(url, proc)
+        with serve_child(config, f"local = {upstream}/v1, ai2 = {ai2_url}") as url:
             sdk = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=20)
             responses_tool_stream(sdk, openai_fake)
             messages_stream(url, openai_fake)
             ai2_continuation(sdk, ai2_fake)
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
     return 0
 
 
