@@ -831,22 +831,28 @@ class ResponseEvents(ShapeEvents):
 
     def text(self, delta: str) -> list[dict[str, Any]]:
         """The events of a text delta (an empty one makes none)."""
+        return self._delta("message", "response.output_text.delta", delta, {"logprobs": []})
+
+    def _delta(
+        self, kind: str, event_type: str, delta: str, extra: Mapping[str, Any]
+    ) -> list[dict[str, Any]]:
+        """A delta into the open ``kind`` item (opened first when another one is open)."""
         if not delta:
             return []
         item = self._open
-        out = [] if item is not None and item["type"] == "message" else self._open_item("message")
+        out = [] if item is not None and item["type"] == kind else self._open_item(kind)
         item = self._open
         assert item is not None
         self._parts.append(delta)
         out.append(
             self._event(
                 {
-                    "type": "response.output_text.delta",
+                    "type": event_type,
                     "item_id": item["id"],
                     "output_index": len(self.output) - 1,
                     "content_index": 0,
                     "delta": delta,
-                    "logprobs": [],
+                    **extra,
                 }
             )
         )
@@ -875,27 +881,7 @@ class ResponseEvents(ShapeEvents):
 
     def reasoning(self, delta: str) -> list[dict[str, Any]]:
         """The events of a reasoning delta (an empty one makes none)."""
-        if not delta:
-            return []
-        item = self._open
-        out = (
-            [] if item is not None and item["type"] == "reasoning" else self._open_item("reasoning")
-        )
-        item = self._open
-        assert item is not None
-        self._parts.append(delta)
-        out.append(
-            self._event(
-                {
-                    "type": "response.reasoning_text.delta",
-                    "item_id": item["id"],
-                    "output_index": len(self.output) - 1,
-                    "content_index": 0,
-                    "delta": delta,
-                }
-            )
-        )
-        return out
+        return self._delta("reasoning", "response.reasoning_text.delta", delta, {})
 
     def tool_call(self, delta: ToolCallDelta) -> list[dict[str, Any]]:
         """The events of a tool-call delta: a new ``function_call`` item, arguments."""
