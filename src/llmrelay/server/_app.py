@@ -147,9 +147,7 @@ def create_app(
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _internal_error)
     # inside the Guard: valid chat requests skip FastAPI's routing (see ``_fast``)
-    app.add_middleware(
-        ChatFastPath, endpoint=_chat.chat_completions, model=ChatCompletionRequest
-    )
+    app.add_middleware(ChatFastPath, endpoint=_chat.chat_completions, model=ChatCompletionRequest)
     app.add_middleware(
         Guard,
         api_key=config.api_key,
