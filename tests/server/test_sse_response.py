@@ -32,9 +32,7 @@ class _Peer:
         self.closed += 1
 
     def ended(self) -> bool:
-        return any(
-            m["type"] == "http.response.body" and not m.get("more_body") for m in self.sent
-        )
+        return any(m["type"] == "http.response.body" and not m.get("more_body") for m in self.sent)
 
 
 @pytest.mark.anyio
