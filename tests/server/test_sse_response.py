@@ -116,3 +116,30 @@ async def test_a_producer_that_returns_ends_the_body_once() -> None:
     assert body == b"".join(b"data: %d\n\n" % i for i in range(40))
     assert [m.get("more_body") for m in peer.sent[1:]][-1] is False
     assert peer.closed == 1
+
+
+@pytest.mark.anyio
+async def test_a_failing_receive_stops_everything_and_is_raised() -> None:
+    peer = _Peer()
+    seen: list[str] = []
+
+    async def receive() -> dict[str, Any]:
+        await asyncio.sleep(0.05)
+        raise RuntimeError("receive broke")
+
+    async def produce(outbox: Any) -> None:
+        outbox.put(b"data: 1\n\n")
+        await outbox.pause()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            seen.append("cancelled")
+            raise
+
+    response = EventStreamResponse(produce, headers={}, on_close=peer.on_close)
+    with anyio.fail_after(5), pytest.raises(ExceptionGroup) as raised:
+        await response(SCOPE, receive, peer.send)
+    assert [type(e) for e in raised.value.exceptions] == [RuntimeError]
+    assert seen == ["cancelled"]
+    assert not peer.ended()
+    assert peer.closed == 1
