@@ -195,14 +195,45 @@ def _typed(value: Any, parse: Callable[[Any, str], T], param: str) -> T | None:
         raise errors.ConfigError(str(exc), param=param) from None
 
 
+def stop_sequences(stop: str | Iterable[str] | None) -> tuple[str, ...] | None:
+    """``stop`` as a tuple of stop sequences (``None`` when not given).
+
+    A bare string is one sequence, as OpenAI's ``stop`` reads it
+    (https://platform.openai.com/docs/api-reference/chat/create#chat-create-stop), never
+    its characters; any other iterable is read once, in the caller's thread.
+
+    Raises:
+        ConfigError: ``param="stop"``: not a string or an iterable of strings, or an
+            empty sequence among them (no service stops on ``""``).
+    """
+    if stop is None:
+        return None
+    if isinstance(stop, str):
+        stops: tuple[object, ...] = (stop,)
+    elif isinstance(stop, bytes | Mapping) or not isinstance(stop, Iterable):
+        raise errors.ConfigError(
+            f"stop must be a string or a list of strings, not {type(stop).__name__}",
+            param="stop",
+        )
+    else:
+        stops = tuple(stop)
+    for index, item in enumerate(stops):
+        if not isinstance(item, str):
+            raise errors.ConfigError(
+                f"stop[{index}] must be a string, not {type(item).__name__}", param="stop"
+            )
+        if not item:
+            raise errors.ConfigError(f"stop[{index}] is empty", param="stop")
+    return stops  # type: ignore[return-value]
+
+
 def _given(params: ChatParams) -> dict[str, Any]:
     """The generation parameters given (name -> value; ``None`` and no stops left out)."""
-    stop = params.get("stop")
     given = (
         ("temperature", params.get("temperature")),
         ("max_tokens", params.get("max_tokens")),
         ("top_p", params.get("top_p")),
-        ("stop", tuple(stop) if stop is not None else None),
+        ("stop", stop_sequences(params.get("stop"))),
         ("seed", params.get("seed")),
         ("frequency_penalty", params.get("frequency_penalty")),
         ("presence_penalty", params.get("presence_penalty")),

@@ -177,3 +177,33 @@ def test_every_image_parameter_reaches_the_provider_from_both_clients() -> None:
         6,
         "cats",
     )
+
+
+async def test_a_bare_stop_string_is_one_sequence_in_every_layer() -> None:
+    """``stop="END"`` reaches the provider as ``("END",)``, never ``("E", "N", "D")``."""
+    first, script = scripted("first", ["a", llmrelay.FinishReason("stop")], parameters=("stop",))
+    async with llmrelay.AsyncClient(providers=[first]) as client:
+        await client.complete("hi", model="first", stop="END")
+        async with client.stream("hi", model="first", stop="END") as stream:
+            await stream.collect()
+    with llmrelay.Client(providers=[first]) as sync:
+        sync.complete("hi", model="first", stop="END")
+    assert [request.stop for request in script.received] == [("END",)] * 3
+
+
+@pytest.mark.parametrize(
+    ("stop", "message"),
+    [
+        (b"END", "not bytes"),
+        (3, "not int"),
+        (["END", 4], r"stop\[1\] must be a string"),
+        ([""], r"stop\[0\] is empty"),
+    ],
+)
+async def test_a_stop_that_is_not_strings_is_refused_naming_stop(stop: Any, message: str) -> None:
+    first, script = scripted("first", ["a"], parameters=("stop",))
+    async with llmrelay.AsyncClient(providers=[first]) as client:
+        with pytest.raises(llmrelay.errors.ConfigError, match=message) as caught:
+            await client.complete("hi", model="first", stop=stop)
+    assert caught.value.param == "stop"
+    assert script.received == []
