@@ -626,6 +626,15 @@ class AsyncChatStream:
         """The answer text received so far."""
         return self._acc.answer()
 
+    @property
+    def tool_calls(self) -> tuple[ToolCall, ...]:
+        """The tool calls received so far, assembled.
+
+        ``ToolCallDelta`` fragments joined, in ``index`` order; a call still without an
+        id or a name is left out.
+        """
+        return self._acc.tool_calls()
+
     def reports_usage(self) -> bool:
         """Whether the answering provider reports token counts (``Capability.USAGE``).
 

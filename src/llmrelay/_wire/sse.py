@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from .._json import string as json_string
 from .._turn import is_content
-from ..types import Event, ProviderInfo, Queued, Usage
+from ..types import Event, ProviderInfo, Queued, ToolCall, Usage
 
 if TYPE_CHECKING:
     from .. import errors
@@ -129,6 +129,11 @@ class AsyncSSEStream:
         """The answer text framed so far (a delta that could not be encoded excluded)."""
         text = self._events.text
         return text[: len(text) - len(self._unsent)] if self._unsent else text
+
+    @property
+    def tool_calls(self) -> tuple[ToolCall, ...]:
+        """The tool calls of the answer so far (``AsyncChatStream.tool_calls``)."""
+        return self._events.tool_calls
 
     @property
     def skipped(self) -> int:

@@ -172,6 +172,9 @@ class _Turn:
             finish_reason=frames.finish_reason,
             error=failure,
             first_token=self.first_token,
+            tool_calls=[
+                {"id": c.id, "name": c.name, "arguments": c.arguments} for c in frames.tool_calls
+            ],
         )
 
     def labels(self) -> tuple[str, str]:

@@ -105,6 +105,15 @@ async def create_message(request: Request) -> Response:
         usage=usage_of(result.usage, "input_tokens", "output_tokens"),
         finish_reason=result.stop_reason,
         body=result.model_dump_json().encode(),
+        tool_calls=[
+            {
+                "id": block["id"],
+                "name": block["name"],
+                "arguments": json.dumps(block["input"], ensure_ascii=False, separators=(",", ":")),
+            }
+            for block in result.content
+            if block.get("type") == "tool_use"
+        ],
     )
 
 

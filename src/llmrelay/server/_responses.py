@@ -112,6 +112,11 @@ async def create_response(request: Request) -> Response:
         usage=usage_of(result.usage, "input_tokens", "output_tokens"),
         finish_reason=(incomplete or {}).get("reason") or result.status,
         body=result.model_dump_json().encode(),
+        tool_calls=[
+            {"id": item["call_id"], "name": item["name"], "arguments": item["arguments"]}
+            for item in result.output
+            if item.get("type") == "function_call"
+        ],
     )
 
 

@@ -235,8 +235,13 @@ async def json_done(
     usage: Any,
     finish_reason: str | None,
     body: bytes,
+    tool_calls: list[dict[str, Any]] | None = None,
 ) -> Response:
-    """The JSON reply of a whole answer, once remembered, counted and logged."""
+    """The JSON reply of a whole answer, once remembered, counted and logged.
+
+    ``tool_calls``: the answer's calls for the exchange log, ``{"id", "name",
+    "arguments"}`` each (the arguments as JSON text).
+    """
     turn.provider, turn.model = provider, model
     note(request, provider, model)
     await turn.remember(answer)
@@ -245,7 +250,7 @@ async def json_done(
     if completion:
         turn.ctx.metrics.tokens.labels(*labels).inc(completion)
     turn.finish(200)
-    await turn.record(answer, usage=usage, finish_reason=finish_reason)
+    await turn.record(answer, usage=usage, finish_reason=finish_reason, tool_calls=tool_calls)
     return Response(body, media_type="application/json")
 
 
