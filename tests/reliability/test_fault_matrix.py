@@ -42,7 +42,7 @@ from tests.contract.fake_openai_compat import NAME as OPENAI_NAME
 from tests.contract.fake_openai_compat import OpenAICompatContractFake
 from tests.fakes._server import TestServer, serve
 from tests.fakes._streaming import Fault
-from tests.fakes.faults import FaultProxy, fault_proxy, refused_url
+from tests.fakes.faults import FaultProxy, fault_proxy, gzip_bomb, refused_url
 from tests.transports import TRANSPORTS
 
 SECRET = "sk-faults-3f9a1c5e7b2d4f6a8c0e"
@@ -612,6 +612,10 @@ def test_fault(rig: Rig, fault: str, surface: str, tmp_path: Path, transport: st
     expected = rig.fake.expected_text
     measure = fault in HEAVY and surface == "async"
     timeouts = timeouts_for(fault)
+    if fault == "gzip_bomb":
+        # built once per process (seconds, tens of MiB): before the clock and the memory
+        # trace start, which measure the client reading it
+        gzip_bomb()
     if measure:
         tracemalloc.start()
     try:
