@@ -19,7 +19,7 @@ from ._router import HealthStore
 from ._settings import Settings, Timeouts, load_config
 from ._stream import AsyncChatStream
 from ._transport import make_http_client
-from ._turn import Turn
+from ._turn import Turn, check_image_types
 from .providers import Capability, Provider
 from .types import (
     Completion,
@@ -395,9 +395,10 @@ class AsyncClient:
         self._check_open()
         if not isinstance(prompt, str) or not prompt.strip():
             raise errors.ConfigError("the image prompt is empty")
+        check_image_types(params)
         n = params.get("n", 1)
         if not 1 <= n <= 10:
-            raise errors.ConfigError(f"n must be between 1 and 10; got {n}")
+            raise errors.ConfigError(f"n must be between 1 and 10; got {n}", param="n")
         engine = self._engine
         fields = {
             name: params.get(name)
