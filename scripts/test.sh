@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up a fresh machine and run every check: ruff, mypy, the import contract, the tests.
-# Usage: bash scripts/test.sh [extra pytest arguments]
+# Usage: bash scripts/test.sh [extra pytest arguments, e.g. -n 0 for a single process]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,4 +32,9 @@ echo "== import contracts"
 .venv/bin/lint-imports
 bash scripts/setup_system.sh
 echo "== pytest"
-.venv/bin/python -m pytest "$@"
+# In parallel (pytest-xdist): four worker processes by default, on two cores too, as most
+# of the suite's time is waiting (timeouts, stalls, servers). PYTEST_XDIST_AUTO_NUM_WORKERS=N
+# (pytest-xdist's own variable) chooses the number; -n 0 among the arguments runs the tests
+# in this one process.
+PYTEST_XDIST_AUTO_NUM_WORKERS="${PYTEST_XDIST_AUTO_NUM_WORKERS:-4}" \
+  .venv/bin/python -m pytest -n auto "$@"

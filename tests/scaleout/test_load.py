@@ -153,7 +153,10 @@ async def test_async_client_with_1000_streams_leaks_no_socket_task_or_thread(
         completion = await client.complete("hi")
         return completion.text
 
-    async with llmrelay.AsyncClient(**kwargs) as client:
+    # 1000 connects at once to a server in this process: on a loaded machine (a parallel
+    # run) some wait for the accept queue past the default 10 s connect timeout
+    timeouts = llmrelay.Timeouts(connect=60)
+    async with llmrelay.AsyncClient(**kwargs, timeouts=timeouts) as client:
         texts = await asyncio.gather(*(one(client, i) for i in range(1000)))
     assert texts == [fake.expected_text] * 1000
     assert len(fake.requests) == 1000

@@ -30,7 +30,9 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def llmrelay_serve(args: list[str], env: dict[str, str], timeout: float = 30) -> Iterator[str]:
+def llmrelay_serve(args: list[str], env: dict[str, str], timeout: float = 90) -> Iterator[str]:
+    """``llmrelay serve`` on a free port until the block ends; ``timeout``: its start-up
+    (``--workers`` spawns processes that each import the server: slow on a loaded machine)."""
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "llmrelay.cli", "serve", "--port", str(port), *args],

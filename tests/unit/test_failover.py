@@ -303,16 +303,17 @@ async def test_keep_alives_do_not_reset_the_stall_bound() -> None:
 
 
 async def test_content_keeps_a_slow_stream_alive_and_a_slow_reader_is_not_a_stall() -> None:
-    drip = [x for word in ["one ", "two ", "three "] for x in (Sleep(0.25), word)]
+    # gaps of 0.2 s under a 0.8 s stall bound: the margin holds on a loaded machine
+    drip = [x for word in ["one ", "two ", "three "] for x in (Sleep(0.2), word)]
     a = provider("a", ["zero ", *drip, FinishReason("stop")])
-    async with AsyncClient(providers=[a], timeouts=Timeouts(stall=0.4)) as client:
+    async with AsyncClient(providers=[a], timeouts=Timeouts(stall=0.8)) as client:
         assert (await client.complete("hi", model="a")).text == "zero one two three "
         stream = client.stream("hi", model="a")
         text = []
         async for event in stream:
             if isinstance(event, str):
                 text.append(event)
-                await anyio.sleep(0.6)  # the caller is slow: not the provider's stall
+                await anyio.sleep(1.0)  # the caller is slow: not the provider's stall
     assert "".join(text) == "zero one two three "
 
 
