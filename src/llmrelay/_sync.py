@@ -29,8 +29,6 @@ from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Unpack, overload
 
-import httpx
-
 from . import errors
 from ._client import AsyncClient
 from ._params import (
@@ -42,10 +40,7 @@ from ._params import (
     keywords,
 )
 from ._portal import Bridge, Portal
-from ._resources import AsyncChatCompletionStream
-from ._router import HealthStore
 from ._settings import Timeouts
-from ._stream import AsyncChatStream
 from .providers import Provider
 from .types import (
     Completion,
@@ -58,6 +53,8 @@ from .types import (
 )
 
 if TYPE_CHECKING:
+    import httpx
+
     from ._openai import (
         ChatCompletion,
         ChatCompletionChunk,  # noqa: F401 (named in a string below)
@@ -66,6 +63,9 @@ if TYPE_CHECKING:
         ModelList,
     )
     from ._openai_embeddings import CreateEmbeddingResponse
+    from ._resources import AsyncChatCompletionStream
+    from ._router import HealthStore
+    from ._stream import AsyncChatStream
     from .catalog import LiveModel
 
 __all__ = ["ChatCompletionStream", "ChatStream", "Client"]

@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import http.cookiejar
 import logging
-import os
 import ssl
+import stat
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -36,6 +36,7 @@ from contextlib import contextmanager
 import httpx
 
 from . import errors
+from ._http_setup import TRANSPORTS, check_ca_bundle, choose_transport
 from ._settings import Timeouts
 from ._version import __version__
 
@@ -56,56 +57,10 @@ ACCEPT_ENCODING = "gzip, deflate"
 """The ``Accept-Encoding`` llmrelay's HTTP client sends (the encodings ``aiter_body``
 inflates in bounded steps; httpx would also ask for br and zstd when installed)."""
 
-TRANSPORTS = ("httpx", "aiohttp", "auto")
-"""The values of the ``transport`` setting."""
-
 
 def _no_cookies() -> http.cookiejar.CookieJar:
     """A cookie jar that never stores a cookie (no domain is allowed)."""
     return http.cookiejar.CookieJar(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
-
-
-def fast_installed() -> bool:
-    """Whether aiohttp (the ``fast`` extra) can be imported (without importing it)."""
-    import importlib.util
-
-    return importlib.util.find_spec("aiohttp") is not None
-
-
-def choose_transport(transport: str, proxy: str | None) -> str:
-    """The transport ``make_http_client`` uses for the setting ``transport``.
-
-    Returns:
-        ``"httpx"`` or ``"aiohttp"``: ``"auto"`` is aiohttp when it is installed and the
-        proxy is not a socks proxy (then httpx, with a log line).
-
-    Raises:
-        llmrelay.errors.ConfigError: an unknown transport; ``"aiohttp"`` without aiohttp
-            installed or with a socks proxy.
-    """
-    if transport == "httpx":
-        return "httpx"
-    if transport not in TRANSPORTS:
-        raise errors.ConfigError(
-            f"unknown transport {transport!r} (transport=, LLMRELAY_TRANSPORT or the config "
-            f"file's transport); valid transports: {', '.join(TRANSPORTS)}"
-        )
-    socks = proxy is not None and proxy.lower().startswith("socks")
-    if transport == "aiohttp":
-        if not fast_installed():
-            raise errors.ConfigError(
-                "the aiohttp transport needs aiohttp: pip install 'llmrelay[fast]'"
-            )
-        if socks:
-            raise errors.ConfigError(
-                "the aiohttp transport has no socks proxies: use the httpx transport "
-                "(or 'auto', which falls back to it)"
-            )
-        return "aiohttp"
-    if socks:
-        log.warning("transport auto: a socks proxy is set, so the httpx transport is used")
-        return "httpx"
-    return "aiohttp" if fast_installed() else "httpx"
 
 
 def make_http_client(
@@ -177,13 +132,8 @@ def _bundle_context(path: str) -> Callable[[], ssl.SSLContext]:
         llmrelay.errors.ConfigError: ``path`` cannot be read (now), or is not a CA
             bundle (when the builder is called).
     """
-    try:
-        status = os.stat(path)
-        is_dir = os.path.isdir(path)
-        if not os.access(path, os.R_OK):
-            raise PermissionError(f"permission denied: {path!r}")
-    except OSError as exc:
-        raise errors.ConfigError(f"cannot use CA bundle {path!r}: {exc}") from exc
+    status = check_ca_bundle(path)
+    is_dir = stat.S_ISDIR(status.st_mode)
 
     def make() -> ssl.SSLContext:
         try:
