@@ -90,11 +90,12 @@ llmrelay.AsyncClient()
 llmrelay.AsyncClient(transport="aiohttp")
 repr(llmrelay.AsyncClient(transport="auto", model="hf_spaces:owner/space"))
 asyncio.run(llmrelay.AsyncClient().aclose())
+llmrelay.Client().close()
 """
 
 
 def test_construction_imports_no_http_stack_and_no_provider() -> None:
-    """One fresh interpreter: default, aiohttp and auto clients, a repr, an unused close."""
+    """One fresh interpreter: default, aiohttp, auto and sync clients, unused, closed."""
     assert _heavy(_modules_after(CONSTRUCTIONS)) == []
 
 
