@@ -29,6 +29,7 @@ from ._http_setup import check_ca_bundle, choose_transport
 from ._params import ChatParams, ImageParams, check, keywords
 from ._registry import Registry
 from ._settings import Settings, Timeouts, load_config
+from ._turn import Turn, check_image_types
 from .providers import Capability, Provider
 from .types import (
     Completion,
@@ -469,7 +470,6 @@ class AsyncClient:
             llmrelay.errors.ClientClosed: the client is closed.
         """
         from ._stream import AsyncChatStream
-        from ._turn import Turn
 
         check(params, ChatParams, "stream")
         self._check_open()
@@ -524,9 +524,10 @@ class AsyncClient:
         self._check_open()
         if not isinstance(prompt, str) or not prompt.strip():
             raise errors.ConfigError("the image prompt is empty")
+        check_image_types(params)
         n = params.get("n", 1)
         if not 1 <= n <= 10:
-            raise errors.ConfigError(f"n must be between 1 and 10; got {n}")
+            raise errors.ConfigError(f"n must be between 1 and 10; got {n}", param="n")
         engine = self._engine
         fields = {
             name: params.get(name)

@@ -61,22 +61,27 @@ def normalize_input(value: Any) -> EmbeddingInput:
     """
     if isinstance(value, str):
         if not value:
-            raise errors.ConfigError("input: an empty string cannot be embedded")
+            raise errors.ConfigError("input: an empty string cannot be embedded", param="input")
         return value
     if isinstance(value, bytes | bytearray | Mapping) or not isinstance(value, Iterable):
         raise errors.ConfigError(
             "input: a string, a list of strings, a list of token ids or a list of token-id "
-            f"lists; got {type(value).__name__}"
+            f"lists; got {type(value).__name__}",
+            param="input",
         )
     items = tuple(value)
     if not items:
-        raise errors.ConfigError("input: the list is empty")
+        raise errors.ConfigError("input: the list is empty", param="input")
     if len(items) > MAX_INPUTS:
-        raise errors.ConfigError(f"input: at most {MAX_INPUTS} items; got {len(items)}")
+        raise errors.ConfigError(
+            f"input: at most {MAX_INPUTS} items; got {len(items)}", param="input"
+        )
     if all(isinstance(item, str) for item in items):
         empty = next((i for i, item in enumerate(items) if not item), None)
         if empty is not None:
-            raise errors.ConfigError(f"input[{empty}]: an empty string cannot be embedded")
+            raise errors.ConfigError(
+                f"input[{empty}]: an empty string cannot be embedded", param=f"input[{empty}]"
+            )
         return items
     if all(_token(item) for item in items):
         return items
@@ -85,11 +90,13 @@ def normalize_input(value: Any) -> EmbeddingInput:
         for index, ids in enumerate(arrays):
             if not ids or not all(_token(i) for i in ids):
                 raise errors.ConfigError(
-                    f"input[{index}]: a token array is a non-empty list of token ids (int >= 0)"
+                    f"input[{index}]: a token array is a non-empty list of token ids (int >= 0)",
+                    param=f"input[{index}]",
                 )
         return arrays
     raise errors.ConfigError(
-        "input: a list holds all strings, all token ids, or all token-id lists, not a mix"
+        "input: a list holds all strings, all token ids, or all token-id lists, not a mix",
+        param="input",
     )
 
 
@@ -101,11 +108,15 @@ def _check_fields(dimensions: Any, user: Any, options: Any) -> None:
     if dimensions is not None and (
         isinstance(dimensions, bool) or not isinstance(dimensions, int) or dimensions < 1
     ):
-        raise errors.ConfigError(f"dimensions: a positive integer; got {dimensions!r:.40}")
+        raise errors.ConfigError(
+            f"dimensions: a positive integer; got {dimensions!r:.40}", param="dimensions"
+        )
     if user is not None and not isinstance(user, str):
-        raise errors.ConfigError(f"user: a string; got {type(user).__name__}")
+        raise errors.ConfigError(f"user: a string; got {type(user).__name__}", param="user")
     if options is not None and not isinstance(options, Mapping):
-        raise errors.ConfigError(f"options: a mapping; got {type(options).__name__}")
+        raise errors.ConfigError(
+            f"options: a mapping; got {type(options).__name__}", param="options"
+        )
 
 
 def embedding_request(
@@ -169,6 +180,10 @@ async def embed(
         llmrelay.errors.ProviderError: the only candidate's error (``InvalidRequestError``
             with ``param`` for a field it cannot honour), or ``AllProvidersFailed``.
     """
+    if not isinstance(model, str):
+        raise errors.ConfigError(
+            f"model must be a string, not {type(model).__name__}", param="model"
+        )
     value = normalize_input(input)
     _check_fields(dimensions, user, options)
     fields = {"dimensions": dimensions, "user": user, "options": options}

@@ -194,15 +194,22 @@ class Engine:
         """
         cls = self.registry.get(target.provider)
         passthrough = self._forwarded(cls, target, turn)
+        earlier = len(turn.messages) - len(turn.new)  # the system prompt, the history
         for index, message in enumerate(turn.messages):
             if message.images and Capability.VISION not in cls.capabilities:
                 part = message.image_parts[0][0]
+                # named as the caller gave it: its own messages[i], or the conversation's
+                where, param = (
+                    (f"messages[{index - earlier}]",) * 2
+                    if index >= earlier
+                    else (f"the conversation's message {index}", "conversation")
+                )
                 raise errors.InvalidRequestError(
-                    f"messages[{index}] has an image_url part (content[{part}]), and "
+                    f"{where} has an image_url part (content[{part}]), and "
                     f"{target.provider} cannot take images",
                     provider=target.provider,
                     model=target.model,
-                    param=f"messages[{index}]",
+                    param=param,
                 )
         params = self._supported(cls, target, turn.parameters, turn.options)
         options = {k: v for k, v in turn.options.items() if k in cls.options}

@@ -148,6 +148,7 @@ class AsyncMessages:
             system=request.system,
             conversation=conversation,
             chat=request.chat,
+            origins=request.origins[len(request.messages) - len(messages) :],
         )
         builder = wire.MessageEvents(
             id=new_id("msg_"),

@@ -13,7 +13,9 @@ if TYPE_CHECKING:
     from ._client import AsyncClient
     from ._conversation import Conversation
     from ._stream import AsyncChatStream
-    from ._wire._common import ShapeEvents
+    from ._wire._common import Origin, ShapeEvents
+
+from ._wire._common import renamed
 
 __all__ = ["OpenedStream", "collect_into", "open_turn"]
 
@@ -26,6 +28,7 @@ async def open_turn(
     system: str | None,
     conversation: Conversation | None,
     chat: dict[str, Any],
+    origins: list[Origin] | None = None,
 ) -> AsyncChatStream:
     """One chat turn through ``client.stream``, its open phase done (``start()``).
 
@@ -36,15 +39,24 @@ async def open_turn(
         system: the system prompt, or ``None``.
         conversation: the conversation the turn continues, or ``None``.
         chat: the other ``llmrelay.ChatParams`` the request sets.
+        origins: where each of ``messages`` came from in the client's request
+            (``_wire._common.Origin``): a refusal naming ``messages[k]`` then names
+            that place instead (``param`` and text).
 
     Raises:
         Everything ``AsyncChatStream.start`` raises (the stream is closed first).
     """
-    events = client.stream(messages, model=model, system=system, conversation=conversation, **chat)
+    events: AsyncChatStream | None = None
     try:
+        events = client.stream(
+            messages, model=model, system=system, conversation=conversation, **chat
+        )
         await events.start()
-    except BaseException:
-        await events.aclose()
+    except BaseException as exc:
+        if events is not None:
+            await events.aclose()
+        if origins is not None:
+            renamed(exc, origins)
         raise
     return events
 

@@ -55,7 +55,8 @@ class ChatParams(TypedDict, total=False):
         temperature: sampling temperature.
         max_tokens: maximum tokens to generate.
         top_p: nucleus sampling mass.
-        stop: stop sequences.
+        stop: a stop sequence or an iterable of them (a bare string is one sequence,
+            as in OpenAI's ``stop``, never its characters).
         seed: random seed.
         options: provider-specific options (names the provider declares).
         conversation: an ``llmrelay.Conversation`` to continue; the turn is appended to it
@@ -83,7 +84,7 @@ class ChatParams(TypedDict, total=False):
     temperature: float | None
     max_tokens: int | None
     top_p: float | None
-    stop: Iterable[str] | None
+    stop: str | Iterable[str] | None
     seed: int | None
     options: Mapping[str, Any] | None
     conversation: Conversation | None

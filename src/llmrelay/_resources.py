@@ -244,6 +244,10 @@ class AsyncChatCompletions:
             Everything ``AsyncClient.stream`` raises, before any chunk.
         """
         check(params, CompletionCreateParams, "create")
+        if not isinstance(stream, bool):
+            raise errors.ConfigError(
+                f"stream must be true or false, not {type(stream).__name__}", param="stream"
+            )
         stop = params.get("stop")
         max_tokens = params.get("max_completion_tokens")
         if max_tokens is None:

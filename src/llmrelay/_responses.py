@@ -27,7 +27,7 @@ from ._conversation import Conversation
 from ._opened_stream import OpenedStream, collect_into, open_turn
 from ._response_store import MemoryResponseStore, ResponseStore, StoredResponse
 from ._stream import AsyncChatStream
-from ._wire._common import new_id
+from ._wire._common import Origin, new_id
 from ._wire.sse import AsyncSSEStream
 
 if TYPE_CHECKING:
@@ -243,7 +243,8 @@ class AsyncResponses:
         if conversation is None:
             conversation = await self._continued(request)
         found = {ref: await self._item(ref) for ref in request.references}
-        messages = wire.to_messages(request.entries, {k: v for k, v in found.items() if v})
+        origins: list[Origin] = []
+        messages = wire.to_messages(request.entries, {k: v for k, v in found.items() if v}, origins)
         events = await open_turn(
             self._client,
             messages,
@@ -251,6 +252,7 @@ class AsyncResponses:
             system=request.instructions,
             conversation=conversation,
             chat=request.chat,
+            origins=origins,
         )
         builder = wire.ResponseEvents(
             wire.base_response(

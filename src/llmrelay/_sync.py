@@ -41,6 +41,7 @@ from ._params import (
 )
 from ._portal import Bridge, Portal
 from ._settings import Timeouts
+from ._turn import stop_sequences
 from .providers import Provider
 from .types import (
     Completion,
@@ -459,9 +460,9 @@ def _in_this_thread(params: ChatParams, where: str) -> ChatParams:
     """
     check(params, ChatParams, where)
     stop = params.get("stop")
-    if stop is None or isinstance(stop, tuple):
+    if stop is None or isinstance(stop, str | tuple):
         return params
-    return {**params, "stop": tuple(stop)}
+    return {**params, "stop": stop_sequences(stop)}
 
 
 def _finalize(portal: Portal, aclient: AsyncClient) -> None:

@@ -8,13 +8,14 @@ image): before the first, a candidate may still be replaced.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from . import errors
 from ._conversation import Conversation
-from ._params import ChatParams
+from ._params import ChatParams, ImageParams
 from .types import (
     ConversationState,
     Event,
@@ -102,6 +103,7 @@ class Turn:
                 ``response_format`` (``param`` names the field), or a ``state`` that is
                 not a ``ConversationState``.
         """
+        _check_types(params)
         try:
             new = normalize_messages(messages)
         except ValueError as exc:
@@ -109,7 +111,9 @@ class Turn:
         conversation = params.get("conversation")
         state = params.get("state")
         if state is not None and not isinstance(state, ConversationState):
-            raise errors.ConfigError("state must be a ConversationState (from a previous turn)")
+            raise errors.ConfigError(
+                "state must be a ConversationState (from a previous turn)", param="state"
+            )
         tools = _tools(params.get("tools"))
         tool_choice = _typed(params.get("tool_choice"), ToolChoice.from_openai, "tool_choice")
         if tool_choice is not None and tool_choice.mode in ("required", "function"):
@@ -195,14 +199,123 @@ def _typed(value: Any, parse: Callable[[Any, str], T], param: str) -> T | None:
         raise errors.ConfigError(str(exc), param=param) from None
 
 
+_NUMBERS = ("temperature", "top_p", "frequency_penalty", "presence_penalty")
+_INTEGERS = ("max_tokens", "seed")
+
+
+def _check_types(params: ChatParams) -> None:
+    """Refuse a parameter of the wrong type before it reaches a provider's request.
+
+    (Typed callers have mypy; this is for the rest: ``temperature="hot"`` would
+    otherwise go to the service as a string, ``options="x"`` fail deep inside.)
+
+    Raises:
+        ConfigError: ``param`` names the parameter.
+    """
+    for name in ("model", "system"):
+        value = params.get(name)
+        if value is not None and not isinstance(value, str):
+            raise errors.ConfigError(
+                f"{name} must be a string, not {type(value).__name__}", param=name
+            )
+    for name in _NUMBERS:
+        value = params.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise errors.ConfigError(
+                f"{name} must be a number, not {type(value).__name__}", param=name
+            )
+        if not math.isfinite(value):
+            raise errors.ConfigError(f"{name} must be a finite number", param=name)
+    for name in _INTEGERS:
+        value = params.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise errors.ConfigError(
+                f"{name} must be an integer, not {type(value).__name__}", param=name
+            )
+    _check_options(params.get("options"))
+    conversation = params.get("conversation")
+    if conversation is not None and not isinstance(conversation, Conversation):
+        raise errors.ConfigError(
+            "conversation must be an llmrelay.Conversation", param="conversation"
+        )
+
+
+def _check_options(options: object) -> None:
+    """Refuse ``options`` that are not a mapping of option names (``param="options"``)."""
+    if options is not None and (
+        not isinstance(options, Mapping) or not all(isinstance(k, str) for k in options)
+    ):
+        raise errors.ConfigError("options must be a mapping of option names", param="options")
+
+
+def check_image_types(params: ImageParams) -> None:
+    """``generate_image``'s parameters, each of its type (as ``_check_types`` for chat).
+
+    Raises:
+        ConfigError: ``param`` names the parameter: ``model``, ``aspect_ratio`` or
+            ``negative_prompt`` not a string; ``n``, ``width``, ``height`` or ``seed``
+            not an integer (``width``/``height`` below 1); ``options`` not a mapping.
+    """
+    for name in ("model", "aspect_ratio", "negative_prompt"):
+        value = params.get(name)
+        if value is not None and not isinstance(value, str):
+            raise errors.ConfigError(
+                f"{name} must be a string, not {type(value).__name__}", param=name
+            )
+    for name in ("n", "width", "height", "seed"):
+        value = params.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise errors.ConfigError(
+                f"{name} must be an integer, not {type(value).__name__}", param=name
+            )
+        if name in ("width", "height") and value < 1:
+            raise errors.ConfigError(f"{name} must be at least 1 pixel; got {value}", param=name)
+    _check_options(params.get("options"))
+
+
+def stop_sequences(stop: str | Iterable[str] | None) -> tuple[str, ...] | None:
+    """``stop`` as a tuple of stop sequences (``None`` when not given).
+
+    A bare string is one sequence, as OpenAI's ``stop`` reads it
+    (https://platform.openai.com/docs/api-reference/chat/create#chat-create-stop), never
+    its characters; any other iterable is read once, in the caller's thread.
+
+    Raises:
+        ConfigError: ``param="stop"``: not a string or an iterable of strings, or an
+            empty sequence among them (no service stops on ``""``).
+    """
+    if stop is None:
+        return None
+    if isinstance(stop, str):
+        stops: tuple[object, ...] = (stop,)
+    elif isinstance(stop, bytes | Mapping) or not isinstance(stop, Iterable):
+        raise errors.ConfigError(
+            f"stop must be a string or a list of strings, not {type(stop).__name__}",
+            param="stop",
+        )
+    else:
+        stops = tuple(stop)
+    for index, item in enumerate(stops):
+        if not isinstance(item, str):
+            raise errors.ConfigError(
+                f"stop[{index}] must be a string, not {type(item).__name__}", param="stop"
+            )
+        if not item:
+            raise errors.ConfigError(f"stop[{index}] is empty", param="stop")
+    return stops  # type: ignore[return-value]
+
+
 def _given(params: ChatParams) -> dict[str, Any]:
     """The generation parameters given (name -> value; ``None`` and no stops left out)."""
-    stop = params.get("stop")
     given = (
         ("temperature", params.get("temperature")),
         ("max_tokens", params.get("max_tokens")),
         ("top_p", params.get("top_p")),
-        ("stop", tuple(stop) if stop is not None else None),
+        ("stop", stop_sequences(params.get("stop"))),
         ("seed", params.get("seed")),
         ("frequency_penalty", params.get("frequency_penalty")),
         ("presence_penalty", params.get("presence_penalty")),

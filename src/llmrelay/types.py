@@ -611,6 +611,11 @@ def normalize_messages(messages: Any) -> tuple[Message, ...]:
         return (Message("user", messages),)
     if isinstance(messages, (Message, Mapping)):
         messages = [messages]
+    elif isinstance(messages, bytes) or not isinstance(messages, Iterable):
+        raise ValueError(
+            "messages must be a string, a message or a list of messages, not "
+            f"{type(messages).__name__}"
+        )
     out: list[Message] = []
     for index, item in enumerate(messages):
         if isinstance(item, Message):

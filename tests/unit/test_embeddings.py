@@ -128,8 +128,10 @@ def test_input_forms(given: Any, normal: Any) -> None:
     ],
 )
 def test_bad_inputs_are_config_errors(given: Any) -> None:
-    with pytest.raises(errors.ConfigError, match="input"):
+    with pytest.raises(errors.ConfigError, match="input") as refused:
         normalize_input(given)
+    assert refused.value.param is not None
+    assert refused.value.param.startswith("input")
 
 
 def test_request_counts_and_kinds() -> None:
@@ -307,12 +309,19 @@ async def test_the_total_timeout_bounds_an_attempt(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"dimensions": 0}, {"dimensions": True}, {"user": 5}, {"options": ["x"]}],
+    [
+        {"dimensions": 0},
+        {"dimensions": True},
+        {"user": 5},
+        {"options": ["x"]},
+        {"model": 3},
+    ],
 )
 async def test_bad_fields_are_config_errors(tmp_path: Path, kwargs: dict[str, Any]) -> None:
     async with client(tmp_path, embedder("p", Behaviour())) as c:
-        with pytest.raises(errors.ConfigError):
-            await c.embed("a", model="p:m", **kwargs)
+        with pytest.raises(errors.ConfigError) as refused:
+            await c.embed("a", **{"model": "p:m", **kwargs})
+    assert refused.value.param == next(iter(kwargs))
 
 
 async def test_embeddings_create(tmp_path: Path) -> None:

@@ -177,3 +177,118 @@ def test_every_image_parameter_reaches_the_provider_from_both_clients() -> None:
         6,
         "cats",
     )
+
+
+async def test_a_bare_stop_string_is_one_sequence_in_every_layer() -> None:
+    """``stop="END"`` reaches the provider as ``("END",)``, never ``("E", "N", "D")``."""
+    first, script = scripted("first", ["a", llmrelay.FinishReason("stop")], parameters=("stop",))
+    async with llmrelay.AsyncClient(providers=[first]) as client:
+        await client.complete("hi", model="first", stop="END")
+        async with client.stream("hi", model="first", stop="END") as stream:
+            await stream.collect()
+    with llmrelay.Client(providers=[first]) as sync:
+        sync.complete("hi", model="first", stop="END")
+    assert [request.stop for request in script.received] == [("END",)] * 3
+
+
+@pytest.mark.parametrize(
+    ("stop", "message"),
+    [
+        (b"END", "not bytes"),
+        (3, "not int"),
+        (["END", 4], r"stop\[1\] must be a string"),
+        ([""], r"stop\[0\] is empty"),
+    ],
+)
+async def test_a_stop_that_is_not_strings_is_refused_naming_stop(stop: Any, message: str) -> None:
+    first, script = scripted("first", ["a"], parameters=("stop",))
+    async with llmrelay.AsyncClient(providers=[first]) as client:
+        with pytest.raises(llmrelay.errors.ConfigError, match=message) as caught:
+            await client.complete("hi", model="first", stop=stop)
+    assert caught.value.param == "stop"
+    assert script.received == []
+
+
+# -- a parameter of the wrong type is a ConfigError naming it, never a bare exception ----
+
+WRONG_CHAT = [
+    ("model", 3),
+    ("system", 3),
+    ("temperature", "hot"),
+    ("temperature", True),
+    ("temperature", float("nan")),
+    ("top_p", [1]),
+    ("frequency_penalty", "x"),
+    ("presence_penalty", float("inf")),
+    ("max_tokens", 1.5),
+    ("max_tokens", "9"),
+    ("seed", "a"),
+    ("options", "x"),
+    ("options", {1: 2}),
+    ("conversation", "c"),
+    ("state", "s"),
+]
+
+
+@pytest.mark.parametrize(("name", "value"), WRONG_CHAT)
+async def test_a_chat_parameter_of_the_wrong_type_is_refused_naming_it(
+    name: str, value: Any
+) -> None:
+    first, script = scripted(
+        "first", ["a"], parameters=("temperature", "max_tokens", "top_p", "seed")
+    )
+    async with llmrelay.AsyncClient(providers=[first]) as client:
+        params: dict[str, Any] = {"model": "first", name: value}
+        with pytest.raises(llmrelay.errors.ConfigError) as refused:
+            await client.complete("hi", **params)
+        assert refused.value.param == name
+        if name in llmrelay.CompletionCreateParams.__annotations__:
+            with pytest.raises(llmrelay.errors.ConfigError) as refused:
+                await client.chat.completions.create(messages="hi", **params)
+            assert refused.value.param == name
+    assert script.received == []
+
+
+@pytest.mark.parametrize(
+    ("params", "param"),
+    [
+        ({"messages": 5}, "messages"),
+        ({"messages": b"hi"}, "messages"),
+        ({"messages": "hi", "stream": "yes"}, "stream"),
+    ],
+)
+async def test_create_refuses_messages_and_stream_of_the_wrong_type(
+    params: dict[str, Any], param: str
+) -> None:
+    first, script = scripted("first", ["a"])
+    async with llmrelay.AsyncClient(providers=[first]) as client:
+        with pytest.raises(llmrelay.errors.ConfigError) as refused:
+            await client.chat.completions.create(model="first", **params)
+    assert refused.value.param == param
+    assert script.received == []
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("model", 5),
+        ("n", "2"),
+        ("n", True),
+        ("width", "64"),
+        ("height", 0),
+        ("seed", "x"),
+        ("aspect_ratio", 3),
+        ("negative_prompt", 4),
+        ("options", "x"),
+    ],
+)
+async def test_an_image_parameter_of_the_wrong_type_is_refused_naming_it(
+    name: str, value: Any
+) -> None:
+    first, script = scripted("first", images=True, options={})
+    async with llmrelay.AsyncClient(providers=[first]) as client:
+        params: dict[str, Any] = {"model": "first", name: value}
+        with pytest.raises(llmrelay.errors.ConfigError) as refused:
+            await client.generate_image("a cat", **params)
+    assert refused.value.param == name
+    assert script.images == []

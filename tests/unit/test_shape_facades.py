@@ -266,3 +266,91 @@ def test_a_client_loads_the_shape_modules_only_when_used() -> None:
     before, after = result.stdout.split("\n")[:2]
     assert before == "[]"
     assert after == "['llmrelay._messages', 'llmrelay._response_store', 'llmrelay._responses']"
+
+
+# -- a refusal names the part as the client's request does --------------------------------
+
+_DOT = "data:image/png;base64,iVBORw0KGgo="  # a provider without vision refuses before sending
+
+
+async def test_an_image_refused_is_named_by_the_callers_own_index_not_the_history() -> None:
+    """``system=`` and a conversation come before the caller's messages in the request."""
+    cls, script = scripted("first", ["ok", FinishReason("stop")])
+    image = {"role": "user", "content": [{"type": "image_url", "image_url": {"url": _DOT}}]}
+    async with llmrelay.AsyncClient(providers=[cls]) as client:
+        with pytest.raises(llmrelay.errors.InvalidRequestError) as refused:
+            await client.complete(
+                [{"role": "user", "content": "hi"}, image], model="first", system="Sys."
+            )
+        assert refused.value.param == "messages[1]"
+        assert "messages[1] has an image_url part (content[0])" in str(refused.value)
+        held = llmrelay.Conversation(
+            [
+                {"role": "user", "content": [{"type": "text", "text": "look"}, *image["content"]]},
+                {"role": "assistant", "content": "a dot"},
+            ]
+        )
+        with pytest.raises(llmrelay.errors.InvalidRequestError) as refused:
+            await client.complete("and now?", model="first", conversation=held)
+        assert refused.value.param == "conversation"
+        assert "the conversation's message 0 has an image_url part (content[1])" in str(
+            refused.value
+        )
+    assert script.received == []
+
+
+async def test_a_responses_refusal_names_the_input_item_and_its_part() -> None:
+    cls, script = scripted("first", ["ok", FinishReason("stop")])
+    async with llmrelay.AsyncClient(providers=[cls]) as client:
+        with pytest.raises(llmrelay.errors.InvalidRequestError) as refused:
+            await client.responses.create(
+                model="first:shared-model",
+                instructions="Sys.",
+                input=[
+                    {"role": "user", "content": "hi"},
+                    {"type": "reasoning", "id": "rs_1", "summary": []},
+                    {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"},
+                    {"type": "function_call_output", "call_id": "c1", "output": "1"},
+                    {
+                        "role": "user",
+                        "content": [
+                            {"type": "input_text", "text": "look"},
+                            {"type": "input_image", "image_url": _DOT},
+                        ],
+                    },
+                ],
+            )
+    assert refused.value.param == "input[4]"
+    assert "input[4] has an image_url part (input[4].content[1])" in str(refused.value)
+    assert "first cannot take images" in str(refused.value)
+    assert script.received == []
+
+
+async def test_a_messages_refusal_names_the_anthropic_message_and_its_block() -> None:
+    cls, script = scripted("first", ["ok", FinishReason("stop")])
+    image = {"type": "image", "source": {"type": "url", "url": "https://example.com/a.png"}}
+    async with llmrelay.AsyncClient(providers=[cls]) as client:
+        with pytest.raises(llmrelay.errors.InvalidRequestError) as refused:
+            await client.messages.create(
+                model="first:shared-model",
+                max_tokens=10,
+                system="Sys.",
+                messages=[
+                    {"role": "user", "content": "call f"},
+                    {
+                        "role": "assistant",
+                        "content": [{"type": "tool_use", "id": "t1", "name": "f", "input": {}}],
+                    },
+                    {
+                        "role": "user",
+                        "content": [
+                            {"type": "tool_result", "tool_use_id": "t1", "content": "1"},
+                            {"type": "text", "text": "and this?"},
+                            image,
+                        ],
+                    },
+                ],
+            )
+    assert refused.value.param == "messages[2]"
+    assert "messages[2] has an image_url part (messages[2].content[2])" in str(refused.value)
+    assert script.received == []

@@ -9,6 +9,7 @@ carry ``null`` for every unset field) and write ``event: <type>`` / ``data: <jso
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import time
 from collections.abc import Iterator, Mapping
@@ -18,6 +19,7 @@ from .. import errors
 from ..types import Event, FinishReason, ProviderInfo, Reasoning, ToolCallDelta, Usage
 
 __all__ = [
+    "Origin",
     "ShapeEvents",
     "ShapeFrames",
     "dumps",
@@ -28,11 +30,50 @@ __all__ = [
     "opt_int",
     "opt_number",
     "opt_str",
+    "renamed",
     "sse_event",
     "tool_entries",
 ]
 
 _LINE_BREAKS = ("\u2028", "\u2029", "\x85")
+
+Origin = tuple[str, tuple[str, ...]]
+"""Where a translated chat message came from in the client's request: the message's name
+(``"input[2]"``, ``"messages[1]"``) and the name of each of its content parts, in the
+chat message's order (empty for text content)."""
+
+_CHAT_PART = re.compile(r"messages\[(\d+)\]")
+
+
+def renamed(exc: BaseException, origins: list[Origin]) -> None:
+    """Name a refusal of translated chat message ``messages[k]`` as the client's request does.
+
+    The engine names the chat message it refuses (``param="messages[k]"``, and
+    ``content[p]`` for a part, in the text); ``origins[k]`` says where that message and
+    its parts were in the request the client sent (a Responses ``input`` item, an
+    Anthropic message and its block). ``exc`` is changed in place; an error without such
+    a ``param`` is left as it is.
+    """
+    param = getattr(exc, "param", None)
+    if not isinstance(param, str):
+        return
+    match = _CHAT_PART.match(param)
+    if match is None or int(match[1]) >= len(origins):
+        return
+    where, parts = origins[int(match[1])]
+
+    def part(found: re.Match[str]) -> str:
+        index = int(found[1])
+        return parts[index] if index < len(parts) else f"{where}.content"
+
+    def rename(text: str) -> str:
+        return re.sub(r"content\[(\d+)\]", part, text.replace(match[0], where, 1), count=1)
+
+    exc.param = where + param[match.end() :]  # type: ignore[attr-defined]
+    if isinstance(exc, errors.ProviderError):
+        exc.message = rename(exc.message)
+    elif exc.args and isinstance(exc.args[0], str):
+        exc.args = (rename(exc.args[0]), *exc.args[1:])
 
 
 def field_error(param: str, message: str) -> NoReturn:

@@ -40,6 +40,7 @@ from typing import Any
 
 from ..types import ToolCallDelta, Usage
 from ._common import (
+    Origin,
     ShapeEvents,
     ShapeFrames,
     dumps,
@@ -106,6 +107,7 @@ class MessagesRequest:
         stream: whether to stream.
         thinking: whether ``Reasoning`` is returned as ``thinking`` blocks (``thinking``
             enabled); otherwise it is left out, as Anthropic's API does.
+        origins: where each of ``messages`` came from (``messages[i]`` and its blocks).
     """
 
     model: str
@@ -114,6 +116,7 @@ class MessagesRequest:
     chat: dict[str, Any] = field(default_factory=dict)
     stream: bool = False
     thinking: bool = False
+    origins: list[Origin] = field(default_factory=list)
 
 
 def _require(body: Mapping[str, Any], name: str) -> Any:
@@ -182,7 +185,8 @@ def parse_request(body: Mapping[str, Any], *, count_only: bool = False) -> Messa
         chat["tools"] = tools
     _tool_choice(body.get("tool_choice"), tools, chat)
     system = _system(body.get("system"))
-    messages = _messages(_require(body, "messages"))
+    origins: list[Origin] = []
+    messages = _messages(_require(body, "messages"), origins)
     return MessagesRequest(
         model=model,
         messages=messages,
@@ -190,6 +194,7 @@ def parse_request(body: Mapping[str, Any], *, count_only: bool = False) -> Messa
         chat=chat,
         stream=bool(opt_bool(body, "stream")) if not count_only else False,
         thinking=thinking,
+        origins=origins,
     )
 
 
@@ -329,7 +334,8 @@ def _tool_choice(value: Any, tools: list[dict[str, Any]], chat: dict[str, Any]) 
         chat["parallel_tool_calls"] = not disable
 
 
-def _messages(value: Any) -> list[dict[str, Any]]:
+def _messages(value: Any, origins: list[Origin]) -> list[dict[str, Any]]:
+    """``messages`` as OpenAI chat messages; ``origins`` receives where each came from."""
     if not isinstance(value, list) or not value:
         field_error("messages", "must be a non-empty list of messages")
     out: list[dict[str, Any]] = []
@@ -346,16 +352,25 @@ def _messages(value: Any) -> list[dict[str, Any]]:
         content = message.get("content")
         if isinstance(content, str):
             out.append({"role": role, "content": content})
+            origins.append((where, ()))
         elif isinstance(content, list):
-            out.extend(_blocks(content, f"{where}.content", role))
+            out.extend(_blocks(content, f"{where}.content", role, origins))
         else:
             field_error(f"{where}.content", "must be a string or a list of content blocks")
     return out
 
 
-def _blocks(blocks: list[Any], where: str, role: str) -> list[dict[str, Any]]:
-    """One message's content blocks as OpenAI chat messages (tool results first)."""
+def _blocks(
+    blocks: list[Any], where: str, role: str, origins: list[Origin]
+) -> list[dict[str, Any]]:
+    """One message's content blocks as OpenAI chat messages (tool results first).
+
+    ``origins`` receives, per chat message, the Anthropic message (``where`` less its
+    ``.content``) and the block each content part came from.
+    """
+    message = where.removesuffix(".content")
     parts: list[dict[str, Any]] = []
+    part_at: list[str] = []
     calls: list[dict[str, Any]] = []
     results: list[dict[str, Any]] = []
     for index, block in enumerate(blocks):
@@ -369,9 +384,11 @@ def _blocks(blocks: list[Any], where: str, role: str) -> list[dict[str, Any]]:
             if not isinstance(text, str):
                 field_error(f"{at}.text", "must be a string")
             parts.append({"type": "text", "text": text})
+            part_at.append(at)
         elif kind == "image":
             _only(block, at, ("type", "source", "cache_control"))
             parts.append({"type": "image_url", "image_url": {"url": _image_url(block, at)}})
+            part_at.append(at)
         elif kind == "tool_use" and role == "assistant":
             _only(block, at, ("type", "id", "name", "input", "cache_control"))
             call_id, name, args = block.get("id"), block.get("name"), block.get("input")
@@ -396,12 +413,15 @@ def _blocks(blocks: list[Any], where: str, role: str) -> list[dict[str, Any]]:
         else:
             field_error(f"{at}.type", f"{kind!r:.40} blocks are not supported in a {role} message")
     out: list[dict[str, Any]] = list(results)
+    origins.extend((message, ()) for _ in results)
     if calls:
         text_only = all(part["type"] == "text" for part in parts)
         content: Any = "".join(p["text"] for p in parts) if text_only else parts
         out.append({"role": "assistant", "content": content or None, "tool_calls": calls})
+        origins.append((message, () if text_only else tuple(part_at)))
     elif parts or not results:
         out.append({"role": role, "content": parts})
+        origins.append((message, tuple(part_at)))
     return out
 
 

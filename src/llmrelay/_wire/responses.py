@@ -39,6 +39,7 @@ from typing import Any
 
 from ..types import ToolCallDelta, Usage
 from ._common import (
+    Origin,
     ShapeEvents,
     ShapeFrames,
     dumps,
@@ -391,7 +392,7 @@ def _input(value: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
             "status": "completed",
             "content": [{"type": "input_text", "text": value}],
         }
-        return [{"message": {"role": "user", "content": value}}], [item]
+        return [{"message": {"role": "user", "content": value}, "at": ("input", ())}], [item]
     if not isinstance(value, list) or not value:
         field_error("input", "must be a string or a non-empty list of items")
     if len(value) > _MAX_ITEMS:
@@ -405,13 +406,19 @@ def _input(value: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         kind = item.get("type", "message")
         if kind == "message":
             message, stored = _message(item, where)
-            entries.append({"message": message})
+            content = message["content"]
+            parts = (
+                tuple(f"{where}.content[{j}]" for j in range(len(content)))
+                if isinstance(content, list)
+                else ()
+            )
+            entries.append({"message": message, "at": (where, parts)})
         elif kind == "function_call":
             call, stored = _function_call(item, where)
-            entries.append({"call": call})
+            entries.append({"call": call, "at": (where, ())})
         elif kind == "function_call_output":
             message, stored = _function_output(item, where)
-            entries.append({"message": message})
+            entries.append({"message": message, "at": (where, ())})
         elif kind == "reasoning":
             stored = dict(item)
             entries.append({})
@@ -428,7 +435,9 @@ def _input(value: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
 
 
 def to_messages(
-    entries: list[dict[str, Any]], found: Mapping[str, Mapping[str, Any]] | None
+    entries: list[dict[str, Any]],
+    found: Mapping[str, Mapping[str, Any]] | None,
+    origins: list[Origin] | None = None,
 ) -> list[dict[str, Any]]:
     """The chat messages of ``input`` entries (``ResponsesRequest.entries``).
 
@@ -436,6 +445,8 @@ def to_messages(
         entries: the entries.
         found: each referenced item (``item_reference``'s id -> the stored output
             item); ``None`` leaves references out (a log's view of the request).
+        origins: when given, receives where each chat message came from (the ``input``
+            item and its content parts), one per message, for ``open_turn``.
 
     Raises:
         llmrelay.errors.ConfigError: a reference not in ``found``; no message at all.
@@ -448,17 +459,19 @@ def to_messages(
             item = found.get(entry["ref"])
             if item is None:
                 field_error(entry["where"], f"no stored item {entry['ref']!r:.80}")
-            entry = _entry_of_output(item)
+            entry = {**_entry_of_output(item), "at": (entry["where"].removesuffix(".id"), ())}
         if "call" in entry:
             last = messages[-1] if messages else None
             if last is not None and last["role"] == "assistant" and "tool_call_id" not in last:
                 last.setdefault("tool_calls", []).append(entry["call"])
-            else:
-                messages.append(
-                    {"role": "assistant", "content": None, "tool_calls": [entry["call"]]}
-                )
+                continue
+            messages.append({"role": "assistant", "content": None, "tool_calls": [entry["call"]]})
         elif "message" in entry:
             messages.append(entry["message"])
+        else:
+            continue
+        if origins is not None:
+            origins.append(entry["at"])
     if not messages and found is not None:
         field_error("input", "has no message")
     return messages

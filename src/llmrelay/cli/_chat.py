@@ -128,6 +128,15 @@ async def _open_client(kwargs: dict[str, Any]) -> llmrelay.AsyncClient:
     metavar="NAME VALUE",
     help="Provider option (see `llmrelay providers --json`), converted to its declared type.",
 )
+@click.option(
+    "-a",
+    "--attachment",
+    "attachments",
+    multiple=True,
+    metavar="PATH|URL",
+    help="An image sent with the prompt: a PNG, JPEG, WebP or GIF file, or an http(s):// or "
+    "data: URL (repeatable).",
+)
 @click.option("--strict", is_flag=True, help="An option a provider cannot honour is an error.")
 @click.option("--temperature", type=click.FloatRange(min=0.0), help="Sampling temperature.")
 @click.option("--max-tokens", type=click.IntRange(min=1), help="Maximum tokens to generate.")
@@ -185,6 +194,7 @@ def chat(
     continue_: bool,
     cid: str | None,
     option_pairs: tuple[tuple[str, str], ...],
+    attachments: tuple[str, ...],
     strict: bool,
     temperature: float | None,
     max_tokens: int | None,
@@ -231,6 +241,7 @@ def chat(
         schema=schema,
         tools=[parse_tool(text) for text in tool_texts],
         tool_emulation=True if tool_emulation else None,
+        attachments=_attachments(attachments),
     )
     log = TurnLog(write=not no_log and logging_enabled())
     try:
@@ -253,6 +264,15 @@ def chat(
         sys.exit(130)
     finally:
         log.close()
+
+
+def _attachments(values: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The ``-a`` images as ``image_url`` parts (``cli._attach``, imported only then)."""
+    if not values:
+        return []
+    from ._attach import image_part
+
+    return [image_part(value) for value in values]
 
 
 def _schema(text: str | None, path: str | None) -> dict[str, Any] | None:

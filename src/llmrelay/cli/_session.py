@@ -128,6 +128,8 @@ class TurnOptions:
     """``--schema``: the answer is JSON following it, printed as JSON."""
     tools: list[dict[str, Any]] = field(default_factory=list)
     tool_emulation: bool | None = None
+    attachments: list[dict[str, Any]] = field(default_factory=list)
+    """``-a``: ``image_url`` parts sent with the next turn's prompt (then cleared)."""
     descriptions: list[llmrelay.ProviderDescription] = field(default_factory=list)
     describe: Callable[[], list[llmrelay.ProviderDescription]] | None = None
     """Gives ``descriptions`` when an error first needs them (``client.providers``)."""
@@ -224,7 +226,12 @@ async def run_turn(
         llmrelay.LLMRelayError: the turn failed (already reported on stdout with --events).
         asyncio.CancelledError / KeyboardInterrupt: interrupted (the partial answer is logged).
     """
-    messages, kwargs = session.call(prompt)
+    text, kwargs = session.call(prompt)
+    messages: str | list[dict[str, Any]] = text
+    if options.attachments:
+        from ._attach import with_attachments
+
+        messages, options.attachments = with_attachments(prompt, options.attachments), []
     entry = LogEntry(
         prompt=prompt,
         answer="",
