@@ -382,6 +382,10 @@ class Client:
         if self._finalizer is not None:
             self._finalizer()
 
+    def prepare(self) -> None:
+        """Build the engine and the HTTP client now (see ``AsyncClient.prepare``)."""
+        self._ensure()[1].prepare()
+
     def providers(self) -> list[ProviderDescription]:
         """Describe every registered provider (see ``AsyncClient.providers``)."""
         return self._ensure()[1].providers()

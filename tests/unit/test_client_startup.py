@@ -306,6 +306,15 @@ def test_a_ca_bundle_path_is_checked_now_and_loaded_at_the_first_https_request(
     assert builds == []
 
 
+def test_the_sync_client_prepares_once(builds: list[httpx.AsyncClient]) -> None:
+    with llmrelay.Client() as client:
+        assert builds == []
+        client.prepare()
+        client.prepare()
+        assert len(builds) == 1
+    assert builds[0].is_closed
+
+
 def test_the_sync_client_shares_the_lazy_path(builds: list[httpx.AsyncClient]) -> None:
     cls, _ = _answering()
     with llmrelay.Client(providers=[cls]) as client:
