@@ -91,6 +91,9 @@ LITELLM = "1.106.12"
 MODEL = "local:fake-model"
 SHORT_MODEL = "fake-short"
 """The upstream answers a request naming this model with the short recording."""
+LOADS = ("sdk", "raw", "sdk-short", "raw-short", "c16", "streams")
+"""``--loads`` names of the rows: single SDK and raw streams (long and short answers), the
+c16 short answers, ``--streams`` concurrent long streams."""
 SCRIPT = str(Path(__file__).resolve())
 PROMPT = "Count for me."
 CONTENT = re.compile(rb'"content":\s*"[^"]')
@@ -613,6 +616,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--c16-requests", type=int, default=8, help="requests per worker of the raw c16 load"
     )
+    parser.add_argument(
+        "--loads",
+        default=",".join(LOADS),
+        help=f"the loads to run, comma-separated (default: all of {','.join(LOADS)})",
+    )
     parser.add_argument("--quick", action="store_true", help="fewer rounds, 1 worker")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target fails")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -676,6 +684,10 @@ def run(args: argparse.Namespace) -> list[Any]:
         (args.c16, "raw c16", 1),
         (args.streams, "raw", 1),
     ]
+    wanted = set(args.loads.split(","))
+    if unknown := wanted - set(LOADS):
+        raise SystemExit(f"unknown loads: {', '.join(sorted(unknown))} (known: {', '.join(LOADS)})")
+    plan = [p for p, name in zip(plan, LOADS, strict=True) if name in wanted]
     with tempfile.TemporaryDirectory() as tmp:
         recording = Path(tmp) / "recording.json"
         short = Path(tmp) / "short.json"

@@ -21,7 +21,7 @@ import math
 import re
 import time
 import zlib
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -29,7 +29,7 @@ import httpx
 
 from . import _json, errors
 from ._sse import DEFAULT_MAX_LINE, LineTooLong, NDJSONLineDecoder, SSEDecoder, SSEvent
-from ._transport import make_http_client, map_httpx_error, translate_errors
+from ._transport import READ_EXTENSION, make_http_client, map_httpx_error, translate_errors
 
 __all__ = [
     "MAX_BODY",
@@ -313,6 +313,36 @@ INFLATE_STEP = 256 * 1024
 """Most decoded bytes ``aiter_body`` makes of a compressed body at a time."""
 
 
+def _chunk_reader(response: httpx.Response) -> Callable[[], Awaitable[bytes]] | None:
+    """The transport's chunk reader of an unread body (``READ_EXTENSION``), or ``None``.
+
+    ``None`` for a client without it (``http_client=``), and for a body read, being
+    read or closed already (``Response.aiter_raw`` then raises what httpx raises).
+    Taking the reader marks the body consumed, as ``aiter_raw`` does.
+    """
+    read: Callable[[], Awaitable[bytes]] | None = response.extensions.get(READ_EXTENSION)
+    if read is None or response.is_stream_consumed or response.is_closed:
+        return None
+    response.is_stream_consumed = True
+    return read
+
+
+def _identity(response: httpx.Response) -> bool:
+    return response.headers.get("content-encoding", "").strip().lower() in ("", "identity")
+
+
+async def _raw_chunks(
+    response: httpx.Response, read: Callable[[], Awaitable[bytes]] | None
+) -> AsyncIterator[bytes]:
+    if read is None:
+        async for chunk in response.aiter_raw():
+            yield chunk
+        return
+    while chunk := await read():
+        yield chunk
+    await response.aclose()  # as aiter_raw: the connection goes back to the pool
+
+
 async def aiter_body(
     response: httpx.Response, *, provider: str, model: str | None
 ) -> AsyncIterator[bytes]:
@@ -324,7 +354,9 @@ async def aiter_body(
     consumer's own bounds (an SSE line, a body limit) stop a bomb after a few steps. A
     ``deflate`` body without its zlib header is accepted, as httpx does. Another
     encoding is decoded by httpx only if the request asked for it (a client of the
-    caller's own); one nobody asked for is refused.
+    caller's own); one nobody asked for is refused. The raw bytes come from the
+    transport's chunk reader (``llmrelay._transport.READ_EXTENSION``) when it has one,
+    else from ``Response.aiter_raw``; both raise httpx's exceptions.
 
     Raises:
         llmrelay.errors.ProtocolError: an encoding not asked for, or a body that does
@@ -340,8 +372,14 @@ async def aiter_body(
         return
     encoding = response.headers.get("content-encoding", "").strip().lower()
     if encoding in ("", "identity"):
-        async for chunk in response.aiter_raw():
+        read = _chunk_reader(response)
+        if read is None:
+            async for chunk in response.aiter_raw():
+                yield chunk
+            return
+        while chunk := await read():
             yield chunk
+        await response.aclose()  # as aiter_raw: the connection goes back to the pool
         return
     wbits = _INFLATE_WBITS.get(encoding)
     if wbits is None:
@@ -361,7 +399,7 @@ async def aiter_body(
     # a deflate body's bytes until it gave output: replayed as raw deflate when the
     # zlib header check fails (which may be only at its second byte)
     head: bytes | None = b"" if encoding == "deflate" else None
-    async for data in response.aiter_raw():
+    async for data in _raw_chunks(response, _chunk_reader(response)):
         while data:
             try:
                 out = inflate.decompress(data, INFLATE_STEP)
@@ -542,7 +580,16 @@ async def aiter_sse(
     _check_content_type(response, content_types, provider, model)
     decoder = SSEDecoder(max_line)
     feed = decoder.feed
+    # a plain body through the transport's reader: no generator between the socket's
+    # chunks and the decoder (the hot path of every stream on llmrelay's transports)
+    read = _chunk_reader(response) if _identity(response) else None
     try:
+        if read is not None:
+            while chunk := await read():
+                for event in feed(chunk):
+                    yield event
+            await response.aclose()  # as aiter_raw: the connection goes back to the pool
+            return
         async for chunk in aiter_body(response, provider=provider, model=model):
             for event in feed(chunk):
                 yield event

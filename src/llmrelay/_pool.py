@@ -35,6 +35,7 @@ import httpcore
 import httpx
 
 from . import errors
+from ._transport import READ_EXTENSION
 
 __all__ = ["HttpcoreTransport", "TunedAssignment", "tuned_pool"]
 
@@ -233,12 +234,38 @@ def _as_httpx(exc: Exception) -> httpx.TransportError:
 
 
 class _Body(httpx.AsyncByteStream):
-    """httpcore's response stream, its errors mapped to httpx's."""
+    """httpcore's response stream, its errors mapped to httpx's.
 
-    __slots__ = ("_stream",)
+    ``read`` (the response's ``READ_EXTENSION``) gives the same chunks one call each,
+    without httpx's layers over a response stream (``llmrelay._http`` reads with it,
+    and closes the response at the end of the body, as ``Response.aiter_raw`` does).
+    """
 
-    def __init__(self, stream: Any) -> None:
+    __slots__ = ("_parts", "_request", "_stream")
+
+    def __init__(self, stream: Any, request: httpx.Request) -> None:
         self._stream = stream
+        self._request = request
+        self._parts: AsyncIterator[bytes] | None = None
+
+    async def read(self) -> bytes:
+        """The next chunk as received (``b""`` at the end of the body).
+
+        Raises:
+            httpx.TransportError: the mapped httpcore failure (a read timeout, a reset,
+                a body cut short).
+        """
+        parts = self._parts
+        if parts is None:
+            parts = self._parts = self._stream.__aiter__()
+        try:
+            return await parts.__anext__()
+        except StopAsyncIteration:
+            return b""
+        except _HTTPCORE_ERRORS as exc:
+            error = _as_httpx(exc)
+            error.request = self._request
+            raise error from exc
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         try:
@@ -302,11 +329,14 @@ class HttpcoreTransport(httpx.AsyncBaseTransport):
             response = await pool.handle_async_request(core)
         except _HTTPCORE_ERRORS as exc:
             raise _as_httpx(exc) from exc
+        body = _Body(response.stream, request)
+        extensions = response.extensions  # httpcore's, made for this response
+        extensions[READ_EXTENSION] = body.read
         return httpx.Response(
             status_code=response.status,
             headers=response.headers,
-            stream=_Body(response.stream),
-            extensions=response.extensions,
+            stream=body,
+            extensions=extensions,
         )
 
     async def aclose(self) -> None:

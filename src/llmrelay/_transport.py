@@ -25,6 +25,7 @@ Request headers (and so API keys) never reach an error message.
 
 from __future__ import annotations
 
+import functools
 import http.cookiejar
 import logging
 import ssl
@@ -32,6 +33,7 @@ import stat
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import httpx
 
@@ -42,6 +44,7 @@ from ._version import __version__
 
 __all__ = [
     "ACCEPT_ENCODING",
+    "READ_EXTENSION",
     "TRANSPORTS",
     "USER_AGENT",
     "choose_transport",
@@ -57,10 +60,51 @@ ACCEPT_ENCODING = "gzip, deflate"
 """The ``Accept-Encoding`` llmrelay's HTTP client sends (the encodings ``aiter_body``
 inflates in bounded steps; httpx would also ask for br and zstd when installed)."""
 
+READ_EXTENSION = "llmrelay.read"
+"""Key of a response's ``extensions`` (https://www.python-httpx.org/advanced/extensions/)
+under which llmrelay's transports put the body's chunk reader: an ``async () -> bytes``
+giving each chunk as received and ``b""`` at the end, raising the httpx exceptions the
+body's iteration raises. ``llmrelay._http`` reads a body with it (no per-chunk layers
+of httpx's response stream) and falls back to ``Response.aiter_raw`` without it (a
+client passed as ``http_client=``)."""
+
+
+class _NoCookies(http.cookiejar.CookieJar):
+    """A cookie jar that never stores a cookie.
+
+    httpx hands every response to its client's jar (``CookieJar.extract_cookies``,
+    https://docs.python.org/3/library/http.cookiejar.html), which parses the whole head
+    into an ``email.message.Message`` to find ``Set-Cookie`` (30-60 µs per response);
+    this jar ignores it before any parsing, and its policy allows no domain either.
+    """
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        """Keep nothing from ``response``."""
+
 
 def _no_cookies() -> http.cookiejar.CookieJar:
-    """A cookie jar that never stores a cookie (no domain is allowed)."""
-    return http.cookiejar.CookieJar(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+    """A cookie jar that never stores a cookie (``_NoCookies``; no domain is allowed)."""
+    return _NoCookies(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed(url: str) -> httpx.URL:
+    return httpx.URL(url)
+
+
+class _Client(httpx.AsyncClient):
+    """``httpx.AsyncClient`` that parses each distinct URL string once.
+
+    Providers send every request of an endpoint to the same URL, and httpx parses and
+    validates a string URL on each request (``build_request``, 20-40 µs); an
+    ``httpx.URL`` is immutable, so the parsed one is reused (at most 256 kept).
+    """
+
+    def build_request(self, method: str, url: httpx.URL | str, **kwargs: Any) -> httpx.Request:
+        """Build a request as httpx does, a string URL parsed once per distinct value."""
+        if type(url) is str:
+            url = _parsed(url)
+        return super().build_request(method, url, **kwargs)
 
 
 def make_http_client(
@@ -102,7 +146,7 @@ def make_http_client(
 
         base = HttpcoreTransport(tls, proxy)
     log.debug("HTTP transport: %s", chosen)
-    return httpx.AsyncClient(
+    return _Client(
         transport=base,
         timeout=timeout,
         # Proxies and keys come from llmrelay's settings only, never implicitly.

@@ -34,6 +34,8 @@ class RawServer:
 
     routes: dict[str, RawRoute] = field(default_factory=dict)
     seen_headers: dict[str, dict[str, str]] = field(default_factory=dict)
+    seen_peers: dict[str, Any] = field(default_factory=dict)
+    """The client address (host, port) of the last request per path: its connection."""
 
     def route(self, path: str, **kwargs: Any) -> None:
         self.routes[path] = RawRoute(**kwargs)
@@ -42,6 +44,7 @@ class RawServer:
         assert scope["type"] == "http"
         path = scope["path"]
         self.seen_headers[path] = {k.decode(): v.decode() for k, v in scope["headers"]}
+        self.seen_peers[path] = scope.get("client")
         spec = self.routes.get(path, RawRoute(status=404, chunks=[b"not found"]))
         await send(
             {

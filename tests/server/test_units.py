@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import json
 import os
 import stat
 from pathlib import Path
@@ -164,3 +165,24 @@ def test_metric_labels_are_bounded() -> None:
     assert metrics.labels("a", "2") == ("a", "2")
     assert metrics.labels("a", "3") == ("other", "other")
     assert metrics.labels("a", "1") == ("a", "1")
+
+
+def test_attempts_header_lists_each_attempt_and_its_cache_keeps_them_apart() -> None:
+    from llmrelay.server._errors import ATTEMPTS_HEADER, attempts_header
+
+    ok = llmrelay.Attempt("alpha", "m", "ok")
+    failed = llmrelay.Attempt(
+        "beta", "m", "failed", "ProviderUnavailable", "503 from https://x.example/v1 " + "y" * 400
+    )
+    assert attempts_header([]) == {}
+    one = attempts_header([ok])[ATTEMPTS_HEADER]
+    assert one == (
+        '[{"provider":"alpha","model":"m","outcome":"ok","error_type":null,"message":null}]'
+    )
+    assert attempts_header([ok])[ATTEMPTS_HEADER] == one  # cached: the same answer
+    other = attempts_header([llmrelay.Attempt("alpha", "n", "ok")])[ATTEMPTS_HEADER]
+    assert '"model":"n"' in other
+    both = json.loads(attempts_header([failed, ok])[ATTEMPTS_HEADER])
+    assert [a["provider"] for a in both] == ["beta", "alpha"]
+    assert both[0]["message"] == ("503 from <url> " + "y" * 400)[:300]
+    assert both[0]["error_type"] == "ProviderUnavailable"

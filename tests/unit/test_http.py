@@ -361,3 +361,108 @@ async def test_a_body_read_already_is_given_as_it_was_read(
     async with http.stream("GET", f"{url}/read") as response:
         await response.aread()
         assert await read_bounded(response, provider="p", model="m") == b'{"a": 1}'
+
+
+# -- the transports' chunk reader (READ_EXTENSION): the read path of every stream ---------------
+
+
+@pytest.fixture
+def no_aiter_raw(monkeypatch: pytest.MonkeyPatch) -> None:
+    """httpx's ``Response.aiter_raw`` fails: a read through it is a test failure."""
+
+    def refuse(*_: Any, **__: Any) -> Any:
+        raise AssertionError("read through httpx's Response.aiter_raw")
+
+    monkeypatch.setattr(httpx.Response, "aiter_raw", refuse)
+
+
+@pytest.mark.parametrize("encoding", ["identity", "gzip"])
+async def test_bodies_are_read_through_the_transports_chunk_reader(
+    raw: tuple[RawServer, str], http: httpx.AsyncClient, no_aiter_raw: None, encoding: str
+) -> None:
+    server, url = raw
+    pack = _gzip if encoding == "gzip" else bytes
+    body = pack(EVENTS)
+    headers = {"content-encoding": encoding}
+    server.route(
+        "/c", headers={**SSE, **headers}, chunks=[body[i : i + 7] for i in range(0, len(body), 7)]
+    )
+    events = await _sse(http, f"{url}/c")
+    assert [e[1] for e in events] == [f"token {i} \u2028 café" for i in range(500)]
+    lines = pack(b'{"a": 1}\n\n{"b": 2}')
+    server.route("/j", headers=headers, chunks=[lines[:3], lines[3:]])
+    async with http.stream("GET", f"{url}/j") as response:
+        assert [x async for x in aiter_ndjson(response, provider="p", model="m")] == [
+            {"a": 1},
+            {"b": 2},
+        ]
+    server.route("/b", headers=headers, chunks=[pack(b"x" * 5000)])
+    async with http.stream("GET", f"{url}/b") as response:
+        with pytest.raises(errors.ProtocolError, match="larger than 4096 bytes"):
+            await read_bounded(response, provider="p", model="m", limit=4096)
+
+
+async def test_reading_to_the_end_closes_the_response_and_reuses_the_connection(
+    raw: tuple[RawServer, str], http: httpx.AsyncClient
+) -> None:
+    server, url = raw
+    server.route("/e", headers=SSE, chunks=[b"data: 1\n\n", b"data: 2\n\n"])
+    peers: list[Any] = []
+    for _ in range(2):
+        async with http.stream("GET", f"{url}/e") as response:
+            assert not response.is_closed
+            data = [e.data async for e in aiter_sse(response, provider="p", model="m")]
+            # as aiter_raw does: at the end of the body the connection is released
+            assert response.is_closed
+            assert response.is_stream_consumed
+            peers.append(server.seen_peers["/e"])
+    assert data == ["1", "2"]
+    assert peers[0] == peers[1]  # one connection, kept alive and reused
+
+
+async def test_leaving_mid_stream_closes_the_connection(
+    raw: tuple[RawServer, str], http: httpx.AsyncClient
+) -> None:
+    server, url = raw
+    server.route("/m", headers=SSE, chunks=[b"data: %d\n\n" % i for i in range(50)], delay=0.02)
+    peers: list[Any] = []
+    for _ in range(2):
+        async with http.stream("GET", f"{url}/m") as response:
+            async for event in aiter_sse(response, provider="p", model="m"):
+                assert event.data == "0"
+                break
+        assert response.is_closed
+        peers.append(server.seen_peers["/m"])
+    assert peers[0] != peers[1]  # the half-read connection was not put back in the pool
+
+
+async def test_a_reset_mid_stream_names_the_url_and_is_typed(
+    raw: tuple[RawServer, str], http: httpx.AsyncClient
+) -> None:
+    server, url = raw
+    server.route("/r", headers=SSE, chunks=[b"data: 1\n\n", b"data: 2\n\n"], abort_after=1)
+    with pytest.raises(errors.TransportError) as info, translate_errors("p", "m"):
+        async with http.stream("GET", f"{url}/r?key=hf_SECRET") as response:
+            async for _ in aiter_sse(response, provider="p", model="m"):
+                pass
+    assert isinstance(info.value.__cause__, httpx.TransportError)
+    assert f"{url}/r" in str(info.value)  # the request is attached, as httpx attaches it
+    assert "SECRET" not in str(info.value)  # the query is not
+
+
+async def test_a_client_without_the_chunk_reader_reads_through_httpx() -> None:
+    """``http_client=``: a plain httpx client (no ``READ_EXTENSION``) still reads."""
+    body = _gzip(EVENTS)
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        headers = {**SSE, "content-encoding": "gzip"} if request.url.path == "/z" else SSE
+        return httpx.Response(
+            200, headers=headers, content=body if request.url.path == "/z" else b"data: 1\n\n"
+        )
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handle)) as http:
+        assert [e[1] for e in await _sse(http, "http://x/z")][:2] == [
+            "token 0 \u2028 café",
+            "token 1 \u2028 café",
+        ]
+        assert await _sse(http, "http://x/p") == [("message", "1", None)]

@@ -122,6 +122,34 @@ async def test_cookies_are_not_kept(transport: str) -> None:
     assert b"cookie" not in seen[1].lower().replace(b"set-cookie", b"")
 
 
+async def test_a_url_string_is_parsed_once_and_each_request_keeps_its_own(
+    transport: str,
+) -> None:
+    seen: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                seen.append((await _head(reader)).split(b" ")[1])
+            except asyncio.IncompleteReadError:
+                break
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+        writer.close()
+
+    plain = httpx.AsyncClient()  # what httpx itself builds from the same arguments
+    async with server(handle) as url, client(transport) as http:
+        calls: list[dict[str, Any]] = [{}, {"params": {"y": "2"}}, {}]
+        requests = [http.build_request("GET", url + "/a?x=1", **kw) for kw in calls]
+        expected = [plain.build_request("GET", url + "/a?x=1", **kw).url for kw in calls]
+        assert [r.url for r in requests] == expected
+        for request in requests:
+            assert (await http.send(request)).text == "ok"
+        assert (await http.get(url + "/a?x=1", params={"z": "3"})).text == "ok"
+        assert (await http.get(url + "/a?x=1")).text == "ok"
+    await plain.aclose()
+    assert seen == [b"/a?x=1", expected[1].raw_path, b"/a?x=1", b"/a?z=3", b"/a?x=1"]
+
+
 async def test_there_is_no_connection_limit(transport: str) -> None:
     """150 requests at once are all on the wire at once (aiohttp's default is 100)."""
     total = 150

@@ -23,10 +23,12 @@ from . import _chat, _embeddings, _messages, _responses, _routes
 from ._config import ServerConfig
 from ._context import Context, configure_access_log
 from ._errors import error_body, scrub
+from ._fast import ChatFastPath
 from ._guard import Guard
 from ._logs import install_redaction, redact_root_handlers
 from ._memory import MemoryStateStore, StateStore
 from ._metrics import Metrics
+from ._schemas import ChatCompletionRequest
 from ._shared import RateLimit
 
 __all__ = ["app_from_env", "create_app"]
@@ -145,6 +147,8 @@ def create_app(
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _internal_error)
+    # inside the Guard: valid chat requests skip FastAPI's routing (see ``_fast``)
+    app.add_middleware(ChatFastPath, endpoint=_chat.chat_completions, model=ChatCompletionRequest)
     app.add_middleware(
         Guard,
         api_key=config.api_key,

@@ -65,12 +65,11 @@ class _Turn:
     async def restore(self) -> list[dict[str, Any]]:
         """Messages to send; sets ``conversation`` (rebuilt with remembered states)."""
         messages = [m.to_input() for m in self.body.messages]
-        keys = history_keys(self.pairs)
         split = max(
             (i for i, (role, _) in enumerate(self.pairs[:-1]) if role == "assistant"), default=-1
         )
-        if split >= 0:
-            states = await self.ctx.store.get(keys[split])
+        if split >= 0:  # the key of the history up to the last answer (chained digests)
+            states = await self.ctx.store.get(history_keys(self.pairs[: split + 1])[split])
             if states:
                 self.conversation = llmrelay.Conversation.from_dict(
                     {"messages": messages[: split + 1], "states": dict(states)}

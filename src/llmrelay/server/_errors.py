@@ -18,6 +18,7 @@ client does not send a failing request three times.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -121,17 +122,36 @@ def attempts_header(attempts: Any) -> dict[str, str]:
     "message"}]`` in the order tried (the last one ``"ok"``: it answers), messages
     scrubbed of URLs and cut to 300 characters; ``{}`` when there are none.
     """
+    fields = tuple(
+        (a.provider, a.model, a.outcome, a.error_type, a.message) for a in attempts or ()
+    )
+    if not fields:
+        return {}
+    if any(message for *_, message in fields):  # error texts are not kept
+        return {ATTEMPTS_HEADER: _attempts_json(fields)}
+    try:
+        return {ATTEMPTS_HEADER: _attempts_cached(fields)}
+    except TypeError:  # a field that cannot be a cache key
+        return {ATTEMPTS_HEADER: _attempts_json(fields)}
+
+
+def _attempts_json(fields: tuple[tuple[Any, Any, Any, Any, Any], ...]) -> str:
+    """The header's JSON for the attempts' (provider, model, outcome, error_type, message)."""
     out = [
         {
-            "provider": a.provider,
-            "model": a.model,
-            "outcome": a.outcome,
-            "error_type": a.error_type,
-            "message": scrub(str(a.message))[:_MAX_ATTEMPT_MESSAGE] if a.message else None,
+            "provider": provider,
+            "model": model,
+            "outcome": outcome,
+            "error_type": error_type,
+            "message": scrub(str(message))[:_MAX_ATTEMPT_MESSAGE] if message else None,
         }
-        for a in attempts or ()
+        for provider, model, outcome, error_type, message in fields
     ]
-    return {ATTEMPTS_HEADER: json.dumps(out, separators=(",", ":"))} if out else {}
+    return json.dumps(out, separators=(",", ":"))
+
+
+_attempts_cached = functools.lru_cache(maxsize=256)(_attempts_json)
+"""``_attempts_json`` of attempts without messages (most streams: one ``ok`` attempt)."""
 
 
 def _provider_status(exc: llmrelay.ProviderError) -> tuple[int, str, str]:

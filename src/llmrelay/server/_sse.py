@@ -21,6 +21,7 @@ read (so a large read is not parsed whole before its first frame goes out).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 
 import anyio
@@ -60,13 +61,15 @@ class Outbox:
     ``BATCH`` frames wait here) instead of letting it buffer the whole answer.
     """
 
-    __slots__ = ("closed", "frames", "keepalive", "started", "taken", "waiter")
+    __slots__ = ("closed", "frames", "halted", "keepalive", "started", "taken", "waiter")
 
     def __init__(self) -> None:
         self.frames: list[bytes] = []
         self.waiter: asyncio.Future[None] | None = None  # the writer waits for frames
         self.taken: asyncio.Future[None] | None = None  # the producer waits for the writer
         self.closed = False
+        self.halted = False
+        """The writer stops without ending the body (the client left, the producer failed)."""
         self.started = False
         self.keepalive = 0.0
         """Seconds of silence after which the writer sends ``KEEPALIVE_FRAME`` (0: never);
@@ -107,6 +110,17 @@ class Outbox:
     def close(self) -> None:
         """The producer is done: the writer sends what is left and ends the body."""
         self.closed = True
+        self._wake()
+
+    def halt(self) -> None:
+        """Stop the writer now: nothing more is sent, the body is not ended."""
+        self.halted = True
+        self._wake()
+        taken, self.taken = self.taken, None
+        if taken is not None and not taken.done():
+            taken.set_result(None)
+
+    def _wake(self) -> None:
         waiter, self.waiter = self.waiter, None
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -144,40 +158,57 @@ class EventStreamResponse(Response):
         self._first = first
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Send the frames until the producer returns or the client disconnects."""
+        """Send the frames until the producer returns or the client disconnects.
+
+        The producer and the disconnect watcher are plain asyncio tasks (an anyio task
+        group and its cancel scope cost about 7 % of the CPU of a short answer): a
+        disconnect cancels the producer and stops the writer; a producer (or ``receive``)
+        that fails stops the writer (the body stays unended) and its error is raised, in
+        an ``ExceptionGroup`` as from a task group; when this response is cancelled, both
+        tasks are cancelled and awaited. ``on_close`` runs last, shielded.
+        """
         outbox = Outbox()
         if self._first is not None:
             outbox.frames.append(self._first)
             outbox.started = True
         loop = asyncio.get_running_loop()
-        try:
-            async with anyio.create_task_group() as group:
+        failure: list[Exception] = []
 
-                async def watch() -> None:
-                    while True:
-                        message = await receive()
-                        if message["type"] == "http.disconnect":
-                            group.cancel_scope.cancel()
-                            return
-
-                async def produce() -> None:
-                    # on an exception the group cancels the writer: the body stays unended
-                    await self._produce(outbox)
-                    outbox.close()
-
-                group.start_soon(watch)
-                group.start_soon(produce)
-                start = {"type": "http.response.start", "status": 200, "headers": self.raw_headers}
-                try:
-                    await self._write(outbox, loop, send, start)
-                except OSError:  # the client went away while we wrote
+        async def watch() -> None:
+            try:
+                while (await receive())["type"] != "http.disconnect":
                     pass
-                finally:
-                    group.cancel_scope.cancel()
+            except Exception as exc:  # as the producer's: everything stops, it is raised
+                failure.append(exc)
+            producer.cancel()
+            outbox.halt()
+
+        async def produce() -> None:
+            try:
+                await self._produce(outbox)
+            except Exception as exc:  # the writer stops: the body stays unended
+                failure.append(exc)
+                outbox.halt()
+                return
+            outbox.close()
+
+        producer = loop.create_task(produce())
+        watcher = loop.create_task(watch())
+        try:
+            start = {"type": "http.response.start", "status": 200, "headers": self.raw_headers}
+            with contextlib.suppress(OSError):  # the client went away while we wrote
+                await self._write(outbox, loop, send, start)
         finally:
-            if self._on_close is not None:
-                with anyio.CancelScope(shield=True):
-                    await self._on_close()
+            try:
+                for task in (producer, watcher):
+                    task.cancel()
+                await asyncio.wait((producer, watcher))
+            finally:
+                if self._on_close is not None:
+                    with anyio.CancelScope(shield=True):
+                        await self._on_close()
+        if failure:
+            raise ExceptionGroup("unhandled errors in a TaskGroup", failure)
 
     @staticmethod
     async def _write(
@@ -192,13 +223,15 @@ class EventStreamResponse(Response):
         """
         frames = outbox.frames
         head: Message | None = start
-        while True:
+        while not outbox.halted:
             if frames:
                 body = outbox.take()
                 last = outbox.closed  # the producer is done: one write with the chunked end
                 if head is not None:
                     await send(head)
                     head = None
+                    if outbox.halted:
+                        return
                 await send({"type": "http.response.body", "body": body, "more_body": not last})
                 if last:
                     return
@@ -214,6 +247,8 @@ class EventStreamResponse(Response):
                         frames.append(KEEPALIVE_FRAME)
                 continue
             await waiter
+        if outbox.halted:
+            return
         if head is not None:
             await send(head)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
