@@ -9,9 +9,9 @@ and compiling from source would add about 40 ms to every llmrelay figure.
 
 * **import**: ``import llmrelay`` and ``import httpx`` timed inside the interpreter
   (``time.perf_counter`` around the statement), beside ``python -c pass``'s whole run;
-  and ``import llmrelay`` plus constructing an ``AsyncClient`` on each transport (the
-  default builds no TLS context and imports no aiohttp; ``transport="aiohttp"`` imports
-  aiohttp at construction);
+  and ``import llmrelay`` plus constructing an ``AsyncClient`` on each transport
+  (construction imports neither httpx nor aiohttp: the HTTP client is built at the
+  first request);
 * **--help**: wall time of ``python -m llmrelay --help`` from spawn to exit, beside
   ``python -c pass``;
 * **first token**: a ``kind = "openai"`` provider in a temporary config file
@@ -30,8 +30,8 @@ Exits 0 unless ``--strict``.
 
 ``--before SRC`` also measures another checkout's sources (``SRC`` = its ``src``
 folder, e.g. main's) in the same loop, interleaved with this one: ``import llmrelay``,
-``--help`` and ``llmrelay chat`` get a ``(before)`` row, so before/after figures share
-the machine's noise.
+``import llmrelay`` plus ``AsyncClient()``, ``--help`` and ``llmrelay chat`` get a
+``(before)`` row, so before/after figures share the machine's noise.
 
 ``--trace`` also runs each command once more under ``python -X importtime`` with a
 tracer that prints where the time to the first token goes: milestones (ms since the
@@ -152,7 +152,7 @@ def lazy(name):
         if name == "AsyncClient":
             wrap("llmrelay._registry", None, "_entry_points", "registry: entry points")
             wrap("llmrelay._registry", "Registry", "settings_specs", "registry: settings_specs")
-            wrap("llmrelay._client", None, "make_http_client", "make_http_client")
+            wrap("llmrelay._client", "AsyncClient", "_build", "engine + HTTP client build")
             real_init = value.__init__
             def init(self, *a, **k):
                 mark("AsyncClient() start"); real_init(self, *a, **k); mark("AsyncClient() end")
@@ -274,11 +274,12 @@ def run(args: argparse.Namespace) -> list[Check]:
     walls: dict[str, list[float]] = {"python -c pass": [], "llmrelay --help": []}
     if before:
         imports["import llmrelay (before)"] = []
+        imports[f"{CLIENT} (before)"] = []
         walls["llmrelay --help (before)"] = []
     for _ in range(runs):
         for statement, times in imports.items():
-            if statement.endswith("(before)"):
-                times.append(_inner_time("import llmrelay", _env(before)))
+            if statement.endswith(" (before)"):
+                times.append(_inner_time(statement.removesuffix(" (before)"), _env(before)))
             else:
                 times.append(_inner_time(statement))
         walls["python -c pass"].append(_wall([python, "-c", "pass"]))
@@ -354,6 +355,9 @@ def run(args: argparse.Namespace) -> list[Check]:
     ratio = med(imports["import llmrelay"]) / med(imports["import httpx"])
     client_ratio = med(imports[CLIENT]) / med(imports["import httpx"])
     print(f"  import llmrelay + AsyncClient() / import httpx: {client_ratio:.2f}")
+    if before:
+        before_client = med(imports[f"{CLIENT} (before)"]) / med(imports["import httpx"])
+        print(f"  import llmrelay + AsyncClient() (before) / import httpx: {before_client:.2f}")
     help_extra = med(walls["llmrelay --help"]) - med(walls["python -c pass"])
     first_diff = med(firsts["llmrelay chat"]) - med(firsts["raw httpx script"])
     print(f"  import llmrelay / import httpx: {ratio:.2f}")

@@ -9,8 +9,10 @@ Quick start::
             if isinstance(event, str):
                 print(event, end="", flush=True)
 
-``import llmrelay`` loads only types and errors; the clients (and httpx) load on first
-use of ``AsyncClient`` or ``Client``, and each provider when it is first used.
+``import llmrelay`` loads only types, errors and settings; the client classes load on
+first use of ``AsyncClient`` or ``Client``. Constructing a client reads and checks its
+settings; httpx, the transport and the engine load at its first request (or listing),
+and each provider when it is first used.
 """
 
 from __future__ import annotations

@@ -1,24 +1,34 @@
-"""``AsyncClient``: settings + HTTP + registry + router, with streams and resources on top."""
+"""``AsyncClient``: settings + HTTP + registry + router, with streams and resources on top.
+
+**What is built when.** Constructing a client does only what can refuse a setting:
+it reads the config file and the environment (``llmrelay._settings``), registers the
+providers by name (``llmrelay._registry``: a configured ``kind`` is imported, as its
+table is validated; built-ins and plugins are not), checks the transport and a CA
+bundle path (``llmrelay._http_setup``) and makes a Redis health store when
+``LLMRELAY_REDIS_URL`` is set. It imports neither httpx nor a transport nor a
+provider's module. The rest (the engine and its router, the shared HTTP client with
+its pools, httpx and the transport's modules) is built on first use, once per client,
+under a lock: the first request, listing or resolution (``stream``, ``complete``,
+``candidates``, ``providers()``, ``chat``, ``models`` ...), so concurrent first
+requests, from tasks or from threads, share one HTTP client. ``aclose()`` before any
+use builds nothing; a client with a ``proxy`` setting builds its HTTP client at
+construction (the proxy URL is the transport's to check). ``import llmrelay`` plus
+``AsyncClient()`` costs less than ``import httpx`` (``benchmarks/startup.py``).
+"""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Mapping
 from functools import cached_property
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Unpack
 
-import httpx
-
-from . import errors
-from ._embeddings import AsyncEmbeddings, embed
-from ._engine import Engine, map_exception
+from . import _setting_table, errors
+from ._http_setup import check_ca_bundle, choose_transport
 from ._params import ChatParams, ImageParams, check, keywords
 from ._registry import Registry
-from ._resources import AsyncChat, AsyncImages, AsyncModels
-from ._router import HealthStore
 from ._settings import Settings, Timeouts, load_config
-from ._stream import AsyncChatStream
-from ._transport import make_http_client
 from ._turn import Turn, check_image_types
 from .providers import Capability, Provider
 from .types import (
@@ -30,8 +40,15 @@ from .types import (
 )
 
 if TYPE_CHECKING:
+    import httpx
+
+    from ._embeddings import AsyncEmbeddings
+    from ._engine import Engine
     from ._messages import AsyncMessages
+    from ._resources import AsyncChat, AsyncImages, AsyncModels
     from ._responses import AsyncResponses
+    from ._router import HealthStore
+    from ._stream import AsyncChatStream
     from .catalog import LiveModel
 
 __all__ = ["AsyncClient"]
@@ -81,9 +98,15 @@ class AsyncClient:
             the config file's ``transport`` override). Default: from those, else httpx.
 
     Raises:
-        llmrelay.errors.ConfigError: invalid settings or config file.
+        llmrelay.errors.ConfigError: invalid settings or config file (an unknown
+            provider kind or option, an unknown or uninstalled transport, an unreadable
+            CA bundle, an unusable proxy URL).
 
-    Use as ``async with AsyncClient() as client:`` or call ``aclose()``.
+    Constructing the client reads and checks the settings; the engine, the shared HTTP
+    client (httpx and the transport) and the resources (``chat``, ``images``,
+    ``embeddings``, ``models``, ``responses``, ``messages``) are built on their first
+    use, once (see the module docstring). Use as ``async with AsyncClient() as
+    client:`` or call ``aclose()``.
     """
 
     def __init__(
@@ -128,21 +151,102 @@ class AsyncClient:
             transport=transport,
             plugins=registry.read_plugins,
         )
+        self._settings = settings
+        self._registry = registry
         self._owns_http = http_client is None
-        http = http_client or make_http_client(
-            settings.timeouts, settings.proxy, settings.verify, settings.transport
-        )
+        self._http: httpx.AsyncClient | None = http_client
+        self._transport = settings.transport
+        if self._owns_http:
+            # what can be refused is refused now; the client itself is built on first use
+            self._transport = choose_transport(settings.transport, settings.proxy)
+            if isinstance(settings.verify, str):
+                check_ca_bundle(settings.verify)
+            if settings.proxy is not None:  # the transport parses the proxy URL: now
+                self._http = self._make_proxied_http()
         self._owned_health: Any = None
-        if health is None:
+        if health is None and _setting_table.redis_url() is not None:
             from ._redis import health_from_env
 
             health = self._owned_health = health_from_env()
-        self._engine = Engine(settings, registry, http, health)
+        self._health = health
+        self._built: Engine | None = None
+        self._lock = threading.Lock()
         self._closed = False
-        self.chat = AsyncChat(self)
-        self.images = AsyncImages(self)
-        self.embeddings = AsyncEmbeddings(self)
-        self.models = AsyncModels(self)
+
+    def _make_http(self) -> httpx.AsyncClient:
+        from ._transport import make_http_client
+
+        settings = self._settings
+        return make_http_client(settings.timeouts, settings.proxy, settings.verify, self._transport)
+
+    def _make_proxied_http(self) -> httpx.AsyncClient:
+        import httpx
+
+        try:
+            return self._make_http()
+        except (ValueError, httpx.InvalidURL) as exc:  # httpx's or aiohttp's URL parser
+            raise errors.ConfigError(f"unusable proxy setting: {exc}") from exc
+
+    @property
+    def _engine(self) -> Engine:
+        """The engine (router, providers, the shared HTTP client), built on first use.
+
+        Built once, under a lock: concurrent first uses (tasks or threads) get the same
+        engine and HTTP client.
+
+        Raises:
+            llmrelay.errors.ClientClosed: the client was closed before anything built it.
+            llmrelay.errors.ConfigError: a CA bundle or transport that became unusable
+                since construction.
+        """
+        engine = self._built
+        if engine is None:
+            engine = self._build()
+        return engine
+
+    def _build(self) -> Engine:
+        with self._lock:
+            if self._built is not None:
+                return self._built
+            if self._closed:
+                raise errors.ClientClosed("this llmrelay client is closed")
+            from ._engine import Engine
+
+            if self._http is None:
+                self._http = self._make_http()
+            self._built = Engine(self._settings, self._registry, self._http, self._health)
+            return self._built
+
+    @cached_property
+    def chat(self) -> AsyncChat:
+        """OpenAI's chat-completions resource (``client.chat.completions.create``).
+
+        Made on first use, with the engine and the HTTP client.
+        """
+        from ._resources import AsyncChat
+
+        return AsyncChat(self)
+
+    @cached_property
+    def images(self) -> AsyncImages:
+        """OpenAI's images resource (``client.images.generate``); made on first use."""
+        from ._resources import AsyncImages
+
+        return AsyncImages(self)
+
+    @cached_property
+    def embeddings(self) -> AsyncEmbeddings:
+        """OpenAI's embeddings resource (``client.embeddings.create``); made on first use."""
+        from ._embeddings import AsyncEmbeddings
+
+        return AsyncEmbeddings(self)
+
+    @cached_property
+    def models(self) -> AsyncModels:
+        """OpenAI's models resource (``client.models.list``); made on first use."""
+        from ._resources import AsyncModels
+
+        return AsyncModels(self)
 
     @cached_property
     def responses(self) -> AsyncResponses:
@@ -165,7 +269,7 @@ class AsyncClient:
         return AsyncMessages(self)
 
     def __repr__(self) -> str:
-        return f"<AsyncClient model={self._engine.settings.model!r}>"
+        return f"<AsyncClient model={self._settings.model!r}>"
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -179,13 +283,34 @@ class AsyncClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close every pooled connection (idempotent). The client cannot be used after."""
-        self._closed = True
-        if self._owns_http:
-            await self._engine.http.aclose()
-        owned, self._owned_health = self._owned_health, None
+        """Close every pooled connection (idempotent). The client cannot be used after.
+
+        A client never used closes without building anything (httpx is not imported).
+        """
+        with self._lock:  # a build in another thread finishes first, then is closed
+            self._closed = True
+            http, self._http = (self._http if self._owns_http else None), None
+            owned, self._owned_health = self._owned_health, None
+        if http is not None:
+            await http.aclose()
         if owned is not None:
             await owned.aclose()
+
+    def prepare(self) -> None:
+        """Build the engine and the shared HTTP client now rather than at the first use.
+
+        For a server, whose first request should be as fast as the next ones (``llmrelay
+        serve`` calls it at start-up). Imports httpx and the transport's modules; opens
+        no connection. Idempotent.
+
+        Raises:
+            llmrelay.errors.ClientClosed: the client is closed.
+            llmrelay.errors.ConfigError: a CA bundle that became unreadable since the
+                client was constructed.
+        """
+        self._check_open()
+        if self._built is None:
+            self._build()
 
     def _check_open(self) -> None:
         if self._closed:
@@ -308,6 +433,8 @@ class AsyncClient:
         try:
             return await provider.describe_model(target.model)
         except Exception as exc:
+            from ._engine import map_exception
+
             mapped = map_exception(exc, target.provider, target.model)
             if mapped is None:
                 raise
@@ -342,6 +469,8 @@ class AsyncClient:
                 stream opens: see ``AsyncChatStream.start``).
             llmrelay.errors.ClientClosed: the client is closed.
         """
+        from ._stream import AsyncChatStream
+
         check(params, ChatParams, "stream")
         self._check_open()
         turn = Turn.build(messages, params)
@@ -437,6 +566,8 @@ class AsyncClient:
                 ``InvalidRequestError`` (with ``param``) for a field a provider cannot
                 honour; ``ProviderError`` / ``AllProvidersFailed`` as for chat.
         """
+        from ._embeddings import embed
+
         self._check_open()
         return await embed(
             self._engine, input, model=model, dimensions=dimensions, user=user, options=options

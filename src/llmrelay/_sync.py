@@ -29,8 +29,6 @@ from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Unpack, overload
 
-import httpx
-
 from . import errors
 from ._client import AsyncClient
 from ._params import (
@@ -42,10 +40,7 @@ from ._params import (
     keywords,
 )
 from ._portal import Bridge, Portal
-from ._resources import AsyncChatCompletionStream
-from ._router import HealthStore
 from ._settings import Timeouts
-from ._stream import AsyncChatStream
 from ._turn import stop_sequences
 from .providers import Provider
 from .types import (
@@ -59,6 +54,8 @@ from .types import (
 )
 
 if TYPE_CHECKING:
+    import httpx
+
     from ._openai import (
         ChatCompletion,
         ChatCompletionChunk,  # noqa: F401 (named in a string below)
@@ -67,6 +64,9 @@ if TYPE_CHECKING:
         ModelList,
     )
     from ._openai_embeddings import CreateEmbeddingResponse
+    from ._resources import AsyncChatCompletionStream
+    from ._router import HealthStore
+    from ._stream import AsyncChatStream
     from .catalog import LiveModel
 
 __all__ = ["ChatCompletionStream", "ChatStream", "Client"]
@@ -381,6 +381,10 @@ class Client:
             self._closed = True
         if self._finalizer is not None:
             self._finalizer()
+
+    def prepare(self) -> None:
+        """Build the engine and the HTTP client now (see ``AsyncClient.prepare``)."""
+        self._ensure()[1].prepare()
 
     def providers(self) -> list[ProviderDescription]:
         """Describe every registered provider (see ``AsyncClient.providers``)."""

@@ -28,8 +28,8 @@ from __future__ import annotations
 import functools
 import http.cookiejar
 import logging
-import os
 import ssl
+import stat
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -38,6 +38,7 @@ from typing import Any
 import httpx
 
 from . import errors
+from ._http_setup import TRANSPORTS, check_ca_bundle, choose_transport
 from ._settings import Timeouts
 from ._version import __version__
 
@@ -66,9 +67,6 @@ giving each chunk as received and ``b""`` at the end, raising the httpx exceptio
 body's iteration raises. ``llmrelay._http`` reads a body with it (no per-chunk layers
 of httpx's response stream) and falls back to ``Response.aiter_raw`` without it (a
 client passed as ``http_client=``)."""
-
-TRANSPORTS = ("httpx", "aiohttp", "auto")
-"""The values of the ``transport`` setting."""
 
 
 class _NoCookies(http.cookiejar.CookieJar):
@@ -107,49 +105,6 @@ class _Client(httpx.AsyncClient):
         if type(url) is str:
             url = _parsed(url)
         return super().build_request(method, url, **kwargs)
-
-
-def fast_installed() -> bool:
-    """Whether aiohttp (the ``fast`` extra) can be imported (without importing it)."""
-    import importlib.util
-
-    return importlib.util.find_spec("aiohttp") is not None
-
-
-def choose_transport(transport: str, proxy: str | None) -> str:
-    """The transport ``make_http_client`` uses for the setting ``transport``.
-
-    Returns:
-        ``"httpx"`` or ``"aiohttp"``: ``"auto"`` is aiohttp when it is installed and the
-        proxy is not a socks proxy (then httpx, with a log line).
-
-    Raises:
-        llmrelay.errors.ConfigError: an unknown transport; ``"aiohttp"`` without aiohttp
-            installed or with a socks proxy.
-    """
-    if transport == "httpx":
-        return "httpx"
-    if transport not in TRANSPORTS:
-        raise errors.ConfigError(
-            f"unknown transport {transport!r} (transport=, LLMRELAY_TRANSPORT or the config "
-            f"file's transport); valid transports: {', '.join(TRANSPORTS)}"
-        )
-    socks = proxy is not None and proxy.lower().startswith("socks")
-    if transport == "aiohttp":
-        if not fast_installed():
-            raise errors.ConfigError(
-                "the aiohttp transport needs aiohttp: pip install 'llmrelay[fast]'"
-            )
-        if socks:
-            raise errors.ConfigError(
-                "the aiohttp transport has no socks proxies: use the httpx transport "
-                "(or 'auto', which falls back to it)"
-            )
-        return "aiohttp"
-    if socks:
-        log.warning("transport auto: a socks proxy is set, so the httpx transport is used")
-        return "httpx"
-    return "aiohttp" if fast_installed() else "httpx"
 
 
 def make_http_client(
@@ -221,13 +176,8 @@ def _bundle_context(path: str) -> Callable[[], ssl.SSLContext]:
         llmrelay.errors.ConfigError: ``path`` cannot be read (now), or is not a CA
             bundle (when the builder is called).
     """
-    try:
-        status = os.stat(path)
-        is_dir = os.path.isdir(path)
-        if not os.access(path, os.R_OK):
-            raise PermissionError(f"permission denied: {path!r}")
-    except OSError as exc:
-        raise errors.ConfigError(f"cannot use CA bundle {path!r}: {exc}") from exc
+    status = check_ca_bundle(path)
+    is_dir = stat.S_ISDIR(status.st_mode)
 
     def make() -> ssl.SSLContext:
         try:

@@ -29,6 +29,7 @@ def _served_transport(
     assert result.exit_code == 0, result.output
     with TestClient(seen["app"]):
         client = seen["app"].state.llmrelay.client
+        assert client._built is not None  # built at start-up, not at the first request
         return type(client._engine.http._transport)
 
 

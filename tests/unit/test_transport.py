@@ -379,7 +379,7 @@ def test_auto_is_aiohttp_when_installed_and_httpx_otherwise(
 ) -> None:
     assert choose_transport("auto", None) == "aiohttp"
     assert choose_transport("auto", "http://127.0.0.1:3128") == "aiohttp"
-    monkeypatch.setattr("llmrelay._transport.fast_installed", lambda: False)
+    monkeypatch.setattr("llmrelay._http_setup.fast_installed", lambda: False)
     assert choose_transport("auto", None) == "httpx"
     with pytest.raises(errors.ConfigError, match=r"pip install 'llmrelay\[fast\]'"):
         choose_transport("aiohttp", None)
@@ -398,12 +398,14 @@ def test_a_socks_proxy_falls_back_to_httpx_on_auto_and_is_refused_on_aiohttp(
 
 
 def test_the_default_transport_never_imports_aiohttp() -> None:
-    """``import llmrelay`` and a default client stay as fast as before (no aiohttp)."""
+    """A default client, built, imports no aiohttp; an aiohttp one imports it when built."""
     code = (
         "import sys, llmrelay\n"
-        "llmrelay.AsyncClient()\n"
+        "llmrelay.AsyncClient()._engine\n"
         "assert 'aiohttp' not in sys.modules, 'aiohttp imported'\n"
-        "llmrelay.AsyncClient(transport='aiohttp')\n"
+        "fast = llmrelay.AsyncClient(transport='aiohttp')\n"
+        "assert 'aiohttp' not in sys.modules, 'aiohttp imported at construction'\n"
+        "fast._engine\n"
         "assert 'aiohttp' in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

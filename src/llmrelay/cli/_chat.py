@@ -107,6 +107,7 @@ def _candidates(client: llmrelay.AsyncClient, model: str | None) -> list[str] | 
 async def _open_client(kwargs: dict[str, Any]) -> llmrelay.AsyncClient:
     client = llmrelay.AsyncClient(**kwargs)
     await client.__aenter__()
+    client.prepare()  # httpx is imported now, inside _without_httpx_cli: a chat uses it
     return client
 
 

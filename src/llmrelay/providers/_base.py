@@ -31,8 +31,6 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import httpx
-
 from .. import errors
 from ..types import (
     ChatRequest,
@@ -44,6 +42,8 @@ from ..types import (
 )
 
 if TYPE_CHECKING:
+    import httpx
+
     from ..catalog import LiveModel
 
 __all__ = [

@@ -121,6 +121,7 @@ def create_app(
             if ctx.served is None:
                 ctx.served = llmrelay.AsyncClient(**dict(config.client_kwargs))
                 stack.push_async_callback(ctx.served.aclose)
+                ctx.served.prepare()  # built now, not at the first request
                 install_redaction()  # provider loggers created by now
             if database:  # stored responses in the log database: every worker sees them
                 responses = llmrelay.DatabaseResponseStore(database)
