@@ -372,6 +372,8 @@ async def aiter_body(
         return
     encoding = response.headers.get("content-encoding", "").strip().lower()
     if encoding in ("", "identity"):
+        # ``_raw_chunks`` inlined: a plain body (NDJSON streams) is the token path, and
+        # one generator layer less per chunk is what the read path was changed for
         read = _chunk_reader(response)
         if read is None:
             async for chunk in response.aiter_raw():
