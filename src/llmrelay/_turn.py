@@ -9,6 +9,7 @@ image): before the first, a candidate may still be replaced.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -199,10 +200,6 @@ def _typed(value: Any, parse: Callable[[Any, str], T], param: str) -> T | None:
         raise errors.ConfigError(str(exc), param=param) from None
 
 
-_NUMBERS = ("temperature", "top_p", "frequency_penalty", "presence_penalty")
-_INTEGERS = ("max_tokens", "seed")
-
-
 def _check_types(params: ChatParams) -> None:
     """Refuse a parameter of the wrong type before it reaches a provider's request.
 
@@ -217,22 +214,6 @@ def _check_types(params: ChatParams) -> None:
         if value is not None and not isinstance(value, str):
             raise errors.ConfigError(
                 f"{name} must be a string, not {type(value).__name__}", param=name
-            )
-    for name in _NUMBERS:
-        value = params.get(name)
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise errors.ConfigError(
-                f"{name} must be a number, not {type(value).__name__}", param=name
-            )
-        if not math.isfinite(value):
-            raise errors.ConfigError(f"{name} must be a finite number", param=name)
-    for name in _INTEGERS:
-        value = params.get(name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-            raise errors.ConfigError(
-                f"{name} must be an integer, not {type(value).__name__}", param=name
             )
     _check_options(params.get("options"))
     conversation = params.get("conversation")
@@ -309,16 +290,59 @@ def stop_sequences(stop: str | Iterable[str] | None) -> tuple[str, ...] | None:
     return stops  # type: ignore[return-value]
 
 
+def _number(params: ChatParams, name: str) -> int | float | None:
+    """Sampling parameter ``name``: a finite real number, or ``None``.
+
+    A ``numbers.Real`` of another type (numpy's ``float32``) becomes a Python ``float``.
+
+    Raises:
+        ConfigError: ``param=name``: a ``bool``, a non-number, NaN or an infinity.
+    """
+    value: object = params.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise errors.ConfigError(f"{name} must be a number, not {type(value).__name__}", param=name)
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    number = float(value)
+    if not math.isfinite(number):
+        raise errors.ConfigError(f"{name} must be a finite number", param=name)
+    return number
+
+
+def _integer(params: ChatParams, name: str) -> int | None:
+    """``max_tokens`` or ``seed``: an integer, or ``None``.
+
+    A ``numbers.Integral`` of another type (numpy's ``int64``) becomes a Python ``int``.
+
+    Raises:
+        ConfigError: ``param=name``: a ``bool`` or a non-integer (``1.5``, ``"9"``).
+    """
+    value = params.get(name)
+    if value is None or type(value) is int:
+        return value
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise errors.ConfigError(
+            f"{name} must be an integer, not {type(value).__name__}", param=name
+        )
+    return int(value)
+
+
 def _given(params: ChatParams) -> dict[str, Any]:
-    """The generation parameters given (name -> value; ``None`` and no stops left out)."""
+    """The generation parameters given (name -> value; ``None`` and no stops left out).
+
+    Raises:
+        ConfigError: a parameter of the wrong type (``param`` names it).
+    """
     given = (
-        ("temperature", params.get("temperature")),
-        ("max_tokens", params.get("max_tokens")),
-        ("top_p", params.get("top_p")),
+        ("temperature", _number(params, "temperature")),
+        ("max_tokens", _integer(params, "max_tokens")),
+        ("top_p", _number(params, "top_p")),
         ("stop", stop_sequences(params.get("stop"))),
-        ("seed", params.get("seed")),
-        ("frequency_penalty", params.get("frequency_penalty")),
-        ("presence_penalty", params.get("presence_penalty")),
+        ("seed", _integer(params, "seed")),
+        ("frequency_penalty", _number(params, "frequency_penalty")),
+        ("presence_penalty", _number(params, "presence_penalty")),
     )
     return {name: value for name, value in given if value is not None and value != ()}
 

@@ -292,3 +292,27 @@ async def test_an_image_parameter_of_the_wrong_type_is_refused_naming_it(
             await client.generate_image("a cat", **params)
     assert refused.value.param == name
     assert script.images == []
+
+
+async def test_numpy_numbers_reach_the_provider_as_python_numbers() -> None:
+    """``numbers.Real``/``Integral`` of other types (numpy's) are taken, as plain numbers
+    (a provider's JSON encoder could not write them)."""
+    np = pytest.importorskip("numpy")
+    first, script = scripted(
+        "first",
+        ["a", llmrelay.FinishReason("stop")],
+        parameters=("temperature", "max_tokens", "top_p", "seed"),
+    )
+    async with llmrelay.AsyncClient(providers=[first]) as client:
+        await client.complete(
+            "hi",
+            model="first",
+            temperature=np.float32(0.5),
+            top_p=np.float64(0.25),
+            max_tokens=np.int64(7),
+            seed=np.int32(3),
+        )
+    [request] = script.received
+    values = (request.temperature, request.top_p, request.max_tokens, request.seed)
+    assert values == (0.5, 0.25, 7, 3)
+    assert [type(v) for v in values] == [float, float, int, int]
