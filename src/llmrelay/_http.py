@@ -108,6 +108,15 @@ def upstream_text(value: Any, limit: int = MAX_DETAIL) -> str | None:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _json_object(body: str | bytes) -> dict[str, Any] | None:
+    """``body`` as a JSON object, or ``None`` (not JSON, too deep, or not an object)."""
+    try:
+        payload = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
 def error_detail(body: str | bytes) -> str | None:
     """The message of a documented error object, or ``None`` for any other body.
 
@@ -120,11 +129,8 @@ def error_detail(body: str | bytes) -> str | None:
     text, a JSON document of another shape, a malformed body -- gives ``None``: its
     content is never relayed.
     """
-    try:
-        payload = json.loads(body)
-    except (ValueError, RecursionError):
-        return None
-    if not isinstance(payload, dict):
+    payload = _json_object(body)
+    if payload is None:
         return None
     error = payload.get("error")
     if isinstance(error, dict):
@@ -148,11 +154,8 @@ def error_code(body: str | bytes) -> str | None:
     OpenAI's ``{"error": {"code": str, "type": str}}`` (``code`` first) and TGI's
     ``{"error": str, "error_type": str}``; bounded to 64 characters.
     """
-    try:
-        payload = json.loads(body)
-    except (ValueError, RecursionError):
-        return None
-    if not isinstance(payload, dict):
+    payload = _json_object(body)
+    if payload is None:
         return None
     error = payload.get("error")
     candidates = [error.get("code"), error.get("type")] if isinstance(error, dict) else []
