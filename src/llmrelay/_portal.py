@@ -12,9 +12,11 @@ and waits for it; ``Bridge(portal, source)`` turns an async iterator into a sync
   stops the loop. Every submitted job ends, even one whose task never started, so no
   waiter is left behind (the race of ``close()`` with a first ``next()``).
 * A stream is drained by one task into a ``_Channel``: events are appended under a lock
-  and the consumer takes **all that is ready in one batch**; it is woken (a lock
-  released) only when it waits, at once, so a burst costs one thread hand-off. The
-  first content is also handed over with the GIL (see ``_Channel.put``). The task waits
+  and the consumer takes **all that is ready in one batch**; it is woken only when it
+  waits, at once, so a burst costs one thread hand-off. The wake-up is a byte on the
+  consuming thread's socket pair (``_Parker``), sent with the GIL released, so the
+  woken thread does not fight the loop thread for the GIL. The first content is also
+  handed over with the GIL (see ``_Channel.put``). The task waits
   while ``limit`` events are unread (the provider's connection then waits too: TCP
   back-pressure). ``break`` (dropping the iterator), ``close()``, leaving a ``with``
   block or Ctrl-C while waiting cancels that task, which closes its source.
@@ -31,6 +33,8 @@ import contextlib
 import contextvars
 import logging
 import os
+import select
+import socket
 import threading
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from typing import Any, Generic, Protocol, TypeVar
@@ -70,6 +74,100 @@ def _acquire(lock: threading.Lock) -> None:
     """Acquire ``lock``, waking every ``POLL`` s so a pending Ctrl-C is raised here."""
     while not lock.acquire(timeout=POLL):
         pass
+
+
+class _Parker:
+    """Where one thread waits for a channel's wake-up: a socket pair.
+
+    Waking it is a one-byte ``send`` that releases the GIL around the system call (a
+    ``threading.Lock.release()`` keeps it), and a socket's reader is woken as a *sync*
+    wake-up (Linux ``WF_SYNC``): queued, without preempting the waker, to run once the
+    waker blocks. The consumer then finds the GIL free instead of waking at once, on
+    the other core, into the loop thread's GIL (measured: 4.7 context switches and
+    futex calls per hand-off with a lock, 2.5 and 0 with a socket pair).
+
+    One per thread that consumes streams (``_parker()``), reused: a thread waits for
+    one stream at a time. A byte left over (a wake-up that raced Ctrl-C) only causes a
+    spurious wake-up, which ``_Channel.take`` tolerates.
+    """
+
+    __slots__ = ("_reader", "_writer")
+
+    def __init__(self, pair: tuple[socket.socket, socket.socket]) -> None:
+        self._reader, self._writer = pair
+        self._reader.setblocking(False)
+        self._writer.setblocking(False)
+
+    def unpark(self) -> None:
+        """Wake the thread if it waits, or make its next wait return (any thread)."""
+        try:  # noqa: SIM105 (per event: a plain try is cheaper than suppress())
+            self._writer.send(b"\0")
+        except OSError:  # a wake-up is pending already (buffer full), or closed
+            pass
+
+    def park(self, timeout: float) -> bool:
+        """Wait (GIL released) up to ``timeout`` s for a wake-up; whether one came."""
+        if not select.select([self._reader], [], [], timeout)[0]:
+            return False
+        try:  # noqa: SIM105 (per event: a plain try is cheaper than suppress())
+            self._reader.recv(64)
+        except OSError:  # nothing left to read after all
+            pass
+        return True
+
+    def close(self) -> None:
+        self._reader.close()
+        self._writer.close()
+
+    def __del__(self) -> None:
+        self.close()
+
+
+class _LockParker:
+    """A parker without a socket pair (no file descriptor was left): a held lock."""
+
+    __slots__ = ("_lock",)
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lock.acquire()
+
+    def unpark(self) -> None:
+        """Wake the thread if it waits, or make its next wait return (any thread)."""
+        try:  # noqa: SIM105 (as _Parker.unpark)
+            self._lock.release()
+        except RuntimeError:  # a wake-up is pending already
+            pass
+
+    def park(self, timeout: float) -> bool:
+        """Wait (GIL released) up to ``timeout`` s for a wake-up; whether one came."""
+        return self._lock.acquire(timeout=timeout)
+
+
+_local = threading.local()
+
+
+def _parker() -> _Parker | _LockParker:
+    """This thread's parker, made on first use (closed when the thread ends)."""
+    parker: _Parker | None = getattr(_local, "parker", None)
+    if parker is None:
+        try:
+            pair = socket.socketpair()
+        except OSError as exc:  # out of file descriptors: wait on a lock this time
+            log.debug("no socket pair for a sync stream's wake-ups: %r", exc)
+            return _LockParker()
+        parker = _local.parker = _Parker(pair)
+    return parker
+
+
+def _forget_parkers() -> None:
+    """In a forked child: the parent's parkers' socket pairs are shared; use new ones."""
+    global _local
+    _local = threading.local()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_parkers)
 
 
 def _closed_error() -> errors.ClientClosed:
@@ -333,10 +431,10 @@ class _Channel:
     """Events handed from the loop thread (``put``) to one consumer thread (``take``).
 
     Appends and takes are under a lock; the consumer takes every ready item at once
-    (one batch) and, when there is none, parks on a fresh lock that the next ``put``
-    releases: one wake-up per batch, sent at once to a waiting consumer, none to a busy
-    one. ``taken`` counts the items of batches the consumer has finished; the drain task
-    waits while ``limit`` items are put and not finished.
+    (one batch) and, when there is none, parks (its thread's ``_Parker``) until the
+    next ``put`` wakes it: one wake-up per batch, sent at once to a waiting consumer,
+    none to a busy one. ``taken`` counts the items of batches the consumer has
+    finished; the drain task waits while ``limit`` items are put and not finished.
 
     The first content (``urgent(item)``) is also handed over with the GIL: the loop
     thread, typically busy decoding the rest of a network read, would otherwise keep it
@@ -376,7 +474,7 @@ class _Channel:
         self.limit = limit
         self.put_count = 0  # items put (loop thread)
         self.taken = 0  # items of the batches the consumer has finished
-        self._waiter: threading.Lock | None = None  # the parked consumer's lock
+        self._waiter: _Parker | _LockParker | None = None  # the parked consumer's
         self._space: asyncio.Future[None] | None = None  # the drain task waits for room
         self.urgent = urgent
         self.handoff = True  # the first content is still to be handed over
@@ -396,7 +494,7 @@ class _Channel:
                 self.woken = True
                 self.wakeups += 1
         if waiter is not None:
-            waiter.release()
+            waiter.unpark()
         if self.handoff and (self.urgent is None or self.urgent(item)):
             self.handoff = False
             self._yield_to_consumer()
@@ -439,6 +537,7 @@ class _Channel:
         ``finished`` is the size of the batch the consumer has just gone through.
         """
         release: asyncio.Future[None] | None = None
+        parker = _parker()
         while True:
             with self._lock:
                 self.taken += finished
@@ -448,10 +547,10 @@ class _Channel:
                 items = self.items
                 if items:
                     self.items = []
+                    self._waiter = None  # after a spurious wake-up (a byte left over)
                     waiter = None
                 else:
-                    waiter = self._waiter = threading.Lock()
-                    waiter.acquire()
+                    waiter = self._waiter = parker
             if release is not None:
                 with contextlib.suppress(RuntimeError):  # the loop is closed
                     self._loop.call_soon_threadsafe(_resolve, release)
@@ -459,8 +558,9 @@ class _Channel:
             if waiter is None:
                 return items
             try:
-                _acquire(waiter)
-            except BaseException:  # Ctrl-C: nobody waits on this lock any more
+                while not waiter.park(POLL):  # a pending Ctrl-C is raised in between
+                    pass
+            except BaseException:  # Ctrl-C: nobody waits for this wake-up any more
                 with self._lock:
                     if self._waiter is waiter:
                         self._waiter = None
