@@ -593,9 +593,13 @@ def test_a_stream_keeps_its_client_alive_and_then_lets_it_go() -> None:
 
 
 @pytest.mark.timeout(30)
-def test_a_waiting_consumer_is_woken_for_each_later_event(portal: _portal.Portal) -> None:
-    # events that arrive one at a time while the consumer waits: each wakes it (no
-    # polling fallback exists, so a missed wake-up would hang here)
+def test_a_waiting_consumer_is_woken_for_each_later_event(
+    portal: _portal.Portal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # events that arrive one at a time while the consumer waits: each wakes it (the
+    # Ctrl-C poll, which also notices a wake-up whose byte went astray, is set to a
+    # minute here, so a missed wake-up hangs)
+    monkeypatch.setattr(_portal, "POLL", 60.0)
     source = _Source(20, _Boom("last"), gap=0.003)
     stream = _stream(portal, source, limit=100)
     received = []
@@ -729,3 +733,38 @@ def test_without_file_descriptors_for_a_parker_a_stream_still_works(
     t.start()
     t.join(20)
     assert got == list(range(50))
+
+
+def _nofile_limit() -> int:
+    try:
+        import resource
+    except ImportError:  # not POSIX
+        return 0
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+@pytest.mark.skipif(_nofile_limit() < 1500, reason="needs 1500 file descriptors")
+@pytest.mark.timeout(30)
+def test_a_parker_whose_descriptors_are_above_fd_setsize_works(
+    portal: _portal.Portal,
+) -> None:
+    # a process with many open files: select() would refuse the parker's descriptor
+    held = [os.open(os.devnull, os.O_RDONLY)]
+    got: list[object] = []
+
+    def read() -> None:  # a new thread: its parker is made now, above 1100
+        try:
+            got.extend(_stream(portal, _Source(20, gap=0.001, pause_every=0), 5))
+        except BaseException as exc:
+            got.append(exc)
+
+    try:
+        while held[-1] < 1100:
+            held.append(os.dup(held[0]))
+        t = threading.Thread(target=read)
+        t.start()
+        t.join(20)
+    finally:
+        for fd in held:
+            os.close(fd)
+    assert got == list(range(20))
