@@ -114,6 +114,7 @@ def _check_fields(dimensions: Any, user: Any, options: Any) -> int | None:
         ConfigError: ``param`` names the field: ``dimensions`` not a positive integer,
             ``user`` not a string, ``options`` not a mapping.
     """
+    size: int | None = None
     if dimensions is not None:
         if (
             isinstance(dimensions, bool)
@@ -123,14 +124,14 @@ def _check_fields(dimensions: Any, user: Any, options: Any) -> int | None:
             raise errors.ConfigError(
                 f"dimensions: a positive integer; got {dimensions!r:.40}", param="dimensions"
             )
-        dimensions = int(dimensions)
+        size = int(dimensions)
     if user is not None and not isinstance(user, str):
         raise errors.ConfigError(f"user: a string; got {type(user).__name__}", param="user")
     if options is not None and not isinstance(options, Mapping):
         raise errors.ConfigError(
             f"options: a mapping; got {type(options).__name__}", param="options"
         )
-    return dimensions
+    return size
 
 
 def embedding_request(
