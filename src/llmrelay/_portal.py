@@ -12,11 +12,9 @@ and waits for it; ``Bridge(portal, source)`` turns an async iterator into a sync
   stops the loop. Every submitted job ends, even one whose task never started, so no
   waiter is left behind (the race of ``close()`` with a first ``next()``).
 * A stream is drained by one task into a ``_Channel``: events are appended under a lock
-  and the consumer takes **all that is ready in one batch**; it is woken only when it
-  waits, at once, so a burst costs one thread hand-off. The wake-up is a byte on the
-  consuming thread's socket pair (``_Parker``), sent with the GIL released, so the
-  woken thread does not fight the loop thread for the GIL. The first content is also
-  handed over with the GIL (see ``_Channel.put``). The task waits
+  and the consumer takes **all that is ready in one batch**; it is woken (a lock
+  released) only when it waits, at once, so a burst costs one thread hand-off. The
+  first content is also handed over with the GIL (see ``_Channel.put``). The task waits
   while ``limit`` events are unread (the provider's connection then waits too: TCP
   back-pressure). ``break`` (dropping the iterator), ``close()``, leaving a ``with``
   block or Ctrl-C while waiting cancels that task, which closes its source.
@@ -33,8 +31,6 @@ import contextlib
 import contextvars
 import logging
 import os
-import select
-import socket
 import threading
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from typing import Any, Generic, Protocol, TypeVar
@@ -74,109 +70,6 @@ def _acquire(lock: threading.Lock) -> None:
     """Acquire ``lock``, waking every ``POLL`` s so a pending Ctrl-C is raised here."""
     while not lock.acquire(timeout=POLL):
         pass
-
-
-class _Parker:
-    """Where one thread waits for a channel's wake-up: a socket pair.
-
-    Waking it is a one-byte ``send``, which releases the GIL around the system call
-    (``threading.Lock.release()`` keeps it): the woken consumer takes the GIL at once
-    instead of waiting, on the other core, for the loop thread to let it go and wake it
-    again. Measured per paced event (``benchmarks/sync_handoff.py``): the consumer
-    blocked 2.3 times with a lock, once with the pair; the loop thread was preempted
-    1.9 times, 0.5; futex calls 7, 0. A socket's reader is also woken as a *sync*
-    wake-up (Linux ``WF_SYNC``: the waker is about to sleep).
-
-    One per thread that consumes streams (``_parker()``), reused: a thread waits for
-    one stream at a time. A byte left over (a wake-up that raced Ctrl-C) only causes a
-    spurious wake-up, which ``_Channel.take`` tolerates. It waits with ``poll()`` where
-    there is one (``select()`` refuses descriptors above ``FD_SETSIZE``).
-    """
-
-    __slots__ = ("_poll", "_reader", "_writer")
-
-    def __init__(self, pair: tuple[socket.socket, socket.socket]) -> None:
-        self._reader, self._writer = pair
-        self._reader.setblocking(False)
-        self._writer.setblocking(False)
-        self._poll: Any = None
-        if hasattr(select, "poll"):
-            self._poll = select.poll()
-            self._poll.register(self._reader, select.POLLIN)
-
-    def unpark(self) -> None:
-        """Wake the thread if it waits, or make its next wait return (any thread)."""
-        try:  # noqa: SIM105 (per event: a plain try is cheaper than suppress())
-            self._writer.send(b"\0")
-        except OSError:  # a wake-up is pending already (buffer full), or closed
-            pass
-
-    def park(self, timeout: float) -> bool:
-        """Wait (GIL released) up to ``timeout`` s for a wake-up; whether one came."""
-        if self._poll is not None:
-            if not self._poll.poll(timeout * 1000):
-                return False
-        elif not select.select([self._reader], [], [], timeout)[0]:
-            return False
-        try:  # noqa: SIM105 (per event: a plain try is cheaper than suppress())
-            self._reader.recv(64)
-        except OSError:  # nothing left to read after all
-            pass
-        return True
-
-    def close(self) -> None:
-        self._reader.close()
-        self._writer.close()
-
-    def __del__(self) -> None:
-        self.close()
-
-
-class _LockParker:
-    """A parker without a socket pair (no file descriptor was left): a held lock."""
-
-    __slots__ = ("_lock",)
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._lock.acquire()
-
-    def unpark(self) -> None:
-        """Wake the thread if it waits, or make its next wait return (any thread)."""
-        try:  # noqa: SIM105 (as _Parker.unpark)
-            self._lock.release()
-        except RuntimeError:  # a wake-up is pending already
-            pass
-
-    def park(self, timeout: float) -> bool:
-        """Wait (GIL released) up to ``timeout`` s for a wake-up; whether one came."""
-        return self._lock.acquire(timeout=timeout)
-
-
-_local = threading.local()
-
-
-def _parker() -> _Parker | _LockParker:
-    """This thread's parker, made on first use (closed when the thread ends)."""
-    parker: _Parker | None = getattr(_local, "parker", None)
-    if parker is None:
-        try:
-            pair = socket.socketpair()
-        except OSError as exc:  # out of file descriptors: wait on a lock this time
-            log.debug("no socket pair for a sync stream's wake-ups: %r", exc)
-            return _LockParker()
-        parker = _local.parker = _Parker(pair)
-    return parker
-
-
-def _forget_parkers() -> None:
-    """In a forked child: the parent's parkers' socket pairs are shared; use new ones."""
-    global _local
-    _local = threading.local()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_parkers)
 
 
 def _closed_error() -> errors.ClientClosed:
@@ -440,10 +333,10 @@ class _Channel:
     """Events handed from the loop thread (``put``) to one consumer thread (``take``).
 
     Appends and takes are under a lock; the consumer takes every ready item at once
-    (one batch) and, when there is none, parks (its thread's ``_Parker``) until the
-    next ``put`` wakes it: one wake-up per batch, sent at once to a waiting consumer,
-    none to a busy one. ``taken`` counts the items of batches the consumer has
-    finished; the drain task waits while ``limit`` items are put and not finished.
+    (one batch) and, when there is none, parks on a fresh lock that the next ``put``
+    releases: one wake-up per batch, sent at once to a waiting consumer, none to a busy
+    one. ``taken`` counts the items of batches the consumer has finished; the drain task
+    waits while ``limit`` items are put and not finished.
 
     The first content (``urgent(item)``) is also handed over with the GIL: the loop
     thread, typically busy decoding the rest of a network read, would otherwise keep it
@@ -483,7 +376,7 @@ class _Channel:
         self.limit = limit
         self.put_count = 0  # items put (loop thread)
         self.taken = 0  # items of the batches the consumer has finished
-        self._waiter: _Parker | _LockParker | None = None  # the parked consumer's
+        self._waiter: threading.Lock | None = None  # the parked consumer's lock
         self._space: asyncio.Future[None] | None = None  # the drain task waits for room
         self.urgent = urgent
         self.handoff = True  # the first content is still to be handed over
@@ -503,7 +396,7 @@ class _Channel:
                 self.woken = True
                 self.wakeups += 1
         if waiter is not None:
-            waiter.unpark()
+            waiter.release()
         if self.handoff and (self.urgent is None or self.urgent(item)):
             self.handoff = False
             self._yield_to_consumer()
@@ -546,7 +439,6 @@ class _Channel:
         ``finished`` is the size of the batch the consumer has just gone through.
         """
         release: asyncio.Future[None] | None = None
-        parker = _parker()
         while True:
             with self._lock:
                 self.taken += finished
@@ -556,10 +448,10 @@ class _Channel:
                 items = self.items
                 if items:
                     self.items = []
-                    self._waiter = None  # after a spurious wake-up (a byte left over)
                     waiter = None
                 else:
-                    waiter = self._waiter = parker
+                    waiter = self._waiter = threading.Lock()
+                    waiter.acquire()
             if release is not None:
                 with contextlib.suppress(RuntimeError):  # the loop is closed
                     self._loop.call_soon_threadsafe(_resolve, release)
@@ -567,11 +459,8 @@ class _Channel:
             if waiter is None:
                 return items
             try:
-                # a pending Ctrl-C is raised between waits; so is a wake-up whose byte
-                # another wait of this thread took (a stream read in a signal handler)
-                while not waiter.park(POLL) and self._waiter is waiter:
-                    pass
-            except BaseException:  # Ctrl-C: nobody waits for this wake-up any more
+                _acquire(waiter)
+            except BaseException:  # Ctrl-C: nobody waits on this lock any more
                 with self._lock:
                     if self._waiter is waiter:
                         self._waiter = None

@@ -6,12 +6,10 @@ import _thread
 import asyncio
 import contextlib
 import contextvars
-import errno
 import gc
 import inspect
 import os
 import signal
-import socket
 import threading
 import time
 from collections.abc import AsyncGenerator, Callable, Iterator
@@ -593,13 +591,9 @@ def test_a_stream_keeps_its_client_alive_and_then_lets_it_go() -> None:
 
 
 @pytest.mark.timeout(30)
-def test_a_waiting_consumer_is_woken_for_each_later_event(
-    portal: _portal.Portal, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # events that arrive one at a time while the consumer waits: each wakes it (the
-    # Ctrl-C poll, which also notices a wake-up whose byte went astray, is set to a
-    # minute here, so a missed wake-up hangs)
-    monkeypatch.setattr(_portal, "POLL", 60.0)
+def test_a_waiting_consumer_is_woken_for_each_later_event(portal: _portal.Portal) -> None:
+    # events that arrive one at a time while the consumer waits: each wakes it (no
+    # polling fallback exists, so a missed wake-up would hang here)
     source = _Source(20, _Boom("last"), gap=0.003)
     stream = _stream(portal, source, limit=100)
     received = []
@@ -610,85 +604,7 @@ def test_a_waiting_consumer_is_woken_for_each_later_event(
     assert 1 <= stream._channel.wakeups <= 21
 
 
-# -- the wake-up: a byte on the consuming thread's socket pair (``_Parker``) -------------
-
-
-@pytest.mark.timeout(30)
-def test_a_left_over_wake_up_is_only_a_spurious_one(portal: _portal.Portal) -> None:
-    # a wake-up that raced a Ctrl-C leaves a byte in this thread's parker: the next wait
-    # returns at once with nothing to take; the consumer must wait again, not end
-    _portal._parker().unpark()
-    source = _Source(30, _Boom("last"), gap=0.002)
-    stream = _stream(portal, source, limit=100)
-    received = []
-    with pytest.raises(_Boom):
-        for item in stream:
-            received.append(item)
-            _portal._parker().unpark()  # one more stray byte while the loop reads on
-    assert received == list(range(30))
-
-
-@pytest.mark.timeout(30)
-def test_each_consuming_thread_parks_on_its_own_parker(portal: _portal.Portal) -> None:
-    # two threads read two streams at once: each is woken on its own socket pair (one
-    # shared pair would let one thread take the other's wake-up, and that one hang)
-    results: dict[int, list[int]] = {}
-    parkers: dict[int, object] = {}
-
-    def read(key: int) -> None:
-        parkers[key] = _portal._parker()
-        results[key] = list(_stream(portal, _Source(200, gap=0.001, pause_every=0), 10))
-
-    threads = [threading.Thread(target=read, args=(k,)) for k in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(20)
-    assert results == {0: list(range(200)), 1: list(range(200))}
-    assert parkers[0] is not parkers[1]
-    assert parkers[0] is not _portal._parker()
-
-
-def _open_fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
-
-
-@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc")
-@pytest.mark.timeout(30)
-def test_consuming_threads_that_end_leave_no_sockets(portal: _portal.Portal) -> None:
-    before = _open_fds()
-
-    def read() -> None:
-        assert list(_stream(portal, _Source(5, gap=0.001), 10)) == list(range(5))
-        assert list(_stream(portal, _Source(5, gap=0.001), 10)) == list(range(5))
-
-    for _ in range(10):
-        t = threading.Thread(target=read)
-        t.start()
-        t.join(10)
-    gc.collect()
-    assert _wait_for(lambda: _open_fds() <= before)
-
-
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
-def test_a_forked_child_parks_on_a_pair_of_its_own(portal: _portal.Portal) -> None:
-    # the parent's pair is inherited: the child sharing it could take the parent's
-    # wake-ups (and the parent the child's)
-    parent = _portal._parker()
-    assert list(_stream(portal, _Source(3, gap=0.001), 10)) == [0, 1, 2]
-    pid = os.fork()
-    if pid == 0:  # child: a fresh portal, a fresh parker
-        code = 1
-        try:
-            child_portal = _portal.Portal()
-            own = _portal._parker() is not parent
-            got = list(_portal.Bridge(child_portal, _Source(3, gap=0.001)))
-            code = 0 if own and got == [0, 1, 2] else 3
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
-    assert _portal._parker() is parent
+# -- a real SIGINT while the consumer waits --------------------------------------------
 
 
 @pytest.mark.skipif(
@@ -699,7 +615,7 @@ def test_a_forked_child_parks_on_a_pair_of_its_own(portal: _portal.Portal) -> No
 def test_a_real_sigint_interrupts_a_consumer_waiting_for_its_wake_up(
     portal: _portal.Portal,
 ) -> None:
-    source = _Source(1, first_after=60)  # the consumer waits (parked) for a minute
+    source = _Source(1, first_after=60)  # the consumer waits for a minute
     stream = _stream(portal, source, limit=10)
 
     def interrupt() -> None:
@@ -710,61 +626,3 @@ def test_a_real_sigint_interrupts_a_consumer_waiting_for_its_wake_up(
     with pytest.raises(KeyboardInterrupt):  # before the source's minute is up
         next(stream)
     assert _wait_for(lambda: source.closed)  # Ctrl-C cancelled the task, which closed it
-
-
-@pytest.mark.timeout(30)
-def test_without_file_descriptors_for_a_parker_a_stream_still_works(
-    portal: _portal.Portal, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # socketpair() fails (EMFILE): the consumer waits on a lock instead, no OSError
-    def no_fds() -> tuple[socket.socket, socket.socket]:
-        raise OSError(errno.EMFILE, "Too many open files")
-
-    monkeypatch.setattr(socket, "socketpair", no_fds)
-    got: list[object] = []
-
-    def read() -> None:  # a new thread: it has no parker yet
-        try:
-            got.extend(_stream(portal, _Source(50, gap=0.001, pause_every=0), 5))
-        except BaseException as exc:
-            got.append(exc)
-
-    t = threading.Thread(target=read)
-    t.start()
-    t.join(20)
-    assert got == list(range(50))
-
-
-def _nofile_limit() -> int:
-    try:
-        import resource
-    except ImportError:  # not POSIX
-        return 0
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-
-
-@pytest.mark.skipif(_nofile_limit() < 1500, reason="needs 1500 file descriptors")
-@pytest.mark.timeout(30)
-def test_a_parker_whose_descriptors_are_above_fd_setsize_works(
-    portal: _portal.Portal,
-) -> None:
-    # a process with many open files: select() would refuse the parker's descriptor
-    held = [os.open(os.devnull, os.O_RDONLY)]
-    got: list[object] = []
-
-    def read() -> None:  # a new thread: its parker is made now, above 1100
-        try:
-            got.extend(_stream(portal, _Source(20, gap=0.001, pause_every=0), 5))
-        except BaseException as exc:
-            got.append(exc)
-
-    try:
-        while held[-1] < 1100:
-            held.append(os.dup(held[0]))
-        t = threading.Thread(target=read)
-        t.start()
-        t.join(20)
-    finally:
-        for fd in held:
-            os.close(fd)
-    assert got == list(range(20))
