@@ -38,7 +38,10 @@ its siblings).
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
+import sys
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from contextlib import aclosing
@@ -68,7 +71,15 @@ from .types import (
     Queued,
 )
 
-__all__ = ["Engine", "Opened", "Trial", "close_quietly", "map_exception"]
+__all__ = [
+    "Engine",
+    "Opened",
+    "Trial",
+    "close_quietly",
+    "map_exception",
+    "running_task",
+    "task_lookup",
+]
 
 log = logging.getLogger("llmrelay")
 T = TypeVar("T")
@@ -546,16 +557,25 @@ class Engine:
         silence = self.settings.timeouts.silence if trial.has_next else None
         quiet = trial.started + silence if silence is not None else None
         secrets = self.secrets
+        task = running_task()  # asyncio: one loop timer per wait, else an anyio scope
         while True:
             limit, why = deadline, kind
             if quiet is not None and (limit is None or quiet < limit):
                 limit, why = quiet, "silence"
             try:
-                with anyio.move_on_after(
-                    limit - time.monotonic() if limit is not None else None
-                ) as scope:
-                    with secrets.active():
+                token = secrets.activate()
+                try:
+                    if limit is None:
                         event = await agen.__anext__()
+                    elif task is not None:
+                        event = await _wait_until(agen, limit, task)
+                    else:
+                        with anyio.move_on_after(limit - time.monotonic()) as scope:
+                            event = await agen.__anext__()
+                        if scope.cancelled_caught:
+                            event = _TIMED_OUT
+                finally:
+                    secrets.deactivate(token)
             except StopAsyncIteration:
                 raise errors.ProtocolError(
                     "the stream ended before any answer and without a finish",
@@ -567,7 +587,7 @@ class Engine:
                 if mapped is None:
                     raise
                 raise mapped from exc
-            if scope.cancelled_caught:
+            if event is _TIMED_OUT:
                 raise self._open_timeout(target, why)
             if type(event) is Queued and silence is not None:
                 quiet = time.monotonic() + silence  # the service says it is working
@@ -654,6 +674,84 @@ def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
         else:
             leaves.append(exc)
     return next((exc for exc in leaves if isinstance(exc, Exception)), leaves[0])
+
+
+_TIMED_OUT: Any = object()
+"""What ``_wait_until`` returns when its deadline passed (never a provider's event)."""
+
+
+_CURRENT_TASKS: Any = getattr(asyncio.tasks, "_current_tasks", None)
+_FAST_LOOKUP = sys.version_info < (3, 12) and isinstance(_CURRENT_TASKS, dict)
+
+
+def task_lookup(loop: asyncio.AbstractEventLoop) -> Callable[[], asyncio.Task[Any] | None]:
+    """A function returning ``loop``'s running task, as ``asyncio.current_task()`` would.
+
+    Meant for the event loop running now, called many times (once per streamed event).
+    On Python 3.11 ``asyncio.current_task()`` is a Python function that first asks
+    ``asyncio.get_running_loop()``, which calls ``getpid()`` (a system call) each time;
+    with the loop known, the lookup is one read of the ``_current_tasks`` mapping
+    (loop -> task) that asyncio's C task steps keep (``asyncio.tasks._current_tasks``;
+    ``tests/unit/test_engine_open.py`` checks it agrees with ``current_task``). Python
+    3.12 made ``current_task`` itself fast: it is used as is there.
+    """
+    if _FAST_LOOKUP:
+        return functools.partial(_CURRENT_TASKS.get, loop)
+    return asyncio.current_task  # pragma: no cover - Python 3.12+
+
+
+def running_task() -> asyncio.Task[Any] | None:
+    """The asyncio task running this code, or ``None`` (another event loop, e.g. trio)."""
+    try:
+        return asyncio.current_task()
+    except RuntimeError:  # no running asyncio loop
+        return None
+
+
+class _Alarm:
+    """A loop timer that cancels ``task`` at a deadline and remembers that it did."""
+
+    __slots__ = ("fired", "task")
+
+    def __init__(self, task: asyncio.Task[Any]) -> None:
+        self.task = task
+        self.fired = False
+
+    def __call__(self) -> None:
+        self.fired = True
+        self.task.cancel()
+
+
+async def _wait_until(agen: AsyncGenerator[T, None], limit: float, task: asyncio.Task[Any]) -> T:
+    """``agen``'s next item, or ``_TIMED_OUT`` once ``limit`` (``time.monotonic()``) passed.
+
+    ``asyncio.timeout_at`` reduced to its core (``task`` is the running task): a loop
+    timer cancels the task at ``limit``; the cancellation it caused is taken back
+    (``Task.uncancel``) and becomes the timeout, a cancellation from elsewhere still
+    propagates. An item the provider yields without waiting is delivered even past the
+    deadline (as an anyio scope does); a provider that swallows the cancellation has
+    timed out all the same.
+    """
+    loop = task.get_loop()
+    alarm = _Alarm(task)
+    handle = loop.call_at(loop.time() + (limit - time.monotonic()), alarm)
+    try:
+        item = await agen.__anext__()
+    except asyncio.CancelledError:
+        handle.cancel()
+        if alarm.fired and task.uncancel() == 0:
+            return _TIMED_OUT  # type: ignore[no-any-return]
+        raise
+    except BaseException:
+        handle.cancel()
+        if alarm.fired:
+            task.uncancel()
+        raise
+    handle.cancel()
+    if alarm.fired:  # the provider swallowed the cancellation
+        task.uncancel()
+        return _TIMED_OUT  # type: ignore[no-any-return]
+    return item
 
 
 async def close_quietly(agen: AsyncGenerator[Any, None]) -> None:
