@@ -155,6 +155,7 @@ class Engine:
     def _plugins_read(self, specs: Mapping[str, ProviderSettingsSpec]) -> None:
         """Resolve the endpoints and keys of plugins the registry read after the settings."""
         self.settings = self.settings.with_providers(specs)
+        self.router.forget_routes()  # a reference may now name a plugin
 
     def provider(self, name: str) -> Provider:
         """The client's instance of provider ``name`` (created on first use).
@@ -378,11 +379,12 @@ class Engine:
             await self.router.refresh()
             candidates = await self.router.candidates(ref)
         alias = self.router.alias_of(ref)
-        log.info(
-            "candidates for %s: %s",
-            ref or "the default model",
-            ", ".join(f"{c.target}{' (probe)' if c.probe else ''}" for c in candidates),
-        )
+        if log.isEnabledFor(logging.INFO):
+            log.info(
+                "candidates for %s: %s",
+                ref or "the default model",
+                ", ".join(f"{c.target}{' (probe)' if c.probe else ''}" for c in candidates),
+            )
         last: errors.LLMRelayError | None = None
         tried: set[Target] = set()
         for index, candidate in enumerate(candidates):
