@@ -27,6 +27,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,7 +49,7 @@ def _child(tokens: int, streams: int, concurrent: int) -> dict[str, float]:
         capabilities = frozenset({Capability.CHAT, Capability.STREAM})
         default_model = "m"
         models = ("m",)
-        endpoints = {"base_url": "http://127.0.0.1:9"}
+        endpoints = MappingProxyType({"base_url": "http://127.0.0.1:9"})
 
         async def stream(self, request: ChatRequest) -> AsyncGenerator[Event, None]:
             for delta in deltas:

@@ -77,7 +77,6 @@ __all__ = [
     "Trial",
     "close_quietly",
     "map_exception",
-    "running_task",
     "task_lookup",
 ]
 
@@ -523,11 +522,17 @@ class Engine:
                     continue
                 try:
                     buffered: list[Event] = []
-                    async for event in self._until_content(trial, agen, request, total_deadline):
+                    wait = _OpenWait(trial, request.deadline, total_deadline, self.settings)
+                    while True:  # up to the first content or the finish (included)
+                        event = await self._next_open_event(wait, agen)
                         if type(event) is Queued:
-                            yield event
+                            if wait.silence is not None:  # the service says it is working
+                                wait.quiet = time.monotonic() + wait.silence
+                            yield event  # no timer is armed across a yield
                         else:
                             buffered.append(event)
+                        if is_content(event) or isinstance(event, FinishReason):
+                            break
                 except errors.ProviderError as exc:
                     await close_quietly(agen)
                     trial.error = exc
@@ -541,61 +546,46 @@ class Engine:
         assert opened is not None
         yield opened
 
-    async def _until_content(
-        self,
-        trial: Trial,
-        agen: AsyncGenerator[Event, None],
-        request: ChatRequest,
-        total_deadline: float | None,
-    ) -> AsyncGenerator[Event, None]:
-        """The events of one candidate up to its first content or its finish (included).
+    async def _next_open_event(self, wait: _OpenWait, agen: AsyncGenerator[Event, None]) -> Event:
+        """The candidate's next event in the open phase, within its deadline.
 
-        Raises the candidate's failure as a ``ProviderError`` (mapped); the caller closes
-        ``agen``. No cancel scope is open across a ``yield``.
+        Raises the candidate's failure as a ``ProviderError`` (mapped; a timeout as
+        ``ProviderTimeout``); the caller closes ``agen``. On asyncio one loop timer
+        bounds the wait (``_wait_until``), elsewhere an anyio scope.
         """
-        target = trial.target
-        deadline = request.deadline
-        kind = "total" if deadline is not None and deadline == total_deadline else "first_token"
-        silence = self.settings.timeouts.silence if trial.has_next else None
-        quiet = trial.started + silence if silence is not None else None
-        secrets = self.secrets
-        task = running_task()  # asyncio: one loop timer per wait, else an anyio scope
-        while True:
-            limit, why = deadline, kind
-            if quiet is not None and (limit is None or quiet < limit):
-                limit, why = quiet, "silence"
+        target = wait.target
+        limit, why = wait.deadline, wait.kind
+        quiet = wait.quiet
+        if quiet is not None and (limit is None or quiet < limit):
+            limit, why = quiet, "silence"
+        try:
+            token = self.secrets.activate()
             try:
-                token = secrets.activate()
-                try:
-                    if limit is None:
+                if limit is None:
+                    event = await agen.__anext__()
+                elif wait.task is not None and (task := wait.task()) is not None:
+                    event = await _wait_until(agen, limit, task)
+                else:
+                    with anyio.move_on_after(limit - time.monotonic()) as scope:
                         event = await agen.__anext__()
-                    elif task is not None:
-                        event = await _wait_until(agen, limit, task)
-                    else:
-                        with anyio.move_on_after(limit - time.monotonic()) as scope:
-                            event = await agen.__anext__()
-                        if scope.cancelled_caught:
-                            event = _TIMED_OUT
-                finally:
-                    secrets.deactivate(token)
-            except StopAsyncIteration:
-                raise errors.ProtocolError(
-                    "the stream ended before any answer and without a finish",
-                    provider=target.provider,
-                    model=target.model,
-                ) from None
-            except Exception as exc:
-                mapped = map_exception(exc, target.provider, target.model)
-                if mapped is None:
-                    raise
-                raise mapped from exc
-            if event is _TIMED_OUT:
-                raise self._open_timeout(target, why)
-            if type(event) is Queued and silence is not None:
-                quiet = time.monotonic() + silence  # the service says it is working
-            yield event
-            if is_content(event) or isinstance(event, FinishReason):
-                return
+                    if scope.cancelled_caught:
+                        event = _TIMED_OUT
+            finally:
+                self.secrets.deactivate(token)
+        except StopAsyncIteration:
+            raise errors.ProtocolError(
+                "the stream ended before any answer and without a finish",
+                provider=target.provider,
+                model=target.model,
+            ) from None
+        except Exception as exc:
+            mapped = map_exception(exc, target.provider, target.model)
+            if mapped is None:
+                raise
+            raise mapped from exc
+        if event is _TIMED_OUT:
+            raise self._open_timeout(target, why)
+        return event
 
     def _emulates(self, target: Target, turn: Turn) -> bool:
         """Whether tools and JSON answers are emulated for ``target`` (if not native)."""
@@ -678,6 +668,36 @@ def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
     return next((exc for exc in leaves if isinstance(exc, Exception)), leaves[0])
 
 
+class _OpenWait:
+    """The limits of one candidate's open phase (``Engine._next_open_event``)."""
+
+    __slots__ = ("deadline", "kind", "quiet", "silence", "target", "task")
+
+    def __init__(
+        self,
+        trial: Trial,
+        deadline: float | None,
+        total_deadline: float | None,
+        settings: Settings,
+    ) -> None:
+        self.target = trial.target
+        self.deadline = deadline
+        """The first-content deadline (``time.monotonic()``), or ``None``."""
+        self.kind = (
+            "total" if deadline is not None and deadline == total_deadline else "first_token"
+        )
+        silence = settings.timeouts.silence if trial.has_next else None
+        self.silence = silence
+        """The silence limit (only with a next candidate behind this one)."""
+        self.quiet = trial.started + silence if silence is not None else None
+        """When the silence limit ends (restarted by each progress report)."""
+        loop = asyncio.events._get_running_loop()
+        self.task = task_lookup(loop) if loop is not None else None
+        """The running asyncio task, looked up at each wait (a progress report may hand
+        the open phase to another task), bounded by a loop timer; ``None`` off asyncio:
+        an anyio scope."""
+
+
 _TIMED_OUT: Any = object()
 """What ``_wait_until`` returns when its deadline passed (never a provider's event)."""
 
@@ -700,14 +720,6 @@ def task_lookup(loop: asyncio.AbstractEventLoop) -> Callable[[], asyncio.Task[An
     if _FAST_LOOKUP:
         return functools.partial(_CURRENT_TASKS.get, loop)
     return asyncio.current_task  # pragma: no cover - Python 3.12+
-
-
-def running_task() -> asyncio.Task[Any] | None:
-    """The asyncio task running this code, or ``None`` (another event loop, e.g. trio)."""
-    try:
-        return asyncio.current_task()
-    except RuntimeError:  # no running asyncio loop
-        return None
 
 
 class _Alarm:

@@ -311,6 +311,8 @@ class Router:
         """Record an answer of ``target``: close its circuit (when it had failed)."""
         had = self._interval.pop(target, None) is not None
         health: Any = self._health
+        if not had and type(health) is MemoryHealth and not health._until:
+            return  # nothing failed: nothing to close
         now = time.monotonic()
         suspect = getattr(health, "suspect", None)
         if had or health.cooling(target, now) or (suspect is not None and suspect(target, now)):

@@ -45,7 +45,7 @@ from typing import Any
 import anyio
 
 from . import errors
-from ._engine import Engine, Opened, close_quietly, map_exception, running_task, task_lookup
+from ._engine import Engine, Opened, close_quietly, map_exception, task_lookup
 from ._router import Target
 from ._turn import Skipped, Turn, is_content
 from .types import (
@@ -432,9 +432,12 @@ class AsyncChatStream:
         """
         dog = self._watchdog
         if dog is None:
-            if (self._deadline is None and self._stall is None) or running_task() is None:
+            if self._deadline is None and self._stall is None:
                 return None
-            dog = self._watchdog = _Watchdog(self._deadline, self._stall)
+            loop = asyncio.events._get_running_loop()
+            if loop is None:  # not asyncio (trio): a scope per event
+                return None
+            dog = self._watchdog = _Watchdog(loop, self._deadline, self._stall)
         return None if dog.expired else dog
 
     async def _next_in_scope(self, agen: AsyncGenerator[Event, None]) -> Event:
@@ -684,8 +687,10 @@ class _Watchdog:
         "task",
     )
 
-    def __init__(self, deadline: float | None, stall: float | None) -> None:
-        loop = self.loop = asyncio.get_running_loop()
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, deadline: float | None, stall: float | None
+    ) -> None:
+        self.loop = loop
         self.current = task_lookup(loop)
         """The running task (``asyncio.current_task``, cheaper)."""
         self.task: asyncio.Task[Any] | None = None
