@@ -127,3 +127,128 @@ def test_the_access_line_follows_the_logger_level_and_record_factory() -> None:
     finally:
         logging.setLogRecordFactory(factory)
     assert made == [record]
+
+
+class _Transport:
+    """A connection's transport as uvicorn's protocols use it; records writes and a close."""
+
+    def __init__(self) -> None:
+        self.events: list[bytes | str] = []
+        self.closing = False
+
+    def write(self, data: bytes) -> None:
+        assert not self.closing, "written after close"
+        self.events.append(bytes(data))
+
+    def close(self) -> None:
+        self.closing = True
+        self.events.append("close")
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"peername": ("127.0.0.1", 5555), "sockname": ("127.0.0.1", 8000)}.get(
+            name, default
+        )
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+def _exchange(protocol: str, app: Any, request: bytes) -> list[bytes | str]:
+    """``request`` through ``serve``'s bounded uvicorn protocol; what it wrote to the socket."""
+    import uvicorn
+    from uvicorn.server import ServerState
+
+    from llmrelay.server import SocketLimits
+    from llmrelay.server._sockets import BoundedH11Protocol, BoundedHttpToolsProtocol
+
+    cls = {"httptools": BoundedHttpToolsProtocol, "h11": BoundedH11Protocol}[protocol]
+
+    async def run() -> list[bytes | str]:
+        config = uvicorn.Config(app, lifespan="off", log_level="warning")
+        state = ServerState()
+        proto = cls(config=config, server_state=state, app_state={}, limits=SocketLimits())
+        transport = _Transport()
+        proto.connection_made(transport)  # type: ignore[arg-type]
+        proto.data_received(request)
+        for _ in range(200):
+            await asyncio.sleep(0)
+            if proto.cycle is not None and proto.cycle.response_complete:
+                break
+        assert proto.cycle.response_complete
+        proto.connection_lost(None)
+        return transport.events
+
+    return asyncio.run(run())
+
+
+REQUEST = b"POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\n{}"
+
+
+@pytest.mark.parametrize("protocol", ["httptools", "h11"])
+def test_a_streams_head_and_first_frame_go_out_in_one_write(protocol: str) -> None:
+    if protocol == "httptools":
+        pytest.importorskip("httptools")
+    from llmrelay.server._sse import EventStreamResponse, Outbox
+
+    async def produce(outbox: Outbox) -> None:
+        for _ in range(3):
+            await asyncio.sleep(0)  # the upstream is quiet: the writer runs
+        outbox.put(b"data: 2\n\n")
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        response = EventStreamResponse(produce, headers={"X-A": "b"}, first=b"data: 1\n\n")
+        await response(scope, receive, send)
+
+    events = _exchange(protocol, app, REQUEST)
+    writes = [e for e in events if isinstance(e, bytes)]
+    assert writes[0].startswith(b"HTTP/1.1 200 ")
+    assert b"\r\nx-a: b\r\n" in writes[0].lower()
+    assert writes[0].endswith(b"9\r\ndata: 1\n\n\r\n")  # the head and the first frame
+    assert b"data: 2" in writes[1] and b"data: 1" not in writes[1]
+    assert writes[-1].endswith(b"0\r\n\r\n")
+
+
+@pytest.mark.parametrize("protocol", ["httptools", "h11"])
+def test_a_batch_writes_before_the_close_it_held(protocol: str) -> None:
+    if protocol == "httptools":
+        pytest.importorskip("httptools")
+    from llmrelay.server._sse import EventStreamResponse, Outbox
+
+    async def produce(outbox: Outbox) -> None:
+        return  # an empty stream: the head and the body's end, then the close asked for
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await EventStreamResponse(produce, headers={})(scope, receive, send)
+
+    request = REQUEST.replace(b"Host: t\r\n", b"Host: t\r\nConnection: close\r\n")
+    events = _exchange(protocol, app, request)
+    head_and_end, closed, *rest = events  # (the harness closes the connection again)
+    assert isinstance(head_and_end, bytes)
+    assert head_and_end.startswith(b"HTTP/1.1 200 ") and head_and_end.endswith(b"0\r\n\r\n")
+    assert closed == "close"
+    assert set(rest) <= {"close"}
+
+
+def test_the_batch_extension_is_offered_per_request() -> None:
+    pytest.importorskip("httptools")
+    from llmrelay.server._sockets import BATCH_WRITES
+
+    seen: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        seen.append(scope["extensions"][BATCH_WRITES])
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    _exchange("httptools", app, REQUEST)
+    _exchange("httptools", app, REQUEST)
+    assert len(seen) == 2 and all(callable(b) for b in seen)

@@ -28,6 +28,8 @@ import anyio
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
+from ._sockets import BATCH_WRITES
+
 __all__ = [
     "BATCH",
     "KEEPALIVE_FRAME",
@@ -196,8 +198,9 @@ class EventStreamResponse(Response):
         watcher = loop.create_task(watch())
         try:
             start = {"type": "http.response.start", "status": 200, "headers": self.raw_headers}
+            batch = scope.get("extensions", {}).get(BATCH_WRITES)
             with contextlib.suppress(OSError):  # the client went away while we wrote
-                await self._write(outbox, loop, send, start)
+                await self._write(outbox, loop, send, start, batch)
         finally:
             try:
                 for task in (producer, watcher):
@@ -212,14 +215,19 @@ class EventStreamResponse(Response):
 
     @staticmethod
     async def _write(
-        outbox: Outbox, loop: asyncio.AbstractEventLoop, send: Send, start: Message
+        outbox: Outbox,
+        loop: asyncio.AbstractEventLoop,
+        send: Send,
+        start: Message,
+        batch: Callable[[], contextlib.AbstractContextManager[None]] | None = None,
     ) -> None:
         """Send what was emitted each time the producer waits; the last frames end the body.
 
         The response head goes out right before the first frames (the producer emits its
-        first frame at once: the stream is open), so that a client reads both together;
-        a ``first`` frame given to the response is already queued, and goes out before
-        the producer's and the watcher's tasks have run.
+        first frame at once: the stream is open), so that a client reads both together:
+        in one socket write when the server offers ``BATCH_WRITES`` (``batch``); a
+        ``first`` frame given to the response is already queued, and goes out before the
+        producer's and the watcher's tasks have run.
         """
         frames = outbox.frames
         head: Message | None = start
@@ -227,12 +235,16 @@ class EventStreamResponse(Response):
             if frames:
                 body = outbox.take()
                 last = outbox.closed  # the producer is done: one write with the chunked end
-                if head is not None:
-                    await send(head)
-                    head = None
-                    if outbox.halted:
-                        return
-                await send({"type": "http.response.body", "body": body, "more_body": not last})
+                message = {"type": "http.response.body", "body": body, "more_body": not last}
+                if head is None:
+                    await send(message)
+                else:
+                    with batch() if batch is not None else contextlib.nullcontext():
+                        await send(head)
+                        head = None
+                        if outbox.halted:
+                            return
+                        await send(message)
                 if last:
                     return
                 continue
@@ -249,6 +261,10 @@ class EventStreamResponse(Response):
             await waiter
         if outbox.halted:
             return
-        if head is not None:
+        end = {"type": "http.response.body", "body": b"", "more_body": False}
+        if head is None:
+            await send(end)
+            return
+        with batch() if batch is not None else contextlib.nullcontext():
             await send(head)
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+            await send(end)
