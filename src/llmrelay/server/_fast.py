@@ -22,6 +22,13 @@ that fails validation, a disconnect while the body is read -- goes to the app un
 with the messages already received replayed first: FastAPI then answers it (its errors,
 ``RequestValidationError``'s 400 in OpenAI's shape) exactly as without the fast path.
 Its OpenAPI operation is the route's, which stays declared.
+
+``create_app`` also puts a ``Guard`` and a ``ChatFastPath`` in front of FastAPI's own
+middleware (``FRONT``: its server-error, exception-telemetry and body-limit layers, about a
+tenth of the fast path's own cost): a request ``candidate`` accepts, when FastAPI's native
+OpenTelemetry is not configured, goes through them first; what they hand on goes to the
+whole app, whose ``Guard`` and ``ChatFastPath`` see ``GUARDED`` in the scope and pass it
+on as it is.
 """
 
 from __future__ import annotations
@@ -38,6 +45,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 __all__ = ["ChatFastPath"]
 
 PATH = "/v1/chat/completions"
+GUARDED = "llmrelay.guarded"
+"""Scope key set by the front ``Guard``: the request was checked, logged and tried."""
 _TELEMETRY = "fastapi.telemetry"
 """The scope key under which FastAPI's native OpenTelemetry keeps a request's data
 (``fastapi/telemetry/_asgi.py``; a test fails if a traced request loses its route)."""
@@ -49,6 +58,18 @@ def _json_content(scope: Scope) -> bool:
         if name == b"content-type":
             return bool(value.partition(b";")[0].strip().lower() == b"application/json")
     return False
+
+
+def candidate(scope: Scope) -> bool:
+    """Whether ``ChatFastPath`` may take the request (before reading its body)."""
+    return (
+        scope["type"] == "http"
+        and scope["path"] == PATH
+        and scope["method"] == "POST"
+        and not scope.get("root_path")
+        and scope.get(_TELEMETRY) is None
+        and _json_content(scope)
+    )
 
 
 def _replaying(messages: list[Message], receive: Receive) -> Receive:
@@ -86,14 +107,7 @@ class ChatFastPath:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer a valid chat request at once; pass everything else on."""
-        if (
-            scope["type"] != "http"
-            or scope["path"] != PATH
-            or scope["method"] != "POST"
-            or scope.get("root_path")
-            or scope.get(_TELEMETRY) is not None
-            or not _json_content(scope)
-        ):
+        if not candidate(scope) or GUARDED in scope:  # (GUARDED: the front one tried it)
             await self.app(scope, receive, send)
             return
         messages: list[Message] = []

@@ -15,6 +15,11 @@
   for it is what the app would otherwise do for ever.
 * One access-log line per request: method, path (no query string), status, seconds and
   the provider/model that answered — never headers, keys or (unless asked) prompts.
+
+A guard made with ``error_response`` is a front guard (see ``_fast``): it marks the scope
+``GUARDED`` (the app's own guard then passes the request on unchecked) and, standing
+outside FastAPI's server-error middleware, answers an exception raised before the
+response started with ``error_response()`` as that middleware would, then raises it.
 """
 
 from __future__ import annotations
@@ -27,12 +32,15 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ._context import ACCESS_LOG
 from ._errors import error_body
+from ._fast import GUARDED
 
 __all__ = ["Guard", "caller"]
 
@@ -125,6 +133,8 @@ class Guard:
         api_key: the server key, or ``None``.
         max_body_bytes: larger bodies get 413.
         body_timeout: seconds from the request's head to the end of its body (then 408).
+        error_response: makes this the front guard (see the module docstring): the 500
+            response to an exception raised before the response started.
     """
 
     def __init__(
@@ -134,8 +144,10 @@ class Guard:
         api_key: str | None,
         max_body_bytes: int,
         body_timeout: float = 30.0,
+        error_response: Callable[[], Response] | None = None,
     ) -> None:
         self.app = app
+        self._error_response = error_response
         self._key = api_key.encode() if api_key is not None else None
         # the rate-limit bucket of the key's holders (a digest: the key goes nowhere)
         self._identity = (
@@ -172,9 +184,11 @@ class Guard:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Check, log and pass the request on."""
-        if scope["type"] != "http":
+        if scope["type"] != "http" or (self._error_response is None and GUARDED in scope):
             await self.app(scope, receive, send)
             return
+        if self._error_response is not None:
+            scope[GUARDED] = True
         started = time.monotonic()
         anthropic = scope["path"].startswith("/v1/messages")
         status = 0
@@ -238,7 +252,12 @@ class Guard:
                         return {"type": "http.disconnect"}
                 return message
 
-            await self.app(scope, receive_limited, send_logged)
+            try:
+                await self.app(scope, receive_limited, send_logged)
+            except Exception:
+                if self._error_response is not None and not status:
+                    await self._error_response()(scope, receive, send)
+                raise
         finally:
             target = scope.get("state", {}).get("llmrelay_target", (None, None))
             _log_access(
