@@ -195,6 +195,7 @@ def create_app(
                 functools.partial(FastAPI.__call__, app),
                 endpoint=_chat.chat_completions,
                 model=ChatCompletionRequest,
+                front=True,
             ),
             api_key=config.api_key,
             max_body_bytes=config.max_body_bytes,

@@ -92,6 +92,8 @@ class ChatFastPath:
             other request, and the requests this one does not take (see the module).
         endpoint: the route's endpoint, ``await endpoint(request, body) -> Response``.
         model: the body's pydantic model (``ChatCompletionRequest``).
+        front: this one stands in front of FastAPI's middleware (see the module); the
+            app's own then passes on the requests the front ``Guard`` marked ``GUARDED``.
     """
 
     def __init__(
@@ -100,14 +102,17 @@ class ChatFastPath:
         *,
         endpoint: Callable[[Request, Any], Awaitable[Response]],
         model: type[BaseModel],
+        front: bool = False,
     ) -> None:
         self.app = app
         self._endpoint = endpoint
         self._model = model
+        self._front = front
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer a valid chat request at once; pass everything else on."""
-        if not candidate(scope) or GUARDED in scope:  # (GUARDED: the front one tried it)
+        # GUARDED: the front one tried it already
+        if not candidate(scope) or (not self._front and GUARDED in scope):
             await self.app(scope, receive, send)
             return
         messages: list[Message] = []
