@@ -293,3 +293,41 @@ def test_the_front_checks_the_key_and_logs_each_request_once(
     ]
     refused = _through_app(base_config, [("POST", "/v1/chat/completions", CHAT)], api_key="k2")
     assert refused[0].status_code == 401
+
+
+@pytest.mark.parametrize(
+    "number",
+    [
+        "123456789012345678901234567890",
+        "-9223372036854775809",  # 19 digits, below -2**63
+        "18446744073709551616",  # 2**64
+        "9223372036854775807",
+        "0.1",
+        "-0.0",
+        "1e-7",
+        "2.5E+300",
+    ],
+)
+def test_numbers_reach_the_endpoint_as_json_loads_reads_them(number: str) -> None:
+    schema = '{"type": "function", "function": {"name": "f", "parameters": {"maximum": %s}}}'
+    body = BODY[:-1] + b', "tools": [' + (schema % number).encode() + b"]}"
+    downstream, bodies = _run({}, [body])
+    assert downstream.calls == []
+    (parsed,) = bodies
+    value = parsed.tools[0]["function"]["parameters"]["maximum"]
+    expected = json.loads(number)
+    assert type(value) is type(expected) and value == expected
+    assert str(value) == str(expected)
+
+
+@pytest.mark.parametrize("special", [b"NaN", b"Infinity", b'"\\ud800"', b'"\\u00e9"'])
+def test_what_orjson_refuses_is_read_by_json_loads(special: bytes) -> None:
+    body = BODY[:-1] + b', "metadata": {"k": "v"}, "user": ' + special + b"}"
+    downstream, bodies = _run({}, [body])
+    # json.loads reads each; the model accepts or refuses it as the route would decide
+    try:
+        expected = ChatCompletionRequest.model_validate(json.loads(body), from_attributes=True)
+    except ValueError:
+        assert bodies == [] and len(downstream.calls) == 1
+    else:
+        assert downstream.calls == [] and bodies == [expected]

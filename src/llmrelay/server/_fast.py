@@ -13,7 +13,11 @@ it can answer exactly as the route would:
 * a ``Content-Type`` of ``application/json`` (parameters allowed);
 * a body that ``json.loads`` reads as an object (what Starlette's ``Request.json`` does)
   and that ``ChatCompletionRequest`` validates as FastAPI does
-  (``validate_python(..., from_attributes=True)``).
+  (``validate_python(..., from_attributes=True)``). The body is read with ``orjson``
+  (about a fifth of ``json.loads``'s cost), which gives the same values where it reads a
+  body at all -- except integers beyond 64 bits, which it reads as floats: a body with
+  19 or more digits in a row, and one ``orjson`` refuses (``NaN``, a BOM, UTF-16, a lone
+  surrogate escape ...), is read by ``json.loads``.
 
 It reads the body whole, parses and validates it once, and calls the route's endpoint
 with it; the endpoint's response is sent as the route would send it. Anything else -- any
@@ -34,9 +38,11 @@ on as it is.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
 from fastapi import Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
@@ -47,6 +53,9 @@ __all__ = ["ChatFastPath"]
 PATH = "/v1/chat/completions"
 GUARDED = "llmrelay.guarded"
 """Scope key set by the front ``Guard``: the request was checked, logged and tried."""
+_LONG_NUMBER = re.compile(rb"[0-9]{19}")
+"""Where ``orjson`` could read an integer as a float (beyond 64 bits; it reads up to
+-2**63 and 2**64 - 1 exactly): the body is read by ``json.loads``."""
 _TELEMETRY = "fastapi.telemetry"
 """The scope key under which FastAPI's native OpenTelemetry keeps a request's data
 (``fastapi/telemetry/_asgi.py``; a test fails if a traced request loses its route)."""
@@ -138,9 +147,14 @@ class ChatFastPath:
         if not raw:
             return None
         try:
-            value = json.loads(raw)
-        except ValueError:  # JSONDecodeError, UnicodeDecodeError
-            return None
+            value = orjson.loads(raw)
+            if _LONG_NUMBER.search(raw) is not None:
+                raise ValueError("an integer orjson could read as a float")
+        except ValueError:  # orjson.JSONDecodeError: json.loads decides, as the route would
+            try:
+                value = json.loads(raw)
+            except ValueError:  # JSONDecodeError, UnicodeDecodeError
+                return None
         if not isinstance(value, dict):
             return None
         try:
