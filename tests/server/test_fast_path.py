@@ -230,7 +230,8 @@ def test_a_valid_chat_request_skips_fastapis_middleware_unless_cors_is_set(
     )
     streamed, refused = responses
     assert streamed.status_code == 200
-    assert "Hello" in streamed.text and streamed.text.endswith("data: [DONE]\n\n")
+    assert "Hello" in streamed.text
+    assert streamed.text.endswith("data: [DONE]\n\n")
     assert refused.status_code == 400
     assert refused.json()["error"]["param"] == "messages"
     # without CORS the valid request went through the front alone, the refused one was
@@ -316,7 +317,8 @@ def test_numbers_reach_the_endpoint_as_json_loads_reads_them(number: str) -> Non
     (parsed,) = bodies
     value = parsed.tools[0]["function"]["parameters"]["maximum"]
     expected = json.loads(number)
-    assert type(value) is type(expected) and value == expected
+    assert type(value) is type(expected)
+    assert value == expected
     assert str(value) == str(expected)
 
 
@@ -328,6 +330,8 @@ def test_what_orjson_refuses_is_read_by_json_loads(special: bytes) -> None:
     try:
         expected = ChatCompletionRequest.model_validate(json.loads(body), from_attributes=True)
     except ValueError:
-        assert bodies == [] and len(downstream.calls) == 1
+        assert bodies == []
+        assert len(downstream.calls) == 1
     else:
-        assert downstream.calls == [] and bodies == [expected]
+        assert downstream.calls == []
+        assert bodies == [expected]

@@ -107,7 +107,8 @@ def test_the_access_line_is_a_record_of_the_guard_with_its_fields() -> None:
     message = record.getMessage()
     method, path, status, seconds, provider, model = message.split(" ")
     assert (method, path, status) == ("POST", "/v1/x\\x1b", "204")
-    assert seconds.endswith("s") and float(seconds[:-1]) >= 0
+    assert seconds.endswith("s")
+    assert float(seconds[:-1]) >= 0
     assert (provider, model) == ("provider=prov", "model=mod\\nel")
 
 
@@ -209,7 +210,8 @@ def test_a_streams_head_and_first_frame_go_out_in_one_write(protocol: str) -> No
     assert writes[0].startswith(b"HTTP/1.1 200 ")
     assert b"\r\nx-a: b\r\n" in writes[0].lower()
     assert writes[0].endswith(b"9\r\ndata: 1\n\n\r\n")  # the head and the first frame
-    assert b"data: 2" in writes[1] and b"data: 1" not in writes[1]
+    assert b"data: 2" in writes[1]
+    assert b"data: 1" not in writes[1]
     assert writes[-1].endswith(b"0\r\n\r\n")
 
 
@@ -230,7 +232,8 @@ def test_a_batch_writes_before_the_close_it_held(protocol: str) -> None:
     events = _exchange(protocol, app, request)
     head_and_end, closed, *rest = events  # (the harness closes the connection again)
     assert isinstance(head_and_end, bytes)
-    assert head_and_end.startswith(b"HTTP/1.1 200 ") and head_and_end.endswith(b"0\r\n\r\n")
+    assert head_and_end.startswith(b"HTTP/1.1 200 ")
+    assert head_and_end.endswith(b"0\r\n\r\n")
     assert closed == "close"
     assert set(rest) <= {"close"}
 
@@ -249,4 +252,5 @@ def test_the_batch_extension_is_offered_per_request() -> None:
 
     _exchange("httptools", app, REQUEST)
     _exchange("httptools", app, REQUEST)
-    assert len(seen) == 2 and all(callable(b) for b in seen)
+    assert len(seen) == 2
+    assert all(callable(b) for b in seen)
