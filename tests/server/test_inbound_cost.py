@@ -254,3 +254,65 @@ def test_the_batch_extension_is_offered_per_request() -> None:
     _exchange("httptools", app, REQUEST)
     assert len(seen) == 2
     assert all(callable(b) for b in seen)
+
+
+@pytest.mark.parametrize("protocol", ["httptools", "h11"])
+@pytest.mark.parametrize("lost_before_the_response", [False, True])
+def test_a_client_leaving_cancels_the_producer_without_a_watcher_task(
+    protocol: str, lost_before_the_response: bool
+) -> None:
+    if protocol == "httptools":
+        pytest.importorskip("httptools")
+    import uvicorn
+    from uvicorn.server import ServerState
+
+    from llmrelay.server import SocketLimits
+    from llmrelay.server._sockets import BoundedH11Protocol, BoundedHttpToolsProtocol
+    from llmrelay.server._sse import EventStreamResponse, Outbox
+
+    cls = {"httptools": BoundedHttpToolsProtocol, "h11": BoundedH11Protocol}[protocol]
+    seen: dict[str, Any] = {"receives": 0, "closed": False, "cancelled": False, "ran": False}
+
+    async def produce(outbox: Outbox) -> None:
+        seen["ran"] = True
+        try:
+            await asyncio.Event().wait()  # a silent upstream
+        except asyncio.CancelledError:
+            seen["cancelled"] = True
+            raise
+
+    async def on_close() -> None:
+        seen["closed"] = True
+
+    async def run() -> None:
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            await receive()
+            if lost_before_the_response:
+                proto.connection_lost(None)
+
+            async def counted() -> Any:
+                seen["receives"] += 1
+                return await receive()
+
+            response = EventStreamResponse(produce, headers={}, on_close=on_close, first=b"x\n\n")
+            await response(scope, counted, send)
+
+        config = uvicorn.Config(app, lifespan="off", log_level="warning")
+        proto = cls(config=config, server_state=ServerState(), app_state={}, limits=SocketLimits())
+        proto.connection_made(_Transport())  # type: ignore[arg-type]
+        proto.data_received(REQUEST)
+        for _ in range(20):
+            await asyncio.sleep(0)
+        if not lost_before_the_response:
+            assert not seen["closed"]  # the producer holds the response open
+            proto.connection_lost(None)
+        for _ in range(20):
+            await asyncio.sleep(0)
+            if seen["closed"]:
+                break
+
+    asyncio.run(run())
+    # cancelled while waiting, or (the client gone before) before it ever ran
+    assert seen["cancelled"] if seen["ran"] else lost_before_the_response
+    assert seen["closed"]
+    assert seen["receives"] == 0  # no task waited on receive for http.disconnect

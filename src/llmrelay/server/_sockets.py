@@ -27,7 +27,11 @@ Each request's scope also gets the extension ``BATCH_WRITES``
 messages the app sends go out in one socket write when it ends (uvicorn writes each
 message at once, so a streamed response's head and first frame, ready together, took two
 writes, and the client was woken for the head alone). ``EventStreamResponse`` sends its
-head and first frame under it; an app that does not know it sends as before.
+head and first frame under it; an app that does not know it sends as before. And the
+extension ``ON_DISCONNECT``: called with a callback, it has the callback run when the
+connection is lost (at once if it is already), and returns a function that forgets it;
+``EventStreamResponse`` learns of a client leaving through it instead of a task waiting
+on ``receive`` for ``http.disconnect``.
 
 The protocol subclasses read uvicorn attributes that are not documented API
 (``connections``, ``cycle``, ``cycle.response_complete``, ``cycle.scope``,
@@ -51,11 +55,20 @@ try:
 except ImportError:  # pragma: no cover (httptools comes with uvicorn[standard])
     HttpToolsProtocol = H11Protocol  # type: ignore[misc,assignment]
 
-__all__ = ["BATCH_WRITES", "SocketLimits", "default_max_connections", "uvicorn_options"]
+__all__ = [
+    "BATCH_WRITES",
+    "ON_DISCONNECT",
+    "SocketLimits",
+    "default_max_connections",
+    "uvicorn_options",
+]
 
 BATCH_WRITES = "llmrelay.batch_writes"
 """The scope extension whose value, called, is a context manager: what the app sends
 inside it goes out in one socket write at its end (see the module docstring)."""
+ON_DISCONNECT = "llmrelay.on_disconnect"
+"""The scope extension whose value, called with a callback, runs it when the connection
+is lost and returns a function that forgets it (see the module docstring)."""
 
 
 def default_max_connections() -> int:
@@ -158,6 +171,8 @@ class _Bounded(asyncio.Protocol):
         self._head_timer: asyncio.TimerHandle | None = None
         self._head_bytes = 0
         self._cycle_seen: Any = None
+        self._on_lost: list[Callable[[], object]] = []
+        self._lost = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -173,9 +188,9 @@ class _Bounded(asyncio.Protocol):
         cycle = self.cycle
         if cycle is not None and cycle is not self._cycle_seen:
             self._cycle_seen = cycle  # a new request's head is complete (its app not started)
-            cycle.scope.setdefault("extensions", {})[BATCH_WRITES] = functools.partial(
-                _batched, cycle
-            )
+            extensions = cycle.scope.setdefault("extensions", {})
+            extensions[BATCH_WRITES] = functools.partial(_batched, cycle)
+            extensions[ON_DISCONNECT] = self._when_lost
             self._stop_head_timer()
             return
         if self._head_timer is None:
@@ -187,6 +202,23 @@ class _Bounded(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_head_timer()
         super().connection_lost(exc)
+        self._lost = True
+        callbacks, self._on_lost = self._on_lost, []
+        for callback in callbacks:
+            callback()
+
+    def _when_lost(self, callback: Callable[[], object]) -> Callable[[], None]:
+        """``ON_DISCONNECT``: run ``callback`` when the connection is lost; the forgetter."""
+        if self._lost:
+            callback()
+            return _nothing
+        self._on_lost.append(callback)
+
+        def forget() -> None:
+            with contextlib.suppress(ValueError):
+                self._on_lost.remove(callback)
+
+        return forget
 
     def _start_head_timer(self) -> None:
         self._stop_head_timer()
@@ -210,6 +242,10 @@ class _Bounded(asyncio.Protocol):
         if response:
             self.transport.write(response)
         self.transport.close()
+
+
+def _nothing() -> None:
+    pass
 
 
 def _protocol_class() -> type[_Bounded]:

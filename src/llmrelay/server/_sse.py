@@ -28,7 +28,7 @@ import anyio
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
-from ._sockets import BATCH_WRITES
+from ._sockets import BATCH_WRITES, ON_DISCONNECT
 
 __all__ = [
     "BATCH",
@@ -167,7 +167,9 @@ class EventStreamResponse(Response):
         disconnect cancels the producer and stops the writer; a producer (or ``receive``)
         that fails stops the writer (the body stays unended) and its error is raised, in
         an ``ExceptionGroup`` as from a task group; when this response is cancelled, both
-        tasks are cancelled and awaited. ``on_close`` runs last, shielded.
+        tasks are cancelled and awaited. ``on_close`` runs last, shielded. Under ``llmrelay
+        serve`` the server says when the client goes (the ``ON_DISCONNECT`` extension):
+        then no watcher task waits on ``receive``.
         """
         outbox = Outbox()
         if self._first is not None:
@@ -176,14 +178,17 @@ class EventStreamResponse(Response):
         loop = asyncio.get_running_loop()
         failure: list[Exception] = []
 
+        def left() -> None:
+            producer.cancel()
+            outbox.halt()
+
         async def watch() -> None:
             try:
                 while (await receive())["type"] != "http.disconnect":
                     pass
             except Exception as exc:  # as the producer's: everything stops, it is raised
                 failure.append(exc)
-            producer.cancel()
-            outbox.halt()
+            left()
 
         async def produce() -> None:
             try:
@@ -195,7 +200,13 @@ class EventStreamResponse(Response):
             outbox.close()
 
         producer = loop.create_task(produce())
-        watcher = loop.create_task(watch())
+        on_disconnect = scope.get("extensions", {}).get(ON_DISCONNECT)
+        forget: Callable[[], None] | None = None
+        if on_disconnect is None:
+            tasks: tuple[asyncio.Task[None], ...] = (producer, loop.create_task(watch()))
+        else:
+            tasks = (producer,)
+            forget = on_disconnect(left)
         try:
             start = {"type": "http.response.start", "status": 200, "headers": self.raw_headers}
             batch = scope.get("extensions", {}).get(BATCH_WRITES)
@@ -203,10 +214,12 @@ class EventStreamResponse(Response):
                 await self._write(outbox, loop, send, start, batch)
         finally:
             try:
-                for task in (producer, watcher):
+                for task in tasks:
                     task.cancel()
-                await asyncio.wait((producer, watcher))
+                await asyncio.wait(tasks)
             finally:
+                if forget is not None:
+                    forget()
                 if self._on_close is not None:
                     with anyio.CancelScope(shield=True):
                         await self._on_close()
