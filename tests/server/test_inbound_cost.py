@@ -310,6 +310,7 @@ def test_a_client_leaving_cancels_the_producer_without_a_watcher_task(
             await asyncio.sleep(0)
             if seen["closed"]:
                 break
+        assert seen["closed"], "the response did not end when the client left"
 
     asyncio.run(run())
     # cancelled while waiting, or (the client gone before) before it ever ran
