@@ -36,7 +36,8 @@ on ``receive`` for ``http.disconnect``.
 The protocol subclasses read uvicorn attributes that are not documented API
 (``connections``, ``cycle``, ``cycle.response_complete``, ``cycle.scope``,
 ``cycle.transport``, ``transport``): uvicorn is pinned below 1.0, and
-``tests/server/test_sockets.py`` fails when they change.
+``tests/server/test_sockets.py`` and ``tests/server/test_inbound_cost.py`` fail when they
+change.
 """
 
 from __future__ import annotations
