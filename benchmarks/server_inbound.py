@@ -16,7 +16,7 @@ minimum microseconds per request, and the median (quartiles) of the per-round ra
 the first tree. On a shared machine the per-round ratios swing by 10-20 %: judge by the
 median of many rounds (``--rounds``).
 
-Example: ``python benchmarks/server_inbound.py base=/work/wt/s28base/src new=src --rounds 40``
+Example: ``python benchmarks/server_inbound.py base=../old-checkout/src new=src --rounds 40``
 """
 
 from __future__ import annotations
