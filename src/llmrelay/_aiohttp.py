@@ -205,10 +205,13 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         except httpx.RequestNotRead:
             body = await request.aread()
         extensions = request.extensions
+        target = URL(str(url), encoded=True)
+        if url.userinfo:  # sent as httpx's Authorization header; aiohttp refuses both
+            target = target.with_user(None)
         try:
             response = await session.request(
                 request.method,
-                URL(str(url), encoded=True),
+                target,
                 headers=[(k.decode("latin-1"), v.decode()) for k, v in request.headers.raw],
                 data=body or None,
                 allow_redirects=False,
