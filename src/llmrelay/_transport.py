@@ -99,9 +99,26 @@ _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _LENGTH_HEADERS = frozenset({b"content-length", b"transfer-encoding"})
 
 
-def _json_body(value: Any) -> bytes:
-    """A JSON request body as httpx 0.28-0.29 encodes ``json=`` (compact, UTF-8, no NaN)."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+"""httpx 0.28-0.29's encoding of ``json=`` (``json.dumps`` with these options: compact,
+UTF-8, no NaN); one encoder, not one per ``json.dumps`` call."""
+
+
+def _header_items(headers: Any) -> list[tuple[bytes, bytes]]:
+    """``httpx.Headers(headers).raw``, without building a ``Headers`` for a dict of strings.
+
+    A ``str`` name or value is encoded as ASCII, as httpx does (the same
+    ``UnicodeEncodeError`` for other text); anything else goes through ``httpx.Headers``.
+    """
+    if type(headers) is dict:
+        items: list[tuple[bytes, bytes]] = []
+        for name, value in headers.items():
+            if type(name) is not str or type(value) is not str:
+                break
+            items.append((name.encode("ascii"), value.encode("ascii")))
+        else:
+            return items
+    return httpx.Headers(headers).raw
 
 
 class _Client(httpx.AsyncClient):
@@ -179,7 +196,7 @@ class _Client(httpx.AsyncClient):
         method = method.upper()
         merged = self.headers.raw
         if headers:
-            given = httpx.Headers(headers).raw
+            given = _header_items(headers)
             names = {key.lower() for key, _ in given}
             merged = [item for item in merged if item[0].lower() not in names] + given
         names = {key.lower() for key, _ in merged}
@@ -191,7 +208,7 @@ class _Client(httpx.AsyncClient):
         if content is not None:
             body = content.encode() if isinstance(content, str) else content
         elif json is not None:
-            body = _json_body(json)
+            body = _JSON.encode(json).encode()
         if body and b"content-length" not in names:
             tail.append((b"Content-Length", str(len(body)).encode()))
         if json is not None and content is None and b"content-type" not in names:
