@@ -121,6 +121,39 @@ def _header_items(headers: Any) -> list[tuple[bytes, bytes]]:
     return httpx.Headers(headers).raw
 
 
+class _Streamed:
+    """The async context manager ``_Client.stream`` returns: the response, closed on exit."""
+
+    __slots__ = ("_args", "_client", "_response")
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        method: str,
+        url: httpx.URL | str,
+        auth: Any,
+        follow_redirects: Any,
+        kwargs: dict[str, Any],
+    ) -> None:
+        self._client = client
+        self._args = (method, url, auth, follow_redirects, kwargs)
+        self._response: httpx.Response | None = None
+
+    async def __aenter__(self) -> httpx.Response:
+        method, url, auth, follow_redirects, kwargs = self._args
+        client = self._client
+        request = client.build_request(method, url, **kwargs)
+        self._response = await client.send(
+            request, stream=True, auth=auth, follow_redirects=follow_redirects
+        )
+        return self._response
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        response = self._response
+        if response is not None:
+            await response.aclose()
+
+
 class _Client(httpx.AsyncClient):
     """llmrelay's ``httpx.AsyncClient``: the same requests and responses, fewer layers.
 
@@ -225,6 +258,22 @@ class _Client(httpx.AsyncClient):
         )
         request.read()  # as httpx: ``content`` of a bytes body is there at once
         return request
+
+    def stream(  # type: ignore[override]
+        self,
+        method: str,
+        url: httpx.URL | str,
+        *,
+        auth: Any = _DEFAULT,
+        follow_redirects: Any = _DEFAULT,
+        **kwargs: Any,
+    ) -> _Streamed:
+        """``httpx.AsyncClient.stream`` (build, send with ``stream=True``, close on exit).
+
+        The same steps through ``build_request`` and ``send`` as httpx's, in a plain
+        async context manager instead of one made from a generator.
+        """
+        return _Streamed(self, method, url, auth, follow_redirects, kwargs)
 
     async def send(
         self,

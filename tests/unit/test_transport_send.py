@@ -353,3 +353,24 @@ async def test_auth_hooks_redirects_and_url_credentials_go_httpx_way(transport: 
     )
     assert any(h.startswith("GET /d ") and "authorization: basic dtpw" in h.lower() for h in heads)
     assert seen == ["/e"]
+
+
+async def test_stream_closes_the_response_when_the_block_raises(
+    transport: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    counting = Counting()
+    _short_sends(monkeypatch)
+    async with server(counting) as url:
+        http = make_http_client(Timeouts(connect=2, read=2), transport=transport)
+        try:
+            with pytest.raises(LookupError):
+                async with http.stream("GET", url + "/a", headers={"X-A": "1"}) as response:
+                    raise LookupError
+            assert response.is_closed
+            async with http.stream("POST", url + "/b", json={"k": 1}) as response:
+                assert await response.aread() == b"ok"
+        finally:
+            await http.aclose()
+    assert counting.heads[0].startswith(b"GET /a ")
+    assert b"x-a: 1" in counting.heads[0].lower()
+    assert counting.heads[1].endswith(b'\r\n\r\n{"k":1}')
