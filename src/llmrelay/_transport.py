@@ -32,8 +32,8 @@ import logging
 import ssl
 import stat
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 import httpx
@@ -452,18 +452,31 @@ def map_httpx_error(
     return None
 
 
-@contextmanager
-def translate_errors(provider: str, model: str | None) -> Iterator[None]:
+class _Translated:
+    """The context manager of ``translate_errors`` (a class: entered once per request)."""
+
+    __slots__ = ("_model", "_provider")
+
+    def __init__(self, provider: str, model: str | None) -> None:
+        self._provider = provider
+        self._model = model
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, exc: BaseException | None, traceback: object) -> None:
+        if isinstance(exc, httpx.TransportError | httpx.InvalidURL):
+            mapped = map_httpx_error(exc, self._provider, self._model)
+            assert mapped is not None
+            raise mapped from exc
+
+
+def translate_errors(provider: str, model: str | None) -> AbstractContextManager[None]:
     """Map httpx failures raised inside the block with ``map_httpx_error``.
 
     llmrelay errors pass through unchanged.
     """
-    try:
-        yield
-    except (httpx.TransportError, httpx.InvalidURL) as exc:
-        mapped = map_httpx_error(exc, provider, model)
-        assert mapped is not None
-        raise mapped from exc
+    return _Translated(provider, model)
 
 
 def _where(exc: httpx.RequestError) -> str:
