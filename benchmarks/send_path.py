@@ -10,7 +10,8 @@ interpreter, ``R`` rounds interleaved in a rotating order; a round sends ``N`` r
 ``C`` at a time, each a POST with a JSON body and an ``Authorization`` header whose
 events are read to the end:
 
-* ``raw aiohttp``: ``aiohttp.ClientSession.post`` and ``StreamReader.readany``;
+* ``raw aiohttp``: ``aiohttp.ClientSession.post`` and ``StreamReader.readany`` (the
+  session of the other raw baselines: no limit, no cookies, connect and read timeouts);
 * ``llmrelay <transport>``: the shared client of ``make_http_client``, as a provider
   uses it (``http.stream("POST", url, json=..., headers=...)`` then ``aiter_sse``);
 * with ``--before SRC``: the same from another checkout's ``src`` (before/after).
@@ -110,7 +111,13 @@ async def _client(
     if variant == "raw":
         import aiohttp
 
-        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+        # as the raw baselines of the other scripts (``_common.aiohttp_session``): no
+        # connection limit, no cookies, connect and read timeouts (llmrelay sets both)
+        session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0),
+            cookie_jar=aiohttp.DummyCookieJar(),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=60),
+        )
 
         async def run() -> None:
             await _raw_round(session, url, n, concurrency)
