@@ -14,6 +14,11 @@
   - ``"auto"``: aiohttp when it is installed and no socks proxy is set, else httpx (the
     default of ``llmrelay serve``).
 
+  The client is ``_Client``: httpx's ``AsyncClient`` whose ``build_request``, ``send``
+  and ``stream`` skip the generic layers (auth, redirects, hooks, cookies) none of which
+  applies to it, and hand the request to the transport directly; the same requests,
+  responses and errors (``_Client``'s docstring says what it keeps).
+
   Both build the TLS context at the first https request, once per process and setting
   (``httpx.create_ssl_context`` for a bool, ``ssl.create_default_context`` for a bundle):
   loading a CA bundle costs 30-100 ms, which a CLI talking plain http never needs.
