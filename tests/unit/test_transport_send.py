@@ -306,21 +306,30 @@ async def test_a_closed_client_refuses(transport: str, monkeypatch: pytest.Monke
         await http.send(request)
 
 
-async def test_httpx_log_line_is_written(
-    transport: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+async def test_httpx_log_line_is_written(transport: str, monkeypatch: pytest.MonkeyPatch) -> None:
     _short_sends(monkeypatch)
+    logger = logging.getLogger("httpx")  # its level is restored by the root conftest
+    monkeypatch.setattr(logger, "disabled", False)  # whatever an earlier test configured
+    records = _Records()
+    logger.addHandler(records)
+    logger.setLevel(logging.INFO)
     async with server(Counting()) as url:
         http = make_http_client(Timeouts(connect=2, read=2), transport=transport)
         try:
-            with caplog.at_level(logging.INFO, logger="httpx"):
-                await http.get(url + "/logged")
+            await http.get(url + "/logged")
         finally:
             await http.aclose()
-    assert any(
-        r.name == "httpx" and "/logged" in r.getMessage() and "200 OK" in r.getMessage()
-        for r in caplog.records
-    )
+            logger.removeHandler(records)
+    assert any("/logged" in m and "200 OK" in m for m in records.messages), records.messages
 
 
 async def test_auth_hooks_redirects_and_url_credentials_go_httpx_way(transport: str) -> None:
