@@ -58,13 +58,13 @@ _LINE_BREAKS_UTF8 = (
 )
 
 
-def _exact(raw: bytes) -> bool:
-    """Whether ``orjson`` reads every number of the document ``raw`` as ``json.loads`` does.
+def _exact(marked: bytes) -> bool:
+    """Whether ``orjson`` reads every number of a document as ``json.loads`` does.
 
-    False when a run of 19 or more digits may be an integer: one not after a ``.`` and not
-    before a ``.``, ``e`` or ``E`` (digits inside a string may count: that is only slower).
+    ``marked`` is the document translated by ``_DIGITS``. False when a run of 19 or more
+    digits may be an integer: one not after a ``.`` and not before a ``.``, ``e`` or
+    ``E`` (digits inside a string may count: that is only slower).
     """
-    marked = raw.translate(_DIGITS)  # one C pass; the common document has no long run
     start = marked.find(_LONG_RUN)
     while start != -1:
         run = _RUN.match(marked, start)
@@ -112,7 +112,8 @@ if orjson is not None:
 
     def loads(data: str | bytes) -> Any:
         raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
-        if _exact(raw):
+        marked = raw.translate(_DIGITS)  # C passes: the common chunk has < 19 digits in all
+        if marked.count(48) < len(_LONG_RUN) or _exact(marked):
             try:
                 return _orjson_loads(data)
             except _OrjsonDecodeError:
