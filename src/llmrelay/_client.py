@@ -524,16 +524,16 @@ class AsyncClient:
         self._check_open()
         if not isinstance(prompt, str) or not prompt.strip():
             raise errors.ConfigError("the image prompt is empty")
-        check_image_types(params)
-        n = params.get("n", 1)
+        checked = check_image_types(params)
+        n = checked.get("n", 1)
         if not 1 <= n <= 10:
             raise errors.ConfigError(f"n must be between 1 and 10; got {n}", param="n")
         engine = self._engine
         fields = {
-            name: params.get(name)
+            name: checked.get(name)
             for name in ("width", "height", "aspect_ratio", "seed", "negative_prompt", "options")
         }
-        model = params.get("model") or engine.settings.model
+        model = checked.get("model") or engine.settings.model
         return await engine.generate_images(model, prompt, n, fields)
 
     async def embed(

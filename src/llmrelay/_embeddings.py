@@ -24,6 +24,7 @@ was not given).
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
@@ -104,19 +105,33 @@ def _token(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-def _check_fields(dimensions: Any, user: Any, options: Any) -> None:
-    if dimensions is not None and (
-        isinstance(dimensions, bool) or not isinstance(dimensions, int) or dimensions < 1
-    ):
-        raise errors.ConfigError(
-            f"dimensions: a positive integer; got {dimensions!r:.40}", param="dimensions"
-        )
+def _check_fields(dimensions: Any, user: Any, options: Any) -> int | None:
+    """Check ``embed``'s fields; return ``dimensions`` as a Python ``int`` (or ``None``).
+
+    A ``numbers.Integral`` of another type (numpy's ``int64``) is taken as its ``int``.
+
+    Raises:
+        ConfigError: ``param`` names the field: ``dimensions`` not a positive integer,
+            ``user`` not a string, ``options`` not a mapping.
+    """
+    size: int | None = None
+    if dimensions is not None:
+        if (
+            isinstance(dimensions, bool)
+            or not isinstance(dimensions, numbers.Integral)
+            or dimensions < 1
+        ):
+            raise errors.ConfigError(
+                f"dimensions: a positive integer; got {dimensions!r:.40}", param="dimensions"
+            )
+        size = int(dimensions)
     if user is not None and not isinstance(user, str):
         raise errors.ConfigError(f"user: a string; got {type(user).__name__}", param="user")
     if options is not None and not isinstance(options, Mapping):
         raise errors.ConfigError(
             f"options: a mapping; got {type(options).__name__}", param="options"
         )
+    return size
 
 
 def embedding_request(
@@ -185,7 +200,7 @@ async def embed(
             f"model must be a string, not {type(model).__name__}", param="model"
         )
     value = normalize_input(input)
-    _check_fields(dimensions, user, options)
+    dimensions = _check_fields(dimensions, user, options)
     fields = {"dimensions": dimensions, "user": user, "options": options}
     total = engine.settings.timeouts.total
     deadline = time.monotonic() + total if total is not None else None

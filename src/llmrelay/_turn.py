@@ -231,14 +231,20 @@ def _check_options(options: object) -> None:
         raise errors.ConfigError("options must be a mapping of option names", param="options")
 
 
-def check_image_types(params: ImageParams) -> None:
+def check_image_types(params: ImageParams) -> dict[str, Any]:
     """``generate_image``'s parameters, each of its type (as ``_check_types`` for chat).
+
+    Returns:
+        The parameters given, with an integer of another ``numbers.Integral`` type
+        (numpy's ``int64``) as a Python ``int`` (a provider's JSON encoder writes only
+        those).
 
     Raises:
         ConfigError: ``param`` names the parameter: ``model``, ``aspect_ratio`` or
             ``negative_prompt`` not a string; ``n``, ``width``, ``height`` or ``seed``
             not an integer (``width``/``height`` below 1); ``options`` not a mapping.
     """
+    checked: dict[str, Any] = dict(params)
     for name in ("model", "aspect_ratio", "negative_prompt"):
         value = params.get(name)
         if value is not None and not isinstance(value, str):
@@ -246,16 +252,14 @@ def check_image_types(params: ImageParams) -> None:
                 f"{name} must be a string, not {type(value).__name__}", param=name
             )
     for name in ("n", "width", "height", "seed"):
-        value = params.get(name)
+        value = _integer(params, name)
         if value is None:
             continue
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise errors.ConfigError(
-                f"{name} must be an integer, not {type(value).__name__}", param=name
-            )
         if name in ("width", "height") and value < 1:
             raise errors.ConfigError(f"{name} must be at least 1 pixel; got {value}", param=name)
+        checked[name] = value
     _check_options(params.get("options"))
+    return checked
 
 
 def stop_sequences(stop: str | Iterable[str] | None) -> tuple[str, ...] | None:
@@ -311,8 +315,8 @@ def _number(params: ChatParams, name: str) -> int | float | None:
     return number
 
 
-def _integer(params: ChatParams, name: str) -> int | None:
-    """``max_tokens`` or ``seed``: an integer, or ``None``.
+def _integer(params: ChatParams | ImageParams, name: str) -> int | None:
+    """An integer parameter (``max_tokens``, ``seed``, an image's ``n``), or ``None``.
 
     A ``numbers.Integral`` of another type (numpy's ``int64``) becomes a Python ``int``.
 

@@ -379,3 +379,12 @@ def test_from_result_is_the_resource_conversion() -> None:
     for encoding in ("float", "base64"):
         made = llmrelay.CreateEmbeddingResponse.from_result(result, encoding)  # type: ignore[arg-type]
         assert made == to_embedding_response(result, encoding)  # type: ignore[arg-type]
+
+
+async def test_a_numpy_integer_dimensions_reaches_the_provider_as_an_int(tmp_path: Path) -> None:
+    np = pytest.importorskip("numpy")
+    behaviour = Behaviour()
+    async with client(tmp_path, embedder("p", behaviour)) as c:
+        await c.embed("a", model="p:m", dimensions=np.int64(4))
+    dimensions = behaviour.received[0].dimensions
+    assert (dimensions, type(dimensions)) == (4, int)

@@ -316,3 +316,23 @@ async def test_numpy_numbers_reach_the_provider_as_python_numbers() -> None:
     values = (request.temperature, request.top_p, request.max_tokens, request.seed)
     assert values == (0.5, 0.25, 7, 3)
     assert [type(v) for v in values] == [float, float, int, int]
+
+
+async def test_numpy_integers_reach_an_image_provider_as_python_ints() -> None:
+    """``n``, ``width``, ``height`` and ``seed`` of numpy's integer types are taken."""
+    np = pytest.importorskip("numpy")
+    first, script = scripted("first", images=True, options={})
+    async with llmrelay.AsyncClient(providers=[first]) as client:
+        result = await client.generate_image(
+            "a cat",
+            model="first",
+            n=np.int64(2),
+            width=np.int32(64),
+            height=np.uint16(48),
+            seed=np.int64(9),
+        )
+    assert len(script.images) == len(result) == 2  # n: one request per image
+    request = script.images[0]
+    values = (request.width, request.height, request.seed)
+    assert values == (64, 48, 9)
+    assert [type(v) for v in values] == [int, int, int]
