@@ -612,8 +612,8 @@ class HFSpaces(Provider):
                         f"bad process_generating output: {type(exc).__name__}: {exc}"[:300],
                         model,
                     ) from None
-                # text extends the reply sent so far by an append: no comparison of the
-                # whole reply per token (it is sent + the appended string)
+                # an append to exactly the reply sent so far (old is sent): the delta is the
+                # appended string, without comparing the whole reply per token
                 delta = text[len(sent) :] if old is sent else _delta(sent, text)
                 if delta:
                     sent = text

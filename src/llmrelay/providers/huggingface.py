@@ -403,15 +403,15 @@ class HuggingFace(Provider):
                 return
             # the generate route's token loop runs here, in the provider's own generator:
             # no generator between it and the engine
-            model = info.id
+            repo = info.id  # the model as the Hub names it
             async with self._answer(
-                model, self._generate_body(request, info), _GENERATE_HEADERS, request.deadline,
+                repo, self._generate_body(request, info), _GENERATE_HEADERS, request.deadline,
                 "text generation",
             ) as response:  # fmt: skip
                 if response.headers.get("content-type", "").startswith("text/event-stream"):
-                    parser = TokenStream(self.name, model, request.stop)
+                    parser = TokenStream(self.name, repo, request.stop)
                     feed = parser.feed
-                    async for sse in aiter_sse(response, provider=self.name, model=model):
+                    async for sse in aiter_sse(response, provider=self.name, model=repo):
                         for event in feed(sse.data):
                             yield event
                         if parser.finished:
@@ -419,9 +419,9 @@ class HuggingFace(Provider):
                             break
                     yield parser.end()
                     return
-                raw = await read_bounded(response, provider=self.name, model=model)
-            payload = loads(raw, provider=self.name, model=model, what="answer")
-            text, reason = parse_generated(payload, provider=self.name, model=model)
+                raw = await read_bounded(response, provider=self.name, model=repo)
+            payload = loads(raw, provider=self.name, model=repo, what="answer")
+            text, reason = parse_generated(payload, provider=self.name, model=repo)
             if text:
                 yield text
             yield FinishReason(reason)
