@@ -42,11 +42,14 @@ import asyncio
 import gc
 import importlib.util
 import json
+import os
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -199,9 +202,90 @@ FAST_VARIANTS = (
 """The fast transport's rows (``--transports ...,aiohttp``)."""
 
 
-def variants(transports: str) -> tuple[tuple[str, str], ...]:
-    """The (variant, baseline) pairs measured for ``--transports``."""
-    return VARIANTS + (FAST_VARIANTS if "aiohttp" in transports.split(",") else ())
+def variants(transports: str, only: str | None = None) -> tuple[tuple[str, str], ...]:
+    """The (variant, baseline) pairs measured for ``--transports`` (``only``: a
+    comma-separated subset of the variants; their baselines are kept)."""
+    pairs = VARIANTS + (FAST_VARIANTS if "aiohttp" in transports.split(",") else ())
+    if only is None:
+        return pairs
+    chosen = set(only.split(","))
+    unknown = chosen - {name for name, _ in pairs}
+    if unknown:
+        raise SystemExit(f"unknown variants: {', '.join(sorted(unknown))}")
+    keep = chosen | {base for name, base in pairs if name in chosen}
+    return tuple((name, base) for name, base in pairs if name in keep)
+
+
+class Rounds:
+    """The variants of ``pairs`` over ``url`` (serving ``rec``'s scenario), one round at a
+    time: ``round()`` runs each variant once, in order, and returns its samples."""
+
+    def __init__(
+        self, rec: c.Recording, url: str, pairs: tuple[tuple[str, str], ...] = VARIANTS
+    ) -> None:
+        kwargs = rec.client_kwargs(url)
+        model = rec.scenario.model_name
+        self.names = [name for name, _ in pairs]
+        timeouts = llmrelay.Timeouts(total=TOTAL)
+        self.runner = runner = asyncio.Runner()
+        self.loop_clients = loop_clients = {}
+
+        async def make() -> None:
+            loop_clients["http"] = httpx.AsyncClient(trust_env=False, timeout=60)
+            loop_clients["plain"] = llmrelay.AsyncClient(**kwargs)
+            loop_clients["total"] = llmrelay.AsyncClient(**kwargs, timeouts=timeouts)
+            if "raw aiohttp" in self.names:
+                loop_clients["session"] = c.aiohttp_session()
+                loop_clients["fast"] = llmrelay.AsyncClient(**kwargs, transport="aiohttp")
+
+        runner.run(make())
+        self.http_sync = http_sync = httpx.Client(trust_env=False, timeout=60)
+        self.sync_plain = sync_plain = llmrelay.Client(**kwargs)
+        self.sync_total = sync_total = llmrelay.Client(**kwargs, timeouts=timeouts)
+        self.actions: dict[str, Callable[[], Sample]] = {
+            "raw async": lambda: runner.run(
+                _time_async(c.raw_deltas(loop_clients["http"], url, rec))
+            ),
+            "AsyncClient.stream": lambda: runner.run(_time_stream(loop_clients["plain"], model)),
+            "AsyncClient.stream +total": lambda: runner.run(
+                _time_stream(loop_clients["total"], model)
+            ),
+            "raw sync": lambda: _time_sync(lambda: c.raw_deltas_sync(http_sync, url, rec)),
+            "Client.stream": lambda: _time_sync_stream(sync_plain, model),
+            "Client.stream +total": lambda: _time_sync_stream(sync_total, model),
+            "completions.create": lambda: runner.run(_time_facade(loop_clients["plain"], model)),
+            "completions.create +total": lambda: runner.run(
+                _time_facade(loop_clients["total"], model)
+            ),
+            "raw aiohttp": lambda: runner.run(
+                _time_async(c.raw_deltas_aiohttp(loop_clients["session"], url, rec))
+            ),
+            "AsyncClient.stream aiohttp": lambda: runner.run(
+                _time_stream(loop_clients["fast"], model)
+            ),
+        }
+
+    def round(self) -> dict[str, Sample]:
+        return {name: self.actions[name]() for name in self.names}
+
+    def close(self) -> None:
+        self.sync_plain.close()
+        self.sync_total.close()
+        self.http_sync.close()
+        loop_clients = self.loop_clients
+
+        async def close() -> None:
+            for name, client in loop_clients.items():
+                await (client.close() if name == "session" else client.aclose())
+
+        self.runner.run(close())
+        self.runner.close()
+
+
+def _same_text(scenario: str, *sample_sets: dict[str, list[Sample]]) -> None:
+    texts = {s.text for samples in sample_sets for runs_ in samples.values() for s in runs_}
+    if len(texts) != 1:
+        raise AssertionError(f"{scenario}: the variants saw different texts")
 
 
 def measure(
@@ -212,61 +296,119 @@ def measure(
     ``url`` serves ``rec``'s scenario: its replay, or for a live scenario its live fake.
     Every variant must see the same text (the raw loops' included).
     """
-    scenario, kwargs = rec.scenario, rec.client_kwargs(url)
-    model = scenario.model_name
-    names = [name for name, _ in pairs]
-    timeouts = llmrelay.Timeouts(total=TOTAL)
-    samples: dict[str, list[Sample]] = {name: [] for name in names}
-    runner = asyncio.Runner()
-    loop_clients: dict[str, Any] = {}
-
-    async def make() -> None:
-        loop_clients["http"] = httpx.AsyncClient(trust_env=False, timeout=60)
-        loop_clients["plain"] = llmrelay.AsyncClient(**kwargs)
-        loop_clients["total"] = llmrelay.AsyncClient(**kwargs, timeouts=timeouts)
-        if "raw aiohttp" in names:
-            loop_clients["session"] = c.aiohttp_session()
-            loop_clients["fast"] = llmrelay.AsyncClient(**kwargs, transport="aiohttp")
-
-    runner.run(make())
-    http_sync = httpx.Client(trust_env=False, timeout=60)
-    sync_plain = llmrelay.Client(**kwargs)
-    sync_total = llmrelay.Client(**kwargs, timeouts=timeouts)
-    actions: dict[str, Callable[[], Sample]] = {
-        "raw async": lambda: runner.run(_time_async(c.raw_deltas(loop_clients["http"], url, rec))),
-        "AsyncClient.stream": lambda: runner.run(_time_stream(loop_clients["plain"], model)),
-        "AsyncClient.stream +total": lambda: runner.run(_time_stream(loop_clients["total"], model)),
-        "raw sync": lambda: _time_sync(lambda: c.raw_deltas_sync(http_sync, url, rec)),
-        "Client.stream": lambda: _time_sync_stream(sync_plain, model),
-        "Client.stream +total": lambda: _time_sync_stream(sync_total, model),
-        "completions.create": lambda: runner.run(_time_facade(loop_clients["plain"], model)),
-        "completions.create +total": lambda: runner.run(_time_facade(loop_clients["total"], model)),
-        "raw aiohttp": lambda: runner.run(
-            _time_async(c.raw_deltas_aiohttp(loop_clients["session"], url, rec))
-        ),
-        "AsyncClient.stream aiohttp": lambda: runner.run(_time_stream(loop_clients["fast"], model)),
-    }
+    rounds = Rounds(rec, url, pairs)
+    samples: dict[str, list[Sample]] = {name: [] for name in rounds.names}
     try:
-        for name in names:
-            actions[name]()
+        rounds.round()
         for _ in range(runs):
-            for name in names:
-                samples[name].append(actions[name]())
+            for name, sample in rounds.round().items():
+                samples[name].append(sample)
     finally:
-        sync_plain.close()
-        sync_total.close()
-        http_sync.close()
-
-        async def close() -> None:
-            for name, client in loop_clients.items():
-                await (client.close() if name == "session" else client.aclose())
-
-        runner.run(close())
-        runner.close()
-    texts = {s.text for runs_ in samples.values() for s in runs_}
-    if len(texts) != 1:
-        raise AssertionError(f"{scenario.name}: the variants saw different texts")
+        rounds.close()
+    _same_text(rec.scenario.name, samples)
     return samples
+
+
+class Worker:
+    """``Rounds`` in a child process on another checkout's sources (``--before``).
+
+    The child (this script with ``--worker``, ``LLMRELAY_BENCH_SRC=src``) builds its
+    clients against ``url``, warms each variant once, then runs one round per line read
+    from its stdin and answers the samples as one JSON line; the parent interleaves two
+    of them (before, after) round by round, so both share the machine's noise.
+    """
+
+    def __init__(
+        self, src: Path, rec: c.Recording, url: str, pairs: tuple[tuple[str, str], ...]
+    ) -> None:
+        spec = {
+            "scenario": rec.scenario.name,
+            "tokens": rec.tokens,
+            "url": url,
+            "pairs": pairs,
+            "per_stream": [
+                {**asdict(ex), "request_body": ex.request_body.decode("latin-1"), "body": ""}
+                for ex in rec.per_stream
+            ],
+        }
+        env = {**os.environ, "LLMRELAY_BENCH_SRC": str(src)}
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(spec) + "\n")
+        self.round()  # the warm-up round
+
+    def round(self) -> dict[str, Sample]:
+        assert self.proc.stdin is not None
+        assert self.proc.stdout is not None
+        self.proc.stdin.write("round\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError("the benchmark worker exited")
+        return {name: Sample(**sample) for name, sample in json.loads(line).items()}
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _worker() -> None:
+    """The child side of ``Worker``: a spec line, then one round per ``round`` line."""
+    spec = json.loads(sys.stdin.readline())
+    everything = {s.name: s for s in [*c.scenarios(), *c.live_scenarios()]}
+    scenario = everything[spec["scenario"]]
+    per_stream = [
+        c.Exchange(**{**ex, "request_body": ex["request_body"].encode("latin-1"), "body": b""})
+        for ex in spec["per_stream"]
+    ]
+    rec = c.Recording(
+        scenario, spec["tokens"], [], per_stream, scenario.make_fake().prepare_client_kwargs
+    )
+    rounds = Rounds(rec, spec["url"], tuple((a, b) for a, b in spec["pairs"]))
+    try:
+        for _ in sys.stdin:
+            answer = {name: asdict(sample) for name, sample in rounds.round().items()}
+            print(json.dumps(answer), flush=True)
+    finally:
+        rounds.close()
+
+
+def measure_before_after(
+    rec: c.Recording,
+    url: str,
+    runs: int,
+    pairs: tuple[tuple[str, str], ...],
+    before: Path,
+) -> tuple[dict[str, list[Sample]], dict[str, list[Sample]]]:
+    """``measure`` in two workers, this checkout's sources and ``before``, interleaved
+    round by round (the order alternating); returns (after, before) samples."""
+    workers = {}
+    try:
+        workers["after"] = Worker(c.SRC, rec, url, pairs)
+        workers["before"] = Worker(before, rec, url, pairs)
+        samples: dict[str, dict[str, list[Sample]]] = {
+            side: {name: [] for name, _ in pairs} for side in workers
+        }
+        for i in range(runs):
+            for side in ("after", "before") if i % 2 == 0 else ("before", "after"):
+                for name, sample in workers[side].round().items():
+                    samples[side][name].append(sample)
+    finally:
+        for worker in workers.values():
+            worker.close()
+    _same_text(rec.scenario.name, samples["after"], samples["before"])
+    return samples["after"], samples["before"]
 
 
 def summarize(
@@ -377,6 +519,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="httpx,aiohttp" if importlib.util.find_spec("aiohttp") else "httpx",
         help="llmrelay's transports (aiohttp adds its rows beside a raw aiohttp loop)",
     )
+    parser.add_argument(
+        "--variants",
+        help="comma-separated subset of the variants (their raw baselines are kept), e.g. "
+        "'AsyncClient.stream aiohttp'",
+    )
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="also measure this checkout's src (e.g. the session start's), each side in "
+        "its own worker process, interleaved round by round",
+    )
     parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target fails")
     return parser.parse_args(argv)
@@ -384,7 +537,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def run(args: argparse.Namespace) -> list[Check]:
     chosen = set(args.providers.split(",")) if args.providers else None
-    pairs = variants(args.transports)
+    pairs = variants(args.transports, args.variants)
     checks: list[Check] = []
     figures: dict[str, Any] = {}
     for scenario in c.scenarios():
@@ -406,13 +559,9 @@ def run(args: argparse.Namespace) -> list[Check]:
             if runs < 1:
                 continue
             rec = c.record(scenario, tokens)
+            title = f"{scenario.name}, {mode}: {tokens} tokens x {runs} rounds (median)"
             with c.ReplayServer(rec.routes, pace) as server:
-                rows = summarize(measure(rec, server.url, runs, pairs), pairs)
-            print_rows(
-                f"{scenario.name}, {mode}: {tokens} tokens x {runs} rounds (median)",
-                rows,
-                per_token=cpu,
-            )
+                rows = _measure_rows(args, rec, server.url, runs, pairs, title, cpu)
             checks += checks_for(scenario.name, mode, rows, cpu=cpu, ttft=ttft)
             figures[f"{scenario.name} / {mode}"] = [asdict(r) for r in rows]
     for scenario in c.live_scenarios():
@@ -425,19 +574,49 @@ def run(args: argparse.Namespace) -> list[Check]:
             if runs < 1:
                 continue
             rec = c.record(scenario, tokens)  # the requests the raw loop repeats
-            with c.LiveFakeServer(scenario, tokens) as server:
-                rows = summarize(measure(rec, server.url, runs, pairs), pairs)
-            print_rows(
+            title = (
                 f"{scenario.name}, {mode}, live fake in a child process: {tokens} tokens x "
-                f"{runs} rounds (median)",
-                rows,
-                per_token=cpu,
+                f"{runs} rounds (median)"
             )
+            with c.LiveFakeServer(scenario, tokens) as server:
+                rows = _measure_rows(args, rec, server.url, runs, pairs, title, cpu)
             checks += checks_for(scenario.name, f"live {mode}", rows, cpu=cpu, ttft=ttft)
             figures[f"{scenario.name} / live {mode}"] = [asdict(r) for r in rows]
     if args.json:
         print(json.dumps(figures, indent=2))
     return checks
+
+
+def _measure_rows(
+    args: argparse.Namespace,
+    rec: c.Recording,
+    url: str,
+    runs: int,
+    pairs: tuple[tuple[str, str], ...],
+    title: str,
+    cpu: bool,
+) -> list[Row]:
+    """Measure, print the rows (with ``--before``: both sides and their comparison) and
+    return this checkout's rows."""
+    if args.before is None:
+        rows = summarize(measure(rec, url, runs, pairs), pairs)
+        print_rows(title, rows, per_token=cpu)
+        return rows
+    after, before = measure_before_after(rec, url, runs, pairs, args.before)
+    rows, old = summarize(after, pairs), summarize(before, pairs)
+    print_rows(f"{title}; this checkout", rows, per_token=cpu)
+    print_rows(f"{title}; before ({args.before})", old, per_token=cpu)
+    print("  before -> after (CPU µs/token, x its raw; TTFT ms)")
+    for new, was in zip(rows, old, strict=True):
+        if new.variant.startswith("raw"):
+            continue
+        print(
+            f"  {new.variant:27} {was.cpu_us_per_token:7.2f} -> {new.cpu_us_per_token:7.2f} "
+            f"({was.cpu_ratio:.2f}x -> {new.cpu_ratio:.2f}x; "
+            f"{new.cpu_us_per_token / was.cpu_us_per_token:.2f} of before)  "
+            f"TTFT {was.ttft_ms:.3f} -> {new.ttft_ms:.3f}"
+        )
+    return rows
 
 
 def print_checks(checks: list[Check]) -> None:
@@ -459,4 +638,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    if sys.argv[1:] == ["--worker"]:
+        _worker()
+    else:
+        sys.exit(main())

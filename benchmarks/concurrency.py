@@ -19,6 +19,8 @@ tokens/s, errors, peak RSS (``ru_maxrss``), and RSS per open stream = (RSS once 
 stream has its first token - RSS before the first request) / N, and the client's CPU per
 token (process time from the first request to the last token / tokens: at 1000 streams
 the client is CPU-bound, so this is what the wall follows).
+``--before SRC`` adds llmrelay from another checkout's sources on each transport
+(``llmrelay <transport> (before)``, same run, rows interleaved).
 Targets: issue 10's (1000 streams complete with wall <= 1.3x a single stream, zero
 errors, <= 20 KiB of RSS per open stream) and issue 21's (at 1000 streams, wall <= 1.05x
 raw httpx's on the httpx transport and <= 1.15x raw aiohttp's on the aiohttp one; RSS per
@@ -31,6 +33,7 @@ import argparse
 import asyncio
 import gc
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -270,12 +273,19 @@ def _local_kwargs(url: str) -> dict[str, Any]:
 
 
 def run_child(
-    rec_path: Path, url: str, client: str, streams: int, keepalive: str = "default"
+    rec_path: Path,
+    url: str,
+    client: str,
+    streams: int,
+    keepalive: str = "default",
+    src: str | None = None,
 ) -> Result:
-    """One row in a fresh interpreter (``keepalive``: the transport, for llmrelay)."""
+    """One row in a fresh interpreter (``keepalive``: the transport, for llmrelay;
+    ``src``: another checkout's llmrelay sources, ``--before``)."""
     args = [sys.executable, __file__, "--child", str(rec_path), url, client, str(streams)]
     args.append(keepalive)
-    out = subprocess.run(args, capture_output=True, text=True, timeout=300, check=False)
+    env = {**os.environ, "LLMRELAY_BENCH_SRC": src} if src else None
+    out = subprocess.run(args, capture_output=True, text=True, timeout=300, check=False, env=env)
     if out.returncode != 0:
         raise RuntimeError(f"child {client} x{streams} failed:\n{out.stderr[-2000:]}")
     return Result(**json.loads(out.stdout.strip().splitlines()[-1]))
@@ -307,6 +317,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="also print client CPU per token without sockets (httpcore's mock backend, "
         "1 and 10 events per read): the httpx/httpcore/h11 floor and each client on it",
+    )
+    parser.add_argument(
+        "--before",
+        metavar="SRC",
+        help="also run llmrelay from this checkout's src on each transport (rows "
+        "'llmrelay <transport> (before)', interleaved with the others)",
     )
     parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -351,6 +367,8 @@ def run(args: argparse.Namespace) -> list[Any]:
                     clients.append(("raw aiohttp", "raw-aiohttp", "default"))
                 for transport in args.transports.split(","):
                     clients.append((f"llmrelay {transport}", "llmrelay", transport))
+                    if args.before:
+                        clients.append((f"llmrelay {transport} (before)", "llmrelay", transport))
                 if args.httpx_aiohttp:
                     clients.append(("llmrelay h-aio", "llmrelay", "httpx-aiohttp"))
                 if args.unbounded_keepalive:
@@ -358,7 +376,8 @@ def run(args: argparse.Namespace) -> list[Any]:
                 # interleaved: each level's rows in a rotating order
                 shift = levels.index(streams) % len(clients)
                 for label, name, keepalive in clients[shift:] + clients[:shift]:
-                    r = run_child(spec_file, server.url, name, streams, keepalive)
+                    src = args.before if label.endswith("(before)") else None
+                    r = run_child(spec_file, server.url, name, streams, keepalive, src)
                     r.client = label
                     results.append(r)
     finally:
@@ -369,7 +388,7 @@ def run(args: argparse.Namespace) -> list[Any]:
         f"(replay server in a child process); each row a fresh interpreter"
     )
     print(
-        f"  {'client':16} {'streams':>7} {'wall s':>7} {'x single':>8} {'tokens/s':>9} "
+        f"  {'client':25} {'streams':>7} {'wall s':>7} {'x single':>8} {'tokens/s':>9} "
         f"{'errors':>6} {'TTFT p50 ms':>11} {'KiB/stream':>10} {'peak RSS MiB':>12} "
         f"{'CPU us/token':>12}"
     )
@@ -381,7 +400,7 @@ def run(args: argparse.Namespace) -> list[Any]:
     results.sort(key=lambda r: (r.streams, order.index(r.client)))
     for r in results:
         print(
-            f"  {r.client:16} {r.streams:7d} {r.wall_s:7.3f} {r.wall_s / single[r.client]:8.2f} "
+            f"  {r.client:25} {r.streams:7d} {r.wall_s:7.3f} {r.wall_s / single[r.client]:8.2f} "
             f"{r.tokens / r.wall_s:9.0f} {r.errors:6d} {r.ttft_p50_ms:11.2f} "
             f"{r.rss_open_kib if r.streams > 1 else float('nan'):10.1f} "
             f"{r.peak_rss_kib / 1024:12.1f} {r.cpu_us_per_token:12.1f}"
@@ -389,7 +408,12 @@ def run(args: argparse.Namespace) -> list[Any]:
     checks = []
     raw = {(r.client, r.streams): r for r in results}
     for r in results:
-        if not r.client.startswith("llmrelay ") or r.streams == 1 or r.client == "llmrelay h-aio":
+        if (
+            not r.client.startswith("llmrelay ")
+            or r.streams == 1
+            or r.client == "llmrelay h-aio"
+            or r.client.endswith("(before)")
+        ):
             continue
         transport = r.client.removeprefix("llmrelay ")
         base = raw.get((f"raw {transport}", r.streams))

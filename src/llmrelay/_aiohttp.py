@@ -3,7 +3,8 @@
 ``AiohttpTransport`` is an ``httpx.AsyncBaseTransport``
 (https://www.python-httpx.org/advanced/transports/) that sends each request with one
 ``aiohttp.ClientSession`` (https://docs.aiohttp.org/en/stable/client_reference.html):
-the providers keep using ``httpx.AsyncClient``, ``httpx.Response`` and the one error
+the providers keep using ``httpx.AsyncClient`` (llmrelay's ``_transport._Client``, which
+calls this transport without httpx's client layers), ``httpx.Response`` and the one error
 mapping of ``llmrelay._transport``, and aiohttp's HTTP/1.1 parser and connection pool
 (C-accelerated) replace httpcore and h11, which cost two to three times the CPU per
 streamed token (``benchmarks/README.md``). Imported only when this transport is chosen:
@@ -205,10 +206,13 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         except httpx.RequestNotRead:
             body = await request.aread()
         extensions = request.extensions
+        target = URL(str(url), encoded=True)
+        if url.userinfo:  # sent as httpx's Authorization header; aiohttp refuses both
+            target = target.with_user(None)
         try:
             response = await session.request(
                 request.method,
-                URL(str(url), encoded=True),
+                target,
                 headers=[(k.decode("latin-1"), v.decode()) for k, v in request.headers.raw],
                 data=body or None,
                 allow_redirects=False,

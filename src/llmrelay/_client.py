@@ -53,6 +53,18 @@ if TYPE_CHECKING:
 
 __all__ = ["AsyncClient"]
 
+_chat_stream: type[AsyncChatStream] | None = None
+"""``llmrelay._stream.AsyncChatStream`` once a stream was made (imported on first use,
+not with the client; an import statement per stream costs a few microseconds)."""
+
+
+def _load_chat_stream() -> type[AsyncChatStream]:
+    global _chat_stream
+    from ._stream import AsyncChatStream
+
+    _chat_stream = AsyncChatStream
+    return AsyncChatStream
+
 
 class AsyncClient:
     """Async client for every provider: the engine the sync ``Client`` also runs.
@@ -469,12 +481,10 @@ class AsyncClient:
                 stream opens: see ``AsyncChatStream.start``).
             llmrelay.errors.ClientClosed: the client is closed.
         """
-        from ._stream import AsyncChatStream
-
         check(params, ChatParams, "stream")
         self._check_open()
         turn = Turn.build(messages, params)
-        return AsyncChatStream(self._engine, turn)
+        return (_chat_stream or _load_chat_stream())(self._engine, turn)
 
     @keywords(ChatParams)
     async def open(self, messages: MessagesInput, **params: Unpack[ChatParams]) -> AsyncChatStream:

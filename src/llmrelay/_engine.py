@@ -38,7 +38,10 @@ its siblings).
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
+import sys
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from contextlib import aclosing
@@ -68,7 +71,14 @@ from .types import (
     Queued,
 )
 
-__all__ = ["Engine", "Opened", "Trial", "close_quietly", "map_exception"]
+__all__ = [
+    "Engine",
+    "Opened",
+    "Trial",
+    "close_quietly",
+    "map_exception",
+    "task_lookup",
+]
 
 log = logging.getLogger("llmrelay")
 T = TypeVar("T")
@@ -144,6 +154,7 @@ class Engine:
     def _plugins_read(self, specs: Mapping[str, ProviderSettingsSpec]) -> None:
         """Resolve the endpoints and keys of plugins the registry read after the settings."""
         self.settings = self.settings.with_providers(specs)
+        self.router.forget_routes()  # a reference may now name a plugin
 
     def provider(self, name: str) -> Provider:
         """The client's instance of provider ``name`` (created on first use).
@@ -367,11 +378,12 @@ class Engine:
             await self.router.refresh()
             candidates = await self.router.candidates(ref)
         alias = self.router.alias_of(ref)
-        log.info(
-            "candidates for %s: %s",
-            ref or "the default model",
-            ", ".join(f"{c.target}{' (probe)' if c.probe else ''}" for c in candidates),
-        )
+        if log.isEnabledFor(logging.INFO):
+            log.info(
+                "candidates for %s: %s",
+                ref or "the default model",
+                ", ".join(f"{c.target}{' (probe)' if c.probe else ''}" for c in candidates),
+            )
         last: errors.LLMRelayError | None = None
         tried: set[Target] = set()
         for index, candidate in enumerate(candidates):
@@ -510,11 +522,17 @@ class Engine:
                     continue
                 try:
                     buffered: list[Event] = []
-                    async for event in self._until_content(trial, agen, request, total_deadline):
+                    wait = _OpenWait(trial, request.deadline, total_deadline, self.settings)
+                    while True:  # up to the first content or the finish (included)
+                        event = await self._next_open_event(wait, agen)
                         if type(event) is Queued:
-                            yield event
+                            if wait.silence is not None:  # the service says it is working
+                                wait.quiet = time.monotonic() + wait.silence
+                            yield event  # no timer is armed across a yield
                         else:
                             buffered.append(event)
+                        if is_content(event) or isinstance(event, FinishReason):
+                            break
                 except errors.ProviderError as exc:
                     await close_quietly(agen)
                     trial.error = exc
@@ -528,52 +546,46 @@ class Engine:
         assert opened is not None
         yield opened
 
-    async def _until_content(
-        self,
-        trial: Trial,
-        agen: AsyncGenerator[Event, None],
-        request: ChatRequest,
-        total_deadline: float | None,
-    ) -> AsyncGenerator[Event, None]:
-        """The events of one candidate up to its first content or its finish (included).
+    async def _next_open_event(self, wait: _OpenWait, agen: AsyncGenerator[Event, None]) -> Event:
+        """The candidate's next event in the open phase, within its deadline.
 
-        Raises the candidate's failure as a ``ProviderError`` (mapped); the caller closes
-        ``agen``. No cancel scope is open across a ``yield``.
+        Raises the candidate's failure as a ``ProviderError`` (mapped; a timeout as
+        ``ProviderTimeout``); the caller closes ``agen``. On asyncio one loop timer
+        bounds the wait (``_wait_until``), elsewhere an anyio scope.
         """
-        target = trial.target
-        deadline = request.deadline
-        kind = "total" if deadline is not None and deadline == total_deadline else "first_token"
-        silence = self.settings.timeouts.silence if trial.has_next else None
-        quiet = trial.started + silence if silence is not None else None
-        secrets = self.secrets
-        while True:
-            limit, why = deadline, kind
-            if quiet is not None and (limit is None or quiet < limit):
-                limit, why = quiet, "silence"
+        target = wait.target
+        limit, why = wait.deadline, wait.kind
+        quiet = wait.quiet
+        if quiet is not None and (limit is None or quiet < limit):
+            limit, why = quiet, "silence"
+        try:
+            token = self.secrets.activate()
             try:
-                with anyio.move_on_after(
-                    limit - time.monotonic() if limit is not None else None
-                ) as scope:
-                    with secrets.active():
+                if limit is None:
+                    event = await agen.__anext__()
+                elif wait.task is not None and (task := wait.task()) is not None:
+                    event = await _wait_until(agen, limit, task)
+                else:
+                    with anyio.move_on_after(limit - time.monotonic()) as scope:
                         event = await agen.__anext__()
-            except StopAsyncIteration:
-                raise errors.ProtocolError(
-                    "the stream ended before any answer and without a finish",
-                    provider=target.provider,
-                    model=target.model,
-                ) from None
-            except Exception as exc:
-                mapped = map_exception(exc, target.provider, target.model)
-                if mapped is None:
-                    raise
-                raise mapped from exc
-            if scope.cancelled_caught:
-                raise self._open_timeout(target, why)
-            if type(event) is Queued and silence is not None:
-                quiet = time.monotonic() + silence  # the service says it is working
-            yield event
-            if is_content(event) or isinstance(event, FinishReason):
-                return
+                    if scope.cancelled_caught:
+                        event = _TIMED_OUT
+            finally:
+                self.secrets.deactivate(token)
+        except StopAsyncIteration:
+            raise errors.ProtocolError(
+                "the stream ended before any answer and without a finish",
+                provider=target.provider,
+                model=target.model,
+            ) from None
+        except Exception as exc:
+            mapped = map_exception(exc, target.provider, target.model)
+            if mapped is None:
+                raise
+            raise mapped from exc
+        if event is _TIMED_OUT:
+            raise self._open_timeout(target, why)
+        return event
 
     def _emulates(self, target: Target, turn: Turn) -> bool:
         """Whether tools and JSON answers are emulated for ``target`` (if not native)."""
@@ -654,6 +666,106 @@ def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
         else:
             leaves.append(exc)
     return next((exc for exc in leaves if isinstance(exc, Exception)), leaves[0])
+
+
+class _OpenWait:
+    """The limits of one candidate's open phase (``Engine._next_open_event``)."""
+
+    __slots__ = ("deadline", "kind", "quiet", "silence", "target", "task")
+
+    def __init__(
+        self,
+        trial: Trial,
+        deadline: float | None,
+        total_deadline: float | None,
+        settings: Settings,
+    ) -> None:
+        self.target = trial.target
+        self.deadline = deadline
+        """The first-content deadline (``time.monotonic()``), or ``None``."""
+        self.kind = (
+            "total" if deadline is not None and deadline == total_deadline else "first_token"
+        )
+        silence = settings.timeouts.silence if trial.has_next else None
+        self.silence = silence
+        """The silence limit (only with a next candidate behind this one)."""
+        self.quiet = trial.started + silence if silence is not None else None
+        """When the silence limit ends (restarted by each progress report)."""
+        loop = asyncio.events._get_running_loop()
+        self.task = task_lookup(loop) if loop is not None else None
+        """The running asyncio task, looked up at each wait (a progress report may hand
+        the open phase to another task), bounded by a loop timer; ``None`` off asyncio:
+        an anyio scope."""
+
+
+_TIMED_OUT: Any = object()
+"""What ``_wait_until`` returns when its deadline passed (never a provider's event)."""
+
+
+_CURRENT_TASKS: Any = getattr(asyncio.tasks, "_current_tasks", None)
+_FAST_LOOKUP = sys.version_info < (3, 12) and isinstance(_CURRENT_TASKS, dict)
+
+
+def task_lookup(loop: asyncio.AbstractEventLoop) -> Callable[[], asyncio.Task[Any] | None]:
+    """A function returning ``loop``'s running task, as ``asyncio.current_task()`` would.
+
+    Meant for the event loop running now, called many times (once per streamed event).
+    On Python 3.11 ``asyncio.current_task()`` is a Python function that first asks
+    ``asyncio.get_running_loop()``, which calls ``getpid()`` (a system call) each time;
+    with the loop known, the lookup is one read of the ``_current_tasks`` mapping
+    (loop -> task) that asyncio's C task steps keep (``asyncio.tasks._current_tasks``;
+    ``tests/unit/test_engine_open.py`` checks it agrees with ``current_task``). Python
+    3.12 made ``current_task`` itself fast: it is used as is there.
+    """
+    if _FAST_LOOKUP:
+        return functools.partial(_CURRENT_TASKS.get, loop)
+    return asyncio.current_task  # pragma: no cover - Python 3.12+
+
+
+class _Alarm:
+    """A loop timer that cancels ``task`` at a deadline and remembers that it did."""
+
+    __slots__ = ("fired", "task")
+
+    def __init__(self, task: asyncio.Task[Any]) -> None:
+        self.task = task
+        self.fired = False
+
+    def __call__(self) -> None:
+        self.fired = True
+        self.task.cancel()
+
+
+async def _wait_until(agen: AsyncGenerator[T, None], limit: float, task: asyncio.Task[Any]) -> T:
+    """``agen``'s next item, or ``_TIMED_OUT`` once ``limit`` (``time.monotonic()``) passed.
+
+    ``asyncio.timeout_at`` reduced to its core (``task`` is the running task): a loop
+    timer cancels the task at ``limit``; the cancellation it caused is taken back
+    (``Task.uncancel``) and becomes the timeout, a cancellation from elsewhere still
+    propagates. An item the provider yields without waiting is delivered even past the
+    deadline (as an anyio scope does); a provider that swallows the cancellation has
+    timed out all the same.
+    """
+    loop = task.get_loop()
+    alarm = _Alarm(task)
+    handle = loop.call_at(loop.time() + (limit - time.monotonic()), alarm)
+    try:
+        item = await agen.__anext__()
+    except asyncio.CancelledError:
+        handle.cancel()
+        if alarm.fired and task.uncancel() == 0:
+            return _TIMED_OUT  # type: ignore[no-any-return]
+        raise
+    except BaseException:
+        handle.cancel()
+        if alarm.fired:
+            task.uncancel()
+        raise
+    handle.cancel()
+    if alarm.fired:  # the provider swallowed the cancellation
+        task.uncancel()
+        return _TIMED_OUT  # type: ignore[no-any-return]
+    return item
 
 
 async def close_quietly(agen: AsyncGenerator[Any, None]) -> None:

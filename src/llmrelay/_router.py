@@ -46,6 +46,7 @@ __all__ = [
     "FIRST_OPEN",
     "FORGET_AFTER",
     "PROBE_LEASE",
+    "ROUTE_CACHE",
     "Candidate",
     "CoolDowns",
     "HealthStore",
@@ -60,6 +61,9 @@ PROBE_LEASE = 60.0
 """Seconds a claimed probe excludes other probes (a probe abandoned midway expires)."""
 FORGET_AFTER = 600.0
 """Seconds after its cool-down ended that a failure is forgotten (no probe needed)."""
+
+ROUTE_CACHE = 512
+"""Resolved model references a router keeps (then it starts again)."""
 
 ALIASES: Mapping[str, tuple[str, ...]] = {
     "qwen-2-72b": ("hf_spaces:Qwen/Qwen2-72B-Instruct", "huggingface:Qwen/Qwen2-72B-Instruct"),
@@ -184,6 +188,9 @@ class Router:
         self._cooldown = cooldown
         self._health: HealthStore = health if health is not None else MemoryHealth()
         self._interval: dict[Target, float] = {}
+        self._routes: dict[str | None, tuple[Target, ...]] = {}
+        """Resolved references (``_targets``): a reference resolves the same way until
+        the registry reads its plugins (``forget_routes``)."""
 
     def aliases(self) -> dict[str, list[str]]:
         """Every alias and its resolved chain (``"provider:model"``), for listings.
@@ -243,7 +250,20 @@ class Router:
                 front.append(Candidate(target))
         return front + back
 
+    def forget_routes(self) -> None:
+        """Drop the resolved references (the registry read its plugins: more names)."""
+        self._routes.clear()
+
     def _targets(self, ref: str | None) -> list[Target]:
+        targets = self._routes.get(ref)
+        if targets is None:
+            targets = tuple(self._resolved(ref))
+            if len(self._routes) >= ROUTE_CACHE:  # references a server received: bounded
+                self._routes.clear()
+            self._routes[ref] = targets
+        return list(targets)
+
+    def _resolved(self, ref: str | None) -> list[Target]:
         ref = (ref or self._default or "").strip()
         if not ref:
             name = self._registry.known()[0]  # a built-in: plugins are never first
@@ -291,6 +311,8 @@ class Router:
         """Record an answer of ``target``: close its circuit (when it had failed)."""
         had = self._interval.pop(target, None) is not None
         health: Any = self._health
+        if not had and type(health) is MemoryHealth and not health._until:
+            return  # nothing failed: nothing to close
         now = time.monotonic()
         suspect = getattr(health, "suspect", None)
         if had or health.cooling(target, now) or (suspect is not None and suspect(target, now)):

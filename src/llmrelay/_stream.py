@@ -45,7 +45,7 @@ from typing import Any
 import anyio
 
 from . import errors
-from ._engine import Engine, Opened, close_quietly, map_exception
+from ._engine import Engine, Opened, close_quietly, map_exception, task_lookup
 from ._router import Target
 from ._turn import Skipped, Turn, is_content
 from .types import (
@@ -65,7 +65,6 @@ from .types import (
 __all__ = ["Accumulator", "AsyncChatStream", "mend_text"]
 
 log = logging.getLogger("llmrelay")
-_current_task = asyncio.current_task
 _monotonic = time.monotonic
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -370,7 +369,7 @@ class AsyncChatStream:
                 else:
                     # inline, not a helper coroutine: no coroutine per event
                     # (``tests/perf/test_stream_deadline.py``)
-                    task = _current_task()
+                    task = dog.current()
                     assert task is not None
                     dog.task = task
                     if not dog.since:
@@ -433,9 +432,12 @@ class AsyncChatStream:
         """
         dog = self._watchdog
         if dog is None:
-            if (self._deadline is None and self._stall is None) or not _on_asyncio():
+            if self._deadline is None and self._stall is None:
                 return None
-            dog = self._watchdog = _Watchdog(self._deadline, self._stall)
+            loop = asyncio.events._get_running_loop()
+            if loop is None:  # not asyncio (trio): a scope per event
+                return None
+            dog = self._watchdog = _Watchdog(loop, self._deadline, self._stall)
         return None if dog.expired else dog
 
     async def _next_in_scope(self, agen: AsyncGenerator[Event, None]) -> Event:
@@ -659,14 +661,6 @@ class _EndedWithoutFinish(Exception):
         super().__init__(str(cause))
 
 
-def _on_asyncio() -> bool:
-    """Whether this runs in an asyncio task (not trio, where one scope per event is used)."""
-    try:
-        return asyncio.current_task() is not None
-    except RuntimeError:  # no running asyncio loop
-        return False
-
-
 class _Watchdog:
     """One loop timer for a stream's total deadline and stall bound (asyncio).
 
@@ -681,9 +675,24 @@ class _Watchdog:
     reads never counts. Holds no reference to the stream.
     """
 
-    __slots__ = ("deadline", "expired", "fired", "handle", "since", "stall", "task")
+    __slots__ = (
+        "current",
+        "deadline",
+        "expired",
+        "fired",
+        "handle",
+        "loop",
+        "since",
+        "stall",
+        "task",
+    )
 
-    def __init__(self, deadline: float | None, stall: float | None) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, deadline: float | None, stall: float | None
+    ) -> None:
+        self.loop = loop
+        self.current = task_lookup(loop)
+        """The running task (``asyncio.current_task``, cheaper)."""
         self.task: asyncio.Task[Any] | None = None
         self.expired = False
         self.fired: str | None = None
@@ -702,7 +711,7 @@ class _Watchdog:
         if when is None:
             self.handle = None
             return
-        loop = asyncio.get_running_loop()
+        loop = self.loop
         self.handle = loop.call_at(loop.time() + (when - _monotonic()), self._fire)
 
     def _fire(self) -> None:

@@ -14,6 +14,11 @@
   - ``"auto"``: aiohttp when it is installed and no socks proxy is set, else httpx (the
     default of ``llmrelay serve``).
 
+  The client is ``_Client``: httpx's ``AsyncClient`` whose ``build_request``, ``send``
+  and ``stream`` skip the generic layers (auth, redirects, hooks, cookies) none of which
+  applies to it, and hand the request to the transport directly; the same requests,
+  responses and errors (``_Client``'s docstring says what it keeps).
+
   Both build the TLS context at the first https request, once per process and setting
   (``httpx.create_ssl_context`` for a bool, ``ssl.create_default_context`` for a bundle):
   loading a CA bundle costs 30-100 ms, which a CLI talking plain http never needs.
@@ -27,12 +32,13 @@ from __future__ import annotations
 
 import functools
 import http.cookiejar
+import json
 import logging
 import ssl
 import stat
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 import httpx
@@ -92,19 +98,234 @@ def _parsed(url: str) -> httpx.URL:
     return httpx.URL(url)
 
 
-class _Client(httpx.AsyncClient):
-    """``httpx.AsyncClient`` that parses each distinct URL string once.
+_HTTPX_LOG = logging.getLogger("httpx")
+_DEFAULT = httpx.USE_CLIENT_DEFAULT
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_LENGTH_HEADERS = frozenset({b"content-length", b"transfer-encoding"})
 
-    Providers send every request of an endpoint to the same URL, and httpx parses and
-    validates a string URL on each request (``build_request``, 20-40 µs); an
-    ``httpx.URL`` is immutable, so the parsed one is reused (at most 256 kept).
+
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+"""httpx 0.28-0.29's encoding of ``json=`` (``json.dumps`` with these options: compact,
+UTF-8, no NaN); one encoder, not one per ``json.dumps`` call."""
+
+
+def _header_items(headers: Any) -> list[tuple[bytes, bytes]]:
+    """``httpx.Headers(headers).raw``, without building a ``Headers`` for a dict of strings.
+
+    A ``str`` name or value is encoded as ASCII, as httpx does (the same
+    ``UnicodeEncodeError`` for other text); anything else goes through ``httpx.Headers``.
+    """
+    if type(headers) is dict:
+        items: list[tuple[bytes, bytes]] = []
+        for name, value in headers.items():
+            if type(name) is not str or type(value) is not str:
+                break
+            items.append((name.encode("ascii"), value.encode("ascii")))
+        else:
+            return items
+    return httpx.Headers(headers).raw
+
+
+class _Streamed:
+    """The async context manager ``_Client.stream`` returns: the response, closed on exit."""
+
+    __slots__ = ("_args", "_client", "_response")
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        method: str,
+        url: httpx.URL | str,
+        auth: Any,
+        follow_redirects: Any,
+        kwargs: dict[str, Any],
+    ) -> None:
+        self._client = client
+        self._args = (method, url, auth, follow_redirects, kwargs)
+        self._response: httpx.Response | None = None
+
+    async def __aenter__(self) -> httpx.Response:
+        method, url, auth, follow_redirects, kwargs = self._args
+        client = self._client
+        request = client.build_request(method, url, **kwargs)
+        self._response = await client.send(
+            request, stream=True, auth=auth, follow_redirects=follow_redirects
+        )
+        return self._response
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        response = self._response
+        if response is not None:
+            await response.aclose()
+
+
+class _Client(httpx.AsyncClient):
+    """llmrelay's ``httpx.AsyncClient``: the same requests and responses, fewer layers.
+
+    ``make_http_client`` builds it with no auth, no event hooks, no cookie jar
+    (``_NoCookies``), no base URL or default query, redirects never followed and one
+    transport for every URL (no mounts). For such a client most of httpx's generic
+    client layer does nothing but costs a third of llmrelay's CPU per short request
+    (``benchmarks/send_path.py``), so two methods take a shorter way while the client
+    is still configured so, and httpx's own otherwise:
+
+    * ``build_request`` with a URL string, ``json=`` or ``bytes``/``str`` ``content=``
+      and ``headers=`` (what the providers send) builds the ``httpx.Request`` httpx
+      builds from the same arguments -- the client's headers merged with the request's
+      as ``Headers.update`` does, then ``Host``, and ``Content-Length`` and
+      ``Content-Type`` unless given, in httpx's order; the body encoded as httpx
+      encodes it; the timeout extension -- with ``httpx.Request(..., stream=
+      httpx.ByteStream(body))`` and no second pass over the headers. A string URL is
+      parsed once per distinct value (an ``lru_cache`` of 256 immutable ``httpx.URL``).
+      ``tests/unit/test_transport_send.py`` compares both for many argument sets and
+      fails when httpx's request building changes.
+    * ``send`` hands the request to the transport and sets ``response.request``, as
+      httpx's ``_send_single_request`` does, without the auth flow, redirect loop,
+      hooks, cookie extraction (httpx builds urllib request/response adapters for it on
+      every response, 200-300 µs of the 600 per request measured) and the
+      ``BoundAsyncStream`` wrapper. Kept: the closed-client error, the timeout
+      extension when the request has none, the request attached to every
+      ``httpx.RequestError`` the transport raises (errors name the URL), httpx's
+      ``HTTP Request:`` log line, the body read and the response closed on any
+      failure when ``stream=False``. Not set: ``response.elapsed`` (read by nothing in
+      llmrelay) and ``response.next_request`` (a redirect is an error to llmrelay).
     """
 
-    def build_request(self, method: str, url: httpx.URL | str, **kwargs: Any) -> httpx.Request:
-        """Build a request as httpx does, a string URL parsed once per distinct value."""
-        if type(url) is str:
+    def __init__(self, *, transport: httpx.AsyncBaseTransport, **kwargs: Any) -> None:
+        super().__init__(transport=transport, **kwargs)
+        self._one_transport = transport
+
+    def _plain(self) -> bool:
+        """Whether the client is still as ``make_http_client`` built it (no auth, hooks...)."""
+        hooks = self.event_hooks
+        return (
+            self.auth is None
+            and not self.follow_redirects
+            and not hooks["request"]
+            and not hooks["response"]
+            and type(self.cookies.jar) is _NoCookies
+            and not self.params
+        )
+
+    def build_request(
+        self,
+        method: str,
+        url: httpx.URL | str,
+        *,
+        content: Any = None,
+        json: Any = None,
+        headers: Any = None,
+        timeout: Any = _DEFAULT,
+        **kwargs: Any,
+    ) -> httpx.Request:
+        """Build a request as httpx does (see the class), a string URL parsed once."""
+        if isinstance(url, str):
             url = _parsed(url)
-        return super().build_request(method, url, **kwargs)
+        if (
+            any(value is not None for value in kwargs.values())
+            or not (content is None or isinstance(content, bytes | str))
+            or (content is not None and json is not None)
+            or not url.is_absolute_url
+            or not self._plain()
+        ):
+            return super().build_request(
+                method, url, content=content, json=json, headers=headers, timeout=timeout, **kwargs
+            )
+        method = method.upper()
+        merged = self.headers.raw
+        if headers:
+            given = _header_items(headers)
+            names = {key.lower() for key, _ in given}
+            merged = [item for item in merged if item[0].lower() not in names] + given
+        names = {key.lower() for key, _ in merged}
+        head: list[tuple[bytes, bytes]] = []
+        if b"host" not in names and url.raw_host:
+            head.append((b"Host", url.netloc))
+        tail: list[tuple[bytes, bytes]] = []
+        body = b""
+        if content is not None:
+            body = content.encode() if isinstance(content, str) else content
+        elif json is not None:
+            body = _JSON.encode(json).encode()
+        if body and b"content-length" not in names:
+            tail.append((b"Content-Length", str(len(body)).encode()))
+        if json is not None and content is None and b"content-type" not in names:
+            tail.append((b"Content-Type", b"application/json"))
+        if not body and method in _BODY_METHODS and not names & _LENGTH_HEADERS:
+            head.append((b"Content-Length", b"0"))
+        limits = self.timeout if timeout is _DEFAULT else httpx.Timeout(timeout)
+        request = httpx.Request(
+            method,
+            url,
+            headers=[*head, *merged, *tail] if head or tail else merged,
+            stream=httpx.ByteStream(body),
+            extensions={"timeout": limits.as_dict()},
+        )
+        request.read()  # as httpx: ``content`` of a bytes body is there at once
+        return request
+
+    def stream(  # type: ignore[override]
+        self,
+        method: str,
+        url: httpx.URL | str,
+        *,
+        auth: Any = _DEFAULT,
+        follow_redirects: Any = _DEFAULT,
+        **kwargs: Any,
+    ) -> _Streamed:
+        """``httpx.AsyncClient.stream`` (build, send with ``stream=True``, close on exit).
+
+        The same steps through ``build_request`` and ``send`` as httpx's, in a plain
+        async context manager instead of one made from a generator.
+        """
+        return _Streamed(self, method, url, auth, follow_redirects, kwargs)
+
+    async def send(
+        self,
+        request: httpx.Request,
+        *,
+        stream: bool = False,
+        auth: Any = _DEFAULT,
+        follow_redirects: Any = _DEFAULT,
+    ) -> httpx.Response:
+        """Send ``request`` (see the class: the transport directly when nothing else applies)."""
+        if (
+            (auth is not _DEFAULT and auth is not None)
+            or (follow_redirects is not _DEFAULT and follow_redirects)
+            or not self._plain()
+            or request.url.userinfo  # httpx sends it as basic auth
+        ):
+            return await super().send(
+                request, stream=stream, auth=auth, follow_redirects=follow_redirects
+            )
+        if self.is_closed:
+            raise RuntimeError("Cannot send a request, as the client has been closed.")
+        if not isinstance(request.stream, httpx.AsyncByteStream):
+            raise RuntimeError("Attempted to send a sync request with an AsyncClient instance.")
+        if "timeout" not in request.extensions:
+            request.extensions = {**request.extensions, "timeout": self.timeout.as_dict()}
+        try:
+            response = await self._one_transport.handle_async_request(request)
+        except httpx.RequestError as exc:
+            exc.request = request  # as httpx's request_context: errors name the URL
+            raise
+        response.request = request
+        if _HTTPX_LOG.isEnabledFor(logging.INFO):
+            _HTTPX_LOG.info(
+                'HTTP Request: %s %s "%s %d %s"',
+                request.method,
+                request.url,
+                response.http_version,
+                response.status_code,
+                response.reason_phrase,
+            )
+        if not stream:
+            try:
+                await response.aread()
+            except BaseException:
+                await response.aclose()
+                raise
+        return response
 
 
 def make_http_client(
@@ -236,18 +457,31 @@ def map_httpx_error(
     return None
 
 
-@contextmanager
-def translate_errors(provider: str, model: str | None) -> Iterator[None]:
+class _Translated:
+    """The context manager of ``translate_errors`` (a class: entered once per request)."""
+
+    __slots__ = ("_model", "_provider")
+
+    def __init__(self, provider: str, model: str | None) -> None:
+        self._provider = provider
+        self._model = model
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, exc: BaseException | None, traceback: object) -> None:
+        if isinstance(exc, httpx.TransportError | httpx.InvalidURL):
+            mapped = map_httpx_error(exc, self._provider, self._model)
+            assert mapped is not None
+            raise mapped from exc
+
+
+def translate_errors(provider: str, model: str | None) -> AbstractContextManager[None]:
     """Map httpx failures raised inside the block with ``map_httpx_error``.
 
     llmrelay errors pass through unchanged.
     """
-    try:
-        yield
-    except (httpx.TransportError, httpx.InvalidURL) as exc:
-        mapped = map_httpx_error(exc, provider, model)
-        assert mapped is not None
-        raise mapped from exc
+    return _Translated(provider, model)
 
 
 def _where(exc: httpx.RequestError) -> str:

@@ -539,3 +539,21 @@ async def test_a_service_error_page_is_described_not_quoted(
         await run(url, http, request())
     assert "octocat" not in str(info.value)
     assert "an HTML page (70 bytes)" in str(info.value)
+
+
+@pytest.mark.parametrize("fmt", ["tgi", "ndjson"])
+async def test_a_malformed_event_keeps_at_most_4000_bytes_in_the_error(fmt: str) -> None:
+    from llmrelay.providers._chatui import read_answer
+
+    data = '{"token": ' + ("{}" if fmt == "tgi" else '"x", "type": 3') + ', "pad": "'
+    data += "é" * 5000 + '"}'  # 10000+ bytes
+    body = f"data:{data}\n\n" if fmt == "tgi" else f"{data}\n"
+    kind = "text/event-stream" if fmt == "tgi" else "application/jsonl"
+    response = httpx.Response(200, headers={"content-type": kind}, content=body.encode())
+    with pytest.raises(errors.ProtocolError, match=r"malformed (token event|update)") as caught:
+        async for _ in read_answer(response, provider="h2o", model="m"):
+            pass
+    # described from its first 4000 bytes (as every malformed upstream body), never quoted
+    assert "(4000 bytes)" in str(caught.value)
+    assert "é" not in str(caught.value)
+    assert caught.value.body == data[:2000]

@@ -240,6 +240,68 @@ async def test_an_edit_of_an_earlier_message_never_rewrites_the_reply(space: Spa
     assert events[-1] == FinishReason("stop")
 
 
+def _chat(reply: str) -> list[Any]:
+    return [{"role": "user", "content": "hi"}, {"role": "assistant", "content": reply}]
+
+
+def _append(text: str, path: list[Any] | None = None) -> str:
+    return generating([[], [["append", path or [1, "content"], text]], []])
+
+
+async def test_appended_tokens_are_the_deltas_and_a_rewrite_is_not_sent_twice(
+    space: Space, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake, url = space
+    fake.script = SpaceScript(raw_messages=[
+        generating(["", _chat("Hel"), "S"]),
+        _append("lo"),
+        _append(""),  # nothing new
+        _append(" wor"),
+        generating([[], [["replace", [1, "content"], "Jo"]], []]),  # shorter: nothing sent
+        _append("lly good"),  # "Jolly good": past what was sent, but not its extension
+        _append("!"),
+        completed(["", _chat("Jolly good!"), "S"]),
+    ])  # fmt: skip
+    with caplog.at_level(logging.WARNING, logger="llmrelay.providers.hf_spaces"):
+        events = await provider_events(url, [Message("user", "hi")])
+    assert [e for e in events if isinstance(e, str)] == ["Hel", "lo", " wor", "d", "!"]
+    assert events[-1] == FinishReason("stop")
+    rewrites = [r for r in caplog.records if "rewrote already streamed text" in r.message]
+    assert len(rewrites) == 1  # at "Jolly good" only: "!" extends what was sent again
+
+
+async def test_appends_outside_the_reply_are_not_streamed(space: Space) -> None:
+    fake, url = space
+    fake.script = SpaceScript(raw_messages=[
+        # the user's message last (no reply yet): an append to it is not the reply
+        generating(["", [{"role": "user", "content": ""}], "S"]),
+        generating([[], [["append", [0, "content"], "hi"]], []]),
+        generating([[], [["add", [1], {"role": "assistant", "content": ""}]], []]),
+        generating([[], [["append", [0, "content"], "!"]], []]),  # an earlier message
+        _append("A"),
+        generating([[], [["append", [1, "role"], "x"]], []]),  # "assistantx": no reply
+        _append("B"),
+        _append("C"),
+        completed(["", _chat("ABC"), "S"]),  # the reply again, all of it
+    ])  # fmt: skip
+    events = await provider_events(url, [Message("user", "hi")])
+    assert [e for e in events if isinstance(e, str)] == ["A", "BC"]
+
+
+async def test_appends_to_the_history_sent_are_not_the_reply(space: Space) -> None:
+    fake, url = space
+    fake.script = SpaceScript(version="4", raw_messages=[
+        generating(["", [["first", "answer one"]], "S"]),
+        generating([[], [["append", [0, 1], " (edited)"]], []]),  # the history's pair
+        generating([[], [["add", [1], ["second", ""]]], []]),
+        generating([[], [["append", [1, 1], "Hel"]], []]),
+        generating([[["append", [], "x"]], [["append", [1, 1], "lo"]], []]),  # two outputs
+        completed(["x", [["first", "answer one (edited)"], ["second", "Hello"]], "S"]),
+    ])  # fmt: skip
+    events = await provider_events(url, TURNS)
+    assert [e for e in events if isinstance(e, str)] == ["Hel", "lo"]
+
+
 async def test_messages_of_another_event_are_ignored(space: Space) -> None:
     fake, url = space
     other = "0" * 32

@@ -132,6 +132,15 @@ DOCUMENTS = [
     "[" * 200 + "]" * 200,
     "-0",
     "true",
+    # long digit runs of floats (Gradio's durations) and of integers beside them
+    '{"duration":8.619100117357448e-05,"average_duration":0.00027315000018764596}',
+    "[true, 12345678901234567890.5, 1234567890123456789012e-5, 1234567890123456789012E5]",
+    "[true, 0.1234567890123456789012345e-300, -0.000000000000000000000000001]",
+    "[true, 0.5, 12345678901234567890123, 0.00000000000000000000001]",
+    "[true, 0.00000000000000000000001, -12345678901234567890123]",
+    "[true, 1e0000000000000000000005, 1.5e-0000000000000000000000007]",
+    "12345678901234567890123",
+    '{"a":"x.1234567890123456789012","b":1234567890123456789012}',
 ]
 
 
@@ -162,6 +171,67 @@ def test_malformed_documents_raise_the_standard_librarys_errors(
     for module in (_json, stdlib):
         with pytest.raises(error):
             module.loads(data)
+
+
+FLOAT_RUNS = [
+    '{"msg":"process_generating","duration":8.619100117357448e-05,'
+    '"average_duration":0.00027315000018764596,"success":true}',
+    "[12345678901234567890.5, 1234567890123456789012e-5, 1234567890123456789012E5]",
+    "[0.1234567890123456789012345e-300, -0.000000000000000000000000001]",
+]
+INTEGER_RUNS = [
+    "[0.5, 12345678901234567890123, 0.00000000000000000000001]",
+    "[0.00000000000000000000001, -12345678901234567890123]",
+    "[1e0000000000000000000005]",
+    "12345678901234567890123",
+]
+
+
+@pytest.mark.parametrize("text", FLOAT_RUNS)
+def test_long_runs_of_a_floats_digits_stay_on_orjson(
+    text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a fraction's or a float's integer part's 19+ digits: orjson reads it exactly
+    expected = json.loads(text)
+
+    def refuse(data: str | bytes) -> Any:
+        raise AssertionError("fell back to json.loads")
+
+    monkeypatch.setattr(_json.json, "loads", refuse)
+    for data in (text, text.encode()):
+        assert _same(_json.loads(data), expected)
+
+
+@pytest.mark.parametrize("text", INTEGER_RUNS)
+def test_a_run_that_may_be_an_integer_goes_to_json_loads(
+    text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    expected = json.loads(text)
+    calls: list[Any] = []
+    std = json.loads
+
+    def counted(data: str | bytes) -> Any:
+        calls.append(data)
+        return std(data)
+
+    monkeypatch.setattr(_json.json, "loads", counted)
+    assert _same(_json.loads(text), expected)
+    assert calls == [text]
+
+
+_digits = st.text("0123456789", min_size=1, max_size=40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_digits, _digits, st.integers(-340, 320) | st.none(), st.booleans())
+def test_any_float_with_long_digit_runs_parses_exactly(
+    whole: str, fraction: str, exponent: int | None, negative: bool
+) -> None:
+    number = f"{'-' if negative else ''}{whole.lstrip('0') or '0'}.{fraction}"
+    if exponent is not None:
+        number += f"e{exponent}"
+    text = f'[{number}, {{"n": {number}}}]'
+    assert _same(_json.loads(text), json.loads(text))
 
 
 _values = st.recursive(

@@ -25,6 +25,7 @@ import httpx
 
 from .. import errors
 from .._http import aiter_body, loads, protocol_error, upstream_text
+from .._json import loads as json_loads
 from .._sse import DEFAULT_MAX_LINE, LineTooLong, NDJSONLineDecoder, SSEDecoder
 from ..types import FinishReason
 
@@ -64,12 +65,28 @@ async def read_answer(
     content_type = response.headers.get("content-type", "").partition(";")[0].strip().lower()
     try:
         if content_type == "text/event-stream" or start in (b"d", b":"):
-            async for event in reader.tgi(_sse_payloads(head, chunks), stops):
-                yield event
-            return
+            # TGI's SSE events, decoded and read here: no generator between the body's
+            # chunks and the caller (the token path)
+            feed, token = SSEDecoder(DEFAULT_MAX_LINE).feed, reader.tgi_event
+            events = feed(head)
+            while True:
+                for event in events:
+                    if event.data:
+                        text = token(event.data, stops)
+                        if text:
+                            yield text
+                        if reader.finish is not None:
+                            yield reader.finish
+                            return
+                try:
+                    events = feed(await chunks.__anext__())
+                except StopAsyncIteration:
+                    raise reader.protocol(
+                        "the stream ended before the last event (generated_text)"
+                    ) from None
         if start in (b"{", b""):
-            async for event in reader.updates(_ndjson_payloads(head, chunks)):
-                yield event
+            async for update in reader.updates(_ndjson_payloads(head, chunks)):
+                yield update
             return
     except LineTooLong as exc:
         raise reader.protocol(f"answer stream: {exc}") from None
@@ -82,46 +99,54 @@ class _Reader:
     def __init__(self, provider: str, model: str) -> None:
         self.provider = provider
         self.model = model
+        self.ended = False
+        """An end token came: later token text is not the answer's."""
+        self.finish: FinishReason | None = None
+        """The TGI stream's last event came (``generated_text``): its finish."""
 
     def protocol(self, message: str, data: Any = None) -> errors.ProtocolError:
         """A ``ProtocolError``; ``data`` is described, never quoted (``protocol_error``)."""
+        if isinstance(data, str):  # an SSE event's data: kept as the bytes it came as
+            data = data.encode()
         return protocol_error(message, data, provider=self.provider, model=self.model)
 
-    def object(self, data: bytes) -> dict[str, Any]:
-        # invalid UTF-8 becomes U+FFFD, as in every other provider's stream
-        text = data.decode("utf-8", "replace")
-        value = loads(text, provider=self.provider, model=self.model, what="stream event")
-        if not isinstance(value, dict):
+    def object(self, data: str | bytes) -> dict[str, Any]:
+        # invalid UTF-8 becomes U+FFFD, as in every other provider's stream (SSE data
+        # comes decoded so already)
+        text = data if isinstance(data, str) else data.decode("utf-8", "replace")
+        try:
+            value = json_loads(text)
+        except (ValueError, RecursionError):  # the same parse again, for its typed error
+            value = loads(text, provider=self.provider, model=self.model, what="stream event")
+        if type(value) is not dict:
             raise self.protocol("unexpected stream event", data)
         return value
 
-    async def tgi(
-        self, payloads: AsyncIterator[bytes], stops: Sequence[str]
-    ) -> AsyncIterator[str | FinishReason]:
-        """text-generation-inference SSE events (the 2023 passthrough)."""
-        ended = False
-        async for data in payloads:
-            event = self.object(data)
-            if "error" in event:
-                raise self.tgi_error(event)
-            token = event.get("token")
-            if not isinstance(token, dict) or not isinstance(token.get("text"), str):
-                raise self.protocol("malformed token event", data)
-            if not ended:
-                text: str = token["text"]
-                if token.get("special") is True:
-                    ended, text = True, ""
-                elif END_OF_TEXT in text:
-                    ended, text = True, text.partition(END_OF_TEXT)[0]
-                if text:
-                    yield text
-            generated = event.get("generated_text")
-            if generated is not None:
-                if not isinstance(generated, str):
-                    raise self.protocol("malformed generated_text", data)
-                yield FinishReason(_tgi_finish(event.get("details"), ended, generated, stops))
-                return
-        raise self.protocol("the stream ended before the last event (generated_text)")
+    def tgi_event(self, data: str, stops: Sequence[str]) -> str:
+        """The answer's text in one text-generation-inference SSE event.
+
+        The 2023 passthrough; ``finish`` is set at the last event (``generated_text``).
+        """
+        event = self.object(data)
+        if "error" in event:
+            raise self.tgi_error(event)
+        token = event.get("token")
+        if type(token) is not dict or type(token.get("text")) is not str:
+            raise self.protocol("malformed token event", data)
+        text: str = ""
+        if not self.ended:
+            text = token["text"]
+            if token.get("special") is True:
+                self.ended, text = True, ""
+            elif END_OF_TEXT in text:
+                self.ended, text = True, text.partition(END_OF_TEXT)[0]
+        generated = event.get("generated_text")
+        if generated is not None:
+            if type(generated) is not str:
+                raise self.protocol("malformed generated_text", data)
+            reason = _tgi_finish(event.get("details"), self.ended, generated, stops)
+            self.finish = FinishReason(reason)
+        return text
 
     def tgi_error(self, event: Mapping[str, Any]) -> errors.ProviderError:
         message, kind = upstream_text(event.get("error")), event.get("error_type")
@@ -174,18 +199,6 @@ def _tgi_finish(details: Any, ended: bool, generated: str, stops: Sequence[str])
     if ended or any(generated.endswith(stop) for stop in stops if stop):
         return "stop"
     return "length"  # no end token and no stop sequence: the token limit was reached
-
-
-async def _sse_payloads(head: bytes, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    """The ``data`` of each SSE event (``data:`` with or without a space), bounded."""
-    decoder = SSEDecoder(DEFAULT_MAX_LINE)
-    for event in decoder.feed(head):
-        if event.data:
-            yield event.data.encode()
-    async for chunk in chunks:
-        for event in decoder.feed(chunk):
-            if event.data:
-                yield event.data.encode()
 
 
 async def _ndjson_payloads(head: bytes, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:

@@ -47,7 +47,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
-from ._gradio_diff import ReplyKind, apply_diff, reply_text
+from ._gradio_diff import ReplyKind, append_to_reply, apply_diff, reply_text
 
 __all__ = [
     "Ambiguous",
@@ -60,6 +60,7 @@ __all__ = [
     "LayoutMismatch",
     "MalformedConfig",
     "UnknownLayout",
+    "append_to_reply",
     "apply_diff",
     "endpoint_from_config",
     "history_value",

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, TypeAlias
 
-__all__ = ["ReplyKind", "apply_diff", "reply_text"]
+__all__ = ["ReplyKind", "append_to_reply", "apply_diff", "reply_text"]
 
 ReplyKind: TypeAlias = Literal["chatbot", "text", "json"]
 """Where the reply sits: a chatbot value, a textbox value, or ChatInterface's ``json``
@@ -166,3 +166,57 @@ def reply_text(value: Any, kind: str, skip: int = 0) -> str | None:
         bot = last[1]
         return None if bot is None else _content_text(bot)
     raise ValueError(f"unrecognised chatbot message {type(last).__name__}")
+
+
+def append_to_reply(
+    values: list[Any], out: int, data: list[Any], kind: str, skip: int = 0
+) -> tuple[str, str] | None:
+    """The token path: apply ``data`` when it only appends text to the reply.
+
+    ``data`` is one ``process_generating`` message's diffs (one list per output of
+    ``values``). When every output but ``out`` is unchanged (``[]``) and ``out``'s diff is
+    one ``append`` of a string to where ``reply_text(values[out], kind, skip)`` reads the
+    reply — a messages chatbot's last (assistant) message's string ``content``, a tuple
+    chatbot's last bot side (past the ``skip`` history entries), a text output's string
+    (or a ``json`` output's: a string or a chatbot-like list) — the append is applied
+    as ``apply_diff`` applies it and the ``(old, new)`` reply texts are returned. Any
+    other message returns ``None`` with nothing applied, for the general path
+    (``apply_diff`` then ``reply_text``), which gives the same outcome on these.
+    """
+    if len(data) != len(values) or data.count([]) + 1 != len(data):
+        return None
+    edits = data[out]
+    if type(edits) is not list or len(edits) != 1:
+        return None
+    edit = edits[0]
+    if type(edit) is not list or len(edit) != 3:
+        return None
+    action, path, new = edit
+    if action != "append" or type(new) is not str or type(path) is not list:
+        return None
+    value = values[out]
+    if type(value) is str:  # a textbox, or ChatInterface's json output holding a string
+        if path or kind not in ("text", "json"):
+            return None
+        values[out] = text = value + new
+        return value, text
+    if kind not in ("chatbot", "json") or type(value) is not list or len(path) != 2:
+        return None
+    index, key = path
+    size = len(value)
+    if type(index) is not int or index != size - 1 or size <= skip:
+        return None
+    last = value[index]
+    if type(last) is dict:  # Gradio 5/6 messages: {"role", "content"}
+        old = last.get("content")
+        if key != "content" or type(old) is not str or last.get("role") != "assistant":
+            return None
+        last["content"] = text = old + new
+        return old, text
+    if type(last) is list and len(last) == 2:  # Gradio 4 tuples: [user, bot]
+        old = last[1]
+        if type(key) is not int or key != 1 or type(old) is not str:
+            return None
+        last[1] = text = old + new
+        return old, text
+    return None

@@ -34,6 +34,7 @@ import anyio
 
 from .. import errors
 from .._http import error_for_status, loads, protocol_error
+from .._json import loads as json_loads
 from ..types import ChatRequest, Event, FinishReason
 from ._openai_stream import error_from_payload
 
@@ -223,7 +224,10 @@ class TokenStream:
         if self.finished:
             return []
         if data[:1] == "{":
-            event = loads(data, provider=self.provider, model=self.model, what="stream event")
+            try:
+                event = json_loads(data)
+            except (ValueError, RecursionError):  # the same parse again, for its typed error
+                event = loads(data, provider=self.provider, model=self.model, what="stream event")
             # Fast path: a plain token event (not the last, no error) gives exactly what
             # the general path below would; anything else goes there.
             if (
@@ -239,7 +243,8 @@ class TokenStream:
                         special = self._last_special = token.get("special") is True
                         if special or not text:
                             return []
-                        self._tail = (self._tail + text)[-256:]
+                        if self.stop:  # the tail only serves to tell a stop sequence
+                            self._tail = (self._tail + text)[-256:]
                         return [text]
             return self._event(event, data)
         if not data.strip():
@@ -260,7 +265,8 @@ class TokenStream:
         self._last_special = token.get("special") is True
         if not self._last_special and token["text"]:
             out.append(token["text"])
-            self._tail = (self._tail + token["text"])[-256:]
+            if self.stop:
+                self._tail = (self._tail + token["text"])[-256:]
         if event.get("generated_text") is not None or event.get("details") is not None:
             self.finished = True
             details = event.get("details")

@@ -98,6 +98,7 @@ from ._gradio import (
     LayoutMismatch,
     MalformedConfig,
     UnknownLayout,
+    append_to_reply,
     apply_diff,
     endpoint_from_config,
     reply_text,
@@ -588,10 +589,36 @@ class HFSpaces(Provider):
             if not sse.data:
                 continue
             message = loads(sse.data, provider=self.name, model=model, what="queue message")
-            if not isinstance(message, dict) or not isinstance(message.get("msg"), str):
+            msg = message.get("msg") if type(message) is dict else None
+            if type(msg) is not str:
                 raise self._protocol_error(f"malformed queue message {sse.data[:200]!r}", model)
-            msg = message["msg"]
             own_id = message.get("event_id")
+            if msg == "process_generating" and own_id == event_id:  # the token path first
+                output = message.get("output")
+                data = output.get("data") if type(output) is dict else None
+                try:
+                    appended = (
+                        append_to_reply(values, out, data, kind, skip)
+                        if values is not None and type(data) is list
+                        else None
+                    )
+                    if appended is not None:
+                        old, text = appended
+                    else:
+                        values = _apply_output(values, message)
+                        old, text = None, reply_text(values[out], kind, skip) or ""
+                except (KeyError, IndexError, TypeError, ValueError, RecursionError) as exc:
+                    raise self._protocol_error(
+                        f"bad process_generating output: {type(exc).__name__}: {exc}"[:300],
+                        model,
+                    ) from None
+                # an append to exactly the reply sent so far (old is sent): the delta is the
+                # appended string, without comparing the whole reply per token
+                delta = text[len(sent) :] if old is sent else _delta(sent, text)
+                if delta:
+                    sent = text
+                    yield delta
+                continue
             if msg == "unexpected_error":  # about the session, not one event
                 raise self._unexpected_error(message, model)
             if msg == "close_stream":
@@ -607,19 +634,6 @@ class HFSpaces(Provider):
                 if event != queued:
                     queued = event
                     yield event
-            elif msg == "process_generating":
-                try:
-                    values = _apply_output(values, message)
-                    text = reply_text(values[out], kind, skip) or ""
-                except (KeyError, IndexError, TypeError, ValueError, RecursionError) as exc:
-                    raise self._protocol_error(
-                        f"bad process_generating output: {type(exc).__name__}: {exc}"[:300],
-                        model,
-                    ) from None
-                delta = _delta(sent, text)
-                if delta:
-                    sent = text
-                    yield delta
             elif msg == "process_completed":
                 if message.get("success") is not True:
                     raise self._space_error(message.get("output"), model)

@@ -138,6 +138,9 @@ _LIST_TIMEOUT = 10.0
 _LIST_TTL = 600.0
 _MAX_PROMPT_CHARS = 24_000
 _MAX_IMAGE = 32 * 1024 * 1024
+_GENERATE_HEADERS: Mapping[str, str] = MappingProxyType(
+    {"accept": "text/event-stream, application/json"}
+)
 
 
 class HuggingFace(Provider):
@@ -398,10 +401,30 @@ class HuggingFace(Provider):
                 )
                 yield FinishReason("stop")
                 return
-            generated = self._generate(request, info)
-            async with aclosing(generated):
-                async for event in generated:
-                    yield event
+            # the generate route's token loop runs here, in the provider's own generator:
+            # no generator between it and the engine
+            repo = info.id  # the model as the Hub names it
+            async with self._answer(
+                repo, self._generate_body(request, info), _GENERATE_HEADERS, request.deadline,
+                "text generation",
+            ) as response:  # fmt: skip
+                if response.headers.get("content-type", "").startswith("text/event-stream"):
+                    parser = TokenStream(self.name, repo, request.stop)
+                    feed = parser.feed
+                    async for sse in aiter_sse(response, provider=self.name, model=repo):
+                        for event in feed(sse.data):
+                            yield event
+                        if parser.finished:
+                            # the last event came: what follows (or a cut) cannot undo it
+                            break
+                    yield parser.end()
+                    return
+                raw = await read_bounded(response, provider=self.name, model=repo)
+            payload = loads(raw, provider=self.name, model=repo, what="answer")
+            text, reason = parse_generated(payload, provider=self.name, model=repo)
+            if text:
+                yield text
+            yield FinishReason(reason)
 
     @staticmethod
     def _routed(request: ChatRequest, hub_id: HubId) -> bool:
@@ -472,35 +495,13 @@ class HuggingFace(Provider):
         except ValueError as exc:
             raise errors.ConfigError(f"{self.name}: {exc}") from None
 
-    async def _generate(self, request: ChatRequest, info: ModelInfo) -> AsyncGenerator[Event, None]:
-        model = info.id
-        streaming = request.options.get("stream", True) is not False
-        body = {
+    def _generate_body(self, request: ChatRequest, info: ModelInfo) -> dict[str, Any]:
+        """The generate route's request: the prompt, the parameters, streamed or not."""
+        return {
             "inputs": self._prompt(request, info),
             "parameters": generation_parameters(request),
-            "stream": streaming,
+            "stream": request.options.get("stream", True) is not False,
         }
-        headers = {"accept": "text/event-stream, application/json"}
-        async with self._answer(
-            model, body, headers, request.deadline, "text generation"
-        ) as response:
-            content_type = response.headers.get("content-type", "")
-            if content_type.startswith("text/event-stream"):
-                parser = TokenStream(self.name, model, request.stop)
-                async for sse in aiter_sse(response, provider=self.name, model=model):
-                    for event in parser.feed(sse.data):
-                        yield event
-                    if parser.finished:
-                        # the last event came: what follows (or a cut) cannot undo it
-                        break
-                yield parser.end()
-                return
-            raw = await read_bounded(response, provider=self.name, model=model)
-        payload = loads(raw, provider=self.name, model=model, what="answer")
-        text, reason = parse_generated(payload, provider=self.name, model=model)
-        if text:
-            yield text
-        yield FinishReason(reason)
 
     @asynccontextmanager
     async def _answer(

@@ -1,7 +1,14 @@
-"""``create_app``: the FastAPI app (routes, error handlers, middleware, lifespan)."""
+"""``create_app``: the FastAPI app (routes, error handlers, middleware, lifespan).
+
+The app is FastAPI with one addition (``_RelayApp``): a chat-completions request the
+fast path can take goes first to a front ``Guard`` and ``ChatFastPath`` (see ``_fast``),
+not through FastAPI's own middleware, unless FastAPI's native OpenTelemetry is configured
+(its span then covers the request as before) or CORS is (its middleware stays outermost).
+"""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -13,6 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 import llmrelay
 from llmrelay.log import ExchangeLog, LogWriter
@@ -23,7 +31,7 @@ from . import _chat, _embeddings, _messages, _responses, _routes
 from ._config import ServerConfig
 from ._context import Context, configure_access_log
 from ._errors import error_body, scrub
-from ._fast import ChatFastPath
+from ._fast import ChatFastPath, candidate
 from ._guard import Guard
 from ._logs import install_redaction, redact_root_handlers
 from ._memory import MemoryStateStore, StateStore
@@ -55,8 +63,34 @@ def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body(scrub(str(detail)), type_, code), status_code=status)
 
 
-def _internal_error(request: Request, exc: Exception) -> JSONResponse:
+def _internal_error(request: Request | None = None, exc: Exception | None = None) -> JSONResponse:
     return JSONResponse(error_body("internal server error", "server_error"), status_code=500)
+
+
+class _RelayApp(FastAPI):
+    """FastAPI with the chat fast path in front of its middleware (see the module)."""
+
+    front: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A fast-path candidate to ``front`` when untraced; everything else to FastAPI."""
+        front = self.front
+        if front is not None and candidate(scope) and not self.root_path and not _traced(self):
+            scope["app"] = self  # as Starlette sets it (``request.app``)
+            await front(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
+def _traced(app: FastAPI) -> bool:
+    """Whether FastAPI's native OpenTelemetry would trace a request now.
+
+    FastAPI (0.16x) asks ``app._native_telemetry.enabled()`` for every request; an app
+    without it has no native telemetry. ``tests/server/test_fast_path.py`` fails when a
+    traced request no longer gets its route's span.
+    """
+    telemetry = getattr(app, "_native_telemetry", None)
+    return telemetry is not None and bool(telemetry.enabled())
 
 
 async def _open_log_writer(url: str, config: ServerConfig, metrics: Metrics) -> LogWriter:
@@ -129,7 +163,7 @@ def create_app(
                 ctx.responses = ctx.served.responses.with_store(responses)
             yield
 
-    app = FastAPI(
+    app = _RelayApp(
         title="llmrelay",
         version=llmrelay.__version__,
         summary="OpenAI-compatible API over many hosted LLM services.",
@@ -155,7 +189,20 @@ def create_app(
         max_body_bytes=config.max_body_bytes,
         body_timeout=config.body_timeout,
     )
-    if config.cors_origins:
+    if not config.cors_origins:  # the same two in front of FastAPI's middleware
+        app.front = Guard(
+            ChatFastPath(
+                functools.partial(FastAPI.__call__, app),
+                endpoint=_chat.chat_completions,
+                model=ChatCompletionRequest,
+                front=True,
+            ),
+            api_key=config.api_key,
+            max_body_bytes=config.max_body_bytes,
+            body_timeout=config.body_timeout,
+            error_response=_internal_error,
+        )
+    else:
         from fastapi.middleware.cors import CORSMiddleware
 
         app.add_middleware(

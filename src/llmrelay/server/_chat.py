@@ -183,10 +183,10 @@ class _Turn:
     def finish(self, status: int, error_type: str | None = None) -> None:
         m = self.ctx.metrics
         provider, model = self.labels()
-        m.requests.labels(self.endpoint, provider, model, str(status)).inc()
-        m.duration.labels(self.endpoint, provider, model).observe(time.monotonic() - self.started)
+        m.child(m.requests, self.endpoint, provider, model, str(status)).inc()
+        m.child(m.duration, self.endpoint, provider, model).observe(time.monotonic() - self.started)
         if error_type is not None:
-            m.errors.labels(provider, model, error_type).inc()
+            m.child(m.errors, provider, model, error_type).inc()
 
 
 def _attempt_dict(attempt: llmrelay.Attempt) -> dict[str, Any]:
@@ -316,7 +316,8 @@ async def _json_reply(
     await turn.remember(answer or "")
     provider, model = turn.labels()
     if completion.usage is not None and completion.usage.completion_tokens:
-        turn.ctx.metrics.tokens.labels(provider, model).inc(completion.usage.completion_tokens)
+        metrics = turn.ctx.metrics
+        metrics.child(metrics.tokens, provider, model).inc(completion.usage.completion_tokens)
     turn.finish(200)
     provider_name, _, model_name = completion.model.partition(":")
     turn.provider, turn.model = provider_name or None, model_name or None
@@ -384,7 +385,7 @@ def _answering(request: Request | None, turn: _Turn, frames: llmrelay.AsyncSSESt
         note(request, turn.provider, turn.model)
     turn.first_token = now = time.monotonic()
     metrics = turn.ctx.metrics
-    metrics.first_token.labels(*turn.labels()).observe(now - turn.started)
+    metrics.child(metrics.first_token, *turn.labels()).observe(now - turn.started)
     if turn.queued is not None:
         metrics.queue_wait.observe(now - turn.queued)
         turn.queued = None
@@ -403,7 +404,7 @@ async def _produce(
     metrics = turn.ctx.metrics
     metrics.in_flight.inc()
     provider, model = turn.labels()
-    deltas = metrics.deltas.labels(provider, model)
+    deltas = metrics.child(metrics.deltas, provider, model)
     error_type: str | None = None
     failure: BaseException | None = None
     cancelled = False
@@ -420,7 +421,7 @@ async def _produce(
                 outbox.keepalive = 0.0
                 _answering(None, turn, frames)
                 provider, model = turn.labels()
-                deltas = metrics.deltas.labels(provider, model)
+                deltas = metrics.child(metrics.deltas, provider, model)
             if emit(frame):  # let the writer send what is queued before parsing more
                 await outbox.pause()
             sent += 1
@@ -429,7 +430,7 @@ async def _produce(
                 counted = frames.deltas
         usage = frames.usage
         if usage is not None and usage.completion_tokens:
-            metrics.tokens.labels(provider, model).inc(usage.completion_tokens)
+            metrics.child(metrics.tokens, provider, model).inc(usage.completion_tokens)
         await turn.remember(frames.text)
         emit(frames.end_frame)
     except Exception as exc:
@@ -446,7 +447,7 @@ async def _produce(
             if turn.queued is not None:  # it never got an answer
                 metrics.queue_wait.observe(time.monotonic() - turn.queued)
             if frames.skipped:
-                metrics.skipped.labels(provider, model).inc(frames.skipped)
+                metrics.child(metrics.skipped, provider, model).inc(frames.skipped)
             if frames.deltas > counted:
                 deltas.inc(frames.deltas - counted)
             await turn.end_stream(

@@ -15,22 +15,32 @@
   for it is what the app would otherwise do for ever.
 * One access-log line per request: method, path (no query string), status, seconds and
   the provider/model that answered — never headers, keys or (unless asked) prompts.
+
+A guard made with ``error_response`` is a front guard (see ``_fast``): it marks the scope
+``GUARDED`` (the app's own guard then passes the request on unchecked) and, standing
+outside FastAPI's server-error middleware, answers an exception raised before the
+response started with ``error_response()`` as that middleware would, then raises it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import ipaddress
 import json
+import logging
+import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
-import anyio
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ._context import ACCESS_LOG
 from ._errors import error_body
+from ._fast import GUARDED
 
 __all__ = ["Guard", "caller"]
 
@@ -42,7 +52,37 @@ def _clean(text: str | None) -> str:
     """A log-safe rendering of a client-chosen string (no control characters, bounded)."""
     if not text:
         return "-"
+    if text.isascii() and text.isprintable() and "\\" not in text:
+        return text[:200]  # what ``unicode_escape`` leaves as it is
     return text.encode("unicode_escape").decode("ascii")[:200]
+
+
+_ACCESS_LINE = "%s %s %s %.3fs provider=%s model=%s"
+
+
+def _log_access(*args: object) -> None:
+    """``ACCESS_LOG.info(_ACCESS_LINE, *args)`` for the caller, without its stack search.
+
+    ``Logger.info`` looks for its caller by walking the stack (``findCaller``, about a
+    fifth of an access line's cost); the caller is known here: the record is made by
+    the logger (its record factory, filters and handlers) with the caller's file, line
+    and function, as ``info`` would make it.
+    """
+    if not ACCESS_LOG.isEnabledFor(logging.INFO):
+        return
+    frame = sys._getframe(1)
+    code = frame.f_code
+    record = ACCESS_LOG.makeRecord(
+        ACCESS_LOG.name,
+        logging.INFO,
+        code.co_filename,
+        frame.f_lineno,
+        _ACCESS_LINE,
+        args,
+        None,
+        code.co_name,
+    )
+    ACCESS_LOG.handle(record)
 
 
 def _json(status: int, body: dict[str, Any], extra: list[tuple[bytes, bytes]]) -> list[Message]:
@@ -93,6 +133,8 @@ class Guard:
         api_key: the server key, or ``None``.
         max_body_bytes: larger bodies get 413.
         body_timeout: seconds from the request's head to the end of its body (then 408).
+        error_response: makes this the front guard (see the module docstring): the 500
+            response to an exception raised before the response started.
     """
 
     def __init__(
@@ -102,8 +144,10 @@ class Guard:
         api_key: str | None,
         max_body_bytes: int,
         body_timeout: float = 30.0,
+        error_response: Callable[[], Response] | None = None,
     ) -> None:
         self.app = app
+        self._error_response = error_response
         self._key = api_key.encode() if api_key is not None else None
         # the rate-limit bucket of the key's holders (a digest: the key goes nowhere)
         self._identity = (
@@ -140,9 +184,11 @@ class Guard:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Check, log and pass the request on."""
-        if scope["type"] != "http":
+        if scope["type"] != "http" or (self._error_response is None and GUARDED in scope):
             await self.app(scope, receive, send)
             return
+        if self._error_response is not None:
+            scope[GUARDED] = True
         started = time.monotonic()
         anthropic = scope["path"].startswith("/v1/messages")
         status = 0
@@ -178,37 +224,43 @@ class Guard:
                 return
             received = 0
             body_done = False
-            deadline = started + self._body_timeout
+            # the loop's clock: asyncio.timeout_at (a timer handle) costs about half of an
+            # anyio cancel scope, and the body is usually read in one ``receive``
+            deadline = asyncio.get_running_loop().time() + self._body_timeout
 
             async def receive_limited() -> Message:
                 nonlocal received, replied, body_done
                 if body_done:  # the app waits for a disconnect: no deadline
                     return await receive()
-                with anyio.move_on_after(deadline - time.monotonic()):
-                    message = await receive()
-                    if message["type"] != "http.request" or not message.get("more_body"):
-                        body_done = True
-                    if message["type"] == "http.request":
-                        received += len(message.get("body", b""))
-                        if received > self._max:
-                            if not status and not replied:
-                                await self._reply(
-                                    send_logged, 413, self._too_large(), [], anthropic
-                                )
-                                replied = True
-                            return {"type": "http.disconnect"}
-                    return message
-                body_done = True
-                if not status and not replied:
-                    await self._reply(send_logged, 408, self._too_slow(), _CLOSE, anthropic)
-                    replied = True
-                return {"type": "http.disconnect"}
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        message = await receive()
+                except TimeoutError:
+                    body_done = True
+                    if not status and not replied:
+                        await self._reply(send_logged, 408, self._too_slow(), _CLOSE, anthropic)
+                        replied = True
+                    return {"type": "http.disconnect"}
+                if message["type"] != "http.request" or not message.get("more_body"):
+                    body_done = True
+                if message["type"] == "http.request":
+                    received += len(message.get("body", b""))
+                    if received > self._max:
+                        if not status and not replied:
+                            await self._reply(send_logged, 413, self._too_large(), [], anthropic)
+                            replied = True
+                        return {"type": "http.disconnect"}
+                return message
 
-            await self.app(scope, receive_limited, send_logged)
+            try:
+                await self.app(scope, receive_limited, send_logged)
+            except Exception:
+                if self._error_response is not None and not status:
+                    await self._error_response()(scope, receive, send)
+                raise
         finally:
             target = scope.get("state", {}).get("llmrelay_target", (None, None))
-            ACCESS_LOG.info(
-                "%s %s %s %.3fs provider=%s model=%s",
+            _log_access(
                 scope["method"],
                 _clean(scope["path"]),
                 status or "-",

@@ -20,16 +20,32 @@ https://github.com/encode/uvicorn/blob/master/uvicorn/protocols/http/httptools_i
 * ``keep_alive``: uvicorn's ``timeout_keep_alive``.
 
 The body's own deadline (``ServerConfig.body_timeout``, 408) is kept by ``Guard``, where
-the body is read. The protocol subclasses read uvicorn attributes that are not documented
-API (``connections``, ``cycle``, ``cycle.response_complete``, ``transport``): uvicorn is
-pinned below 1.0, and ``tests/server/test_sockets.py`` fails when they change.
+the body is read.
+
+Each request's scope also gets the extension ``BATCH_WRITES``
+(``scope["extensions"]["llmrelay.batch_writes"]``): a context manager under which the
+messages the app sends go out in one socket write when it ends (uvicorn writes each
+message at once, so a streamed response's head and first frame, ready together, took two
+writes, and the client was woken for the head alone). ``EventStreamResponse`` sends its
+head and first frame under it; an app that does not know it sends as before. And the
+extension ``ON_DISCONNECT``: called with a callback, it has the callback run when the
+connection is lost (at once if it is already), and returns a function that forgets it;
+``EventStreamResponse`` learns of a client leaving through it instead of a task waiting
+on ``receive`` for ``http.disconnect``.
+
+The protocol subclasses read uvicorn attributes that are not documented API
+(``connections``, ``cycle``, ``cycle.response_complete``, ``cycle.scope``,
+``cycle.transport``, ``transport``): uvicorn is pinned below 1.0, and
+``tests/server/test_sockets.py`` and ``tests/server/test_inbound_cost.py`` fail when they
+change.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,7 +56,20 @@ try:
 except ImportError:  # pragma: no cover (httptools comes with uvicorn[standard])
     HttpToolsProtocol = H11Protocol  # type: ignore[misc,assignment]
 
-__all__ = ["SocketLimits", "default_max_connections", "uvicorn_options"]
+__all__ = [
+    "BATCH_WRITES",
+    "ON_DISCONNECT",
+    "SocketLimits",
+    "default_max_connections",
+    "uvicorn_options",
+]
+
+BATCH_WRITES = "llmrelay.batch_writes"
+"""The scope extension whose value, called, is a context manager: what the app sends
+inside it goes out in one socket write at its end (see the module docstring)."""
+ON_DISCONNECT = "llmrelay.on_disconnect"
+"""The scope extension whose value, called with a callback, runs it when the connection
+is lost and returns a function that forgets it (see the module docstring)."""
 
 
 def default_max_connections() -> int:
@@ -89,6 +118,47 @@ _SLOW = _response(b"408 Request Timeout", b"request head not received in time\n"
 _LARGE = _response(b"431 Request Header Fields Too Large", b"request head too large\n")
 
 
+class _Held:
+    """A request's transport while a batch is open: writes and a close wait for its end."""
+
+    __slots__ = ("closed", "parts", "transport")
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+        self.parts: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.parts.append(data)
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed or self.transport.is_closing()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.transport, name)
+
+
+@contextlib.contextmanager
+def _batched(cycle: Any) -> Iterator[None]:
+    """Hold ``cycle``'s writes (uvicorn's ``RequestResponseCycle``) and write them as one."""
+    transport = cycle.transport
+    if isinstance(transport, _Held):  # nested: the outer batch writes
+        yield
+        return
+    held = cycle.transport = _Held(transport)
+    try:
+        yield
+    finally:
+        cycle.transport = transport
+        if held.parts and not transport.is_closing():
+            transport.write(held.parts[0] if len(held.parts) == 1 else b"".join(held.parts))
+        if held.closed:
+            transport.close()
+
+
 class _Bounded(asyncio.Protocol):
     """Mixin over a uvicorn HTTP protocol class: the head deadline, head size and cap."""
 
@@ -102,6 +172,8 @@ class _Bounded(asyncio.Protocol):
         self._head_timer: asyncio.TimerHandle | None = None
         self._head_bytes = 0
         self._cycle_seen: Any = None
+        self._on_lost: list[Callable[[], object]] = []
+        self._lost = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -114,11 +186,15 @@ class _Bounded(asyncio.Protocol):
         if self._head_timer is None and (self.cycle is None or self.cycle.response_complete):
             self._start_head_timer()  # the first bytes of the next request
         super().data_received(data)
-        if self._head_timer is None:
-            return
-        if self.cycle is not None and self.cycle is not self._cycle_seen:
-            self._cycle_seen = self.cycle  # a new request's head is complete
+        cycle = self.cycle
+        if cycle is not None and cycle is not self._cycle_seen:
+            self._cycle_seen = cycle  # a new request's head is complete (its app not started)
+            extensions = cycle.scope.setdefault("extensions", {})
+            extensions[BATCH_WRITES] = functools.partial(_batched, cycle)
+            extensions[ON_DISCONNECT] = self._when_lost
             self._stop_head_timer()
+            return
+        if self._head_timer is None:
             return
         self._head_bytes += len(data)
         if self._head_bytes > self._limits.max_head_bytes:
@@ -127,6 +203,23 @@ class _Bounded(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_head_timer()
         super().connection_lost(exc)
+        self._lost = True
+        callbacks, self._on_lost = self._on_lost, []
+        for callback in callbacks:
+            callback()
+
+    def _when_lost(self, callback: Callable[[], object]) -> Callable[[], None]:
+        """``ON_DISCONNECT``: run ``callback`` when the connection is lost; the forgetter."""
+        if self._lost:
+            callback()
+            return _nothing
+        self._on_lost.append(callback)
+
+        def forget() -> None:
+            with contextlib.suppress(ValueError):
+                self._on_lost.remove(callback)
+
+        return forget
 
     def _start_head_timer(self) -> None:
         self._stop_head_timer()
@@ -150,6 +243,10 @@ class _Bounded(asyncio.Protocol):
         if response:
             self.transport.write(response)
         self.transport.close()
+
+
+def _nothing() -> None:
+    pass
 
 
 def _protocol_class() -> type[_Bounded]:

@@ -28,6 +28,8 @@ import anyio
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
+from ._sockets import BATCH_WRITES, ON_DISCONNECT
+
 __all__ = [
     "BATCH",
     "KEEPALIVE_FRAME",
@@ -165,7 +167,9 @@ class EventStreamResponse(Response):
         disconnect cancels the producer and stops the writer; a producer (or ``receive``)
         that fails stops the writer (the body stays unended) and its error is raised, in
         an ``ExceptionGroup`` as from a task group; when this response is cancelled, both
-        tasks are cancelled and awaited. ``on_close`` runs last, shielded.
+        tasks are cancelled and awaited. ``on_close`` runs last, shielded. Under ``llmrelay
+        serve`` the server says when the client goes (the ``ON_DISCONNECT`` extension):
+        then no watcher task waits on ``receive``.
         """
         outbox = Outbox()
         if self._first is not None:
@@ -174,14 +178,17 @@ class EventStreamResponse(Response):
         loop = asyncio.get_running_loop()
         failure: list[Exception] = []
 
+        def left() -> None:
+            producer.cancel()
+            outbox.halt()
+
         async def watch() -> None:
             try:
                 while (await receive())["type"] != "http.disconnect":
                     pass
             except Exception as exc:  # as the producer's: everything stops, it is raised
                 failure.append(exc)
-            producer.cancel()
-            outbox.halt()
+            left()
 
         async def produce() -> None:
             try:
@@ -193,17 +200,26 @@ class EventStreamResponse(Response):
             outbox.close()
 
         producer = loop.create_task(produce())
-        watcher = loop.create_task(watch())
+        on_disconnect = scope.get("extensions", {}).get(ON_DISCONNECT)
+        forget: Callable[[], None] | None = None
+        if on_disconnect is None:
+            tasks: tuple[asyncio.Task[None], ...] = (producer, loop.create_task(watch()))
+        else:
+            tasks = (producer,)
+            forget = on_disconnect(left)
         try:
             start = {"type": "http.response.start", "status": 200, "headers": self.raw_headers}
+            batch = scope.get("extensions", {}).get(BATCH_WRITES)
             with contextlib.suppress(OSError):  # the client went away while we wrote
-                await self._write(outbox, loop, send, start)
+                await self._write(outbox, loop, send, start, batch)
         finally:
             try:
-                for task in (producer, watcher):
+                for task in tasks:
                     task.cancel()
-                await asyncio.wait((producer, watcher))
+                await asyncio.wait(tasks)
             finally:
+                if forget is not None:
+                    forget()
                 if self._on_close is not None:
                     with anyio.CancelScope(shield=True):
                         await self._on_close()
@@ -212,14 +228,19 @@ class EventStreamResponse(Response):
 
     @staticmethod
     async def _write(
-        outbox: Outbox, loop: asyncio.AbstractEventLoop, send: Send, start: Message
+        outbox: Outbox,
+        loop: asyncio.AbstractEventLoop,
+        send: Send,
+        start: Message,
+        batch: Callable[[], contextlib.AbstractContextManager[None]] | None = None,
     ) -> None:
         """Send what was emitted each time the producer waits; the last frames end the body.
 
         The response head goes out right before the first frames (the producer emits its
-        first frame at once: the stream is open), so that a client reads both together;
-        a ``first`` frame given to the response is already queued, and goes out before
-        the producer's and the watcher's tasks have run.
+        first frame at once: the stream is open), so that a client reads both together:
+        in one socket write when the server offers ``BATCH_WRITES`` (``batch``); a
+        ``first`` frame given to the response is already queued, and goes out before the
+        producer's and the watcher's tasks have run.
         """
         frames = outbox.frames
         head: Message | None = start
@@ -227,12 +248,16 @@ class EventStreamResponse(Response):
             if frames:
                 body = outbox.take()
                 last = outbox.closed  # the producer is done: one write with the chunked end
-                if head is not None:
-                    await send(head)
-                    head = None
-                    if outbox.halted:
-                        return
-                await send({"type": "http.response.body", "body": body, "more_body": not last})
+                message = {"type": "http.response.body", "body": body, "more_body": not last}
+                if head is None:
+                    await send(message)
+                else:
+                    with batch() if batch is not None else contextlib.nullcontext():
+                        await send(head)
+                        head = None
+                        if outbox.halted:
+                            return
+                        await send(message)
                 if last:
                     return
                 continue
@@ -249,6 +274,10 @@ class EventStreamResponse(Response):
             await waiter
         if outbox.halted:
             return
-        if head is not None:
+        end = {"type": "http.response.body", "body": b"", "more_body": False}
+        if head is None:
+            await send(end)
+            return
+        with batch() if batch is not None else contextlib.nullcontext():
             await send(head)
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+            await send(end)

@@ -1,0 +1,319 @@
+"""What the server's cheaper per-request paths keep: metrics series, access-log records."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import pytest
+
+from llmrelay.server import _guard
+from llmrelay.server._context import ACCESS_LOG
+from llmrelay.server._guard import Guard, _clean
+from llmrelay.server._metrics import Metrics
+
+
+def test_a_cached_series_counts_in_the_exposition() -> None:
+    metrics = Metrics()
+    requests = metrics.child(metrics.requests, "chat", "p", "m", "200")
+    requests.inc()
+    metrics.child(metrics.requests, "chat", "p", "m", "200").inc()
+    metrics.child(metrics.requests, "chat", "p", "m", "500").inc()
+    metrics.child(metrics.duration, "chat", "p", "m").observe(0.3)
+    text = metrics.render().decode()
+    assert (
+        'llmrelay_server_requests_total{endpoint="chat",model="m",provider="p",status="200"} 2.0'
+        in text
+    )
+    assert (
+        'llmrelay_server_requests_total{endpoint="chat",model="m",provider="p",status="500"} 1.0'
+        in text
+    )
+    assert 'llmrelay_server_request_duration_seconds_count{endpoint="chat",model="m"' in text
+    assert metrics.child(metrics.requests, "chat", "p", "m", "200") is requests
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "/v1/chat/completions",
+        "a\\nb",  # a backslash: escaped, so that it cannot pass for an escape
+        "line\nbreak",
+        "tab\there",
+        "\x1b[31mred",
+        "\x7fdel",
+        "caf\u00e9",
+        "\u2028sep",
+        "x" * 500,
+        "é" * 300,
+    ],
+)
+def test_clean_escapes_as_unicode_escape_does(text: str) -> None:
+    assert _clean(text) == text.encode("unicode_escape").decode("ascii")[:200]
+    assert _clean(text).isprintable()
+
+
+def test_clean_marks_nothing_with_a_dash() -> None:
+    assert _clean(None) == "-"
+    assert _clean("") == "-"
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def _guarded_request(level: int) -> list[logging.LogRecord]:
+    """One request through the Guard (its app answers 204); the access-log records."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        scope.setdefault("state", {})["llmrelay_target"] = ("prov", "mod\nel")
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"{}", "more_body": False}
+
+    async def send(message: Any) -> None:
+        pass
+
+    scope = {"type": "http", "method": "POST", "path": "/v1/x\x1b", "headers": []}
+    handler = _Records()
+    saved = (ACCESS_LOG.level, ACCESS_LOG.propagate)
+    ACCESS_LOG.addHandler(handler)
+    ACCESS_LOG.setLevel(level)
+    try:
+        asyncio.run(Guard(app, api_key=None, max_body_bytes=1000)(scope, receive, send))
+    finally:
+        ACCESS_LOG.removeHandler(handler)
+        ACCESS_LOG.setLevel(saved[0])
+    return handler.records
+
+
+def test_the_access_line_is_a_record_of_the_guard_with_its_fields() -> None:
+    (record,) = _guarded_request(logging.INFO)
+    assert record.name == "llmrelay.server.access"
+    assert record.levelno == logging.INFO
+    # the caller as Logger.info's stack search finds it: the guard's own line
+    assert record.pathname == _guard.__file__
+    assert record.funcName == "__call__"
+    assert record.lineno > 0
+    message = record.getMessage()
+    method, path, status, seconds, provider, model = message.split(" ")
+    assert (method, path, status) == ("POST", "/v1/x\\x1b", "204")
+    assert seconds.endswith("s")
+    assert float(seconds[:-1]) >= 0
+    assert (provider, model) == ("provider=prov", "model=mod\\nel")
+
+
+def test_the_access_line_follows_the_logger_level_and_record_factory() -> None:
+    assert _guarded_request(logging.WARNING) == []
+    made: list[logging.LogRecord] = []
+    factory = logging.getLogRecordFactory()
+
+    def recording(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = factory(*args, **kwargs)
+        made.append(record)
+        return record
+
+    logging.setLogRecordFactory(recording)
+    try:
+        (record,) = _guarded_request(logging.INFO)
+    finally:
+        logging.setLogRecordFactory(factory)
+    assert made == [record]
+
+
+class _Transport:
+    """A connection's transport as uvicorn's protocols use it; records writes and a close."""
+
+    def __init__(self) -> None:
+        self.events: list[bytes | str] = []
+        self.closing = False
+
+    def write(self, data: bytes) -> None:
+        assert not self.closing, "written after close"
+        self.events.append(bytes(data))
+
+    def close(self) -> None:
+        self.closing = True
+        self.events.append("close")
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"peername": ("127.0.0.1", 5555), "sockname": ("127.0.0.1", 8000)}.get(name, default)
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+def _exchange(protocol: str, app: Any, request: bytes) -> list[bytes | str]:
+    """``request`` through ``serve``'s bounded uvicorn protocol; what it wrote to the socket."""
+    import uvicorn
+    from uvicorn.server import ServerState
+
+    from llmrelay.server import SocketLimits
+    from llmrelay.server._sockets import BoundedH11Protocol, BoundedHttpToolsProtocol
+
+    cls = {"httptools": BoundedHttpToolsProtocol, "h11": BoundedH11Protocol}[protocol]
+
+    async def run() -> list[bytes | str]:
+        config = uvicorn.Config(app, lifespan="off", log_level="warning")
+        state = ServerState()
+        proto = cls(config=config, server_state=state, app_state={}, limits=SocketLimits())
+        transport = _Transport()
+        proto.connection_made(transport)  # type: ignore[arg-type]
+        proto.data_received(request)
+        for _ in range(200):
+            await asyncio.sleep(0)
+            if proto.cycle is not None and proto.cycle.response_complete:
+                break
+        assert proto.cycle.response_complete
+        proto.connection_lost(None)
+        return transport.events
+
+    return asyncio.run(run())
+
+
+REQUEST = b"POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\n{}"
+
+
+@pytest.mark.parametrize("protocol", ["httptools", "h11"])
+def test_a_streams_head_and_first_frame_go_out_in_one_write(protocol: str) -> None:
+    if protocol == "httptools":
+        pytest.importorskip("httptools")
+    from llmrelay.server._sse import EventStreamResponse, Outbox
+
+    async def produce(outbox: Outbox) -> None:
+        for _ in range(3):
+            await asyncio.sleep(0)  # the upstream is quiet: the writer runs
+        outbox.put(b"data: 2\n\n")
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        response = EventStreamResponse(produce, headers={"X-A": "b"}, first=b"data: 1\n\n")
+        await response(scope, receive, send)
+
+    events = _exchange(protocol, app, REQUEST)
+    writes = [e for e in events if isinstance(e, bytes)]
+    assert writes[0].startswith(b"HTTP/1.1 200 ")
+    assert b"\r\nx-a: b\r\n" in writes[0].lower()
+    assert writes[0].endswith(b"9\r\ndata: 1\n\n\r\n")  # the head and the first frame
+    assert b"data: 2" in writes[1]
+    assert b"data: 1" not in writes[1]
+    assert writes[-1].endswith(b"0\r\n\r\n")
+
+
+@pytest.mark.parametrize("protocol", ["httptools", "h11"])
+def test_a_batch_writes_before_the_close_it_held(protocol: str) -> None:
+    if protocol == "httptools":
+        pytest.importorskip("httptools")
+    from llmrelay.server._sse import EventStreamResponse, Outbox
+
+    async def produce(outbox: Outbox) -> None:
+        return  # an empty stream: the head and the body's end, then the close asked for
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await EventStreamResponse(produce, headers={})(scope, receive, send)
+
+    request = REQUEST.replace(b"Host: t\r\n", b"Host: t\r\nConnection: close\r\n")
+    events = _exchange(protocol, app, request)
+    head_and_end, closed, *rest = events  # (the harness closes the connection again)
+    assert isinstance(head_and_end, bytes)
+    assert head_and_end.startswith(b"HTTP/1.1 200 ")
+    assert head_and_end.endswith(b"0\r\n\r\n")
+    assert closed == "close"
+    assert set(rest) <= {"close"}
+
+
+def test_the_batch_extension_is_offered_per_request() -> None:
+    pytest.importorskip("httptools")
+    from llmrelay.server._sockets import BATCH_WRITES
+
+    seen: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        seen.append(scope["extensions"][BATCH_WRITES])
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    _exchange("httptools", app, REQUEST)
+    _exchange("httptools", app, REQUEST)
+    assert len(seen) == 2
+    assert all(callable(b) for b in seen)
+
+
+@pytest.mark.parametrize("protocol", ["httptools", "h11"])
+@pytest.mark.parametrize("lost_before_the_response", [False, True])
+def test_a_client_leaving_cancels_the_producer_without_a_watcher_task(
+    protocol: str, lost_before_the_response: bool
+) -> None:
+    if protocol == "httptools":
+        pytest.importorskip("httptools")
+    import uvicorn
+    from uvicorn.server import ServerState
+
+    from llmrelay.server import SocketLimits
+    from llmrelay.server._sockets import BoundedH11Protocol, BoundedHttpToolsProtocol
+    from llmrelay.server._sse import EventStreamResponse, Outbox
+
+    cls = {"httptools": BoundedHttpToolsProtocol, "h11": BoundedH11Protocol}[protocol]
+    seen: dict[str, Any] = {"receives": 0, "closed": False, "cancelled": False, "ran": False}
+
+    async def produce(outbox: Outbox) -> None:
+        seen["ran"] = True
+        try:
+            await asyncio.Event().wait()  # a silent upstream
+        except asyncio.CancelledError:
+            seen["cancelled"] = True
+            raise
+
+    async def on_close() -> None:
+        seen["closed"] = True
+
+    async def run() -> None:
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            await receive()
+            if lost_before_the_response:
+                proto.connection_lost(None)
+
+            async def counted() -> Any:
+                seen["receives"] += 1
+                return await receive()
+
+            response = EventStreamResponse(produce, headers={}, on_close=on_close, first=b"x\n\n")
+            await response(scope, counted, send)
+
+        config = uvicorn.Config(app, lifespan="off", log_level="warning")
+        proto = cls(config=config, server_state=ServerState(), app_state={}, limits=SocketLimits())
+        proto.connection_made(_Transport())  # type: ignore[arg-type]
+        proto.data_received(REQUEST)
+        for _ in range(20):
+            await asyncio.sleep(0)
+        if not lost_before_the_response:
+            assert not seen["closed"]  # the producer holds the response open
+            proto.connection_lost(None)
+        for _ in range(20):
+            await asyncio.sleep(0)
+            if seen["closed"]:
+                break
+        assert seen["closed"], "the response did not end when the client left"
+
+    asyncio.run(run())
+    # cancelled while waiting, or (the client gone before) before it ever ran
+    assert seen["cancelled"] if seen["ran"] else lost_before_the_response
+    assert seen["closed"]
+    assert seen["receives"] == 0  # no task waited on receive for http.disconnect
