@@ -8,6 +8,9 @@ once per transport: ``LLMRELAY_TRANSPORT`` is set for the test (so ``AsyncClient
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -37,3 +40,33 @@ def http_client(transport: str, timeout: httpx.Timeout | None = None) -> httpx.A
     if timeout is not None:
         client.timeout = timeout
     return client
+
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+"""A raw HTTP/1.1 server's per-connection coroutine (asyncio streams)."""
+
+
+@asynccontextmanager
+async def server(handle: Handler) -> AsyncIterator[str]:
+    """An asyncio server on 127.0.0.1 running ``handle`` per connection; yields its URL."""
+    # a backlog for the 150 connections at once of the connection-limit test (asyncio's
+    # default of 100 drops SYNs under load: connect timeouts, not the client's limit)
+    srv = await asyncio.start_server(handle, "127.0.0.1", 0, backlog=1024)
+    try:
+        yield f"http://127.0.0.1:{srv.sockets[0].getsockname()[1]}"
+    finally:
+        srv.close()
+
+
+async def read_head(reader: asyncio.StreamReader) -> bytes:
+    """One request's head and its ``Content-Length`` body, as bytes."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = next(
+        (
+            int(line.split(b":", 1)[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        ),
+        0,
+    )
+    return head + (await reader.readexactly(length) if length else b"")

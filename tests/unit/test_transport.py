@@ -17,7 +17,7 @@ import socket
 import struct
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -30,41 +30,14 @@ from llmrelay._aiohttp import AiohttpTransport
 from llmrelay._pool import HttpcoreTransport
 from llmrelay._settings import Settings
 from llmrelay._transport import choose_transport, make_http_client, translate_errors
-from tests.transports import TRANSPORTS
+from tests.transports import TRANSPORTS, read_head, server
 
 pytestmark = pytest.mark.anyio
-
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
 @pytest.fixture(params=TRANSPORTS)
 def transport(request: pytest.FixtureRequest) -> str:
     return str(request.param)
-
-
-@asynccontextmanager
-async def server(handle: Handler) -> AsyncIterator[str]:
-    """An asyncio server on 127.0.0.1 running ``handle`` per connection; yields its URL."""
-    # a backlog for the 150 connections at once of the connection-limit test (asyncio's
-    # default of 100 drops SYNs under load: connect timeouts, not the client's limit)
-    srv = await asyncio.start_server(handle, "127.0.0.1", 0, backlog=1024)
-    try:
-        yield f"http://127.0.0.1:{srv.sockets[0].getsockname()[1]}"
-    finally:
-        srv.close()
-
-
-async def _head(reader: asyncio.StreamReader) -> bytes:
-    head = await reader.readuntil(b"\r\n\r\n")
-    length = next(
-        (
-            int(line.split(b":", 1)[1])
-            for line in head.split(b"\r\n")
-            if line.lower().startswith(b"content-length:")
-        ),
-        0,
-    )
-    return head + (await reader.readexactly(length) if length else b"")
 
 
 @asynccontextmanager
@@ -85,7 +58,7 @@ async def test_a_redirect_is_not_followed(transport: str) -> None:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while True:
             try:
-                head = await _head(reader)
+                head = await read_head(reader)
             except asyncio.IncompleteReadError:
                 break
             seen.append(head.split(b" ")[1])
@@ -106,7 +79,7 @@ async def test_cookies_are_not_kept(transport: str) -> None:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while True:
             try:
-                seen.append(await _head(reader))
+                seen.append(await read_head(reader))
             except asyncio.IncompleteReadError:
                 break
             writer.write(b"HTTP/1.1 200 OK\r\nset-cookie: session=abc; Path=/\r\n")
@@ -130,7 +103,7 @@ async def test_a_url_string_is_parsed_once_and_each_request_keeps_its_own(
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while True:
             try:
-                seen.append((await _head(reader)).split(b" ")[1])
+                seen.append((await read_head(reader)).split(b" ")[1])
             except asyncio.IncompleteReadError:
                 break
             writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
@@ -158,7 +131,7 @@ async def test_there_is_no_connection_limit(transport: str) -> None:
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         nonlocal arrived
-        await _head(reader)
+        await read_head(reader)
         arrived += 1
         if arrived == total:
             everyone.set()
@@ -184,7 +157,7 @@ async def test_the_request_leaves_as_httpx_built_it(transport: str) -> None:
     seen: list[bytes] = []
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        seen.append(await _head(reader))
+        seen.append(await read_head(reader))
         writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
         await writer.drain()
         writer.close()
@@ -220,7 +193,7 @@ async def test_proxy_credentials_are_sent(transport: str) -> None:
     seen: list[bytes] = []
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        seen.append(await _head(reader))
+        seen.append(await read_head(reader))
         writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 7\r\n\r\nproxied")
         await writer.drain()
         writer.close()
@@ -278,7 +251,7 @@ async def test_a_handshake_that_never_ends_is_a_connect_timeout(transport: str) 
 
 async def test_a_silence_before_the_head_is_a_read_timeout(transport: str) -> None:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _head(reader)
+        await read_head(reader)
         await asyncio.sleep(2)
         writer.close()
 
@@ -296,7 +269,7 @@ async def test_a_silence_before_the_head_is_a_read_timeout(transport: str) -> No
 @pytest.mark.parametrize("when", ["before the head", "mid-body"])
 async def test_a_reset_is_a_transport_error(transport: str, when: str) -> None:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _head(reader)
+        await read_head(reader)
         if when == "mid-body":
             writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n")
             await writer.drain()
@@ -314,7 +287,7 @@ async def test_a_reset_is_a_transport_error(transport: str, when: str) -> None:
 
 async def test_a_malformed_head_is_a_transport_error(transport: str) -> None:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _head(reader)
+        await read_head(reader)
         writer.write(b"this is not HTTP\r\n\r\n")
         await writer.drain()
         writer.close()

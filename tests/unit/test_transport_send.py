@@ -22,8 +22,6 @@ import asyncio
 import logging
 import socket
 import struct
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -31,11 +29,10 @@ import pytest
 
 from llmrelay import Timeouts, errors
 from llmrelay._transport import _Client, make_http_client, translate_errors
-from tests.transports import TRANSPORTS
+from tests.transports import TRANSPORTS, read_head, server
 
 pytestmark = pytest.mark.anyio
 
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 URL = "http://127.0.0.1:9/v1/chat/completions?x=1"
 PAYLOAD = {"model": "m", "messages": [{"role": "user", "content": "é \u2028 \U0001f600"}]}
@@ -140,28 +137,6 @@ def transport(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-@asynccontextmanager
-async def server(handle: Handler) -> AsyncIterator[str]:
-    srv = await asyncio.start_server(handle, "127.0.0.1", 0)
-    try:
-        yield f"http://127.0.0.1:{srv.sockets[0].getsockname()[1]}"
-    finally:
-        srv.close()
-
-
-async def _head(reader: asyncio.StreamReader) -> bytes:
-    head = await reader.readuntil(b"\r\n\r\n")
-    length = next(
-        (
-            int(line.split(b":", 1)[1])
-            for line in head.split(b"\r\n")
-            if line.lower().startswith(b"content-length:")
-        ),
-        0,
-    )
-    return head + (await reader.readexactly(length) if length else b"")
-
-
 class Counting:
     """A keep-alive server answering ``ok``; counts connections and keeps each head."""
 
@@ -174,7 +149,7 @@ class Counting:
         self.connections += 1
         while True:
             try:
-                self.heads.append(await _head(reader))
+                self.heads.append(await read_head(reader))
             except (asyncio.IncompleteReadError, ConnectionError):
                 break
             writer.write(self.answer)
@@ -227,7 +202,7 @@ async def test_a_request_without_a_timeout_gets_the_clients(
     transport: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _head(reader)
+        await read_head(reader)
         await asyncio.sleep(5)
         writer.close()
 
@@ -269,7 +244,7 @@ async def test_a_body_cut_short_closes_the_response(
     transport: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async def reset(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _head(reader)
+        await read_head(reader)
         writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n")
         await writer.drain()
         await asyncio.sleep(0.05)
