@@ -317,3 +317,50 @@ def test_a_client_leaving_cancels_the_producer_without_a_watcher_task(
     assert seen["cancelled"] if seen["ran"] else lost_before_the_response
     assert seen["closed"]
     assert seen["receives"] == 0  # no task waited on receive for http.disconnect
+
+
+@pytest.mark.parametrize("protocol", ["httptools", "h11"])
+def test_a_finished_stream_forgets_its_disconnect_callback(protocol: str) -> None:
+    """On a kept-alive connection each finished stream takes its callback back (a
+    connection serving many streams would otherwise keep one per stream)."""
+    if protocol == "httptools":
+        pytest.importorskip("httptools")
+    import uvicorn
+    from uvicorn.server import ServerState
+
+    from llmrelay.server import SocketLimits
+    from llmrelay.server._sockets import BoundedH11Protocol, BoundedHttpToolsProtocol
+    from llmrelay.server._sse import EventStreamResponse, Outbox
+
+    cls = {"httptools": BoundedHttpToolsProtocol, "h11": BoundedH11Protocol}[protocol]
+    registered: list[int] = []
+    protos: list[Any] = []
+
+    async def produce(outbox: Outbox) -> None:
+        registered.append(len(protos[0]._on_lost))
+        outbox.put(b"data: 2\n\n")
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await EventStreamResponse(produce, headers={}, first=b"data: 1\n\n")(scope, receive, send)
+
+    async def run() -> int:
+        config = uvicorn.Config(app, lifespan="off", log_level="warning")
+        proto = cls(config=config, server_state=ServerState(), app_state={}, limits=SocketLimits())
+        protos.append(proto)
+        proto.connection_made(_Transport())  # type: ignore[arg-type]
+        proto.data_received(REQUEST)
+        for _ in range(200):
+            await asyncio.sleep(0)
+            if proto.cycle is not None and proto.cycle.response_complete:
+                break
+        assert proto.cycle.response_complete
+        for _ in range(5):
+            await asyncio.sleep(0)
+        left = len(proto._on_lost)
+        proto.connection_lost(None)
+        return left
+
+    left = asyncio.run(run())
+    assert registered == [1]  # the stream listened for the client leaving
+    assert left == 0  # and forgot it when it ended
