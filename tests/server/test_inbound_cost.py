@@ -158,8 +158,11 @@ class _Transport:
         pass
 
 
-def _exchange(protocol: str, app: Any, request: bytes) -> list[bytes | str]:
-    """``request`` through ``serve``'s bounded uvicorn protocol; what it wrote to the socket."""
+def _connected(protocol: str, app: Any, request: bytes) -> Any:
+    """``serve``'s bounded uvicorn ``protocol`` on a recording transport, given ``request``.
+
+    Call inside a running loop; the transport is ``proto.transport``.
+    """
     import uvicorn
     from uvicorn.server import ServerState
 
@@ -167,21 +170,32 @@ def _exchange(protocol: str, app: Any, request: bytes) -> list[bytes | str]:
     from llmrelay.server._sockets import BoundedH11Protocol, BoundedHttpToolsProtocol
 
     cls = {"httptools": BoundedHttpToolsProtocol, "h11": BoundedH11Protocol}[protocol]
+    config = uvicorn.Config(app, lifespan="off", log_level="warning")
+    proto = cls(config=config, server_state=ServerState(), app_state={}, limits=SocketLimits())
+    proto.connection_made(_Transport())
+    proto.data_received(request)
+    return proto
+
+
+async def _completed(proto: Any) -> None:
+    """Turn the loop until ``proto``'s response is complete (asserts it is)."""
+    for _ in range(200):
+        await asyncio.sleep(0)
+        if proto.cycle is not None and proto.cycle.response_complete:
+            break
+    assert proto.cycle.response_complete
+
+
+def _exchange(protocol: str, app: Any, request: bytes) -> list[bytes | str]:
+    """``request`` through ``serve``'s bounded uvicorn protocol; what it wrote to the socket."""
 
     async def run() -> list[bytes | str]:
-        config = uvicorn.Config(app, lifespan="off", log_level="warning")
-        state = ServerState()
-        proto = cls(config=config, server_state=state, app_state={}, limits=SocketLimits())
-        transport = _Transport()
-        proto.connection_made(transport)  # type: ignore[arg-type]
-        proto.data_received(request)
-        for _ in range(200):
-            await asyncio.sleep(0)
-            if proto.cycle is not None and proto.cycle.response_complete:
-                break
-        assert proto.cycle.response_complete
+        proto = _connected(protocol, app, request)
+        transport = proto.transport
+        await _completed(proto)
         proto.connection_lost(None)
-        return transport.events
+        events: list[bytes | str] = transport.events
+        return events
 
     return asyncio.run(run())
 
@@ -263,14 +277,8 @@ def test_a_client_leaving_cancels_the_producer_without_a_watcher_task(
 ) -> None:
     if protocol == "httptools":
         pytest.importorskip("httptools")
-    import uvicorn
-    from uvicorn.server import ServerState
-
-    from llmrelay.server import SocketLimits
-    from llmrelay.server._sockets import BoundedH11Protocol, BoundedHttpToolsProtocol
     from llmrelay.server._sse import EventStreamResponse, Outbox
 
-    cls = {"httptools": BoundedHttpToolsProtocol, "h11": BoundedH11Protocol}[protocol]
     seen: dict[str, Any] = {"receives": 0, "closed": False, "cancelled": False, "ran": False}
 
     async def produce(outbox: Outbox) -> None:
@@ -297,10 +305,7 @@ def test_a_client_leaving_cancels_the_producer_without_a_watcher_task(
             response = EventStreamResponse(produce, headers={}, on_close=on_close, first=b"x\n\n")
             await response(scope, counted, send)
 
-        config = uvicorn.Config(app, lifespan="off", log_level="warning")
-        proto = cls(config=config, server_state=ServerState(), app_state={}, limits=SocketLimits())
-        proto.connection_made(_Transport())  # type: ignore[arg-type]
-        proto.data_received(REQUEST)
+        proto = _connected(protocol, app, REQUEST)
         for _ in range(20):
             await asyncio.sleep(0)
         if not lost_before_the_response:
@@ -325,14 +330,8 @@ def test_a_finished_stream_forgets_its_disconnect_callback(protocol: str) -> Non
     connection serving many streams would otherwise keep one per stream)."""
     if protocol == "httptools":
         pytest.importorskip("httptools")
-    import uvicorn
-    from uvicorn.server import ServerState
-
-    from llmrelay.server import SocketLimits
-    from llmrelay.server._sockets import BoundedH11Protocol, BoundedHttpToolsProtocol
     from llmrelay.server._sse import EventStreamResponse, Outbox
 
-    cls = {"httptools": BoundedHttpToolsProtocol, "h11": BoundedH11Protocol}[protocol]
     registered: list[int] = []
     protos: list[Any] = []
 
@@ -345,16 +344,9 @@ def test_a_finished_stream_forgets_its_disconnect_callback(protocol: str) -> Non
         await EventStreamResponse(produce, headers={}, first=b"data: 1\n\n")(scope, receive, send)
 
     async def run() -> int:
-        config = uvicorn.Config(app, lifespan="off", log_level="warning")
-        proto = cls(config=config, server_state=ServerState(), app_state={}, limits=SocketLimits())
+        proto = _connected(protocol, app, REQUEST)
         protos.append(proto)
-        proto.connection_made(_Transport())  # type: ignore[arg-type]
-        proto.data_received(REQUEST)
-        for _ in range(200):
-            await asyncio.sleep(0)
-            if proto.cycle is not None and proto.cycle.response_complete:
-                break
-        assert proto.cycle.response_complete
+        await _completed(proto)
         for _ in range(5):
             await asyncio.sleep(0)
         left = len(proto._on_lost)
