@@ -19,6 +19,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 
@@ -130,11 +131,23 @@ async def test_zerogpu_quota_error(served: tuple[str, ModuleType]) -> None:
         await complete(url, "nogpu")
 
 
+async def _queued_at_least(url: str, size: int, within: float = 10.0) -> None:
+    """Wait until the Space's queue holds ``size`` waiting events (Gradio's
+    ``GET /gradio_api/queue/status``: ``queue_size`` counts those not yet running)."""
+    async with httpx.AsyncClient(base_url=url) as http:
+        with anyio.fail_after(within):
+            while True:
+                status = (await http.get("/gradio_api/queue/status")).json()
+                if status["queue_size"] >= size:
+                    return
+                await asyncio.sleep(0.02)
+
+
 async def test_queue_estimation_gives_queued_events(served: tuple[str, ModuleType]) -> None:
     url, _ = served
     async with AsyncClient(base_urls={"hf_spaces": url}) as client:
-        busy = [asyncio.create_task(client.complete("slow 1", model=MODEL)) for _ in range(2)]
-        await asyncio.sleep(0.3)  # both joined: one runs, one waits
+        busy = [asyncio.create_task(client.complete("slow 1.5", model=MODEL)) for _ in range(2)]
+        await _queued_at_least(url, 1)  # both joined: one runs, one waits
         events = [e async for e in client.stream("hi", model=MODEL)]
         await asyncio.gather(*busy)
     queued = [e for e in events if isinstance(e, Queued)]
