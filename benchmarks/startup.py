@@ -13,9 +13,10 @@ and compiling from source would add about 40 ms to every llmrelay figure.
   the first request);
 * **--help** (``--runs``): wall time of ``python -m llmrelay --help`` from spawn to exit,
   beside ``python -c pass``;
-* **first token** (``--chat-runs``, default 21): a ``kind = "openai"`` provider in a
-  temporary config file (``LLMRELAY_CONFIG``, ``LLMRELAY_HOME`` in a temporary
-  directory) pointing at the fake OpenAI-compatible server's recorded 3-token answer,
+* **first token** (``--chat-runs``, default 21): a ``kind = "openai"`` provider in the
+  config file at its default place in a temporary ``HOME`` (as a user's chat finds it:
+  no ``LLMRELAY_*`` variables), pointing at the fake OpenAI-compatible server's recorded
+  3-token answer,
   replayed by ``_replay.py`` in a child process. Measured: ``python -m llmrelay chat -m
   local:fake-model hi`` and the **raw sync httpx script** (judged), which sends the same
   request (the body bytes and headers the chat sent, captured once before the runs and
@@ -311,7 +312,7 @@ class _Capture:
 
 
 def _env(src: Path | None = None, **extra: str) -> dict[str, str]:
-    env = dict(os.environ)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LLMRELAY_", "XDG_"))}
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # an installed package has its .pyc files
     paths = [str(src or c.SRC), *filter(None, [env.get("PYTHONPATH")])]
     env["PYTHONPATH"] = os.pathsep.join(paths)
@@ -320,10 +321,16 @@ def _env(src: Path | None = None, **extra: str) -> dict[str, str]:
 
 
 def _config(tmp: Path, url: str) -> dict[str, str]:
-    """A config file naming ``url`` as provider ``local``; the env variables to use it."""
+    """A user's set-up naming ``url`` as provider ``local``: the env variables to use it.
+
+    As a user's chat runs: ``HOME`` is a new temporary directory, the config file is at
+    its default place (``~/.config/llmrelay/config.toml``, platformdirs' user config
+    directory on Linux) and the exchange log at its own (``~/.local/share/llmrelay``);
+    ``_env`` drops the caller's ``LLMRELAY_*`` and ``XDG_*`` variables.
+    """
     home = tmp / url.rsplit(":", 1)[1]
-    home.mkdir()
-    config = home / "config.toml"
+    config = home / ".config" / "llmrelay" / "config.toml"
+    config.parent.mkdir(parents=True)
     config.write_text(
         "[providers.local]\n"
         'kind = "openai"\n'
@@ -331,7 +338,7 @@ def _config(tmp: Path, url: str) -> dict[str, str]:
         'models = ["fake-model"]\n'
         'api_key = "test-key"\n'
     )
-    return {"LLMRELAY_CONFIG": str(config), "LLMRELAY_HOME": str(home / "home")}
+    return {"HOME": str(home)}
 
 
 def capture_request(
@@ -465,12 +472,20 @@ def _paired(samples: dict[str, list[Sample]], name: str, base: str, field: str) 
     ]
 
 
-def _line(label: str, diffs: list[float]) -> str:
+def _best(items: list[Sample], field: str) -> float:
+    return min(getattr(s, field) for s in items)
+
+
+def _line(label: str, diffs: list[float], bests: tuple[float, float] | None = None) -> str:
+    """Median and middle half of paired differences (ms); the best runs' difference."""
     clean = [d for d in diffs if not math.isnan(d)]
     if not clean:
-        return f"{label}: n/a"
-    best = min(clean)
-    return f"{label} {_ms(clean):+7.1f} (best {best * 1e3:+.1f}, n={len(clean)})"
+        return f"{label} n/a"
+    low, _, high = statistics.quantiles(clean, n=4) if len(clean) > 1 else clean * 3
+    text = f"{label} {_ms(clean):+7.1f}  (middle half {low * 1e3:+.1f} .. {high * 1e3:+.1f}"
+    if bests is not None and not any(math.isnan(b) for b in bests):
+        text += f"; best - best {(bests[0] - bests[1]) * 1e3:+.1f}"
+    return text + f"; n={len(clean)})"
 
 
 def run_first_token(
@@ -544,7 +559,8 @@ def run_first_token(
             for field in ("wall", "cpu"):
                 diffs = _paired(samples, name, base, field)
                 figures[(name, base, field)] = diffs
-                print("    " + _line(f"{name} - {base}, {field:4}:", diffs))
+                bests = (_best(samples[name], field), _best(samples[base], field))
+                print("    " + _line(f"{name} - {base}, {field:4}:", diffs, bests))
                 if len(set(labels)) > 1 and base == bases[0]:
                     for mode in ("fast", "slow"):
                         chosen = [d for d, m in zip(diffs, labels, strict=True) if m == mode]
