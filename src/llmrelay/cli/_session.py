@@ -17,6 +17,7 @@ import click
 import llmrelay
 from llmrelay.log import ExchangeLog, LogEntry, LogError
 
+from . import _collector
 from ._common import describe_error, warn
 from ._schema import response_format
 from ._text import StatusLine, queued_text
@@ -246,6 +247,7 @@ async def run_turn(
     status = StatusLine()
     try:
         async for event in stream:
+            _collector.resume()  # start-up is over (see ``_collector``)
             if isinstance(event, llmrelay.Queued) and not options.events:
                 status.show(queued_text(event.position, event.eta))
                 continue
@@ -276,6 +278,7 @@ async def run_turn(
             out.json(_error_object(exc, entry.error or ""))
         raise
     finally:
+        _collector.resume()
         status.clear()
         await stream.aclose()
         entry.answer = "".join(parts)
