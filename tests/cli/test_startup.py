@@ -91,6 +91,8 @@ def test_one_prompt_imports_only_the_provider_it_uses_before_its_first_token(
     # only the chat command's module of the command line
     other_commands = {"_image", "_keyscmd", "_listing", "_serve"}
     assert not {f"llmrelay.cli.{name}" for name in other_commands} & loaded
+    # the config file's default place is worked out without platformdirs (and tempfile)
+    assert "platformdirs" not in loaded
 
 
 def test_an_error_still_names_where_the_configured_base_url_came_from(
