@@ -19,7 +19,6 @@ from llmrelay.log import ExchangeLog, LogEntry, LogError
 
 from . import _collector
 from ._common import describe_error, warn
-from ._schema import response_format
 from ._text import StatusLine, queued_text
 
 __all__ = ["ChatSession", "Output", "TurnLog", "TurnOptions", "run_turn"]
@@ -158,6 +157,8 @@ class TurnOptions:
         if self.options:
             kwargs["options"] = self.options
         if self.schema is not None:
+            from ._schema import response_format
+
             kwargs["response_format"] = response_format(self.schema)
         if self.tools:
             kwargs["tools"] = self.tools
