@@ -104,7 +104,7 @@ def normalize_input(value: Any) -> EmbeddingInput:
 
 def _token(value: Any) -> bool:
     """A token id: a non-negative ``numbers.Integral`` that is not a ``bool``."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 0
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and int(value) >= 0
 
 
 def _array(value: Any) -> bool:
