@@ -18,6 +18,7 @@ on its response path.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = ["ExchangeLog", "LogEntry", "LogError", "database_url", "default_log_path"]
 
 _IMPORT_LOCK = threading.Lock()
+_logger = logging.getLogger("llmrelay.log")
 
 
 def _import_schema() -> None:
@@ -154,6 +156,7 @@ class ExchangeLog:
         # (concurrent WAL switches and migrations fail with "database is locked")
         self._open_lock = threading.Lock()
         self._fts = False
+        self._opening: threading.Thread | None = None
 
     @property
     def path(self) -> Path | None:
@@ -186,7 +189,10 @@ class ExchangeLog:
         self.close()
 
     def close(self) -> None:
-        """Release the database connections."""
+        """Release the database connections (after an ``open_in_background`` thread ends)."""
+        opening, self._opening = self._opening, None
+        if opening is not None and opening is not threading.current_thread():
+            opening.join()
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None
@@ -254,6 +260,30 @@ class ExchangeLog:
             raise
         self._engine = engine
         return engine
+
+    def open_in_background(self) -> threading.Thread:
+        """Import the database layer, connect and migrate in a daemon thread, started now.
+
+        A command that writes once, at its end (``llmrelay chat``), calls this when its
+        answer starts streaming, so that the import (~0.2 s of CPU), the connection and the
+        migration check overlap the rest of the answer instead of delaying the exit. The
+        write itself still happens where it did, in the caller's thread: it waits for this
+        thread (one lock) and reuses what it opened. A failure here is not raised: the
+        write opens again and raises it as ``LogError``.
+
+        Returns:
+            The started thread (``close`` waits for it).
+        """
+        thread = threading.Thread(target=self._open_quietly, name="llmrelay-log-open", daemon=True)
+        self._opening = thread
+        thread.start()
+        return thread
+
+    def _open_quietly(self) -> None:
+        try:
+            self._open()
+        except Exception as exc:  # raised again, as LogError, by the write (it opens again)
+            _logger.debug("opening the exchange log in the background failed: %s", exc)
 
     @staticmethod
     def preload() -> None:

@@ -41,6 +41,7 @@ class TurnLog:
     def __init__(self, *, write: bool) -> None:
         self.write = write
         self._log: ExchangeLog | None = None
+        self._prepared = False
 
     def _open(self) -> ExchangeLog:
         if self._log is None:
@@ -64,6 +65,17 @@ class TurnLog:
             return None
         last = log.entries(limit=1, conversation_id=cid)
         return cid, data, last[0] if last else None
+
+    def prepare(self) -> None:
+        """Open the log in a background thread (once), while the answer streams.
+
+        The SQLAlchemy import, the connection and the migration check then overlap the
+        answer instead of delaying the exit after it (``ExchangeLog.open_in_background``);
+        called at the first token, so the import does not compete with the request.
+        """
+        if self.write and not self._prepared:
+            self._prepared = True
+            self._open().open_in_background()
 
     def record(self, entry: LogEntry, conversation: dict[str, Any], name: str) -> None:
         """Log ``entry``; on a database failure warn once on stderr and stop logging."""
@@ -246,6 +258,7 @@ async def run_turn(
     started = time.monotonic()
     stream = client.stream(messages, **options.call_kwargs(kwargs))
     status = StatusLine()
+    first = False
     try:
         async for event in stream:
             _collector.resume()  # start-up is over (see ``_collector``)
@@ -255,6 +268,7 @@ async def run_turn(
             status.clear()
             if entry.first_token_ms is None and isinstance(event, _CONTENT) and event:
                 entry.first_token_ms = round((time.monotonic() - started) * 1000)
+                first = True
             if isinstance(event, llmrelay.ProviderInfo):
                 entry.provider, entry.model = event.provider, event.model
             elif isinstance(event, llmrelay.FinishReason):
@@ -269,6 +283,9 @@ async def run_turn(
                 parts.append(event)
                 if options.stream and options.schema is None:
                     out.write(event)
+            if first:  # the first token is out: open the log beside the rest of the answer
+                first = False
+                log.prepare()
         session.finished()
     except (llmrelay.LLMRelayError, asyncio.CancelledError, KeyboardInterrupt) as exc:
         entry.error_type = type(exc).__name__
