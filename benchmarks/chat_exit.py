@@ -27,8 +27,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _common as c  # noqa: E402
-from startup import CHAT_ARGS, _config, _env  # noqa: E402
+import _common as c
+from startup import CHAT_ARGS, _config, _env
 
 WORD = "tok "
 
@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     for i, label in enumerate(("last token -> exit, wall", "CPU after the last token", "CPU, run")):
         after = statistics.median(s[i] for s in sides["after"]) * 1000
         before = statistics.median(s[i] for s in sides["before"]) * 1000
-        diffs = [(a[i] - b[i]) * 1000 for a, b in zip(sides["after"], sides["before"])]
+        diffs = [(a[i] - b[i]) * 1000 for a, b in zip(sides["after"], sides["before"], strict=True)]
         print(
             f"{label:28} after {after:7.1f} ms  before {before:7.1f} ms  "
             f"paired diff median {statistics.median(diffs):+7.1f} ms  ({args.runs} pairs)"
