@@ -38,7 +38,9 @@ Load (every row counts the tokens it received and checks it got all of them):
   upstream writes the rest of the answer (and a relay forwards it) right after the first
   frame, on the same 2 vCPUs: the ``raw``/``sdk`` single-stream TTFT then includes waiting
   for a CPU (even ``direct``'s grows from about 0.3 to 2 ms from 200 to 1000 tokens),
-  which a remote upstream would not cost the relay.
+  which a remote upstream would not cost the relay.  ``raw short`` sends ``--ttft-runs``
+  (100) requests in a row per relay and round (``n``: the samples of a row), so that its
+  p99 is a percentile and not the largest of a few samples (it was 24 in ``--quick``).
 
 Upstream (``--upstream``): ``frames`` (default) writes each SSE event in its own
 ``write`` as fast as its loop turns, round-robin over the open streams, like a model
@@ -596,6 +598,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--streams", type=int, default=100, help="concurrent streams")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds")
     parser.add_argument("--runs", type=int, default=3, help="SDK single runs per round (raw 4x)")
+    parser.add_argument(
+        "--ttft-runs",
+        type=int,
+        default=100,
+        help="short-answer requests at c=1 (raw short) per relay and round, one after another: "
+        "the added TTFT p99 needs a few hundred samples (with 24, p99 was the maximum)",
+    )
     parser.add_argument("--workers", default="1,2", help="worker counts")
     parser.add_argument("--pace", type=float, default=0.0, help="seconds per upstream frame")
     parser.add_argument(
@@ -638,7 +647,7 @@ def _print(rows: list[Row], args: argparse.Namespace) -> None:
         f"  {'relay':24} {'load':9} {'wrk':>3} {'streams':>7} {'TTFT p50':>9} {'+direct':>8} "
         f"{'p99':>8} {'+direct':>8} {'tokens/s':>9} {'req/s':>7} {'relay µs/tok':>12} "
         f"{'+byte':>7} {'ms/req':>7} {'req/CPU-s':>9} {'load µs/tok':>11} {'up µs/tok':>9} "
-        f"{'errors':>6}"
+        f"{'errors':>6} {'n':>5}"
     )
     for r in rows:
         direct = _find(rows, "direct", r)
@@ -657,7 +666,7 @@ def _print(rows: list[Row], args: argparse.Namespace) -> None:
             f"{r.cpu_ms_per_request if relayed else nan:7.2f} "
             f"{r.requests_per_cpu_s if relayed else nan:9.0f} "
             f"{r.per_token_us(r.load_cpu):11.1f} {r.per_token_us(r.upstream_cpu):9.1f} "
-            f"{r.errors:6d}"
+            f"{r.errors:6d} {len(r.ttfts):5d}"
         )
 
 
@@ -680,7 +689,7 @@ def run(args: argparse.Namespace) -> list[Any]:
         (1, "sdk", args.runs),
         (1, "raw", 4 * args.runs),
         (1, "sdk short", args.runs),
-        (1, "raw short", 4 * args.runs),
+        (1, "raw short", 1),  # ``--ttft-runs`` requests in a row (one job)
         (args.c16, "raw c16", 1),
         (args.streams, "raw", 1),
     ]
@@ -748,7 +757,9 @@ def run(args: argparse.Namespace) -> list[Any]:
                                 elif kind == "sdk short":
                                     result = asyncio.run(_sdk_stream(url, args.ttft_tokens, short))
                                 elif kind == "raw short":
-                                    result = load.run(url, 1, args.ttft_tokens, short)
+                                    result = load.run(
+                                        url, 1, args.ttft_tokens, short, args.ttft_runs
+                                    )
                                 elif kind == "raw c16":
                                     result = load.run(
                                         url, streams, args.ttft_tokens, short, args.c16_requests
