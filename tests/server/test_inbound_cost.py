@@ -356,3 +356,142 @@ def test_a_finished_stream_forgets_its_disconnect_callback(protocol: str) -> Non
     left = asyncio.run(run())
     assert registered == [1]  # the stream listened for the client leaving
     assert left == 0  # and forgot it when it ended
+
+
+@pytest.fixture
+def _saved_garbage() -> Any:
+    """The cyclic collector off, then saving what it finds (``gc.garbage``); restored after."""
+    import gc
+
+    gc.collect()
+    enabled, flags = gc.isenabled(), gc.get_debug()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        yield gc.garbage
+    finally:
+        gc.set_debug(flags)
+        gc.garbage.clear()
+        if enabled:
+            gc.enable()
+
+
+@pytest.mark.parametrize("protocol", ["httptools", "h11"])
+def test_a_finished_stream_leaves_no_reference_cycle_through_the_protocol(
+    protocol: str, _saved_garbage: list[Any]
+) -> None:
+    """The scope's extensions refer to their cycle and protocol weakly: a finished request's
+    protocol, cycle and scope are freed when the last reference goes, not by the cyclic
+    collector (whose collections then pause every request being served)."""
+    if protocol == "httptools":
+        pytest.importorskip("httptools")
+    import gc
+    import weakref
+
+    from llmrelay.server._sockets import BATCH_WRITES, ON_DISCONNECT
+    from llmrelay.server._sse import EventStreamResponse, Outbox
+
+    async def produce(outbox: Outbox) -> None:
+        outbox.put(b"data: 2\n\n")
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        assert {BATCH_WRITES, ON_DISCONNECT} <= set(scope["extensions"])
+        await EventStreamResponse(produce, headers={}, first=b"data: 1\n\n")(scope, receive, send)
+
+    async def run() -> tuple[weakref.ref[Any], weakref.ref[Any], list[bytes | str]]:
+        proto = _connected(protocol, app, REQUEST)
+        await _completed(proto)
+        for _ in range(5):
+            await asyncio.sleep(0)
+        proto.connection_lost(None)
+        events: list[bytes | str] = proto.transport.events
+        return weakref.ref(proto), weakref.ref(proto.cycle), events
+
+    proto, cycle, events = asyncio.run(run())
+    assert any(isinstance(e, bytes) and b"data: 2" in e for e in events)
+    assert proto() is None, "the protocol is held in a reference cycle"
+    assert cycle() is None, "the request's cycle is held in a reference cycle"
+    gc.collect()
+    assert not [o for o in _saved_garbage if type(o).__name__ in ("RequestResponseCycle", "partial")]
+
+
+def test_the_extensions_of_a_request_whose_connection_is_gone_still_answer() -> None:
+    """Weakly held: once the protocol and cycle are gone, the batch is a no-op and a
+    disconnect callback runs at once (the client is gone)."""
+    import weakref
+
+    from llmrelay.server._sockets import _batched, _when_lost
+
+    class Gone:
+        pass
+
+    gone = weakref.ref(Gone())
+    with _batched(gone):
+        pass
+    called: list[int] = []
+    forget = _when_lost(gone, lambda: called.append(1))
+    assert called == [1]
+    forget()  # nothing to forget
+
+
+def test_a_streamed_chat_request_through_serve_leaves_no_reference_cycle(
+    tmp_path: Any, _saved_garbage: list[Any]
+) -> None:
+    """A streamed chat completion (the route, the engine's stream and its SSE frames)
+    through serve's protocol is freed by reference counting, not the cyclic collector."""
+    pytest.importorskip("httptools")
+    import gc
+    import json
+
+    import llmrelay
+    from llmrelay.server import ServerConfig, create_app
+
+    from tests.server import scripted
+
+    config = tmp_path / "config.toml"
+    config.write_text("")
+    client = llmrelay.AsyncClient(
+        providers=list(scripted.ALL), config_path=str(config), retries=0, cooldown=0
+    )
+    app = create_app(client, config=ServerConfig())
+    body = json.dumps(
+        {"model": "alpha:m", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    ).encode()
+    request = (
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
+
+    async def one() -> list[bytes | str]:
+        proto = _connected("httptools", app, request)
+        await _completed(proto)
+        for _ in range(5):
+            await asyncio.sleep(0)
+        proto.connection_lost(None)
+        events: list[bytes | str] = proto.transport.events
+        return events
+
+    async def run() -> list[bytes | str]:
+        await one()  # the first request imports and builds what later ones reuse
+        gc.collect()
+        _saved_garbage.clear()
+        events = await one()
+        await client.aclose()
+        return events
+
+    events = asyncio.run(run())
+    body_out = b"".join(e for e in events if isinstance(e, bytes))
+    assert b"Hello" in body_out
+    assert b"data: [DONE]" in body_out
+    gc.collect()
+    kinds = {type(o).__name__ for o in _saved_garbage}
+    held = kinds & {
+        "BoundedHttpToolsProtocol",
+        "RequestResponseCycle",
+        "AsyncChatCompletionStream",
+        "ChunkFrames",
+        "EventStreamResponse",
+        "Outbox",
+    }
+    assert not held, f"held in reference cycles: {sorted(held)}"

@@ -45,6 +45,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -142,10 +143,16 @@ class _Held:
 
 
 @contextlib.contextmanager
-def _batched(cycle: Any) -> Iterator[None]:
-    """Hold ``cycle``'s writes (uvicorn's ``RequestResponseCycle``) and write them as one."""
-    transport = cycle.transport
-    if isinstance(transport, _Held):  # nested: the outer batch writes
+def _batched(ref: weakref.ref[Any]) -> Iterator[None]:
+    """Hold the writes of ``ref``'s uvicorn ``RequestResponseCycle`` and write them as one.
+
+    ``ref`` is a weak reference: the cycle's scope holds this extension, and a strong one
+    would make every request's cycle, scope and protocol garbage that only the cyclic
+    collector frees (see ``_Bounded``).
+    """
+    cycle = ref()
+    transport = None if cycle is None else cycle.transport
+    if transport is None or isinstance(transport, _Held):  # gone; nested: the outer writes
         yield
         return
     held = cycle.transport = _Held(transport)
@@ -190,8 +197,10 @@ class _Bounded(asyncio.Protocol):
         if cycle is not None and cycle is not self._cycle_seen:
             self._cycle_seen = cycle  # a new request's head is complete (its app not started)
             extensions = cycle.scope.setdefault("extensions", {})
-            extensions[BATCH_WRITES] = functools.partial(_batched, cycle)
-            extensions[ON_DISCONNECT] = self._when_lost
+            # weak references: the scope must not hold its cycle or protocol (a reference
+            # cycle per request: more garbage collections, whose pauses delay answers)
+            extensions[BATCH_WRITES] = functools.partial(_batched, weakref.ref(cycle))
+            extensions[ON_DISCONNECT] = functools.partial(_when_lost, weakref.ref(self))
             self._stop_head_timer()
             return
         if self._head_timer is None:
@@ -247,6 +256,15 @@ class _Bounded(asyncio.Protocol):
 
 def _nothing() -> None:
     pass
+
+
+def _when_lost(ref: weakref.ref[_Bounded], callback: Callable[[], object]) -> Callable[[], None]:
+    """``ON_DISCONNECT`` of the protocol ``ref`` refers to (gone: the connection was lost)."""
+    protocol = ref()
+    if protocol is None:
+        callback()
+        return _nothing
+    return protocol._when_lost(callback)
 
 
 def _protocol_class() -> type[_Bounded]:
