@@ -359,7 +359,7 @@ def test_a_finished_stream_forgets_its_disconnect_callback(protocol: str) -> Non
 
 
 @pytest.fixture
-def _saved_garbage() -> Any:
+def saved_garbage() -> Any:
     """The cyclic collector off, then saving what it finds (``gc.garbage``); restored after."""
     import gc
 
@@ -378,7 +378,7 @@ def _saved_garbage() -> Any:
 
 @pytest.mark.parametrize("protocol", ["httptools", "h11"])
 def test_a_finished_stream_leaves_no_reference_cycle_through_the_protocol(
-    protocol: str, _saved_garbage: list[Any]
+    protocol: str, saved_garbage: list[Any]
 ) -> None:
     """The scope's extensions refer to their cycle and protocol weakly: a finished request's
     protocol, cycle and scope are freed when the last reference goes, not by the cyclic
@@ -413,7 +413,7 @@ def test_a_finished_stream_leaves_no_reference_cycle_through_the_protocol(
     assert proto() is None, "the protocol is held in a reference cycle"
     assert cycle() is None, "the request's cycle is held in a reference cycle"
     gc.collect()
-    assert not [o for o in _saved_garbage if type(o).__name__ in ("RequestResponseCycle", "partial")]
+    assert not [o for o in saved_garbage if type(o).__name__ in ("RequestResponseCycle", "partial")]
 
 
 def test_the_extensions_of_a_request_whose_connection_is_gone_still_answer() -> None:
@@ -436,7 +436,7 @@ def test_the_extensions_of_a_request_whose_connection_is_gone_still_answer() -> 
 
 
 def test_a_streamed_chat_request_through_serve_leaves_no_reference_cycle(
-    tmp_path: Any, _saved_garbage: list[Any]
+    tmp_path: Any, saved_garbage: list[Any]
 ) -> None:
     """A streamed chat completion (the route, the engine's stream and its SSE frames)
     through serve's protocol is freed by reference counting, not the cyclic collector."""
@@ -444,10 +444,10 @@ def test_a_streamed_chat_request_through_serve_leaves_no_reference_cycle(
     import gc
     import json
 
+    from tests.server import scripted
+
     import llmrelay
     from llmrelay.server import ServerConfig, create_app
-
-    from tests.server import scripted
 
     config = tmp_path / "config.toml"
     config.write_text("")
@@ -475,7 +475,7 @@ def test_a_streamed_chat_request_through_serve_leaves_no_reference_cycle(
     async def run() -> list[bytes | str]:
         await one()  # the first request imports and builds what later ones reuse
         gc.collect()
-        _saved_garbage.clear()
+        saved_garbage.clear()
         events = await one()
         await client.aclose()
         return events
@@ -485,7 +485,7 @@ def test_a_streamed_chat_request_through_serve_leaves_no_reference_cycle(
     assert b"Hello" in body_out
     assert b"data: [DONE]" in body_out
     gc.collect()
-    kinds = {type(o).__name__ for o in _saved_garbage}
+    kinds = {type(o).__name__ for o in saved_garbage}
     held = kinds & {
         "BoundedHttpToolsProtocol",
         "RequestResponseCycle",
