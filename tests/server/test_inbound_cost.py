@@ -495,3 +495,47 @@ def test_a_streamed_chat_request_through_serve_leaves_no_reference_cycle(
         "Outbox",
     }
     assert not held, f"held in reference cycles: {sorted(held)}"
+
+
+@pytest.mark.parametrize("freeze", [False, True])
+def test_the_app_freezes_the_heap_at_start_up_only_when_configured(
+    tmp_path: Any, freeze: bool
+) -> None:
+    """``ServerConfig.freeze_heap`` (serve's): the objects alive after start-up are frozen
+    (``gc.freeze``); an app embedded elsewhere leaves that process's collector alone."""
+    import gc
+
+    from tests.server import scripted
+
+    import llmrelay
+    from llmrelay.server import ServerConfig, create_app
+
+    config = tmp_path / "config.toml"
+    config.write_text("")
+    client = llmrelay.AsyncClient(providers=list(scripted.ALL), config_path=str(config))
+    app = create_app(client, config=ServerConfig(freeze_heap=freeze))
+    marker = object()  # alive before start-up ends: frozen with the rest when configured
+
+    async def run() -> int:
+        startup: asyncio.Queue[Any] = asyncio.Queue()
+        replies: asyncio.Queue[Any] = asyncio.Queue()
+        await startup.put({"type": "lifespan.startup"})
+        scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
+        lifespan = asyncio.create_task(app(scope, startup.get, replies.put))
+        assert (await replies.get())["type"] == "lifespan.startup.complete"
+        frozen = gc.get_freeze_count()
+        await startup.put({"type": "lifespan.shutdown"})
+        await lifespan
+        await client.aclose()
+        return frozen
+
+    gc.unfreeze()
+    try:
+        frozen = asyncio.run(run())
+    finally:
+        gc.unfreeze()
+    assert marker is not None
+    if freeze:
+        assert frozen > 1000  # the modules, the app, the client: everything alive
+    else:
+        assert frozen == 0
