@@ -151,10 +151,10 @@ def _batched(ref: weakref.ref[Any]) -> Iterator[None]:
     collector frees (see ``_Bounded``).
     """
     cycle = ref()
-    transport = None if cycle is None else cycle.transport
-    if transport is None or isinstance(transport, _Held):  # gone; nested: the outer writes
+    if cycle is None or isinstance(cycle.transport, _Held):  # gone; nested: the outer writes
         yield
         return
+    transport = cycle.transport
     held = cycle.transport = _Held(transport)
     try:
         yield
