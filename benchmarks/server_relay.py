@@ -550,6 +550,8 @@ class Row:
     relay_cpu: float = 0.0
     load_cpu: float = 0.0
     upstream_cpu: float = 0.0
+    rounds: list[tuple[float, int]] = field(default_factory=list)
+    """(relay CPU s, requests answered) of each round: paired with another relay's."""
 
     def add(self, result: dict[str, Any], relay_cpu: float, upstream_cpu: float) -> None:
         self.ttfts += result["ttfts"]
@@ -670,6 +672,29 @@ def _print(rows: list[Row], args: argparse.Namespace) -> None:
         )
 
 
+def _paired(rows: list[Row]) -> None:
+    """Each relay's CPU per request over ``before``'s, round by round (same load)."""
+    lines = []
+    for r in rows:
+        before = _find(rows, "llmrelay serve (before)", r)
+        if before is None or before is r or r.relay == "direct":
+            continue
+        ratios = sorted(
+            (a / n) / (b / m)
+            for (a, n), (b, m) in zip(r.rounds, before.rounds, strict=True)
+            if n and m and a and b
+        )
+        if ratios:
+            q = len(ratios) // 4
+            lines.append(
+                f"  {r.relay:24} {r.load:9} {r.workers:3d}: median {statistics.median(ratios):.3f}"
+                f" (quartiles {ratios[q]:.3f}-{ratios[-q - 1]:.3f}, {len(ratios)} rounds)"
+            )
+    if lines:
+        print("\n  relay CPU per request over serve (before)'s, per-round ratios (10 ms ticks):")
+        print("\n".join(lines))
+
+
 def _find(rows: list[Row], relay: str, like: Row) -> Row | None:
     key = (relay, like.workers, like.streams, like.load)
     return next((r for r in rows if (r.relay, r.workers, r.streams, r.load) == key), None)
@@ -748,6 +773,7 @@ def run(args: argparse.Namespace) -> list[Any]:
                             row = rows.setdefault(
                                 (name, workers, streams, kind), Row(name, workers, streams, kind)
                             )
+                            row.rounds.append((0.0, 0))
                             for _ in range(runs):
                                 cpu0 = relay.cpu() if relay else 0.0
                                 up0 = up.cpu()
@@ -768,6 +794,9 @@ def run(args: argparse.Namespace) -> list[Any]:
                                     result = load.run(url, streams, args.tokens)
                                 relay_cpu = relay.cpu() - cpu0 if relay else 0.0
                                 row.add(result, relay_cpu, up.cpu() - up0)
+                                cpu_sum, answered = row.rounds[-1]
+                                answered += result["requests"]
+                                row.rounds[-1] = (cpu_sum + relay_cpu, answered)
                 for relay in relays:
                     relay.close()
                 relays = []
@@ -781,6 +810,7 @@ def run(args: argparse.Namespace) -> list[Any]:
         key=lambda r: (r.workers, r.streams, r.load, [t[0] for t in rows].index(r.relay)),
     )
     _print(ordered, args)
+    _paired(ordered)
     print("\n  RSS after the warm-up (the relay's process tree), MiB:")
     for (name, workers), mib in rss.items():
         print(f"    {name:24} {workers} worker(s): {mib:7.1f}")
