@@ -35,6 +35,7 @@ from typing import Any
 
 SCRIPT = str(Path(__file__).resolve())
 WORKERS = 16
+"""Concurrent workers by default (``--workers``)."""
 
 
 class _Transport:
@@ -68,7 +69,7 @@ class _Transport:
         pass
 
 
-def _child(src: str, tokens: int, through_uvicorn: bool) -> None:
+def _child(src: str, tokens: int, through_uvicorn: bool, workers: int) -> None:
     """Serve rounds: read ``N`` per line, run 16 x N requests, print CPU s per request
     and the garbage collections (count, seconds) per request of the round."""
     sys.path.insert(0, src)
@@ -223,7 +224,7 @@ def _child(src: str, tokens: int, through_uvicorn: bool) -> None:
             for _ in range(n):
                 await one()
 
-        await asyncio.gather(*(worker(4) for _ in range(WORKERS)))  # warm-up
+        await asyncio.gather(*(worker(4) for _ in range(workers)))  # warm-up
         reader = asyncio.StreamReader()
         loop = asyncio.get_running_loop()
         await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
@@ -232,8 +233,8 @@ def _child(src: str, tokens: int, through_uvicorn: bool) -> None:
             n = int(line)
             collections[:] = [0, 0.0]
             cpu = time.process_time()
-            await asyncio.gather(*(worker(n) for _ in range(WORKERS)))
-            requests = WORKERS * n
+            await asyncio.gather(*(worker(n) for _ in range(workers)))
+            requests = workers * n
             figures = [(time.process_time() - cpu) / requests, *collections]
             print(" ".join(str(x) for x in figures), flush=True)
         await startup.put({"type": "lifespan.shutdown"})
@@ -249,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=30, help="interleaved rounds")
     parser.add_argument("--n", type=int, default=8, help="requests per worker per round")
     parser.add_argument("--tokens", type=int, default=5, help="text deltas per answer")
+    parser.add_argument("--workers", type=int, default=WORKERS, help="concurrent workers")
     parser.add_argument(
         "--uvicorn",
         action="store_true",
@@ -261,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         for spec in args.trees:
             name, _, src = spec.partition("=")
             command = [sys.executable, SCRIPT, "--child", src, str(args.tokens)]
-            command += ["uvicorn"] if args.uvicorn else []
+            command += [str(args.workers), *(["uvicorn"] if args.uvicorn else [])]
             child = subprocess.Popen(
                 command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd="/"
             )
@@ -289,9 +291,10 @@ def main(argv: list[str] | None = None) -> int:
     base = children[0][0]
     how = "through serve's uvicorn protocol" if args.uvicorn else "straight to the app"
     print(
-        f"in-process chat completions ({how}), {WORKERS} workers x {args.n} x {args.rounds} rounds"
+        f"in-process chat completions ({how}), {args.workers} workers x {args.n} x "
+        f"{args.rounds} rounds"
     )
-    requests = WORKERS * args.n * args.rounds
+    requests = args.workers * args.n * args.rounds
     for name, _ in children:
         xs = results[name]
         ratios = sorted(x / b for x, b in zip(xs, results[base], strict=True))
@@ -312,6 +315,6 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        _child(sys.argv[2], int(sys.argv[3]), sys.argv[4:] == ["uvicorn"])
+        _child(sys.argv[2], int(sys.argv[3]), sys.argv[5:] == ["uvicorn"], int(sys.argv[4]))
     else:
         sys.exit(main())
