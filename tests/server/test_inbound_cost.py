@@ -539,3 +539,43 @@ def test_the_app_freezes_the_heap_at_start_up_only_when_configured(
         assert frozen > 1000  # the modules, the app, the client: everything alive
     else:
         assert frozen == 0
+
+
+@pytest.mark.parametrize("as_sse", [False, True])
+def test_a_finished_chunk_stream_is_freed_without_the_cyclic_collector(
+    tmp_path: Any, saved_garbage: list[Any], as_sse: bool
+) -> None:
+    """A stream's chunk converter (iterating chunks) or SSE encoder (``sse()``) holds the
+    engine's events for its usage estimate, not the stream: no reference cycle."""
+    import gc
+    import weakref
+
+    from tests.server import scripted
+
+    import llmrelay
+
+    config = tmp_path / "config.toml"
+    config.write_text("")
+
+    async def run() -> tuple[weakref.ref[Any], str]:
+        async with llmrelay.AsyncClient(
+            providers=list(scripted.ALL), config_path=str(config), retries=0
+        ) as client:
+            stream = await client.chat.completions.create(
+                model="alpha:m", messages=[{"role": "user", "content": "hi"}], stream=True
+            )
+            if as_sse:
+                frames = stream.sse()
+                text = b"".join([frame async for frame in frames]).decode()
+                del frames
+            else:
+                text = "".join(
+                    [c.choices[0].delta.content or "" async for c in stream if c.choices]
+                )
+            await stream.aclose()
+            return weakref.ref(stream), text
+
+    ref, text = asyncio.run(run())
+    assert "Hello" in text
+    assert ref() is None, "the stream is held in a reference cycle"
+    gc.collect()
