@@ -579,3 +579,27 @@ def test_a_finished_chunk_stream_is_freed_without_the_cyclic_collector(
     assert "Hello" in text
     assert ref() is None, "the stream is held in a reference cycle"
     gc.collect()
+
+
+@pytest.mark.parametrize(
+    ("msg", "args", "expected"),
+    [
+        ("%s %s %s", ("POST", "/v1/chat/completions", 200), "POST /v1/chat/completions 200"),
+        ("upstream %s failed", ("https://api.example/v1?key=s",), "upstream <url> failed"),
+        ("see http://a.example/x and ftp://b.example", None, "see <url> and <url>"),
+        ("a path /v1/x:// no scheme", None, "a path /v1/x:// no scheme"),
+        ("100%% done", None, "100%% done"),  # no args: the message as it is
+    ],
+)
+def test_the_redaction_filter_renders_the_message_and_replaces_every_url(
+    msg: str, args: tuple[Any, ...] | None, expected: str
+) -> None:
+    from llmrelay.server._logs import RedactURLs
+
+    record = logging.LogRecord("llmrelay.server.access", logging.INFO, "f", 1, msg, args, None)
+    assert RedactURLs().filter(record)
+    assert record.msg == expected
+    assert record.args is None
+    assert record.getMessage() == expected
+    assert RedactURLs().filter(record)  # once: a second filter leaves it
+    assert record.msg == expected
