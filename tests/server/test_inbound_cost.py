@@ -603,3 +603,134 @@ def test_the_redaction_filter_renders_the_message_and_replaces_every_url(
     assert record.getMessage() == expected
     assert RedactURLs().filter(record)  # once: a second filter leaves it
     assert record.msg == expected
+
+
+class _Socket:
+    def __init__(self, sockname: Any, peername: Any) -> None:
+        self.sockname, self.peername = sockname, peername
+
+    def getsockname(self) -> Any:
+        return self.sockname
+
+    def getpeername(self) -> Any:
+        return self.peername
+
+
+@pytest.mark.parametrize("protocol", ["httptools", "h11"])
+@pytest.mark.parametrize(
+    ("sockname", "peername"),
+    [
+        (("127.0.0.1", 8000), ("127.0.0.1", 50123)),
+        (("::1", 8000, 0, 0), ("::1", 50123, 0, 0)),  # IPv6: four fields
+        ("/run/serve.sock", ""),  # a Unix socket
+        (None, None),
+    ],
+)
+def test_a_connection_gets_the_addresses_uvicorn_would_give_it(
+    protocol: str, sockname: Any, peername: Any
+) -> None:
+    """serve's protocols take the addresses the loop read at accept; uvicorn's asked the
+    socket: the same ``server``, ``client`` and ``scheme`` either way."""
+    if protocol == "httptools":
+        pytest.importorskip("httptools")
+    import uvicorn
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    from uvicorn.server import ServerState
+
+    from llmrelay.server import SocketLimits
+    from llmrelay.server._sockets import BoundedH11Protocol, BoundedHttpToolsProtocol
+
+    class Transport(_Transport):
+        def get_extra_info(self, name: str, default: Any = None) -> Any:
+            extra = {
+                "socket": _Socket(sockname, peername),
+                "sockname": sockname,
+                "peername": peername,
+            }
+            return extra.get(name, default)
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        pass
+
+    plain, bounded = {
+        "httptools": (HttpToolsProtocol, BoundedHttpToolsProtocol),
+        "h11": (H11Protocol, BoundedH11Protocol),
+    }[protocol]
+    config = uvicorn.Config(app, lifespan="off", log_level="warning")
+
+    async def run() -> list[Any]:
+        seen = []
+        for cls, extra in ((plain, {}), (bounded, {"limits": SocketLimits()})):
+            state = ServerState()
+            proto = cls(config=config, server_state=state, app_state={}, **extra)
+            transport = Transport()
+            proto.connection_made(transport)
+            assert proto in state.connections
+            assert proto.transport is transport
+            assert proto.flow._transport is transport
+            seen.append((proto.server, proto.client, proto.scheme))
+            proto.connection_lost(None)
+        return seen
+
+    uvicorn_gives, serve_gives = asyncio.run(run())
+    assert serve_gives == uvicorn_gives
+
+
+def test_uvicorns_connection_made_is_the_one_serve_stands_in_for() -> None:
+    """``_Bounded.connection_made`` does what uvicorn 0.55's does, with the loop's cached
+    addresses: a different uvicorn ``connection_made`` must be looked at again."""
+    import hashlib
+    import inspect
+
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    for cls in (HttpToolsProtocol, H11Protocol):
+        source = inspect.getsource(cls.connection_made)
+        assert hashlib.sha256(source.encode()).hexdigest()[:16] == "6efb565ff3d36b91", cls
+
+
+def test_a_real_connection_gets_its_addresses_on_both_loops() -> None:
+    """Over real sockets (asyncio's loop and uvloop): the scope's ``client`` and
+    ``server`` are the connection's two ends."""
+    pytest.importorskip("httptools")
+    import uvicorn
+    import uvloop
+    from uvicorn.server import ServerState
+
+    from llmrelay.server import SocketLimits
+    from llmrelay.server._sockets import protocol_factory
+
+    seen: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append((scope["client"], scope["server"]))
+        await receive()
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    config = uvicorn.Config(app, lifespan="off", log_level="warning")
+    config.load()
+    factory = protocol_factory(SocketLimits())
+
+    async def one() -> tuple[Any, Any]:
+        loop = asyncio.get_running_loop()
+        state = ServerState()
+        server = await loop.create_server(
+            lambda: factory(config=config, server_state=state, app_state={}), "127.0.0.1", 0
+        )
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        local = writer.get_extra_info("socket").getsockname()
+        writer.write(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        assert (await asyncio.wait_for(reader.read(), 10)).startswith(b"HTTP/1.1 204")
+        writer.close()
+        server.close()
+        await server.wait_closed()
+        return local, ("127.0.0.1", port)
+
+    for run in (asyncio.run, uvloop.run):
+        seen.clear()
+        client, server = run(one())
+        assert seen == [(client, server)]
