@@ -695,8 +695,8 @@ def test_a_real_connection_gets_its_addresses_on_both_loops() -> None:
     """Over real sockets (asyncio's loop and uvloop): the scope's ``client`` and
     ``server`` are the connection's two ends."""
     pytest.importorskip("httptools")
+    uvloop = pytest.importorskip("uvloop")
     import uvicorn
-    import uvloop
     from uvicorn.server import ServerState
 
     from llmrelay.server import SocketLimits
