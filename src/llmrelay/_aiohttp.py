@@ -49,6 +49,7 @@ from aiohttp import http_exceptions
 from yarl import URL
 
 from . import errors
+from ._httpx_objects import new_headers, new_response
 from ._transport import READ_EXTENSION
 
 __all__ = ["AiohttpTransport"]
@@ -59,6 +60,7 @@ KEEPALIVE_EXPIRY = 5.0
 MAX_HEAD_LINE = 100 * 1024
 """Longest status or header line accepted (httpcore's bound on a response head)."""
 
+_HTTP_11 = b"HTTP/1.1"
 _SKIP_AUTO_HEADERS = frozenset({"Accept", "Accept-Encoding", "User-Agent", "Content-Type"})
 
 
@@ -227,15 +229,17 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             raise httpx.LocalProtocolError(f"a header value is not UTF-8: {exc}") from exc
         version = response.version
         stream = _Body(response, request)
-        return httpx.Response(
-            status_code=response.status,
-            headers=response.raw_headers,
-            stream=stream,
-            extensions={
+        # httpx.Response(status, headers=raw_headers, stream=..., extensions=...),
+        # without its __init__ (aiohttp's raw headers are bytes pairs already)
+        return new_response(
+            response.status,
+            new_headers(response.raw_headers),
+            stream,
+            {
                 READ_EXTENSION: stream.read,
-                "http_version": f"HTTP/{version.major}.{version.minor}".encode()
-                if version
-                else b"HTTP/1.1",
+                "http_version": _HTTP_11
+                if version is None or version == (1, 1)
+                else f"HTTP/{version.major}.{version.minor}".encode(),
                 "reason_phrase": (response.reason or "").encode("latin-1", "replace"),
             },
         )

@@ -71,6 +71,11 @@ HTTPX_WAY: list[tuple[str, str, dict[str, Any]]] = [
 
 
 def _same(ours: httpx.Request, theirs: httpx.Request) -> None:
+    # the same attributes (llmrelay._httpx_objects builds them without __init__) ...
+    assert vars(ours).keys() == vars(theirs).keys()
+    assert vars(ours.headers) == vars(theirs.headers)
+    assert ours.headers._list is not theirs.headers._list
+    # ... and the same request
     assert ours.method == theirs.method
     assert ours.url == theirs.url
     assert ours.headers.raw == theirs.headers.raw
