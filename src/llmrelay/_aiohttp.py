@@ -50,7 +50,7 @@ from yarl import URL
 
 from . import errors
 from ._httpx_objects import new_headers, new_response
-from ._transport import READ_EXTENSION
+from ._transport import RAW_READ_EXTENSION, READ_EXTENSION
 
 __all__ = ["AiohttpTransport"]
 
@@ -99,7 +99,8 @@ class _Body(httpx.AsyncByteStream):
 
     ``read`` (the response's ``READ_EXTENSION``) is the same bytes one call per chunk,
     without httpx's layers over a response stream (``Response.aiter_raw`` and the
-    client's stream wrapper: 1-2 µs per chunk); ``llmrelay._http`` reads with it.
+    client's stream wrapper: 1-2 µs per chunk); ``llmrelay._http`` reads with it, or
+    with aiohttp's ``readany`` itself and ``mapped`` (``RAW_READ_EXTENSION``).
     """
 
     __slots__ = ("_readany", "_request", "_response")
@@ -120,6 +121,10 @@ class _Body(httpx.AsyncByteStream):
             return await self._readany()
         except _ERRORS as exc:
             raise _as_httpx(exc, self._request) from exc
+
+    def mapped(self, exc: BaseException) -> httpx.TransportError:
+        """The httpx exception ``read`` raises for ``exc`` (``RAW_READ_EXTENSION``)."""
+        return _as_httpx(exc, self._request)
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         read = self._readany
@@ -237,6 +242,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             stream,
             {
                 READ_EXTENSION: stream.read,
+                RAW_READ_EXTENSION: (response.content.readany, _ERRORS, stream.mapped),
                 "http_version": _HTTP_11
                 if version is None or version == (1, 1)
                 else f"HTTP/{version.major}.{version.minor}".encode(),

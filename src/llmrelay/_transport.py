@@ -51,6 +51,7 @@ from ._version import __version__
 
 __all__ = [
     "ACCEPT_ENCODING",
+    "RAW_READ_EXTENSION",
     "READ_EXTENSION",
     "TRANSPORTS",
     "USER_AGENT",
@@ -74,6 +75,15 @@ giving each chunk as received and ``b""`` at the end, raising the httpx exceptio
 body's iteration raises. ``llmrelay._http`` reads a body with it (no per-chunk layers
 of httpx's response stream) and falls back to ``Response.aiter_raw`` without it (a
 client passed as ``http_client=``)."""
+
+RAW_READ_EXTENSION = "llmrelay.raw_read"
+"""Key of a response's ``extensions`` under which a transport may also put the chunk
+reader beneath ``READ_EXTENSION``'s, for a reader that maps its errors itself (one
+coroutine less per chunk): ``(read, failures, mapped)``, where ``read`` is an
+``async () -> bytes`` (each chunk, ``b""`` at the end) raising the transport's own
+exceptions, ``failures`` the tuple of their types and ``mapped(exc)`` the httpx
+exception ``READ_EXTENSION``'s reader raises for one (the request attached). The
+aiohttp transport sets it (aiohttp's ``StreamReader.readany``)."""
 
 
 class _NoCookies(http.cookiejar.CookieJar):
