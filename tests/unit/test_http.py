@@ -527,3 +527,48 @@ async def test_a_client_without_the_chunk_reader_reads_through_httpx() -> None:
             "token 1 \u2028 café",
         ]
         assert await _sse(http, "http://x/p") == [("message", "1", None)]
+
+
+@pytest.mark.parametrize(
+    "items",
+    [
+        [(b"Content-Type", b"text/event-stream; charset=utf-8")],
+        [(b"content-type", b"Text/Event-Stream"), (b"CONTENT-ENCODING", b" GZip ")],
+        [(b"Content-Type", b"a"), (b"content-type", b"b")],  # twice: httpx joins them
+        [(b"Content-Encoding", b"gzip"), (b"content-encoding", b"br")],
+        [(b"Content-Type", b"text/event-stream; x=\xc3\xa9")],  # not ASCII
+        [(b"X-Other", b"\xff"), (b"Content-Type", b"text/plain")],
+        [],
+    ],
+)
+def test_the_stream_heads_are_httpxs_values(items: list[tuple[bytes, bytes]]) -> None:
+    from llmrelay._http import _stream_heads
+
+    response = httpx.Response(200, headers=items)
+    expected = (
+        response.headers.get("content-type", ""),
+        response.headers.get("content-encoding", ""),
+    )
+    assert _stream_heads(httpx.Response(200, headers=items)) == expected
+
+
+async def test_closing_attaches_the_request_to_an_error_as_httpx_does() -> None:
+    from llmrelay._http import _close
+
+    class Failing(httpx.AsyncByteStream):
+        closed = 0
+
+        async def aclose(self) -> None:
+            self.closed += 1
+            raise httpx.ReadError("reset on close")
+
+    request = httpx.Request("GET", "http://x/y")
+    for close in (httpx.Response.aclose, _close):
+        stream = Failing()
+        response = httpx.Response(200, stream=stream, request=request)
+        with pytest.raises(httpx.ReadError) as info:
+            await close(response)
+        assert info.value.request is request
+        assert response.is_closed
+        await close(response)  # once only
+        assert stream.closed == 1
