@@ -365,11 +365,14 @@ async def test_stream_closes_the_response_when_the_block_raises(
     assert counting.heads[1].endswith(b'\r\n\r\n{"k":1}')
 
 
-async def test_the_response_is_an_httpx_response_of_the_heads_bytes(transport: str) -> None:
+@pytest.mark.parametrize("version", [b"HTTP/1.1", b"HTTP/1.0"])
+async def test_the_response_is_an_httpx_response_of_the_heads_bytes(
+    transport: str, version: bytes
+) -> None:
     """Both transports build the response without ``httpx.Response.__init__``: the same
     attributes as httpx's own, every header as received (order, case, duplicates)."""
-    head = (
-        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nX-Dup: 1\r\nx-dup: 2\r\n"
+    head = version + (
+        b" 200 OK\r\ncontent-length: 2\r\nX-Dup: 1\r\nx-dup: 2\r\n"
         b"Content-Type: text/plain; charset=utf-8\r\nX-Latin: caf\xe9\r\n\r\nok"
     )
 
@@ -400,7 +403,7 @@ async def test_the_response_is_an_httpx_response_of_the_heads_bytes(transport: s
                     (b"X-Latin", b"caf\xe9"),
                 ]
                 assert response.headers.get_list("x-dup") == ["1", "2"]
-                assert response.http_version == "HTTP/1.1"
+                assert response.http_version == version.decode()
                 assert response.reason_phrase == "OK"
                 assert await response.aread() == b"ok"
         finally:
