@@ -38,7 +38,9 @@ Load (every row counts the tokens it received and checks it got all of them):
   upstream writes the rest of the answer (and a relay forwards it) right after the first
   frame, on the same 2 vCPUs: the ``raw``/``sdk`` single-stream TTFT then includes waiting
   for a CPU (even ``direct``'s grows from about 0.3 to 2 ms from 200 to 1000 tokens),
-  which a remote upstream would not cost the relay.
+  which a remote upstream would not cost the relay.  ``raw short`` sends ``--ttft-runs``
+  (100) requests in a row per relay and round (``n``: the samples of a row), so that its
+  p99 is a percentile and not the largest of a few samples (it was 24 in ``--quick``).
 
 Upstream (``--upstream``): ``frames`` (default) writes each SSE event in its own
 ``write`` as fast as its loop turns, round-robin over the open streams, like a model
@@ -548,6 +550,8 @@ class Row:
     relay_cpu: float = 0.0
     load_cpu: float = 0.0
     upstream_cpu: float = 0.0
+    rounds: list[tuple[float, int]] = field(default_factory=list)
+    """(relay CPU s, requests answered) of each round: paired with another relay's."""
 
     def add(self, result: dict[str, Any], relay_cpu: float, upstream_cpu: float) -> None:
         self.ttfts += result["ttfts"]
@@ -596,6 +600,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--streams", type=int, default=100, help="concurrent streams")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds")
     parser.add_argument("--runs", type=int, default=3, help="SDK single runs per round (raw 4x)")
+    parser.add_argument(
+        "--ttft-runs",
+        type=int,
+        default=100,
+        help="short-answer requests at c=1 (raw short) per relay and round, one after another: "
+        "the added TTFT p99 needs a few hundred samples (with 24, p99 was the maximum)",
+    )
     parser.add_argument("--workers", default="1,2", help="worker counts")
     parser.add_argument("--pace", type=float, default=0.0, help="seconds per upstream frame")
     parser.add_argument(
@@ -638,7 +649,7 @@ def _print(rows: list[Row], args: argparse.Namespace) -> None:
         f"  {'relay':24} {'load':9} {'wrk':>3} {'streams':>7} {'TTFT p50':>9} {'+direct':>8} "
         f"{'p99':>8} {'+direct':>8} {'tokens/s':>9} {'req/s':>7} {'relay µs/tok':>12} "
         f"{'+byte':>7} {'ms/req':>7} {'req/CPU-s':>9} {'load µs/tok':>11} {'up µs/tok':>9} "
-        f"{'errors':>6}"
+        f"{'errors':>6} {'n':>5}"
     )
     for r in rows:
         direct = _find(rows, "direct", r)
@@ -657,8 +668,31 @@ def _print(rows: list[Row], args: argparse.Namespace) -> None:
             f"{r.cpu_ms_per_request if relayed else nan:7.2f} "
             f"{r.requests_per_cpu_s if relayed else nan:9.0f} "
             f"{r.per_token_us(r.load_cpu):11.1f} {r.per_token_us(r.upstream_cpu):9.1f} "
-            f"{r.errors:6d}"
+            f"{r.errors:6d} {len(r.ttfts):5d}"
         )
+
+
+def _paired(rows: list[Row]) -> None:
+    """Each relay's CPU per request over ``before``'s, round by round (same load)."""
+    lines = []
+    for r in rows:
+        before = _find(rows, "llmrelay serve (before)", r)
+        if before is None or before is r or r.relay == "direct":
+            continue
+        ratios = sorted(
+            (a / n) / (b / m)
+            for (a, n), (b, m) in zip(r.rounds, before.rounds, strict=True)
+            if n and m and a and b
+        )
+        if ratios:
+            q = len(ratios) // 4
+            lines.append(
+                f"  {r.relay:24} {r.load:9} {r.workers:3d}: median {statistics.median(ratios):.3f}"
+                f" (quartiles {ratios[q]:.3f}-{ratios[-q - 1]:.3f}, {len(ratios)} rounds)"
+            )
+    if lines:
+        print("\n  relay CPU per request over serve (before)'s, per-round ratios (10 ms ticks):")
+        print("\n".join(lines))
 
 
 def _find(rows: list[Row], relay: str, like: Row) -> Row | None:
@@ -680,7 +714,7 @@ def run(args: argparse.Namespace) -> list[Any]:
         (1, "sdk", args.runs),
         (1, "raw", 4 * args.runs),
         (1, "sdk short", args.runs),
-        (1, "raw short", 4 * args.runs),
+        (1, "raw short", 1),  # ``--ttft-runs`` requests in a row (one job)
         (args.c16, "raw c16", 1),
         (args.streams, "raw", 1),
     ]
@@ -739,6 +773,7 @@ def run(args: argparse.Namespace) -> list[Any]:
                             row = rows.setdefault(
                                 (name, workers, streams, kind), Row(name, workers, streams, kind)
                             )
+                            row.rounds.append((0.0, 0))
                             for _ in range(runs):
                                 cpu0 = relay.cpu() if relay else 0.0
                                 up0 = up.cpu()
@@ -748,7 +783,9 @@ def run(args: argparse.Namespace) -> list[Any]:
                                 elif kind == "sdk short":
                                     result = asyncio.run(_sdk_stream(url, args.ttft_tokens, short))
                                 elif kind == "raw short":
-                                    result = load.run(url, 1, args.ttft_tokens, short)
+                                    result = load.run(
+                                        url, 1, args.ttft_tokens, short, args.ttft_runs
+                                    )
                                 elif kind == "raw c16":
                                     result = load.run(
                                         url, streams, args.ttft_tokens, short, args.c16_requests
@@ -757,6 +794,9 @@ def run(args: argparse.Namespace) -> list[Any]:
                                     result = load.run(url, streams, args.tokens)
                                 relay_cpu = relay.cpu() - cpu0 if relay else 0.0
                                 row.add(result, relay_cpu, up.cpu() - up0)
+                                cpu_sum, answered = row.rounds[-1]
+                                answered += result["requests"]
+                                row.rounds[-1] = (cpu_sum + relay_cpu, answered)
                 for relay in relays:
                     relay.close()
                 relays = []
@@ -770,6 +810,7 @@ def run(args: argparse.Namespace) -> list[Any]:
         key=lambda r: (r.workers, r.streams, r.load, [t[0] for t in rows].index(r.relay)),
     )
     _print(ordered, args)
+    _paired(ordered)
     print("\n  RSS after the warm-up (the relay's process tree), MiB:")
     for (name, workers), mib in rss.items():
         print(f"    {name:24} {workers} worker(s): {mib:7.1f}")

@@ -105,12 +105,13 @@ class AsyncChatCompletionStream(OpenedStream):
         if converter is None:
             from ._wire import openai_chat
 
+            events = self.events  # not ``self``: no reference cycle through the converter
             converter = self._converter = openai_chat.ChunkConverter(
                 id=self._id,
                 created=self._created,
                 model=f"{self.events.provider}:{self.events.model}",
                 include_usage=self._include_usage,
-                estimate=lambda: _estimate(self.events),
+                estimate=lambda: _estimate(events),
             )
         return converter
 
@@ -133,13 +134,15 @@ class AsyncChatCompletionStream(OpenedStream):
         """
         from ._wire import openai_chat  # pydantic: loaded on first use
 
+        events = self.events  # not ``self``: no reference cycle through ``_frames``
+
         def frames() -> openai_chat.ChunkFrames:
             made = openai_chat.ChunkFrames(
                 id=self._id,
                 created=self._created,
                 model=f"{self.events.provider}:{self.events.model}",
                 include_usage=self._include_usage,
-                estimate=lambda: _estimate(self.events),
+                estimate=lambda: _estimate(events),
             )
             self._frames = made
             return made

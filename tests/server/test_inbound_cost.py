@@ -356,3 +356,381 @@ def test_a_finished_stream_forgets_its_disconnect_callback(protocol: str) -> Non
     left = asyncio.run(run())
     assert registered == [1]  # the stream listened for the client leaving
     assert left == 0  # and forgot it when it ended
+
+
+@pytest.fixture
+def saved_garbage() -> Any:
+    """The cyclic collector off, then saving what it finds (``gc.garbage``); restored after."""
+    import gc
+
+    gc.collect()
+    enabled, flags = gc.isenabled(), gc.get_debug()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        yield gc.garbage
+    finally:
+        gc.set_debug(flags)
+        gc.garbage.clear()
+        if enabled:
+            gc.enable()
+
+
+@pytest.mark.parametrize("protocol", ["httptools", "h11"])
+def test_a_finished_stream_leaves_no_reference_cycle_through_the_protocol(
+    protocol: str, saved_garbage: list[Any]
+) -> None:
+    """The scope's extensions refer to their cycle and protocol weakly: a finished request's
+    protocol, cycle and scope are freed when the last reference goes, not by the cyclic
+    collector (whose collections then pause every request being served)."""
+    if protocol == "httptools":
+        pytest.importorskip("httptools")
+    import gc
+    import weakref
+
+    from llmrelay.server._sockets import BATCH_WRITES, ON_DISCONNECT
+    from llmrelay.server._sse import EventStreamResponse, Outbox
+
+    async def produce(outbox: Outbox) -> None:
+        outbox.put(b"data: 2\n\n")
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        assert {BATCH_WRITES, ON_DISCONNECT} <= set(scope["extensions"])
+        await EventStreamResponse(produce, headers={}, first=b"data: 1\n\n")(scope, receive, send)
+
+    async def run() -> tuple[weakref.ref[Any], weakref.ref[Any], list[bytes | str]]:
+        proto = _connected(protocol, app, REQUEST)
+        await _completed(proto)
+        for _ in range(5):
+            await asyncio.sleep(0)
+        proto.connection_lost(None)
+        events: list[bytes | str] = proto.transport.events
+        return weakref.ref(proto), weakref.ref(proto.cycle), events
+
+    proto, cycle, events = asyncio.run(run())
+    assert any(isinstance(e, bytes) and b"data: 2" in e for e in events)
+    assert proto() is None, "the protocol is held in a reference cycle"
+    assert cycle() is None, "the request's cycle is held in a reference cycle"
+    gc.collect()
+    assert not [o for o in saved_garbage if type(o).__name__ in ("RequestResponseCycle", "partial")]
+
+
+def test_the_extensions_of_a_request_whose_connection_is_gone_still_answer() -> None:
+    """Weakly held: once the protocol and cycle are gone, the batch is a no-op and a
+    disconnect callback runs at once (the client is gone)."""
+    import weakref
+
+    from llmrelay.server._sockets import _batched, _when_lost
+
+    class Gone:
+        pass
+
+    gone = weakref.ref(Gone())
+    with _batched(gone):
+        pass
+    called: list[int] = []
+    forget = _when_lost(gone, lambda: called.append(1))
+    assert called == [1]
+    forget()  # nothing to forget
+
+
+def test_a_streamed_chat_request_through_serve_leaves_no_reference_cycle(
+    tmp_path: Any, saved_garbage: list[Any]
+) -> None:
+    """A streamed chat completion (the route, the engine's stream and its SSE frames)
+    through serve's protocol is freed by reference counting, not the cyclic collector."""
+    pytest.importorskip("httptools")
+    import gc
+    import json
+
+    from tests.server import scripted
+
+    import llmrelay
+    from llmrelay.server import ServerConfig, create_app
+
+    config = tmp_path / "config.toml"
+    config.write_text("")
+    client = llmrelay.AsyncClient(
+        providers=list(scripted.ALL), config_path=str(config), retries=0, cooldown=0
+    )
+    app = create_app(client, config=ServerConfig())
+    body = json.dumps(
+        {"model": "alpha:m", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    ).encode()
+    request = (
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
+
+    async def one() -> list[bytes | str]:
+        proto = _connected("httptools", app, request)
+        await _completed(proto)
+        for _ in range(5):
+            await asyncio.sleep(0)
+        proto.connection_lost(None)
+        events: list[bytes | str] = proto.transport.events
+        return events
+
+    async def run() -> list[bytes | str]:
+        await one()  # the first request imports and builds what later ones reuse
+        gc.collect()
+        saved_garbage.clear()
+        events = await one()
+        await client.aclose()
+        return events
+
+    events = asyncio.run(run())
+    body_out = b"".join(e for e in events if isinstance(e, bytes))
+    assert b"Hello" in body_out
+    assert b"data: [DONE]" in body_out
+    gc.collect()
+    kinds = {type(o).__name__ for o in saved_garbage}
+    held = kinds & {
+        "BoundedHttpToolsProtocol",
+        "RequestResponseCycle",
+        "AsyncChatCompletionStream",
+        "ChunkFrames",
+        "EventStreamResponse",
+        "Outbox",
+    }
+    assert not held, f"held in reference cycles: {sorted(held)}"
+
+
+@pytest.mark.parametrize("freeze", [False, True])
+def test_the_app_freezes_the_heap_at_start_up_only_when_configured(
+    tmp_path: Any, freeze: bool
+) -> None:
+    """``ServerConfig.freeze_heap`` (serve's): the objects alive after start-up are frozen
+    (``gc.freeze``); an app embedded elsewhere leaves that process's collector alone."""
+    import gc
+
+    from tests.server import scripted
+
+    import llmrelay
+    from llmrelay.server import ServerConfig, create_app
+
+    config = tmp_path / "config.toml"
+    config.write_text("")
+    client = llmrelay.AsyncClient(providers=list(scripted.ALL), config_path=str(config))
+    app = create_app(client, config=ServerConfig(freeze_heap=freeze))
+    marker = object()  # alive before start-up ends: frozen with the rest when configured
+
+    async def run() -> int:
+        startup: asyncio.Queue[Any] = asyncio.Queue()
+        replies: asyncio.Queue[Any] = asyncio.Queue()
+        await startup.put({"type": "lifespan.startup"})
+        scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
+        lifespan = asyncio.create_task(app(scope, startup.get, replies.put))
+        assert (await replies.get())["type"] == "lifespan.startup.complete"
+        frozen = gc.get_freeze_count()
+        await startup.put({"type": "lifespan.shutdown"})
+        await lifespan
+        await client.aclose()
+        return frozen
+
+    gc.unfreeze()
+    try:
+        frozen = asyncio.run(run())
+    finally:
+        gc.unfreeze()
+    assert marker is not None
+    if freeze:
+        assert frozen > 1000  # the modules, the app, the client: everything alive
+    else:
+        assert frozen == 0
+
+
+@pytest.mark.parametrize("as_sse", [False, True])
+def test_a_finished_chunk_stream_is_freed_without_the_cyclic_collector(
+    tmp_path: Any, saved_garbage: list[Any], as_sse: bool
+) -> None:
+    """A stream's chunk converter (iterating chunks) or SSE encoder (``sse()``) holds the
+    engine's events for its usage estimate, not the stream: no reference cycle."""
+    import gc
+    import weakref
+
+    from tests.server import scripted
+
+    import llmrelay
+
+    config = tmp_path / "config.toml"
+    config.write_text("")
+
+    async def run() -> tuple[weakref.ref[Any], str]:
+        async with llmrelay.AsyncClient(
+            providers=list(scripted.ALL), config_path=str(config), retries=0
+        ) as client:
+            stream = await client.chat.completions.create(
+                model="alpha:m", messages=[{"role": "user", "content": "hi"}], stream=True
+            )
+            if as_sse:
+                frames = stream.sse()
+                text = b"".join([frame async for frame in frames]).decode()
+                del frames
+            else:
+                text = "".join(
+                    [c.choices[0].delta.content or "" async for c in stream if c.choices]
+                )
+            await stream.aclose()
+            return weakref.ref(stream), text
+
+    ref, text = asyncio.run(run())
+    assert "Hello" in text
+    assert ref() is None, "the stream is held in a reference cycle"
+    gc.collect()
+
+
+@pytest.mark.parametrize(
+    ("msg", "args", "expected"),
+    [
+        ("%s %s %s", ("POST", "/v1/chat/completions", 200), "POST /v1/chat/completions 200"),
+        ("upstream %s failed", ("https://api.example/v1?key=s",), "upstream <url> failed"),
+        ("see http://a.example/x and ftp://b.example", None, "see <url> and <url>"),
+        ("a path /v1/x:// no scheme", None, "a path /v1/x:// no scheme"),
+        ("100%% done", None, "100%% done"),  # no args: the message as it is
+    ],
+)
+def test_the_redaction_filter_renders_the_message_and_replaces_every_url(
+    msg: str, args: tuple[Any, ...] | None, expected: str
+) -> None:
+    from llmrelay.server._logs import RedactURLs
+
+    record = logging.LogRecord("llmrelay.server.access", logging.INFO, "f", 1, msg, args, None)
+    assert RedactURLs().filter(record)
+    assert record.msg == expected
+    assert record.args is None
+    assert record.getMessage() == expected
+    assert RedactURLs().filter(record)  # once: a second filter leaves it
+    assert record.msg == expected
+
+
+class _Socket:
+    def __init__(self, sockname: Any, peername: Any) -> None:
+        self.sockname, self.peername = sockname, peername
+
+    def getsockname(self) -> Any:
+        return self.sockname
+
+    def getpeername(self) -> Any:
+        return self.peername
+
+
+@pytest.mark.parametrize("protocol", ["httptools", "h11"])
+@pytest.mark.parametrize(
+    ("sockname", "peername"),
+    [
+        (("127.0.0.1", 8000), ("127.0.0.1", 50123)),
+        (("::1", 8000, 0, 0), ("::1", 50123, 0, 0)),  # IPv6: four fields
+        ("/run/serve.sock", ""),  # a Unix socket
+        (None, None),
+    ],
+)
+def test_a_connection_gets_the_addresses_uvicorn_would_give_it(
+    protocol: str, sockname: Any, peername: Any
+) -> None:
+    """serve's protocols take the addresses the loop read at accept; uvicorn's asked the
+    socket: the same ``server``, ``client`` and ``scheme`` either way."""
+    if protocol == "httptools":
+        pytest.importorskip("httptools")
+    import uvicorn
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    from uvicorn.server import ServerState
+
+    from llmrelay.server import SocketLimits
+    from llmrelay.server._sockets import BoundedH11Protocol, BoundedHttpToolsProtocol
+
+    class Transport(_Transport):
+        def get_extra_info(self, name: str, default: Any = None) -> Any:
+            extra = {
+                "socket": _Socket(sockname, peername),
+                "sockname": sockname,
+                "peername": peername,
+            }
+            return extra.get(name, default)
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        pass
+
+    plain, bounded = {
+        "httptools": (HttpToolsProtocol, BoundedHttpToolsProtocol),
+        "h11": (H11Protocol, BoundedH11Protocol),
+    }[protocol]
+    config = uvicorn.Config(app, lifespan="off", log_level="warning")
+
+    async def run() -> list[Any]:
+        seen = []
+        for cls, extra in ((plain, {}), (bounded, {"limits": SocketLimits()})):
+            state = ServerState()
+            proto = cls(config=config, server_state=state, app_state={}, **extra)
+            transport = Transport()
+            proto.connection_made(transport)
+            assert proto in state.connections
+            assert proto.transport is transport
+            assert proto.flow._transport is transport
+            seen.append((proto.server, proto.client, proto.scheme))
+            proto.connection_lost(None)
+        return seen
+
+    uvicorn_gives, serve_gives = asyncio.run(run())
+    assert serve_gives == uvicorn_gives
+
+
+def test_uvicorns_connection_made_is_the_one_serve_stands_in_for() -> None:
+    """``_Bounded.connection_made`` does what uvicorn 0.55's does, with the loop's cached
+    addresses: a different uvicorn ``connection_made`` must be looked at again."""
+    import hashlib
+    import inspect
+
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    for cls in (HttpToolsProtocol, H11Protocol):
+        source = inspect.getsource(cls.connection_made)
+        assert hashlib.sha256(source.encode()).hexdigest()[:16] == "6efb565ff3d36b91", cls
+
+
+def test_a_real_connection_gets_its_addresses_on_both_loops() -> None:
+    """Over real sockets (asyncio's loop and uvloop): the scope's ``client`` and
+    ``server`` are the connection's two ends."""
+    pytest.importorskip("httptools")
+    uvloop = pytest.importorskip("uvloop")
+    import uvicorn
+    from uvicorn.server import ServerState
+
+    from llmrelay.server import SocketLimits
+    from llmrelay.server._sockets import protocol_factory
+
+    seen: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append((scope["client"], scope["server"]))
+        await receive()
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    config = uvicorn.Config(app, lifespan="off", log_level="warning")
+    config.load()
+    factory = protocol_factory(SocketLimits())
+
+    async def one() -> tuple[Any, Any]:
+        loop = asyncio.get_running_loop()
+        state = ServerState()
+        server = await loop.create_server(
+            lambda: factory(config=config, server_state=state, app_state={}), "127.0.0.1", 0
+        )
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        local = writer.get_extra_info("socket").getsockname()
+        writer.write(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        assert (await asyncio.wait_for(reader.read(), 10)).startswith(b"HTTP/1.1 204")
+        writer.close()
+        server.close()
+        await server.wait_closed()
+        return local, ("127.0.0.1", port)
+
+    for run in (asyncio.run, uvloop.run):
+        seen.clear()
+        client, server = run(one())
+        assert seen == [(client, server)]

@@ -228,6 +228,7 @@ def test_serve_hands_uvicorn_the_socket_limits_and_the_trusted_proxies(
     assert seen["forwarded_allow_ips"] == ["10.0.0.0/8", "::1"]
     config = seen["app"].state.llmrelay.config
     assert (config.body_timeout, config.log_max_pending) == (9, 12)
+    assert config.freeze_heap  # serve's process: its start-up objects out of the collector's way
 
     seen.clear()
     assert CliRunner().invoke(cli, ["serve", "--port", "1"]).exit_code == 0

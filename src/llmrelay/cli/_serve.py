@@ -219,6 +219,7 @@ def serve(
         log_max_pending=log_max_pending,
         log_prompts=log_prompts,
         client_kwargs=client_kwargs,
+        freeze_heap=True,
     )
     try:
         check_shared_config()  # LLMRELAY_REDIS_URL / LLMRELAY_DATABASE_URL, before binding

@@ -33,6 +33,7 @@ from ._context import Context, configure_access_log
 from ._errors import error_body, scrub
 from ._fast import ChatFastPath, candidate
 from ._guard import Guard
+from ._heap import freeze_heap
 from ._logs import install_redaction, redact_root_handlers
 from ._memory import MemoryStateStore, StateStore
 from ._metrics import Metrics
@@ -161,6 +162,8 @@ def create_app(
                 responses = llmrelay.DatabaseResponseStore(database)
                 stack.push_async_callback(responses.aclose)
                 ctx.responses = ctx.served.responses.with_store(responses)
+            if config.freeze_heap:  # the start-up objects out of every later collection
+                freeze_heap()
             yield
 
     app = _RelayApp(

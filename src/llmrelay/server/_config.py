@@ -39,6 +39,9 @@ class ServerConfig:
             ones go to the spill file (``llmrelay.log.LogWriter``).
         client_kwargs: keyword arguments for the ``llmrelay.AsyncClient`` the app creates
             (``config_path``, ``model``, ...; never taken from a request).
+        freeze_heap: at the end of start-up, collect and freeze the objects alive
+            (``gc.freeze``: later collections skip them); ``llmrelay serve`` sets it, an
+            app embedded in another process leaves that process's collector alone.
     """
 
     api_key: str | None = field(default=None, repr=False)
@@ -53,6 +56,7 @@ class ServerConfig:
     body_timeout: float = 30.0
     log_max_pending: int = 10_000
     client_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    freeze_heap: bool = False
 
     def to_json(self) -> str:
         """This config as a JSON object, the key included (``from_json`` reads it back).
