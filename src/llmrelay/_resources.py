@@ -32,7 +32,7 @@ if TYPE_CHECKING:
         Model,
         ModelList,
     )
-    from ._wire.openai_chat import ChunkConverter
+    from ._wire.openai_chat import ChunkConverter, ChunkFrames
 
 # pydantic (behind ``llmrelay._openai`` and ``llmrelay._wire``) is imported on first use
 # of these resources, not with the client: the CLI's start-up never pays for it.
@@ -47,6 +47,18 @@ __all__ = [
 ]
 
 log = logging.getLogger("llmrelay")
+
+_openai_chat: Any = None
+"""``llmrelay._wire.openai_chat`` once loaded (pydantic: on first use, not with the client;
+an import statement per request costs a few microseconds)."""
+
+
+def _load_openai_chat() -> Any:
+    global _openai_chat
+    from ._wire import openai_chat
+
+    _openai_chat = openai_chat
+    return openai_chat
 
 
 class AsyncChatCompletionStream(OpenedStream):
@@ -103,8 +115,7 @@ class AsyncChatCompletionStream(OpenedStream):
         """The chunk converter, made once the turn is open (its model is known)."""
         converter = self._converter
         if converter is None:
-            from ._wire import openai_chat
-
+            openai_chat = _openai_chat or _load_openai_chat()
             converter = self._converter = openai_chat.ChunkConverter(
                 id=self._id,
                 created=self._created,
@@ -131,10 +142,10 @@ class AsyncChatCompletionStream(OpenedStream):
             ``AsyncSSEStream``: iterate it for the frames; an error is raised as
             iterating this stream raises it.
         """
-        from ._wire import openai_chat  # pydantic: loaded on first use
+        openai_chat = _openai_chat or _load_openai_chat()  # pydantic: loaded on first use
 
-        def frames() -> openai_chat.ChunkFrames:
-            made = openai_chat.ChunkFrames(
+        def frames() -> ChunkFrames:
+            made: ChunkFrames = openai_chat.ChunkFrames(
                 id=self._id,
                 created=self._created,
                 model=f"{self.events.provider}:{self.events.model}",
@@ -287,8 +298,7 @@ class AsyncChatCompletions:
         except BaseException:
             await events.aclose()
             raise
-        from ._wire import openai_chat
-
+        openai_chat = _openai_chat or _load_openai_chat()
         completion_id = openai_chat.new_completion_id()
         created = int(time.time())
         if stream:
@@ -304,9 +314,10 @@ class AsyncChatCompletions:
             completion = dataclasses.replace(
                 completion, usage=_estimate(events), usage_estimated=True
             )
-        return openai_chat.to_chat_completion(
+        result: ChatCompletion = openai_chat.to_chat_completion(
             completion, id=completion_id, created=created, model=name
         )
+        return result
 
 
 def _estimate(events: AsyncChatStream) -> Usage:
