@@ -45,7 +45,7 @@ from typing import Any
 import anyio
 
 from . import errors
-from ._engine import Engine, Opened, close_quietly, map_exception, task_lookup
+from ._engine import Engine, Opened, OpenPhase, close_quietly, map_exception, task_lookup
 from ._router import Target
 from ._turn import Skipped, Turn, is_content
 from .types import (
@@ -241,7 +241,7 @@ class AsyncChatStream:
         # a list, not a deque: it holds a few events at most (a deque's block is ~600 B)
         self._pending: list[Event] = []
         self._agen: AsyncGenerator[Event, None] | None = None
-        self._opener: AsyncGenerator[Queued | Opened, None] | None = None
+        self._opener: OpenPhase | None = None
         self._opened = False
         self._done = False
         self._error: BaseException | None = None
