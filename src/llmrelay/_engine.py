@@ -393,6 +393,7 @@ class Engine:
         *,
         candidates: Sequence[Candidate] | None = None,
         prefill: str = "",
+        loop: asyncio.AbstractEventLoop | None = None,
     ) -> OpenPhase:
         """Try ``turn``'s candidates until one yields content or its finish.
 
@@ -410,6 +411,8 @@ class Engine:
             candidates: the candidates to try instead of the turn's (a rescue's).
             prefill: the answer so far, sent to the candidates that continue a partial
                 answer (``Provider.continues``; ``Opened.prefilled``), never to others.
+            loop: the running asyncio loop when the caller knows it (``None``: looked
+                up here; off asyncio there is none).
 
         Raises:
             llmrelay.errors.ConfigError / ProviderError / AllProvidersFailed: as
@@ -418,7 +421,7 @@ class Engine:
                 ``total``), one that ends without content or finish with
                 ``ProtocolError``.
         """
-        return OpenPhase(self, turn, attempts, total_deadline, candidates, prefill)
+        return OpenPhase(self, turn, attempts, total_deadline, candidates, prefill, loop)
 
     async def _next_open_event(self, wait: _OpenWait, agen: AsyncGenerator[Event, None]) -> Event:
         """The candidate's next event in the open phase, within its deadline.
@@ -675,6 +678,7 @@ class OpenPhase:
         "_done",
         "_engine",
         "_prefill",
+        "_task",
         "_total",
         "_trial",
         "_trials",
@@ -690,8 +694,15 @@ class OpenPhase:
         total_deadline: float | None,
         candidates: Sequence[Candidate] | None,
         prefill: str,
+        loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         self._engine = engine
+        if loop is None:
+            loop = asyncio.events._get_running_loop()
+        self._task = task_lookup(loop) if loop is not None else None
+        """The running asyncio task, looked up at each wait (a progress report may hand
+        the open phase to another task), bounded by a loop timer; ``None`` off asyncio:
+        an anyio scope."""
         self._turn = turn
         self._attempts = attempts
         self._total = total_deadline
@@ -751,7 +762,9 @@ class OpenPhase:
                 self._trial = trial
                 self._continues = continues
                 self._buffered = []
-                self._wait = _OpenWait(trial, request.deadline, self._total, engine.settings)
+                self._wait = _OpenWait(
+                    trial, request.deadline, self._total, engine.settings, self._task
+                )
             current, wait = self._trial, self._wait
             assert current is not None
             assert wait is not None
@@ -833,6 +846,7 @@ class _OpenWait:
         deadline: float | None,
         total_deadline: float | None,
         settings: Settings,
+        task: Callable[[], asyncio.Task[Any] | None] | None,
     ) -> None:
         self.target = trial.target
         self.deadline = deadline
@@ -845,11 +859,8 @@ class _OpenWait:
         """The silence limit (only with a next candidate behind this one)."""
         self.quiet = trial.started + silence if silence is not None else None
         """When the silence limit ends (restarted by each progress report)."""
-        loop = asyncio.events._get_running_loop()
-        self.task = task_lookup(loop) if loop is not None else None
-        """The running asyncio task, looked up at each wait (a progress report may hand
-        the open phase to another task), bounded by a loop timer; ``None`` off asyncio:
-        an anyio scope."""
+        self.task = task
+        """The running asyncio task's lookup (``OpenPhase``), or ``None`` off asyncio."""
 
 
 _TIMED_OUT: Any = object()

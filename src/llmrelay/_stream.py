@@ -208,6 +208,7 @@ class AsyncChatStream:
         "_done",
         "_engine",
         "_error",
+        "_loop",
         "_opened",
         "_opener",
         "_pending",
@@ -249,6 +250,8 @@ class AsyncChatStream:
         self._deadline: float | None = None
         self._stall: float | None = engine.settings.timeouts.stall
         self._watchdog: _Watchdog | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        """The asyncio loop the stream was opened on (``None`` before, or off asyncio)."""
         self._carry = ""
         self._rescued = 0
         self._serving: Target | None = None
@@ -300,8 +303,11 @@ class AsyncChatStream:
             total = self._engine.settings.timeouts.total
             self._total = total
             self._deadline = time.monotonic() + total if total is not None else None
+            # one look-up of the loop per stream (Python 3.11's costs a getpid system
+            # call): the open phase's timers and the watchdog share it
+            loop = self._loop = asyncio.events._get_running_loop()
             opener = self._opener = self._engine.open_chat(
-                self._turn, self.attempts, self._deadline
+                self._turn, self.attempts, self._deadline, loop=loop
             )
         try:
             item = await opener.__anext__()
@@ -434,7 +440,7 @@ class AsyncChatStream:
         if dog is None:
             if self._deadline is None and self._stall is None:
                 return None
-            loop = asyncio.events._get_running_loop()
+            loop = self._loop
             if loop is None:  # not asyncio (trio): a scope per event
                 return None
             dog = self._watchdog = _Watchdog(loop, self._deadline, self._stall)
