@@ -12,7 +12,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Literal, Unpack, overload
+from typing import TYPE_CHECKING, Any, Literal, Unpack, cast, overload
 
 from . import errors
 from ._fields import split_fields
@@ -47,6 +47,25 @@ __all__ = [
 ]
 
 log = logging.getLogger("llmrelay")
+
+_SAME_NAME = frozenset(
+    (
+        "model",
+        "temperature",
+        "top_p",
+        "seed",
+        "frequency_penalty",
+        "presence_penalty",
+        "options",
+        "conversation",
+        "tools",
+        "tool_choice",
+        "parallel_tool_calls",
+        "response_format",
+    )
+)
+"""``create``'s parameters that ``AsyncClient.stream`` takes as they are (``ChatParams``);
+``max_tokens`` (or ``max_completion_tokens``) and ``stop`` are mapped."""
 
 _openai_chat: Any = None
 """``llmrelay._wire.openai_chat`` once loaded (pydantic: on first use, not with the client;
@@ -264,27 +283,17 @@ class AsyncChatCompletions:
         if max_tokens is None:
             max_tokens = params.get("max_tokens")
         stream_options = params.get("stream_options") or {}
-        if not isinstance(stream_options, Mapping):
+        if type(stream_options) is not dict and not isinstance(stream_options, Mapping):
             raise errors.ConfigError("stream_options must be an object", param="stream_options")
         asked, ignored = split_fields(params)
         if ignored:
             log.debug("ignored (harmless): %s", ", ".join(ignored))
-        chat: ChatParams = {
-            "model": params.get("model"),
-            "temperature": params.get("temperature"),
-            "top_p": params.get("top_p"),
-            "max_tokens": max_tokens,
-            "stop": [stop] if isinstance(stop, str) else stop,
-            "seed": params.get("seed"),
-            "frequency_penalty": params.get("frequency_penalty"),
-            "presence_penalty": params.get("presence_penalty"),
-            "options": params.get("options"),
-            "conversation": params.get("conversation"),
-            "tools": params.get("tools"),
-            "tool_choice": params.get("tool_choice"),
-            "parallel_tool_calls": params.get("parallel_tool_calls"),
-            "response_format": params.get("response_format"),
-        }
+        # the chat parameters given, under their own names (an absent one reads as None)
+        chat = cast(ChatParams, {k: v for k, v in params.items() if k in _SAME_NAME})
+        if max_tokens is not None:
+            chat["max_tokens"] = max_tokens
+        if stop is not None:
+            chat["stop"] = [stop] if isinstance(stop, str) else stop
         self._client._check_open()
         events = AsyncChatStream(self._client._engine, Turn.build(messages, chat, asked))
         include_usage = bool(stream_options.get("include_usage"))
