@@ -206,12 +206,51 @@ class Engine:
                 (strict) a parameter or option it does not take.
         """
         cls = self.registry.get(target.provider)
-        passthrough = self._forwarded(cls, target, turn)
+        # only what differs from ``ChatRequest``'s defaults is passed: a frozen
+        # dataclass's keyword arguments cost, and most requests set few of its 20 fields
+        fields: dict[str, Any] = {}
+        if turn.asked:
+            fields["passthrough"] = self._forwarded(cls, target, turn)
+        if Capability.VISION not in cls.capabilities:
+            self._refuse_images(target, turn)
+        if turn.parameters or turn.options:
+            params = self._supported(cls, target, turn.parameters, turn.options)
+            if "stop" in params:
+                params["stop"] = tuple(params["stop"])
+            fields.update(params)
+            fields["options"] = {k: v for k, v in turn.options.items() if k in cls.options}
+        if turn.conversation is not None:
+            fields["state"] = turn.conversation.state_for(target.provider)
+        elif turn.state is not None and turn.state.provider == target.provider:
+            fields["state"] = turn.state
+        if self.settings.strict:
+            fields["strict"] = True
+        if turn.tools:
+            fields["tools"] = turn.tools
+        if turn.tool_choice is not None:
+            fields["tool_choice"] = turn.tool_choice
+        if turn.parallel_tool_calls is not None:
+            fields["parallel_tool_calls"] = turn.parallel_tool_calls
+        if turn.response_format is not None:
+            fields["response_format"] = turn.response_format
+        if self.settings.allow_image_fetch:
+            fields["image_fetch"] = ImageFetchPolicy()
+        if prefill:
+            fields["prefill"] = prefill
+        return ChatRequest(messages=turn.messages, model=target.model, deadline=deadline, **fields)
+
+    @staticmethod
+    def _refuse_images(target: Target, turn: Turn) -> None:
+        """Refuse a turn with an image part for a provider without vision.
+
+        Raises:
+            llmrelay.errors.InvalidRequestError: ``param`` names the message as the
+                caller gave it: its own ``messages[i]``, or the conversation's.
+        """
         earlier = len(turn.messages) - len(turn.new)  # the system prompt, the history
         for index, message in enumerate(turn.messages):
-            if message.images and Capability.VISION not in cls.capabilities:
+            if message.images:
                 part = message.image_parts[0][0]
-                # named as the caller gave it: its own messages[i], or the conversation's
                 where, param = (
                     (f"messages[{index - earlier}]",) * 2
                     if index >= earlier
@@ -224,36 +263,6 @@ class Engine:
                     model=target.model,
                     param=param,
                 )
-        params = self._supported(cls, target, turn.parameters, turn.options)
-        options = {k: v for k, v in turn.options.items() if k in cls.options}
-        if turn.conversation is not None:
-            state = turn.conversation.state_for(target.provider)
-        elif turn.state is not None and turn.state.provider == target.provider:
-            state = turn.state
-        else:
-            state = None
-        return ChatRequest(
-            messages=turn.messages,
-            model=target.model,
-            temperature=params.get("temperature"),
-            max_tokens=params.get("max_tokens"),
-            top_p=params.get("top_p"),
-            stop=tuple(params.get("stop", ())),
-            seed=params.get("seed"),
-            state=state,
-            options=options,
-            deadline=deadline,
-            strict=self.settings.strict,
-            tools=turn.tools,
-            tool_choice=turn.tool_choice,
-            parallel_tool_calls=turn.parallel_tool_calls,
-            response_format=turn.response_format,
-            frequency_penalty=params.get("frequency_penalty"),
-            presence_penalty=params.get("presence_penalty"),
-            passthrough=passthrough,
-            image_fetch=ImageFetchPolicy() if self.settings.allow_image_fetch else None,
-            prefill=prefill,
-        )
 
     @staticmethod
     def _forwarded(cls: type[Provider], target: Target, turn: Turn) -> dict[str, Any]:
