@@ -373,7 +373,8 @@ class Engine:
         target = trial.target
         attempts.append(errors.Attempt(target.provider, target.model, "ok", None, message))
         self.router.succeeded(target)
-        log.info("%s answered in %.3fs", target, time.monotonic() - trial.started)
+        if log.isEnabledFor(logging.INFO):  # the elapsed time only when it is logged
+            log.info("%s answered in %.3fs", target, time.monotonic() - trial.started)
 
     def _explain(self, exc: errors.ProviderError, target: Target) -> None:
         """Add where the URL came from to a connection failure (what to fix)."""

@@ -362,7 +362,8 @@ class AsyncChatStream:
         acc = self._acc
         secrets = self._engine.secrets
         while True:
-            token = secrets.activate()  # the provider's errors redact this client's keys
+            # the provider's errors redact this client's keys (no call without keys)
+            token = secrets.activate() if secrets._values else None
             try:
                 dog = self._watchdog
                 if dog is None or dog.expired:
@@ -402,7 +403,8 @@ class AsyncChatStream:
             except BaseException as exc:
                 return await self._fail(exc)
             finally:
-                secrets.deactivate(token)
+                if token is not None:
+                    secrets.deactivate(token)
             if type(event) is str:
                 if acc.finish is None:
                     if event.isascii() and not self._carry:

@@ -483,6 +483,8 @@ class ChunkFrames:
         """The frame of a non-text event, or ``None`` (usage is kept for ``tail``)."""
         if type(event) is str:
             return self.text(event)
+        if type(event) is FinishReason:  # every answer has one: tested first
+            return self.finish(event.reason)
         if isinstance(event, Reasoning):
             return self.reasoning(event.text)
         if isinstance(event, ToolCallDelta):
