@@ -52,8 +52,9 @@ def normalize_input(value: Any) -> EmbeddingInput:
     """``EmbeddingInput`` from what a caller passed (OpenAI's ``input`` forms).
 
     A string; a non-empty iterable of strings; a non-empty iterable of token ids
-    (``int`` >= 0); or a non-empty iterable of token-id lists or tuples. Iterables
-    become tuples.
+    (``int`` >= 0); or a non-empty iterable of token-id iterables (lists, tuples, a
+    numpy array's rows). Iterables become tuples; a token id of another
+    ``numbers.Integral`` type (numpy's ``int64``) becomes its Python ``int``.
 
     Raises:
         llmrelay.errors.ConfigError: anything else: an empty string or list, a mixed or
@@ -85,8 +86,8 @@ def normalize_input(value: Any) -> EmbeddingInput:
             )
         return items
     if all(_token(item) for item in items):
-        return items
-    if all(isinstance(item, list | tuple) for item in items):  # token-id lists
+        return tuple(int(item) for item in items)
+    if all(_array(item) for item in items):  # token-id lists
         arrays = tuple(tuple(item) for item in items)
         for index, ids in enumerate(arrays):
             if not ids or not all(_token(i) for i in ids):
@@ -94,7 +95,7 @@ def normalize_input(value: Any) -> EmbeddingInput:
                     f"input[{index}]: a token array is a non-empty list of token ids (int >= 0)",
                     param=f"input[{index}]",
                 )
-        return arrays
+        return tuple(tuple(int(i) for i in ids) for ids in arrays)
     raise errors.ConfigError(
         "input: a list holds all strings, all token ids, or all token-id lists, not a mix",
         param="input",
@@ -102,7 +103,13 @@ def normalize_input(value: Any) -> EmbeddingInput:
 
 
 def _token(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    """A token id: a non-negative ``numbers.Integral`` that is not a ``bool``."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and int(value) >= 0
+
+
+def _array(value: Any) -> bool:
+    """A token-id array: an iterable that is not text, bytes or a mapping."""
+    return isinstance(value, Iterable) and not isinstance(value, str | bytes | bytearray | Mapping)
 
 
 def _check_fields(dimensions: Any, user: Any, options: Any) -> int | None:

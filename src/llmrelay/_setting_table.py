@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import logging
 import os
+import posixpath
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -515,9 +517,7 @@ def home(env: Mapping[str, str] | None = None) -> Path:
     value = read("home", env)
     if value:
         return Path(value).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("llmrelay"))
+    return user_dir("data")
 
 
 def database_url(env: Mapping[str, str] | None = None) -> str | None:
@@ -545,9 +545,52 @@ def server_api_key(env: Mapping[str, str] | None = None) -> str | None:
 
 def default_config_path() -> Path:
     """``<platformdirs user config dir>/llmrelay/config.toml``."""
+    return user_dir("config") / "config.toml"
+
+
+_XDG: Final = {
+    "data": ("XDG_DATA_HOME", "/.local/share"),
+    "config": ("XDG_CONFIG_HOME", "/.config"),
+}
+
+
+def user_dir(kind: str) -> Path:
+    """The user data (``kind="data"``) or config (``"config"``) directory of llmrelay.
+
+    On Linux these follow the XDG Base Directory rules
+    (https://specifications.freedesktop.org/basedir-spec/latest/): ``$XDG_DATA_HOME`` or
+    ``$XDG_CONFIG_HOME`` when absolute, else ``$HOME/.local/share`` or ``$HOME/.config``;
+    then ``/llmrelay``. Where the answer is that plain (Linux, not Android, an absolute
+    variable or an absolute ``HOME``) it is computed here, as platformdirs computes it
+    (https://github.com/tox-dev/platformdirs/blob/main/src/platformdirs/_xdg.py),
+    without importing platformdirs: its Unix module imports ``tempfile`` and with it
+    ``shutil``, ``random``, ``bz2`` and ``lzma``, ~9 ms of CPU before a chat's first
+    token. Any other case (another system, a relative or missing ``HOME``) asks
+    platformdirs; ``tests/unit/test_setting_table.py`` checks both give the same path.
+    """
+    variable, default = _XDG[kind]
+    env = os.environ
+    plain_linux = (
+        sys.platform == "linux"
+        and not hasattr(sys, "getandroidapilevel")
+        and not (env.get("ANDROID_DATA") == "/data" and env.get("ANDROID_ROOT") == "/system")
+    )
+    if plain_linux:
+        base = env.get(variable, "")
+        if not posixpath.isabs(base):
+            home = env.get("HOME", "")
+            # os.path.expanduser's rule for "~" + default: HOME without trailing slashes
+            base = home.rstrip("/") + default if posixpath.isabs(home) else ""
+        if base:
+            return Path(os.path.join(base, "llmrelay"))
     import platformdirs
 
-    return Path(platformdirs.user_config_dir("llmrelay")) / "config.toml"
+    found = (
+        platformdirs.user_data_dir("llmrelay")
+        if kind == "data"
+        else platformdirs.user_config_dir("llmrelay")
+    )
+    return Path(found)
 
 
 def keys_path(env: Mapping[str, str] | None = None) -> Path:

@@ -15,9 +15,12 @@ one connection pool. What the portal guarantees:
   block, a ``break`` that drops the stream, or Ctrl-C while iterating cancels its task,
   which closes the provider's connection.
 
-A ``Client`` that is garbage-collected unclosed is closed by a finalizer (no thread or
-socket is left); a stream keeps its client alive. After ``fork``, a child starts a fresh
-loop on first use (``os.register_at_fork``: the one fork-safety mechanism).
+The loop thread starts at the first call or stream, not at construction (which reads and
+checks the settings in the caller's thread): a ``Client`` made and never used starts no
+thread. A ``Client`` that is garbage-collected unclosed is closed by a finalizer (no
+thread or socket is left); a stream keeps its client alive. After ``fork``, a child
+starts a fresh loop on first use (``os.register_at_fork``: the one fork-safety
+mechanism).
 """
 
 from __future__ import annotations
@@ -313,9 +316,10 @@ class Client:
         self._lock = threading.Lock()
         self._closed = False
         self._portal: Portal | None = None
-        self._async: AsyncClient | None = None
         self._finalizer: weakref.finalize[Any, Any] | None = None
-        self._start()  # settings are validated now, in the caller's thread
+        # settings are validated now, in the caller's thread; the loop thread starts at
+        # the first call that needs it
+        self._async: AsyncClient | None = AsyncClient(**self._kwargs)
         self.chat = _Chat(self)
         self.images = _Images(self)
         self.embeddings = _Embeddings(self)
@@ -326,33 +330,24 @@ class Client:
         self.messages = Messages(self)
         _live_clients.add(self)
 
-    def _start(self) -> None:
-        portal = Portal()
-        try:
-            aclient = portal.call(self._make_async())
-        except BaseException:
-            portal.close()
-            raise
-        self._portal, self._async = portal, aclient
-        self._finalizer = weakref.finalize(self, _finalize, portal, aclient)
-
-    async def _make_async(self) -> AsyncClient:
-        return AsyncClient(**self._kwargs)
-
     def _ensure(self) -> tuple[Portal, AsyncClient]:
+        """The loop thread and the async client, started on first use (under the lock)."""
         with self._lock:
             if self._closed:
                 raise errors.ClientClosed("this llmrelay.Client is closed")
-            if self._portal is None or self._async is None:  # a forked child
-                self._start()
-            assert self._portal is not None
-            assert self._async is not None
+            if self._async is None:  # a forked child: the parent's client stays its own
+                self._async = AsyncClient(**self._kwargs)
+            if self._portal is None:
+                portal = Portal()
+                self._portal = portal
+                self._finalizer = weakref.finalize(self, _finalize, portal, self._async)
             return self._portal, self._async
 
     def _after_fork(self) -> None:
         # The parent's loop thread does not exist in the child: start afresh on next use.
         if self._finalizer is not None:
             self._finalizer.detach()
+        self._finalizer = None
         self._portal = None
         self._async = None
         self._lock = threading.Lock()
@@ -378,9 +373,13 @@ class Client:
         connections are closed and the loop thread stopped.
         """
         with self._lock:
+            first = not self._closed
             self._closed = True
+            unstarted = self._async if first and self._portal is None else None
         if self._finalizer is not None:
             self._finalizer()
+        elif unstarted is not None:
+            _close_unstarted(unstarted)
 
     def prepare(self) -> None:
         """Build the engine and the HTTP client now (see ``AsyncClient.prepare``)."""
@@ -472,6 +471,23 @@ def _in_this_thread(params: ChatParams, where: str) -> ChatParams:
 def _finalize(portal: Portal, aclient: AsyncClient) -> None:
     """Close an unclosed client's loop and connections (``close()`` or garbage collection)."""
     portal.close(aclient.aclose())
+
+
+def _close_unstarted(aclient: AsyncClient) -> None:
+    """Close the async client of a ``Client`` whose loop thread never started.
+
+    Nothing of it was used (no connection is open); ``aclose`` releases what its
+    construction made (a proxy's HTTP client, a Redis health store) on a private event
+    loop in this thread, or, when this thread already runs one, on a short-lived portal.
+    """
+    import asyncio
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(aclient.aclose())
+        return
+    Portal().close(aclient.aclose())
 
 
 def _reset_after_fork() -> None:

@@ -35,7 +35,6 @@ upstream that echoes the key back does not get it printed.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -124,6 +123,8 @@ class UnknownModelError(ConfigError):
         if len(self.valid) <= self.SHOWN:
             listed = f"valid models: {', '.join(self.valid)}"
         else:
+            import difflib  # only for this message (not at every `import llmrelay`)
+
             close = difflib.get_close_matches(model, self.valid, n=self.SHOWN, cutoff=0.3)
             listed = (f"closest: {', '.join(close)}; " if close else "") + (
                 f"{len(self.valid)} valid names: `llmrelay models"

@@ -21,6 +21,7 @@ from llmrelay import (
     ChatRequest,
     Client,
     ClientClosed,
+    ConfigError,
     Event,
     FinishReason,
     ProviderInfo,
@@ -247,6 +248,48 @@ def test_unclosed_clients_leave_no_threads_or_sockets(space: Space) -> None:
         del client
     gc.collect()
     assert _wait_for(lambda: _loop_threads() == before)
+
+
+def test_construction_starts_no_thread_until_the_first_call(space: Space) -> None:
+    _, url = space
+    before = _loop_threads()
+    client = Client(base_urls={"hf_spaces": url})
+    assert _loop_threads() == before  # made, not used: no loop thread
+    assert client.complete("Hi").text == FULL
+    assert _loop_threads() == before + 1
+    client.close()
+    assert _wait_for(lambda: _loop_threads() == before)
+
+
+def test_a_bad_setting_is_refused_at_construction_in_the_caller_s_thread() -> None:
+    before = _loop_threads()
+    with pytest.raises(ConfigError, match="transport"):
+        Client(transport="carrier-pigeon")
+    assert _loop_threads() == before
+
+
+def test_a_client_closed_unused_closes_its_async_client_and_starts_no_loop() -> None:
+    client = Client()
+    aclient = client._async
+    assert aclient is not None
+    before = _loop_threads()
+    client.close()
+    client.close()  # idempotent
+    assert aclient._closed  # its aclose ran (on a private loop of this thread)
+    assert _loop_threads() == before
+    with pytest.raises(ClientClosed):
+        client.complete("Hi")
+
+
+def test_a_client_closed_unused_inside_a_running_loop_still_closes() -> None:
+    async def main() -> bool:
+        client = Client()
+        aclient = client._async
+        assert aclient is not None
+        client.close()  # this thread runs a loop: aclose runs on a short-lived portal
+        return bool(aclient._closed)
+
+    assert asyncio.run(main())
 
 
 def _wait_for(condition: Callable[[], bool], timeout: float = 5) -> bool:

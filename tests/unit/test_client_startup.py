@@ -99,6 +99,12 @@ def test_construction_imports_no_http_stack_and_no_provider() -> None:
     assert _heavy(_modules_after(CONSTRUCTIONS)) == []
 
 
+def test_import_llmrelay_leaves_the_error_hints_and_the_user_directories_for_later() -> None:
+    # difflib (an unknown model's suggestions) and platformdirs with tempfile (the
+    # config file's default place) load when they are used, not at every start
+    assert not {"difflib", "platformdirs", "tempfile"} & _modules_after("")
+
+
 def test_first_use_builds_the_http_client_and_imports_httpx() -> None:
     """The probe can see the modules: the first use does import them."""
     modules = _modules_after("c = llmrelay.AsyncClient(); c.candidates()")

@@ -107,6 +107,20 @@ def test_input_forms(given: Any, normal: Any) -> None:
     assert normalize_input(given) == normal
 
 
+def test_numpy_token_ids_become_python_ints() -> None:
+    np = pytest.importorskip("numpy")
+    flat = normalize_input(np.array([3, 0, 7], dtype=np.int64))
+    nested = normalize_input(np.array([[1, 2], [3, 4]], dtype=np.int32))
+    assert flat == (3, 0, 7)
+    assert {type(i) for i in flat} == {int}
+    assert nested == ((1, 2), (3, 4))
+    assert {type(i) for ids in nested for i in ids} == {int}
+    with pytest.raises(errors.ConfigError, match=r"input\[0\]"):
+        normalize_input(np.array([[1, -2]]))
+    with pytest.raises(errors.ConfigError, match="input"):
+        normalize_input(np.array([1.5, 2.0]))
+
+
 @pytest.mark.parametrize(
     "given",
     [
@@ -120,6 +134,10 @@ def test_input_forms(given: Any, normal: Any) -> None:
         [[1], []],
         [[1], ["x"]],
         [[1.5]],
+        [["ab"]],
+        [[1], "ab"],
+        [[1], b"ab"],
+        [[1], {"a": 1}],
         b"bytes",
         {"a": 1},
         5,

@@ -294,3 +294,65 @@ def test_every_row_has_readers_for_its_sources() -> None:
             from_variable, from_key = TYPES[row.type]
             assert from_variable is not None or not row.variables, row.name
             assert from_key is not None or not row.key, row.name
+
+
+_ENVIRONMENTS = [
+    {"HOME": "/home/ada"},
+    {"HOME": "/home/ada/"},
+    {"HOME": "/"},
+    {"HOME": "//srv//ada//"},
+    {"HOME": "relative/home"},
+    {},
+    {"HOME": "/home/ada", "XDG_DATA_HOME": "/data/x", "XDG_CONFIG_HOME": "/conf/y/"},
+    {"HOME": "/home/ada", "XDG_DATA_HOME": "", "XDG_CONFIG_HOME": ""},
+    {"HOME": "/home/ada", "XDG_DATA_HOME": "rel/x", "XDG_CONFIG_HOME": "~/y"},
+    {"XDG_DATA_HOME": "/data/x", "XDG_CONFIG_HOME": "/conf/y"},
+    {"HOME": "/home/ada", "ANDROID_DATA": "/data", "ANDROID_ROOT": "/system"},
+]
+
+
+@pytest.mark.parametrize("environment", _ENVIRONMENTS)
+def test_the_user_directories_are_platformdirs_own(
+    environment: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # llmrelay works out the plain Linux cases without importing platformdirs (start-up
+    # time); whatever the environment, the answer must be platformdirs' own
+    import platformdirs
+
+    from llmrelay import _setting_table
+
+    for name in ("HOME", "XDG_DATA_HOME", "XDG_CONFIG_HOME", "ANDROID_DATA", "ANDROID_ROOT"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("LLMRELAY_HOME", raising=False)
+    try:
+        data = platformdirs.user_data_dir("llmrelay")
+        config = platformdirs.user_config_dir("llmrelay")
+    except RuntimeError:  # platformdirs finds no home: llmrelay says the same
+        with pytest.raises(RuntimeError):
+            _setting_table.home()
+        return
+    assert str(_setting_table.home()) == str(Path(data))
+    assert str(_setting_table.default_config_path()) == str(Path(config) / "config.toml")
+
+
+def test_the_plain_linux_case_does_not_import_platformdirs(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from llmrelay import _setting_table as t\n"
+        "print(t.home(), t.default_config_path(), 'platformdirs' in sys.modules)\n"
+    )
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": src}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    ).stdout.split()
+    if sys.platform == "linux":
+        assert out == [
+            f"{tmp_path}/.local/share/llmrelay",
+            f"{tmp_path}/.config/llmrelay/config.toml",
+            "False",
+        ]

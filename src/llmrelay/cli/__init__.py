@@ -10,6 +10,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from . import _collector
+
 __all__ = ["cli", "main"]
 
 
@@ -23,6 +25,7 @@ def _interrupted() -> None:
 
 def main(args: list[str] | None = None) -> None:
     """Console-script entry point (``llmrelay``, ``python -m llmrelay``)."""
+    _collector.pause()  # while the command starts (see ``_collector``)
     try:
         import click
 
@@ -38,6 +41,8 @@ def main(args: list[str] | None = None) -> None:
         sys.exit(code if isinstance(code, int) else 0)
     except KeyboardInterrupt:
         _interrupted()
+    finally:
+        _collector.resume()
 
 
 def __getattr__(name: str) -> Any:

@@ -6,6 +6,7 @@ import importlib
 
 import click
 
+from . import _collector
 from ._common import prepare_streams, verbose_option
 
 __all__ = ["COMMANDS", "cli"]
@@ -57,3 +58,5 @@ def cli() -> None:
     -v (or -vv) works before or after the command.
     """
     prepare_streams()
+    if click.get_current_context().invoked_subcommand != "chat":
+        _collector.resume()  # the chat resumes it at its first event or prompt

@@ -19,8 +19,6 @@ from ._common import (
     make_client_kwargs,
     verbose_option,
 )
-from ._options import resolve_options
-from ._schema import parse_schema, parse_tool
 from ._text import decode_argument, decode_bytes
 
 if TYPE_CHECKING:  # loaded when a chat runs, not for --help (asyncio alone is ~40 ms)
@@ -239,7 +237,7 @@ def chat(
         stream=not no_stream,
         usage=usage,
         schema=schema,
-        tools=[parse_tool(text) for text in tool_texts],
+        tools=_tools(tool_texts),
         tool_emulation=True if tool_emulation else None,
         attachments=_attachments(attachments),
     )
@@ -275,10 +273,23 @@ def _attachments(values: tuple[str, ...]) -> list[dict[str, Any]]:
     return [image_part(value) for value in values]
 
 
+def _tools(texts: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The ``--tool`` definitions (``cli._schema``, imported only then)."""
+    if not texts:
+        return []
+    from ._schema import parse_tool
+
+    return [parse_tool(text) for text in texts]
+
+
 def _schema(text: str | None, path: str | None) -> dict[str, Any] | None:
-    """The ``--schema`` / ``--schema-file`` schema, or ``None``."""
+    """The ``--schema`` / ``--schema-file`` schema, or ``None`` (``cli._schema`` only then)."""
     if text is not None and path is not None:
         raise click.UsageError("give --schema or --schema-file, not both")
+    if text is None and path is None:
+        return None
+    from ._schema import parse_schema
+
     if path is not None:
         with open(path, "rb") as handle:
             return parse_schema(decode_bytes(handle.read(), None, path), "--schema-file")
@@ -336,6 +347,8 @@ def _run(
                 options.descriptions = client.providers()
             except llmrelay.ConfigError as exc:
                 fail(describe_error(exc), code=2)
+            from ._options import resolve_options
+
             options.options = resolve_options(
                 option_pairs,
                 model=options.model,

@@ -15,6 +15,7 @@ import click
 
 import llmrelay
 
+from . import _collector
 from ._session import ChatSession, Output, TurnLog, TurnOptions, run_turn
 from ._text import clean_error_text
 
@@ -59,6 +60,7 @@ def repl(
     log: TurnLog,
 ) -> None:
     """Chat turn by turn until exit/quit/Ctrl-D."""
+    _collector.resume()  # start-up is over: the session waits for its first line
     with contextlib.suppress(ImportError):
         import readline  # noqa: F401  (line editing and history for input())
     click.echo(f"Chatting with {options.model or 'the default model'}", err=True)

@@ -17,8 +17,8 @@ import click
 import llmrelay
 from llmrelay.log import ExchangeLog, LogEntry, LogError
 
+from . import _collector
 from ._common import describe_error, warn
-from ._schema import response_format
 from ._text import StatusLine, queued_text
 
 __all__ = ["ChatSession", "Output", "TurnLog", "TurnOptions", "run_turn"]
@@ -157,6 +157,8 @@ class TurnOptions:
         if self.options:
             kwargs["options"] = self.options
         if self.schema is not None:
+            from ._schema import response_format
+
             kwargs["response_format"] = response_format(self.schema)
         if self.tools:
             kwargs["tools"] = self.tools
@@ -246,6 +248,7 @@ async def run_turn(
     status = StatusLine()
     try:
         async for event in stream:
+            _collector.resume()  # start-up is over (see ``_collector``)
             if isinstance(event, llmrelay.Queued) and not options.events:
                 status.show(queued_text(event.position, event.eta))
                 continue
@@ -276,6 +279,7 @@ async def run_turn(
             out.json(_error_object(exc, entry.error or ""))
         raise
     finally:
+        _collector.resume()
         status.clear()
         await stream.aclose()
         entry.answer = "".join(parts)

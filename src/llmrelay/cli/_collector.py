@@ -1,0 +1,40 @@
+"""The cyclic garbage collector is paused while the command line starts.
+
+Start-up (the commands' modules, the client, the first request) allocates tens of
+thousands of objects that live as long as the process and makes next to no garbage: in
+``llmrelay chat`` the collector ran about 70 times before the first token, found about
+450 objects to free and took 15-20 ms of CPU (measured with ``gc.callbacks``).
+``main()`` pauses it (``gc.disable``) and it resumes at the end of start-up: the chat's
+first event, the chat session's first prompt, any other command's start, or ``main()``'s
+end. Resuming moves what start-up allocated into the oldest generation
+(``gc.freeze`` then ``gc.unfreeze``), as if it had survived collections, so the next
+young collection does not walk all of it; a full collection still reaches it, so
+nothing is kept forever. Reference counting frees objects as usual meanwhile.
+https://docs.python.org/3/library/gc.html
+"""
+
+from __future__ import annotations
+
+import gc
+
+__all__ = ["pause", "resume"]
+
+_paused = False
+
+
+def pause() -> None:
+    """Stop automatic collection, unless the caller's process already had it off."""
+    global _paused
+    if gc.isenabled():
+        gc.disable()
+        _paused = True
+
+
+def resume() -> None:
+    """Restart automatic collection paused by ``pause()`` (idempotent)."""
+    global _paused
+    if _paused:
+        _paused = False
+        gc.freeze()
+        gc.unfreeze()
+        gc.enable()
