@@ -5,7 +5,11 @@ HTTP) yields ``--tokens`` text deltas and a finish; ``AsyncClient.stream`` opens
 iterates and closes it, one stream at a time (``sequential``) and ``--concurrent``
 streams at once (``concurrent``, the shape of ``concurrency.py``'s 1000 streams without
 sockets). What is left is llmrelay's engine: routing, the trial loop, the open phase's
-deadline, the stream's watchdog, the event bookkeeping, closing.
+deadline, the stream's watchdog, the event bookkeeping, closing. A third figure
+(``create+sse``) is ``llmrelay serve``'s use of the library: 16 workers each sending
+``--streams / 16`` requests one after another through ``chat.completions.create(
+stream=True, progress=True)`` with OpenAI-shaped messages, reading its ``sse()`` frames
+(the request's validation, the turn, the open phase, the chunk encoder; no server).
 
 Figures: CPU microseconds (``time.process_time``) per stream, best and median of
 ``--rounds`` rounds. With ``--before SRC`` each round also runs another checkout's
@@ -31,6 +35,7 @@ from types import MappingProxyType
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+KEYS = ("sequential", "concurrent", "create")
 
 
 def _child(tokens: int, streams: int, concurrent: int) -> dict[str, float]:
@@ -64,10 +69,28 @@ def _child(tokens: int, streams: int, concurrent: int) -> dict[str, float]:
         if n != tokens:
             raise RuntimeError(f"{n} tokens of {tokens}")
 
+    messages = [{"role": "user", "content": "Count for me."}]
+
+    async def served(client: llmrelay.AsyncClient) -> None:
+        frames = 0
+        stream = await client.chat.completions.create(
+            messages=messages, model="scripted", stream=True, progress=True
+        )
+        async with stream:
+            async for _frame in stream.sse():
+                frames += 1
+        if frames != tokens + 2:  # the deltas (the first with the role), the finish, [DONE]
+            raise RuntimeError(f"{frames} frames for {tokens} tokens")
+
+    async def worker(client: llmrelay.AsyncClient, n: int) -> None:
+        for _ in range(n):
+            await served(client)
+
     async def main() -> dict[str, float]:
         async with llmrelay.AsyncClient(providers=[Scripted]) as client:
             for _ in range(50):  # warm-up
                 await one(client)
+                await served(client)
             gc.collect()
             t0 = time.process_time()
             for _ in range(streams):
@@ -77,7 +100,12 @@ def _child(tokens: int, streams: int, concurrent: int) -> dict[str, float]:
             t0 = time.process_time()
             await asyncio.gather(*(one(client) for _ in range(concurrent)))
             together = (time.process_time() - t0) / concurrent * 1e6
-        return {"sequential": sequential, "concurrent": together}
+            gc.collect()
+            each = max(1, streams // 16)
+            t0 = time.process_time()
+            await asyncio.gather(*(worker(client, each) for _ in range(16)))
+            create = (time.process_time() - t0) / (each * 16) * 1e6
+        return {"sequential": sequential, "concurrent": together, "create": create}
 
     return asyncio.run(main())
 
@@ -108,24 +136,27 @@ def main(argv: list[str] | None = None) -> int:
     if args.before:
         sources.insert(0, ("before", Path(args.before)))
     results: dict[str, list[dict[str, float]]] = {name: [] for name, _ in sources}
-    for _ in range(args.rounds):
-        for name, src in sources:
+    for round_ in range(args.rounds):
+        for name, src in sources[round_ % 2 :] + sources[: round_ % 2]:  # alternate the first
             results[name].append(run_child(src, args.tokens, args.streams, args.concurrent))
     print(
         f"\nCPU us per stream (open, {args.tokens} deltas + finish, close; scripted provider), "
         f"{args.rounds} rounds, best / median"
     )
-    print(f"  {'source':8} {'sequential':>19} {f'{args.concurrent} at once':>19}")
+    print(
+        f"  {'source':8} {'sequential':>19} {f'{args.concurrent} at once':>19} "
+        f"{'create+sse, 16 at once':>22}"
+    )
     summary: dict[str, Any] = {}
     for name, rows in results.items():
         cells = []
-        for key in ("sequential", "concurrent"):
+        for key in KEYS:
             values = [r[key] for r in rows]
             summary[(name, key)] = min(values)
             cells.append(f"{min(values):8.1f} / {statistics.median(values):8.1f}")
-        print(f"  {name:8} {cells[0]:>19} {cells[1]:>19}")
+        print(f"  {name:8} {cells[0]:>19} {cells[1]:>19} {cells[2]:>22}")
     if args.before:
-        for key in ("sequential", "concurrent"):
+        for key in KEYS:
             ratio = summary[("after", key)] / summary[("before", key)]
             print(f"  after/before {key}: {ratio:.2f}x (best)")
     return 0

@@ -49,7 +49,8 @@ from aiohttp import http_exceptions
 from yarl import URL
 
 from . import errors
-from ._transport import READ_EXTENSION
+from ._httpx_objects import new_headers, new_response
+from ._transport import RAW_READ_EXTENSION, READ_EXTENSION
 
 __all__ = ["AiohttpTransport"]
 
@@ -59,6 +60,9 @@ KEEPALIVE_EXPIRY = 5.0
 MAX_HEAD_LINE = 100 * 1024
 """Longest status or header line accepted (httpcore's bound on a response head)."""
 
+_HTTP_11 = b"HTTP/1.1"
+_TARGETS = 256
+"""Most httpx URLs whose yarl URL a transport keeps."""
 _SKIP_AUTO_HEADERS = frozenset({"Accept", "Accept-Encoding", "User-Agent", "Content-Type"})
 
 
@@ -97,7 +101,8 @@ class _Body(httpx.AsyncByteStream):
 
     ``read`` (the response's ``READ_EXTENSION``) is the same bytes one call per chunk,
     without httpx's layers over a response stream (``Response.aiter_raw`` and the
-    client's stream wrapper: 1-2 µs per chunk); ``llmrelay._http`` reads with it.
+    client's stream wrapper: 1-2 µs per chunk); ``llmrelay._http`` reads with it, or
+    with aiohttp's ``readany`` itself and ``mapped`` (``RAW_READ_EXTENSION``).
     """
 
     __slots__ = ("_readany", "_request", "_response")
@@ -118,6 +123,10 @@ class _Body(httpx.AsyncByteStream):
             return await self._readany()
         except _ERRORS as exc:
             raise _as_httpx(exc, self._request) from exc
+
+    def mapped(self, exc: BaseException) -> httpx.TransportError:
+        """The httpx exception ``read`` raises for ``exc`` (``RAW_READ_EXTENSION``)."""
+        return _as_httpx(exc, self._request)
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         read = self._readany
@@ -163,6 +172,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._proxy = URL(proxy) if proxy else None
         self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[tuple[float | None, ...], aiohttp.ClientTimeout] = {}
+        self._targets: dict[object, URL] = {}
 
     def _open(self) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(
@@ -206,14 +216,23 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         except httpx.RequestNotRead:
             body = await request.aread()
         extensions = request.extensions
-        target = URL(str(url), encoded=True)
-        if url.userinfo:  # sent as httpx's Authorization header; aiohttp refuses both
-            target = target.with_user(None)
+        # the yarl URL of a URL sent before, by its parts (httpx's private parsed
+        # reference, a tuple of str: hashed in well under a µs, where str() and yarl
+        # take 3-5 µs; httpx is bounded <0.30 and every request here needs it)
+        key = url._uri_reference
+        target = self._targets.get(key)
+        if target is None:
+            target = URL(str(url), encoded=True)
+            if url.userinfo:  # sent as httpx's Authorization header; aiohttp refuses both
+                target = target.with_user(None)
+            if len(self._targets) >= _TARGETS:
+                self._targets.clear()
+            self._targets[key] = target
         try:
             response = await session.request(
                 request.method,
                 target,
-                headers=[(k.decode("latin-1"), v.decode()) for k, v in request.headers.raw],
+                headers=[(k.decode("latin-1"), v.decode()) for k, _, v in request.headers._list],
                 data=body or None,
                 allow_redirects=False,
                 timeout=self._timeout(extensions.get("timeout", {})),
@@ -227,15 +246,18 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             raise httpx.LocalProtocolError(f"a header value is not UTF-8: {exc}") from exc
         version = response.version
         stream = _Body(response, request)
-        return httpx.Response(
-            status_code=response.status,
-            headers=response.raw_headers,
-            stream=stream,
-            extensions={
+        # httpx.Response(status, headers=raw_headers, stream=..., extensions=...),
+        # without its __init__ (aiohttp's raw headers are bytes pairs already)
+        return new_response(
+            response.status,
+            new_headers(response.raw_headers),
+            stream,
+            {
                 READ_EXTENSION: stream.read,
-                "http_version": f"HTTP/{version.major}.{version.minor}".encode()
-                if version
-                else b"HTTP/1.1",
+                RAW_READ_EXTENSION: (response.content.readany, _ERRORS, stream.mapped),
+                "http_version": _HTTP_11
+                if version is None or version == (1, 1)
+                else f"HTTP/{version.major}.{version.minor}".encode(),
                 "reason_phrase": (response.reason or "").encode("latin-1", "replace"),
             },
         )

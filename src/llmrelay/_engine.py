@@ -3,7 +3,7 @@
 It turns a caller's turn into per-candidate ``ChatRequest`` objects (dropping the
 parameters a provider does not take, with a warning, or refusing them when strict),
 instantiates providers once per client, and runs the fallback policy shared by chat
-streams, rescues and image generation (``_trials``):
+streams, rescues and image generation (``TrialLoop``):
 
 * candidates are tried in the router's order (``Router.candidates``: healthy ones
   first, a half-open one as the probe); one whose key is missing is *skipped*
@@ -23,13 +23,14 @@ The chat open phase (``open_chat``) runs each candidate up to its first *content
 is the commit point. Before it a candidate's failure falls back to the next one (even if
 it already sent ``ConversationState`` or ``Usage``); after it, the stream
 (``llmrelay._stream``) owns the provider's generator, the finish rules and the
-interruption (and ``llmrelay._rescue`` the rescue). ``open_chat`` is an async generator:
-progress reports (``Queued``) come out of it as they arrive, before the ``Opened`` that
-commits, so a caller can show a queue position while it waits. A progress report also
-restarts the *silence* limit: a candidate with a next one behind it that reports
-nothing for ``Timeouts.silence`` seconds is given up (``ProviderTimeout(kind="silence")``)
-without waiting for the whole first-token timeout. A request with tools or a JSON
-response format that the provider cannot honour natively is emulated
+interruption (and ``llmrelay._rescue`` the rescue). ``open_chat`` is an async iterator
+(``OpenPhase``): progress reports (``Queued``) come out of it as they arrive, before the
+``Opened`` that commits, so a caller can show a queue position while it waits. A
+progress report also restarts the *silence* limit: a candidate with a next one behind
+it that reports nothing for ``Timeouts.silence`` seconds is given up
+(``ProviderTimeout(kind="silence")``) without waiting for the whole first-token
+timeout. A request with tools or a JSON response format that the provider cannot
+honour natively is emulated
 (``llmrelay._emulation``) when the call or the ``tool_emulation`` setting asks for it,
 else refused before anything is sent. ``generate_images`` runs the same policy for
 images: ``n`` requests to one candidate at a time, in a task group (one failure cancels
@@ -44,9 +45,8 @@ import logging
 import sys
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
-from contextlib import aclosing
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import anyio
 import httpx
@@ -73,8 +73,10 @@ from .types import (
 
 __all__ = [
     "Engine",
+    "OpenPhase",
     "Opened",
     "Trial",
+    "TrialLoop",
     "close_quietly",
     "map_exception",
     "task_lookup",
@@ -105,7 +107,7 @@ class Opened:
 
 @dataclass(slots=True)
 class Trial:
-    """One attempt of one candidate, handed out by ``Engine._trials``.
+    """One attempt of one candidate, handed out by ``TrialLoop.next``.
 
     The caller runs the attempt and, on failure, sets ``error`` before asking for the
     next trial (the loop decides: retry, next candidate, or stop); on success it calls
@@ -204,12 +206,51 @@ class Engine:
                 (strict) a parameter or option it does not take.
         """
         cls = self.registry.get(target.provider)
-        passthrough = self._forwarded(cls, target, turn)
+        # only what differs from ``ChatRequest``'s defaults is passed: a frozen
+        # dataclass's keyword arguments cost, and most requests set few of its 20 fields
+        fields: dict[str, Any] = {}
+        if turn.asked:
+            fields["passthrough"] = self._forwarded(cls, target, turn)
+        if Capability.VISION not in cls.capabilities:
+            self._refuse_images(target, turn)
+        if turn.parameters or turn.options:
+            params = self._supported(cls, target, turn.parameters, turn.options)
+            if "stop" in params:
+                params["stop"] = tuple(params["stop"])
+            fields.update(params)
+            fields["options"] = {k: v for k, v in turn.options.items() if k in cls.options}
+        if turn.conversation is not None:
+            fields["state"] = turn.conversation.state_for(target.provider)
+        elif turn.state is not None and turn.state.provider == target.provider:
+            fields["state"] = turn.state
+        if self.settings.strict:
+            fields["strict"] = True
+        if turn.tools:
+            fields["tools"] = turn.tools
+        if turn.tool_choice is not None:
+            fields["tool_choice"] = turn.tool_choice
+        if turn.parallel_tool_calls is not None:
+            fields["parallel_tool_calls"] = turn.parallel_tool_calls
+        if turn.response_format is not None:
+            fields["response_format"] = turn.response_format
+        if self.settings.allow_image_fetch:
+            fields["image_fetch"] = ImageFetchPolicy()
+        if prefill:
+            fields["prefill"] = prefill
+        return ChatRequest(messages=turn.messages, model=target.model, deadline=deadline, **fields)
+
+    @staticmethod
+    def _refuse_images(target: Target, turn: Turn) -> None:
+        """Refuse a turn with an image part for a provider without vision.
+
+        Raises:
+            llmrelay.errors.InvalidRequestError: ``param`` names the message as the
+                caller gave it: its own ``messages[i]``, or the conversation's.
+        """
         earlier = len(turn.messages) - len(turn.new)  # the system prompt, the history
         for index, message in enumerate(turn.messages):
-            if message.images and Capability.VISION not in cls.capabilities:
+            if message.images:
                 part = message.image_parts[0][0]
-                # named as the caller gave it: its own messages[i], or the conversation's
                 where, param = (
                     (f"messages[{index - earlier}]",) * 2
                     if index >= earlier
@@ -222,36 +263,6 @@ class Engine:
                     model=target.model,
                     param=param,
                 )
-        params = self._supported(cls, target, turn.parameters, turn.options)
-        options = {k: v for k, v in turn.options.items() if k in cls.options}
-        if turn.conversation is not None:
-            state = turn.conversation.state_for(target.provider)
-        elif turn.state is not None and turn.state.provider == target.provider:
-            state = turn.state
-        else:
-            state = None
-        return ChatRequest(
-            messages=turn.messages,
-            model=target.model,
-            temperature=params.get("temperature"),
-            max_tokens=params.get("max_tokens"),
-            top_p=params.get("top_p"),
-            stop=tuple(params.get("stop", ())),
-            seed=params.get("seed"),
-            state=state,
-            options=options,
-            deadline=deadline,
-            strict=self.settings.strict,
-            tools=turn.tools,
-            tool_choice=turn.tool_choice,
-            parallel_tool_calls=turn.parallel_tool_calls,
-            response_format=turn.response_format,
-            frequency_penalty=params.get("frequency_penalty"),
-            presence_penalty=params.get("presence_penalty"),
-            passthrough=passthrough,
-            image_fetch=ImageFetchPolicy() if self.settings.allow_image_fetch else None,
-            prefill=prefill,
-        )
 
     @staticmethod
     def _forwarded(cls: type[Provider], target: Target, turn: Turn) -> dict[str, Any]:
@@ -341,97 +352,19 @@ class Engine:
                 non-retryable error of the first candidate tried.
             llmrelay.errors.AllProvidersFailed: several candidates, none answered.
         """
-        async with aclosing(self._trials(ref, attempts, deadline)) as trials:
-            async for trial in trials:
-                target = trial.target
-                try:
-                    provider = self.provider(target.provider)  # its key joins self.secrets
-                    with self.secrets.active():
-                        result = await attempt(target, provider)
-                except errors.ProviderError as exc:
-                    trial.error = exc
-                    continue
-                self.answered(trial, attempts)
-                return target, result
-        raise AssertionError("_trials ends by raising")  # pragma: no cover
-
-    async def _trials(
-        self,
-        ref: str | None,
-        attempts: list[errors.Attempt],
-        deadline: float | None,
-        candidates: Sequence[Candidate] | None = None,
-    ) -> AsyncGenerator[Trial, None]:
-        """The attempts to make for ``ref`` (the policy of the module docstring).
-
-        Yields a ``Trial`` per attempt; the caller sets its ``error`` when it failed.
-        Ends by raising the error of the chain when nothing answered (the caller stops
-        asking once a trial answered).
-
-        Args:
-            ref: the model reference.
-            attempts: filled in as candidates are tried.
-            deadline: no retry waits past it (``time.monotonic()``), or ``None``.
-            candidates: the candidates to try instead of ``ref``'s (a rescue's).
-        """
-        if candidates is None:
-            await self.router.refresh()
-            candidates = await self.router.candidates(ref)
-        alias = self.router.alias_of(ref)
-        if log.isEnabledFor(logging.INFO):
-            log.info(
-                "candidates for %s: %s",
-                ref or "the default model",
-                ", ".join(f"{c.target}{' (probe)' if c.probe else ''}" for c in candidates),
-            )
-        last: errors.LLMRelayError | None = None
-        tried: set[Target] = set()
-        for index, candidate in enumerate(candidates):
-            target = candidate.target
-            missing = self.missing_key(target.provider)
-            if missing is not None:
-                attempts.append(_attempt(target, "skipped", missing))
-                log.info("%s skipped: %s", target, missing)
-                last = missing
+        trials = TrialLoop(self, ref, attempts, deadline)
+        while True:
+            trial = await trials.next()
+            target = trial.target
+            try:
+                provider = self.provider(target.provider)  # its key joins self.secrets
+                with self.secrets.active():
+                    result = await attempt(target, provider)
+            except errors.ProviderError as exc:
+                trial.error = exc
                 continue
-            retries = 0 if candidate.probe else self.settings.retries_for(target.provider, alias)
-            retry = 0
-            while True:
-                trial = Trial(target, candidate.probe, index < len(candidates) - 1)
-                tried.add(target)
-                yield trial
-                exc = trial.error
-                if exc is None:  # the caller went on after an answer: nothing to decide
-                    return
-                self._explain(exc, target)
-                attempts.append(_attempt(target, "failed", exc))
-                log.info(
-                    "%s failed after %.3fs: %s: %s",
-                    target,
-                    time.monotonic() - trial.started,
-                    type(exc).__name__,
-                    exc,
-                )
-                last = exc
-                decision = _retry.decide(exc)
-                if decision == "retry" and retry < retries:
-                    delay = _retry.backoff(retry + 1, exc)
-                    if delay is not None and (
-                        deadline is None or time.monotonic() + delay < deadline
-                    ):
-                        retry += 1
-                        log.info("%s: retry %d of %d in %.2fs", target, retry, retries, delay)
-                        await anyio.sleep(delay)
-                        continue
-                break
-            if exc.retryable:
-                self.router.failed(target)
-            if decision == "stop":
-                break
-        assert last is not None
-        if len(tried) <= 1 and len({(a.provider, a.model) for a in attempts}) <= 1:
-            raise last
-        raise errors.AllProvidersFailed(attempts) from last
+            self.answered(trial, attempts)
+            return target, result
 
     def answered(
         self, trial: Trial, attempts: list[errors.Attempt], message: str | None = None
@@ -440,7 +373,8 @@ class Engine:
         target = trial.target
         attempts.append(errors.Attempt(target.provider, target.model, "ok", None, message))
         self.router.succeeded(target)
-        log.info("%s answered in %.3fs", target, time.monotonic() - trial.started)
+        if log.isEnabledFor(logging.INFO):  # the elapsed time only when it is logged
+            log.info("%s answered in %.3fs", target, time.monotonic() - trial.started)
 
     def _explain(self, exc: errors.ProviderError, target: Target) -> None:
         """Add where the URL came from to a connection failure (what to fix)."""
@@ -461,7 +395,7 @@ class Engine:
 
     # -- the chat open phase ----------------------------------------------------------
 
-    async def open_chat(
+    def open_chat(
         self,
         turn: Turn,
         attempts: list[errors.Attempt],
@@ -469,12 +403,14 @@ class Engine:
         *,
         candidates: Sequence[Candidate] | None = None,
         prefill: str = "",
-    ) -> AsyncGenerator[Queued | Opened, None]:
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> OpenPhase:
         """Try ``turn``'s candidates until one yields content or its finish.
 
-        An async generator: it yields each progress report (``Queued``) as it arrives,
-        then one ``Opened`` (the commit point), and ends. The caller owns the
-        ``Opened`` generator once it has it (closing this one afterwards leaves it open).
+        An async iterator (``OpenPhase``; ``aclose()`` it): it yields each progress
+        report (``Queued``) as it arrives, then one ``Opened`` (the commit point), and
+        ends. The caller owns the ``Opened`` generator once it has it (closing this one
+        afterwards leaves it open).
 
         Args:
             turn: the chat turn.
@@ -485,6 +421,8 @@ class Engine:
             candidates: the candidates to try instead of the turn's (a rescue's).
             prefill: the answer so far, sent to the candidates that continue a partial
                 answer (``Provider.continues``; ``Opened.prefilled``), never to others.
+            loop: the running asyncio loop when the caller knows it (``None``: looked
+                up here; off asyncio there is none).
 
         Raises:
             llmrelay.errors.ConfigError / ProviderError / AllProvidersFailed: as
@@ -493,58 +431,7 @@ class Engine:
                 ``total``), one that ends without content or finish with
                 ``ProtocolError``.
         """
-        opened: Opened | None = None
-        trials = self._trials(turn.model, attempts, total_deadline, candidates)
-        async with aclosing(trials):
-            async for trial in trials:
-                target = trial.target
-                try:
-                    provider = self.provider(target.provider)
-                    emulates = self._emulates(target, turn)
-                    continues = (
-                        bool(prefill)
-                        and not emulates  # an emulated answer is parsed whole: regenerate
-                        and self.registry.get(target.provider).continues(target.model)
-                    )
-                    request = self.chat_request(
-                        target,
-                        turn,
-                        self.deadline(trial.started, total_deadline),
-                        prefill if continues else "",
-                    )
-                    if emulates and needs_emulation(request, provider.capabilities):
-                        agen = (await Emulation.prepare(provider, request)).stream()
-                    else:
-                        await provider.check_request(request)  # tools, formats: before sending
-                        agen = provider.stream(request)
-                except errors.ProviderError as exc:
-                    trial.error = exc
-                    continue
-                try:
-                    buffered: list[Event] = []
-                    wait = _OpenWait(trial, request.deadline, total_deadline, self.settings)
-                    while True:  # up to the first content or the finish (included)
-                        event = await self._next_open_event(wait, agen)
-                        if type(event) is Queued:
-                            if wait.silence is not None:  # the service says it is working
-                                wait.quiet = time.monotonic() + wait.silence
-                            yield event  # no timer is armed across a yield
-                        else:
-                            buffered.append(event)
-                        if is_content(event) or isinstance(event, FinishReason):
-                            break
-                except errors.ProviderError as exc:
-                    await close_quietly(agen)
-                    trial.error = exc
-                    continue
-                except BaseException:
-                    await close_quietly(agen)
-                    raise
-                self.answered(trial, attempts)
-                opened = Opened(target, agen, buffered, continues)
-                break
-        assert opened is not None
-        yield opened
+        return OpenPhase(self, turn, attempts, total_deadline, candidates, prefill, loop)
 
     async def _next_open_event(self, wait: _OpenWait, agen: AsyncGenerator[Event, None]) -> Event:
         """The candidate's next event in the open phase, within its deadline.
@@ -559,7 +446,8 @@ class Engine:
         if quiet is not None and (limit is None or quiet < limit):
             limit, why = quiet, "silence"
         try:
-            token = self.secrets.activate()
+            secrets = self.secrets
+            token = secrets.activate() if secrets._values else None
             try:
                 if limit is None:
                     event = await agen.__anext__()
@@ -571,7 +459,8 @@ class Engine:
                     if scope.cancelled_caught:
                         event = _TIMED_OUT
             finally:
-                self.secrets.deactivate(token)
+                if token is not None:
+                    secrets.deactivate(token)
         except StopAsyncIteration:
             raise errors.ProtocolError(
                 "the stream ended before any answer and without a finish",
@@ -634,6 +523,296 @@ class Engine:
         return (await self.run_candidates(ref, attempt, [], deadline))[1]
 
 
+class TrialLoop:
+    """The attempts to make for a model reference (the policy of the module docstring).
+
+    ``await next()`` hands out one ``Trial`` per attempt; the caller sets its ``error``
+    when it failed and asks again (the loop decides: a retry of the same candidate after
+    a back-off, the next candidate, or the end), and stops asking once a trial
+    answered. When nothing is left it raises the chain's error: the single error as is
+    when there was one candidate, else ``AllProvidersFailed``. A plain object, not an
+    async generator: nothing to close, no generator set up and finalised per request.
+
+    Args:
+        engine: the engine whose router, settings and keys decide.
+        ref: the model reference.
+        attempts: filled in as candidates are tried.
+        deadline: no retry waits past it (``time.monotonic()``), or ``None``.
+        candidates: the candidates to try instead of ``ref``'s (a rescue's).
+    """
+
+    __slots__ = (
+        "_alias",
+        "_attempts",
+        "_candidates",
+        "_deadline",
+        "_engine",
+        "_index",
+        "_last",
+        "_ref",
+        "_retries",
+        "_retry",
+        "_trial",
+        "_tried",
+    )
+
+    def __init__(
+        self,
+        engine: Engine,
+        ref: str | None,
+        attempts: list[errors.Attempt],
+        deadline: float | None,
+        candidates: Sequence[Candidate] | None = None,
+    ) -> None:
+        self._engine = engine
+        self._ref = ref
+        self._attempts = attempts
+        self._deadline = deadline
+        self._candidates = candidates
+        self._alias: str | None = None
+        self._index = 0
+        self._retry = 0
+        self._retries = 0
+        self._trial: Trial | None = None
+        self._tried: set[Target] = set()
+        self._last: errors.LLMRelayError | None = None
+
+    async def next(self) -> Trial:
+        """The next attempt to make.
+
+        Raises:
+            llmrelay.errors.ConfigError: an unresolvable reference; a missing key when
+                there is only one candidate.
+            llmrelay.errors.ProviderError: the only candidate's error, or a
+                non-retryable error of the first candidate tried.
+            llmrelay.errors.AllProvidersFailed: several candidates, none answered.
+        """
+        engine = self._engine
+        trial = self._trial
+        if trial is None:
+            if self._candidates is None:
+                router = engine.router
+                await router.refresh()
+                self._candidates = await router.candidates(self._ref)
+            self._alias = engine.router.alias_of(self._ref)
+            if log.isEnabledFor(logging.INFO):
+                log.info(
+                    "candidates for %s: %s",
+                    self._ref or "the default model",
+                    ", ".join(
+                        f"{c.target}{' (probe)' if c.probe else ''}" for c in self._candidates
+                    ),
+                )
+        else:
+            exc = trial.error
+            if exc is None:  # pragma: no cover - the caller stops once a trial answered
+                raise AssertionError("a trial answered: nothing follows")
+            target = trial.target
+            engine._explain(exc, target)
+            self._attempts.append(_attempt(target, "failed", exc))
+            log.info(
+                "%s failed after %.3fs: %s: %s",
+                target,
+                time.monotonic() - trial.started,
+                type(exc).__name__,
+                exc,
+            )
+            self._last = exc
+            decision = _retry.decide(exc)
+            if decision == "retry" and self._retry < self._retries:
+                delay = _retry.backoff(self._retry + 1, exc)
+                deadline = self._deadline
+                if delay is not None and (deadline is None or time.monotonic() + delay < deadline):
+                    self._retry += 1
+                    log.info(
+                        "%s: retry %d of %d in %.2fs", target, self._retry, self._retries, delay
+                    )
+                    await anyio.sleep(delay)
+                    return self._make(trial.probe)
+            if exc.retryable:
+                engine.router.failed(target)
+            if decision == "stop":
+                self._fail()
+            self._index += 1
+        candidates = self._candidates
+        assert candidates is not None
+        while self._index < len(candidates):
+            candidate = candidates[self._index]
+            target = candidate.target
+            missing = engine.missing_key(target.provider)
+            if missing is not None:
+                self._attempts.append(_attempt(target, "skipped", missing))
+                log.info("%s skipped: %s", target, missing)
+                self._last = missing
+                self._index += 1
+                continue
+            self._retry = 0
+            self._retries = (
+                0 if candidate.probe else engine.settings.retries_for(target.provider, self._alias)
+            )
+            return self._make(candidate.probe)
+        self._fail()
+
+    def _make(self, probe: bool) -> Trial:
+        candidates = self._candidates
+        assert candidates is not None
+        index = self._index
+        target = candidates[index].target
+        trial = self._trial = Trial(target, probe, index < len(candidates) - 1)
+        self._tried.add(target)
+        return trial
+
+    def _fail(self) -> NoReturn:
+        """Raise the error ending the chain (nothing answered)."""
+        last = self._last
+        assert last is not None
+        attempts = self._attempts
+        if len(self._tried) <= 1 and len({(a.provider, a.model) for a in attempts}) <= 1:
+            raise last
+        raise errors.AllProvidersFailed(attempts) from last
+
+
+class OpenPhase:
+    """``Engine.open_chat``: ``Queued`` reports as they come, then one ``Opened``.
+
+    An async iterator over the candidates of a ``TrialLoop`` (see ``open_chat``); a
+    plain object rather than an async generator (one fewer generator to set up, hook
+    into the loop and finalise per request). ``aclose()`` closes the candidate it is
+    waiting on, if any (after a ``Queued``); once it has handed out the ``Opened`` or
+    raised, it is done and closing it leaves the ``Opened`` generator open.
+    """
+
+    __slots__ = (
+        "_agen",
+        "_attempts",
+        "_buffered",
+        "_continues",
+        "_done",
+        "_engine",
+        "_prefill",
+        "_task",
+        "_total",
+        "_trial",
+        "_trials",
+        "_turn",
+        "_wait",
+    )
+
+    def __init__(
+        self,
+        engine: Engine,
+        turn: Turn,
+        attempts: list[errors.Attempt],
+        total_deadline: float | None,
+        candidates: Sequence[Candidate] | None,
+        prefill: str,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        self._engine = engine
+        if loop is None:
+            loop = asyncio.events._get_running_loop()
+        self._task = task_lookup(loop) if loop is not None else None
+        """The running asyncio task, looked up at each wait (a progress report may hand
+        the open phase to another task), bounded by a loop timer; ``None`` off asyncio:
+        an anyio scope."""
+        self._turn = turn
+        self._attempts = attempts
+        self._total = total_deadline
+        self._prefill = prefill
+        self._trials = TrialLoop(engine, turn.model, attempts, total_deadline, candidates)
+        self._done = False
+        self._agen: AsyncGenerator[Event, None] | None = None
+        self._trial: Trial | None = None
+        self._wait: _OpenWait | None = None
+        self._buffered: list[Event] = []
+        self._continues = False
+
+    def __aiter__(self) -> OpenPhase:
+        return self
+
+    async def __anext__(self) -> Queued | Opened:
+        if self._done:
+            raise StopAsyncIteration
+        try:
+            return await self._advance()
+        except BaseException:
+            self._done = True
+            raise
+
+    async def _advance(self) -> Queued | Opened:
+        engine = self._engine
+        while True:
+            agen = self._agen
+            if agen is None:  # the next candidate
+                trial = await self._trials.next()
+                target = trial.target
+                turn = self._turn
+                prefill = self._prefill
+                try:
+                    provider = engine.provider(target.provider)
+                    emulates = engine._emulates(target, turn)
+                    continues = (
+                        bool(prefill)
+                        and not emulates  # an emulated answer is parsed whole: regenerate
+                        and engine.registry.get(target.provider).continues(target.model)
+                    )
+                    request = engine.chat_request(
+                        target,
+                        turn,
+                        engine.deadline(trial.started, self._total),
+                        prefill if continues else "",
+                    )
+                    if emulates and needs_emulation(request, provider.capabilities):
+                        agen = (await Emulation.prepare(provider, request)).stream()
+                    else:
+                        await provider.check_request(request)  # tools, formats: before sending
+                        agen = provider.stream(request)
+                except errors.ProviderError as exc:
+                    trial.error = exc
+                    continue
+                self._agen = agen
+                self._trial = trial
+                self._continues = continues
+                self._buffered = []
+                self._wait = _OpenWait(
+                    trial, request.deadline, self._total, engine.settings, self._task
+                )
+            current, wait = self._trial, self._wait
+            assert current is not None
+            assert wait is not None
+            buffered = self._buffered
+            try:
+                while True:  # up to the first content or the finish (included)
+                    event = await engine._next_open_event(wait, agen)
+                    if type(event) is Queued:
+                        if wait.silence is not None:  # the service says it is working
+                            wait.quiet = time.monotonic() + wait.silence
+                        return event  # no timer is armed across it; the next call goes on
+                    buffered.append(event)
+                    if is_content(event) or isinstance(event, FinishReason):
+                        break
+            except errors.ProviderError as exc:
+                self._agen = None
+                await close_quietly(agen)
+                current.error = exc
+                continue
+            except BaseException:
+                self._agen = None
+                await close_quietly(agen)
+                raise
+            self._agen = None
+            self._done = True
+            engine.answered(current, self._attempts)
+            return Opened(current.target, agen, buffered, self._continues)
+
+    async def aclose(self) -> None:
+        """Stop: close the candidate being waited on (after a ``Queued``), if any."""
+        self._done = True
+        agen, self._agen = self._agen, None
+        if agen is not None:
+            await close_quietly(agen)
+
+
 async def _images(provider: Provider, request: ImageRequest, n: int) -> list[ImageResult]:
     """``n`` images from ``provider``; the first failure cancels the other requests."""
     if n == 1:
@@ -679,6 +858,7 @@ class _OpenWait:
         deadline: float | None,
         total_deadline: float | None,
         settings: Settings,
+        task: Callable[[], asyncio.Task[Any] | None] | None,
     ) -> None:
         self.target = trial.target
         self.deadline = deadline
@@ -691,11 +871,8 @@ class _OpenWait:
         """The silence limit (only with a next candidate behind this one)."""
         self.quiet = trial.started + silence if silence is not None else None
         """When the silence limit ends (restarted by each progress report)."""
-        loop = asyncio.events._get_running_loop()
-        self.task = task_lookup(loop) if loop is not None else None
-        """The running asyncio task, looked up at each wait (a progress report may hand
-        the open phase to another task), bounded by a loop timer; ``None`` off asyncio:
-        an anyio scope."""
+        self.task = task
+        """The running asyncio task's lookup (``OpenPhase``), or ``None`` off asyncio."""
 
 
 _TIMED_OUT: Any = object()
@@ -769,7 +946,13 @@ async def _wait_until(agen: AsyncGenerator[T, None], limit: float, task: asyncio
 
 
 async def close_quietly(agen: AsyncGenerator[Any, None]) -> None:
-    """Close a provider generator even while being cancelled (so its connection closes)."""
+    """Close a provider generator even while being cancelled (so its connection closes).
+
+    An async generator that has finished already (it raised or returned: a failed
+    candidate) has nothing to close: no shielded scope (~5 µs on asyncio) for it.
+    """
+    if getattr(agen, "ag_frame", True) is None:
+        return
     with anyio.CancelScope(shield=True):
         try:
             await agen.aclose()

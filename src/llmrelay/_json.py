@@ -12,6 +12,9 @@ the same bytes), only faster with ``orjson`` (https://github.com/ijl/orjson; the
   run after a ``.`` (a fraction) or before a ``.``, ``e`` or ``E`` (a float's integer
   part) is a float's, which ``orjson`` reads correctly rounded, as ``json.loads`` does:
   Gradio's ``duration`` fields (``0.00027315000018764596``) stay on the fast path.
+* ``loads_utf8`` is ``loads(data.decode("utf-8", "replace"))`` for bytes that are
+  mostly valid UTF-8 (an event's data as received): ``orjson`` reads the bytes without
+  the ``str`` in between; bytes it refuses take the decoded way.
 * ``string`` encodes a ``str`` as a JSON string in UTF-8, as
   ``json.encoder.encode_basestring(text).encode()`` does (non-ASCII characters raw), and
   escapes U+2028, U+2029 and U+0085 (JSON-equal), so that a frame stays one line for a
@@ -29,7 +32,7 @@ import re
 from json.encoder import encode_basestring
 from typing import Any
 
-__all__ = ["FAST", "loads", "string"]
+__all__ = ["FAST", "loads", "loads_utf8", "string"]
 
 try:
     import orjson
@@ -79,6 +82,10 @@ def _std_loads(data: str | bytes) -> Any:
     return json.loads(data)
 
 
+def _std_loads_utf8(data: bytes) -> Any:
+    return json.loads(data.decode("utf-8", "replace"))
+
+
 def _std_string(text: str) -> bytes:
     encoded: str = encode_basestring(text)
     if not encoded.isascii():
@@ -96,6 +103,15 @@ _LOADS_DOC = """``json.loads(data)``: the same value, or the same error.
     Raises:
         ValueError: not valid JSON (``json.JSONDecodeError``) or, for bytes, not
             decodable (``UnicodeDecodeError``), as ``json.loads`` raises.
+        RecursionError: nested too deeply for ``json.loads``.
+    """
+_LOADS_UTF8_DOC = """``loads(data.decode("utf-8", "replace"))``: the same value, or the same error.
+
+    Args:
+        data: one JSON document in UTF-8 (an invalid sequence reads as U+FFFD).
+
+    Raises:
+        ValueError: not valid JSON (``json.JSONDecodeError``).
         RecursionError: nested too deeply for ``json.loads``.
     """
 _STRING_DOC = """``text`` as a JSON string in UTF-8 (U+2028, U+2029 and U+0085 escaped).
@@ -120,6 +136,18 @@ if orjson is not None:
                 pass
         return json.loads(data)
 
+    def loads_utf8(data: bytes) -> Any:
+        # ``loads`` of the decoded text: the same digit check (a decoded invalid sequence
+        # holds no digit), orjson on the bytes (valid UTF-8: the same document), and any
+        # document orjson refuses (invalid UTF-8 too) parsed decoded by ``json.loads``
+        marked = data.translate(_DIGITS)
+        if marked.count(48) < len(_LONG_RUN) or _exact(marked):
+            try:
+                return _orjson_loads(data)
+            except _OrjsonDecodeError:
+                pass
+        return json.loads(data.decode("utf-8", "replace"))
+
     def string(text: str) -> bytes:
         try:
             encoded: bytes = _orjson_dumps(text)
@@ -133,7 +161,9 @@ if orjson is not None:
 
 else:  # pragma: no cover - the [fast] extra is not installed
     loads = _std_loads
+    loads_utf8 = _std_loads_utf8
     string = _std_string
 
 loads.__doc__ = _LOADS_DOC
+loads_utf8.__doc__ = _LOADS_UTF8_DOC
 string.__doc__ = _STRING_DOC

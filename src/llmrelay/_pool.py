@@ -35,6 +35,7 @@ import httpcore
 import httpx
 
 from . import errors
+from ._httpx_objects import new_headers, new_response
 from ._transport import READ_EXTENSION
 
 __all__ = ["HttpcoreTransport", "TunedAssignment", "tuned_pool"]
@@ -332,12 +333,9 @@ class HttpcoreTransport(httpx.AsyncBaseTransport):
         body = _Body(response.stream, request)
         extensions = response.extensions  # httpcore's, made for this response
         extensions[READ_EXTENSION] = body.read
-        return httpx.Response(
-            status_code=response.status,
-            headers=response.headers,
-            stream=body,
-            extensions=extensions,
-        )
+        # httpx.Response(status, headers=..., stream=..., extensions=...) without its
+        # __init__ (httpcore's headers are bytes pairs already)
+        return new_response(response.status, new_headers(response.headers), body, dict(extensions))
 
     async def aclose(self) -> None:
         """Close every pooled connection."""

@@ -12,7 +12,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Literal, Unpack, overload
+from typing import TYPE_CHECKING, Any, Literal, Unpack, cast, overload
 
 from . import errors
 from ._fields import split_fields
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
         Model,
         ModelList,
     )
-    from ._wire.openai_chat import ChunkConverter
+    from ._wire.openai_chat import ChunkConverter, ChunkFrames
 
 # pydantic (behind ``llmrelay._openai`` and ``llmrelay._wire``) is imported on first use
 # of these resources, not with the client: the CLI's start-up never pays for it.
@@ -47,6 +47,37 @@ __all__ = [
 ]
 
 log = logging.getLogger("llmrelay")
+
+_SAME_NAME = frozenset(
+    (
+        "model",
+        "temperature",
+        "top_p",
+        "seed",
+        "frequency_penalty",
+        "presence_penalty",
+        "options",
+        "conversation",
+        "tools",
+        "tool_choice",
+        "parallel_tool_calls",
+        "response_format",
+    )
+)
+"""``create``'s parameters that ``AsyncClient.stream`` takes as they are (``ChatParams``);
+``max_tokens`` (or ``max_completion_tokens``) and ``stop`` are mapped."""
+
+_openai_chat: Any = None
+"""``llmrelay._wire.openai_chat`` once loaded (pydantic: on first use, not with the client;
+an import statement per request costs a few microseconds)."""
+
+
+def _load_openai_chat() -> Any:
+    global _openai_chat
+    from ._wire import openai_chat
+
+    _openai_chat = openai_chat
+    return openai_chat
 
 
 class AsyncChatCompletionStream(OpenedStream):
@@ -103,8 +134,7 @@ class AsyncChatCompletionStream(OpenedStream):
         """The chunk converter, made once the turn is open (its model is known)."""
         converter = self._converter
         if converter is None:
-            from ._wire import openai_chat
-
+            openai_chat = _openai_chat or _load_openai_chat()
             events = self.events  # not ``self``: no reference cycle through the converter
             converter = self._converter = openai_chat.ChunkConverter(
                 id=self._id,
@@ -132,12 +162,12 @@ class AsyncChatCompletionStream(OpenedStream):
             ``AsyncSSEStream``: iterate it for the frames; an error is raised as
             iterating this stream raises it.
         """
-        from ._wire import openai_chat  # pydantic: loaded on first use
+        openai_chat = _openai_chat or _load_openai_chat()  # pydantic: loaded on first use
 
         events = self.events  # not ``self``: no reference cycle through ``_frames``
 
-        def frames() -> openai_chat.ChunkFrames:
-            made = openai_chat.ChunkFrames(
+        def frames() -> ChunkFrames:
+            made: ChunkFrames = openai_chat.ChunkFrames(
                 id=self._id,
                 created=self._created,
                 model=f"{self.events.provider}:{self.events.model}",
@@ -256,27 +286,17 @@ class AsyncChatCompletions:
         if max_tokens is None:
             max_tokens = params.get("max_tokens")
         stream_options = params.get("stream_options") or {}
-        if not isinstance(stream_options, Mapping):
+        if type(stream_options) is not dict and not isinstance(stream_options, Mapping):
             raise errors.ConfigError("stream_options must be an object", param="stream_options")
         asked, ignored = split_fields(params)
         if ignored:
             log.debug("ignored (harmless): %s", ", ".join(ignored))
-        chat: ChatParams = {
-            "model": params.get("model"),
-            "temperature": params.get("temperature"),
-            "top_p": params.get("top_p"),
-            "max_tokens": max_tokens,
-            "stop": [stop] if isinstance(stop, str) else stop,
-            "seed": params.get("seed"),
-            "frequency_penalty": params.get("frequency_penalty"),
-            "presence_penalty": params.get("presence_penalty"),
-            "options": params.get("options"),
-            "conversation": params.get("conversation"),
-            "tools": params.get("tools"),
-            "tool_choice": params.get("tool_choice"),
-            "parallel_tool_calls": params.get("parallel_tool_calls"),
-            "response_format": params.get("response_format"),
-        }
+        # the chat parameters given, under their own names (an absent one reads as None)
+        chat = cast(ChatParams, {k: v for k, v in params.items() if k in _SAME_NAME})
+        if max_tokens is not None:
+            chat["max_tokens"] = max_tokens
+        if stop is not None:
+            chat["stop"] = [stop] if isinstance(stop, str) else stop
         self._client._check_open()
         events = AsyncChatStream(self._client._engine, Turn.build(messages, chat, asked))
         include_usage = bool(stream_options.get("include_usage"))
@@ -290,8 +310,7 @@ class AsyncChatCompletions:
         except BaseException:
             await events.aclose()
             raise
-        from ._wire import openai_chat
-
+        openai_chat = _openai_chat or _load_openai_chat()
         completion_id = openai_chat.new_completion_id()
         created = int(time.time())
         if stream:
@@ -307,9 +326,10 @@ class AsyncChatCompletions:
             completion = dataclasses.replace(
                 completion, usage=_estimate(events), usage_estimated=True
             )
-        return openai_chat.to_chat_completion(
+        result: ChatCompletion = openai_chat.to_chat_completion(
             completion, id=completion_id, created=created, model=name
         )
+        return result
 
 
 def _estimate(events: AsyncChatStream) -> Usage:

@@ -7,21 +7,26 @@ frame costs at most ``max_line`` bytes of memory.
 
 SSE follows the WHATWG HTML "event stream interpretation" rules
 (https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation):
-a leading UTF-8 BOM is skipped; lines starting with ``:`` are comments; ``field: value``
-strips one space after the colon (``data:x`` and ``data: x`` are the same); several
-``data`` lines are joined with ``\n``; a blank line dispatches the event. Unlike a
-browser, an event with an ``event`` or ``id`` field but no ``data`` line is dispatched
-too (with ``data == ""``), because Replicate's ``done`` arrives that way (as
-httpx-sse and replicate-go accept it). An unfinished event at the end of the stream is
-discarded, as the spec says.
+a leading UTF-8 BOM is skipped (also when cut across chunks); lines starting with ``:``
+are comments; ``field: value`` strips one space after the colon (``data:x`` and
+``data: x`` are the same); several ``data`` lines are joined with ``\n``; a blank line
+dispatches the event. Unlike a browser, an event with an ``event`` or ``id`` field but
+no ``data`` line is dispatched too (with ``data == ""``), because Replicate's ``done``
+arrives that way (as httpx-sse and replicate-go accept it). An unfinished event at the
+end of the stream is discarded, as the spec says.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 __all__ = ["DEFAULT_MAX_LINE", "LineTooLong", "NDJSONLineDecoder", "SSEDecoder", "SSEvent"]
 
 DEFAULT_MAX_LINE = 4 * 1024 * 1024
 """Default bound of one line (SSE) or one document (JSON lines), in bytes."""
+
+
+_BOM = b"\xef\xbb\xbf"
 
 
 class LineTooLong(ValueError):
@@ -130,7 +135,7 @@ class SSEDecoder:
         self._pending_cr = False
         self._max_line = max_line
         self._max_event = max_event if max_event is not None else 2 * max_line
-        self._data: list[str] = []
+        self._data: list[bytes] = []
         self._event: str | None = None
         self._id: str | None = None
         self._retry: int | None = None
@@ -139,11 +144,28 @@ class SSEDecoder:
 
     def feed(self, chunk: bytes) -> list[SSEvent]:
         """Feed the next bytes; return the events they complete (maybe none)."""
+        return self._feed(chunk, False)  # type: ignore[return-value]
+
+    def feed_data(self, chunk: bytes) -> list[bytes]:
+        """Feed the next bytes; return the ``data`` of the events they complete, as bytes.
+
+        The same events as ``feed`` (the same bounds and errors), each given only by its
+        data, undecoded: ``feed_data(chunk)[i].decode("utf-8", "replace") ==
+        feed(chunk)[i].data``. For a reader that parses the data as JSON anyway (JSON
+        parsers take UTF-8 bytes), without a ``str`` and an ``SSEvent`` per event.
+        """
+        return self._feed(chunk, True)  # type: ignore[return-value]
+
+    def _feed(self, chunk: bytes, raw_data: bool) -> list[SSEvent] | list[bytes]:
         if not self._started:
-            if not chunk:
+            if self._buf:  # the first bytes of a BOM, held back
+                chunk = self._buf + chunk
+                self._buf = b""
+            if len(chunk) < 3 and _BOM.startswith(chunk):
+                self._buf = chunk  # empty, or maybe a BOM cut across chunks
                 return []
             self._started = True
-            if chunk.startswith(b"\xef\xbb\xbf"):
+            if chunk.startswith(_BOM):
                 chunk = chunk[3:]
         # Fast path: the chunk is exactly one ``data:`` line and its blank line, between
         # events (how servers flush each event). The general path below gives the same.
@@ -161,6 +183,8 @@ class SSEDecoder:
             and b"\r" not in chunk
         ):
             payload = chunk[6:-2] if chunk[5:6] == b" " else chunk[5:-2]
+            if raw_data:
+                return [payload]
             return [SSEvent("message", payload.decode("utf-8", "replace"), None, None)]
         # the line splitting of ``_Lines.feed``, inlined (one call less per chunk)
         if self._pending_cr:
@@ -181,25 +205,28 @@ class SSEDecoder:
         self._buf = rest
         if not lines:
             return []
-        # the event being built lives in locals; written back before returning or raising
+        # the event being built lives in locals; written back before returning or raising.
+        # Data lines are kept as bytes and decoded once per event ("replace" gives the
+        # same text line by line or joined: a ``\n`` never belongs to a UTF-8 sequence).
         data = self._data
         event = self._event
         id_ = self._id
         retry = self._retry
         size = self._size
         max_event = self._max_event
-        out: list[SSEvent] = []
+        out: list[Any] = []
         for raw in lines:
             if not raw:
                 if data or event is not None or id_ is not None:
-                    out.append(
-                        SSEvent(
-                            event or "message",
-                            data[0] if len(data) == 1 else "\n".join(data),
-                            id_,
-                            retry,
+                    payload = data[0] if len(data) == 1 else b"\n".join(data)
+                    if raw_data:
+                        out.append(payload)
+                    else:
+                        out.append(
+                            SSEvent(
+                                event or "message", payload.decode("utf-8", "replace"), id_, retry
+                            )
                         )
-                    )
                     if data:
                         data = []
                 event = id_ = retry = None
@@ -210,41 +237,43 @@ class SSEDecoder:
                 if size > max_event:
                     self._store(data, event, id_, retry, size)
                     raise LineTooLong(f"an event's data longer than {max_event} bytes")
-                data.append((raw[6:] if raw[5:6] == b" " else raw[5:]).decode("utf-8", "replace"))
+                data.append(raw[6:] if raw[5:6] == b" " else raw[5:])
                 continue
             if raw[:6] == b"event:":  # as the general parsing below, on the bytes
                 event = (raw[7:] if raw[6:7] == b" " else raw[6:]).decode("utf-8", "replace")
                 continue
             if raw[:3] == b"id:":
-                value = (raw[4:] if raw[3:4] == b" " else raw[3:]).decode("utf-8", "replace")
-                if "\0" not in value:
-                    id_ = value
+                text = (raw[4:] if raw[3:4] == b" " else raw[3:]).decode("utf-8", "replace")
+                if "\0" not in text:
+                    id_ = text
                 continue
             if raw[0] == 58:  # b":" comment
                 continue
-            line = raw.decode("utf-8", "replace")
-            name, sep, value = line.partition(":")
-            if sep and value[:1] == " ":
+            name, sep, value = raw.partition(b":")  # ":" never belongs to a UTF-8 sequence
+            if sep and value[:1] == b" ":
                 value = value[1:]
-            if name == "data":
+            if name == b"data":
                 size += len(raw)
                 if size > max_event:
                     self._store(data, event, id_, retry, size)
                     raise LineTooLong(f"an event's data longer than {max_event} bytes")
                 data.append(value)
-            elif name == "event":
-                event = value
-            elif name == "id":
-                if "\0" not in value:
-                    id_ = value
-            elif name == "retry" and value.isdigit():
-                retry = int(value)
+            elif name == b"event":
+                event = value.decode("utf-8", "replace")
+            elif name == b"id":
+                text = value.decode("utf-8", "replace")
+                if "\0" not in text:
+                    id_ = text
+            elif name == b"retry":
+                text = value.decode("utf-8", "replace")
+                if text.isdigit():
+                    retry = int(text)
             # other fields are ignored, as the spec says
         self._store(data, event, id_, retry, size)
         return out
 
     def _store(
-        self, data: list[str], event: str | None, id_: str | None, retry: int | None, size: int
+        self, data: list[bytes], event: str | None, id_: str | None, retry: int | None, size: int
     ) -> None:
         self._data = data
         self._event = event

@@ -45,7 +45,7 @@ from typing import Any
 import anyio
 
 from . import errors
-from ._engine import Engine, Opened, close_quietly, map_exception, task_lookup
+from ._engine import Engine, Opened, OpenPhase, close_quietly, map_exception, task_lookup
 from ._router import Target
 from ._turn import Skipped, Turn, is_content
 from .types import (
@@ -208,6 +208,7 @@ class AsyncChatStream:
         "_done",
         "_engine",
         "_error",
+        "_loop",
         "_opened",
         "_opener",
         "_pending",
@@ -241,7 +242,7 @@ class AsyncChatStream:
         # a list, not a deque: it holds a few events at most (a deque's block is ~600 B)
         self._pending: list[Event] = []
         self._agen: AsyncGenerator[Event, None] | None = None
-        self._opener: AsyncGenerator[Queued | Opened, None] | None = None
+        self._opener: OpenPhase | None = None
         self._opened = False
         self._done = False
         self._error: BaseException | None = None
@@ -249,6 +250,8 @@ class AsyncChatStream:
         self._deadline: float | None = None
         self._stall: float | None = engine.settings.timeouts.stall
         self._watchdog: _Watchdog | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        """The asyncio loop the stream was opened on (``None`` before, or off asyncio)."""
         self._carry = ""
         self._rescued = 0
         self._serving: Target | None = None
@@ -300,8 +303,11 @@ class AsyncChatStream:
             total = self._engine.settings.timeouts.total
             self._total = total
             self._deadline = time.monotonic() + total if total is not None else None
+            # one look-up of the loop per stream (Python 3.11's costs a getpid system
+            # call): the open phase's timers and the watchdog share it
+            loop = self._loop = asyncio.events._get_running_loop()
             opener = self._opener = self._engine.open_chat(
-                self._turn, self.attempts, self._deadline
+                self._turn, self.attempts, self._deadline, loop=loop
             )
         try:
             item = await opener.__anext__()
@@ -356,7 +362,8 @@ class AsyncChatStream:
         acc = self._acc
         secrets = self._engine.secrets
         while True:
-            token = secrets.activate()  # the provider's errors redact this client's keys
+            # the provider's errors redact this client's keys (no call without keys)
+            token = secrets.activate() if secrets._values else None
             try:
                 dog = self._watchdog
                 if dog is None or dog.expired:
@@ -396,7 +403,8 @@ class AsyncChatStream:
             except BaseException as exc:
                 return await self._fail(exc)
             finally:
-                secrets.deactivate(token)
+                if token is not None:
+                    secrets.deactivate(token)
             if type(event) is str:
                 if acc.finish is None:
                     if event.isascii() and not self._carry:
@@ -434,7 +442,7 @@ class AsyncChatStream:
         if dog is None:
             if self._deadline is None and self._stall is None:
                 return None
-            loop = asyncio.events._get_running_loop()
+            loop = self._loop
             if loop is None:  # not asyncio (trio): a scope per event
                 return None
             dog = self._watchdog = _Watchdog(loop, self._deadline, self._stall)

@@ -45,11 +45,13 @@ import httpx
 
 from . import errors
 from ._http_setup import TRANSPORTS, check_ca_bundle, choose_transport
+from ._httpx_objects import header_list, new_request
 from ._settings import Timeouts
 from ._version import __version__
 
 __all__ = [
     "ACCEPT_ENCODING",
+    "RAW_READ_EXTENSION",
     "READ_EXTENSION",
     "TRANSPORTS",
     "USER_AGENT",
@@ -74,6 +76,15 @@ body's iteration raises. ``llmrelay._http`` reads a body with it (no per-chunk l
 of httpx's response stream) and falls back to ``Response.aiter_raw`` without it (a
 client passed as ``http_client=``)."""
 
+RAW_READ_EXTENSION = "llmrelay.raw_read"
+"""Key of a response's ``extensions`` under which a transport may also put the chunk
+reader beneath ``READ_EXTENSION``'s, for a reader that maps its errors itself (one
+coroutine less per chunk): ``(read, failures, mapped)``, where ``read`` is an
+``async () -> bytes`` (each chunk, ``b""`` at the end) raising the transport's own
+exceptions, ``failures`` the tuple of their types and ``mapped(exc)`` the httpx
+exception ``READ_EXTENSION``'s reader raises for one (the request attached). The
+aiohttp transport sets it (aiohttp's ``StreamReader.readany``)."""
+
 
 class _NoCookies(http.cookiejar.CookieJar):
     """A cookie jar that never stores a cookie.
@@ -94,14 +105,18 @@ def _no_cookies() -> http.cookiejar.CookieJar:
 
 
 @functools.lru_cache(maxsize=256)
-def _parsed(url: str) -> httpx.URL:
-    return httpx.URL(url)
+def _parsed(url: str) -> tuple[httpx.URL, bytes]:
+    """``httpx.URL(url)`` and its ``netloc`` (the ``Host`` header), once per distinct URL."""
+    parsed = httpx.URL(url)
+    return parsed, parsed.netloc
 
 
 _HTTPX_LOG = logging.getLogger("httpx")
 _DEFAULT = httpx.USE_CLIENT_DEFAULT
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _LENGTH_HEADERS = frozenset({b"content-length", b"transfer-encoding"})
+_JSON_TYPE = (b"Content-Type", b"content-type", b"application/json")
+_NO_BODY = (b"Content-Length", b"content-length", b"0")
 
 
 _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
@@ -109,21 +124,24 @@ _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=Fa
 UTF-8, no NaN); one encoder, not one per ``json.dumps`` call."""
 
 
-def _header_items(headers: Any) -> list[tuple[bytes, bytes]]:
-    """``httpx.Headers(headers).raw``, without building a ``Headers`` for a dict of strings.
+def _header_items(headers: Any) -> list[tuple[bytes, bytes, bytes]]:
+    """``httpx.Headers(headers)``'s items: (name, lower-case name, value), all bytes.
+
+    Without building a ``Headers`` for a dict of strings.
 
     A ``str`` name or value is encoded as ASCII, as httpx does (the same
     ``UnicodeEncodeError`` for other text); anything else goes through ``httpx.Headers``.
     """
     if type(headers) is dict:
-        items: list[tuple[bytes, bytes]] = []
+        items: list[tuple[bytes, bytes, bytes]] = []
         for name, value in headers.items():
             if type(name) is not str or type(value) is not str:
                 break
-            items.append((name.encode("ascii"), value.encode("ascii")))
+            raw = name.encode("ascii")
+            items.append((raw, raw.lower(), value.encode("ascii")))
         else:
             return items
-    return httpx.Headers(headers).raw
+    return list(httpx.Headers(headers)._list)
 
 
 class _Streamed:
@@ -219,8 +237,9 @@ class _Client(httpx.AsyncClient):
         **kwargs: Any,
     ) -> httpx.Request:
         """Build a request as httpx does (see the class), a string URL parsed once."""
+        netloc: bytes | None = None
         if isinstance(url, str):
-            url = _parsed(url)
+            url, netloc = _parsed(url)
         if (
             any(value is not None for value in kwargs.values())
             or not (content is None or isinstance(content, bytes | str))
@@ -232,37 +251,37 @@ class _Client(httpx.AsyncClient):
                 method, url, content=content, json=json, headers=headers, timeout=timeout, **kwargs
             )
         method = method.upper()
-        merged = self.headers.raw
+        # httpx's header items: (name, lower-case name, value), all bytes
+        merged = self.headers._list
         if headers:
             given = _header_items(headers)
-            names = {key.lower() for key, _ in given}
-            merged = [item for item in merged if item[0].lower() not in names] + given
-        names = {key.lower() for key, _ in merged}
-        head: list[tuple[bytes, bytes]] = []
+            names = {item[1] for item in given}
+            merged = [item for item in merged if item[1] not in names] + given
+        names = {item[1] for item in merged}
+        head: list[tuple[bytes, bytes, bytes]] = []
         if b"host" not in names and url.raw_host:
-            head.append((b"Host", url.netloc))
-        tail: list[tuple[bytes, bytes]] = []
+            head.append((b"Host", b"host", url.netloc if netloc is None else netloc))
+        tail: list[tuple[bytes, bytes, bytes]] = []
         body = b""
         if content is not None:
             body = content.encode() if isinstance(content, str) else content
         elif json is not None:
             body = _JSON.encode(json).encode()
         if body and b"content-length" not in names:
-            tail.append((b"Content-Length", str(len(body)).encode()))
+            tail.append((b"Content-Length", b"content-length", str(len(body)).encode()))
         if json is not None and content is None and b"content-type" not in names:
-            tail.append((b"Content-Type", b"application/json"))
+            tail.append(_JSON_TYPE)
         if not body and method in _BODY_METHODS and not names & _LENGTH_HEADERS:
-            head.append((b"Content-Length", b"0"))
+            head.append(_NO_BODY)
         limits = self.timeout if timeout is _DEFAULT else httpx.Timeout(timeout)
-        request = httpx.Request(
+        # httpx.Request(..., stream=ByteStream(body)) then read(), without its __init__
+        return new_request(
             method,
             url,
-            headers=[*head, *merged, *tail] if head or tail else merged,
-            stream=httpx.ByteStream(body),
-            extensions={"timeout": limits.as_dict()},
+            header_list([*head, *merged, *tail]),
+            body,
+            {"timeout": limits.as_dict()},
         )
-        request.read()  # as httpx: ``content`` of a bytes body is there at once
-        return request
 
     def stream(  # type: ignore[override]
         self,

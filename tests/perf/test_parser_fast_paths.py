@@ -137,7 +137,7 @@ def outcome(feed: Any, parser: Any, items: list[str]) -> list[Any]:
         try:
             result.append(("ok", feed(parser, data)))
         except errors.LLMRelayError as exc:
-            result.append(("error", type(exc).__name__, str(exc)))
+            result.append(("error", type(exc).__name__, str(exc), getattr(exc, "body", None)))
         state = dict(vars(parser))
         if isinstance(parser, TokenStream) and not parser.stop:
             del state["_tail"]  # kept for stop sequences only (end() is compared below)
@@ -156,6 +156,26 @@ def test_chunk_parser_fast_path_equals_the_reference(items: list[str]) -> None:
     fast = outcome(ChunkParser.feed, ChunkParser("p", "m"), items)
     reference = outcome(reference_chunk_feed, ChunkParser("p", "m"), items)
     assert fast == reference
+
+
+RAW_DATA = st.one_of(
+    DATA.map(lambda text: text.encode("utf-8", "surrogatepass")),
+    DATA.map(lambda text: text.encode()[:-2] + b"\xff" + text.encode()[-2:]),  # invalid UTF-8
+    st.sampled_from([b'{"choices":[{"delta":{"content":"\xe2\x80"}}]}', b"\xef\xbb\xbf{}"]),
+)
+
+
+@settings(max_examples=600, deadline=None)
+@example([b'{"choices": [{"delta": {"content": "a\xff"}}]}'], True)
+@example([b'{"choices": "' + b"x" * 5000 + b'"}'], True)  # the error keeps the whole text
+@example([b'{"choices": [{"delta": {"content": "a"}}]', b"[DONE]"], False)
+@given(st.lists(RAW_DATA, min_size=1, max_size=6), st.booleans())
+def test_chunk_parser_reads_bytes_as_their_text(items: list[bytes], strict: bool) -> None:
+    """``feed(bytes)`` (``aiter_sse_data``'s data) is ``feed`` of the decoded text."""
+    as_bytes = outcome(ChunkParser.feed, ChunkParser("p", "m", strict=strict), items)
+    texts = [item.decode("utf-8", "replace") for item in items]
+    as_text = outcome(ChunkParser.feed, ChunkParser("p", "m", strict=strict), texts)
+    assert as_bytes == as_text
 
 
 TOKEN = _merged(

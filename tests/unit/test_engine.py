@@ -340,3 +340,69 @@ async def test_unknown_model_names_the_closest_valid_names() -> None:
     with pytest.raises(UnknownModelError) as info:
         await run([first], model="nope")
     assert "`llmrelay models` lists them" in str(info.value)
+
+
+async def test_chat_request_carries_every_part_of_the_turn() -> None:
+    """Each field the turn sets reaches ``ChatRequest`` (only defaults are left out)."""
+    from llmrelay import Conversation, Message
+    from llmrelay._router import Target
+    from llmrelay._turn import Turn
+    from llmrelay.providers import Capability, Option
+
+    first, _ = scripted(
+        "first",
+        parameters=(
+            "temperature",
+            "max_tokens",
+            "top_p",
+            "stop",
+            "seed",
+            "frequency_penalty",
+            "presence_penalty",
+        ),
+        options={"mode": Option(str)},
+    )
+
+    class Full(first):  # type: ignore[misc,valid-type]
+        capabilities = frozenset({*first.capabilities, Capability.VISION})
+        forwards = frozenset({"reasoning_effort"})
+
+    tool = {"type": "function", "function": {"name": "look", "parameters": {"type": "object"}}}
+    conversation = Conversation()
+    state = ConversationState("first", {"id": "c1"})
+    conversation.record((Message("user", "hi"),), "earlier", state, ())
+    params: dict[str, Any] = {
+        "temperature": 0.5,
+        "max_tokens": 9,
+        "top_p": 0.8,
+        "stop": ["x"],
+        "seed": 4,
+        "frequency_penalty": 0.1,
+        "presence_penalty": 0.2,
+        "options": {"mode": "m"},
+        "conversation": conversation,
+        "tools": [tool],
+        "tool_choice": "required",
+        "parallel_tool_calls": False,
+        "response_format": {"type": "json_object"},
+    }
+    image = {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}
+    messages = [{"role": "user", "content": [{"type": "text", "text": "see"}, image]}]
+    turn = Turn.build(messages, params, {"reasoning_effort": "low"})  # type: ignore[arg-type]
+    async with AsyncClient(providers=[Full], strict=True, allow_image_fetch=True) as client:
+        request = client._engine.chat_request(Target("first", "shared-model"), turn, 12.5, "pre")
+    assert request.messages == turn.messages
+    assert (request.model, request.deadline, request.prefill) == ("shared-model", 12.5, "pre")
+    assert (request.temperature, request.max_tokens, request.top_p) == (0.5, 9, 0.8)
+    assert (request.stop, request.seed) == (("x",), 4)
+    assert (request.frequency_penalty, request.presence_penalty) == (0.1, 0.2)
+    assert dict(request.options) == {"mode": "m"}
+    assert request.state == state
+    assert [t.name for t in request.tools] == ["look"]
+    assert request.tool_choice is not None
+    assert request.tool_choice.mode == "required"
+    assert request.parallel_tool_calls is False
+    assert request.response_format == turn.response_format is not None
+    assert dict(request.passthrough) == {"reasoning_effort": "low"}
+    assert request.strict is True
+    assert request.image_fetch is not None

@@ -16,6 +16,7 @@ from llmrelay import (
     ProtocolError,
     ProviderTimeout,
     ProviderUnavailable,
+    Queued,
     Timeouts,
 )
 from tests.unit.scripted_provider import HANG, scripted
@@ -57,6 +58,32 @@ async def test_a_stream_that_ends_before_any_answer_is_a_protocol_error() -> Non
         with pytest.raises(ProtocolError, match="before any answer"):
             await client.complete("hi", model="first")
     assert script.closed == 1
+
+
+async def test_closing_a_stream_while_queued_closes_the_waiting_candidate() -> None:
+    """After a progress report the open phase holds the candidate's generator: closing
+    the stream then closes it (its connection), and nothing is opened afterwards."""
+    first, script = scripted("first", [Queued(position=2), HANG])
+    async with AsyncClient(providers=[first]) as client:
+        stream = client.stream("hi", model="first")
+        assert await stream.advance() == Queued(position=2)
+        assert script.closed == 0
+        await stream.aclose()
+        assert script.closed == 1
+        assert stream.provider is None
+        assert stream.attempts == []
+
+
+async def test_the_open_phase_goes_on_after_a_progress_report() -> None:
+    """The open phase hands out ``Queued``, then the same candidate's answer opens."""
+    first, script = scripted("first", [Queued(position=0), "ok", FinishReason("stop")])
+    async with AsyncClient(providers=[first]) as client:
+        async with client.stream("hi", model="first") as stream:
+            events = [event async for event in stream]
+    assert events[0] == Queued(position=0)
+    assert [e for e in events if type(e) is str] == ["ok"]
+    assert script.started == 1
+    assert [a.outcome for a in stream.attempts] == ["ok"]
 
 
 _Base, _ = scripted("failing", images=True, models=("m",))

@@ -14,6 +14,7 @@ from llmrelay._http import (
     aiter_body,
     aiter_ndjson,
     aiter_sse,
+    aiter_sse_data,
     make_http_client,
     raise_for_status,
     read_bounded,
@@ -450,6 +451,66 @@ async def test_a_reset_mid_stream_names_the_url_and_is_typed(
     assert "SECRET" not in str(info.value)  # the query is not
 
 
+MIXED = (
+    b"\xef\xbb\xbfdata: a\xff\xfe\n\n: c\r\nevent: e\ndata: 1\ndata:2\r\n\r\nid: 9\n\n"
+    b"retry: 5\ndata\n\n" + EVENTS[:2000]
+)
+
+
+@pytest.mark.parametrize("encoding", ["identity", "gzip"])
+@pytest.mark.parametrize("size", [1, 7, 4096])
+async def test_sse_data_is_each_events_data_as_received(
+    raw: tuple[RawServer, str], http: httpx.AsyncClient, encoding: str, size: int
+) -> None:
+    """``aiter_sse_data`` gives ``aiter_sse``'s events' data, undecoded, on any chunking."""
+    server, url = raw
+    body = _gzip(MIXED) if encoding == "gzip" else MIXED
+    headers = {**SSE, "content-encoding": encoding}
+    server.route(
+        "/d", headers=headers, chunks=[body[i : i + size] for i in range(0, len(body), size)]
+    )
+    async with http.stream("GET", f"{url}/d") as response:
+        data = [d async for d in aiter_sse_data(response, provider="p", model="m")]
+        assert response.is_closed  # read to the end: released, as aiter_sse does
+    assert all(type(d) is bytes for d in data)
+    events = await _sse(http, f"{url}/d")
+    assert [d.decode("utf-8", "replace") for d in data] == [e[1] for e in events]
+    assert data[:4] == [b"a\xff\xfe", b"1\n2", b"", b""]
+    server.route("/t", headers={"content-type": "text/plain"}, chunks=[b"data: x\n\n"])
+    async with http.stream("GET", f"{url}/t") as response:
+        with pytest.raises(errors.ProtocolError, match="text/event-stream"):
+            await anext(aiter_sse_data(response, provider="p", model="m"))
+
+
+async def test_aiohttps_reader_is_read_without_the_wrapper(
+    raw: tuple[RawServer, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On aiohttp, events are read with ``readany`` itself (``RAW_READ_EXTENSION``), and a
+    failure is still the httpx exception naming the request."""
+    from llmrelay import _aiohttp
+
+    async def refuse(self: Any) -> bytes:
+        raise AssertionError("read through the transport's wrapper")
+
+    monkeypatch.setattr(_aiohttp._Body, "read", refuse)
+    server, url = raw
+    server.route("/w", headers=SSE, chunks=[b"data: 1\n\n", b"data: 2\n\n"])
+    server.route("/x", headers=SSE, chunks=[b"data: 1\n\n", b"data: 2\n\n"], abort_after=1)
+    http = make_http_client(Timeouts(connect=2, read=2), transport="aiohttp")
+    try:
+        for read in (aiter_sse, aiter_sse_data):
+            async with http.stream("GET", f"{url}/w") as response:
+                assert len([x async for x in read(response, provider="p", model="m")]) == 2
+            with pytest.raises(httpx.TransportError) as info:
+                async with http.stream("GET", f"{url}/x") as response:
+                    async for _ in read(response, provider="p", model="m"):
+                        pass
+            assert info.value.request.url == f"{url}/x"
+            assert not isinstance(info.value.__cause__, httpx.HTTPError)  # aiohttp's, mapped
+    finally:
+        await http.aclose()
+
+
 async def test_a_client_without_the_chunk_reader_reads_through_httpx() -> None:
     """``http_client=``: a plain httpx client (no ``READ_EXTENSION``) still reads."""
     body = _gzip(EVENTS)
@@ -466,3 +527,48 @@ async def test_a_client_without_the_chunk_reader_reads_through_httpx() -> None:
             "token 1 \u2028 café",
         ]
         assert await _sse(http, "http://x/p") == [("message", "1", None)]
+
+
+@pytest.mark.parametrize(
+    "items",
+    [
+        [(b"Content-Type", b"text/event-stream; charset=utf-8")],
+        [(b"content-type", b"Text/Event-Stream"), (b"CONTENT-ENCODING", b" GZip ")],
+        [(b"Content-Type", b"a"), (b"content-type", b"b")],  # twice: httpx joins them
+        [(b"Content-Encoding", b"gzip"), (b"content-encoding", b"br")],
+        [(b"Content-Type", b"text/event-stream; x=\xc3\xa9")],  # not ASCII
+        [(b"X-Other", b"\xff"), (b"Content-Type", b"text/plain")],
+        [],
+    ],
+)
+def test_the_stream_heads_are_httpxs_values(items: list[tuple[bytes, bytes]]) -> None:
+    from llmrelay._http import _stream_heads
+
+    response = httpx.Response(200, headers=items)
+    expected = (
+        response.headers.get("content-type", ""),
+        response.headers.get("content-encoding", ""),
+    )
+    assert _stream_heads(httpx.Response(200, headers=items)) == expected
+
+
+async def test_closing_attaches_the_request_to_an_error_as_httpx_does() -> None:
+    from llmrelay._http import _close
+
+    class Failing(httpx.AsyncByteStream):
+        closed = 0
+
+        async def aclose(self) -> None:
+            self.closed += 1
+            raise httpx.ReadError("reset on close")
+
+    request = httpx.Request("GET", "http://x/y")
+    for close in (httpx.Response.aclose, _close):
+        stream = Failing()
+        response = httpx.Response(200, stream=stream, request=request)
+        with pytest.raises(httpx.ReadError) as info:
+            await close(response)
+        assert info.value.request is request
+        assert response.is_closed
+        await close(response)  # once only
+        assert stream.closed == 1

@@ -253,6 +253,63 @@ def test_any_document_parses_as_the_standard_library_parses_it(value: Any, ascii
     assert _same(_json.loads(text.encode()), json.loads(text))
 
 
+# -- loads_utf8: the bytes of an event's data, as loads(data.decode("utf-8", "replace")) ----
+
+
+def _loads_utf8_expected(data: bytes) -> Any:
+    return json.loads(data.decode("utf-8", "replace"))
+
+
+UTF8_DOCUMENTS = [
+    *(text.encode("utf-8", "surrogatepass") for text in DOCUMENTS),
+    b'{"content":"\xff\xfe invalid UTF-8 in a string"}',  # parses, with U+FFFD
+    b'{"content":"a cut \xe2\x80 sequence", "n": 12345678901234567890123}',
+    b'{\x00"a\x00":1}',  # json.loads(bytes) would read it as UTF-16
+    b'{"a": 1',
+    b"",
+    b"\xef\xbb\xbf{}",
+    b"[" * 100_000 + b"]" * 100_000,
+]
+
+
+@pytest.mark.parametrize("data", UTF8_DOCUMENTS)
+def test_loads_utf8_is_loads_of_the_decoded_text(stdlib: ModuleType, data: bytes) -> None:
+    try:
+        expected = _loads_utf8_expected(data)
+    except (ValueError, RecursionError) as exc:
+        for module in (_json, stdlib):
+            with pytest.raises(type(exc)):
+                module.loads_utf8(data)
+        return
+    assert _same(_json.loads_utf8(data), expected)
+    assert _same(stdlib.loads_utf8(data), expected)
+
+
+def test_loads_utf8_reads_valid_bytes_with_orjson(monkeypatch: pytest.MonkeyPatch) -> None:
+    chunk = b'{"id":"chatcmpl-1","created":1733000000,"choices":[{"delta":{"content":"\xc3\xa9"}}]}'
+    expected = json.loads(chunk)
+
+    def refuse(data: str | bytes) -> Any:
+        raise AssertionError("fell back to json.loads")
+
+    monkeypatch.setattr(_json.json, "loads", refuse)
+    assert _json.loads_utf8(chunk) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(_values, st.booleans(), st.binary(max_size=3))
+def test_any_utf8_document_parses_as_its_decoded_text(value: Any, ascii: bool, junk: bytes) -> None:
+    data = json.dumps(value, ensure_ascii=ascii).encode("utf-8", "surrogatepass")
+    for doc in (data, data[:-1] + junk + data[-1:] if len(data) > 1 else data):
+        try:
+            expected = _loads_utf8_expected(doc)
+        except (ValueError, RecursionError) as exc:
+            with pytest.raises(type(exc)):
+                _json.loads_utf8(doc)
+        else:
+            assert _same(_json.loads_utf8(doc), expected)
+
+
 # -- the frames of the OpenAI chat encoder, with and without orjson -----------------------
 
 

@@ -20,6 +20,7 @@ from llmrelay import (
     StreamInterrupted,
     Usage,
 )
+from llmrelay.providers import Option
 from tests.unit.scripted_provider import HANG, scripted
 
 pytestmark = pytest.mark.anyio
@@ -58,6 +59,56 @@ async def test_create_returns_a_chat_completion_openai_accepts() -> None:
         ("system", "be brief"),
         ("user", "say hi"),
     ]
+
+
+async def test_every_chat_parameter_create_takes_reaches_the_provider() -> None:
+    """``create`` hands its chat parameters to the turn by name: none is dropped."""
+    first, script = scripted(
+        "first",
+        ["ok", FinishReason("stop")],
+        parameters=(
+            "temperature",
+            "top_p",
+            "max_tokens",
+            "stop",
+            "seed",
+            "frequency_penalty",
+            "presence_penalty",
+        ),
+        options={"mode": Option(str)},
+    )
+    async with AsyncClient(providers=[first]) as client:
+        stream = await client.chat.completions.create(
+            model="first",
+            messages=MESSAGES,
+            stream=True,
+            temperature=0.5,
+            top_p=0.9,
+            max_tokens=11,
+            stop=["a", "b"],
+            seed=3,
+            frequency_penalty=0.25,
+            presence_penalty=-0.5,
+            options={"mode": "fast"},
+        )
+        async with stream:
+            chunks = [chunk async for chunk in stream]
+    assert chunks
+    request = script.received[0]
+    assert (request.temperature, request.top_p, request.max_tokens) == (0.5, 0.9, 11)
+    assert (request.stop, request.seed) == (("a", "b"), 3)
+    assert (request.frequency_penalty, request.presence_penalty) == (0.25, -0.5)
+    assert dict(request.options) == {"mode": "fast"}
+
+
+def test_create_passes_each_shared_chat_parameter_by_its_name() -> None:
+    """A parameter both ``create`` and ``stream`` take goes through ``_SAME_NAME`` (or is
+    mapped: ``max_tokens``, ``stop``); one added to both without it would be dropped."""
+    from llmrelay._params import ChatParams, CompletionCreateParams
+    from llmrelay._resources import _SAME_NAME
+
+    shared = set(ChatParams.__annotations__) & set(CompletionCreateParams.__annotations__)
+    assert shared - {"max_tokens", "stop"} == _SAME_NAME
 
 
 async def test_streamed_chunks_have_openais_shape() -> None:

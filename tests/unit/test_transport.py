@@ -95,6 +95,36 @@ async def test_cookies_are_not_kept(transport: str) -> None:
     assert b"cookie" not in seen[1].lower().replace(b"set-cookie", b"")
 
 
+async def test_each_url_object_is_sent_to_its_own_target(transport: str) -> None:
+    """The aiohttp transport keeps the yarl URL of each URL it sent (by its parts,
+    bounded): each URL object reaches its own path, userinfo never in the target."""
+    seen: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                seen.append((await read_head(reader)).split(b" ")[1])
+            except asyncio.IncompleteReadError:
+                break
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+        writer.close()
+
+    async with server(handle) as url, client(transport) as http:
+        for i in range(300):
+            request = http.build_request("GET", httpx.URL(f"{url}/p{i}?q={i}"))
+            assert (await http.send(request)).text == "ok"
+            del request
+        shared = f"{url}/same"
+        for _ in range(3):
+            assert (await http.get(shared)).text == "ok"
+        with_user = httpx.URL(shared.replace("://", "://u:p@"))
+        for _ in range(2):
+            assert (await http.get(with_user)).text == "ok"
+        targets = getattr(http._transport, "_targets", {})  # type: ignore[attr-defined]
+        assert len(targets) <= 256
+    assert seen == [b"/p%d?q=%d" % (i, i) for i in range(300)] + [b"/same"] * 5
+
+
 async def test_a_url_string_is_parsed_once_and_each_request_keeps_its_own(
     transport: str,
 ) -> None:

@@ -71,6 +71,11 @@ HTTPX_WAY: list[tuple[str, str, dict[str, Any]]] = [
 
 
 def _same(ours: httpx.Request, theirs: httpx.Request) -> None:
+    # the same attributes (llmrelay._httpx_objects builds them without __init__) ...
+    assert vars(ours).keys() == vars(theirs).keys()
+    assert vars(ours.headers) == vars(theirs.headers)
+    assert ours.headers._list is not theirs.headers._list
+    # ... and the same request
     assert ours.method == theirs.method
     assert ours.url == theirs.url
     assert ours.headers.raw == theirs.headers.raw
@@ -358,3 +363,48 @@ async def test_stream_closes_the_response_when_the_block_raises(
     assert counting.heads[0].startswith(b"GET /a ")
     assert b"x-a: 1" in counting.heads[0].lower()
     assert counting.heads[1].endswith(b'\r\n\r\n{"k":1}')
+
+
+@pytest.mark.parametrize("version", [b"HTTP/1.1", b"HTTP/1.0"])
+async def test_the_response_is_an_httpx_response_of_the_heads_bytes(
+    transport: str, version: bytes
+) -> None:
+    """Both transports build the response without ``httpx.Response.__init__``: the same
+    attributes as httpx's own, every header as received (order, case, duplicates)."""
+    head = version + (
+        b" 200 OK\r\ncontent-length: 2\r\nX-Dup: 1\r\nx-dup: 2\r\n"
+        b"Content-Type: text/plain; charset=utf-8\r\nX-Latin: caf\xe9\r\n\r\nok"
+    )
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        writer.write(head)
+        await writer.drain()
+        writer.close()
+
+    async with server(handle) as url:
+        http = make_http_client(Timeouts(connect=2, read=2), transport=transport)
+        try:
+            async with http.stream("GET", url + "/h") as response:
+                reference = httpx.Response(
+                    200,
+                    headers=response.headers.raw,
+                    stream=response.stream,
+                    request=response.request,
+                    extensions=response.extensions,
+                )
+                assert vars(response).keys() == vars(reference).keys()
+                assert vars(response.headers) == vars(reference.headers)
+                assert response.headers.raw == [
+                    (b"content-length", b"2"),
+                    (b"X-Dup", b"1"),
+                    (b"x-dup", b"2"),
+                    (b"Content-Type", b"text/plain; charset=utf-8"),
+                    (b"X-Latin", b"caf\xe9"),
+                ]
+                assert response.headers.get_list("x-dup") == ["1", "2"]
+                assert response.http_version == version.decode()
+                assert response.reason_phrase == "OK"
+                assert await response.aread() == b"ok"
+        finally:
+            await http.aclose()

@@ -29,7 +29,7 @@ held back).
 
 from __future__ import annotations
 
-import uuid
+import os
 from collections.abc import Callable
 from typing import Any, Literal, TypeVar, get_args
 
@@ -83,8 +83,12 @@ def usage_counts(usage: Usage) -> Usage:
 
 
 def new_completion_id() -> str:
-    """A fresh ``chatcmpl-...`` id."""
-    return f"chatcmpl-{uuid.uuid4().hex}"
+    """A fresh ``chatcmpl-...`` id: 32 random hex digits (128 bits from ``os.urandom``).
+
+    As unguessable as the ``uuid4().hex`` it replaced (122 random bits), for a fifth of
+    its cost.
+    """
+    return f"chatcmpl-{os.urandom(16).hex()}"
 
 
 def _usage(usage: Usage | None) -> CompletionUsage | None:
@@ -479,6 +483,8 @@ class ChunkFrames:
         """The frame of a non-text event, or ``None`` (usage is kept for ``tail``)."""
         if type(event) is str:
             return self.text(event)
+        if type(event) is FinishReason:  # every answer has one: tested first
+            return self.finish(event.reason)
         if isinstance(event, Reasoning):
             return self.reasoning(event.text)
         if isinstance(event, ToolCallDelta):

@@ -44,6 +44,7 @@ that rewrote the body) is skipped and the stream read on, unless the request is
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import uuid
@@ -53,9 +54,9 @@ from typing import Any
 import anyio
 import httpx
 
-from .. import errors
+from .. import _json, errors
 from .._http import (
-    aiter_sse,
+    aiter_sse_data,
     invalid_request_class,
     loads,
     protocol_error,
@@ -245,8 +246,11 @@ class ChunkParser:
         self._calls_started: list[str] = []
         self.skipped = 0
 
-    def feed(self, data: str) -> list[Event]:
-        """Events of one SSE ``data`` value.
+    def feed(self, data: str | bytes) -> list[Event]:
+        """Events of one SSE ``data`` value (text, or its bytes as received).
+
+        Bytes are read as their UTF-8 text (``data.decode("utf-8", "replace")``; the
+        same events and errors), a JSON chunk parsed from the bytes themselves.
 
         Raises:
             llmrelay.errors.ProviderError: an in-band error (typed by its ``type``/``code``).
@@ -254,40 +258,48 @@ class ChunkParser:
         """
         if self.done:
             return []
-        if data[:1] == "{":
+        if type(data) is bytes:
+            if data[:1] != b"{":  # [DONE], a blank or a malformed value: as text
+                return self.feed(data.decode("utf-8", "replace"))
+            try:
+                chunk = _json.loads_utf8(data)
+            except (ValueError, RecursionError):  # the text's error (or skip), as text
+                return self.feed(data.decode("utf-8", "replace"))
+        elif data[:1] == "{":
             try:
                 chunk = loads(data, provider=self.provider, model=self.model, what="stream chunk")
             except errors.ProtocolError as exc:
                 return self._skip(exc)
-            # Fast path: the plain content chunk (no error, usage, finish or reasoning)
-            # gives exactly what the general path below would; anything else goes there.
-            if type(chunk) is dict and chunk.get("error") is None and chunk.get("usage") is None:
-                choices = chunk.get("choices")
-                if type(choices) is list and choices:
-                    choice = choices[0]
-                    if type(choice) is dict and choice.get("finish_reason") is None:
-                        delta = choice.get("delta")
-                        if (
-                            type(delta) is dict
-                            and delta.get("reasoning_content") is None
-                            and delta.get("reasoning") is None
-                            and delta.get("tool_calls") is None
-                        ):
-                            content = delta.get("content")
-                            if type(content) is str:
-                                return [content] if content else []
-                            if content is None:
-                                return []
+        else:
+            if not data.strip():
+                return []
+            if data.strip() == "[DONE]":
+                self.done = True
+                return []
+            try:
+                chunk = loads(data, provider=self.provider, model=self.model, what="stream chunk")
+            except errors.ProtocolError as exc:
+                return self._skip(exc)
             return self._chunk(chunk, data)
-        if not data.strip():
-            return []
-        if data.strip() == "[DONE]":
-            self.done = True
-            return []
-        try:
-            chunk = loads(data, provider=self.provider, model=self.model, what="stream chunk")
-        except errors.ProtocolError as exc:
-            return self._skip(exc)
+        # Fast path: the plain content chunk (no error, usage, finish or reasoning)
+        # gives exactly what the general path below would; anything else goes there.
+        if type(chunk) is dict and chunk.get("error") is None and chunk.get("usage") is None:
+            choices = chunk.get("choices")
+            if type(choices) is list and choices:
+                choice = choices[0]
+                if type(choice) is dict and choice.get("finish_reason") is None:
+                    delta = choice.get("delta")
+                    if (
+                        type(delta) is dict
+                        and delta.get("reasoning_content") is None
+                        and delta.get("reasoning") is None
+                        and delta.get("tool_calls") is None
+                    ):
+                        content = delta.get("content")
+                        if type(content) is str:
+                            return [content] if content else []
+                        if content is None:
+                            return []
         return self._chunk(chunk, data)
 
     def _skip(self, exc: errors.ProtocolError) -> list[Event]:
@@ -297,8 +309,10 @@ class ChunkParser:
         self.skipped += 1
         return [SKIPPED]  # type: ignore[list-item]  # internal marker, never delivered
 
-    def _chunk(self, chunk: Any, data: str) -> list[Event]:
+    def _chunk(self, chunk: Any, data: str | bytes) -> list[Event]:
         """Events of one parsed chunk (the general path)."""
+        if type(data) is bytes:  # what an error quotes: the text, as ``feed`` had it
+            data = data.decode("utf-8", "replace")
         if not isinstance(chunk, Mapping):
             raise self._protocol("stream chunk is not an object", data)
         if "error" in chunk and chunk["error"] is not None:
@@ -435,9 +449,10 @@ async def stream_chat(
         headers={"accept": "text/event-stream", **headers},
     ) as response:
         await raise_for_status(response, provider=provider, model=model, what="chat completion")
-        messages = aiter_sse(response, provider=provider, model=model)
-        async for sse in messages:
-            for event in parser.feed(sse.data):
+        # each event's data as received: the chunk's JSON is parsed from the bytes
+        messages = aiter_sse_data(response, provider=provider, model=model)
+        async for data in messages:
+            for event in parser.feed(data):
                 yield event
             if parser.done:
                 await _drain(messages)
@@ -446,14 +461,31 @@ async def stream_chat(
         yield event
 
 
+_running_loop = asyncio.events._get_running_loop
+"""The running asyncio loop or ``None`` (no system call, unlike ``get_running_loop``)."""
+
+
 async def _drain(messages: AsyncIterator[Any], wait: float = 0.5) -> None:
     """Read what follows ``[DONE]`` so the connection can be reused (``wait`` seconds at most).
 
     A failure there (a cut, a bad frame) cannot undo the finished answer: it is ignored.
+    On asyncio the bound is ``asyncio.timeout`` (a loop timer; half the CPU of an anyio
+    cancel scope, once per stream), elsewhere ``anyio.move_on_after``; either way only
+    its own expiry is absorbed, a cancellation from outside propagates.
     """
-    with anyio.move_on_after(wait):
-        try:
-            async for _ in messages:
-                pass
-        except (httpx.HTTPError, errors.LLMRelayError) as exc:
-            log.debug("ignored after [DONE]: %r", exc)
+    try:
+        if _running_loop() is not None:
+            timeout = asyncio.timeout(wait)
+            try:
+                async with timeout:
+                    async for _ in messages:
+                        pass
+            except TimeoutError:
+                if not timeout.expired():
+                    raise
+        else:  # another backend (trio)
+            with anyio.move_on_after(wait):
+                async for _ in messages:
+                    pass
+    except (httpx.HTTPError, errors.LLMRelayError) as exc:
+        log.debug("ignored after [DONE]: %r", exc)
