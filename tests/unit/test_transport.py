@@ -17,7 +17,7 @@ import socket
 import struct
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -95,10 +95,10 @@ async def test_cookies_are_not_kept(transport: str) -> None:
     assert b"cookie" not in seen[1].lower().replace(b"set-cookie", b"")
 
 
-async def test_each_url_object_is_sent_to_its_own_target(transport: str) -> None:
-    """The aiohttp transport keeps the yarl URL of each URL it sent (by its parts,
-    bounded): each URL object reaches its own path, userinfo never in the target."""
-    seen: list[bytes] = []
+def _ok_recording_targets(
+    seen: list[bytes],
+) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
+    """A keep-alive handler answering ``ok`` to each request, recording its target."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while True:
@@ -108,6 +108,15 @@ async def test_each_url_object_is_sent_to_its_own_target(transport: str) -> None
                 break
             writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
         writer.close()
+
+    return handle
+
+
+async def test_each_url_object_is_sent_to_its_own_target(transport: str) -> None:
+    """The aiohttp transport keeps the yarl URL of each URL it sent (by its parts,
+    bounded): each URL object reaches its own path, userinfo never in the target."""
+    seen: list[bytes] = []
+    handle = _ok_recording_targets(seen)
 
     async with server(handle) as url, client(transport) as http:
         for i in range(300):
@@ -129,15 +138,7 @@ async def test_a_url_string_is_parsed_once_and_each_request_keeps_its_own(
     transport: str,
 ) -> None:
     seen: list[bytes] = []
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            try:
-                seen.append((await read_head(reader)).split(b" ")[1])
-            except asyncio.IncompleteReadError:
-                break
-            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
-        writer.close()
+    handle = _ok_recording_targets(seen)
 
     plain = httpx.AsyncClient()  # what httpx itself builds from the same arguments
     async with server(handle) as url, client(transport) as http:
