@@ -38,10 +38,7 @@ def new_headers(items: Iterable[tuple[bytes, bytes]]) -> httpx.Headers:
 
     Names and values are kept as given, in order (duplicates too), as httpx keeps bytes.
     """
-    headers = _new_headers(_Headers)
-    headers._list = [(name, name.lower(), value) for name, value in items]
-    headers._encoding = None
-    return headers
+    return header_list([(name, name.lower(), value) for name, value in items])
 
 
 def header_list(items: list[tuple[bytes, bytes, bytes]]) -> httpx.Headers:
