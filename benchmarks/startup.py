@@ -386,6 +386,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--trace-runs", type=int, default=5, help="traced runs of each side")
     parser.add_argument(
+        "--trace-modules",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with --trace: the chat's N costliest llmrelay modules before its first token",
+    )
+    parser.add_argument(
         "--before",
         type=Path,
         metavar="SRC",
@@ -526,7 +533,7 @@ def run_first_token(
                 command, command_env = commands[name]
                 samples[name].append(_first_token(command, command_env))
         if args.trace:
-            trace(python, env, raw_args, args.trace_runs)
+            trace(python, env, raw_args, args.trace_runs, args.trace_modules)
     outputs = {s.output.strip() for runs in samples.values() for s in runs}
     if len(outputs) != 1:
         print(f"note: the commands printed different answers: {outputs!r}")
@@ -634,7 +641,9 @@ def _imports_by_phase(stderr: str) -> tuple[dict[str, dict[str, int]], dict[str,
     return phases, modules
 
 
-def trace(python: str, env: dict[str, str], raw_args: list[str], runs: int) -> None:
+def trace(
+    python: str, env: dict[str, str], raw_args: list[str], runs: int, top_modules: int = 0
+) -> None:
     """Where each side's time to the first token goes (``--trace``)."""
     code = TRACER + f"\nRAW_SCRIPT = {RAW_SCRIPT!r}\nrun()\n"
     sides = {
@@ -691,6 +700,15 @@ def trace(python: str, env: dict[str, str], raw_args: list[str], runs: int) -> N
             f"\n  imported before the first token by the {label}: {len(only)} modules, "
             f"{sum(only.values()) / 1e3:.1f} ms (sum of minimum self times): "
             + ", ".join(f"{p} {v / 1e3:.1f}" for v, p in top[:14])
+        )
+    if top_modules:
+        own = sorted(
+            ((v, m) for m, v in chat.items() if m.split(".")[0] == "llmrelay"), reverse=True
+        )
+        print(
+            f"\n  the chat's llmrelay modules before its first token: {len(own)}, "
+            f"{sum(v for v, _ in own) / 1e3:.1f} ms (minimum self times); the costliest: "
+            + ", ".join(f"{m} {v / 1e3:.1f}" for v, m in own[:top_modules])
         )
 
 

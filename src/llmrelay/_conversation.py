@@ -20,9 +20,12 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .types import ConversationState, Message, ToolCall, normalize_messages
+from .types import ConversationState, Message, normalize_messages
+
+if TYPE_CHECKING:
+    from .types import ToolCall
 
 __all__ = ["Conversation", "ProviderState"]
 

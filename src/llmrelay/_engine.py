@@ -46,7 +46,7 @@ import sys
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import anyio
 import httpx
@@ -61,15 +61,10 @@ from ._router import Candidate, HealthStore, Router, Target
 from ._settings import ProviderSettingsSpec, Settings
 from ._turn import Turn, is_content
 from .providers import AuthMode, Capability, Provider
-from .providers._image_input import ImageFetchPolicy
-from .types import (
-    ChatRequest,
-    Event,
-    FinishReason,
-    ImageRequest,
-    ImageResult,
-    Queued,
-)
+from .types import ChatRequest, Event, FinishReason, ImageResult, Queued
+
+if TYPE_CHECKING:
+    from .types import ImageRequest
 
 __all__ = [
     "Engine",
@@ -234,6 +229,8 @@ class Engine:
         if turn.response_format is not None:
             fields["response_format"] = turn.response_format
         if self.settings.allow_image_fetch:
+            from .providers._image_input import ImageFetchPolicy  # only for image fetching
+
             fields["image_fetch"] = ImageFetchPolicy()
         if prefill:
             fields["prefill"] = prefill
@@ -295,6 +292,8 @@ class Engine:
             )
         options = dict(fields.get("options") or {})
         self._supported(cls, target, {}, options)
+        from .types import ImageRequest  # llmrelay.types loads it on first use
+
         return ImageRequest(
             prompt=prompt,
             model=target.model,

@@ -40,7 +40,7 @@ import re
 import time
 from collections.abc import AsyncGenerator
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -49,7 +49,6 @@ from ._engine import Engine, Opened, OpenPhase, close_quietly, map_exception, ta
 from ._router import Target
 from ._turn import Skipped, Turn, is_content
 from .types import (
-    Completion,
     ConversationState,
     Event,
     FinishReason,
@@ -57,10 +56,12 @@ from .types import (
     ProviderInfo,
     Queued,
     Reasoning,
-    ToolCall,
     ToolCallDelta,
     Usage,
 )
+
+if TYPE_CHECKING:
+    from .types import Completion, ToolCall
 
 __all__ = ["Accumulator", "AsyncChatStream", "mend_text"]
 
@@ -150,6 +151,10 @@ class Accumulator:
 
     def tool_calls(self) -> tuple[ToolCall, ...]:
         """The assembled calls, in ``index`` order (fragments joined as they came)."""
+        if not self.calls:
+            return ()
+        from .types import ToolCall  # llmrelay.types loads it on first use
+
         out: list[ToolCall] = []
         for index in sorted(self.calls):
             call_id, name, *fragments = self.calls[index]
@@ -170,6 +175,8 @@ class Accumulator:
 
     def completion(self, attempts: list[errors.Attempt]) -> Completion:
         """The collected ``Completion``."""
+        from .types import Completion  # llmrelay.types loads it on first use
+
         info = self.info or ProviderInfo("", "")
         return Completion(
             text=self.answer(),

@@ -25,8 +25,12 @@ import logging
 import math
 import re
 from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING
 
-from .types import Message, ToolCall, Usage
+from .types import Message, Usage
+
+if TYPE_CHECKING:
+    from .types import ToolCall
 
 __all__ = ["count_tokens", "estimate_usage"]
 

@@ -35,7 +35,15 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 if TYPE_CHECKING:
-    from .errors import Attempt
+    from ._lazy_types import (
+        Completion,
+        EmbeddingRequest,
+        EmbeddingResult,
+        ImagePart,
+        ImageRequest,
+        ProviderDescription,
+        ToolCall,
+    )
     from .providers._image_input import ImageFetchPolicy
 
 __all__ = [
@@ -67,6 +75,43 @@ __all__ = [
     "normalize_messages",
 ]
 
+_LAZY = frozenset(
+    {
+        "Completion",
+        "EmbeddingRequest",
+        "EmbeddingResult",
+        "ImagePart",
+        "ImageRequest",
+        "ProviderDescription",
+        "ToolCall",
+    }
+)
+"""The classes defined in ``llmrelay._lazy_types`` and loaded on first use: a chat needs
+none of them before its first token, and each frozen slotted dataclass costs the
+compilation of its generated methods when it is made."""
+
+if not TYPE_CHECKING:  # mypy sees the classes imported above, and no catch-all
+
+    def __getattr__(name: str) -> Any:
+        """Load the classes of ``_LAZY`` on first use (PEP 562: https://peps.python.org/pep-0562/).
+
+        ``llmrelay._lazy_types`` binds all of them here when it loads, so a later
+        access is a plain attribute read.
+
+        Raises:
+            AttributeError: ``name`` is not an attribute of ``llmrelay.types``.
+        """
+        if name in _LAZY:
+            from . import _lazy_types  # noqa: F401 - binds the classes here
+
+            return globals()[name]
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+    def __dir__() -> list[str]:
+        """This module's names, the not yet loaded classes of ``_LAZY`` included."""
+        return sorted(set(globals()) | _LAZY)
+
+
 Role: TypeAlias = Literal["system", "user", "assistant", "tool"]
 _ROLES: frozenset[str] = frozenset({"system", "user", "assistant", "tool"})
 _INPUT_ROLES = {
@@ -84,79 +129,6 @@ _MAX_ID = 512
 
 def _where(where: str, detail: str) -> ValueError:
     return ValueError(f"{where}{detail}")
-
-
-@dataclass(frozen=True, slots=True)
-class ToolCall:
-    """One assembled tool (function) call of an assistant message.
-
-    The OpenAI form (``ChatCompletionMessageFunctionToolCall``) is
-    ``{"id", "type": "function", "function": {"name", "arguments"}}``.
-
-    Attributes:
-        id: the call's id (``call_...``); a ``role: "tool"`` message answers it by
-            ``tool_call_id``.
-        name: the function's name.
-        arguments: the arguments as the model wrote them: JSON text, normally an
-            object, never parsed or re-serialised by llmrelay (it may be invalid JSON
-            when the model erred; ``strict`` schemas make that rare).
-        type: always ``"function"``.
-
-    Raises:
-        ValueError: an empty ``id`` or ``name``, or non-string fields.
-    """
-
-    id: str
-    name: str
-    arguments: str = ""
-    type: Literal["function"] = "function"
-
-    def __post_init__(self) -> None:
-        for key in ("id", "name", "arguments"):
-            if not isinstance(getattr(self, key), str):
-                raise ValueError(f"tool call {key} must be a string")
-        if not self.id or not self.name:
-            raise ValueError("a tool call needs an id and a name")
-        if self.type != "function":
-            raise ValueError(f"tool call type must be 'function'; got {self.type!r:.40}")
-
-    def to_openai(self) -> dict[str, Any]:
-        """``{"id", "type": "function", "function": {"name", "arguments"}}``."""
-        return {
-            "id": self.id,
-            "type": "function",
-            "function": {"name": self.name, "arguments": self.arguments},
-        }
-
-    @classmethod
-    def from_openai(cls, value: Any, where: str = "tool_call") -> ToolCall:
-        """A ``ToolCall`` from OpenAI's shape (or a ``ToolCall``).
-
-        Raises:
-            ValueError: a malformed call, naming ``where`` and what is wrong (a
-                ``custom`` tool call is not supported).
-        """
-        if isinstance(value, ToolCall):
-            return value
-        if not isinstance(value, Mapping):
-            raise _where(where, " must be an object")
-        kind = value.get("type", "function")
-        if kind != "function":
-            raise _where(where, f".type {kind!r:.40} is not supported (only 'function')")
-        function = value.get("function")
-        if not isinstance(function, Mapping):
-            raise _where(where, ".function must be an object")
-        call_id, name = value.get("id"), function.get("name")
-        arguments = function.get("arguments", "")
-        if not isinstance(call_id, str) or not call_id or len(call_id) > _MAX_ID:
-            raise _where(where, ".id must be a non-empty string")
-        if not isinstance(name, str) or not name:
-            raise _where(where, ".function.name must be a non-empty string")
-        if arguments is None:
-            arguments = ""
-        if not isinstance(arguments, str):
-            raise _where(where, ".function.arguments must be a string (JSON text)")
-        return cls(call_id, name, arguments)
 
 
 @dataclass(frozen=True, slots=True)
@@ -389,44 +361,6 @@ def _plain(value: Any) -> Any:
     return value
 
 
-@dataclass(frozen=True, slots=True)
-class ImagePart:
-    """An ``image_url`` content part of a message (OpenAI's ``ChatCompletionContentPartImage``).
-
-    OpenAI form: ``{"type": "image_url", "image_url": {"url", "detail"?}}``
-    (https://platform.openai.com/docs/guides/images-vision).
-
-    Attributes:
-        url: an ``https://`` / ``http://`` URL or a ``data:image/...;base64,`` URL.
-        detail: OpenAI's fidelity hint (``"auto"``, ``"low"``, ``"high"``) as the caller
-            gave it, or ``None`` when not given (then it is not sent).
-
-    Raises:
-        ValueError: an empty or non-string ``url``, or a ``detail`` that is not a short
-            string.
-    """
-
-    url: str
-    detail: str | None = None
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.url, str) or not self.url:
-            raise ValueError("an image part needs a url")
-        if self.detail is not None and (
-            not isinstance(self.detail, str) or not 0 < len(self.detail) <= 32
-        ):
-            raise ValueError(
-                f"an image part's detail must be a short string; got {self.detail!r:.40}"
-            )
-
-    def to_openai(self) -> dict[str, Any]:
-        """``{"type": "image_url", "image_url": {"url", "detail"?}}``."""
-        image: dict[str, Any] = {"url": self.url}
-        if self.detail is not None:
-            image["detail"] = self.detail
-        return {"type": "image_url", "image_url": image}
-
-
 ContentPart: TypeAlias = "str | ImagePart"
 """One part of a message's content, in order: a text part's text or an ``ImagePart``."""
 
@@ -474,6 +408,8 @@ class Message:
         if not isinstance(self.content, str):
             raise ValueError(f"message content must be a string; got {type(self.content).__name__}")
         if self.tool_calls:
+            from ._lazy_types import ToolCall
+
             if self.role != "assistant":
                 raise ValueError("only an assistant message carries tool_calls")
             if not all(isinstance(call, ToolCall) for call in self.tool_calls):
@@ -494,6 +430,8 @@ class Message:
         """
         content: Any = self.content
         if self.images:
+            from ._lazy_types import ImagePart
+
             content = [
                 part.to_openai() if isinstance(part, ImagePart) else {"type": "text", "text": part}
                 for part in self.content_parts
@@ -517,17 +455,23 @@ class Message:
         if self.parts:
             return self.parts
         head: tuple[ContentPart, ...] = (self.content,) if self.content else ()
+        if not self.images:
+            return head
+        from ._lazy_types import ImagePart
+
         return head + tuple(ImagePart(url) for url in self.images)
 
     @property
     def image_parts(self) -> tuple[tuple[int, ImagePart], ...]:
         """Each image of the message with its index among ``content_parts``."""
         return tuple(
-            (j, part) for j, part in enumerate(self.content_parts) if isinstance(part, ImagePart)
+            (j, part) for j, part in enumerate(self.content_parts) if not isinstance(part, str)
         )
 
     def _check_parts(self) -> None:
         """Fill ``content``/``images`` from ``parts``, or check that they agree."""
+        from ._lazy_types import ImagePart
+
         if not all(isinstance(part, (str, ImagePart)) for part in self.parts):
             raise ValueError("message parts must be strings (text) or ImagePart values")
         text = "".join(part for part in self.parts if isinstance(part, str))
@@ -575,6 +519,8 @@ def _content_of(index: int, content: Any) -> tuple[str, tuple[str, ...], tuple[C
             detail = image.get("detail") if isinstance(image, Mapping) else None
             if not isinstance(url, str) or not url:
                 raise ValueError(f"{where} (image_url) has no url")
+            from ._lazy_types import ImagePart
+
             try:
                 parts.append(ImagePart(url, detail))
             except ValueError as exc:
@@ -582,7 +528,7 @@ def _content_of(index: int, content: Any) -> tuple[str, tuple[str, ...], tuple[C
         else:
             raise ValueError(f"{where} has an unsupported type {kind!r} (text or image_url)")
     text = "".join(part for part in parts if isinstance(part, str))
-    images = tuple(part.url for part in parts if isinstance(part, ImagePart))
+    images = tuple(part.url for part in parts if not isinstance(part, str))
     return text, images, tuple(parts) if images else ()
 
 
@@ -652,6 +598,8 @@ def _message_of(index: int, item: Mapping[str, Any]) -> Message:
     if raw_calls is not None and role == "assistant":
         if not isinstance(raw_calls, (list, tuple)):
             raise ValueError(f"messages[{index}].tool_calls must be a list")
+        from ._lazy_types import ToolCall
+
         calls = tuple(
             ToolCall.from_openai(call, f"messages[{index}].tool_calls[{j}]")
             for j, call in enumerate(raw_calls)
@@ -750,33 +698,6 @@ class ChatRequest:
     presence_penalty: float | None = None
     passthrough: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
     prefill: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class ImageRequest:
-    """An image-generation request.
-
-    Attributes:
-        prompt: the text prompt.
-        model: the provider's own model id.
-        width: width in pixels, or ``None`` for the model default.
-        height: height in pixels, or ``None``.
-        aspect_ratio: ``"1:1"``, ``"16:9"`` or ``"9:16"``, or ``None``.
-        seed: random seed, or ``None``.
-        negative_prompt: what the image should not show, or ``None``.
-        options: provider-specific options, only the names the provider declares.
-        deadline: ``time.monotonic()`` value by which the image is due, or ``None``.
-    """
-
-    prompt: str
-    model: str
-    width: int | None = None
-    height: int | None = None
-    aspect_ratio: str | None = None
-    seed: int | None = None
-    negative_prompt: str | None = None
-    options: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
-    deadline: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -901,95 +822,6 @@ class ImageResult:
     height: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Completion:
-    """The collected result of one chat turn.
-
-    Attributes:
-        text: the whole answer text.
-        finish_reason: the stream's ``FinishReason.reason``.
-        provider: registry name of the provider that answered.
-        model: that provider's model id.
-        usage: token counts, when reported.
-        reasoning: concatenated ``Reasoning`` text (``""`` when none).
-        state: provider state for the next turn, when the provider keeps any.
-        images: generated images, if any.
-        attempts: each candidate tried (``llmrelay.Attempt``), the last one ``"ok"``.
-        tool_calls: the assembled tool calls (``ToolCall``), in ``index`` order; empty
-            when the model called none.
-        usage_estimated: ``True`` when ``usage`` was counted by llmrelay, not reported
-            by the provider.
-    """
-
-    text: str
-    finish_reason: str
-    provider: str
-    model: str
-    usage: Usage | None = None
-    reasoning: str = ""
-    state: ConversationState | None = None
-    images: tuple[ImageResult, ...] = field(default=(), repr=False)
-    attempts: tuple[Attempt, ...] = field(default=(), repr=False)
-    tool_calls: tuple[ToolCall, ...] = ()
-    usage_estimated: bool = False
-
-    def message(self) -> Message:
-        """The answer as the assistant ``Message`` of a conversation (text and calls)."""
-        return Message("assistant", self.text, tool_calls=self.tool_calls)
-
-
-@dataclass(frozen=True, slots=True)
-class ProviderDescription:
-    """What a provider is and whether it is ready to use (no secrets).
-
-    Attributes:
-        name: registry name.
-        label: human-readable name.
-        docs_url: documentation of the service.
-        base_url: the URL this client will use (override or default).
-        auth: ``"none"``, ``"optional"`` or ``"required"``.
-        env_var: the environment variable its key is read from, if any.
-        key_set: whether this client has a key for it.
-        capabilities: sorted capability names (``chat``, ``stream``, ``images``, ...).
-        default_model: model used when none is named.
-        models: the provider's model ids.
-        aliases: alias -> model id.
-        open_catalogue: whether any model id is accepted.
-        key_source: where the key came from (``"HF_TOKEN"``, ``"argument api_keys"``,
-            the config or keys file), never the key; ``None`` when there is none.
-        endpoints: endpoint name -> the URL this client will use.
-        parameters: the generation parameters the provider honours.
-        options: provider-specific options, ``{name: {"type", "help"}}``.
-        image_models: those of ``models`` that generate images rather than text.
-        endpoint_sources: endpoint name -> where its override came from (an environment
-            variable, ``"argument base_urls"``, ``"config file [providers.NAME]
-            base_url"``); an endpoint left at its default is absent.
-        proxy_source: where the client's proxy came from (``"LLMRELAY_PROXY"``,
-            ``"argument proxy"``, ``"config file proxy"``), never its URL; ``None``
-            without a proxy.
-    """
-
-    name: str
-    label: str
-    docs_url: str
-    base_url: str
-    auth: str
-    env_var: str | None
-    key_set: bool
-    capabilities: tuple[str, ...]
-    default_model: str
-    models: tuple[str, ...]
-    aliases: Mapping[str, str]
-    open_catalogue: bool
-    key_source: str | None = None
-    endpoints: Mapping[str, str] = field(default_factory=dict)
-    parameters: tuple[str, ...] = ()
-    options: Mapping[str, Any] = field(default_factory=dict)
-    image_models: tuple[str, ...] = ()
-    endpoint_sources: Mapping[str, str] = field(default_factory=dict)
-    proxy_source: str | None = None
-
-
 Event: TypeAlias = (
     str
     | ProviderInfo
@@ -1069,69 +901,3 @@ EmbeddingInput: TypeAlias = str | tuple[str, ...] | tuple[int, ...] | tuple[tupl
 """What is embedded, in OpenAI's four forms (``input`` of ``POST /v1/embeddings``): one
 text, several texts, one token array, or several token arrays (token ids of the model's
 own tokenizer)."""
-
-
-@dataclass(frozen=True, slots=True)
-class EmbeddingRequest:
-    """What a provider receives to embed (``Provider.embed``).
-
-    The input keeps the form the caller gave (a single text stays a string) so a
-    provider sends it in that form; a provider that cannot take a form or a field
-    refuses it (``InvalidRequestError`` with ``param``), never converts it.
-
-    Attributes:
-        input: ``EmbeddingInput``: a text, a tuple of texts, a tuple of token ids, or a
-            tuple of token-id tuples (never empty; no empty text or array).
-        model: the provider's own model id.
-        dimensions: the number of dimensions each vector must have (for models that can
-            shorten their vectors), or ``None`` for the model's own size.
-        user: an end-user identifier to pass to the service, or ``None``.
-        options: provider-specific embedding options (only names the provider declares
-            in ``Provider.embedding_options``).
-        deadline: ``time.monotonic()`` value by which the answer is due, or ``None``.
-    """
-
-    input: EmbeddingInput
-    model: str
-    dimensions: int | None = None
-    user: str | None = None
-    options: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
-    deadline: float | None = None
-
-    @property
-    def tokens(self) -> bool:
-        """Whether the input is token ids rather than text."""
-        return not isinstance(self.input, str) and not isinstance(self.input[0], str)
-
-    @property
-    def count(self) -> int:
-        """How many vectors the answer holds: one per text or token array."""
-        if isinstance(self.input, str) or isinstance(self.input[0], int):
-            return 1
-        return len(self.input)
-
-
-@dataclass(frozen=True, slots=True)
-class EmbeddingResult:
-    """Embedding vectors, one per input, in the order of the input.
-
-    Attributes:
-        vectors: one tuple of floats per input, the numbers as the service sent them
-            (a JSON number as read, a base64 float32 value decoded): no rounding added.
-        provider: registry name of the provider that answered.
-        model: that provider's model id.
-        usage: token counts as the service reported them (``prompt_tokens`` and
-            ``total_tokens``; never estimated), or ``None`` when it reported none.
-        attempts: each candidate tried (``llmrelay.Attempt``), the last one ``"ok"``.
-    """
-
-    vectors: tuple[tuple[float, ...], ...] = field(repr=False)
-    provider: str
-    model: str
-    usage: Usage | None = None
-    attempts: tuple[Attempt, ...] = field(default=(), repr=False)
-
-    @property
-    def dimensions(self) -> int:
-        """The length of the vectors (0 when there are none)."""
-        return len(self.vectors[0]) if self.vectors else 0
