@@ -52,8 +52,6 @@ import anyio
 import httpx
 
 from . import _retry, errors
-from ._emulation import Emulation, needs_emulation
-from ._fields import refusal_reason
 from ._http import map_httpx_error
 from ._redact import Secrets
 from ._registry import Registry
@@ -266,6 +264,8 @@ class Engine:
         """The OpenAI fields of ``turn.asked`` the provider forwards; refuses any other."""
         for name in turn.asked:
             if name not in cls.forwards:
+                from ._fields import refusal_reason  # only to explain a refusal
+
                 raise errors.InvalidRequestError(
                     f"{target.provider} cannot honour {name}: {refusal_reason(name)}",
                     provider=target.provider,
@@ -761,6 +761,8 @@ class OpenPhase:
                         engine.deadline(trial.started, self._total),
                         prefill if continues else "",
                     )
+                    if emulates:  # tool emulation, loaded only for a target that emulates
+                        from ._emulation import Emulation, needs_emulation
                     if emulates and needs_emulation(request, provider.capabilities):
                         agen = (await Emulation.prepare(provider, request)).stream()
                     else:

@@ -100,14 +100,17 @@ def test_one_prompt_imports_only_the_provider_it_uses_before_its_first_token(
     # the config file's default place is worked out without platformdirs (and tempfile)
     assert "platformdirs" not in loaded
     # (a Space's provider module loads the image-input helpers with its file uploads)
-    assert not {"llmrelay._lazy_types", "llmrelay.providers._embeddings"} & loaded
+    assert not _NOT_BEFORE_THE_FIRST_TOKEN - {"llmrelay.providers._image_input"} & loaded
 
 
 # What a plain chat (no tools, images, embeddings) needs not before its first token:
 # llmrelay.types' classes for those (loaded through ``llmrelay.types.__getattr__``), the
-# embeddings helpers and the image-input policy.
+# embeddings helpers, the image-input policy, tool emulation and the words explaining a
+# refused field.
 _NOT_BEFORE_THE_FIRST_TOKEN = {
     "llmrelay._lazy_types",
+    "llmrelay._emulation",
+    "llmrelay._fields",
     "llmrelay.providers._embeddings",
     "llmrelay.providers._image_input",
 }
