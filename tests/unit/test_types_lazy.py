@@ -296,3 +296,27 @@ def test_import_llmrelay_loads_the_moved_classes_only_when_one_is_used() -> None
         ],
         "star": [],
     }
+
+
+_MODULES = """
+import importlib, pkgutil, sys
+import llmrelay.providers
+names = [m.name for m in pkgutil.iter_modules(llmrelay.providers.__path__, "llmrelay.providers.")]
+names += ["llmrelay._client", "llmrelay._sync", "llmrelay._engine", "llmrelay._stream",
+          "llmrelay.cli._chat", "llmrelay.cli._session"]
+for name in names:
+    importlib.import_module(name)
+print(len(names), "llmrelay._lazy_types" in sys.modules)
+"""
+
+
+def test_no_provider_nor_the_chat_path_loads_the_moved_classes_at_import() -> None:
+    # a module-level ``from llmrelay.types import Completion`` (say) would load them at
+    # every start of a chat through that module
+    out = subprocess.run(
+        [sys.executable, "-c", _MODULES], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    count, loaded = out.stdout.split()
+    assert int(count) > 20
+    assert loaded == "False"
