@@ -773,6 +773,8 @@ def run(args: argparse.Namespace) -> list[Check]:
     if args.module_pairs and before:
         run_module_pairs(args.module_pairs, before)
     checks = [] if args.only_chat else run_imports(args, before)
+    if not args.chat_runs:  # e.g. --only-chat --chat-runs 0 --module-pairs 30
+        return checks
     with tempfile.TemporaryDirectory() as tmp:
         first, _ = run_first_token(args, before, Path(tmp))
     return checks + first
