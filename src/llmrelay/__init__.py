@@ -52,6 +52,7 @@ from .types import (
     ConversationState,
     Event,
     FinishReason,
+    ImagePart,
     ImageResult,
     Message,
     ProviderInfo,
@@ -59,6 +60,7 @@ from .types import (
     Reasoning,
     ResponseFormat,
     Tool,
+    ToolCall,
     ToolCallDelta,
     ToolChoice,
     Usage,
@@ -104,10 +106,8 @@ if TYPE_CHECKING:
         Completion,
         EmbeddingRequest,
         EmbeddingResult,
-        ImagePart,
         ImageRequest,
         ProviderDescription,
-        ToolCall,
     )
 
 __all__ = [
@@ -229,10 +229,8 @@ _LAZY = {
     "Completion": ".types",
     "EmbeddingRequest": ".types",
     "EmbeddingResult": ".types",
-    "ImagePart": ".types",
     "ImageRequest": ".types",
     "ProviderDescription": ".types",
-    "ToolCall": ".types",
 }
 
 

@@ -20,12 +20,9 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .types import ConversationState, Message, normalize_messages
-
-if TYPE_CHECKING:
-    from .types import ToolCall
+from .types import ConversationState, Message, ToolCall, normalize_messages
 
 __all__ = ["Conversation", "ProviderState"]
 

@@ -41,7 +41,7 @@ import secrets
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import errors
 from .providers import Capability, Provider
@@ -53,11 +53,9 @@ from .types import (
     Message,
     ResponseFormat,
     Tool,
+    ToolCall,
     ToolCallDelta,
 )
-
-if TYPE_CHECKING:
-    from .types import ToolCall
 
 __all__ = ["Emulation", "instructions", "needs_emulation", "parse_tool_calls"]
 
@@ -420,8 +418,6 @@ def _call(
     if problem is not None:
         raise fail("tool_calls", f"{where} ({name}): invalid arguments: {problem}", text)
     encoded = json.dumps(arguments, ensure_ascii=False, separators=(",", ":"))
-    from .types import ToolCall  # llmrelay.types loads it on first use
-
     return ToolCall(f"call_{secrets.token_hex(12)}", name, encoded)
 
 

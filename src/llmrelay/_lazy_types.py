@@ -1,30 +1,37 @@
 """The classes of ``llmrelay.types`` that a chat does not need before its first token.
 
-``ToolCall``, ``ImagePart``, ``ImageRequest``, ``Completion``, ``ProviderDescription``,
-``EmbeddingRequest`` and ``EmbeddingResult`` are defined here and loaded on their first
+``ImageRequest``, ``Completion``, ``ProviderDescription``, ``EmbeddingRequest`` and
+``EmbeddingResult`` are defined here and loaded on their first
 use through ``llmrelay.types`` (a module ``__getattr__``, PEP 562:
 https://peps.python.org/pep-0562/): each ``@dataclass(frozen=True, slots=True)``
 compiles its generated methods (``__init__``, ``__repr__``, ``__eq__``, ``__hash__``,
 ``__setattr__``, ``__delattr__``) when the class is made, about half a millisecond of
-CPU per class, and a plain ``llmrelay chat`` start needs none of these seven.
+CPU per class, and a plain ``llmrelay chat`` start needs none of these five.
 
 They belong to ``llmrelay.types``: their ``__module__`` is ``"llmrelay.types"`` (reprs,
 pickling, ``typing.get_type_hints``), and this module binds each into
 ``llmrelay.types``' namespace when it loads, so ``llmrelay.types.X`` is
 ``llmrelay._lazy_types.X`` however it was reached. Import them from ``llmrelay.types``
-or ``llmrelay``, never from here. One difference: ``inspect.getsource`` cannot find
-their source through ``llmrelay.types`` (it looks in the file of ``__module__``) and
-raises ``OSError``; read this file.
+or ``llmrelay``, never from here.
+
+No field of a class defined in ``llmrelay.types`` names one of these five (``ToolCall``
+and ``ImagePart``, named by ``Message``'s fields, stay there), so ``typing.get_type_hints``
+of every class resolves in ``llmrelay.types`` as before, loaded or not. Two differences:
+``inspect.getsource`` cannot find these classes' source through ``llmrelay.types`` (it
+looks in the file of ``__module__``) and raises ``OSError``: read this file; and the
+client methods whose return annotation names one (``providers()``, ``embed()``,
+``collect()``: postponed annotations, PEP 563) evaluate their hints only with the class
+given in ``localns``, as ``complete()``'s always needed ``Message``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from . import types as _types
-from .types import _EMPTY, _MAX_ID, ConversationState, ImageResult, Message, Usage, _where
+from .types import _EMPTY, ConversationState, ImageResult, Message, ToolCall, Usage
 
 if TYPE_CHECKING:
     from .errors import Attempt
@@ -34,126 +41,9 @@ __all__ = [
     "Completion",
     "EmbeddingRequest",
     "EmbeddingResult",
-    "ImagePart",
     "ImageRequest",
     "ProviderDescription",
-    "ToolCall",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class ToolCall:
-    """One assembled tool (function) call of an assistant message.
-
-    The OpenAI form (``ChatCompletionMessageFunctionToolCall``) is
-    ``{"id", "type": "function", "function": {"name", "arguments"}}``.
-
-    Attributes:
-        id: the call's id (``call_...``); a ``role: "tool"`` message answers it by
-            ``tool_call_id``.
-        name: the function's name.
-        arguments: the arguments as the model wrote them: JSON text, normally an
-            object, never parsed or re-serialised by llmrelay (it may be invalid JSON
-            when the model erred; ``strict`` schemas make that rare).
-        type: always ``"function"``.
-
-    Raises:
-        ValueError: an empty ``id`` or ``name``, or non-string fields.
-    """
-
-    __module__ = "llmrelay.types"
-
-    id: str
-    name: str
-    arguments: str = ""
-    type: Literal["function"] = "function"
-
-    def __post_init__(self) -> None:
-        for key in ("id", "name", "arguments"):
-            if not isinstance(getattr(self, key), str):
-                raise ValueError(f"tool call {key} must be a string")
-        if not self.id or not self.name:
-            raise ValueError("a tool call needs an id and a name")
-        if self.type != "function":
-            raise ValueError(f"tool call type must be 'function'; got {self.type!r:.40}")
-
-    def to_openai(self) -> dict[str, Any]:
-        """``{"id", "type": "function", "function": {"name", "arguments"}}``."""
-        return {
-            "id": self.id,
-            "type": "function",
-            "function": {"name": self.name, "arguments": self.arguments},
-        }
-
-    @classmethod
-    def from_openai(cls, value: Any, where: str = "tool_call") -> ToolCall:
-        """A ``ToolCall`` from OpenAI's shape (or a ``ToolCall``).
-
-        Raises:
-            ValueError: a malformed call, naming ``where`` and what is wrong (a
-                ``custom`` tool call is not supported).
-        """
-        if isinstance(value, ToolCall):
-            return value
-        if not isinstance(value, Mapping):
-            raise _where(where, " must be an object")
-        kind = value.get("type", "function")
-        if kind != "function":
-            raise _where(where, f".type {kind!r:.40} is not supported (only 'function')")
-        function = value.get("function")
-        if not isinstance(function, Mapping):
-            raise _where(where, ".function must be an object")
-        call_id, name = value.get("id"), function.get("name")
-        arguments = function.get("arguments", "")
-        if not isinstance(call_id, str) or not call_id or len(call_id) > _MAX_ID:
-            raise _where(where, ".id must be a non-empty string")
-        if not isinstance(name, str) or not name:
-            raise _where(where, ".function.name must be a non-empty string")
-        if arguments is None:
-            arguments = ""
-        if not isinstance(arguments, str):
-            raise _where(where, ".function.arguments must be a string (JSON text)")
-        return cls(call_id, name, arguments)
-
-
-@dataclass(frozen=True, slots=True)
-class ImagePart:
-    """An ``image_url`` content part of a message (OpenAI's ``ChatCompletionContentPartImage``).
-
-    OpenAI form: ``{"type": "image_url", "image_url": {"url", "detail"?}}``
-    (https://platform.openai.com/docs/guides/images-vision).
-
-    Attributes:
-        url: an ``https://`` / ``http://`` URL or a ``data:image/...;base64,`` URL.
-        detail: OpenAI's fidelity hint (``"auto"``, ``"low"``, ``"high"``) as the caller
-            gave it, or ``None`` when not given (then it is not sent).
-
-    Raises:
-        ValueError: an empty or non-string ``url``, or a ``detail`` that is not a short
-            string.
-    """
-
-    __module__ = "llmrelay.types"
-
-    url: str
-    detail: str | None = None
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.url, str) or not self.url:
-            raise ValueError("an image part needs a url")
-        if self.detail is not None and (
-            not isinstance(self.detail, str) or not 0 < len(self.detail) <= 32
-        ):
-            raise ValueError(
-                f"an image part's detail must be a short string; got {self.detail!r:.40}"
-            )
-
-    def to_openai(self) -> dict[str, Any]:
-        """``{"type": "image_url", "image_url": {"url", "detail"?}}``."""
-        image: dict[str, Any] = {"url": self.url}
-        if self.detail is not None:
-            image["detail"] = self.detail
-        return {"type": "image_url", "image_url": image}
 
 
 @dataclass(frozen=True, slots=True)

@@ -56,12 +56,13 @@ from .types import (
     ProviderInfo,
     Queued,
     Reasoning,
+    ToolCall,
     ToolCallDelta,
     Usage,
 )
 
 if TYPE_CHECKING:
-    from .types import Completion, ToolCall
+    from .types import Completion
 
 __all__ = ["Accumulator", "AsyncChatStream", "mend_text"]
 
@@ -151,10 +152,6 @@ class Accumulator:
 
     def tool_calls(self) -> tuple[ToolCall, ...]:
         """The assembled calls, in ``index`` order (fragments joined as they came)."""
-        if not self.calls:
-            return ()
-        from .types import ToolCall  # llmrelay.types loads it on first use
-
         out: list[ToolCall] = []
         for index in sorted(self.calls):
             call_id, name, *fragments = self.calls[index]

@@ -25,12 +25,8 @@ import logging
 import math
 import re
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING
 
-from .types import Message, Usage
-
-if TYPE_CHECKING:
-    from .types import ToolCall
+from .types import Message, ToolCall, Usage
 
 __all__ = ["count_tokens", "estimate_usage"]
 

@@ -24,6 +24,10 @@ Requests for agents use the OpenAI chat-completions terms
 Schema, ``ToolChoice``, ``parallel_tool_calls`` and ``ResponseFormat``; messages with
 role ``tool`` (``tool_call_id``) and assistant messages carrying ``ToolCall`` values.
 Each type's ``from_openai`` reads OpenAI's JSON shape and ``to_openai`` writes it.
+
+``ImageRequest``, ``Completion``, ``ProviderDescription``, ``EmbeddingRequest`` and
+``EmbeddingResult`` load on first use (``llmrelay._lazy_types``; a chat's start needs
+none of them): the same classes, module name, reprs and pickling.
 """
 
 from __future__ import annotations
@@ -39,10 +43,8 @@ if TYPE_CHECKING:
         Completion,
         EmbeddingRequest,
         EmbeddingResult,
-        ImagePart,
         ImageRequest,
         ProviderDescription,
-        ToolCall,
     )
     from .providers._image_input import ImageFetchPolicy
 
@@ -76,19 +78,11 @@ __all__ = [
 ]
 
 _LAZY = frozenset(
-    {
-        "Completion",
-        "EmbeddingRequest",
-        "EmbeddingResult",
-        "ImagePart",
-        "ImageRequest",
-        "ProviderDescription",
-        "ToolCall",
-    }
+    {"Completion", "EmbeddingRequest", "EmbeddingResult", "ImageRequest", "ProviderDescription"}
 )
 """The classes defined in ``llmrelay._lazy_types`` and loaded on first use: a chat needs
-none of them before its first token, and each frozen slotted dataclass costs the
-compilation of its generated methods when it is made."""
+none of them before its first token (and no field of another class names one), and each
+frozen slotted dataclass costs the compilation of its generated methods when it is made."""
 
 if not TYPE_CHECKING:  # mypy sees the classes imported above, and no catch-all
 
@@ -129,6 +123,79 @@ _MAX_ID = 512
 
 def _where(where: str, detail: str) -> ValueError:
     return ValueError(f"{where}{detail}")
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """One assembled tool (function) call of an assistant message.
+
+    The OpenAI form (``ChatCompletionMessageFunctionToolCall``) is
+    ``{"id", "type": "function", "function": {"name", "arguments"}}``.
+
+    Attributes:
+        id: the call's id (``call_...``); a ``role: "tool"`` message answers it by
+            ``tool_call_id``.
+        name: the function's name.
+        arguments: the arguments as the model wrote them: JSON text, normally an
+            object, never parsed or re-serialised by llmrelay (it may be invalid JSON
+            when the model erred; ``strict`` schemas make that rare).
+        type: always ``"function"``.
+
+    Raises:
+        ValueError: an empty ``id`` or ``name``, or non-string fields.
+    """
+
+    id: str
+    name: str
+    arguments: str = ""
+    type: Literal["function"] = "function"
+
+    def __post_init__(self) -> None:
+        for key in ("id", "name", "arguments"):
+            if not isinstance(getattr(self, key), str):
+                raise ValueError(f"tool call {key} must be a string")
+        if not self.id or not self.name:
+            raise ValueError("a tool call needs an id and a name")
+        if self.type != "function":
+            raise ValueError(f"tool call type must be 'function'; got {self.type!r:.40}")
+
+    def to_openai(self) -> dict[str, Any]:
+        """``{"id", "type": "function", "function": {"name", "arguments"}}``."""
+        return {
+            "id": self.id,
+            "type": "function",
+            "function": {"name": self.name, "arguments": self.arguments},
+        }
+
+    @classmethod
+    def from_openai(cls, value: Any, where: str = "tool_call") -> ToolCall:
+        """A ``ToolCall`` from OpenAI's shape (or a ``ToolCall``).
+
+        Raises:
+            ValueError: a malformed call, naming ``where`` and what is wrong (a
+                ``custom`` tool call is not supported).
+        """
+        if isinstance(value, ToolCall):
+            return value
+        if not isinstance(value, Mapping):
+            raise _where(where, " must be an object")
+        kind = value.get("type", "function")
+        if kind != "function":
+            raise _where(where, f".type {kind!r:.40} is not supported (only 'function')")
+        function = value.get("function")
+        if not isinstance(function, Mapping):
+            raise _where(where, ".function must be an object")
+        call_id, name = value.get("id"), function.get("name")
+        arguments = function.get("arguments", "")
+        if not isinstance(call_id, str) or not call_id or len(call_id) > _MAX_ID:
+            raise _where(where, ".id must be a non-empty string")
+        if not isinstance(name, str) or not name:
+            raise _where(where, ".function.name must be a non-empty string")
+        if arguments is None:
+            arguments = ""
+        if not isinstance(arguments, str):
+            raise _where(where, ".function.arguments must be a string (JSON text)")
+        return cls(call_id, name, arguments)
 
 
 @dataclass(frozen=True, slots=True)
@@ -361,6 +428,44 @@ def _plain(value: Any) -> Any:
     return value
 
 
+@dataclass(frozen=True, slots=True)
+class ImagePart:
+    """An ``image_url`` content part of a message (OpenAI's ``ChatCompletionContentPartImage``).
+
+    OpenAI form: ``{"type": "image_url", "image_url": {"url", "detail"?}}``
+    (https://platform.openai.com/docs/guides/images-vision).
+
+    Attributes:
+        url: an ``https://`` / ``http://`` URL or a ``data:image/...;base64,`` URL.
+        detail: OpenAI's fidelity hint (``"auto"``, ``"low"``, ``"high"``) as the caller
+            gave it, or ``None`` when not given (then it is not sent).
+
+    Raises:
+        ValueError: an empty or non-string ``url``, or a ``detail`` that is not a short
+            string.
+    """
+
+    url: str
+    detail: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.url, str) or not self.url:
+            raise ValueError("an image part needs a url")
+        if self.detail is not None and (
+            not isinstance(self.detail, str) or not 0 < len(self.detail) <= 32
+        ):
+            raise ValueError(
+                f"an image part's detail must be a short string; got {self.detail!r:.40}"
+            )
+
+    def to_openai(self) -> dict[str, Any]:
+        """``{"type": "image_url", "image_url": {"url", "detail"?}}``."""
+        image: dict[str, Any] = {"url": self.url}
+        if self.detail is not None:
+            image["detail"] = self.detail
+        return {"type": "image_url", "image_url": image}
+
+
 ContentPart: TypeAlias = "str | ImagePart"
 """One part of a message's content, in order: a text part's text or an ``ImagePart``."""
 
@@ -408,8 +513,6 @@ class Message:
         if not isinstance(self.content, str):
             raise ValueError(f"message content must be a string; got {type(self.content).__name__}")
         if self.tool_calls:
-            from ._lazy_types import ToolCall
-
             if self.role != "assistant":
                 raise ValueError("only an assistant message carries tool_calls")
             if not all(isinstance(call, ToolCall) for call in self.tool_calls):
@@ -430,8 +533,6 @@ class Message:
         """
         content: Any = self.content
         if self.images:
-            from ._lazy_types import ImagePart
-
             content = [
                 part.to_openai() if isinstance(part, ImagePart) else {"type": "text", "text": part}
                 for part in self.content_parts
@@ -455,23 +556,17 @@ class Message:
         if self.parts:
             return self.parts
         head: tuple[ContentPart, ...] = (self.content,) if self.content else ()
-        if not self.images:
-            return head
-        from ._lazy_types import ImagePart
-
         return head + tuple(ImagePart(url) for url in self.images)
 
     @property
     def image_parts(self) -> tuple[tuple[int, ImagePart], ...]:
         """Each image of the message with its index among ``content_parts``."""
         return tuple(
-            (j, part) for j, part in enumerate(self.content_parts) if not isinstance(part, str)
+            (j, part) for j, part in enumerate(self.content_parts) if isinstance(part, ImagePart)
         )
 
     def _check_parts(self) -> None:
         """Fill ``content``/``images`` from ``parts``, or check that they agree."""
-        from ._lazy_types import ImagePart
-
         if not all(isinstance(part, (str, ImagePart)) for part in self.parts):
             raise ValueError("message parts must be strings (text) or ImagePart values")
         text = "".join(part for part in self.parts if isinstance(part, str))
@@ -519,8 +614,6 @@ def _content_of(index: int, content: Any) -> tuple[str, tuple[str, ...], tuple[C
             detail = image.get("detail") if isinstance(image, Mapping) else None
             if not isinstance(url, str) or not url:
                 raise ValueError(f"{where} (image_url) has no url")
-            from ._lazy_types import ImagePart
-
             try:
                 parts.append(ImagePart(url, detail))
             except ValueError as exc:
@@ -528,7 +621,7 @@ def _content_of(index: int, content: Any) -> tuple[str, tuple[str, ...], tuple[C
         else:
             raise ValueError(f"{where} has an unsupported type {kind!r} (text or image_url)")
     text = "".join(part for part in parts if isinstance(part, str))
-    images = tuple(part.url for part in parts if not isinstance(part, str))
+    images = tuple(part.url for part in parts if isinstance(part, ImagePart))
     return text, images, tuple(parts) if images else ()
 
 
@@ -598,8 +691,6 @@ def _message_of(index: int, item: Mapping[str, Any]) -> Message:
     if raw_calls is not None and role == "assistant":
         if not isinstance(raw_calls, (list, tuple)):
             raise ValueError(f"messages[{index}].tool_calls must be a list")
-        from ._lazy_types import ToolCall
-
         calls = tuple(
             ToolCall.from_openai(call, f"messages[{index}].tool_calls[{j}]")
             for j, call in enumerate(raw_calls)

@@ -1,11 +1,11 @@
 """``llmrelay.types``' classes, eager and loaded on first use (``llmrelay._lazy_types``).
 
-Seven classes a plain chat needs not before its first token live in
+Five classes a plain chat needs not before its first token live in
 ``llmrelay._lazy_types`` and load through ``llmrelay.types.__getattr__`` (PEP 562). Every
 public name must look exactly as before: the same object from ``llmrelay.types`` and
 ``llmrelay``, ``__module__``, reprs, pickling, ``dataclasses`` semantics, equality and
-hashing, type hints; only ``inspect.getsource`` of a moved class raises ``OSError`` (the
-choice written down in ``llmrelay._lazy_types``).
+hashing, type hints (of every class, loaded or not); only ``inspect.getsource`` of a
+moved class raises ``OSError`` (the choice written down in ``llmrelay._lazy_types``).
 """
 
 from __future__ import annotations
@@ -27,15 +27,7 @@ import llmrelay._lazy_types
 import llmrelay.types as t
 from llmrelay.providers._image_input import ImageFetchPolicy
 
-LAZY = [
-    "Completion",
-    "EmbeddingRequest",
-    "EmbeddingResult",
-    "ImagePart",
-    "ImageRequest",
-    "ProviderDescription",
-    "ToolCall",
-]
+LAZY = ["Completion", "EmbeddingRequest", "EmbeddingResult", "ImageRequest", "ProviderDescription"]
 
 # one instance of every class (mappings given explicitly: a default ``options`` is a
 # read-only mapping, which pickle refuses for every type alike)
@@ -100,7 +92,6 @@ FIELDS_BEFORE: dict[str, list[tuple[str, str, str, bool]]] = {
         ("usage", "Usage | None", "None", True),
         ("attempts", "tuple[Attempt, ...]", "()", False),
     ],
-    "ImagePart": [("url", "str", "-", True), ("detail", "str | None", "None", True)],
     "ImageRequest": [
         ("prompt", "str", "-", True),
         ("model", "str", "-", True),
@@ -132,12 +123,6 @@ FIELDS_BEFORE: dict[str, list[tuple[str, str, str, bool]]] = {
         ("image_models", "tuple[str, ...]", "()", True),
         ("endpoint_sources", "Mapping[str, str]", "<factory>", True),
         ("proxy_source", "str | None", "None", True),
-    ],
-    "ToolCall": [
-        ("id", "str", "-", True),
-        ("name", "str", "-", True),
-        ("arguments", "str", "''", True),
-        ("type", "Literal['function']", "'function'", True),
     ],
 }
 
@@ -236,26 +221,19 @@ def test_an_unknown_name_is_still_an_attribute_error() -> None:
 
 
 _FRESH = """
-import json, sys
+import json, sys, typing
 import llmrelay, llmrelay.types as t
 seen = {"after_import": "llmrelay._lazy_types" in sys.modules}
 seen["dir"] = set(t.__all__) <= set(dir(t)) and set(t._LAZY) <= set(dir(llmrelay))
-# a plain message and request need none of them
-t.ChatRequest(t.normalize_messages([{"role": "user", "content": [{"type": "text", "text": "a"}]}]), "m")
-m = t.Message("user", "a")
-seen["plain"] = (m.content_parts, m.image_parts, m.to_openai())
-seen["after_plain"] = "llmrelay._lazy_types" in sys.modules
-# tool calls and images through normalize_messages load them
-[call, image] = t.normalize_messages([
-    {"role": "assistant", "content": None,
-     "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
-    {"role": "user", "content": [{"type": "text", "text": "see"},
-     {"type": "image_url", "image_url": {"url": "https://x/a.png", "detail": "low"}}]},
-])
+# the eager classes' hints resolve without the moved ones (no field names one)
+seen["hints"] = sorted(typing.get_type_hints(t.Message))
+t.normalize_messages([{"role": "user", "content": [{"type": "text", "text": "a"},
+    {"type": "image_url", "image_url": {"url": "https://x/a.png"}}]}])
+seen["after_hints"] = "llmrelay._lazy_types" in sys.modules
+completion = t.Completion("hi", "stop", "p", "m")
 seen["after_use"] = "llmrelay._lazy_types" in sys.modules
 seen["bound"] = all(n in vars(t) for n in t._LAZY)
-seen["call"] = call.to_openai()
-seen["image"] = [image.to_openai(), image.image_parts[0][0], repr(image.content_parts)]
+seen["message"] = completion.message().to_openai()
 names = {}
 exec("from llmrelay.types import *", names)
 seen["star"] = sorted(set(t.__all__) - set(names))
@@ -272,28 +250,11 @@ def test_import_llmrelay_loads_the_moved_classes_only_when_one_is_used() -> None
     assert seen == {
         "after_import": False,
         "dir": True,
-        "plain": [["a"], [], {"role": "user", "content": "a"}],
-        "after_plain": False,
+        "hints": ["content", "images", "parts", "role", "tool_call_id", "tool_calls"],
+        "after_hints": False,
         "after_use": True,
         "bound": True,
-        "call": {
-            "role": "assistant",
-            "content": None,
-            "tool_calls": [
-                {"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}
-            ],
-        },
-        "image": [
-            {
-                "role": "user",
-                "content": [
-                    {"type": "text", "text": "see"},
-                    {"type": "image_url", "image_url": {"url": "https://x/a.png", "detail": "low"}},
-                ],
-            },
-            1,
-            "('see', ImagePart(url='https://x/a.png', detail='low'))",
-        ],
+        "message": {"role": "assistant", "content": "hi"},
         "star": [],
     }
 

@@ -7,17 +7,17 @@ part (``content[j]``) and the provider.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING
 
 from .. import errors
+from ..types import ChatRequest, ImagePart
 
 if TYPE_CHECKING:
-    from ..types import ChatRequest, ImagePart
     from ._image_input import ImageError
 
 __all__ = ["ImageAt", "image_error", "images_of", "refuse_images"]
 
-ImageAt: TypeAlias = "tuple[int, int, ImagePart]"
+ImageAt = tuple[int, int, ImagePart]
 """An image of a request: its message index, its index among the message's parts, the part."""
 
 

@@ -89,7 +89,7 @@ import httpx
 from .. import errors
 from .._http import aiter_sse, loads, raise_for_status, read_json, translate_errors
 from .._prompts import format_plain, split_system
-from ..types import ChatRequest, Event, FinishReason, Message, Queued
+from ..types import ChatRequest, Event, FinishReason, ImagePart, Message, Queued
 from ._base import Auth, AuthMode, Capability, Option, Provider
 from ._gradio import (
     Ambiguous,
@@ -451,8 +451,6 @@ class HFSpaces(Provider):
 
     def _check_parts(self, request: ChatRequest, index: int) -> None:
         """Warn (strict: refuse) what a ``MultimodalTextbox`` cannot keep of the parts."""
-        from ..types import ImagePart  # only a message with images comes here
-
         parts = request.messages[index].content_parts
         kinds = [isinstance(part, ImagePart) for part in parts if part != ""]
         changes = sum(1 for a, b in itertools.pairwise(kinds) if a != b)
