@@ -48,6 +48,7 @@ __all__ = [
     "attempts_header",
     "error_body",
     "error_reply",
+    "release",
     "scrub",
 ]
 
@@ -196,10 +197,36 @@ def error_reply(exc: BaseException) -> ErrorReply:
     502, 503, 504); every provider failing -> 502 with each attempt listed; anything else
     -> 500 without details. Every reply has ``x-should-retry``, and a retryable one
     ``Retry-After`` when the wait is known (see the module docstring).
+
+    Once the reply is built, ``exc`` and every exception it carries (its causes and
+    contexts, ``AllProvidersFailed``'s attempts' errors, ``StreamInterrupted``'s cause)
+    lose their tracebacks: a traceback holds the frames it passed through, and one of
+    them the object that kept the error to raise it again (``AsyncChatStream``), a
+    reference cycle that kept the request's objects (~100: frames, the request body,
+    the stream) until the cyclic collector ran, whose full collections pause every
+    request being served. The type and message stay for the exchange log.
     """
     reply = _reply(exc)
     reply.headers = {**_should_retry(exc), **reply.headers}
+    release(exc)
     return reply
+
+
+def release(exc: BaseException) -> None:
+    """Drop the tracebacks of ``exc`` and of every exception it refers to (see ``error_reply``)."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        error = pending.pop()
+        if error is None or id(error) in seen:
+            continue
+        seen.add(id(error))
+        error.__traceback__ = None
+        pending += (error.__cause__, error.__context__)
+        if isinstance(error, llmrelay.StreamInterrupted):
+            pending.append(error.cause)
+        for attempt in getattr(error, "attempts", None) or ():
+            pending.append(getattr(attempt, "error", None))
 
 
 def _should_retry(exc: BaseException) -> dict[str, str]:
