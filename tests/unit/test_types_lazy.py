@@ -121,6 +121,7 @@ FIELDS_BEFORE: dict[str, list[tuple[str, str, str, bool]]] = {
         ("parameters", "tuple[str, ...]", "()", True),
         ("options", "Mapping[str, Any]", "<factory>", True),
         ("image_models", "tuple[str, ...]", "()", True),
+        ("embedding_models", "tuple[str, ...]", "()", True),
         ("endpoint_sources", "Mapping[str, str]", "<factory>", True),
         ("proxy_source", "str | None", "None", True),
     ],
