@@ -21,7 +21,6 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
@@ -443,16 +442,15 @@ async def _produce(
         failure = exc
         raise
     finally:
-        with anyio.CancelScope(shield=True):
-            if turn.queued is not None:  # it never got an answer
-                metrics.queue_wait.observe(time.monotonic() - turn.queued)
-            if frames.skipped:
-                metrics.child(metrics.skipped, provider, model).inc(frames.skipped)
-            if frames.deltas > counted:
-                deltas.inc(frames.deltas - counted)
-            await turn.end_stream(
-                frames, cancelled=cancelled, error_type=error_type, failure=failure
-            )
+        # no anyio shield: the producer runs in a plain task in no anyio cancel scope, and
+        # EventStreamResponse cancels it once (a shield would hold back nothing)
+        if turn.queued is not None:  # it never got an answer
+            metrics.queue_wait.observe(time.monotonic() - turn.queued)
+        if frames.skipped:
+            metrics.child(metrics.skipped, provider, model).inc(frames.skipped)
+        if frames.deltas > counted:
+            deltas.inc(frames.deltas - counted)
+        await turn.end_stream(frames, cancelled=cancelled, error_type=error_type, failure=failure)
 
 
 _DELTAS_EVERY = 32
