@@ -734,3 +734,85 @@ def test_a_real_connection_gets_its_addresses_on_both_loops() -> None:
         seen.clear()
         client, server = run(one())
         assert seen == [(client, server)]
+
+
+@pytest.mark.parametrize("protocol", ["httptools", "h11"])
+def test_a_body_that_came_with_its_head_is_marked_received(protocol: str) -> None:
+    """``BODY_RECEIVED`` only when the whole body was parsed before the app started."""
+    if protocol == "httptools":
+        pytest.importorskip("httptools")
+    from llmrelay.server._sockets import BODY_RECEIVED
+
+    seen: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(scope["extensions"].get(BODY_RECEIVED))
+        await receive()
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    _exchange(protocol, app, REQUEST)
+    head, body = REQUEST[:-2], REQUEST[-2:]
+
+    async def later() -> None:  # the body comes after the app started
+        proto = _connected(protocol, app, head)
+        for _ in range(3):
+            await asyncio.sleep(0)
+        proto.data_received(body)
+        await _completed(proto)
+        proto.connection_lost(None)
+
+    asyncio.run(later())
+    assert seen == [True, None]
+
+
+@pytest.mark.parametrize("received", [True, False])
+def test_the_guard_keeps_no_body_deadline_for_a_body_that_is_there(
+    received: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llmrelay.server._guard import Guard
+    from llmrelay.server._sockets import BODY_RECEIVED
+
+    timers: list[float] = []
+    timeout_at = asyncio.timeout_at
+
+    def counted(when: float | None) -> Any:
+        timers.append(when or 0.0)
+        return timeout_at(when)
+
+    monkeypatch.setattr(asyncio, "timeout_at", counted)
+
+    got: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        got.append(await receive())
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"{}", "more_body": False}
+
+    sent: list[Any] = []
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/x",
+        "headers": [],
+        "extensions": {BODY_RECEIVED: True} if received else {},
+    }
+    guard = Guard(app, api_key=None, max_body_bytes=1, body_timeout=5.0)
+    asyncio.run(guard(dict(scope), receive, send))
+    assert sent[0]["status"] == 413  # the size is still counted
+    sent.clear()
+    guard = Guard(app, api_key=None, max_body_bytes=100, body_timeout=5.0)
+    asyncio.run(guard(dict(scope), receive, send))
+    assert sent[0]["status"] == 204
+    assert got == [
+        {"type": "http.disconnect"},
+        {"type": "http.request", "body": b"{}", "more_body": False},
+    ]
+    assert len(timers) == (0 if received else 2)
