@@ -816,3 +816,42 @@ def test_the_guard_keeps_no_body_deadline_for_a_body_that_is_there(
         {"type": "http.request", "body": b"{}", "more_body": False},
     ]
     assert len(timers) == (0 if received else 2)
+
+
+class _RememberingStore:
+    """A conversation store that has states for any history (the restore path)."""
+
+    async def get(self, key: str) -> Any:
+        return {"alpha": {"data": {"session": "s"}, "index": 1}}
+
+    async def put(self, key: str, states: Any) -> None:
+        pass
+
+
+def test_a_requests_conversation_draws_no_random_id(
+    base_config: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The per-request ``Conversation`` (fresh or restored) gets a counted id, no uuid4."""
+    import uuid
+
+    from tests.server.test_fast_path import CHAT, _through_app
+
+    def refused() -> Any:
+        raise AssertionError("uuid4 drawn for a request's conversation")
+
+    monkeypatch.setattr(uuid, "uuid4", refused)
+    history = {
+        **CHAT,
+        "messages": [
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": "hello"},
+            {"role": "user", "content": "more"},
+        ],
+    }
+    responses = _through_app(
+        base_config,
+        [("POST", "/v1/chat/completions", CHAT), ("POST", "/v1/chat/completions", history)],
+        store=_RememberingStore(),
+    )
+    assert [r.status_code for r in responses] == [200, 200]
+    assert all(r.text.endswith("data: [DONE]\n\n") for r in responses)

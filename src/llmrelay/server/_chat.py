@@ -15,6 +15,8 @@ and sent with its head. Once frames are flowing, a failure becomes one
 
 from __future__ import annotations
 
+import functools
+import itertools
 import json
 import math
 import time
@@ -44,6 +46,13 @@ provider (``llmrelay._usage``). On a stream it is sent when the answering provid
 not report usage as a rule; the usage chunk comes after the headers."""
 
 
+_conversation_id = functools.partial(next, map("relay-{}".format, itertools.count(1)))
+"""The id of a request's ``Conversation``: a count, not ``Conversation``'s default random
+``uuid4`` (a ``getrandom`` call and a ``UUID`` object, about 3 µs per request). The id
+is never read: the conversation lives for one request, and the exchange log names it by
+its history's digest."""
+
+
 class _Turn:
     """One request's bookkeeping: conversation restore/remember, metrics, timing."""
 
@@ -71,10 +80,14 @@ class _Turn:
             states = await self.ctx.store.get(history_keys(self.pairs[: split + 1])[split])
             if states:
                 self.conversation = llmrelay.Conversation.from_dict(
-                    {"messages": messages[: split + 1], "states": dict(states)}
+                    {
+                        "id": _conversation_id(),
+                        "messages": messages[: split + 1],
+                        "states": dict(states),
+                    }
                 )
                 return messages[split + 1 :]
-        self.conversation = llmrelay.Conversation()
+        self.conversation = llmrelay.Conversation(id=_conversation_id())
         return messages
 
     async def remember(self, answer: str) -> None:
