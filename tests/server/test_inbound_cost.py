@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from typing import Any
 
+import httpx
 import pytest
 
+import llmrelay
 from llmrelay.server import _guard
 from llmrelay.server._context import ACCESS_LOG
 from llmrelay.server._guard import Guard, _clean
@@ -855,3 +858,78 @@ def test_a_requests_conversation_draws_no_random_id(
     )
     assert [r.status_code for r in responses] == [200, 200]
     assert all(r.text.endswith("data: [DONE]\n\n") for r in responses)
+
+
+_USER = {"role": "user", "content": "hi"}
+_BODIES: list[Any] = [
+    {"messages": [_USER]},
+    {"messages": [_USER], "stream": True, "stream_options": {"include_usage": True}},
+    {"messages": [_USER], "stream_options": "yes"},
+    {"messages": [_USER], "stream_options": ["include_usage"]},
+    {"messages": [_USER], "stream_options": 1},
+    {"messages": ["hi"]},
+    {"messages": [[["user", "hi"]]]},
+    {"messages": [{"role": "user", "content": [{"type": "text", "text": "a"}, "b"]}]},
+    {"messages": [{"role": "assistant", "tool_calls": [{"id": "c", "function": "f"}]}]},
+    {"messages": [{"role": "assistant", "tool_calls": [{"id": "c", "function": [1]}]}]},
+    {"messages": [_USER], "tools": [{"type": "function"}], "tool_choice": {"type": "auto"}},
+    {"messages": [_USER], "metadata": {"a": 1}, "logit_bias": {"1": 2.5}, "stop": ["x", 2]},
+    {"messages": [_USER], "temperature": "0.5", "seed": 2**63, "n": True},
+    {"messages": [_USER], "temperature": "0.5", "max_tokens": 7.0, "stream": "true"},
+    {"messages": [_USER], "options": {"x": [1, {"y": None}]}, "model": 3},
+]
+
+
+@pytest.mark.parametrize("body", _BODIES)
+def test_the_fast_path_validates_a_json_body_as_fastapi_does(body: Any) -> None:
+    """Without ``from_attributes`` (FastAPI's ``validate_python`` sets it): the same model
+    for values JSON gives (pydantic reads no builtins value's attributes), and ``None`` for
+    a body FastAPI refuses (the route then answers with FastAPI's own errors).
+    """
+    from pydantic import ValidationError
+
+    from llmrelay.server._fast import ChatFastPath
+    from llmrelay.server._schemas import ChatCompletionRequest
+
+    raw = json.dumps(body).encode()
+    try:
+        expected: Any = ChatCompletionRequest.model_validate(json.loads(raw), from_attributes=True)
+    except ValidationError:
+        expected = None
+    fast = ChatFastPath(
+        lambda *a: None,  # type: ignore[arg-type,return-value]
+        endpoint=lambda *a: None,  # type: ignore[arg-type,return-value]
+        model=ChatCompletionRequest,
+    )
+    parsed = fast._parse(raw)
+    assert parsed == expected
+    if expected is not None:
+        assert parsed is not None
+        assert parsed.model_fields_set == expected.model_fields_set
+
+
+def test_a_chat_body_sent_as_text_gets_fastapis_answer_not_the_fast_paths(
+    base_config: Any,
+) -> None:
+    """Only ``candidate`` requests reach the front fast path (it does not check again)."""
+    from tests.server.test_fast_path import CHAT
+
+    from llmrelay.server import create_app
+
+    async def run(cors: tuple[str, ...]) -> httpx.Response:
+        from dataclasses import replace
+
+        async with llmrelay.AsyncClient(**base_config.client_kwargs) as client:
+            app = create_app(client, config=replace(base_config, cors_origins=cors))
+            transport = httpx.ASGITransport(app, raise_app_exceptions=False)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+                return await http.post(
+                    "/v1/chat/completions",
+                    content=json.dumps(CHAT),
+                    headers={"Content-Type": "text/plain", "Authorization": "Bearer k"},
+                )
+
+    front = asyncio.run(run(()))
+    route = asyncio.run(run(("http://page.test",)))  # CORS: no front, FastAPI's route
+    assert (front.status_code, front.text) == (route.status_code, route.text)
+    assert front.status_code != 200
