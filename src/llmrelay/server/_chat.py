@@ -177,6 +177,8 @@ class _Turn:
         await frames.aclose()
         self.ctx.metrics.in_flight.dec()
         self.finish(499 if cancelled else 200, error_type)
+        if self.ctx.exchanges is None:  # no exchange log: its entry's parts are not needed
+            return
         await self.record(
             frames.text,
             attempts=frames.attempts or (),

@@ -257,8 +257,9 @@ class _Bounded(asyncio.Protocol):
         self._on_lost.append(callback)
 
         def forget() -> None:
-            with contextlib.suppress(ValueError):
-                self._on_lost.remove(callback)
+            on_lost = self._on_lost  # (a new, empty list once the connection is lost)
+            if callback in on_lost:
+                on_lost.remove(callback)
 
         return forget
 
