@@ -203,3 +203,21 @@ async def test_on_close_is_shielded_when_the_producer_did_not_return() -> None:
             await started.wait()
             peer.scope.cancel()  # type: ignore[attr-defined]
     assert closed == ["closed"]
+
+
+def test_the_raw_headers_are_starlettes_in_a_list_of_each_responses_own() -> None:
+    from starlette.responses import StreamingResponse
+
+    async def produce(outbox: Any) -> None:
+        pass
+
+    headers = {"Cache-Control": "no-cache", "X-Llmrelay-Attempts": '[{"provider": "a"}]'}
+    first = EventStreamResponse(produce, headers=dict(headers))
+    second = EventStreamResponse(produce, headers=dict(headers))
+    other = EventStreamResponse(produce, headers={**headers, "Cache-Control": "no-store"})
+    expected = StreamingResponse(iter(()), media_type="text/event-stream", headers=headers)
+    assert first.raw_headers == second.raw_headers == expected.raw_headers
+    assert (b"content-type", b"text/event-stream; charset=utf-8") in first.raw_headers
+    assert first.raw_headers is not second.raw_headers
+    assert (b"cache-control", b"no-store") in other.raw_headers
+    assert (b"cache-control", b"no-cache") not in other.raw_headers

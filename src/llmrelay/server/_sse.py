@@ -128,6 +128,11 @@ class Outbox:
             waiter.set_result(None)
 
 
+_RAW_HEADER_SETS = 256
+_RAW_HEADERS: dict[tuple[tuple[str, str], ...], tuple[tuple[bytes, bytes], ...]] = {}
+"""``EventStreamResponse``'s raw headers by its headers (the first ``_RAW_HEADER_SETS``)."""
+
+
 class EventStreamResponse(Response):
     """``text/event-stream`` body of the frames ``produce(outbox)`` queues.
 
@@ -156,7 +161,16 @@ class EventStreamResponse(Response):
         # Like StreamingResponse: no ``body``, so no Content-Length header.
         self.status_code = 200
         self.background = None
-        self.init_headers(headers)
+        # Starlette's raw headers depend on the headers alone here (the media type and
+        # charset are the class's, there is no body): made once per distinct set
+        key = tuple(headers.items())
+        raw = _RAW_HEADERS.get(key)
+        if raw is None:
+            self.init_headers(headers)
+            if len(_RAW_HEADERS) < _RAW_HEADER_SETS:
+                _RAW_HEADERS[key] = tuple(self.raw_headers)
+        else:
+            self.raw_headers = list(raw)  # the response's own list (Starlette appends to it)
         self._produce = produce
         self._on_close = on_close
         self._first = first
