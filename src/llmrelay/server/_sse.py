@@ -237,10 +237,12 @@ class EventStreamResponse(Response):
                 await self._write(outbox, loop, send, start, batch)
         finally:
             try:
-                for task in tasks:
+                pending = [task for task in tasks if not task.done()]
+                for task in pending:
                     if not task.cancelling():  # once: a second cancel cuts its clean-up short
                         task.cancel()
-                await asyncio.wait(tasks)
+                if pending:  # (asyncio.wait of done tasks still waits a loop turn)
+                    await asyncio.wait(pending)
             finally:
                 if forget is not None:
                     forget()
