@@ -221,29 +221,3 @@ def test_the_raw_headers_are_starlettes_in_a_list_of_each_responses_own() -> Non
     assert first.raw_headers is not second.raw_headers
     assert (b"cache-control", b"no-store") in other.raw_headers
     assert (b"cache-control", b"no-cache") not in other.raw_headers
-
-
-@pytest.mark.anyio
-async def test_a_finished_producer_is_not_waited_for_again(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """``asyncio.wait`` of done tasks still takes a loop turn: only pending ones are."""
-    peer = _Peer()
-    waited: list[Any] = []
-    wait = asyncio.wait
-
-    async def counted(tasks: Any, *args: Any, **kwargs: Any) -> Any:
-        waited.append(tasks)
-        return await wait(tasks, *args, **kwargs)
-
-    monkeypatch.setattr(asyncio, "wait", counted)
-
-    async def produce(outbox: Any) -> None:
-        outbox.put(b"data: 1\n\n")
-
-    response = EventStreamResponse(produce, headers={}, on_close=peer.on_close)
-    with anyio.fail_after(5):
-        await response(SCOPE, peer.receive, peer.send)  # a watcher task: still pending
-    assert peer.ended()
-    assert [len(tasks) for tasks in waited] == [1]
-    assert peer.closed == 1

@@ -237,12 +237,10 @@ class EventStreamResponse(Response):
                 await self._write(outbox, loop, send, start, batch)
         finally:
             try:
-                pending = [task for task in tasks if not task.done()]
-                for task in pending:
+                for task in tasks:
                     if not task.cancelling():  # once: a second cancel cuts its clean-up short
                         task.cancel()
-                if pending:  # (asyncio.wait of done tasks still waits a loop turn)
-                    await asyncio.wait(pending)
+                await asyncio.wait(tasks)
             finally:
                 if forget is not None:
                     forget()
