@@ -106,8 +106,11 @@ def test_one_prompt_imports_only_the_provider_it_uses_before_its_first_token(
 # What a plain chat (no tools, images, embeddings) needs not before its first token:
 # llmrelay.types' classes for those (loaded through ``llmrelay.types.__getattr__``), the
 # embeddings helpers, the image-input policy, tool emulation and the words explaining a
-# refused field.
+# refused field; nor the exchange log's module (its ``LogEntry`` is built after the answer,
+# the log opened at the first token).
 _NOT_BEFORE_THE_FIRST_TOKEN = {
+    "llmrelay.log",
+    "llmrelay._log",
     "llmrelay._lazy_types",
     "llmrelay._emulation",
     "llmrelay._fields",

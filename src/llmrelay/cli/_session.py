@@ -9,17 +9,18 @@ import logging
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 import llmrelay
-from llmrelay.log import ExchangeLog, LogEntry, LogError
 
 from . import _collector
 from ._common import describe_error, warn
 from ._text import StatusLine, queued_text
+
+if TYPE_CHECKING:  # the exchange log loads after the first token (``TurnLog.prepare``)
+    from llmrelay.log import ExchangeLog, LogEntry
 
 __all__ = ["ChatSession", "Output", "TurnLog", "TurnOptions", "run_turn"]
 
@@ -45,6 +46,8 @@ class TurnLog:
 
     def _open(self) -> ExchangeLog:
         if self._log is None:
+            from llmrelay.log import ExchangeLog
+
             self._log = ExchangeLog()
         return self._log
 
@@ -81,6 +84,8 @@ class TurnLog:
         """Log ``entry``; on a database failure warn once on stderr and stop logging."""
         if not self.write:
             return
+        from llmrelay.log import LogError
+
         try:
             self._open().add(entry, conversation=conversation, conversation_name=name)
             logger.info("logged exchange %s to %s", entry.id, self._open().display_url)
@@ -123,28 +128,69 @@ class ChatSession:
         return self.conversation.to_dict()
 
 
-@dataclass
 class TurnOptions:
-    """What the user asked for, the same for every turn."""
+    """What the user asked for, the same for every turn.
 
-    model: str | None = None
-    system: str | None = None
-    temperature: float | None = None
-    max_tokens: int | None = None
-    options: dict[str, Any] = field(default_factory=dict)
-    events: bool = False
-    stream: bool = True
-    usage: bool = False
-    proxy: str | None = None
-    schema: dict[str, Any] | None = None
-    """``--schema``: the answer is JSON following it, printed as JSON."""
-    tools: list[dict[str, Any]] = field(default_factory=list)
-    tool_emulation: bool | None = None
-    attachments: list[dict[str, Any]] = field(default_factory=list)
-    """``-a``: ``image_url`` parts sent with the next turn's prompt (then cleared)."""
-    descriptions: list[llmrelay.ProviderDescription] = field(default_factory=list)
-    describe: Callable[[], list[llmrelay.ProviderDescription]] | None = None
-    """Gives ``descriptions`` when an error first needs them (``client.providers``)."""
+    A plain class (each argument an attribute of the same name): the chat builds one
+    before its first token, and a dataclass's generated methods cost more there than
+    this whole class (its ``__eq__`` and ``__repr__`` were never used).
+
+    Args:
+        model: ``-m``, the model reference (``None``: the default model).
+        system: ``--system``, the system prompt.
+        temperature: ``--temperature``.
+        max_tokens: ``--max-tokens``.
+        options: ``-o`` provider options.
+        events: ``--events``: every event as a JSON line.
+        stream: the answer printed as it streams (``--no-stream``: at the end).
+        usage: ``--usage``: the token usage on stderr.
+        proxy: ``--proxy`` (named in a connection error's hint).
+        schema: ``--schema``: the answer is JSON following it, printed as JSON.
+        tools: ``--tool`` definitions.
+        tool_emulation: ``--tool-emulation`` (``None``: the client's default).
+        attachments: ``-a``: ``image_url`` parts sent with the next turn's prompt (then
+            cleared).
+        descriptions: the providers' descriptions named in an error's hint.
+        describe: gives ``descriptions`` when an error first needs them
+            (``client.providers``).
+    """
+
+    def __init__(
+        self,
+        *,
+        model: str | None = None,
+        system: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        options: dict[str, Any] | None = None,
+        events: bool = False,
+        stream: bool = True,
+        usage: bool = False,
+        proxy: str | None = None,
+        schema: dict[str, Any] | None = None,
+        tools: list[dict[str, Any]] | None = None,
+        tool_emulation: bool | None = None,
+        attachments: list[dict[str, Any]] | None = None,
+        descriptions: list[llmrelay.ProviderDescription] | None = None,
+        describe: Callable[[], list[llmrelay.ProviderDescription]] | None = None,
+    ) -> None:
+        self.model = model
+        self.system = system
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.options: dict[str, Any] = {} if options is None else options
+        self.events = events
+        self.stream = stream
+        self.usage = usage
+        self.proxy = proxy
+        self.schema = schema
+        self.tools: list[dict[str, Any]] = [] if tools is None else tools
+        self.tool_emulation = tool_emulation
+        self.attachments: list[dict[str, Any]] = [] if attachments is None else attachments
+        self.descriptions: list[llmrelay.ProviderDescription] = (
+            [] if descriptions is None else descriptions
+        )
+        self.describe = describe
 
     def explain(self, exc: BaseException) -> str:
         """The error's message with what to check (see ``describe_error``)."""
@@ -246,13 +292,15 @@ async def run_turn(
         from ._attach import with_attachments
 
         messages, options.attachments = with_attachments(prompt, options.attachments), []
-    entry = LogEntry(
-        prompt=prompt,
-        answer="",
-        conversation_id=session.id,
-        system=options.system,
-        model_requested=options.model,
-    )
+    # what the log records, gathered while the answer streams; the ``LogEntry`` (and
+    # the exchange log's module) comes after the stream, off the first token's path
+    provider: str | None = None
+    model: str | None = None
+    first_token_ms: int | None = None
+    usage: dict[str, int | None] | None = None
+    finish_reason: str | None = None
+    error_type: str | None = None
+    error: str | None = None
     parts: list[str] = []
     calls = _Calls()
     started = time.monotonic()
@@ -266,15 +314,15 @@ async def run_turn(
                 status.show(queued_text(event.position, event.eta))
                 continue
             status.clear()
-            if entry.first_token_ms is None and isinstance(event, _CONTENT) and event:
-                entry.first_token_ms = round((time.monotonic() - started) * 1000)
+            if first_token_ms is None and isinstance(event, _CONTENT) and event:
+                first_token_ms = round((time.monotonic() - started) * 1000)
                 first = True
             if isinstance(event, llmrelay.ProviderInfo):
-                entry.provider, entry.model = event.provider, event.model
+                provider, model = event.provider, event.model
             elif isinstance(event, llmrelay.FinishReason):
-                entry.finish_reason = event.reason
+                finish_reason = event.reason
             elif isinstance(event, llmrelay.Usage):
-                entry.usage = dataclasses.asdict(event)
+                usage = dataclasses.asdict(event)
             elif isinstance(event, llmrelay.ToolCallDelta):
                 calls.add(event)
             if options.events:
@@ -288,24 +336,40 @@ async def run_turn(
                 log.prepare()
         session.finished()
     except (llmrelay.LLMRelayError, asyncio.CancelledError, KeyboardInterrupt) as exc:
-        entry.error_type = type(exc).__name__
-        entry.error = options.explain(exc) if isinstance(exc, llmrelay.LLMRelayError) else None
-        entry.provider = getattr(exc, "provider", None) or entry.provider
-        entry.model = getattr(exc, "model", None) or entry.model
+        error_type = type(exc).__name__
+        error = options.explain(exc) if isinstance(exc, llmrelay.LLMRelayError) else None
+        provider = getattr(exc, "provider", None) or provider
+        model = getattr(exc, "model", None) or model
         if options.events and isinstance(exc, llmrelay.LLMRelayError):
-            out.json(_error_object(exc, entry.error or ""))
+            out.json(_error_object(exc, error or ""))
         raise
     finally:
         _collector.resume()
         status.clear()
         await stream.aclose()
-        entry.answer = "".join(parts)
-        entry.tool_calls = calls.assembled()
-        entry.duration_ms = round((time.monotonic() - started) * 1000)
-        entry.attempts = _attempts(stream) or (
-            [{"provider": entry.provider, "model": entry.model, "outcome": "ok"}]
-            if entry.provider and entry.error is None
-            else []
+        from llmrelay.log import LogEntry
+
+        entry = LogEntry(
+            prompt=prompt,
+            answer="".join(parts),
+            conversation_id=session.id,
+            system=options.system,
+            model_requested=options.model,
+            provider=provider,
+            model=model,
+            attempts=_attempts(stream)
+            or (
+                [{"provider": provider, "model": model, "outcome": "ok"}]
+                if provider and error is None
+                else []
+            ),
+            first_token_ms=first_token_ms,
+            duration_ms=round((time.monotonic() - started) * 1000),
+            usage=usage,
+            finish_reason=finish_reason,
+            error_type=error_type,
+            error=error,
+            tool_calls=calls.assembled(),
         )
         if not options.events:
             _print_answer(entry, options, out)
