@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import FrozenInstanceError
 from types import MappingProxyType
 from typing import Any
 
@@ -27,12 +27,49 @@ from .types import ConversationState, Message, ToolCall, normalize_messages
 __all__ = ["Conversation", "ProviderState"]
 
 
-@dataclass(frozen=True, slots=True)
 class ProviderState:
-    """A provider's state and the index of the assistant message it belongs to."""
+    """A provider's state and the index of the assistant message it belongs to.
+
+    Immutable, compared and shown by its two fields, as a frozen dataclass would be
+    (written out: a chat builds this module before its first token, and a frozen
+    dataclass's generated methods cost about a millisecond there).
+
+    Args:
+        data: the provider's state (``Conversation`` keeps a read-only copy).
+        index: the index in ``Conversation.messages`` of the assistant message it belongs to.
+    """
+
+    __slots__ = ("data", "index")
+    __match_args__ = ("data", "index")
 
     data: Mapping[str, Any]
     index: int
+
+    def __init__(self, data: Mapping[str, Any], index: int) -> None:
+        object.__setattr__(self, "data", data)
+        object.__setattr__(self, "index", index)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, ProviderState)
+        return (self.data, self.index) == (other.data, other.index)
+
+    def __hash__(self) -> int:
+        return hash((self.data, self.index))
+
+    def __repr__(self) -> str:
+        return f"ProviderState(data={self.data!r}, index={self.index!r})"
+
+    def __reduce__(self) -> tuple[type[ProviderState], tuple[Mapping[str, Any], int]]:
+        # copy and pickle through ``__init__`` (``__setattr__`` refuses)
+        return ProviderState, (self.data, self.index)
 
 
 class Conversation:

@@ -115,3 +115,34 @@ async def test_an_explicit_state_reaches_only_its_provider() -> None:
         await client.complete("q", model="first", state=ConversationState("other", {"a": 1}))
     assert one.received[0].state == ConversationState("first", {"a": 1})
     assert one.received[1].state is None
+
+
+def test_a_provider_state_is_immutable_and_compared_by_its_fields() -> None:
+    # written out instead of a frozen dataclass (start-up cost): the same behaviour
+    import copy
+    import dataclasses
+    from types import MappingProxyType
+
+    from llmrelay._conversation import ProviderState
+
+    data = MappingProxyType({"parent": "m1"})
+    state = ProviderState(data, 1)
+    assert state == ProviderState(data=MappingProxyType({"parent": "m1"}), index=1)
+    assert state != ProviderState(data, 2)
+    assert state != ProviderState(MappingProxyType({"parent": "m2"}), 1)
+    assert state != (data, 1)
+    assert repr(state) == "ProviderState(data=mappingproxy({'parent': 'm1'}), index=1)"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        state.index = 2  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        del state.data  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        state.other = 1  # type: ignore[attr-defined]
+    assert copy.copy(state) == state
+    assert hash(ProviderState((), 3)) == hash(((), 3))  # (a mappingproxy is unhashable)
+    match state:
+        case ProviderState(found, index):
+            assert (found, index) == (data, 1)
+    assert Conversation(states={"ai": {"data": {"x": 1}, "index": 0}}).states["ai"] == (
+        ProviderState(MappingProxyType({"x": 1}), 0)
+    )
