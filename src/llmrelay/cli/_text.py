@@ -21,11 +21,13 @@ __all__ = [
 
 ERROR_TEXT_LIMIT = 300
 
+# The patterns are compiled at their first use (``re.compile`` keeps them in its cache):
+# a chat's first token needs none of them.
 # CSI (ESC [ ... final), OSC (ESC ] ... BEL or ST), and two-character escapes.
-_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]?")
-_HTML = re.compile(r"<(?:!doctype\s+html|html|head|body)\b", re.IGNORECASE)
-_TITLE = re.compile(r"<title[^>]*>([^<]*)", re.IGNORECASE)
-_STATUS = re.compile(r"\b[1-5]\d\d\b")
+_ESCAPES = r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]?"
+_HTML = r"<(?:!doctype\s+html|html|head|body)\b"
+_TITLE = r"<title[^>]*>([^<]*)"
+_STATUS = r"\b[1-5]\d\d\b"
 
 
 class InputDecodeError(click.ClickException):
@@ -74,13 +76,13 @@ def decode_argument(value: str, encoding: str | None, what: str) -> str:
 
 
 def _summarise_html(text: str) -> str:
-    found = _HTML.search(text)
+    found = re.compile(_HTML, re.IGNORECASE).search(text)
     if found is None:
         return text
     before = text[: found.start()].rstrip(" :")
-    title_match = _TITLE.search(text, found.start())
+    title_match = re.compile(_TITLE, re.IGNORECASE).search(text, found.start())
     title = " ".join(title_match.group(1).split()) if title_match else ""
-    for status in set(_STATUS.findall(before)):  # the status once
+    for status in set(re.findall(_STATUS, before)):  # the status once
         title = re.sub(rf"\b{status}\b", "", title).strip(" -:")
     page = f"an HTML error page titled {title!r}" if title else "an HTML error page"
     return f"{before}: {page}" if before else page
@@ -93,7 +95,7 @@ def clean_error_text(text: str, limit: int = ERROR_TEXT_LIMIT) -> str:
     characters removed, whitespace collapsed.
     """
     text = _summarise_html(text)
-    text = _ESCAPES.sub("", text)
+    text = re.sub(_ESCAPES, "", text)
     text = "".join(ch if ch.isprintable() else " " for ch in text)
     text = " ".join(text.split())
     if len(text) > limit:
@@ -136,7 +138,7 @@ class StatusLine:
         """Replace the status with ``text`` (one line, escapes removed)."""
         if not self.enabled:
             return
-        line = _ESCAPES.sub("", text).replace("\r", " ").replace("\n", " ")
+        line = re.sub(_ESCAPES, "", text).replace("\r", " ").replace("\n", " ")
         self._stream.write(f"\r{line}\x1b[K")
         self._stream.flush()
         self._shown = True
