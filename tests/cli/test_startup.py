@@ -139,6 +139,43 @@ def test_a_local_openai_compatible_chat_loads_only_what_its_first_token_needs(
     assert not _NOT_BEFORE_THE_FIRST_TOKEN & loaded
 
 
+def test_the_log_entry_built_after_the_answer_keeps_what_the_stream_said(
+    tmp_path: Path, home: Path
+) -> None:
+    # the chat gathers the turn while it streams and builds its LogEntry (importing the
+    # log's module) after the answer: every field still reaches the log
+    fake = FakeOpenAI()
+    with serve(fake.app) as url:
+        config = tmp_path / "config.toml"
+        config.write_text(
+            f'[providers.local]\nkind = "openai"\nbase_url = "{url}/v1"\nmodels = ["m"]\n'
+        )
+        result, seen = _probe(
+            "chat", "--usage", "-m", "local:m", "hi", url=url, LLMRELAY_CONFIG=str(config)
+        )
+    assert result.returncode == 0, result.stderr
+    assert not {"llmrelay.log", "llmrelay._log"} & set(seen["modules"])
+    assert "Token usage: " in result.stderr
+    code, out, _ = run("logs", "--json")
+    assert code == 0
+    [entry] = json.loads(out)
+    assert (entry["prompt"], entry["answer"]) == ("hi", fake.expected_text)
+    assert (entry["provider"], entry["model"], entry["model_requested"]) == (
+        "local",
+        "m",
+        "local:m",
+    )
+    assert entry["finish_reason"] == "stop"
+    usage = entry["usage"]
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"] > 0
+    assert isinstance(entry["first_token_ms"], int)
+    assert entry["duration_ms"] >= entry["first_token_ms"]
+    assert entry["attempts"] == [
+        {"provider": "local", "model": "m", "outcome": "ok", "error_type": None, "message": None}
+    ]
+    assert (entry["error_type"], entry["error"], entry["tool_calls"]) == (None, None, None)
+
+
 def test_an_error_still_names_where_the_configured_base_url_came_from(
     tmp_path: Path, home: Path
 ) -> None:
