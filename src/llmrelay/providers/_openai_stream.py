@@ -45,6 +45,7 @@ that rewrote the body) is skipped and the stream read on, unless the request is
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import uuid
@@ -61,6 +62,7 @@ from .._http import (
     loads,
     protocol_error,
     raise_for_status,
+    translate_errors,
     upstream_text,
 )
 from .._turn import SKIPPED
@@ -432,33 +434,44 @@ async def stream_chat(
     provider: str,
     model: str | None,
     strict: bool = False,
+    translate: bool = False,
 ) -> AsyncGenerator[Event, None]:
     """POST ``payload`` to a ``/chat/completions`` URL and yield the answer's events.
 
     Yields text, ``Reasoning`` and ``Usage`` events and exactly one ``FinishReason``
     last. HTTP errors are mapped by ``llmrelay._http.raise_for_status`` (the OpenAI error
     JSON's ``message`` is quoted); transport errors are left to the caller's
-    ``translate_errors``. ``strict``: a chunk that is not JSON is a ``ProtocolError``
-    instead of being skipped (``ChunkParser``).
+    ``translate_errors``, or, with ``translate``, mapped here by
+    ``translate_errors(provider, model)`` around the whole stream (a provider can then
+    hand this generator on instead of re-yielding each event inside its own block).
+    ``strict``: a chunk that is not JSON is a ``ProtocolError`` instead of being
+    skipped (``ChunkParser``).
     """
     parser = ChunkParser(provider, model, strict=strict)
-    async with http.stream(
-        "POST",
-        url,
-        json=dict(payload),
-        headers={"accept": "text/event-stream", **headers},
-    ) as response:
-        await raise_for_status(response, provider=provider, model=model, what="chat completion")
-        # each event's data as received: the chunk's JSON is parsed from the bytes
-        messages = aiter_sse_data(response, provider=provider, model=model)
-        async for data in messages:
-            for event in parser.feed(data):
-                yield event
-            if parser.done:
-                await _drain(messages)
-                break
-    for event in parser.end():
-        yield event
+    with translate_errors(provider, model) if translate else _UNTRANSLATED:
+        async with http.stream(
+            "POST",
+            url,
+            json=dict(payload),
+            headers={"accept": "text/event-stream", **headers},
+        ) as response:
+            await raise_for_status(
+                response, provider=provider, model=model, what="chat completion"
+            )
+            # each event's data as received: the chunk's JSON is parsed from the bytes
+            messages = aiter_sse_data(response, provider=provider, model=model)
+            async for data in messages:
+                for event in parser.feed(data):
+                    yield event
+                if parser.done:
+                    await _drain(messages)
+                    break
+        for event in parser.end():
+            yield event
+
+
+_UNTRANSLATED = contextlib.nullcontext()
+"""``stream_chat``'s block without ``translate`` (a ``nullcontext`` is reusable)."""
 
 
 _running_loop = asyncio.events._get_running_loop
