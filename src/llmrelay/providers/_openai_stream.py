@@ -49,7 +49,7 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from typing import Any
 
 import anyio
@@ -57,6 +57,7 @@ import httpx
 
 from .. import _json, errors
 from .._http import (
+    BODY_DONE_EXTENSION,
     aiter_sse_data,
     invalid_request_class,
     loads,
@@ -464,7 +465,7 @@ async def stream_chat(
                 for event in parser.feed(data):
                     yield event
                 if parser.done:
-                    await _drain(messages)
+                    await _drain(messages, 0.5, response.extensions.get(BODY_DONE_EXTENSION))
                     break
         for event in parser.end():
             yield event
@@ -478,16 +479,24 @@ _running_loop = asyncio.events._get_running_loop
 """The running asyncio loop or ``None`` (no system call, unlike ``get_running_loop``)."""
 
 
-async def _drain(messages: AsyncIterator[Any], wait: float = 0.5) -> None:
+async def _drain(
+    messages: AsyncIterator[Any], wait: float = 0.5, done: Callable[[], bool] | None = None
+) -> None:
     """Read what follows ``[DONE]`` so the connection can be reused (``wait`` seconds at most).
 
     A failure there (a cut, a bad frame) cannot undo the finished answer: it is ignored.
-    On asyncio the bound is ``asyncio.timeout`` (a loop timer; half the CPU of an anyio
-    cancel scope, once per stream), elsewhere ``anyio.move_on_after``; either way only
-    its own expiry is absorbed, a cancellation from outside propagates.
+    When the transport tells that the whole body is in already (``done()``, the
+    response's ``BODY_DONE_EXTENSION``), its rest is read without a bound: nothing is
+    waited for. Otherwise, on asyncio, the bound is ``asyncio.timeout`` (a loop timer;
+    half the CPU of an anyio cancel scope, once per stream), elsewhere
+    ``anyio.move_on_after``; either way only its own expiry is absorbed, a cancellation
+    from outside propagates.
     """
     try:
-        if _running_loop() is not None:
+        if done is not None and done():
+            async for _ in messages:
+                pass
+        elif _running_loop() is not None:
             timeout = asyncio.timeout(wait)
             try:
                 async with timeout:
