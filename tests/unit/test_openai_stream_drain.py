@@ -127,7 +127,7 @@ async def test_a_body_received_whole_is_read_without_a_timer(timers: list[float]
     assert timers == []
     # a failure in that rest is ignored as in the bounded way
     await _drain(_items(1, [], httpx.ReadError("reset")), 5, lambda: True)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="bug"):
         await _drain(_items(1, [], ValueError("bug")), 5, lambda: True)
 
 
