@@ -76,11 +76,16 @@ async def test_events_then_the_connection_goes_back_to_the_pool(
     server.route("/a", headers=SSE, chunks=ANSWER)
     server.route("/b", headers=SSE, chunks=ANSWER + after)
     server.route("/c", headers=SSE, chunks=[b"".join(ANSWER)])  # all in one chunk
+    # what follows [DONE] still on its way when [DONE] is read: waited for (drained)
+    server.route("/d", headers=SSE, chunks=ANSWER + after, delay=0.05)
     assert await chat(http, f"{url}/a") == EXPECTED
     assert await chat(http, f"{url}/b") == EXPECTED
     assert await chat(http, f"{url}/c") == EXPECTED
+    assert await chat(http, f"{url}/d") == EXPECTED
+    assert await chat(http, f"{url}/a") == EXPECTED
     # one connection: each body was read to its end (drained) and released
-    assert server.seen_peers["/a"] == server.seen_peers["/b"] == server.seen_peers["/c"]
+    peers = server.seen_peers
+    assert peers["/a"] == peers["/b"] == peers["/c"] == peers["/d"]
 
 
 async def test_a_line_over_the_bound_is_a_protocol_error(
