@@ -354,6 +354,7 @@ class AsyncClient:
                     parameters=tuple(sorted(cls.parameters)),
                     options=cls.describe_options(),
                     image_models=tuple(cls.image_models),
+                    embedding_models=tuple(cls.embedding_models),
                     endpoint_sources={
                         endpoint: source
                         for (owner, endpoint), source in engine.settings.endpoint_sources.items()

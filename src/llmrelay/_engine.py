@@ -667,6 +667,8 @@ class TrialLoop:
         last = self._last
         assert last is not None
         attempts = self._attempts
+        if isinstance(last, errors.ProviderError):
+            last.tries = _retry.tries(attempts)
         if len(self._tried) <= 1 and len({(a.provider, a.model) for a in attempts}) <= 1:
             raise last
         raise errors.AllProvidersFailed(attempts) from last

@@ -20,8 +20,11 @@ httpcore's errors turned into httpx's), plus two things:
   retried on one connection) or when a pool without the state it reads is built;
 * **TLS on first use**: the https pool is built with its TLS context at the first https
   request (loading a CA bundle costs 30-100 ms a CLI talking plain http never needs);
-  plain http goes to a pool whose context trusts nothing (a connection that somehow
-  skipped the real one fails closed).
+  plain ``http://`` goes to a pool built without any TLS context (even an empty
+  ``ssl.SSLContext`` cost ~2.5 ms at its first use). Only ``http`` origins reach that
+  pool: every other scheme goes to the TLS pool, so no connection there ever needs a
+  context. A proxy's own TLS (an ``https://`` proxy) is httpx's ``Proxy.ssl_context``
+  in both pools, as in ``httpx.AsyncHTTPTransport``.
 """
 
 from __future__ import annotations
@@ -156,12 +159,14 @@ class _TunedSOCKSProxy(TunedAssignment, httpcore.AsyncSOCKSProxy):
 
 
 def tuned_pool(
-    ssl_context: ssl.SSLContext, proxy: httpx.Proxy | None = None
+    ssl_context: ssl.SSLContext | None, proxy: httpx.Proxy | None = None
 ) -> httpcore.AsyncConnectionPool:
     """An httpcore pool (direct, or through ``proxy``) with llmrelay's assignment pass.
 
     No connection limit, ``MAX_KEEPALIVE`` idle connections kept for
-    ``KEEPALIVE_EXPIRY`` seconds, HTTP/1.1.
+    ``KEEPALIVE_EXPIRY`` seconds, HTTP/1.1. ``ssl_context`` verifies the origins'
+    certificates; ``None`` only for a pool of plain ``http`` origins (httpcore would
+    build its own default context for a TLS origin).
 
     Raises:
         llmrelay.errors.ConfigError: a proxy scheme other than http, https, socks5 and
@@ -300,12 +305,12 @@ class HttpcoreTransport(httpx.AsyncBaseTransport):
         except ValueError as exc:
             raise errors.ConfigError(f"unusable proxy setting: {exc}") from exc
         self._tls: Callable[[], ssl.SSLContext] | None = tls
-        # http:// origins; its context trusts no CA (never used for a verified handshake)
-        self._plain = tuned_pool(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT), self._proxy)
+        # http:// origins only (see _pool_for): no TLS handshake, so no context
+        self._plain = tuned_pool(None, self._proxy)
         self._secure: httpcore.AsyncConnectionPool | None = None
 
     def _pool_for(self, scheme: bytes) -> httpcore.AsyncConnectionPool:
-        if scheme != b"https":
+        if scheme == b"http":
             return self._plain
         if self._secure is None:
             assert self._tls is not None

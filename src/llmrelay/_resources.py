@@ -415,14 +415,14 @@ class AsyncModels:
     async def list(self) -> ModelList:
         """Every ``provider:model`` and alias as OpenAI model objects.
 
-        ``owned_by`` is the provider (for an alias, the first of its chain). No network:
-        the built-in lists.
+        Chat, image and embedding models alike. ``owned_by`` is the provider (for an
+        alias, the first of its chain). No network: the built-in lists.
         """
         from ._openai import Model, ModelList
 
         data: list[Model] = []
         for description in self._client.providers():
-            for model in description.models:
+            for model in (*description.models, *description.embedding_models):
                 data.append(Model(id=f"{description.name}:{model}", owned_by=description.name))
         for alias, chain in self._client.aliases().items():
             owner = chain[0].partition(":")[0] if chain else "alias"

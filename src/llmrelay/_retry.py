@@ -25,11 +25,17 @@ other errors (400, 401, 404, protocol)      ``stop``    the request or the setup
 A retry waits ``backoff(n)``: ``BASE_DELAY * 2**(n-1)`` scaled by a random factor in
 [0.5, 1] ("equal jitter"), at most ``MAX_DELAY``, or the server's ``Retry-After``; it is
 skipped (the chain moves on) when the wait would pass the deadline.
+
+The error ending a chain carries ``tries`` (``tries(attempts)``: every request sent
+upstream for it, retries and fallback candidates included), so that whoever passes it on
+can tell a client whether asking again at once would only repeat what llmrelay just did
+(``llmrelay serve``'s ``x-should-retry``).
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
 from typing import Literal
 
 from . import errors
@@ -41,6 +47,7 @@ __all__ = [
     "Decision",
     "backoff",
     "decide",
+    "tries",
 ]
 
 BASE_DELAY = 0.5
@@ -80,3 +87,8 @@ def backoff(
     delay: float = min(MAX_DELAY, BASE_DELAY * 2.0 ** (retry - 1))
     jitter: float = (rng or random).uniform(0.5, 1.0)
     return delay * jitter
+
+
+def tries(attempts: Iterable[errors.Attempt]) -> int:
+    """How many of ``attempts`` were sent to a service (all but the ``"skipped"`` ones)."""
+    return sum(1 for attempt in attempts if attempt.outcome != "skipped")

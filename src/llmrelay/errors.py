@@ -164,9 +164,15 @@ class ProviderError(LLMRelayError):
         code: the provider's machine-readable error code (OpenAI's ``error.code``,
             TGI's ``error_type``), when it gave one: ``"context_length_exceeded"``,
             ``"content_policy_violation"``, ...
+        tries: how many times llmrelay sent the request upstream before giving up with
+            this error: its same-candidate retries and the fallback candidates tried
+            (not the skipped ones), this attempt included. Set by the engine on the
+            error that ends a chain (raised as is, or the ``__cause__`` of
+            ``AllProvidersFailed``); 1 on any other.
     """
 
     default_retryable = False
+    tries: int = 1
 
     def __init__(
         self,

@@ -961,6 +961,8 @@ class ProviderDescription:
         parameters: the generation parameters the provider honours.
         options: provider-specific options, ``{name: {"type", "help"}}``.
         image_models: those of ``models`` that generate images rather than text.
+        embedding_models: the model ids that create embeddings rather than chat (not
+            in ``models``).
         endpoint_sources: endpoint name -> where its override came from (an environment
             variable, ``"argument base_urls"``, ``"config file [providers.NAME]
             base_url"``); an endpoint left at its default is absent.
@@ -986,6 +988,7 @@ class ProviderDescription:
     parameters: tuple[str, ...] = ()
     options: Mapping[str, Any] = field(default_factory=dict)
     image_models: tuple[str, ...] = ()
+    embedding_models: tuple[str, ...] = ()
     endpoint_sources: Mapping[str, str] = field(default_factory=dict)
     proxy_source: str | None = None
 

@@ -41,7 +41,7 @@ from llmrelay import (
 )
 from llmrelay._router import FIRST_OPEN, MemoryHealth, Router, Target
 from llmrelay._stream import mend_text
-from llmrelay.providers import Auth, Capability, Provider
+from llmrelay.providers import Auth, AuthMode, Capability, Provider
 from llmrelay.types import ChatRequest, Event
 
 pytestmark = pytest.mark.anyio
@@ -160,6 +160,30 @@ async def test_retries_per_provider_and_per_alias(tmp_path: Path) -> None:
         settings = client._engine.settings
     assert settings.retries_for("a", "chain") == 0
     assert settings.retries_for("a") == 2
+
+
+async def test_the_error_ending_a_chain_carries_its_tries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``ProviderError.tries``: every request sent upstream for the call, retries and
+    fallback included, a skipped candidate not (what ``x-should-retry`` is decided on)."""
+    monkeypatch.setattr(_retry, "BASE_DELAY", 0.01)
+    a = provider("a", [down()])
+    async with AsyncClient(providers=[a], retries=2) as client:
+        with pytest.raises(ProviderUnavailable) as alone:
+            await client.complete("hi", model="a")
+    assert alone.value.tries == 3
+    b = provider("b", [down("b")])
+    keyed = provider("keyed", OK)
+    keyed.auth = Auth(AuthMode.REQUIRED, "KEYED_TEST_KEY")
+    config = chain(tmp_path, "keyed:m", "b:m", retries=0)
+    async with AsyncClient(providers=[keyed, b], config_path=config) as client:
+        with pytest.raises(AllProvidersFailed) as chained:
+            await client.complete("hi", model="chain")
+    assert [x.outcome for x in chained.value.attempts] == ["skipped", "failed"]
+    assert isinstance(chained.value.__cause__, ProviderUnavailable)
+    assert chained.value.__cause__.tries == 1
+    assert ProviderUnavailable("u", provider="p").tries == 1  # not from a chain
 
 
 async def test_context_length_moves_on_without_a_resend_and_content_policy_stops(

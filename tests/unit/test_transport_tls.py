@@ -190,3 +190,41 @@ async def test_through_a_proxy_the_tunnelled_origin_is_verified_too(
         await client.aclose()
         proxy.close()
     assert built == [True]
+
+
+@pytest.fixture
+def contexts(monkeypatch: pytest.MonkeyPatch) -> list[ssl.SSLContext]:
+    """Every ``ssl.SSLContext`` made from now on (httpcore's, ours, ``create_default_context``).
+
+    Ask for it after ``https_url`` (whose server context is not the client's).
+    """
+    made: list[ssl.SSLContext] = []
+    original = ssl.SSLContext.__new__
+
+    def counted(cls: type[ssl.SSLContext], *args: Any, **kwargs: Any) -> ssl.SSLContext:
+        context = original(cls, *args, **kwargs)
+        made.append(context)
+        return context
+
+    monkeypatch.setattr(ssl.SSLContext, "__new__", staticmethod(counted))
+    return made
+
+
+async def test_plain_http_creates_no_ssl_context_at_all(
+    transport: str, https_url: str, contexts: list[ssl.SSLContext]
+) -> None:
+    """Not even an empty one for the plain pool (~2.5 ms at its first use); https still
+    builds the verifying context and refuses an unknown CA."""
+    answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+    _transport._TLS_CONTEXTS.clear()
+    async with one_response_server(answer) as url:
+        client = make_http_client(Timeouts(connect=5, read=5), transport=transport)
+        try:
+            assert (await client.get(url)).text == "ok"
+            assert contexts == []
+            with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+                await client.get(https_url)
+        finally:
+            await client.aclose()
+    assert len(contexts) == 1  # the verifying one, at the first https request
+    assert contexts[0].verify_mode == ssl.CERT_REQUIRED

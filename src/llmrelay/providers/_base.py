@@ -151,6 +151,10 @@ class Provider(ABC):
         models: the provider's own model ids (built-in list).
         image_models: those of ``models`` that generate images rather than text
             (``generate_image``; empty for a text-only provider).
+        embedding_models: model ids that create embeddings (``embed``, providers with
+            ``Capability.EMBEDDINGS``) rather than chat; apart from ``models`` (whose
+            presence closes a configured catalogue), accepted as ``models`` are, and
+            listed beside them (``AsyncClient.models.list()``, ``/v1/models``).
         aliases: short name -> model id, within this provider.
         open_catalogue: ``True`` when any model id is accepted.
         forwards: OpenAI chat-completions request fields the provider sends verbatim
@@ -179,6 +183,7 @@ class Provider(ABC):
     default_model: ClassVar[str]
     models: ClassVar[tuple[str, ...]] = ()
     image_models: ClassVar[tuple[str, ...]] = ()
+    embedding_models: ClassVar[tuple[str, ...]] = ()
     aliases: ClassVar[Mapping[str, str]] = MappingProxyType({})
     open_catalogue: ClassVar[bool] = False
     forwards: ClassVar[frozenset[str]] = frozenset()
@@ -224,7 +229,7 @@ class Provider(ABC):
         """
         if not model:
             return cls.default_model
-        if model in cls.models:
+        if model in cls.models or model in cls.embedding_models:
             return model
         if model in cls.aliases:
             return cls.aliases[model]
@@ -243,13 +248,13 @@ class Provider(ABC):
 
     @classmethod
     def valid_model_names(cls) -> list[str]:
-        """Every accepted name: model ids then aliases, without duplicates."""
-        return list(dict.fromkeys([*cls.models, *cls.aliases]))
+        """Every accepted name: model ids, embedding model ids, aliases, without duplicates."""
+        return list(dict.fromkeys([*cls.models, *cls.embedding_models, *cls.aliases]))
 
     @classmethod
     def offers(cls, model: str) -> bool:
         """Whether ``model`` is one of this provider's listed model ids or aliases."""
-        return model in cls.models or model in cls.aliases
+        return model in cls.models or model in cls.embedding_models or model in cls.aliases
 
     @classmethod
     def declared_vision(cls, model: str) -> bool | None:

@@ -65,6 +65,7 @@ CONFIG_KEYS: frozenset[str] = frozenset(
         "vision",
         "retries",
         "prefill",
+        "embedding_models",
     }
 )
 """The keys a ``kind = "openai"`` configuration table may hold."""
@@ -285,8 +286,11 @@ class OpenAICompatible(Provider):
                 "models"?: [str, ...], "default_model"?: str, "label"?: str,
                 "aliases"?: {alias: model}, "docs_url"?: str, "vision"?: bool |
                 [str, ...], "retries"?: int (read by the settings), "prefill"?: bool |
-                [model, ...] (see ``prefill``)}`` (``vision``: the models that take
-                images, ``true`` for all; absent or ``false``: none).
+                [model, ...] (see ``prefill``), "embedding_models"?: [str, ...]}``
+                (``vision``: the models that take images, ``true`` for all; absent or
+                ``false``: none; ``embedding_models``: the models its ``/embeddings``
+                serves, listed with ``kind`` ``embedding``; they do not close an open
+                catalogue as ``models`` does).
 
         Returns:
             A subclass of ``OpenAICompatible`` with those attributes.
@@ -319,8 +323,10 @@ class OpenAICompatible(Provider):
             _string(k, f"{where} aliases"): _string(v, f"{where} aliases.{k}")
             for k, v in aliases_value.items()
         }
+        embedding_models = _strings(table.get("embedding_models", []), f"{where} embedding_models")
         if models:
-            missing = [alias for alias, target in aliases.items() if target not in models]
+            known = {*models, *embedding_models}
+            missing = [alias for alias, target in aliases.items() if target not in known]
             if missing:
                 raise errors.ConfigError(
                     f"{where} aliases: {missing[0]!r} names a model not in 'models'"
@@ -338,6 +344,7 @@ class OpenAICompatible(Provider):
             "docs_url": _string(table.get("docs_url", base_url), f"{where} docs_url"),
             "endpoints": MappingProxyType({"base_url": base_url}),
             "models": tuple(models),
+            "embedding_models": tuple(m for m in embedding_models if m not in models),
             "default_model": default_model,
             "aliases": MappingProxyType(aliases),
             "open_catalogue": not models,

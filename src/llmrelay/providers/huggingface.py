@@ -112,7 +112,7 @@ from ._tgi import (
 )
 from ._vision import images_of, refuse_images
 
-__all__ = ["ROUTER_MODELS", "HuggingFace"]
+__all__ = ["EMBEDDING_MODELS", "ROUTER_MODELS", "HuggingFace"]
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +131,14 @@ IMAGE_MODELS: tuple[str, ...] = (
     "black-forest-labs/FLUX.1-schnell",
     "stabilityai/stable-diffusion-xl-base-1.0",
 )
+EMBEDDING_MODELS: tuple[str, ...] = (
+    "BAAI/bge-small-en-v1.5",
+    "BAAI/bge-base-en-v1.5",
+    "sentence-transformers/all-MiniLM-L6-v2",
+    "sentence-transformers/all-mpnet-base-v2",
+)
+"""Sentence-embedding models the Inference API's feature extraction serves (``embed``);
+any other Hub id can be asked for too (the catalogue is open)."""
 ROUTER_MODELS: frozenset[str] = frozenset({"deepseek-ai/DeepSeek-R1"})
 """Models sent to the OpenAI-compatible router unless a call says ``api="inference"``."""
 
@@ -198,6 +206,7 @@ class HuggingFace(Provider):
     default_model: ClassVar[str] = "Qwen/Qwen2-72B-Instruct"
     models: ClassVar[tuple[str, ...]] = TEXT_MODELS + IMAGE_MODELS
     image_models: ClassVar[tuple[str, ...]] = IMAGE_MODELS
+    embedding_models: ClassVar[tuple[str, ...]] = EMBEDDING_MODELS
     aliases: ClassVar[Mapping[str, str]] = MappingProxyType(
         {
             "qwen-2-72b": "Qwen/Qwen2-72B-Instruct",

@@ -9,11 +9,23 @@ leaves the server, and no response body from upstream is passed on.
 
 Every error reply carries ``x-should-retry`` (the header the ``openai`` SDKs read before
 their own rule of retrying 408/409/429/5xx, ``_should_retry`` in openai-python's
-``_base_client.py``): ``true`` when asking again can help (an upstream failure llmrelay
-marks ``retryable``: overload, timeout, a cut connection, a rate limit; the server
-shutting down), with ``Retry-After`` when the wait is known; ``false`` otherwise (a
-provider's own refusal or error, a 4xx, a missing key, an unknown model), so that a
-client does not send a failing request three times.
+``_base_client.py``, https://github.com/openai/openai-python/blob/main/src/openai/_base_client.py).
+It is ``true``, with ``Retry-After`` when the wait is known, only when asking again can
+help *and* llmrelay has not asked again itself:
+
+* the failure is one llmrelay marks ``retryable`` (overload, a full queue, a timeout, a
+  cut connection, a rate limit; the server shutting down), and
+* the request reached a service once only (``ProviderError.tries == 1``): llmrelay's
+  retry policy (``retries``) and fallback were not used -- ``retries = 0``, a probe, a
+  timeout (never retried on the same candidate), a 429 whose ``Retry-After`` was longer
+  than llmrelay waits, a retry skipped because its wait would pass the deadline.
+
+It is ``false`` for a failure asking again cannot fix (a provider's own refusal or error,
+a 4xx, a missing key, an unknown model) and for a retryable failure after llmrelay's own
+retries or fallback (``tries >= 2``): the SDK's two retries would each repeat the whole
+chain (3 x 3 upstream requests with the default settings), and a client that wants more
+can ask again later itself. The server's own refusals (its rate limit, the connection
+cap) are not upstream failures and say ``true`` (or leave the SDK's rule) as before.
 """
 
 from __future__ import annotations
@@ -36,6 +48,7 @@ __all__ = [
     "attempts_header",
     "error_body",
     "error_reply",
+    "release",
     "scrub",
 ]
 
@@ -184,23 +197,50 @@ def error_reply(exc: BaseException) -> ErrorReply:
     502, 503, 504); every provider failing -> 502 with each attempt listed; anything else
     -> 500 without details. Every reply has ``x-should-retry``, and a retryable one
     ``Retry-After`` when the wait is known (see the module docstring).
+
+    Once the reply is built, ``exc`` and every exception it carries (its causes and
+    contexts, ``AllProvidersFailed``'s attempts' errors, ``StreamInterrupted``'s cause)
+    lose their tracebacks: a traceback holds the frames it passed through, and one of
+    them the object that kept the error to raise it again (``AsyncChatStream``), a
+    reference cycle that kept the request's objects (~100: frames, the request body,
+    the stream) until the cyclic collector ran, whose full collections pause every
+    request being served. The type and message stay for the exchange log.
     """
     reply = _reply(exc)
     reply.headers = {**_should_retry(exc), **reply.headers}
+    release(exc)
     return reply
 
 
+def release(exc: BaseException) -> None:
+    """Drop the tracebacks of ``exc`` and of every exception it refers to (see ``error_reply``)."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        error = pending.pop()
+        if error is None or id(error) in seen:
+            continue
+        seen.add(id(error))
+        error.__traceback__ = None
+        pending += (error.__cause__, error.__context__)
+        if isinstance(error, llmrelay.StreamInterrupted):
+            pending.append(error.cause)
+        for attempt in getattr(error, "attempts", None) or ():
+            pending.append(getattr(attempt, "error", None))
+
+
 def _should_retry(exc: BaseException) -> dict[str, str]:
-    """``x-should-retry`` (and ``Retry-After``) for an error."""
+    """``x-should-retry`` (and ``Retry-After``) for an error (see the module docstring)."""
     if isinstance(exc, llmrelay.StreamInterrupted):
         exc = exc.cause
     if isinstance(exc, llmrelay.AllProvidersFailed):
-        last = exc.__cause__
-        if isinstance(last, llmrelay.ProviderError):
-            return _retry_headers(last.retryable, getattr(last, "retry_after", None))
-        return _retry_headers(False)
+        last = exc.__cause__  # the last candidate's error: it carries the chain's tries
+        if not isinstance(last, llmrelay.ProviderError):
+            return _retry_headers(False)
+        exc = last
     if isinstance(exc, llmrelay.ProviderError):
-        return _retry_headers(exc.retryable, getattr(exc, "retry_after", None))
+        retry = exc.retryable and exc.tries <= 1
+        return _retry_headers(retry, getattr(exc, "retry_after", None))
     closed = getattr(llmrelay.errors, "ClientClosed", None)
     return _retry_headers(closed is not None and isinstance(exc, closed))
 

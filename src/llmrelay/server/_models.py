@@ -6,8 +6,10 @@ OpenAI's model object is ``{"id", "object": "model", "created", "owned_by"}``
 
 * ``provider``: the registry name of the provider that serves it (for an alias, the
   first of its chain);
-* ``kind``: ``"chat"`` or ``"image"`` (a model that generates images,
-  ``/v1/images/generations``);
+* ``kind``: ``"chat"``, ``"image"`` (a model that generates images,
+  ``/v1/images/generations``) or ``"embedding"`` (a model that creates embeddings,
+  ``/v1/embeddings``: the providers' ``embedding_models``, and an alias whose first
+  candidate is one);
 * ``ready``: ``False`` when no candidate can be used on this server (each one's provider
   needs a key the server lacks);
 * ``vision``: whether the model takes images in messages (``image_url`` parts):
@@ -39,7 +41,11 @@ def _kind(description: llmrelay.ProviderDescription | None, model: str) -> str:
     if description is None:
         return "chat"
     model = description.aliases.get(model, model)
-    return "image" if model in description.image_models else "chat"
+    if model in description.image_models:
+        return "image"
+    if model in description.embedding_models and model not in description.models:
+        return "embedding"
+    return "chat"
 
 
 def describe_model(
@@ -80,6 +86,9 @@ def _vision(
 ) -> bool | None:
     if first is None or "vision" not in first.capabilities:
         return False
+    model = ref.partition(":")[2]
+    if model in first.embedding_models and model not in first.models:
+        return False  # an embedding model takes no messages
     if vision is None:
         return True
     try:
