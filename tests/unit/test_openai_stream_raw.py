@@ -94,7 +94,7 @@ async def test_a_line_over_the_bound_is_a_protocol_error(
     server, url = raw
     long = b"data: " + b"x" * (_http.DEFAULT_MAX_LINE + 10)  # no end of line yet
     server.route("/long", headers=SSE, chunks=[ANSWER[1], long])
-    with pytest.raises(errors.ProtocolError, match="event stream: .*line") as caught:
+    with pytest.raises(errors.ProtocolError, match=r"event stream: .*line") as caught:
         await chat(http, f"{url}/long")
     assert caught.value.provider == "p"
     # the same after [DONE]: ignored (the answer is finished)
