@@ -23,7 +23,7 @@ import time
 import zlib
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from email.utils import parsedate_to_datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 import httpx
 
@@ -41,12 +41,10 @@ from ._transport import (
 __all__ = [
     "BODY_DONE_EXTENSION",
     "MAX_BODY",
-    "RawSSEData",
     "SSEvent",
     "aiter_ndjson",
     "aiter_sse",
     "aiter_sse_data",
-    "close_response",
     "describe_body",
     "error_detail",
     "error_for_status",
@@ -55,11 +53,9 @@ __all__ = [
     "map_httpx_error",
     "protocol_error",
     "raise_for_status",
-    "raw_sse_data",
     "read_bounded",
     "read_json",
     "retry_after_seconds",
-    "sse_line_error",
     "translate_errors",
     "upstream_text",
 ]
@@ -678,69 +674,6 @@ def aiter_sse_data(
     return _aiter_sse(response, provider, model, max_line, content_types, True)  # type: ignore[return-value]
 
 
-class RawSSEData(NamedTuple):
-    """The parts of a plain event stream read by the transport's own reader.
-
-    ``raw_sse_data`` gives them: the loop of ``aiter_sse_data`` for a reader that runs
-    it itself.
-
-    Attributes:
-        read: ``async () -> bytes``, each chunk as received, ``b""`` at the end; raises
-            the transport's own exceptions.
-        failures: their types (``except failures as exc: raise mapped(exc) from exc``).
-        mapped: the httpx exception of one (the request attached).
-        feed: ``feed(chunk)``, the data of the events a chunk completes, as bytes
-            (``SSEDecoder.feed_data``); raises ``LineTooLong`` past the line bound
-            (``sse_line_error`` gives its ``ProtocolError``).
-    """
-
-    read: Callable[[], Awaitable[bytes]]
-    failures: tuple[type[BaseException], ...]
-    mapped: Callable[[BaseException], httpx.TransportError]
-    feed: Callable[[bytes], list[bytes]]
-
-
-def raw_sse_data(
-    response: httpx.Response,
-    *,
-    provider: str,
-    model: str | None,
-    max_line: int = DEFAULT_MAX_LINE,
-    content_types: tuple[str, ...] = ("text/event-stream",),
-) -> RawSSEData | None:
-    """``aiter_sse_data``'s reading parts for a body the transport reads itself, or ``None``.
-
-    The content type is checked first (the same ``ProtocolError`` as ``aiter_sse_data``).
-    Then, for a body without a content encoding whose transport gives its own chunk
-    reader (``RAW_READ_EXTENSION``, the aiohttp transport), the reader, its failures, their
-    mapping and an SSE decoder's ``feed_data``: the caller runs ``aiter_sse_data``'s loop
-    in its own generator (one generator less per chunk) and calls ``close_response`` at
-    the body's end, as ``aiter_sse_data`` does. ``None`` otherwise, with nothing
-    consumed: ``aiter_sse_data`` reads such a body.
-
-    Raises:
-        llmrelay.errors.ProtocolError: a wrong content type.
-    """
-    content_type, encoding = _stream_heads(response)
-    _check_content_type(response, content_types, provider, model, content_type)
-    if encoding.strip().lower() not in ("", "identity"):
-        return None
-    raw = _raw_reader(response)
-    if raw is None:
-        return None
-    read, failures, mapped = raw
-    return RawSSEData(read, failures, mapped, SSEDecoder(max_line).feed_data)
-
-
-def sse_line_error(exc: LineTooLong, provider: str, model: str | None) -> errors.ProtocolError:
-    """The ``ProtocolError`` ``aiter_sse`` raises for a line over its bound."""
-    return errors.ProtocolError(f"event stream: {exc}", provider=provider, model=model)
-
-
-close_response = _close
-"""``response.aclose()`` for a response of llmrelay's transports (see ``raw_sse_data``)."""
-
-
 async def _aiter_sse(
     response: httpx.Response,
     provider: str,
@@ -784,7 +717,7 @@ async def _aiter_sse(
             for event in feed(chunk, raw_data):
                 yield event
     except LineTooLong as exc:
-        raise sse_line_error(exc, provider, model) from None
+        raise errors.ProtocolError(f"event stream: {exc}", provider=provider, model=model) from None
 
 
 async def aiter_ndjson(

@@ -58,19 +58,14 @@ import httpx
 from .. import _json, errors
 from .._http import (
     BODY_DONE_EXTENSION,
-    RawSSEData,
     aiter_sse_data,
-    close_response,
     invalid_request_class,
     loads,
     protocol_error,
     raise_for_status,
-    raw_sse_data,
-    sse_line_error,
     translate_errors,
     upstream_text,
 )
-from .._sse import LineTooLong
 from .._turn import SKIPPED
 from ..types import ChatRequest, Event, FinishReason, Reasoning, ToolCallDelta, Usage
 
@@ -463,61 +458,15 @@ async def stream_chat(
         ) as response:
             await raise_for_status(response, provider=provider, model=model, what="chat completion")
             # each event's data as received: the chunk's JSON is parsed from the bytes
-            raw = raw_sse_data(response, provider=provider, model=model)
-            if raw is not None:
-                # aiter_sse_data's loop run here (one generator less per chunk)
-                read, failures, mapped, feed = raw
-                try:
-                    while True:
-                        try:
-                            chunk = await read()
-                        except failures as exc:
-                            raise mapped(exc) from exc
-                        if not chunk:
-                            await close_response(response)  # back to the pool
-                            break
-                        for data in feed(chunk):
-                            for event in parser.feed(data):
-                                yield event
-                            if parser.done:
-                                break
-                        if parser.done:
-                            rest = _rest(raw, response, provider, model)
-                            await _drain(rest, 0.5, response.extensions.get(BODY_DONE_EXTENSION))
-                            break
-                except LineTooLong as exc:
-                    raise sse_line_error(exc, provider, model) from None
-            else:
-                messages = aiter_sse_data(response, provider=provider, model=model)
-                async for data in messages:
-                    for event in parser.feed(data):
-                        yield event
-                    if parser.done:
-                        done = response.extensions.get(BODY_DONE_EXTENSION)
-                        await _drain(messages, 0.5, done)
-                        break
+            messages = aiter_sse_data(response, provider=provider, model=model)
+            async for data in messages:
+                for event in parser.feed(data):
+                    yield event
+                if parser.done:
+                    await _drain(messages, 0.5, response.extensions.get(BODY_DONE_EXTENSION))
+                    break
         for event in parser.end():
             yield event
-
-
-async def _rest(
-    raw: RawSSEData, response: httpx.Response, provider: str, model: str | None
-) -> AsyncGenerator[bytes, None]:
-    """What follows ``[DONE]`` on ``raw``'s reader, as ``aiter_sse_data`` would give it."""
-    read, failures, mapped, feed = raw
-    try:
-        while True:
-            try:
-                chunk = await read()
-            except failures as exc:
-                raise mapped(exc) from exc
-            if not chunk:
-                break
-            for data in feed(chunk):
-                yield data
-    except LineTooLong as exc:
-        raise sse_line_error(exc, provider, model) from None
-    await close_response(response)
 
 
 _UNTRANSLATED = contextlib.nullcontext()

@@ -1,9 +1,9 @@
-"""``stream_chat`` on a transport with its own chunk reader (aiohttp): the read loop runs
-in ``stream_chat`` itself (``raw_sse_data``), with ``aiter_sse_data``'s behaviour.
+"""``stream_chat`` over each transport's reader, with ``aiter_sse_data``'s behaviour.
 
-Each case runs on both transports (httpx reads through ``aiter_sse_data``) and must
-give the same: the events, the connection back to the pool after ``[DONE]`` and what
-follows it, a line over the bound as ``ProtocolError``, a cut as a mapped error, a
+Each case runs on both transports (aiohttp's reader taken by ``aiter_sse_data`` itself,
+httpx's through its chunk reader) and must give the same: the events, the connection
+back to the pool after ``[DONE]`` and what follows it (drained, even while still
+arriving), a line over the bound as ``ProtocolError``, a cut as a mapped error, a
 failure after ``[DONE]`` ignored, a wrong content type refused.
 """
 
@@ -122,22 +122,3 @@ async def test_a_wrong_content_type_is_refused(
     server.route("/t", headers={"content-type": "text/plain"}, chunks=ANSWER)
     with pytest.raises(errors.ProtocolError, match="text/event-stream"):
         await chat(http, f"{url}/t")
-
-
-async def test_aiohttps_reader_runs_in_stream_chat(
-    raw: tuple[RawServer, str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """On aiohttp no ``aiter_sse_data`` generator sits between the reader and the parser."""
-    from llmrelay.providers import _openai_stream
-
-    def refuse(*args: Any, **kwargs: Any) -> Any:
-        raise AssertionError("read through aiter_sse_data")
-
-    monkeypatch.setattr(_openai_stream, "aiter_sse_data", refuse)
-    server, url = raw
-    server.route("/r", headers=SSE, chunks=ANSWER)
-    http = make_http_client(Timeouts(connect=2, read=2), transport="aiohttp")
-    try:
-        assert await chat(http, f"{url}/r") == EXPECTED
-    finally:
-        await http.aclose()
