@@ -598,7 +598,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--ttft-tokens", type=int, default=5, help="tokens of the answer of the short rows"
     )
     parser.add_argument("--streams", type=int, default=100, help="concurrent streams")
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds")
+    parser.add_argument(
+        "--rounds", type=int, default=None, help="interleaved rounds (default 5; --quick: 3)"
+    )
     parser.add_argument("--runs", type=int, default=3, help="SDK single runs per round (raw 4x)")
     parser.add_argument(
         "--ttft-runs",
@@ -632,7 +634,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=",".join(LOADS),
         help=f"the loads to run, comma-separated (default: all of {','.join(LOADS)})",
     )
-    parser.add_argument("--quick", action="store_true", help="fewer rounds, 1 worker")
+    parser.add_argument(
+        "--quick", action="store_true", help="fewer rounds (unless --rounds), 1 worker"
+    )
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target fails")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("recording", nargs="?", help=argparse.SUPPRESS)
@@ -704,8 +708,10 @@ def run(args: argparse.Namespace) -> list[Any]:
     import _common as c
     from client_streaming import Check
 
-    if args.quick:
-        args.rounds, args.runs, args.workers = 3, 2, "1"
+    if args.quick:  # an explicit --rounds stays
+        args.runs, args.workers = 2, "1"
+    if args.rounds is None:
+        args.rounds = 3 if args.quick else 5
     scenario = next(s for s in c.scenarios() if s.name == "local")
     rows: dict[tuple[str, int, int, str], Row] = {}
     rss: dict[tuple[str, int], float] = {}

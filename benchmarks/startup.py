@@ -48,6 +48,12 @@ folder, e.g. the session's start) in the same loop, interleaved with this one: `
 llmrelay``, ``import llmrelay`` plus ``AsyncClient()``, ``--help`` and ``llmrelay chat``
 get a ``(before)`` row, and the chat's paired differences a ``before -> after`` line.
 
+``--module-pairs N`` (with ``--before``) times the CPU (``time.process_time``) of
+importing the modules the chat loads before its first token in fresh interpreters, this
+tree and ``SRC`` alternating, with their third-party libraries (click, asyncio, anyio,
+httpx, httpcore, h11, tomllib) imported first: llmrelay's own import cost on the chat's
+path, which the whole chat's paired CPU resolves only over many runs on a busy machine.
+
 ``--trace`` also runs the chat and the raw script ``--trace-runs`` times more each,
 alternating, under ``python -X importtime`` and a wrapper that notes milestones (ms since
 spawn, and the child's own CPU then): the first import of llmrelay and of httpx, the
@@ -55,7 +61,8 @@ client's construction and build (llmrelay's functions wrapped by name: a diagnos
 says what it could not find), the connect, the request sent, the first byte received and
 the first token printed; the import time of each phase by top-level package, and the
 imports done before the first token by one side and not the other (``-X importtime``
-self times, minimum over the runs).
+self times, minimum over the runs); ``--trace-modules N`` also lists the chat's N
+costliest llmrelay modules there.
 """
 
 from __future__ import annotations
@@ -386,6 +393,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--trace-runs", type=int, default=5, help="traced runs of each side")
     parser.add_argument(
+        "--trace-modules",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with --trace: the chat's N costliest llmrelay modules before its first token",
+    )
+    parser.add_argument(
+        "--module-pairs",
+        type=int,
+        default=0,
+        metavar="N",
+        help="CPU of importing the chat path's llmrelay modules: N fresh pairs with --before",
+    )
+    parser.add_argument(
         "--before",
         type=Path,
         metavar="SRC",
@@ -526,7 +547,7 @@ def run_first_token(
                 command, command_env = commands[name]
                 samples[name].append(_first_token(command, command_env))
         if args.trace:
-            trace(python, env, raw_args, args.trace_runs)
+            trace(python, env, raw_args, args.trace_runs, args.trace_modules)
     outputs = {s.output.strip() for runs in samples.values() for s in runs}
     if len(outputs) != 1:
         print(f"note: the commands printed different answers: {outputs!r}")
@@ -634,7 +655,9 @@ def _imports_by_phase(stderr: str) -> tuple[dict[str, dict[str, int]], dict[str,
     return phases, modules
 
 
-def trace(python: str, env: dict[str, str], raw_args: list[str], runs: int) -> None:
+def trace(
+    python: str, env: dict[str, str], raw_args: list[str], runs: int, top_modules: int = 0
+) -> None:
     """Where each side's time to the first token goes (``--trace``)."""
     code = TRACER + f"\nRAW_SCRIPT = {RAW_SCRIPT!r}\nrun()\n"
     sides = {
@@ -692,6 +715,52 @@ def trace(python: str, env: dict[str, str], raw_args: list[str], runs: int) -> N
             f"{sum(only.values()) / 1e3:.1f} ms (sum of minimum self times): "
             + ", ".join(f"{p} {v / 1e3:.1f}" for v, p in top[:14])
         )
+    if top_modules:
+        own = sorted(
+            ((v, m) for m, v in chat.items() if m.split(".")[0] == "llmrelay"), reverse=True
+        )
+        print(
+            f"\n  the chat's llmrelay modules before its first token: {len(own)}, "
+            f"{sum(v for v, _ in own) / 1e3:.1f} ms (minimum self times); the costliest: "
+            + ", ".join(f"{m} {v / 1e3:.1f}" for v, m in own[:top_modules])
+        )
+
+
+# The modules a ``llmrelay chat -m local:...`` start imports before its first token, its
+# third-party libraries imported first so that only llmrelay's own cost is timed.
+CHAT_PATH_LIBRARIES = (
+    "click, asyncio, anyio, anyio._backends._asyncio, httpx, httpcore, h11, tomllib"
+)
+CHAT_PATH_MODULES = (
+    "llmrelay, llmrelay.cli._app, llmrelay.cli._chat, llmrelay.cli._session, llmrelay._sync, "
+    "llmrelay._client, llmrelay._engine, llmrelay._stream, llmrelay.providers._openai_compat"
+)
+_MODULE_CPU = (
+    "import time\nimport {libraries}\n"
+    "t = time.process_time()\nimport {modules}\nprint(time.process_time() - t)\n"
+)
+
+
+def run_module_pairs(pairs: int, before: Path) -> None:
+    """CPU of importing the chat path's llmrelay modules, this tree and ``before`` alternating."""
+    code = _MODULE_CPU.format(libraries=CHAT_PATH_LIBRARIES, modules=CHAT_PATH_MODULES)
+    times: dict[str, list[float]] = {"after": [], "before": []}
+    for index in range(pairs):
+        order = ["after", "before"] if index % 2 == 0 else ["before", "after"]
+        for side in order:
+            env = _env(before) if side == "before" else _env()
+            out = subprocess.run(
+                [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+            )
+            times[side].append(float(out.stdout))
+    diffs = [a - b for a, b in zip(times["after"], times["before"], strict=True)]
+    print(
+        f"\nCPU of importing the chat path's llmrelay modules ({pairs} fresh pairs, "
+        "alternating; third-party libraries imported first; ms median / best)"
+    )
+    for side, values in times.items():
+        print(f"  {side:8} {_ms(values):7.1f} / {min(values) * 1e3:6.1f}")
+    print("  " + _line("after - before:", diffs))
 
 
 def run(args: argparse.Namespace) -> list[Check]:
@@ -701,7 +770,11 @@ def run(args: argparse.Namespace) -> list[Check]:
     before: Path | None = args.before.resolve() if args.before else None
     for src in filter(None, [c.SRC, before]):
         subprocess.run([python, "-m", "compileall", "-q", str(src / "llmrelay")], check=True)
+    if args.module_pairs and before:
+        run_module_pairs(args.module_pairs, before)
     checks = [] if args.only_chat else run_imports(args, before)
+    if not args.chat_runs:  # e.g. --only-chat --chat-runs 0 --module-pairs 30
+        return checks
     with tempfile.TemporaryDirectory() as tmp:
         first, _ = run_first_token(args, before, Path(tmp))
     return checks + first

@@ -9,7 +9,8 @@ Quick start::
             if isinstance(event, str):
                 print(event, end="", flush=True)
 
-``import llmrelay`` loads only types, errors and settings; the client classes load on
+``import llmrelay`` loads only types (a few request and result types on first use),
+errors and settings; the client classes load on
 first use of ``AsyncClient`` or ``Client``. Constructing a client reads and checks its
 settings; httpx, the transport and the engine load at its first request (or listing),
 and each provider when it is first used.
@@ -48,17 +49,12 @@ from .errors import (
 )
 from .types import (
     ChatRequest,
-    Completion,
     ConversationState,
-    EmbeddingRequest,
-    EmbeddingResult,
     Event,
     FinishReason,
     ImagePart,
-    ImageRequest,
     ImageResult,
     Message,
-    ProviderDescription,
     ProviderInfo,
     Queued,
     Reasoning,
@@ -106,6 +102,13 @@ if TYPE_CHECKING:
     from ._sync import ChatCompletionStream, ChatStream, Client
     from ._sync_shapes import MessageStream, ResponseStream
     from ._wire.sse import AsyncSSEStream
+    from .types import (  # loaded on first use (llmrelay.types.__getattr__)
+        Completion,
+        EmbeddingRequest,
+        EmbeddingResult,
+        ImageRequest,
+        ProviderDescription,
+    )
 
 __all__ = [
     "AllProvidersFailed",
@@ -222,6 +225,12 @@ _LAZY = {
     "ImagesGenerateParams": "._params",
     "CreateEmbeddingResponse": "._openai_embeddings",
     "Embedding": "._openai_embeddings",
+    # llmrelay.types' classes that a chat needs not before its first token
+    "Completion": ".types",
+    "EmbeddingRequest": ".types",
+    "EmbeddingResult": ".types",
+    "ImageRequest": ".types",
+    "ProviderDescription": ".types",
 }
 
 

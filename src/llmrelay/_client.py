@@ -31,13 +31,7 @@ from ._registry import Registry
 from ._settings import Settings, Timeouts, load_config
 from ._turn import Turn, check_image_types
 from .providers import Capability, Provider
-from .types import (
-    Completion,
-    EmbeddingResult,
-    ImageResult,
-    MessagesInput,
-    ProviderDescription,
-)
+from .types import ImageResult, MessagesInput
 
 if TYPE_CHECKING:
     import httpx
@@ -50,6 +44,7 @@ if TYPE_CHECKING:
     from ._router import HealthStore
     from ._stream import AsyncChatStream
     from .catalog import LiveModel
+    from .types import Completion, EmbeddingResult, ProviderDescription
 
 __all__ = ["AsyncClient"]
 
@@ -330,6 +325,8 @@ class AsyncClient:
 
     def providers(self) -> list[ProviderDescription]:
         """Describe every registered provider, in registry order (no I/O, no secrets)."""
+        from .types import ProviderDescription  # llmrelay.types loads it on first use
+
         engine = self._engine
         out = []
         for name in engine.registry.names():

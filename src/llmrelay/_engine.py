@@ -46,14 +46,12 @@ import sys
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import anyio
 import httpx
 
 from . import _retry, errors
-from ._emulation import Emulation, needs_emulation
-from ._fields import refusal_reason
 from ._http import map_httpx_error
 from ._redact import Secrets
 from ._registry import Registry
@@ -61,15 +59,10 @@ from ._router import Candidate, HealthStore, Router, Target
 from ._settings import ProviderSettingsSpec, Settings
 from ._turn import Turn, is_content
 from .providers import AuthMode, Capability, Provider
-from .providers._image_input import ImageFetchPolicy
-from .types import (
-    ChatRequest,
-    Event,
-    FinishReason,
-    ImageRequest,
-    ImageResult,
-    Queued,
-)
+from .types import ChatRequest, Event, FinishReason, ImageResult, Queued
+
+if TYPE_CHECKING:
+    from .types import ImageRequest
 
 __all__ = [
     "Engine",
@@ -234,6 +227,8 @@ class Engine:
         if turn.response_format is not None:
             fields["response_format"] = turn.response_format
         if self.settings.allow_image_fetch:
+            from .providers._image_input import ImageFetchPolicy  # only for image fetching
+
             fields["image_fetch"] = ImageFetchPolicy()
         if prefill:
             fields["prefill"] = prefill
@@ -269,6 +264,8 @@ class Engine:
         """The OpenAI fields of ``turn.asked`` the provider forwards; refuses any other."""
         for name in turn.asked:
             if name not in cls.forwards:
+                from ._fields import refusal_reason  # only to explain a refusal
+
                 raise errors.InvalidRequestError(
                     f"{target.provider} cannot honour {name}: {refusal_reason(name)}",
                     provider=target.provider,
@@ -295,6 +292,8 @@ class Engine:
             )
         options = dict(fields.get("options") or {})
         self._supported(cls, target, {}, options)
+        from .types import ImageRequest  # llmrelay.types loads it on first use
+
         return ImageRequest(
             prompt=prompt,
             model=target.model,
@@ -764,6 +763,8 @@ class OpenPhase:
                         engine.deadline(trial.started, self._total),
                         prefill if continues else "",
                     )
+                    if emulates:  # tool emulation, loaded only for a target that emulates
+                        from ._emulation import Emulation, needs_emulation
                     if emulates and needs_emulation(request, provider.capabilities):
                         agen = (await Emulation.prepare(provider, request)).stream()
                     else:

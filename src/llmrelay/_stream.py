@@ -40,7 +40,7 @@ import re
 import time
 from collections.abc import AsyncGenerator
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -49,7 +49,6 @@ from ._engine import Engine, Opened, OpenPhase, close_quietly, map_exception, ta
 from ._router import Target
 from ._turn import Skipped, Turn, is_content
 from .types import (
-    Completion,
     ConversationState,
     Event,
     FinishReason,
@@ -61,6 +60,9 @@ from .types import (
     ToolCallDelta,
     Usage,
 )
+
+if TYPE_CHECKING:
+    from .types import Completion
 
 __all__ = ["Accumulator", "AsyncChatStream", "mend_text"]
 
@@ -170,6 +172,8 @@ class Accumulator:
 
     def completion(self, attempts: list[errors.Attempt]) -> Completion:
         """The collected ``Completion``."""
+        from .types import Completion  # llmrelay.types loads it on first use
+
         info = self.info or ProviderInfo("", "")
         return Completion(
             text=self.answer(),

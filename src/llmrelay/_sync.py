@@ -46,15 +46,7 @@ from ._portal import Bridge, Portal
 from ._settings import Timeouts
 from ._turn import stop_sequences
 from .providers import Provider
-from .types import (
-    Completion,
-    EmbeddingResult,
-    Event,
-    ImageResult,
-    MessagesInput,
-    ProviderDescription,
-    Reasoning,
-)
+from .types import Event, ImageResult, MessagesInput, Reasoning
 
 if TYPE_CHECKING:
     import httpx
@@ -71,6 +63,7 @@ if TYPE_CHECKING:
     from ._router import HealthStore
     from ._stream import AsyncChatStream
     from .catalog import LiveModel
+    from .types import Completion, EmbeddingResult, ProviderDescription
 
 __all__ = ["ChatCompletionStream", "ChatStream", "Client"]
 

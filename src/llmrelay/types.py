@@ -24,6 +24,10 @@ Requests for agents use the OpenAI chat-completions terms
 Schema, ``ToolChoice``, ``parallel_tool_calls`` and ``ResponseFormat``; messages with
 role ``tool`` (``tool_call_id``) and assistant messages carrying ``ToolCall`` values.
 Each type's ``from_openai`` reads OpenAI's JSON shape and ``to_openai`` writes it.
+
+``ImageRequest``, ``Completion``, ``ProviderDescription``, ``EmbeddingRequest`` and
+``EmbeddingResult`` load on first use (``llmrelay._lazy_types``; a chat's start needs
+none of them): the same classes, module name, reprs and pickling.
 """
 
 from __future__ import annotations
@@ -35,7 +39,13 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 if TYPE_CHECKING:
-    from .errors import Attempt
+    from ._lazy_types import (
+        Completion,
+        EmbeddingRequest,
+        EmbeddingResult,
+        ImageRequest,
+        ProviderDescription,
+    )
     from .providers._image_input import ImageFetchPolicy
 
 __all__ = [
@@ -66,6 +76,35 @@ __all__ = [
     "event_to_dict",
     "normalize_messages",
 ]
+
+_LAZY = frozenset(
+    {"Completion", "EmbeddingRequest", "EmbeddingResult", "ImageRequest", "ProviderDescription"}
+)
+"""The classes defined in ``llmrelay._lazy_types`` and loaded on first use: a chat needs
+none of them before its first token (and no field of another class names one), and each
+frozen slotted dataclass costs the compilation of its generated methods when it is made."""
+
+if not TYPE_CHECKING:  # mypy sees the classes imported above, and no catch-all
+
+    def __getattr__(name: str) -> Any:
+        """Load the classes of ``_LAZY`` on first use (PEP 562: https://peps.python.org/pep-0562/).
+
+        ``llmrelay._lazy_types`` binds all of them here when it loads, so a later
+        access is a plain attribute read.
+
+        Raises:
+            AttributeError: ``name`` is not an attribute of ``llmrelay.types``.
+        """
+        if name in _LAZY:
+            from . import _lazy_types  # noqa: F401 - binds the classes here
+
+            return globals()[name]
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+    def __dir__() -> list[str]:
+        """This module's names, the not yet loaded classes of ``_LAZY`` included."""
+        return sorted(set(globals()) | _LAZY)
+
 
 Role: TypeAlias = Literal["system", "user", "assistant", "tool"]
 _ROLES: frozenset[str] = frozenset({"system", "user", "assistant", "tool"})
@@ -753,33 +792,6 @@ class ChatRequest:
 
 
 @dataclass(frozen=True, slots=True)
-class ImageRequest:
-    """An image-generation request.
-
-    Attributes:
-        prompt: the text prompt.
-        model: the provider's own model id.
-        width: width in pixels, or ``None`` for the model default.
-        height: height in pixels, or ``None``.
-        aspect_ratio: ``"1:1"``, ``"16:9"`` or ``"9:16"``, or ``None``.
-        seed: random seed, or ``None``.
-        negative_prompt: what the image should not show, or ``None``.
-        options: provider-specific options, only the names the provider declares.
-        deadline: ``time.monotonic()`` value by which the image is due, or ``None``.
-    """
-
-    prompt: str
-    model: str
-    width: int | None = None
-    height: int | None = None
-    aspect_ratio: str | None = None
-    seed: int | None = None
-    negative_prompt: str | None = None
-    options: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
-    deadline: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class ProviderInfo:
     """First event of every stream: who answers.
 
@@ -901,98 +913,6 @@ class ImageResult:
     height: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Completion:
-    """The collected result of one chat turn.
-
-    Attributes:
-        text: the whole answer text.
-        finish_reason: the stream's ``FinishReason.reason``.
-        provider: registry name of the provider that answered.
-        model: that provider's model id.
-        usage: token counts, when reported.
-        reasoning: concatenated ``Reasoning`` text (``""`` when none).
-        state: provider state for the next turn, when the provider keeps any.
-        images: generated images, if any.
-        attempts: each candidate tried (``llmrelay.Attempt``), the last one ``"ok"``.
-        tool_calls: the assembled tool calls (``ToolCall``), in ``index`` order; empty
-            when the model called none.
-        usage_estimated: ``True`` when ``usage`` was counted by llmrelay, not reported
-            by the provider.
-    """
-
-    text: str
-    finish_reason: str
-    provider: str
-    model: str
-    usage: Usage | None = None
-    reasoning: str = ""
-    state: ConversationState | None = None
-    images: tuple[ImageResult, ...] = field(default=(), repr=False)
-    attempts: tuple[Attempt, ...] = field(default=(), repr=False)
-    tool_calls: tuple[ToolCall, ...] = ()
-    usage_estimated: bool = False
-
-    def message(self) -> Message:
-        """The answer as the assistant ``Message`` of a conversation (text and calls)."""
-        return Message("assistant", self.text, tool_calls=self.tool_calls)
-
-
-@dataclass(frozen=True, slots=True)
-class ProviderDescription:
-    """What a provider is and whether it is ready to use (no secrets).
-
-    Attributes:
-        name: registry name.
-        label: human-readable name.
-        docs_url: documentation of the service.
-        base_url: the URL this client will use (override or default).
-        auth: ``"none"``, ``"optional"`` or ``"required"``.
-        env_var: the environment variable its key is read from, if any.
-        key_set: whether this client has a key for it.
-        capabilities: sorted capability names (``chat``, ``stream``, ``images``, ...).
-        default_model: model used when none is named.
-        models: the provider's model ids.
-        aliases: alias -> model id.
-        open_catalogue: whether any model id is accepted.
-        key_source: where the key came from (``"HF_TOKEN"``, ``"argument api_keys"``,
-            the config or keys file), never the key; ``None`` when there is none.
-        endpoints: endpoint name -> the URL this client will use.
-        parameters: the generation parameters the provider honours.
-        options: provider-specific options, ``{name: {"type", "help"}}``.
-        image_models: those of ``models`` that generate images rather than text.
-        embedding_models: the model ids that create embeddings rather than chat (not
-            in ``models``).
-        endpoint_sources: endpoint name -> where its override came from (an environment
-            variable, ``"argument base_urls"``, ``"config file [providers.NAME]
-            base_url"``); an endpoint left at its default is absent.
-        proxy_source: where the client's proxy came from (``"LLMRELAY_PROXY"``,
-            ``"argument proxy"``, ``"config file proxy"``), never its URL; ``None``
-            without a proxy.
-    """
-
-    name: str
-    label: str
-    docs_url: str
-    base_url: str
-    auth: str
-    env_var: str | None
-    key_set: bool
-    capabilities: tuple[str, ...]
-    default_model: str
-    models: tuple[str, ...]
-    aliases: Mapping[str, str]
-    open_catalogue: bool
-    key_source: str | None = None
-    endpoints: Mapping[str, str] = field(default_factory=dict)
-    parameters: tuple[str, ...] = ()
-    options: Mapping[str, Any] = field(default_factory=dict)
-    image_models: tuple[str, ...] = ()
-    embedding_models: tuple[str, ...] = ()
-    endpoint_sources: Mapping[str, str] = field(default_factory=dict)
-    proxy_source: str | None = None
-
-
 Event: TypeAlias = (
     str
     | ProviderInfo
@@ -1072,69 +992,3 @@ EmbeddingInput: TypeAlias = str | tuple[str, ...] | tuple[int, ...] | tuple[tupl
 """What is embedded, in OpenAI's four forms (``input`` of ``POST /v1/embeddings``): one
 text, several texts, one token array, or several token arrays (token ids of the model's
 own tokenizer)."""
-
-
-@dataclass(frozen=True, slots=True)
-class EmbeddingRequest:
-    """What a provider receives to embed (``Provider.embed``).
-
-    The input keeps the form the caller gave (a single text stays a string) so a
-    provider sends it in that form; a provider that cannot take a form or a field
-    refuses it (``InvalidRequestError`` with ``param``), never converts it.
-
-    Attributes:
-        input: ``EmbeddingInput``: a text, a tuple of texts, a tuple of token ids, or a
-            tuple of token-id tuples (never empty; no empty text or array).
-        model: the provider's own model id.
-        dimensions: the number of dimensions each vector must have (for models that can
-            shorten their vectors), or ``None`` for the model's own size.
-        user: an end-user identifier to pass to the service, or ``None``.
-        options: provider-specific embedding options (only names the provider declares
-            in ``Provider.embedding_options``).
-        deadline: ``time.monotonic()`` value by which the answer is due, or ``None``.
-    """
-
-    input: EmbeddingInput
-    model: str
-    dimensions: int | None = None
-    user: str | None = None
-    options: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
-    deadline: float | None = None
-
-    @property
-    def tokens(self) -> bool:
-        """Whether the input is token ids rather than text."""
-        return not isinstance(self.input, str) and not isinstance(self.input[0], str)
-
-    @property
-    def count(self) -> int:
-        """How many vectors the answer holds: one per text or token array."""
-        if isinstance(self.input, str) or isinstance(self.input[0], int):
-            return 1
-        return len(self.input)
-
-
-@dataclass(frozen=True, slots=True)
-class EmbeddingResult:
-    """Embedding vectors, one per input, in the order of the input.
-
-    Attributes:
-        vectors: one tuple of floats per input, the numbers as the service sent them
-            (a JSON number as read, a base64 float32 value decoded): no rounding added.
-        provider: registry name of the provider that answered.
-        model: that provider's model id.
-        usage: token counts as the service reported them (``prompt_tokens`` and
-            ``total_tokens``; never estimated), or ``None`` when it reported none.
-        attempts: each candidate tried (``llmrelay.Attempt``), the last one ``"ok"``.
-    """
-
-    vectors: tuple[tuple[float, ...], ...] = field(repr=False)
-    provider: str
-    model: str
-    usage: Usage | None = None
-    attempts: tuple[Attempt, ...] = field(default=(), repr=False)
-
-    @property
-    def dimensions(self) -> int:
-        """The length of the vectors (0 when there are none)."""
-        return len(self.vectors[0]) if self.vectors else 0

@@ -7,8 +7,11 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from tests.cli.conftest import SRC, Space, run, run_process
+from tests.fakes._server import serve
+from tests.fakes.openai_server import FakeOpenAI
 
 # A fresh interpreter runs the command with stdout wrapped: on the first write of answer
 # text it notes which heavy libraries are already imported.
@@ -35,8 +38,10 @@ finally:
 """
 
 
-def _probe(*args: str, url: str) -> tuple[subprocess.CompletedProcess[str], dict[str, bool]]:
-    env = {**os.environ, "PYTHONPATH": SRC, "LLMRELAY_HF_SPACES_BASE_URL": url}
+def _probe(
+    *args: str, url: str, **extra: str
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    env = {**os.environ, "PYTHONPATH": SRC, "LLMRELAY_HF_SPACES_BASE_URL": url, **extra}
     result = subprocess.run(
         [sys.executable, "-c", _PROBE, *args],
         capture_output=True,
@@ -94,6 +99,41 @@ def test_one_prompt_imports_only_the_provider_it_uses_before_its_first_token(
     assert not {f"llmrelay.cli.{name}" for name in other_commands} & loaded
     # the config file's default place is worked out without platformdirs (and tempfile)
     assert "platformdirs" not in loaded
+    # (a Space's provider module loads the image-input helpers with its file uploads)
+    assert not _NOT_BEFORE_THE_FIRST_TOKEN - {"llmrelay.providers._image_input"} & loaded
+
+
+# What a plain chat (no tools, images, embeddings) needs not before its first token:
+# llmrelay.types' classes for those (loaded through ``llmrelay.types.__getattr__``), the
+# embeddings helpers, the image-input policy, tool emulation and the words explaining a
+# refused field.
+_NOT_BEFORE_THE_FIRST_TOKEN = {
+    "llmrelay._lazy_types",
+    "llmrelay._emulation",
+    "llmrelay._fields",
+    "llmrelay.providers._embeddings",
+    "llmrelay.providers._image_input",
+}
+
+
+def test_a_local_openai_compatible_chat_loads_only_what_its_first_token_needs(
+    tmp_path: Path,
+) -> None:
+    # the judged start-up chat (benchmarks/startup.py): a kind = "openai" provider
+    fake = FakeOpenAI()
+    with serve(fake.app) as url:
+        config = tmp_path / "config.toml"
+        config.write_text(
+            f'[providers.local]\nkind = "openai"\nbase_url = "{url}/v1"\nmodels = ["m"]\n'
+        )
+        result, seen = _probe(
+            "chat", "--no-log", "-m", "local:m", "hi", url=url, LLMRELAY_CONFIG=str(config)
+        )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == fake.expected_text
+    loaded = set(seen["modules"])
+    assert "llmrelay.providers._openai_compat" in loaded
+    assert not _NOT_BEFORE_THE_FIRST_TOKEN & loaded
 
 
 def test_an_error_still_names_where_the_configured_base_url_came_from(

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from typing import Any
 
+import httpx
 import pytest
 
+import llmrelay
 from llmrelay.server import _guard
 from llmrelay.server._context import ACCESS_LOG
 from llmrelay.server._guard import Guard, _clean
@@ -734,3 +737,199 @@ def test_a_real_connection_gets_its_addresses_on_both_loops() -> None:
         seen.clear()
         client, server = run(one())
         assert seen == [(client, server)]
+
+
+@pytest.mark.parametrize("protocol", ["httptools", "h11"])
+def test_a_body_that_came_with_its_head_is_marked_received(protocol: str) -> None:
+    """``BODY_RECEIVED`` only when the whole body was parsed before the app started."""
+    if protocol == "httptools":
+        pytest.importorskip("httptools")
+    from llmrelay.server._sockets import BODY_RECEIVED
+
+    seen: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(scope["extensions"].get(BODY_RECEIVED))
+        await receive()
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    _exchange(protocol, app, REQUEST)
+    head, body = REQUEST[:-2], REQUEST[-2:]
+
+    async def later() -> None:  # the body comes after the app started
+        proto = _connected(protocol, app, head)
+        for _ in range(3):
+            await asyncio.sleep(0)
+        proto.data_received(body)
+        await _completed(proto)
+        proto.connection_lost(None)
+
+    asyncio.run(later())
+    assert seen == [True, None]
+
+
+@pytest.mark.parametrize("received", [True, False])
+def test_the_guard_keeps_no_body_deadline_for_a_body_that_is_there(
+    received: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llmrelay.server._guard import Guard
+    from llmrelay.server._sockets import BODY_RECEIVED
+
+    timers: list[float] = []
+    timeout_at = asyncio.timeout_at
+
+    def counted(when: float | None) -> Any:
+        timers.append(when or 0.0)
+        return timeout_at(when)
+
+    monkeypatch.setattr(asyncio, "timeout_at", counted)
+
+    got: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        got.append(await receive())
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"{}", "more_body": False}
+
+    sent: list[Any] = []
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/x",
+        "headers": [],
+        "extensions": {BODY_RECEIVED: True} if received else {},
+    }
+    guard = Guard(app, api_key=None, max_body_bytes=1, body_timeout=5.0)
+    asyncio.run(guard(dict(scope), receive, send))
+    assert sent[0]["status"] == 413  # the size is still counted
+    sent.clear()
+    guard = Guard(app, api_key=None, max_body_bytes=100, body_timeout=5.0)
+    asyncio.run(guard(dict(scope), receive, send))
+    assert sent[0]["status"] == 204
+    assert got == [
+        {"type": "http.disconnect"},
+        {"type": "http.request", "body": b"{}", "more_body": False},
+    ]
+    assert len(timers) == (0 if received else 2)
+
+
+class _RememberingStore:
+    """A conversation store that has states for any history (the restore path)."""
+
+    async def get(self, key: str) -> Any:
+        return {"alpha": {"data": {"session": "s"}, "index": 1}}
+
+    async def put(self, key: str, states: Any) -> None:
+        pass
+
+
+def test_a_requests_conversation_draws_no_random_id(
+    base_config: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The per-request ``Conversation`` (fresh or restored) gets a counted id, no uuid4."""
+    import uuid
+
+    from tests.server.test_fast_path import CHAT, _through_app
+
+    def refused() -> Any:
+        raise AssertionError("uuid4 drawn for a request's conversation")
+
+    monkeypatch.setattr(uuid, "uuid4", refused)
+    history = {
+        **CHAT,
+        "messages": [
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": "hello"},
+            {"role": "user", "content": "more"},
+        ],
+    }
+    responses = _through_app(
+        base_config,
+        [("POST", "/v1/chat/completions", CHAT), ("POST", "/v1/chat/completions", history)],
+        store=_RememberingStore(),
+    )
+    assert [r.status_code for r in responses] == [200, 200]
+    assert all(r.text.endswith("data: [DONE]\n\n") for r in responses)
+
+
+_USER = {"role": "user", "content": "hi"}
+_BODIES: list[Any] = [
+    {"messages": [_USER]},
+    {"messages": [_USER], "stream": True, "stream_options": {"include_usage": True}},
+    {"messages": [_USER], "stream_options": "yes"},
+    {"messages": [_USER], "stream_options": ["include_usage"]},
+    {"messages": [_USER], "stream_options": 1},
+    {"messages": ["hi"]},
+    {"messages": [[["user", "hi"]]]},
+    {"messages": [{"role": "user", "content": [{"type": "text", "text": "a"}, "b"]}]},
+    {"messages": [{"role": "assistant", "tool_calls": [{"id": "c", "function": "f"}]}]},
+    {"messages": [{"role": "assistant", "tool_calls": [{"id": "c", "function": [1]}]}]},
+    {"messages": [_USER], "tools": [{"type": "function"}], "tool_choice": {"type": "auto"}},
+    {"messages": [_USER], "metadata": {"a": 1}, "logit_bias": {"1": 2.5}, "stop": ["x", 2]},
+    {"messages": [_USER], "temperature": "0.5", "seed": 2**63, "n": True},
+    {"messages": [_USER], "temperature": "0.5", "max_tokens": 7.0, "stream": "true"},
+    {"messages": [_USER], "options": {"x": [1, {"y": None}]}, "model": 3},
+]
+
+
+@pytest.mark.parametrize("body", _BODIES)
+def test_the_fast_path_validates_a_json_body_as_fastapi_does(body: Any) -> None:
+    """Without ``from_attributes`` (FastAPI's ``validate_python`` sets it): the same model
+    for values JSON gives (pydantic reads no builtins value's attributes), and ``None`` for
+    a body FastAPI refuses (the route then answers with FastAPI's own errors).
+    """
+    from pydantic import ValidationError
+
+    from llmrelay.server._fast import ChatFastPath
+    from llmrelay.server._schemas import ChatCompletionRequest
+
+    raw = json.dumps(body).encode()
+    try:
+        expected: Any = ChatCompletionRequest.model_validate(json.loads(raw), from_attributes=True)
+    except ValidationError:
+        expected = None
+    fast = ChatFastPath(
+        lambda *a: None,  # type: ignore[arg-type,return-value]
+        endpoint=lambda *a: None,  # type: ignore[arg-type,return-value]
+        model=ChatCompletionRequest,
+    )
+    parsed = fast._parse(raw)
+    assert parsed == expected
+    if expected is not None:
+        assert parsed is not None
+        assert parsed.model_fields_set == expected.model_fields_set
+
+
+def test_a_chat_body_sent_as_text_gets_fastapis_answer_not_the_fast_paths(
+    base_config: Any,
+) -> None:
+    """Only ``candidate`` requests reach the front fast path (it does not check again)."""
+    from tests.server.test_fast_path import CHAT
+
+    from llmrelay.server import create_app
+
+    async def run(cors: tuple[str, ...]) -> httpx.Response:
+        from dataclasses import replace
+
+        async with llmrelay.AsyncClient(**base_config.client_kwargs) as client:
+            app = create_app(client, config=replace(base_config, cors_origins=cors))
+            transport = httpx.ASGITransport(app, raise_app_exceptions=False)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+                return await http.post(
+                    "/v1/chat/completions",
+                    content=json.dumps(CHAT),
+                    headers={"Content-Type": "text/plain", "Authorization": "Bearer k"},
+                )
+
+    front = asyncio.run(run(()))
+    route = asyncio.run(run(("http://page.test",)))  # CORS: no front, FastAPI's route
+    assert (front.status_code, front.text) == (route.status_code, route.text)
+    assert front.status_code != 200

@@ -305,6 +305,8 @@ def test_the_uvicorn_internals_the_limits_read_are_still_there(cls: Any) -> None
         assert needle in source, needle
     cycle = inspect.getsource(inspect.getmodule(base).RequestResponseCycle)  # type: ignore[union-attr]
     assert "self.response_complete = False" in cycle
+    assert "self.more_body = True" in cycle  # BODY_RECEIVED: set False at the message's end
+    assert "self.cycle.more_body = False" in source
 
 
 def test_the_default_cap_keeps_half_the_descriptors_for_upstreams(

@@ -143,3 +143,81 @@ async def test_a_failing_receive_stops_everything_and_is_raised() -> None:
     assert seen == ["cancelled"]
     assert not peer.ended()
     assert peer.closed == 1
+
+
+@pytest.mark.anyio
+async def test_a_producer_cleans_up_whole_after_the_client_leaves() -> None:
+    """Its ``finally`` may wait (closing the upstream): the response cancels it once only.
+
+    The producer is a plain asyncio task, in no anyio cancel scope: an anyio shield in
+    its clean-up would hold back nothing (a native ``Task.cancel()`` passes one), so a
+    second cancel from the response would cut the clean-up short.
+    """
+    peer = _Peer()
+    seen: list[str] = []
+
+    async def produce(outbox: Any) -> None:
+        outbox.put(b"data: 1\n\n")
+        await outbox.pause()
+        peer.left.set()
+        try:
+            await asyncio.sleep(30)
+        finally:
+            for _ in range(3):
+                await asyncio.sleep(0.01)
+            seen.append("cleaned up")
+
+    response = EventStreamResponse(produce, headers={}, on_close=peer.on_close)
+    with anyio.fail_after(5):
+        await response(SCOPE, peer.receive, peer.send)
+    assert seen == ["cleaned up"]
+    assert peer.closed == 1
+
+
+@pytest.mark.anyio
+async def test_on_close_is_shielded_when_the_producer_did_not_return() -> None:
+    """A response cancelled by an anyio scope still runs ``on_close`` to its end."""
+    peer = _Peer()
+    closed: list[str] = []
+    started = asyncio.Event()
+
+    async def produce(outbox: Any) -> None:
+        started.set()
+        await asyncio.sleep(30)
+
+    async def on_close() -> None:
+        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.01)
+        closed.append("closed")
+
+    response = EventStreamResponse(produce, headers={}, on_close=on_close)
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+
+            async def run() -> None:
+                with anyio.CancelScope() as scope:
+                    peer.scope = scope  # type: ignore[attr-defined]
+                    await response(SCOPE, peer.receive, peer.send)
+
+            tg.start_soon(run)
+            await started.wait()
+            peer.scope.cancel()  # type: ignore[attr-defined]
+    assert closed == ["closed"]
+
+
+def test_the_raw_headers_are_starlettes_in_a_list_of_each_responses_own() -> None:
+    from starlette.responses import StreamingResponse
+
+    async def produce(outbox: Any) -> None:
+        pass
+
+    headers = {"Cache-Control": "no-cache", "X-Llmrelay-Attempts": '[{"provider": "a"}]'}
+    first = EventStreamResponse(produce, headers=dict(headers))
+    second = EventStreamResponse(produce, headers=dict(headers))
+    other = EventStreamResponse(produce, headers={**headers, "Cache-Control": "no-store"})
+    expected = StreamingResponse(iter(()), media_type="text/event-stream", headers=headers)
+    assert first.raw_headers == second.raw_headers == expected.raw_headers
+    assert (b"content-type", b"text/event-stream; charset=utf-8") in first.raw_headers
+    assert first.raw_headers is not second.raw_headers
+    assert (b"cache-control", b"no-store") in other.raw_headers
+    assert (b"cache-control", b"no-cache") not in other.raw_headers

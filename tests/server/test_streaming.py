@@ -6,6 +6,7 @@ import json
 import shutil
 import socket
 import subprocess
+import time
 from typing import Any
 
 import httpx
@@ -87,8 +88,19 @@ def test_all_fail_is_502_listing_each_attempt(base_url: str) -> None:
         assert "beta is down" in body["message"]
 
 
+def _left(server_url: str) -> int:
+    """Requests counted with status 499 (the client left) in ``/metrics``."""
+    text = httpx.get(server_url + "/metrics", timeout=10).text
+    return sum(
+        int(float(line.rsplit(" ", 1)[1]))
+        for line in text.splitlines()
+        if line.startswith("llmrelay_server_requests_total{") and 'status="499"' in line
+    )
+
+
 def test_client_disconnect_closes_the_upstream_stream(server_url: str) -> None:
     scripted.SCRIPTS["alpha"] = ["first words", HOLD]
+    left = _left(server_url)
     body = json.dumps({"model": "alpha:m", "messages": HI, "stream": True}).encode()
     port = int(server_url.rsplit(":", 1)[1])
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
@@ -105,6 +117,13 @@ def test_client_disconnect_closes_the_upstream_stream(server_url: str) -> None:
         assert scripted.LOG["alpha"].closed == 0
     # the socket is closed: the upstream stream must be closed at once (it is held open)
     assert scripted.LOG["alpha"].wait_closed(5), "the provider's stream stayed open"
+    # and the stream's clean-up ran to its end: counted as 499, no longer in flight
+    deadline = time.monotonic() + 5
+    while _left(server_url) == left and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert _left(server_url) == left + 1
+    metrics = httpx.get(server_url + "/metrics", timeout=10).text
+    assert "llmrelay_server_streams_in_flight 0.0" in metrics
 
 
 def test_metrics_count_requests_errors_and_streams(server_url: str) -> None:

@@ -32,19 +32,13 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .. import errors
-from ..types import (
-    ChatRequest,
-    EmbeddingRequest,
-    EmbeddingResult,
-    Event,
-    ImageRequest,
-    ImageResult,
-)
+from ..types import ChatRequest, Event, ImageResult
 
 if TYPE_CHECKING:
     import httpx
 
     from ..catalog import LiveModel
+    from ..types import EmbeddingRequest, EmbeddingResult, ImageRequest
 
 __all__ = [
     "PARAMETERS",

@@ -50,14 +50,17 @@ import binascii
 import math
 import struct
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from .. import errors
 from .._http import loads, raise_for_status, read_json, upstream_text
-from ..types import EmbeddingRequest, EmbeddingResult, Usage
+from ..types import Usage
 from ._base import Option
+
+if TYPE_CHECKING:
+    from ..types import EmbeddingRequest, EmbeddingResult
 
 __all__ = [
     "ANSWER_LIMIT",
@@ -184,6 +187,8 @@ def parse_openai_embeddings(
     if sorted(found) != list(range(len(found))):
         raise _protocol("the embedding indexes are not 0..n-1", provider, model)
     check_vectors(vectors, request, provider=provider, model=model)
+    from ..types import EmbeddingResult  # llmrelay.types loads it on first use
+
     return EmbeddingResult(vectors, provider, model, _usage(body.get("usage")))
 
 

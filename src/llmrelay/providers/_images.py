@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import logging
 import struct
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import errors
 from .._http import protocol_error, upstream_text
-from ..types import ImageRequest
+
+if TYPE_CHECKING:
+    from ..types import ImageRequest
 
 __all__ = ["ASPECT_RATIOS", "image_parameters", "image_size", "sniff_image"]
 

@@ -37,18 +37,20 @@ import time
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from contextlib import aclosing
 from types import MappingProxyType
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
 import httpx
 
 from .. import errors
 from .._http import protocol_error, raise_for_status, read_json, translate_errors
-from ..types import ChatRequest, EmbeddingRequest, EmbeddingResult, Event
+from ..types import ChatRequest, Event
 from ._base import PARAMETERS, Auth, AuthMode, Capability, Option, Provider
-from ._embeddings import post_openai_embeddings
 from ._openai_stream import FORWARDED, chat_payload, stream_chat
 from ._vision import images_of, refuse_images
+
+if TYPE_CHECKING:
+    from ..types import EmbeddingRequest, EmbeddingResult
 
 __all__ = ["CONFIG_KEYS", "OpenAICompatible", "list_openai_models"]
 
@@ -189,6 +191,8 @@ class OpenAICompatible(Provider):
                 ``param``); ``InvalidRequestError`` (``param="dimensions"``) when the
                 server ignored ``dimensions``; ``ProtocolError`` for another shape.
         """
+        from ._embeddings import post_openai_embeddings  # not loaded for a chat
+
         model = await self._model_for(request)
         with translate_errors(self.name, model):
             return await post_openai_embeddings(

@@ -29,16 +29,19 @@ import struct
 import time
 import urllib.parse
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import httpx
 
 from .. import errors
 from .._http import read_bounded, upstream_text
-from ..types import ImageRequest, ImageResult
+from ..types import ImageResult
 from ._images import sniff_image
 from ._replicate_http import Prediction, Session, parse_prediction, prediction_route
+
+if TYPE_CHECKING:
+    from ..types import ImageRequest
 
 __all__ = ["MAX_IMAGE_BYTES", "generate", "image_input", "webp_size"]
 

@@ -7,9 +7,13 @@ part (``content[j]``) and the provider.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .. import errors
 from ..types import ChatRequest, ImagePart
-from ._image_input import ImageError
+
+if TYPE_CHECKING:
+    from ._image_input import ImageError
 
 __all__ = ["ImageAt", "image_error", "images_of", "refuse_images"]
 

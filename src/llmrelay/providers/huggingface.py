@@ -67,7 +67,7 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from contextlib import aclosing, asynccontextmanager
 from types import MappingProxyType
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
 
 import anyio
@@ -80,11 +80,8 @@ from .._templates import choose_template, fit, render
 from ..catalog import LiveModel
 from ..types import (
     ChatRequest,
-    EmbeddingRequest,
-    EmbeddingResult,
     Event,
     FinishReason,
-    ImageRequest,
     ImageResult,
     Message,
 )
@@ -111,6 +108,9 @@ from ._tgi import (
     wait_for_model,
 )
 from ._vision import images_of, refuse_images
+
+if TYPE_CHECKING:
+    from ..types import EmbeddingRequest, EmbeddingResult, ImageRequest
 
 __all__ = ["EMBEDDING_MODELS", "ROUTER_MODELS", "HuggingFace"]
 
@@ -404,6 +404,8 @@ class HuggingFace(Provider):
             info = await self._hub.model_info(model)
             if info.pipeline_tag == "text-to-image":
                 prompt = _prompt_text(request)
+                from ..types import ImageRequest  # llmrelay.types loads it on first use
+
                 yield await self._image(
                     ImageRequest(prompt, model, seed=request.seed, deadline=request.deadline),
                     info.id,
@@ -641,6 +643,8 @@ class HuggingFace(Provider):
                 usage = usage_from_headers(response.headers)
         payload = loads(raw, provider=self.name, model=model, what="embeddings")
         vectors = parse_features(payload, request, provider=self.name, model=model)
+        from ..types import EmbeddingResult  # llmrelay.types loads it on first use
+
         return EmbeddingResult(vectors, self.name, model, usage)
 
     async def _embed_router(self, request: EmbeddingRequest, model: str) -> EmbeddingResult:

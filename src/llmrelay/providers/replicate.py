@@ -49,7 +49,7 @@ import logging
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 from types import MappingProxyType
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 
@@ -61,13 +61,15 @@ from ..types import (
     ChatRequest,
     Event,
     FinishReason,
-    ImageRequest,
     ImageResult,
     Message,
     Queued,
 )
 from ._base import Auth, AuthMode, Capability, Option, Provider
 from ._replicate_http import Prediction, Session, parse_prediction, prediction_route
+
+if TYPE_CHECKING:
+    from ..types import ImageRequest
 
 __all__ = ["Replicate"]
 

@@ -15,13 +15,14 @@ and sent with its head. Once frames are flowing, a failure becomes one
 
 from __future__ import annotations
 
+import functools
+import itertools
 import json
 import math
 import time
 from collections.abc import Sequence
 from typing import Any
 
-import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
@@ -43,6 +44,13 @@ USAGE_HEADER = "x-llmrelay-usage"
 """``estimated``: the response's usage was counted by llmrelay, not reported by the
 provider (``llmrelay._usage``). On a stream it is sent when the answering provider does
 not report usage as a rule; the usage chunk comes after the headers."""
+
+
+_conversation_id = functools.partial(next, map("relay-{}".format, itertools.count(1)))
+"""The id of a request's ``Conversation``: a count, not ``Conversation``'s default random
+``uuid4`` (a ``getrandom`` call and a ``UUID`` object, about 3 µs per request). The id
+is never read: the conversation lives for one request, and the exchange log names it by
+its history's digest."""
 
 
 class _Turn:
@@ -72,10 +80,14 @@ class _Turn:
             states = await self.ctx.store.get(history_keys(self.pairs[: split + 1])[split])
             if states:
                 self.conversation = llmrelay.Conversation.from_dict(
-                    {"messages": messages[: split + 1], "states": dict(states)}
+                    {
+                        "id": _conversation_id(),
+                        "messages": messages[: split + 1],
+                        "states": dict(states),
+                    }
                 )
                 return messages[split + 1 :]
-        self.conversation = llmrelay.Conversation()
+        self.conversation = llmrelay.Conversation(id=_conversation_id())
         return messages
 
     async def remember(self, answer: str) -> None:
@@ -165,6 +177,8 @@ class _Turn:
         await frames.aclose()
         self.ctx.metrics.in_flight.dec()
         self.finish(499 if cancelled else 200, error_type)
+        if self.ctx.exchanges is None:  # no exchange log: its entry's parts are not needed
+            return
         await self.record(
             frames.text,
             attempts=frames.attempts or (),
@@ -443,16 +457,15 @@ async def _produce(
         failure = exc
         raise
     finally:
-        with anyio.CancelScope(shield=True):
-            if turn.queued is not None:  # it never got an answer
-                metrics.queue_wait.observe(time.monotonic() - turn.queued)
-            if frames.skipped:
-                metrics.child(metrics.skipped, provider, model).inc(frames.skipped)
-            if frames.deltas > counted:
-                deltas.inc(frames.deltas - counted)
-            await turn.end_stream(
-                frames, cancelled=cancelled, error_type=error_type, failure=failure
-            )
+        # no anyio shield: the producer runs in a plain task in no anyio cancel scope, and
+        # EventStreamResponse cancels it once (a shield would hold back nothing)
+        if turn.queued is not None:  # it never got an answer
+            metrics.queue_wait.observe(time.monotonic() - turn.queued)
+        if frames.skipped:
+            metrics.child(metrics.skipped, provider, model).inc(frames.skipped)
+        if frames.deltas > counted:
+            deltas.inc(frames.deltas - counted)
+        await turn.end_stream(frames, cancelled=cancelled, error_type=error_type, failure=failure)
 
 
 _DELTAS_EVERY = 32

@@ -13,7 +13,9 @@ it can answer exactly as the route would:
 * a ``Content-Type`` of ``application/json`` (parameters allowed);
 * a body that ``json.loads`` reads as an object (what Starlette's ``Request.json`` does)
   and that ``ChatCompletionRequest`` validates as FastAPI does
-  (``validate_python(..., from_attributes=True)``). The body is read with ``orjson``
+  (``validate_python(..., from_attributes=True)``; ``from_attributes`` is left out here:
+  pydantic applies it to no value of a builtins type, and JSON gives no other, so the
+  outcome is the same, about a fifth of the validation sooner). The body is read with ``orjson``
   (about a fifth of ``json.loads``'s cost), which gives the same values where it reads a
   body at all -- except integers beyond 64 bits, which it reads as floats: a body with
   19 or more digits in a row, and one ``orjson`` refuses (``NaN``, a BOM, UTF-16, a lone
@@ -103,6 +105,8 @@ class ChatFastPath:
         model: the body's pydantic model (``ChatCompletionRequest``).
         front: this one stands in front of FastAPI's middleware (see the module); the
             app's own then passes on the requests the front ``Guard`` marked ``GUARDED``.
+            A front one is given only requests ``candidate`` accepted (``create_app``'s
+            app checks) and does not check again.
     """
 
     def __init__(
@@ -120,8 +124,8 @@ class ChatFastPath:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer a valid chat request at once; pass everything else on."""
-        # GUARDED: the front one tried it already
-        if not candidate(scope) or (not self._front and GUARDED in scope):
+        # GUARDED: the front one tried it already; the front one's requests are candidates
+        if not self._front and (GUARDED in scope or not candidate(scope)):
             await self.app(scope, receive, send)
             return
         messages: list[Message] = []
@@ -158,6 +162,6 @@ class ChatFastPath:
         if not isinstance(value, dict):
             return None
         try:
-            return self._model.model_validate(value, from_attributes=True)
+            return self._model.model_validate(value)  # from_attributes: see the module
         except ValidationError:
             return None

@@ -12,7 +12,8 @@
   read, or while it is read when it comes chunked.
 * A body not complete ``body_timeout`` seconds after the request's head (shorter than
   its ``Content-Length``, or trickled) gets 408 and the connection is closed; waiting
-  for it is what the app would otherwise do for ever.
+  for it is what the app would otherwise do for ever. (No deadline when the server says
+  the whole body is already there: ``llmrelay serve``'s ``BODY_RECEIVED`` extension.)
 * One access-log line per request: method, path (no query string), status, seconds and
   the provider/model that answered — never headers, keys or (unless asked) prompts.
 
@@ -41,6 +42,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ._context import ACCESS_LOG
 from ._errors import error_body
 from ._fast import GUARDED
+from ._sockets import BODY_RECEIVED
 
 __all__ = ["Guard", "caller"]
 
@@ -225,22 +227,30 @@ class Guard:
             received = 0
             body_done = False
             # the loop's clock: asyncio.timeout_at (a timer handle) costs about half of an
-            # anyio cancel scope, and the body is usually read in one ``receive``
-            deadline = asyncio.get_running_loop().time() + self._body_timeout
+            # anyio cancel scope, and the body is usually read in one ``receive``; none
+            # when the server has the whole body already (``receive`` cannot wait)
+            deadline = (
+                None
+                if scope.get("extensions", {}).get(BODY_RECEIVED)
+                else asyncio.get_running_loop().time() + self._body_timeout
+            )
 
             async def receive_limited() -> Message:
                 nonlocal received, replied, body_done
                 if body_done:  # the app waits for a disconnect: no deadline
                     return await receive()
-                try:
-                    async with asyncio.timeout_at(deadline):
-                        message = await receive()
-                except TimeoutError:
-                    body_done = True
-                    if not status and not replied:
-                        await self._reply(send_logged, 408, self._too_slow(), _CLOSE, anthropic)
-                        replied = True
-                    return {"type": "http.disconnect"}
+                if deadline is None:
+                    message = await receive()
+                else:
+                    try:
+                        async with asyncio.timeout_at(deadline):
+                            message = await receive()
+                    except TimeoutError:
+                        body_done = True
+                        if not status and not replied:
+                            await self._reply(send_logged, 408, self._too_slow(), _CLOSE, anthropic)
+                            replied = True
+                        return {"type": "http.disconnect"}
                 if message["type"] != "http.request" or not message.get("more_body"):
                     body_done = True
                 if message["type"] == "http.request":

@@ -23,7 +23,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import anyio
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
@@ -337,12 +336,11 @@ async def _produce(
         failure = exc
         raise
     finally:
-        with anyio.CancelScope(shield=True):
-            if frames.deltas > counted:
-                deltas.inc(frames.deltas - counted)
-            await turn.end_stream(
-                frames, cancelled=cancelled, error_type=error_type, failure=failure
-            )
+        # no anyio shield: the producer runs in a plain task in no anyio cancel scope, and
+        # EventStreamResponse cancels it once (a shield would hold back nothing)
+        if frames.deltas > counted:
+            deltas.inc(frames.deltas - counted)
+        await turn.end_stream(frames, cancelled=cancelled, error_type=error_type, failure=failure)
 
 
 Handler = Callable[[Request], Awaitable[Response]]

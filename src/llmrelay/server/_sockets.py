@@ -31,10 +31,13 @@ head and first frame under it; an app that does not know it sends as before. And
 extension ``ON_DISCONNECT``: called with a callback, it has the callback run when the
 connection is lost (at once if it is already), and returns a function that forgets it;
 ``EventStreamResponse`` learns of a client leaving through it instead of a task waiting
-on ``receive`` for ``http.disconnect``.
+on ``receive`` for ``http.disconnect``. And, when the request's whole body came with its
+head (uvicorn had parsed the end of the message before the app started), the extension
+``BODY_RECEIVED`` (``True``): ``Guard`` then keeps no deadline for a body that is there
+(a timer per request, 5-8 µs, that could never fire: ``receive`` returns at once).
 
 The protocol subclasses read uvicorn attributes that are not documented API
-(``connections``, ``cycle``, ``cycle.response_complete``, ``cycle.scope``,
+(``connections``, ``cycle``, ``cycle.response_complete``, ``cycle.more_body``, ``cycle.scope``,
 ``cycle.transport``, ``transport``), and stand in for uvicorn's ``connection_made`` (it
 sets ``transport``, ``flow``, ``server``, ``client`` and ``scheme``; this one takes the
 addresses the event loop read at accept, ``get_extra_info("sockname")`` and
@@ -65,6 +68,7 @@ except ImportError:  # pragma: no cover (httptools comes with uvicorn[standard])
 
 __all__ = [
     "BATCH_WRITES",
+    "BODY_RECEIVED",
     "ON_DISCONNECT",
     "SocketLimits",
     "default_max_connections",
@@ -77,6 +81,9 @@ inside it goes out in one socket write at its end (see the module docstring)."""
 ON_DISCONNECT = "llmrelay.on_disconnect"
 """The scope extension whose value, called with a callback, runs it when the connection
 is lost and returns a function that forgets it (see the module docstring)."""
+BODY_RECEIVED = "llmrelay.body_received"
+"""The scope extension set (``True``) when the request's whole body had been received
+before its app started: no ``receive`` of the body waits (see the module docstring)."""
 
 
 def default_max_connections() -> int:
@@ -224,6 +231,8 @@ class _Bounded(asyncio.Protocol):
             # cycle per request: more garbage collections, whose pauses delay answers)
             extensions[BATCH_WRITES] = functools.partial(_batched, weakref.ref(cycle))
             extensions[ON_DISCONNECT] = functools.partial(_when_lost, weakref.ref(self))
+            if not cycle.more_body:  # the end of the message was parsed: the body is here
+                extensions[BODY_RECEIVED] = True
             self._stop_head_timer()
             return
         if self._head_timer is None:
@@ -248,8 +257,9 @@ class _Bounded(asyncio.Protocol):
         self._on_lost.append(callback)
 
         def forget() -> None:
-            with contextlib.suppress(ValueError):
-                self._on_lost.remove(callback)
+            on_lost = self._on_lost  # (a new, empty list once the connection is lost)
+            if callback in on_lost:
+                on_lost.remove(callback)
 
         return forget
 

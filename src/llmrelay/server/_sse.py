@@ -128,6 +128,11 @@ class Outbox:
             waiter.set_result(None)
 
 
+_RAW_HEADER_SETS = 256
+_RAW_HEADERS: dict[tuple[tuple[str, str], ...], tuple[tuple[bytes, bytes], ...]] = {}
+"""``EventStreamResponse``'s raw headers by its headers (the first ``_RAW_HEADER_SETS``)."""
+
+
 class EventStreamResponse(Response):
     """``text/event-stream`` body of the frames ``produce(outbox)`` queues.
 
@@ -136,7 +141,9 @@ class EventStreamResponse(Response):
             pause()`` when ``put`` says so); the body ends when it returns. It runs in
             its own task and is cancelled when the client goes away.
         headers: extra response headers.
-        on_close: runs last, even if the producer never started (shielded).
+        on_close: runs last, even if the producer never started; shielded from an anyio
+            cancellation unless the producer returned (its own clean-up then closed what
+            ``on_close`` closes: the callers' ``frames.aclose`` is idempotent).
         first: a frame already built (the stream's first): it goes out with the response
             head at once, before the producer's task has started (the producer's first
             ``put`` is then not the stream's first).
@@ -154,7 +161,16 @@ class EventStreamResponse(Response):
         # Like StreamingResponse: no ``body``, so no Content-Length header.
         self.status_code = 200
         self.background = None
-        self.init_headers(headers)
+        # Starlette's raw headers depend on the headers alone here (the media type and
+        # charset are the class's, there is no body): made once per distinct set
+        key = tuple(headers.items())
+        raw = _RAW_HEADERS.get(key)
+        if raw is None:
+            self.init_headers(headers)
+            if len(_RAW_HEADERS) < _RAW_HEADER_SETS:
+                _RAW_HEADERS[key] = tuple(self.raw_headers)
+        else:
+            self.raw_headers = list(raw)  # the response's own list (Starlette appends to it)
         self._produce = produce
         self._on_close = on_close
         self._first = first
@@ -167,7 +183,11 @@ class EventStreamResponse(Response):
         disconnect cancels the producer and stops the writer; a producer (or ``receive``)
         that fails stops the writer (the body stays unended) and its error is raised, in
         an ``ExceptionGroup`` as from a task group; when this response is cancelled, both
-        tasks are cancelled and awaited. ``on_close`` runs last, shielded. Under ``llmrelay
+        tasks are cancelled and awaited. A task is cancelled once: the producer's
+        clean-up (closing its stream) is not cut short by a second cancel, and no anyio
+        shield could hold one back (the producer is a plain task in no anyio cancel scope:
+        its only cancellation is this ``Task.cancel()``, which passes an anyio shield).
+        ``on_close`` runs last (see the arguments). Under ``llmrelay
         serve`` the server says when the client goes (the ``ON_DISCONNECT`` extension):
         then no watcher task waits on ``receive``.
         """
@@ -177,6 +197,7 @@ class EventStreamResponse(Response):
             outbox.started = True
         loop = asyncio.get_running_loop()
         failure: list[Exception] = []
+        returned = False  # the producer returned (its own clean-up done)
 
         def left() -> None:
             producer.cancel()
@@ -191,12 +212,14 @@ class EventStreamResponse(Response):
             left()
 
         async def produce() -> None:
+            nonlocal returned
             try:
                 await self._produce(outbox)
             except Exception as exc:  # the writer stops: the body stays unended
                 failure.append(exc)
                 outbox.halt()
                 return
+            returned = True
             outbox.close()
 
         producer = loop.create_task(produce())
@@ -215,12 +238,17 @@ class EventStreamResponse(Response):
         finally:
             try:
                 for task in tasks:
-                    task.cancel()
+                    if not task.cancelling():  # once: a second cancel cuts its clean-up short
+                        task.cancel()
                 await asyncio.wait(tasks)
             finally:
                 if forget is not None:
                     forget()
-                if self._on_close is not None:
+                if self._on_close is None:
+                    pass
+                elif returned:  # nothing of the producer's is left for on_close to wait on
+                    await self._on_close()
+                else:
                     with anyio.CancelScope(shield=True):
                         await self._on_close()
         if failure:
