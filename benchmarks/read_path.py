@@ -12,6 +12,12 @@ interleaved in alternating order; the best of three timed batches per child):
   (a coroutine wrapping the raw read) and, when the tree knows it,
   ``RAW_READ_EXTENSION``. No sockets, no engine: SSE decoding, the chunk parser, JSON,
   the drain after ``[DONE]`` and the generator layers between them.
+* **provider** (µs per stream): the same answer through the OpenAI-compatible provider's
+  ``stream(request)`` (``OpenAICompatible``, a configured ``kind = "openai"`` provider;
+  its checks and payload, and whatever layer it puts between ``stream_chat`` and the
+  engine). The response also tells that its body is in whole at ``[DONE]``
+  (``BODY_DONE_EXTENSION``, when the tree knows it), as aiohttp's does when the
+  upstream's last write holds the body's end.
 * **build** (µs per request): ``_Client.build_request("POST", url, json=..., headers=...)``
   of the aiohttp transport's client, as a provider calls it.
 
@@ -62,13 +68,16 @@ def _chunks(events: int) -> list[bytes]:
     return out
 
 
-async def _read_loop(streams: int, events: int) -> float:
+async def _read_loop(streams: int, events: int, provider: bool = False) -> float:
     import httpx
 
     from llmrelay import _transport
+    from llmrelay.providers._openai_compat import OpenAICompatible
     from llmrelay.providers._openai_stream import stream_chat
+    from llmrelay.types import ChatRequest, Message
 
     raw_key = getattr(_transport, "RAW_READ_EXTENSION", None)
+    done_key = getattr(_transport, "BODY_DONE_EXTENSION", None)
     chunks = _chunks(events)
 
     class Body(httpx.AsyncByteStream):
@@ -92,6 +101,8 @@ async def _read_loop(streams: int, events: int) -> float:
             extensions: dict[str, Any] = {_transport.READ_EXTENSION: read}
             if raw_key is not None:
                 extensions[raw_key] = (readany, (OSError,), lambda e: httpx.ReadError(str(e)))
+            if done_key is not None:
+                extensions[done_key] = lambda: not left
             self.response = httpx.Response(
                 200,
                 headers={"content-type": "text/event-stream"},
@@ -108,17 +119,24 @@ async def _read_loop(streams: int, events: int) -> float:
             return Opened()
 
     http: Any = Http()
+    table = {"kind": "openai", "base_url": "http://x/v1", "models": ["m"], "api_key": "sk-t"}
+    local = OpenAICompatible.from_config("local", table)(http)
+    request = ChatRequest(messages=(Message("user", "Count for me."),), model="m")
 
     async def one() -> None:
         n = 0
-        async for _ in stream_chat(
-            http,
-            "http://x/v1/chat/completions",
-            {"model": "m"},
-            headers={},
-            provider="p",
-            model="m",
-        ):
+        if provider:
+            source = local.stream(request)
+        else:
+            source = stream_chat(
+                http,
+                "http://x/v1/chat/completions",
+                {"model": "m"},
+                headers={},
+                provider="p",
+                model="m",
+            )
+        async for _ in source:
             n += 1
         assert n == events + 2, n  # the texts, the usage and the finish
 
@@ -167,12 +185,13 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         read = asyncio.run(_read_loop(args.streams, args.events))
-        print(read, _build(args.streams * 10))
+        through = asyncio.run(_read_loop(args.streams, args.events, provider=True))
+        print(read, through, _build(args.streams * 10))
         return
     trees = [("after", str(ROOT / "src"))]
     if args.before:
         trees.insert(0, ("before", args.before))
-    figures: dict[str, list[tuple[float, float]]] = {name: [] for name, _ in trees}
+    figures: dict[str, list[tuple[float, float, float]]] = {name: [] for name, _ in trees}
     for r in range(args.rounds):
         for name, src in trees if r % 2 == 0 else trees[::-1]:
             out = subprocess.run(
@@ -191,18 +210,20 @@ def main() -> None:
                 capture_output=True,
                 text=True,
             )
-            read, build = (float(x) for x in out.stdout.split())
-            figures[name].append((read, build))
+            read, through, build = (float(x) for x in out.stdout.split())
+            figures[name].append((read, through, build))
     print(f"{args.events} content chunks per stream, {args.rounds} rounds (best of 3 per round)")
     print(
         f"{'tree':8} {'read loop µs/stream median':>27} {'best':>7} "
-        f"{'build µs/req median':>20} {'best':>6}"
+        f"{'provider µs/stream median':>26} {'best':>7} {'build µs/req median':>20} {'best':>6}"
     )
     for name, values in figures.items():
         reads = [v[0] for v in values]
-        builds = [v[1] for v in values]
+        throughs = [v[1] for v in values]
+        builds = [v[2] for v in values]
         print(
             f"{name:8} {statistics.median(reads):27.1f} {min(reads):7.1f} "
+            f"{statistics.median(throughs):26.1f} {min(throughs):7.1f} "
             f"{statistics.median(builds):20.2f} {min(builds):6.2f}"
         )
 

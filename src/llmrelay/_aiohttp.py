@@ -50,7 +50,7 @@ from yarl import URL
 
 from . import errors
 from ._httpx_objects import new_headers, new_response
-from ._transport import RAW_READ_EXTENSION, READ_EXTENSION
+from ._transport import BODY_DONE_EXTENSION, RAW_READ_EXTENSION, READ_EXTENSION
 
 __all__ = ["AiohttpTransport"]
 
@@ -245,6 +245,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         except UnicodeDecodeError as exc:
             raise httpx.LocalProtocolError(f"a header value is not UTF-8: {exc}") from exc
         version = response.version
+        content = response.content
         stream = _Body(response, request)
         # httpx.Response(status, headers=raw_headers, stream=..., extensions=...),
         # without its __init__ (aiohttp's raw headers are bytes pairs already)
@@ -254,7 +255,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             stream,
             {
                 READ_EXTENSION: stream.read,
-                RAW_READ_EXTENSION: (response.content.readany, _ERRORS, stream.mapped),
+                RAW_READ_EXTENSION: (content.readany, _ERRORS, stream.mapped),
+                BODY_DONE_EXTENSION: content.is_eof,
                 "http_version": _HTTP_11
                 if version is None or version == (1, 1)
                 else f"HTTP/{version.major}.{version.minor}".encode(),

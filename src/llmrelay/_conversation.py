@@ -16,12 +16,12 @@ message's ``tool_call_id``)::
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import FrozenInstanceError
 from types import MappingProxyType
 from typing import Any
 
+from ._ids import token_hex16
 from .types import ConversationState, Message, ToolCall, normalize_messages
 
 __all__ = ["Conversation", "ProviderState"]
@@ -100,7 +100,7 @@ class Conversation:
     ) -> None:
         items = list(messages)
         self.messages: list[Message] = list(normalize_messages(items)) if items else []
-        self.id: str = id or uuid.uuid4().hex
+        self.id: str = id or token_hex16()  # as uuid4().hex: 32 random hex digits
         self._states: dict[str, ProviderState] = {}
         for provider, state in (states or {}).items():
             if isinstance(state, ProviderState):

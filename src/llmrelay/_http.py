@@ -30,6 +30,7 @@ import httpx
 from . import _json, errors
 from ._sse import DEFAULT_MAX_LINE, LineTooLong, NDJSONLineDecoder, SSEDecoder, SSEvent
 from ._transport import (
+    BODY_DONE_EXTENSION,
     RAW_READ_EXTENSION,
     READ_EXTENSION,
     make_http_client,
@@ -38,6 +39,7 @@ from ._transport import (
 )
 
 __all__ = [
+    "BODY_DONE_EXTENSION",
     "MAX_BODY",
     "SSEvent",
     "aiter_ndjson",

@@ -51,6 +51,7 @@ from ._version import __version__
 
 __all__ = [
     "ACCEPT_ENCODING",
+    "BODY_DONE_EXTENSION",
     "RAW_READ_EXTENSION",
     "READ_EXTENSION",
     "TRANSPORTS",
@@ -84,6 +85,13 @@ coroutine less per chunk): ``(read, failures, mapped)``, where ``read`` is an
 exceptions, ``failures`` the tuple of their types and ``mapped(exc)`` the httpx
 exception ``READ_EXTENSION``'s reader raises for one (the request attached). The
 aiohttp transport sets it (aiohttp's ``StreamReader.readany``)."""
+
+BODY_DONE_EXTENSION = "llmrelay.body_done"
+"""Key of a response's ``extensions`` under which a transport may put a ``() -> bool``
+telling whether the whole body has been received (what is left of it, if anything, is
+buffered: reading it to its end waits for nothing). A reader that must read a body's
+rest within a time bound can then skip the bound's timer. The aiohttp transport sets it
+(aiohttp's ``StreamReader.is_eof``: the end of the body was parsed)."""
 
 
 class _NoCookies(http.cookiejar.CookieJar):

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from llmrelay import errors
 from llmrelay._sse import SSEDecoder
 from llmrelay.providers._openai_compat import OpenAICompatible
-from llmrelay.providers._openai_stream import ChunkParser
+from llmrelay.providers._openai_stream import ChunkParser, stream_chat
 from llmrelay.types import ChatRequest, FinishReason, Message, Reasoning, Usage
 from tests.fakes._server import serve
 from tests.fakes._streaming import Fault
@@ -244,6 +244,48 @@ async def test_disconnect_mid_stream_is_an_error_not_a_truncation(
     fake.script = OpenAIScript(fault=Fault("disconnect", after=3))
     with pytest.raises((errors.TransportError, errors.ProtocolError)):
         await collect(local(http, base_url), request())
+
+
+async def test_disconnect_mid_stream_is_mapped_with_the_transport_error_as_cause(
+    fake: FakeOpenAI, http: httpx.AsyncClient, base_url: str
+) -> None:
+    # the transport's error leaves the stream as an llmrelay error naming the provider
+    # and model, the httpx exception as its cause (on both paths: model given, listed)
+    fake.script = OpenAIScript(fault=Fault("disconnect", after=3))
+    for model in ("fake-model", ""):
+        stream = local(http, base_url).stream(request(model=model))
+        events: list[Any] = []
+        with pytest.raises(errors.ProviderError) as caught:
+            async for event in stream:
+                events.append(event)
+        assert text_of(events)
+        assert fake.expected_text.startswith(text_of(events))
+        assert caught.value.provider == "local"
+        assert caught.value.model == "fake-model"
+        assert isinstance(caught.value.__cause__, httpx.TransportError)
+
+
+async def test_stream_hands_on_the_reader_itself(
+    fake: FakeOpenAI, http: httpx.AsyncClient, base_url: str
+) -> None:
+    # one generator step per event: with the model known, ``stream`` returns
+    # ``stream_chat``'s generator (counted by its code, not timed)
+    stream = local(http, base_url).stream(request())
+    assert stream.ag_code is stream_chat.__code__  # type: ignore[attr-defined]
+    assert text_of([event async for event in stream]) == fake.expected_text
+
+
+async def test_stream_checks_fail_at_the_first_step_not_at_the_call(
+    fake: FakeOpenAI, http: httpx.AsyncClient, base_url: str
+) -> None:
+    image = "https://example.com/a.png"
+    req = ChatRequest(messages=(Message("user", "Look", images=(image,)),), model="fake-model")
+    stream = local(http, base_url).stream(req)  # nothing raised yet, nothing sent
+    with pytest.raises(errors.InvalidRequestError, match="not declared to take images"):
+        await stream.__anext__()
+    with pytest.raises(StopAsyncIteration):
+        await stream.__anext__()
+    assert fake.requests == []
 
 
 async def test_early_close_closes_the_connection(

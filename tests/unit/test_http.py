@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 
@@ -20,7 +22,7 @@ from llmrelay._http import (
     read_bounded,
     translate_errors,
 )
-from llmrelay._transport import ACCEPT_ENCODING
+from llmrelay._transport import ACCEPT_ENCODING, BODY_DONE_EXTENSION
 from tests.fakes._server import serve
 from tests.fakes.raw import RawServer
 from tests.transports import TRANSPORTS
@@ -509,6 +511,34 @@ async def test_aiohttps_reader_is_read_without_the_wrapper(
             assert not isinstance(info.value.__cause__, httpx.HTTPError)  # aiohttp's, mapped
     finally:
         await http.aclose()
+
+
+async def test_aiohttps_body_done_tells_when_the_whole_body_is_in(
+    raw: tuple[RawServer, str],
+) -> None:
+    """``BODY_DONE_EXTENSION`` (the drain after ``[DONE]`` skips its timer on it): false
+    while the body's end has not arrived, true once it has, the rest still readable."""
+    server, url = raw
+    server.route("/e", headers=SSE, chunks=[b"data: 1\n\n", b"data: 2\n\n"], delay=0.2)
+    http = make_http_client(Timeouts(connect=2, read=2), transport="aiohttp")
+    try:
+        async with http.stream("GET", f"{url}/e") as response:
+            done = response.extensions[BODY_DONE_EXTENSION]
+            assert done() is False  # the head only: the chunks come 0.2 s apart
+            for _ in range(500):  # the end arrives about 0.4 s later (10 s at most)
+                if done():
+                    break
+                await asyncio.sleep(0.02)
+            assert done() is True
+            # all of it buffered: read to its end without waiting
+            with anyio.fail_after(0.1):
+                data = [d async for d in aiter_sse_data(response, provider="p", model="m")]
+            assert data == [b"1", b"2"]
+    finally:
+        await http.aclose()
+    async with httpx.AsyncClient() as plain:  # a client of another transport: absent
+        async with plain.stream("GET", f"{url}/e") as response:
+            assert BODY_DONE_EXTENSION not in response.extensions
 
 
 async def test_a_client_without_the_chunk_reader_reads_through_httpx() -> None:

@@ -98,3 +98,42 @@ async def test_an_enclosing_scope_cancels_it(way: str) -> None:
         await _drain(_forever([]), wait=30)
         pytest.fail("not cancelled")  # pragma: no cover
     assert scope.cancelled_caught
+
+
+@pytest.fixture
+async def timers(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The loop timers armed (``call_at``'s deadlines) while the test runs."""
+    loop = asyncio.get_running_loop()
+    armed: list[float] = []
+    call_at = loop.call_at
+
+    def counting(when: float, *args: object, **kwargs: object) -> asyncio.TimerHandle:
+        armed.append(when)
+        return call_at(when, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(loop, "call_at", counting)
+    return armed
+
+
+async def test_a_body_received_whole_is_read_without_a_timer(timers: list[float]) -> None:
+    # the transport says the whole body is in (BODY_DONE_EXTENSION): nothing to wait
+    # for, so no bound is armed; the rest is still read to its end
+    read: list[int] = []
+    messages = _items(3, read)
+    await _drain(messages, 5, lambda: True)
+    assert read == [0, 1, 2]
+    with pytest.raises(StopAsyncIteration):
+        await messages.__anext__()
+    assert timers == []
+    # a failure in that rest is ignored as in the bounded way
+    await _drain(_items(1, [], httpx.ReadError("reset")), 5, lambda: True)
+    with pytest.raises(ValueError, match="bug"):
+        await _drain(_items(1, [], ValueError("bug")), 5, lambda: True)
+
+
+async def test_a_body_still_arriving_keeps_the_bound(timers: list[float]) -> None:
+    read: list[int] = []
+    with anyio.fail_after(5):
+        await _drain(_forever(read), 0.05, lambda: False)
+    assert read == [1]
+    assert len(timers) >= 1

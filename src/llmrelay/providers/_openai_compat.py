@@ -214,9 +214,41 @@ class OpenAICompatible(Provider):
             raise errors.ConfigError(f"{self.name}: no model given and the server lists none")
         return listed[0]
 
-    async def stream(self, request: ChatRequest) -> AsyncGenerator[Event, None]:
-        """Stream the chat completion of ``request`` (see ``_openai_stream``)."""
+    def stream(self, request: ChatRequest) -> AsyncGenerator[Event, None]:
+        """Stream the chat completion of ``request`` (see ``_openai_stream``).
+
+        With the model known (``request.model`` or ``default_model``) this returns
+        ``stream_chat``'s generator itself, its transport errors mapped inside it
+        (``translate=True``): each event reaches the engine in one generator step, not
+        re-yielded by a second generator. The checks and the payload are made now; a
+        failure among them is raised by the returned generator's first step, as from
+        a generator of this method's own. A model to be listed first (an await) takes
+        a generator of its own that hands on ``stream_chat``'s events.
+        """
+        model = request.model or self.default_model
+        if not model:
+            return self._listed_stream(request)
+        try:
+            payload = self._payload(request, model)
+        except Exception as exc:
+            return _raising(exc)
+        return self._source(request, model, payload)
+
+    async def _listed_stream(self, request: ChatRequest) -> AsyncGenerator[Event, None]:
+        """``stream`` for a request without a model: the first the server lists."""
         model = await self._model_for(request)
+        source = self._source(request, model, self._payload(request, model))
+        async with aclosing(source):
+            async for event in source:
+                yield event
+
+    def _payload(self, request: ChatRequest, model: str) -> dict[str, Any]:
+        """The request body of ``request`` for ``model``, after the image check.
+
+        Raises:
+            llmrelay.errors.InvalidRequestError: images for a model not declared to
+                take them.
+        """
         if images_of(request) and not self.declared_vision(model):
             raise refuse_images(
                 request,
@@ -231,7 +263,12 @@ class OpenAICompatible(Provider):
         if isinstance(extra, Mapping):  # may replace stream_options, never the streaming
             payload.update(extra)
             payload.update(stream=True, model=model)
-        source = stream_chat(
+        return payload
+
+    def _source(
+        self, request: ChatRequest, model: str, payload: dict[str, Any]
+    ) -> AsyncGenerator[Event, None]:
+        return stream_chat(
             self._http,
             f"{self.base_url}/chat/completions",
             payload,
@@ -239,11 +276,8 @@ class OpenAICompatible(Provider):
             provider=self.name,
             model=model,
             strict=request.strict,
+            translate=True,
         )
-        with translate_errors(self.name, model):
-            async with aclosing(source):
-                async for event in source:
-                    yield event
 
     @classmethod
     def from_config(cls, name: str, table: Mapping[str, Any]) -> type[Provider]:
@@ -361,3 +395,9 @@ def _strings(value: Any, where: str) -> list[str]:
     if not isinstance(value, (list, tuple)):
         raise errors.ConfigError(f"{where}: expected a list of model ids")
     return [_string(item, where) for item in value]
+
+
+async def _raising(exc: Exception) -> AsyncGenerator[Event, None]:
+    """A generator whose first step raises ``exc`` (``OpenAICompatible.stream``'s checks)."""
+    raise exc
+    yield  # pragma: no cover  # an async generator

@@ -45,10 +45,11 @@ that rewrote the body) is skipped and the stream read on, unless the request is
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from typing import Any
 
 import anyio
@@ -56,11 +57,13 @@ import httpx
 
 from .. import _json, errors
 from .._http import (
+    BODY_DONE_EXTENSION,
     aiter_sse_data,
     invalid_request_class,
     loads,
     protocol_error,
     raise_for_status,
+    translate_errors,
     upstream_text,
 )
 from .._turn import SKIPPED
@@ -432,49 +435,66 @@ async def stream_chat(
     provider: str,
     model: str | None,
     strict: bool = False,
+    translate: bool = False,
 ) -> AsyncGenerator[Event, None]:
     """POST ``payload`` to a ``/chat/completions`` URL and yield the answer's events.
 
     Yields text, ``Reasoning`` and ``Usage`` events and exactly one ``FinishReason``
     last. HTTP errors are mapped by ``llmrelay._http.raise_for_status`` (the OpenAI error
     JSON's ``message`` is quoted); transport errors are left to the caller's
-    ``translate_errors``. ``strict``: a chunk that is not JSON is a ``ProtocolError``
-    instead of being skipped (``ChunkParser``).
+    ``translate_errors``, or, with ``translate``, mapped here by
+    ``translate_errors(provider, model)`` around the whole stream (a provider can then
+    hand this generator on instead of re-yielding each event inside its own block).
+    ``strict``: a chunk that is not JSON is a ``ProtocolError`` instead of being
+    skipped (``ChunkParser``).
     """
     parser = ChunkParser(provider, model, strict=strict)
-    async with http.stream(
-        "POST",
-        url,
-        json=dict(payload),
-        headers={"accept": "text/event-stream", **headers},
-    ) as response:
-        await raise_for_status(response, provider=provider, model=model, what="chat completion")
-        # each event's data as received: the chunk's JSON is parsed from the bytes
-        messages = aiter_sse_data(response, provider=provider, model=model)
-        async for data in messages:
-            for event in parser.feed(data):
-                yield event
-            if parser.done:
-                await _drain(messages)
-                break
-    for event in parser.end():
-        yield event
+    with translate_errors(provider, model) if translate else _UNTRANSLATED:
+        async with http.stream(
+            "POST",
+            url,
+            json=dict(payload),
+            headers={"accept": "text/event-stream", **headers},
+        ) as response:
+            await raise_for_status(response, provider=provider, model=model, what="chat completion")
+            # each event's data as received: the chunk's JSON is parsed from the bytes
+            messages = aiter_sse_data(response, provider=provider, model=model)
+            async for data in messages:
+                for event in parser.feed(data):
+                    yield event
+                if parser.done:
+                    await _drain(messages, 0.5, response.extensions.get(BODY_DONE_EXTENSION))
+                    break
+        for event in parser.end():
+            yield event
+
+
+_UNTRANSLATED = contextlib.nullcontext()
+"""``stream_chat``'s block without ``translate`` (a ``nullcontext`` is reusable)."""
 
 
 _running_loop = asyncio.events._get_running_loop
 """The running asyncio loop or ``None`` (no system call, unlike ``get_running_loop``)."""
 
 
-async def _drain(messages: AsyncIterator[Any], wait: float = 0.5) -> None:
+async def _drain(
+    messages: AsyncIterator[Any], wait: float = 0.5, done: Callable[[], bool] | None = None
+) -> None:
     """Read what follows ``[DONE]`` so the connection can be reused (``wait`` seconds at most).
 
     A failure there (a cut, a bad frame) cannot undo the finished answer: it is ignored.
-    On asyncio the bound is ``asyncio.timeout`` (a loop timer; half the CPU of an anyio
-    cancel scope, once per stream), elsewhere ``anyio.move_on_after``; either way only
-    its own expiry is absorbed, a cancellation from outside propagates.
+    When the transport tells that the whole body is in already (``done()``, the
+    response's ``BODY_DONE_EXTENSION``), its rest is read without a bound: nothing is
+    waited for. Otherwise, on asyncio, the bound is ``asyncio.timeout`` (a loop timer;
+    half the CPU of an anyio cancel scope, once per stream), elsewhere
+    ``anyio.move_on_after``; either way only its own expiry is absorbed, a cancellation
+    from outside propagates.
     """
     try:
-        if _running_loop() is not None:
+        if done is not None and done():
+            async for _ in messages:
+                pass
+        elif _running_loop() is not None:
             timeout = asyncio.timeout(wait)
             try:
                 async with timeout:
