@@ -119,10 +119,10 @@ _NOT_BEFORE_THE_FIRST_TOKEN = {
 }
 
 
-def test_a_local_openai_compatible_chat_loads_only_what_its_first_token_needs(
-    tmp_path: Path,
-) -> None:
-    # the judged start-up chat (benchmarks/startup.py): a kind = "openai" provider
+def _local_chat(
+    tmp_path: Path, *options: str
+) -> tuple[FakeOpenAI, subprocess.CompletedProcess[str], dict[str, Any]]:
+    """``llmrelay chat OPTIONS -m local:m hi`` probed against a fake OpenAI-compatible server."""
     fake = FakeOpenAI()
     with serve(fake.app) as url:
         config = tmp_path / "config.toml"
@@ -130,8 +130,16 @@ def test_a_local_openai_compatible_chat_loads_only_what_its_first_token_needs(
             f'[providers.local]\nkind = "openai"\nbase_url = "{url}/v1"\nmodels = ["m"]\n'
         )
         result, seen = _probe(
-            "chat", "--no-log", "-m", "local:m", "hi", url=url, LLMRELAY_CONFIG=str(config)
+            "chat", *options, "-m", "local:m", "hi", url=url, LLMRELAY_CONFIG=str(config)
         )
+    return fake, result, seen
+
+
+def test_a_local_openai_compatible_chat_loads_only_what_its_first_token_needs(
+    tmp_path: Path,
+) -> None:
+    # the judged start-up chat (benchmarks/startup.py): a kind = "openai" provider
+    fake, result, seen = _local_chat(tmp_path, "--no-log")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == fake.expected_text
     loaded = set(seen["modules"])
@@ -144,15 +152,7 @@ def test_the_log_entry_built_after_the_answer_keeps_what_the_stream_said(
 ) -> None:
     # the chat gathers the turn while it streams and builds its LogEntry (importing the
     # log's module) after the answer: every field still reaches the log
-    fake = FakeOpenAI()
-    with serve(fake.app) as url:
-        config = tmp_path / "config.toml"
-        config.write_text(
-            f'[providers.local]\nkind = "openai"\nbase_url = "{url}/v1"\nmodels = ["m"]\n'
-        )
-        result, seen = _probe(
-            "chat", "--usage", "-m", "local:m", "hi", url=url, LLMRELAY_CONFIG=str(config)
-        )
+    fake, result, seen = _local_chat(tmp_path, "--usage")
     assert result.returncode == 0, result.stderr
     assert not {"llmrelay.log", "llmrelay._log"} & set(seen["modules"])
     assert "Token usage: " in result.stderr
